@@ -1,0 +1,1 @@
+//! ltsweep's report (the report issue builds it).

@@ -1,0 +1,1 @@
+//! ltsweep's coordinator (the cluster issue builds it).

@@ -1,0 +1,433 @@
+//! Conversions between the wire messages ([`crate::pb`]) and the domain types, made at the
+//! boundary: a missing or unknown field becomes a [`ConvertError`] naming the field.
+
+use crate::job::{
+    AxisValue, ClassScope, CompMode, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec,
+    LossConfig, LossPlan, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
+};
+use crate::pb;
+use crate::result::{ClassGroup, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, Shot};
+
+/// A message that lacks a field or holds a value this version does not know.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("field `{field}`: {problem}")]
+pub struct ConvertError {
+    pub field: &'static str,
+    pub problem: &'static str,
+}
+
+fn missing(field: &'static str) -> ConvertError {
+    ConvertError {
+        field,
+        problem: "missing",
+    }
+}
+
+fn unknown(field: &'static str) -> ConvertError {
+    ConvertError {
+        field,
+        problem: "unknown or unspecified value",
+    }
+}
+
+impl From<ClassScope> for pb::ClassScope {
+    fn from(scope: ClassScope) -> Self {
+        match scope {
+            ClassScope::None => pb::ClassScope::None,
+            ClassScope::Head => pb::ClassScope::Head,
+            ClassScope::Tail => pb::ClassScope::Tail,
+            ClassScope::All => pb::ClassScope::All,
+        }
+    }
+}
+
+fn scope_from(value: i32, field: &'static str) -> Result<ClassScope, ConvertError> {
+    match pb::ClassScope::try_from(value) {
+        Ok(pb::ClassScope::None) => Ok(ClassScope::None),
+        Ok(pb::ClassScope::Head) => Ok(ClassScope::Head),
+        Ok(pb::ClassScope::Tail) => Ok(ClassScope::Tail),
+        Ok(pb::ClassScope::All) => Ok(ClassScope::All),
+        _ => Err(unknown(field)),
+    }
+}
+
+impl From<LossPlan> for pb::LossPlan {
+    fn from(plan: LossPlan) -> Self {
+        pb::LossPlan {
+            comp: pb::ClassScope::from(plan.comp).into(),
+            pc: pb::ClassScope::from(plan.pc).into(),
+        }
+    }
+}
+
+impl TryFrom<pb::LossPlan> for LossPlan {
+    type Error = ConvertError;
+
+    fn try_from(plan: pb::LossPlan) -> Result<Self, ConvertError> {
+        Ok(LossPlan {
+            comp: scope_from(plan.comp, "plan.comp")?,
+            pc: scope_from(plan.pc, "plan.pc")?,
+        })
+    }
+}
+
+impl From<DatasetKind> for pb::DatasetKind {
+    fn from(kind: DatasetKind) -> Self {
+        match kind {
+            DatasetKind::Cifar10 => pb::DatasetKind::Cifar10,
+            DatasetKind::Cifar100 => pb::DatasetKind::Cifar100,
+            DatasetKind::FashionMnist => pb::DatasetKind::FashionMnist,
+            DatasetKind::Mnist => pb::DatasetKind::Mnist,
+            DatasetKind::Synthetic => pb::DatasetKind::Synthetic,
+        }
+    }
+}
+
+impl From<AxisValue> for pb::AxisValue {
+    fn from(axis: AxisValue) -> Self {
+        pb::AxisValue {
+            name: axis.name,
+            value: axis.value,
+        }
+    }
+}
+
+impl From<pb::AxisValue> for AxisValue {
+    fn from(axis: pb::AxisValue) -> Self {
+        AxisValue {
+            name: axis.name,
+            value: axis.value,
+        }
+    }
+}
+
+impl From<JobSpec> for pb::JobSpec {
+    fn from(job: JobSpec) -> Self {
+        let d = job.dataset;
+        let t = job.train;
+        let l = job.losses;
+        pb::JobSpec {
+            job_id: job.id.0,
+            sweep_id: job.sweep.0,
+            plan: Some(job.plan.into()),
+            seed: job.seed,
+            axes: job.axes.into_iter().map(Into::into).collect(),
+            dataset: Some(pb::DatasetConfig {
+                kind: pb::DatasetKind::from(d.kind).into(),
+                path: d.path.unwrap_or_default(),
+                imbalance_ratio: d.imbalance_ratio,
+                sampling_seed: d.sampling_seed,
+                classes: d.classes.unwrap_or(0),
+                head_split: Some(match d.head {
+                    HeadSplit::MinCount(n) => pb::dataset_config::HeadSplit::HeadMinCount(n),
+                    HeadSplit::Fraction(f) => pb::dataset_config::HeadSplit::HeadFraction(f),
+                }),
+                synthetic: Some(pb::SyntheticConfig {
+                    train_per_class: d.synthetic.train_per_class,
+                    test_per_class: d.synthetic.test_per_class,
+                    image_size: d.synthetic.image_size,
+                    channels: d.synthetic.channels,
+                    noise: d.synthetic.noise,
+                }),
+            }),
+            model: Some(pb::ModelConfig {
+                depth: job.model.depth,
+            }),
+            train: Some(pb::TrainConfig {
+                epochs: t.epochs,
+                batch_size: t.batch_size,
+                lr: t.lr,
+                momentum: t.momentum,
+                weight_decay: t.weight_decay,
+                warmup_epochs: t.warmup_epochs,
+                lr_decay_epochs: t.lr_decay_epochs,
+                lr_decay_factor: t.lr_decay_factor,
+                pretrain_ce_epochs: t.pretrain_ce_epochs,
+                eval_epochs: t.eval_epochs,
+                checkpoint_every: t.checkpoint_every,
+                augment: t.augment,
+            }),
+            losses: Some(pb::LossConfig {
+                comp_weight: l.comp_weight,
+                comp_mode: match l.comp_mode {
+                    CompMode::Alternate => pb::CompMode::Alternate,
+                    CompMode::Sum => pb::CompMode::Sum,
+                }
+                .into(),
+                pc_weight: l.pc_weight,
+                pc_push_weight: l.pc_push_weight,
+                pc_center_lr: l.pc_center_lr,
+            }),
+        }
+    }
+}
+
+impl TryFrom<pb::JobSpec> for JobSpec {
+    type Error = ConvertError;
+
+    fn try_from(job: pb::JobSpec) -> Result<Self, ConvertError> {
+        let d = job.dataset.ok_or(missing("job.dataset"))?;
+        let s = d.synthetic.ok_or(missing("job.dataset.synthetic"))?;
+        let t = job.train.ok_or(missing("job.train"))?;
+        let l = job.losses.ok_or(missing("job.losses"))?;
+        let kind = match pb::DatasetKind::try_from(d.kind) {
+            Ok(pb::DatasetKind::Cifar10) => DatasetKind::Cifar10,
+            Ok(pb::DatasetKind::Cifar100) => DatasetKind::Cifar100,
+            Ok(pb::DatasetKind::FashionMnist) => DatasetKind::FashionMnist,
+            Ok(pb::DatasetKind::Mnist) => DatasetKind::Mnist,
+            Ok(pb::DatasetKind::Synthetic) => DatasetKind::Synthetic,
+            _ => return Err(unknown("job.dataset.kind")),
+        };
+        let head = match d.head_split.ok_or(missing("job.dataset.head_split"))? {
+            pb::dataset_config::HeadSplit::HeadMinCount(n) => HeadSplit::MinCount(n),
+            pb::dataset_config::HeadSplit::HeadFraction(f) => HeadSplit::Fraction(f),
+        };
+        let comp_mode = match pb::CompMode::try_from(l.comp_mode) {
+            Ok(pb::CompMode::Alternate) => CompMode::Alternate,
+            Ok(pb::CompMode::Sum) => CompMode::Sum,
+            _ => return Err(unknown("job.losses.comp_mode")),
+        };
+        if job.job_id.is_empty() {
+            return Err(missing("job.job_id"));
+        }
+        Ok(JobSpec {
+            id: JobId(job.job_id),
+            sweep: SweepId(job.sweep_id),
+            plan: job.plan.ok_or(missing("job.plan"))?.try_into()?,
+            seed: job.seed,
+            axes: job.axes.into_iter().map(Into::into).collect(),
+            dataset: DatasetConfig {
+                kind,
+                path: Some(d.path).filter(|p| !p.is_empty()),
+                imbalance_ratio: d.imbalance_ratio,
+                head,
+                sampling_seed: d.sampling_seed,
+                classes: Some(d.classes).filter(|&c| c > 0),
+                synthetic: SyntheticConfig {
+                    train_per_class: s.train_per_class,
+                    test_per_class: s.test_per_class,
+                    image_size: s.image_size,
+                    channels: s.channels,
+                    noise: s.noise,
+                },
+            },
+            model: ModelConfig {
+                depth: job.model.ok_or(missing("job.model"))?.depth,
+            },
+            train: TrainConfig {
+                epochs: t.epochs,
+                batch_size: t.batch_size,
+                lr: t.lr,
+                momentum: t.momentum,
+                weight_decay: t.weight_decay,
+                warmup_epochs: t.warmup_epochs,
+                lr_decay_epochs: t.lr_decay_epochs,
+                lr_decay_factor: t.lr_decay_factor,
+                pretrain_ce_epochs: t.pretrain_ce_epochs,
+                eval_epochs: t.eval_epochs,
+                checkpoint_every: t.checkpoint_every,
+                augment: t.augment,
+            },
+            losses: LossConfig {
+                comp_weight: l.comp_weight,
+                comp_mode,
+                pc_weight: l.pc_weight,
+                pc_push_weight: l.pc_push_weight,
+                pc_center_lr: l.pc_center_lr,
+            },
+        })
+    }
+}
+
+impl From<GroupAccuracy> for pb::GroupAccuracy {
+    fn from(a: GroupAccuracy) -> Self {
+        pb::GroupAccuracy {
+            all: a.acc_all,
+            head: a.acc_head,
+            tail: a.acc_tail,
+            many: a.acc_many,
+            medium: a.acc_medium,
+            few: a.acc_few,
+        }
+    }
+}
+
+impl From<pb::GroupAccuracy> for GroupAccuracy {
+    fn from(a: pb::GroupAccuracy) -> Self {
+        GroupAccuracy {
+            acc_all: a.all,
+            acc_head: a.head,
+            acc_tail: a.tail,
+            acc_many: a.many,
+            acc_medium: a.medium,
+            acc_few: a.few,
+        }
+    }
+}
+
+impl From<ClassMetrics> for pb::ClassMetrics {
+    fn from(c: ClassMetrics) -> Self {
+        pb::ClassMetrics {
+            class_index: c.class,
+            train_count: c.train_count,
+            test_total: c.test_total,
+            test_correct: c.test_correct,
+            recall: c.recall,
+            precision: c.precision,
+            head: c.group == ClassGroup::Head,
+            shot: match c.shot {
+                Shot::Many => pb::Shot::Many,
+                Shot::Medium => pb::Shot::Medium,
+                Shot::Few => pb::Shot::Few,
+            }
+            .into(),
+        }
+    }
+}
+
+impl TryFrom<pb::ClassMetrics> for ClassMetrics {
+    type Error = ConvertError;
+
+    fn try_from(c: pb::ClassMetrics) -> Result<Self, ConvertError> {
+        Ok(ClassMetrics {
+            class: c.class_index,
+            train_count: c.train_count,
+            test_total: c.test_total,
+            test_correct: c.test_correct,
+            recall: c.recall,
+            precision: c.precision,
+            group: if c.head {
+                ClassGroup::Head
+            } else {
+                ClassGroup::Tail
+            },
+            shot: match pb::Shot::try_from(c.shot) {
+                Ok(pb::Shot::Many) => Shot::Many,
+                Ok(pb::Shot::Medium) => Shot::Medium,
+                Ok(pb::Shot::Few) => Shot::Few,
+                _ => return Err(unknown("per_class.shot")),
+            },
+        })
+    }
+}
+
+impl From<EpochMetrics> for pb::EpochMetrics {
+    fn from(e: EpochMetrics) -> Self {
+        pb::EpochMetrics {
+            epoch: e.epoch,
+            lr: e.lr,
+            loss_ce: e.loss_ce,
+            loss_comp: e.loss_comp,
+            loss_pc: e.loss_pc,
+            images_per_second: e.images_per_second,
+            seconds: e.seconds,
+            accuracy: e.accuracy.map(Into::into),
+            per_class: e.per_class.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl TryFrom<pb::EpochMetrics> for EpochMetrics {
+    type Error = ConvertError;
+
+    fn try_from(e: pb::EpochMetrics) -> Result<Self, ConvertError> {
+        Ok(EpochMetrics {
+            epoch: e.epoch,
+            lr: e.lr,
+            loss_ce: e.loss_ce,
+            loss_comp: e.loss_comp,
+            loss_pc: e.loss_pc,
+            images_per_second: e.images_per_second,
+            seconds: e.seconds,
+            accuracy: e.accuracy.map(Into::into),
+            per_class: e
+                .per_class
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+impl From<JobResult> for pb::JobResult {
+    fn from(r: JobResult) -> Self {
+        pb::JobResult {
+            job_id: r.job_id,
+            sweep_id: r.sweep_id,
+            spec: Some(r.spec.into()),
+            accuracy: Some(r.accuracy.into()),
+            per_class: r.per_class.into_iter().map(Into::into).collect(),
+            epochs: r.epochs.into_iter().map(Into::into).collect(),
+            num_classes: r.num_classes,
+            confusion: r.confusion.into_iter().flatten().collect(),
+            train_seconds: r.train_seconds,
+            device: r.device,
+            worker_id: r.worker_id.unwrap_or_default(),
+            attempts: r.attempts,
+            epochs_retrained: r.epochs_retrained,
+            train_images: r.train_images,
+        }
+    }
+}
+
+impl TryFrom<pb::JobResult> for JobResult {
+    type Error = ConvertError;
+
+    fn try_from(r: pb::JobResult) -> Result<Self, ConvertError> {
+        let k = r.num_classes as usize;
+        if r.confusion.len() != k * k {
+            return Err(ConvertError {
+                field: "result.confusion",
+                problem: "is not num_classes × num_classes counts",
+            });
+        }
+        Ok(JobResult {
+            job_id: r.job_id,
+            sweep_id: r.sweep_id,
+            spec: r.spec.ok_or(missing("result.spec"))?.try_into()?,
+            accuracy: r.accuracy.ok_or(missing("result.accuracy"))?.into(),
+            per_class: r
+                .per_class
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
+            epochs: r
+                .epochs
+                .into_iter()
+                .map(TryInto::try_into)
+                .collect::<Result<_, _>>()?,
+            num_classes: r.num_classes,
+            confusion: r.confusion.chunks(k.max(1)).map(<[u32]>::to_vec).collect(),
+            train_seconds: r.train_seconds,
+            device: r.device,
+            worker_id: Some(r.worker_id).filter(|w| !w.is_empty()),
+            attempts: r.attempts,
+            epochs_retrained: r.epochs_retrained,
+            train_images: r.train_images,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SweepSpec;
+
+    #[test]
+    fn job_specs_survive_the_wire() {
+        let spec = SweepSpec::parse(
+            "name = \"w\"\nseeds = [3]\n[dataset]\nkind = \"cifar100\"\npath = \"c\"\nhead_fraction = 0.35\n[losses]\npc_weight = [0.1, 1.0]\ncomp_mode = \"sum\"",
+        )
+        .unwrap();
+        for job in spec.jobs() {
+            let wire = pb::JobSpec::from(job.clone());
+            assert_eq!(JobSpec::try_from(wire).unwrap(), job);
+        }
+    }
+
+    #[test]
+    fn a_missing_field_is_named() {
+        let err = JobSpec::try_from(pb::JobSpec::default()).unwrap_err();
+        assert_eq!(err.field, "job.dataset");
+    }
+}

@@ -1,0 +1,284 @@
+//! A [`SweepSpec`] expanded into its grid of [`JobSpec`]s: plans × list-valued settings × seeds.
+//!
+//! Ids are hashes of content, so the same spec always gives the same sweep id and job ids, and a
+//! spec that differs in any setting gives different ones.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::job::{
+    AxisValue, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec, LossConfig, ModelConfig,
+    SweepId, SyntheticConfig, TrainConfig,
+};
+use crate::spec::{Axis, SweepSpec};
+
+/// The settings of one point of the grid, before plan and seed.
+#[derive(Clone, Serialize)]
+struct Settings {
+    dataset: DatasetConfig,
+    model: ModelConfig,
+    train: TrainConfig,
+    losses: LossConfig,
+}
+
+/// Reads each setting of the spec for one choice of axis values, and notes which settings are
+/// axes. Resolving the spec once with no choice lists the axes; every setting is named once.
+struct Resolver<'a> {
+    choice: &'a BTreeMap<&'static str, f64>,
+    axes: RefCell<Vec<(&'static str, Vec<f64>)>>,
+}
+
+impl Resolver<'_> {
+    fn real(&self, name: &'static str, axis: &Axis<f64>) -> f64 {
+        if let Axis::Many(values) = axis {
+            self.axes.borrow_mut().push((name, values.clone()));
+        }
+        self.choice
+            .get(name)
+            .copied()
+            .unwrap_or_else(|| axis.first())
+    }
+
+    fn count(&self, name: &'static str, axis: &Axis<u32>) -> u32 {
+        if let Axis::Many(values) = axis {
+            let values = values.iter().map(|&v| f64::from(v)).collect();
+            self.axes.borrow_mut().push((name, values));
+        }
+        // Axis values of a whole-number setting are whole numbers stored as f64.
+        self.choice
+            .get(name)
+            .map(|&v| v as u32)
+            .unwrap_or_else(|| axis.first())
+    }
+
+    fn settings(&self, spec: &SweepSpec) -> Settings {
+        let d = &spec.dataset;
+        let head = match (&d.head_min_count, &d.head_fraction) {
+            (_, Some(fraction)) => HeadSplit::Fraction(self.real("head_fraction", fraction)),
+            (Some(count), None) => HeadSplit::MinCount(self.count("head_min_count", count)),
+            (None, None) => HeadSplit::MinCount(100),
+        };
+        let opt_count = |name, axis: &Option<Axis<u32>>, default| {
+            axis.as_ref().map_or(default, |a| self.count(name, a))
+        };
+        let dataset = DatasetConfig {
+            kind: d.kind,
+            path: d.path.clone(),
+            imbalance_ratio: self.real("imbalance_ratio", &d.imbalance_ratio),
+            head,
+            sampling_seed: u64::from(self.count("sampling_seed", &d.sampling_seed)),
+            classes: match &d.classes {
+                Some(axis) => Some(self.count("classes", axis)),
+                // The synthetic set has no natural class count.
+                None if d.kind == DatasetKind::Synthetic => Some(10),
+                None => None,
+            },
+            synthetic: SyntheticConfig {
+                train_per_class: opt_count("train_per_class", &d.train_per_class, 500),
+                test_per_class: opt_count("test_per_class", &d.test_per_class, 100),
+                image_size: opt_count("image_size", &d.image_size, 32),
+                channels: opt_count("channels", &d.channels, 3),
+                noise: d.noise.as_ref().map_or(1.0, |a| self.real("noise", a)),
+            },
+        };
+        let t = &spec.train;
+        let epochs = self.count("epochs", &t.epochs);
+        let train = TrainConfig {
+            epochs,
+            batch_size: self.count("batch_size", &t.batch_size),
+            lr: self.real("lr", &t.lr),
+            momentum: self.real("momentum", &t.momentum),
+            weight_decay: self.real("weight_decay", &t.weight_decay),
+            warmup_epochs: match &t.warmup_epochs {
+                Some(axis) => self.count("warmup_epochs", axis),
+                None => (epochs / 10).min(5),
+            },
+            lr_decay_epochs: t.lr_decay_epochs.clone().unwrap_or_else(|| {
+                // 160 and 180 of 200 epochs, scaled; a decay at epoch 0 would be no schedule.
+                let mut decays: Vec<u32> = [8, 9]
+                    .iter()
+                    .map(|tenths| epochs * tenths / 10)
+                    .filter(|&e| e >= 1)
+                    .collect();
+                decays.dedup();
+                decays
+            }),
+            lr_decay_factor: self.real("lr_decay_factor", &t.lr_decay_factor),
+            pretrain_ce_epochs: self.count("pretrain_ce_epochs", &t.pretrain_ce_epochs),
+            eval_epochs: t
+                .eval_epochs
+                .iter()
+                .copied()
+                .filter(|&e| e <= epochs)
+                .collect(),
+            checkpoint_every: self.count("checkpoint_every", &t.checkpoint_every),
+            augment: t.augment,
+        };
+        let l = &spec.losses;
+        let losses = LossConfig {
+            comp_weight: self.real("comp_weight", &l.comp_weight),
+            comp_mode: l.comp_mode,
+            pc_weight: self.real("pc_weight", &l.pc_weight),
+            pc_push_weight: self.real("pc_push_weight", &l.pc_push_weight),
+            pc_center_lr: self.real("pc_center_lr", &l.pc_center_lr),
+        };
+        Settings {
+            dataset,
+            model: ModelConfig {
+                depth: self.count("depth", &spec.model.depth),
+            },
+            train,
+            losses,
+        }
+    }
+}
+
+impl SweepSpec {
+    /// The settings given as lists, in the order of the spec's sections.
+    pub fn axes(&self) -> Vec<(&'static str, Vec<f64>)> {
+        let none = BTreeMap::new();
+        let resolver = Resolver {
+            choice: &none,
+            axes: RefCell::new(Vec::new()),
+        };
+        resolver.settings(self);
+        resolver.axes.into_inner()
+    }
+
+    /// Every job of the sweep: for each plan, each combination of axis values, each seed.
+    pub fn jobs(&self) -> Vec<JobSpec> {
+        let axes = self.axes();
+        let mut points: Vec<Vec<AxisValue>> = vec![Vec::new()];
+        for (name, values) in &axes {
+            points = points
+                .iter()
+                .flat_map(|point| {
+                    values.iter().map(move |&value| {
+                        let mut point = point.clone();
+                        point.push(AxisValue {
+                            name: (*name).to_owned(),
+                            value,
+                        });
+                        point
+                    })
+                })
+                .collect();
+        }
+        let mut grid = Vec::new();
+        for plan in self.plans() {
+            for point in &points {
+                let choice = axes
+                    .iter()
+                    .zip(point)
+                    .map(|((name, _), axis)| (*name, axis.value))
+                    .collect();
+                let resolver = Resolver {
+                    choice: &choice,
+                    axes: RefCell::new(Vec::new()),
+                };
+                let settings = resolver.settings(self);
+                for &seed in self.seeds() {
+                    grid.push((plan, seed, point.clone(), settings.clone()));
+                }
+            }
+        }
+        let content: Vec<_> = grid
+            .iter()
+            .map(|(plan, seed, _, s)| (plan, seed, s))
+            .collect();
+        let hash = short_hash(&(&self.name, self.max_attempts, content));
+        let sweep = SweepId(format!("{}-{}", self.name, &hash[..8]));
+        grid.into_iter()
+            .map(|(plan, seed, axes, settings)| JobSpec {
+                id: JobId(short_hash(&(sweep.as_str(), plan, seed, &settings))),
+                sweep: sweep.clone(),
+                plan,
+                seed,
+                axes,
+                dataset: settings.dataset,
+                model: settings.model,
+                train: settings.train,
+                losses: settings.losses,
+            })
+            .collect()
+    }
+
+    /// `NAME-HASH`: the same name and the same jobs give the same id.
+    pub fn sweep_id(&self) -> SweepId {
+        self.jobs()
+            .first()
+            .map(|job| job.sweep.clone())
+            .expect("a valid spec has at least one job")
+    }
+}
+
+fn hash_json<T: Serialize>(value: &T) -> String {
+    let json = serde_json::to_vec(value).expect("settings serialise to JSON");
+    Sha256::digest(&json)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn short_hash<T: Serialize>(value: &T) -> String {
+    hash_json(value)[..12].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::LossPlan;
+
+    fn spec(extra: &str) -> SweepSpec {
+        SweepSpec::parse(&format!(
+            "name = \"t\"\nseeds = [0, 1, 2]\n[dataset]\nkind = \"synthetic\"\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn paper_grid_is_nine_plans_per_seed() {
+        let jobs = spec("").jobs();
+        assert_eq!(jobs.len(), 27);
+        let plans: Vec<_> = jobs.iter().step_by(3).map(|j| j.plan).collect();
+        assert_eq!(plans, LossPlan::PAPER);
+    }
+
+    #[test]
+    fn full_grid_is_sixteen_plans() {
+        assert_eq!(spec("[losses]\ngrid = \"full\"").jobs().len(), 48);
+    }
+
+    #[test]
+    fn a_list_setting_is_an_axis() {
+        let jobs = spec("[losses]\npc_weight = [0.1, 1.0]\n[train]\nepochs = [20, 40]").jobs();
+        assert_eq!(jobs.len(), 27 * 4);
+        let job = &jobs[3];
+        assert_eq!(job.axes.len(), 2);
+        assert_eq!(job.losses.pc_weight, job.axes[1].value);
+        assert_eq!(job.train.epochs as f64, job.axes[0].value);
+        // Default decays follow each job's own epoch count.
+        assert!(
+            jobs.iter().all(|j| j.train.lr_decay_epochs
+                == vec![j.train.epochs * 8 / 10, j.train.epochs * 9 / 10])
+        );
+    }
+
+    #[test]
+    fn ids_are_deterministic_and_unique() {
+        let a = spec("[losses]\npc_weight = [0.1, 1.0]").jobs();
+        let b = spec("[losses]\npc_weight = [0.1, 1.0]").jobs();
+        assert_eq!(a, b);
+        let mut ids: Vec<_> = a.iter().map(|j| j.id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), a.len());
+        let c = spec("[losses]\npc_weight = [0.1, 2.0]").jobs();
+        assert_ne!(a[0].sweep, c[0].sweep);
+        assert_ne!(a[0].id, c[0].id);
+        assert!(a[0].sweep.as_str().starts_with("t-"));
+    }
+}

@@ -1,0 +1,47 @@
+//! The contract every part of ltsweep speaks.
+//!
+//! - [`pb`]: the gRPC protocol `ltsweep.v1` (messages, clients, servers), generated from
+//!   `proto/ltsweep/v1/ltsweep.proto`.
+//! - [`SweepSpec`]: the TOML sweep spec, validated, and its grid of [`JobSpec`]s.
+//! - [`JobResult`]: what a finished job produced.
+//! - [`convert`]: the wire messages ⇄ these types, checked at the boundary.
+//!
+//! ```
+//! use ltsweep_proto::{LossPlan, SweepSpec};
+//!
+//! let spec = SweepSpec::parse(
+//!     "name = \"table1\"\nseeds = [0, 1, 2]\n[dataset]\nkind = \"cifar100\"\npath = \"cifar-100-binary\"",
+//! )?;
+//! let jobs = spec.jobs();
+//! assert_eq!(jobs.len(), 27);
+//! assert_eq!(jobs[26].plan.to_string(), "comp=tail,pc=head");
+//! assert_eq!(jobs[0].plan, LossPlan::CE_ONLY);
+//! # Ok::<(), ltsweep_proto::SpecError>(())
+//! ```
+
+pub mod convert;
+mod grid;
+pub mod job;
+pub mod result;
+pub mod spec;
+
+pub use convert::ConvertError;
+pub use job::{
+    AxisValue, ClassScope, CompMode, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec,
+    LossConfig, LossPlan, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
+};
+pub use result::{ClassGroup, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, Shot};
+pub use spec::{SpecError, SweepSpec};
+
+/// The generated protocol: messages, `*_client` and `*_server` modules.
+#[allow(clippy::all, missing_docs)]
+pub mod pb {
+    tonic::include_proto!("ltsweep.v1");
+
+    /// The encoded descriptors of the protocol, for gRPC server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/ltsweep_descriptor.bin"));
+}
+
+/// The protocol version this build speaks; a worker of another version is refused.
+pub const PROTOCOL_VERSION: u32 = 1;

@@ -1,0 +1,114 @@
+//! What a finished job produced: the `result.json` a trainer writes and the record a worker
+//! sends to the coordinator.
+
+use serde::{Deserialize, Serialize};
+
+use crate::job::JobSpec;
+
+/// Top-1 accuracy in [0, 1] by class group; `None` for a group without classes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GroupAccuracy {
+    pub acc_all: Option<f64>,
+    pub acc_head: Option<f64>,
+    pub acc_tail: Option<f64>,
+    pub acc_many: Option<f64>,
+    pub acc_medium: Option<f64>,
+    pub acc_few: Option<f64>,
+}
+
+/// The literature's split by training images: Many > 100, Medium 20 to 100, Few < 20.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Shot {
+    Many,
+    Medium,
+    Few,
+}
+
+impl Shot {
+    pub fn of_count(train_count: u32) -> Shot {
+        match train_count {
+            101.. => Shot::Many,
+            20..=100 => Shot::Medium,
+            _ => Shot::Few,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shot::Many => "many",
+            Shot::Medium => "medium",
+            Shot::Few => "few",
+        }
+    }
+}
+
+/// Head or Tail, as the spec's split decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClassGroup {
+    Head,
+    Tail,
+}
+
+impl ClassGroup {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClassGroup::Head => "head",
+            ClassGroup::Tail => "tail",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassMetrics {
+    pub class: u32,
+    pub train_count: u32,
+    pub test_total: u32,
+    pub test_correct: u32,
+    pub recall: f64,
+    /// 0 when the model never predicted the class.
+    pub precision: f64,
+    pub group: ClassGroup,
+    pub shot: Shot,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// Epochs finished (1-based).
+    pub epoch: u32,
+    pub lr: f64,
+    pub loss_ce: f64,
+    pub loss_comp: f64,
+    pub loss_pc: f64,
+    pub images_per_second: f64,
+    pub seconds: f64,
+    /// Present after an evaluation of the test set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy: Option<GroupAccuracy>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_class: Vec<ClassMetrics>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobResult {
+    pub job_id: String,
+    pub sweep_id: String,
+    pub spec: JobSpec,
+    #[serde(flatten)]
+    pub accuracy: GroupAccuracy,
+    pub per_class: Vec<ClassMetrics>,
+    pub epochs: Vec<EpochMetrics>,
+    pub num_classes: u32,
+    pub train_images: u32,
+    /// `confusion[true class][predicted class]` on the test set.
+    pub confusion: Vec<Vec<u32>>,
+    pub train_seconds: f64,
+    pub device: String,
+    #[serde(default)]
+    pub worker_id: Option<String>,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub epochs_retrained: u32,
+}

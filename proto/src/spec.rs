@@ -1,0 +1,842 @@
+//! The sweep spec: TOML text → a validated [`SweepSpec`].
+//!
+//! Every error names the key it is about and the key's line in the file, whether it comes from
+//! the TOML syntax, from a type or an unknown key (serde), or from a check of values against each
+//! other (`lr_decay_epochs` past `epochs`).
+//!
+//! ```
+//! let spec = ltsweep_proto::SweepSpec::parse(r#"
+//!     name = "demo"
+//!     seeds = [0, 1]
+//!     [dataset]
+//!     kind = "synthetic"
+//!     [losses]
+//!     pc_weight = [0.1, 1.0]
+//! "#).unwrap();
+//! assert_eq!(spec.jobs().len(), 9 * 2 * 2);
+//! ```
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use toml::de::{DeTable, DeValue};
+
+use crate::job::{CompMode, DatasetKind, LossPlan};
+
+/// A spec that is not valid: what is wrong, with the key and its line when known.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SpecError {
+    #[error("line {line}, column {column}: not valid TOML: {message}")]
+    Syntax {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{}", describe_key_error(.key, *.line, .message))]
+    Key {
+        /// Dotted path: `train.lr_decay_epochs`, `losses.plans[1].comp`; empty for the top level.
+        key: String,
+        line: Option<usize>,
+        message: String,
+    },
+}
+
+fn describe_key_error(key: &str, line: Option<usize>, message: &str) -> String {
+    let mut text = String::new();
+    if let Some(line) = line {
+        text.push_str(&format!("line {line}: "));
+    }
+    if !key.is_empty() {
+        text.push_str(&format!("{key}: "));
+    }
+    text.push_str(message);
+    text
+}
+
+/// A numeric setting: one value, or a list of values that becomes an axis of the grid.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Axis<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T: Copy> Axis<T> {
+    pub fn values(&self) -> &[T] {
+        match self {
+            Axis::One(value) => std::slice::from_ref(value),
+            Axis::Many(values) => values,
+        }
+    }
+
+    pub fn first(&self) -> T {
+        self.values()[0]
+    }
+}
+
+impl<T: Copy + PartialOrd> Axis<T> {
+    fn min(&self) -> T {
+        let mut values = self.values().iter().copied();
+        let first = values.next().expect("an axis has at least one value");
+        values.fold(first, |a, b| if b < a { b } else { a })
+    }
+}
+
+/// The numbers a spec may hold: whole numbers (counts, epochs) and reals.
+trait AxisNumber: Copy + Sized {
+    const EXPECTING: &'static str;
+    fn from_i64(v: i64) -> Result<Self, String>;
+    fn from_f64(v: f64) -> Result<Self, String>;
+}
+
+impl AxisNumber for u32 {
+    const EXPECTING: &'static str = "a whole number";
+
+    fn from_i64(v: i64) -> Result<Self, String> {
+        u32::try_from(v).map_err(|_| format!("{v} is not a whole number from 0 to {}", u32::MAX))
+    }
+
+    fn from_f64(v: f64) -> Result<Self, String> {
+        Err(format!("{v} is not a whole number"))
+    }
+}
+
+impl AxisNumber for f64 {
+    const EXPECTING: &'static str = "a number";
+
+    fn from_i64(v: i64) -> Result<Self, String> {
+        Ok(v as f64)
+    }
+
+    fn from_f64(v: f64) -> Result<Self, String> {
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(format!("{v} is not a finite number"))
+        }
+    }
+}
+
+struct NumberVisitor<T>(PhantomData<T>);
+
+impl<'de, T: AxisNumber> Visitor<'de> for NumberVisitor<T> {
+    type Value = Axis<T>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} or a list of them", T::EXPECTING)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        T::from_i64(v).map(Axis::One).map_err(E::custom)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        let v = i64::try_from(v).map_err(|_| E::custom(format!("{v} is too large")))?;
+        self.visit_i64(v)
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        T::from_f64(v).map(Axis::One).map_err(E::custom)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut values = Vec::new();
+        while let Some(value) = seq.next_element::<Scalar<T>>()? {
+            values.push(value.0);
+        }
+        match values.len() {
+            0 => Err(de::Error::custom("an empty list gives no value to run")),
+            1 => Ok(Axis::One(values[0])),
+            _ => Ok(Axis::Many(values)),
+        }
+    }
+}
+
+/// One element of a list axis.
+struct Scalar<T>(T);
+
+impl<'de, T: AxisNumber> Deserialize<'de> for Scalar<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor<T>(PhantomData<T>);
+        impl<'de, T: AxisNumber> Visitor<'de> for ScalarVisitor<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(T::EXPECTING)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+                T::from_i64(v).map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+                let v = i64::try_from(v).map_err(|_| E::custom(format!("{v} is too large")))?;
+                T::from_i64(v).map_err(E::custom)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+                T::from_f64(v).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(ScalarVisitor(PhantomData)).map(Scalar)
+    }
+}
+
+impl<'de, T: AxisNumber> Deserialize<'de> for Axis<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(NumberVisitor(PhantomData))
+    }
+}
+
+/// The grid of loss plans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GridPreset {
+    /// The nine plans of the paper's Table 1.
+    Paper,
+    /// Comp. and PC each on none / Head / Tail / all classes: 16 plans.
+    Full,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSection {
+    pub kind: DatasetKind,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default = "defaults::imbalance_ratio")]
+    pub imbalance_ratio: Axis<f64>,
+    #[serde(default)]
+    pub head_min_count: Option<Axis<u32>>,
+    #[serde(default)]
+    pub head_fraction: Option<Axis<f64>>,
+    #[serde(default = "defaults::zero")]
+    pub sampling_seed: Axis<u32>,
+    #[serde(default)]
+    pub classes: Option<Axis<u32>>,
+    // The synthetic data set's own settings.
+    #[serde(default)]
+    pub train_per_class: Option<Axis<u32>>,
+    #[serde(default)]
+    pub test_per_class: Option<Axis<u32>>,
+    #[serde(default)]
+    pub image_size: Option<Axis<u32>>,
+    #[serde(default)]
+    pub channels: Option<Axis<u32>>,
+    #[serde(default)]
+    pub noise: Option<Axis<f64>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    #[serde(default = "defaults::depth")]
+    pub depth: Axis<u32>,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        Self {
+            depth: defaults::depth(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSection {
+    #[serde(default = "defaults::epochs")]
+    pub epochs: Axis<u32>,
+    #[serde(default = "defaults::batch_size")]
+    pub batch_size: Axis<u32>,
+    #[serde(default = "defaults::lr")]
+    pub lr: Axis<f64>,
+    #[serde(default = "defaults::momentum")]
+    pub momentum: Axis<f64>,
+    #[serde(default = "defaults::weight_decay")]
+    pub weight_decay: Axis<f64>,
+    /// When absent: 5, or a tenth of the epochs when that is fewer.
+    #[serde(default)]
+    pub warmup_epochs: Option<Axis<u32>>,
+    /// When absent: 80% and 90% of the epochs (160 and 180 of 200, the common CIFAR-LT recipe).
+    #[serde(default)]
+    pub lr_decay_epochs: Option<Vec<u32>>,
+    #[serde(default = "defaults::lr_decay_factor")]
+    pub lr_decay_factor: Axis<f64>,
+    #[serde(default = "defaults::zero")]
+    pub pretrain_ce_epochs: Axis<u32>,
+    #[serde(default)]
+    pub eval_epochs: Vec<u32>,
+    #[serde(default = "defaults::checkpoint_every")]
+    pub checkpoint_every: Axis<u32>,
+    #[serde(default = "defaults::yes")]
+    pub augment: bool,
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        toml::from_str("").expect("every train setting has a default")
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LossesSection {
+    #[serde(default)]
+    pub grid: Option<GridPreset>,
+    #[serde(default)]
+    pub plans: Option<Vec<LossPlan>>,
+    #[serde(default = "defaults::one")]
+    pub comp_weight: Axis<f64>,
+    #[serde(default = "defaults::comp_mode")]
+    pub comp_mode: CompMode,
+    #[serde(default = "defaults::pc_weight")]
+    pub pc_weight: Axis<f64>,
+    #[serde(default = "defaults::pc_push_weight")]
+    pub pc_push_weight: Axis<f64>,
+    #[serde(default = "defaults::pc_center_lr")]
+    pub pc_center_lr: Axis<f64>,
+}
+
+impl Default for LossesSection {
+    fn default() -> Self {
+        toml::from_str("").expect("every loss setting has a default")
+    }
+}
+
+/// A validated sweep spec. [`SweepSpec::jobs`] expands it into its grid.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSpec {
+    pub name: String,
+    #[serde(default)]
+    pub seeds: Option<Vec<u64>>,
+    /// Attempts per job before a retryable failure becomes final.
+    #[serde(default = "defaults::max_attempts")]
+    pub max_attempts: u32,
+    pub dataset: DatasetSection,
+    #[serde(default)]
+    pub model: ModelSection,
+    #[serde(default)]
+    pub train: TrainSection,
+    #[serde(default)]
+    pub losses: LossesSection,
+}
+
+mod defaults {
+    use super::Axis;
+    use crate::job::CompMode;
+
+    pub fn imbalance_ratio() -> Axis<f64> {
+        Axis::One(100.0)
+    }
+    pub fn zero() -> Axis<u32> {
+        Axis::One(0)
+    }
+    pub fn depth() -> Axis<u32> {
+        Axis::One(20)
+    }
+    pub fn epochs() -> Axis<u32> {
+        Axis::One(200)
+    }
+    pub fn batch_size() -> Axis<u32> {
+        Axis::One(128)
+    }
+    pub fn lr() -> Axis<f64> {
+        Axis::One(0.1)
+    }
+    pub fn momentum() -> Axis<f64> {
+        Axis::One(0.9)
+    }
+    pub fn weight_decay() -> Axis<f64> {
+        Axis::One(2e-4)
+    }
+    pub fn lr_decay_factor() -> Axis<f64> {
+        Axis::One(0.01)
+    }
+    pub fn checkpoint_every() -> Axis<u32> {
+        Axis::One(10)
+    }
+    pub fn yes() -> bool {
+        true
+    }
+    pub fn one() -> Axis<f64> {
+        Axis::One(1.0)
+    }
+    pub fn comp_mode() -> CompMode {
+        CompMode::Alternate
+    }
+    pub fn pc_weight() -> Axis<f64> {
+        Axis::One(0.01)
+    }
+    pub fn pc_push_weight() -> Axis<f64> {
+        Axis::One(1e-4)
+    }
+    pub fn pc_center_lr() -> Axis<f64> {
+        Axis::One(0.5)
+    }
+    pub fn max_attempts() -> u32 {
+        3
+    }
+}
+
+impl SweepSpec {
+    /// Parses and validates a spec; every error names its key and line.
+    pub fn parse(text: &str) -> Result<SweepSpec, SpecError> {
+        let document = DeTable::parse(text).map_err(|e| syntax_error(text, &e))?;
+        let spec: SweepSpec = toml::from_str(text).map_err(|e| {
+            // An empty span is the document as a whole (a missing top-level key).
+            let span = e.span().filter(|s| !s.is_empty());
+            SpecError::Key {
+                key: span
+                    .as_ref()
+                    .and_then(|s| key_at(document.get_ref(), s.start, ""))
+                    .unwrap_or_default(),
+                line: span.map(|s| line_of(text, s.start)),
+                message: e.message().replace("field", "key"),
+            }
+        })?;
+        spec.validate().map_err(|Invalid { key, message }| {
+            let line = span_of(document.get_ref(), &key).map(|offset| line_of(text, offset));
+            SpecError::Key { key, line, message }
+        })?;
+        Ok(spec)
+    }
+
+    /// The loss plans of the grid, in order.
+    pub fn plans(&self) -> Vec<LossPlan> {
+        match (&self.losses.plans, self.losses.grid) {
+            (Some(plans), _) => plans.clone(),
+            (None, Some(GridPreset::Full)) => LossPlan::full(),
+            (None, _) => LossPlan::PAPER.to_vec(),
+        }
+    }
+
+    pub fn seeds(&self) -> &[u64] {
+        self.seeds.as_deref().unwrap_or_default()
+    }
+
+    /// The checks serde cannot make: ranges, and settings against each other.
+    fn validate(&self) -> Result<(), Invalid> {
+        check(
+            !self.name.is_empty()
+                && self
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)),
+            "name",
+            "use letters, digits, '-', '_' and '.' only (it names files and ids)",
+        )?;
+        let seeds = self.seeds.as_deref().unwrap_or_default();
+        check(
+            !seeds.is_empty(),
+            "seeds",
+            "give at least one seed, e.g. seeds = [0]",
+        )?;
+        let mut unique = seeds.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        check(
+            unique.len() == seeds.len(),
+            "seeds",
+            "a seed is listed twice",
+        )?;
+        check(self.max_attempts >= 1, "max_attempts", "must be at least 1")?;
+        self.validate_dataset()?;
+        for &depth in self.model.depth.values() {
+            check(
+                depth >= 8 && (depth - 2) % 6 == 0,
+                "model.depth",
+                &format!(
+                    "{depth} is not a CIFAR ResNet depth 6n+2 of at least 8 (8, 20, 32, 44, 56, 110)"
+                ),
+            )?;
+        }
+        self.validate_train()?;
+        self.validate_losses()
+    }
+
+    fn validate_dataset(&self) -> Result<(), Invalid> {
+        let d = &self.dataset;
+        let synthetic = d.kind == DatasetKind::Synthetic;
+        if synthetic {
+            check(
+                d.path.is_none(),
+                "dataset.path",
+                "the synthetic data set is generated, it has no path",
+            )?;
+        } else {
+            check(
+                d.path.as_deref().is_some_and(|p| !p.is_empty()),
+                "dataset.path",
+                &format!("give the folder of the {} files", d.kind),
+            )?;
+            for (key, given) in [
+                ("dataset.train_per_class", d.train_per_class.is_some()),
+                ("dataset.test_per_class", d.test_per_class.is_some()),
+                ("dataset.image_size", d.image_size.is_some()),
+                ("dataset.channels", d.channels.is_some()),
+                ("dataset.noise", d.noise.is_some()),
+            ] {
+                check(
+                    !given,
+                    key,
+                    &format!("applies to the synthetic data set only, not to {}", d.kind),
+                )?;
+            }
+        }
+        for &ratio in d.imbalance_ratio.values() {
+            check(
+                ratio >= 1.0,
+                "dataset.imbalance_ratio",
+                &format!("{ratio} is below 1 (1 keeps every class at full size)"),
+            )?;
+        }
+        check(
+            !(d.head_min_count.is_some() && d.head_fraction.is_some()),
+            "dataset.head_fraction",
+            "give head_min_count or head_fraction, not both",
+        )?;
+        positive_counts(d.head_min_count.as_ref(), "dataset.head_min_count")?;
+        if let Some(fraction) = &d.head_fraction {
+            for &f in fraction.values() {
+                check(
+                    f > 0.0 && f < 1.0,
+                    "dataset.head_fraction",
+                    &format!("{f} is not between 0 and 1"),
+                )?;
+            }
+        }
+        if let Some(classes) = &d.classes {
+            for &c in classes.values() {
+                check(
+                    c >= 2,
+                    "dataset.classes",
+                    &format!("{c} classes is too few; at least 2"),
+                )?;
+            }
+        }
+        positive_counts(d.train_per_class.as_ref(), "dataset.train_per_class")?;
+        positive_counts(d.test_per_class.as_ref(), "dataset.test_per_class")?;
+        if let Some(size) = &d.image_size {
+            for &s in size.values() {
+                check(
+                    s >= 4,
+                    "dataset.image_size",
+                    &format!("{s} pixels is too small; at least 4"),
+                )?;
+            }
+        }
+        if let Some(channels) = &d.channels {
+            for &c in channels.values() {
+                check(
+                    c == 1 || c == 3,
+                    "dataset.channels",
+                    &format!("{c} channels; images have 1 or 3"),
+                )?;
+            }
+        }
+        if let Some(noise) = &d.noise {
+            for &n in noise.values() {
+                check(n >= 0.0, "dataset.noise", &format!("{n} is negative"))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_train(&self) -> Result<(), Invalid> {
+        let t = &self.train;
+        positive_counts(Some(&t.epochs), "train.epochs")?;
+        positive_counts(Some(&t.batch_size), "train.batch_size")?;
+        positive_counts(Some(&t.checkpoint_every), "train.checkpoint_every")?;
+        for &lr in t.lr.values() {
+            check(lr > 0.0, "train.lr", &format!("{lr} is not positive"))?;
+        }
+        for &m in t.momentum.values() {
+            check(
+                (0.0..1.0).contains(&m),
+                "train.momentum",
+                &format!("{m} is not in [0, 1)"),
+            )?;
+        }
+        for &wd in t.weight_decay.values() {
+            check(
+                wd >= 0.0,
+                "train.weight_decay",
+                &format!("{wd} is negative"),
+            )?;
+        }
+        for &f in t.lr_decay_factor.values() {
+            check(
+                f > 0.0 && f <= 1.0,
+                "train.lr_decay_factor",
+                &format!("{f} is not in (0, 1]"),
+            )?;
+        }
+        // The binding constraint of every "before the last epoch" rule is the shortest run.
+        let epochs = t.epochs.min();
+        for &w in t
+            .warmup_epochs
+            .as_ref()
+            .map(Axis::values)
+            .unwrap_or_default()
+        {
+            check(
+                w < epochs,
+                "train.warmup_epochs",
+                &format!("{w} warm-up epochs leave no training in {epochs} epochs"),
+            )?;
+        }
+        for &p in t.pretrain_ce_epochs.values() {
+            check(
+                p < epochs,
+                "train.pretrain_ce_epochs",
+                &format!(
+                    "{p} epochs of cross entropy alone leave none for the plan in {epochs} epochs"
+                ),
+            )?;
+        }
+        if let Some(decays) = &t.lr_decay_epochs {
+            for &e in decays {
+                check(
+                    e >= 1 && e < epochs,
+                    "train.lr_decay_epochs",
+                    &format!("epoch {e} is past the last epoch (train.epochs = {epochs})"),
+                )?;
+            }
+            check(
+                decays.windows(2).all(|w| w[0] < w[1]),
+                "train.lr_decay_epochs",
+                "list the epochs in increasing order",
+            )?;
+        }
+        for &e in &t.eval_epochs {
+            check(
+                e >= 1 && e <= epochs,
+                "train.eval_epochs",
+                &format!("epoch {e} is not between 1 and the last epoch ({epochs})"),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn validate_losses(&self) -> Result<(), Invalid> {
+        let l = &self.losses;
+        check(
+            !(l.grid.is_some() && l.plans.is_some()),
+            "losses.plans",
+            "give a grid preset or a list of plans, not both",
+        )?;
+        if let Some(plans) = &l.plans {
+            check(
+                !plans.is_empty(),
+                "losses.plans",
+                "the list of plans is empty",
+            )?;
+            for (i, plan) in plans.iter().enumerate() {
+                check(
+                    !plans[..i].contains(plan),
+                    &format!("losses.plans[{i}]"),
+                    &format!("{plan} is listed twice"),
+                )?;
+            }
+        }
+        for (key, axis) in [
+            ("losses.comp_weight", &l.comp_weight),
+            ("losses.pc_weight", &l.pc_weight),
+            ("losses.pc_push_weight", &l.pc_push_weight),
+        ] {
+            for &w in axis.values() {
+                check(w >= 0.0, key, &format!("{w} is negative"))?;
+            }
+        }
+        for &w in l.pc_weight.values() {
+            // The centres' gradient is rescaled by 1/weight, as the PC reference code does.
+            check(
+                w > 0.0,
+                "losses.pc_weight",
+                "must be positive (switch PC off with the plans instead)",
+            )?;
+        }
+        for &lr in l.pc_center_lr.values() {
+            check(
+                lr > 0.0,
+                "losses.pc_center_lr",
+                &format!("{lr} is not positive"),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// A failed check: the dotted key and what is wrong with it.
+struct Invalid {
+    key: String,
+    message: String,
+}
+
+fn check(ok: bool, key: &str, message: &str) -> Result<(), Invalid> {
+    if ok {
+        Ok(())
+    } else {
+        Err(Invalid {
+            key: key.to_owned(),
+            message: message.to_owned(),
+        })
+    }
+}
+
+fn positive_counts(axis: Option<&Axis<u32>>, key: &str) -> Result<(), Invalid> {
+    for &n in axis.map(Axis::values).unwrap_or_default() {
+        check(n >= 1, key, "must be at least 1")?;
+    }
+    Ok(())
+}
+
+fn syntax_error(text: &str, error: &toml::de::Error) -> SpecError {
+    let offset = error.span().map(|s| s.start).unwrap_or(0);
+    let line_start = text[..offset.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    SpecError::Syntax {
+        line: line_of(text, offset),
+        column: text[line_start..offset.min(text.len())].chars().count() + 1,
+        message: error.message().to_owned(),
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+/// The dotted path of the deepest key whose key or value spans `offset`.
+fn key_at(table: &DeTable<'_>, offset: usize, prefix: &str) -> Option<String> {
+    for (key, value) in table {
+        let path = join(prefix, key.get_ref());
+        if let Some(found) = key_in_value(value.get_ref(), offset, &path) {
+            return Some(found);
+        }
+        if key.span().contains(&offset) || value.span().contains(&offset) {
+            return Some(path);
+        }
+    }
+    None
+}
+
+fn key_in_value(value: &DeValue<'_>, offset: usize, path: &str) -> Option<String> {
+    match value {
+        DeValue::Table(table) => key_at(table, offset, path),
+        DeValue::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            let item_path = format!("{path}[{i}]");
+            key_in_value(item.get_ref(), offset, &item_path)
+                .or_else(|| item.span().contains(&offset).then_some(item_path))
+        }),
+        _ => None,
+    }
+}
+
+/// Where a dotted key (`losses.plans[1].comp`) starts in the text; for a key that is absent,
+/// where its nearest present parent starts.
+fn span_of(table: &DeTable<'_>, path: &str) -> Option<usize> {
+    let mut table = table;
+    let mut found = None;
+    for segment in path.split('.') {
+        let (name, index) = match segment.split_once('[') {
+            Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (segment, None),
+        };
+        let Some((key, mut value)) = table.iter().find(|(k, _)| k.get_ref() == name) else {
+            break;
+        };
+        found = Some(key.span().start);
+        if let Some(item) = index.and_then(|i| value.get_ref().as_array()?.get(i)) {
+            value = item;
+            found = Some(item.span().start);
+        }
+        match value.get_ref() {
+            DeValue::Table(t) => table = t,
+            _ => break,
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(text: &str) -> SpecError {
+        SweepSpec::parse(text).unwrap_err()
+    }
+
+    #[test]
+    fn a_missing_section_is_named_without_a_line() {
+        let err = error("name = \"x\"\nseeds = [0]\n");
+        assert_eq!(err.to_string(), "missing key `dataset`");
+    }
+
+    #[test]
+    fn a_missing_key_in_a_section_names_the_section() {
+        let err = error("name = \"x\"\nseeds = [0]\n[dataset]\npath = \"p\"\n");
+        assert_eq!(err.to_string(), "line 3: dataset: missing key `kind`");
+    }
+
+    #[test]
+    fn dotted_keys_and_inline_tables_are_located() {
+        let err =
+            error("name = \"x\"\nseeds = [0]\ndataset = { kind = \"synthetic\", noise = -1 }\n");
+        assert_eq!(err.to_string(), "line 3: dataset.noise: -1 is negative");
+        let err = error(
+            "name = \"x\"\nseeds = [0]\ndataset.kind = \"synthetic\"\nmodel.depth = [20, 21]\n",
+        );
+        assert!(
+            err.to_string()
+                .starts_with("line 4: model.depth: 21 is not"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_list_of_one_value_is_no_axis() {
+        let spec = SweepSpec::parse("name = \"x\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\n[losses]\npc_weight = [0.1]\n").unwrap();
+        assert_eq!(spec.losses.pc_weight, Axis::One(0.1));
+        assert!(spec.axes().is_empty());
+    }
+
+    #[test]
+    fn whole_number_settings_refuse_fractions() {
+        let err = error(
+            "name = \"x\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\n[train]\nepochs = 2.5\n",
+        );
+        assert_eq!(
+            err.to_string(),
+            "line 6: train.epochs: 2.5 is not a whole number"
+        );
+    }
+
+    #[test]
+    fn file_data_sets_need_a_path_and_no_synthetic_settings() {
+        let err = error("name = \"x\"\nseeds = [0]\n[dataset]\nkind = \"cifar10\"\n");
+        assert_eq!(
+            err.to_string(),
+            "line 3: dataset.path: give the folder of the cifar10 files"
+        );
+        let err = error(
+            "name = \"x\"\nseeds = [0]\n[dataset]\nkind = \"mnist\"\npath = \"m\"\nnoise = 1\n",
+        );
+        assert!(
+            err.to_string()
+                .starts_with("line 6: dataset.noise: applies to the synthetic"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,27 @@
+//! One module per subcommand.
+
+mod doctor;
+mod validate;
+
+use std::path::Path;
+
+use anyhow::Context;
+use ltsweep_proto::SweepSpec;
+
+use crate::cli::{Cli, Command};
+use crate::exit::BadInput;
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Validate(args) => validate::run(&args),
+        Command::Doctor => doctor::run(),
+    }
+}
+
+/// Reads and validates a spec file; errors name the file, then the key and its line.
+pub fn load_spec(path: &Path) -> anyhow::Result<(String, SweepSpec)> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| BadInput(format!("cannot read spec {}: {e}", path.display())))?;
+    let spec = SweepSpec::parse(&text).with_context(|| path.display().to_string())?;
+    Ok((text, spec))
+}

@@ -1,0 +1,65 @@
+//! `ltsweep validate SPEC.toml [--json]`: the expanded grid, as a table or JSON.
+
+use serde_json::{Map, Value, json};
+
+use crate::cli::ValidateArgs;
+
+pub fn run(args: &ValidateArgs) -> anyhow::Result<()> {
+    let (_, spec) = super::load_spec(&args.spec)?;
+    let jobs = spec.jobs();
+    if args.json {
+        let jobs: Vec<Value> = jobs
+            .iter()
+            .map(|job| {
+                let mut row = Map::new();
+                row.insert("id".into(), json!(job.id));
+                row.insert("plan".into(), json!(job.plan.to_string()));
+                row.insert("comp".into(), json!(job.plan.comp));
+                row.insert("pc".into(), json!(job.plan.pc));
+                row.insert("seed".into(), json!(job.seed));
+                for axis in &job.axes {
+                    row.insert(axis.name.clone(), json!(axis.value));
+                }
+                Value::Object(row)
+            })
+            .collect();
+        let sweep = json!({
+            "sweep": spec.name,
+            "sweep_id": jobs.first().map(|_| spec.sweep_id()),
+            "jobs": jobs,
+        });
+        println!("{}", serde_json::to_string_pretty(&sweep)?);
+        return Ok(());
+    }
+    let axes = spec.axes();
+    let mut header = vec!["#".to_owned(), "id".to_owned(), "plan".to_owned()];
+    header.extend(axes.iter().map(|(name, _)| (*name).to_owned()));
+    header.push("seed".to_owned());
+    let rows: Vec<Vec<String>> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, job)| {
+            let mut row = vec![
+                (i + 1).to_string(),
+                job.id.to_string(),
+                job.plan.to_string(),
+            ];
+            row.extend(job.axes.iter().map(|a| a.value.to_string()));
+            row.push(job.seed.to_string());
+            row
+        })
+        .collect();
+    print!("{}", crate::table::render(&header, &rows));
+    let mut shape = format!("{} plans", spec.plans().len());
+    for (name, values) in &axes {
+        shape.push_str(&format!(" x {} {name}", values.len()));
+    }
+    shape.push_str(&format!(" x {} seeds", spec.seeds().len()));
+    println!(
+        "sweep {} ({}): {} jobs = {shape}",
+        spec.name,
+        spec.sweep_id(),
+        jobs.len()
+    );
+    Ok(())
+}

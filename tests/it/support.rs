@@ -1,0 +1,37 @@
+//! Shared helpers: running the binary, temporary folders, waiting on conditions.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `ltsweep` binary cargo built for these tests.
+pub fn ltsweep() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ltsweep"))
+}
+
+/// The repository root, where `examples/` lives.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `ltsweep ARGS` and returns its output.
+pub fn run(args: &[&str]) -> Output {
+    ltsweep()
+        .args(args)
+        .output()
+        .expect("the ltsweep binary runs")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("the temporary folder is writable");
+    path
+}

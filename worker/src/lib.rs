@@ -1,0 +1,1 @@
+//! ltsweep's worker (the trainer issue builds it).
