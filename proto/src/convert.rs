@@ -3,7 +3,7 @@
 
 use crate::job::{
     AxisValue, ClassScope, CompMode, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec,
-    LossConfig, LossPlan, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
+    JobState, LossConfig, LossPlan, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
 };
 use crate::pb;
 use crate::result::{ClassGroup, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, Shot};
@@ -79,6 +79,34 @@ impl From<DatasetKind> for pb::DatasetKind {
             DatasetKind::FashionMnist => pb::DatasetKind::FashionMnist,
             DatasetKind::Mnist => pb::DatasetKind::Mnist,
             DatasetKind::Synthetic => pb::DatasetKind::Synthetic,
+        }
+    }
+}
+
+impl From<JobState> for pb::JobState {
+    fn from(state: JobState) -> Self {
+        match state {
+            JobState::Pending => pb::JobState::Pending,
+            JobState::Running => pb::JobState::Running,
+            JobState::Succeeded => pb::JobState::Succeeded,
+            JobState::Failed => pb::JobState::Failed,
+            JobState::Cancelled => pb::JobState::Cancelled,
+        }
+    }
+}
+
+impl TryFrom<i32> for JobState {
+    type Error = ConvertError;
+
+    /// From the wire value of a `pb::JobState` field.
+    fn try_from(value: i32) -> Result<Self, ConvertError> {
+        match pb::JobState::try_from(value) {
+            Ok(pb::JobState::Pending) => Ok(JobState::Pending),
+            Ok(pb::JobState::Running) => Ok(JobState::Running),
+            Ok(pb::JobState::Succeeded) => Ok(JobState::Succeeded),
+            Ok(pb::JobState::Failed) => Ok(JobState::Failed),
+            Ok(pb::JobState::Cancelled) => Ok(JobState::Cancelled),
+            _ => Err(unknown("job.state")),
         }
     }
 }

@@ -28,7 +28,7 @@ pub mod spec;
 pub use convert::ConvertError;
 pub use job::{
     AxisValue, ClassScope, CompMode, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec,
-    LossConfig, LossPlan, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
+    JobState, LossConfig, LossPlan, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
 };
 pub use result::{ClassGroup, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, Shot};
 pub use spec::{SpecError, SweepSpec};
