@@ -1,1 +1,33 @@
-//! ltsweep's worker (the trainer issue builds it).
+//! ltsweep's worker: the trainer that runs one job with tch (libtorch), and the runtime that
+//! pulls jobs from a coordinator.
+//!
+//! - [`data`]: CIFAR-10/100, MNIST-style IDX files and the synthetic set, made long-tailed.
+//! - [`model`]: the CIFAR ResNet; [`losses`]: CE, Complement Entropy, Prototype Conformity;
+//!   [`optim`]: momentum SGD with reachable state; [`augment`]: the on-device input pipeline.
+//! - [`train`]: the training loop, checkpoints and exact resume; [`metrics`]: test metrics.
+//!
+//! ```no_run
+//! use ltsweep_proto::SweepSpec;
+//! use ltsweep_worker::{data, train::{Outcome, Quiet, Trainer}};
+//!
+//! let spec = SweepSpec::parse(
+//!     "name = \"demo\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\n[train]\nepochs = 2",
+//! )?;
+//! let job = &spec.jobs()[0];
+//! let data = data::longtail::prepare(&job.dataset, std::path::Path::new("."))?;
+//! let mut trainer = Trainer::new(job, &data, tch::Device::Cpu);
+//! if let Outcome::Finished(result) = trainer.run(&mut Quiet, None)? {
+//!     println!("top-1: {:?}", result.accuracy.acc_all);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod augment;
+pub mod checkpoint;
+pub mod data;
+pub mod losses;
+pub mod metrics;
+pub mod model;
+pub mod optim;
+pub mod rng;
+pub mod train;

@@ -1,0 +1,182 @@
+//! Data sets: the files (CIFAR-10/100 binary, MNIST-style IDX) or the synthetic set, made
+//! long-tailed, with each class's group.
+//!
+//! Loading is plain Rust on bytes; the trainer turns an [`ImageSet`] into one uint8 tensor on
+//! the training device.
+
+pub mod cifar;
+pub mod idx;
+pub mod longtail;
+pub mod synthetic;
+
+use std::path::{Path, PathBuf};
+
+use ltsweep_proto::{DatasetConfig, DatasetKind};
+
+pub use longtail::{ClassInfo, LongTailData};
+
+/// A data file that is missing or not what it claims to be. Every message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{}: cannot read: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: not found ({hint})", .path.display())]
+    Missing { path: PathBuf, hint: String },
+    #[error("{}: {detail}", .path.display())]
+    Malformed { path: PathBuf, detail: String },
+    #[error("{}: label {label} of image {index} is out of range (the data set has {classes} classes)", .path.display())]
+    LabelOutOfRange {
+        path: PathBuf,
+        index: usize,
+        label: i64,
+        classes: usize,
+    },
+    #[error("{asked} classes asked, but {source_name} has {has}")]
+    TooManyClasses {
+        asked: usize,
+        has: usize,
+        source_name: String,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Images of one split: uint8 pixels laid out `[N, C, H, W]`, and labels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImageSet {
+    pub pixels: Vec<u8>,
+    pub labels: Vec<i64>,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub num_classes: usize,
+}
+
+impl ImageSet {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    pub fn image_len(&self) -> usize {
+        self.channels * self.height * self.width
+    }
+
+    pub fn image(&self, index: usize) -> &[u8] {
+        let n = self.image_len();
+        &self.pixels[index * n..(index + 1) * n]
+    }
+
+    /// The images whose indices are given, in that order.
+    pub fn select(&self, indices: &[usize]) -> ImageSet {
+        let mut pixels = Vec::with_capacity(indices.len() * self.image_len());
+        for &i in indices {
+            pixels.extend_from_slice(self.image(i));
+        }
+        ImageSet {
+            pixels,
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            ..self.empty_like()
+        }
+    }
+
+    /// Only the images of the first `classes` classes.
+    pub fn first_classes(&self, classes: usize) -> ImageSet {
+        let keep: Vec<usize> = (0..self.len())
+            .filter(|&i| (self.labels[i] as usize) < classes)
+            .collect();
+        ImageSet {
+            num_classes: classes,
+            ..self.select(&keep)
+        }
+    }
+
+    fn empty_like(&self) -> ImageSet {
+        ImageSet {
+            pixels: Vec::new(),
+            labels: Vec::new(),
+            channels: self.channels,
+            height: self.height,
+            width: self.width,
+            num_classes: self.num_classes,
+        }
+    }
+
+    /// Images per class.
+    pub fn class_counts(&self) -> Vec<u32> {
+        let mut counts = vec![0u32; self.num_classes];
+        for &label in &self.labels {
+            counts[label as usize] += 1;
+        }
+        counts
+    }
+}
+
+/// The balanced training and test sets, as the data set ships them.
+#[derive(Clone, Debug)]
+pub struct Splits {
+    pub train: ImageSet,
+    pub test: ImageSet,
+}
+
+/// Reads (or generates) the balanced splits of a data set.
+pub fn load_splits(config: &DatasetConfig, data_root: &Path) -> Result<Splits, DataError> {
+    let folder = || {
+        let path = config.path.as_deref().unwrap_or_default();
+        data_root.join(path)
+    };
+    match config.kind {
+        DatasetKind::Cifar10 => cifar::load(&folder(), cifar::Format::Cifar10),
+        DatasetKind::Cifar100 => cifar::load(&folder(), cifar::Format::Cifar100),
+        DatasetKind::FashionMnist | DatasetKind::Mnist => idx::load(&folder()),
+        DatasetKind::Synthetic => Ok(synthetic::splits(
+            config.classes.unwrap_or(10) as usize,
+            &config.synthetic,
+        )),
+    }
+}
+
+/// Reads a whole file, naming it in any error.
+fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
+    std::fs::read(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => DataError::Missing {
+            path: path.to_owned(),
+            hint: "check the data set's path and the worker's --data-root".to_owned(),
+        },
+        _ => DataError::Io {
+            path: path.to_owned(),
+            source,
+        },
+    })
+}
+
+/// A folder that must exist before its files are looked for.
+fn require_dir(path: &Path) -> Result<(), DataError> {
+    if path.is_dir() {
+        Ok(())
+    } else {
+        Err(DataError::Missing {
+            path: path.to_owned(),
+            hint: "the data set's folder; check its path and the worker's --data-root".to_owned(),
+        })
+    }
+}
+
+/// Checks every label of a split against the class count.
+fn check_labels(path: &Path, labels: &[i64], classes: usize) -> Result<(), DataError> {
+    match labels.iter().position(|&l| l < 0 || l as usize >= classes) {
+        Some(index) => Err(DataError::LabelOutOfRange {
+            path: path.to_owned(),
+            index,
+            label: labels[index],
+            classes,
+        }),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,145 @@
+//! The CIFAR ResNet (He et al. 2016, section 4.2): depth 6n+2, three stages of 16/32/64
+//! channels with n basic blocks each, option-A shortcuts (stride-2 subsampling and zero-padded
+//! channels, no parameters: the paper's and LDAM-DRW's choice), Kaiming-normal initialisation.
+//! The 64-d pooled features are returned beside the logits for the Prototype Conformity loss.
+
+use tch::Tensor;
+use tch::nn::{self, ModuleT};
+
+/// Width of the pooled features.
+pub const FEATURES: i64 = 64;
+
+fn conv3x3(p: nn::Path, c_in: i64, c_out: i64, stride: i64) -> nn::Conv2D {
+    let config = nn::ConvConfig {
+        stride,
+        padding: 1,
+        bias: false,
+        ws_init: nn::init::DEFAULT_KAIMING_NORMAL,
+        ..Default::default()
+    };
+    nn::conv2d(p, c_in, c_out, 3, config)
+}
+
+#[derive(Debug)]
+struct BasicBlock {
+    conv1: nn::Conv2D,
+    bn1: nn::BatchNorm,
+    conv2: nn::Conv2D,
+    bn2: nn::BatchNorm,
+    /// Channels of zeros added on each side of the shortcut; `None` for an identity shortcut.
+    shortcut_pad: Option<i64>,
+}
+
+impl BasicBlock {
+    fn new(p: nn::Path, c_in: i64, c_out: i64, stride: i64) -> Self {
+        Self {
+            conv1: conv3x3(&p / "conv1", c_in, c_out, stride),
+            bn1: nn::batch_norm2d(&p / "bn1", c_out, Default::default()),
+            conv2: conv3x3(&p / "conv2", c_out, c_out, 1),
+            bn2: nn::batch_norm2d(&p / "bn2", c_out, Default::default()),
+            shortcut_pad: (stride != 1 || c_in != c_out).then_some((c_out - c_in) / 2),
+        }
+    }
+
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        let out = x.apply(&self.conv1).apply_t(&self.bn1, train).relu();
+        let out = out.apply(&self.conv2).apply_t(&self.bn2, train);
+        let shortcut = match self.shortcut_pad {
+            None => x.shallow_clone(),
+            Some(pad) => x
+                .slice(2, 0, None, 2)
+                .slice(3, 0, None, 2)
+                .constant_pad_nd([0, 0, 0, 0, pad, pad]),
+        };
+        (out + shortcut).relu()
+    }
+}
+
+#[derive(Debug)]
+pub struct ResNet {
+    conv1: nn::Conv2D,
+    bn1: nn::BatchNorm,
+    blocks: Vec<BasicBlock>,
+    fc: nn::Linear,
+}
+
+impl ResNet {
+    /// `depth` must be 6n+2 (checked when the spec is validated).
+    pub fn new(p: &nn::Path, depth: u32, in_channels: i64, classes: i64) -> Self {
+        let n = (depth as usize - 2) / 6;
+        let mut blocks = Vec::with_capacity(3 * n);
+        let mut c_in = 16;
+        for (stage, c_out) in [16, 32, 64].into_iter().enumerate() {
+            for i in 0..n {
+                let stride = if i == 0 && stage > 0 { 2 } else { 1 };
+                blocks.push(BasicBlock::new(
+                    p / format!("layer{}", stage + 1) / i,
+                    c_in,
+                    c_out,
+                    stride,
+                ));
+                c_in = c_out;
+            }
+        }
+        let fc_config = nn::LinearConfig {
+            ws_init: nn::init::DEFAULT_KAIMING_NORMAL,
+            ..Default::default()
+        };
+        Self {
+            conv1: conv3x3(p / "conv1", in_channels, 16, 1),
+            bn1: nn::batch_norm2d(p / "bn1", 16, Default::default()),
+            blocks,
+            fc: nn::linear(p / "fc", FEATURES, classes, fc_config),
+        }
+    }
+
+    /// Logits `[N, classes]` and pooled features `[N, 64]`.
+    pub fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let mut out = x.apply(&self.conv1).apply_t(&self.bn1, train).relu();
+        for block in &self.blocks {
+            out = block.forward_t(&out, train);
+        }
+        let features = out.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
+        (features.apply(&self.fc), features)
+    }
+}
+
+impl ModuleT for ResNet {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
+        ResNet::forward_t(self, x, train).0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    #[test]
+    fn shapes_and_parameter_counts_match_the_cifar_resnets() {
+        // Counted by hand: 269,722 weights for ResNet-20 on 10 classes (the paper's "0.27M").
+        for (depth, params) in [(20, 269_722), (32, 464_154)] {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let net = ResNet::new(&vs.root(), depth, 3, 10);
+            let x = Tensor::zeros([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+            let (logits, features) = net.forward_t(&x, false);
+            assert_eq!(logits.size(), [2, 10]);
+            assert_eq!(features.size(), [2, 64]);
+            let count: i64 = vs
+                .trainable_variables()
+                .iter()
+                .map(Tensor::numel)
+                .map(|n| n as i64)
+                .sum();
+            assert_eq!(count, params, "depth {depth}");
+        }
+    }
+
+    #[test]
+    fn one_channel_and_small_images_work() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = ResNet::new(&vs.root(), 8, 1, 7);
+        let x = Tensor::zeros([3, 1, 12, 12], (Kind::Float, Device::Cpu));
+        assert_eq!(net.forward_t(&x, true).0.size(), [3, 7]);
+    }
+}

@@ -1,0 +1,535 @@
+//! One training job, start to finish: the paper's recipe on a long-tailed data set.
+//!
+//! Each epoch: a shuffle and augmentation draws derived from `(seed, epoch)`; batches gathered,
+//! cropped, flipped and normalised on the device; a cross-entropy step (plus PC, plus Comp. when
+//! summed) and, in the alternating mode, a Complement Entropy step on the same batch; momentum
+//! SGD for the network, plain SGD for the PC centres. The first `pretrain_ce_epochs` epochs are
+//! cross entropy alone. The test set is evaluated at the chosen epochs and at the end.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use ltsweep_proto::{ClassScope, CompMode, EpochMetrics, JobResult, JobSpec};
+use tch::{Device, Kind, Tensor, nn};
+
+use crate::augment::{Augment, EpochDraws, Normalize};
+use crate::checkpoint::{self, CheckpointError, CheckpointMeta};
+use crate::data::{ClassInfo, ImageSet, LongTailData};
+use crate::losses;
+use crate::metrics::Confusion;
+use crate::model::{FEATURES, ResNet};
+use crate::optim::{self, Sgd};
+use crate::rng::{Rng, purpose};
+
+/// libtorch's generator is global: initialising two models at once in one process would
+/// interleave their draws. Holding this lock while seeding and initialising keeps each job's
+/// initial weights a function of its seed alone.
+static INIT: Mutex<()> = Mutex::new(());
+
+/// Test images per forward pass when evaluating.
+const EVAL_BATCH: i64 = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("checkpoint of job {found} cannot resume job {expected}")]
+    WrongCheckpoint { expected: String, found: String },
+    #[error("checkpoint does not match the model: {0}")]
+    CheckpointMismatch(String),
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+}
+
+/// How a call to [`Trainer::run`] ended.
+#[derive(Debug)]
+pub enum Outcome {
+    Finished(Box<JobResult>),
+    /// Stopped on request after this many epochs, with a checkpoint written.
+    Stopped {
+        epoch: u32,
+    },
+    /// The cancel flag was raised; the epoch in progress was abandoned.
+    Cancelled {
+        epoch: u32,
+    },
+    /// A loss became NaN or infinite during the given (1-based) epoch.
+    Diverged {
+        epoch: u32,
+        reason: String,
+    },
+}
+
+/// What the caller hears while a job trains.
+pub trait Observer {
+    /// After every epoch, with the test metrics at evaluation epochs.
+    fn epoch(&mut self, _metrics: &EpochMetrics) {}
+    /// Every `checkpoint_every` epochs; a failure is logged and training goes on.
+    fn checkpoint(&mut self, _epoch: u32, _bytes: Vec<u8>) -> Result<(), String> {
+        Ok(())
+    }
+    /// Checked between batches.
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+/// An observer that does nothing.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// The tensors of a split on the device.
+struct DeviceSet {
+    images: Tensor,
+    labels: Tensor,
+}
+
+impl DeviceSet {
+    fn new(set: &ImageSet, device: Device) -> Self {
+        let shape = [
+            set.len() as i64,
+            set.channels as i64,
+            set.height as i64,
+            set.width as i64,
+        ];
+        Self {
+            images: Tensor::from_slice(&set.pixels)
+                .view(shape)
+                .to_device(device),
+            labels: Tensor::from_slice(&set.labels).to_device(device),
+        }
+    }
+
+    fn len(&self) -> i64 {
+        self.labels.size()[0]
+    }
+}
+
+/// Loss sums of an epoch, kept on the device so that no batch waits for a host read.
+struct LossSums {
+    ce: Tensor,
+    comp: Tensor,
+    pc: Tensor,
+    batches: u32,
+}
+
+pub struct Trainer {
+    job: JobSpec,
+    device: Device,
+    vs: nn::VarStore,
+    model: ResNet,
+    sgd: Sgd,
+    centers: Tensor,
+    train: DeviceSet,
+    test: DeviceSet,
+    normalize: Normalize,
+    augment: Option<Augment>,
+    comp_classes: Tensor,
+    pc_classes: Tensor,
+    classes: ClassInfo,
+    /// Epochs finished.
+    epoch: u32,
+    history: Vec<EpochMetrics>,
+    train_seconds: f64,
+}
+
+impl Trainer {
+    pub fn new(job: &JobSpec, data: &LongTailData, device: Device) -> Self {
+        let train_set = &data.train;
+        let classes = data.classes.num_classes() as i64;
+        let vs = nn::VarStore::new(device);
+        let (model, centers) = {
+            let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            tch::manual_seed(job.seed as i64);
+            let model = ResNet::new(
+                &vs.root(),
+                job.model.depth,
+                train_set.channels as i64,
+                classes,
+            );
+            let centers =
+                Tensor::randn([classes, FEATURES], (Kind::Float, device)).set_requires_grad(true);
+            (model, centers)
+        };
+        let mut params: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .filter(|(_, t)| t.requires_grad())
+            .collect();
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        let sgd = Sgd::new(params, job.train.momentum, job.train.weight_decay);
+        let scope_mask = |scope: ClassScope| {
+            let mask: Vec<bool> = (0..data.classes.num_classes())
+                .map(|c| scope.includes(data.classes.is_head(c)))
+                .collect();
+            Tensor::from_slice(&mask).to_device(device)
+        };
+        Self {
+            job: job.clone(),
+            device,
+            model,
+            sgd,
+            centers,
+            train: DeviceSet::new(train_set, device),
+            test: DeviceSet::new(&data.test, device),
+            normalize: Normalize::fit(
+                &train_set.pixels,
+                train_set.channels,
+                train_set.height * train_set.width,
+                device,
+            ),
+            augment: job
+                .train
+                .augment
+                .then(|| Augment::new(train_set.height as i64, train_set.width as i64, device)),
+            comp_classes: scope_mask(job.plan.comp),
+            pc_classes: scope_mask(job.plan.pc),
+            classes: data.classes.clone(),
+            epoch: 0,
+            history: Vec::new(),
+            train_seconds: 0.0,
+            vs,
+        }
+    }
+
+    /// Epochs finished so far.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
+    /// Continues from a checkpoint of this job.
+    pub fn resume(&mut self, bytes: &[u8]) -> Result<(), TrainError> {
+        let (meta, tensors) = checkpoint::decode(bytes, self.device)?;
+        if meta.job_id != self.job.id.as_str() {
+            return Err(TrainError::WrongCheckpoint {
+                expected: self.job.id.to_string(),
+                found: meta.job_id,
+            });
+        }
+        let mut model = HashMap::new();
+        let mut momentum = HashMap::new();
+        let mut centers = None;
+        for (name, tensor) in tensors {
+            if let Some(rest) = name.strip_prefix("model/") {
+                model.insert(rest.to_owned(), tensor);
+            } else if let Some(rest) = name.strip_prefix("momentum/") {
+                momentum.insert(rest.to_owned(), tensor);
+            } else if name == "pc_centers" {
+                centers = Some(tensor);
+            }
+        }
+        tch::no_grad(|| -> Result<(), TrainError> {
+            for (name, mut variable) in self.vs.variables() {
+                let saved = model.remove(&name).ok_or_else(|| {
+                    TrainError::CheckpointMismatch(format!("no weights for {name}"))
+                })?;
+                variable.f_copy_(&saved)?;
+            }
+            let saved = centers
+                .ok_or_else(|| TrainError::CheckpointMismatch("no PC centres".to_owned()))?;
+            self.centers.f_copy_(&saved)?;
+            Ok(())
+        })?;
+        self.sgd
+            .load_state(momentum)
+            .map_err(TrainError::CheckpointMismatch)?;
+        self.epoch = meta.epoch;
+        self.history = meta.history;
+        self.train_seconds = meta.train_seconds;
+        Ok(())
+    }
+
+    /// The whole training state as bytes.
+    pub fn checkpoint(&self) -> Result<Vec<u8>, TrainError> {
+        let mut tensors: Vec<(String, Tensor)> = self
+            .vs
+            .variables()
+            .into_iter()
+            .map(|(name, t)| (format!("model/{name}"), t))
+            .collect();
+        tensors.extend(
+            self.sgd
+                .state()
+                .into_iter()
+                .map(|(name, t)| (format!("momentum/{name}"), t)),
+        );
+        tensors.push(("pc_centers".to_owned(), self.centers.shallow_clone()));
+        let meta = CheckpointMeta {
+            job_id: self.job.id.to_string(),
+            epoch: self.epoch,
+            history: self.history.clone(),
+            train_seconds: self.train_seconds,
+        };
+        Ok(checkpoint::encode(&meta, &tensors)?)
+    }
+
+    /// Trains until the last epoch, `stop_after` epochs, a cancel or a divergence.
+    pub fn run(
+        &mut self,
+        observer: &mut dyn Observer,
+        stop_after: Option<u32>,
+    ) -> Result<Outcome, TrainError> {
+        let epochs = self.job.train.epochs;
+        while self.epoch < epochs {
+            let Some(metrics) = self.train_epoch(&|| observer.cancelled())? else {
+                return Ok(Outcome::Cancelled { epoch: self.epoch });
+            };
+            if let Some(reason) = divergence(&metrics) {
+                return Ok(Outcome::Diverged {
+                    epoch: metrics.epoch,
+                    reason,
+                });
+            }
+            observer.epoch(&metrics);
+            let stop_here = stop_after == Some(self.epoch);
+            let due = self.epoch % self.job.train.checkpoint_every == 0;
+            if self.epoch < epochs && (due || stop_here) {
+                let bytes = self.checkpoint()?;
+                if let Err(error) = observer.checkpoint(self.epoch, bytes) {
+                    tracing::warn!(job = %self.job.id, epoch = self.epoch, %error, "checkpoint not kept");
+                }
+            }
+            if stop_here && self.epoch < epochs {
+                return Ok(Outcome::Stopped { epoch: self.epoch });
+            }
+        }
+        Ok(Outcome::Finished(Box::new(self.result())))
+    }
+
+    /// Trains one epoch and evaluates if it is an evaluation epoch; `None` if cancelled.
+    pub fn train_epoch(
+        &mut self,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Option<EpochMetrics>, TrainError> {
+        let epoch = self.epoch;
+        let lr = self.job.train.lr_at(epoch);
+        let plan_on = epoch >= self.job.train.pretrain_ce_epochs;
+        let use_pc = plan_on && self.job.plan.pc != ClassScope::None;
+        let use_comp = plan_on && self.job.plan.comp != ClassScope::None;
+        let batch = i64::from(self.job.train.batch_size);
+        let n = self.train.len();
+
+        let start = Instant::now();
+        let mut order: Vec<i64> = (0..n).collect();
+        Rng::derive(self.job.seed, &[purpose::SHUFFLE, u64::from(epoch)]).shuffle(&mut order);
+        let order = Tensor::from_slice(&order).to_device(self.device);
+        let draws = self
+            .augment
+            .as_ref()
+            .map(|a| a.draw(n as usize, self.job.seed, epoch, self.device));
+        let zero = || Tensor::zeros([], (Kind::Float, self.device));
+        let mut sums = LossSums {
+            ce: zero(),
+            comp: zero(),
+            pc: zero(),
+            batches: 0,
+        };
+        let mut seen = 0i64;
+        let mut from = 0i64;
+        while from < n {
+            if cancelled() {
+                return Ok(None);
+            }
+            let len = batch.min(n - from);
+            // Batch norm cannot train on a single image.
+            if len < 2 {
+                break;
+            }
+            let index = order.narrow(0, from, len);
+            let x = self.batch_images(&index, draws.as_ref(), from, len);
+            let y = self.train.labels.index_select(0, &index);
+            self.step(&x, &y, lr, use_pc, use_comp, &mut sums);
+            seen += len;
+            from += len;
+        }
+        let batches = f64::from(sums.batches.max(1));
+        let mut metrics = EpochMetrics {
+            epoch: epoch + 1,
+            lr,
+            // Reading the sums waits for the device, so the time below is the real one.
+            loss_ce: sums.ce.double_value(&[]) / batches,
+            loss_comp: sums.comp.double_value(&[]) / batches,
+            loss_pc: sums.pc.double_value(&[]) / batches,
+            images_per_second: 0.0,
+            seconds: 0.0,
+            accuracy: None,
+            per_class: Vec::new(),
+        };
+        let seconds = start.elapsed().as_secs_f64();
+        metrics.seconds = seconds;
+        metrics.images_per_second = seen as f64 / seconds.max(1e-9);
+        self.train_seconds += seconds;
+        self.epoch += 1;
+        if divergence(&metrics).is_none() && self.job.train.evaluates_after(self.epoch) {
+            let confusion = self.evaluate();
+            metrics.accuracy = Some(confusion.group_accuracy(&self.classes));
+            metrics.per_class = confusion.per_class(&self.classes);
+        }
+        self.history.push(metrics.clone());
+        Ok(Some(metrics))
+    }
+
+    fn batch_images(
+        &self,
+        index: &Tensor,
+        draws: Option<&EpochDraws>,
+        from: i64,
+        len: i64,
+    ) -> Tensor {
+        let images = self.train.images.index_select(0, index);
+        let images = match (&self.augment, draws) {
+            (Some(augment), Some(d)) => augment.apply(
+                &images,
+                &d.offset_y.narrow(0, from, len),
+                &d.offset_x.narrow(0, from, len),
+                &d.flip.narrow(0, from, len),
+            ),
+            _ => images,
+        };
+        self.normalize.apply(&images)
+    }
+
+    /// One optimisation step on a batch (two in the alternating Comp. mode).
+    fn step(
+        &mut self,
+        x: &Tensor,
+        y: &Tensor,
+        lr: f64,
+        use_pc: bool,
+        use_comp: bool,
+        sums: &mut LossSums,
+    ) {
+        let losses_cfg = &self.job.losses;
+        let alternate = losses_cfg.comp_mode == CompMode::Alternate;
+        let (logits, features) = self.model.forward_t(x, true);
+        let ce = losses::cross_entropy(&logits, y);
+        sums.ce += ce.detach();
+        sums.batches += 1;
+        let mut loss = ce;
+        if use_pc {
+            let mask = losses::sample_mask(&self.pc_classes, y, Kind::Float);
+            let pc = losses::prototype_conformity(
+                &features,
+                &self.centers,
+                y,
+                &mask,
+                losses_cfg.pc_push_weight,
+            );
+            sums.pc += pc.detach();
+            loss = loss + &pc * losses_cfg.pc_weight;
+        }
+        if use_comp && !alternate {
+            let comp = self.complement(&logits, y);
+            sums.comp += comp.detach();
+            loss = loss + &comp * losses_cfg.comp_weight;
+        }
+        self.sgd.zero_grad();
+        self.centers.zero_grad();
+        loss.backward();
+        self.sgd.step(lr);
+        if use_pc {
+            optim::step_centers(
+                &mut self.centers,
+                losses_cfg.pc_center_lr,
+                losses_cfg.pc_weight,
+            );
+        }
+        if use_comp && alternate {
+            // Complement Objective Training's reference code: a second forward pass and step
+            // on the same batch with the complement loss alone.
+            let (logits, _) = self.model.forward_t(x, true);
+            let comp = self.complement(&logits, y);
+            sums.comp += comp.detach();
+            self.sgd.zero_grad();
+            (comp * losses_cfg.comp_weight).backward();
+            self.sgd.step(lr);
+        }
+    }
+
+    fn complement(&self, logits: &Tensor, y: &Tensor) -> Tensor {
+        let mask = losses::sample_mask(&self.comp_classes, y, Kind::Float);
+        losses::complement_entropy(logits, y, &mask)
+    }
+
+    /// The confusion matrix on the test set, in evaluation mode.
+    pub fn evaluate(&self) -> Confusion {
+        let k = self.classes.num_classes() as i64;
+        tch::no_grad(|| {
+            let n = self.test.len();
+            let mut predictions = Vec::new();
+            let mut from = 0;
+            while from < n {
+                let len = EVAL_BATCH.min(n - from);
+                let x = self.normalize.apply(&self.test.images.narrow(0, from, len));
+                predictions.push(self.model.forward_t(&x, false).0.argmax(1, false));
+                from += len;
+            }
+            let predicted = Tensor::cat(&predictions, 0);
+            let cells = (&self.test.labels * k + predicted).bincount(None::<Tensor>, k * k);
+            let flat = Vec::<i64>::try_from(cells.to_device(Device::Cpu))
+                .expect("bincount gives a 1-D integer tensor");
+            Confusion::from_flat(&flat, k as usize)
+        })
+    }
+
+    fn result(&self) -> JobResult {
+        let confusion = self.evaluate();
+        JobResult {
+            job_id: self.job.id.to_string(),
+            sweep_id: self.job.sweep.to_string(),
+            spec: self.job.clone(),
+            accuracy: confusion.group_accuracy(&self.classes),
+            per_class: confusion.per_class(&self.classes),
+            epochs: self.history.clone(),
+            num_classes: self.classes.num_classes() as u32,
+            train_images: self.train.len() as u32,
+            confusion: confusion.counts,
+            train_seconds: self.train_seconds,
+            device: device_name(self.device),
+            worker_id: None,
+            attempts: 0,
+            epochs_retrained: 0,
+        }
+    }
+}
+
+/// Why an epoch's losses show the run diverged, if they do.
+fn divergence(metrics: &EpochMetrics) -> Option<String> {
+    [
+        ("cross entropy", metrics.loss_ce),
+        ("Complement Entropy", metrics.loss_comp),
+        ("Prototype Conformity", metrics.loss_pc),
+    ]
+    .into_iter()
+    .find(|(_, value)| !value.is_finite())
+    .map(|(name, value)| {
+        format!(
+            "the {name} loss became {value} in epoch {} (learning rate {})",
+            metrics.epoch, metrics.lr
+        )
+    })
+}
+
+/// `cpu` or `cuda:N`.
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cuda(i) => format!("cuda:{i}"),
+        Device::Mps => "mps".to_owned(),
+        Device::Vulkan => "vulkan".to_owned(),
+        Device::Cpu => "cpu".to_owned(),
+    }
+}
+
+/// Parses `cpu`, `cuda` or `cuda:N`.
+pub fn parse_device(text: &str) -> Result<Device, String> {
+    match text {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Ok(Device::Cuda(0)),
+        _ => text
+            .strip_prefix("cuda:")
+            .and_then(|i| i.parse().ok())
+            .map(Device::Cuda)
+            .ok_or_else(|| format!("`{text}` is not a device (cpu, cuda or cuda:N)")),
+    }
+}
