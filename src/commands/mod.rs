@@ -1,6 +1,8 @@
 //! One module per subcommand.
 
+mod data;
 mod doctor;
+mod train;
 mod validate;
 
 use std::path::Path;
@@ -15,6 +17,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Doctor => doctor::run(),
+        Command::Train(args) => train::run(&args),
+        Command::Data(command) => data::run(&command),
     }
 }
 

@@ -3,3 +3,4 @@
 mod support;
 
 mod spec_cli;
+mod train_cli;

@@ -107,11 +107,14 @@ fn parse(
         detail,
     };
     let header_len = 4 + 4 * ndims;
-    if bytes.len() < header_len {
-        return Err(malformed(format!(
+    let truncated = || {
+        malformed(format!(
             "truncated: {} bytes is shorter than an IDX header",
             bytes.len()
-        )));
+        ))
+    };
+    if bytes.len() < 4 {
+        return Err(truncated());
     }
     let word = |i: usize| u32::from_be_bytes(bytes[4 * i..4 * i + 4].try_into().expect("4 bytes"));
     let found = word(0);
@@ -119,6 +122,9 @@ fn parse(
         return Err(malformed(format!(
             "wrong IDX magic number 0x{found:08x} (expected 0x{magic:08x})"
         )));
+    }
+    if bytes.len() < header_len {
+        return Err(truncated());
     }
     let dims: Vec<usize> = (1..=ndims).map(|i| word(i) as usize).collect();
     let expected = dims.iter().product::<usize>();

@@ -1,5 +1,7 @@
 //! The built-in synthetic data set: each class is a colour plus a periodic grating, shifted at
-//! random in each image and buried in noise. It needs no download, has any size and class count,
+//! random in each image, with a random colour cast per image and noise per pixel. The colour
+//! cast makes the classes overlap in mean colour, so a model must learn the gratings, and
+//! the frequent classes are learnt first, as in real long-tailed data. It needs no download, has any size and class count,
 //! and a small ResNet learns it in seconds, which makes it the data of the quickstart and tests.
 //!
 //! The set depends only on its settings, never on a job's seed, as a real data set would.
