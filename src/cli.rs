@@ -30,6 +30,174 @@ pub enum Command {
     /// Inspect data sets, or write synthetic ones in an official format.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Benchmarks: print our figures (the scripts in bench/ run the peers beside them).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Submit a sweep to a coordinator (the same spec twice is the same sweep).
+    Submit(SubmitArgs),
+    /// A sweep's jobs and their states (the latest sweep when none is named).
+    Status(StatusArgs),
+    /// Progress bars of a sweep until it ends.
+    Watch(SweepArgs),
+    /// Cancel a sweep's pending and running jobs.
+    Cancel(SweepArgs),
+    /// Put a sweep's failed and cancelled jobs back in the queue.
+    RetryFailed(SweepArgs),
+    /// The workers the coordinator knows.
+    Workers(RemoteArgs),
+    /// Run a coordinator: the gRPC server workers and users call.
+    Coordinator(CoordinatorArgs),
+    /// Run a worker: pull jobs from a coordinator and train them on this machine's devices.
+    Worker(WorkerArgs),
+}
+
+/// `90s`, `500ms`, `2m`, `1h`, or a number of seconds.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 30s or 500ms"))?;
+    let seconds = match unit {
+        "" | "s" => number,
+        "ms" => number / 1000.0,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        _ => return Err(format!("`{text}`: the unit is ms, s, m or h")),
+    };
+    Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CoordinatorArgs {
+    #[arg(long, env = "LTSWEEP_LISTEN", default_value = "127.0.0.1:7070")]
+    pub listen: String,
+    /// Holds the SQLite database and the checkpoints; a restart on it resumes everything.
+    #[arg(long, env = "LTSWEEP_STATE_DIR")]
+    pub state_dir: PathBuf,
+    /// A file holding the shared token (else LTSWEEP_TOKEN); without one, anyone who reaches
+    /// the port can submit.
+    #[arg(long, env = "LTSWEEP_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// A lease without progress for this long expires and its job goes back to the queue.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub lease_ttl: std::time::Duration,
+    /// How often workers send progress (told to them at registration).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub heartbeat: std::time::Duration,
+    /// How long a worker's poll for work waits before answering none.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub poll_timeout: std::time::Duration,
+    /// TLS certificate chain (PEM); with --tls-key, plaintext clients are refused.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// `full` syncs every commit to disk (power-cut safe); `normal` is safe against a killed
+    /// process and faster.
+    #[arg(long, value_enum, default_value = "normal")]
+    pub durability: DurabilityArg,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum DurabilityArg {
+    Normal,
+    Full,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// `auto` (every GPU, else the CPU), `cpu`, or GPUs such as `cuda:0,cuda:1`.
+    #[arg(long, env = "LTSWEEP_DEVICES", default_value = "auto")]
+    pub devices: String,
+    /// Jobs at once per device (several small jobs fit on one GPU).
+    #[arg(long, env = "LTSWEEP_SLOTS_PER_DEVICE", default_value_t = 1)]
+    pub slots_per_device: u32,
+    /// The folder the spec's data paths are relative to.
+    #[arg(long, env = "LTSWEEP_DATA_ROOT", default_value = ".")]
+    pub data_root: PathBuf,
+    /// libtorch threads per job (default: the cores shared among the slots).
+    #[arg(long, env = "LTSWEEP_THREADS")]
+    pub threads: Option<i32>,
+}
+
+/// How to reach a coordinator.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RemoteArgs {
+    #[arg(
+        long,
+        env = "LTSWEEP_COORDINATOR",
+        default_value = "http://127.0.0.1:7070"
+    )]
+    pub coordinator: String,
+    /// A file holding the shared token (else LTSWEEP_TOKEN).
+    #[arg(long, env = "LTSWEEP_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+    /// The CA certificate (PEM) that signed the coordinator's TLS certificate.
+    #[arg(long, env = "LTSWEEP_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SubmitArgs {
+    pub spec: PathBuf,
+    /// Show progress bars until the sweep ends.
+    #[arg(long)]
+    pub watch: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    /// A sweep id; the most recent sweep when omitted.
+    pub sweep: Option<String>,
+    /// {"sweep", "total", "pending", "running", "succeeded", "failed", "cancelled", "jobs": [...]}.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SweepArgs {
+    pub sweep: String,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Training throughput of the full loop (shuffle, augmentation, forward, backward, SGD).
+    Train(BenchTrainArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BenchTrainArgs {
+    #[arg(long, default_value_t = 20)]
+    pub depth: u32,
+    /// Images in the (random, balanced) training set: one timed epoch covers them all.
+    #[arg(long, default_value_t = 4096)]
+    pub images: usize,
+    #[arg(long, default_value_t = 128)]
+    pub batch: u32,
+    #[arg(long, default_value_t = 100)]
+    pub classes: usize,
+    /// Timed epochs, after one untimed warm-up epoch.
+    #[arg(long, default_value_t = 2)]
+    pub epochs: u32,
+    /// The loss plan to time (cross entropy alone, as the PyTorch peer).
+    #[arg(long, default_value = "comp=none,pc=none")]
+    pub plan: String,
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    #[arg(long)]
+    pub threads: Option<i32>,
 }
 
 #[derive(clap::Args, Debug)]

@@ -1,4 +1,5 @@
-//! Exit codes: 2 for input the user must fix (a spec, a data file, an argument), 1 for any
+//! Exit codes: 2 for input the user must fix (a spec, a data file, an argument, an unknown
+//! sweep), 3 when the coordinator refuses the caller (token, protocol version), 1 for any
 //! other failure.
 
 use ltsweep_proto::SpecError;
@@ -8,9 +9,20 @@ use ltsweep_proto::SpecError;
 #[error("{0}")]
 pub struct BadInput(pub String);
 
+/// Marks an error as the coordinator refusing who is asking.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
 pub fn code_of(err: &anyhow::Error) -> u8 {
-    let bad_input = err
+    if err
         .chain()
-        .any(|cause| cause.is::<SpecError>() || cause.is::<BadInput>());
-    if bad_input { 2 } else { 1 }
+        .any(|cause| cause.is::<SpecError>() || cause.is::<BadInput>())
+    {
+        2
+    } else if err.chain().any(|cause| cause.is::<Refused>()) {
+        3
+    } else {
+        1
+    }
 }

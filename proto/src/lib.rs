@@ -19,6 +19,7 @@
 //! # Ok::<(), ltsweep_proto::SpecError>(())
 //! ```
 
+pub mod client;
 pub mod convert;
 mod grid;
 pub mod job;

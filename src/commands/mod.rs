@@ -1,9 +1,13 @@
 //! One module per subcommand.
 
+mod bench;
+mod client;
+mod coordinator;
 mod data;
 mod doctor;
 mod train;
 mod validate;
+mod worker;
 
 use std::path::Path;
 
@@ -19,6 +23,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Doctor => doctor::run(),
         Command::Train(args) => train::run(&args),
         Command::Data(command) => data::run(&command),
+        Command::Bench(command) => bench::run(&command),
+        Command::Submit(args) => client::submit(&args),
+        Command::Status(args) => client::status(&args),
+        Command::Watch(args) => client::watch(&args),
+        Command::Cancel(args) => client::cancel(&args),
+        Command::RetryFailed(args) => client::retry_failed(&args),
+        Command::Workers(args) => client::workers(&args),
+        Command::Coordinator(args) => coordinator::run(&args),
+        Command::Worker(args) => worker::run(&args),
     }
 }
 

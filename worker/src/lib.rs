@@ -5,6 +5,7 @@
 //! - [`model`]: the CIFAR ResNet; [`losses`]: CE, Complement Entropy, Prototype Conformity;
 //!   [`optim`]: momentum SGD with reachable state; [`augment`]: the on-device input pipeline.
 //! - [`train`]: the training loop, checkpoints and exact resume; [`metrics`]: test metrics.
+//! - [`runtime`]: the worker process: pull jobs from a coordinator, train, report.
 //!
 //! ```no_run
 //! use ltsweep_proto::SweepSpec;
@@ -30,4 +31,5 @@ pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod rng;
+pub mod runtime;
 pub mod train;

@@ -1,0 +1,535 @@
+//! The three tidy frames, built from job records, and their one-file Parquet export.
+//!
+//! The export holds the three frames in one table: a `frame` column says which frame a row
+//! belongs to, and every other column is named `<frame>.<column>` (`per_class.recall`), null in
+//! the other frames' rows. Prefixes keep same-named columns of different frames apart (an `lr`
+//! grid axis in `jobs` against the learning rate in `epochs`), and the file stays one plain
+//! table that pandas or Polars can filter.
+
+use std::fs::File;
+use std::path::Path;
+
+use ltsweep_proto::{ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, JobState};
+use polars::prelude::{
+    BooleanChunked, Column, DataFrame, DataType, NamedFrom, ParquetReader, ParquetWriter,
+    PolarsError, SerReader,
+};
+
+use crate::AnalysisError;
+use crate::records::{JobRecord, SweepRecords};
+use crate::schema::{self, FrameKind, SchemaProblem};
+
+/// A sweep's results as three tidy frames (plain column types: text, f64, u32, u64, bool).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Frames {
+    /// One row a job: sweep, job_id, plan, comp_on, pc_on, one `f64` column per grid axis,
+    /// seed, state, attempts, acc_all .. acc_few, train_seconds, epochs_retrained, worker,
+    /// error.
+    pub jobs: DataFrame,
+    /// One row a job, evaluated epoch and class: job_id, plan, seed, epoch, class, train_count,
+    /// group, shot, test_total, test_correct, recall, precision, final.
+    pub per_class: DataFrame,
+    /// One row a job and epoch: job_id, plan, seed, epoch, lr, loss_ce, loss_comp, loss_pc,
+    /// images_per_second, seconds, acc_all .. acc_few (null where the epoch was not evaluated).
+    pub epochs: DataFrame,
+}
+
+/// The name of the export's column that says which frame a row belongs to.
+const FRAME_COLUMN: &str = "frame";
+
+impl Frames {
+    /// Builds the frames from a sweep's records. Accuracies are null for jobs that have not
+    /// succeeded; per-class and epoch rows come from the results of succeeded jobs.
+    pub fn from_records(records: &SweepRecords) -> Result<Frames, AnalysisError> {
+        let axis_names = axis_names(records)?;
+        let mut jobs = JobColumns::default();
+        let mut per_class = ClassColumns::default();
+        let mut epochs = EpochColumns::default();
+        for record in &records.jobs {
+            let result = usable_result(record)?;
+            jobs.push(&records.sweep_id, record, result);
+            if let Some(result) = result {
+                per_class.push_result(record, result);
+                for metrics in &result.epochs {
+                    epochs.push(record, metrics);
+                }
+            }
+        }
+        Ok(Frames {
+            jobs: jobs.into_frame(&axis_names)?,
+            per_class: per_class.into_frame()?,
+            epochs: epochs.into_frame()?,
+        })
+    }
+
+    /// Writes the three frames into one Parquet file from which [`Frames::read_results`]
+    /// rebuilds them.
+    pub fn export(&self, path: &Path) -> Result<(), AnalysisError> {
+        self.check()?;
+        let parts = self.parts();
+        let height: usize = parts.iter().map(|(_, frame)| frame.height()).sum();
+        let mut frame_names = Vec::with_capacity(height);
+        for (kind, frame) in parts {
+            frame_names.extend(std::iter::repeat_n(kind.name(), frame.height()));
+        }
+        let mut columns = vec![Column::new(FRAME_COLUMN.into(), frame_names)];
+        let mut before = 0;
+        for (kind, frame) in parts {
+            let after = height - before - frame.height();
+            for column in frame.columns() {
+                let name = format!("{}.{}", kind.name(), column.name());
+                let exporting = |source| polars_error(format!("exporting column `{name}`"), source);
+                let mut stacked = Column::full_null(name.as_str().into(), before, column.dtype());
+                stacked
+                    .append(&column.clone().with_name(name.as_str().into()))
+                    .map_err(exporting)?;
+                stacked
+                    .append(&Column::full_null(
+                        name.as_str().into(),
+                        after,
+                        column.dtype(),
+                    ))
+                    .map_err(exporting)?;
+                columns.push(stacked);
+            }
+            before += frame.height();
+        }
+        let mut table = DataFrame::new(height, columns)
+            .map_err(|source| polars_error("building the export table", source))?;
+        write_parquet(&mut table, path)
+    }
+
+    /// Reads a file written by [`Frames::export`]. A file without one of the export's columns
+    /// is refused with that column's name.
+    pub fn read_results(path: &Path) -> Result<Frames, AnalysisError> {
+        let file = File::open(path).map_err(|source| AnalysisError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let table = ParquetReader::new(file)
+            .finish()
+            .map_err(|source| polars_error(format!("reading {}", path.display()), source))?;
+        let export = Export {
+            path,
+            table: &table,
+        };
+        let which = export.frame_names()?;
+        Ok(Frames {
+            jobs: export.frame(FrameKind::Jobs, &which)?,
+            per_class: export.frame(FrameKind::PerClass, &which)?,
+            epochs: export.frame(FrameKind::Epochs, &which)?,
+        })
+    }
+
+    fn parts(&self) -> [(FrameKind, &DataFrame); 3] {
+        [
+            (FrameKind::Jobs, &self.jobs),
+            (FrameKind::PerClass, &self.per_class),
+            (FrameKind::Epochs, &self.epochs),
+        ]
+    }
+
+    /// Checks every frame's columns; returns the jobs frame's axis names.
+    pub(crate) fn check(&self) -> Result<Vec<String>, AnalysisError> {
+        let mut axes = Vec::new();
+        for (kind, frame) in self.parts() {
+            let found = schema::check(frame, kind).map_err(|problem| {
+                let (column, problem) = match problem {
+                    SchemaProblem::Missing { column } => (column, "is missing".to_owned()),
+                    SchemaProblem::WrongType {
+                        column,
+                        expected,
+                        found,
+                    } => (column, format!("is {found}, expected {expected}")),
+                };
+                AnalysisError::BadColumn {
+                    frame: kind.name(),
+                    column,
+                    problem,
+                }
+            })?;
+            if kind == FrameKind::Jobs {
+                axes = found;
+            }
+        }
+        Ok(axes)
+    }
+}
+
+/// An export file being read back.
+struct Export<'a> {
+    path: &'a Path,
+    table: &'a DataFrame,
+}
+
+impl Export<'_> {
+    fn missing(&self, column: String) -> AnalysisError {
+        AnalysisError::MissingColumn {
+            path: self.path.to_owned(),
+            column,
+        }
+    }
+
+    fn wrong_type(&self, column: String, expected: &DataType, found: &DataType) -> AnalysisError {
+        AnalysisError::ColumnType {
+            path: self.path.to_owned(),
+            column,
+            expected: expected.to_string(),
+            found: found.to_string(),
+        }
+    }
+
+    /// The frame each row belongs to.
+    fn frame_names(&self) -> Result<Vec<Option<&str>>, AnalysisError> {
+        let column = self
+            .table
+            .column(FRAME_COLUMN)
+            .map_err(|_| self.missing(FRAME_COLUMN.to_owned()))?;
+        let names = column.str().map_err(|_| {
+            self.wrong_type(FRAME_COLUMN.to_owned(), &DataType::String, column.dtype())
+        })?;
+        Ok(names.iter().collect())
+    }
+
+    /// One frame: the rows it owns, its prefixed columns without their prefix.
+    fn frame(&self, kind: FrameKind, which: &[Option<&str>]) -> Result<DataFrame, AnalysisError> {
+        let prefix = format!("{}.", kind.name());
+        for spec in kind.fixed_columns() {
+            let column = format!("{prefix}{}", spec.name);
+            if self.table.column(&column).is_err() {
+                return Err(self.missing(column));
+            }
+        }
+        let mask: Vec<bool> = which
+            .iter()
+            .map(|&name| name == Some(kind.name()))
+            .collect();
+        let height = mask.iter().filter(|&&keep| keep).count();
+        let mask = BooleanChunked::new("mask".into(), mask);
+        let reading = |source| polars_error(format!("reading {}", self.path.display()), source);
+        let mut columns = Vec::new();
+        for column in self.table.columns() {
+            if let Some(name) = column.name().strip_prefix(&prefix) {
+                let kept = column.filter(&mask).map_err(reading)?;
+                columns.push(kept.with_name(name.into()));
+            }
+        }
+        let frame = DataFrame::new(height, columns).map_err(reading)?;
+        schema::check(&frame, kind).map_err(|problem| match problem {
+            SchemaProblem::Missing { column } => self.missing(format!("{prefix}{column}")),
+            SchemaProblem::WrongType {
+                column,
+                expected,
+                found,
+            } => self.wrong_type(format!("{prefix}{column}"), &expected, &found),
+        })?;
+        Ok(frame)
+    }
+}
+
+pub(crate) fn polars_error(context: impl Into<String>, source: PolarsError) -> AnalysisError {
+    AnalysisError::Polars {
+        context: context.into(),
+        source,
+    }
+}
+
+/// Writes one frame as a Parquet file.
+pub(crate) fn write_parquet(frame: &mut DataFrame, path: &Path) -> Result<(), AnalysisError> {
+    let file = File::create(path).map_err(|source| AnalysisError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    ParquetWriter::new(file)
+        .finish(frame)
+        .map_err(|source| polars_error(format!("writing {}", path.display()), source))?;
+    Ok(())
+}
+
+/// The grid axes every job shares, in the first job's order.
+fn axis_names(records: &SweepRecords) -> Result<Vec<String>, AnalysisError> {
+    let Some(first) = records.jobs.first() else {
+        return Ok(Vec::new());
+    };
+    let names: Vec<String> = first.spec.axes.iter().map(|a| a.name.clone()).collect();
+    for name in &names {
+        if FrameKind::Jobs.is_fixed(name) {
+            return Err(AnalysisError::BadRecord {
+                job: first.spec.id.to_string(),
+                problem: format!("grid axis `{name}` has the name of a column of the jobs frame"),
+            });
+        }
+    }
+    for record in &records.jobs {
+        if !record.spec.axes.iter().map(|a| &a.name).eq(&names) {
+            let found: Vec<&str> = record.spec.axes.iter().map(|a| a.name.as_str()).collect();
+            return Err(AnalysisError::BadRecord {
+                job: record.spec.id.to_string(),
+                problem: format!(
+                    "its grid axes ({}) differ from the sweep's ({})",
+                    found.join(", "),
+                    names.join(", ")
+                ),
+            });
+        }
+    }
+    Ok(names)
+}
+
+/// The result of a succeeded job; a succeeded job without one is a broken record.
+fn usable_result(record: &JobRecord) -> Result<Option<&JobResult>, AnalysisError> {
+    match (record.state, &record.result) {
+        (JobState::Succeeded, Some(result)) => Ok(Some(result)),
+        (JobState::Succeeded, None) => Err(AnalysisError::BadRecord {
+            job: record.spec.id.to_string(),
+            problem: "succeeded but has no result".to_owned(),
+        }),
+        // A result left from an earlier attempt of a job that was retried is not its result.
+        _ => Ok(None),
+    }
+}
+
+#[derive(Default)]
+struct Accuracies {
+    all: Vec<Option<f64>>,
+    head: Vec<Option<f64>>,
+    tail: Vec<Option<f64>>,
+    many: Vec<Option<f64>>,
+    medium: Vec<Option<f64>>,
+    few: Vec<Option<f64>>,
+}
+
+impl Accuracies {
+    fn push(&mut self, accuracy: Option<&GroupAccuracy>) {
+        let get = |pick: fn(&GroupAccuracy) -> Option<f64>| accuracy.and_then(pick);
+        self.all.push(get(|a| a.acc_all));
+        self.head.push(get(|a| a.acc_head));
+        self.tail.push(get(|a| a.acc_tail));
+        self.many.push(get(|a| a.acc_many));
+        self.medium.push(get(|a| a.acc_medium));
+        self.few.push(get(|a| a.acc_few));
+    }
+
+    fn into_columns(self) -> [Column; 6] {
+        [
+            Column::new("acc_all".into(), self.all),
+            Column::new("acc_head".into(), self.head),
+            Column::new("acc_tail".into(), self.tail),
+            Column::new("acc_many".into(), self.many),
+            Column::new("acc_medium".into(), self.medium),
+            Column::new("acc_few".into(), self.few),
+        ]
+    }
+}
+
+/// The plan's columns every frame repeats, so that each frame can be read on its own.
+#[derive(Default)]
+struct JobKeys {
+    job_id: Vec<String>,
+    plan: Vec<String>,
+    seed: Vec<u64>,
+}
+
+impl JobKeys {
+    fn push(&mut self, record: &JobRecord) {
+        self.job_id.push(record.spec.id.to_string());
+        self.plan.push(record.spec.plan.to_string());
+        self.seed.push(record.spec.seed);
+    }
+
+    fn into_columns(self) -> [Column; 3] {
+        [
+            Column::new("job_id".into(), self.job_id),
+            Column::new("plan".into(), self.plan),
+            Column::new("seed".into(), self.seed),
+        ]
+    }
+}
+
+#[derive(Default)]
+struct JobColumns {
+    sweep: Vec<String>,
+    keys: JobKeys,
+    comp_on: Vec<String>,
+    pc_on: Vec<String>,
+    axes: Vec<Vec<f64>>,
+    state: Vec<String>,
+    attempts: Vec<u32>,
+    accuracy: Accuracies,
+    train_seconds: Vec<Option<f64>>,
+    epochs_retrained: Vec<Option<u32>>,
+    worker: Vec<Option<String>>,
+    error: Vec<Option<String>>,
+}
+
+impl JobColumns {
+    fn push(&mut self, sweep: &str, record: &JobRecord, result: Option<&JobResult>) {
+        let spec = &record.spec;
+        self.sweep.push(sweep.to_owned());
+        self.keys.push(record);
+        self.comp_on.push(spec.plan.comp.to_string());
+        self.pc_on.push(spec.plan.pc.to_string());
+        self.axes
+            .push(spec.axes.iter().map(|axis| axis.value).collect());
+        self.state.push(record.state.to_string());
+        self.attempts.push(record.attempts);
+        self.accuracy.push(result.map(|r| &r.accuracy));
+        self.train_seconds.push(result.map(|r| r.train_seconds));
+        self.epochs_retrained
+            .push(result.map(|r| r.epochs_retrained));
+        self.worker.push(record.worker.clone());
+        self.error.push(record.error.clone());
+    }
+
+    fn into_frame(self, axis_names: &[String]) -> Result<DataFrame, AnalysisError> {
+        let height = self.sweep.len();
+        let [job_id, plan, seed] = self.keys.into_columns();
+        let mut columns = vec![
+            Column::new("sweep".into(), self.sweep),
+            job_id,
+            plan,
+            Column::new("comp_on".into(), self.comp_on),
+            Column::new("pc_on".into(), self.pc_on),
+        ];
+        for (i, name) in axis_names.iter().enumerate() {
+            let values: Vec<f64> = self.axes.iter().map(|point| point[i]).collect();
+            columns.push(Column::new(name.as_str().into(), values));
+        }
+        columns.extend([
+            seed,
+            Column::new("state".into(), self.state),
+            Column::new("attempts".into(), self.attempts),
+        ]);
+        columns.extend(self.accuracy.into_columns());
+        columns.extend([
+            Column::new("train_seconds".into(), self.train_seconds),
+            Column::new("epochs_retrained".into(), self.epochs_retrained),
+            Column::new("worker".into(), self.worker),
+            Column::new("error".into(), self.error),
+        ]);
+        DataFrame::new(height, columns)
+            .map_err(|source| polars_error("building the jobs frame", source))
+    }
+}
+
+#[derive(Default)]
+struct ClassColumns {
+    keys: JobKeys,
+    epoch: Vec<u32>,
+    class: Vec<u32>,
+    train_count: Vec<u32>,
+    group: Vec<String>,
+    shot: Vec<String>,
+    test_total: Vec<u32>,
+    test_correct: Vec<u32>,
+    recall: Vec<f64>,
+    precision: Vec<f64>,
+    is_final: Vec<bool>,
+}
+
+impl ClassColumns {
+    /// Rows of every evaluation epoch, then the final epoch's. The result's own per-class
+    /// metrics are the final epoch's authority, so the final epoch's evaluation is taken from
+    /// the epoch list only when the result has none.
+    fn push_result(&mut self, record: &JobRecord, result: &JobResult) {
+        let final_epoch = result
+            .epochs
+            .last()
+            .map_or(record.spec.train.epochs, |last| last.epoch);
+        for metrics in &result.epochs {
+            if metrics.epoch != final_epoch {
+                self.push_epoch(record, metrics.epoch, &metrics.per_class, false);
+            }
+        }
+        let final_classes = if result.per_class.is_empty() {
+            result
+                .epochs
+                .iter()
+                .rev()
+                .find(|metrics| metrics.epoch == final_epoch)
+                .map_or(&[][..], |metrics| metrics.per_class.as_slice())
+        } else {
+            result.per_class.as_slice()
+        };
+        self.push_epoch(record, final_epoch, final_classes, true);
+    }
+
+    fn push_epoch(&mut self, record: &JobRecord, epoch: u32, classes: &[ClassMetrics], last: bool) {
+        for metrics in classes {
+            self.keys.push(record);
+            self.epoch.push(epoch);
+            self.class.push(metrics.class);
+            self.train_count.push(metrics.train_count);
+            self.group.push(metrics.group.as_str().to_owned());
+            self.shot.push(metrics.shot.as_str().to_owned());
+            self.test_total.push(metrics.test_total);
+            self.test_correct.push(metrics.test_correct);
+            self.recall.push(metrics.recall);
+            self.precision.push(metrics.precision);
+            self.is_final.push(last);
+        }
+    }
+
+    fn into_frame(self) -> Result<DataFrame, AnalysisError> {
+        let height = self.epoch.len();
+        let mut columns = Vec::from(self.keys.into_columns());
+        columns.extend([
+            Column::new("epoch".into(), self.epoch),
+            Column::new("class".into(), self.class),
+            Column::new("train_count".into(), self.train_count),
+            Column::new("group".into(), self.group),
+            Column::new("shot".into(), self.shot),
+            Column::new("test_total".into(), self.test_total),
+            Column::new("test_correct".into(), self.test_correct),
+            Column::new("recall".into(), self.recall),
+            Column::new("precision".into(), self.precision),
+            Column::new("final".into(), self.is_final),
+        ]);
+        DataFrame::new(height, columns)
+            .map_err(|source| polars_error("building the per_class frame", source))
+    }
+}
+
+#[derive(Default)]
+struct EpochColumns {
+    keys: JobKeys,
+    epoch: Vec<u32>,
+    lr: Vec<f64>,
+    loss_ce: Vec<f64>,
+    loss_comp: Vec<f64>,
+    loss_pc: Vec<f64>,
+    images_per_second: Vec<f64>,
+    seconds: Vec<f64>,
+    accuracy: Accuracies,
+}
+
+impl EpochColumns {
+    fn push(&mut self, record: &JobRecord, metrics: &EpochMetrics) {
+        self.keys.push(record);
+        self.epoch.push(metrics.epoch);
+        self.lr.push(metrics.lr);
+        self.loss_ce.push(metrics.loss_ce);
+        self.loss_comp.push(metrics.loss_comp);
+        self.loss_pc.push(metrics.loss_pc);
+        self.images_per_second.push(metrics.images_per_second);
+        self.seconds.push(metrics.seconds);
+        self.accuracy.push(metrics.accuracy.as_ref());
+    }
+
+    fn into_frame(self) -> Result<DataFrame, AnalysisError> {
+        let height = self.epoch.len();
+        let mut columns = Vec::from(self.keys.into_columns());
+        columns.extend([
+            Column::new("epoch".into(), self.epoch),
+            Column::new("lr".into(), self.lr),
+            Column::new("loss_ce".into(), self.loss_ce),
+            Column::new("loss_comp".into(), self.loss_comp),
+            Column::new("loss_pc".into(), self.loss_pc),
+            Column::new("images_per_second".into(), self.images_per_second),
+            Column::new("seconds".into(), self.seconds),
+        ]);
+        columns.extend(self.accuracy.into_columns());
+        DataFrame::new(height, columns)
+            .map_err(|source| polars_error("building the epochs frame", source))
+    }
+}

@@ -1,0 +1,263 @@
+//! The frames read back into typed rows: the report's computations run on these, so a report
+//! made from an export is the same as one made from records.
+
+use ltsweep_proto::{ClassGroup, GroupAccuracy, JobState, LossPlan, Shot};
+use polars::prelude::{Column, DataFrame};
+
+use crate::AnalysisError;
+use crate::frames::Frames;
+use crate::schema::FrameKind;
+
+pub(crate) struct JobRow {
+    pub(crate) job_id: String,
+    pub(crate) plan: LossPlan,
+    /// Values of the grid axes, in the order of [`Tidy::axis_names`].
+    pub(crate) axes: Vec<f64>,
+    pub(crate) seed: u64,
+    pub(crate) state: JobState,
+    pub(crate) accuracy: GroupAccuracy,
+}
+
+pub(crate) struct ClassRow {
+    pub(crate) job_id: String,
+    pub(crate) epoch: u32,
+    pub(crate) class: u32,
+    pub(crate) train_count: u32,
+    pub(crate) group: ClassGroup,
+    pub(crate) shot: Shot,
+    pub(crate) recall: f64,
+    pub(crate) precision: f64,
+    pub(crate) is_final: bool,
+}
+
+pub(crate) struct EpochRow {
+    pub(crate) job_id: String,
+    pub(crate) epoch: u32,
+    pub(crate) accuracy: GroupAccuracy,
+}
+
+/// The three frames as rows.
+pub(crate) struct Tidy {
+    pub(crate) axis_names: Vec<String>,
+    pub(crate) jobs: Vec<JobRow>,
+    pub(crate) classes: Vec<ClassRow>,
+    pub(crate) epochs: Vec<EpochRow>,
+}
+
+impl Tidy {
+    pub(crate) fn read(frames: &Frames) -> Result<Tidy, AnalysisError> {
+        let axis_names = frames.check()?;
+        Ok(Tidy {
+            jobs: read_jobs(&frames.jobs, &axis_names)?,
+            classes: read_classes(&frames.per_class)?,
+            epochs: read_epochs(&frames.epochs)?,
+            axis_names,
+        })
+    }
+}
+
+/// Typed access to one frame's columns, with errors that name the frame and column.
+struct Reader<'a> {
+    frame: &'a DataFrame,
+    kind: FrameKind,
+}
+
+impl<'a> Reader<'a> {
+    fn bad(&self, column: &str, problem: String) -> AnalysisError {
+        AnalysisError::BadColumn {
+            frame: self.kind.name(),
+            column: column.to_owned(),
+            problem,
+        }
+    }
+
+    fn column(&self, name: &str) -> Result<&'a Column, AnalysisError> {
+        self.frame
+            .column(name)
+            .map_err(|_| self.bad(name, "is missing".to_owned()))
+    }
+
+    fn wrong_type(&self, name: &str) -> AnalysisError {
+        let found = self
+            .frame
+            .column(name)
+            .map(|c| c.dtype().to_string())
+            .unwrap_or_default();
+        self.bad(name, format!("has the wrong type ({found})"))
+    }
+
+    fn texts(&self, name: &str) -> Result<Vec<Option<&'a str>>, AnalysisError> {
+        let column = self.column(name)?;
+        let values = column.str().map_err(|_| self.wrong_type(name))?;
+        Ok(values.iter().collect())
+    }
+
+    fn reals(&self, name: &str) -> Result<Vec<Option<f64>>, AnalysisError> {
+        let column = self.column(name)?;
+        let values = column.f64().map_err(|_| self.wrong_type(name))?;
+        Ok(values.iter().collect())
+    }
+
+    fn counts(&self, name: &str) -> Result<Vec<Option<u32>>, AnalysisError> {
+        let column = self.column(name)?;
+        let values = column.u32().map_err(|_| self.wrong_type(name))?;
+        Ok(values.iter().collect())
+    }
+
+    fn flags(&self, name: &str) -> Result<Vec<Option<bool>>, AnalysisError> {
+        let column = self.column(name)?;
+        let values = column.bool().map_err(|_| self.wrong_type(name))?;
+        Ok(values.iter().collect())
+    }
+
+    fn seeds(&self, name: &str) -> Result<Vec<Option<u64>>, AnalysisError> {
+        let column = self.column(name)?;
+        let values = column.u64().map_err(|_| self.wrong_type(name))?;
+        Ok(values.iter().collect())
+    }
+
+    /// A value the report cannot do without.
+    fn required<T>(&self, name: &str, row: usize, value: Option<T>) -> Result<T, AnalysisError> {
+        value.ok_or_else(|| self.bad(name, format!("is null in row {row}")))
+    }
+
+    /// A text value that must parse into one of a few known words.
+    fn parsed<T>(
+        &self,
+        name: &str,
+        row: usize,
+        value: Option<&str>,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<T, AnalysisError> {
+        let text = self.required(name, row, value)?;
+        parse(text).ok_or_else(|| self.bad(name, format!("has `{text}` in row {row}")))
+    }
+
+    fn accuracies(&self) -> Result<Vec<GroupAccuracy>, AnalysisError> {
+        let all = self.reals("acc_all")?;
+        let head = self.reals("acc_head")?;
+        let tail = self.reals("acc_tail")?;
+        let many = self.reals("acc_many")?;
+        let medium = self.reals("acc_medium")?;
+        let few = self.reals("acc_few")?;
+        Ok((0..all.len())
+            .map(|i| GroupAccuracy {
+                acc_all: all[i],
+                acc_head: head[i],
+                acc_tail: tail[i],
+                acc_many: many[i],
+                acc_medium: medium[i],
+                acc_few: few[i],
+            })
+            .collect())
+    }
+}
+
+fn parse_state(text: &str) -> Option<JobState> {
+    [
+        JobState::Pending,
+        JobState::Running,
+        JobState::Succeeded,
+        JobState::Failed,
+        JobState::Cancelled,
+    ]
+    .into_iter()
+    .find(|state| state.as_str() == text)
+}
+
+fn parse_group(text: &str) -> Option<ClassGroup> {
+    [ClassGroup::Head, ClassGroup::Tail]
+        .into_iter()
+        .find(|group| group.as_str() == text)
+}
+
+fn parse_shot(text: &str) -> Option<Shot> {
+    [Shot::Many, Shot::Medium, Shot::Few]
+        .into_iter()
+        .find(|shot| shot.as_str() == text)
+}
+
+fn read_jobs(frame: &DataFrame, axis_names: &[String]) -> Result<Vec<JobRow>, AnalysisError> {
+    let reader = Reader {
+        frame,
+        kind: FrameKind::Jobs,
+    };
+    let job_ids = reader.texts("job_id")?;
+    let plans = reader.texts("plan")?;
+    let seeds = reader.seeds("seed")?;
+    let states = reader.texts("state")?;
+    let accuracies = reader.accuracies()?;
+    let axes = axis_names
+        .iter()
+        .map(|name| reader.reals(name))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut rows = Vec::with_capacity(frame.height());
+    for (i, accuracy) in accuracies.into_iter().enumerate() {
+        let axes = axis_names
+            .iter()
+            .zip(&axes)
+            .map(|(name, values)| reader.required(name, i, values[i]))
+            .collect::<Result<Vec<f64>, _>>()?;
+        rows.push(JobRow {
+            job_id: reader.required("job_id", i, job_ids[i])?.to_owned(),
+            plan: reader.parsed("plan", i, plans[i], |text| text.parse().ok())?,
+            axes,
+            seed: reader.required("seed", i, seeds[i])?,
+            state: reader.parsed("state", i, states[i], parse_state)?,
+            accuracy,
+        });
+    }
+    Ok(rows)
+}
+
+fn read_classes(frame: &DataFrame) -> Result<Vec<ClassRow>, AnalysisError> {
+    let reader = Reader {
+        frame,
+        kind: FrameKind::PerClass,
+    };
+    let job_ids = reader.texts("job_id")?;
+    let epochs = reader.counts("epoch")?;
+    let classes = reader.counts("class")?;
+    let train_counts = reader.counts("train_count")?;
+    let groups = reader.texts("group")?;
+    let shots = reader.texts("shot")?;
+    let recalls = reader.reals("recall")?;
+    let precisions = reader.reals("precision")?;
+    let finals = reader.flags("final")?;
+    (0..frame.height())
+        .map(|i| {
+            Ok(ClassRow {
+                job_id: reader.required("job_id", i, job_ids[i])?.to_owned(),
+                epoch: reader.required("epoch", i, epochs[i])?,
+                class: reader.required("class", i, classes[i])?,
+                train_count: reader.required("train_count", i, train_counts[i])?,
+                group: reader.parsed("group", i, groups[i], parse_group)?,
+                shot: reader.parsed("shot", i, shots[i], parse_shot)?,
+                recall: reader.required("recall", i, recalls[i])?,
+                precision: reader.required("precision", i, precisions[i])?,
+                is_final: reader.required("final", i, finals[i])?,
+            })
+        })
+        .collect()
+}
+
+fn read_epochs(frame: &DataFrame) -> Result<Vec<EpochRow>, AnalysisError> {
+    let reader = Reader {
+        frame,
+        kind: FrameKind::Epochs,
+    };
+    let job_ids = reader.texts("job_id")?;
+    let epochs = reader.counts("epoch")?;
+    let accuracies = reader.accuracies()?;
+    accuracies
+        .into_iter()
+        .enumerate()
+        .map(|(i, accuracy)| {
+            Ok(EpochRow {
+                job_id: reader.required("job_id", i, job_ids[i])?.to_owned(),
+                epoch: reader.required("epoch", i, epochs[i])?,
+                accuracy,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,178 @@
+//! The columns of the three frames: their names and types, in one place, so that building,
+//! exporting, reading back and checking a frame cannot disagree.
+
+use polars::prelude::{DataFrame, DataType};
+
+/// A column's type. Plain Arrow types only (no categoricals), so that pandas with pyarrow
+/// reads the Parquet files as they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Text,
+    Real,
+    Count,
+    Seed,
+    Flag,
+}
+
+impl Kind {
+    pub(crate) fn dtype(self) -> DataType {
+        match self {
+            Kind::Text => DataType::String,
+            Kind::Real => DataType::Float64,
+            Kind::Count => DataType::UInt32,
+            Kind::Seed => DataType::UInt64,
+            Kind::Flag => DataType::Boolean,
+        }
+    }
+}
+
+pub(crate) struct ColumnSpec {
+    pub(crate) name: &'static str,
+    pub(crate) kind: Kind,
+}
+
+const fn column(name: &'static str, kind: Kind) -> ColumnSpec {
+    ColumnSpec { name, kind }
+}
+
+/// The jobs frame's columns before the grid axes (one `Real` column per axis).
+pub(crate) const JOBS_LEADING: &[ColumnSpec] = &[
+    column("sweep", Kind::Text),
+    column("job_id", Kind::Text),
+    column("plan", Kind::Text),
+    column("comp_on", Kind::Text),
+    column("pc_on", Kind::Text),
+];
+
+/// The jobs frame's columns after the grid axes.
+pub(crate) const JOBS_TRAILING: &[ColumnSpec] = &[
+    column("seed", Kind::Seed),
+    column("state", Kind::Text),
+    column("attempts", Kind::Count),
+    column("acc_all", Kind::Real),
+    column("acc_head", Kind::Real),
+    column("acc_tail", Kind::Real),
+    column("acc_many", Kind::Real),
+    column("acc_medium", Kind::Real),
+    column("acc_few", Kind::Real),
+    column("train_seconds", Kind::Real),
+    column("epochs_retrained", Kind::Count),
+    column("worker", Kind::Text),
+    column("error", Kind::Text),
+];
+
+pub(crate) const PER_CLASS: &[ColumnSpec] = &[
+    column("job_id", Kind::Text),
+    column("plan", Kind::Text),
+    column("seed", Kind::Seed),
+    column("epoch", Kind::Count),
+    column("class", Kind::Count),
+    column("train_count", Kind::Count),
+    column("group", Kind::Text),
+    column("shot", Kind::Text),
+    column("test_total", Kind::Count),
+    column("test_correct", Kind::Count),
+    column("recall", Kind::Real),
+    column("precision", Kind::Real),
+    column("final", Kind::Flag),
+];
+
+pub(crate) const EPOCHS: &[ColumnSpec] = &[
+    column("job_id", Kind::Text),
+    column("plan", Kind::Text),
+    column("seed", Kind::Seed),
+    column("epoch", Kind::Count),
+    column("lr", Kind::Real),
+    column("loss_ce", Kind::Real),
+    column("loss_comp", Kind::Real),
+    column("loss_pc", Kind::Real),
+    column("images_per_second", Kind::Real),
+    column("seconds", Kind::Real),
+    column("acc_all", Kind::Real),
+    column("acc_head", Kind::Real),
+    column("acc_tail", Kind::Real),
+    column("acc_many", Kind::Real),
+    column("acc_medium", Kind::Real),
+    column("acc_few", Kind::Real),
+];
+
+/// Which of the three frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FrameKind {
+    Jobs,
+    PerClass,
+    Epochs,
+}
+
+impl FrameKind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            FrameKind::Jobs => "jobs",
+            FrameKind::PerClass => "per_class",
+            FrameKind::Epochs => "epochs",
+        }
+    }
+
+    /// The columns every frame of this kind has; the jobs frame has its axes besides.
+    pub(crate) fn fixed_columns(self) -> impl Iterator<Item = &'static ColumnSpec> {
+        let (first, second): (&[ColumnSpec], &[ColumnSpec]) = match self {
+            FrameKind::Jobs => (JOBS_LEADING, JOBS_TRAILING),
+            FrameKind::PerClass => (PER_CLASS, &[]),
+            FrameKind::Epochs => (EPOCHS, &[]),
+        };
+        first.iter().chain(second)
+    }
+
+    pub(crate) fn is_fixed(self, name: &str) -> bool {
+        self.fixed_columns().any(|spec| spec.name == name)
+    }
+}
+
+/// What is wrong with a frame's columns.
+pub(crate) enum SchemaProblem {
+    Missing {
+        column: String,
+    },
+    WrongType {
+        column: String,
+        expected: DataType,
+        found: DataType,
+    },
+}
+
+/// Checks that `frame` has every fixed column of `kind` with its type, and (for the jobs frame)
+/// that every other column is a numeric axis. Returns the axis names in column order.
+pub(crate) fn check(frame: &DataFrame, kind: FrameKind) -> Result<Vec<String>, SchemaProblem> {
+    let schema = frame.schema();
+    for spec in kind.fixed_columns() {
+        let found = schema
+            .get(spec.name)
+            .ok_or_else(|| SchemaProblem::Missing {
+                column: spec.name.to_owned(),
+            })?;
+        if *found != spec.kind.dtype() {
+            return Err(SchemaProblem::WrongType {
+                column: spec.name.to_owned(),
+                expected: spec.kind.dtype(),
+                found: found.clone(),
+            });
+        }
+    }
+    let mut axes = Vec::new();
+    if kind == FrameKind::Jobs {
+        for (name, dtype) in schema.iter() {
+            if kind.is_fixed(name) {
+                continue;
+            }
+            if *dtype != Kind::Real.dtype() {
+                return Err(SchemaProblem::WrongType {
+                    column: name.to_string(),
+                    expected: Kind::Real.dtype(),
+                    found: dtype.clone(),
+                });
+            }
+            axes.push(name.to_string());
+        }
+    }
+    Ok(axes)
+}

@@ -1,0 +1,160 @@
+//! The statistics behind Table 1: means and sample standard deviations over seeds, and
+//! seed-paired differences with Student t confidence intervals. Pure functions on slices.
+
+use statrs::distribution::{Continuous, ContinuousCDF, StudentsT};
+
+/// The arithmetic mean; `None` for no values.
+pub fn mean(values: &[f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    Some(values.iter().sum::<f64>() / values.len() as f64)
+}
+
+/// The sample standard deviation (denominator n - 1); `None` for fewer than two values.
+pub fn sample_std(values: &[f64]) -> Option<f64> {
+    if values.len() < 2 {
+        return None;
+    }
+    let mean = mean(values)?;
+    // Two passes (mean first, then squared deviations) keep small spreads around large
+    // means exact where the one-pass sum-of-squares formula would cancel.
+    let squares: f64 = values.iter().map(|v| (v - mean).powi(2)).sum();
+    Some((squares / (values.len() - 1) as f64).sqrt())
+}
+
+/// The 0.975 quantile of Student's t distribution with `df` degrees of freedom: the factor of a
+/// two-sided 95% confidence interval. `None` for `df == 0`.
+pub fn t_quantile_975(df: usize) -> Option<f64> {
+    const P: f64 = 0.975;
+    if df == 0 {
+        return None;
+    }
+    let t = StudentsT::new(0.0, 1.0, df as f64).ok()?;
+    // statrs inverts the regularised incomplete beta function with an approximation good to
+    // about 1e-9; a few Newton steps on the (accurate) CDF bring it to machine precision.
+    let mut x = t.inverse_cdf(P);
+    for _ in 0..4 {
+        let density = t.pdf(x);
+        if !density.is_finite() || density <= 0.0 {
+            break;
+        }
+        let step = (t.cdf(x) - P) / density;
+        x -= step;
+        if step.abs() <= 1e-15 * x.abs() {
+            break;
+        }
+    }
+    Some(x)
+}
+
+/// A 95% confidence interval.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Interval {
+    pub low: f64,
+    pub high: f64,
+}
+
+/// Differences `treatment - baseline` over the seeds where both have a value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PairedDifference {
+    /// How many seeds were paired.
+    pub pairs: usize,
+    pub mean: f64,
+    /// The sample standard deviation of the differences; `None` for a single pair.
+    pub std: Option<f64>,
+    /// `mean ± t(0.975, pairs - 1) * std / sqrt(pairs)`; `None` for a single pair.
+    pub ci: Option<Interval>,
+}
+
+/// The mean of the paired differences `treatment - baseline` with its 95% Student t interval;
+/// `None` when there is no pair. Each pair is `(treatment, baseline)` of one seed.
+pub fn paired_difference(pairs: &[(f64, f64)]) -> Option<PairedDifference> {
+    let differences: Vec<f64> = pairs.iter().map(|(t, b)| t - b).collect();
+    let mean = mean(&differences)?;
+    let std = sample_std(&differences);
+    let ci = std.and_then(|std| {
+        let half = t_quantile_975(differences.len() - 1)? * std / (differences.len() as f64).sqrt();
+        Some(Interval {
+            low: mean - half,
+            high: mean + half,
+        })
+    });
+    Some(PairedDifference {
+        pairs: differences.len(),
+        mean,
+        std,
+        ci,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64, tolerance: f64) -> bool {
+        (a - b).abs() <= tolerance
+    }
+
+    #[test]
+    fn mean_and_sample_std_of_known_values() {
+        assert_eq!(mean(&[]), None);
+        assert_eq!(mean(&[2.0, 4.0, 9.0]), Some(5.0));
+        // Deviations -3, -1, 4: squares 26, over n - 1 = 2 gives 13.
+        let std = sample_std(&[2.0, 4.0, 9.0]).expect("three values");
+        assert!(close(std, 13f64.sqrt(), 1e-15));
+        assert_eq!(sample_std(&[7.0]), None);
+        assert_eq!(sample_std(&[3.0, 3.0, 3.0]), Some(0.0));
+    }
+
+    #[test]
+    fn t_quantiles_match_tables() {
+        assert_eq!(t_quantile_975(0), None);
+        let quantile = |df| t_quantile_975(df).expect("df >= 1");
+        // Closed forms: df 1 is the Cauchy distribution, tan(0.475 pi); for df 2,
+        // F(t) = 1/2 + t / (2 sqrt(2 + t^2)) gives t = 0.95 / sqrt(2 * 0.975 * 0.025).
+        assert!(close(
+            quantile(1),
+            (0.475 * std::f64::consts::PI).tan(),
+            1e-11
+        ));
+        assert!(close(
+            quantile(2),
+            0.95 / (2.0f64 * 0.975 * 0.025).sqrt(),
+            1e-12
+        ));
+        assert!(close(quantile(1), 12.7062047, 1e-7));
+        assert!(close(quantile(2), 4.30265273, 1e-8));
+        assert!(close(quantile(4), 2.7764451, 1e-7));
+        assert!(close(quantile(9), 2.2621572, 1e-7));
+        assert!(close(quantile(29), 2.0452296, 1e-7));
+    }
+
+    #[test]
+    fn paired_difference_has_a_t_interval() {
+        // Differences 5, 5, 8: mean 6, deviations -1, -1, 2, variance 6 / 2 = 3, so the
+        // half-width is t(0.975, 2) * sqrt(3) / sqrt(3) = t(0.975, 2).
+        let difference =
+            paired_difference(&[(45.0, 40.0), (47.0, 42.0), (52.0, 44.0)]).expect("three pairs");
+        let t2 = 0.95 / (2.0f64 * 0.975 * 0.025).sqrt();
+        assert_eq!(difference.pairs, 3);
+        assert!(close(difference.mean, 6.0, 1e-12));
+        assert!(close(
+            difference.std.expect("three pairs"),
+            3f64.sqrt(),
+            1e-12
+        ));
+        let ci = difference.ci.expect("three pairs");
+        assert!(close(ci.low, 6.0 - t2, 1e-12));
+        assert!(close(ci.high, 6.0 + t2, 1e-12));
+    }
+
+    #[test]
+    fn one_pair_has_no_interval_and_none_has_no_difference() {
+        let single = paired_difference(&[(3.0, 1.0)]).expect("one pair");
+        assert_eq!(single.mean, 2.0);
+        assert_eq!(single.std, None);
+        assert_eq!(single.ci, None);
+        assert_eq!(paired_difference(&[]), None);
+    }
+}

@@ -1,0 +1,411 @@
+//! The numbers of the report: Table 1's rows (one per loss plan and axis values), recall by
+//! class group and per class. Pure functions of the typed rows.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use ltsweep_proto::{AxisValue, ClassGroup, GroupAccuracy, JobState, LossPlan, Shot};
+
+use crate::AnalysisError;
+use crate::frames::Frames;
+use crate::rows::{ClassRow, JobRow, Tidy};
+use crate::stats::{self, PairedDifference};
+
+/// A top-1 accuracy of Table 1 (All, Head, Tail) or of the shots table (Many, Medium, Few).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Metric {
+    All,
+    Head,
+    Tail,
+    Many,
+    Medium,
+    Few,
+}
+
+impl Metric {
+    /// Every metric, in the order of [`GroupAccuracy`]'s fields.
+    pub const EVERY: [Metric; 6] = [
+        Metric::All,
+        Metric::Head,
+        Metric::Tail,
+        Metric::Many,
+        Metric::Medium,
+        Metric::Few,
+    ];
+    /// Table 1's columns.
+    pub const TABLE1: [Metric; 3] = [Metric::All, Metric::Head, Metric::Tail];
+    /// The shots table's columns.
+    pub const SHOTS: [Metric; 3] = [Metric::Many, Metric::Medium, Metric::Few];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Metric::All => "All",
+            Metric::Head => "Head",
+            Metric::Tail => "Tail",
+            Metric::Many => "Many",
+            Metric::Medium => "Medium",
+            Metric::Few => "Few",
+        }
+    }
+
+    /// The lowercase name CSV columns start with.
+    pub fn key(self) -> &'static str {
+        match self {
+            Metric::All => "all",
+            Metric::Head => "head",
+            Metric::Tail => "tail",
+            Metric::Many => "many",
+            Metric::Medium => "medium",
+            Metric::Few => "few",
+        }
+    }
+
+    /// The position in [`Metric::EVERY`], which lists the variants in declaration order.
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    pub(crate) fn of(self, accuracy: &GroupAccuracy) -> Option<f64> {
+        match self {
+            Metric::All => accuracy.acc_all,
+            Metric::Head => accuracy.acc_head,
+            Metric::Tail => accuracy.acc_tail,
+            Metric::Many => accuracy.acc_many,
+            Metric::Medium => accuracy.acc_medium,
+            Metric::Few => accuracy.acc_few,
+        }
+    }
+}
+
+/// One accuracy of one row over its seeds, in percent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricSummary {
+    /// Seeds with a value: succeeded jobs whose test set has classes of the group.
+    pub n: usize,
+    pub mean: Option<f64>,
+    /// Sample standard deviation over seeds; `None` for fewer than two.
+    pub std: Option<f64>,
+    /// This row minus the CE-only row of the same axis values, paired by seed. `None` for the
+    /// CE-only row itself, when there is no CE-only row, or when no seed succeeded in both.
+    pub vs_ce: Option<PairedDifference>,
+}
+
+/// How a row's jobs stand.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JobCounts {
+    pub total: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub pending: usize,
+    pub running: usize,
+    pub cancelled: usize,
+}
+
+impl JobCounts {
+    fn add(&mut self, state: JobState) {
+        self.total += 1;
+        match state {
+            JobState::Succeeded => self.succeeded += 1,
+            JobState::Failed => self.failed += 1,
+            JobState::Pending => self.pending += 1,
+            JobState::Running => self.running += 1,
+            JobState::Cancelled => self.cancelled += 1,
+        }
+    }
+
+    /// `3` when every job succeeded, else `2/3`.
+    pub fn n_label(&self) -> String {
+        if self.succeeded == self.total {
+            self.total.to_string()
+        } else {
+            format!("{}/{}", self.succeeded, self.total)
+        }
+    }
+
+    /// What is missing, `1 failed, 1 pending`; empty when nothing is.
+    pub fn missing(&self) -> String {
+        [
+            (self.failed, "failed"),
+            (self.pending, "pending"),
+            (self.running, "running"),
+            (self.cancelled, "cancelled"),
+        ]
+        .iter()
+        .filter(|(count, _)| *count > 0)
+        .map(|(count, state)| format!("{count} {state}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+    }
+}
+
+/// One row of Table 1: a loss plan at one combination of the other grid axes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanRow {
+    pub plan: LossPlan,
+    /// The other grid axes' values, in the jobs frame's column order.
+    pub axes: Vec<AxisValue>,
+    pub jobs: JobCounts,
+    /// The highest mean All accuracy of the table.
+    pub best: bool,
+    metrics: [MetricSummary; 6],
+    /// Every job of the row, succeeded or not.
+    job_ids: HashSet<String>,
+}
+
+impl PlanRow {
+    pub fn metric(&self, metric: Metric) -> &MetricSummary {
+        &self.metrics[metric.index()]
+    }
+
+    pub fn is_ce_only(&self) -> bool {
+        self.plan == LossPlan::CE_ONLY
+    }
+
+    /// `comp=tail,pc=head pc_weight=0.1`: the row as a person names it.
+    pub fn label(&self) -> String {
+        let mut label = self.plan.to_string();
+        for axis in &self.axes {
+            label.push_str(&format!(" {}={}", axis.name, axis.value));
+        }
+        label
+    }
+
+    /// `pc_weight=0.1`, or empty without other axes.
+    pub(crate) fn axes_label(&self) -> String {
+        self.axes
+            .iter()
+            .map(|axis| format!("{}={}", axis.name, axis.value))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    pub(crate) fn has_job(&self, job_id: &str) -> bool {
+        self.job_ids.contains(job_id)
+    }
+
+    /// Whether both rows have the same values of the other grid axes.
+    pub(crate) fn same_axes(&self, other: &PlanRow) -> bool {
+        self.axes
+            .iter()
+            .zip(&other.axes)
+            .all(|(a, b)| a.value.to_bits() == b.value.to_bits())
+    }
+}
+
+/// Table 1's rows, in the order of the jobs frame: grouped by the other axes' values (in the
+/// order they first appear), then by plan (in the order plans first appear).
+pub fn table1_rows(frames: &Frames) -> Result<Vec<PlanRow>, AnalysisError> {
+    Ok(plan_rows(&Tidy::read(frames)?))
+}
+
+pub(crate) fn plan_rows(tidy: &Tidy) -> Vec<PlanRow> {
+    // Axis values compare by their bits: they come from one spec, so equal values are
+    // bit-identical, and bits can be keys where floats cannot.
+    let key = |job: &JobRow| -> Vec<u64> { job.axes.iter().map(|v| v.to_bits()).collect() };
+    let mut points: Vec<Vec<u64>> = Vec::new();
+    let mut groups: Vec<(usize, LossPlan, Vec<&JobRow>)> = Vec::new();
+    for job in &tidy.jobs {
+        let point = key(job);
+        let point_index = match points.iter().position(|p| *p == point) {
+            Some(index) => index,
+            None => {
+                points.push(point);
+                points.len() - 1
+            }
+        };
+        match groups
+            .iter_mut()
+            .find(|(p, plan, _)| *p == point_index && *plan == job.plan)
+        {
+            Some((_, _, jobs)) => jobs.push(job),
+            None => groups.push((point_index, job.plan, vec![job])),
+        }
+    }
+    groups.sort_by_key(|(point, _, _)| *point);
+
+    let percent_by_seed = |jobs: &[&JobRow], metric: Metric| -> BTreeMap<u64, f64> {
+        jobs.iter()
+            .filter(|job| job.state == JobState::Succeeded)
+            .filter_map(|job| Some((job.seed, metric.of(&job.accuracy)? * 100.0)))
+            .collect()
+    };
+    let mut rows: Vec<PlanRow> = groups
+        .iter()
+        .map(|(_, plan, jobs)| {
+            let mut counts = JobCounts::default();
+            for job in jobs {
+                counts.add(job.state);
+            }
+            let metrics = Metric::EVERY.map(|metric| {
+                let values: Vec<f64> = percent_by_seed(jobs, metric).into_values().collect();
+                MetricSummary {
+                    n: values.len(),
+                    mean: stats::mean(&values),
+                    std: stats::sample_std(&values),
+                    vs_ce: None,
+                }
+            });
+            PlanRow {
+                plan: *plan,
+                axes: tidy
+                    .axis_names
+                    .iter()
+                    .zip(&jobs[0].axes)
+                    .map(|(name, &value)| AxisValue {
+                        name: name.clone(),
+                        value,
+                    })
+                    .collect(),
+                jobs: counts,
+                best: false,
+                metrics,
+                job_ids: jobs.iter().map(|job| job.job_id.clone()).collect(),
+            }
+        })
+        .collect();
+
+    for (i, (_, _, jobs)) in groups.iter().enumerate() {
+        if rows[i].is_ce_only() {
+            continue;
+        }
+        let Some(baseline) = rows
+            .iter()
+            .position(|row| row.is_ce_only() && row.same_axes(&rows[i]))
+        else {
+            continue;
+        };
+        let baseline_jobs = &groups[baseline].2;
+        for metric in Metric::EVERY {
+            let ce = percent_by_seed(baseline_jobs, metric);
+            let pairs: Vec<(f64, f64)> = percent_by_seed(jobs, metric)
+                .into_iter()
+                .filter_map(|(seed, value)| Some((value, *ce.get(&seed)?)))
+                .collect();
+            rows[i].metrics[metric.index()].vs_ce = stats::paired_difference(&pairs);
+        }
+    }
+
+    let best = rows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, row)| Some((i, row.metric(Metric::All).mean?)))
+        // The first of equal rows wins: `max_by` keeps the last, so compare reversed indices.
+        .max_by(|(i, a), (j, b)| a.total_cmp(b).then(j.cmp(i)));
+    if let Some((i, _)) = best {
+        rows[i].best = true;
+    }
+    rows
+}
+
+/// Mean recall and precision of one class group, over the group's classes, then over seeds.
+pub(crate) struct GroupRecall {
+    pub(crate) group: &'static str,
+    /// Classes in the group.
+    pub(crate) classes: usize,
+    /// Seeds with final per-class metrics.
+    pub(crate) n: usize,
+    pub(crate) recall_mean: Option<f64>,
+    pub(crate) recall_std: Option<f64>,
+    pub(crate) precision_mean: Option<f64>,
+    pub(crate) precision_std: Option<f64>,
+}
+
+/// Whether a class belongs to a group.
+type Membership = fn(&ClassRow) -> bool;
+
+/// The group names recall.csv reports, and which classes each holds.
+const RECALL_GROUPS: [(&str, Membership); 5] = [
+    ("head", |c| c.group == ClassGroup::Head),
+    ("tail", |c| c.group == ClassGroup::Tail),
+    ("many", |c| c.shot == Shot::Many),
+    ("medium", |c| c.shot == Shot::Medium),
+    ("few", |c| c.shot == Shot::Few),
+];
+
+/// The final-epoch per-class rows of a plan row's jobs, by job.
+fn final_classes_by_job<'a>(tidy: &'a Tidy, row: &PlanRow) -> BTreeMap<&'a str, Vec<&'a ClassRow>> {
+    let mut by_job: BTreeMap<&str, Vec<&ClassRow>> = BTreeMap::new();
+    for class in tidy.classes.iter().filter(|c| c.is_final) {
+        if row.has_job(&class.job_id) {
+            by_job.entry(&class.job_id).or_default().push(class);
+        }
+    }
+    by_job
+}
+
+pub(crate) fn group_recalls(tidy: &Tidy, row: &PlanRow) -> Vec<GroupRecall> {
+    let by_job = final_classes_by_job(tidy, row);
+    RECALL_GROUPS
+        .iter()
+        .map(|(group, member)| {
+            let mut recalls = Vec::new();
+            let mut precisions = Vec::new();
+            let mut classes = 0;
+            for job_classes in by_job.values() {
+                let members: Vec<&&ClassRow> = job_classes.iter().filter(|c| member(c)).collect();
+                classes = classes.max(members.len());
+                let recall: Vec<f64> = members.iter().map(|c| c.recall).collect();
+                let precision: Vec<f64> = members.iter().map(|c| c.precision).collect();
+                if let (Some(recall), Some(precision)) =
+                    (stats::mean(&recall), stats::mean(&precision))
+                {
+                    recalls.push(recall);
+                    precisions.push(precision);
+                }
+            }
+            GroupRecall {
+                group,
+                classes,
+                n: recalls.len(),
+                recall_mean: stats::mean(&recalls),
+                recall_std: stats::sample_std(&recalls),
+                precision_mean: stats::mean(&precisions),
+                precision_std: stats::sample_std(&precisions),
+            }
+        })
+        .collect()
+}
+
+/// A class as the per-class table and Figure 1 key it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct ClassKey {
+    pub(crate) class: u32,
+    pub(crate) train_count: u32,
+    pub(crate) group: &'static str,
+    pub(crate) shot: &'static str,
+}
+
+impl ClassKey {
+    fn of(row: &ClassRow) -> ClassKey {
+        ClassKey {
+            class: row.class,
+            train_count: row.train_count,
+            group: row.group.as_str(),
+            shot: row.shot.as_str(),
+        }
+    }
+}
+
+/// Mean recall over a plan row's seeds, per class, at one epoch (`None`: the final epoch).
+pub(crate) fn class_recalls(
+    tidy: &Tidy,
+    row: &PlanRow,
+    epoch: Option<u32>,
+) -> BTreeMap<ClassKey, f64> {
+    let mut by_class: HashMap<ClassKey, Vec<f64>> = HashMap::new();
+    let wanted = |class: &ClassRow| match epoch {
+        None => class.is_final,
+        Some(epoch) => class.epoch == epoch,
+    };
+    for class in tidy.classes.iter().filter(|c| wanted(c)) {
+        if row.has_job(&class.job_id) {
+            by_class
+                .entry(ClassKey::of(class))
+                .or_default()
+                .push(class.recall);
+        }
+    }
+    by_class
+        .into_iter()
+        .filter_map(|(key, recalls)| Some((key, stats::mean(&recalls)?)))
+        .collect()
+}

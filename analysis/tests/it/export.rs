@@ -1,0 +1,113 @@
+//! The one-file Parquet export reads back into the same frames; a file that is not an export
+//! is refused with the column it lacks.
+
+use std::fs::File;
+use std::path::Path;
+
+use ltsweep_analysis::{AnalysisError, Frames, write_report};
+use ltsweep_proto::JobState;
+use polars::prelude::{ParquetReader, ParquetWriter, SerReader};
+
+use crate::fixtures::{self, Outcome, succeeded};
+
+fn round_trip(frames: &Frames) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("results.parquet");
+    frames.export(&path).expect("export");
+    let read = Frames::read_results(&path).expect("read back");
+    assert_eq!(read.jobs.schema(), frames.jobs.schema());
+    assert_eq!(read.per_class.schema(), frames.per_class.schema());
+    assert_eq!(read.epochs.schema(), frames.epochs.schema());
+    assert_eq!(&read, frames);
+}
+
+#[test]
+fn export_reads_back_into_equal_frames() {
+    let frames = Frames::from_records(&fixtures::golden()).expect("frames");
+    // Three jobs x (epoch 2 + final epoch 4) x four classes: the final epoch's evaluation is
+    // in the result and in its last epoch's metrics, and counts once.
+    assert_eq!(frames.per_class.height(), 9 * 2 * 4);
+    assert_eq!(frames.epochs.height(), 9 * 4);
+    round_trip(&frames);
+}
+
+#[test]
+fn export_keeps_axes_nulls_and_unfinished_jobs() {
+    let spec = r#"
+name = "axes"
+seeds = [0, 1]
+[dataset]
+kind = "synthetic"
+classes = 4
+[train]
+epochs = 4
+lr = [0.1, 0.05]
+eval_epochs = [2]
+[losses]
+plans = [{ comp = "none" }, { pc = "head" }]
+"#;
+    let records = fixtures::sweep(
+        spec,
+        &[
+            succeeded(60.0, 20.0),
+            Outcome::Not(JobState::Failed),
+            succeeded(50.0, 10.0),
+            Outcome::Not(JobState::Pending),
+            succeeded(61.0, 21.0),
+            succeeded(64.0, 24.0),
+            Outcome::Not(JobState::Running),
+            succeeded(56.0, 16.0),
+        ],
+    );
+    let frames = Frames::from_records(&records).expect("frames");
+    // The `lr` axis shares its name with the epochs frame's learning rate.
+    let lr = frames.jobs.column("lr").expect("an lr axis column");
+    assert_eq!(lr.f64().expect("f64").get(2), Some(0.05));
+    round_trip(&frames);
+}
+
+#[test]
+fn an_empty_sweep_round_trips() {
+    let records = ltsweep_analysis::SweepRecords {
+        sweep_id: "empty-00000000".to_owned(),
+        name: "empty".to_owned(),
+        jobs: Vec::new(),
+    };
+    round_trip(&Frames::from_records(&records).expect("frames"));
+}
+
+fn read_error(path: &Path) -> String {
+    match Frames::read_results(path) {
+        Ok(_) => panic!("{} should be refused", path.display()),
+        Err(error) => error.to_string(),
+    }
+}
+
+#[test]
+fn a_file_without_a_column_is_refused_with_its_name() {
+    let frames = Frames::from_records(&fixtures::golden()).expect("frames");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let exported = dir.path().join("results.parquet");
+    frames.export(&exported).expect("export");
+
+    let table = ParquetReader::new(File::open(&exported).expect("open"))
+        .finish()
+        .expect("read");
+    let mut lacking = table.drop("per_class.recall").expect("drop a column");
+    let broken = dir.path().join("broken.parquet");
+    ParquetWriter::new(File::create(&broken).expect("create"))
+        .finish(&mut lacking)
+        .expect("write");
+    let message = read_error(&broken);
+    assert!(message.contains("`per_class.recall`"), "{message}");
+    assert!(message.contains("broken.parquet"), "{message}");
+    assert!(matches!(
+        Frames::read_results(&broken),
+        Err(AnalysisError::MissingColumn { column, .. }) if column == "per_class.recall"
+    ));
+
+    // A report's own jobs.parquet is one frame, not an export.
+    write_report(&frames, dir.path()).expect("report");
+    let message = read_error(&dir.path().join("jobs.parquet"));
+    assert!(message.contains("column `frame` is missing"), "{message}");
+}

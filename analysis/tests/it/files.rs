@@ -1,0 +1,164 @@
+//! A report directory holds every file, and its Parquet frames have their columns.
+
+use std::fs::File;
+use std::path::Path;
+
+use ltsweep_analysis::{Frames, write_report};
+use polars::prelude::{DataType, ParquetReader, SerReader};
+
+use crate::fixtures;
+
+const FILES: [&str; 15] = [
+    "table1.md",
+    "table1.csv",
+    "table1.tex",
+    "shots.md",
+    "shots.csv",
+    "shots.tex",
+    "recall.csv",
+    "per_class_recall.csv",
+    "jobs.parquet",
+    "per_class.parquet",
+    "epochs.parquet",
+    "figure1.png",
+    "figure1.svg",
+    "curves.png",
+    "curves.svg",
+];
+
+fn columns(path: &Path) -> Vec<(String, DataType)> {
+    let frame = ParquetReader::new(File::open(path).expect("open"))
+        .finish()
+        .expect("read");
+    frame
+        .schema()
+        .iter()
+        .map(|(name, dtype)| (name.to_string(), dtype.clone()))
+        .collect()
+}
+
+fn names(columns: &[(String, DataType)]) -> Vec<&str> {
+    columns.iter().map(|(name, _)| name.as_str()).collect()
+}
+
+#[test]
+fn report_writes_every_file() {
+    let frames = Frames::from_records(&fixtures::golden()).expect("frames");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let out = dir.path().join("report");
+    let report = write_report(&frames, &out).expect("report");
+
+    let mut written: Vec<String> = report
+        .files
+        .iter()
+        .map(|path| {
+            assert_eq!(path.parent(), Some(out.as_path()));
+            path.file_name()
+                .expect("a name")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    written.sort();
+    let mut expected = FILES.map(String::from).to_vec();
+    expected.sort();
+    assert_eq!(written, expected);
+    for name in FILES {
+        let size = std::fs::metadata(out.join(name)).expect(name).len();
+        assert!(size > 0, "{name} is empty");
+    }
+    let png = std::fs::read(out.join("figure1.png")).expect("figure1.png");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let svg = std::fs::read_to_string(out.join("curves.svg")).expect("curves.svg");
+    assert!(svg.contains("<svg") && svg.contains("comp=tail,pc=head (best)"));
+    assert_eq!(
+        std::fs::read_to_string(out.join("table1.md")).expect("table1.md"),
+        report.table1_markdown
+    );
+}
+
+#[test]
+fn parquet_frames_have_their_columns_in_plain_types() {
+    let frames = Frames::from_records(&fixtures::golden()).expect("frames");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    write_report(&frames, dir.path()).expect("report");
+
+    let jobs = columns(&dir.path().join("jobs.parquet"));
+    assert_eq!(
+        names(&jobs),
+        [
+            "sweep",
+            "job_id",
+            "plan",
+            "comp_on",
+            "pc_on",
+            "seed",
+            "state",
+            "attempts",
+            "acc_all",
+            "acc_head",
+            "acc_tail",
+            "acc_many",
+            "acc_medium",
+            "acc_few",
+            "train_seconds",
+            "epochs_retrained",
+            "worker",
+            "error",
+        ]
+    );
+    let per_class = columns(&dir.path().join("per_class.parquet"));
+    assert_eq!(
+        names(&per_class),
+        [
+            "job_id",
+            "plan",
+            "seed",
+            "epoch",
+            "class",
+            "train_count",
+            "group",
+            "shot",
+            "test_total",
+            "test_correct",
+            "recall",
+            "precision",
+            "final",
+        ]
+    );
+    let epochs = columns(&dir.path().join("epochs.parquet"));
+    assert_eq!(
+        names(&epochs),
+        [
+            "job_id",
+            "plan",
+            "seed",
+            "epoch",
+            "lr",
+            "loss_ce",
+            "loss_comp",
+            "loss_pc",
+            "images_per_second",
+            "seconds",
+            "acc_all",
+            "acc_head",
+            "acc_tail",
+            "acc_many",
+            "acc_medium",
+            "acc_few",
+        ]
+    );
+    for (name, dtype) in jobs.iter().chain(&per_class).chain(&epochs) {
+        assert!(
+            matches!(
+                dtype,
+                DataType::String
+                    | DataType::Float64
+                    | DataType::UInt32
+                    | DataType::UInt64
+                    | DataType::Boolean
+            ),
+            "{name} is {dtype}"
+        );
+    }
+}

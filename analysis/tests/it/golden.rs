@@ -1,0 +1,206 @@
+//! Table 1 of a sweep whose every number is worked out by hand (see `fixtures::golden`).
+
+use ltsweep_analysis::stats::Interval;
+use ltsweep_analysis::{Frames, Metric, PlanRow, table1_rows, write_report};
+
+use crate::fixtures;
+
+/// t(0.975, 2) = 0.95 / sqrt(2 * 0.975 * 0.025): the closed form for two degrees of freedom.
+const T_975_2: f64 = 4.302652729749464;
+const TOLERANCE: f64 = 1e-9;
+
+fn assert_close(found: f64, expected: f64, what: &str) {
+    assert!(
+        (found - expected).abs() <= TOLERANCE,
+        "{what}: found {found}, expected {expected}"
+    );
+}
+
+fn assert_summary(row: &PlanRow, metric: Metric, mean: f64, std: f64) {
+    let what = format!("{} {}", row.label(), metric.label());
+    let summary = row.metric(metric);
+    assert_eq!(summary.n, 3, "{what}: n");
+    assert_close(summary.mean.expect("a mean"), mean, &format!("{what} mean"));
+    assert_close(summary.std.expect("a std"), std, &format!("{what} std"));
+}
+
+fn assert_difference(row: &PlanRow, metric: Metric, mean: f64, std: f64, half_width: f64) {
+    let what = format!("{} {} vs CE", row.label(), metric.label());
+    let difference = row.metric(metric).vs_ce.expect("a difference to CE");
+    assert_eq!(difference.pairs, 3, "{what}: pairs");
+    assert_close(difference.mean, mean, &format!("{what} mean"));
+    assert_close(difference.std.expect("a std"), std, &format!("{what} std"));
+    let Interval { low, high } = difference.ci.expect("an interval");
+    assert_close(low, mean - half_width, &format!("{what} low"));
+    assert_close(high, mean + half_width, &format!("{what} high"));
+}
+
+#[test]
+fn table1_numbers_match_hand_arithmetic() {
+    let frames = Frames::from_records(&fixtures::golden()).expect("frames");
+    let rows = table1_rows(&frames).expect("rows");
+    let labels: Vec<String> = rows.iter().map(PlanRow::label).collect();
+    assert_eq!(
+        labels,
+        ["comp=none,pc=none", "comp=all,pc=none", "comp=tail,pc=head"]
+    );
+    let [ce, comp_all, best] = [&rows[0], &rows[1], &rows[2]];
+
+    // CE: All 40, 42, 44: mean 42, deviations -2, 0, 2, variance 8 / 2 = 4, std 2.
+    // Head 60, 62, 64 and Tail 20, 22, 24 the same way.
+    assert_summary(ce, Metric::All, 42.0, 2.0);
+    assert_summary(ce, Metric::Head, 62.0, 2.0);
+    assert_summary(ce, Metric::Tail, 22.0, 2.0);
+    for metric in Metric::TABLE1 {
+        assert_eq!(
+            ce.metric(metric).vs_ce,
+            None,
+            "CE has no difference to itself"
+        );
+    }
+    // Shots: Many = Head; Medium = Tail + 5 (25, 27, 29); Few = Tail - 5 (15, 17, 19).
+    assert_summary(ce, Metric::Many, 62.0, 2.0);
+    assert_summary(ce, Metric::Medium, 27.0, 2.0);
+    assert_summary(ce, Metric::Few, 17.0, 2.0);
+
+    // comp=all: All 41, 45, 46: mean 44, deviations -3, 1, 2, variance 14 / 2 = 7.
+    // Head 62, 66, 64: mean 64, deviations -2, 2, 0, variance 4. Tail 20, 24, 28: std 4.
+    assert_summary(comp_all, Metric::All, 44.0, 7f64.sqrt());
+    assert_summary(comp_all, Metric::Head, 64.0, 2.0);
+    assert_summary(comp_all, Metric::Tail, 24.0, 4.0);
+    // Differences by seed, All: 1, 3, 2: mean 2, std 1; half-width t * 1 / sqrt(3)
+    // = 2.484137711750331, so the interval is [-0.4841, 4.4841].
+    assert_difference(comp_all, Metric::All, 2.0, 1.0, T_975_2 / 3f64.sqrt());
+    assert_close(T_975_2 / 3f64.sqrt(), 2.484137711750331, "All half-width");
+    // Head: 2, 4, 0 and Tail: 0, 2, 4: mean 2, std 2, half-width 2t / sqrt(3) = 4.9683.
+    assert_difference(
+        comp_all,
+        Metric::Head,
+        2.0,
+        2.0,
+        2.0 * T_975_2 / 3f64.sqrt(),
+    );
+    assert_difference(
+        comp_all,
+        Metric::Tail,
+        2.0,
+        2.0,
+        2.0 * T_975_2 / 3f64.sqrt(),
+    );
+
+    // comp=tail,pc=head: All 45, 47, 52: mean 48, deviations -3, -1, 4, variance 26 / 2 = 13.
+    // Head 66, 68, 70: std 2. Tail 24, 26, 34: mean 28, deviations -4, -2, 6, variance 56 / 2.
+    assert_summary(best, Metric::All, 48.0, 13f64.sqrt());
+    assert_summary(best, Metric::Head, 68.0, 2.0);
+    assert_summary(best, Metric::Tail, 28.0, 28f64.sqrt());
+    // All: 5, 5, 8: mean 6, variance 6 / 2 = 3, half-width t * sqrt(3) / sqrt(3) = t:
+    // [1.6973, 10.3027].
+    assert_difference(best, Metric::All, 6.0, 3f64.sqrt(), T_975_2);
+    // Head: 6, 6, 6: no spread, so the interval is the point itself.
+    assert_difference(best, Metric::Head, 6.0, 0.0, 0.0);
+    // Tail: 4, 4, 10: mean 6, variance 24 / 2 = 12, half-width t * sqrt(12) / sqrt(3) = 2t.
+    assert_difference(best, Metric::Tail, 6.0, 12f64.sqrt(), 2.0 * T_975_2);
+
+    let best_rows: Vec<bool> = rows.iter().map(|row| row.best).collect();
+    assert_eq!(
+        best_rows,
+        [false, false, true],
+        "the highest mean All is the best"
+    );
+}
+
+#[test]
+fn markdown_shows_the_numbers_rounded_and_the_best_row_bold() {
+    let frames = Frames::from_records(&fixtures::golden()).expect("frames");
+    let out = tempfile::tempdir().expect("a temporary directory");
+    let report = write_report(&frames, out.path()).expect("report");
+    let table = &report.table1_markdown;
+    assert!(
+        table.contains(
+            "| Comp. on Head | Comp. on Tail | PC on Head | PC on Tail | n | All | Head | Tail \
+             | Δ All vs CE | Δ Head vs CE | Δ Tail vs CE | notes |"
+        ),
+        "{table}"
+    );
+    assert!(
+        table.contains(
+            "|  |  |  |  | 3 | 42.00 ± 2.00 | 62.00 ± 2.00 | 22.00 ± 2.00 | — | — | — |  |"
+        ),
+        "{table}"
+    );
+    assert!(
+        table.contains(
+            "| ✓ | ✓ |  |  | 3 | 44.00 ± 2.65 | 64.00 ± 2.00 | 24.00 ± 4.00 \
+             | +2.00 [-0.48, +4.48] | +2.00 [-2.97, +6.97] | +2.00 [-2.97, +6.97] |  |"
+        ),
+        "{table}"
+    );
+    // 6 ± 2t = 6 ± 8.6053 for the Tail difference.
+    assert!(
+        table.contains(
+            "|  | ✓ | ✓ |  | 3 | **48.00 ± 3.61** | **68.00 ± 2.00** | **28.00 ± 5.29** \
+             | +6.00 [+1.70, +10.30] | +6.00 [+6.00, +6.00] | +6.00 [-2.61, +14.61] |  |"
+        ),
+        "{table}"
+    );
+    let shots = &report.shots_markdown;
+    assert!(
+        shots.contains("| 3 | 62.00 ± 2.00 | 27.00 ± 2.00 | 17.00 ± 2.00 | — | — | — |  |"),
+        "{shots}"
+    );
+    assert_eq!(
+        report.notes,
+        ["best row (highest mean All): comp=tail,pc=head"]
+    );
+
+    let latex = std::fs::read_to_string(out.path().join("table1.tex")).expect("table1.tex");
+    assert!(
+        latex.contains(
+            " & \\checkmark & \\checkmark &  & 3 & \\textbf{48.00 $\\pm$ 3.61} & \
+             \\textbf{68.00 $\\pm$ 2.00} & \\textbf{28.00 $\\pm$ 5.29} & \
+             $+6.00$ [$+1.70$, $+10.30$]"
+        ),
+        "{latex}"
+    );
+}
+
+#[test]
+fn csv_holds_full_precision_numbers_in_their_own_columns() {
+    let frames = Frames::from_records(&fixtures::golden()).expect("frames");
+    let out = tempfile::tempdir().expect("a temporary directory");
+    write_report(&frames, out.path()).expect("report");
+    let csv = std::fs::read_to_string(out.path().join("table1.csv")).expect("table1.csv");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "row,plan,comp_on,pc_on,comp_head,comp_tail,pc_head,pc_tail,jobs,n,failed,pending,\
+         running,cancelled,all_mean,all_std,all_n,all_diff,all_diff_pairs,all_ci_low,all_ci_high,\
+         head_mean,head_std,head_n,head_diff,head_diff_pairs,head_ci_low,head_ci_high,tail_mean,\
+         tail_std,tail_n,tail_diff,tail_diff_pairs,tail_ci_low,tail_ci_high,best,notes"
+    );
+    assert_eq!(lines.len(), 4);
+    let best: Vec<&str> = lines[3].split(',').collect();
+    assert_eq!(best[..4], ["3", "\"comp=tail", "pc=head\"", "tail"]);
+    let number = |i: usize| best[i].parse::<f64>().expect("a number");
+    // Shifted by one: the quoted plan holds a comma.
+    assert_close(number(15), 48.0, "all_mean");
+    assert_close(number(16), 13f64.sqrt(), "all_std");
+    assert_close(number(18), 6.0, "all_diff");
+    assert_close(number(20), 6.0 - T_975_2, "all_ci_low");
+    assert_close(number(21), 6.0 + T_975_2, "all_ci_high");
+    assert_eq!(best[best.len() - 2..], ["1", ""], "best, no notes");
+
+    let recall = std::fs::read_to_string(out.path().join("recall.csv")).expect("recall.csv");
+    // CE's Head classes score head ± 10 in every seed: mean recall 0.62 over classes and seeds.
+    let ce_head = recall
+        .lines()
+        .find(|line| line.starts_with("1,") && line.contains(",head,"))
+        .expect("CE's head line");
+    let fields: Vec<&str> = ce_head.split(',').collect();
+    assert_eq!(
+        fields[..6],
+        ["1", "\"comp=none", "pc=none\"", "head", "2", "3"]
+    );
+    assert_close(fields[6].parse().expect("recall"), 0.62, "recall_mean");
+    assert_close(fields[7].parse().expect("std"), 0.02, "recall_std");
+}

@@ -1,0 +1,116 @@
+//! Connecting to a coordinator: the channel (plaintext or TLS) and the bearer token every call
+//! carries.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+
+use crate::pb::sweep_service_client::SweepServiceClient;
+use crate::pb::worker_service_client::WorkerServiceClient;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("`{0}` is not a coordinator address (e.g. http://head:7070)")]
+    BadAddress(String),
+    #[error("cannot read the CA certificate {path}: {source}")]
+    Ca {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the token has characters a gRPC header cannot carry")]
+    BadToken,
+    #[error("TLS: {0}")]
+    Tls(tonic::transport::Error),
+}
+
+/// Adds `authorization: Bearer <token>` to every request.
+#[derive(Clone, Debug)]
+pub struct Auth(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Auth {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+pub type WorkerClient = WorkerServiceClient<InterceptedService<Channel, Auth>>;
+pub type SweepClient = SweepServiceClient<InterceptedService<Channel, Auth>>;
+
+/// How to reach a coordinator.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    channel: Channel,
+    auth: Auth,
+}
+
+impl Connection {
+    /// A lazy channel: it connects on first use and reconnects by itself after a failure, so a
+    /// coordinator that is down or restarting is retried, not fatal.
+    pub fn new(
+        address: &str,
+        token: Option<&str>,
+        tls_ca: Option<&Path>,
+    ) -> Result<Self, ClientError> {
+        let mut endpoint = Endpoint::from_shared(address.to_owned())
+            .map_err(|_| ClientError::BadAddress(address.to_owned()))?
+            .connect_timeout(Duration::from_secs(5))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(20))
+            .keep_alive_while_idle(true);
+        if let Some(ca) = tls_ca {
+            let pem = std::fs::read(ca).map_err(|source| ClientError::Ca {
+                path: ca.display().to_string(),
+                source,
+            })?;
+            endpoint = endpoint
+                .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
+                .map_err(ClientError::Tls)?;
+        }
+        let auth = match token {
+            Some(token) => Auth(Some(
+                format!("Bearer {token}")
+                    .parse()
+                    .map_err(|_| ClientError::BadToken)?,
+            )),
+            None => Auth(None),
+        };
+        Ok(Self {
+            channel: endpoint.connect_lazy(),
+            auth,
+        })
+    }
+
+    pub fn worker(&self) -> WorkerClient {
+        WorkerServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(256 << 20)
+            .max_encoding_message_size(256 << 20)
+    }
+
+    pub fn sweeps(&self) -> SweepClient {
+        SweepServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(256 << 20)
+            .max_encoding_message_size(256 << 20)
+    }
+}
+
+/// Reads a token file: the first line, trimmed.
+pub fn read_token(path: &Path) -> std::io::Result<String> {
+    Ok(std::fs::read_to_string(path)?
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_owned())
+}

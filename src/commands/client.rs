@@ -1,0 +1,392 @@
+//! The user's calls to a coordinator: `submit`, `status`, `watch`, `cancel`, `retry-failed`,
+//! `workers`. Each answer from the coordinator that is an error becomes one clear line and an
+//! exit code (see `exit`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use ltsweep_proto::client::{Connection, SweepClient};
+use ltsweep_proto::{JobState, LossPlan, pb};
+use serde_json::json;
+use tonic::Code;
+
+use crate::cli::{RemoteArgs, StatusArgs, SubmitArgs, SweepArgs};
+use crate::exit::{BadInput, Refused};
+
+/// Runs a future on a runtime made for one command.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(future)
+}
+
+/// The token from --token-file, else LTSWEEP_TOKEN.
+pub fn token(token_file: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    match token_file {
+        Some(path) => ltsweep_proto::client::read_token(path)
+            .map(Some)
+            .map_err(|e| {
+                BadInput(format!(
+                    "cannot read the token file {}: {e}",
+                    path.display()
+                ))
+                .into()
+            }),
+        None => Ok(std::env::var("LTSWEEP_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())),
+    }
+}
+
+/// Must be called inside a tokio runtime (the channel's connection task lives there).
+pub fn connect(remote: &RemoteArgs) -> anyhow::Result<Connection> {
+    let token = token(remote.token_file.as_deref())?;
+    Connection::new(
+        &remote.coordinator,
+        token.as_deref(),
+        remote.tls_ca.as_deref(),
+    )
+    .map_err(|e| BadInput(e.to_string()).into())
+}
+
+/// One line for a refused or failed call.
+pub fn rpc_error(status: tonic::Status, remote: &RemoteArgs) -> anyhow::Error {
+    let message = status.message().to_owned();
+    match status.code() {
+        Code::InvalidArgument | Code::NotFound => BadInput(message).into(),
+        Code::Unauthenticated => Refused(format!(
+            "the coordinator refused the token ({message}); give it with --token-file or LTSWEEP_TOKEN"
+        ))
+        .into(),
+        Code::FailedPrecondition | Code::PermissionDenied => Refused(message).into(),
+        Code::Unavailable => anyhow::anyhow!(
+            "cannot reach the coordinator at {} ({message}); is it running? (--coordinator, LTSWEEP_COORDINATOR)",
+            remote.coordinator
+        ),
+        code => anyhow::anyhow!("the coordinator answered {code:?}: {message}"),
+    }
+}
+
+pub fn submit(args: &SubmitArgs) -> anyhow::Result<()> {
+    // Checked here first, so a mistake names this file rather than coming back from afar.
+    let (text, spec) = super::load_spec(&args.spec)?;
+    block_on(async {
+        let connection = connect(&args.remote)?;
+        let response = connection
+            .sweeps()
+            .submit_sweep(pb::SubmitSweepRequest { spec_toml: text })
+            .await
+            .map_err(|s| rpc_error(s, &args.remote))?
+            .into_inner();
+        if response.created {
+            println!("submitted {}: {} jobs", spec.name, response.jobs);
+        } else {
+            println!(
+                "{} was already submitted: the same {} jobs",
+                spec.name, response.jobs
+            );
+        }
+        if args.watch {
+            watch_sweep(&connection, &response.sweep_id, &args.remote).await?;
+        }
+        // Scripts take the sweep id from the last line.
+        println!("{}", response.sweep_id);
+        Ok(())
+    })
+}
+
+async fn get_sweep(
+    client: &mut SweepClient,
+    sweep: &str,
+    remote: &RemoteArgs,
+) -> anyhow::Result<pb::SweepStatus> {
+    Ok(client
+        .get_sweep(pb::GetSweepRequest {
+            sweep_id: sweep.to_owned(),
+        })
+        .await
+        .map_err(|s| rpc_error(s, remote))?
+        .into_inner())
+}
+
+fn plan_label(plan: Option<pb::LossPlan>) -> String {
+    plan.and_then(|p| LossPlan::try_from(p).ok())
+        .map_or_else(|| "?".to_owned(), |p| p.to_string())
+}
+
+fn state_label(state: i32) -> &'static str {
+    JobState::try_from(state).map_or("unknown", JobState::as_str)
+}
+
+pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
+    let sweep = block_on(async {
+        let connection = connect(&args.remote)?;
+        get_sweep(
+            &mut connection.sweeps(),
+            args.sweep.as_deref().unwrap_or(""),
+            &args.remote,
+        )
+        .await
+    })?;
+    let counts = sweep.counts.unwrap_or_default();
+    if args.json {
+        let jobs: Vec<_> = sweep
+            .jobs
+            .iter()
+            .map(|job| {
+                let mut row = json!({
+                    "id": job.job_id,
+                    "plan": plan_label(job.plan),
+                    "seed": job.seed,
+                    "state": state_label(job.state),
+                    "attempts": job.attempts,
+                    "worker": (!job.worker_id.is_empty()).then_some(&job.worker_id),
+                    "epoch": job.epoch,
+                    "epochs": job.epochs_total,
+                    "epochs_retrained": job.epochs_retrained,
+                });
+                for axis in &job.axes {
+                    row[axis.name.as_str()] = json!(axis.value);
+                }
+                if !job.error.is_empty() {
+                    row["error"] = json!(job.error);
+                }
+                row
+            })
+            .collect();
+        let out = json!({
+            "sweep": sweep.sweep_id,
+            "name": sweep.name,
+            "total": counts.total,
+            "pending": counts.pending,
+            "running": counts.running,
+            "succeeded": counts.succeeded,
+            "failed": counts.failed,
+            "cancelled": counts.cancelled,
+            "jobs": jobs,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    let header: Vec<String> = [
+        "id", "plan", "seed", "state", "epoch", "attempts", "worker", "note",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let rows: Vec<Vec<String>> = sweep
+        .jobs
+        .iter()
+        .map(|job| {
+            let mut plan = plan_label(job.plan);
+            for axis in &job.axes {
+                plan.push_str(&format!(" {}={}", axis.name, axis.value));
+            }
+            vec![
+                job.job_id.clone(),
+                plan,
+                job.seed.to_string(),
+                state_label(job.state).to_owned(),
+                format!("{}/{}", job.epoch, job.epochs_total),
+                job.attempts.to_string(),
+                job.worker_id.clone(),
+                job.error.clone(),
+            ]
+        })
+        .collect();
+    print!("{}", crate::table::render(&header, &rows));
+    println!(
+        "{} ({}): {} jobs: {} pending, {} running, {} succeeded, {} failed, {} cancelled",
+        sweep.sweep_id,
+        sweep.name,
+        counts.total,
+        counts.pending,
+        counts.running,
+        counts.succeeded,
+        counts.failed,
+        counts.cancelled
+    );
+    Ok(())
+}
+
+pub fn watch(args: &SweepArgs) -> anyhow::Result<()> {
+    block_on(async {
+        let connection = connect(&args.remote)?;
+        watch_sweep(&connection, &args.sweep, &args.remote).await
+    })
+}
+
+/// Progress bars until every job of the sweep has ended; reconnects through coordinator
+/// restarts.
+pub async fn watch_sweep(
+    connection: &Connection,
+    sweep: &str,
+    remote: &RemoteArgs,
+) -> anyhow::Result<()> {
+    let bars = MultiProgress::new();
+    let overall = bars.add(ProgressBar::new(0));
+    overall.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} jobs done {msg} [{elapsed}, ETA {eta}]")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let job_style =
+        ProgressStyle::with_template("  {prefix:<40} [{bar:20}] epoch {pos}/{len} {msg}")
+            .expect("a valid template")
+            .progress_chars("=> ");
+    let mut jobs: BTreeMap<String, pb::JobStatus> = BTreeMap::new();
+    let mut running: BTreeMap<String, ProgressBar> = BTreeMap::new();
+    let mut failures = 0u32;
+    loop {
+        let stream = connection
+            .sweeps()
+            .watch_sweep(pb::WatchSweepRequest {
+                sweep_id: sweep.to_owned(),
+            })
+            .await;
+        let mut stream = match stream {
+            Ok(stream) => stream.into_inner(),
+            Err(status) if status.code() == Code::Unavailable && failures < 120 => {
+                failures += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            Err(status) => return Err(rpc_error(status, remote)),
+        };
+        loop {
+            match stream.message().await {
+                Ok(Some(event)) => {
+                    failures = 0;
+                    if let Some(counts) = &event.counts {
+                        overall.set_length(u64::from(counts.total));
+                        overall.set_position(u64::from(
+                            counts.succeeded + counts.failed + counts.cancelled,
+                        ));
+                        overall.set_message(format!(
+                            "({} running, {} failed, {} cancelled)",
+                            counts.running, counts.failed, counts.cancelled
+                        ));
+                    }
+                    let Some(job) = event.job else { continue };
+                    let state = JobState::try_from(job.state).ok();
+                    if state == Some(JobState::Running) {
+                        let bar = running.entry(job.job_id.clone()).or_insert_with(|| {
+                            let bar = bars.add(ProgressBar::new(u64::from(job.epochs_total)));
+                            bar.set_style(job_style.clone());
+                            bar.set_prefix(format!("{} seed {}", plan_label(job.plan), job.seed));
+                            bar
+                        });
+                        bar.set_position(u64::from(job.epoch));
+                        if let Some(acc) = job.last_accuracy {
+                            bar.set_message(format!(
+                                "test {:.1}% on {}",
+                                100.0 * acc,
+                                job.worker_id
+                            ));
+                        }
+                    } else if let Some(bar) = running.remove(&job.job_id) {
+                        bar.finish_and_clear();
+                        bars.remove(&bar);
+                    }
+                    jobs.insert(job.job_id.clone(), job);
+                }
+                Ok(None) => {
+                    overall.finish();
+                    return Ok(());
+                }
+                Err(status)
+                    if status.code() == Code::Unavailable || status.code() == Code::Unknown =>
+                {
+                    // The coordinator went away mid-stream: start over once it is back.
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    break;
+                }
+                Err(status) => return Err(rpc_error(status, remote)),
+            }
+        }
+    }
+}
+
+pub fn cancel(args: &SweepArgs) -> anyhow::Result<()> {
+    let response = block_on(async {
+        let connection = connect(&args.remote)?;
+        let request = pb::CancelSweepRequest {
+            sweep_id: args.sweep.clone(),
+        };
+        connection
+            .sweeps()
+            .cancel_sweep(request)
+            .await
+            .map_err(|s| rpc_error(s, &args.remote))
+    })?
+    .into_inner();
+    println!("cancelled {} jobs of {}", response.cancelled, args.sweep);
+    Ok(())
+}
+
+pub fn retry_failed(args: &SweepArgs) -> anyhow::Result<()> {
+    let response = block_on(async {
+        let connection = connect(&args.remote)?;
+        let request = pb::RetryFailedRequest {
+            sweep_id: args.sweep.clone(),
+        };
+        connection
+            .sweeps()
+            .retry_failed(request)
+            .await
+            .map_err(|s| rpc_error(s, &args.remote))
+    })?
+    .into_inner();
+    println!(
+        "{} jobs of {} are back in the queue",
+        response.requeued, args.sweep
+    );
+    Ok(())
+}
+
+pub fn workers(remote: &RemoteArgs) -> anyhow::Result<()> {
+    let response = block_on(async {
+        let connection = connect(remote)?;
+        let request = pb::ListWorkersRequest {};
+        connection
+            .sweeps()
+            .list_workers(request)
+            .await
+            .map_err(|s| rpc_error(s, remote))
+    })?
+    .into_inner();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let header: Vec<String> = ["worker", "host", "devices", "running", "last seen", "alive"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    let rows: Vec<Vec<String>> = response
+        .workers
+        .iter()
+        .map(|w| {
+            let devices: Vec<String> = w
+                .devices
+                .iter()
+                .map(|d| format!("{}x{}", d.name, d.slots))
+                .collect();
+            vec![
+                w.worker_id.clone(),
+                w.host.clone(),
+                devices.join(","),
+                w.running_jobs.len().to_string(),
+                format!(
+                    "{:.0} s ago",
+                    now.saturating_sub(w.last_seen_unix_ms) as f64 / 1000.0
+                ),
+                if w.alive { "yes" } else { "no" }.to_owned(),
+            ]
+        })
+        .collect();
+    print!("{}", crate::table::render(&header, &rows));
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! `ltsweep worker --coordinator URL`: one process per machine, training on its devices.
+//!
+//! The first SIGTERM or SIGINT drains (no new work; running jobs finish); a second one stops at
+//! once and gives the running jobs' leases back.
+
+use ltsweep_worker::runtime::{self, Shutdown, WorkerConfig};
+use tch::Device;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+use crate::cli::WorkerArgs;
+use crate::exit::BadInput;
+
+pub fn run(args: &WorkerArgs) -> anyhow::Result<()> {
+    let devices = parse_devices(&args.devices)?;
+    if args.slots_per_device == 0 {
+        return Err(BadInput("--slots-per-device must be at least 1".to_owned()).into());
+    }
+    let config = WorkerConfig {
+        host: hostname(),
+        devices,
+        slots_per_device: args.slots_per_device,
+        data_root: args.data_root.clone(),
+        threads_per_job: args.threads,
+    };
+    super::client::block_on(async {
+        let connection = super::client::connect(&args.remote)?;
+        let (tx, rx) = watch::channel(Shutdown::Run);
+        tokio::spawn(async move {
+            let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler");
+            let mut int = signal(SignalKind::interrupt()).expect("a SIGINT handler");
+            for level in [Shutdown::Drain, Shutdown::Now] {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                match level {
+                    Shutdown::Drain => eprintln!(
+                        "draining: no new jobs; running jobs finish (signal again to stop now)"
+                    ),
+                    _ => eprintln!("stopping now: giving the running jobs back"),
+                }
+                let _ = tx.send(level);
+            }
+        });
+        runtime::run(&connection, config, rx)
+            .await
+            .map_err(|e| crate::exit::Refused(e.to_string()).into())
+    })
+}
+
+/// Completes at the first SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// `auto`, `cpu`, or a comma-separated list of `cuda:N`.
+pub fn parse_devices(text: &str) -> anyhow::Result<Vec<Device>> {
+    if text == "auto" {
+        let gpus = tch::Cuda::device_count();
+        return Ok(if gpus > 0 {
+            (0..gpus as usize).map(Device::Cuda).collect()
+        } else {
+            vec![Device::Cpu]
+        });
+    }
+    text.split(',')
+        .map(|part| super::train::resolve_device(part.trim()))
+        .collect()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".to_owned())
+}

@@ -1,0 +1,266 @@
+//! The cluster end to end: a real coordinator and real worker processes on loopback training
+//! with tch, through worker kills, a coordinator kill and a stale completion.
+
+use std::time::Duration;
+
+use ltsweep_proto::{GroupAccuracy, JobResult, JobSpec, PROTOCOL_VERSION, pb};
+use serde_json::Value;
+use tonic::Code;
+
+use crate::cluster_support::{TestCluster, assert_one_result_per_job, tiny_spec};
+
+const SWEEP_TIMEOUT: Duration = Duration::from_secs(600);
+
+fn count(status: &Value, state: &str) -> u64 {
+    status[state].as_u64().unwrap()
+}
+
+fn jobs_in(status: &Value, state: &str) -> Vec<Value> {
+    status["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|j| j["state"] == state)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn three_workers_run_the_paper_grid_of_two_seeds() {
+    let cluster = TestCluster::start(3);
+    let spec = cluster.write_spec(&tiny_spec(3));
+    let sweep = cluster.submit(&spec);
+    // Submitting again is the same sweep, with no new jobs.
+    assert_eq!(cluster.submit(&spec), sweep);
+    let status = cluster.wait_for_state(&sweep, "18 jobs to succeed", SWEEP_TIMEOUT, |s| {
+        count(s, "succeeded") == 18
+    });
+    assert_eq!(count(&status, "total"), 18);
+    for job in status["jobs"].as_array().unwrap() {
+        assert_eq!(job["state"], "succeeded");
+        assert_eq!(job["attempts"], 1, "{job}");
+        assert!(
+            job["worker"].as_str().is_some_and(|w| !w.is_empty()),
+            "{job}"
+        );
+    }
+    let results = cluster.results(&sweep);
+    assert_one_result_per_job(&results, 18);
+    for result in &results {
+        assert_eq!(result.epochs.len(), 3);
+        assert!(result.accuracy.acc_all.is_some());
+        assert_eq!(result.sweep_id, sweep);
+    }
+}
+
+#[test]
+fn a_job_of_a_killed_worker_completes_elsewhere() {
+    let mut cluster = TestCluster::start(1);
+    let spec = cluster.write_spec(&tiny_spec(12));
+    let sweep = cluster.submit(&spec);
+    let doomed = cluster.worker_id(0);
+    let status = cluster.wait_for_state(&sweep, "a job part-way through", SWEEP_TIMEOUT, |s| {
+        jobs_in(s, "running")
+            .iter()
+            .any(|j| j["epoch"].as_u64() >= Some(1))
+    });
+    let victim = jobs_in(&status, "running")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    cluster.workers[0].kill();
+    cluster.add_worker();
+    cluster.add_worker();
+    let status = cluster.wait_for_state(&sweep, "18 jobs to succeed", SWEEP_TIMEOUT, |s| {
+        count(s, "succeeded") == 18
+    });
+    let job = status["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["id"] == victim)
+        .unwrap()
+        .clone();
+    assert!(job["attempts"].as_u64().unwrap() >= 2, "{job}");
+    assert_ne!(job["worker"], doomed.as_str(), "{job}");
+    assert_one_result_per_job(&cluster.results(&sweep), 18);
+}
+
+#[test]
+fn a_killed_coordinator_restarts_with_nothing_lost() {
+    let mut cluster = TestCluster::start(2);
+    let spec = cluster.write_spec(&tiny_spec(8));
+    let sweep = cluster.submit(&spec);
+    cluster.wait_for_state(
+        &sweep,
+        "some jobs done, others running",
+        SWEEP_TIMEOUT,
+        |s| count(s, "succeeded") >= 2 && count(s, "running") >= 1,
+    );
+    let before = cluster.results(&sweep);
+    cluster.restart_coordinator();
+    // The workers find the new coordinator by themselves.
+    cluster.wait_for_state(&sweep, "18 jobs to succeed", SWEEP_TIMEOUT, |s| {
+        count(s, "succeeded") == 18
+    });
+    let after = cluster.results(&sweep);
+    assert_one_result_per_job(&after, 18);
+    assert!(before.len() >= 2);
+    for earlier in &before {
+        let later = after.iter().find(|r| r.job_id == earlier.job_id).unwrap();
+        assert_eq!(
+            later, earlier,
+            "a result recorded before the kill is kept as it was"
+        );
+    }
+}
+
+fn fake_result(job: &JobSpec) -> pb::JobResult {
+    JobResult {
+        job_id: job.id.to_string(),
+        sweep_id: job.sweep.to_string(),
+        spec: job.clone(),
+        accuracy: GroupAccuracy {
+            acc_all: Some(0.5),
+            ..GroupAccuracy::default()
+        },
+        per_class: Vec::new(),
+        epochs: Vec::new(),
+        num_classes: 0,
+        train_images: 0,
+        confusion: Vec::new(),
+        train_seconds: 0.0,
+        device: "cpu".to_owned(),
+        worker_id: None,
+        attempts: 0,
+        epochs_retrained: 0,
+    }
+    .into()
+}
+
+#[test]
+fn a_late_completion_with_a_stale_lease_is_refused_and_changes_nothing() {
+    let cluster = TestCluster::start(0);
+    let spec = cluster.write_spec(
+        &(tiny_spec(2).replace("seeds = [0, 1]", "seeds = [0]")
+            + "[losses]\nplans = [{ comp = \"none\", pc = \"none\" }]\n"),
+    );
+    let sweep = cluster.submit(&spec);
+    let connection = cluster.connection();
+    let register = |client: &mut ltsweep_proto::client::WorkerClient| {
+        cluster
+            .block_on(client.register_worker(pb::RegisterWorkerRequest {
+                host: "fake".into(),
+                devices: vec![pb::Device {
+                    name: "cpu".into(),
+                    slots: 1,
+                }],
+                protocol_version: PROTOCOL_VERSION,
+                version: "test".into(),
+            }))
+            .unwrap()
+            .into_inner()
+            .worker_id
+    };
+    let poll = |client: &mut ltsweep_proto::client::WorkerClient, worker: &str| {
+        cluster
+            .block_on(client.poll_work(pb::PollWorkRequest {
+                worker_id: worker.to_owned(),
+                device: "cpu".into(),
+            }))
+            .unwrap()
+            .into_inner()
+            .lease
+    };
+    let mut late = connection.worker();
+    let mut prompt = connection.worker();
+    let late_id = register(&mut late);
+    let prompt_id = register(&mut prompt);
+    let first = poll(&mut late, &late_id).expect("the job is leased");
+    let job = JobSpec::try_from(first.job.clone().unwrap()).unwrap();
+    // No heartbeat: the lease expires and the job goes to the next worker that asks.
+    let mut second = None;
+    crate::support::wait_until(
+        "the job to be leased again",
+        Duration::from_secs(60),
+        || {
+            second = poll(&mut prompt, &prompt_id);
+            second.is_some()
+        },
+    );
+    let second = second.unwrap();
+    assert_ne!(second.lease_id, first.lease_id);
+    assert_eq!(second.attempt, 2);
+
+    let refused = cluster
+        .block_on(late.complete_job(pb::CompleteJobRequest {
+            worker_id: late_id.clone(),
+            lease_id: first.lease_id.clone(),
+            result: Some(fake_result(&job)),
+        }))
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    let progress = cluster
+        .block_on(late.report_progress(pb::ReportProgressRequest {
+            worker_id: late_id,
+            lease_id: first.lease_id,
+            epoch: None,
+        }))
+        .unwrap_err();
+    assert_eq!(progress.code(), Code::FailedPrecondition);
+    // The prompt worker's heartbeat keeps its lease while the test looks around.
+    let heartbeat = |client: &mut ltsweep_proto::client::WorkerClient| {
+        cluster
+            .block_on(client.report_progress(pb::ReportProgressRequest {
+                worker_id: prompt_id.clone(),
+                lease_id: second.lease_id.clone(),
+                epoch: None,
+            }))
+            .unwrap();
+    };
+    heartbeat(&mut prompt);
+    let status = cluster
+        .block_on(connection.sweeps().get_sweep(pb::GetSweepRequest {
+            sweep_id: sweep.clone(),
+        }))
+        .unwrap()
+        .into_inner();
+    let counts = status.counts.unwrap();
+    assert_eq!((counts.running, counts.succeeded), (1, 0));
+    assert_eq!(status.jobs[0].attempts, 2);
+    assert!(cluster.results(&sweep).is_empty());
+    heartbeat(&mut prompt);
+
+    cluster
+        .block_on(prompt.complete_job(pb::CompleteJobRequest {
+            worker_id: prompt_id.clone(),
+            lease_id: second.lease_id.clone(),
+            result: Some(fake_result(&job)),
+        }))
+        .unwrap();
+    let results = cluster.results(&sweep);
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].worker_id.as_deref(), Some(prompt_id.as_str()));
+}
+
+#[test]
+fn cli_errors_are_one_line_with_their_exit_codes() {
+    let cluster = TestCluster::start(0);
+    let output = cluster.cli(&["status", "no-such-sweep"]);
+    assert_eq!(output.status.code(), Some(2));
+    let output = crate::support::ltsweep()
+        .args(["status", "--coordinator", &cluster.url()])
+        .env("LTSWEEP_TOKEN", "wrong")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("token"), "{err}");
+    let output = crate::support::ltsweep()
+        .args(["status", "--coordinator", "http://127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot reach the coordinator"));
+}

@@ -1,0 +1,301 @@
+//! `TestCluster`: a real coordinator process and worker processes on loopback, with short
+//! leases so that faults resolve in seconds, torn down on drop.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ltsweep_proto::client::Connection;
+use ltsweep_proto::{JobResult, pb};
+
+use crate::support::{ltsweep, wait_until};
+
+pub const TOKEN: &str = "test-token";
+/// Short enough that a lost worker's job is leased again within seconds.
+pub const LEASE_TTL: &str = "3s";
+
+/// A child process whose stderr lines are collected.
+pub struct Process {
+    pub child: Child,
+    pub lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Process {
+    fn spawn(mut command: std::process::Command) -> Process {
+        let mut child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the ltsweep binary starts");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("a piped stderr");
+        let sink = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Process { child, lines }
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn line_containing(&self, needle: &str) -> Option<String> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.contains(needle))
+            .cloned()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub struct TestCluster {
+    pub dir: tempfile::TempDir,
+    pub address: String,
+    pub coordinator: Process,
+    pub workers: Vec<Process>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl TestCluster {
+    /// A coordinator on a free port and `workers` worker processes, one CPU slot each.
+    pub fn start(workers: usize) -> TestCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let (coordinator, address) = start_coordinator(&dir.path().join("state"), "127.0.0.1:0");
+        let mut cluster = TestCluster {
+            dir,
+            address,
+            coordinator,
+            workers: Vec::new(),
+            runtime: tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+        };
+        for _ in 0..workers {
+            cluster.add_worker();
+        }
+        cluster
+    }
+
+    pub fn add_worker(&mut self) {
+        let mut command = ltsweep();
+        command
+            .args([
+                "worker",
+                "--coordinator",
+                &self.url(),
+                "--devices",
+                "cpu",
+                "--threads",
+                "1",
+            ])
+            .env("LTSWEEP_TOKEN", TOKEN)
+            .env("RUST_LOG", "info");
+        self.workers.push(Process::spawn(command));
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Kills the coordinator with SIGKILL and starts a new one on the same state and port.
+    pub fn restart_coordinator(&mut self) {
+        self.coordinator.kill();
+        let (coordinator, _) = start_coordinator(&self.dir.path().join("state"), &self.address);
+        self.coordinator = coordinator;
+    }
+
+    /// The worker id a worker process registered as.
+    pub fn worker_id(&self, index: usize) -> String {
+        let mut id = None;
+        wait_until("the worker to register", Duration::from_secs(60), || {
+            id = self.workers[index].line_containing("registered");
+            id.is_some()
+        });
+        let line = id.unwrap();
+        let start = line.find("worker=").expect("the log names the worker") + "worker=".len();
+        line[start..].split_whitespace().next().unwrap().to_owned()
+    }
+
+    pub fn write_spec(&self, text: &str) -> PathBuf {
+        crate::support::write(self.dir.path(), "spec.toml", text)
+    }
+
+    /// Runs `ltsweep ARGS --coordinator URL` with the token.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        ltsweep()
+            .args(args)
+            .args(["--coordinator", &self.url()])
+            .env("LTSWEEP_TOKEN", TOKEN)
+            .output()
+            .unwrap()
+    }
+
+    pub fn submit(&self, spec: &Path) -> String {
+        let output = self.cli(&["submit", spec.to_str().unwrap()]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        stdout
+            .lines()
+            .last()
+            .expect("the sweep id is the last line")
+            .to_owned()
+    }
+
+    pub fn status(&self, sweep: &str) -> serde_json::Value {
+        let output = self.cli(&["status", sweep, "--json"]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    /// Status, or None while the coordinator does not answer (restarting).
+    pub fn try_status(&self, sweep: &str) -> Option<serde_json::Value> {
+        let output = self.cli(&["status", sweep, "--json"]);
+        output
+            .status
+            .success()
+            .then(|| serde_json::from_slice(&output.stdout).unwrap())
+    }
+
+    pub fn connection(&self) -> Connection {
+        let _guard = self.runtime.enter();
+        Connection::new(&self.url(), Some(TOKEN), None).unwrap()
+    }
+
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// Every result the coordinator streams for the sweep.
+    pub fn results(&self, sweep: &str) -> Vec<JobResult> {
+        let connection = self.connection();
+        self.block_on(async {
+            let mut stream = connection
+                .sweeps()
+                .get_results(pb::GetResultsRequest {
+                    sweep_id: sweep.to_owned(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let mut results = Vec::new();
+            while let Some(result) = stream.message().await.unwrap() {
+                results.push(JobResult::try_from(result).unwrap());
+            }
+            results
+        })
+    }
+
+    pub fn wait_for_state(
+        &self,
+        sweep: &str,
+        what: &str,
+        timeout: Duration,
+        mut done: impl FnMut(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let mut last = None;
+        wait_until(what, timeout, || {
+            last = self.try_status(sweep);
+            last.as_ref().is_some_and(&mut done)
+        });
+        last.unwrap()
+    }
+}
+
+fn start_coordinator(state: &Path, listen: &str) -> (Process, String) {
+    let mut command = ltsweep();
+    command
+        .args([
+            "coordinator",
+            "--listen",
+            listen,
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
+        .args([
+            "--lease-ttl",
+            LEASE_TTL,
+            "--heartbeat",
+            "300ms",
+            "--poll-timeout",
+            "1s",
+        ])
+        .env("LTSWEEP_TOKEN", TOKEN)
+        .env("RUST_LOG", "info");
+    let process = Process::spawn(command);
+    let mut address = None;
+    wait_until("the coordinator to listen", Duration::from_secs(60), || {
+        address = process.line_containing("listening on");
+        address.is_some()
+    });
+    let line = address.unwrap();
+    let address = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .expect("the address follows `listening on`")
+        .to_owned();
+    (process, address)
+}
+
+/// 9 paper plans x 2 seeds of tiny synthetic data: 18 jobs of well under a second each.
+pub fn tiny_spec(epochs: u32) -> String {
+    format!(
+        r#"
+name = "tiny"
+seeds = [0, 1]
+max_attempts = 5
+[dataset]
+kind = "synthetic"
+classes = 4
+train_per_class = 40
+test_per_class = 10
+image_size = 8
+noise = 2.0
+imbalance_ratio = 5
+head_min_count = 20
+[model]
+depth = 8
+[train]
+epochs = {epochs}
+batch_size = 16
+lr = 0.05
+warmup_epochs = 0
+lr_decay_epochs = [{decay}]
+pretrain_ce_epochs = 1
+checkpoint_every = 1
+"#,
+        decay = epochs - 1
+    )
+}
+
+/// Each job id exactly once among the results.
+pub fn assert_one_result_per_job(results: &[JobResult], jobs: usize) {
+    let mut ids: Vec<&str> = results.iter().map(|r| r.job_id.as_str()).collect();
+    ids.sort_unstable();
+    let total = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), total, "a job has two results");
+    assert_eq!(total, jobs, "results for every job");
+}
