@@ -45,6 +45,15 @@ pub enum Command {
     RetryFailed(SweepArgs),
     /// The workers the coordinator knows.
     Workers(RemoteArgs),
+    /// The sweeps the coordinator knows.
+    Sweeps(RemoteArgs),
+    /// Table 1, recall tables and figures of a sweep (or of an exported results file).
+    Report(ReportArgs),
+    /// A sweep's results as one Parquet file (`report --results` reads it back).
+    Export(ExportArgs),
+    /// A whole study on this machine: a coordinator and workers in this process, then the
+    /// report. Rerun the same command to resume an interrupted study.
+    Run(RunArgs),
     /// Run a coordinator: the gRPC server workers and users call.
     Coordinator(CoordinatorArgs),
     /// Run a worker: pull jobs from a coordinator and train them on this machine's devices.
@@ -126,6 +135,51 @@ pub struct WorkerArgs {
     pub threads: Option<i32>,
 }
 
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// A sweep id (the latest sweep when neither it nor --results is given).
+    pub sweep: Option<String>,
+    /// Report from an exported results file instead of a coordinator.
+    #[arg(long, conflicts_with = "sweep")]
+    pub results: Option<PathBuf>,
+    /// The folder for table1.md, table1.csv, table1.tex, recall.csv, figures and Parquet files.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ExportArgs {
+    pub sweep: String,
+    /// The Parquet file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The sweep spec (TOML).
+    pub spec: PathBuf,
+    /// Jobs trained at once.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// The study's folder: its state (for resuming) and its report.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The folder the spec's data paths are relative to.
+    #[arg(long, env = "LTSWEEP_DATA_ROOT", default_value = ".")]
+    pub data_root: PathBuf,
+    /// `auto` (the GPUs, shared among the workers, else the CPU), `cpu`, or `cuda:0,cuda:1`.
+    #[arg(long, default_value = "auto")]
+    pub devices: String,
+    /// libtorch threads per job (default: the cores shared among the workers).
+    #[arg(long)]
+    pub threads: Option<i32>,
+}
+
 /// How to reach a coordinator.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RemoteArgs {
@@ -175,6 +229,32 @@ pub struct SweepArgs {
 pub enum BenchCommand {
     /// Training throughput of the full loop (shuffle, augmentation, forward, backward, SGD).
     Train(BenchTrainArgs),
+    /// A load generator standing in for many workers (instant jobs) against a real coordinator
+    /// process: completions/s, PollWork and CompleteJob latency, the coordinator's peak memory.
+    Coordinator(BenchCoordinatorArgs),
+    /// Sweep overhead: the paper's 9 plans x N seeds of one-step jobs through a coordinator and
+    /// worker processes, from submit to the last result.
+    Sweep(BenchSweepArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BenchCoordinatorArgs {
+    /// Simulated workers, each with its own connection.
+    #[arg(long, default_value_t = 1000)]
+    pub workers: usize,
+    #[arg(long, default_value_t = 100_000)]
+    pub jobs: usize,
+    #[arg(long, value_enum, default_value = "normal")]
+    pub durability: DurabilityArg,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BenchSweepArgs {
+    #[arg(long, default_value_t = 10)]
+    pub seeds: u64,
+    /// Worker processes (one CPU slot each).
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
 }
 
 #[derive(clap::Args, Debug)]

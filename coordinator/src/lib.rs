@@ -1,1 +1,140 @@
-//! ltsweep's coordinator (the cluster issue builds it).
+//! ltsweep's coordinator: it expands sweeps into jobs, leases them to workers, and keeps every
+//! result, durably.
+//!
+//! - [`scheduler`]: the pure state machine (sweeps, jobs, leases, workers; time passed in).
+//! - [`store`]: its SQLite record, written before any call answers and read back on start.
+//! - the gRPC services `ltsweep.v1.WorkerService` and `ltsweep.v1.SweepService`, with health,
+//!   reflection, an optional bearer token and optional TLS, started by [`serve`].
+//!
+//! ```no_run
+//! use ltsweep_coordinator::{CoordinatorConfig, serve};
+//!
+//! # async fn run() -> Result<(), ltsweep_coordinator::CoordinatorError> {
+//! let mut config = CoordinatorConfig::new("state");
+//! config.token = Some("s3cret".into());
+//! let listener = tokio::net::TcpListener::bind("0.0.0.0:7070")
+//!     .await
+//!     .map_err(|e| ltsweep_coordinator::CoordinatorError::Transport(e.to_string()))?;
+//! serve(config, listener, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await
+//! # }
+//! ```
+
+mod auth;
+mod checkpoint;
+mod config;
+mod error;
+pub mod scheduler;
+mod service;
+pub mod store;
+mod wire;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ltsweep_proto::pb;
+use ltsweep_proto::pb::sweep_service_server::SweepServiceServer;
+use ltsweep_proto::pb::worker_service_server::WorkerServiceServer;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tracing::info;
+
+pub use config::{CoordinatorConfig, Durability, TlsFiles};
+pub use error::CoordinatorError;
+
+use service::{Coordinator, SweepApi, WorkerApi};
+
+/// The largest message accepted: a job result with per-class metrics of every evaluation.
+const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// Runs the coordinator on `listener` until `shutdown` completes.
+///
+/// Opens (or creates) the state in `config.state_dir` first, so that a bad state dir or TLS
+/// file is an error before the first call. On shutdown, long polls and watch streams end at
+/// once; every answered call was committed.
+pub async fn serve(
+    config: CoordinatorConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), CoordinatorError> {
+    config.validate()?;
+    let tls = config.tls.as_ref().map(tls_config).transpose()?;
+    let coordinator = Coordinator::open(&config)?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| CoordinatorError::Transport(e.to_string()))?;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<WorkerServiceServer<WorkerApi>>().await;
+    health.set_serving::<SweepServiceServer<SweepApi>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| CoordinatorError::Internal(format!("reflection descriptors: {e}")))?;
+    let auth = auth::BearerAuth::new(config.token.as_deref());
+    let workers = InterceptedService::new(
+        WorkerServiceServer::new(WorkerApi(Arc::clone(&coordinator)))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES),
+        auth.clone(),
+    );
+    let sweeps = InterceptedService::new(
+        SweepServiceServer::new(SweepApi(Arc::clone(&coordinator)))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        auth,
+    );
+
+    let mut builder = Server::builder()
+        // Dead clients are noticed even while their long poll or watch is idle.
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)));
+    if let Some(tls) = tls {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| CoordinatorError::Config(format!("tls: {e}")))?;
+    }
+    let expiry = tokio::spawn(Arc::clone(&coordinator).expire_leases());
+    let closing = Arc::clone(&coordinator);
+    let signal = async move {
+        shutdown.await;
+        info!("coordinator shutting down");
+        closing.close();
+    };
+    info!(
+        %address,
+        state_dir = %config.state_dir.display(),
+        tls = config.tls.is_some(),
+        token = config.token.is_some(),
+        "coordinator listening"
+    );
+    let served = builder
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(workers)
+        .add_service(sweeps)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), signal)
+        .await;
+    coordinator.close();
+    expiry.abort();
+    served.map_err(|e| CoordinatorError::Transport(e.to_string()))
+}
+
+/// Reads the PEM files; an unreadable one is named.
+fn tls_config(files: &TlsFiles) -> Result<ServerTlsConfig, CoordinatorError> {
+    let read = |path: &std::path::Path, what: &str| {
+        std::fs::read(path).map_err(|e| {
+            CoordinatorError::Config(format!(
+                "cannot read the TLS {what} {}: {e}",
+                path.display()
+            ))
+        })
+    };
+    let cert = read(&files.cert, "certificate")?;
+    let key = read(&files.key, "key")?;
+    Ok(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
+}

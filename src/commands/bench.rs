@@ -1,20 +1,27 @@
 //! `ltsweep bench ...`: benchmark programs. Each prints a table of measured figures and, last,
 //! one `key=value` line for scripts; the scripts in `bench/` run the peers in the same run.
 
-use std::time::Instant;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use ltsweep_proto::client::Connection;
+use ltsweep_proto::pb;
 use ltsweep_proto::{ClassGroup, LossPlan, Shot, SweepSpec};
 use ltsweep_worker::data::{ClassInfo, ImageSet, LongTailData};
 use ltsweep_worker::rng::Rng;
 use ltsweep_worker::train::{Trainer, device_name};
 
-use crate::cli::{BenchCommand, BenchTrainArgs};
+use crate::cli::{BenchCommand, BenchCoordinatorArgs, BenchSweepArgs, BenchTrainArgs};
 use crate::exit::BadInput;
 
 pub fn run(command: &BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Train(args) => train(args),
+        BenchCommand::Coordinator(args) => coordinator(args),
+        BenchCommand::Sweep(args) => sweep(args),
     }
 }
 
@@ -81,4 +88,323 @@ fn train(args: &BenchTrainArgs) -> anyhow::Result<()> {
     println!("seconds={seconds:.3}");
     println!("images_per_second={rate:.1}");
     Ok(())
+}
+
+/// A child `ltsweep` process, killed when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Child {
+    fn spawn(args: &[&str], token: &str) -> anyhow::Result<Child> {
+        let child = std::process::Command::new(std::env::current_exe()?)
+            .args(args)
+            .env("LTSWEEP_TOKEN", token)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()?;
+        Ok(Child(child))
+    }
+
+    /// The peak resident memory of the process, from /proc.
+    fn peak_memory_mib(&self) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib / 1024.0)
+    }
+}
+
+/// Starts `ltsweep coordinator` on a free loopback port with its state in `state`.
+fn start_coordinator(state: &Path, token: &str, extra: &[&str]) -> anyhow::Result<(Child, String)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "coordinator",
+        "--listen",
+        &listen,
+        "--state-dir",
+        state.to_str().context("a UTF-8 path")?,
+    ];
+    args.extend_from_slice(extra);
+    let child = Child::spawn(&args, token)?;
+    let url = format!("http://{listen}");
+    // Ready when its port answers.
+    let start = Instant::now();
+    while std::net::TcpStream::connect(&listen).is_err() {
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(30),
+            "the coordinator did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok((child, url))
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
+    f64::from(sorted[index]) / 1000.0
+}
+
+/// One simulated worker's latencies, in microseconds.
+#[derive(Default)]
+struct Latencies {
+    poll: Vec<u32>,
+    complete: Vec<u32>,
+}
+
+fn coordinator(args: &BenchCoordinatorArgs) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let token = "bench";
+    let durability = match args.durability {
+        crate::cli::DurabilityArg::Normal => "normal",
+        crate::cli::DurabilityArg::Full => "full",
+    };
+    let (coordinator, url) = start_coordinator(
+        &dir.path().join("state"),
+        token,
+        &[
+            "--poll-timeout",
+            "1s",
+            "--lease-ttl",
+            "60s",
+            "--durability",
+            durability,
+        ],
+    )?;
+    let seeds: Vec<String> = (0..args.jobs).map(|s| s.to_string()).collect();
+    let spec = format!(
+        "name = \"load\"\nseeds = [{}]\n[dataset]\nkind = \"synthetic\"\n[losses]\nplans = [{{ comp = \"none\", pc = \"none\" }}]\n",
+        seeds.join(", ")
+    );
+    super::client::block_on(async {
+        let connection = Connection::new(&url, Some(token), None)?;
+        let submit_start = Instant::now();
+        let submitted = connection
+            .sweeps()
+            .submit_sweep(pb::SubmitSweepRequest { spec_toml: spec })
+            .await?
+            .into_inner();
+        let submit_seconds = submit_start.elapsed().as_secs_f64();
+        let completed = Arc::new(AtomicUsize::new(0));
+        let start = Instant::now();
+        let mut tasks = tokio::task::JoinSet::new();
+        for i in 0..args.workers {
+            // Its own connection, as a real worker on its own machine has.
+            let connection = Connection::new(&url, Some(token), None)?;
+            let completed = Arc::clone(&completed);
+            let jobs = args.jobs;
+            tasks.spawn(async move { simulated_worker(connection, i, jobs, completed).await });
+        }
+        let mut latencies = Latencies::default();
+        while let Some(joined) = tasks.join_next().await {
+            let mine = joined??;
+            latencies.poll.extend(mine.poll);
+            latencies.complete.extend(mine.complete);
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        let status = connection
+            .sweeps()
+            .get_sweep(pb::GetSweepRequest {
+                with_specs: false,
+                sweep_id: submitted.sweep_id.clone(),
+            })
+            .await?
+            .into_inner();
+        let succeeded = status.counts.map_or(0, |c| c.succeeded);
+        let memory = coordinator.peak_memory_mib();
+        latencies.poll.sort_unstable();
+        latencies.complete.sort_unstable();
+        println!(
+            "ltsweep bench coordinator: {} simulated workers (a load generator speaking the worker protocol, instant jobs), {} jobs, durability {durability}",
+            args.workers, args.jobs
+        );
+        println!("| figure | value |");
+        println!("|---|---|");
+        println!(
+            "| submit of the {}-job sweep | {submit_seconds:.2} s |",
+            args.jobs
+        );
+        println!("| jobs recorded as succeeded | {succeeded} |");
+        println!("| wall time, first poll to last completion | {seconds:.2} s |");
+        println!("| completions/s | {:.0} |", f64::from(succeeded) / seconds);
+        println!(
+            "| PollWork latency p50 / p99 | {:.2} / {:.2} ms ({} calls) |",
+            percentile(&latencies.poll, 0.5),
+            percentile(&latencies.poll, 0.99),
+            latencies.poll.len()
+        );
+        println!(
+            "| CompleteJob latency p50 / p99 | {:.2} / {:.2} ms ({} calls) |",
+            percentile(&latencies.complete, 0.5),
+            percentile(&latencies.complete, 0.99),
+            latencies.complete.len()
+        );
+        println!(
+            "| coordinator peak memory (VmHWM) | {} |",
+            memory.map_or("unknown".to_owned(), |m| format!("{m:.0} MiB"))
+        );
+        println!(
+            "completions_per_second={:.1}",
+            f64::from(succeeded) / seconds
+        );
+        anyhow::ensure!(
+            succeeded as usize == args.jobs,
+            "only {succeeded} of {} jobs succeeded",
+            args.jobs
+        );
+        Ok(())
+    })
+}
+
+/// Polls, completes at once with a minimal result, and polls again, until every job is done.
+async fn simulated_worker(
+    connection: Connection,
+    index: usize,
+    jobs: usize,
+    completed: Arc<AtomicUsize>,
+) -> anyhow::Result<Latencies> {
+    let mut client = connection.worker();
+    let worker_id = client
+        .register_worker(pb::RegisterWorkerRequest {
+            host: format!("load-{index}"),
+            devices: vec![pb::Device {
+                name: "cpu".into(),
+                slots: 1,
+            }],
+            protocol_version: ltsweep_proto::PROTOCOL_VERSION,
+            version: env!("CARGO_PKG_VERSION").into(),
+        })
+        .await?
+        .into_inner()
+        .worker_id;
+    let mut latencies = Latencies::default();
+    while completed.load(Ordering::Relaxed) < jobs {
+        let start = Instant::now();
+        let lease = client
+            .poll_work(pb::PollWorkRequest {
+                worker_id: worker_id.clone(),
+                device: "cpu".into(),
+            })
+            .await?
+            .into_inner()
+            .lease;
+        let Some(lease) = lease else { continue };
+        latencies.poll.push(start.elapsed().as_micros() as u32);
+        let job = lease.job.context("a lease without its job")?;
+        let result = pb::JobResult {
+            job_id: job.job_id.clone(),
+            sweep_id: job.sweep_id.clone(),
+            accuracy: Some(pb::GroupAccuracy {
+                all: Some(0.5),
+                ..Default::default()
+            }),
+            spec: Some(job),
+            device: "cpu".into(),
+            ..Default::default()
+        };
+        let start = Instant::now();
+        client
+            .complete_job(pb::CompleteJobRequest {
+                worker_id: worker_id.clone(),
+                lease_id: lease.lease_id,
+                result: Some(result),
+            })
+            .await?;
+        latencies.complete.push(start.elapsed().as_micros() as u32);
+        completed.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(latencies)
+}
+
+fn sweep(args: &BenchSweepArgs) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let token = "bench";
+    let seeds: Vec<String> = (0..args.seeds).map(|s| s.to_string()).collect();
+    // One training step a job: the whole training set is one batch, for one epoch.
+    let spec = format!(
+        "name = \"overhead\"\nseeds = [{}]\n[dataset]\nkind = \"synthetic\"\nclasses = 2\ntrain_per_class = 8\n\
+         test_per_class = 4\nimage_size = 8\nimbalance_ratio = 2\nhead_min_count = 5\n[model]\ndepth = 8\n\
+         [train]\nepochs = 1\nbatch_size = 64\nwarmup_epochs = 0\nlr_decay_epochs = []\n",
+        seeds.join(", ")
+    );
+    let total_start = Instant::now();
+    let (_coordinator, url) = start_coordinator(
+        &dir.path().join("state"),
+        token,
+        &[
+            "--poll-timeout",
+            "5s",
+            "--heartbeat",
+            "1s",
+            "--lease-ttl",
+            "10s",
+        ],
+    )?;
+    let mut workers = Vec::new();
+    for _ in 0..args.workers {
+        workers.push(Child::spawn(
+            &[
+                "worker",
+                "--coordinator",
+                &url,
+                "--devices",
+                "cpu",
+                "--threads",
+                "1",
+            ],
+            token,
+        )?);
+    }
+    super::client::block_on(async {
+        let connection = Connection::new(&url, Some(token), None)?;
+        let submit_start = Instant::now();
+        let submitted = connection
+            .sweeps()
+            .submit_sweep(pb::SubmitSweepRequest { spec_toml: spec })
+            .await?
+            .into_inner();
+        let mut stream = connection
+            .sweeps()
+            .watch_sweep(pb::WatchSweepRequest {
+                sweep_id: submitted.sweep_id.clone(),
+            })
+            .await?
+            .into_inner();
+        let mut counts = pb::SweepCounts::default();
+        while let Some(event) = stream.message().await? {
+            counts = event.counts.unwrap_or(counts);
+        }
+        let submit_seconds = submit_start.elapsed().as_secs_f64();
+        let total_seconds = total_start.elapsed().as_secs_f64();
+        anyhow::ensure!(
+            counts.succeeded == submitted.jobs,
+            "only {} of {} jobs succeeded",
+            counts.succeeded,
+            submitted.jobs
+        );
+        println!(
+            "{}",
+            serde_json::json!({
+                "tool": concat!("ltsweep ", env!("CARGO_PKG_VERSION")),
+                "trials": submitted.jobs,
+                "concurrent": args.workers,
+                "submit_to_last_result_s": (submit_seconds * 1000.0).round() / 1000.0,
+                "total_s": (total_seconds * 1000.0).round() / 1000.0,
+                "per_trial_s": (submit_seconds / f64::from(submitted.jobs) * 10000.0).round() / 10000.0,
+            })
+        );
+        Ok(())
+    })
 }

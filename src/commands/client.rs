@@ -105,6 +105,7 @@ async fn get_sweep(
 ) -> anyhow::Result<pb::SweepStatus> {
     Ok(client
         .get_sweep(pb::GetSweepRequest {
+            with_specs: false,
             sweep_id: sweep.to_owned(),
         })
         .await
@@ -385,6 +386,54 @@ pub fn workers(remote: &RemoteArgs) -> anyhow::Result<()> {
                 ),
                 if w.alive { "yes" } else { "no" }.to_owned(),
             ]
+        })
+        .collect();
+    print!("{}", crate::table::render(&header, &rows));
+    Ok(())
+}
+
+pub fn sweeps(remote: &RemoteArgs) -> anyhow::Result<()> {
+    let response = block_on(async {
+        let connection = connect(remote)?;
+        let request = pb::ListSweepsRequest {};
+        connection
+            .sweeps()
+            .list_sweeps(request)
+            .await
+            .map_err(|s| rpc_error(s, remote))
+    })?
+    .into_inner();
+    let header: Vec<String> = [
+        "sweep",
+        "jobs",
+        "pending",
+        "running",
+        "succeeded",
+        "failed",
+        "cancelled",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let rows: Vec<Vec<String>> = response
+        .sweeps
+        .iter()
+        .map(|s| {
+            let c = s.counts.unwrap_or_default();
+            [s.sweep_id.clone()]
+                .into_iter()
+                .chain(
+                    [
+                        c.total,
+                        c.pending,
+                        c.running,
+                        c.succeeded,
+                        c.failed,
+                        c.cancelled,
+                    ]
+                    .map(|n| n.to_string()),
+                )
+                .collect()
         })
         .collect();
     print!("{}", crate::table::render(&header, &rows));

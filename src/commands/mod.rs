@@ -5,6 +5,8 @@ mod client;
 mod coordinator;
 mod data;
 mod doctor;
+mod report;
+mod run;
 mod train;
 mod validate;
 mod worker;
@@ -30,6 +32,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cancel(args) => client::cancel(&args),
         Command::RetryFailed(args) => client::retry_failed(&args),
         Command::Workers(args) => client::workers(&args),
+        Command::Sweeps(args) => client::sweeps(&args),
+        Command::Report(args) => report::report(&args),
+        Command::Export(args) => report::export(&args),
+        Command::Run(args) => run::run(&args),
         Command::Coordinator(args) => coordinator::run(&args),
         Command::Worker(args) => worker::run(&args),
     }

@@ -221,6 +221,7 @@ fn a_late_completion_with_a_stale_lease_is_refused_and_changes_nothing() {
     heartbeat(&mut prompt);
     let status = cluster
         .block_on(connection.sweeps().get_sweep(pb::GetSweepRequest {
+            with_specs: false,
             sweep_id: sweep.clone(),
         }))
         .unwrap()

@@ -1,0 +1,240 @@
+//! Checkpoint files: `<state_dir>/checkpoints/<job_id>.ckpt`, the latest one per job.
+//!
+//! An upload is written to a temporary file named after its lease, checked against the
+//! header's size and SHA-256, flushed to disk, and only then renamed over the job's file: a
+//! reader never sees half a checkpoint, and two uploads never write the same temporary file.
+
+use std::path::{Path, PathBuf};
+
+use futures::{Stream, StreamExt};
+use ltsweep_proto::JobId;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::error::CoordinatorError;
+use crate::scheduler::{Checkpoint, LeaseId};
+
+type Result<T> = std::result::Result<T, CoordinatorError>;
+
+/// The chunk size of downloads.
+pub(crate) const CHUNK_BYTES: usize = 1 << 20;
+
+/// The checkpoint folder of a state dir.
+#[derive(Debug)]
+pub(crate) struct CheckpointFiles {
+    dir: PathBuf,
+}
+
+/// A verified upload on disk, not yet installed. Removed when dropped uninstalled.
+#[derive(Debug)]
+pub(crate) struct Received {
+    path: PathBuf,
+    installed: bool,
+}
+
+impl Drop for Received {
+    fn drop(&mut self) {
+        if !self.installed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+impl CheckpointFiles {
+    /// Creates the folder and removes temporary files a killed coordinator left behind.
+    pub(crate) fn open(state_dir: &Path) -> Result<Self> {
+        let dir = state_dir.join("checkpoints");
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            CoordinatorError::storage(&dir, format!("cannot create the checkpoint folder: {e}"))
+        })?;
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().ends_with(".tmp") {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        Ok(Self { dir })
+    }
+
+    /// Job ids are content hashes and lease ids are ours, so both are safe file names.
+    pub(crate) fn path(&self, job: &JobId) -> PathBuf {
+        self.dir.join(format!("{job}.ckpt"))
+    }
+
+    /// Writes the data chunks of an upload to a temporary file and checks them against the
+    /// header's size and hex SHA-256.
+    pub(crate) async fn receive(
+        &self,
+        lease: &LeaseId,
+        size: u64,
+        sha256: &str,
+        mut chunks: impl Stream<Item = Result<Vec<u8>>> + Unpin,
+    ) -> Result<Received> {
+        let path = self.dir.join(format!("{lease}.ckpt.tmp"));
+        let io = |e: std::io::Error| CoordinatorError::storage(&path, e);
+        let mut file = tokio::fs::File::create(&path).await.map_err(io)?;
+        let received = Received {
+            path: path.clone(),
+            installed: false,
+        };
+        let mut hasher = Sha256::new();
+        let mut got: u64 = 0;
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk?;
+            got += chunk.len() as u64;
+            if got > size {
+                return Err(CoordinatorError::invalid(
+                    "header.size",
+                    format!(
+                        "the header announced {size} bytes but more arrived: send the checkpoint's real size"
+                    ),
+                ));
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk).await.map_err(io)?;
+        }
+        if got != size {
+            return Err(CoordinatorError::invalid(
+                "header.size",
+                format!(
+                    "the header announced {size} bytes but {got} arrived: send the whole checkpoint"
+                ),
+            ));
+        }
+        let digest = hex(&hasher.finalize());
+        if digest != sha256 {
+            return Err(CoordinatorError::Corrupted(format!(
+                "its SHA-256 is {digest}, the header says {sha256}"
+            )));
+        }
+        // On disk before it can replace the previous checkpoint.
+        file.sync_all().await.map_err(io)?;
+        drop(file);
+        Ok(received)
+    }
+
+    /// Renames a verified upload over the job's checkpoint and makes the rename durable.
+    pub(crate) fn install(&self, mut received: Received, job: &JobId) -> Result<()> {
+        let target = self.path(job);
+        std::fs::rename(&received.path, &target)
+            .map_err(|e| CoordinatorError::storage(&target, e))?;
+        received.installed = true;
+        // The rename lives in the directory: flush it too (not possible on every platform).
+        if let Ok(dir) = std::fs::File::open(&self.dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Reads a job's checkpoint and checks it against its record.
+    pub(crate) async fn read(&self, job: &JobId, checkpoint: &Checkpoint) -> Result<Vec<u8>> {
+        let path = self.path(job);
+        let bytes = match tokio::fs::read(&path).await {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(CoordinatorError::NotFound {
+                    kind: "checkpoint of job",
+                    id: job.to_string(),
+                    hint: "its file is gone: start the job from epoch 0",
+                });
+            }
+            Err(e) => return Err(CoordinatorError::storage(&path, e)),
+        };
+        let (bytes, digest) = tokio::task::spawn_blocking(move || {
+            let digest = hex(&Sha256::digest(&bytes));
+            (bytes, digest)
+        })
+        .await
+        .map_err(|e| CoordinatorError::Internal(e.to_string()))?;
+        if digest != checkpoint.sha256 {
+            return Err(CoordinatorError::Corrupted(format!(
+                "the file of job {job} no longer matches the SHA-256 recorded at upload; start the job from epoch 0"
+            )));
+        }
+        Ok(bytes)
+    }
+}
+
+/// Lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// A SHA-256 as a header carries it: 64 hex digits, either case; answered in lowercase.
+pub(crate) fn parse_sha256(text: &str) -> Result<String> {
+    if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(text.to_ascii_lowercase())
+    } else {
+        Err(CoordinatorError::invalid(
+            "header.sha256",
+            "give the checkpoint's SHA-256 as 64 hex digits",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files() -> (tempfile::TempDir, CheckpointFiles) {
+        let dir = tempfile::tempdir().unwrap();
+        let files = CheckpointFiles::open(dir.path()).unwrap();
+        (dir, files)
+    }
+
+    fn chunks(parts: &[&[u8]]) -> impl Stream<Item = Result<Vec<u8>>> + Unpin {
+        futures::stream::iter(parts.iter().map(|p| Ok(p.to_vec())).collect::<Vec<_>>())
+    }
+
+    #[tokio::test]
+    async fn a_verified_upload_replaces_the_checkpoint() {
+        let (_dir, files) = files();
+        let job = JobId("abc".into());
+        let lease = LeaseId("l-1-abc".into());
+        let sha = hex(&Sha256::digest(b"hello world"));
+        let received = files
+            .receive(&lease, 11, &sha, chunks(&[b"hello ", b"world"]))
+            .await
+            .unwrap();
+        files.install(received, &job).unwrap();
+        let checkpoint = Checkpoint {
+            epoch: 3,
+            sha256: sha,
+        };
+        assert_eq!(files.read(&job, &checkpoint).await.unwrap(), b"hello world");
+    }
+
+    #[tokio::test]
+    async fn a_wrong_checksum_or_size_leaves_nothing_behind() {
+        let (dir, files) = files();
+        let lease = LeaseId("l-1-abc".into());
+        let sha = hex(&Sha256::digest(b"hello world"));
+        let err = files
+            .receive(&lease, 11, &sha, chunks(&[b"hello there"]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::DataLoss);
+        let err = files
+            .receive(&lease, 5, &sha, chunks(&[b"hello world"]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        let left = std::fs::read_dir(dir.path().join("checkpoints"))
+            .unwrap()
+            .count();
+        assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn sha256_must_be_hex() {
+        assert!(parse_sha256("xyz").is_err());
+        assert_eq!(parse_sha256(&"AB".repeat(32)).unwrap(), "ab".repeat(32));
+    }
+}

@@ -1,0 +1,159 @@
+//! The coordinator's settings, checked against each other before anything starts.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::CoordinatorError;
+use crate::scheduler::Timing;
+
+/// How hard SQLite works to keep a commit across failures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// WAL with `synchronous=NORMAL`: a killed coordinator loses nothing it answered; a power
+    /// cut may lose the last commits.
+    #[default]
+    Normal,
+    /// WAL with `synchronous=FULL`: every commit is on disk before the call answers.
+    Full,
+}
+
+/// The PEM files of the server's TLS identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Everything [`crate::serve`] needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoordinatorConfig {
+    /// Holds `ltsweep.db` and `checkpoints/`; created when missing.
+    pub state_dir: PathBuf,
+    /// A lease without progress for this long expires and its job returns to the queue.
+    pub lease_ttl: Duration,
+    /// How often workers report progress on a running job (told to them at registration).
+    pub heartbeat_interval: Duration,
+    /// How long a `PollWork` waits for a job before answering none.
+    pub poll_timeout: Duration,
+    /// A shared bearer token every call but health and reflection must carry.
+    pub token: Option<String>,
+    /// Serve TLS with these files; plaintext clients are then refused.
+    pub tls: Option<TlsFiles>,
+    pub durability: Durability,
+}
+
+impl CoordinatorConfig {
+    /// Defaults fit GPU training runs: a 60 s lease renewed by a heartbeat every 10 s, and
+    /// 20 s long polls.
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            state_dir: state_dir.into(),
+            lease_ttl: Duration::from_secs(60),
+            heartbeat_interval: Duration::from_secs(10),
+            poll_timeout: Duration::from_secs(20),
+            token: None,
+            tls: None,
+            durability: Durability::Normal,
+        }
+    }
+
+    /// Checks the settings against each other.
+    pub fn validate(&self) -> Result<(), CoordinatorError> {
+        let fail = |message: String| Err(CoordinatorError::Config(message));
+        if self.state_dir.as_os_str().is_empty() {
+            return fail(
+                "the state dir is empty: give a folder for the coordinator's state".into(),
+            );
+        }
+        // The protocol carries times as u32 milliseconds.
+        for (name, value) in [
+            ("lease ttl", self.lease_ttl),
+            ("heartbeat interval", self.heartbeat_interval),
+            ("poll timeout", self.poll_timeout),
+        ] {
+            if value.is_zero() {
+                return fail(format!("the {name} is zero: give a positive duration"));
+            }
+            if value.as_millis() > u128::from(u32::MAX) {
+                return fail(format!(
+                    "the {name} of {value:?} is too long: at most 49 days"
+                ));
+            }
+        }
+        if self.heartbeat_interval >= self.lease_ttl {
+            return fail(format!(
+                "the heartbeat interval ({:?}) must be shorter than the lease ttl ({:?}), or every lease expires between two heartbeats",
+                self.heartbeat_interval, self.lease_ttl
+            ));
+        }
+        if self.poll_timeout >= self.lease_ttl {
+            return fail(format!(
+                "the poll timeout ({:?}) must be shorter than the lease ttl ({:?})",
+                self.poll_timeout, self.lease_ttl
+            ));
+        }
+        if let Some(token) = &self.token
+            && (token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return fail(
+                "the token must be non-empty printable ASCII without spaces (it travels in a header)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// The timing the scheduler keeps and tells workers at registration.
+    pub fn timing(&self) -> Timing {
+        Timing {
+            lease_ttl_ms: millis(self.lease_ttl),
+            heartbeat_interval_ms: millis(self.heartbeat_interval),
+            poll_timeout_ms: millis(self.poll_timeout),
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        CoordinatorConfig::new("state").validate().unwrap();
+    }
+
+    #[test]
+    fn heartbeat_must_be_shorter_than_the_lease() {
+        let mut config = CoordinatorConfig::new("state");
+        config.heartbeat_interval = config.lease_ttl;
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("heartbeat interval"), "{message}");
+    }
+
+    #[test]
+    fn poll_timeout_must_be_shorter_than_the_lease() {
+        let mut config = CoordinatorConfig::new("state");
+        config.poll_timeout = Duration::from_secs(600);
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("poll timeout")
+        );
+    }
+
+    #[test]
+    fn a_token_with_spaces_is_refused() {
+        let mut config = CoordinatorConfig::new("state");
+        config.token = Some("two words".into());
+        assert!(config.validate().is_err());
+        config.token = Some("s3cret".into());
+        config.validate().unwrap();
+    }
+}

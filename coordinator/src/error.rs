@@ -1,0 +1,104 @@
+//! The crate's one error type and its one mapping to gRPC status codes.
+
+use std::path::PathBuf;
+
+use ltsweep_proto::{ConvertError, SpecError};
+use tonic::{Code, Status};
+
+use crate::scheduler::LeaseId;
+
+/// Everything that can go wrong in the coordinator, from a bad request to a full disk.
+///
+/// Messages are lowercase and end with what the caller can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    /// The submitted sweep spec is not valid; the message names the key and its line.
+    #[error("invalid sweep spec: {0}")]
+    InvalidSpec(#[from] SpecError),
+    /// A request field is missing or holds a value that cannot be used.
+    #[error("{field}: {problem}")]
+    InvalidArgument { field: String, problem: String },
+    /// A sweep, worker or checkpoint the request names does not exist.
+    #[error("unknown {kind} `{id}`: {hint}")]
+    NotFound {
+        kind: &'static str,
+        id: String,
+        hint: &'static str,
+    },
+    /// A call with a lease that is not the job's current one: it changes nothing (fencing).
+    #[error("stale lease `{lease}`: {reason}; drop the job, it is no longer yours")]
+    StaleLease { lease: LeaseId, reason: String },
+    /// A worker that speaks another protocol version.
+    #[error(
+        "worker speaks protocol {worker}, this coordinator speaks {coordinator}: run the same ltsweep version on both"
+    )]
+    VersionMismatch { worker: u32, coordinator: u32 },
+    /// An uploaded checkpoint whose bytes do not match its header's SHA-256.
+    #[error("checkpoint corrupted: {0}; upload it again")]
+    Corrupted(String),
+    /// The state directory cannot be read or written (permissions, full disk, a broken file).
+    #[error("state store {}: {message}", path.display())]
+    Storage { path: PathBuf, message: String },
+    /// Missing or wrong bearer token.
+    #[error(
+        "missing or wrong token: send `authorization: Bearer <token>` with the coordinator's token"
+    )]
+    Unauthenticated,
+    /// Settings that contradict each other; found before anything starts.
+    #[error("invalid coordinator settings: {0}")]
+    Config(String),
+    /// The coordinator is stopping; the call may be made again once it is back.
+    #[error("the coordinator is shutting down: try again once it is back")]
+    ShuttingDown,
+    /// The gRPC server could not start or stopped with an error.
+    #[error("grpc server: {0}")]
+    Transport(String),
+    /// A broken promise inside the coordinator (a bug): nothing the caller did wrong.
+    #[error("internal error: {0}; please report it")]
+    Internal(String),
+}
+
+impl CoordinatorError {
+    pub(crate) fn invalid(field: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self::InvalidArgument {
+            field: field.into(),
+            problem: problem.into(),
+        }
+    }
+
+    pub(crate) fn storage(path: impl Into<PathBuf>, message: impl ToString) -> Self {
+        Self::Storage {
+            path: path.into(),
+            message: message.to_string(),
+        }
+    }
+
+    /// The gRPC status code a client sees for this error.
+    pub fn code(&self) -> Code {
+        match self {
+            Self::InvalidSpec(_) | Self::InvalidArgument { .. } | Self::Config(_) => {
+                Code::InvalidArgument
+            }
+            Self::NotFound { .. } => Code::NotFound,
+            Self::StaleLease { .. } | Self::VersionMismatch { .. } => Code::FailedPrecondition,
+            Self::Corrupted(_) => Code::DataLoss,
+            Self::Storage { .. } | Self::Transport(_) | Self::ShuttingDown => Code::Unavailable,
+            Self::Unauthenticated => Code::Unauthenticated,
+            Self::Internal(_) => Code::Internal,
+        }
+    }
+}
+
+/// The one mapping from coordinator errors to what a gRPC client sees.
+impl From<CoordinatorError> for Status {
+    fn from(err: CoordinatorError) -> Status {
+        Status::new(err.code(), err.to_string())
+    }
+}
+
+/// A wire message that lacks a field: the field's name reaches the caller.
+impl From<ConvertError> for CoordinatorError {
+    fn from(err: ConvertError) -> Self {
+        Self::invalid(err.field, err.problem)
+    }
+}

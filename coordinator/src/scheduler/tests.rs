@@ -1,0 +1,492 @@
+//! Unit tests of each scheduler operation; the promises across random sequences are in
+//! `proptests`.
+
+use ltsweep_proto::{GroupAccuracy, PROTOCOL_VERSION};
+use tonic::Code;
+
+use super::*;
+
+pub(crate) const TIMING: Timing = Timing {
+    lease_ttl_ms: 1_000,
+    heartbeat_interval_ms: 100,
+    poll_timeout_ms: 500,
+};
+
+/// Two jobs (one plan, two seeds), two attempts each.
+pub(crate) const SPEC: &str = r#"
+name = "unit"
+seeds = [0, 1]
+max_attempts = 2
+[dataset]
+kind = "synthetic"
+[losses]
+plans = [{ comp = "none", pc = "none" }]
+"#;
+
+/// Plans, commits to nothing, applies, and checks the indices.
+pub(crate) fn run<T>(
+    scheduler: &mut Scheduler,
+    plan: impl FnOnce(&Scheduler) -> Result<Planned<T>>,
+) -> Result<T> {
+    let planned = plan(scheduler)?;
+    scheduler.apply(&planned.changes);
+    scheduler.check_invariants().expect("invariants hold");
+    Ok(planned.answer)
+}
+
+/// A result the worker would send for a leased job.
+pub(crate) fn result_for(job: &JobSpec, accuracy: f64) -> JobResult {
+    JobResult {
+        job_id: job.id.0.clone(),
+        sweep_id: job.sweep.0.clone(),
+        spec: job.clone(),
+        accuracy: GroupAccuracy {
+            acc_all: Some(accuracy),
+            ..GroupAccuracy::default()
+        },
+        per_class: Vec::new(),
+        epochs: Vec::new(),
+        num_classes: 0,
+        train_images: 0,
+        confusion: Vec::new(),
+        train_seconds: 1.5,
+        device: "cpu".into(),
+        worker_id: None,
+        attempts: 0,
+        epochs_retrained: 0,
+    }
+}
+
+pub(crate) fn metrics(epoch: u32, accuracy: Option<f64>) -> EpochMetrics {
+    EpochMetrics {
+        epoch,
+        lr: 0.1,
+        loss_ce: 1.0,
+        loss_comp: 0.0,
+        loss_pc: 0.0,
+        images_per_second: 100.0,
+        seconds: 1.0,
+        accuracy: accuracy.map(|a| GroupAccuracy {
+            acc_all: Some(a),
+            ..GroupAccuracy::default()
+        }),
+        per_class: Vec::new(),
+    }
+}
+
+/// A scheduler with `SPEC` submitted and one worker registered.
+fn setup() -> (Scheduler, SweepId, WorkerId) {
+    let mut s = Scheduler::new(TIMING);
+    let sweep = run(&mut s, |s| s.submit(0, SPEC)).unwrap().sweep;
+    let worker = run(&mut s, |s| {
+        s.register_worker(0, "host", vec![], PROTOCOL_VERSION, "t")
+    })
+    .unwrap()
+    .worker;
+    (s, sweep, worker)
+}
+
+fn register(s: &mut Scheduler, now: u64) -> WorkerId {
+    run(s, |s| {
+        s.register_worker(now, "host", vec![], PROTOCOL_VERSION, "t")
+    })
+    .unwrap()
+    .worker
+}
+
+fn lease(s: &mut Scheduler, now: u64, worker: &WorkerId) -> Lease {
+    run(s, |s| s.poll(now, worker))
+        .unwrap()
+        .expect("a pending job")
+}
+
+fn state(s: &Scheduler, lease: &Lease) -> JobState {
+    s.job(&lease.job.id).unwrap().runtime.state
+}
+
+#[test]
+fn submit_queues_the_grid_in_order_and_is_idempotent() {
+    let mut s = Scheduler::new(TIMING);
+    let answer = run(&mut s, |s| s.submit(5, SPEC)).unwrap();
+    assert!(answer.created);
+    assert_eq!(answer.jobs, 2);
+    let sweep = s.sweep(&answer.sweep).unwrap();
+    assert_eq!(sweep.counts.pending, 2);
+    assert_eq!(sweep.record.submitted_ms, 5);
+    assert_eq!(sweep.record.max_attempts, 2);
+    let seeds: Vec<u64> = s.jobs_of(sweep).map(|j| j.spec.seed).collect();
+    assert_eq!(seeds, [0, 1]);
+
+    let again = s.submit(9, SPEC).unwrap();
+    assert!(!again.answer.created);
+    assert_eq!(again.answer.sweep, answer.sweep);
+    assert!(again.changes.is_empty());
+}
+
+#[test]
+fn a_bad_spec_names_its_key() {
+    let s = Scheduler::new(TIMING);
+    let err = s
+        .submit(
+            0,
+            "name = \"x\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\n[train]\nbatch_sise = 3\n",
+        )
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let message = err.to_string();
+    assert!(message.contains("batch_sise"), "{message}");
+    assert!(message.contains("line 6"), "{message}");
+}
+
+#[test]
+fn another_protocol_version_is_refused_naming_both() {
+    let s = Scheduler::new(TIMING);
+    let err = s.register_worker(0, "h", vec![], 2, "t").unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.to_string()
+            .contains("worker speaks protocol 2, this coordinator speaks 1")
+    );
+}
+
+#[test]
+fn worker_ids_come_from_the_counter() {
+    let mut s = Scheduler::new(TIMING);
+    assert_eq!(register(&mut s, 0).as_str(), "w-1");
+    assert_eq!(register(&mut s, 0).as_str(), "w-2");
+    assert_eq!(s.counters().next_worker, 3);
+}
+
+#[test]
+fn poll_leases_first_come_first_served() {
+    let (mut s, sweep, worker) = setup();
+    let first = lease(&mut s, 10, &worker);
+    assert_eq!(first.job.seed, 0);
+    assert_eq!(first.attempt, 1);
+    assert_eq!(first.deadline_ms, 10 + TIMING.lease_ttl_ms);
+    assert_eq!(first.checkpoint_epoch, 0);
+    assert_eq!(first.id.job().as_ref(), Some(&first.job.id));
+    let second = lease(&mut s, 10, &worker);
+    assert_eq!(second.job.seed, 1);
+    assert_ne!(first.id, second.id);
+    assert!(run(&mut s, |s| s.poll(10, &worker)).unwrap().is_none());
+    let counts = s.sweep(&sweep).unwrap().counts;
+    assert_eq!((counts.pending, counts.running), (0, 2));
+    assert_eq!(s.worker(&worker).unwrap().running.len(), 2);
+}
+
+#[test]
+fn an_unknown_worker_must_register_again() {
+    let (s, _, _) = setup();
+    let err = s.poll(0, &WorkerId("w-99".into())).unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    assert!(err.to_string().contains("register again"));
+}
+
+#[test]
+fn progress_renews_the_lease_and_counts_retrained_epochs() {
+    let (mut s, _, worker) = setup();
+    let l = lease(&mut s, 0, &worker);
+    let answer = run(&mut s, |s| s.progress(500, &worker, &l.id, None)).unwrap();
+    assert!(!answer.cancel);
+    assert_eq!(answer.deadline_ms, 500 + TIMING.lease_ttl_ms);
+    for (epoch, accuracy) in [(1, None), (2, Some(0.25)), (3, None)] {
+        run(&mut s, |s| {
+            s.progress(600, &worker, &l.id, Some(&metrics(epoch, accuracy)))
+        })
+        .unwrap();
+    }
+    let rt = &s.job(&l.job.id).unwrap().runtime;
+    assert_eq!((rt.epoch, rt.max_epoch, rt.epochs_retrained), (3, 3, 0));
+    assert_eq!(rt.last_accuracy, Some(0.25));
+
+    // The lease expires; the next attempt redoes epochs 2 and 3 from a checkpoint at 1.
+    run(&mut s, |s| Ok(s.expire(10_000))).unwrap();
+    lease(&mut s, 10_000, &worker); // the other job, ahead in the queue
+    let again = lease(&mut s, 10_000, &worker);
+    assert_eq!((&again.job.id, again.attempt), (&l.job.id, 2));
+    for epoch in [2, 3, 4] {
+        run(&mut s, |s| {
+            s.progress(10_001, &worker, &again.id, Some(&metrics(epoch, None)))
+        })
+        .unwrap();
+    }
+    let rt = &s.job(&l.job.id).unwrap().runtime;
+    assert_eq!((rt.epoch, rt.max_epoch, rt.epochs_retrained), (4, 4, 2));
+}
+
+#[test]
+fn a_bare_heartbeat_is_not_durable() {
+    let (mut s, _, worker) = setup();
+    let l = lease(&mut s, 0, &worker);
+    let planned = s.progress(10, &worker, &l.id, None).unwrap();
+    assert!(planned.changes.iter().all(|c| !c.is_durable()));
+    s.apply(&planned.changes);
+    let live = s.job(&l.job.id).unwrap().runtime.lease.clone().unwrap();
+    assert_eq!(live.deadline_ms, 10 + TIMING.lease_ttl_ms);
+    assert_eq!(s.next_deadline(), Some(10 + TIMING.lease_ttl_ms));
+}
+
+#[test]
+fn complete_records_one_result_and_is_idempotent_for_its_lease() {
+    let (mut s, sweep, worker) = setup();
+    let l = lease(&mut s, 0, &worker);
+    run(&mut s, |s| {
+        s.complete(50, &worker, &l.id, result_for(&l.job, 0.5))
+    })
+    .unwrap();
+    assert_eq!(state(&s, &l), JobState::Succeeded);
+    let stored = s.job(&l.job.id).unwrap().result.clone().unwrap();
+    assert_eq!(stored.attempts, 1);
+    assert_eq!(stored.worker_id.as_deref(), Some(worker.as_str()));
+    assert_eq!(s.results(&sweep).unwrap().len(), 1);
+
+    // The answer was lost and the worker retries: OK, nothing changes.
+    let before = s.clone();
+    let retried = s
+        .complete(60, &worker, &l.id, result_for(&l.job, 0.9))
+        .unwrap();
+    assert!(retried.changes.is_empty());
+    assert_eq!(s, before);
+    // Its progress after the end is stale.
+    let err = s.progress(60, &worker, &l.id, None).unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+}
+
+#[test]
+fn a_result_for_another_job_is_refused() {
+    let (mut s, _, worker) = setup();
+    let a = lease(&mut s, 0, &worker);
+    let b = lease(&mut s, 0, &worker);
+    let err = s
+        .complete(1, &worker, &a.id, result_for(&b.job, 0.5))
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.to_string().contains("result.job_id"));
+}
+
+#[test]
+fn a_lease_of_another_worker_is_stale() {
+    let (mut s, _, worker) = setup();
+    let other = register(&mut s, 0);
+    let l = lease(&mut s, 0, &worker);
+    let err = s.progress(1, &other, &l.id, None).unwrap_err();
+    assert!(matches!(err, CoordinatorError::StaleLease { .. }));
+    let err = s
+        .complete(1, &other, &l.id, result_for(&l.job, 0.5))
+        .unwrap_err();
+    assert!(matches!(err, CoordinatorError::StaleLease { .. }));
+}
+
+#[test]
+fn retryable_failures_requeue_at_the_end_until_attempts_run_out() {
+    let (mut s, _, worker) = setup();
+    let first = lease(&mut s, 0, &worker);
+    run(&mut s, |s| {
+        s.fail(1, &worker, &first.id, "out of memory", true)
+    })
+    .unwrap();
+    assert_eq!(state(&s, &first), JobState::Pending);
+    // Failing again with the same lease (a lost answer) changes nothing.
+    let before = s.clone();
+    assert!(
+        s.fail(2, &worker, &first.id, "out of memory", true)
+            .unwrap()
+            .changes
+            .is_empty()
+    );
+    assert_eq!(s, before);
+    // The other job was ahead in the queue.
+    let next = lease(&mut s, 2, &worker);
+    assert_ne!(next.job.id, first.job.id);
+    let retry = lease(&mut s, 2, &worker);
+    assert_eq!(
+        (retry.job.id.clone(), retry.attempt),
+        (first.job.id.clone(), 2)
+    );
+    run(&mut s, |s| {
+        s.fail(3, &worker, &retry.id, "out of memory", true)
+    })
+    .unwrap();
+    let job = s.job(&first.job.id).unwrap();
+    assert_eq!(job.runtime.state, JobState::Failed);
+    assert_eq!(job.runtime.error.as_deref(), Some("out of memory"));
+}
+
+#[test]
+fn a_diverged_run_fails_at_once() {
+    let (mut s, _, worker) = setup();
+    let l = lease(&mut s, 0, &worker);
+    run(&mut s, |s| s.fail(1, &worker, &l.id, "loss is NaN", false)).unwrap();
+    assert_eq!(state(&s, &l), JobState::Failed);
+    assert_eq!(s.job(&l.job.id).unwrap().runtime.attempts, 1);
+}
+
+#[test]
+fn expiry_requeues_then_fails_and_fences_the_old_lease() {
+    let (mut s, sweep, worker) = setup();
+    let l = lease(&mut s, 0, &worker);
+    assert_eq!(s.expire(TIMING.lease_ttl_ms - 1).answer, 0);
+    assert_eq!(
+        run(&mut s, |s| Ok(s.expire(TIMING.lease_ttl_ms))).unwrap(),
+        1
+    );
+    assert_eq!(state(&s, &l), JobState::Pending);
+
+    // The old lease now changes nothing.
+    let before = s.clone();
+    for err in [
+        s.progress(1_001, &worker, &l.id, Some(&metrics(1, None)))
+            .map(drop),
+        s.complete(1_001, &worker, &l.id, result_for(&l.job, 0.5))
+            .map(drop),
+        s.fail(1_001, &worker, &l.id, "x", true).map(drop),
+        s.check_upload(&l.id).map(drop),
+    ] {
+        assert!(
+            matches!(err, Err(CoordinatorError::StaleLease { .. })),
+            "{err:?}"
+        );
+    }
+    assert_eq!(s, before);
+
+    // Second (last) attempt expires too: failed, saying why.
+    lease(&mut s, 2_000, &worker); // the other job
+    let again = lease(&mut s, 2_000, &worker);
+    assert_eq!(again.job.id, l.job.id);
+    run(&mut s, |s| Ok(s.expire(5_000))).unwrap();
+    let job = s.job(&l.job.id).unwrap();
+    assert_eq!(job.runtime.state, JobState::Failed);
+    assert!(
+        job.runtime
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("lease expired on attempt 2 of 2")
+    );
+    let counts = s.sweep(&sweep).unwrap().counts;
+    // The other job was on its first attempt: back in the queue.
+    assert_eq!((counts.failed, counts.pending), (1, 1));
+}
+
+#[test]
+fn cancel_stops_leasing_and_tells_running_workers() {
+    let (mut s, sweep, worker) = setup();
+    let running = lease(&mut s, 0, &worker);
+    assert_eq!(run(&mut s, |s| s.cancel(&sweep)).unwrap(), 2);
+    assert!(s.sweep(&sweep).unwrap().record.cancelled);
+    assert!(run(&mut s, |s| s.poll(1, &worker)).unwrap().is_none());
+    let answer = s.progress(2, &worker, &running.id, None).unwrap();
+    assert!(answer.answer.cancel);
+    assert!(answer.changes.is_empty());
+    let err = s
+        .complete(2, &worker, &running.id, result_for(&running.job, 0.5))
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    // A worker reporting the stopped job as failed is answered OK.
+    assert!(
+        s.fail(2, &worker, &running.id, "cancelled", false)
+            .unwrap()
+            .changes
+            .is_empty()
+    );
+    // Cancelling again cancels nothing more.
+    assert_eq!(s.cancel(&sweep).unwrap().answer, 0);
+
+    assert_eq!(run(&mut s, |s| s.retry_failed(&sweep)).unwrap(), 2);
+    assert!(!s.sweep(&sweep).unwrap().record.cancelled);
+    // The cancelled lease is now simply stale.
+    let err = s.progress(3, &worker, &running.id, None).unwrap_err();
+    assert!(matches!(err, CoordinatorError::StaleLease { .. }));
+    let again = lease(&mut s, 3, &worker);
+    assert_eq!(again.attempt, 2);
+}
+
+#[test]
+fn retry_gives_a_fresh_attempt_budget() {
+    let (mut s, sweep, worker) = setup();
+    for _ in 0..2 {
+        let l = lease(&mut s, 0, &worker);
+        run(&mut s, |s| s.fail(0, &worker, &l.id, "diverged", false)).unwrap();
+    }
+    assert_eq!(s.sweep(&sweep).unwrap().counts.failed, 2);
+    assert_eq!(run(&mut s, |s| s.retry_failed(&sweep)).unwrap(), 2);
+    let l = lease(&mut s, 0, &worker);
+    assert_eq!(l.attempt, 2);
+    // attempt 2 overall, but the first of the new budget: a retryable failure requeues.
+    run(&mut s, |s| s.fail(0, &worker, &l.id, "oom", true)).unwrap();
+    assert_eq!(state(&s, &l), JobState::Pending);
+}
+
+#[test]
+fn unknown_sweeps_are_not_found() {
+    let s = Scheduler::new(TIMING);
+    let id = SweepId("nope".into());
+    assert_eq!(s.cancel(&id).unwrap_err().code(), Code::NotFound);
+    assert_eq!(s.retry_failed(&id).unwrap_err().code(), Code::NotFound);
+    assert_eq!(s.results(&id).unwrap_err().code(), Code::NotFound);
+}
+
+#[test]
+fn a_checkpoint_is_offered_to_the_next_attempt() {
+    let (mut s, _, worker) = setup();
+    let l = lease(&mut s, 0, &worker);
+    let checkpoint = Checkpoint {
+        epoch: 7,
+        sha256: "ab".repeat(32),
+    };
+    let epoch = run(&mut s, |s| {
+        s.record_checkpoint(10, &l.id, checkpoint.clone())
+    })
+    .unwrap();
+    assert_eq!(epoch, 7);
+    assert_eq!(
+        s.checkpoint_of(&l.id).unwrap(),
+        (l.job.id.clone(), Some(checkpoint))
+    );
+    run(&mut s, |s| s.fail(20, &worker, &l.id, "lost gpu", true)).unwrap();
+    lease(&mut s, 30, &worker);
+    let again = lease(&mut s, 30, &worker);
+    assert_eq!(
+        (again.job.id.clone(), again.checkpoint_epoch),
+        (l.job.id.clone(), 7)
+    );
+}
+
+#[test]
+fn workers_are_alive_while_seen_or_leasing() {
+    let (mut s, _, worker) = setup();
+    let w = s.worker(&worker).unwrap().clone();
+    assert!(s.is_alive(&w, 3 * TIMING.heartbeat_interval_ms));
+    assert!(!s.is_alive(&w, 3 * TIMING.heartbeat_interval_ms + 1));
+    lease(&mut s, 0, &worker);
+    let w = s.worker(&worker).unwrap().clone();
+    assert!(s.is_alive(&w, 1_000_000));
+}
+
+#[test]
+fn last_seen_is_recorded_at_most_once_a_second() {
+    let mut s = Scheduler::new(TIMING);
+    let worker = register(&mut s, 0);
+    assert!(s.poll(500, &worker).unwrap().changes.is_empty());
+    run(&mut s, |s| s.poll(1_500, &worker)).unwrap();
+    assert_eq!(s.worker(&worker).unwrap().record.last_seen_ms, 1_500);
+}
+
+#[test]
+fn lease_ids_lead_to_their_job() {
+    assert_eq!(LeaseId("l-12-abc".into()).job(), Some(JobId("abc".into())));
+    assert_eq!(LeaseId("l-12-a-b".into()).job(), Some(JobId("a-b".into())));
+    for bad in ["", "l-", "l-12", "l-x-abc", "x-12-abc", "l--abc", "l-12-"] {
+        assert_eq!(LeaseId(bad.into()).job(), None, "{bad}");
+    }
+    let s = Scheduler::new(TIMING);
+    let err = s.check_upload(&LeaseId("garbage".into())).unwrap_err();
+    assert!(matches!(err, CoordinatorError::StaleLease { .. }));
+}
+
+#[test]
+fn jobs_made_pending_counts_queue_entries() {
+    let s = Scheduler::new(TIMING);
+    assert_eq!(jobs_made_pending(&s.submit(0, SPEC).unwrap().changes), 2);
+}

@@ -1,0 +1,498 @@
+//! The durable record of the scheduler: SQLite in WAL mode, `<state_dir>/ltsweep.db`.
+//!
+//! The store owns the database file and nothing else. It writes the scheduler's
+//! [`Change`]s, all of one operation in one transaction, before the call that caused them
+//! answers, and reads the whole state back at start ([`Store::load`]). Job specs and results
+//! are kept as protobuf bytes (compact, and exact for every float, NaN included); a job's
+//! runtime state is JSON, with its state also exposed as a column for `sqlite3` users.
+//!
+//! Lease deadlines are not persisted on renewal: on restart every running job keeps its lease
+//! with a fresh deadline, so a worker that kept training while the coordinator was down can
+//! still report and complete.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+use ltsweep_proto::{JobId, JobResult, JobSpec, SweepId, pb};
+use prost::Message;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use crate::config::Durability;
+use crate::error::CoordinatorError;
+use crate::scheduler::{
+    Change, Counters, DeviceSlots, JobRuntime, Scheduler, SweepRecord, Timing, WorkerId,
+    WorkerRecord,
+};
+
+type Result<T> = std::result::Result<T, CoordinatorError>;
+
+/// The database file inside the state dir.
+pub const DB_FILE: &str = "ltsweep.db";
+
+/// Bumped on any change of the tables below; a newer file is refused rather than misread.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS counters (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    next_worker INTEGER NOT NULL,
+    next_lease INTEGER NOT NULL,
+    next_queue_seq INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO counters (id, next_worker, next_lease, next_queue_seq) VALUES (1, 1, 1, 1);
+CREATE TABLE IF NOT EXISTS sweeps (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    spec_toml TEXT NOT NULL,
+    submitted_ms INTEGER NOT NULL,
+    max_attempts INTEGER NOT NULL,
+    cancelled INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    sweep_id TEXT NOT NULL REFERENCES sweeps (id),
+    grid_index INTEGER NOT NULL,
+    spec BLOB NOT NULL,
+    runtime TEXT NOT NULL,
+    state TEXT GENERATED ALWAYS AS (json_extract(runtime, '$.state')) VIRTUAL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_sweep ON jobs (sweep_id, grid_index);
+-- One row per job at most, ever: the primary key refuses a second result.
+CREATE TABLE IF NOT EXISTS results (
+    job_id TEXT PRIMARY KEY REFERENCES jobs (id),
+    sweep_id TEXT NOT NULL,
+    result BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS workers (
+    id TEXT PRIMARY KEY,
+    ordinal INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    devices TEXT NOT NULL,
+    version TEXT NOT NULL,
+    registered_ms INTEGER NOT NULL,
+    last_seen_ms INTEGER NOT NULL
+);
+";
+
+/// How often the background thread copies the write-ahead log into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// A last resort should the background checkpoints stop: the committing thread checkpoints
+/// itself once the log holds this many pages (about 200 MB).
+const AUTOCHECKPOINT_PAGES: i64 = 50_000;
+
+/// The page cache of each connection, as SQLite takes it: negative for KiB.
+const CACHE_KIB: i64 = -65_536;
+
+/// The open database of one state dir.
+pub struct Store {
+    conn: Connection,
+    db_path: PathBuf,
+    /// Checkpoints the log in the background; stops when this sender is dropped.
+    checkpointer: Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some((stop, thread)) = self.checkpointer.take() {
+            drop(stop);
+            let _ = thread.join();
+        }
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("db_path", &self.db_path)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) `<state_dir>/ltsweep.db`, creating the dir. A dir that cannot be
+    /// created or written is an error naming it, found here rather than at the first call.
+    pub fn open(state_dir: &Path, durability: Durability) -> Result<Self> {
+        std::fs::create_dir_all(state_dir).map_err(|e| {
+            CoordinatorError::storage(
+                state_dir,
+                format!("cannot create the state dir ({e}): pick a folder you can write"),
+            )
+        })?;
+        let db_path = state_dir.join(DB_FILE);
+        let fail = |e: rusqlite::Error| {
+            CoordinatorError::storage(
+                &db_path,
+                format!("{e}: check that the state dir is writable and its disk not full"),
+            )
+        };
+        let conn = Connection::open(&db_path).map_err(fail)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(fail)?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(fail)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(CoordinatorError::storage(
+                &db_path,
+                format!(
+                    "cannot use write-ahead logging (journal mode {mode}): put the state dir on a local disk"
+                ),
+            ));
+        }
+        let synchronous = match durability {
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+        };
+        conn.pragma_update(None, "synchronous", synchronous)
+            .map_err(fail)?;
+        conn.set_prepared_statement_cache_capacity(32);
+        // Room for the hot pages of a 100,000-job sweep, so commits rarely read from disk.
+        conn.pragma_update(None, "cache_size", CACHE_KIB)
+            .map_err(fail)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(fail)?;
+        if version > SCHEMA_VERSION {
+            return Err(CoordinatorError::storage(
+                &db_path,
+                format!(
+                    "written by a newer ltsweep (schema {version}, this one knows {SCHEMA_VERSION}): upgrade ltsweep"
+                ),
+            ));
+        }
+        // Creating the tables also proves the file writable; for an existing file the update
+        // that changes nothing does.
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; \
+             UPDATE counters SET next_worker = next_worker WHERE id = 1; COMMIT;"
+        ))
+        .map_err(fail)?;
+        // A checkpoint syncs the database file; done by the committing thread it would stall
+        // every call waiting for the coordinator's lock, so a thread of its own does it.
+        conn.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)
+            .map_err(fail)?;
+        conn.pragma_update(None, "journal_size_limit", 64i64 << 20)
+            .map_err(fail)?;
+        let checkpointer = Connection::open(&db_path).map_err(fail)?;
+        checkpointer
+            .busy_timeout(Duration::from_secs(5))
+            .map_err(fail)?;
+        checkpointer
+            .pragma_update(None, "synchronous", synchronous)
+            .map_err(fail)?;
+        checkpointer
+            .pragma_update(None, "cache_size", CACHE_KIB)
+            .map_err(fail)?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("ltsweep-checkpoint".into())
+            .spawn(move || checkpoint_until_stopped(&checkpointer, &stopped))
+            .map_err(|e| CoordinatorError::storage(&db_path, e))?;
+        Ok(Self {
+            conn,
+            db_path,
+            checkpointer: Some((stop, thread)),
+        })
+    }
+
+    pub fn db_path(&self) -> &Path {
+        &self.db_path
+    }
+
+    /// Writes the durable changes of one operation in one transaction. On error nothing is
+    /// written, and the caller must not apply the changes.
+    pub fn commit(&mut self, changes: &[Change]) -> Result<()> {
+        if !changes.iter().any(Change::is_durable) {
+            return Ok(());
+        }
+        let path = &self.db_path;
+        let fail = |e: rusqlite::Error| CoordinatorError::storage(path, e);
+        let tx = self.conn.transaction().map_err(fail)?;
+        for change in changes {
+            write_change(&tx, change).map_err(fail)?;
+        }
+        tx.commit().map_err(fail)
+    }
+
+    /// Rebuilds the whole scheduler. Running jobs keep their leases, with deadlines reset to
+    /// `now_ms` + the lease ttl.
+    pub fn load(&self, timing: Timing, now_ms: u64) -> Result<Scheduler> {
+        let fail = |e: rusqlite::Error| CoordinatorError::storage(&self.db_path, e);
+        let corrupt = |what: String| {
+            CoordinatorError::storage(
+                &self.db_path,
+                format!("{what}: the file is damaged; restore it from a backup"),
+            )
+        };
+        let mut scheduler = Scheduler::new(timing);
+
+        let counters = self
+            .conn
+            .query_row(
+                "SELECT next_worker, next_lease, next_queue_seq FROM counters WHERE id = 1",
+                [],
+                |row| {
+                    Ok(Counters {
+                        next_worker: get_u64(row, 0)?,
+                        next_lease: get_u64(row, 1)?,
+                        next_queue_seq: get_u64(row, 2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(fail)?
+            .unwrap_or_default();
+        scheduler.restore_counters(counters);
+
+        let mut workers = self
+            .conn
+            .prepare(
+                "SELECT id, ordinal, host, devices, version, registered_ms, last_seen_ms
+                 FROM workers ORDER BY ordinal",
+            )
+            .map_err(fail)?;
+        let rows = workers
+            .query_map([], |row| {
+                Ok((
+                    WorkerRecord {
+                        id: WorkerId(row.get(0)?),
+                        ordinal: get_u64(row, 1)?,
+                        host: row.get(2)?,
+                        devices: Vec::new(),
+                        version: row.get(4)?,
+                        registered_ms: get_u64(row, 5)?,
+                        last_seen_ms: get_u64(row, 6)?,
+                    },
+                    row.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(fail)?;
+        for row in rows {
+            let (mut record, devices) = row.map_err(fail)?;
+            record.devices = serde_json::from_str::<Vec<DeviceSlots>>(&devices)
+                .map_err(|e| corrupt(format!("devices of worker {}: {e}", record.id)))?;
+            scheduler.apply(&[Change::WorkerRegistered(record)]);
+        }
+
+        let mut results: HashMap<JobId, Arc<JobResult>> = HashMap::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT job_id, result FROM results")
+            .map_err(fail)?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((JobId(row.get(0)?), row.get::<_, Vec<u8>>(1)?))
+            })
+            .map_err(fail)?;
+        for row in rows {
+            let (job, bytes) = row.map_err(fail)?;
+            let result = pb::JobResult::decode(bytes.as_slice())
+                .map_err(|e| e.to_string())
+                .and_then(|r| JobResult::try_from(r).map_err(|e| e.to_string()))
+                .map_err(|e| corrupt(format!("result of job {job}: {e}")))?;
+            results.insert(job, Arc::new(result));
+        }
+
+        type Entry = (Arc<JobSpec>, JobRuntime, Option<Arc<JobResult>>);
+        let mut jobs: HashMap<SweepId, Vec<Entry>> = HashMap::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, sweep_id, spec, runtime FROM jobs ORDER BY sweep_id, grid_index")
+            .map_err(fail)?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok((
+                    JobId(row.get(0)?),
+                    SweepId(row.get(1)?),
+                    row.get::<_, Vec<u8>>(2)?,
+                    row.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(fail)?;
+        for row in rows {
+            let (id, sweep, spec, runtime) = row.map_err(fail)?;
+            let spec = pb::JobSpec::decode(spec.as_slice())
+                .map_err(|e| e.to_string())
+                .and_then(|s| JobSpec::try_from(s).map_err(|e| e.to_string()))
+                .map_err(|e| corrupt(format!("spec of job {id}: {e}")))?;
+            let runtime: JobRuntime = serde_json::from_str(&runtime)
+                .map_err(|e| corrupt(format!("state of job {id}: {e}")))?;
+            let result = results.remove(&id);
+            jobs.entry(sweep)
+                .or_default()
+                .push((Arc::new(spec), runtime, result));
+        }
+
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, name, spec_toml, submitted_ms, max_attempts, cancelled
+                 FROM sweeps ORDER BY seq",
+            )
+            .map_err(fail)?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok(SweepRecord {
+                    id: SweepId(row.get(0)?),
+                    name: row.get(1)?,
+                    spec_toml: row.get(2)?,
+                    submitted_ms: get_u64(row, 3)?,
+                    max_attempts: row.get(4)?,
+                    cancelled: row.get(5)?,
+                })
+            })
+            .map_err(fail)?;
+        for row in rows {
+            let record = row.map_err(fail)?;
+            let entries = jobs.remove(&record.id).unwrap_or_default();
+            scheduler.restore_sweep(record, entries);
+        }
+        if let Some(job) = results.keys().next() {
+            return Err(corrupt(format!("a result of unknown job {job}")));
+        }
+        if let Some(sweep) = jobs.keys().next() {
+            return Err(corrupt(format!("jobs of unknown sweep {sweep}")));
+        }
+        scheduler.renew_leases(now_ms);
+        scheduler
+            .check_invariants()
+            .map_err(|e| corrupt(format!("inconsistent state: {e}")))?;
+        Ok(scheduler)
+    }
+
+    /// Makes every later commit fail, as a full disk would.
+    #[cfg(test)]
+    pub(crate) fn fail_commits(&self) {
+        self.conn
+            .pragma_update(None, "query_only", true)
+            .expect("query_only is a plain pragma");
+    }
+}
+
+/// Copies committed pages from the log into the database until the store is dropped. Passive
+/// checkpoints never block the writer.
+fn checkpoint_until_stopped(conn: &Connection, stopped: &mpsc::Receiver<()>) {
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+        if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %err, "background checkpoint failed; trying again");
+        }
+    }
+}
+
+fn write_change(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<()> {
+    match change {
+        Change::SweepSubmitted {
+            sweep,
+            jobs,
+            first_queue_seq,
+        } => {
+            tx.prepare_cached(
+                "INSERT INTO sweeps (id, name, spec_toml, submitted_ms, max_attempts, cancelled)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                sweep.id.as_str(),
+                sweep.name,
+                sweep.spec_toml,
+                sql_int(sweep.submitted_ms),
+                sweep.max_attempts,
+                sweep.cancelled,
+            ])?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO jobs (id, sweep_id, grid_index, spec, runtime)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for ((index, spec), seq) in jobs.iter().enumerate().zip(*first_queue_seq..) {
+                let bytes = pb::JobSpec::from(JobSpec::clone(spec)).encode_to_vec();
+                insert.execute(params![
+                    spec.id.as_str(),
+                    sweep.id.as_str(),
+                    sql_int(index as u64),
+                    bytes,
+                    runtime_json(&JobRuntime::pending(seq))?,
+                ])?;
+            }
+        }
+        Change::SweepCancelled { sweep, cancelled } => {
+            tx.prepare_cached("UPDATE sweeps SET cancelled = ?2 WHERE id = ?1")?
+                .execute(params![sweep.as_str(), cancelled])?;
+        }
+        Change::JobUpdated { job, runtime } => {
+            let updated = tx
+                .prepare_cached("UPDATE jobs SET runtime = ?2 WHERE id = ?1")?
+                .execute(params![job.as_str(), runtime_json(runtime)?])?;
+            if updated != 1 {
+                return Err(rusqlite::Error::QueryReturnedNoRows);
+            }
+        }
+        Change::LeaseRenewed { .. } => {}
+        Change::ResultRecorded { job, result } => {
+            let bytes = pb::JobResult::from(JobResult::clone(result)).encode_to_vec();
+            tx.prepare_cached(
+                "INSERT INTO results (job_id, sweep_id, result) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![job.as_str(), result.sweep_id, bytes])?;
+        }
+        Change::WorkerRegistered(worker) => {
+            let devices = serde_json::to_string(&worker.devices)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO workers
+                 (id, ordinal, host, devices, version, registered_ms, last_seen_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![
+                worker.id.as_str(),
+                sql_int(worker.ordinal),
+                worker.host,
+                devices,
+                worker.version,
+                sql_int(worker.registered_ms),
+                sql_int(worker.last_seen_ms),
+            ])?;
+        }
+        Change::WorkerSeen { worker, at_ms } => {
+            tx.prepare_cached("UPDATE workers SET last_seen_ms = ?2 WHERE id = ?1")?
+                .execute(params![worker.as_str(), sql_int(*at_ms)])?;
+        }
+        Change::Counters(counters) => {
+            tx.prepare_cached(
+                "UPDATE counters SET next_worker = ?1, next_lease = ?2, next_queue_seq = ?3
+                 WHERE id = 1",
+            )?
+            .execute(params![
+                sql_int(counters.next_worker),
+                sql_int(counters.next_lease),
+                sql_int(counters.next_queue_seq),
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+/// SQLite integers are signed; ours never come near 2^63.
+fn sql_int(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn get_u64(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<u64> {
+    let value: i64 = row.get(index)?;
+    u64::try_from(value).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Integer,
+            Box::new(e),
+        )
+    })
+}
+
+fn runtime_json(runtime: &JobRuntime) -> rusqlite::Result<String> {
+    serde_json::to_string(runtime).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,94 @@
+//! The scheduler's views → protocol messages. Requests come in through
+//! [`ltsweep_proto::convert`]; this is the way out.
+
+use ltsweep_proto::pb;
+
+use crate::scheduler::{Job, Lease, Scheduler, Sweep, SweepCounts, Worker};
+
+pub(crate) fn counts(c: &SweepCounts) -> pb::SweepCounts {
+    pb::SweepCounts {
+        total: c.total,
+        pending: c.pending,
+        running: c.running,
+        succeeded: c.succeeded,
+        failed: c.failed,
+        cancelled: c.cancelled,
+    }
+}
+
+/// A job's status; `with_spec` adds its full spec, which reports need and status views don't.
+pub(crate) fn job_status(job: &Job, with_spec: bool) -> pb::JobStatus {
+    let rt = &job.runtime;
+    pb::JobStatus {
+        spec: with_spec.then(|| (*job.spec).clone().into()),
+        job_id: job.spec.id.0.clone(),
+        plan: Some(job.spec.plan.into()),
+        seed: job.spec.seed,
+        axes: job.spec.axes.iter().cloned().map(Into::into).collect(),
+        state: pb::JobState::from(rt.state).into(),
+        attempts: rt.attempts,
+        worker_id: rt.worker.as_ref().map(|w| w.0.clone()).unwrap_or_default(),
+        epoch: rt.epoch,
+        epochs_total: job.spec.train.epochs,
+        error: rt.error.clone().unwrap_or_default(),
+        epochs_retrained: rt.epochs_retrained,
+        last_accuracy: rt.last_accuracy,
+    }
+}
+
+pub(crate) fn sweep_status(
+    scheduler: &Scheduler,
+    sweep: &Sweep,
+    with_specs: bool,
+) -> pb::SweepStatus {
+    pb::SweepStatus {
+        sweep_id: sweep.record.id.0.clone(),
+        name: sweep.record.name.clone(),
+        counts: Some(counts(&sweep.counts)),
+        jobs: scheduler
+            .jobs_of(sweep)
+            .map(|job| job_status(job, with_specs))
+            .collect(),
+        cancelled: sweep.record.cancelled,
+        submitted_unix_ms: sweep.record.submitted_ms,
+    }
+}
+
+pub(crate) fn sweep_summary(sweep: &Sweep) -> pb::SweepSummary {
+    pb::SweepSummary {
+        sweep_id: sweep.record.id.0.clone(),
+        name: sweep.record.name.clone(),
+        counts: Some(counts(&sweep.counts)),
+        submitted_unix_ms: sweep.record.submitted_ms,
+    }
+}
+
+pub(crate) fn worker_info(scheduler: &Scheduler, worker: &Worker, now_ms: u64) -> pb::WorkerInfo {
+    let record = &worker.record;
+    pb::WorkerInfo {
+        worker_id: record.id.0.clone(),
+        host: record.host.clone(),
+        devices: record
+            .devices
+            .iter()
+            .map(|d| pb::Device {
+                name: d.name.clone(),
+                slots: d.slots,
+            })
+            .collect(),
+        version: record.version.clone(),
+        last_seen_unix_ms: record.last_seen_ms,
+        running_jobs: worker.running.iter().map(|j| j.0.clone()).collect(),
+        alive: scheduler.is_alive(worker, now_ms),
+    }
+}
+
+pub(crate) fn lease(lease: &Lease) -> pb::Lease {
+    pb::Lease {
+        lease_id: lease.id.0.clone(),
+        deadline_unix_ms: lease.deadline_ms,
+        attempt: lease.attempt,
+        job: Some(ltsweep_proto::JobSpec::clone(&lease.job).into()),
+        checkpoint_epoch: lease.checkpoint_epoch,
+    }
+}

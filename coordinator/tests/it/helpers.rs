@@ -1,0 +1,246 @@
+//! A coordinator started for one test, its clients, and helpers to drive a worker.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use ltsweep_coordinator::{CoordinatorConfig, CoordinatorError, serve};
+use ltsweep_proto::pb;
+use ltsweep_proto::pb::sweep_service_client::SweepServiceClient;
+use ltsweep_proto::pb::worker_service_client::WorkerServiceClient;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status};
+
+/// Two jobs: one loss plan, seeds 0 and 1.
+pub const SPEC: &str = r#"
+name = "it"
+seeds = [0, 1]
+max_attempts = 2
+[dataset]
+kind = "synthetic"
+[losses]
+plans = [{ comp = "none", pc = "none" }]
+"#;
+
+pub type Workers = WorkerServiceClient<InterceptedService<Channel, Token>>;
+pub type Sweeps = SweepServiceClient<InterceptedService<Channel, Token>>;
+
+/// Adds `authorization: Bearer <token>` when there is a token.
+#[derive(Clone, Debug)]
+pub struct Token(pub Option<String>);
+
+impl Interceptor for Token {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(token) = &self.0 {
+            let value = format!("Bearer {token}").parse().expect("a valid header");
+            request.metadata_mut().insert("authorization", value);
+        }
+        Ok(request)
+    }
+}
+
+/// Short leases and polls, so that tests of expiry and empty polls finish quickly.
+pub fn config(state_dir: &Path) -> CoordinatorConfig {
+    let mut config = CoordinatorConfig::new(state_dir);
+    config.lease_ttl = Duration::from_secs(5);
+    config.heartbeat_interval = Duration::from_millis(500);
+    config.poll_timeout = Duration::from_millis(300);
+    config
+}
+
+/// A coordinator serving on a free loopback port until stopped.
+pub struct TestCoordinator {
+    pub addr: SocketAddr,
+    token: Option<String>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: JoinHandle<Result<(), CoordinatorError>>,
+}
+
+impl TestCoordinator {
+    pub async fn start(config: CoordinatorConfig) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let token = config.token.clone();
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let server = tokio::spawn(serve(config, listener, async {
+            let _ = stop.await;
+        }));
+        Self {
+            addr,
+            token,
+            shutdown: Some(shutdown),
+            server,
+        }
+    }
+
+    /// A connection; the listener is bound already, so it is accepted once the server runs.
+    pub async fn channel(&self) -> Channel {
+        Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect_timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    pub async fn workers(&self) -> Workers {
+        WorkerServiceClient::with_interceptor(self.channel().await, Token(self.token.clone()))
+    }
+
+    pub async fn sweeps(&self) -> Sweeps {
+        SweepServiceClient::with_interceptor(self.channel().await, Token(self.token.clone()))
+    }
+
+    /// Stops the server and checks that it stopped cleanly, promptly.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let served = tokio::time::timeout(Duration::from_secs(10), &mut self.server)
+            .await
+            .expect("the server stops promptly at shutdown")
+            .expect("the server task did not panic");
+        served.expect("the server stopped without error");
+    }
+}
+
+/// Waits until `condition` holds, checking every 20 ms; fails the test after 10 s.
+pub async fn wait_until<F: Future<Output = bool>>(what: &str, mut condition: impl FnMut() -> F) {
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !condition().await {
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn register(workers: &mut Workers) -> String {
+    workers
+        .register_worker(pb::RegisterWorkerRequest {
+            host: "test-host".into(),
+            devices: vec![pb::Device {
+                name: "cpu".into(),
+                slots: 2,
+            }],
+            protocol_version: ltsweep_proto::PROTOCOL_VERSION,
+            version: "test".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .worker_id
+}
+
+pub async fn submit(sweeps: &mut Sweeps, spec: &str) -> pb::SubmitSweepResponse {
+    sweeps
+        .submit_sweep(pb::SubmitSweepRequest {
+            spec_toml: spec.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// Polls until a job is leased (polls time out quickly in these tests).
+pub async fn lease(workers: &mut Workers, worker: &str) -> pb::Lease {
+    let give_up = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = workers
+            .poll_work(pb::PollWorkRequest {
+                worker_id: worker.into(),
+                device: "cpu".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if let Some(lease) = response.lease {
+            return lease;
+        }
+        assert!(tokio::time::Instant::now() < give_up, "no job was leased");
+    }
+}
+
+/// The result a worker sends for a leased job.
+pub fn result_for(lease: &pb::Lease, accuracy: f64) -> pb::JobResult {
+    let spec = lease.job.clone().expect("a lease carries its job");
+    pb::JobResult {
+        job_id: spec.job_id.clone(),
+        sweep_id: spec.sweep_id.clone(),
+        spec: Some(spec),
+        accuracy: Some(pb::GroupAccuracy {
+            all: Some(accuracy),
+            ..Default::default()
+        }),
+        train_seconds: 1.0,
+        device: "cpu".into(),
+        ..Default::default()
+    }
+}
+
+pub async fn complete(
+    workers: &mut Workers,
+    worker: &str,
+    lease: &pb::Lease,
+    accuracy: f64,
+) -> Result<(), Status> {
+    workers
+        .complete_job(pb::CompleteJobRequest {
+            worker_id: worker.into(),
+            lease_id: lease.lease_id.clone(),
+            result: Some(result_for(lease, accuracy)),
+        })
+        .await
+        .map(drop)
+}
+
+pub async fn heartbeat(
+    workers: &mut Workers,
+    worker: &str,
+    lease: &pb::Lease,
+    epoch: Option<u32>,
+) -> Result<pb::ReportProgressResponse, Status> {
+    workers
+        .report_progress(pb::ReportProgressRequest {
+            worker_id: worker.into(),
+            lease_id: lease.lease_id.clone(),
+            epoch: epoch.map(|epoch| pb::EpochMetrics {
+                epoch,
+                ..Default::default()
+            }),
+        })
+        .await
+        .map(|r| r.into_inner())
+}
+
+pub async fn status(sweeps: &mut Sweeps, sweep: &str) -> pb::SweepStatus {
+    sweeps
+        .get_sweep(pb::GetSweepRequest {
+            with_specs: false,
+            sweep_id: sweep.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+pub async fn results(sweeps: &mut Sweeps, sweep: &str) -> Vec<pb::JobResult> {
+    let mut stream = sweeps
+        .get_results(pb::GetResultsRequest {
+            sweep_id: sweep.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut results = Vec::new();
+    while let Some(result) = stream.message().await.unwrap() {
+        results.push(result);
+    }
+    results
+}

@@ -1,0 +1,7 @@
+//! The coordinator over real gRPC: a server on 127.0.0.1:0 and the generated clients.
+
+mod checkpoints;
+mod helpers;
+mod leases;
+mod security;
+mod sweeps;

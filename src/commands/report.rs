@@ -1,0 +1,117 @@
+//! `ltsweep report` and `ltsweep export`: a sweep's results as frames, tables and figures.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::Context;
+use ltsweep_analysis::{Frames, JobRecord, SweepRecords, write_report};
+use ltsweep_proto::client::Connection;
+use ltsweep_proto::{JobResult, JobSpec, JobState, pb};
+
+use super::client::{block_on, connect, rpc_error};
+use crate::cli::{ExportArgs, RemoteArgs, ReportArgs};
+use crate::exit::BadInput;
+
+/// Every job of a sweep with its state and, when it succeeded, its result.
+pub async fn records(
+    connection: &Connection,
+    sweep: &str,
+    remote: &RemoteArgs,
+) -> anyhow::Result<SweepRecords> {
+    let mut client = connection.sweeps();
+    let status = client
+        .get_sweep(pb::GetSweepRequest {
+            sweep_id: sweep.to_owned(),
+            with_specs: true,
+        })
+        .await
+        .map_err(|s| rpc_error(s, remote))?
+        .into_inner();
+    let mut stream = client
+        .get_results(pb::GetResultsRequest {
+            sweep_id: status.sweep_id.clone(),
+        })
+        .await
+        .map_err(|s| rpc_error(s, remote))?
+        .into_inner();
+    let mut results: HashMap<String, JobResult> = HashMap::new();
+    while let Some(result) = stream.message().await.map_err(|s| rpc_error(s, remote))? {
+        let result = JobResult::try_from(result).context("a result from the coordinator")?;
+        results.insert(result.job_id.clone(), result);
+    }
+    let jobs = status
+        .jobs
+        .into_iter()
+        .map(|job| {
+            let spec = job
+                .spec
+                .map(JobSpec::try_from)
+                .transpose()
+                .context("a job from the coordinator")?
+                .with_context(|| {
+                    format!("the coordinator sent job {} without its spec", job.job_id)
+                })?;
+            Ok(JobRecord {
+                state: JobState::try_from(job.state).context("a job state from the coordinator")?,
+                attempts: job.attempts,
+                worker: Some(job.worker_id).filter(|w| !w.is_empty()),
+                error: Some(job.error).filter(|e| !e.is_empty()),
+                result: results.remove(spec.id.as_str()),
+                spec,
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(SweepRecords {
+        sweep_id: status.sweep_id,
+        name: status.name,
+        jobs,
+    })
+}
+
+/// Writes the report files and prints the tables.
+pub fn write_and_print(frames: &Frames, out: &Path) -> anyhow::Result<()> {
+    let report = write_report(frames, out)
+        .with_context(|| format!("cannot write the report to {}", out.display()))?;
+    println!("{}", report.table1_markdown);
+    println!("{}", report.shots_markdown);
+    for note in &report.notes {
+        println!("note: {note}");
+    }
+    println!("wrote {} files to {}", report.files.len(), out.display());
+    Ok(())
+}
+
+pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
+    let frames = match &args.results {
+        Some(path) => Frames::read_results(path).map_err(|e| BadInput(e.to_string()))?,
+        None => {
+            let records = block_on(async {
+                let connection = connect(&args.remote)?;
+                records(
+                    &connection,
+                    args.sweep.as_deref().unwrap_or(""),
+                    &args.remote,
+                )
+                .await
+            })?;
+            Frames::from_records(&records)?
+        }
+    };
+    write_and_print(&frames, &args.out)
+}
+
+pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
+    let records = block_on(async {
+        let connection = connect(&args.remote)?;
+        records(&connection, &args.sweep, &args.remote).await
+    })?;
+    let succeeded = records.jobs.iter().filter(|j| j.result.is_some()).count();
+    Frames::from_records(&records)?.export(&args.out)?;
+    println!(
+        "wrote {} jobs ({succeeded} with results) of {} to {}",
+        records.jobs.len(),
+        records.sweep_id,
+        args.out.display()
+    );
+    Ok(())
+}
