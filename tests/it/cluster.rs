@@ -56,19 +56,23 @@ fn three_workers_run_the_paper_grid_of_two_seeds() {
 #[test]
 fn a_job_of_a_killed_worker_completes_elsewhere() {
     let mut cluster = TestCluster::start(1);
-    let spec = cluster.write_spec(&tiny_spec(12));
+    let spec = cluster.write_spec(&tiny_spec(30));
     let sweep = cluster.submit(&spec);
     let doomed = cluster.worker_id(0);
-    let status = cluster.wait_for_state(&sweep, "a job part-way through", SWEEP_TIMEOUT, |s| {
+    cluster.wait_for_state(&sweep, "a job part-way through", SWEEP_TIMEOUT, |s| {
         jobs_in(s, "running")
             .iter()
             .any(|j| j["epoch"].as_u64() >= Some(1))
     });
-    let victim = jobs_in(&status, "running")[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     cluster.workers[0].kill();
+    // Until its lease expires, the coordinator still shows the dead worker's job as running.
+    let status = cluster.status(&sweep);
+    let victims: Vec<String> = jobs_in(&status, "running")
+        .iter()
+        .filter(|j| j["worker"] == doomed.as_str())
+        .map(|j| j["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(victims.len(), 1, "the killed worker held one job: {status}");
     cluster.add_worker();
     cluster.add_worker();
     let status = cluster.wait_for_state(&sweep, "18 jobs to succeed", SWEEP_TIMEOUT, |s| {
@@ -78,7 +82,7 @@ fn a_job_of_a_killed_worker_completes_elsewhere() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|j| j["id"] == victim)
+        .find(|j| j["id"] == victims[0].as_str())
         .unwrap()
         .clone();
     assert!(job["attempts"].as_u64().unwrap() >= 2, "{job}");

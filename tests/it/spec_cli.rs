@@ -79,7 +79,7 @@ fn the_table_lists_every_job() {
     let text = stdout(&output);
     assert!(text.contains("comp=tail,pc=head"));
     assert!(
-        text.trim_end().ends_with("18 jobs = 9 plans x 2 seeds"),
+        text.trim_end().ends_with("27 jobs = 9 plans x 3 seeds"),
         "{text}"
     );
 }

@@ -787,6 +787,13 @@ impl Scheduler {
         });
         runtime.worker = Some(worker.clone());
         runtime.error = None;
+        // The result is the last word on how far the run went, whatever progress got through.
+        if let Some(last) = result.epochs.last() {
+            runtime.epoch = last.epoch;
+        }
+        if let Some(all) = result.accuracy.acc_all.filter(|a| a.is_finite()) {
+            runtime.last_accuracy = Some(all);
+        }
         // The coordinator's own record of the run wins over whatever the worker filled in.
         result.sweep_id = job.spec.sweep.0.clone();
         result.spec = (*job.spec).clone();
