@@ -23,7 +23,7 @@ pub struct Process {
 }
 
 impl Process {
-    fn spawn(mut command: std::process::Command) -> Process {
+    pub fn spawn(mut command: std::process::Command) -> Process {
         let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -45,7 +45,7 @@ impl Process {
         let _ = self.child.wait();
     }
 
-    fn line_containing(&self, needle: &str) -> Option<String> {
+    pub fn line_containing(&self, needle: &str) -> Option<String> {
         self.lines
             .lock()
             .unwrap()
@@ -64,6 +64,7 @@ impl Drop for Process {
 pub struct TestCluster {
     pub dir: tempfile::TempDir,
     pub address: String,
+    lease_ttl: String,
     pub coordinator: Process,
     pub workers: Vec<Process>,
     runtime: tokio::runtime::Runtime,
@@ -72,11 +73,17 @@ pub struct TestCluster {
 impl TestCluster {
     /// A coordinator on a free port and `workers` worker processes, one CPU slot each.
     pub fn start(workers: usize) -> TestCluster {
+        Self::start_with_lease(workers, LEASE_TTL)
+    }
+
+    pub fn start_with_lease(workers: usize, lease_ttl: &str) -> TestCluster {
         let dir = tempfile::tempdir().unwrap();
-        let (coordinator, address) = start_coordinator(&dir.path().join("state"), "127.0.0.1:0");
+        let (coordinator, address) =
+            start_coordinator(&dir.path().join("state"), "127.0.0.1:0", lease_ttl);
         let mut cluster = TestCluster {
             dir,
             address,
+            lease_ttl: lease_ttl.to_owned(),
             coordinator,
             workers: Vec::new(),
             runtime: tokio::runtime::Builder::new_multi_thread()
@@ -91,12 +98,17 @@ impl TestCluster {
     }
 
     pub fn add_worker(&mut self) {
+        self.add_worker_at(&self.url());
+    }
+
+    /// A worker that reaches the coordinator at `url` (through a proxy, say).
+    pub fn add_worker_at(&mut self, url: &str) {
         let mut command = ltsweep();
         command
             .args([
                 "worker",
                 "--coordinator",
-                &self.url(),
+                url,
                 "--devices",
                 "cpu",
                 "--threads",
@@ -114,7 +126,11 @@ impl TestCluster {
     /// Kills the coordinator with SIGKILL and starts a new one on the same state and port.
     pub fn restart_coordinator(&mut self) {
         self.coordinator.kill();
-        let (coordinator, _) = start_coordinator(&self.dir.path().join("state"), &self.address);
+        let (coordinator, _) = start_coordinator(
+            &self.dir.path().join("state"),
+            &self.address,
+            &self.lease_ttl,
+        );
         self.coordinator = coordinator;
     }
 
@@ -223,7 +239,7 @@ impl TestCluster {
     }
 }
 
-fn start_coordinator(state: &Path, listen: &str) -> (Process, String) {
+fn start_coordinator(state: &Path, listen: &str, lease_ttl: &str) -> (Process, String) {
     let mut command = ltsweep();
     command
         .args([
@@ -235,7 +251,7 @@ fn start_coordinator(state: &Path, listen: &str) -> (Process, String) {
         ])
         .args([
             "--lease-ttl",
-            LEASE_TTL,
+            lease_ttl,
             "--heartbeat",
             "300ms",
             "--poll-timeout",
@@ -261,11 +277,16 @@ fn start_coordinator(state: &Path, listen: &str) -> (Process, String) {
 
 /// 9 paper plans x 2 seeds of tiny synthetic data: 18 jobs of well under a second each.
 pub fn tiny_spec(epochs: u32) -> String {
+    spec_with(epochs, 1, "[0, 1]")
+}
+
+/// The tiny sweep with a checkpoint every `checkpoint_every` epochs and the given seeds.
+pub fn spec_with(epochs: u32, checkpoint_every: u32, seeds: &str) -> String {
     format!(
         r#"
 name = "tiny"
-seeds = [0, 1]
-max_attempts = 5
+seeds = {seeds}
+max_attempts = 10
 [dataset]
 kind = "synthetic"
 classes = 4
@@ -284,7 +305,7 @@ lr = 0.05
 warmup_epochs = 0
 lr_decay_epochs = [{decay}]
 pretrain_ce_epochs = 1
-checkpoint_every = 1
+checkpoint_every = {checkpoint_every}
 "#,
         decay = epochs - 1
     )

@@ -1,8 +1,11 @@
 //! End-to-end tests: the real `ltsweep` binary, and real coordinators and workers on loopback.
 
 mod cluster_support;
+mod proxy;
 mod support;
 
+mod chaos;
 mod cluster;
 mod spec_cli;
+mod tls;
 mod train_cli;

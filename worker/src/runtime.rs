@@ -349,8 +349,8 @@ async fn run_job(
                 None => events_open = false,
             },
             _ = heartbeat.tick() => {
-                job.report().await;
                 job.upload_checkpoint().await;
+                job.report().await;
             }
             _ = shutdown.changed() => {}
         }
@@ -361,7 +361,12 @@ async fn run_job(
     while let Ok(Event::Epoch(metrics)) = received.try_recv() {
         job.pending.push_back(metrics);
     }
+    if matches!(outcome, Ok(Ok(Outcome::Finished(_)))) {
+        // A finished job needs no checkpoint: nothing holds its last epochs back.
+        job.checkpoint = None;
+    }
     if !job.lost {
+        job.upload_checkpoint().await;
         job.report().await;
     }
     if job.lost {
@@ -443,9 +448,18 @@ struct JobRunner {
 
 impl JobRunner {
     /// Sends the undelivered epochs (or a bare heartbeat) until one fails to arrive.
+    ///
+    /// While a checkpoint waits for its upload, epochs after it are held back: the
+    /// coordinator counts the epochs a resumed attempt trains again from the progress it has
+    /// seen, so it must never see progress far past the checkpoint it holds.
     async fn report(&mut self) {
         loop {
-            let epoch = self.pending.front().cloned();
+            let held_back_after = self.checkpoint.as_ref().map(|(epoch, _)| *epoch);
+            let epoch = self
+                .pending
+                .front()
+                .filter(|m| held_back_after.is_none_or(|limit| m.epoch <= limit))
+                .cloned();
             let heartbeat_only = epoch.is_none();
             let mut request = tonic::Request::new(pb::ReportProgressRequest {
                 worker_id: self.worker_id.clone(),
@@ -455,7 +469,9 @@ impl JobRunner {
             request.set_timeout(Duration::from_secs(10));
             match self.shared.client.clone().report_progress(request).await {
                 Ok(response) => {
-                    self.pending.pop_front();
+                    if !heartbeat_only {
+                        self.pending.pop_front();
+                    }
                     if response.into_inner().cancel {
                         self.cancelled_by_coordinator = true;
                         self.cancel.store(true, Ordering::Relaxed);
@@ -472,7 +488,7 @@ impl JobRunner {
                     return;
                 }
             }
-            if heartbeat_only || self.pending.is_empty() {
+            if heartbeat_only {
                 return;
             }
         }

@@ -281,15 +281,17 @@ impl Trainer {
                     reason,
                 });
             }
-            observer.epoch(&metrics);
             let stop_here = stop_after == Some(self.epoch);
             let due = self.epoch % self.job.train.checkpoint_every == 0;
+            // The checkpoint goes out before the epoch's progress, so that whoever tracks
+            // progress never hears of an epoch later than the checkpoints it could have.
             if self.epoch < epochs && (due || stop_here) {
                 let bytes = self.checkpoint()?;
                 if let Err(error) = observer.checkpoint(self.epoch, bytes) {
                     tracing::warn!(job = %self.job.id, epoch = self.epoch, %error, "checkpoint not kept");
                 }
             }
+            observer.epoch(&metrics);
             if stop_here && self.epoch < epochs {
                 return Ok(Outcome::Stopped { epoch: self.epoch });
             }

@@ -1,0 +1,215 @@
+//! Faults during a sweep. Jobs checkpoint through the coordinator and resume on any worker, so
+//! a sweep hit by worker kills, coordinator restarts and a network partition ends with one
+//! result a job, each equal to that of an undisturbed run, and no resumed attempt trains more
+//! than `checkpoint_every` epochs again.
+
+use std::time::Duration;
+
+use ltsweep_proto::JobResult;
+use serde_json::Value;
+
+use crate::cluster_support::{TestCluster, assert_one_result_per_job};
+use crate::proxy::Proxy;
+
+const TIMEOUT: Duration = Duration::from_secs(600);
+const CHECKPOINT_EVERY: u32 = 3;
+
+/// Nine jobs of about twenty epochs, long enough to be hit part-way.
+fn chaos_spec() -> String {
+    format!(
+        r#"
+name = "chaos"
+seeds = [0]
+max_attempts = 10
+[dataset]
+kind = "synthetic"
+classes = 4
+train_per_class = 80
+test_per_class = 10
+image_size = 12
+noise = 2.0
+imbalance_ratio = 5
+head_min_count = 40
+[model]
+depth = 8
+[train]
+epochs = 20
+batch_size = 16
+lr = 0.05
+warmup_epochs = 0
+lr_decay_epochs = [15]
+pretrain_ce_epochs = 1
+checkpoint_every = {CHECKPOINT_EVERY}
+eval_epochs = [5]
+"#
+    )
+}
+
+/// What two runs of a job must agree on: everything but the clock and the run's history.
+fn comparable(result: &JobResult) -> JobResult {
+    let mut result = result.clone();
+    result.train_seconds = 0.0;
+    result.attempts = 0;
+    result.epochs_retrained = 0;
+    result.worker_id = None;
+    for epoch in &mut result.epochs {
+        epoch.seconds = 0.0;
+        epoch.images_per_second = 0.0;
+    }
+    result
+}
+
+fn jobs(status: &Value) -> &Vec<Value> {
+    status["jobs"].as_array().unwrap()
+}
+
+fn succeeded(status: &Value) -> u64 {
+    status["succeeded"].as_u64().unwrap()
+}
+
+/// A job running part-way on a worker `pick` accepts.
+fn running_on(
+    status: &Value,
+    min_epoch: u64,
+    pick: impl Fn(&str) -> bool,
+) -> Option<(String, String)> {
+    jobs(status)
+        .iter()
+        .filter(|j| j["state"] == "running" && j["epoch"].as_u64() >= Some(min_epoch))
+        .find(|j| j["worker"].as_str().is_some_and(&pick))
+        .map(|j| {
+            (
+                j["id"].as_str().unwrap().to_owned(),
+                j["worker"].as_str().unwrap().to_owned(),
+            )
+        })
+}
+
+fn undisturbed_results() -> Vec<JobResult> {
+    let cluster = TestCluster::start(2);
+    let sweep = cluster.submit(&cluster.write_spec(&chaos_spec()));
+    cluster.wait_for_state(&sweep, "the undisturbed sweep", TIMEOUT, |s| {
+        succeeded(s) == 9
+    });
+    cluster.results(&sweep)
+}
+
+#[test]
+fn a_sweep_through_kills_restarts_and_a_partition_ends_as_an_undisturbed_one() {
+    let reference = undisturbed_results();
+
+    let mut cluster = TestCluster::start(2);
+    let proxy = Proxy::start(&cluster.address);
+    cluster.add_worker_at(&proxy.url());
+    let ids: Vec<String> = (0..3).map(|i| cluster.worker_id(i)).collect();
+    let cut_off = ids[2].clone();
+    let sweep = cluster.submit(&cluster.write_spec(&chaos_spec()));
+    let kill_a_worker = |cluster: &mut TestCluster, what: &str| {
+        let mut target = None;
+        cluster.wait_for_state(&sweep, what, TIMEOUT, |s| {
+            target = running_on(s, 4, |w| w != cut_off && ids.iter().any(|id| id == w));
+            target.is_some()
+        });
+        let (_, worker) = target.unwrap();
+        let index = ids.iter().position(|id| *id == worker).unwrap();
+        cluster.workers[index].kill();
+        cluster.add_worker();
+    };
+
+    // A worker dies part-way through a job, after a checkpoint or two.
+    kill_a_worker(&mut cluster, "a job part-way through, to kill its worker");
+    // The coordinator dies with jobs running.
+    cluster.wait_for_state(&sweep, "a first result", TIMEOUT, |s| succeeded(s) >= 1);
+    cluster.restart_coordinator();
+    // One worker is cut off for longer than its lease: its job goes to another worker.
+    let mut partitioned_job = None;
+    cluster.wait_for_state(
+        &sweep,
+        "a job on the worker behind the proxy",
+        TIMEOUT,
+        |s| {
+            partitioned_job = running_on(s, 1, |w| w == cut_off);
+            partitioned_job.is_some()
+        },
+    );
+    let (job, _) = partitioned_job.unwrap();
+    proxy.cut();
+    cluster.wait_for_state(&sweep, "the cut-off worker's job to move", TIMEOUT, |s| {
+        jobs(s)
+            .iter()
+            .any(|j| j["id"] == job.as_str() && j["worker"] != cut_off.as_str())
+    });
+    proxy.heal();
+    // The coordinator dies again, and another worker.
+    cluster.wait_for_state(&sweep, "four results", TIMEOUT, |s| succeeded(s) >= 4);
+    cluster.restart_coordinator();
+    kill_a_worker(
+        &mut cluster,
+        "a job part-way through, to kill its worker again",
+    );
+
+    let status = cluster.wait_for_state(&sweep, "every job to succeed", TIMEOUT, |s| {
+        succeeded(s) == 9
+    });
+    let results = cluster.results(&sweep);
+    assert_one_result_per_job(&results, 9);
+    for result in &results {
+        let undisturbed = reference
+            .iter()
+            .find(|r| r.job_id == result.job_id)
+            .unwrap();
+        assert_eq!(
+            comparable(result),
+            comparable(undisturbed),
+            "job {} differs from the undisturbed run",
+            result.job_id
+        );
+    }
+    let mut resumed = 0;
+    for job in jobs(&status) {
+        let attempts = job["attempts"].as_u64().unwrap();
+        let retrained = job["epochs_retrained"].as_u64().unwrap();
+        assert!(
+            retrained <= u64::from(CHECKPOINT_EVERY) * (attempts - 1),
+            "a resumed attempt trained more than checkpoint_every epochs again: {job}"
+        );
+        if attempts > 1 {
+            resumed += 1;
+        }
+    }
+    assert!(resumed >= 3, "the faults hit at least three jobs: {status}");
+    // The job the partition moved was leased again, and still has one result.
+    let moved = results.iter().find(|r| r.job_id == job).unwrap();
+    assert!(moved.attempts >= 2, "{moved:?}");
+}
+
+#[test]
+fn a_worker_cut_off_shorter_than_its_lease_keeps_its_job_and_completes_once() {
+    let mut cluster = TestCluster::start_with_lease(0, "60s");
+    let proxy = Proxy::start(&cluster.address);
+    cluster.add_worker_at(&proxy.url());
+    let worker = cluster.worker_id(0);
+    let spec = chaos_spec()
+        .replace("epochs = 20", "epochs = 8")
+        .replace("lr_decay_epochs = [15]", "lr_decay_epochs = [6]")
+        + "[losses]\nplans = [{ comp = \"none\", pc = \"none\" }]\n";
+    let sweep = cluster.submit(&cluster.write_spec(&spec));
+    cluster.wait_for_state(&sweep, "the job to start", TIMEOUT, |s| {
+        running_on(s, 1, |_| true).is_some()
+    });
+    proxy.cut();
+    // The worker trains on and finishes while cut off; its completion fails and is retried.
+    crate::support::wait_until("a failed completion", TIMEOUT, || {
+        cluster.workers[0]
+            .line_containing("cannot complete")
+            .is_some()
+    });
+    proxy.heal();
+    let status =
+        cluster.wait_for_state(&sweep, "the job to succeed", TIMEOUT, |s| succeeded(s) == 1);
+    assert_eq!(jobs(&status)[0]["attempts"], 1, "{status}");
+    let results = cluster.results(&sweep);
+    assert_one_result_per_job(&results, 1);
+    assert_eq!(results[0].worker_id.as_deref(), Some(worker.as_str()));
+    assert_eq!(results[0].epochs.len(), 8);
+}

@@ -1,0 +1,70 @@
+//! TLS end to end: certificates made at test time by a CA of the test's own; the CLI trusts the
+//! coordinator through --tls-ca, and is refused without the CA or in plaintext.
+
+use std::time::Duration;
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+
+use crate::cluster_support::Process;
+use crate::support::{ltsweep, wait_until, write};
+
+#[test]
+fn the_cli_needs_the_ca_and_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let ca_pem = write(dir.path(), "ca.pem", &ca.pem());
+    let cert = write(dir.path(), "cert.pem", &leaf.pem());
+    let key = write(dir.path(), "key.pem", &leaf_key.serialize_pem());
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut command = ltsweep();
+    command
+        .args(["coordinator", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--state-dir", dir.path().join("state").to_str().unwrap()])
+        .args([
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ])
+        .env("LTSWEEP_TOKEN", "t");
+    let coordinator = Process::spawn(command);
+    wait_until("the coordinator to listen", Duration::from_secs(60), || {
+        coordinator.line_containing("listening on").is_some()
+    });
+    let sweeps = |url: &str, ca: Option<&std::path::Path>| {
+        let mut command = ltsweep();
+        command
+            .args(["sweeps", "--coordinator", url])
+            .env("LTSWEEP_TOKEN", "t");
+        if let Some(ca) = ca {
+            command.args(["--tls-ca", ca.to_str().unwrap()]);
+        }
+        command.output().unwrap()
+    };
+    let https = format!("https://localhost:{port}");
+    let trusted = sweeps(&https, Some(&ca_pem));
+    assert!(
+        trusted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trusted.stderr)
+    );
+    let untrusted = sweeps(&https, None);
+    assert!(
+        !untrusted.status.success(),
+        "a client without the CA was served"
+    );
+    let plaintext = sweeps(&format!("http://localhost:{port}"), None);
+    assert!(!plaintext.status.success(), "a plaintext client was served");
+}
