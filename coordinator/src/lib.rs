@@ -51,77 +51,111 @@ use service::{Coordinator, SweepApi, WorkerApi};
 /// The largest message accepted: a job result with per-class metrics of every evaluation.
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
 
-/// Runs the coordinator on `listener` until `shutdown` completes.
-///
-/// Opens (or creates) the state in `config.state_dir` first, so that a bad state dir or TLS
-/// file is an error before the first call. On shutdown, long polls and watch streams end at
-/// once; every answered call was committed.
+/// Runs the coordinator on `listener` until `shutdown` completes: [`Opened::open`] then
+/// [`Opened::serve`].
 pub async fn serve(
     config: CoordinatorConfig,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), CoordinatorError> {
-    config.validate()?;
-    let tls = config.tls.as_ref().map(tls_config).transpose()?;
-    let coordinator = Coordinator::open(&config)?;
-    let address = listener
-        .local_addr()
-        .map_err(|e| CoordinatorError::Transport(e.to_string()))?;
+    Opened::open(config)?.serve(listener, shutdown).await
+}
 
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<WorkerServiceServer<WorkerApi>>().await;
-    health.set_serving::<SweepServiceServer<SweepApi>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| CoordinatorError::Internal(format!("reflection descriptors: {e}")))?;
-    let auth = auth::BearerAuth::new(config.token.as_deref());
-    let workers = InterceptedService::new(
-        WorkerServiceServer::new(WorkerApi(Arc::clone(&coordinator)))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES),
-        auth.clone(),
-    );
-    let sweeps = InterceptedService::new(
-        SweepServiceServer::new(SweepApi(Arc::clone(&coordinator)))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        auth,
-    );
+/// A coordinator whose state is open and whose TLS files are read, ready to serve.
+pub struct Opened {
+    config: CoordinatorConfig,
+    tls: Option<ServerTlsConfig>,
+    coordinator: Arc<Coordinator>,
+}
 
-    let mut builder = Server::builder()
-        // Dead clients are noticed even while their long poll or watch is idle.
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)));
-    if let Some(tls) = tls {
-        builder = builder
-            .tls_config(tls)
-            .map_err(|e| CoordinatorError::Config(format!("tls: {e}")))?;
+impl Opened {
+    /// Opens (or creates) the state in `config.state_dir` and reads the TLS files, so that a
+    /// bad state dir or TLS file is an error before anything listens.
+    pub fn open(config: CoordinatorConfig) -> Result<Opened, CoordinatorError> {
+        config.validate()?;
+        let tls = config.tls.as_ref().map(tls_config).transpose()?;
+        let coordinator = Coordinator::open(&config)?;
+        Ok(Opened {
+            config,
+            tls,
+            coordinator,
+        })
     }
-    let expiry = tokio::spawn(Arc::clone(&coordinator).expire_leases());
-    let closing = Arc::clone(&coordinator);
-    let signal = async move {
-        shutdown.await;
-        info!("coordinator shutting down");
-        closing.close();
-    };
-    info!(
-        %address,
-        state_dir = %config.state_dir.display(),
-        tls = config.tls.is_some(),
-        token = config.token.is_some(),
-        "coordinator listening"
-    );
-    let served = builder
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(workers)
-        .add_service(sweeps)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), signal)
-        .await;
-    coordinator.close();
-    expiry.abort();
-    served.map_err(|e| CoordinatorError::Transport(e.to_string()))
+
+    /// Serves on `listener` until `shutdown` completes. On shutdown, long polls and watch
+    /// streams end at once; every answered call was committed.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), CoordinatorError> {
+        let Opened {
+            config,
+            tls,
+            coordinator,
+        } = self;
+        let address = listener
+            .local_addr()
+            .map_err(|e| CoordinatorError::Transport(e.to_string()))?;
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health.set_serving::<WorkerServiceServer<WorkerApi>>().await;
+        health.set_serving::<SweepServiceServer<SweepApi>>().await;
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| CoordinatorError::Internal(format!("reflection descriptors: {e}")))?;
+        let auth = auth::BearerAuth::new(config.token.as_deref());
+        let workers = InterceptedService::new(
+            WorkerServiceServer::new(WorkerApi(Arc::clone(&coordinator)))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            auth.clone(),
+        );
+        let sweeps = InterceptedService::new(
+            SweepServiceServer::new(SweepApi(Arc::clone(&coordinator)))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            auth,
+        );
+
+        let mut builder = Server::builder()
+            // Dead clients are noticed even while their long poll or watch is idle.
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(20)));
+        if let Some(tls) = tls {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|e| CoordinatorError::Config(format!("tls: {e}")))?;
+        }
+        let expiry = tokio::spawn(Arc::clone(&coordinator).expire_leases());
+        let closing = Arc::clone(&coordinator);
+        let signal = async move {
+            shutdown.await;
+            info!("coordinator shutting down");
+            closing.close();
+        };
+        info!(
+            %address,
+            state_dir = %config.state_dir.display(),
+            tls = config.tls.is_some(),
+            token = config.token.is_some(),
+            "coordinator listening"
+        );
+        let served = builder
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(workers)
+            .add_service(sweeps)
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(listener).with_nodelay(Some(true)),
+                signal,
+            )
+            .await;
+        coordinator.close();
+        expiry.abort();
+        served.map_err(|e| CoordinatorError::Transport(e.to_string()))
+    }
 }
 
 /// Reads the PEM files; an unreadable one is named.

@@ -25,6 +25,9 @@ use toml::de::{DeTable, DeValue};
 
 use crate::job::{CompMode, DatasetKind, LossPlan};
 
+/// The most jobs one sweep may hold.
+pub const MAX_JOBS: usize = 1_000_000;
+
 /// A spec that is not valid: what is wrong, with the key and its line when known.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SpecError {
@@ -450,7 +453,33 @@ impl SweepSpec {
             )?;
         }
         self.validate_train()?;
-        self.validate_losses()
+        self.validate_losses()?;
+        self.validate_grid_size()
+    }
+
+    /// A grid of millions of jobs is a typo (a list where a number was meant), not a study.
+    fn validate_grid_size(&self) -> Result<(), Invalid> {
+        let mut factors: Vec<(String, usize)> = vec![
+            ("losses".to_owned(), self.plans().len()),
+            ("seeds".to_owned(), self.seeds().len()),
+        ];
+        factors.extend(
+            self.axes()
+                .into_iter()
+                .map(|(name, values)| (name.to_owned(), values.len())),
+        );
+        let jobs = factors
+            .iter()
+            .fold(1u128, |product, (_, n)| product.saturating_mul(*n as u128));
+        let (largest, _) = factors
+            .iter()
+            .max_by_key(|(_, n)| *n)
+            .expect("plans and seeds are always factors");
+        check(
+            jobs <= MAX_JOBS as u128,
+            largest,
+            &format!("the grid has {jobs} jobs; a sweep holds at most {MAX_JOBS}"),
+        )
     }
 
     fn validate_dataset(&self) -> Result<(), Invalid> {
@@ -801,6 +830,17 @@ mod tests {
         assert!(
             err.to_string()
                 .starts_with("line 4: model.depth: 21 is not"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_grid_of_millions_of_jobs_is_refused() {
+        let err = error(
+            "name = \"x\"\nseeds = [0, 1]\n[dataset]\nkind = \"synthetic\"\n[train]\nlr = [1,2,3,4,5,6,7,8,9,10]\nmomentum = [0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9]\nweight_decay = [0,1,2,3,4,5,6,7,8,9]\nlr_decay_factor = [0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1]\n[losses]\npc_weight = [1,2,3,4,5,6,7,8,9,10]\n",
+        );
+        assert!(
+            err.to_string().contains("the grid has 1800000 jobs"),
             "{err}"
         );
     }

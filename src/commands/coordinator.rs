@@ -1,7 +1,7 @@
 //! `ltsweep coordinator --listen ADDR --state-dir DIR`.
 
 use anyhow::Context;
-use ltsweep_coordinator::{CoordinatorConfig, Durability, TlsFiles};
+use ltsweep_coordinator::{CoordinatorConfig, Durability, Opened, TlsFiles};
 
 use crate::cli::{CoordinatorArgs, DurabilityArg};
 use crate::exit::BadInput;
@@ -34,6 +34,9 @@ pub fn run(args: &CoordinatorArgs) -> anyhow::Result<()> {
     };
     config.validate().map_err(|e| BadInput(e.to_string()))?;
     super::client::block_on(async {
+        // The state and the TLS files first: a coordinator that cannot keep its state never
+        // says it is listening.
+        let opened = Opened::open(config).context("the coordinator cannot start")?;
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .map_err(|e| BadInput(format!("cannot listen on {}: {e}", args.listen)))?;
@@ -42,7 +45,8 @@ pub fn run(args: &CoordinatorArgs) -> anyhow::Result<()> {
             "ltsweep coordinator listening on {address}, state in {}",
             args.state_dir.display()
         );
-        ltsweep_coordinator::serve(config, listener, super::worker::shutdown_signal())
+        opened
+            .serve(listener, super::worker::shutdown_signal())
             .await
             .context("the coordinator stopped")
     })

@@ -269,3 +269,28 @@ fn cli_errors_are_one_line_with_their_exit_codes() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot reach the coordinator"));
 }
+
+#[test]
+fn an_unusable_state_dir_stops_the_coordinator_at_start_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = crate::support::write(dir.path(), "not-a-folder", "");
+    let state = file.join("state");
+    let output = crate::support::ltsweep()
+        .args([
+            "coordinator",
+            "--listen",
+            "127.0.0.1:0",
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
+        .env("LTSWEEP_TOKEN", "t")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains("cannot start") && err.contains(state.to_str().unwrap()),
+        "{err}"
+    );
+    assert!(!err.contains("listening"), "{err}");
+}
