@@ -2,6 +2,7 @@
 
 mod cluster_support;
 mod proxy;
+mod report_cli;
 mod support;
 
 mod chaos;

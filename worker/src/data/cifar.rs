@@ -74,7 +74,14 @@ fn empty(format: Format) -> ImageSet {
 }
 
 fn append(set: &mut ImageSet, path: &Path, format: Format) -> Result<(), DataError> {
-    let bytes = read_file(path)?;
+    let (labels, pixels) = parse(path, &read_file(path)?, format)?;
+    set.labels.extend(labels);
+    set.pixels.extend(pixels);
+    Ok(())
+}
+
+/// The labels and pixels of one file's records; `path` names the file in errors.
+pub fn parse(path: &Path, bytes: &[u8], format: Format) -> Result<(Vec<i64>, Vec<u8>), DataError> {
     let record = format.record_len();
     if bytes.is_empty() || bytes.len() % record != 0 {
         return Err(DataError::Malformed {
@@ -94,12 +101,11 @@ fn append(set: &mut ImageSet, path: &Path, format: Format) -> Result<(), DataErr
         .map(|r| i64::from(r[format.label_bytes() - 1]))
         .collect();
     check_labels(path, &labels, format.classes())?;
-    set.pixels.reserve(labels.len() * PIXELS);
+    let mut pixels = Vec::with_capacity(labels.len() * PIXELS);
     for r in bytes.chunks_exact(record) {
-        set.pixels.extend_from_slice(&r[format.label_bytes()..]);
+        pixels.extend_from_slice(&r[format.label_bytes()..]);
     }
-    set.labels.extend(labels);
-    Ok(())
+    Ok((labels, pixels))
 }
 
 /// Writes splits in the official format (for `ltsweep data synth` and tests). Images must be

@@ -15,6 +15,9 @@ use super::{DataError, ImageSet, Splits, check_labels, require_dir};
 const CLASSES: usize = 10;
 const IMAGES_MAGIC: u32 = 0x0803;
 const LABELS_MAGIC: u32 = 0x0801;
+/// MNIST's training images are 47 MiB; a gzip stream that inflates far beyond is refused
+/// before it exhausts memory.
+const MAX_DECOMPRESSED: u64 = 256 << 20;
 
 pub fn load(dir: &Path) -> Result<Splits, DataError> {
     require_dir(dir)?;
@@ -27,18 +30,10 @@ pub fn load(dir: &Path) -> Result<Splits, DataError> {
 fn split(dir: &Path, prefix: &str) -> Result<ImageSet, DataError> {
     let images_path = find(dir, &format!("{prefix}-images-idx3-ubyte"))?;
     let labels_path = find(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
-    let (dims, pixels) = parse(
-        &images_path,
-        &read_maybe_gzip(&images_path)?,
-        IMAGES_MAGIC,
-        3,
-    )?;
-    let (label_dims, label_bytes) = parse(
-        &labels_path,
-        &read_maybe_gzip(&labels_path)?,
-        LABELS_MAGIC,
-        1,
-    )?;
+    let images = super::read_file(&images_path)?;
+    let (dims, pixels) = parse_file(&images_path, &images, Contents::Images)?;
+    let labels = super::read_file(&labels_path)?;
+    let (label_dims, label_bytes) = parse_file(&labels_path, &labels, Contents::Labels)?;
     if label_dims[0] != dims[0] {
         return Err(DataError::Malformed {
             path: labels_path,
@@ -79,19 +74,48 @@ fn find(dir: &Path, name: &str) -> Result<PathBuf, DataError> {
     }
 }
 
-fn read_maybe_gzip(path: &Path) -> Result<Vec<u8>, DataError> {
-    let raw = super::read_file(path)?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
+/// What an IDX file holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Contents {
+    /// Unsigned bytes in 3 dimensions: count, rows, columns.
+    Images,
+    /// Unsigned bytes in 1 dimension.
+    Labels,
+}
+
+/// A whole IDX file as read from disk, gzip-compressed or not: its dimensions and data.
+/// `path` names the file in errors.
+pub fn parse_file(
+    path: &Path,
+    raw: &[u8],
+    contents: Contents,
+) -> Result<(Vec<usize>, Vec<u8>), DataError> {
+    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        GzDecoder::new(raw.as_slice())
+        // One byte past the limit tells a file that is too large from one that fits.
+        GzDecoder::new(raw)
+            .take(MAX_DECOMPRESSED + 1)
             .read_to_end(&mut out)
             .map_err(|e| DataError::Malformed {
                 path: path.to_owned(),
                 detail: format!("broken gzip stream: {e}"),
             })?;
-        Ok(out)
+        if out.len() as u64 > MAX_DECOMPRESSED {
+            return Err(DataError::Malformed {
+                path: path.to_owned(),
+                detail: format!(
+                    "decompresses to more than {} MiB, far more than an MNIST-style file",
+                    MAX_DECOMPRESSED >> 20
+                ),
+            });
+        }
+        out
     } else {
-        Ok(raw)
+        raw.to_vec()
+    };
+    match contents {
+        Contents::Images => parse(path, &bytes, IMAGES_MAGIC, 3),
+        Contents::Labels => parse(path, &bytes, LABELS_MAGIC, 1),
     }
 }
 
@@ -127,7 +151,14 @@ fn parse(
         return Err(truncated());
     }
     let dims: Vec<usize> = (1..=ndims).map(|i| word(i) as usize).collect();
-    let expected = dims.iter().product::<usize>();
+    let expected = dims
+        .iter()
+        .try_fold(1usize, |product, &d| product.checked_mul(d))
+        .ok_or_else(|| {
+            malformed(format!(
+                "the header's dimensions {dims:?} are impossibly large"
+            ))
+        })?;
     let data = &bytes[header_len..];
     if data.len() != expected {
         return Err(malformed(format!(
