@@ -274,6 +274,9 @@ pub struct BenchTrainArgs {
     /// The loss plan to time (cross entropy alone, as the PyTorch peer).
     #[arg(long, default_value = "comp=none,pc=none")]
     pub plan: String,
+    /// Random crop and flip (off: the model's math and the optimiser alone).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub augment: bool,
     #[arg(long, default_value = "auto")]
     pub device: String,
     #[arg(long)]

@@ -49,8 +49,8 @@ fn train(args: &BenchTrainArgs) -> anyhow::Result<()> {
     let spec = SweepSpec::parse(&format!(
         "name = \"bench\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\nimbalance_ratio = 1\n\
          [model]\ndepth = {}\n[train]\nepochs = 1000000\nbatch_size = {}\nlr = 0.1\nwarmup_epochs = 0\n\
-         lr_decay_epochs = [999999]\n[losses]\nplans = [{{ comp = \"{}\", pc = \"{}\" }}]\n",
-        args.depth, args.batch, plan.comp, plan.pc
+         lr_decay_epochs = [999999]\naugment = {}\n[losses]\nplans = [{{ comp = \"{}\", pc = \"{}\" }}]\n",
+        args.depth, args.batch, args.augment, plan.comp, plan.pc
     ))
     .context("the benchmark's own spec")?;
     let job = &spec.jobs()[0];
