@@ -242,8 +242,13 @@ pub struct BenchCoordinatorArgs {
     /// Simulated workers, each with its own connection.
     #[arg(long, default_value_t = 1000)]
     pub workers: usize,
+    /// Jobs in each of the two runs (paced, then saturating).
     #[arg(long, default_value_t = 100_000)]
     pub jobs: usize,
+    /// Jobs per second the simulated workers offer in the paced run: each polls again
+    /// `workers / rate` seconds after its last poll, as workers whose jobs take that long.
+    #[arg(long, default_value_t = 1200.0)]
+    pub rate: f64,
     #[arg(long, value_enum, default_value = "normal")]
     pub durability: DurabilityArg,
 }

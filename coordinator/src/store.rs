@@ -85,7 +85,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 const AUTOCHECKPOINT_PAGES: i64 = 50_000;
 
 /// The page cache of each connection, as SQLite takes it: negative for KiB.
-const CACHE_KIB: i64 = -65_536;
+const CACHE_KIB: i64 = -8_192;
 
 /// The open database of one state dir.
 pub struct Store {

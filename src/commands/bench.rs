@@ -164,7 +164,16 @@ struct Latencies {
     complete: Vec<u32>,
 }
 
+/// What one run of the load generator measured.
+struct LoadRun {
+    submit_seconds: f64,
+    seconds: f64,
+    succeeded: u32,
+    latencies: Latencies,
+}
+
 fn coordinator(args: &BenchCoordinatorArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.rate > 0.0, "--rate must be positive");
     let dir = tempfile::tempdir()?;
     let token = "bench";
     let durability = match args.durability {
@@ -183,97 +192,131 @@ fn coordinator(args: &BenchCoordinatorArgs) -> anyhow::Result<()> {
             durability,
         ],
     )?;
+    let period = Duration::from_secs_f64(args.workers as f64 / args.rate);
+    let paced = super::client::block_on(load_run(&url, token, "paced", args, Some(period)))?;
+    let saturated = super::client::block_on(load_run(&url, token, "saturated", args, None))?;
+    let memory = coordinator.peak_memory_mib();
+
+    println!(
+        "ltsweep bench coordinator: a load generator standing in for {} workers (each its own connection, \
+         instant jobs) against a coordinator process, durability {durability}, {} jobs a run",
+        args.workers, args.jobs
+    );
+    println!(
+        "| figure | paced: {:.0} jobs/s offered | saturated: no pause |",
+        args.rate
+    );
+    println!("|---|---|---|");
+    let row = |name: &str, f: &dyn Fn(&LoadRun) -> String| {
+        println!("| {name} | {} | {} |", f(&paced), f(&saturated));
+    };
+    row("submit of the sweep", &|r| {
+        format!("{:.2} s", r.submit_seconds)
+    });
+    row("jobs recorded as succeeded", &|r| r.succeeded.to_string());
+    row("wall time, first poll to last completion", &|r| {
+        format!("{:.1} s", r.seconds)
+    });
+    row("completions/s", &|r| {
+        format!("{:.0}", f64::from(r.succeeded) / r.seconds)
+    });
+    row("PollWork latency p50 / p99", &|r| {
+        format!(
+            "{:.2} / {:.2} ms",
+            percentile(&r.latencies.poll, 0.5),
+            percentile(&r.latencies.poll, 0.99)
+        )
+    });
+    row("CompleteJob latency p50 / p99", &|r| {
+        format!(
+            "{:.2} / {:.2} ms",
+            percentile(&r.latencies.complete, 0.5),
+            percentile(&r.latencies.complete, 0.99)
+        )
+    });
+    println!(
+        "| coordinator peak memory (VmHWM), both runs | {} | |",
+        memory.map_or("unknown".to_owned(), |m| format!("{m:.0} MiB"))
+    );
+    println!(
+        "completions_per_second={:.1}",
+        f64::from(saturated.succeeded) / saturated.seconds
+    );
+    Ok(())
+}
+
+/// Submits a sweep of `args.jobs` instant jobs and lets the simulated workers take them all.
+async fn load_run(
+    url: &str,
+    token: &str,
+    name: &str,
+    args: &BenchCoordinatorArgs,
+    period: Option<Duration>,
+) -> anyhow::Result<LoadRun> {
     let seeds: Vec<String> = (0..args.jobs).map(|s| s.to_string()).collect();
     let spec = format!(
-        "name = \"load\"\nseeds = [{}]\n[dataset]\nkind = \"synthetic\"\n[losses]\nplans = [{{ comp = \"none\", pc = \"none\" }}]\n",
+        "name = \"load-{name}\"\nseeds = [{}]\n[dataset]\nkind = \"synthetic\"\n[losses]\nplans = [{{ comp = \"none\", pc = \"none\" }}]\n",
         seeds.join(", ")
     );
-    super::client::block_on(async {
-        let connection = Connection::new(&url, Some(token), None)?;
-        let submit_start = Instant::now();
-        let submitted = connection
-            .sweeps()
-            .submit_sweep(pb::SubmitSweepRequest { spec_toml: spec })
-            .await?
-            .into_inner();
-        let submit_seconds = submit_start.elapsed().as_secs_f64();
-        let completed = Arc::new(AtomicUsize::new(0));
-        let start = Instant::now();
-        let mut tasks = tokio::task::JoinSet::new();
-        for i in 0..args.workers {
-            // Its own connection, as a real worker on its own machine has.
-            let connection = Connection::new(&url, Some(token), None)?;
-            let completed = Arc::clone(&completed);
-            let jobs = args.jobs;
-            tasks.spawn(async move { simulated_worker(connection, i, jobs, completed).await });
-        }
-        let mut latencies = Latencies::default();
-        while let Some(joined) = tasks.join_next().await {
-            let mine = joined??;
-            latencies.poll.extend(mine.poll);
-            latencies.complete.extend(mine.complete);
-        }
-        let seconds = start.elapsed().as_secs_f64();
-        let status = connection
-            .sweeps()
-            .get_sweep(pb::GetSweepRequest {
-                with_specs: false,
-                sweep_id: submitted.sweep_id.clone(),
-            })
-            .await?
-            .into_inner();
-        let succeeded = status.counts.map_or(0, |c| c.succeeded);
-        let memory = coordinator.peak_memory_mib();
-        latencies.poll.sort_unstable();
-        latencies.complete.sort_unstable();
-        println!(
-            "ltsweep bench coordinator: {} simulated workers (a load generator speaking the worker protocol, instant jobs), {} jobs, durability {durability}",
-            args.workers, args.jobs
-        );
-        println!("| figure | value |");
-        println!("|---|---|");
-        println!(
-            "| submit of the {}-job sweep | {submit_seconds:.2} s |",
-            args.jobs
-        );
-        println!("| jobs recorded as succeeded | {succeeded} |");
-        println!("| wall time, first poll to last completion | {seconds:.2} s |");
-        println!("| completions/s | {:.0} |", f64::from(succeeded) / seconds);
-        println!(
-            "| PollWork latency p50 / p99 | {:.2} / {:.2} ms ({} calls) |",
-            percentile(&latencies.poll, 0.5),
-            percentile(&latencies.poll, 0.99),
-            latencies.poll.len()
-        );
-        println!(
-            "| CompleteJob latency p50 / p99 | {:.2} / {:.2} ms ({} calls) |",
-            percentile(&latencies.complete, 0.5),
-            percentile(&latencies.complete, 0.99),
-            latencies.complete.len()
-        );
-        println!(
-            "| coordinator peak memory (VmHWM) | {} |",
-            memory.map_or("unknown".to_owned(), |m| format!("{m:.0} MiB"))
-        );
-        println!(
-            "completions_per_second={:.1}",
-            f64::from(succeeded) / seconds
-        );
-        anyhow::ensure!(
-            succeeded as usize == args.jobs,
-            "only {succeeded} of {} jobs succeeded",
-            args.jobs
-        );
-        Ok(())
+    let connection = Connection::new(url, Some(token), None)?;
+    let submit_start = Instant::now();
+    let submitted = connection
+        .sweeps()
+        .submit_sweep(pb::SubmitSweepRequest { spec_toml: spec })
+        .await?
+        .into_inner();
+    let submit_seconds = submit_start.elapsed().as_secs_f64();
+    let completed = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..args.workers {
+        // Its own connection, as a real worker on its own machine has.
+        let connection = Connection::new(url, Some(token), None)?;
+        let completed = Arc::clone(&completed);
+        let jobs = args.jobs;
+        // Spread over the period, so that the workers do not all ask at the same instant.
+        let pace = period.map(|p| (p, p.mul_f64(i as f64 / args.workers as f64)));
+        tasks.spawn(async move { simulated_worker(connection, i, jobs, completed, pace).await });
+    }
+    let mut latencies = Latencies::default();
+    while let Some(joined) = tasks.join_next().await {
+        let mine = joined??;
+        latencies.poll.extend(mine.poll);
+        latencies.complete.extend(mine.complete);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let status = connection
+        .sweeps()
+        .get_sweep(pb::GetSweepRequest {
+            sweep_id: submitted.sweep_id.clone(),
+            with_specs: false,
+        })
+        .await?
+        .into_inner();
+    let succeeded = status.counts.map_or(0, |c| c.succeeded);
+    anyhow::ensure!(
+        succeeded as usize == args.jobs,
+        "only {succeeded} of {} jobs succeeded",
+        args.jobs
+    );
+    latencies.poll.sort_unstable();
+    latencies.complete.sort_unstable();
+    Ok(LoadRun {
+        submit_seconds,
+        seconds,
+        succeeded,
+        latencies,
     })
 }
 
-/// Polls, completes at once with a minimal result, and polls again, until every job is done.
+/// Polls, completes at once with a minimal result, and polls again (after `pace`'s period, if
+/// given), until every job is done.
 async fn simulated_worker(
     connection: Connection,
     index: usize,
     jobs: usize,
     completed: Arc<AtomicUsize>,
+    pace: Option<(Duration, Duration)>,
 ) -> anyhow::Result<Latencies> {
     let mut client = connection.worker();
     let worker_id = client
@@ -290,7 +333,12 @@ async fn simulated_worker(
         .into_inner()
         .worker_id;
     let mut latencies = Latencies::default();
+    let mut next = tokio::time::Instant::now() + pace.map_or(Duration::ZERO, |(_, offset)| offset);
     while completed.load(Ordering::Relaxed) < jobs {
+        if let Some((period, _)) = pace {
+            tokio::time::sleep_until(next).await;
+            next += period;
+        }
         let start = Instant::now();
         let lease = client
             .poll_work(pb::PollWorkRequest {
