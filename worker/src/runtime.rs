@@ -650,7 +650,7 @@ impl Backoff {
     async fn wait(&mut self, what: &str, status: &tonic::Status) {
         self.failures += 1;
         // Loud on the first failure and then now and again, not on every retry.
-        if self.failures == 1 || self.failures % 20 == 0 {
+        if self.failures == 1 || self.failures.is_multiple_of(20) {
             tracing::warn!(code = ?status.code(), message = status.message(), failures = self.failures, "cannot {what}; retrying");
         }
         tokio::time::sleep(self.delay).await;

@@ -282,7 +282,7 @@ impl Trainer {
                 });
             }
             let stop_here = stop_after == Some(self.epoch);
-            let due = self.epoch % self.job.train.checkpoint_every == 0;
+            let due = self.epoch.is_multiple_of(self.job.train.checkpoint_every);
             // The checkpoint goes out before the epoch's progress, so that whoever tracks
             // progress never hears of an epoch later than the checkpoints it could have.
             if self.epoch < epochs && (due || stop_here) {
@@ -419,12 +419,12 @@ impl Trainer {
                 losses_cfg.pc_push_weight,
             );
             sums.pc += pc.detach();
-            loss = loss + &pc * losses_cfg.pc_weight;
+            loss += &pc * losses_cfg.pc_weight;
         }
         if use_comp && !alternate {
             let comp = self.complement(&logits, y);
             sums.comp += comp.detach();
-            loss = loss + &comp * losses_cfg.comp_weight;
+            loss += &comp * losses_cfg.comp_weight;
         }
         self.sgd.zero_grad();
         self.centers.zero_grad();

@@ -83,7 +83,7 @@ fn append(set: &mut ImageSet, path: &Path, format: Format) -> Result<(), DataErr
 /// The labels and pixels of one file's records; `path` names the file in errors.
 pub fn parse(path: &Path, bytes: &[u8], format: Format) -> Result<(Vec<i64>, Vec<u8>), DataError> {
     let record = format.record_len();
-    if bytes.is_empty() || bytes.len() % record != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(record) {
         return Err(DataError::Malformed {
             path: path.to_owned(),
             detail: format!(

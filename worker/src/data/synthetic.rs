@@ -44,14 +44,13 @@ fn generate(classes: usize, per_class: usize, config: &SyntheticConfig, split: u
     let noise = config.noise as f32;
     let mut pixels = Vec::with_capacity(classes * per_class * channels * size * size);
     let mut labels = Vec::with_capacity(classes * per_class);
-    for class in 0..classes {
+    for (class, pattern) in templates.iter().enumerate() {
         let mut rng = Rng::derive(split, &[purpose::SYNTHETIC, class as u64]);
         for _ in 0..per_class {
             let (dy, dx) = (
                 rng.below(size as u64) as usize,
                 rng.below(size as u64) as usize,
             );
-            let pattern = &templates[class];
             for c in 0..channels {
                 for y in 0..size {
                     let row = &pattern[(c * size + (y + dy) % size) * size..][..size];
