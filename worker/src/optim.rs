@@ -6,70 +6,105 @@
 //! `d = g + wd * p; buf = momentum * buf + d; p -= lr * buf`. A zero-initialised buffer gives
 //! the same first step as PyTorch's `buf = d`.
 
+use std::collections::HashMap;
+
 use tch::Tensor;
 
+/// Momentum SGD over every parameter at once.
+///
+/// The parameters are moved into one contiguous buffer (each stays a view of its part of it),
+/// and gradients come from `run_backward`, which returns them instead of accumulating into
+/// `.grad`: a step is then a handful of tensor operations on the whole buffer, not several per
+/// parameter tensor, which matters most on a GPU, where each is a kernel launch.
 pub struct Sgd {
-    params: Vec<(String, Tensor)>,
-    buffers: Vec<Tensor>,
+    names: Vec<String>,
+    params: Vec<Tensor>,
+    flat: Tensor,
+    buffer: Tensor,
     momentum: f64,
     weight_decay: f64,
 }
 
 impl Sgd {
-    pub fn new(params: Vec<(String, Tensor)>, momentum: f64, weight_decay: f64) -> Self {
-        let buffers = params.iter().map(|(_, p)| p.zeros_like()).collect();
+    pub fn new(mut params: Vec<(String, Tensor)>, momentum: f64, weight_decay: f64) -> Self {
+        let flat = tch::no_grad(|| {
+            let parts: Vec<Tensor> = params
+                .iter()
+                .map(|(_, p)| p.detach().reshape([-1]))
+                .collect();
+            Tensor::cat(&parts, 0)
+        });
+        let mut offset = 0;
+        for (_, p) in &mut params {
+            let len = p.numel() as i64;
+            let view = flat.narrow(0, offset, len).view(p.size().as_slice());
+            // Every handle to the parameter (the model's, the VarStore's) sees the new storage.
+            p.set_data(&view);
+            offset += len;
+        }
+        let (names, params) = params.into_iter().unzip();
         Self {
+            names,
             params,
-            buffers,
+            buffer: flat.zeros_like(),
+            flat,
             momentum,
             weight_decay,
         }
     }
 
-    pub fn zero_grad(&mut self) {
-        for (_, p) in &mut self.params {
-            p.zero_grad();
-        }
-    }
-
-    pub fn step(&mut self, lr: f64) {
+    /// Back-propagates `loss` and updates the parameters with learning rate `lr`; returns the
+    /// gradient of `extra` (a leaf outside the network, such as the PC centres), if given.
+    pub fn backward_step(
+        &mut self,
+        loss: &Tensor,
+        lr: f64,
+        extra: Option<&Tensor>,
+    ) -> Option<Tensor> {
+        let mut inputs: Vec<&Tensor> = self.params.iter().collect();
+        inputs.extend(extra);
+        let mut grads = Tensor::run_backward(&[loss], &inputs, false, false);
+        let extra_grad = extra.and_then(|_| grads.pop());
         tch::no_grad(|| {
-            for ((_, p), buf) in self.params.iter_mut().zip(&mut self.buffers) {
-                let grad = p.grad();
-                if !grad.defined() {
-                    continue;
-                }
-                let d = if self.weight_decay != 0.0 {
-                    grad + &*p * self.weight_decay
-                } else {
-                    grad
-                };
-                let _ = buf.g_mul_scalar_(self.momentum);
-                let _ = buf.g_add_(&d);
-                let _ = p.g_sub_(&(&*buf * lr));
-            }
+            let flat_grad = Tensor::cat(
+                &grads.iter().map(|g| g.reshape([-1])).collect::<Vec<_>>(),
+                0,
+            );
+            let d = if self.weight_decay != 0.0 {
+                flat_grad + &self.flat * self.weight_decay
+            } else {
+                flat_grad
+            };
+            let _ = self.buffer.g_mul_scalar_(self.momentum);
+            let _ = self.buffer.g_add_(&d);
+            let _ = self.flat.g_sub_(&(&self.buffer * lr));
         });
+        extra_grad
     }
 
     /// The momentum buffers, named after their parameters, for a checkpoint.
     pub fn state(&self) -> Vec<(String, Tensor)> {
-        self.params
+        let mut offset = 0;
+        self.names
             .iter()
-            .zip(&self.buffers)
-            .map(|((name, _), buf)| (name.clone(), buf.shallow_clone()))
+            .zip(&self.params)
+            .map(|(name, p)| {
+                let len = p.numel() as i64;
+                let part = self.buffer.narrow(0, offset, len).view(p.size().as_slice());
+                offset += len;
+                (name.clone(), part)
+            })
             .collect()
     }
 
     /// Restores the buffers from [`Sgd::state`]'s tensors; every parameter must have one.
-    pub fn load_state(
-        &mut self,
-        mut named: std::collections::HashMap<String, Tensor>,
-    ) -> Result<(), String> {
-        for ((name, _), buf) in self.params.iter().zip(&mut self.buffers) {
+    pub fn load_state(&mut self, mut named: HashMap<String, Tensor>) -> Result<(), String> {
+        for (name, mut part) in self.state() {
             let saved = named
-                .remove(name)
+                .remove(&name)
                 .ok_or_else(|| format!("the checkpoint has no momentum for {name}"))?;
-            tch::no_grad(|| buf.copy_(&saved));
+            tch::no_grad(|| part.f_copy_(&saved))
+                .map_err(|e| format!("momentum for {name}: {e}"))?;
         }
         Ok(())
     }
@@ -77,12 +112,9 @@ impl Sgd {
 
 /// One plain SGD step of the PC centres with their gradient rescaled by `1/pc_weight`, as the
 /// PC reference code does, so that the centres move at `center_lr` whatever the loss weight.
-pub fn step_centers(centers: &mut Tensor, center_lr: f64, pc_weight: f64) {
+pub fn step_centers(centers: &mut Tensor, grad: &Tensor, center_lr: f64, pc_weight: f64) {
     tch::no_grad(|| {
-        let grad = centers.grad();
-        if grad.defined() {
-            let _ = centers.g_sub_(&(grad * (center_lr / pc_weight)));
-        }
+        let _ = centers.g_sub_(&(grad * (center_lr / pc_weight)));
     });
 }
 
@@ -97,12 +129,24 @@ mod tests {
         // step 1: d = 2 + 0.1 = 2.1, buf = 2.1, p = 1 - 1.05 = -0.05
         // step 2: g = 2, d = 2 - 0.005 = 1.995, buf = 0.9*2.1 + 1.995 = 3.885, p = -0.05 - 1.9425
         let p = Tensor::from_slice(&[1.0f64]).set_requires_grad(true);
-        let mut sgd = Sgd::new(vec![("p".into(), p.shallow_clone())], 0.9, 0.1);
+        let q = Tensor::from_slice(&[3.0f64, 4.0]).set_requires_grad(true);
+        let mut sgd = Sgd::new(
+            vec![
+                ("p".into(), p.shallow_clone()),
+                ("q".into(), q.shallow_clone()),
+            ],
+            0.9,
+            0.1,
+        );
         for _ in 0..2 {
-            sgd.zero_grad();
-            (&p * 2.0).sum(Kind::Double).backward();
-            sgd.step(0.5);
+            let loss = (&p * 2.0).sum(Kind::Double) + (&q * 0.0).sum(Kind::Double);
+            sgd.backward_step(&loss, 0.5, None);
         }
+        // The caller's handles see the updates made in the shared buffer.
         assert!((p.double_value(&[0]) - (-1.9925)).abs() < 1e-12);
+        let state = sgd.state();
+        assert_eq!(state[1].0, "q");
+        assert_eq!(state[1].1.size(), [2]);
+        assert!((state[0].1.double_value(&[0]) - 3.885).abs() < 1e-12);
     }
 }

@@ -426,13 +426,13 @@ impl Trainer {
             sums.comp += comp.detach();
             loss += &comp * losses_cfg.comp_weight;
         }
-        self.sgd.zero_grad();
-        self.centers.zero_grad();
-        loss.backward();
-        self.sgd.step(lr);
-        if use_pc {
+        let centre_grad = self
+            .sgd
+            .backward_step(&loss, lr, use_pc.then_some(&self.centers));
+        if let Some(grad) = centre_grad {
             optim::step_centers(
                 &mut self.centers,
+                &grad,
                 losses_cfg.pc_center_lr,
                 losses_cfg.pc_weight,
             );
@@ -443,9 +443,8 @@ impl Trainer {
             let (logits, _) = self.model.forward_t(x, true);
             let comp = self.complement(&logits, y);
             sums.comp += comp.detach();
-            self.sgd.zero_grad();
-            (comp * losses_cfg.comp_weight).backward();
-            self.sgd.step(lr);
+            self.sgd
+                .backward_step(&(comp * losses_cfg.comp_weight), lr, None);
         }
     }
 
