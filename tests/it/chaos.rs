@@ -14,7 +14,8 @@ use crate::proxy::Proxy;
 const TIMEOUT: Duration = Duration::from_secs(600);
 const CHECKPOINT_EVERY: u32 = 3;
 
-/// Nine jobs of about twenty epochs, long enough to be hit part-way.
+/// Nine jobs of forty epochs (a few seconds each): long enough that a status poll sees each
+/// one running part-way, so that the faults land on running jobs.
 fn chaos_spec() -> String {
     format!(
         r#"
@@ -33,11 +34,11 @@ head_min_count = 40
 [model]
 depth = 8
 [train]
-epochs = 20
+epochs = 40
 batch_size = 16
 lr = 0.05
 warmup_epochs = 0
-lr_decay_epochs = [15]
+lr_decay_epochs = [30]
 pretrain_ce_epochs = 1
 checkpoint_every = {CHECKPOINT_EVERY}
 eval_epochs = [5]
@@ -165,7 +166,7 @@ fn a_sweep_through_kills_restarts_and_a_partition_ends_as_an_undisturbed_one() {
             result.job_id
         );
     }
-    let mut resumed = 0;
+    let mut leased_again = 0;
     for job in jobs(&status) {
         let attempts = job["attempts"].as_u64().unwrap();
         let retrained = job["epochs_retrained"].as_u64().unwrap();
@@ -173,11 +174,11 @@ fn a_sweep_through_kills_restarts_and_a_partition_ends_as_an_undisturbed_one() {
             retrained <= u64::from(CHECKPOINT_EVERY) * (attempts - 1),
             "a resumed attempt trained more than checkpoint_every epochs again: {job}"
         );
-        if attempts > 1 {
-            resumed += 1;
-        }
+        leased_again += attempts - 1;
     }
-    assert!(resumed >= 3, "the faults hit at least three jobs: {status}");
+    // Two kills and a partition each cost a job one attempt (one job may be hit twice); the
+    // coordinator restarts cost none, as workers keep their leases through them.
+    assert!(leased_again >= 3, "every fault moved a job: {status}");
     // The job the partition moved was leased again, and still has one result.
     let moved = results.iter().find(|r| r.job_id == job).unwrap();
     assert!(moved.attempts >= 2, "{moved:?}");
@@ -185,13 +186,17 @@ fn a_sweep_through_kills_restarts_and_a_partition_ends_as_an_undisturbed_one() {
 
 #[test]
 fn a_worker_cut_off_shorter_than_its_lease_keeps_its_job_and_completes_once() {
-    let mut cluster = TestCluster::start_with_lease(0, "60s");
+    // An epoch of this job takes under a tenth of a second here: it must run long enough that
+    // a status poll sees it running before it ends, and end well inside the lease however
+    // loaded the machine.
+    const EPOCHS: usize = 100;
+    let mut cluster = TestCluster::start_with_lease(0, "120s");
     let proxy = Proxy::start(&cluster.address);
     cluster.add_worker_at(&proxy.url());
     let worker = cluster.worker_id(0);
     let spec = chaos_spec()
-        .replace("epochs = 20", "epochs = 8")
-        .replace("lr_decay_epochs = [15]", "lr_decay_epochs = [6]")
+        .replace("epochs = 40", &format!("epochs = {EPOCHS}"))
+        .replace("lr_decay_epochs = [30]", "lr_decay_epochs = [80]")
         + "[losses]\nplans = [{ comp = \"none\", pc = \"none\" }]\n";
     let sweep = cluster.submit(&cluster.write_spec(&spec));
     cluster.wait_for_state(&sweep, "the job to start", TIMEOUT, |s| {
@@ -211,5 +216,5 @@ fn a_worker_cut_off_shorter_than_its_lease_keeps_its_job_and_completes_once() {
     let results = cluster.results(&sweep);
     assert_one_result_per_job(&results, 1);
     assert_eq!(results[0].worker_id.as_deref(), Some(worker.as_str()));
-    assert_eq!(results[0].epochs.len(), 8);
+    assert_eq!(results[0].epochs.len(), EPOCHS);
 }

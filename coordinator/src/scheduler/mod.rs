@@ -38,10 +38,11 @@
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::fmt;
 use std::sync::Arc;
 
-use ltsweep_proto::{EpochMetrics, JobId, JobResult, JobSpec, JobState, SweepId, SweepSpec};
+use ltsweep_proto::{
+    EpochMetrics, JobId, JobResult, JobSpec, JobState, SweepId, SweepSpec, string_id,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::CoordinatorError;
@@ -59,33 +60,6 @@ const SEEN_RESOLUTION_MS: u64 = 1_000;
 
 /// A worker is alive while it was seen within this many heartbeat intervals.
 const ALIVE_HEARTBEATS: u64 = 3;
-
-macro_rules! string_id {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(pub String);
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl From<&str> for $name {
-            fn from(s: &str) -> Self {
-                Self(s.to_owned())
-            }
-        }
-
-        impl $name {
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-    };
-}
 
 string_id!(
     /// `w-17`: from a persisted counter, so ids stay unique across coordinator restarts.
