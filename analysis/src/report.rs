@@ -40,10 +40,10 @@ pub fn write_report(frames: &Frames, out_dir: &Path) -> Result<Report, AnalysisE
     let table1_caption = if with_differences {
         "Table 1: top-1 accuracy [%] on the test set, mean ± std over seeds (n: seeds that \
          succeeded). Δ vs CE: mean of the seed-paired differences to CE alone with the same \
-         axis values [95% Student t interval]. Bold: the best mean All."
+         axis values [95% Student t interval]. Bold: the best mean of each column."
     } else {
         "Table 1: top-1 accuracy [%] on the test set, mean ± std over seeds (n: seeds that \
-         succeeded). Bold: the best mean All."
+         succeeded). Bold: the best mean of each column."
     };
     let table1 = AccuracyTable {
         caption: table1_caption,
@@ -55,7 +55,8 @@ pub fn write_report(frames: &Frames, out_dir: &Path) -> Result<Report, AnalysisE
     .render();
     let shots = AccuracyTable {
         caption: "Top-1 accuracy [%] by training images of the class: Many (> 100), Medium \
-                  (20 to 100), Few (< 20); mean ± std over seeds. Bold: Table 1's best row.",
+                  (20 to 100), Few (< 20); mean ± std over seeds. Bold: the best mean of each \
+                  column.",
         metrics: Metric::SHOTS,
         rows: &rows,
         axis_names: &tidy.axis_names,

@@ -83,6 +83,18 @@ impl AccuracyTable<'_> {
         }
     }
 
+    /// Whether `row` has the highest mean of `metric`'s column, as printed (ties are all bold),
+    /// as papers mark the best figure of each column rather than one row.
+    fn is_column_best(&self, row: &PlanRow, metric: Metric) -> bool {
+        let printed = |row: &PlanRow| row.metric(metric).mean.map(|mean| format!("{mean:.2}"));
+        let best = self
+            .rows
+            .iter()
+            .filter_map(|row| row.metric(metric).mean)
+            .max_by(f64::total_cmp);
+        best.is_some_and(|best| printed(row) == Some(format!("{best:.2}")))
+    }
+
     fn markdown(&self) -> String {
         let mut header: Vec<String> =
             ["Comp. on Head", "Comp. on Tail", "PC on Head", "PC on Tail"]
@@ -108,7 +120,7 @@ impl AccuracyTable<'_> {
             cells.push(row.jobs.n_label());
             for metric in self.metrics {
                 let cell = mean_std(row, metric, " ± ");
-                cells.push(if row.best && !cell.is_empty() {
+                cells.push(if self.is_column_best(row, metric) {
                     format!("**{cell}**")
                 } else {
                     cell
@@ -247,7 +259,7 @@ impl AccuracyTable<'_> {
             cells.push(latex_escape(&row.jobs.n_label()));
             for metric in self.metrics {
                 let cell = mean_std(row, metric, " $\\pm$ ");
-                cells.push(if row.best && !cell.is_empty() {
+                cells.push(if self.is_column_best(row, metric) {
                     format!("\\textbf{{{cell}}}")
                 } else {
                     cell

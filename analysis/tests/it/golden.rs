@@ -110,7 +110,7 @@ fn table1_numbers_match_hand_arithmetic() {
 }
 
 #[test]
-fn markdown_shows_the_numbers_rounded_and_the_best_row_bold() {
+fn markdown_shows_the_numbers_rounded_and_the_best_figures_bold() {
     let frames = Frames::from_records(&fixtures::golden()).expect("frames");
     let out = tempfile::tempdir().expect("a temporary directory");
     let report = write_report(&frames, out.path()).expect("report");
@@ -162,6 +162,27 @@ fn markdown_shows_the_numbers_rounded_and_the_best_row_bold() {
         ),
         "{latex}"
     );
+}
+
+/// The best row by All need not be best in every column: each column's best mean is bold,
+/// and so are ties as printed.
+#[test]
+fn each_column_marks_its_own_best_mean() {
+    let seeds = |head, tail| [fixtures::succeeded(head, tail); 3];
+    let outcomes = [seeds(70.0, 20.0), seeds(56.0, 34.0), seeds(66.0, 34.0)].concat();
+    let records = fixtures::sweep(fixtures::GOLDEN_SPEC, &outcomes);
+    let frames = Frames::from_records(&records).expect("frames");
+    let out = tempfile::tempdir().expect("a temporary directory");
+    let table = write_report(&frames, out.path())
+        .expect("report")
+        .table1_markdown;
+    for row in [
+        "|  |  |  |  | 3 | 45.00 ± 0.00 | **70.00 ± 0.00** | 20.00 ± 0.00 |",
+        "| ✓ | ✓ |  |  | 3 | 45.00 ± 0.00 | 56.00 ± 0.00 | **34.00 ± 0.00** |",
+        "|  | ✓ | ✓ |  | 3 | **50.00 ± 0.00** | 66.00 ± 0.00 | **34.00 ± 0.00** |",
+    ] {
+        assert!(table.contains(row), "no row {row} in\n{table}");
+    }
 }
 
 #[test]
