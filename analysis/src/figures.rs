@@ -4,7 +4,7 @@
 //! Text is drawn with DejaVu Sans compiled into the crate (plotters' `ab_glyph` backend), so the
 //! PNGs need no fontconfig or freetype on the machine that makes the report.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -181,11 +181,23 @@ impl Figure1 {
                 compared.push((ce, format!("CE alone ({})", ce.label()), CE_COLOR));
                 compared.push((best, format!("best: {}", best.label()), BEST_COLOR));
             }
-            Some(ce) => compared.push((
-                ce,
-                format!("CE alone, the best plan ({})", ce.label()),
-                CE_COLOR,
-            )),
+            Some(ce) => {
+                compared.push((
+                    ce,
+                    format!("CE alone, the best plan ({})", ce.label()),
+                    CE_COLOR,
+                ));
+                // The figure is a comparison: with CE on top, it sets CE against its closest
+                // challenger rather than drawing one line.
+                let runner_up = rows
+                    .iter()
+                    .filter(|row| !row.is_ce_only() && row.same_axes(ce))
+                    .filter_map(|row| Some((row, row.metric(Metric::All).mean?)))
+                    .max_by(|(_, a), (_, b)| a.total_cmp(b));
+                if let Some((row, _)) = runner_up {
+                    compared.push((row, format!("runner-up: {}", row.label()), BEST_COLOR));
+                }
+            }
             None => {
                 notes.push(
                     "figure 1 shows the best plan alone: the sweep has no CE-only plan with its \
@@ -196,7 +208,7 @@ impl Figure1 {
             }
         }
         let title = match compared.as_slice() {
-            [_, (best, ..)] => format!("Per-class test accuracy: CE alone vs {}", best.label()),
+            [_, (other, ..)] => format!("Per-class test accuracy: CE alone vs {}", other.label()),
             _ => format!("Per-class test accuracy: {}", best.label()),
         };
 
@@ -221,12 +233,24 @@ impl Figure1 {
             .filter(|c| c.is_final && compared.iter().any(|(row, ..)| row.has_job(&c.job_id)))
             .map(|c| c.epoch)
             .max();
-        let early_epoch = tidy
+        // Early means once the compared losses differ: until a plan's Comp. or PC loss is on
+        // (the CE-only pre-training epochs), every plan of a seed trains the same network.
+        let losses_differ_from = tidy
+            .epochs
+            .iter()
+            .filter(|e| e.auxiliary_on && compared.iter().any(|(row, ..)| row.has_job(&e.job_id)))
+            .map(|e| e.epoch)
+            .min();
+        let evaluated: BTreeSet<u32> = tidy
             .classes
             .iter()
             .filter(|c| !c.is_final && compared.iter().any(|(row, ..)| row.has_job(&c.job_id)))
             .map(|c| c.epoch)
-            .min();
+            .collect();
+        let early_epoch = losses_differ_from
+            .and_then(|from| evaluated.range(from..).next())
+            .or(evaluated.first())
+            .copied();
 
         let lines = |recalls: &[BTreeMap<ClassKey, f64>]| -> Vec<Line> {
             compared

@@ -34,6 +34,9 @@ pub(crate) struct EpochRow {
     pub(crate) job_id: String,
     pub(crate) epoch: u32,
     pub(crate) accuracy: GroupAccuracy,
+    /// Whether Complement Entropy or PC loss trained in this epoch (not in the CE-only
+    /// pre-training epochs, nor ever under CE alone).
+    pub(crate) auxiliary_on: bool,
 }
 
 /// The three frames as rows.
@@ -248,6 +251,7 @@ fn read_epochs(frame: &DataFrame) -> Result<Vec<EpochRow>, AnalysisError> {
     };
     let job_ids = reader.texts("job_id")?;
     let epochs = reader.counts("epoch")?;
+    let (comp, pc) = (reader.reals("loss_comp")?, reader.reals("loss_pc")?);
     let accuracies = reader.accuracies()?;
     accuracies
         .into_iter()
@@ -257,6 +261,7 @@ fn read_epochs(frame: &DataFrame) -> Result<Vec<EpochRow>, AnalysisError> {
                 job_id: reader.required("job_id", i, job_ids[i])?.to_owned(),
                 epoch: reader.required("epoch", i, epochs[i])?,
                 accuracy,
+                auxiliary_on: [comp[i], pc[i]].iter().flatten().any(|&loss| loss != 0.0),
             })
         })
         .collect()

@@ -77,6 +77,53 @@ fn report_writes_every_file() {
     );
 }
 
+/// Figure 1's early panel is the first evaluation once the plans' losses differ: one made
+/// during the CE-only pre-training epochs shows every plan of a seed alike.
+#[test]
+fn figure1_is_early_after_the_ce_only_epochs() {
+    let mut records = fixtures::golden();
+    for job in &mut records.jobs {
+        let result = job.result.as_mut().expect("every golden job succeeded");
+        let early = result.epochs[fixtures::EARLY_EPOCH as usize - 1].clone();
+        let first = &mut result.epochs[0];
+        (first.loss_comp, first.loss_pc) = (0.0, 0.0);
+        (first.accuracy, first.per_class) = (early.accuracy, early.per_class);
+    }
+    let frames = Frames::from_records(&records).expect("frames");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    write_report(&frames, dir.path()).expect("report");
+    let svg = std::fs::read_to_string(dir.path().join("figure1.svg")).expect("figure1.svg");
+    assert!(
+        svg.contains(&format!("Early: epoch {}", fixtures::EARLY_EPOCH)),
+        "{svg}"
+    );
+}
+
+/// Figure 1 sets CE alone against the best plan; when CE alone is best, against the runner-up.
+#[test]
+fn figure1_compares_ce_with_the_best_other_plan() {
+    let figure1_text = |outcomes: &[fixtures::Outcome]| {
+        let records = fixtures::sweep(fixtures::GOLDEN_SPEC, outcomes);
+        let frames = Frames::from_records(&records).expect("frames");
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        write_report(&frames, dir.path()).expect("report");
+        std::fs::read_to_string(dir.path().join("figure1.svg")).expect("figure1.svg")
+    };
+    let seeds = |head, tail| [fixtures::succeeded(head, tail); 3];
+
+    let svg = figure1_text(&[seeds(60.0, 20.0), seeds(62.0, 22.0), seeds(66.0, 26.0)].concat());
+    assert!(svg.contains("CE alone vs comp=tail,pc=head"), "{svg}");
+    assert!(svg.contains("best: comp=tail,pc=head"), "{svg}");
+
+    let svg = figure1_text(&[seeds(70.0, 40.0), seeds(60.0, 30.0), seeds(66.0, 34.0)].concat());
+    assert!(svg.contains("CE alone vs comp=tail,pc=head"), "{svg}");
+    assert!(
+        svg.contains("CE alone, the best plan (comp=none,pc=none)"),
+        "{svg}"
+    );
+    assert!(svg.contains("runner-up: comp=tail,pc=head"), "{svg}");
+}
+
 #[test]
 fn parquet_frames_have_their_columns_in_plain_types() {
     let frames = Frames::from_records(&fixtures::golden()).expect("frames");
