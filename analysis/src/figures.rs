@@ -227,10 +227,11 @@ impl Figure1 {
         }
         let tail_start = classes.iter().position(|class| class.group == "tail");
 
+        let drawn = |job_id: &str| compared.iter().any(|(row, ..)| row.has_job(job_id));
         let final_epoch = tidy
             .classes
             .iter()
-            .filter(|c| c.is_final && compared.iter().any(|(row, ..)| row.has_job(&c.job_id)))
+            .filter(|c| c.is_final && drawn(&c.job_id))
             .map(|c| c.epoch)
             .max();
         // Early means once the compared losses differ: until a plan's Comp. or PC loss is on
@@ -238,13 +239,13 @@ impl Figure1 {
         let losses_differ_from = tidy
             .epochs
             .iter()
-            .filter(|e| e.auxiliary_on && compared.iter().any(|(row, ..)| row.has_job(&e.job_id)))
+            .filter(|e| e.auxiliary_on && drawn(&e.job_id))
             .map(|e| e.epoch)
             .min();
         let evaluated: BTreeSet<u32> = tidy
             .classes
             .iter()
-            .filter(|c| !c.is_final && compared.iter().any(|(row, ..)| row.has_job(&c.job_id)))
+            .filter(|c| !c.is_final && drawn(&c.job_id))
             .map(|c| c.epoch)
             .collect();
         let early_epoch = losses_differ_from
