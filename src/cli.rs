@@ -109,6 +109,10 @@ pub struct CoordinatorArgs {
     /// process and faster.
     #[arg(long, value_enum, default_value = "normal")]
     pub durability: DurabilityArg,
+    /// Also serve the web page (sweeps, jobs, workers, live tables and figures) on this
+    /// address, with the same token and TLS settings as gRPC.
+    #[arg(long, env = "LTSWEEP_HTTP")]
+    pub http: Option<String>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -251,6 +255,10 @@ pub struct BenchCoordinatorArgs {
     pub rate: f64,
     #[arg(long, value_enum, default_value = "normal")]
     pub durability: DurabilityArg,
+    /// Also serve the web page (sweeps, jobs, workers, live tables and figures) on this
+    /// address, with the same token and TLS settings as gRPC.
+    #[arg(long, env = "LTSWEEP_HTTP")]
+    pub http: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]

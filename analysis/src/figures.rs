@@ -93,14 +93,26 @@ fn save(figure: &impl Figure, out_dir: &Path, stem: &str) -> Result<Vec<PathBuf>
             .and_then(|()| root.present())
             .map_err(|e| figure_error(&png, e))?;
     }
+    let text = svg_text(figure, &svg)?;
+    std::fs::write(&svg, text).map_err(|source| AnalysisError::Io {
+        path: svg.clone(),
+        source,
+    })?;
+    Ok(vec![png, svg])
+}
+
+/// Draws `figure` as an SVG document in memory; `name` names it in errors.
+fn svg_text(figure: &impl Figure, name: &Path) -> Result<String, AnalysisError> {
+    ensure_font(name)?;
+    let mut text = String::new();
     {
-        let root = SVGBackend::new(&svg, figure.size()).into_drawing_area();
+        let root = SVGBackend::with_string(&mut text, figure.size()).into_drawing_area();
         figure
             .draw(&root)
             .and_then(|()| root.present())
-            .map_err(|e| figure_error(&svg, e))?;
+            .map_err(|e| figure_error(name, e))?;
     }
-    Ok(vec![png, svg])
+    Ok(text)
 }
 
 fn title_font(size: u32) -> TextStyle<'static> {
@@ -303,6 +315,10 @@ impl Figure1 {
     pub(crate) fn save(&self, out_dir: &Path) -> Result<Vec<PathBuf>, AnalysisError> {
         save(self, out_dir, "figure1")
     }
+
+    pub(crate) fn svg(&self) -> Result<String, AnalysisError> {
+        svg_text(self, Path::new("figure1.svg"))
+    }
 }
 
 impl Figure for Figure1 {
@@ -439,6 +455,10 @@ impl Curves {
 
     pub(crate) fn save(&self, out_dir: &Path) -> Result<Vec<PathBuf>, AnalysisError> {
         save(self, out_dir, "curves")
+    }
+
+    pub(crate) fn svg(&self) -> Result<String, AnalysisError> {
+        svg_text(self, Path::new("curves.svg"))
     }
 
     fn legend_width(&self) -> u32 {

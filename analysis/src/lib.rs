@@ -8,6 +8,7 @@
 //! - [`write_report`]: every report file from the frames alone, so a report made from an export
 //!   equals one made from the coordinator's records.
 //! - [`table1_rows`]: Table 1's numbers, typed, for callers that want more than the text.
+//! - [`live_report`]: the tables and figures in memory, for a page that shows a running sweep.
 //! - [`stats`]: the statistics behind the tables.
 //!
 //! Accuracies in the frames are fractions in `[0, 1]`, as the trainer reports them; Table 1 and
@@ -32,6 +33,7 @@
 
 mod figures;
 mod frames;
+mod live;
 mod records;
 mod report;
 mod rows;
@@ -43,6 +45,7 @@ mod tables;
 use std::path::PathBuf;
 
 pub use frames::Frames;
+pub use live::{LiveReport, live_report};
 pub use records::{JobRecord, SweepRecords};
 pub use report::{Report, write_report};
 pub use summary::{JobCounts, Metric, MetricSummary, PlanRow, table1_rows};

@@ -8,7 +8,7 @@ use crate::figures::{Curves, Figure1};
 use crate::frames::{Frames, write_parquet};
 use crate::rows::Tidy;
 use crate::summary::{JobCounts, Metric, PlanRow, plan_rows};
-use crate::tables::{self, AccuracyTable};
+use crate::tables::{self, AccuracyTable, TableText};
 
 /// What [`write_report`] wrote, and what to tell the person who asked for it.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,32 +37,7 @@ pub fn write_report(frames: &Frames, out_dir: &Path) -> Result<Report, AnalysisE
     let mut notes = table_notes(&rows, with_differences);
     let mut files = Vec::new();
 
-    let table1_caption = if with_differences {
-        "Table 1: top-1 accuracy [%] on the test set, mean ± std over seeds (n: seeds that \
-         succeeded). Δ vs CE: mean of the seed-paired differences to CE alone with the same \
-         axis values [95% Student t interval]. Bold: the best mean of each column."
-    } else {
-        "Table 1: top-1 accuracy [%] on the test set, mean ± std over seeds (n: seeds that \
-         succeeded). Bold: the best mean of each column."
-    };
-    let table1 = AccuracyTable {
-        caption: table1_caption,
-        metrics: Metric::TABLE1,
-        rows: &rows,
-        axis_names: &tidy.axis_names,
-        with_differences,
-    }
-    .render();
-    let shots = AccuracyTable {
-        caption: "Top-1 accuracy [%] by training images of the class: Many (> 100), Medium \
-                  (20 to 100), Few (< 20); mean ± std over seeds. Bold: the best mean of each \
-                  column.",
-        metrics: Metric::SHOTS,
-        rows: &rows,
-        axis_names: &tidy.axis_names,
-        with_differences,
-    }
-    .render();
+    let (table1, shots) = accuracy_tables(&tidy, &rows, with_differences);
     for (stem, table) in [("table1", &table1), ("shots", &shots)] {
         write_text(out_dir, &format!("{stem}.md"), &table.markdown, &mut files)?;
         write_text(out_dir, &format!("{stem}.csv"), &table.csv, &mut files)?;
@@ -104,6 +79,41 @@ pub fn write_report(frames: &Frames, out_dir: &Path) -> Result<Report, AnalysisE
     })
 }
 
+/// Table 1 (All / Head / Tail) and the Many / Medium / Few table.
+pub(crate) fn accuracy_tables(
+    tidy: &Tidy,
+    rows: &[PlanRow],
+    with_differences: bool,
+) -> (TableText, TableText) {
+    let table1_caption = if with_differences {
+        "Table 1: top-1 accuracy [%] on the test set, mean ± std over seeds (n: seeds that \
+         succeeded). Δ vs CE: mean of the seed-paired differences to CE alone with the same \
+         axis values [95% Student t interval]. Bold: the best mean of each column."
+    } else {
+        "Table 1: top-1 accuracy [%] on the test set, mean ± std over seeds (n: seeds that \
+         succeeded). Bold: the best mean of each column."
+    };
+    let table1 = AccuracyTable {
+        caption: table1_caption,
+        metrics: Metric::TABLE1,
+        rows,
+        axis_names: &tidy.axis_names,
+        with_differences,
+    }
+    .render();
+    let shots = AccuracyTable {
+        caption: "Top-1 accuracy [%] by training images of the class: Many (> 100), Medium \
+                  (20 to 100), Few (< 20); mean ± std over seeds. Bold: the best mean of each \
+                  column.",
+        metrics: Metric::SHOTS,
+        rows,
+        axis_names: &tidy.axis_names,
+        with_differences,
+    }
+    .render();
+    (table1, shots)
+}
+
 fn write_text(
     out_dir: &Path,
     name: &str,
@@ -121,7 +131,7 @@ fn write_text(
 
 /// The notes about the tables: jobs that did not succeed, a missing CE-only baseline, the best
 /// row.
-fn table_notes(rows: &[PlanRow], with_differences: bool) -> Vec<String> {
+pub(crate) fn table_notes(rows: &[PlanRow], with_differences: bool) -> Vec<String> {
     let mut notes = Vec::new();
     let mut counts = JobCounts::default();
     for row in rows {

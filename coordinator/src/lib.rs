@@ -43,10 +43,12 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tracing::info;
 
+pub use auth::constant_time_eq;
 pub use config::{CoordinatorConfig, Durability, TlsFiles};
 pub use error::CoordinatorError;
+pub use service::SweepApi;
 
-use service::{Coordinator, SweepApi, WorkerApi};
+use service::{Coordinator, WorkerApi};
 
 /// The largest message accepted: a job result with per-class metrics of every evaluation.
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
@@ -80,6 +82,12 @@ impl Opened {
             tls,
             coordinator,
         })
+    }
+
+    /// The `SweepService` of this coordinator, to call in-process (no token is checked: the
+    /// caller answers for its own callers).
+    pub fn sweep_api(&self) -> SweepApi {
+        SweepApi(Arc::clone(&self.coordinator))
     }
 
     /// Serves on `listener` until `shutdown` completes. On shutdown, long polls and watch

@@ -529,9 +529,10 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
 // ---------------------------------------------------------------------------------------------
 // SweepService
 
-/// The calls users make.
+/// The calls users make. Besides serving gRPC, it is the in-process way to read the
+/// coordinator (the web page calls it directly), so every reader sees the same answers.
 #[derive(Clone, Debug)]
-pub(crate) struct SweepApi(pub(crate) Arc<Coordinator>);
+pub struct SweepApi(pub(crate) Arc<Coordinator>);
 
 #[tonic::async_trait]
 impl pb::sweep_service_server::SweepService for SweepApi {

@@ -1,7 +1,8 @@
-//! `ltsweep coordinator --listen ADDR --state-dir DIR`.
+//! `ltsweep coordinator --listen ADDR --state-dir DIR [--http ADDR]`.
 
 use anyhow::Context;
 use ltsweep_coordinator::{CoordinatorConfig, Durability, Opened, TlsFiles};
+use ltsweep_web::{Web, WebConfig};
 
 use crate::cli::{CoordinatorArgs, DurabilityArg};
 use crate::exit::BadInput;
@@ -36,18 +37,69 @@ pub fn run(args: &CoordinatorArgs) -> anyhow::Result<()> {
     super::client::block_on(async {
         // The state and the TLS files first: a coordinator that cannot keep its state never
         // says it is listening.
-        let opened = Opened::open(config).context("the coordinator cannot start")?;
+        let opened = Opened::open(config.clone()).context("the coordinator cannot start")?;
+        let web = args
+            .http
+            .as_ref()
+            .map(|address| {
+                let web = Web::new(
+                    opened.sweep_api(),
+                    WebConfig {
+                        token: config.token.clone(),
+                        tls: config.tls.clone(),
+                    },
+                )
+                .map_err(|e| BadInput(e.to_string()))?;
+                anyhow::Ok((address, web))
+            })
+            .transpose()?;
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .map_err(|e| BadInput(format!("cannot listen on {}: {e}", args.listen)))?;
+        let web = match web {
+            Some((address, web)) => {
+                let listener = tokio::net::TcpListener::bind(address)
+                    .await
+                    .map_err(|e| BadInput(format!("cannot serve the web page on {address}: {e}")))?;
+                Some((listener, web))
+            }
+            None => None,
+        };
         let address = listener.local_addr()?;
         eprintln!(
             "ltsweep coordinator listening on {address}, state in {}",
             args.state_dir.display()
         );
-        opened
-            .serve(listener, super::worker::shutdown_signal())
+        // One signal stops both servers; so does the gRPC server stopping on its own.
+        let stop = std::sync::Arc::new(tokio::sync::watch::channel(false).0);
+        let signalled = std::sync::Arc::clone(&stop);
+        tokio::spawn(async move {
+            super::worker::shutdown_signal().await;
+            signalled.send_replace(true);
+        });
+        let until_stopped = || {
+            let mut stopped = stop.subscribe();
+            async move {
+                let _ = stopped.wait_for(|&s| s).await;
+            }
+        };
+        let web = match web {
+            Some((listener, web)) => {
+                let scheme = if config.tls.is_some() { "https" } else { "http" };
+                eprintln!("ltsweep web page at {scheme}://{}/", listener.local_addr()?);
+                Some(tokio::spawn(web.serve(listener, until_stopped())))
+            }
+            None => None,
+        };
+        let served = opened
+            .serve(listener, until_stopped())
             .await
-            .context("the coordinator stopped")
+            .context("the coordinator stopped");
+        stop.send_replace(true);
+        served?;
+        if let Some(web) = web {
+            web.await?.context("the web page stopped")?;
+        }
+        Ok(())
     })
 }

@@ -1,12 +1,11 @@
 //! `ltsweep report` and `ltsweep export`: a sweep's results as frames, tables and figures.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::Context;
-use ltsweep_analysis::{Frames, JobRecord, SweepRecords, write_report};
+use ltsweep_analysis::{Frames, SweepRecords, write_report};
 use ltsweep_proto::client::Connection;
-use ltsweep_proto::{JobResult, JobSpec, JobState, pb};
+use ltsweep_proto::pb;
 
 use super::client::{block_on, connect, rpc_error};
 use crate::cli::{ExportArgs, RemoteArgs, ReportArgs};
@@ -34,38 +33,11 @@ pub async fn records(
         .await
         .map_err(|s| rpc_error(s, remote))?
         .into_inner();
-    let mut results: HashMap<String, JobResult> = HashMap::new();
+    let mut results = Vec::new();
     while let Some(result) = stream.message().await.map_err(|s| rpc_error(s, remote))? {
-        let result = JobResult::try_from(result).context("a result from the coordinator")?;
-        results.insert(result.job_id.clone(), result);
+        results.push(result);
     }
-    let jobs = status
-        .jobs
-        .into_iter()
-        .map(|job| {
-            let spec = job
-                .spec
-                .map(JobSpec::try_from)
-                .transpose()
-                .context("a job from the coordinator")?
-                .with_context(|| {
-                    format!("the coordinator sent job {} without its spec", job.job_id)
-                })?;
-            Ok(JobRecord {
-                state: JobState::try_from(job.state).context("a job state from the coordinator")?,
-                attempts: job.attempts,
-                worker: Some(job.worker_id).filter(|w| !w.is_empty()),
-                error: Some(job.error).filter(|e| !e.is_empty()),
-                result: results.remove(spec.id.as_str()),
-                spec,
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(SweepRecords {
-        sweep_id: status.sweep_id,
-        name: status.name,
-        jobs,
-    })
+    Ok(SweepRecords::from_wire(status, results)?)
 }
 
 /// Writes the report files and prints the tables.

@@ -4,9 +4,11 @@ mod cluster_support;
 mod proxy;
 mod report_cli;
 mod support;
+mod webdriver;
 
 mod chaos;
 mod cluster;
 mod spec_cli;
 mod tls;
 mod train_cli;
+mod web;

@@ -1,0 +1,85 @@
+//! HTML by hand: escaping and the page frame. Every value from a spec, a worker or an error
+//! goes through [`escape`].
+
+use std::fmt::Write as _;
+
+use axum::response::Html;
+
+/// Escapes text for element content and quoted attribute values.
+pub(crate) fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// A whole page: the stylesheet, the script (only for pages that show data) and `body`.
+pub(crate) fn page(title: &str, body: &str, with_script: bool) -> Html<String> {
+    let mut html = String::new();
+    let _ = write!(
+        html,
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<link rel="stylesheet" href="/assets/style.css">"#,
+        title = escape(title)
+    );
+    if with_script {
+        html.push_str(r#"<script src="/assets/app.js" defer></script>"#);
+    }
+    let _ = write!(html, "</head><body>{body}</body></html>\n");
+    Html(html)
+}
+
+/// The bar at the top of every data page.
+pub(crate) fn nav(here: &str) -> String {
+    format!(
+        r#"<nav><a class="brand" href="/">ltsweep</a><span class="here">{}</span>
+<form method="post" action="/logout"><button type="submit" class="link">log out</button></form></nav>"#,
+        escape(here)
+    )
+}
+
+/// `12 s ago`, `5 min ago`, `3 h ago`: how long since `then_ms`.
+pub(crate) fn ago(now_ms: u64, then_ms: u64) -> String {
+    if then_ms == 0 {
+        return "never".to_owned();
+    }
+    let seconds = now_ms.saturating_sub(then_ms) / 1000;
+    match seconds {
+        0..60 => format!("{seconds} s ago"),
+        60..3600 => format!("{} min ago", seconds / 60),
+        3600..172_800 => format!("{} h ago", seconds / 3600),
+        _ => format!("{} days ago", seconds / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markup_in_values_is_escaped() {
+        assert_eq!(
+            escape(r#"<img src=x onerror="a('b')">&"#),
+            "&lt;img src=x onerror=&quot;a(&#39;b&#39;)&quot;&gt;&amp;"
+        );
+    }
+
+    #[test]
+    fn ages_read_in_the_largest_unit() {
+        assert_eq!(ago(100_000, 0), "never");
+        assert_eq!(ago(100_000, 88_000), "12 s ago");
+        assert_eq!(ago(1_000_000, 100_000), "15 min ago");
+        assert_eq!(ago(10_000_000, 1_000), "2 h ago");
+    }
+}

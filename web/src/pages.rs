@@ -1,0 +1,408 @@
+//! The pages and HTML fragments, rendered on the server from the coordinator's own answers;
+//! the script only swaps fragments in.
+
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Extension;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+use ltsweep_proto::pb::sweep_service_server::SweepService;
+use ltsweep_proto::{AxisValue, JobState, LossPlan, pb};
+
+use crate::AppState;
+use crate::auth::{Credential, same_origin};
+use crate::html::{ago, escape, nav, page};
+
+const STYLE: &str = include_str!("../assets/style.css");
+const SCRIPT: &str = include_str!("../assets/app.js");
+
+pub(crate) async fn style() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], STYLE)
+}
+
+pub(crate) async fn script() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        SCRIPT,
+    )
+}
+
+/// Only this server's script and styles run, and no other site may frame the page.
+pub(crate) async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+             img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// A failed call to the coordinator, as the page shows it.
+pub(crate) fn status_response(status: tonic::Status) -> Response {
+    let code = match status.code() {
+        tonic::Code::NotFound => StatusCode::NOT_FOUND,
+        tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
+        tonic::Code::FailedPrecondition => StatusCode::CONFLICT,
+        tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    (code, status.message().to_owned()).into_response()
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The sweeps
+
+pub(crate) async fn sweeps_page(State(state): State<AppState>) -> Response {
+    match sweeps_table(&state).await {
+        Ok(table) => page(
+            "ltsweep: sweeps",
+            &format!(
+                r#"{nav}<main id="sweeps-page"><h1>Sweeps</h1><div id="sweeps" data-refresh="/api/sweeps">{table}</div>
+<h2>Workers</h2><div id="workers" data-refresh="/api/workers"></div></main>"#,
+                nav = nav("sweeps"),
+            ),
+            true,
+        )
+        .into_response(),
+        Err(response) => response,
+    }
+}
+
+pub(crate) async fn sweeps_fragment(State(state): State<AppState>) -> Response {
+    match sweeps_table(&state).await {
+        Ok(table) => Html(table).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn sweeps_table(state: &AppState) -> Result<String, Response> {
+    let sweeps = state
+        .api
+        .list_sweeps(tonic::Request::new(pb::ListSweepsRequest {}))
+        .await
+        .map_err(status_response)?
+        .into_inner()
+        .sweeps;
+    if sweeps.is_empty() {
+        return Ok(
+            r#"<p class="empty">No sweep yet: <code>ltsweep submit SPEC.toml</code> one.</p>"#
+                .to_owned(),
+        );
+    }
+    let mut html = String::from(
+        r#"<table class="sweeps"><thead><tr><th>sweep</th><th>id</th><th>submitted</th><th>progress</th></tr></thead><tbody>"#,
+    );
+    let now = now_ms();
+    // Newest first: the one a researcher just submitted.
+    for sweep in sweeps.iter().rev() {
+        let counts = sweep.counts.unwrap_or_default();
+        let _ = write!(
+            html,
+            r#"<tr><td><a href="/sweeps/{id}">{name}</a></td><td><code>{id}</code></td><td>{when}</td><td>{counts}</td></tr>"#,
+            id = escape(&sweep.sweep_id),
+            name = escape(&sweep.name),
+            when = ago(now, sweep.submitted_unix_ms),
+            counts = counts_line(&counts),
+        );
+    }
+    html.push_str("</tbody></table>");
+    Ok(html)
+}
+
+/// `3 pending · 1 running · 5 succeeded of 9`, with a bar.
+pub(crate) fn counts_line(counts: &pb::SweepCounts) -> String {
+    let mut html = String::from(r#"<span class="counts">"#);
+    let total = counts.total.max(1);
+    html.push_str(r#"<span class="bar">"#);
+    for (n, state) in [
+        (counts.succeeded, "succeeded"),
+        (counts.running, "running"),
+        (counts.failed, "failed"),
+        (counts.cancelled, "cancelled"),
+        (counts.pending, "pending"),
+    ] {
+        if n > 0 {
+            let _ = write!(
+                html,
+                r#"<span class="s-{state}" style="width:{:.2}%"></span>"#,
+                f64::from(n) * 100.0 / f64::from(total)
+            );
+        }
+    }
+    html.push_str("</span>");
+    let parts: Vec<String> = [
+        (counts.pending, "pending"),
+        (counts.running, "running"),
+        (counts.succeeded, "succeeded"),
+        (counts.failed, "failed"),
+        (counts.cancelled, "cancelled"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, state)| format!(r#"<span class="n-{state}">{n} {state}</span>"#))
+    .collect();
+    let _ = write!(
+        html,
+        " {} of {}</span>",
+        parts.join(" · "),
+        counts.total
+    );
+    html
+}
+
+// ---------------------------------------------------------------------------------------------
+// One sweep
+
+pub(crate) async fn sweep_page(
+    State(state): State<AppState>,
+    Path(sweep): Path<String>,
+) -> Response {
+    let status = match state
+        .api
+        .get_sweep(tonic::Request::new(pb::GetSweepRequest {
+            sweep_id: sweep,
+            with_specs: false,
+        }))
+        .await
+    {
+        Ok(status) => status.into_inner(),
+        Err(status) => return status_response(status),
+    };
+    let id = escape(&status.sweep_id);
+    let name = escape(&status.name);
+    let counts = status.counts.unwrap_or_default();
+    let mut rows = String::new();
+    for job in &status.jobs {
+        rows.push_str(&job_row(job));
+    }
+    let cancelled = if status.cancelled {
+        r#" <span class="tag">cancelled</span>"#
+    } else {
+        ""
+    };
+    let body = format!(
+        r#"{nav}<main id="sweep" data-sweep="{id}">
+<header class="sweep"><h1>{name}{cancelled}</h1><p><code>{id}</code></p>
+<p id="counts">{counts}</p>
+<p class="actions"><button type="button" id="cancel" class="danger">Cancel sweep</button>
+<button type="button" id="retry-failed">Retry failed</button>
+<span id="action-status" role="status"></span> <span id="live" class="live">connecting…</span></p></header>
+<section><h2>Jobs</h2><div class="scroll"><table id="jobs"><thead><tr><th>plan</th><th>seed</th><th>axes</th><th>state</th><th>worker</th><th>epoch</th><th>attempts</th><th>last acc.</th></tr></thead>
+<tbody>{rows}</tbody></table></div></section>
+<section><h2>Workers</h2><div id="workers" data-refresh="/api/workers"><p class="empty">loading…</p></div></section>
+<section><h2>Results so far</h2><div id="report" data-refresh="/api/sweeps/{id}/report"><p class="empty">loading…</p></div></section>
+</main>"#,
+        nav = nav(&status.name),
+        counts = counts_line(&counts),
+    );
+    page(&format!("ltsweep: {}", status.name), &body, true).into_response()
+}
+
+fn plan_label(plan: Option<pb::LossPlan>) -> String {
+    plan.and_then(|p| LossPlan::try_from(p).ok())
+        .map_or_else(|| "?".to_owned(), |p| p.to_string())
+}
+
+fn state_of(job: &pb::JobStatus) -> &'static str {
+    JobState::try_from(job.state).map_or("unknown", JobState::as_str)
+}
+
+/// One job's row; its id and `data-state` let the script replace it when the job changes.
+pub(crate) fn job_row(job: &pb::JobStatus) -> String {
+    let state = state_of(job);
+    let axes: Vec<String> = job
+        .axes
+        .iter()
+        .cloned()
+        .map(|axis| {
+            let axis = AxisValue::from(axis);
+            format!("{}={}", axis.name, axis.value)
+        })
+        .collect();
+    let accuracy = job
+        .last_accuracy
+        .map_or(String::new(), |a| format!("{:.2}", a * 100.0));
+    let error = if job.error.is_empty() {
+        String::new()
+    } else {
+        format!(r#" title="{}""#, escape(&job.error))
+    };
+    format!(
+        r#"<tr id="job-{id}" data-state="{state}"><td>{plan}</td><td>{seed}</td><td>{axes}</td><td class="state"><span class="badge s-{state}"{error}>{state}</span></td><td class="worker">{worker}</td><td class="epoch">{epoch}/{epochs}</td><td>{attempts}</td><td class="acc">{accuracy}</td></tr>"#,
+        id = escape(&job.job_id),
+        plan = escape(&plan_label(job.plan)),
+        seed = job.seed,
+        axes = escape(&axes.join(" ")),
+        worker = escape(&job.worker_id),
+        epoch = job.epoch,
+        epochs = job.epochs_total,
+        attempts = job.attempts,
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workers
+
+pub(crate) async fn workers_fragment(State(state): State<AppState>) -> Response {
+    match state
+        .api
+        .list_workers(tonic::Request::new(pb::ListWorkersRequest {}))
+        .await
+    {
+        Ok(workers) => Html(workers_table(&workers.into_inner().workers, now_ms())).into_response(),
+        Err(status) => status_response(status),
+    }
+}
+
+pub(crate) fn workers_table(workers: &[pb::WorkerInfo], now_ms: u64) -> String {
+    if workers.is_empty() {
+        return r#"<p class="empty">No worker has registered: start one with <code>ltsweep worker --coordinator URL</code>.</p>"#.to_owned();
+    }
+    let mut html = String::from(
+        r#"<table id="worker-list"><thead><tr><th>worker</th><th>host</th><th>devices</th><th>Slurm job</th><th>jobs</th><th>version</th><th>last seen</th></tr></thead><tbody>"#,
+    );
+    for worker in workers {
+        let devices: Vec<String> = worker
+            .devices
+            .iter()
+            .map(|d| format!("{} ×{}", d.name, d.slots))
+            .collect();
+        let _ = write!(
+            html,
+            r#"<tr class="{alive}"><td><code>{id}</code></td><td>{host}</td><td>{devices}</td><td>{slurm}</td><td>{jobs}</td><td>{version}</td><td>{seen}</td></tr>"#,
+            alive = if worker.alive { "alive" } else { "gone" },
+            id = escape(&worker.worker_id),
+            host = escape(&worker.host),
+            devices = escape(&devices.join(", ")),
+            // WorkerInfo does not carry the worker's Slurm placement yet.
+            slurm = slurm_cell(None),
+            jobs = worker.running_jobs.len(),
+            version = escape(&worker.version),
+            seen = ago(now_ms, worker.last_seen_unix_ms),
+        );
+    }
+    html.push_str("</tbody></table>");
+    html
+}
+
+/// The Slurm job a worker runs in, given as (job id, array task id): `4242`, or `4242_7` for
+/// a task of a job array; `—` for a worker Slurm did not place.
+pub(crate) fn slurm_cell(placement: Option<(&str, &str)>) -> String {
+    match placement {
+        Some((job, "")) if !job.is_empty() => escape(job),
+        Some((job, task)) if !job.is_empty() => format!("{}_{}", escape(job), escape(task)),
+        _ => "—".to_owned(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Write actions
+
+/// Cookie-carrying (or tokenless) requests must come from this page: a cross-site form cannot
+/// cancel a sweep. A bearer header is never sent by a browser on its own.
+fn check_write(state: &AppState, credential: Credential, headers: &HeaderMap) -> Option<Response> {
+    if credential != Credential::Bearer && !same_origin(state.secure, headers) {
+        return Some(
+            (
+                StatusCode::FORBIDDEN,
+                "a write from another origin: use the page's own buttons",
+            )
+                .into_response(),
+        );
+    }
+    None
+}
+
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    Extension(credential): Extension<Credential>,
+    Path(sweep): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = check_write(&state, credential, &headers) {
+        return refused;
+    }
+    match state
+        .api
+        .cancel_sweep(tonic::Request::new(pb::CancelSweepRequest { sweep_id: sweep }))
+        .await
+    {
+        Ok(answer) => axum::Json(serde_json::json!({
+            "cancelled": answer.into_inner().cancelled
+        }))
+        .into_response(),
+        Err(status) => status_response(status),
+    }
+}
+
+pub(crate) async fn retry_failed(
+    State(state): State<AppState>,
+    Extension(credential): Extension<Credential>,
+    Path(sweep): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Some(refused) = check_write(&state, credential, &headers) {
+        return refused;
+    }
+    match state
+        .api
+        .retry_failed(tonic::Request::new(pb::RetryFailedRequest { sweep_id: sweep }))
+        .await
+    {
+        Ok(answer) => axum::Json(serde_json::json!({
+            "requeued": answer.into_inner().requeued
+        }))
+        .into_response(),
+        Err(status) => status_response(status),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slurm_cells_name_the_job_and_array_task() {
+        assert_eq!(slurm_cell(None), "—");
+        assert_eq!(slurm_cell(Some(("", ""))), "—");
+        assert_eq!(slurm_cell(Some(("4242", ""))), "4242");
+        assert_eq!(slurm_cell(Some(("4242", "7"))), "4242_7");
+    }
+
+    #[test]
+    fn a_job_row_carries_its_state_and_escapes_its_error() {
+        let job = pb::JobStatus {
+            job_id: "j1".into(),
+            plan: Some(LossPlan::CE_ONLY.into()),
+            seed: 2,
+            state: pb::JobState::Failed.into(),
+            epoch: 3,
+            epochs_total: 6,
+            error: "<b>boom</b>".into(),
+            last_accuracy: Some(0.5),
+            ..Default::default()
+        };
+        let row = job_row(&job);
+        assert!(row.starts_with(r#"<tr id="job-j1" data-state="failed">"#), "{row}");
+        assert!(row.contains("3/6") && row.contains("50.00"), "{row}");
+        assert!(row.contains("&lt;b&gt;boom") && !row.contains("<b>"), "{row}");
+    }
+}
