@@ -58,9 +58,9 @@ pub fn run(args: &CoordinatorArgs) -> anyhow::Result<()> {
             .map_err(|e| BadInput(format!("cannot listen on {}: {e}", args.listen)))?;
         let web = match web {
             Some((address, web)) => {
-                let listener = tokio::net::TcpListener::bind(address)
-                    .await
-                    .map_err(|e| BadInput(format!("cannot serve the web page on {address}: {e}")))?;
+                let listener = tokio::net::TcpListener::bind(address).await.map_err(|e| {
+                    BadInput(format!("cannot serve the web page on {address}: {e}"))
+                })?;
                 Some((listener, web))
             }
             None => None,
@@ -85,7 +85,11 @@ pub fn run(args: &CoordinatorArgs) -> anyhow::Result<()> {
         };
         let web = match web {
             Some((listener, web)) => {
-                let scheme = if config.tls.is_some() { "https" } else { "http" };
+                let scheme = if config.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
                 eprintln!("ltsweep web page at {scheme}://{}/", listener.local_addr()?);
                 Some(tokio::spawn(web.serve(listener, until_stopped())))
             }

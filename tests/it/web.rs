@@ -26,20 +26,37 @@ impl Served {
         let dir = tempfile::tempdir().unwrap();
         let mut command = ltsweep();
         command
-            .args(["coordinator", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+            .args([
+                "coordinator",
+                "--listen",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+            ])
             .arg("--state-dir")
             .arg(dir.path().join("state"))
             // A killed worker's job stays running for the rest of the test.
-            .args(["--lease-ttl", "10m", "--heartbeat", "1s", "--poll-timeout", "2s"])
+            .args([
+                "--lease-ttl",
+                "10m",
+                "--heartbeat",
+                "1s",
+                "--poll-timeout",
+                "2s",
+            ])
             .env("LTSWEEP_TOKEN", TOKEN)
             .env("RUST_LOG", "info");
         let coordinator = Process::spawn(command);
         let (mut grpc, mut web) = (None, None);
-        wait_until("the coordinator and its page to listen", Duration::from_secs(60), || {
-            grpc = coordinator.line_containing("listening on ");
-            web = coordinator.line_containing("web page at http://");
-            grpc.is_some() && web.is_some()
-        });
+        wait_until(
+            "the coordinator and its page to listen",
+            Duration::from_secs(60),
+            || {
+                grpc = coordinator.line_containing("listening on ");
+                web = coordinator.line_containing("web page at http://");
+                grpc.is_some() && web.is_some()
+            },
+        );
         let grpc = grpc.unwrap();
         let grpc = grpc
             .split("listening on ")
@@ -137,8 +154,16 @@ fn every_endpoint_but_the_login_form_needs_the_token() {
     for page in ["/", &format!("/sweeps/{sweep}")] {
         let answer = served.get(page, &[]);
         assert_eq!(answer.status, 401, "{page}");
-        assert!(answer.body.contains(r#"id="login""#), "{page}: {}", answer.body);
-        assert!(!answer.body.contains("quickstart"), "{page}: {}", answer.body);
+        assert!(
+            answer.body.contains(r#"id="login""#),
+            "{page}: {}",
+            answer.body
+        );
+        assert!(
+            !answer.body.contains("quickstart"),
+            "{page}: {}",
+            answer.body
+        );
     }
     for path in ["/api/sweeps", "/api/workers", &events, &report] {
         assert_eq!(served.get(path, &[]).status, 401, "{path}");
@@ -229,7 +254,10 @@ fn the_page_follows_a_sweep_live_and_cancels_it() {
     );
     assert_eq!(shown["login"], true, "{shown}");
     assert_eq!(shown["jobs"], false, "{shown}");
-    assert!(!shown["text"].as_str().unwrap().contains("quickstart"), "{shown}");
+    assert!(
+        !shown["text"].as_str().unwrap().contains("quickstart"),
+        "{shown}"
+    );
 
     // Logged in once, the cookie opens every page.
     browser.type_into("#token", TOKEN);
@@ -283,11 +311,15 @@ fn the_page_follows_a_sweep_live_and_cancels_it() {
     // The cancel button cancels what is left, and the page shows it.
     browser.click("#cancel");
     browser.accept_dialog();
-    wait_until("the rest of the jobs cancelled", Duration::from_secs(60), || {
-        let rows = rows(&browser);
-        rows.iter()
-            .all(|seen| ["succeeded", "cancelled"].contains(&seen.last().unwrap().as_str()))
-    });
+    wait_until(
+        "the rest of the jobs cancelled",
+        Duration::from_secs(60),
+        || {
+            let rows = rows(&browser);
+            rows.iter()
+                .all(|seen| ["succeeded", "cancelled"].contains(&seen.last().unwrap().as_str()))
+        },
+    );
     let status = served.status(&sweep);
     let cancelled = status["cancelled"].as_u64().unwrap();
     assert!(cancelled > 0, "{status}");

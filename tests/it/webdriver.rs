@@ -18,7 +18,7 @@ use crate::support::wait_until;
 const REQUIRE: &str = "LTSWEEP_REQUIRE_BROWSER";
 
 /// The element reference key of the W3C protocol.
-const ELEMENT: &str = "element-6066-11e4-a52f-4a5ce9359e91";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A chromedriver process and one headless Chromium session; both end on drop.
 pub struct Browser {
@@ -89,7 +89,7 @@ impl Browser {
             "--disable-component-update",
             "--disable-sync",
             "--disable-dev-shm-usage",
-            "--window-size=1400,2200",
+            "--window-size=1400,2900",
             &format!("--user-data-dir={}", browser._profile.path().display()),
         ];
         let created = browser.call(
@@ -126,8 +126,9 @@ impl Browser {
             &[("Content-Type", "application/json")],
             &body,
         );
-        let value: Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("chromedriver answered {status} with no JSON ({e}): {text}"));
+        let value: Value = serde_json::from_str(&text).unwrap_or_else(|e| {
+            panic!("chromedriver answered {status} with no JSON ({e}): {text}")
+        });
         assert!(
             status == 200,
             "WebDriver {method} {path} failed ({status}): {}",
@@ -163,7 +164,11 @@ impl Browser {
 
     pub fn click(&self, css: &str) {
         let element = self.element(css);
-        self.call("POST", &format!("/element/{element}/click"), Some(json!({})));
+        self.call(
+            "POST",
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        );
     }
 
     pub fn type_into(&self, css: &str, text: &str) {
@@ -250,13 +255,7 @@ impl Answer {
 }
 
 /// One HTTP/1.1 request on loopback (`Connection: close`).
-pub fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Answer {
+pub fn http(port: u16, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("the server listens");
     stream
         .set_read_timeout(Some(Duration::from_secs(120)))

@@ -57,7 +57,11 @@ pub(crate) fn credential(token: Option<&str>, headers: &HeaderMap) -> Option<Cre
 /// sent to. Browsers send `Origin` with every POST, so a missing one is refused too.
 pub(crate) fn same_origin(secure: bool, headers: &HeaderMap) -> bool {
     let scheme = if secure { "https://" } else { "http://" };
-    let text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
     match (text(header::ORIGIN), text(header::HOST)) {
         (Some(origin), Some(host)) => origin.strip_prefix(scheme) == Some(host),
         _ => false,
@@ -102,7 +106,10 @@ pub(crate) async fn require_token_or_login(
 
 fn login_form(problem: Option<&str>) -> Html<String> {
     let problem = problem.map_or(String::new(), |p| {
-        format!(r#"<p class="problem" role="alert">{}</p>"#, crate::html::escape(p))
+        format!(
+            r#"<p class="problem" role="alert">{}</p>"#,
+            crate::html::escape(p)
+        )
     });
     page(
         "ltsweep: log in",

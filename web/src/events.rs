@@ -36,7 +36,8 @@ fn job_event(event: &pb::SweepEvent) -> Option<Event> {
         row: job_row(job),
         counts: counts_line(&event.counts.unwrap_or_default()),
     };
-    Event::default().event("job").json_data(update).ok()
+    let data = serde_json::to_string(&update).ok()?;
+    Some(Event::default().event("job").data(data))
 }
 
 pub(crate) async fn sweep_events(
@@ -45,7 +46,9 @@ pub(crate) async fn sweep_events(
 ) -> Response {
     let watch = match state
         .api
-        .watch_sweep(tonic::Request::new(pb::WatchSweepRequest { sweep_id: sweep }))
+        .watch_sweep(tonic::Request::new(pb::WatchSweepRequest {
+            sweep_id: sweep,
+        }))
         .await
     {
         Ok(watch) => watch.into_inner(),

@@ -134,7 +134,10 @@ fn router(state: AppState) -> Router {
         .route("/api/sweeps/{sweep}/events", get(events::sweep_events))
         .route("/api/sweeps/{sweep}/report", get(report::report_fragment))
         .route("/api/sweeps/{sweep}/cancel", post(pages::cancel))
-        .route("/api/sweeps/{sweep}/retry-failed", post(pages::retry_failed))
+        .route(
+            "/api/sweeps/{sweep}/retry-failed",
+            post(pages::retry_failed),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,

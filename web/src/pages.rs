@@ -41,7 +41,9 @@ pub(crate) async fn security_headers(request: Request, next: Next) -> Response {
              img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
         ),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        // Not `no-referrer`: under it browsers send `Origin: null` with the page's own form
+        // posts, and the same-origin check would refuse them.
+        (header::REFERRER_POLICY, "same-origin"),
         (header::CACHE_CONTROL, "no-store"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
@@ -159,12 +161,7 @@ pub(crate) fn counts_line(counts: &pb::SweepCounts) -> String {
     .filter(|(n, _)| *n > 0)
     .map(|(n, state)| format!(r#"<span class="n-{state}">{n} {state}</span>"#))
     .collect();
-    let _ = write!(
-        html,
-        " {} of {}</span>",
-        parts.join(" · "),
-        counts.total
-    );
+    let _ = write!(html, " {} of {}</span>", parts.join(" · "), counts.total);
     html
 }
 
@@ -193,6 +190,12 @@ pub(crate) async fn sweep_page(
     for job in &status.jobs {
         rows.push_str(&job_row(job));
     }
+    // A sweep without other axes hides their column (rows added live keep the layout).
+    let table_class = if status.jobs.iter().any(|job| !job.axes.is_empty()) {
+        ""
+    } else {
+        "no-axes"
+    };
     let cancelled = if status.cancelled {
         r#" <span class="tag">cancelled</span>"#
     } else {
@@ -205,7 +208,7 @@ pub(crate) async fn sweep_page(
 <p class="actions"><button type="button" id="cancel" class="danger">Cancel sweep</button>
 <button type="button" id="retry-failed">Retry failed</button>
 <span id="action-status" role="status"></span> <span id="live" class="live">connecting…</span></p></header>
-<section><h2>Jobs</h2><div class="scroll"><table id="jobs"><thead><tr><th>plan</th><th>seed</th><th>axes</th><th>state</th><th>worker</th><th>epoch</th><th>attempts</th><th>last acc.</th></tr></thead>
+<section><h2>Jobs</h2><div class="scroll"><table id="jobs" class="{table_class}"><thead><tr><th>plan</th><th>seed</th><th>axes</th><th>state</th><th>worker</th><th>epoch</th><th>attempts</th><th>last acc.</th></tr></thead>
 <tbody>{rows}</tbody></table></div></section>
 <section><h2>Workers</h2><div id="workers" data-refresh="/api/workers"><p class="empty">loading…</p></div></section>
 <section><h2>Results so far</h2><div id="report" data-refresh="/api/sweeps/{id}/report"><p class="empty">loading…</p></div></section>
@@ -331,6 +334,14 @@ fn check_write(state: &AppState, credential: Credential, headers: &HeaderMap) ->
     None
 }
 
+fn json(value: &serde_json::Value) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
 pub(crate) async fn cancel(
     State(state): State<AppState>,
     Extension(credential): Extension<Credential>,
@@ -342,13 +353,12 @@ pub(crate) async fn cancel(
     }
     match state
         .api
-        .cancel_sweep(tonic::Request::new(pb::CancelSweepRequest { sweep_id: sweep }))
+        .cancel_sweep(tonic::Request::new(pb::CancelSweepRequest {
+            sweep_id: sweep,
+        }))
         .await
     {
-        Ok(answer) => axum::Json(serde_json::json!({
-            "cancelled": answer.into_inner().cancelled
-        }))
-        .into_response(),
+        Ok(answer) => json(&serde_json::json!({ "cancelled": answer.into_inner().cancelled })),
         Err(status) => status_response(status),
     }
 }
@@ -364,13 +374,12 @@ pub(crate) async fn retry_failed(
     }
     match state
         .api
-        .retry_failed(tonic::Request::new(pb::RetryFailedRequest { sweep_id: sweep }))
+        .retry_failed(tonic::Request::new(pb::RetryFailedRequest {
+            sweep_id: sweep,
+        }))
         .await
     {
-        Ok(answer) => axum::Json(serde_json::json!({
-            "requeued": answer.into_inner().requeued
-        }))
-        .into_response(),
+        Ok(answer) => json(&serde_json::json!({ "requeued": answer.into_inner().requeued })),
         Err(status) => status_response(status),
     }
 }
@@ -401,8 +410,14 @@ mod tests {
             ..Default::default()
         };
         let row = job_row(&job);
-        assert!(row.starts_with(r#"<tr id="job-j1" data-state="failed">"#), "{row}");
+        assert!(
+            row.starts_with(r#"<tr id="job-j1" data-state="failed">"#),
+            "{row}"
+        );
         assert!(row.contains("3/6") && row.contains("50.00"), "{row}");
-        assert!(row.contains("&lt;b&gt;boom") && !row.contains("<b>"), "{row}");
+        assert!(
+            row.contains("&lt;b&gt;boom") && !row.contains("<b>"),
+            "{row}"
+        );
     }
 }

@@ -87,9 +87,17 @@ fn render(report: &LiveReport) -> String {
         );
     }
     html.push_str("<h3>Table 1</h3>");
-    html.push_str(&accuracy_table("table1", &report.table1_markdown, &report.rows));
+    html.push_str(&accuracy_table(
+        "table1",
+        &report.table1_markdown,
+        &report.rows,
+    ));
     html.push_str("<h3>By training images: Many / Medium / Few</h3>");
-    html.push_str(&accuracy_table("shots", &report.shots_markdown, &report.rows));
+    html.push_str(&accuracy_table(
+        "shots",
+        &report.shots_markdown,
+        &report.rows,
+    ));
     html.push_str("<h3>Recall and precision by class group</h3>");
     html.push_str(&recall_table(&report.recall_csv, &report.rows));
     let _ = write!(
@@ -246,13 +254,19 @@ mod tests {
 
     #[test]
     fn markdown_cells_keep_empty_ones_and_bold() {
-        assert_eq!(cells("| ✓ |  | **66.20 ± 3.42** |"), ["✓", "", "**66.20 ± 3.42**"]);
+        assert_eq!(
+            cells("| ✓ |  | **66.20 ± 3.42** |"),
+            ["✓", "", "**66.20 ± 3.42**"]
+        );
         assert_eq!(cell_html("**1 < 2**"), "<strong>1 &lt; 2</strong>");
     }
 
     #[test]
     fn csv_fields_unquote() {
-        assert_eq!(csv_fields(r#"1,"a,b","say ""hi""",x"#), ["1", "a,b", r#"say "hi""#, "x"]);
+        assert_eq!(
+            csv_fields(r#"1,"a,b","say ""hi""",x"#),
+            ["1", "a,b", r#"say "hi""#, "x"]
+        );
         assert_eq!(percent("0.5", "0.01"), "50.00 ± 1.00");
         assert_eq!(percent("0.5", ""), "50.00");
         assert_eq!(percent("", ""), "");
