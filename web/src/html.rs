@@ -36,7 +36,7 @@ pub(crate) fn page(title: &str, body: &str, with_script: bool) -> Html<String> {
     if with_script {
         html.push_str(r#"<script src="/assets/app.js" defer></script>"#);
     }
-    let _ = write!(html, "</head><body>{body}</body></html>\n");
+    let _ = writeln!(html, "</head><body>{body}</body></html>");
     Html(html)
 }
 
