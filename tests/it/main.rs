@@ -7,6 +7,8 @@ mod support;
 
 mod chaos;
 mod cluster;
+mod data_root;
+mod hostile;
 mod spec_cli;
 mod tls;
 mod train_cli;
