@@ -58,6 +58,9 @@ pub enum Command {
     Coordinator(CoordinatorArgs),
     /// Run a worker: pull jobs from a coordinator and train them on this machine's devices.
     Worker(WorkerArgs),
+    /// Delete a sweep whose jobs all ended (or a cancelled one): its jobs, results and
+    /// checkpoints. `ltsweep export` it first to keep its results.
+    Delete(SweepArgs),
 }
 
 /// `90s`, `500ms`, `2m`, `1h`, or a number of seconds.
@@ -77,7 +80,31 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         "h" => number * 3600.0,
         _ => return Err(format!("`{text}`: the unit is ms, s, m or h")),
     };
-    Ok(std::time::Duration::from_secs_f64(seconds))
+    std::time::Duration::try_from_secs_f64(seconds)
+        .map_err(|_| format!("`{text}` is too long a duration"))
+}
+
+/// `1048576`, `512KiB`, `64MiB`, `1GiB` (or K, M, G: powers of 1,024 too).
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size like 1GiB, 64MiB or 4096"))?;
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "K" | "KiB" => 10,
+        "M" | "MiB" => 20,
+        "G" | "GiB" => 30,
+        "T" | "TiB" => 40,
+        _ => return Err(format!("`{text}`: the unit is KiB, MiB, GiB or TiB")),
+    };
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("`{text}` is too large"))
 }
 
 #[derive(clap::Args, Debug)]
@@ -113,6 +140,35 @@ pub struct CoordinatorArgs {
     /// address, with the same token and TLS settings as gRPC.
     #[arg(long, env = "LTSWEEP_HTTP")]
     pub http: Option<String>,
+    /// Serve without a token on an address other than loopback: anyone who reaches the port
+    /// can then submit and take jobs.
+    #[arg(long)]
+    pub insecure: bool,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// What callers may make the coordinator hold; a call past a limit is refused naming it.
+#[derive(clap::Args, Debug)]
+pub struct LimitArgs {
+    /// The largest sweep spec accepted.
+    #[arg(long, default_value = "1MiB", value_parser = parse_bytes)]
+    pub max_spec_bytes: u64,
+    /// The most jobs one sweep may hold.
+    #[arg(long, default_value_t = 200_000)]
+    pub max_jobs_per_sweep: u64,
+    /// The most jobs the coordinator holds, all sweeps together (`ltsweep delete` frees them).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub max_jobs: u64,
+    /// The largest checkpoint of one job.
+    #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
+    pub max_checkpoint_bytes: u64,
+    /// The most workers alive at once.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_workers: usize,
+    /// Checkpoint uploads are refused when they would leave less free disk in the state dir.
+    #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
+    pub min_free_disk_bytes: u64,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -389,4 +445,28 @@ pub struct ValidateArgs {
     /// Print the grid as JSON: {"sweep", "jobs": [{"id", "plan", "seed", ...}]}.
     #[arg(long)]
     pub json: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_duration_is_an_error_not_a_panic() {
+        let err = parse_duration("99999999999999999999999").unwrap_err();
+        assert!(err.contains("too long"), "{err}");
+        assert_eq!(
+            parse_duration("1.5s").unwrap(),
+            std::time::Duration::from_millis(1500)
+        );
+    }
+
+    #[test]
+    fn sizes_take_binary_units() {
+        assert_eq!(parse_bytes("4096").unwrap(), 4096);
+        assert_eq!(parse_bytes("64MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_bytes("1G").unwrap(), 1 << 30);
+        assert!(parse_bytes("1XB").is_err());
+        assert!(parse_bytes("99999999999999999999TiB").is_err());
+    }
 }

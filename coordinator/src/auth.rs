@@ -8,10 +8,19 @@ use tonic::{Request, Status};
 use crate::error::CoordinatorError;
 
 /// Lets a call through when no token is set, or when it carries `authorization: Bearer <token>`.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct BearerAuth {
     /// The whole expected header value, `Bearer <token>`.
     expected: Option<Arc<[u8]>>,
+}
+
+/// Says whether a token is set, never the token.
+impl std::fmt::Debug for BearerAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BearerAuth")
+            .field("token", &self.expected.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl BearerAuth {
@@ -73,5 +82,7 @@ mod tests {
         );
         assert_eq!(call(&mut auth, None), Err(tonic::Code::Unauthenticated));
         assert_eq!(call(&mut BearerAuth::new(None), None), Ok(()));
+        let printed = format!("{auth:?}");
+        assert!(!printed.contains("s3cret"), "{printed}");
     }
 }

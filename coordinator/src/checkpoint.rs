@@ -1,8 +1,14 @@
-//! Checkpoint files: `<state_dir>/checkpoints/<job_id>.ckpt`, the latest one per job.
+//! Checkpoint files: `<state_dir>/checkpoints/<job_id>-<sha256>.ckpt`, the latest one per job
+//! while the job can still resume.
 //!
 //! An upload is written to a temporary file named after its lease, checked against the
-//! header's size and SHA-256, flushed to disk, and only then renamed over the job's file: a
-//! reader never sees half a checkpoint, and two uploads never write the same temporary file.
+//! header's size and SHA-256, flushed to disk, and only then renamed to a name of its own (its
+//! content's hash): the record of the previous checkpoint still names the previous file, which
+//! is removed only once the new record is committed. A reader never sees half a checkpoint, two
+//! uploads never write the same temporary file, and a failed commit leaves the previous
+//! checkpoint whole. A job that ended (succeeded, failed for good, cancelled) needs no
+//! checkpoint: its file is removed once that is committed, and at start every file no resumable
+//! job's record names is removed.
 
 use std::path::{Path, PathBuf};
 
@@ -12,7 +18,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use crate::error::CoordinatorError;
-use crate::scheduler::{Checkpoint, LeaseId};
+use crate::scheduler::{Change, Checkpoint, LeaseId, Scheduler};
 
 type Result<T> = std::result::Result<T, CoordinatorError>;
 
@@ -57,9 +63,60 @@ impl CheckpointFiles {
         Ok(Self { dir })
     }
 
-    /// Job ids are content hashes and lease ids are ours, so both are safe file names.
-    pub(crate) fn path(&self, job: &JobId) -> PathBuf {
+    /// Job ids and SHA-256s are hex and lease ids are ours, so all are safe file names.
+    pub(crate) fn path(&self, job: &JobId, checkpoint: &Checkpoint) -> PathBuf {
+        self.dir.join(format!("{job}-{}.ckpt", checkpoint.sha256))
+    }
+
+    /// The one file name of earlier versions, the same for every checkpoint of a job.
+    fn legacy_path(&self, job: &JobId) -> PathBuf {
         self.dir.join(format!("{job}.ckpt"))
+    }
+
+    /// Removes every file but the checkpoints that jobs which can still resume (pending or
+    /// running) hold; a file of an earlier version's name is renamed to the new one. Answers
+    /// how many files were removed.
+    pub(crate) fn reclaim(&self, scheduler: &Scheduler) -> Result<usize> {
+        let mut keep = std::collections::HashSet::new();
+        for sweep in scheduler.sweeps() {
+            for job in scheduler.jobs_of(sweep) {
+                let Some(checkpoint) = &job.runtime.checkpoint else {
+                    continue;
+                };
+                if job.runtime.state.is_final() {
+                    continue;
+                }
+                let path = self.path(&job.spec.id, checkpoint);
+                let legacy = self.legacy_path(&job.spec.id);
+                if !path.exists() && legacy.exists() {
+                    std::fs::rename(&legacy, &path)
+                        .map_err(|e| CoordinatorError::storage(&legacy, e))?;
+                }
+                keep.insert(path);
+            }
+        }
+        let entries =
+            std::fs::read_dir(&self.dir).map_err(|e| CoordinatorError::storage(&self.dir, e))?;
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if !keep.contains(&path) && std::fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Removes a checkpoint whose record no longer names it; a missing file is no error.
+    pub(crate) fn remove(&self, job: &JobId, checkpoint: &Checkpoint) {
+        let path = self.path(job, checkpoint);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove an old checkpoint; it is removed at the next start")
+            }
+        }
     }
 
     /// Writes the data chunks of an upload to a temporary file and checks them against the
@@ -114,9 +171,15 @@ impl CheckpointFiles {
         Ok(received)
     }
 
-    /// Renames a verified upload over the job's checkpoint and makes the rename durable.
-    pub(crate) fn install(&self, mut received: Received, job: &JobId) -> Result<()> {
-        let target = self.path(job);
+    /// Renames a verified upload to its own name and makes the rename durable. No record
+    /// names the file yet: the previous checkpoint stays whole until the new record commits.
+    pub(crate) fn install(
+        &self,
+        mut received: Received,
+        job: &JobId,
+        checkpoint: &Checkpoint,
+    ) -> Result<()> {
+        let target = self.path(job, checkpoint);
         std::fs::rename(&received.path, &target)
             .map_err(|e| CoordinatorError::storage(&target, e))?;
         received.installed = true;
@@ -129,7 +192,7 @@ impl CheckpointFiles {
 
     /// Reads a job's checkpoint and checks it against its record.
     pub(crate) async fn read(&self, job: &JobId, checkpoint: &Checkpoint) -> Result<Vec<u8>> {
-        let path = self.path(job);
+        let path = self.path(job, checkpoint);
         let bytes = match tokio::fs::read(&path).await {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -154,6 +217,21 @@ impl CheckpointFiles {
         }
         Ok(bytes)
     }
+}
+
+/// Takes the checkpoints out of the records of jobs that these changes end, and answers them:
+/// a job that succeeded, failed for good or was cancelled will not resume, so its record
+/// drops the checkpoint and, once that is committed, its file is removed.
+pub(crate) fn take_ended(changes: &mut [Change]) -> Vec<(JobId, Checkpoint)> {
+    changes
+        .iter_mut()
+        .filter_map(|change| match change {
+            Change::JobUpdated { job, runtime } if runtime.state.is_final() => {
+                runtime.checkpoint.take().map(|c| (job.clone(), c))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Lowercase hex.
@@ -203,12 +281,14 @@ mod tests {
             .receive(&lease, 11, &sha, chunks(&[b"hello ", b"world"]))
             .await
             .unwrap();
-        files.install(received, &job).unwrap();
         let checkpoint = Checkpoint {
             epoch: 3,
             sha256: sha,
         };
+        files.install(received, &job, &checkpoint).unwrap();
         assert_eq!(files.read(&job, &checkpoint).await.unwrap(), b"hello world");
+        files.remove(&job, &checkpoint);
+        assert!(files.read(&job, &checkpoint).await.is_err());
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::CoordinatorError;
+use crate::limits::Limits;
 use crate::scheduler::Timing;
 
 /// How hard SQLite works to keep a commit across failures.
@@ -25,8 +26,8 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-/// Everything [`crate::serve`] needs.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Everything [`crate::serve`] needs. Its `Debug` print leaves the token out.
+#[derive(Clone, PartialEq, Eq)]
 pub struct CoordinatorConfig {
     /// Holds `ltsweep.db` and `checkpoints/`; created when missing.
     pub state_dir: PathBuf,
@@ -41,6 +42,23 @@ pub struct CoordinatorConfig {
     /// Serve TLS with these files; plaintext clients are then refused.
     pub tls: Option<TlsFiles>,
     pub durability: Durability,
+    /// What callers may make the coordinator hold.
+    pub limits: Limits,
+}
+
+impl std::fmt::Debug for CoordinatorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoordinatorConfig")
+            .field("state_dir", &self.state_dir)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("poll_timeout", &self.poll_timeout)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
+            .field("durability", &self.durability)
+            .field("limits", &self.limits)
+            .finish()
+    }
 }
 
 impl CoordinatorConfig {
@@ -55,6 +73,7 @@ impl CoordinatorConfig {
             token: None,
             tls: None,
             durability: Durability::Normal,
+            limits: Limits::default(),
         }
     }
 
@@ -93,6 +112,7 @@ impl CoordinatorConfig {
                 self.poll_timeout, self.lease_ttl
             ));
         }
+        self.limits.validate()?;
         if let Some(token) = &self.token
             && (token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()))
         {
@@ -146,6 +166,15 @@ mod tests {
                 .to_string()
                 .contains("poll timeout")
         );
+    }
+
+    #[test]
+    fn the_token_is_not_in_a_debug_print() {
+        let mut config = CoordinatorConfig::new("state");
+        config.token = Some("s3cret-token".into());
+        let printed = format!("{config:?}");
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(printed.contains("<redacted>"), "{printed}");
     }
 
     #[test]

@@ -33,12 +33,20 @@ pub enum CoordinatorError {
         "worker speaks protocol {worker}, this coordinator speaks {coordinator}: run the same ltsweep version on both"
     )]
     VersionMismatch { worker: u32, coordinator: u32 },
+    /// The request cannot be done in the current state (deleting a sweep that still runs); the
+    /// message says what to do first.
+    #[error("{0}")]
+    Precondition(String),
     /// An uploaded checkpoint whose bytes do not match its header's SHA-256.
     #[error("checkpoint corrupted: {0}; upload it again")]
     Corrupted(String),
     /// The state directory cannot be read or written (permissions, full disk, a broken file).
     #[error("state store {}: {message}", path.display())]
     Storage { path: PathBuf, message: String },
+    /// A limit of the coordinator's (jobs in all, workers, checkpoint bytes, free disk) would be
+    /// passed; the message names the limit and its flag.
+    #[error("{0}")]
+    Exhausted(String),
     /// Missing or wrong bearer token.
     #[error(
         "missing or wrong token: send `authorization: Bearer <token>` with the coordinator's token"
@@ -80,10 +88,13 @@ impl CoordinatorError {
                 Code::InvalidArgument
             }
             Self::NotFound { .. } => Code::NotFound,
-            Self::StaleLease { .. } | Self::VersionMismatch { .. } => Code::FailedPrecondition,
+            Self::StaleLease { .. } | Self::VersionMismatch { .. } | Self::Precondition(_) => {
+                Code::FailedPrecondition
+            }
             Self::Corrupted(_) => Code::DataLoss,
             Self::Storage { .. } | Self::Transport(_) | Self::ShuttingDown => Code::Unavailable,
             Self::Unauthenticated => Code::Unauthenticated,
+            Self::Exhausted(_) => Code::ResourceExhausted,
             Self::Internal(_) => Code::Internal,
         }
     }

@@ -26,6 +26,7 @@ mod auth;
 mod checkpoint;
 mod config;
 mod error;
+mod limits;
 pub mod scheduler;
 mod service;
 pub mod store;
@@ -46,6 +47,7 @@ use tracing::info;
 pub use auth::constant_time_eq;
 pub use config::{CoordinatorConfig, Durability, TlsFiles};
 pub use error::CoordinatorError;
+pub use limits::Limits;
 pub use service::SweepApi;
 
 use service::{Coordinator, WorkerApi};
@@ -122,7 +124,8 @@ impl Opened {
         );
         let sweeps = InterceptedService::new(
             SweepServiceServer::new(SweepApi(Arc::clone(&coordinator)))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                // Users send specs and ids only: no room for a 64 MiB spec in memory.
+                .max_decoding_message_size(config.limits.sweep_message_bytes())
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
             auth,
         );

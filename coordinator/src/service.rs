@@ -5,6 +5,7 @@
 //! never held across an `.await`: long polls wait on a [`Notify`] outside it, and streams are
 //! fed by tasks that take it only for short snapshots.
 
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,6 +21,7 @@ use tracing::{debug, info, warn};
 use crate::checkpoint::{self, CHUNK_BYTES, CheckpointFiles};
 use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
+use crate::limits::{self, Limits};
 use crate::scheduler::{
     Change, Checkpoint, DeviceSlots, LeaseId, Planned, Scheduler, Submission, Timing, WorkerId,
     jobs_made_pending,
@@ -59,6 +61,8 @@ pub(crate) struct Coordinator {
     events: broadcast::Sender<Arc<JobEvent>>,
     /// Set at shutdown: long polls and watch streams end so the server can stop.
     closing: watch::Sender<bool>,
+    limits: Limits,
+    state_dir: PathBuf,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -81,18 +85,27 @@ impl Coordinator {
         let store = Store::open(&config.state_dir, config.durability)?;
         let checkpoints = CheckpointFiles::open(&config.state_dir)?;
         let scheduler = store.load(config.timing(), now_ms())?;
+        let reclaimed = checkpoints.reclaim(&scheduler)?;
         let sweeps = scheduler.sweeps().count();
         info!(
             db = %store.db_path().display(),
             sweeps,
             pending = scheduler.pending(),
+            reclaimed,
             "state loaded"
         );
-        Ok(Arc::new(Self::new(scheduler, store, checkpoints)))
+        Ok(Arc::new(Self::new(scheduler, store, checkpoints, config)))
     }
 
-    fn new(scheduler: Scheduler, store: Store, checkpoints: CheckpointFiles) -> Self {
+    fn new(
+        scheduler: Scheduler,
+        store: Store,
+        checkpoints: CheckpointFiles,
+        config: &CoordinatorConfig,
+    ) -> Self {
         Self {
+            limits: config.limits,
+            state_dir: config.state_dir.clone(),
             timing: scheduler.timing(),
             core: Mutex::new(Core { scheduler, store }),
             checkpoints,
@@ -125,9 +138,13 @@ impl Coordinator {
     /// Plans under the lock, commits the changes, and only then applies them: a failed commit
     /// leaves the state as it was and fails the call with `UNAVAILABLE`.
     fn transact<T>(&self, plan: impl FnOnce(&Scheduler) -> Result<Planned<T>>) -> Result<T> {
-        let (answer, made_pending) = {
+        let (answer, made_pending, ended) = {
             let mut core = self.lock()?;
-            let Planned { answer, changes } = plan(&core.scheduler)?;
+            let Planned {
+                answer,
+                mut changes,
+            } = plan(&core.scheduler)?;
+            let ended = checkpoint::take_ended(&mut changes);
             if !changes.is_empty() {
                 if let Err(err) = core.store.commit(&changes) {
                     warn!(error = %err, "commit failed; the call changed nothing");
@@ -136,8 +153,11 @@ impl Coordinator {
                 core.scheduler.apply(&changes);
                 self.publish(&core.scheduler, &changes);
             }
-            (answer, jobs_made_pending(&changes))
+            (answer, jobs_made_pending(&changes), ended)
         };
+        for (job, checkpoint) in ended {
+            self.checkpoints.remove(&job, &checkpoint);
+        }
         self.wake_pollers(made_pending);
         Ok(answer)
     }
@@ -294,6 +314,8 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
         request: Request<pb::RegisterWorkerRequest>,
     ) -> RpcResult<pb::RegisterWorkerResponse> {
         let req = request.into_inner();
+        let names: Vec<String> = req.devices.iter().map(|d| d.name.clone()).collect();
+        limits::check_registration(&req.host, &req.version, &names)?;
         let devices = req
             .devices
             .into_iter()
@@ -302,7 +324,9 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
                 slots: d.slots,
             })
             .collect();
+        let limits = self.0.limits;
         let registration = self.0.transact(|s| {
+            limits.check_workers(s, now_ms())?;
             s.register_worker(
                 now_ms(),
                 &req.host,
@@ -327,7 +351,7 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
         request: Request<pb::PollWorkRequest>,
     ) -> RpcResult<pb::PollWorkResponse> {
         let req = request.into_inner();
-        let worker = WorkerId(required(req.worker_id, "worker_id")?);
+        let worker = WorkerId(limits::short_field(req.worker_id, "worker_id")?);
         let coordinator = &self.0;
         let give_up =
             tokio::time::Instant::now() + Duration::from_millis(coordinator.timing.poll_timeout_ms);
@@ -368,8 +392,8 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
         request: Request<pb::ReportProgressRequest>,
     ) -> RpcResult<pb::ReportProgressResponse> {
         let req = request.into_inner();
-        let worker = WorkerId(required(req.worker_id, "worker_id")?);
-        let lease = LeaseId(required(req.lease_id, "lease_id")?);
+        let worker = WorkerId(limits::short_field(req.worker_id, "worker_id")?);
+        let lease = LeaseId(limits::short_field(req.lease_id, "lease_id")?);
         let metrics = req
             .epoch
             .map(EpochMetrics::try_from)
@@ -408,7 +432,7 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
                 .into());
             }
         };
-        let lease = LeaseId(required(header.lease_id, "header.lease_id")?);
+        let lease = LeaseId(limits::short_field(header.lease_id, "header.lease_id")?);
         let sha256 = checkpoint::parse_sha256(&header.sha256)?;
         if header.epoch == 0 {
             return Err(
@@ -416,6 +440,7 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
             );
         }
         let job = self.0.read(|s| s.check_upload(&lease))?;
+        self.0.limits.check_upload(header.size, &self.0.state_dir)?;
         let data = stream.map(|chunk| match chunk.map(|c| c.part) {
             Ok(Some(Part::Data(bytes))) => Ok(bytes),
             Ok(Some(Part::Header(_))) => Err(CoordinatorError::invalid(
@@ -433,19 +458,37 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
             .checkpoints
             .receive(&lease, header.size, &sha256, Box::pin(data))
             .await?;
-        let epoch = self.0.transact(|s| {
-            let planned = s.record_checkpoint(
-                now_ms(),
-                &lease,
-                Checkpoint {
-                    epoch: header.epoch,
-                    sha256,
-                },
-            )?;
-            // Under the lock, after the lease check: a superseded upload cannot overwrite.
-            self.0.checkpoints.install(received, &job)?;
+        let checkpoint = Checkpoint {
+            epoch: header.epoch,
+            sha256,
+        };
+        let mut previous = None;
+        let mut installed = false;
+        let recorded = self.0.transact(|s| {
+            previous = s.checkpoint_of(&lease)?.1;
+            let planned = s.record_checkpoint(now_ms(), &lease, checkpoint.clone())?;
+            // Under the lock, after the lease check: a superseded upload is never installed.
+            self.0.checkpoints.install(received, &job, &checkpoint)?;
+            installed = true;
             Ok(planned)
-        })?;
+        });
+        let same_file = previous
+            .as_ref()
+            .is_some_and(|p| p.sha256 == checkpoint.sha256);
+        let epoch = match recorded {
+            Ok(epoch) => epoch,
+            Err(err) => {
+                // Not committed: the new file is no one's, the previous one still the job's.
+                if installed && !same_file {
+                    self.0.checkpoints.remove(&job, &checkpoint);
+                }
+                return Err(err.into());
+            }
+        };
+        // Committed: the previous file is no one's now.
+        if let Some(previous) = previous.filter(|_| !same_file) {
+            self.0.checkpoints.remove(&job, &previous);
+        }
         info!(job = %job, epoch, size = header.size, "checkpoint stored");
         Ok(Response::new(pb::UploadCheckpointResponse { epoch }))
     }
@@ -457,7 +500,10 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
         request: Request<pb::DownloadCheckpointRequest>,
     ) -> RpcResult<Self::DownloadCheckpointStream> {
         use pb::checkpoint_chunk::Part;
-        let lease = LeaseId(required(request.into_inner().lease_id, "lease_id")?);
+        let lease = LeaseId(limits::short_field(
+            request.into_inner().lease_id,
+            "lease_id",
+        )?);
         let (job, checkpoint) = self.0.read(|s| s.checkpoint_of(&lease))?;
         let Some(checkpoint) = checkpoint else {
             return Err(CoordinatorError::NotFound {
@@ -491,8 +537,8 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
         request: Request<pb::CompleteJobRequest>,
     ) -> RpcResult<pb::CompleteJobResponse> {
         let req = request.into_inner();
-        let worker = WorkerId(required(req.worker_id, "worker_id")?);
-        let lease = LeaseId(required(req.lease_id, "lease_id")?);
+        let worker = WorkerId(limits::short_field(req.worker_id, "worker_id")?);
+        let lease = LeaseId(limits::short_field(req.lease_id, "lease_id")?);
         let result = req
             .result
             .ok_or_else(|| CoordinatorError::invalid("result", "missing: send the job's result"))?;
@@ -509,12 +555,12 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
         request: Request<pb::FailJobRequest>,
     ) -> RpcResult<pb::FailJobResponse> {
         let req = request.into_inner();
-        let worker = WorkerId(required(req.worker_id, "worker_id")?);
-        let lease = LeaseId(required(req.lease_id, "lease_id")?);
+        let worker = WorkerId(limits::short_field(req.worker_id, "worker_id")?);
+        let lease = LeaseId(limits::short_field(req.lease_id, "lease_id")?);
         let mut reason = if req.reason.is_empty() {
             "the worker gave no reason".to_owned()
         } else {
-            req.reason
+            limits::cut_reason(req.reason)
         };
         if req.epoch > 0 {
             reason.push_str(&format!(" (after epoch {})", req.epoch));
@@ -541,11 +587,19 @@ impl pb::sweep_service_server::SweepService for SweepApi {
         request: Request<pb::SubmitSweepRequest>,
     ) -> RpcResult<pb::SubmitSweepResponse> {
         let spec_toml = required(request.into_inner().spec_toml, "spec_toml")?;
+        let limits = self.0.limits;
+        limits.check_spec_text(&spec_toml)?;
+        // The grid's size from the spec alone, before it is expanded into memory.
+        let spec = ltsweep_proto::SweepSpec::parse(&spec_toml).map_err(CoordinatorError::from)?;
+        limits.check_jobs_per_sweep(spec.job_count())?;
         // Parsing and expanding the grid is the slow part: done before taking the lock.
         let submission = Submission::parse(&spec_toml)?;
-        let answer = self
-            .0
-            .transact(|s| s.submit_prepared(now_ms(), submission))?;
+        let answer = self.0.transact(|s| {
+            if s.sweep(submission.sweep()).is_none() {
+                limits.check_total_jobs(s, submission.jobs().len())?;
+            }
+            s.submit_prepared(now_ms(), submission)
+        })?;
         if answer.created {
             info!(sweep = %answer.sweep, jobs = answer.jobs, "sweep submitted");
         }
@@ -579,7 +633,10 @@ impl pb::sweep_service_server::SweepService for SweepApi {
         &self,
         request: Request<pb::WatchSweepRequest>,
     ) -> RpcResult<Self::WatchSweepStream> {
-        let sweep = SweepId(required(request.into_inner().sweep_id, "sweep_id")?);
+        let sweep = SweepId(limits::short_field(
+            request.into_inner().sweep_id,
+            "sweep_id",
+        )?);
         let (initial, done, mut events) = self.0.watch(&sweep)?;
         let (tx, rx) = mpsc::channel(256);
         let coordinator = Arc::clone(&self.0);
@@ -640,7 +697,10 @@ impl pb::sweep_service_server::SweepService for SweepApi {
         &self,
         request: Request<pb::CancelSweepRequest>,
     ) -> RpcResult<pb::CancelSweepResponse> {
-        let sweep = SweepId(required(request.into_inner().sweep_id, "sweep_id")?);
+        let sweep = SweepId(limits::short_field(
+            request.into_inner().sweep_id,
+            "sweep_id",
+        )?);
         let cancelled = self.0.transact(|s| s.cancel(&sweep))?;
         info!(sweep = %sweep, cancelled, "sweep cancelled");
         Ok(Response::new(pb::CancelSweepResponse { cancelled }))
@@ -650,7 +710,10 @@ impl pb::sweep_service_server::SweepService for SweepApi {
         &self,
         request: Request<pb::RetryFailedRequest>,
     ) -> RpcResult<pb::RetryFailedResponse> {
-        let sweep = SweepId(required(request.into_inner().sweep_id, "sweep_id")?);
+        let sweep = SweepId(limits::short_field(
+            request.into_inner().sweep_id,
+            "sweep_id",
+        )?);
         let requeued = self.0.transact(|s| s.retry_failed(&sweep))?;
         info!(sweep = %sweep, requeued, "failed jobs requeued");
         Ok(Response::new(pb::RetryFailedResponse { requeued }))
@@ -670,13 +733,29 @@ impl pb::sweep_service_server::SweepService for SweepApi {
         Ok(Response::new(pb::ListWorkersResponse { workers }))
     }
 
+    async fn delete_sweep(
+        &self,
+        request: Request<pb::DeleteSweepRequest>,
+    ) -> RpcResult<pb::DeleteSweepResponse> {
+        let sweep = SweepId(limits::short_field(
+            request.into_inner().sweep_id,
+            "sweep_id",
+        )?);
+        let jobs = delete::delete_sweep(&self.0, &sweep)?;
+        info!(sweep = %sweep, jobs, "sweep deleted");
+        Ok(Response::new(pb::DeleteSweepResponse { jobs }))
+    }
+
     type GetResultsStream = BoxStream<pb::JobResult>;
 
     async fn get_results(
         &self,
         request: Request<pb::GetResultsRequest>,
     ) -> RpcResult<Self::GetResultsStream> {
-        let sweep = SweepId(required(request.into_inner().sweep_id, "sweep_id")?);
+        let sweep = SweepId(limits::short_field(
+            request.into_inner().sweep_id,
+            "sweep_id",
+        )?);
         // Shared results, converted one by one as the client reads them.
         let results = self.0.read(|s| s.results(&sweep))?;
         let stream = futures::stream::iter(results)
@@ -685,5 +764,6 @@ impl pb::sweep_service_server::SweepService for SweepApi {
     }
 }
 
+mod delete;
 #[cfg(test)]
 mod tests;

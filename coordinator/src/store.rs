@@ -421,6 +421,15 @@ fn write_change(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<()> {
             tx.prepare_cached("UPDATE sweeps SET cancelled = ?2 WHERE id = ?1")?
                 .execute(params![sweep.as_str(), cancelled])?;
         }
+        Change::SweepDeleted { sweep } => {
+            for sql in [
+                "DELETE FROM results WHERE sweep_id = ?1",
+                "DELETE FROM jobs WHERE sweep_id = ?1",
+                "DELETE FROM sweeps WHERE id = ?1",
+            ] {
+                tx.prepare_cached(sql)?.execute(params![sweep.as_str()])?;
+            }
+        }
         Change::JobUpdated { job, runtime } => {
             let updated = tx
                 .prepare_cached("UPDATE jobs SET runtime = ?2 WHERE id = ?1")?

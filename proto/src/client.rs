@@ -31,6 +31,20 @@ pub enum ClientError {
 #[derive(Clone, Debug)]
 pub struct Auth(Option<MetadataValue<Ascii>>);
 
+impl Auth {
+    fn new(token: Option<&str>) -> Result<Self, ClientError> {
+        let Some(token) = token else {
+            return Ok(Auth(None));
+        };
+        let mut value: MetadataValue<Ascii> = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| ClientError::BadToken)?;
+        // Debug prints (of the client, of a request) then leave the token out.
+        value.set_sensitive(true);
+        Ok(Auth(Some(value)))
+    }
+}
+
 impl Interceptor for Auth {
     fn call(
         &mut self,
@@ -78,17 +92,9 @@ impl Connection {
                 .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
                 .map_err(ClientError::Tls)?;
         }
-        let auth = match token {
-            Some(token) => Auth(Some(
-                format!("Bearer {token}")
-                    .parse()
-                    .map_err(|_| ClientError::BadToken)?,
-            )),
-            None => Auth(None),
-        };
         Ok(Self {
+            auth: Auth::new(token)?,
             channel: endpoint.connect_lazy(),
-            auth,
         })
     }
 
@@ -113,4 +119,17 @@ pub fn read_token(path: &Path) -> std::io::Result<String> {
         .unwrap_or("")
         .trim()
         .to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_is_not_in_a_debug_print() {
+        let auth = Auth::new(Some("s3cret-token")).unwrap();
+        let printed = format!("{auth:?}");
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(Auth::new(Some("two\nlines")).is_err());
+    }
 }

@@ -28,6 +28,23 @@ use crate::job::{CompMode, DatasetKind, LossPlan};
 /// The most jobs one sweep may hold.
 pub const MAX_JOBS: usize = 1_000_000;
 
+/// The longest sweep name, in characters: it is copied into the sweep id every job carries.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// The longest `dataset.path`, in bytes (Linux's own limit on a path is 4,096).
+pub const MAX_PATH_BYTES: usize = 1_024;
+
+/// The synthetic data set's largest settings: beyond them a worker would not build the set in
+/// memory (`image_size = 1000000` is a terabyte a class), so the spec is refused instead.
+pub const MAX_IMAGE_SIZE: u32 = 512;
+/// The most classes a spec may ask for, of any data set.
+pub const MAX_CLASSES: u32 = 10_000;
+/// The most synthetic images of one class in one split.
+pub const MAX_IMAGES_PER_CLASS: u32 = 100_000;
+/// The largest synthetic data set, train and test together, in bytes of pixels (one byte a
+/// pixel and channel, as the worker holds it).
+pub const MAX_SYNTHETIC_BYTES: u64 = 2 << 30;
+
 /// A spec that is not valid: what is wrong, with the key and its line when known.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SpecError {
@@ -427,6 +444,14 @@ impl SweepSpec {
             "name",
             "use letters, digits, '-', '_' and '.' only (it names files and ids)",
         )?;
+        check(
+            self.name.chars().count() <= MAX_NAME_CHARS,
+            "name",
+            &format!(
+                "{} characters is over the limit of {MAX_NAME_CHARS}: every job's id carries the name, give a shorter one",
+                self.name.chars().count()
+            ),
+        )?;
         let seeds = self.seeds.as_deref().unwrap_or_default();
         check(
             !seeds.is_empty(),
@@ -497,6 +522,20 @@ impl SweepSpec {
                 "dataset.path",
                 &format!("give the folder of the {} files", d.kind),
             )?;
+            let path = d.path.as_deref().unwrap_or_default();
+            check(
+                path.len() <= MAX_PATH_BYTES,
+                "dataset.path",
+                &format!(
+                    "{} bytes is over the limit of {MAX_PATH_BYTES}: give the folder relative to the workers' --data-root",
+                    path.len()
+                ),
+            )?;
+            check(
+                !path.contains('\0'),
+                "dataset.path",
+                "holds a NUL character, which no file name can",
+            )?;
             for (key, given) in [
                 ("dataset.train_per_class", d.train_per_class.is_some()),
                 ("dataset.test_per_class", d.test_per_class.is_some()),
@@ -540,16 +579,40 @@ impl SweepSpec {
                     "dataset.classes",
                     &format!("{c} classes is too few; at least 2"),
                 )?;
+                check(
+                    c <= MAX_CLASSES,
+                    "dataset.classes",
+                    &format!("{c} classes is over the limit of {MAX_CLASSES}"),
+                )?;
             }
         }
         positive_counts(d.train_per_class.as_ref(), "dataset.train_per_class")?;
         positive_counts(d.test_per_class.as_ref(), "dataset.test_per_class")?;
+        for (key, axis) in [
+            ("dataset.train_per_class", &d.train_per_class),
+            ("dataset.test_per_class", &d.test_per_class),
+        ] {
+            for &n in axis.as_ref().map(Axis::values).unwrap_or_default() {
+                check(
+                    n <= MAX_IMAGES_PER_CLASS,
+                    key,
+                    &format!("{n} images a class is over the limit of {MAX_IMAGES_PER_CLASS}"),
+                )?;
+            }
+        }
         if let Some(size) = &d.image_size {
             for &s in size.values() {
                 check(
                     s >= 4,
                     "dataset.image_size",
                     &format!("{s} pixels is too small; at least 4"),
+                )?;
+                check(
+                    s <= MAX_IMAGE_SIZE,
+                    "dataset.image_size",
+                    &format!(
+                        "{s} pixels is over the limit of {MAX_IMAGE_SIZE} (CIFAR images are 32)"
+                    ),
                 )?;
             }
         }
@@ -567,7 +630,46 @@ impl SweepSpec {
                 check(n >= 0.0, "dataset.noise", &format!("{n} is negative"))?;
             }
         }
+        if synthetic {
+            self.validate_synthetic_size()?;
+        }
         Ok(())
+    }
+
+    /// The largest synthetic set of the grid (each axis at its largest) must fit the limit.
+    fn validate_synthetic_size(&self) -> Result<(), Invalid> {
+        let d = &self.dataset;
+        // The defaults the grid resolves absent settings to (see `grid.rs`).
+        let largest = |axis: &Option<Axis<u32>>, default: u32| {
+            u64::from(axis.as_ref().map_or(default, |a| {
+                a.values().iter().copied().max().unwrap_or(default)
+            }))
+        };
+        let classes = largest(&d.classes, 10);
+        let images = largest(&d.train_per_class, 500) + largest(&d.test_per_class, 100);
+        let size = largest(&d.image_size, 32);
+        let bytes = classes * images * largest(&d.channels, 3) * size * size;
+        let key = if d.image_size.is_some() {
+            "dataset.image_size"
+        } else {
+            "dataset.train_per_class"
+        };
+        check(
+            bytes <= MAX_SYNTHETIC_BYTES,
+            key,
+            &format!(
+                "the synthetic set would hold {bytes} bytes of pixels, over the limit of {MAX_SYNTHETIC_BYTES} (2 GiB): fewer classes, images or pixels"
+            ),
+        )
+    }
+
+    /// How many jobs the grid holds, without expanding it (saturating).
+    pub fn job_count(&self) -> u128 {
+        self.axes()
+            .iter()
+            .map(|(_, values)| values.len() as u128)
+            .chain([self.plans().len() as u128, self.seeds().len() as u128])
+            .fold(1u128, u128::saturating_mul)
     }
 
     fn validate_train(&self) -> Result<(), Invalid> {
@@ -878,5 +980,72 @@ mod tests {
                 .starts_with("line 6: dataset.noise: applies to the synthetic"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_long_name_or_path_is_refused_naming_the_limit() {
+        let name = "n".repeat(MAX_NAME_CHARS + 1);
+        let err = error(&format!(
+            "name = \"{name}\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\n"
+        ));
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "line 1: name: 65 characters is over the limit of 64: every job's id carries the name, give a shorter one"
+            )
+        );
+        let path = "p".repeat(MAX_PATH_BYTES + 1);
+        let err = error(&format!(
+            "name = \"x\"\nseeds = [0]\n[dataset]\nkind = \"cifar10\"\npath = \"{path}\"\n"
+        ));
+        assert!(
+            err.to_string()
+                .starts_with("line 5: dataset.path: 1025 bytes is over the limit of 1024"),
+            "{err}"
+        );
+        SweepSpec::parse(&format!(
+            "name = \"{}\"\nseeds = [0]\n[dataset]\nkind = \"cifar10\"\npath = \"{}\"\n",
+            "n".repeat(MAX_NAME_CHARS),
+            "p".repeat(MAX_PATH_BYTES)
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn synthetic_sizes_a_worker_cannot_hold_are_refused() {
+        let synthetic = |extra: &str| {
+            SweepSpec::parse(&format!(
+                "name = \"x\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\n{extra}\n"
+            ))
+        };
+        let err = synthetic("image_size = 1000000").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 5: dataset.image_size: 1000000 pixels is over the limit of 512 (CIFAR images are 32)"
+        );
+        let err = synthetic("train_per_class = 1000000").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("1000000 images a class is over the limit of 100000"),
+            "{err}"
+        );
+        let err = synthetic("classes = 20000").unwrap_err();
+        assert!(err.to_string().contains("over the limit of 10000"), "{err}");
+        // Each setting within its limit, together too much: 1000 classes of 600 images of
+        // 3 x 512 x 512.
+        let err = synthetic("classes = 1000\nimage_size = 512").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("over the limit of 2147483648 (2 GiB)"),
+            "{err}"
+        );
+        synthetic("classes = 100\nimage_size = 64").unwrap();
+    }
+
+    #[test]
+    fn the_job_count_is_the_product_of_the_axes() {
+        let spec = SweepSpec::parse("name = \"x\"\nseeds = [0, 1, 2]\n[dataset]\nkind = \"synthetic\"\n[losses]\npc_weight = [0.1, 1.0]\n").unwrap();
+        assert_eq!(spec.job_count(), 9 * 3 * 2);
+        assert_eq!(spec.job_count(), spec.jobs().len() as u128);
     }
 }

@@ -23,22 +23,36 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .block_on(future)
 }
 
-/// The token from --token-file, else LTSWEEP_TOKEN.
+/// The token from --token-file, else LTSWEEP_TOKEN; none when neither is given. An empty
+/// one is an error, not "no token": a variable set to nothing by mistake must not turn the
+/// coordinator's auth off.
 pub fn token(token_file: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
-    match token_file {
-        Some(path) => ltsweep_proto::client::read_token(path)
-            .map(Some)
-            .map_err(|e| {
-                BadInput(format!(
-                    "cannot read the token file {}: {e}",
-                    path.display()
-                ))
-                .into()
-            }),
-        None => Ok(std::env::var("LTSWEEP_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty())),
+    let token = match token_file {
+        Some(path) => ltsweep_proto::client::read_token(path).map_err(|e| {
+            BadInput(format!(
+                "cannot read the token file {}: {e}",
+                path.display()
+            ))
+        })?,
+        None => match std::env::var("LTSWEEP_TOKEN") {
+            Ok(token) => token,
+            Err(std::env::VarError::NotPresent) => return Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(BadInput("LTSWEEP_TOKEN is not valid text".into()).into());
+            }
+        },
+    };
+    if token.trim().is_empty() {
+        let source = token_file.map_or_else(
+            || "LTSWEEP_TOKEN is set but empty".to_owned(),
+            |path| format!("the token file {} is empty", path.display()),
+        );
+        return Err(BadInput(format!(
+            "{source}: give the shared token, or unset it to run without one"
+        ))
+        .into());
     }
+    Ok(Some(token))
 }
 
 /// Must be called inside a tokio runtime (the channel's connection task lives there).
@@ -61,7 +75,9 @@ pub fn rpc_error(status: tonic::Status, remote: &RemoteArgs) -> anyhow::Error {
             "the coordinator refused the token ({message}); give it with --token-file or LTSWEEP_TOKEN"
         ))
         .into(),
-        Code::FailedPrecondition | Code::PermissionDenied => Refused(message).into(),
+        Code::FailedPrecondition | Code::PermissionDenied | Code::ResourceExhausted => {
+            Refused(message).into()
+        }
         Code::Unavailable => anyhow::anyhow!(
             "cannot reach the coordinator at {} ({message}); is it running? (--coordinator, LTSWEEP_COORDINATOR)",
             remote.coordinator

@@ -1,7 +1,7 @@
 //! `ltsweep coordinator --listen ADDR --state-dir DIR [--http ADDR]`.
 
 use anyhow::Context;
-use ltsweep_coordinator::{CoordinatorConfig, Durability, Opened, TlsFiles};
+use ltsweep_coordinator::{CoordinatorConfig, Durability, Limits, Opened, TlsFiles};
 use ltsweep_web::{Web, WebConfig};
 
 use crate::cli::{CoordinatorArgs, DurabilityArg};
@@ -10,6 +10,17 @@ use crate::exit::BadInput;
 pub fn run(args: &CoordinatorArgs) -> anyhow::Result<()> {
     let token = super::client::token(args.token_file.as_deref())?;
     if token.is_none() {
+        // The web page with no token shows everything and has working cancel buttons, so its
+        // address is held to the same rule as the gRPC one.
+        let exposed = std::iter::once(&args.listen)
+            .chain(&args.http)
+            .find(|address| !is_loopback(address));
+        if let (false, Some(address)) = (args.insecure, exposed) {
+            return Err(BadInput(format!(
+                "no token (--token-file, LTSWEEP_TOKEN) on {address}, an address other machines reach: give a token, listen on 127.0.0.1, or pass --insecure"
+            ))
+            .into());
+        }
         tracing::warn!(
             "no token (--token-file, LTSWEEP_TOKEN): anyone who reaches {} can submit and take jobs",
             args.listen
@@ -30,6 +41,14 @@ pub fn run(args: &CoordinatorArgs) -> anyhow::Result<()> {
         durability: match args.durability {
             DurabilityArg::Normal => Durability::Normal,
             DurabilityArg::Full => Durability::Full,
+        },
+        limits: Limits {
+            max_spec_bytes: usize::try_from(args.limits.max_spec_bytes).unwrap_or(usize::MAX),
+            max_jobs_per_sweep: args.limits.max_jobs_per_sweep,
+            max_jobs: args.limits.max_jobs,
+            max_checkpoint_bytes: args.limits.max_checkpoint_bytes,
+            max_workers: args.limits.max_workers,
+            min_free_disk_bytes: args.limits.min_free_disk_bytes,
         },
         ..CoordinatorConfig::new(&args.state_dir)
     };
@@ -106,4 +125,29 @@ pub fn run(args: &CoordinatorArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// Whether every address `listen` names is a loopback one (a name that does not resolve is
+/// not: binding it fails with its own message).
+fn is_loopback(listen: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    listen.to_socket_addrs().is_ok_and(|addresses| {
+        let addresses: Vec<_> = addresses.collect();
+        !addresses.is_empty() && addresses.iter().all(|a| a.ip().is_loopback())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_addresses_are_loopback() {
+        assert!(is_loopback("127.0.0.1:7070"));
+        assert!(is_loopback("[::1]:7070"));
+        assert!(is_loopback("localhost:7070"));
+        assert!(!is_loopback("0.0.0.0:7070"));
+        assert!(!is_loopback("[::]:7070"));
+        assert!(!is_loopback("10.1.2.3:7070"));
+    }
 }

@@ -4,6 +4,7 @@ mod bench;
 mod client;
 mod coordinator;
 mod data;
+mod delete;
 mod doctor;
 mod report;
 mod run;
@@ -38,6 +39,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(&args),
         Command::Coordinator(args) => coordinator::run(&args),
         Command::Worker(args) => worker::run(&args),
+        Command::Delete(args) => delete::run(&args),
     }
 }
 

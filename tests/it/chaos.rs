@@ -11,7 +11,8 @@ use serde_json::Value;
 use crate::cluster_support::{TestCluster, assert_one_result_per_job};
 use crate::proxy::Proxy;
 
-const TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a sweep may go without any change of its status before a test fails.
+const TIMEOUT: Duration = Duration::from_secs(60);
 const CHECKPOINT_EVERY: u32 = 3;
 
 /// Nine jobs of forty epochs (a few seconds each): long enough that a status poll sees each

@@ -103,6 +103,11 @@ impl TestCluster {
 
     /// A worker that reaches the coordinator at `url` (through a proxy, say).
     pub fn add_worker_at(&mut self, url: &str) {
+        self.add_worker_with(url, &[]);
+    }
+
+    /// A worker with more flags (`--data-root`, say).
+    pub fn add_worker_with(&mut self, url: &str, extra: &[&str]) {
         let mut command = ltsweep();
         command
             .args([
@@ -114,6 +119,7 @@ impl TestCluster {
                 "--threads",
                 "1",
             ])
+            .args(extra)
             .env("LTSWEEP_TOKEN", TOKEN)
             .env("RUST_LOG", "info");
         self.workers.push(Process::spawn(command));
@@ -223,19 +229,35 @@ impl TestCluster {
         })
     }
 
+    /// Waits until the sweep's status satisfies `done`. `stall` bounds the time without any
+    /// change of the status, not the whole wait: a slow machine makes a sweep slower, not the
+    /// test fail, while a stuck sweep fails the test within `stall`.
     pub fn wait_for_state(
         &self,
         sweep: &str,
         what: &str,
-        timeout: Duration,
+        stall: Duration,
         mut done: impl FnMut(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
-        let mut last = None;
-        wait_until(what, timeout, || {
-            last = self.try_status(sweep);
-            last.as_ref().is_some_and(&mut done)
-        });
-        last.unwrap()
+        let mut changed = std::time::Instant::now();
+        let mut seen: Option<serde_json::Value> = None;
+        loop {
+            let status = self.try_status(sweep);
+            if let Some(status) = &status {
+                if done(status) {
+                    return status.clone();
+                }
+                if seen.as_ref() != Some(status) {
+                    seen = Some(status.clone());
+                    changed = std::time::Instant::now();
+                }
+            }
+            assert!(
+                changed.elapsed() < stall,
+                "waiting for {what}: nothing changed for {stall:?}; last status: {seen:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
@@ -260,19 +282,24 @@ fn start_coordinator(state: &Path, listen: &str, lease_ttl: &str) -> (Process, S
         .env("LTSWEEP_TOKEN", TOKEN)
         .env("RUST_LOG", "info");
     let process = Process::spawn(command);
-    let mut address = None;
+    let address = listening_address(&process);
+    (process, address)
+}
+
+/// Waits until a coordinator process says where it listens, and answers that address: with
+/// `--listen 127.0.0.1:0` it holds its port from the start, and no test probes for a free one.
+pub fn listening_address(process: &Process) -> String {
+    let mut line = None;
     wait_until("the coordinator to listen", Duration::from_secs(60), || {
-        address = process.line_containing("listening on");
-        address.is_some()
+        line = process.line_containing("listening on");
+        line.is_some()
     });
-    let line = address.unwrap();
-    let address = line
+    line.unwrap()
         .split("listening on ")
         .nth(1)
         .and_then(|rest| rest.split(',').next())
         .expect("the address follows `listening on`")
-        .to_owned();
-    (process, address)
+        .to_owned()
 }
 
 /// 9 paper plans x 2 seeds of tiny synthetic data: 18 jobs of well under a second each.

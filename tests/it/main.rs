@@ -8,6 +8,8 @@ mod webdriver;
 
 mod chaos;
 mod cluster;
+mod data_root;
+mod hostile;
 mod spec_cli;
 mod tls;
 mod train_cli;

@@ -2,10 +2,9 @@
 //! offline report from an export, and a results file of the wrong schema.
 
 use std::path::Path;
-use std::time::Duration;
 
-use crate::cluster_support::Process;
-use crate::support::{ltsweep, repo, run, stderr, stdout, wait_until, write};
+use crate::cluster_support::{Process, listening_address};
+use crate::support::{ltsweep, repo, run, stderr, stdout, write};
 
 const STUDY: &str = r#"
 name = "study"
@@ -29,6 +28,7 @@ warmup_epochs = 0
 lr_decay_epochs = [2]
 pretrain_ce_epochs = 1
 eval_epochs = [1]
+checkpoint_every = 1
 [losses]
 pc_weight = [0.01, 0.1]
 "#;
@@ -95,6 +95,11 @@ fn a_study_runs_in_one_command_reports_and_resumes() {
         "{table}"
     );
     check_parquet_with_pandas(&out);
+    // Every job checkpointed each epoch, and every one succeeded: no checkpoint is kept.
+    let kept: Vec<_> = std::fs::read_dir(out.join("state/checkpoints"))
+        .unwrap()
+        .collect();
+    assert!(kept.is_empty(), "checkpoints left: {kept:?}");
 
     // A second run of a finished study trains nothing and writes the same table.
     let again = run(&args);
@@ -134,24 +139,18 @@ fn an_export_reports_offline_and_a_wrong_file_names_the_missing_column() {
         .to_owned();
 
     // A coordinator on the finished study's state serves its results for an export.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Port 0: the coordinator holds the port it says it listens on, none is probed.
     let mut command = ltsweep();
     command
-        .args(["coordinator", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["coordinator", "--listen", "127.0.0.1:0"])
         .args(["--state-dir", out.join("state").to_str().unwrap()])
         .env("LTSWEEP_TOKEN", "t");
     let coordinator = Process::spawn(command);
-    wait_until("the coordinator to listen", Duration::from_secs(60), || {
-        coordinator.line_containing("listening on").is_some()
-    });
+    let address = listening_address(&coordinator);
     let results = dir.path().join("results.parquet");
     let output = ltsweep()
         .args(["export", &sweep, "--out", results.to_str().unwrap()])
-        .args(["--coordinator", &format!("http://127.0.0.1:{port}")])
+        .args(["--coordinator", &format!("http://{address}")])
         .env("LTSWEEP_TOKEN", "t")
         .output()
         .unwrap();

@@ -167,8 +167,33 @@ fn a_decay_epoch_past_the_last_epoch_is_refused() {
 
 #[test]
 fn a_file_that_is_not_toml_is_refused() {
-    let err = assert_refused("kind = \"synthetic\"", "kind = = synthetic", "", 5);
+    let err = assert_refused("kind = \"synthetic\"", "kind = = synthetic", "column", 5);
     assert!(err.contains("not valid TOML"), "{err}");
+}
+
+#[test]
+fn synthetic_sizes_past_their_limits_are_refused() {
+    let err = assert_refused(
+        "kind = \"synthetic\"",
+        "kind = \"synthetic\"\nimage_size = 1000000",
+        "dataset.image_size",
+        6,
+    );
+    assert!(err.contains("over the limit of 512"), "{err}");
+    let err = assert_refused(
+        "kind = \"synthetic\"",
+        "kind = \"synthetic\"\nclasses = 1000\nimage_size = 512",
+        "dataset.image_size",
+        7,
+    );
+    assert!(err.contains("2 GiB"), "{err}");
+}
+
+#[test]
+fn a_long_name_is_refused_naming_the_limit() {
+    let long = format!("name = \"{}\"", "n".repeat(100_000));
+    let err = assert_refused("name = \"bad\"", &long, "name", 1);
+    assert!(err.contains("over the limit of 64"), "{err}");
 }
 
 #[test]

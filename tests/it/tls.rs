@@ -1,12 +1,10 @@
 //! TLS end to end: certificates made at test time by a CA of the test's own; the CLI trusts the
 //! coordinator through --tls-ca, and is refused without the CA or in plaintext.
 
-use std::time::Duration;
-
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 
-use crate::cluster_support::Process;
-use crate::support::{ltsweep, wait_until, write};
+use crate::cluster_support::{Process, listening_address};
+use crate::support::{ltsweep, write};
 
 #[test]
 fn the_cli_needs_the_ca_and_tls() {
@@ -23,14 +21,9 @@ fn the_cli_needs_the_ca_and_tls() {
     let cert = write(dir.path(), "cert.pem", &leaf.pem());
     let key = write(dir.path(), "key.pem", &leaf_key.serialize_pem());
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let mut command = ltsweep();
     command
-        .args(["coordinator", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["coordinator", "--listen", "127.0.0.1:0"])
         .args(["--state-dir", dir.path().join("state").to_str().unwrap()])
         .args([
             "--tls-cert",
@@ -40,9 +33,11 @@ fn the_cli_needs_the_ca_and_tls() {
         ])
         .env("LTSWEEP_TOKEN", "t");
     let coordinator = Process::spawn(command);
-    wait_until("the coordinator to listen", Duration::from_secs(60), || {
-        coordinator.line_containing("listening on").is_some()
-    });
+    let port = listening_address(&coordinator)
+        .rsplit(':')
+        .next()
+        .expect("an address ends in its port")
+        .to_owned();
     let sweeps = |url: &str, ca: Option<&std::path::Path>| {
         let mut command = ltsweep();
         command

@@ -31,6 +31,7 @@ pub mod losses;
 pub mod metrics;
 pub mod model;
 pub mod optim;
+pub mod pause;
 pub mod rng;
 pub mod runtime;
 pub mod train;

@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tonic::Code;
 
 use crate::data::{DataError, LongTailData, longtail};
+use crate::pause::DataPause;
 use crate::train::{Observer, Outcome, Trainer, device_name};
 
 /// Bytes of checkpoint per streamed message.
@@ -67,6 +68,7 @@ struct Shared {
     threads_per_job: i32,
     registration: tokio::sync::Mutex<Option<Registration>>,
     data: Mutex<HashMap<String, Arc<LongTailData>>>,
+    data_pause: DataPause,
     shutdown: watch::Receiver<Shutdown>,
 }
 
@@ -86,6 +88,7 @@ pub async fn run(
         config,
         registration: tokio::sync::Mutex::new(None),
         data: Mutex::new(HashMap::new()),
+        data_pause: DataPause::default(),
         shutdown,
     });
     // Register before the slots start, so a refused worker says so at once.
@@ -206,6 +209,13 @@ async fn run_slot(shared: Arc<Shared>, device: Device, slot: u32) -> Result<(), 
     let mut shutdown = shared.shutdown.clone();
     let mut backoff = Backoff::default();
     while !shared.stopping() {
+        if let Some(until) = shared.data_pause.until() {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until.into()) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
         let registration = shared.registration().await?;
         let mut request = tonic::Request::new(pb::PollWorkRequest {
             worker_id: registration.worker_id.clone(),
@@ -414,10 +424,27 @@ fn train_blocking(
 ) -> Result<Outcome, JobFailure> {
     // OpenMP's thread count is per thread: set it on the thread that trains.
     tch::set_num_threads(shared.threads_per_job);
-    let data = shared.data(&spec.dataset).map_err(|err| JobFailure {
-        reason: err.to_string(),
-        retryable: false,
+    let data = shared.data(&spec.dataset).map_err(|err| match err {
+        // This worker's data is not there: another worker may have it.
+        DataError::Missing { .. } | DataError::Io { .. } => {
+            let pause = shared.data_pause.missing();
+            tracing::error!(%err, ?pause, data_root = %shared.config.data_root.display(), "a job's data is missing; pausing before taking more jobs");
+            JobFailure {
+                reason: format!(
+                    "{err} (on worker host {}, --data-root {}; it takes no job for {}s)",
+                    shared.config.host,
+                    shared.config.data_root.display(),
+                    pause.as_secs()
+                ),
+                retryable: true,
+            }
+        }
+        err => JobFailure {
+            reason: err.to_string(),
+            retryable: false,
+        },
     })?;
+    shared.data_pause.found();
     let mut trainer = Trainer::new(spec, &data, device);
     if let Some(bytes) = resume_from {
         if let Err(err) = trainer.resume(&bytes) {

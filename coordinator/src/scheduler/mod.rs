@@ -47,6 +47,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::CoordinatorError;
 
+mod delete;
 #[cfg(test)]
 pub(crate) mod proptests;
 #[cfg(test)]
@@ -309,6 +310,10 @@ pub enum Change {
     SweepCancelled {
         sweep: SweepId,
         cancelled: bool,
+    },
+    /// A sweep whose jobs all ended is gone, with its jobs and results.
+    SweepDeleted {
+        sweep: SweepId,
     },
     /// A job's new runtime state, whole.
     JobUpdated {
@@ -1039,6 +1044,7 @@ impl Scheduler {
                         sweep.record.cancelled = *cancelled;
                     }
                 }
+                Change::SweepDeleted { sweep } => self.remove_sweep(sweep),
                 Change::JobUpdated { job, runtime } => self.update_job(job, runtime.clone()),
                 Change::LeaseRenewed { job, deadline_ms } => {
                     let Some(runtime) = self.jobs.get(job).map(|j| &j.runtime) else {

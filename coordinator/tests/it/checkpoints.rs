@@ -7,11 +7,11 @@ use tonic::Code;
 
 use crate::helpers::*;
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn upload_chunks(
+pub(crate) fn upload_chunks(
     lease: &pb::Lease,
     epoch: u32,
     data: &[u8],
@@ -166,5 +166,101 @@ async fn a_corrupt_or_short_upload_changes_nothing() {
         .unwrap()
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    coordinator.stop().await;
+}
+
+/// The file names in the checkpoint folder, sorted.
+fn checkpoint_files(state_dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(state_dir.join("checkpoints"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+async fn upload(workers: &mut Workers, lease: &pb::Lease, epoch: u32, data: &[u8]) {
+    let sha = hex(&Sha256::digest(data));
+    workers
+        .upload_checkpoint(tokio_stream::iter(upload_chunks(lease, epoch, data, &sha)))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn checkpoints_are_kept_only_while_their_job_can_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = TestCoordinator::start(config(dir.path())).await;
+    let mut sweeps = coordinator.sweeps().await;
+    let mut workers = coordinator.workers().await;
+    let sweep = submit(&mut sweeps, SPEC).await.sweep_id;
+    let worker = register(&mut workers).await;
+    let first = lease(&mut workers, &worker).await;
+    let job = first.job.clone().unwrap().job_id;
+
+    // A newer checkpoint takes the place of the older one.
+    upload(&mut workers, &first, 1, b"epoch one").await;
+    upload(&mut workers, &first, 2, b"epoch two").await;
+    let sha = hex(&Sha256::digest(b"epoch two"));
+    assert_eq!(checkpoint_files(dir.path()), [format!("{job}-{sha}.ckpt")]);
+
+    // Succeeded: the checkpoint is gone.
+    complete(&mut workers, &worker, &first, 0.5).await.unwrap();
+    assert!(checkpoint_files(dir.path()).is_empty());
+
+    // Failed for good: gone too.
+    let second = lease(&mut workers, &worker).await;
+    upload(&mut workers, &second, 1, b"second job").await;
+    assert_eq!(checkpoint_files(dir.path()).len(), 1);
+    workers
+        .fail_job(pb::FailJobRequest {
+            worker_id: worker.clone(),
+            lease_id: second.lease_id.clone(),
+            reason: "diverged".into(),
+            retryable: false,
+            epoch: 1,
+        })
+        .await
+        .unwrap();
+    assert!(checkpoint_files(dir.path()).is_empty());
+    assert_eq!(status(&mut sweeps, &sweep).await.counts.unwrap().failed, 1);
+    coordinator.stop().await;
+}
+
+#[tokio::test]
+async fn a_cancelled_sweep_leaves_no_checkpoint_and_a_restart_removes_strays() {
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = TestCoordinator::start(config(dir.path())).await;
+    let mut sweeps = coordinator.sweeps().await;
+    let mut workers = coordinator.workers().await;
+    let sweep = submit(&mut sweeps, SPEC).await.sweep_id;
+    let worker = register(&mut workers).await;
+    let running = lease(&mut workers, &worker).await;
+    upload(&mut workers, &running, 3, b"running").await;
+    assert_eq!(checkpoint_files(dir.path()).len(), 1);
+    sweeps
+        .cancel_sweep(pb::CancelSweepRequest {
+            sweep_id: sweep.clone(),
+        })
+        .await
+        .unwrap();
+    assert!(checkpoint_files(dir.path()).is_empty());
+
+    // Retried, leased again, checkpointed: a restart keeps that file and removes a stray.
+    sweeps
+        .retry_failed(pb::RetryFailedRequest { sweep_id: sweep })
+        .await
+        .unwrap();
+    let again = lease(&mut workers, &worker).await;
+    upload(&mut workers, &again, 1, b"resumable").await;
+    let kept = checkpoint_files(dir.path());
+    assert_eq!(kept.len(), 1);
+    coordinator.stop().await;
+    std::fs::write(dir.path().join("checkpoints/stray.ckpt"), b"left over").unwrap();
+    let coordinator = TestCoordinator::start(config(dir.path())).await;
+    // The server opens its state before it serves: once it answers, the strays are gone.
+    let mut sweeps = coordinator.sweeps().await;
+    sweeps.list_sweeps(pb::ListSweepsRequest {}).await.unwrap();
+    assert_eq!(checkpoint_files(dir.path()), kept);
     coordinator.stop().await;
 }

@@ -12,11 +12,11 @@ const ONE_JOB: &str = "name = \"one\"\nseeds = [0]\n[dataset]\nkind = \"syntheti
 #[tokio::test]
 async fn an_expired_lease_leased_again_is_refused_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config(dir.path());
-    config.lease_ttl = Duration::from_millis(400);
-    config.heartbeat_interval = Duration::from_millis(100);
-    config.poll_timeout = Duration::from_millis(200);
-    let coordinator = TestCoordinator::start(config).await;
+    let mut short = config(dir.path());
+    short.lease_ttl = Duration::from_millis(400);
+    short.heartbeat_interval = Duration::from_millis(100);
+    short.poll_timeout = Duration::from_millis(200);
+    let coordinator = TestCoordinator::start(short).await;
     let mut sweeps = coordinator.sweeps().await;
     let mut workers = coordinator.workers().await;
     let sweep = submit(&mut sweeps, ONE_JOB).await.sweep_id;
@@ -24,14 +24,21 @@ async fn an_expired_lease_leased_again_is_refused_and_changes_nothing() {
     let fast = register(&mut workers).await;
 
     let old = lease(&mut workers, &slow).await;
-    // No heartbeat: the lease expires, the job returns to the queue and goes to the other
-    // worker.
+    // No heartbeat: the lease expires and the job returns to the queue.
     wait_until("the lease expires", || {
         let mut sweeps = sweeps.clone();
         let sweep = sweep.clone();
         async move { status(&mut sweeps, &sweep).await.counts.unwrap().pending == 1 }
     })
     .await;
+    // The rest of the test takes as long as it takes: the same state under a 60 s lease, so
+    // that the next lease does not also expire while the test looks around.
+    coordinator.stop().await;
+    let mut long = config(dir.path());
+    long.lease_ttl = Duration::from_secs(60);
+    let coordinator = TestCoordinator::start(long).await;
+    let mut sweeps = coordinator.sweeps().await;
+    let mut workers = coordinator.workers().await;
     let new = lease(&mut workers, &fast).await;
     assert_eq!(new.job, old.job);
     assert_eq!(new.attempt, 2);

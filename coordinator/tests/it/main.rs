@@ -1,7 +1,9 @@
 //! The coordinator over real gRPC: a server on 127.0.0.1:0 and the generated clients.
 
 mod checkpoints;
+mod delete;
 mod helpers;
 mod leases;
+mod limits;
 mod security;
 mod sweeps;
