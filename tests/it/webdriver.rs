@@ -89,7 +89,7 @@ impl Browser {
             "--disable-component-update",
             "--disable-sync",
             "--disable-dev-shm-usage",
-            "--window-size=1400,2900",
+            "--window-size=1400,3000",
             &format!("--user-data-dir={}", browser._profile.path().display()),
         ];
         let created = browser.call(

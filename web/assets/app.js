@@ -21,6 +21,7 @@
     refresh(document.getElementById("sweeps"));
   }, 5000);
 
+  const FINAL = ["succeeded", "failed", "cancelled"];
   const main = document.getElementById("sweep");
   if (!main) return;
   const sweep = encodeURIComponent(main.dataset.sweep);
@@ -65,13 +66,14 @@
       if (seen[seen.length - 1] !== update.state) seen.push(update.state);
       row.dataset.seen = seen.join(" ");
       row.title = "seen here: " + seen.join(" → ");
-      const changed = !old || old.dataset.state !== update.state;
+      const before = old ? old.dataset.state : null;
       if (old) old.replaceWith(row);
       else jobs.appendChild(row);
       counts.innerHTML = update.counts;
-      if (changed) {
-        refreshReport();
+      if (before !== update.state) {
         refreshWorkers();
+        // The tables change when a job ends or is queued again.
+        if (FINAL.includes(update.state) || FINAL.includes(before)) refreshReport();
       }
     });
     source.addEventListener("end", () => {

@@ -72,6 +72,7 @@ struct AppState {
     token: Option<Arc<str>>,
     /// Served over TLS: the login cookie is `Secure` and same-origin checks expect `https`.
     secure: bool,
+    reports: Arc<report::ReportCache>,
 }
 
 /// The page, ready to serve.
@@ -88,6 +89,7 @@ impl Web {
             api,
             token: config.token.map(Into::into),
             secure: tls.is_some(),
+            reports: Arc::default(),
         };
         Ok(Web {
             router: router(state),

@@ -2,10 +2,16 @@
 //! made by [`ltsweep_analysis::live_report`] from the coordinator's records and results, as
 //! one HTML fragment the page swaps in when a job ends.
 //!
+//! The fragment is kept per sweep until a job's state changes, so that many open pages cost
+//! one report per change.
+//!
 //! Rows of plans with no result yet are left out (the fragment counts them); rows with some
 //! seeds still missing are marked incomplete.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -19,38 +25,90 @@ use crate::AppState;
 use crate::html::escape;
 use crate::pages::status_response;
 
+/// The last fragment of each sweep and a fingerprint of the job states it was made from:
+/// open pages refetch the report whenever a job ends, and each change is computed once.
+#[derive(Default)]
+pub(crate) struct ReportCache(Mutex<HashMap<String, (u64, Arc<str>)>>);
+
+/// Sweeps whose fragment is kept; past it the cache starts over.
+const CACHED_SWEEPS: usize = 64;
+
+impl ReportCache {
+    fn get(&self, sweep: &str, fingerprint: u64) -> Option<Arc<str>> {
+        let cache = self.0.lock().ok()?;
+        cache
+            .get(sweep)
+            .filter(|(made_from, _)| *made_from == fingerprint)
+            .map(|(_, html)| Arc::clone(html))
+    }
+
+    fn put(&self, sweep: String, fingerprint: u64, html: Arc<str>) {
+        if let Ok(mut cache) = self.0.lock() {
+            if cache.len() >= CACHED_SWEEPS && !cache.contains_key(&sweep) {
+                cache.clear();
+            }
+            cache.insert(sweep, (fingerprint, html));
+        }
+    }
+}
+
+/// Every job's id and state: the report changes only when one of them does (a succeeded
+/// job's result never changes).
+fn fingerprint(status: &pb::SweepStatus) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    for job in &status.jobs {
+        job.job_id.hash(&mut hasher);
+        job.state.hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+async fn sweep_status(
+    state: &AppState,
+    sweep: String,
+    with_specs: bool,
+) -> Result<pb::SweepStatus, Response> {
+    state
+        .api
+        .get_sweep(tonic::Request::new(pb::GetSweepRequest {
+            sweep_id: sweep,
+            with_specs,
+        }))
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(status_response)
+}
+
 pub(crate) async fn report_fragment(
     State(state): State<AppState>,
     Path(sweep): Path<String>,
 ) -> Response {
-    let status = match state
-        .api
-        .get_sweep(tonic::Request::new(pb::GetSweepRequest {
-            sweep_id: sweep,
-            with_specs: true,
-        }))
-        .await
-    {
-        Ok(status) => status.into_inner(),
-        Err(status) => return status_response(status),
-    };
-    let mut stream = match state
+    match report_html(&state, sweep).await {
+        Ok(html) => Html(html.to_string()).into_response(),
+        Err(response) => response,
+    }
+}
+
+async fn report_html(state: &AppState, sweep: String) -> Result<Arc<str>, Response> {
+    let states = sweep_status(state, sweep, false).await?;
+    if let Some(html) = state.reports.get(&states.sweep_id, fingerprint(&states)) {
+        return Ok(html);
+    }
+    let status = sweep_status(state, states.sweep_id, true).await?;
+    let made_from = fingerprint(&status);
+    let mut stream = state
         .api
         .get_results(tonic::Request::new(pb::GetResultsRequest {
             sweep_id: status.sweep_id.clone(),
         }))
         .await
-    {
-        Ok(stream) => stream.into_inner(),
-        Err(status) => return status_response(status),
-    };
+        .map_err(status_response)?
+        .into_inner();
     let mut results = Vec::new();
     while let Some(result) = stream.next().await {
-        match result {
-            Ok(result) => results.push(result),
-            Err(status) => return status_response(status),
-        }
+        results.push(result.map_err(status_response)?);
     }
+    let sweep = status.sweep_id.clone();
     // Polars and plotters are CPU work: off the async threads.
     let rendered = tokio::task::spawn_blocking(move || {
         let records = SweepRecords::from_wire(status, results)?;
@@ -58,15 +116,21 @@ pub(crate) async fn report_fragment(
         live_report(&frames).map(|report| render(&report))
     })
     .await;
-    match rendered {
-        Ok(Ok(html)) => Html(html).into_response(),
-        Ok(Err(err)) => (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response(),
-        Err(err) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the report broke off: {err}"),
-        )
-            .into_response(),
-    }
+    let html: Arc<str> = match rendered {
+        Ok(Ok(html)) => html.into(),
+        Ok(Err(err)) => {
+            return Err((StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response());
+        }
+        Err(err) => {
+            return Err((
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the report broke off: {err}"),
+            )
+                .into_response());
+        }
+    };
+    state.reports.put(sweep, made_from, Arc::clone(&html));
+    Ok(html)
 }
 
 fn render(report: &LiveReport) -> String {
