@@ -58,6 +58,9 @@ pub enum Command {
     Coordinator(CoordinatorArgs),
     /// Run a worker: pull jobs from a coordinator and train them on this machine's devices.
     Worker(WorkerArgs),
+    /// Start workers through a cluster's scheduler: a Slurm job array, or Kubernetes manifests.
+    #[command(subcommand)]
+    Launch(crate::commands::launch::LaunchCommand),
 }
 
 /// `90s`, `500ms`, `2m`, `1h`, or a number of seconds.

@@ -5,6 +5,7 @@ mod client;
 mod coordinator;
 mod data;
 mod doctor;
+pub(crate) mod launch;
 mod report;
 mod run;
 mod train;
@@ -38,6 +39,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(&args),
         Command::Coordinator(args) => coordinator::run(&args),
         Command::Worker(args) => worker::run(&args),
+        Command::Launch(command) => launch::run(&command),
     }
 }
 

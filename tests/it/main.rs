@@ -3,10 +3,14 @@
 mod cluster_support;
 mod proxy;
 mod report_cli;
+mod slurm_support;
 mod support;
 
 mod chaos;
 mod cluster;
+mod launch;
+mod preemption;
+mod slurm;
 mod spec_cli;
 mod tls;
 mod train_cli;
