@@ -61,6 +61,9 @@ pub enum Command {
     /// Delete a sweep whose jobs all ended (or a cancelled one): its jobs, results and
     /// checkpoints. `ltsweep export` it first to keep its results.
     Delete(SweepArgs),
+    /// Start workers through a cluster's scheduler: a Slurm job array, or Kubernetes manifests.
+    #[command(subcommand)]
+    Launch(crate::commands::launch::LaunchCommand),
 }
 
 /// `90s`, `500ms`, `2m`, `1h`, or a number of seconds.

@@ -1,6 +1,6 @@
 //! Exit codes: 2 for input the user must fix (a spec, a data file, an argument, an unknown
-//! sweep), 3 when the coordinator refuses the caller (token, protocol version), 1 for any
-//! other failure.
+//! sweep), 3 when the coordinator refuses the caller (token, protocol version), another
+//! program's own code when ltsweep passes its refusal on (sbatch), 1 for any other failure.
 
 use ltsweep_proto::SpecError;
 
@@ -14,8 +14,21 @@ pub struct BadInput(pub String);
 #[error("{0}")]
 pub struct Refused(pub String);
 
+/// Another program's refusal, passed on with its message and exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ExitWith {
+    pub code: u8,
+    pub message: String,
+}
+
 pub fn code_of(err: &anyhow::Error) -> u8 {
-    if err
+    if let Some(passed_on) = err
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<ExitWith>())
+    {
+        passed_on.code
+    } else if err
         .chain()
         .any(|cause| cause.is::<SpecError>() || cause.is::<BadInput>())
     {

@@ -324,15 +324,17 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
                 slots: d.slots,
             })
             .collect();
+        let slurm = placement::slurm_placement(req.slurm)?;
         let limits = self.0.limits;
         let registration = self.0.transact(|s| {
             limits.check_workers(s, now_ms())?;
-            s.register_worker(
+            s.register_placed_worker(
                 now_ms(),
                 &req.host,
                 devices,
                 req.protocol_version,
                 &req.version,
+                slurm,
             )
         })?;
         info!(worker = %registration.worker, host = %req.host, version = %req.version, "worker registered");
@@ -570,6 +572,20 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
         warn!(lease = %lease, worker = %worker, retryable = req.retryable, reason = %reason, "job attempt failed");
         Ok(Response::new(pb::FailJobResponse {}))
     }
+
+    async fn release_job(
+        &self,
+        request: Request<pb::ReleaseJobRequest>,
+    ) -> RpcResult<pb::ReleaseJobResponse> {
+        let req = request.into_inner();
+        let worker = WorkerId(required(req.worker_id, "worker_id")?);
+        let lease = LeaseId(required(req.lease_id, "lease_id")?);
+        let reason = placement::release_reason(req.reason)?;
+        self.0
+            .transact(|s| s.release(now_ms(), &worker, &lease, reason))?;
+        info!(lease = %lease, worker = %worker, epoch = req.epoch, ?reason, "lease given back; the job is queued again");
+        Ok(Response::new(pb::ReleaseJobResponse {}))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -765,5 +781,6 @@ impl pb::sweep_service_server::SweepService for SweepApi {
 }
 
 mod delete;
+mod placement;
 #[cfg(test)]
 mod tests;

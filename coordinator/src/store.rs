@@ -22,8 +22,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::config::Durability;
 use crate::error::CoordinatorError;
 use crate::scheduler::{
-    Change, Counters, DeviceSlots, JobRuntime, Scheduler, SweepRecord, Timing, WorkerId,
-    WorkerRecord,
+    Change, Counters, DeviceSlots, JobRuntime, Scheduler, SlurmPlacement, SweepRecord, Timing,
+    WorkerId, WorkerRecord,
 };
 
 type Result<T> = std::result::Result<T, CoordinatorError>;
@@ -74,6 +74,12 @@ CREATE TABLE IF NOT EXISTS workers (
     version TEXT NOT NULL,
     registered_ms INTEGER NOT NULL,
     last_seen_ms INTEGER NOT NULL
+);
+-- The Slurm job of a worker that Slurm started (a table of its own, so older files gain it).
+CREATE TABLE IF NOT EXISTS worker_slurm (
+    worker_id TEXT PRIMARY KEY REFERENCES workers (id),
+    job_id TEXT NOT NULL,
+    array_task_id TEXT NOT NULL
 );
 ";
 
@@ -251,12 +257,16 @@ impl Store {
         let mut workers = self
             .conn
             .prepare(
-                "SELECT id, ordinal, host, devices, version, registered_ms, last_seen_ms
-                 FROM workers ORDER BY ordinal",
+                "SELECT id, ordinal, host, devices, version, registered_ms, last_seen_ms,
+                        s.job_id, s.array_task_id
+                 FROM workers LEFT JOIN worker_slurm s ON s.worker_id = workers.id
+                 ORDER BY ordinal",
             )
             .map_err(fail)?;
         let rows = workers
             .query_map([], |row| {
+                let slurm_job: Option<String> = row.get(7)?;
+                let slurm_task: Option<String> = row.get(8)?;
                 Ok((
                     WorkerRecord {
                         id: WorkerId(row.get(0)?),
@@ -266,6 +276,10 @@ impl Store {
                         version: row.get(4)?,
                         registered_ms: get_u64(row, 5)?,
                         last_seen_ms: get_u64(row, 6)?,
+                        slurm: slurm_job.map(|job_id| SlurmPlacement {
+                            job_id,
+                            array_task_id: slurm_task.unwrap_or_default(),
+                        }),
                     },
                     row.get::<_, String>(3)?,
                 ))
@@ -463,6 +477,17 @@ fn write_change(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<()> {
                 sql_int(worker.registered_ms),
                 sql_int(worker.last_seen_ms),
             ])?;
+            if let Some(slurm) = &worker.slurm {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO worker_slurm (worker_id, job_id, array_task_id)
+                     VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![
+                    worker.id.as_str(),
+                    slurm.job_id,
+                    slurm.array_task_id
+                ])?;
+            }
         }
         Change::WorkerSeen { worker, at_ms } => {
             tx.prepare_cached("UPDATE workers SET last_seen_ms = ?2 WHERE id = ?1")?

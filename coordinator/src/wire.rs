@@ -33,6 +33,7 @@ pub(crate) fn job_status(job: &Job, with_spec: bool) -> pb::JobStatus {
         error: rt.error.clone().unwrap_or_default(),
         epochs_retrained: rt.epochs_retrained,
         last_accuracy: rt.last_accuracy,
+        preemptions: rt.preemptions,
     }
 }
 
@@ -80,6 +81,10 @@ pub(crate) fn worker_info(scheduler: &Scheduler, worker: &Worker, now_ms: u64) -
         last_seen_unix_ms: record.last_seen_ms,
         running_jobs: worker.running.iter().map(|j| j.0.clone()).collect(),
         alive: scheduler.is_alive(worker, now_ms),
+        slurm: record.slurm.as_ref().map(|p| pb::SlurmPlacement {
+            job_id: p.job_id.clone(),
+            array_task_id: p.array_task_id.clone(),
+        }),
     }
 }
 

@@ -328,6 +328,7 @@ async fn simulated_worker(
             }],
             protocol_version: ltsweep_proto::PROTOCOL_VERSION,
             version: env!("CARGO_PKG_VERSION").into(),
+            slurm: None,
         })
         .await?
         .into_inner()

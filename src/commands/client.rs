@@ -164,6 +164,7 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
                     "epoch": job.epoch,
                     "epochs": job.epochs_total,
                     "epochs_retrained": job.epochs_retrained,
+                    "preemptions": job.preemptions,
                 });
                 for axis in &job.axes {
                     row[axis.name.as_str()] = json!(axis.value);
@@ -378,10 +379,18 @@ pub fn workers(remote: &RemoteArgs) -> anyhow::Result<()> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    let header: Vec<String> = ["worker", "host", "devices", "running", "last seen", "alive"]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
+    let header: Vec<String> = [
+        "worker",
+        "host",
+        "devices",
+        "running",
+        "last seen",
+        "alive",
+        "slurm job",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
     let rows: Vec<Vec<String>> = response
         .workers
         .iter()
@@ -401,11 +410,21 @@ pub fn workers(remote: &RemoteArgs) -> anyhow::Result<()> {
                     now.saturating_sub(w.last_seen_unix_ms) as f64 / 1000.0
                 ),
                 if w.alive { "yes" } else { "no" }.to_owned(),
+                slurm_job(w.slurm.as_ref()),
             ]
         })
         .collect();
     print!("{}", crate::table::render(&header, &rows));
     Ok(())
+}
+
+/// `1234_0` for an array task (as `squeue` writes it), `1234` for a plain job, `-` outside Slurm.
+fn slurm_job(placement: Option<&pb::SlurmPlacement>) -> String {
+    match placement {
+        Some(p) if p.array_task_id.is_empty() => p.job_id.clone(),
+        Some(p) => format!("{}_{}", p.job_id, p.array_task_id),
+        None => "-".to_owned(),
+    }
 }
 
 pub fn sweeps(remote: &RemoteArgs) -> anyhow::Result<()> {

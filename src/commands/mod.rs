@@ -6,6 +6,7 @@ mod coordinator;
 mod data;
 mod delete;
 mod doctor;
+pub(crate) mod launch;
 mod report;
 mod run;
 mod train;
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Coordinator(args) => coordinator::run(&args),
         Command::Worker(args) => worker::run(&args),
         Command::Delete(args) => delete::run(&args),
+        Command::Launch(command) => launch::run(&command),
     }
 }
 

@@ -71,7 +71,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Outcome::Stopped { epoch } => {
+        Outcome::Stopped { epoch } | Outcome::Preempted { epoch } => {
             println!(
                 "stopped after epoch {epoch}; continue with --resume ({})",
                 args.out.join(CHECKPOINT).display()

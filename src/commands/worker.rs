@@ -1,8 +1,11 @@
 //! `ltsweep worker --coordinator URL`: one process per machine, training on its devices.
 //!
-//! The first SIGTERM or SIGINT drains (no new work; running jobs finish); a second one stops at
-//! once and gives the running jobs' leases back.
+//! The first SIGTERM, SIGUSR1 or SIGINT preempts: running jobs checkpoint at their next step and
+//! go back to the queue without costing an attempt; a second one stops at once (see
+//! `ltsweep_worker::preempt`).
 
+use anyhow::Context;
+use ltsweep_worker::preempt;
 use ltsweep_worker::runtime::{self, Shutdown, WorkerConfig};
 use tch::Device;
 use tokio::signal::unix::{SignalKind, signal};
@@ -26,23 +29,7 @@ pub fn run(args: &WorkerArgs) -> anyhow::Result<()> {
     super::client::block_on(async {
         let connection = super::client::connect(&args.remote)?;
         let (tx, rx) = watch::channel(Shutdown::Run);
-        tokio::spawn(async move {
-            let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler");
-            let mut int = signal(SignalKind::interrupt()).expect("a SIGINT handler");
-            for level in [Shutdown::Drain, Shutdown::Now] {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-                match level {
-                    Shutdown::Drain => eprintln!(
-                        "draining: no new jobs; running jobs finish (signal again to stop now)"
-                    ),
-                    _ => eprintln!("stopping now: giving the running jobs back"),
-                }
-                let _ = tx.send(level);
-            }
-        });
+        preempt::forward_signals(tx).context("cannot install the signal handlers")?;
         runtime::run(&connection, config, rx)
             .await
             .map_err(|e| crate::exit::Refused(e.to_string()).into())

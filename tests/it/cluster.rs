@@ -164,6 +164,7 @@ fn a_late_completion_with_a_stale_lease_is_refused_and_changes_nothing() {
                 }],
                 protocol_version: PROTOCOL_VERSION,
                 version: "test".into(),
+                slurm: None,
             }))
             .unwrap()
             .into_inner()

@@ -3,6 +3,7 @@
 mod cluster_support;
 mod proxy;
 mod report_cli;
+mod slurm_support;
 mod support;
 mod webdriver;
 
@@ -10,6 +11,9 @@ mod chaos;
 mod cluster;
 mod data_root;
 mod hostile;
+mod launch;
+mod preemption;
+mod slurm;
 mod spec_cli;
 mod tls;
 mod train_cli;

@@ -2,7 +2,8 @@
 //! string (to write to a file or stream to the coordinator).
 //!
 //! Layout: `LTSWCKPT`, a little-endian u32 format version, a u64 length and that many bytes of
-//! JSON metadata (job id, epochs finished, epoch metrics so far, training seconds), then the
+//! JSON metadata (job id, epochs finished, epoch metrics so far, training seconds, and the
+//! epoch in progress when a preemption stopped the job mid-epoch), then the
 //! named tensors in libtorch's own serialisation: network weights and batch-norm statistics,
 //! momentum buffers, PC centres.
 
@@ -22,6 +23,25 @@ pub struct CheckpointMeta {
     pub epoch: u32,
     pub history: Vec<EpochMetrics>,
     pub train_seconds: f64,
+    /// The epoch in progress, when a preemption stopped the job between two of its steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<PartialEpoch>,
+}
+
+/// How far the epoch in progress got: with it, a resumed job continues at the next step as if
+/// it had never stopped (the epoch's shuffle and augmentation draws derive from the seed and
+/// the epoch alone).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PartialEpoch {
+    /// Training images of the epoch already stepped on (in the epoch's order).
+    pub from: i64,
+    pub batches: u32,
+    /// The epoch's loss sums so far: single-precision on the device, so exact as `f64`.
+    pub ce: f64,
+    pub comp: f64,
+    pub pc: f64,
+    /// Training seconds of the epoch so far.
+    pub seconds: f64,
 }
 
 #[derive(Debug, thiserror::Error)]

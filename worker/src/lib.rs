@@ -5,7 +5,8 @@
 //! - [`model`]: the CIFAR ResNet; [`losses`]: CE, Complement Entropy, Prototype Conformity;
 //!   [`optim`]: momentum SGD with reachable state; [`augment`]: the on-device input pipeline.
 //! - [`train`]: the training loop, checkpoints and exact resume; [`metrics`]: test metrics.
-//! - [`runtime`]: the worker process: pull jobs from a coordinator, train, report.
+//! - [`runtime`]: the worker process: pull jobs from a coordinator, train, report;
+//!   [`preempt`]: stop signals and Slurm placement.
 //!
 //! ```no_run
 //! use ltsweep_proto::SweepSpec;
@@ -32,6 +33,7 @@ pub mod metrics;
 pub mod model;
 pub mod optim;
 pub mod pause;
+pub mod preempt;
 pub mod rng;
 pub mod runtime;
 pub mod train;

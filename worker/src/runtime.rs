@@ -5,7 +5,8 @@
 //!
 //! A coordinator that cannot be reached is retried with backoff while training goes on; a
 //! refused lease (it expired and the job went elsewhere) drops the job; a completion is retried
-//! until the coordinator accepts or refuses it.
+//! until the coordinator accepts or refuses it. A preempted worker checkpoints its jobs at the
+//! next step and gives their leases back (see [`crate::preempt`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -33,7 +34,11 @@ pub enum Shutdown {
     Run,
     /// No new work; running jobs finish.
     Drain,
-    /// Stop now: running jobs are abandoned and their leases given back.
+    /// No new work; running jobs stop at their next step boundary, upload a checkpoint and
+    /// give their leases back as preempted (the attempt does not count).
+    Preempt,
+    /// Stop now: running jobs are abandoned and their leases given back as preempted, from
+    /// the last checkpoint uploaded.
     Now,
 }
 
@@ -119,6 +124,10 @@ impl Shared {
         *self.shutdown.borrow() == Shutdown::Now
     }
 
+    fn preempting(&self) -> bool {
+        *self.shutdown.borrow() == Shutdown::Preempt
+    }
+
     /// The current registration, registering (again) when there is none.
     async fn registration(&self) -> Result<Registration, RuntimeError> {
         let mut guard = self.registration.lock().await;
@@ -138,6 +147,7 @@ impl Shared {
                 .collect(),
             protocol_version: PROTOCOL_VERSION,
             version: env!("CARGO_PKG_VERSION").to_owned(),
+            slurm: crate::preempt::slurm_placement(),
         };
         let mut backoff = Backoff::default();
         loop {
@@ -151,6 +161,7 @@ impl Shared {
                         poll_timeout: ms(r.poll_timeout_ms),
                     };
                     tracing::info!(worker = %registration.worker_id, "registered");
+                    crate::preempt::mark_ready();
                     *guard = Some(registration.clone());
                     return Ok(registration);
                 }
@@ -257,6 +268,7 @@ enum Event {
 struct ChannelObserver {
     events: mpsc::UnboundedSender<Event>,
     cancel: Arc<AtomicBool>,
+    shared: Arc<Shared>,
 }
 
 impl Observer for ChannelObserver {
@@ -272,6 +284,10 @@ impl Observer for ChannelObserver {
 
     fn cancelled(&self) -> bool {
         self.cancel.load(Ordering::Relaxed)
+    }
+
+    fn preempted(&self) -> bool {
+        self.shared.preempting()
     }
 }
 
@@ -328,6 +344,7 @@ async fn run_job(
     let observer = ChannelObserver {
         events,
         cancel: Arc::clone(&job.cancel),
+        shared: Arc::clone(shared),
     };
     let trainer_shared = Arc::clone(shared);
     let trainer_spec = spec.clone();
@@ -368,15 +385,23 @@ async fn run_job(
             job.cancel.store(true, Ordering::Relaxed);
         }
     };
-    while let Ok(Event::Epoch(metrics)) = received.try_recv() {
-        job.pending.push_back(metrics);
+    // What the trainer sent last may still wait here, a preemption's checkpoint included.
+    while let Ok(event) = received.try_recv() {
+        match event {
+            Event::Epoch(metrics) => job.pending.push_back(metrics),
+            Event::Checkpoint(epoch, bytes) => job.checkpoint = Some((epoch, bytes)),
+        }
     }
     if matches!(outcome, Ok(Ok(Outcome::Finished(_)))) {
         // A finished job needs no checkpoint: nothing holds its last epochs back.
         job.checkpoint = None;
     }
     if !job.lost {
-        job.upload_checkpoint().await;
+        if matches!(outcome, Ok(Ok(Outcome::Preempted { .. }))) {
+            job.upload_checkpoint_until_stored().await;
+        } else {
+            job.upload_checkpoint().await;
+        }
         job.report().await;
     }
     if job.lost {
@@ -386,12 +411,14 @@ async fn run_job(
     match outcome {
         Ok(Ok(Outcome::Finished(result))) => job.complete(*result).await,
         Ok(Ok(Outcome::Diverged { epoch, reason })) => job.fail(reason, false, epoch).await,
+        Ok(Ok(Outcome::Preempted { epoch })) => job.release(epoch).await,
         Ok(Ok(Outcome::Cancelled { epoch } | Outcome::Stopped { epoch })) => {
             if job.cancelled_by_coordinator {
                 tracing::info!(job = %spec.id, epoch, "cancelled by the coordinator");
             } else {
-                job.fail("the worker was stopped".to_owned(), true, epoch)
-                    .await;
+                // Stopped at once: not the job's fault either; it goes on from the last
+                // checkpoint the coordinator holds.
+                job.release(epoch).await;
             }
         }
         Ok(Err(failure)) => job.fail(failure.reason, failure.retryable, 0).await,
@@ -556,6 +583,24 @@ impl JobRunner {
         }
     }
 
+    /// Uploads the pending checkpoint, retrying through outages until it is stored, the lease
+    /// is lost, or the worker is told to stop at once.
+    async fn upload_checkpoint_until_stored(&mut self) {
+        let mut shutdown = self.shared.shutdown.clone();
+        let mut delay = Duration::from_millis(100);
+        loop {
+            self.upload_checkpoint().await;
+            if self.checkpoint.is_none() || self.lost || self.shared.stopping_now() {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = shutdown.changed() => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
     async fn download_checkpoint(&self) -> Result<Vec<u8>, String> {
         let request = pb::DownloadCheckpointRequest {
             lease_id: self.lease_id.clone(),
@@ -622,6 +667,27 @@ impl JobRunner {
             async move { client.fail_job(request).await.map(|_| ()) }
         })
         .await;
+    }
+
+    /// Gives the lease back as preempted: the job is queued again at once, and the attempt
+    /// does not count toward its sweep's `max_attempts`.
+    async fn release(&self, epoch: u32) {
+        let request = pb::ReleaseJobRequest {
+            worker_id: self.worker_id.clone(),
+            lease_id: self.lease_id.clone(),
+            reason: pb::ReleaseReason::Preempted.into(),
+            epoch,
+        };
+        let delivered = self
+            .deliver("give the lease back", || {
+                let mut client = self.shared.client.clone();
+                let request = request.clone();
+                async move { client.release_job(request).await.map(|_| ()) }
+            })
+            .await;
+        if delivered {
+            tracing::info!(lease = %self.lease_id, epoch, "preempted: lease given back");
+        }
     }
 
     /// Retries a final call through outages; true once the coordinator has accepted it.

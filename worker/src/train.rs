@@ -14,7 +14,7 @@ use ltsweep_proto::{ClassScope, CompMode, EpochMetrics, JobResult, JobSpec};
 use tch::{Device, Kind, Tensor, nn};
 
 use crate::augment::{Augment, EpochDraws, Normalize};
-use crate::checkpoint::{self, CheckpointError, CheckpointMeta};
+use crate::checkpoint::{self, CheckpointError, CheckpointMeta, PartialEpoch};
 use crate::data::{ClassInfo, ImageSet, LongTailData};
 use crate::losses;
 use crate::metrics::Confusion;
@@ -54,6 +54,12 @@ pub enum Outcome {
     Cancelled {
         epoch: u32,
     },
+    /// Preempted: stopped at a step boundary after `epoch` whole epochs, and the checkpoint
+    /// (holding the epoch in progress) went to the observer; none when no epoch had finished,
+    /// since checkpoints count finished epochs from 1.
+    Preempted {
+        epoch: u32,
+    },
     /// A loss became NaN or infinite during the given (1-based) epoch.
     Diverged {
         epoch: u32,
@@ -73,6 +79,18 @@ pub trait Observer {
     fn cancelled(&self) -> bool {
         false
     }
+    /// Checked between batches: stop at this step boundary, with a checkpoint.
+    fn preempted(&self) -> bool {
+        false
+    }
+}
+
+/// How an epoch's training ended.
+enum EpochEnd {
+    Done(EpochMetrics),
+    Cancelled,
+    /// Stopped between two steps; the trainer's `partial` holds how far it got.
+    Preempted,
 }
 
 /// An observer that does nothing.
@@ -132,6 +150,9 @@ pub struct Trainer {
     epoch: u32,
     history: Vec<EpochMetrics>,
     train_seconds: f64,
+    /// The epoch in progress, stopped by a preemption (and saved) or read from a checkpoint
+    /// (and continued by the next epoch trained).
+    partial: Option<PartialEpoch>,
 }
 
 impl Trainer {
@@ -189,6 +210,7 @@ impl Trainer {
             epoch: 0,
             history: Vec::new(),
             train_seconds: 0.0,
+            partial: None,
             vs,
         }
     }
@@ -237,6 +259,7 @@ impl Trainer {
         self.epoch = meta.epoch;
         self.history = meta.history;
         self.train_seconds = meta.train_seconds;
+        self.partial = meta.partial;
         Ok(())
     }
 
@@ -260,6 +283,7 @@ impl Trainer {
             epoch: self.epoch,
             history: self.history.clone(),
             train_seconds: self.train_seconds,
+            partial: self.partial.clone(),
         };
         Ok(checkpoint::encode(&meta, &tensors)?)
     }
@@ -272,8 +296,20 @@ impl Trainer {
     ) -> Result<Outcome, TrainError> {
         let epochs = self.job.train.epochs;
         while self.epoch < epochs {
-            let Some(metrics) = self.train_epoch(&|| observer.cancelled())? else {
-                return Ok(Outcome::Cancelled { epoch: self.epoch });
+            let cancelled = || observer.cancelled();
+            let preempted = || observer.preempted();
+            let metrics = match self.train_epoch_until(&cancelled, &preempted)? {
+                EpochEnd::Done(metrics) => metrics,
+                EpochEnd::Cancelled => return Ok(Outcome::Cancelled { epoch: self.epoch }),
+                EpochEnd::Preempted => {
+                    if self.epoch > 0 {
+                        let bytes = self.checkpoint()?;
+                        if let Err(error) = observer.checkpoint(self.epoch, bytes) {
+                            tracing::warn!(job = %self.job.id, epoch = self.epoch, %error, "checkpoint not kept");
+                        }
+                    }
+                    return Ok(Outcome::Preempted { epoch: self.epoch });
+                }
             };
             if let Some(reason) = divergence(&metrics) {
                 return Ok(Outcome::Diverged {
@@ -304,6 +340,19 @@ impl Trainer {
         &mut self,
         cancelled: &dyn Fn() -> bool,
     ) -> Result<Option<EpochMetrics>, TrainError> {
+        Ok(match self.train_epoch_until(cancelled, &|| false)? {
+            EpochEnd::Done(metrics) => Some(metrics),
+            EpochEnd::Cancelled | EpochEnd::Preempted => None,
+        })
+    }
+
+    /// Trains the rest of the current epoch (all of it unless a checkpoint stopped it midway)
+    /// until it ends, a cancel, or a preemption (which leaves how far it got in `partial`).
+    fn train_epoch_until(
+        &mut self,
+        cancelled: &dyn Fn() -> bool,
+        preempted: &dyn Fn() -> bool,
+    ) -> Result<EpochEnd, TrainError> {
         let epoch = self.epoch;
         let lr = self.job.train.lr_at(epoch);
         let plan_on = epoch >= self.job.train.pretrain_ce_epochs;
@@ -320,18 +369,31 @@ impl Trainer {
             .augment
             .as_ref()
             .map(|a| a.draw(n as usize, self.job.seed, epoch, self.device));
-        let zero = || Tensor::zeros([], (Kind::Float, self.device));
+        let resumed = self.partial.take();
+        let sum = |value: f64| Tensor::full([], value, (Kind::Float, self.device));
         let mut sums = LossSums {
-            ce: zero(),
-            comp: zero(),
-            pc: zero(),
-            batches: 0,
+            ce: sum(resumed.as_ref().map_or(0.0, |p| p.ce)),
+            comp: sum(resumed.as_ref().map_or(0.0, |p| p.comp)),
+            pc: sum(resumed.as_ref().map_or(0.0, |p| p.pc)),
+            batches: resumed.as_ref().map_or(0, |p| p.batches),
         };
-        let mut seen = 0i64;
-        let mut from = 0i64;
+        let mut from = resumed.as_ref().map_or(0, |p| p.from);
+        let mut seen = from;
+        let earlier_seconds = resumed.as_ref().map_or(0.0, |p| p.seconds);
         while from < n {
             if cancelled() {
-                return Ok(None);
+                return Ok(EpochEnd::Cancelled);
+            }
+            if preempted() {
+                self.partial = Some(PartialEpoch {
+                    from,
+                    batches: sums.batches,
+                    ce: sums.ce.double_value(&[]),
+                    comp: sums.comp.double_value(&[]),
+                    pc: sums.pc.double_value(&[]),
+                    seconds: earlier_seconds + start.elapsed().as_secs_f64(),
+                });
+                return Ok(EpochEnd::Preempted);
             }
             let len = batch.min(n - from);
             // Batch norm cannot train on a single image.
@@ -358,7 +420,7 @@ impl Trainer {
             accuracy: None,
             per_class: Vec::new(),
         };
-        let seconds = start.elapsed().as_secs_f64();
+        let seconds = earlier_seconds + start.elapsed().as_secs_f64();
         metrics.seconds = seconds;
         metrics.images_per_second = seen as f64 / seconds.max(1e-9);
         self.train_seconds += seconds;
@@ -369,7 +431,7 @@ impl Trainer {
             metrics.per_class = confusion.per_class(&self.classes);
         }
         self.history.push(metrics.clone());
-        Ok(Some(metrics))
+        Ok(EpochEnd::Done(metrics))
     }
 
     fn batch_images(

@@ -12,7 +12,9 @@
 //! - a call with a stale lease changes nothing (fencing);
 //! - an expired lease returns its job to the queue (or fails it after `max_attempts`): every job
 //!   is always in exactly one of the pending queue, the running set, or a final state;
-//! - a cancelled sweep's jobs are never leased until `retry_failed`.
+//! - a cancelled sweep's jobs are never leased until `retry_failed`;
+//! - a lease given back as preempted returns its job to the queue at once and never brings it
+//!   closer to failing for good.
 //!
 //! Per-call work is O(log n) in the number of jobs: the pending queue, the lease deadlines and
 //! the per-sweep counts are kept incrementally, never recomputed by a scan.
@@ -188,6 +190,8 @@ pub enum LeaseEnd {
     Failed,
     /// The sweep was cancelled: its progress is answered "cancel".
     Cancelled,
+    /// The worker gave it back (preempted): the same release again is answered OK.
+    Released,
 }
 
 /// The lease a job's last attempt ended with, kept so that retried calls get the same answer.
@@ -212,9 +216,13 @@ pub struct JobRuntime {
     pub state: JobState,
     /// Leases handed out, over the job's whole life.
     pub attempts: u32,
-    /// `attempts` when `retry_failed` last gave the job a fresh budget.
+    /// Attempts that do not count toward `max_attempts`: all of them when `retry_failed` last
+    /// gave the job a fresh budget, and each one since that ended in a preempted release.
     #[serde(default)]
     pub retry_base: u32,
+    /// Leases given back as preempted, over the job's whole life.
+    #[serde(default)]
+    pub preemptions: u32,
     /// Its place in the pending queue; set exactly when pending.
     pub queue_seq: Option<u64>,
     /// Set exactly when running.
@@ -240,6 +248,7 @@ impl JobRuntime {
             state: JobState::Pending,
             attempts: 0,
             retry_base: 0,
+            preemptions: 0,
             queue_seq: Some(queue_seq),
             lease: None,
             ended_lease: None,
@@ -288,6 +297,23 @@ pub struct WorkerRecord {
     pub version: String,
     pub registered_ms: u64,
     pub last_seen_ms: u64,
+    /// The Slurm job it runs in, when Slurm started it.
+    pub slurm: Option<SlurmPlacement>,
+}
+
+/// A worker's Slurm job and array task, as it reported them at registration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlurmPlacement {
+    pub job_id: String,
+    /// Empty when the job is not an array.
+    pub array_task_id: String,
+}
+
+/// Why a worker gave a lease back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReleaseReason {
+    /// It was told to stop and checkpointed first: not the job's fault, so not an attempt.
+    Preempted,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -577,6 +603,19 @@ impl Scheduler {
         protocol_version: u32,
         version: &str,
     ) -> Result<Planned<Registration>> {
+        self.register_placed_worker(now_ms, host, devices, protocol_version, version, None)
+    }
+
+    /// [`Scheduler::register_worker`] for a worker that says which Slurm job it runs in.
+    pub fn register_placed_worker(
+        &self,
+        now_ms: u64,
+        host: &str,
+        devices: Vec<DeviceSlots>,
+        protocol_version: u32,
+        version: &str,
+        slurm: Option<SlurmPlacement>,
+    ) -> Result<Planned<Registration>> {
         if protocol_version != ltsweep_proto::PROTOCOL_VERSION {
             return Err(CoordinatorError::VersionMismatch {
                 worker: protocol_version,
@@ -599,6 +638,7 @@ impl Scheduler {
                     version: version.to_owned(),
                     registered_ms: now_ms,
                     last_seen_ms: now_ms,
+                    slurm,
                 }),
                 Change::Counters(Counters {
                     next_worker: ordinal + 1,
@@ -746,6 +786,9 @@ impl Scheduler {
             LeaseStatus::Ended(LeaseEnd::Failed) => {
                 return Err(stale(lease, "the job already failed with this lease"));
             }
+            LeaseStatus::Ended(LeaseEnd::Released) => {
+                return Err(stale(lease, "the worker gave this lease back"));
+            }
         }
         if result.job_id != job_id.0 {
             return Err(CoordinatorError::invalid(
@@ -814,6 +857,9 @@ impl Scheduler {
             LeaseStatus::Ended(LeaseEnd::Completed) => {
                 return Err(stale(lease, "the job already succeeded with this lease"));
             }
+            LeaseStatus::Ended(LeaseEnd::Released) => {
+                return Err(stale(lease, "the worker gave this lease back"));
+            }
         }
         let max_attempts = self.sweep_ref(&job.spec.sweep).record.max_attempts;
         let mut runtime = job.runtime.clone();
@@ -840,6 +886,53 @@ impl Scheduler {
             job: job_id,
             runtime,
         });
+        Ok(Planned {
+            answer: (),
+            changes,
+        })
+    }
+
+    /// A lease given back by its worker: the job returns to the end of the queue at once (no
+    /// wait for the lease to expire) and, preempted, the attempt does not count toward
+    /// `max_attempts`. The same release again is answered OK; any other stale lease changes
+    /// nothing.
+    pub fn release(
+        &self,
+        now_ms: u64,
+        worker: &WorkerId,
+        lease: &LeaseId,
+        reason: ReleaseReason,
+    ) -> Result<Planned<()>> {
+        let (job_id, job, status) = self.lease_status(Some(worker), lease)?;
+        match status {
+            LeaseStatus::Live => {}
+            LeaseStatus::Ended(LeaseEnd::Released) => return Ok(Planned::unchanged(())),
+            LeaseStatus::Ended(_) => {
+                return Err(stale(lease, "the job already ended with this lease"));
+            }
+        }
+        let mut runtime = job.runtime.clone();
+        match reason {
+            ReleaseReason::Preempted => {
+                runtime.retry_base += 1;
+                runtime.preemptions += 1;
+            }
+        }
+        runtime.requeue(self.counters.next_queue_seq);
+        runtime.ended_lease = Some(EndedLease {
+            id: lease.clone(),
+            worker: worker.clone(),
+            how: LeaseEnd::Released,
+        });
+        let mut changes: Vec<Change> = self.seen(worker, now_ms).into_iter().collect();
+        changes.push(Change::JobUpdated {
+            job: job_id,
+            runtime,
+        });
+        changes.push(Change::Counters(Counters {
+            next_queue_seq: self.counters.next_queue_seq + 1,
+            ..self.counters
+        }));
         Ok(Planned {
             answer: (),
             changes,

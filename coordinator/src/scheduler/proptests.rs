@@ -44,10 +44,19 @@ pub(crate) enum Op {
         lease: usize,
         epoch: u32,
     },
+    /// A lease given back as preempted.
+    Release {
+        lease: usize,
+        worker: Option<usize>,
+    },
     Advance(u64),
     Expire,
     Cancel(usize),
     Retry(usize),
+}
+
+fn worker_again() -> impl Strategy<Value = Option<usize>> {
+    proptest::option::weighted(0.2, 0..4usize)
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -62,6 +71,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..64usize, worker, any::<bool>())
             .prop_map(|(lease, worker, retryable)| Op::Fail { lease, worker, retryable }),
         1 => (0..64usize, 1..6u32).prop_map(|(lease, epoch)| Op::Checkpoint { lease, epoch }),
+        2 => (0..64usize, worker_again()).prop_map(|(lease, worker)| Op::Release { lease, worker }),
         3 => (0..1_500u64).prop_map(Op::Advance),
         2 => Just(Op::Expire),
         1 => (0..3usize).prop_map(Op::Cancel),
@@ -94,6 +104,9 @@ pub(crate) struct Harness {
     results: HashMap<JobId, Arc<JobResult>>,
     cancelled: HashSet<SweepId>,
     jobs: u32,
+    /// The model of the attempt budget: leases of each job since its last retry that did not
+    /// end in a preempted release.
+    counted: HashMap<JobId, u32>,
 }
 
 impl Harness {
@@ -108,6 +121,7 @@ impl Harness {
             results: HashMap::new(),
             cancelled: HashSet::new(),
             jobs: 0,
+            counted: HashMap::new(),
         }
     }
 
@@ -153,6 +167,7 @@ impl Harness {
                         self.leases.iter().all(|(id, _)| *id != lease.id),
                         "a lease id was reused"
                     );
+                    *self.counted.entry(lease.job.id.clone()).or_default() += 1;
                     self.leases.push((lease.id, worker));
                 }
             }
@@ -190,6 +205,42 @@ impl Harness {
                     unit(s.record_checkpoint(now, l, checkpoint))
                 })?;
             }
+            Op::Release { lease, worker } => {
+                let Some((id, holder)) = self.issued(*lease) else {
+                    return Ok(());
+                };
+                let job = id.job().expect("our lease ids name their job");
+                let before = self
+                    .scheduler
+                    .job(&job)
+                    .expect("leased job")
+                    .runtime
+                    .clone();
+                let presenter = worker.and_then(|i| self.pick_worker(i)).unwrap_or(holder);
+                let was_live = before
+                    .lease
+                    .as_ref()
+                    .is_some_and(|l| l.id == id && l.worker == presenter);
+                self.lease_call(*lease, *worker, |s, w, l, now| {
+                    s.release(now, w, l, ReleaseReason::Preempted)
+                })?;
+                if was_live {
+                    let after = &self.scheduler.job(&job).expect("leased job").runtime;
+                    prop_assert_eq!(
+                        after.state,
+                        JobState::Pending,
+                        "a released job is not pending"
+                    );
+                    prop_assert_eq!(after.attempts, before.attempts);
+                    prop_assert_eq!(
+                        after.attempts - after.retry_base,
+                        before.attempts - before.retry_base - 1,
+                        "a preempted attempt counted toward max_attempts"
+                    );
+                    prop_assert_eq!(after.preemptions, before.preemptions + 1);
+                    *self.counted.entry(job).or_default() -= 1;
+                }
+            }
             Op::Advance(ms) => self.now += ms,
             Op::Expire => {
                 let due: Vec<JobId> = self
@@ -222,8 +273,21 @@ impl Harness {
             }
             Op::Retry(i) => {
                 if let Some(sweep) = self.pick_sweep(*i) {
+                    let requeued: Vec<JobId> = {
+                        let s = &self.scheduler;
+                        let record = s.sweep(&sweep).expect("known sweep");
+                        s.jobs_of(record)
+                            .filter(|j| {
+                                matches!(j.runtime.state, JobState::Failed | JobState::Cancelled)
+                            })
+                            .map(|j| j.spec.id.clone())
+                            .collect()
+                    };
                     self.commit(self.scheduler.retry_failed(&sweep)).unwrap();
                     self.cancelled.remove(&sweep);
+                    for job in requeued {
+                        self.counted.insert(job, 0);
+                    }
                 }
             }
         }
@@ -238,10 +302,9 @@ impl Harness {
         worker: Option<usize>,
         call: impl FnOnce(&Scheduler, &WorkerId, &LeaseId, u64) -> Result<Planned<()>>,
     ) -> std::result::Result<(), TestCaseError> {
-        if self.leases.is_empty() {
+        let Some((lease, holder)) = self.issued(index) else {
             return Ok(());
-        }
-        let (lease, holder) = self.leases[index % self.leases.len()].clone();
+        };
         let worker = worker.and_then(|i| self.pick_worker(i)).unwrap_or(holder);
         let job = lease.job().expect("our lease ids name their job");
         let runtime = &self.scheduler.job(&job).expect("leased job").runtime;
@@ -303,12 +366,29 @@ impl Harness {
             }
         }
         prop_assert!(live.values().all(|&n| n <= 1), "two live leases for a job");
+        // The attempt budget spent is exactly the leases not given back as preempted.
+        for sweep in s.sweeps() {
+            for job in s.jobs_of(sweep) {
+                let counted = self.counted.get(&job.spec.id).copied().unwrap_or(0);
+                prop_assert_eq!(
+                    job.runtime.attempts - job.runtime.retry_base,
+                    counted,
+                    "job {} spent a budget its leases do not explain",
+                    job.spec.id
+                );
+            }
+        }
         // A cancelled sweep has nothing pending or running.
         for sweep in &self.cancelled {
             let counts = s.sweep(sweep).expect("known sweep").counts;
             prop_assert_eq!(counts.pending + counts.running, 0);
         }
         Ok(())
+    }
+
+    /// An issued lease (by index, wrapping) and the worker it was issued to.
+    fn issued(&self, index: usize) -> Option<(LeaseId, WorkerId)> {
+        (!self.leases.is_empty()).then(|| self.leases[index % self.leases.len()].clone())
     }
 
     fn pick_worker(&self, i: usize) -> Option<WorkerId> {
@@ -327,6 +407,50 @@ pub(crate) fn prelude() -> Vec<Op> {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// However often a job is preempted, it is never failed for it: on a budget of a single
+    /// attempt it is leased again each time, at once, and still completes.
+    #[test]
+    fn preemptions_never_fail_a_job(preemptions in 1..20u32, checkpoint_every in 1..4u32) {
+        let mut harness = Harness::new(None);
+        let spec = "name = \"p\"\nseeds = [0]\nmax_attempts = 1\n[dataset]\nkind = \"synthetic\"\n[losses]\nplans = [{ comp = \"none\", pc = \"none\" }]";
+        let submitted = harness.commit(harness.scheduler.submit(harness.now, spec)).unwrap();
+        harness.jobs += submitted.jobs;
+        harness.step(&Op::Register)?;
+        let worker = harness.workers[0].clone();
+        for round in 0..=preemptions {
+            let now = harness.now;
+            let lease = harness
+                .commit(harness.scheduler.poll(now, &worker))
+                .unwrap()
+                .expect("a preempted job is back in the queue at once");
+            *harness.counted.entry(lease.job.id.clone()).or_default() += 1;
+            prop_assert_eq!(lease.attempt, round + 1);
+            let job = lease.job.id.clone();
+            if round == preemptions {
+                let result = result_for(&lease.job, 0.5);
+                harness.commit(harness.scheduler.complete(now, &worker, &lease.id, result)).unwrap();
+                let runtime = &harness.scheduler.job(&job).expect("known job").runtime;
+                prop_assert_eq!(runtime.state, JobState::Succeeded);
+                prop_assert_eq!(runtime.preemptions, preemptions);
+                prop_assert_eq!(runtime.attempts - runtime.retry_base, 1);
+            } else {
+                if round % checkpoint_every == 0 {
+                    let checkpoint = Checkpoint { epoch: round + 1, sha256: "0".repeat(64) };
+                    harness.commit(harness.scheduler.record_checkpoint(now, &lease.id, checkpoint)).unwrap();
+                }
+                let release = harness.scheduler.release(now, &worker, &lease.id, ReleaseReason::Preempted);
+                harness.commit(release).unwrap();
+                *harness.counted.entry(job.clone()).or_default() -= 1;
+                prop_assert_eq!(harness.scheduler.job(&job).expect("known job").runtime.state, JobState::Pending);
+                // The same release again (a retried call) is answered OK and changes nothing.
+                let again = harness.scheduler.release(now, &worker, &lease.id, ReleaseReason::Preempted).unwrap();
+                prop_assert!(again.changes.is_empty());
+            }
+            harness.now += 10;
+            harness.check()?;
+        }
+    }
 
     #[test]
     fn promises_hold_over_random_operations(ops in ops(80)) {

@@ -37,6 +37,7 @@ async fn register(workers: &WorkerApi) -> String {
             devices: vec![],
             protocol_version: ltsweep_proto::PROTOCOL_VERSION,
             version: "t".into(),
+            slurm: None,
         }))
         .await
         .unwrap()

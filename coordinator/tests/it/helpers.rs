@@ -131,6 +131,7 @@ pub async fn register(workers: &mut Workers) -> String {
             }],
             protocol_version: ltsweep_proto::PROTOCOL_VERSION,
             version: "test".into(),
+            slurm: None,
         })
         .await
         .unwrap()

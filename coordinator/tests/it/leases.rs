@@ -154,6 +154,7 @@ async fn workers_of_another_protocol_or_unknown_ids_are_refused() {
             devices: vec![],
             protocol_version: 2,
             version: "9.9".into(),
+            slurm: None,
         })
         .await
         .unwrap_err();
@@ -186,6 +187,7 @@ async fn workers_of_another_protocol_or_unknown_ids_are_refused() {
             devices: vec![],
             protocol_version: ltsweep_proto::PROTOCOL_VERSION,
             version: "0.1.0".into(),
+            slurm: None,
         })
         .await
         .unwrap()

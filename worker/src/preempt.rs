@@ -1,0 +1,119 @@
+//! What a cluster's scheduler does to a worker, and how the worker answers.
+//!
+//! Slurm and Kubernetes stop a job by sending SIGTERM and, a grace period later, SIGKILL; Slurm
+//! can also warn ahead of a time limit with a signal of the job's choosing (`--signal=B:USR1@60`).
+//! The first SIGTERM, SIGUSR1 or SIGINT *preempts* the worker: each running job stops at its
+//! next step boundary, its checkpoint (with the epoch in progress) is uploaded, and its lease is
+//! given back as preempted, so the job is queued again at once and the attempt does not count.
+//! A second signal stops at once: running jobs are abandoned at the next batch and given back,
+//! losing at most the steps since their last checkpoint. A third exits the process.
+//!
+//! Also what a cluster learns from a worker: the Slurm job it runs in, and (for a Kubernetes
+//! readiness probe) a file that says it registered.
+
+use ltsweep_proto::pb;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+
+use crate::runtime::Shutdown;
+
+/// Turns the stop signals into [`Shutdown`] levels on `levels`, until the process ends.
+///
+/// Call it from within a Tokio runtime; it installs the handlers at once, so a signal that
+/// arrives after this returns is never lost to the default action (which would end the
+/// process without a checkpoint).
+pub fn forward_signals(levels: watch::Sender<Shutdown>) -> std::io::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        for level in [Shutdown::Preempt, Shutdown::Now] {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = usr1.recv() => "SIGUSR1",
+                _ = int.recv() => "SIGINT",
+            };
+            match level {
+                Shutdown::Preempt => eprintln!(
+                    "{name}: checkpointing the running jobs at their next step and giving them back (signal again to stop at once)"
+                ),
+                _ => eprintln!(
+                    "{name}: stopping at once; the running jobs go back from their last checkpoint"
+                ),
+            }
+            let _ = levels.send(level);
+        }
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = usr1.recv() => {}
+            _ = int.recv() => {}
+        }
+        eprintln!("exiting now");
+        std::process::exit(143);
+    });
+    Ok(())
+}
+
+/// Creates the file `LTSWEEP_READY_FILE` names, if set, once the worker is registered: a
+/// Kubernetes readiness probe tests for it.
+pub fn mark_ready() {
+    if let Some(path) = std::env::var_os("LTSWEEP_READY_FILE")
+        && let Err(err) = std::fs::write(&path, b"registered\n")
+    {
+        tracing::warn!(path = %std::path::Path::new(&path).display(), %err, "cannot write the ready file");
+    }
+}
+
+/// The Slurm job this process runs in, from the variables Slurm sets for it.
+///
+/// For a task of a job array the job id is the array's (`SLURM_ARRAY_JOB_ID`, the id `sbatch`
+/// printed and `squeue` shows as `ID_TASK`), else `SLURM_JOB_ID`.
+pub fn slurm_placement() -> Option<pb::SlurmPlacement> {
+    slurm_placement_from(|name| std::env::var(name).ok())
+}
+
+fn slurm_placement_from(var: impl Fn(&str) -> Option<String>) -> Option<pb::SlurmPlacement> {
+    let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+    let job_id = set("SLURM_ARRAY_JOB_ID").or_else(|| set("SLURM_JOB_ID"))?;
+    Some(pb::SlurmPlacement {
+        job_id,
+        array_task_id: set("SLURM_ARRAY_TASK_ID").unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn placement(vars: &[(&str, &str)]) -> Option<pb::SlurmPlacement> {
+        slurm_placement_from(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn slurm_placement_prefers_the_array_job() {
+        assert_eq!(placement(&[]), None);
+        assert_eq!(
+            placement(&[("SLURM_JOB_ID", "41")]),
+            Some(pb::SlurmPlacement {
+                job_id: "41".into(),
+                array_task_id: String::new()
+            })
+        );
+        assert_eq!(
+            placement(&[
+                ("SLURM_JOB_ID", "43"),
+                ("SLURM_ARRAY_JOB_ID", "42"),
+                ("SLURM_ARRAY_TASK_ID", "1")
+            ]),
+            Some(pb::SlurmPlacement {
+                job_id: "42".into(),
+                array_task_id: "1".into()
+            })
+        );
+        assert_eq!(placement(&[("SLURM_JOB_ID", " ")]), None);
+    }
+}
