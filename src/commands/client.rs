@@ -410,21 +410,14 @@ pub fn workers(remote: &RemoteArgs) -> anyhow::Result<()> {
                     now.saturating_sub(w.last_seen_unix_ms) as f64 / 1000.0
                 ),
                 if w.alive { "yes" } else { "no" }.to_owned(),
-                slurm_job(w.slurm.as_ref()),
+                w.slurm
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), ToString::to_string),
             ]
         })
         .collect();
     print!("{}", crate::table::render(&header, &rows));
     Ok(())
-}
-
-/// `1234_0` for an array task (as `squeue` writes it), `1234` for a plain job, `-` outside Slurm.
-fn slurm_job(placement: Option<&pb::SlurmPlacement>) -> String {
-    match placement {
-        Some(p) if p.array_task_id.is_empty() => p.job_id.clone(),
-        Some(p) => format!("{}_{}", p.job_id, p.array_task_id),
-        None => "-".to_owned(),
-    }
 }
 
 pub fn sweeps(remote: &RemoteArgs) -> anyhow::Result<()> {

@@ -114,6 +114,7 @@ fn register_request(host: String) -> pb::RegisterWorkerRequest {
         }],
         protocol_version: ltsweep_proto::PROTOCOL_VERSION,
         version: "hostile".into(),
+        slurm: None,
     }
 }
 

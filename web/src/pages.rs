@@ -295,8 +295,11 @@ pub(crate) fn workers_table(workers: &[pb::WorkerInfo], now_ms: u64) -> String {
             id = escape(&worker.worker_id),
             host = escape(&worker.host),
             devices = escape(&devices.join(", ")),
-            // WorkerInfo does not carry the worker's Slurm placement yet.
-            slurm = slurm_cell(None),
+            slurm = worker
+                .slurm
+                .as_ref()
+                .filter(|p| !p.job_id.is_empty())
+                .map_or_else(|| "—".to_owned(), |p| escape(&p.to_string())),
             jobs = worker.running_jobs.len(),
             version = escape(&worker.version),
             seen = ago(now_ms, worker.last_seen_unix_ms),
@@ -304,16 +307,6 @@ pub(crate) fn workers_table(workers: &[pb::WorkerInfo], now_ms: u64) -> String {
     }
     html.push_str("</tbody></table>");
     html
-}
-
-/// The Slurm job a worker runs in, given as (job id, array task id): `4242`, or `4242_7` for
-/// a task of a job array; `—` for a worker Slurm did not place.
-pub(crate) fn slurm_cell(placement: Option<(&str, &str)>) -> String {
-    match placement {
-        Some((job, "")) if !job.is_empty() => escape(job),
-        Some((job, task)) if !job.is_empty() => format!("{}_{}", escape(job), escape(task)),
-        _ => "—".to_owned(),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -387,14 +380,6 @@ pub(crate) async fn retry_failed(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn slurm_cells_name_the_job_and_array_task() {
-        assert_eq!(slurm_cell(None), "—");
-        assert_eq!(slurm_cell(Some(("", ""))), "—");
-        assert_eq!(slurm_cell(Some(("4242", ""))), "4242");
-        assert_eq!(slurm_cell(Some(("4242", "7"))), "4242_7");
-    }
 
     #[test]
     fn a_job_row_carries_its_state_and_escapes_its_error() {

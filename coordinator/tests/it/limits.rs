@@ -107,6 +107,7 @@ async fn workers_past_the_limit_and_oversized_fields_are_refused() {
             devices: vec![],
             protocol_version: ltsweep_proto::PROTOCOL_VERSION,
             version: "test".into(),
+            slurm: None,
         })
         .await;
     refused(registered, Code::ResourceExhausted, "--max-workers");
@@ -117,6 +118,7 @@ async fn workers_past_the_limit_and_oversized_fields_are_refused() {
             devices: vec![],
             protocol_version: ltsweep_proto::PROTOCOL_VERSION,
             version: "test".into(),
+            slurm: None,
         })
         .await;
     refused(registered, Code::InvalidArgument, "host: 100000 bytes");
