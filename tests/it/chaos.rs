@@ -13,6 +13,8 @@ use crate::proxy::Proxy;
 
 /// How long a sweep may go without any change of its status before a test fails.
 const TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a job of a hundred epochs may train, however loaded the machine.
+const TRAINING_TIMEOUT: Duration = Duration::from_secs(300);
 const CHECKPOINT_EVERY: u32 = 3;
 
 /// Nine jobs of forty epochs (a few seconds each): long enough that a status poll sees each
@@ -191,7 +193,9 @@ fn a_worker_cut_off_shorter_than_its_lease_keeps_its_job_and_completes_once() {
     // a status poll sees it running before it ends, and end well inside the lease however
     // loaded the machine.
     const EPOCHS: usize = 100;
-    let mut cluster = TestCluster::start_with_lease(0, "120s");
+    // The lease outlasts the whole wait for the cut-off training (TRAINING_TIMEOUT), so the
+    // job keeps it however loaded the machine.
+    let mut cluster = TestCluster::start_with_lease(0, "600s");
     let proxy = Proxy::start(&cluster.address);
     cluster.add_worker_at(&proxy.url());
     let worker = cluster.worker_id(0);
@@ -205,7 +209,8 @@ fn a_worker_cut_off_shorter_than_its_lease_keeps_its_job_and_completes_once() {
     });
     proxy.cut();
     // The worker trains on and finishes while cut off; its completion fails and is retried.
-    crate::support::wait_until("a failed completion", TIMEOUT, || {
+    // This waits for the rest of the job's training, minutes on a loaded machine.
+    crate::support::wait_until("a failed completion", TRAINING_TIMEOUT, || {
         cluster.workers[0]
             .line_containing("cannot complete")
             .is_some()

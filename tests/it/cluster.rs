@@ -62,20 +62,20 @@ fn a_job_of_a_killed_worker_completes_elsewhere() {
     let spec = cluster.write_spec(&tiny_spec(30));
     let sweep = cluster.submit(&spec);
     let doomed = cluster.worker_id(0);
-    cluster.wait_for_state(&sweep, "a job part-way through", SWEEP_TIMEOUT, |s| {
+    let status = cluster.wait_for_state(&sweep, "a job part-way through", SWEEP_TIMEOUT, |s| {
         jobs_in(s, "running")
             .iter()
             .any(|j| j["epoch"].as_u64() >= Some(1))
     });
-    cluster.workers[0].kill();
-    // Until its lease expires, the coordinator still shows the dead worker's job as running.
-    let status = cluster.status(&sweep);
+    // The job the worker runs is read before the kill, so that no lease can expire between
+    // the two however slow the machine.
     let victims: Vec<String> = jobs_in(&status, "running")
         .iter()
         .filter(|j| j["worker"] == doomed.as_str())
         .map(|j| j["id"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(victims.len(), 1, "the killed worker held one job: {status}");
+    assert_eq!(victims.len(), 1, "the worker runs one job: {status}");
+    cluster.workers[0].kill();
     cluster.add_worker();
     cluster.add_worker();
     let status = cluster.wait_for_state(&sweep, "18 jobs to succeed", SWEEP_TIMEOUT, |s| {
@@ -147,14 +147,14 @@ fn fake_result(job: &JobSpec) -> pb::JobResult {
 
 #[test]
 fn a_late_completion_with_a_stale_lease_is_refused_and_changes_nothing() {
-    let cluster = TestCluster::start(0);
+    let mut cluster = TestCluster::start(0);
     let spec = cluster.write_spec(
         &(tiny_spec(2).replace("seeds = [0, 1]", "seeds = [0]")
             + "[losses]\nplans = [{ comp = \"none\", pc = \"none\" }]\n"),
     );
     let sweep = cluster.submit(&spec);
     let connection = cluster.connection();
-    let register = |client: &mut ltsweep_proto::client::WorkerClient| {
+    let register = |cluster: &TestCluster, client: &mut ltsweep_proto::client::WorkerClient| {
         cluster
             .block_on(client.register_worker(pb::RegisterWorkerRequest {
                 host: "fake".into(),
@@ -170,29 +170,36 @@ fn a_late_completion_with_a_stale_lease_is_refused_and_changes_nothing() {
             .into_inner()
             .worker_id
     };
-    let poll = |client: &mut ltsweep_proto::client::WorkerClient, worker: &str| {
-        cluster
-            .block_on(client.poll_work(pb::PollWorkRequest {
-                worker_id: worker.to_owned(),
-                device: "cpu".into(),
-            }))
-            .unwrap()
-            .into_inner()
-            .lease
-    };
+    // None too while the restarted coordinator is not back yet.
+    let poll =
+        |cluster: &TestCluster, client: &mut ltsweep_proto::client::WorkerClient, worker: &str| {
+            cluster
+                .block_on(client.poll_work(pb::PollWorkRequest {
+                    worker_id: worker.to_owned(),
+                    device: "cpu".into(),
+                }))
+                .ok()
+                .and_then(|response| response.into_inner().lease)
+        };
     let mut late = connection.worker();
     let mut prompt = connection.worker();
-    let late_id = register(&mut late);
-    let prompt_id = register(&mut prompt);
-    let first = poll(&mut late, &late_id).expect("the job is leased");
+    let late_id = register(&cluster, &mut late);
+    let prompt_id = register(&cluster, &mut prompt);
+    let first = poll(&cluster, &mut late, &late_id).expect("the job is leased");
     let job = JobSpec::try_from(first.job.clone().unwrap()).unwrap();
-    // No heartbeat: the lease expires and the job goes to the next worker that asks.
+    // No heartbeat: the lease expires and the job returns to the queue.
+    cluster.wait_for_state(&sweep, "the lease to expire", SWEEP_TIMEOUT, |s| {
+        count(s, "pending") == 1
+    });
+    // The rest takes as long as it takes: the same state under a long lease, so that the
+    // next lease does not expire while the test looks around.
+    cluster.restart_coordinator_with_lease("60s");
     let mut second = None;
     crate::support::wait_until(
         "the job to be leased again",
         Duration::from_secs(60),
         || {
-            second = poll(&mut prompt, &prompt_id);
+            second = poll(&cluster, &mut prompt, &prompt_id);
             second.is_some()
         },
     );
@@ -216,7 +223,6 @@ fn a_late_completion_with_a_stale_lease_is_refused_and_changes_nothing() {
         }))
         .unwrap_err();
     assert_eq!(progress.code(), Code::FailedPrecondition);
-    // The prompt worker's heartbeat keeps its lease while the test looks around.
     let heartbeat = |client: &mut ltsweep_proto::client::WorkerClient| {
         cluster
             .block_on(client.report_progress(pb::ReportProgressRequest {

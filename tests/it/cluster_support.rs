@@ -140,6 +140,12 @@ impl TestCluster {
         self.coordinator = coordinator;
     }
 
+    /// Restarts the coordinator (as [`Self::restart_coordinator`]) with another lease ttl.
+    pub fn restart_coordinator_with_lease(&mut self, lease_ttl: &str) {
+        lease_ttl.clone_into(&mut self.lease_ttl);
+        self.restart_coordinator();
+    }
+
     /// The worker id a worker process registered as.
     pub fn worker_id(&self, index: usize) -> String {
         let mut id = None;
