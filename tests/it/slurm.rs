@@ -97,6 +97,25 @@ fn slurm_job_array_workers_run_a_sweep_and_survive_a_preemption() {
     let reference = undisturbed();
     let cluster = TestCluster::start_with_lease(0, "10m");
 
+    // sbatch refusing the script: its message and exit code come through.
+    let refused = slurm
+        .command(env!("CARGO_BIN_EXE_ltsweep"))
+        .args(["launch", "slurm", "--coordinator", &cluster.url()])
+        .args(["--workers", "2", "--partition", "nosuch"])
+        .env("LTSWEEP_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("sbatch refused") && stderr(&refused).contains("partition"),
+        "{}",
+        stderr(&refused)
+    );
+    println!(
+        "slurm: sbatch refusing --partition nosuch -> exit 1: {}",
+        stderr(&refused).lines().last().unwrap_or_default()
+    );
+
     // The quickstart sweep through a job array of two workers.
     let job = launch(&slurm, &cluster, 2);
     let workers = wait_for_workers(&slurm, &cluster, &job);

@@ -43,3 +43,34 @@ pub(crate) fn release_reason(reason: i32) -> Result<ReleaseReason, CoordinatorEr
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slurm_placements_are_checked() {
+        assert_eq!(slurm_placement(None).unwrap(), None);
+        let empty = pb::SlurmPlacement::default();
+        assert_eq!(slurm_placement(Some(empty)).unwrap(), None);
+        let placed = pb::SlurmPlacement {
+            job_id: "4242".into(),
+            array_task_id: "0".into(),
+        };
+        assert_eq!(
+            slurm_placement(Some(placed)).unwrap(),
+            Some(SlurmPlacement {
+                job_id: "4242".into(),
+                array_task_id: "0".into()
+            })
+        );
+        let long = pb::SlurmPlacement {
+            job_id: "9".repeat(65),
+            array_task_id: String::new(),
+        };
+        let err = slurm_placement(Some(long)).unwrap_err().to_string();
+        assert!(err.contains("slurm.job_id"), "{err}");
+        assert!(release_reason(0).is_err());
+        assert_eq!(release_reason(1).unwrap(), ReleaseReason::Preempted);
+    }
+}

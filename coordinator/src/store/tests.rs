@@ -216,3 +216,39 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_workers_slurm_placement_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    let mut s = Scheduler::new(TIMING);
+    let placement = SlurmPlacement {
+        job_id: "4242".into(),
+        array_task_id: "3".into(),
+    };
+    let placed = run(&mut store, &mut s, |s| {
+        s.register_placed_worker(
+            10,
+            "node-7",
+            vec![],
+            PROTOCOL_VERSION,
+            "t",
+            Some(placement.clone()),
+        )
+    })
+    .unwrap()
+    .worker;
+    let plain = run(&mut store, &mut s, |s| {
+        s.register_worker(11, "laptop", vec![], PROTOCOL_VERSION, "t")
+    })
+    .unwrap()
+    .worker;
+    drop(store);
+    let loaded = open(dir.path()).load(TIMING, 20).unwrap();
+    assert_eq!(loaded, restarted(&s, 20));
+    assert_eq!(
+        loaded.worker(&placed).unwrap().record.slurm,
+        Some(placement)
+    );
+    assert_eq!(loaded.worker(&plain).unwrap().record.slurm, None);
+}
