@@ -5,7 +5,13 @@
 (function () {
   const refresh = async (element) => {
     if (!element) return;
-    const response = await fetch(element.dataset.refresh, { credentials: "same-origin" });
+    let response;
+    try {
+      response = await fetch(element.dataset.refresh, { credentials: "same-origin" });
+    } catch (_) {
+      // The coordinator is restarting: the next refresh or event brings the page up to date.
+      return;
+    }
     if (response.status === 401) {
       // The token changed or the cookie went: the page shows the login form.
       window.location.reload();

@@ -21,6 +21,19 @@ pub(crate) fn escape(text: &str) -> String {
     out
 }
 
+/// Percent-encodes a URL path segment (a sweep id may hold any character its name holds).
+pub(crate) fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 /// A whole page: the stylesheet, the script (only for pages that show data) and `body`.
 pub(crate) fn page(title: &str, body: &str, with_script: bool) -> Html<String> {
     let mut html = String::new();
@@ -73,6 +86,12 @@ mod tests {
             escape(r#"<img src=x onerror="a('b')">&"#),
             "&lt;img src=x onerror=&quot;a(&#39;b&#39;)&quot;&gt;&amp;"
         );
+    }
+
+    #[test]
+    fn path_segments_are_percent_encoded() {
+        assert_eq!(path_segment("quickstart-1503142b"), "quickstart-1503142b");
+        assert_eq!(path_segment("a b/ü?"), "a%20b%2F%C3%BC%3F");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use ltsweep_proto::{AxisValue, JobState, LossPlan, pb};
 
 use crate::AppState;
 use crate::auth::{Credential, same_origin};
-use crate::html::{ago, escape, nav, page};
+use crate::html::{ago, escape, nav, page, path_segment};
 
 const STYLE: &str = include_str!("../assets/style.css");
 const SCRIPT: &str = include_str!("../assets/app.js");
@@ -118,7 +118,8 @@ async fn sweeps_table(state: &AppState) -> Result<String, Response> {
         let counts = sweep.counts.unwrap_or_default();
         let _ = write!(
             html,
-            r#"<tr><td><a href="/sweeps/{id}">{name}</a></td><td><code>{id}</code></td><td>{when}</td><td>{counts}</td></tr>"#,
+            r#"<tr><td><a href="/sweeps/{path}">{name}</a></td><td><code>{id}</code></td><td>{when}</td><td>{counts}</td></tr>"#,
+            path = path_segment(&sweep.sweep_id),
             id = escape(&sweep.sweep_id),
             name = escape(&sweep.name),
             when = ago(now, sweep.submitted_unix_ms),
@@ -211,9 +212,10 @@ pub(crate) async fn sweep_page(
 <section><h2>Jobs</h2><div class="scroll"><table id="jobs" class="{table_class}"><thead><tr><th>plan</th><th>seed</th><th>axes</th><th>state</th><th>worker</th><th>epoch</th><th>attempts</th><th>last acc.</th></tr></thead>
 <tbody>{rows}</tbody></table></div></section>
 <section><h2>Workers</h2><div id="workers" data-refresh="/api/workers"><p class="empty">loading…</p></div></section>
-<section><h2>Results so far</h2><div id="report" data-refresh="/api/sweeps/{id}/report"><p class="empty">loading…</p></div></section>
+<section><h2>Results so far</h2><div id="report" data-refresh="/api/sweeps/{path}/report"><p class="empty">loading…</p></div></section>
 </main>"#,
         nav = nav(&status.name),
+        path = path_segment(&status.sweep_id),
         counts = counts_line(&counts),
     );
     page(&format!("ltsweep: {}", status.name), &body, true).into_response()
