@@ -11,9 +11,10 @@ import sys
 import pandas as pd
 
 EXPECTED = {
-    "jobs.parquet": ["sweep", "job_id", "plan", "comp_on", "pc_on", "seed", "state", "attempts",
-                     "acc_all", "acc_head", "acc_tail", "acc_many", "acc_medium", "acc_few",
-                     "train_seconds", "worker"],
+    "jobs.parquet": ["sweep", "job_id", "plan", "comp_on", "pc_on", "base", "sampler", "seed", "state", "attempts",
+                     "acc_all_final", "acc_head_final", "acc_tail_final", "acc_many_final",
+                     "acc_medium_final", "acc_few_final", "final_epoch", "acc_all_best",
+                     "acc_tail_best", "best_epoch", "train_seconds", "worker"],
     "per_class.parquet": ["job_id", "plan", "seed", "epoch", "class", "train_count", "group",
                           "shot", "test_total", "test_correct", "recall", "precision"],
     "epochs.parquet": ["job_id", "plan", "seed", "epoch", "lr", "loss_ce", "loss_comp",

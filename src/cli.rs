@@ -208,6 +208,10 @@ pub struct ReportArgs {
     /// The folder for table1.md, table1.csv, table1.tex, recall.csv, figures and Parquet files.
     #[arg(long)]
     pub out: PathBuf,
+    /// Which epoch of each job the tables report: `final` (the last), or `best` (the evaluated
+    /// epoch of the highest All accuracy on the test set: optimistic, so captioned).
+    #[arg(long, default_value = "final", value_parser = ["final", "best"])]
+    pub metric: String,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -364,6 +368,12 @@ pub struct TrainArgs {
     pub plan: String,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// The base loss (`ce`, `focal`, `cb`, `la`, `ldam_drw`); needed when the spec lists several.
+    #[arg(long)]
+    pub base: Option<String>,
+    /// The sampler (`instance`, `class_balanced`, `sqrt`); needed when the spec lists several.
+    #[arg(long)]
+    pub sampler: Option<String>,
     /// A value for each setting the spec gives as a list: `--axis pc_weight=0.1`.
     #[arg(long = "axis", value_name = "NAME=VALUE")]
     pub axes: Vec<String>,

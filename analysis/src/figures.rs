@@ -189,7 +189,7 @@ impl Figure1 {
             .find(|row| row.is_ce_only() && row.same_axes(best));
         let mut compared: Vec<(&PlanRow, String, RGBColor)> = Vec::new();
         match ce {
-            Some(ce) if ce.plan != best.plan => {
+            Some(ce) if !best.is_ce_only() => {
                 compared.push((ce, format!("CE alone ({})", ce.label()), CE_COLOR));
                 compared.push((best, format!("best: {}", best.label()), BEST_COLOR));
             }

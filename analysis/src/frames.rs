@@ -20,11 +20,17 @@ use crate::records::{JobRecord, SweepRecords};
 use crate::schema::{self, FrameKind, SchemaProblem};
 
 /// A sweep's results as three tidy frames (plain column types: text, f64, u32, u64, bool).
+///
+/// A sweep evaluated with post-hoc logit adjustment (`[eval] posthoc_tau`) has one jobs row per
+/// job and tau, with `posthoc_tau` as its last axis column; the per-class and epoch rows are
+/// the model's as trained.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Frames {
-    /// One row a job: sweep, job_id, plan, comp_on, pc_on, one `f64` column per grid axis,
-    /// seed, state, attempts, acc_all .. acc_few, train_seconds, epochs_retrained, worker,
-    /// error.
+    /// One row a job: sweep, job_id, plan, comp_on, pc_on, base (the base loss), sampler, one
+    /// `f64` column per grid axis,
+    /// seed, state, attempts, acc_all_final .. acc_few_final (the last epoch's), final_epoch,
+    /// acc_all_best .. acc_few_best (the evaluated epoch of the highest All accuracy on the test
+    /// set: optimistic), best_epoch, train_seconds, epochs_retrained, worker, error.
     pub jobs: DataFrame,
     /// One row a job, evaluated epoch and class: job_id, plan, seed, epoch, class, train_count,
     /// group, shot, test_total, test_correct, recall, precision, final.
@@ -47,7 +53,14 @@ impl Frames {
         let mut epochs = EpochColumns::default();
         for record in &records.jobs {
             let result = usable_result(record)?;
-            jobs.push(&records.sweep_id, record, result);
+            let taus = &record.spec.train.posthoc_tau;
+            if taus.is_empty() {
+                jobs.push(&records.sweep_id, record, result, None);
+            }
+            // One row per post-hoc tau: the same model, its logits adjusted.
+            for &tau in taus {
+                jobs.push(&records.sweep_id, record, result, Some(tau));
+            }
             if let Some(result) = result {
                 per_class.push_result(record, result);
                 for metrics in &result.epochs {
@@ -246,12 +259,25 @@ pub(crate) fn write_parquet(frame: &mut DataFrame, path: &Path) -> Result<(), An
     Ok(())
 }
 
-/// The grid axes every job shares, in the first job's order.
+/// The jobs frame's axis column of post-hoc logit adjustment: a job evaluated with several
+/// taus has one row per tau.
+pub(crate) const POSTHOC_AXIS: &str = "posthoc_tau";
+
+/// The grid axes every job shares, in the first job's order, then `posthoc_tau` when the jobs
+/// are evaluated with post-hoc logit adjustment.
 fn axis_names(records: &SweepRecords) -> Result<Vec<String>, AnalysisError> {
     let Some(first) = records.jobs.first() else {
         return Ok(Vec::new());
     };
     let names: Vec<String> = first.spec.axes.iter().map(|a| a.name.clone()).collect();
+    for record in &records.jobs {
+        if record.spec.train.posthoc_tau != first.spec.train.posthoc_tau {
+            return Err(AnalysisError::BadRecord {
+                job: record.spec.id.to_string(),
+                problem: "its post-hoc taus differ from the sweep's".to_owned(),
+            });
+        }
+    }
     for name in &names {
         if FrameKind::Jobs.is_fixed(name) {
             return Err(AnalysisError::BadRecord {
@@ -272,6 +298,10 @@ fn axis_names(records: &SweepRecords) -> Result<Vec<String>, AnalysisError> {
                 ),
             });
         }
+    }
+    let mut names = names;
+    if !first.spec.train.posthoc_tau.is_empty() {
+        names.push(POSTHOC_AXIS.to_owned());
     }
     Ok(names)
 }
@@ -310,14 +340,16 @@ impl Accuracies {
         self.few.push(get(|a| a.acc_few));
     }
 
-    fn into_columns(self) -> [Column; 6] {
+    /// `acc_all{suffix}` .. `acc_few{suffix}`.
+    fn into_columns(self, suffix: &str) -> [Column; 6] {
+        let name = |group: &str| format!("acc_{group}{suffix}").as_str().into();
         [
-            Column::new("acc_all".into(), self.all),
-            Column::new("acc_head".into(), self.head),
-            Column::new("acc_tail".into(), self.tail),
-            Column::new("acc_many".into(), self.many),
-            Column::new("acc_medium".into(), self.medium),
-            Column::new("acc_few".into(), self.few),
+            Column::new(name("all"), self.all),
+            Column::new(name("head"), self.head),
+            Column::new(name("tail"), self.tail),
+            Column::new(name("many"), self.many),
+            Column::new(name("medium"), self.medium),
+            Column::new(name("few"), self.few),
         ]
     }
 }
@@ -352,10 +384,15 @@ struct JobColumns {
     keys: JobKeys,
     comp_on: Vec<String>,
     pc_on: Vec<String>,
+    base: Vec<String>,
+    sampler: Vec<String>,
     axes: Vec<Vec<f64>>,
     state: Vec<String>,
     attempts: Vec<u32>,
     accuracy: Accuracies,
+    final_epoch: Vec<Option<u32>>,
+    best: Accuracies,
+    best_epoch: Vec<Option<u32>>,
     train_seconds: Vec<Option<f64>>,
     epochs_retrained: Vec<Option<u32>>,
     worker: Vec<Option<String>>,
@@ -363,17 +400,45 @@ struct JobColumns {
 }
 
 impl JobColumns {
-    fn push(&mut self, sweep: &str, record: &JobRecord, result: Option<&JobResult>) {
+    /// A job's row; with `tau`, its row at that post-hoc logit adjustment, whose final
+    /// accuracies are the adjusted model's and whose best-epoch ones are null unless tau is 0
+    /// (the epochs were evaluated unadjusted).
+    fn push(
+        &mut self,
+        sweep: &str,
+        record: &JobRecord,
+        result: Option<&JobResult>,
+        tau: Option<f64>,
+    ) {
         let spec = &record.spec;
         self.sweep.push(sweep.to_owned());
         self.keys.push(record);
         self.comp_on.push(spec.plan.comp.to_string());
         self.pc_on.push(spec.plan.pc.to_string());
-        self.axes
-            .push(spec.axes.iter().map(|axis| axis.value).collect());
+        self.base.push(spec.losses.base.kind().to_string());
+        self.sampler.push(spec.train.sampler.to_string());
+        let mut axes: Vec<f64> = spec.axes.iter().map(|axis| axis.value).collect();
+        axes.extend(tau);
+        self.axes.push(axes);
         self.state.push(record.state.to_string());
         self.attempts.push(record.attempts);
-        self.accuracy.push(result.map(|r| &r.accuracy));
+        let accuracy = match tau {
+            None => result.map(|r| &r.accuracy),
+            Some(tau) => result.and_then(|r| {
+                r.posthoc
+                    .iter()
+                    .find(|p| p.tau.to_bits() == tau.to_bits())
+                    .map(|p| &p.accuracy)
+            }),
+        };
+        self.accuracy.push(accuracy);
+        self.final_epoch
+            .push(result.map(|r| r.epochs.last().map_or(spec.train.epochs, |last| last.epoch)));
+        let best = result
+            .and_then(JobResult::best_epoch)
+            .filter(|_| tau.is_none_or(|t| t == 0.0));
+        self.best.push(best.map(|(_, accuracy)| accuracy));
+        self.best_epoch.push(best.map(|(epoch, _)| epoch));
         self.train_seconds.push(result.map(|r| r.train_seconds));
         self.epochs_retrained
             .push(result.map(|r| r.epochs_retrained));
@@ -390,6 +455,8 @@ impl JobColumns {
             plan,
             Column::new("comp_on".into(), self.comp_on),
             Column::new("pc_on".into(), self.pc_on),
+            Column::new("base".into(), self.base),
+            Column::new("sampler".into(), self.sampler),
         ];
         for (i, name) in axis_names.iter().enumerate() {
             let values: Vec<f64> = self.axes.iter().map(|point| point[i]).collect();
@@ -400,7 +467,10 @@ impl JobColumns {
             Column::new("state".into(), self.state),
             Column::new("attempts".into(), self.attempts),
         ]);
-        columns.extend(self.accuracy.into_columns());
+        columns.extend(self.accuracy.into_columns("_final"));
+        columns.push(Column::new("final_epoch".into(), self.final_epoch));
+        columns.extend(self.best.into_columns("_best"));
+        columns.push(Column::new("best_epoch".into(), self.best_epoch));
         columns.extend([
             Column::new("train_seconds".into(), self.train_seconds),
             Column::new("epochs_retrained".into(), self.epochs_retrained),
@@ -528,7 +598,7 @@ impl EpochColumns {
             Column::new("images_per_second".into(), self.images_per_second),
             Column::new("seconds".into(), self.seconds),
         ]);
-        columns.extend(self.accuracy.into_columns());
+        columns.extend(self.accuracy.into_columns(""));
         DataFrame::new(height, columns)
             .map_err(|source| polars_error("building the epochs frame", source))
     }

@@ -47,8 +47,10 @@ use std::path::PathBuf;
 pub use frames::Frames;
 pub use live::{LiveReport, live_report};
 pub use records::{JobRecord, SweepRecords};
-pub use report::{Report, write_report};
-pub use summary::{JobCounts, Metric, MetricSummary, PlanRow, table1_rows};
+pub use report::{Report, write_report, write_report_at};
+pub use summary::{
+    EpochChoice, JobCounts, Metric, MetricSummary, PlanRow, table1_rows, table1_rows_at,
+};
 
 /// Everything that can go wrong between records and report files.
 #[derive(Debug, thiserror::Error)]

@@ -3,11 +3,13 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use ltsweep_proto::{BaseKind, Sampler};
+
 use crate::AnalysisError;
 use crate::figures::{Curves, Figure1};
 use crate::frames::{Frames, write_parquet};
 use crate::rows::Tidy;
-use crate::summary::{JobCounts, Metric, PlanRow, plan_rows};
+use crate::summary::{EpochChoice, JobCounts, Metric, PlanRow, plan_rows};
 use crate::tables::{self, AccuracyTable, TableText};
 
 /// What [`write_report`] wrote, and what to tell the person who asked for it.
@@ -26,18 +28,29 @@ pub struct Report {
 /// Writes every report file into `out_dir` (created if missing): `table1.md|csv|tex`,
 /// `shots.md|csv|tex`, `recall.csv`, `per_class_recall.csv`, `jobs.parquet`,
 /// `per_class.parquet`, `epochs.parquet`, `figure1.png|svg` and `curves.png|svg`.
+///
+/// The tables report each job's final epoch; [`write_report_at`] chooses.
 pub fn write_report(frames: &Frames, out_dir: &Path) -> Result<Report, AnalysisError> {
+    write_report_at(frames, out_dir, EpochChoice::Final)
+}
+
+/// [`write_report`] with the tables at the chosen epoch of each job.
+pub fn write_report_at(
+    frames: &Frames,
+    out_dir: &Path,
+    epoch: EpochChoice,
+) -> Result<Report, AnalysisError> {
     fs::create_dir_all(out_dir).map_err(|source| AnalysisError::Io {
         path: out_dir.to_owned(),
         source,
     })?;
     let tidy = Tidy::read(frames)?;
-    let rows = plan_rows(&tidy);
+    let rows = plan_rows(&tidy, epoch);
     let with_differences = rows.iter().any(PlanRow::is_ce_only);
     let mut notes = table_notes(&rows, with_differences);
     let mut files = Vec::new();
 
-    let (table1, shots) = accuracy_tables(&tidy, &rows, with_differences);
+    let (table1, shots) = accuracy_tables(&tidy, &rows, with_differences, epoch);
     for (stem, table) in [("table1", &table1), ("shots", &shots)] {
         write_text(out_dir, &format!("{stem}.md"), &table.markdown, &mut files)?;
         write_text(out_dir, &format!("{stem}.csv"), &table.csv, &mut files)?;
@@ -79,35 +92,56 @@ pub fn write_report(frames: &Frames, out_dir: &Path) -> Result<Report, AnalysisE
     })
 }
 
-/// Table 1 (All / Head / Tail) and the Many / Medium / Few table.
+/// Table 1 (All / Head / Tail) and the Many / Medium / Few table, at the chosen epoch of each
+/// job.
 pub(crate) fn accuracy_tables(
     tidy: &Tidy,
     rows: &[PlanRow],
     with_differences: bool,
+    epoch: EpochChoice,
 ) -> (TableText, TableText) {
-    let table1_caption = if with_differences {
-        "Table 1: top-1 accuracy [%] on the test set, mean ± std over seeds (n: seeds that \
-         succeeded). Δ vs CE: mean of the seed-paired differences to CE alone with the same \
-         axis values [95% Student t interval]. Bold: the best mean of each column."
-    } else {
-        "Table 1: top-1 accuracy [%] on the test set, mean ± std over seeds (n: seeds that \
-         succeeded). Bold: the best mean of each column."
+    // A column for the base loss and the sampler once any row is not the default: where
+    // they vary, or where the whole sweep uses another one.
+    let show_base = rows.iter().any(|row| row.base != BaseKind::Ce);
+    let show_sampler = rows.iter().any(|row| row.sampler != Sampler::Instance);
+    let at = match epoch {
+        EpochChoice::Final => "at the final epoch",
+        EpochChoice::Best => {
+            "at each job's best epoch (the evaluated epoch of the highest All accuracy on the \
+             test set: optimistic, best-on-test)"
+        }
     };
+    let differences = if with_differences {
+        " Δ vs CE: mean of the seed-paired differences to CE alone (base loss ce, sampler \
+         instance, no Comp., no PC) with the same axis values [95% Student t interval]."
+    } else {
+        ""
+    };
+    let table1_caption = format!(
+        "Table 1: top-1 accuracy [%] on the test set {at}, mean ± std over seeds (n: seeds \
+         that succeeded).{differences} Bold: the best mean of each column."
+    );
+    let shots_caption = format!(
+        "Top-1 accuracy [%] {at} by training images of the class: Many (> 100), Medium (20 \
+         to 100), Few (< 20); mean ± std over seeds. Bold: the best mean of each column."
+    );
     let table1 = AccuracyTable {
-        caption: table1_caption,
+        caption: &table1_caption,
         metrics: Metric::TABLE1,
         rows,
         axis_names: &tidy.axis_names,
+        show_base,
+        show_sampler,
         with_differences,
     }
     .render();
     let shots = AccuracyTable {
-        caption: "Top-1 accuracy [%] by training images of the class: Many (> 100), Medium \
-                  (20 to 100), Few (< 20); mean ± std over seeds. Bold: the best mean of each \
-                  column.",
+        caption: &shots_caption,
         metrics: Metric::SHOTS,
         rows,
         axis_names: &tidy.axis_names,
+        show_base,
+        show_sampler,
         with_differences,
     }
     .render();
@@ -160,8 +194,8 @@ pub(crate) fn table_notes(rows: &[PlanRow], with_differences: bool) -> Vec<Strin
     }
     if !with_differences && !rows.is_empty() {
         notes.push(
-            "the sweep has no CE-only plan (comp=none,pc=none): the tables leave out the \
-             differences to CE"
+            "the sweep has no CE-only plan (comp=none,pc=none with base ce, sampler instance): \
+             the tables leave out the differences to CE"
                 .to_owned(),
         );
     }

@@ -1,21 +1,29 @@
 //! The frames read back into typed rows: the report's computations run on these, so a report
 //! made from an export is the same as one made from records.
 
-use ltsweep_proto::{ClassGroup, GroupAccuracy, JobState, LossPlan, Shot};
+use ltsweep_proto::{BaseKind, ClassGroup, GroupAccuracy, JobState, LossPlan, Sampler, Shot};
 use polars::prelude::{Column, DataFrame};
 
 use crate::AnalysisError;
-use crate::frames::Frames;
+use crate::frames::{Frames, POSTHOC_AXIS};
 use crate::schema::FrameKind;
 
 pub(crate) struct JobRow {
     pub(crate) job_id: String,
     pub(crate) plan: LossPlan,
+    pub(crate) base: BaseKind,
+    pub(crate) sampler: Sampler,
     /// Values of the grid axes, in the order of [`Tidy::axis_names`].
     pub(crate) axes: Vec<f64>,
     pub(crate) seed: u64,
     pub(crate) state: JobState,
+    /// At the final epoch.
     pub(crate) accuracy: GroupAccuracy,
+    /// At the evaluated epoch of the highest All accuracy on the test set.
+    pub(crate) best: GroupAccuracy,
+    /// A row of the model with its logits adjusted post hoc (tau not 0): the job's per-class
+    /// and epoch rows are not this row's.
+    pub(crate) adjusted: bool,
 }
 
 pub(crate) struct ClassRow {
@@ -136,13 +144,15 @@ impl<'a> Reader<'a> {
         parse(text).ok_or_else(|| self.bad(name, format!("has `{text}` in row {row}")))
     }
 
-    fn accuracies(&self) -> Result<Vec<GroupAccuracy>, AnalysisError> {
-        let all = self.reals("acc_all")?;
-        let head = self.reals("acc_head")?;
-        let tail = self.reals("acc_tail")?;
-        let many = self.reals("acc_many")?;
-        let medium = self.reals("acc_medium")?;
-        let few = self.reals("acc_few")?;
+    /// The columns `acc_all{suffix}` .. `acc_few{suffix}`.
+    fn accuracies(&self, suffix: &str) -> Result<Vec<GroupAccuracy>, AnalysisError> {
+        let get = |group: &str| self.reals(&format!("acc_{group}{suffix}"));
+        let all = get("all")?;
+        let head = get("head")?;
+        let tail = get("tail")?;
+        let many = get("many")?;
+        let medium = get("medium")?;
+        let few = get("few")?;
         Ok((0..all.len())
             .map(|i| GroupAccuracy {
                 acc_all: all[i],
@@ -187,13 +197,17 @@ fn read_jobs(frame: &DataFrame, axis_names: &[String]) -> Result<Vec<JobRow>, An
     };
     let job_ids = reader.texts("job_id")?;
     let plans = reader.texts("plan")?;
+    let bases = reader.texts("base")?;
+    let samplers = reader.texts("sampler")?;
     let seeds = reader.seeds("seed")?;
     let states = reader.texts("state")?;
-    let accuracies = reader.accuracies()?;
+    let accuracies = reader.accuracies("_final")?;
+    let mut bests = reader.accuracies("_best")?.into_iter();
     let axes = axis_names
         .iter()
         .map(|name| reader.reals(name))
         .collect::<Result<Vec<_>, _>>()?;
+    let posthoc = axis_names.iter().position(|name| name == POSTHOC_AXIS);
     let mut rows = Vec::with_capacity(frame.height());
     for (i, accuracy) in accuracies.into_iter().enumerate() {
         let axes = axis_names
@@ -201,13 +215,18 @@ fn read_jobs(frame: &DataFrame, axis_names: &[String]) -> Result<Vec<JobRow>, An
             .zip(&axes)
             .map(|(name, values)| reader.required(name, i, values[i]))
             .collect::<Result<Vec<f64>, _>>()?;
+        let adjusted = posthoc.is_some_and(|at| axes[at] != 0.0);
         rows.push(JobRow {
             job_id: reader.required("job_id", i, job_ids[i])?.to_owned(),
             plan: reader.parsed("plan", i, plans[i], |text| text.parse().ok())?,
+            base: reader.parsed("base", i, bases[i], |text| text.parse().ok())?,
+            sampler: reader.parsed("sampler", i, samplers[i], |text| text.parse().ok())?,
             axes,
             seed: reader.required("seed", i, seeds[i])?,
             state: reader.parsed("state", i, states[i], parse_state)?,
             accuracy,
+            best: bests.next().unwrap_or_default(),
+            adjusted,
         });
     }
     Ok(rows)
@@ -252,7 +271,7 @@ fn read_epochs(frame: &DataFrame) -> Result<Vec<EpochRow>, AnalysisError> {
     let job_ids = reader.texts("job_id")?;
     let epochs = reader.counts("epoch")?;
     let (comp, pc) = (reader.reals("loss_comp")?, reader.reals("loss_pc")?);
-    let accuracies = reader.accuracies()?;
+    let accuracies = reader.accuracies("")?;
     accuracies
         .into_iter()
         .enumerate()

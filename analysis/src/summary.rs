@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use ltsweep_proto::{AxisValue, ClassGroup, GroupAccuracy, JobState, LossPlan, Shot};
+use ltsweep_proto::{
+    AxisValue, BaseKind, ClassGroup, GroupAccuracy, JobState, LossPlan, Sampler, Shot,
+};
 
 use crate::AnalysisError;
 use crate::frames::Frames;
@@ -84,8 +86,9 @@ pub struct MetricSummary {
     pub mean: Option<f64>,
     /// Sample standard deviation over seeds; `None` for fewer than two.
     pub std: Option<f64>,
-    /// This row minus the CE-only row of the same axis values, paired by seed. `None` for the
-    /// CE-only row itself, when there is no CE-only row, or when no seed succeeded in both.
+    /// This row minus the reference row (CE alone: base loss `ce`, sampler `instance`, no Comp.,
+    /// no PC) of the same axis values, paired by seed. `None` for the reference row itself, when
+    /// there is none, or when no seed succeeded in both.
     pub vs_ce: Option<PairedDifference>,
 }
 
@@ -137,10 +140,13 @@ impl JobCounts {
     }
 }
 
-/// One row of Table 1: a loss plan at one combination of the other grid axes.
+/// One row of Table 1: a base loss, sampler and loss plan at one combination of the other grid
+/// axes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlanRow {
     pub plan: LossPlan,
+    pub base: BaseKind,
+    pub sampler: Sampler,
     /// The other grid axes' values, in the jobs frame's column order.
     pub axes: Vec<AxisValue>,
     pub jobs: JobCounts,
@@ -156,13 +162,25 @@ impl PlanRow {
         &self.metrics[metric.index()]
     }
 
+    /// The reference row every other row is compared with: cross entropy alone (base loss
+    /// `ce`, sampler `instance`, no Comp., no PC).
     pub fn is_ce_only(&self) -> bool {
         self.plan == LossPlan::CE_ONLY
+            && self.base == BaseKind::Ce
+            && self.sampler == Sampler::Instance
     }
 
-    /// `comp=tail,pc=head pc_weight=0.1`: the row as a person names it.
+    /// `comp=tail,pc=head pc_weight=0.1`, with `base=la sampler=sqrt` first when they are not
+    /// the defaults: the row as a person names it.
     pub fn label(&self) -> String {
-        let mut label = self.plan.to_string();
+        let mut label = String::new();
+        if self.base != BaseKind::Ce {
+            label.push_str(&format!("base={} ", self.base));
+        }
+        if self.sampler != Sampler::Instance {
+            label.push_str(&format!("sampler={} ", self.sampler));
+        }
+        label.push_str(&self.plan.to_string());
         for axis in &self.axes {
             label.push_str(&format!(" {}={}", axis.name, axis.value));
         }
@@ -191,18 +209,45 @@ impl PlanRow {
     }
 }
 
-/// Table 1's rows, in the order of the jobs frame: grouped by the other axes' values (in the
-/// order they first appear), then by plan (in the order plans first appear).
-pub fn table1_rows(frames: &Frames) -> Result<Vec<PlanRow>, AnalysisError> {
-    Ok(plan_rows(&Tidy::read(frames)?))
+/// Which epoch of each job the tables report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EpochChoice {
+    /// The last epoch: what a run delivers.
+    #[default]
+    Final,
+    /// Each job's evaluated epoch of the highest All accuracy on the test set: an optimistic
+    /// figure (the test set chose the epoch), as papers that report the best epoch do.
+    Best,
 }
 
-pub(crate) fn plan_rows(tidy: &Tidy) -> Vec<PlanRow> {
+impl EpochChoice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EpochChoice::Final => "final",
+            EpochChoice::Best => "best",
+        }
+    }
+}
+
+/// Table 1's rows at the final epoch; see [`table1_rows_at`].
+pub fn table1_rows(frames: &Frames) -> Result<Vec<PlanRow>, AnalysisError> {
+    table1_rows_at(frames, EpochChoice::Final)
+}
+
+/// Table 1's rows, in the order of the jobs frame: grouped by the other axes' values (in the
+/// order they first appear), then by base loss, sampler and plan (in the order each first
+/// appears).
+pub fn table1_rows_at(frames: &Frames, epoch: EpochChoice) -> Result<Vec<PlanRow>, AnalysisError> {
+    Ok(plan_rows(&Tidy::read(frames)?, epoch))
+}
+
+pub(crate) fn plan_rows(tidy: &Tidy, epoch: EpochChoice) -> Vec<PlanRow> {
     // Axis values compare by their bits: they come from one spec, so equal values are
     // bit-identical, and bits can be keys where floats cannot.
     let key = |job: &JobRow| -> Vec<u64> { job.axes.iter().map(|v| v.to_bits()).collect() };
     let mut points: Vec<Vec<u64>> = Vec::new();
-    let mut groups: Vec<(usize, LossPlan, Vec<&JobRow>)> = Vec::new();
+    type RowKey = (LossPlan, BaseKind, Sampler);
+    let mut groups: Vec<(usize, RowKey, Vec<&JobRow>)> = Vec::new();
     for job in &tidy.jobs {
         let point = key(job);
         let point_index = match points.iter().position(|p| *p == point) {
@@ -212,25 +257,30 @@ pub(crate) fn plan_rows(tidy: &Tidy) -> Vec<PlanRow> {
                 points.len() - 1
             }
         };
+        let row_key = (job.plan, job.base, job.sampler);
         match groups
             .iter_mut()
-            .find(|(p, plan, _)| *p == point_index && *plan == job.plan)
+            .find(|(p, k, _)| *p == point_index && *k == row_key)
         {
             Some((_, _, jobs)) => jobs.push(job),
-            None => groups.push((point_index, job.plan, vec![job])),
+            None => groups.push((point_index, row_key, vec![job])),
         }
     }
     groups.sort_by_key(|(point, _, _)| *point);
 
+    let chosen = |job: &JobRow| match epoch {
+        EpochChoice::Final => job.accuracy.clone(),
+        EpochChoice::Best => job.best.clone(),
+    };
     let percent_by_seed = |jobs: &[&JobRow], metric: Metric| -> BTreeMap<u64, f64> {
         jobs.iter()
             .filter(|job| job.state == JobState::Succeeded)
-            .filter_map(|job| Some((job.seed, metric.of(&job.accuracy)? * 100.0)))
+            .filter_map(|job| Some((job.seed, metric.of(&chosen(job))? * 100.0)))
             .collect()
     };
     let mut rows: Vec<PlanRow> = groups
         .iter()
-        .map(|(_, plan, jobs)| {
+        .map(|(_, (plan, base, sampler), jobs)| {
             let mut counts = JobCounts::default();
             for job in jobs {
                 counts.add(job.state);
@@ -246,6 +296,8 @@ pub(crate) fn plan_rows(tidy: &Tidy) -> Vec<PlanRow> {
             });
             PlanRow {
                 plan: *plan,
+                base: *base,
+                sampler: *sampler,
                 axes: tidy
                     .axis_names
                     .iter()
@@ -258,7 +310,13 @@ pub(crate) fn plan_rows(tidy: &Tidy) -> Vec<PlanRow> {
                 jobs: counts,
                 best: false,
                 metrics,
-                job_ids: jobs.iter().map(|job| job.job_id.clone()).collect(),
+                // Per-class and epoch rows are the model's as trained: a row adjusted post hoc
+                // has none of its own.
+                job_ids: jobs
+                    .iter()
+                    .filter(|job| !job.adjusted)
+                    .map(|job| job.job_id.clone())
+                    .collect(),
             }
         })
         .collect();

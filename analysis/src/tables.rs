@@ -22,6 +22,10 @@ pub(crate) struct AccuracyTable<'a> {
     pub(crate) rows: &'a [PlanRow],
     /// The other grid axes' names.
     pub(crate) axis_names: &'a [String],
+    /// Whether the base loss and the sampler get columns (Markdown and LaTeX: where they vary
+    /// or are not the defaults; the CSV always has them).
+    pub(crate) show_base: bool,
+    pub(crate) show_sampler: bool,
     /// Whether the differences to CE alone are shown: only when the sweep has a CE-only plan.
     pub(crate) with_differences: bool,
 }
@@ -75,6 +79,29 @@ fn checks(row: &PlanRow) -> [bool; 4] {
 }
 
 impl AccuracyTable<'_> {
+    /// The base-loss and sampler column names shown, and each row's cells for them.
+    fn lead_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        if self.show_base {
+            names.push("base".to_owned());
+        }
+        if self.show_sampler {
+            names.push("sampler".to_owned());
+        }
+        names
+    }
+
+    fn lead_cells(&self, row: &PlanRow) -> Vec<String> {
+        let mut cells = Vec::new();
+        if self.show_base {
+            cells.push(row.base.to_string());
+        }
+        if self.show_sampler {
+            cells.push(row.sampler.to_string());
+        }
+        cells
+    }
+
     pub(crate) fn render(&self) -> TableText {
         TableText {
             markdown: self.markdown(),
@@ -96,10 +123,11 @@ impl AccuracyTable<'_> {
     }
 
     fn markdown(&self) -> String {
-        let mut header: Vec<String> =
-            ["Comp. on Head", "Comp. on Tail", "PC on Head", "PC on Tail"]
-                .map(String::from)
-                .to_vec();
+        let lead = self.lead_names();
+        let mut header = lead.clone();
+        header.extend(
+            ["Comp. on Head", "Comp. on Tail", "PC on Head", "PC on Tail"].map(String::from),
+        );
         header.extend(self.axis_names.iter().cloned());
         header.push("n".to_owned());
         header.extend(self.metrics.map(|m| m.label().to_owned()));
@@ -107,15 +135,17 @@ impl AccuracyTable<'_> {
             header.extend(self.metrics.map(|m| format!("Δ {} vs CE", m.label())));
         }
         header.push("notes".to_owned());
-        let mut align = vec![":-:"; 4];
-        align.extend(std::iter::repeat_n("--:", header.len() - 5));
+        let mut align = vec![":--"; lead.len()];
+        align.extend([":-:"; 4]);
+        align.extend(std::iter::repeat_n("--:", header.len() - lead.len() - 5));
         align.push(":--");
 
         let mut text = format!("{}\n\n", self.caption);
         text.push_str(&markdown_line(&header));
         text.push_str(&markdown_line(&align));
         for row in self.rows {
-            let mut cells: Vec<String> = checks(row).map(|on| mark(on, "✓")).to_vec();
+            let mut cells = self.lead_cells(row);
+            cells.extend(checks(row).map(|on| mark(on, "✓")));
             cells.extend(row.axes.iter().map(|axis| axis.value.to_string()));
             cells.push(row.jobs.n_label());
             for metric in self.metrics {
@@ -151,6 +181,8 @@ impl AccuracyTable<'_> {
             "plan",
             "comp_on",
             "pc_on",
+            "base",
+            "sampler",
             "comp_head",
             "comp_tail",
             "pc_head",
@@ -185,6 +217,8 @@ impl AccuracyTable<'_> {
                 row.plan.to_string(),
                 row.plan.comp.to_string(),
                 row.plan.pc.to_string(),
+                row.base.to_string(),
+                row.sampler.to_string(),
             ];
             cells.extend(checks(row).map(|on| u8::from(on).to_string()));
             cells.extend(row.axes.iter().map(|axis| axis.value.to_string()));
@@ -225,18 +259,29 @@ impl AccuracyTable<'_> {
     }
 
     fn latex(&self) -> String {
-        let columns =
-            4 + self.axis_names.len() + 1 + 3 + if self.with_differences { 3 } else { 0 } + 1;
-        let spec = format!("cccc{}l", "r".repeat(columns - 5));
+        let lead = self.lead_names();
+        let columns = lead.len()
+            + 4
+            + self.axis_names.len()
+            + 1
+            + 3
+            + if self.with_differences { 3 } else { 0 }
+            + 1;
+        let spec = format!(
+            "{}cccc{}l",
+            "l".repeat(lead.len()),
+            "r".repeat(columns - lead.len() - 5)
+        );
         let mut text = format!(
             "% {}\n% Needs \\usepackage{{booktabs}} and \\usepackage{{amssymb}} (for \\checkmark).\n",
             self.caption
         );
         text.push_str(&format!("\\begin{{tabular}}{{{spec}}}\n\\toprule\n"));
-        let mut first = vec![
+        let mut first: Vec<String> = lead.iter().map(|name| latex_escape(name)).collect();
+        first.extend([
             "\\multicolumn{2}{c}{Comp. Loss}".to_owned(),
             "\\multicolumn{2}{c}{PC Loss}".to_owned(),
-        ];
+        ]);
         first.extend(self.axis_names.iter().map(|name| latex_escape(name)));
         first.push("$n$".to_owned());
         first.extend(self.metrics.map(|m| m.label().to_owned()));
@@ -248,13 +293,26 @@ impl AccuracyTable<'_> {
         }
         first.push("notes".to_owned());
         text.push_str(&latex_line(&first));
-        text.push_str("\\cmidrule(lr){1-2} \\cmidrule(lr){3-4}\n");
-        let mut second: Vec<String> = ["Head", "Tail", "Head", "Tail"].map(String::from).to_vec();
-        second.extend(std::iter::repeat_n(String::new(), columns - 4));
+        let at = lead.len();
+        text.push_str(&format!(
+            "\\cmidrule(lr){{{}-{}}} \\cmidrule(lr){{{}-{}}}\n",
+            at + 1,
+            at + 2,
+            at + 3,
+            at + 4
+        ));
+        let mut second: Vec<String> = vec![String::new(); at];
+        second.extend(["Head", "Tail", "Head", "Tail"].map(String::from));
+        second.extend(std::iter::repeat_n(String::new(), columns - at - 4));
         text.push_str(&latex_line(&second));
         text.push_str("\\midrule\n");
         for row in self.rows {
-            let mut cells: Vec<String> = checks(row).map(|on| mark(on, "\\checkmark")).to_vec();
+            let mut cells: Vec<String> = self
+                .lead_cells(row)
+                .iter()
+                .map(|cell| latex_escape(cell))
+                .collect();
+            cells.extend(checks(row).map(|on| mark(on, "\\checkmark")));
             cells.extend(row.axes.iter().map(|axis| axis.value.to_string()));
             cells.push(latex_escape(&row.jobs.n_label()));
             for metric in self.metrics {
@@ -337,7 +395,9 @@ pub(crate) fn csv_line<S: AsRef<str>>(fields: &[S]) -> String {
 
 /// recall.csv: one record per plan row and class group (head, tail, many, medium, few).
 pub(crate) fn recall_csv(tidy: &Tidy, rows: &[PlanRow]) -> String {
-    let mut header: Vec<String> = vec!["row".to_owned(), "plan".to_owned()];
+    let mut header: Vec<String> = ["row", "plan", "base", "sampler"]
+        .map(String::from)
+        .to_vec();
     header.extend(tidy.axis_names.iter().cloned());
     header.extend(
         [
@@ -354,7 +414,12 @@ pub(crate) fn recall_csv(tidy: &Tidy, rows: &[PlanRow]) -> String {
     let mut text = csv_line(&header);
     for (i, row) in rows.iter().enumerate() {
         for group in summary::group_recalls(tidy, row) {
-            let mut cells = vec![(i + 1).to_string(), row.plan.to_string()];
+            let mut cells = vec![
+                (i + 1).to_string(),
+                row.plan.to_string(),
+                row.base.to_string(),
+                row.sampler.to_string(),
+            ];
             cells.extend(row.axes.iter().map(|axis| axis.value.to_string()));
             cells.extend([
                 group.group.to_owned(),

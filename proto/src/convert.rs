@@ -1,12 +1,15 @@
 //! Conversions between the wire messages ([`crate::pb`]) and the domain types, made at the
 //! boundary: a missing or unknown field becomes a [`ConvertError`] naming the field.
 
+use crate::baseline::{BaseLoss, Sampler};
 use crate::job::{
     AxisValue, ClassScope, CompMode, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec,
     JobState, LossConfig, LossPlan, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
 };
 use crate::pb;
-use crate::result::{ClassGroup, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, Shot};
+use crate::result::{
+    ClassGroup, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, PosthocAccuracy, Shot,
+};
 
 /// A message that lacks a field or holds a value this version does not know.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -129,6 +132,81 @@ impl From<pb::AxisValue> for AxisValue {
     }
 }
 
+impl From<Sampler> for pb::Sampler {
+    fn from(sampler: Sampler) -> Self {
+        match sampler {
+            Sampler::Instance => pb::Sampler::Instance,
+            Sampler::ClassBalanced => pb::Sampler::ClassBalanced,
+            Sampler::Sqrt => pb::Sampler::Sqrt,
+        }
+    }
+}
+
+/// An unspecified sampler is an older sender's: every image once an epoch.
+fn sampler_from(value: i32) -> Result<Sampler, ConvertError> {
+    match pb::Sampler::try_from(value) {
+        Ok(pb::Sampler::Unspecified | pb::Sampler::Instance) => Ok(Sampler::Instance),
+        Ok(pb::Sampler::ClassBalanced) => Ok(Sampler::ClassBalanced),
+        Ok(pb::Sampler::Sqrt) => Ok(Sampler::Sqrt),
+        Err(_) => Err(unknown("job.train.sampler")),
+    }
+}
+
+impl From<BaseLoss> for pb::BaseLoss {
+    fn from(base: BaseLoss) -> Self {
+        let kind = |k: pb::BaseLossKind| pb::BaseLoss {
+            kind: k.into(),
+            ..Default::default()
+        };
+        match base {
+            BaseLoss::Ce => kind(pb::BaseLossKind::Ce),
+            BaseLoss::Focal { gamma } => pb::BaseLoss {
+                focal_gamma: gamma,
+                ..kind(pb::BaseLossKind::Focal)
+            },
+            BaseLoss::Cb { beta } => pb::BaseLoss {
+                cb_beta: beta,
+                ..kind(pb::BaseLossKind::Cb)
+            },
+            BaseLoss::La { tau } => pb::BaseLoss {
+                la_tau: tau,
+                ..kind(pb::BaseLossKind::La)
+            },
+            BaseLoss::LdamDrw {
+                max_margin,
+                s,
+                drw_epoch,
+            } => pb::BaseLoss {
+                ldam_max_margin: max_margin,
+                ldam_s: s,
+                drw_epoch,
+                ..kind(pb::BaseLossKind::LdamDrw)
+            },
+        }
+    }
+}
+
+/// An absent base loss is an older sender's: cross entropy.
+fn base_from(base: Option<pb::BaseLoss>) -> Result<BaseLoss, ConvertError> {
+    let Some(b) = base else {
+        return Ok(BaseLoss::Ce);
+    };
+    match pb::BaseLossKind::try_from(b.kind) {
+        Ok(pb::BaseLossKind::Unspecified | pb::BaseLossKind::Ce) => Ok(BaseLoss::Ce),
+        Ok(pb::BaseLossKind::Focal) => Ok(BaseLoss::Focal {
+            gamma: b.focal_gamma,
+        }),
+        Ok(pb::BaseLossKind::Cb) => Ok(BaseLoss::Cb { beta: b.cb_beta }),
+        Ok(pb::BaseLossKind::La) => Ok(BaseLoss::La { tau: b.la_tau }),
+        Ok(pb::BaseLossKind::LdamDrw) => Ok(BaseLoss::LdamDrw {
+            max_margin: b.ldam_max_margin,
+            s: b.ldam_s,
+            drw_epoch: b.drw_epoch,
+        }),
+        Err(_) => Err(unknown("job.losses.base.kind")),
+    }
+}
+
 impl From<JobSpec> for pb::JobSpec {
     fn from(job: JobSpec) -> Self {
         let d = job.dataset;
@@ -174,6 +252,8 @@ impl From<JobSpec> for pb::JobSpec {
                 eval_epochs: t.eval_epochs,
                 checkpoint_every: t.checkpoint_every,
                 augment: t.augment,
+                sampler: pb::Sampler::from(t.sampler).into(),
+                posthoc_tau: t.posthoc_tau,
             }),
             losses: Some(pb::LossConfig {
                 comp_weight: l.comp_weight,
@@ -185,6 +265,7 @@ impl From<JobSpec> for pb::JobSpec {
                 pc_weight: l.pc_weight,
                 pc_push_weight: l.pc_push_weight,
                 pc_center_lr: l.pc_center_lr,
+                base: Some(l.base.into()),
             }),
         }
     }
@@ -255,6 +336,8 @@ impl TryFrom<pb::JobSpec> for JobSpec {
                 eval_epochs: t.eval_epochs,
                 checkpoint_every: t.checkpoint_every,
                 augment: t.augment,
+                sampler: sampler_from(t.sampler)?,
+                posthoc_tau: t.posthoc_tau,
             },
             losses: LossConfig {
                 comp_weight: l.comp_weight,
@@ -262,6 +345,7 @@ impl TryFrom<pb::JobSpec> for JobSpec {
                 pc_weight: l.pc_weight,
                 pc_push_weight: l.pc_push_weight,
                 pc_center_lr: l.pc_center_lr,
+                base: base_from(l.base)?,
             },
         })
     }
@@ -394,6 +478,14 @@ impl From<JobResult> for pb::JobResult {
             attempts: r.attempts,
             epochs_retrained: r.epochs_retrained,
             train_images: r.train_images,
+            posthoc: r
+                .posthoc
+                .into_iter()
+                .map(|p| pb::PosthocAccuracy {
+                    tau: p.tau,
+                    accuracy: Some(p.accuracy.into()),
+                })
+                .collect(),
         }
     }
 }
@@ -432,6 +524,16 @@ impl TryFrom<pb::JobResult> for JobResult {
             attempts: r.attempts,
             epochs_retrained: r.epochs_retrained,
             train_images: r.train_images,
+            posthoc: r
+                .posthoc
+                .into_iter()
+                .map(|p| {
+                    Ok(PosthocAccuracy {
+                        tau: p.tau,
+                        accuracy: p.accuracy.ok_or(missing("result.posthoc.accuracy"))?.into(),
+                    })
+                })
+                .collect::<Result<_, ConvertError>>()?,
         })
     }
 }
@@ -454,13 +556,26 @@ mod tests {
     #[test]
     fn job_specs_survive_the_wire() {
         let spec = SweepSpec::parse(
-            "name = \"w\"\nseeds = [3]\n[dataset]\nkind = \"cifar100\"\npath = \"c\"\nhead_fraction = 0.35\n[losses]\npc_weight = [0.1, 1.0]\ncomp_mode = \"sum\"",
+            "name = \"w\"\nseeds = [3]\n[dataset]\nkind = \"cifar100\"\npath = \"c\"\nhead_fraction = 0.35\n[losses]\npc_weight = [0.1, 1.0]\ncomp_mode = \"sum\"\nbase = [\"ce\", \"focal\", \"cb\", \"la\", \"ldam_drw\"]\n[train]\nsampler = [\"instance\", \"class_balanced\", \"sqrt\"]",
         )
         .unwrap();
+        assert_eq!(spec.jobs().len(), 9 * 2 * 5 * 3);
         for job in spec.jobs() {
             let wire = pb::JobSpec::from(job.clone());
             assert_eq!(JobSpec::try_from(wire).unwrap(), job);
         }
+    }
+
+    #[test]
+    fn an_older_sender_means_cross_entropy_and_every_image() {
+        let job = SweepSpec::parse("name = \"w\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"")
+            .unwrap()
+            .jobs()
+            .remove(0);
+        let mut wire = pb::JobSpec::from(job.clone());
+        wire.losses.as_mut().unwrap().base = None;
+        wire.train.as_mut().unwrap().sampler = 0;
+        assert_eq!(JobSpec::try_from(wire).unwrap(), job);
     }
 
     #[test]

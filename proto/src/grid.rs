@@ -1,4 +1,5 @@
-//! A [`SweepSpec`] expanded into its grid of [`JobSpec`]s: plans × list-valued settings × seeds.
+//! A [`SweepSpec`] expanded into its grid of [`JobSpec`]s: base losses × samplers × plans ×
+//! list-valued settings × seeds.
 //!
 //! Ids are hashes of content, so the same spec always gives the same sweep id and job ids, and a
 //! spec that differs in any setting gives different ones.
@@ -9,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::baseline::{BaseLoss, Sampler};
 use crate::job::{
     AxisValue, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec, LossConfig, ModelConfig,
     SweepId, SyntheticConfig, TrainConfig,
@@ -116,6 +118,9 @@ impl Resolver<'_> {
                 .collect(),
             checkpoint_every: self.count("checkpoint_every", &t.checkpoint_every),
             augment: t.augment,
+            // Set per job by the grid: the sampler and the base loss are axes of names.
+            sampler: Sampler::Instance,
+            posthoc_tau: spec.eval.posthoc_tau.clone(),
         };
         let l = &spec.losses;
         let losses = LossConfig {
@@ -124,6 +129,7 @@ impl Resolver<'_> {
             pc_weight: self.real("pc_weight", &l.pc_weight),
             pc_push_weight: self.real("pc_push_weight", &l.pc_push_weight),
             pc_center_lr: self.real("pc_center_lr", &l.pc_center_lr),
+            base: BaseLoss::Ce,
         };
         Settings {
             dataset,
@@ -148,7 +154,8 @@ impl SweepSpec {
         resolver.axes.into_inner()
     }
 
-    /// Every job of the sweep: for each plan, each combination of axis values, each seed.
+    /// Every job of the sweep: for each base loss, each sampler, each plan, each combination of
+    /// axis values, each seed.
     pub fn jobs(&self) -> Vec<JobSpec> {
         let axes = self.axes();
         let mut points: Vec<Vec<AxisValue>> = vec![Vec::new()];
@@ -168,20 +175,26 @@ impl SweepSpec {
                 .collect();
         }
         let mut grid = Vec::new();
-        for plan in self.plans() {
-            for point in &points {
-                let choice = axes
-                    .iter()
-                    .zip(point)
-                    .map(|((name, _), axis)| (*name, axis.value))
-                    .collect();
-                let resolver = Resolver {
-                    choice: &choice,
-                    axes: RefCell::new(Vec::new()),
-                };
-                let settings = resolver.settings(self);
-                for &seed in self.seeds() {
-                    grid.push((plan, seed, point.clone(), settings.clone()));
+        for &base in self.bases() {
+            for &sampler in self.samplers() {
+                for plan in self.plans() {
+                    for point in &points {
+                        let choice = axes
+                            .iter()
+                            .zip(point)
+                            .map(|((name, _), axis)| (*name, axis.value))
+                            .collect();
+                        let resolver = Resolver {
+                            choice: &choice,
+                            axes: RefCell::new(Vec::new()),
+                        };
+                        let mut settings = resolver.settings(self);
+                        settings.losses.base = self.base_loss(base, settings.train.epochs);
+                        settings.train.sampler = sampler;
+                        for &seed in self.seeds() {
+                            grid.push((plan, seed, point.clone(), settings.clone()));
+                        }
+                    }
                 }
             }
         }
@@ -265,6 +278,53 @@ mod tests {
             jobs.iter().all(|j| j.train.lr_decay_epochs
                 == vec![j.train.epochs * 8 / 10, j.train.epochs * 9 / 10])
         );
+    }
+
+    #[test]
+    fn base_losses_and_samplers_are_axes_of_names() {
+        let jobs = spec(
+            "[losses]\nplans = [{}, { comp = \"tail\", pc = \"head\" }]\nbase = [\"ce\", \"la\", \"ldam_drw\"]\n[train]\nepochs = 10\nsampler = [\"instance\", \"sqrt\"]",
+        )
+        .jobs();
+        assert_eq!(jobs.len(), 3 * 2 * 2 * 3);
+        let mut ids: Vec<_> = jobs.iter().map(|j| j.id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), jobs.len());
+        assert_eq!(jobs[0].losses.base, BaseLoss::Ce);
+        assert_eq!(jobs[0].train.sampler, Sampler::Instance);
+        assert_eq!(jobs[3].train.sampler, Sampler::Instance);
+        assert_eq!(jobs[6].train.sampler, Sampler::Sqrt);
+        assert_eq!(jobs[12].losses.base, BaseLoss::La { tau: 1.0 });
+        // Deferred re-weighting starts at 80% of the epochs unless drw_epoch says otherwise.
+        assert_eq!(
+            jobs[24].losses.base,
+            BaseLoss::LdamDrw {
+                max_margin: 0.5,
+                s: 30.0,
+                drw_epoch: 8
+            }
+        );
+        assert!(
+            jobs[24]
+                .label()
+                .starts_with("base=ldam_drw comp=none,pc=none")
+        );
+        assert!(
+            jobs[30]
+                .label()
+                .starts_with("base=ldam_drw sampler=sqrt comp=none")
+        );
+    }
+
+    #[test]
+    fn cross_entropy_jobs_keep_the_ids_of_a_spec_without_base_losses() {
+        let plain = spec("").jobs();
+        let explicit = spec("[losses]\nbase = \"ce\"\n[train]\nsampler = \"instance\"").jobs();
+        assert_eq!(plain, explicit);
+        let with_la = spec("[losses]\nbase = [\"ce\", \"la\"]").jobs();
+        assert_eq!(with_la.len(), 2 * plain.len());
+        assert!(!serde_json::to_string(&plain[0]).unwrap().contains("base"));
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::baseline::{BaseLoss, Sampler};
+
 /// Declares a newtype id over a `String` (`Display`, `From<&str>`, serde as the bare string), so
 /// that a job id cannot be passed where a worker id is meant.
 #[macro_export]
@@ -298,6 +300,13 @@ pub struct TrainConfig {
     pub eval_epochs: Vec<u32>,
     pub checkpoint_every: u32,
     pub augment: bool,
+    /// How an epoch's images are drawn; left out when `instance` (ids of older specs hold).
+    #[serde(default, skip_serializing_if = "Sampler::is_instance")]
+    pub sampler: Sampler,
+    /// Post-hoc logit adjustment: the final model is also evaluated with `logits - tau * log(pi)`
+    /// for each tau (`[eval] posthoc_tau`); left out when none (ids of older specs hold).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub posthoc_tau: Vec<f64>,
 }
 
 impl TrainConfig {
@@ -323,6 +332,9 @@ pub struct LossConfig {
     pub pc_weight: f64,
     pub pc_push_weight: f64,
     pub pc_center_lr: f64,
+    /// The loss beneath the plan's terms; left out when cross entropy (ids of older specs hold).
+    #[serde(default, skip_serializing_if = "BaseLoss::is_ce")]
+    pub base: BaseLoss,
 }
 
 /// One value of a grid axis (a numeric setting the spec gave as a list).
@@ -348,9 +360,17 @@ pub struct JobSpec {
 }
 
 impl JobSpec {
-    /// `comp=tail,pc=head pc_weight=0.1 seed=0`: what a person reads in a table or a log.
+    /// `comp=tail,pc=head pc_weight=0.1 seed=0`: what a person reads in a table or a log; a
+    /// base loss other than cross entropy and a sampler other than `instance` come first.
     pub fn label(&self) -> String {
-        let mut label = self.plan.to_string();
+        let mut label = String::new();
+        if !self.losses.base.is_ce() {
+            label.push_str(&format!("base={} ", self.losses.base.kind()));
+        }
+        if !self.train.sampler.is_instance() {
+            label.push_str(&format!("sampler={} ", self.train.sampler));
+        }
+        label.push_str(&self.plan.to_string());
         for axis in &self.axes {
             label.push_str(&format!(" {}={}", axis.name, axis.value));
         }
@@ -433,6 +453,8 @@ mod tests {
             eval_epochs: vec![],
             checkpoint_every: 10,
             augment: true,
+            sampler: Sampler::Instance,
+            posthoc_tau: Vec::new(),
         };
         let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
         assert!(close(train.lr_at(0), 0.02));

@@ -19,6 +19,7 @@
 //! # Ok::<(), ltsweep_proto::SpecError>(())
 //! ```
 
+pub mod baseline;
 pub mod client;
 pub mod convert;
 mod grid;
@@ -26,12 +27,15 @@ pub mod job;
 pub mod result;
 pub mod spec;
 
+pub use baseline::{BaseKind, BaseLoss, Sampler};
 pub use convert::ConvertError;
 pub use job::{
     AxisValue, ClassScope, CompMode, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec,
     JobState, LossConfig, LossPlan, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
 };
-pub use result::{ClassGroup, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, Shot};
+pub use result::{
+    ClassGroup, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, PosthocAccuracy, Shot,
+};
 pub use spec::{SpecError, SweepSpec};
 
 /// The generated protocol: messages, `*_client` and `*_server` modules.

@@ -111,4 +111,37 @@ pub struct JobResult {
     pub attempts: u32,
     #[serde(default)]
     pub epochs_retrained: u32,
+    /// The final model with each post-hoc logit adjustment the job asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub posthoc: Vec<PosthocAccuracy>,
+}
+
+/// Top-1 accuracy of the final model evaluated with `logits - tau * log(pi)`, pi the training
+/// class frequencies (Menon et al. 2021's post-hoc logit adjustment): no retraining.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PosthocAccuracy {
+    pub tau: f64,
+    #[serde(flatten)]
+    pub accuracy: GroupAccuracy,
+}
+
+impl JobResult {
+    /// The evaluated epoch with the highest All accuracy on the test set (the first of equal
+    /// ones) and its accuracies. Choosing an epoch by its test accuracy flatters the model: a
+    /// best-on-test figure is optimistic, unlike the final epoch's (`accuracy`).
+    pub fn best_epoch(&self) -> Option<(u32, &GroupAccuracy)> {
+        let mut best: Option<(u32, &GroupAccuracy, f64)> = None;
+        for metrics in &self.epochs {
+            let Some(accuracy) = &metrics.accuracy else {
+                continue;
+            };
+            let Some(all) = accuracy.acc_all else {
+                continue;
+            };
+            if best.is_none_or(|(_, _, top)| all > top) {
+                best = Some((metrics.epoch, accuracy, all));
+            }
+        }
+        best.map(|(epoch, accuracy, _)| (epoch, accuracy))
+    }
 }

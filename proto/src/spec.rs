@@ -23,6 +23,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue};
 
+use crate::baseline::{BaseKind, BaseLoss, Choice, Sampler};
 use crate::job::{CompMode, DatasetKind, LossPlan};
 
 /// The most jobs one sweep may hold.
@@ -288,6 +289,9 @@ pub struct TrainSection {
     pub checkpoint_every: Axis<u32>,
     #[serde(default = "defaults::yes")]
     pub augment: bool,
+    /// `instance` (every image once an epoch), `class_balanced` or `sqrt`; a list is an axis.
+    #[serde(default = "defaults::sampler")]
+    pub sampler: Choice<Sampler>,
 }
 
 impl Default for TrainSection {
@@ -313,12 +317,40 @@ pub struct LossesSection {
     pub pc_push_weight: Axis<f64>,
     #[serde(default = "defaults::pc_center_lr")]
     pub pc_center_lr: Axis<f64>,
+    /// The loss beneath every plan: `ce`, `focal`, `cb`, `la`, `ldam_drw`; a list is an axis.
+    #[serde(default = "defaults::base")]
+    pub base: Choice<BaseKind>,
+    // Each base loss's own settings take one value: a list would multiply the jobs of every
+    // other base loss with copies that differ in a setting they do not use.
+    #[serde(default = "defaults::focal_gamma")]
+    pub focal_gamma: Axis<f64>,
+    #[serde(default = "defaults::cb_beta")]
+    pub cb_beta: Axis<f64>,
+    #[serde(default = "defaults::one")]
+    pub la_tau: Axis<f64>,
+    #[serde(default = "defaults::ldam_max_margin")]
+    pub ldam_max_margin: Axis<f64>,
+    #[serde(default = "defaults::ldam_s")]
+    pub ldam_s: Axis<f64>,
+    /// The 0-based epoch deferred re-weighting starts at; when absent, 80% of the epochs.
+    #[serde(default)]
+    pub drw_epoch: Option<Axis<u32>>,
 }
 
 impl Default for LossesSection {
     fn default() -> Self {
         toml::from_str("").expect("every loss setting has a default")
     }
+}
+
+/// How the final model is evaluated besides as trained.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSection {
+    /// Post-hoc logit adjustment: each tau evaluates the final model with `logits - tau *
+    /// log(pi)` too; the same trained model, no job more.
+    #[serde(default)]
+    pub posthoc_tau: Vec<f64>,
 }
 
 /// A validated sweep spec. [`SweepSpec::jobs`] expands it into its grid.
@@ -338,11 +370,32 @@ pub struct SweepSpec {
     pub train: TrainSection,
     #[serde(default)]
     pub losses: LossesSection,
+    #[serde(default)]
+    pub eval: EvalSection,
 }
 
 mod defaults {
-    use super::Axis;
+    use super::{Axis, BaseKind, Choice, Sampler};
     use crate::job::CompMode;
+
+    pub fn base() -> Choice<BaseKind> {
+        Choice::one(BaseKind::Ce)
+    }
+    pub fn sampler() -> Choice<Sampler> {
+        Choice::one(Sampler::Instance)
+    }
+    pub fn focal_gamma() -> Axis<f64> {
+        Axis::One(1.0)
+    }
+    pub fn cb_beta() -> Axis<f64> {
+        Axis::One(0.9999)
+    }
+    pub fn ldam_max_margin() -> Axis<f64> {
+        Axis::One(0.5)
+    }
+    pub fn ldam_s() -> Axis<f64> {
+        Axis::One(30.0)
+    }
 
     pub fn imbalance_ratio() -> Axis<f64> {
         Axis::One(100.0)
@@ -433,6 +486,38 @@ impl SweepSpec {
         self.seeds.as_deref().unwrap_or_default()
     }
 
+    /// The base losses of the grid, in the spec's order.
+    pub fn bases(&self) -> &[BaseKind] {
+        self.losses.base.values()
+    }
+
+    /// The samplers of the grid, in the spec's order.
+    pub fn samplers(&self) -> &[Sampler] {
+        self.train.sampler.values()
+    }
+
+    /// A base loss with the spec's settings, for a job of `epochs` epochs.
+    pub fn base_loss(&self, kind: BaseKind, epochs: u32) -> BaseLoss {
+        let l = &self.losses;
+        match kind {
+            BaseKind::Ce => BaseLoss::Ce,
+            BaseKind::Focal => BaseLoss::Focal {
+                gamma: l.focal_gamma.first(),
+            },
+            BaseKind::Cb => BaseLoss::Cb {
+                beta: l.cb_beta.first(),
+            },
+            BaseKind::La => BaseLoss::La {
+                tau: l.la_tau.first(),
+            },
+            BaseKind::LdamDrw => BaseLoss::LdamDrw {
+                max_margin: l.ldam_max_margin.first(),
+                s: l.ldam_s.first(),
+                drw_epoch: l.drw_epoch.as_ref().map_or(epochs * 4 / 5, Axis::first),
+            },
+        }
+    }
+
     /// The checks serde cannot make: ranges, and settings against each other.
     fn validate(&self) -> Result<(), Invalid> {
         check(
@@ -479,6 +564,8 @@ impl SweepSpec {
         }
         self.validate_train()?;
         self.validate_losses()?;
+        self.validate_base()?;
+        self.validate_eval()?;
         self.validate_grid_size()
     }
 
@@ -487,6 +574,8 @@ impl SweepSpec {
         let mut factors: Vec<(String, usize)> = vec![
             ("losses".to_owned(), self.plans().len()),
             ("seeds".to_owned(), self.seeds().len()),
+            ("losses.base".to_owned(), self.bases().len()),
+            ("train.sampler".to_owned(), self.samplers().len()),
         ];
         factors.extend(
             self.axes()
@@ -745,6 +834,73 @@ impl SweepSpec {
                 &format!("epoch {e} is not between 1 and the last epoch ({epochs})"),
             )?;
         }
+        no_repeats(t.sampler.values(), "train.sampler")
+    }
+
+    fn validate_eval(&self) -> Result<(), Invalid> {
+        let taus = &self.eval.posthoc_tau;
+        for &tau in taus {
+            check(
+                tau.is_finite(),
+                "eval.posthoc_tau",
+                &format!("{tau} is not a finite number"),
+            )?;
+        }
+        no_repeats(taus, "eval.posthoc_tau")
+    }
+
+    /// The base losses and their settings.
+    fn validate_base(&self) -> Result<(), Invalid> {
+        let l = &self.losses;
+        no_repeats(l.base.values(), "losses.base")?;
+        for (key, axis) in [
+            ("losses.focal_gamma", &l.focal_gamma),
+            ("losses.cb_beta", &l.cb_beta),
+            ("losses.la_tau", &l.la_tau),
+            ("losses.ldam_max_margin", &l.ldam_max_margin),
+            ("losses.ldam_s", &l.ldam_s),
+        ] {
+            check(
+                matches!(axis, Axis::One(_)),
+                key,
+                "takes one value: a base loss's setting is no axis (write one spec per value)",
+            )?;
+        }
+        let gamma = l.focal_gamma.first();
+        check(
+            gamma >= 0.0,
+            "losses.focal_gamma",
+            &format!("{gamma} is negative"),
+        )?;
+        let beta = l.cb_beta.first();
+        check(
+            (0.0..1.0).contains(&beta),
+            "losses.cb_beta",
+            &format!("{beta} is not in [0, 1)"),
+        )?;
+        for (key, value) in [
+            ("losses.ldam_max_margin", l.ldam_max_margin.first()),
+            ("losses.ldam_s", l.ldam_s.first()),
+        ] {
+            check(value > 0.0, key, &format!("{value} is not positive"))?;
+        }
+        if let Some(drw) = &l.drw_epoch {
+            check(
+                matches!(drw, Axis::One(_)),
+                "losses.drw_epoch",
+                "takes one value: a base loss's setting is no axis (write one spec per value)",
+            )?;
+            let epochs = self.train.epochs.min();
+            let e = drw.first();
+            check(
+                e < epochs,
+                "losses.drw_epoch",
+                &format!(
+                    "re-weighting from epoch {e} never starts in {epochs} epochs (0-based: 0 to {})",
+                    epochs - 1
+                ),
+            )?;
+        }
         Ok(())
     }
 
@@ -812,6 +968,17 @@ fn check(ok: bool, key: &str, message: &str) -> Result<(), Invalid> {
             message: message.to_owned(),
         })
     }
+}
+
+fn no_repeats<T: PartialEq + fmt::Display>(values: &[T], key: &str) -> Result<(), Invalid> {
+    for (i, value) in values.iter().enumerate() {
+        check(
+            !values[..i].contains(value),
+            key,
+            &format!("{value} is listed twice"),
+        )?;
+    }
+    Ok(())
 }
 
 fn positive_counts(axis: Option<&Axis<u32>>, key: &str) -> Result<(), Invalid> {

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use ltsweep_analysis::{Frames, SweepRecords, write_report};
+use ltsweep_analysis::{EpochChoice, Frames, SweepRecords, write_report_at};
 use ltsweep_proto::client::Connection;
 use ltsweep_proto::pb;
 
@@ -40,9 +40,14 @@ pub async fn records(
     Ok(SweepRecords::from_wire(status, results)?)
 }
 
-/// Writes the report files and prints the tables.
+/// Writes the report files (tables at each job's final epoch) and prints the tables.
 pub fn write_and_print(frames: &Frames, out: &Path) -> anyhow::Result<()> {
-    let report = write_report(frames, out)
+    write_and_print_at(frames, out, EpochChoice::Final)
+}
+
+/// [`write_and_print`] with the tables at the chosen epoch of each job.
+pub fn write_and_print_at(frames: &Frames, out: &Path, epoch: EpochChoice) -> anyhow::Result<()> {
+    let report = write_report_at(frames, out, epoch)
         .with_context(|| format!("cannot write the report to {}", out.display()))?;
     println!("{}", report.table1_markdown);
     println!("{}", report.shots_markdown);
@@ -69,7 +74,12 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
             Frames::from_records(&records)?
         }
     };
-    write_and_print(&frames, &args.out)
+    let epoch = if args.metric == "best" {
+        EpochChoice::Best
+    } else {
+        EpochChoice::Final
+    };
+    write_and_print_at(&frames, &args.out, epoch)
 }
 
 pub fn export(args: &ExportArgs) -> anyhow::Result<()> {

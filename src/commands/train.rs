@@ -107,6 +107,8 @@ fn pick_job(spec: &SweepSpec, args: &TrainArgs) -> anyhow::Result<JobSpec> {
         ))
         .into());
     }
+    let base = pick("--base", args.base.as_deref(), spec.bases())?;
+    let sampler = pick("--sampler", args.sampler.as_deref(), spec.samplers())?;
     let mut chosen = Vec::new();
     for text in &args.axes {
         let (name, value) = text
@@ -132,12 +134,49 @@ fn pick_job(spec: &SweepSpec, args: &TrainArgs) -> anyhow::Result<JobSpec> {
         .find(|job| {
             job.plan == plan
                 && job.seed == args.seed
+                && job.losses.base.kind() == base
+                && job.train.sampler == sampler
                 && job
                     .axes
                     .iter()
                     .all(|a| chosen.contains(&(a.name.clone(), a.value)))
         })
         .ok_or_else(|| BadInput("no job of the spec has these --axis values".to_owned()).into())
+}
+
+/// The value of a name axis (base loss, sampler) a flag chooses: the spec's only one when the
+/// flag is absent, or one of the spec's.
+fn pick<T>(flag: &str, given: Option<&str>, values: &[T]) -> anyhow::Result<T>
+where
+    T: Copy + PartialEq + std::fmt::Display + std::str::FromStr<Err = String>,
+{
+    let listed = || {
+        values
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match given {
+        None if values.len() == 1 => Ok(values[0]),
+        None => Err(BadInput(format!(
+            "the spec lists several ({}); choose one with {flag}",
+            listed()
+        ))
+        .into()),
+        Some(text) => {
+            let value: T = text.parse().map_err(|e| BadInput(format!("{flag}: {e}")))?;
+            if values.contains(&value) {
+                Ok(value)
+            } else {
+                Err(BadInput(format!(
+                    "{flag} {value} is not in the spec's grid ({})",
+                    listed()
+                ))
+                .into())
+            }
+        }
+    }
 }
 
 /// `auto` is the first GPU when libtorch sees one.

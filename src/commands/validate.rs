@@ -16,6 +16,8 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<()> {
                 row.insert("plan".into(), json!(job.plan.to_string()));
                 row.insert("comp".into(), json!(job.plan.comp));
                 row.insert("pc".into(), json!(job.plan.pc));
+                row.insert("base".into(), json!(job.losses.base.kind()));
+                row.insert("sampler".into(), json!(job.train.sampler));
                 row.insert("seed".into(), json!(job.seed));
                 for axis in &job.axes {
                     row.insert(axis.name.clone(), json!(axis.value));
@@ -32,25 +34,45 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let axes = spec.axes();
-    let mut header = vec!["#".to_owned(), "id".to_owned(), "plan".to_owned()];
+    // Base loss and sampler are shown when the spec names anything but the defaults.
+    let show_base = spec.bases() != [ltsweep_proto::BaseKind::Ce];
+    let show_sampler = spec.samplers() != [ltsweep_proto::Sampler::Instance];
+    let mut header = vec!["#".to_owned(), "id".to_owned()];
+    if show_base {
+        header.push("base".to_owned());
+    }
+    if show_sampler {
+        header.push("sampler".to_owned());
+    }
+    header.push("plan".to_owned());
     header.extend(axes.iter().map(|(name, _)| (*name).to_owned()));
     header.push("seed".to_owned());
     let rows: Vec<Vec<String>> = jobs
         .iter()
         .enumerate()
         .map(|(i, job)| {
-            let mut row = vec![
-                (i + 1).to_string(),
-                job.id.to_string(),
-                job.plan.to_string(),
-            ];
+            let mut row = vec![(i + 1).to_string(), job.id.to_string()];
+            if show_base {
+                row.push(job.losses.base.kind().to_string());
+            }
+            if show_sampler {
+                row.push(job.train.sampler.to_string());
+            }
+            row.push(job.plan.to_string());
             row.extend(job.axes.iter().map(|a| a.value.to_string()));
             row.push(job.seed.to_string());
             row
         })
         .collect();
     print!("{}", crate::table::render(&header, &rows));
-    let mut shape = format!("{} plans", spec.plans().len());
+    let mut shape = String::new();
+    if show_base {
+        shape.push_str(&format!("{} base losses x ", spec.bases().len()));
+    }
+    if show_sampler {
+        shape.push_str(&format!("{} samplers x ", spec.samplers().len()));
+    }
+    shape.push_str(&format!("{} plans", spec.plans().len()));
     for (name, values) in &axes {
         shape.push_str(&format!(" x {} {name}", values.len()));
     }

@@ -141,6 +141,7 @@ fn fake_result(job: &JobSpec) -> pb::JobResult {
         worker_id: None,
         attempts: 0,
         epochs_retrained: 0,
+        posthoc: Vec::new(),
     }
     .into()
 }

@@ -11,15 +11,15 @@ fn validate_json(spec: &str) -> Value {
 }
 
 #[test]
-fn paper_example_is_27_jobs_of_the_papers_plans() {
+fn paper_example_is_81_jobs_of_the_papers_plans_at_three_pc_weights() {
     let path = repo().join("examples/paper-table1.toml");
     let grid = validate_json(path.to_str().unwrap());
     assert_eq!(grid["sweep"], "paper-table1");
     let jobs = grid["jobs"].as_array().unwrap();
-    assert_eq!(jobs.len(), 27);
+    assert_eq!(jobs.len(), 81);
     let plans: Vec<&str> = jobs
         .iter()
-        .step_by(3)
+        .step_by(9)
         .map(|j| j["plan"].as_str().unwrap())
         .collect();
     assert_eq!(
@@ -41,8 +41,93 @@ fn paper_example_is_27_jobs_of_the_papers_plans() {
         .map(|j| j["seed"].as_u64().unwrap())
         .collect();
     assert_eq!(seeds, [0, 1, 2]);
+    let weights: Vec<f64> = jobs[..9]
+        .iter()
+        .step_by(3)
+        .map(|j| j["pc_weight"].as_f64().unwrap())
+        .collect();
+    assert_eq!(weights, [0.01, 0.1, 1.0]);
     // The same spec always gives the same ids.
     assert_eq!(grid, validate_json(path.to_str().unwrap()));
+}
+
+#[test]
+fn baselines_example_is_two_plans_on_five_base_losses() {
+    let path = repo().join("examples/lt-baselines.toml");
+    let grid = validate_json(path.to_str().unwrap());
+    let jobs = grid["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 2 * 5 * 3);
+    let rows: Vec<(&str, &str)> = jobs
+        .iter()
+        .step_by(3)
+        .map(|j| (j["base"].as_str().unwrap(), j["plan"].as_str().unwrap()))
+        .collect();
+    let mut expected = Vec::new();
+    for base in ["ce", "focal", "cb", "la", "ldam_drw"] {
+        for plan in ["comp=none,pc=none", "comp=tail,pc=head"] {
+            expected.push((base, plan));
+        }
+    }
+    assert_eq!(rows, expected);
+    assert!(jobs.iter().all(|j| j["sampler"] == "instance"));
+    let output = run(&["validate", path.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(text.contains("ldam_drw"), "{text}");
+    assert!(
+        text.trim_end()
+            .ends_with("30 jobs = 5 base losses x 2 plans x 3 seeds"),
+        "{text}"
+    );
+}
+
+#[test]
+fn base_loss_settings_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "name = \"b\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\n[train]\nepochs = 10\n";
+    for (extra, key, message) in [
+        (
+            "[losses]\nbase = \"ldam\"\n",
+            "losses.base",
+            "unknown variant `ldam`",
+        ),
+        (
+            "[losses]\nbase = [\"la\", \"la\"]\n",
+            "losses.base",
+            "la is listed twice",
+        ),
+        (
+            "[losses]\ncb_beta = 1.0\n",
+            "losses.cb_beta",
+            "not in [0, 1)",
+        ),
+        (
+            "[losses]\nfocal_gamma = [1, 2]\n",
+            "losses.focal_gamma",
+            "takes one value",
+        ),
+        (
+            "[losses]\ndrw_epoch = 10\n",
+            "losses.drw_epoch",
+            "never starts in 10 epochs",
+        ),
+        (
+            "[train]\nsampler = \"square\"\n",
+            "train.sampler",
+            "unknown variant `square`",
+        ),
+    ] {
+        let text = if extra.starts_with("[train]") {
+            head.replace("[train]\nepochs = 10\n", &format!("{extra}epochs = 10\n"))
+        } else {
+            format!("{head}{extra}")
+        };
+        let path = write(dir.path(), "b.toml", &text);
+        let output = run(&["validate", path.to_str().unwrap()]);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{extra}: {err}");
+        assert!(err.contains(key) && err.contains(message), "{extra}: {err}");
+    }
 }
 
 #[test]

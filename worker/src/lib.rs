@@ -3,6 +3,8 @@
 //!
 //! - [`data`]: CIFAR-10/100, MNIST-style IDX files and the synthetic set, made long-tailed.
 //! - [`model`]: the CIFAR ResNet; [`losses`]: CE, Complement Entropy, Prototype Conformity;
+//!   [`baselines`]: the long-tail base losses (focal, class-balanced, logit-adjusted, LDAM-DRW)
+//!   and the samplers;
 //!   [`optim`]: momentum SGD with reachable state; [`augment`]: the on-device input pipeline.
 //! - [`train`]: the training loop, checkpoints and exact resume; [`metrics`]: test metrics.
 //! - [`runtime`]: the worker process: pull jobs from a coordinator, train, report;
@@ -26,6 +28,7 @@
 
 pub mod alloc;
 pub mod augment;
+pub mod baselines;
 pub mod checkpoint;
 pub mod data;
 pub mod losses;

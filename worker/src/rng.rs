@@ -61,6 +61,7 @@ pub mod purpose {
     pub const AUGMENT: u64 = 2;
     pub const SUBSET: u64 = 3;
     pub const SYNTHETIC: u64 = 4;
+    pub const SAMPLER: u64 = 5;
 }
 
 #[cfg(test)]

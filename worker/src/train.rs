@@ -5,22 +5,42 @@
 //! summed) and, in the alternating mode, a Complement Entropy step on the same batch; momentum
 //! SGD for the network, plain SGD for the PC centres. The first `pretrain_ce_epochs` epochs are
 //! cross entropy alone. The test set is evaluated at the chosen epochs and at the end.
+//!
+//! # Against PyTorch's CIFAR ResNet recipe
+//!
+//! The recipe of LDAM-DRW's code (Cao et al. 2019), which the long-tail literature reuses, item
+//! by item:
+//! - the same: Kaiming-normal convolution and linear weights, PyTorch's linear bias init,
+//!   BatchNorm scale 1 / shift 0 / momentum 0.1 / eps 1e-5 (see [`crate::model`]); SGD with
+//!   momentum 0.9, dampening 0, no Nesterov, weight decay 2e-4 on every parameter (BatchNorm and
+//!   biases included, as `SGD(model.parameters(), weight_decay=...)` does); the learning rate's
+//!   linear warm-up `lr * e / 5` over the first 5 epochs (1-based e) and its ×0.01 steps after
+//!   epochs 160 and 180 of 200 (scaled to the epoch count); a zero-padded random crop and a
+//!   horizontal flip; a fresh shuffle every epoch; the test set in evaluation mode.
+//! - different, on purpose: normalisation uses the long-tailed training set's own per-channel
+//!   mean and standard deviation, not CIFAR-10's constants (the same for CIFAR, and right for
+//!   the other data sets); the crop pads by an eighth of the image side (4 pixels at 32, 3 at
+//!   Fashion-MNIST's 28); a last batch of a single image is skipped (BatchNorm cannot train on
+//!   it); the random draws come from the job's seed (`crate::rng`), not from PyTorch's
+//!   generator, so the same seed does not give PyTorch's exact numbers.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use ltsweep_proto::{ClassScope, CompMode, EpochMetrics, JobResult, JobSpec};
+use ltsweep_proto::{
+    BaseLoss, ClassScope, CompMode, EpochMetrics, JobResult, JobSpec, PosthocAccuracy,
+};
 use tch::{Device, Kind, Tensor, nn};
 
 use crate::augment::{Augment, EpochDraws, Normalize};
+use crate::baselines::{self, BaseObjective};
 use crate::checkpoint::{self, CheckpointError, CheckpointMeta, PartialEpoch};
 use crate::data::{ClassInfo, ImageSet, LongTailData};
 use crate::losses;
 use crate::metrics::Confusion;
 use crate::model::{FEATURES, ResNet};
 use crate::optim::{self, Sgd};
-use crate::rng::{Rng, purpose};
 
 /// libtorch's generator is global: initialising two models at once in one process would
 /// interleave their draws. Holding this lock while seeding and initialising keeps each job's
@@ -140,8 +160,11 @@ pub struct Trainer {
     sgd: Sgd,
     centers: Tensor,
     train: DeviceSet,
+    /// The training labels on the host, for the sampler.
+    train_labels: Vec<i64>,
     test: DeviceSet,
     normalize: Normalize,
+    base: BaseObjective,
     augment: Option<Augment>,
     comp_classes: Tensor,
     pc_classes: Tensor,
@@ -163,11 +186,12 @@ impl Trainer {
         let (model, centers) = {
             let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             tch::manual_seed(job.seed as i64);
-            let model = ResNet::new(
+            let model = ResNet::with_head(
                 &vs.root(),
                 job.model.depth,
                 train_set.channels as i64,
                 classes,
+                matches!(job.losses.base, BaseLoss::LdamDrw { .. }),
             );
             let centers =
                 Tensor::randn([classes, FEATURES], (Kind::Float, device)).set_requires_grad(true);
@@ -193,7 +217,9 @@ impl Trainer {
             sgd,
             centers,
             train: DeviceSet::new(train_set, device),
+            train_labels: train_set.labels.clone(),
             test: DeviceSet::new(&data.test, device),
+            base: BaseObjective::new(job.losses.base, &data.classes.train_counts, device),
             normalize: Normalize::fit(
                 &train_set.pixels,
                 train_set.channels,
@@ -362,8 +388,13 @@ impl Trainer {
         let n = self.train.len();
 
         let start = Instant::now();
-        let mut order: Vec<i64> = (0..n).collect();
-        Rng::derive(self.job.seed, &[purpose::SHUFFLE, u64::from(epoch)]).shuffle(&mut order);
+        let order = baselines::epoch_order(
+            &self.train_labels,
+            self.classes.num_classes(),
+            self.job.train.sampler,
+            self.job.seed,
+            epoch,
+        );
         let order = Tensor::from_slice(&order).to_device(self.device);
         let draws = self
             .augment
@@ -403,7 +434,7 @@ impl Trainer {
             let index = order.narrow(0, from, len);
             let x = self.batch_images(&index, draws.as_ref(), from, len);
             let y = self.train.labels.index_select(0, &index);
-            self.step(&x, &y, lr, use_pc, use_comp, &mut sums);
+            self.step(&x, &y, epoch, use_pc, use_comp, &mut sums);
             seen += len;
             from += len;
         }
@@ -454,20 +485,23 @@ impl Trainer {
         self.normalize.apply(&images)
     }
 
-    /// One optimisation step on a batch (two in the alternating Comp. mode).
+    /// One optimisation step on a batch (two in the alternating Comp. mode). The base loss
+    /// (cross entropy unless the job names another) takes cross entropy's place in every plan,
+    /// in the CE-only epochs too; its value is reported as `loss_ce`.
     fn step(
         &mut self,
         x: &Tensor,
         y: &Tensor,
-        lr: f64,
+        epoch: u32,
         use_pc: bool,
         use_comp: bool,
         sums: &mut LossSums,
     ) {
+        let lr = self.job.train.lr_at(epoch);
         let losses_cfg = &self.job.losses;
         let alternate = losses_cfg.comp_mode == CompMode::Alternate;
         let (logits, features) = self.model.forward_t(x, true);
-        let ce = losses::cross_entropy(&logits, y);
+        let ce = self.base.loss(&logits, y, epoch);
         sums.ce += ce.detach();
         sums.batches += 1;
         let mut loss = ce;
@@ -517,15 +551,31 @@ impl Trainer {
 
     /// The confusion matrix on the test set, in evaluation mode.
     pub fn evaluate(&self) -> Confusion {
+        self.evaluate_adjusted(0.0)
+    }
+
+    /// [`Trainer::evaluate`] with the logits adjusted post hoc: `logits - tau * log(pi)`, pi the
+    /// training class frequencies (Menon et al. 2021); `tau = 0` is the model as trained.
+    pub fn evaluate_adjusted(&self, tau: f64) -> Confusion {
         let k = self.classes.num_classes() as i64;
         tch::no_grad(|| {
+            let log_prior = Tensor::from_slice(&baselines::log_priors(&self.classes.train_counts))
+                .to_kind(Kind::Float)
+                .to_device(self.device)
+                .view([1, -1]);
             let n = self.test.len();
             let mut predictions = Vec::new();
             let mut from = 0;
             while from < n {
                 let len = EVAL_BATCH.min(n - from);
                 let x = self.normalize.apply(&self.test.images.narrow(0, from, len));
-                predictions.push(self.model.forward_t(&x, false).0.argmax(1, false));
+                let logits = self.model.forward_t(&x, false).0;
+                let logits = if tau == 0.0 {
+                    logits
+                } else {
+                    logits - &log_prior * tau
+                };
+                predictions.push(logits.argmax(1, false));
                 from += len;
             }
             let predicted = Tensor::cat(&predictions, 0);
@@ -553,6 +603,16 @@ impl Trainer {
             worker_id: None,
             attempts: 0,
             epochs_retrained: 0,
+            posthoc: self
+                .job
+                .train
+                .posthoc_tau
+                .iter()
+                .map(|&tau| PosthocAccuracy {
+                    tau,
+                    accuracy: self.evaluate_adjusted(tau).group_accuracy(&self.classes),
+                })
+                .collect(),
         }
     }
 }

@@ -1,13 +1,14 @@
-//! The Rust losses against the reference vectors of `reference/losses.py` (PyTorch, float64):
-//! every value and every autograd gradient within a relative tolerance of 1e-4.
+//! The Rust losses against the reference vectors of `reference/losses.py` and of
+//! `tests/data/losses/make_baselines.py` (PyTorch, float64): every value and every autograd
+//! gradient within a relative tolerance of 1e-4.
 //!
 //! Reads `tests/data/losses/*.json`, and also every `*.json` in the folder named by the
 //! environment variable `LTSWEEP_LOSS_VECTORS` when it is set (vectors written with another
-//! seed: `python3 losses.py OUT_DIR SEED`).
+//! seed: `python3 losses.py OUT_DIR SEED`, `python3 make_baselines.py OUT_DIR SEED`).
 
 use std::path::{Path, PathBuf};
 
-use ltsweep_worker::losses;
+use ltsweep_worker::{baselines, losses};
 use serde_json::Value;
 use tch::{Kind, Tensor};
 
@@ -43,6 +44,58 @@ fn assert_close(what: &str, actual: &Tensor, expected: &Tensor) {
             "{what}[{i}]: {a} against the reference {e}"
         );
     }
+}
+
+fn counts(value: &Value) -> Vec<u32> {
+    serde_json::from_value(value.clone()).expect("a list of class counts")
+}
+
+fn number(vector: &Value, key: &str) -> f64 {
+    vector[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("a number `{key}`"))
+}
+
+fn per_class(values: Vec<f64>) -> Tensor {
+    Tensor::from_slice(&values)
+}
+
+/// The base losses: logits in, `grad_logits` out; class terms from `class_counts`.
+fn base_loss(loss: &str, vector: &Value, logits: &Tensor, y: &Tensor) -> Option<Tensor> {
+    let n = || counts(&vector["class_counts"]);
+    Some(match loss {
+        "focal" => baselines::focal(logits, y, number(vector, "gamma")),
+        "class_balanced" => baselines::weighted_cross_entropy(
+            logits,
+            y,
+            &per_class(baselines::class_balanced_weights(
+                &n(),
+                number(vector, "beta"),
+            )),
+        ),
+        "logit_adjusted" => baselines::logit_adjusted(
+            logits,
+            y,
+            &per_class(baselines::log_priors(&n())),
+            number(vector, "tau"),
+        ),
+        "ldam" => {
+            let weights = vector["drw"].as_bool().expect("drw: a boolean").then(|| {
+                per_class(baselines::class_balanced_weights(
+                    &n(),
+                    ltsweep_proto::BaseLoss::DRW_BETA,
+                ))
+            });
+            baselines::ldam(
+                logits,
+                y,
+                &per_class(baselines::ldam_margins(&n(), number(vector, "max_margin"))),
+                number(vector, "s"),
+                weights.as_ref(),
+            )
+        }
+        _ => return None,
+    })
 }
 
 fn leaf(t: Tensor) -> Tensor {
@@ -98,7 +151,18 @@ fn check(vector: &Value, file: &Path) -> String {
                 &matrix(&vector["grad_centers"]),
             );
         }
-        other => panic!("{what}: unknown loss {other}"),
+        other => {
+            let logits = leaf(matrix(&vector["logits"]));
+            let value = base_loss(other, vector, &logits, &y)
+                .unwrap_or_else(|| panic!("{what}: unknown loss {other}"));
+            value.backward();
+            assert_close(&format!("{what} value"), &value, &expected_value);
+            assert_close(
+                &format!("{what} grad_logits"),
+                &logits.grad(),
+                &matrix(&vector["grad_logits"]),
+            );
+        }
     }
     loss
 }
@@ -113,9 +177,19 @@ fn vector_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// The losses of `losses.py`: each of its files has one vector of each.
+const REFERENCE: [&str; 3] = [
+    "complement_entropy",
+    "cross_entropy",
+    "prototype_conformity",
+];
+/// The base losses of `make_baselines.py`.
+const BASELINES: [&str; 4] = ["class_balanced", "focal", "ldam", "logit_adjusted"];
+
 #[test]
 fn loss_vectors() {
-    let mut dirs = vec![PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/losses")];
+    let ours = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/losses");
+    let mut dirs = vec![ours.clone()];
     if let Some(extra) = std::env::var_os("LTSWEEP_LOSS_VECTORS") {
         dirs.push(PathBuf::from(extra));
     }
@@ -123,15 +197,32 @@ fn loss_vectors() {
         let files = vector_files(&dir);
         assert!(!files.is_empty(), "no vectors in {}", dir.display());
         let mut checked = std::collections::BTreeMap::new();
+        let mut reference_files = 0;
         for file in &files {
             let text = std::fs::read_to_string(file).unwrap();
             let doc: Value = serde_json::from_str(&text).unwrap();
+            reference_files += usize::from(doc["generator"] == "losses.py");
             for vector in doc["vectors"].as_array().expect("a list of vectors") {
                 *checked.entry(check(vector, file)).or_insert(0) += 1;
             }
         }
-        // Every file has one vector of each loss.
-        assert_eq!(checked.len(), 3, "{checked:?}");
-        assert!(checked.values().all(|&n| n == files.len()), "{checked:?}");
+        // Every file of losses.py has one vector of each of its losses.
+        for loss in REFERENCE {
+            assert_eq!(
+                checked.get(loss).copied().unwrap_or(0),
+                reference_files,
+                "{loss}: {checked:?}"
+            );
+        }
+        if dir == ours {
+            // Ours hold every loss, the base losses included.
+            assert!(reference_files > 0, "no vectors of losses.py");
+            for loss in BASELINES {
+                assert!(
+                    checked.contains_key(loss),
+                    "no vectors of {loss}: {checked:?}"
+                );
+            }
+        }
     }
 }

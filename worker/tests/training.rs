@@ -166,3 +166,67 @@ fn a_checkpoint_of_another_job_is_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("cannot resume job"), "{err}");
 }
+
+#[test]
+fn every_base_loss_learns_under_the_plan_and_every_sampler_under_ce() {
+    let bases = spec(
+        "epochs = 4\nlr = 0.05\nlr_decay_epochs = [3]\npretrain_ce_epochs = 1\n\
+         [losses]\nplans = [{ comp = \"tail\", pc = \"head\" }]\n\
+         base = [\"ce\", \"focal\", \"cb\", \"la\", \"ldam_drw\"]\n\
+         [eval]\nposthoc_tau = [0.0, 1.0]",
+    );
+    let samplers = spec(
+        "epochs = 4\nlr = 0.05\nlr_decay_epochs = [3]\nsampler = [\"class_balanced\", \"sqrt\"]\n\
+         [losses]\nplans = [{}]",
+    );
+    let jobs: Vec<JobSpec> = bases.jobs().into_iter().chain(samplers.jobs()).collect();
+    assert_eq!(jobs.len(), 5 + 2);
+    let data = data(&jobs[0]);
+    for job in &jobs {
+        let result = finish(
+            Trainer::new(job, &data, Device::Cpu)
+                .run(&mut Quiet, None)
+                .unwrap(),
+        );
+        let acc = result.accuracy.acc_all.unwrap();
+        // Chance is 1/6.
+        assert!(acc > 0.4, "{}: top-1 {acc}", job.label());
+        if job.train.posthoc_tau.is_empty() {
+            assert!(result.posthoc.is_empty());
+            continue;
+        }
+        // The same model, its logits adjusted after training: tau 0 is the model as trained.
+        assert_eq!(result.posthoc.len(), 2, "{}", job.label());
+        assert_eq!(result.posthoc[0].accuracy, result.accuracy);
+        assert_eq!(result.posthoc[1].tau, 1.0);
+        assert!(result.posthoc[1].accuracy.acc_all.is_some());
+    }
+}
+
+#[test]
+fn a_resumed_ldam_drw_run_with_a_class_balanced_sampler_ends_exactly_as_an_uninterrupted_one() {
+    // Re-weighting switches on at epoch 3 of 0-3, after the resume: the state and the per-epoch
+    // draws must come back exactly.
+    let spec = spec(
+        "epochs = 4\nlr = 0.05\nlr_decay_epochs = [3]\nsampler = \"class_balanced\"\n\
+         [losses]\nplans = [{}]\nbase = \"ldam_drw\"\ndrw_epoch = 3",
+    );
+    let job = spec.jobs().remove(0);
+    let data = data(&job);
+    let straight = finish(
+        Trainer::new(&job, &data, Device::Cpu)
+            .run(&mut Quiet, None)
+            .unwrap(),
+    );
+    let mut keep = Keep::default();
+    let mut first = Trainer::new(&job, &data, Device::Cpu);
+    assert!(matches!(
+        first.run(&mut keep, Some(2)).unwrap(),
+        Outcome::Stopped { epoch: 2 }
+    ));
+    let (_, bytes) = keep.0.pop().expect("a checkpoint at the stop");
+    let mut second = Trainer::new(&job, &data, Device::Cpu);
+    second.resume(&bytes).unwrap();
+    let resumed = finish(second.run(&mut Quiet, None).unwrap());
+    assert_eq!(without_timing(resumed), without_timing(straight));
+}

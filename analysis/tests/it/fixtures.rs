@@ -185,5 +185,6 @@ fn result(spec: &JobSpec, recalls: [f64; 4]) -> JobResult {
         worker_id: Some("worker-1".to_owned()),
         attempts: 1,
         epochs_retrained: 0,
+        posthoc: Vec::new(),
     }
 }

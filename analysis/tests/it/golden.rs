@@ -1,7 +1,10 @@
 //! Table 1 of a sweep whose every number is worked out by hand (see `fixtures::golden`).
 
 use ltsweep_analysis::stats::Interval;
-use ltsweep_analysis::{Frames, Metric, PlanRow, table1_rows, write_report};
+use ltsweep_analysis::{
+    EpochChoice, Frames, Metric, PlanRow, table1_rows, table1_rows_at, write_report,
+    write_report_at,
+};
 
 use crate::fixtures;
 
@@ -194,7 +197,7 @@ fn csv_holds_full_precision_numbers_in_their_own_columns() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "row,plan,comp_on,pc_on,comp_head,comp_tail,pc_head,pc_tail,jobs,n,failed,pending,\
+        "row,plan,comp_on,pc_on,base,sampler,comp_head,comp_tail,pc_head,pc_tail,jobs,n,failed,pending,\
          running,cancelled,all_mean,all_std,all_n,all_diff,all_diff_pairs,all_ci_low,all_ci_high,\
          head_mean,head_std,head_n,head_diff,head_diff_pairs,head_ci_low,head_ci_high,tail_mean,\
          tail_std,tail_n,tail_diff,tail_diff_pairs,tail_ci_low,tail_ci_high,best,notes"
@@ -203,12 +206,13 @@ fn csv_holds_full_precision_numbers_in_their_own_columns() {
     let best: Vec<&str> = lines[3].split(',').collect();
     assert_eq!(best[..4], ["3", "\"comp=tail", "pc=head\"", "tail"]);
     let number = |i: usize| best[i].parse::<f64>().expect("a number");
+    assert_eq!(best[5..7], ["ce", "instance"], "base loss and sampler");
     // Shifted by one: the quoted plan holds a comma.
-    assert_close(number(15), 48.0, "all_mean");
-    assert_close(number(16), 13f64.sqrt(), "all_std");
-    assert_close(number(18), 6.0, "all_diff");
-    assert_close(number(20), 6.0 - T_975_2, "all_ci_low");
-    assert_close(number(21), 6.0 + T_975_2, "all_ci_high");
+    assert_close(number(17), 48.0, "all_mean");
+    assert_close(number(18), 13f64.sqrt(), "all_std");
+    assert_close(number(20), 6.0, "all_diff");
+    assert_close(number(22), 6.0 - T_975_2, "all_ci_low");
+    assert_close(number(23), 6.0 + T_975_2, "all_ci_high");
     assert_eq!(best[best.len() - 2..], ["1", ""], "best, no notes");
 
     let recall = std::fs::read_to_string(out.path().join("recall.csv")).expect("recall.csv");
@@ -219,9 +223,246 @@ fn csv_holds_full_precision_numbers_in_their_own_columns() {
         .expect("CE's head line");
     let fields: Vec<&str> = ce_head.split(',').collect();
     assert_eq!(
-        fields[..6],
-        ["1", "\"comp=none", "pc=none\"", "head", "2", "3"]
+        fields[..8],
+        [
+            "1",
+            "\"comp=none",
+            "pc=none\"",
+            "ce",
+            "instance",
+            "head",
+            "2",
+            "3"
+        ]
     );
-    assert_close(fields[6].parse().expect("recall"), 0.62, "recall_mean");
-    assert_close(fields[7].parse().expect("std"), 0.02, "recall_std");
+    assert_close(fields[8].parse().expect("recall"), 0.62, "recall_mean");
+    assert_close(fields[9].parse().expect("std"), 0.02, "recall_std");
+}
+
+/// CE alone and the best plan, each on cross entropy and on the logit-adjusted loss.
+const BASES_SPEC: &str = r#"
+name = "bases"
+seeds = [0, 1, 2]
+[dataset]
+kind = "synthetic"
+classes = 4
+[train]
+epochs = 4
+eval_epochs = [2]
+[losses]
+plans = [{}, { comp = "tail", pc = "head" }]
+base = ["ce", "la"]
+"#;
+
+#[test]
+fn base_losses_are_columns_and_every_row_pairs_with_cross_entropy_alone() {
+    let s = fixtures::succeeded;
+    let outcomes = [
+        // ce, CE alone: All 40, 42, 44.
+        s(60.0, 20.0),
+        s(62.0, 22.0),
+        s(64.0, 24.0),
+        // ce, best plan: All 45, 47, 52.
+        s(66.0, 24.0),
+        s(68.0, 26.0),
+        s(70.0, 34.0),
+        // la, CE alone: Head 2 lower, Tail 10 higher than ce in every seed: All +4.
+        s(58.0, 30.0),
+        s(60.0, 32.0),
+        s(62.0, 34.0),
+        // la, best plan: All 49, 50, 51.
+        s(64.0, 34.0),
+        s(64.0, 36.0),
+        s(64.0, 38.0),
+    ];
+    let frames = Frames::from_records(&fixtures::sweep(BASES_SPEC, &outcomes)).expect("frames");
+    let rows = table1_rows(&frames).expect("rows");
+    let labels: Vec<String> = rows.iter().map(PlanRow::label).collect();
+    assert_eq!(
+        labels,
+        [
+            "comp=none,pc=none",
+            "comp=tail,pc=head",
+            "base=la comp=none,pc=none",
+            "base=la comp=tail,pc=head"
+        ]
+    );
+    // The reference is cross entropy alone, not the CE-only plan of the same base loss.
+    assert!(rows[0].is_ce_only() && !rows[2].is_ce_only());
+    assert_difference(&rows[2], Metric::All, 4.0, 0.0, 0.0);
+    assert_difference(&rows[2], Metric::Head, -2.0, 0.0, 0.0);
+    assert_difference(&rows[2], Metric::Tail, 10.0, 0.0, 0.0);
+    // la + best plan: All 49, 50, 51 against 40, 42, 44: 9, 8, 7.
+    assert_difference(&rows[3], Metric::All, 8.0, 1.0, T_975_2 / 3f64.sqrt());
+
+    let out = tempfile::tempdir().expect("a temporary directory");
+    let report = write_report(&frames, out.path()).expect("report");
+    let table = &report.table1_markdown;
+    assert!(
+        table.contains("| base | Comp. on Head | Comp. on Tail | PC on Head | PC on Tail | n |"),
+        "the base loss is a column, the sampler (always instance) is not: {table}"
+    );
+    assert!(
+        table.contains(
+            "| la |  |  |  |  | 3 | 46.00 ± 2.00 | 60.00 ± 2.00 | 32.00 ± 2.00 \
+             | +4.00 [+4.00, +4.00] | -2.00 [-2.00, -2.00] | +10.00 [+10.00, +10.00] |  |"
+        ),
+        "{table}"
+    );
+    assert!(table.contains("base loss ce, sampler instance"), "{table}");
+    let latex = std::fs::read_to_string(out.path().join("table1.tex")).expect("table1.tex");
+    assert!(latex.contains("\\begin{tabular}{lccccrrrrrrrl}"), "{latex}");
+    assert!(
+        latex.contains("\\cmidrule(lr){2-3} \\cmidrule(lr){4-5}"),
+        "{latex}"
+    );
+}
+
+#[test]
+fn tables_report_the_final_epoch_or_the_best_one_when_asked() {
+    // Cross entropy alone peaks early in seeds 0 and 1: All at epoch 2 is 10 points above the
+    // final one there.
+    let mut records = fixtures::golden();
+    for job in &mut records.jobs[..2] {
+        let result = job.result.as_mut().expect("a result");
+        let early = result.epochs[1]
+            .accuracy
+            .as_mut()
+            .expect("epoch 2 is evaluated");
+        early.acc_all = Some(result.accuracy.acc_all.unwrap() + 0.1);
+        early.acc_tail = Some(0.5);
+    }
+    let frames = Frames::from_records(&records).expect("frames");
+    let best_epochs: Vec<Option<u32>> = frames
+        .jobs
+        .column("best_epoch")
+        .expect("best_epoch")
+        .u32()
+        .expect("counts")
+        .iter()
+        .collect();
+    assert_eq!(best_epochs[..4], [Some(2), Some(2), Some(4), Some(4)]);
+    let final_all: Vec<Option<f64>> = frames
+        .jobs
+        .column("acc_all_final")
+        .expect("acc_all_final")
+        .f64()
+        .expect("reals")
+        .iter()
+        .collect();
+    assert_eq!(final_all[0], Some(0.40));
+
+    let final_rows = table1_rows(&frames).expect("rows");
+    assert_summary(&final_rows[0], Metric::All, 42.0, 2.0);
+    // Best: 50, 52 (epoch 2) and 44 (final): mean 48.67.
+    let best_rows = table1_rows_at(&frames, EpochChoice::Best).expect("rows");
+    let all = best_rows[0].metric(Metric::All);
+    assert_close(
+        all.mean.expect("a mean"),
+        (50.0 + 52.0 + 44.0) / 3.0,
+        "best All",
+    );
+    assert_close(
+        best_rows[0].metric(Metric::Tail).mean.expect("a mean"),
+        (50.0 + 50.0 + 24.0) / 3.0,
+        "best Tail",
+    );
+
+    let out = tempfile::tempdir().expect("a temporary directory");
+    let final_report = write_report(&frames, out.path()).expect("report");
+    assert!(
+        final_report
+            .table1_markdown
+            .starts_with("Table 1: top-1 accuracy [%] on the test set at the final epoch"),
+        "{}",
+        final_report.table1_markdown
+    );
+    let best_report = write_report_at(&frames, out.path(), EpochChoice::Best).expect("report");
+    assert!(
+        best_report
+            .table1_markdown
+            .contains("best epoch (the evaluated epoch of the highest All accuracy on the test set: optimistic, best-on-test)"),
+        "{}",
+        best_report.table1_markdown
+    );
+    assert!(best_report.table1_markdown.contains("48.67 ± "));
+}
+
+#[test]
+fn post_hoc_taus_are_an_axis_of_the_same_jobs() {
+    let spec = format!(
+        "{}[eval]\nposthoc_tau = [0.0, 1.0]\n",
+        fixtures::GOLDEN_SPEC
+    );
+    let golden = fixtures::golden();
+    let outcomes: Vec<fixtures::Outcome> = golden
+        .jobs
+        .iter()
+        .map(|job| {
+            let a = &job.result.as_ref().expect("a result").accuracy;
+            fixtures::succeeded(a.acc_head.unwrap() * 100.0, a.acc_tail.unwrap() * 100.0)
+        })
+        .collect();
+    let mut records = fixtures::sweep(&spec, &outcomes);
+    // Adjusted by tau = 1: Head 4 points lower, Tail 10 higher, in every job.
+    for job in &mut records.jobs {
+        let result = job.result.as_mut().expect("a result");
+        let a = result.accuracy.clone();
+        let (head, tail) = (a.acc_head.unwrap() - 0.04, a.acc_tail.unwrap() + 0.10);
+        let adjusted = ltsweep_proto::GroupAccuracy {
+            acc_all: Some((head + tail) / 2.0),
+            acc_head: Some(head),
+            acc_tail: Some(tail),
+            ..a.clone()
+        };
+        result.posthoc = vec![
+            ltsweep_proto::PosthocAccuracy {
+                tau: 0.0,
+                accuracy: a,
+            },
+            ltsweep_proto::PosthocAccuracy {
+                tau: 1.0,
+                accuracy: adjusted,
+            },
+        ];
+    }
+    let frames = Frames::from_records(&records).expect("frames");
+    assert_eq!(frames.jobs.height(), 18, "one row per job and tau");
+    let rows = table1_rows(&frames).expect("rows");
+    let labels: Vec<String> = rows.iter().map(PlanRow::label).collect();
+    assert_eq!(
+        labels,
+        [
+            "comp=none,pc=none posthoc_tau=0",
+            "comp=all,pc=none posthoc_tau=0",
+            "comp=tail,pc=head posthoc_tau=0",
+            "comp=none,pc=none posthoc_tau=1",
+            "comp=all,pc=none posthoc_tau=1",
+            "comp=tail,pc=head posthoc_tau=1",
+        ]
+    );
+    // tau = 0 is the table without adjustment.
+    assert_summary(&rows[0], Metric::All, 42.0, 2.0);
+    assert_difference(&rows[2], Metric::All, 6.0, 3f64.sqrt(), T_975_2);
+    // tau = 1: CE alone's Head 58, Tail 32, All 45; each row is paired with CE alone at tau = 1.
+    assert_summary(&rows[3], Metric::Head, 58.0, 2.0);
+    assert_summary(&rows[3], Metric::Tail, 32.0, 2.0);
+    assert_summary(&rows[3], Metric::All, 45.0, 2.0);
+    assert!(rows[3].is_ce_only());
+    assert_difference(&rows[5], Metric::All, 6.0, 3f64.sqrt(), T_975_2);
+
+    let out = tempfile::tempdir().expect("a temporary directory");
+    let report = write_report(&frames, out.path()).expect("report");
+    assert!(
+        report.table1_markdown.contains("| posthoc_tau |"),
+        "{}",
+        report.table1_markdown
+    );
+    // Per-class recall is the model's as trained: the adjusted rows have none of their own.
+    let recall = std::fs::read_to_string(out.path().join("recall.csv")).expect("recall.csv");
+    let adjusted_head = recall
+        .lines()
+        .find(|line| line.starts_with("4,") && line.contains(",head,"))
+        .expect("row 4's head line");
+    assert!(adjusted_head.contains(",head,0,0,"), "{adjusted_head}");
 }

@@ -54,6 +54,7 @@ pub(crate) fn result_for(job: &JobSpec, accuracy: f64) -> JobResult {
         worker_id: None,
         attempts: 0,
         epochs_retrained: 0,
+        posthoc: Vec::new(),
     }
 }
 

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Accuracy parity: ltsweep against a PyTorch trainer of the same recipe (bench/peers/lt_peer.py),
+# on Fashion-MNIST-LT (ratio 100, Head = classes with >= 1,000 images), with the fashion
+# example's recipe (ResNet-8, 6 epochs, batch 128, lr 0.1, 1 warm-up epoch, x0.1 after epochs 4
+# and 5), cross entropy alone, for each base loss, over seeds. Both train on the same long-tailed
+# subset (the peer reimplements ltsweep's choice of images); the random draws (initial weights,
+# order, crops) differ, so the question is whether the difference of the means is within seed
+# noise: |ltsweep - pytorch| < 2 x its standard error.
+#
+#   sudo apt-get install dataset-fashion-mnist
+#   bench/parity.sh                                    # 3 seeds, ce and la: about 25 min on 2 cores
+#   PARITY_SEEDS="0" PARITY_EPOCHS=1 bench/parity.sh   # a quick check that it runs end to end
+#
+# Settings (environment): PARITY_SEEDS ("0 1 2"), PARITY_BASES ("ce la"), PARITY_EPOCHS (6),
+# PARITY_THREADS (2: libtorch threads of each run; the runs go one after another),
+# DATA_ROOT (/usr/share/datasets), LTSWEEP_BIN (default: a release build of this checkout),
+# PARITY_OUT (a folder for the runs' results; default: a temporary one).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+
+seeds=${PARITY_SEEDS:-0 1 2}
+bases=${PARITY_BASES:-ce la}
+epochs=${PARITY_EPOCHS:-6}
+threads=${PARITY_THREADS:-2}
+data_root=${DATA_ROOT:-/usr/share/datasets}
+[[ -d $data_root/fashion-mnist ]] || {
+    echo "no Fashion-MNIST in $data_root/fashion-mnist: apt-get install dataset-fashion-mnist (or set DATA_ROOT)" >&2
+    exit 2
+}
+out=${PARITY_OUT:-$(mktemp -d)}
+mkdir -p "$out"
+python=${PEER_PYTHON:-$root/.venv/bin/python}
+[[ -x $python ]] || ./dev setup
+ltsweep=${LTSWEEP_BIN:-}
+if [[ -z $ltsweep ]]; then
+    cargo build --quiet --release --bin ltsweep
+    ltsweep=${CARGO_TARGET_DIR:-$root/target}/release/ltsweep
+fi
+
+# The fashion example's recipe, cut to $epochs: the warm-up and the decays that fit.
+warmup=$((epochs > 1 ? 1 : 0))
+decays=()
+for e in 4 5; do ((e < epochs)) && decays+=("$e"); done
+decay_list=$(IFS=,; echo "${decays[*]:-}")
+base_list=$(printf '"%s", ' $bases)
+seed_list=$(echo "$seeds" | tr ' ' ',')
+spec=$out/parity.toml
+cat > "$spec" <<EOF
+name = "parity"
+seeds = [$seed_list]
+[dataset]
+kind = "fashion-mnist"
+path = "fashion-mnist"
+imbalance_ratio = 100
+head_min_count = 1000
+[model]
+depth = 8
+[train]
+epochs = $epochs
+batch_size = 128
+lr = 0.1
+warmup_epochs = $warmup
+lr_decay_epochs = [$decay_list]
+lr_decay_factor = 0.1
+checkpoint_every = $epochs
+[losses]
+plans = [{}]
+base = [${base_list%, }]
+EOF
+"$ltsweep" validate "$spec" >&2
+
+for base in $bases; do
+    for seed in $seeds; do
+        run=$out/ltsweep-$base-$seed
+        "$ltsweep" train "$spec" --base "$base" --seed "$seed" --threads "$threads" \
+            --data-root "$data_root" --out "$run" >&2
+        "$python" bench/peers/lt_peer.py --data "$data_root/fashion-mnist" --base "$base" \
+            --seed "$seed" --epochs "$epochs" --warmup-epochs "$warmup" \
+            --lr-decay-epochs "$decay_list" --threads "$threads" > "$out/pytorch-$base-$seed.json"
+        echo "[parity] $base seed $seed: ltsweep $(grep -o '"acc_all": *[0-9.]*' "$run/result.json" | head -1), pytorch $(grep -o '"acc_all": *[0-9.]*' "$out/pytorch-$base-$seed.json")" >&2
+    done
+done
+
+"$python" - "$out" "$epochs" $bases <<'PY'
+import json, math, statistics, sys
+out, epochs, bases = sys.argv[1], sys.argv[2], sys.argv[3:]
+seeds_of = lambda who, base: sorted(
+    p for p in __import__("glob").glob(f"{out}/{who}-{base}-*") if not p.endswith(".toml"))
+
+def accuracies(who, base):
+    runs = []
+    for path in seeds_of(who, base):
+        file = f"{path}/result.json" if who == "ltsweep" else path
+        with open(file) as f:
+            runs.append(json.load(f))
+    return {g: [100 * r[f"acc_{g}"] for r in runs] for g in ("all", "head", "tail")}
+
+def mean_std(values):
+    m = statistics.mean(values)
+    return m, (statistics.stdev(values) if len(values) > 1 else None)
+
+def cell(values):
+    m, s = mean_std(values)
+    return f"{m:.2f} ± {s:.2f}" if s is not None else f"{m:.2f}"
+
+print(f"Fashion-MNIST-LT (ratio 100), ResNet-8, {epochs} epochs, cross entropy alone with each "
+      "base loss; top-1 % on the 10,000 test images, mean ± std over seeds")
+print("| base | group | n | ltsweep | PyTorch | difference | its std. error | within 2 SE |")
+print("|---|---|--:|--:|--:|--:|--:|:-:|")
+for base in bases:
+    ours, theirs = accuracies("ltsweep", base), accuracies("pytorch", base)
+    for group in ("all", "head", "tail"):
+        a, b = ours[group], theirs[group]
+        (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
+        diff = ma - mb
+        if sa is None or sb is None:
+            se, verdict = "n/a", "n/a (one seed)"
+        else:
+            se_value = math.sqrt(sa ** 2 / len(a) + sb ** 2 / len(b))
+            se, verdict = f"{se_value:.2f}", "yes" if abs(diff) < 2 * se_value else "NO"
+        print(f"| {base} | {group.capitalize()} | {len(a)} | {cell(a)} | {cell(b)} | "
+              f"{diff:+.2f} | {se} | {verdict} |")
+PY
+echo "runs in $out" >&2

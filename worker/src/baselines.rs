@@ -1,0 +1,286 @@
+//! The long-tail baselines: the base losses a plan's Complement Entropy and Prototype
+//! Conformity terms are added to, and the samplers of an epoch.
+//!
+//! The losses are those of `tests/data/losses/make_baselines.py` (PyTorch, float64), checked
+//! against its vectors (value and gradient) by the `loss_vectors` test. Each follows the code the
+//! literature reuses: focal loss, class-balanced weights and LDAM-DRW as Cao et al.'s LDAM-DRW
+//! repository writes them (a weighted loss is PyTorch's weighted mean, `Σ w_y l / Σ w_y`), the
+//! logit-adjusted loss as Menon et al. define it.
+
+use ltsweep_proto::{BaseLoss, Sampler};
+use tch::{Device, Kind, Tensor};
+
+use crate::losses;
+use crate::rng::{Rng, purpose};
+
+/// Per-sample `-log softmax(z_i)[y_i]`, `[N]`.
+fn per_sample_ce(logits: &Tensor, labels: &Tensor) -> Tensor {
+    -logits
+        .log_softmax(1, logits.kind())
+        .gather(1, &labels.view([-1, 1]), false)
+        .squeeze_dim(1)
+}
+
+/// Focal loss (Lin et al. 2017): the mean of `(1 - p_y)^gamma * (-log p_y)`, with `p_y` not
+/// detached (Cao et al.'s code); `gamma = 0` is cross entropy.
+pub fn focal(logits: &Tensor, labels: &Tensor, gamma: f64) -> Tensor {
+    let ce = per_sample_ce(logits, labels);
+    let p = (-&ce).exp();
+    let modulator = (-p + 1.0).pow_tensor_scalar(gamma);
+    (modulator * ce).mean(logits.kind())
+}
+
+/// Cross entropy weighted by the label's class: `Σ w_{y_i} l_i / Σ w_{y_i}`, as PyTorch's
+/// `cross_entropy(weight=w)`.
+pub fn weighted_cross_entropy(logits: &Tensor, labels: &Tensor, weights: &Tensor) -> Tensor {
+    let w = weights.index_select(0, labels).to_kind(logits.kind());
+    let ce = per_sample_ce(logits, labels);
+    (&w * ce).sum(logits.kind()) / w.sum(logits.kind())
+}
+
+/// The logit-adjusted loss (Menon et al. 2021): cross entropy of `z + tau * log(pi)`.
+pub fn logit_adjusted(logits: &Tensor, labels: &Tensor, log_prior: &Tensor, tau: f64) -> Tensor {
+    let adjusted = logits + log_prior.to_kind(logits.kind()).view([1, -1]) * tau;
+    losses::cross_entropy(&adjusted, labels)
+}
+
+/// LDAM (Cao et al. 2019): cross entropy of `s * (z - m_y e_y)`, weighted by class when
+/// `weights` is given (deferred re-weighting), plain mean otherwise.
+pub fn ldam(
+    logits: &Tensor,
+    labels: &Tensor,
+    margins: &Tensor,
+    s: f64,
+    weights: Option<&Tensor>,
+) -> Tensor {
+    let kind = logits.kind();
+    let margin = margins.to_kind(kind).index_select(0, labels).view([-1, 1]);
+    let at_label = logits
+        .zeros_like()
+        .scatter_value(1, &labels.view([-1, 1]), 1.0);
+    let shifted = (logits - at_label * margin) * s;
+    match weights {
+        Some(w) => weighted_cross_entropy(&shifted, labels, w),
+        None => losses::cross_entropy(&shifted, labels),
+    }
+}
+
+/// Class-balanced weights (Cui et al. 2019): `(1 - beta) / (1 - beta^n_c)`, normalised to sum to
+/// the number of classes. `beta = 0` gives every class weight 1.
+pub fn class_balanced_weights(counts: &[u32], beta: f64) -> Vec<f64> {
+    let raw: Vec<f64> = counts
+        .iter()
+        .map(|&n| (1.0 - beta) / (1.0 - beta.powf(f64::from(n))))
+        .collect();
+    let sum: f64 = raw.iter().sum();
+    raw.iter().map(|w| w * counts.len() as f64 / sum).collect()
+}
+
+/// LDAM's margins: `n_c^(-1/4)`, scaled so that the largest is `max_margin`.
+pub fn ldam_margins(counts: &[u32], max_margin: f64) -> Vec<f64> {
+    let raw: Vec<f64> = counts
+        .iter()
+        .map(|&n| 1.0 / f64::from(n).sqrt().sqrt())
+        .collect();
+    let largest = raw.iter().copied().fold(0.0, f64::max);
+    raw.iter().map(|m| m * max_margin / largest).collect()
+}
+
+/// `log(pi_c)`, pi the training class frequencies.
+pub fn log_priors(counts: &[u32]) -> Vec<f64> {
+    let total: f64 = counts.iter().map(|&n| f64::from(n)).sum();
+    counts
+        .iter()
+        .map(|&n| (f64::from(n) / total).ln())
+        .collect()
+}
+
+/// A job's base loss with its class-dependent tensors on the training device.
+pub struct BaseObjective {
+    base: BaseLoss,
+    /// Class weights (cb; ldam_drw once re-weighting is on).
+    weights: Option<Tensor>,
+    /// `log(pi)` (la) or the margins (ldam_drw).
+    per_class: Option<Tensor>,
+}
+
+impl BaseObjective {
+    pub fn new(base: BaseLoss, counts: &[u32], device: Device) -> Self {
+        let tensor = |values: Vec<f64>| {
+            Tensor::from_slice(&values)
+                .to_kind(Kind::Float)
+                .to_device(device)
+        };
+        let (weights, per_class) = match base {
+            BaseLoss::Ce | BaseLoss::Focal { .. } => (None, None),
+            BaseLoss::Cb { beta } => (Some(tensor(class_balanced_weights(counts, beta))), None),
+            BaseLoss::La { .. } => (None, Some(tensor(log_priors(counts)))),
+            BaseLoss::LdamDrw { max_margin, .. } => (
+                Some(tensor(class_balanced_weights(counts, BaseLoss::DRW_BETA))),
+                Some(tensor(ldam_margins(counts, max_margin))),
+            ),
+        };
+        Self {
+            base,
+            weights,
+            per_class,
+        }
+    }
+
+    /// The loss of a batch in the 0-based `epoch`.
+    pub fn loss(&self, logits: &Tensor, labels: &Tensor, epoch: u32) -> Tensor {
+        let (weights, per_class) = (self.weights.as_ref(), self.per_class.as_ref());
+        match self.base {
+            BaseLoss::Ce => losses::cross_entropy(logits, labels),
+            BaseLoss::Focal { gamma } => focal(logits, labels, gamma),
+            BaseLoss::Cb { .. } => {
+                weighted_cross_entropy(logits, labels, weights.expect("cb has weights"))
+            }
+            BaseLoss::La { tau } => {
+                logit_adjusted(logits, labels, per_class.expect("la has priors"), tau)
+            }
+            BaseLoss::LdamDrw { s, drw_epoch, .. } => ldam(
+                logits,
+                labels,
+                per_class.expect("ldam_drw has margins"),
+                s,
+                weights.filter(|_| epoch >= drw_epoch),
+            ),
+        }
+    }
+}
+
+/// The training-set indices of one epoch, in the order they are trained: every image once,
+/// shuffled (`instance`), or as many draws as images, with replacement, of a class chosen with
+/// probability 1/K (`class_balanced`) or ∝ sqrt(n_c) (`sqrt`) and then one of its images
+/// uniformly. A function of the labels, the sampler, the seed and the epoch alone.
+pub fn epoch_order(
+    labels: &[i64],
+    classes: usize,
+    sampler: Sampler,
+    seed: u64,
+    epoch: u32,
+) -> Vec<i64> {
+    let n = labels.len();
+    if sampler == Sampler::Instance {
+        let mut order: Vec<i64> = (0..n as i64).collect();
+        Rng::derive(seed, &[purpose::SHUFFLE, u64::from(epoch)]).shuffle(&mut order);
+        return order;
+    }
+    let mut by_class: Vec<Vec<i64>> = vec![Vec::new(); classes];
+    for (i, &label) in labels.iter().enumerate() {
+        by_class[label as usize].push(i as i64);
+    }
+    let mass: Vec<f64> = by_class
+        .iter()
+        .map(|members| match (members.is_empty(), sampler) {
+            (true, _) => 0.0,
+            (false, Sampler::Sqrt) => (members.len() as f64).sqrt(),
+            (false, _) => 1.0,
+        })
+        .collect();
+    let total: f64 = mass.iter().sum();
+    let mut cumulative = Vec::with_capacity(classes);
+    let mut running = 0.0;
+    for m in &mass {
+        running += m / total;
+        cumulative.push(running);
+    }
+    let mut rng = Rng::derive(seed, &[purpose::SAMPLER, u64::from(epoch)]);
+    (0..n)
+        .map(|_| {
+            let u = rng.unit();
+            // The last class with images takes what rounding leaves above its cumulative sum.
+            let class = cumulative
+                .iter()
+                .position(|&c| u < c)
+                .unwrap_or_else(|| mass.iter().rposition(|&m| m > 0.0).unwrap_or(0));
+            let members = &by_class[class];
+            members[rng.below(members.len() as u64) as usize]
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weights_and_margins_are_normalised() {
+        let counts = [500, 100, 10];
+        let w = class_balanced_weights(&counts, 0.999);
+        assert!((w.iter().sum::<f64>() - 3.0).abs() < 1e-12);
+        assert!(w[0] < w[1] && w[1] < w[2]);
+        assert_eq!(class_balanced_weights(&counts, 0.0), vec![1.0; 3]);
+        let m = ldam_margins(&counts, 0.5);
+        assert!((m[2] - 0.5).abs() < 1e-12);
+        assert!((m[0] / m[2] - (10.0f64 / 500.0).powf(0.25)).abs() < 1e-12);
+        let p = log_priors(&counts);
+        assert!((p.iter().map(|l| l.exp()).sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+
+    /// Counts of each class among an epoch's draws.
+    fn drawn(labels: &[i64], classes: usize, sampler: Sampler, epoch: u32) -> Vec<f64> {
+        let mut counts = vec![0.0; classes];
+        for i in epoch_order(labels, classes, sampler, 7, epoch) {
+            counts[labels[i as usize] as usize] += 1.0;
+        }
+        counts
+    }
+
+    #[test]
+    fn samplers_draw_classes_at_their_frequencies_over_an_epoch() {
+        // 20,000 images: 10,000 / 6,000 / 3,000 / 1,000.
+        let sizes = [10_000usize, 6_000, 3_000, 1_000];
+        let labels: Vec<i64> = sizes
+            .iter()
+            .enumerate()
+            .flat_map(|(c, &n)| std::iter::repeat_n(c as i64, n))
+            .collect();
+        let n = labels.len() as f64;
+
+        // Instance: every image exactly once.
+        let mut once = epoch_order(&labels, 4, Sampler::Instance, 7, 0);
+        assert_ne!(once, (0..labels.len() as i64).collect::<Vec<_>>());
+        once.sort_unstable();
+        assert_eq!(once, (0..labels.len() as i64).collect::<Vec<_>>());
+
+        let expected_balanced = [0.25; 4];
+        let roots: Vec<f64> = sizes.iter().map(|&s| (s as f64).sqrt()).collect();
+        let root_sum: f64 = roots.iter().sum();
+        let expected_sqrt: Vec<f64> = roots.iter().map(|r| r / root_sum).collect();
+        for (sampler, expected) in [
+            (Sampler::ClassBalanced, expected_balanced.to_vec()),
+            (Sampler::Sqrt, expected_sqrt),
+        ] {
+            let counts = drawn(&labels, 4, sampler, 3);
+            assert_eq!(counts.iter().sum::<f64>(), n);
+            for (c, (&got, &p)) in counts.iter().zip(&expected).enumerate() {
+                // Binomial: five standard deviations is about 1.3% of n at most here.
+                let sd = (n * p * (1.0 - p)).sqrt();
+                assert!(
+                    (got - n * p).abs() < 5.0 * sd,
+                    "{sampler} class {c}: {got} draws, expected {}",
+                    n * p
+                );
+            }
+        }
+        // Within a class, draws spread over its images (class 3 has 1,000, drawn ~5,000 times).
+        let order = epoch_order(&labels, 4, Sampler::ClassBalanced, 7, 3);
+        let mut tail: Vec<i64> = order.into_iter().filter(|&i| i >= 19_000).collect();
+        tail.sort_unstable();
+        tail.dedup();
+        assert!(tail.len() > 990, "{} distinct tail images", tail.len());
+    }
+
+    #[test]
+    fn an_epoch_is_a_function_of_seed_and_epoch() {
+        let labels: Vec<i64> = (0..500).map(|i| i64::from(i % 7 == 0)).collect();
+        for sampler in Sampler::ALL {
+            let a = epoch_order(&labels, 2, sampler, 1, 4);
+            assert_eq!(a, epoch_order(&labels, 2, sampler, 1, 4));
+            assert_ne!(a, epoch_order(&labels, 2, sampler, 1, 5));
+            assert_ne!(a, epoch_order(&labels, 2, sampler, 2, 4));
+        }
+    }
+}
