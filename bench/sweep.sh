@@ -6,9 +6,9 @@
 #
 # Ours: a coordinator and worker processes, each job a real (one-step) tch training job on tiny
 # synthetic data, timed from the submit to the last result, and from the start of the
-# processes. The peer: ../shared/bench/raytune_peer.py (trivial trials that report one metric),
-# run from a virtualenv of its own (bench/.venv-ray) with ray[tune] installed. Prints each
-# figure's median and the ratio.
+# processes. The peer: bench/peers/raytune_peer.py (trivial trials that report one metric),
+# run from a virtualenv of its own (bench/.venv-ray) with bench/peers/requirements-ray.txt
+# installed. Prints each figure's median and the ratio.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -22,15 +22,14 @@ while [[ $# -gt 0 ]]; do
         *) echo "unknown option $1" >&2; exit 2 ;;
     esac
 done
-peer=${RAYTUNE_PEER:-$root/../shared/bench/raytune_peer.py}
-[[ -f $peer ]] || { echo "no Ray Tune peer at $peer (set RAYTUNE_PEER)" >&2; exit 2; }
+peer=$root/bench/peers/raytune_peer.py
 
 ./dev setup
 ray_venv=$root/bench/.venv-ray
-if [[ ! -x $ray_venv/bin/python ]] || ! "$ray_venv/bin/python" -c 'import ray.tune' 2>/dev/null; then
+if [[ ! -x $ray_venv/bin/python ]]; then
     python3 -m venv "$ray_venv"
-    "$ray_venv/bin/python" -m pip install --quiet --disable-pip-version-check "ray[tune]"
 fi
+"$ray_venv/bin/python" -m pip install --quiet --disable-pip-version-check -r bench/peers/requirements-ray.txt
 ltsweep=${LTSWEEP_BIN:-}
 if [[ -z $ltsweep ]]; then
     cargo build --quiet --release --bin ltsweep

@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+"""The PyTorch peer that `ltsweep bench train` is measured against: the same recipe, written the
+way the common long-tail recognition scripts write it (LDAM-DRW style), with the knobs a careful
+PyTorch user would turn to make it fast on the machine at hand.
+
+The recipe: the CIFAR ResNet (option-A shortcuts, depth 6n+2), batch 128, 4-pixel padded random
+crop, horizontal flip, normalisation, cross entropy, momentum SGD (lr 0.1, momentum 0.9, weight
+decay 2e-4). Data is random pixels and labels, as in `ltsweep bench train`: throughput does not
+depend on content.
+
+Modes (the input pipeline):
+  loader   torchvision transforms in a DataLoader, `--workers N` processes (0: in the training
+           process). What users run today.
+  tensor   the data set as one uint8 tensor on the training device, crop + flip + normalise as
+           batched tensor ops, no loader: the same pipeline ltsweep uses, written in PyTorch.
+  compute  one fixed batch, already normalised, on the device: the model's math and the
+           optimiser alone, a floor no input pipeline can beat.
+Knobs: `--sgd foreach|fused|single` (PyTorch's multi-tensor, fused or per-parameter SGD),
+`--alloc keep|default` (keep freed memory in glibc's heap, as ltsweep's trainer does, or not),
+`--threads N`, `--device cpu|cuda`.
+
+The timed span is the one `ltsweep bench train` times: one untimed warm-up epoch, then
+`--epochs` whole epochs of `--images` images (the last partial batch dropped on both sides).
+The last line printed is `images_per_second=<float>`.
+
+Needs torch==2.11.0, torchvision==0.26.0, numpy, pillow (bench/peers/requirements.txt).
+"""
+import argparse
+import ctypes
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+MEAN = (0.5071, 0.4865, 0.4409)
+STD = (0.2673, 0.2564, 0.2762)
+
+
+class Shortcut(nn.Module):
+    """Option A: subsample and zero-pad the channels."""
+
+    def __init__(self, pad):
+        super().__init__()
+        self.pad = pad
+
+    def forward(self, x):
+        return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, c_in, c_out, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.shortcut = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = Shortcut((c_out - c_in) // 2)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNetCifar(nn.Module):
+    def __init__(self, depth, num_classes, in_channels=3):
+        super().__init__()
+        n = (depth - 2) // 6
+        self.conv1 = nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        layers, c_in = [], 16
+        for stage, c in enumerate([16, 32, 64]):
+            for i in range(n):
+                layers.append(BasicBlock(c_in, c, 2 if (i == 0 and stage > 0) else 1))
+                c_in = c
+        self.layers = nn.Sequential(*layers)
+        self.fc = nn.Linear(64, num_classes)
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layers(x)
+        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+def keep_freed_memory():
+    """glibc's thresholds as ltsweep's trainer sets them (worker/src/alloc.rs)."""
+    libc = ctypes.CDLL("libc.so.6")
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 256 << 20)
+    libc.mallopt(m_trim_threshold, 1 << 30)
+
+
+def tensor_batches(images, labels, batch, device, generator):
+    """Crop, flip and normalise whole batches with tensor ops on `device`."""
+    n = images.shape[0] // batch * batch
+    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(STD, device=device).view(1, 3, 1, 1) * 255
+    padded = F.pad(images, (4, 4, 4, 4))  # uint8, N x 3 x 40 x 40
+    order = torch.randperm(images.shape[0], generator=generator)[:n].to(device)
+    base = torch.arange(32, device=device)
+    for start in range(0, n, batch):
+        idx = order[start:start + batch]
+        b = idx.shape[0]
+        dy = torch.randint(0, 9, (b,), generator=generator).to(device)
+        dx = torch.randint(0, 9, (b,), generator=generator).to(device)
+        flip = torch.rand(b, generator=generator).to(device) < 0.5
+        rows = (dy[:, None] + base[None, :])  # b x 32
+        cols = dx[:, None] + torch.where(flip[:, None], 31 - base[None, :], base[None, :])
+        x = padded[idx]  # b x 3 x 40 x 40
+        x = x.gather(2, rows[:, None, :, None].expand(b, 3, 32, 40))
+        x = x.gather(3, cols[:, None, None, :].expand(b, 3, 32, 32))
+        yield (x.float() - mean) / std, labels[idx]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mode", choices=["loader", "tensor", "compute"], default="loader")
+    ap.add_argument("--depth", type=int, default=20)
+    ap.add_argument("--classes", type=int, default=100)
+    ap.add_argument("--images", type=int, default=4096)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--epochs", type=int, default=2, help="timed epochs, after one warm-up epoch")
+    ap.add_argument("--workers", type=int, default=0, help="DataLoader processes (loader mode)")
+    ap.add_argument("--sgd", choices=["foreach", "fused", "single"], default="foreach")
+    ap.add_argument("--alloc", choices=["keep", "default"], default="default")
+    ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: default)")
+    ap.add_argument("--device", default="cpu")
+    a = ap.parse_args()
+    if a.alloc == "keep":
+        keep_freed_memory()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    device = torch.device(a.device)
+    cuda = device.type == "cuda"
+    torch.manual_seed(0)
+    model = ResNetCifar(a.depth, a.classes).to(device)
+    sgd = {"foreach": dict(foreach=True), "fused": dict(fused=True), "single": dict(foreach=False)}[a.sgd]
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=2e-4, **sgd)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(a.images, 32, 32, 3), dtype=np.uint8)
+    labels = rng.integers(0, a.classes, size=a.images)
+
+    def step(x, y):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    if a.mode == "compute":
+        fixed_x = torch.randn(a.batch, 3, 32, 32, device=device)
+        fixed_y = torch.randint(0, a.classes, (a.batch,), device=device)
+
+        def epoch():
+            for _ in range(a.images // a.batch):
+                step(fixed_x, fixed_y)
+            return a.images // a.batch * a.batch
+    elif a.mode == "tensor":
+        data = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous().to(device)
+        targets = torch.from_numpy(labels).to(device)
+        generator = torch.Generator().manual_seed(0)
+
+        def epoch():
+            n = 0
+            for x, y in tensor_batches(data, targets, a.batch, device, generator):
+                step(x, y)
+                n += x.shape[0]
+            return n
+    else:
+        import torchvision.transforms as T
+        from PIL import Image
+
+        tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
+                        T.Normalize(MEAN, STD)])
+
+        class Images(torch.utils.data.Dataset):
+            def __len__(self):
+                return a.images
+
+            def __getitem__(self, i):
+                return tf(Image.fromarray(images[i])), int(labels[i])
+
+        loader = torch.utils.data.DataLoader(Images(), batch_size=a.batch, shuffle=True,
+                                             num_workers=a.workers, drop_last=True,
+                                             persistent_workers=a.workers > 0, pin_memory=cuda)
+
+        def epoch():
+            n = 0
+            for x, y in loader:
+                step(x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+                n += x.shape[0]
+            return n
+
+    model.train()
+    epoch()  # warm-up: starts loader processes, allocator pools, CUDA kernels
+    if cuda:
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    n = sum(epoch() for _ in range(a.epochs))
+    if cuda:
+        torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    print(f"mode={a.mode} workers={a.workers} sgd={a.sgd} alloc={a.alloc} device={a.device} "
+          f"depth={a.depth} images={n} seconds={dt:.3f} threads={torch.get_num_threads()}")
+    print(f"images_per_second={n / dt:.1f}")
+
+
+if __name__ == "__main__":
+    main()
