@@ -346,16 +346,11 @@ pub(crate) async fn cancel(
     if let Some(refused) = check_write(&state, credential, &headers) {
         return refused;
     }
-    match state
-        .api
-        .cancel_sweep(tonic::Request::new(pb::CancelSweepRequest {
-            sweep_id: sweep,
-        }))
-        .await
-    {
-        Ok(answer) => json(&serde_json::json!({ "cancelled": answer.into_inner().cancelled })),
-        Err(status) => status_response(status),
-    }
+    let request = tonic::Request::new(pb::CancelSweepRequest { sweep_id: sweep });
+    answer(
+        state.api.cancel_sweep(request).await,
+        |a| serde_json::json!({ "cancelled": a.cancelled }),
+    )
 }
 
 pub(crate) async fn retry_failed(
@@ -367,14 +362,20 @@ pub(crate) async fn retry_failed(
     if let Some(refused) = check_write(&state, credential, &headers) {
         return refused;
     }
-    match state
-        .api
-        .retry_failed(tonic::Request::new(pb::RetryFailedRequest {
-            sweep_id: sweep,
-        }))
-        .await
-    {
-        Ok(answer) => json(&serde_json::json!({ "requeued": answer.into_inner().requeued })),
+    let request = tonic::Request::new(pb::RetryFailedRequest { sweep_id: sweep });
+    answer(
+        state.api.retry_failed(request).await,
+        |a| serde_json::json!({ "requeued": a.requeued }),
+    )
+}
+
+/// A write action's answer as JSON, or its gRPC status as the HTTP one.
+fn answer<T>(
+    result: Result<tonic::Response<T>, tonic::Status>,
+    body: impl FnOnce(T) -> serde_json::Value,
+) -> Response {
+    match result {
+        Ok(answer) => json(&body(answer.into_inner())),
         Err(status) => status_response(status),
     }
 }
