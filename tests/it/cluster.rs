@@ -234,14 +234,15 @@ fn a_late_completion_with_a_stale_lease_is_refused_and_changes_nothing() {
             .unwrap();
     };
     heartbeat(&mut prompt);
+    let sweep_id = ltsweep_proto::SweepId(sweep.clone());
     let status = cluster
-        .block_on(connection.sweeps().get_sweep(pb::GetSweepRequest {
-            with_specs: false,
-            sweep_id: sweep.clone(),
-        }))
-        .unwrap()
-        .into_inner();
-    let counts = status.counts.unwrap();
+        .block_on(
+            connection
+                .sweep_api()
+                .status(ltsweep_proto::client::Which::Sweep(&sweep_id), false),
+        )
+        .unwrap();
+    let counts = status.counts;
     assert_eq!((counts.running, counts.succeeded), (1, 0));
     assert_eq!(status.jobs[0].attempts, 2);
     assert!(cluster.results(&sweep).is_empty());

@@ -14,19 +14,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ltsweep_proto::client::{Connection, WorkerClient};
-use ltsweep_proto::{DatasetConfig, EpochMetrics, JobSpec, PROTOCOL_VERSION, pb};
-use sha2::{Digest, Sha256};
+use ltsweep_proto::client::{
+    Connection, Failure, Lease, LeaseId, Registration as Announcement, WorkerApi, WorkerId,
+};
+use ltsweep_proto::{DatasetConfig, EpochMetrics, ErrorKind, JobSpec, RemoteError};
 use tch::Device;
 use tokio::sync::{mpsc, watch};
-use tonic::Code;
 
+use crate::backoff::Backoff;
 use crate::data::{DataError, LongTailData, longtail};
 use crate::pause::DataPause;
 use crate::train::{Observer, Outcome, Trainer, device_name};
 
-/// Bytes of checkpoint per streamed message.
-const CHUNK: usize = 1 << 20;
+/// Tries of a checkpoint download that fails on the way before the job starts from scratch.
+const DOWNLOAD_TRIES: u32 = 5;
 
 /// What the process was asked to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,13 +63,13 @@ pub enum RuntimeError {
 /// The worker id and the timing the coordinator asked for.
 #[derive(Clone, Debug)]
 struct Registration {
-    worker_id: String,
+    worker_id: WorkerId,
     heartbeat: Duration,
     poll_timeout: Duration,
 }
 
 struct Shared {
-    client: WorkerClient,
+    client: WorkerApi,
     config: WorkerConfig,
     threads_per_job: i32,
     registration: tokio::sync::Mutex<Option<Registration>>,
@@ -86,7 +87,7 @@ pub async fn run(
     let slots = config.devices.len() as u32 * config.slots_per_device;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
     let shared = Arc::new(Shared {
-        client: connection.worker(),
+        client: connection.worker_api(),
         threads_per_job: config
             .threads_per_job
             .unwrap_or_else(|| (cores / slots.max(1)).max(1) as i32),
@@ -134,56 +135,51 @@ impl Shared {
         if let Some(registration) = guard.as_ref() {
             return Ok(registration.clone());
         }
-        let request = pb::RegisterWorkerRequest {
+        let announcement = Announcement {
             host: self.config.host.clone(),
             devices: self
                 .config
                 .devices
                 .iter()
-                .map(|&d| pb::Device {
-                    name: device_name(d),
-                    slots: self.config.slots_per_device,
-                })
+                .map(|&d| (device_name(d), self.config.slots_per_device))
                 .collect(),
-            protocol_version: PROTOCOL_VERSION,
             version: env!("CARGO_PKG_VERSION").to_owned(),
             slurm: crate::preempt::slurm_placement(),
         };
         let mut backoff = Backoff::default();
         loop {
-            match self.client.clone().register_worker(request.clone()).await {
-                Ok(response) => {
-                    let r = response.into_inner();
-                    let ms = |v: u32| Duration::from_millis(u64::from(v));
+            match self.client.register(&announcement).await {
+                Ok(registered) => {
                     let registration = Registration {
-                        worker_id: r.worker_id,
-                        heartbeat: ms(r.heartbeat_interval_ms).max(Duration::from_millis(50)),
-                        poll_timeout: ms(r.poll_timeout_ms),
+                        worker_id: registered.worker,
+                        heartbeat: registered.heartbeat.max(Duration::from_millis(50)),
+                        poll_timeout: registered.poll_timeout,
                     };
                     tracing::info!(worker = %registration.worker_id, "registered");
                     crate::preempt::mark_ready();
                     *guard = Some(registration.clone());
                     return Ok(registration);
                 }
-                Err(status) if is_refusal(&status) => {
-                    return Err(RuntimeError::Refused(status.message().to_owned()));
+                // A wrong token, another protocol, a full worker table: retrying cannot help.
+                Err(err) if !err.is_transient() => {
+                    return Err(RuntimeError::Refused(err.to_string()));
                 }
-                Err(status) => {
+                Err(err) => {
                     if self.stopping() {
                         return Err(RuntimeError::Refused(
                             "stopped before registering".to_owned(),
                         ));
                     }
-                    backoff.wait("register", &status).await;
+                    backoff.wait("register", &err).await;
                 }
             }
         }
     }
 
     /// Forgets a registration the coordinator no longer knows (its state was reset).
-    async fn forget(&self, worker_id: &str) {
+    async fn forget(&self, worker_id: &WorkerId) {
         let mut guard = self.registration.lock().await;
-        if guard.as_ref().is_some_and(|r| r.worker_id == worker_id) {
+        if guard.as_ref().is_some_and(|r| r.worker_id == *worker_id) {
             *guard = None;
         }
     }
@@ -205,17 +201,6 @@ impl Shared {
     }
 }
 
-/// Unauthenticated or another protocol: retrying cannot help.
-fn is_refusal(status: &tonic::Status) -> bool {
-    matches!(
-        status.code(),
-        Code::Unauthenticated
-            | Code::PermissionDenied
-            | Code::FailedPrecondition
-            | Code::InvalidArgument
-    )
-}
-
 async fn run_slot(shared: Arc<Shared>, device: Device, slot: u32) -> Result<(), RuntimeError> {
     let mut shutdown = shared.shutdown.clone();
     let mut backoff = Backoff::default();
@@ -228,31 +213,31 @@ async fn run_slot(shared: Arc<Shared>, device: Device, slot: u32) -> Result<(), 
             continue;
         }
         let registration = shared.registration().await?;
-        let mut request = tonic::Request::new(pb::PollWorkRequest {
-            worker_id: registration.worker_id.clone(),
-            device: device_name(device),
-        });
-        request.set_timeout(registration.poll_timeout + Duration::from_secs(10));
-        let mut client = shared.client.clone();
-        let response = tokio::select! {
-            response = client.poll_work(request) => response,
+        let device_label = device_name(device);
+        let poll = shared.client.poll(
+            &registration.worker_id,
+            &device_label,
+            registration.poll_timeout,
+        );
+        let polled = tokio::select! {
+            polled = poll => polled,
             _ = shutdown.changed() => continue,
         };
-        match response {
-            Ok(response) => {
+        match polled {
+            Ok(lease) => {
                 backoff.reset();
-                if let Some(lease) = response.into_inner().lease {
+                if let Some(lease) = lease {
                     run_job(&shared, device, &registration, lease).await;
                 }
             }
-            Err(status) if status.code() == Code::NotFound => {
+            Err(err) if err.kind() == Some(ErrorKind::NotFound) => {
                 tracing::warn!(worker = %registration.worker_id, "the coordinator does not know this worker; registering again");
                 shared.forget(&registration.worker_id).await;
             }
-            Err(status) if is_refusal(&status) => {
-                return Err(RuntimeError::Refused(status.message().to_owned()));
+            Err(err) if !err.is_transient() => {
+                return Err(RuntimeError::Refused(err.to_string()));
             }
-            Err(status) => backoff.wait("poll for work", &status).await,
+            Err(err) => backoff.wait("poll for work", &err).await,
         }
     }
     tracing::debug!(device = %device_name(device), slot, "slot stopped");
@@ -298,47 +283,35 @@ struct JobFailure {
 }
 
 /// One leased job: train it, keep the lease alive, deliver the outcome.
-async fn run_job(
-    shared: &Arc<Shared>,
-    device: Device,
-    registration: &Registration,
-    lease: pb::Lease,
-) {
+async fn run_job(shared: &Arc<Shared>, device: Device, registration: &Registration, lease: Lease) {
     let mut job = JobRunner {
         shared: Arc::clone(shared),
         worker_id: registration.worker_id.clone(),
-        lease_id: lease.lease_id.clone(),
+        lease_id: lease.id.clone(),
         cancel: Arc::new(AtomicBool::new(false)),
         lost: false,
         cancelled_by_coordinator: false,
         pending: VecDeque::new(),
         checkpoint: None,
     };
-    let spec = match lease.job.map(JobSpec::try_from) {
-        Some(Ok(spec)) => spec,
-        Some(Err(err)) => {
+    let spec = match lease.job {
+        Ok(spec) => spec,
+        Err(err) => {
             return job
                 .fail(format!("the lease's job is malformed: {err}"), false, 0)
-                .await;
-        }
-        None => {
-            return job
-                .fail("the lease carries no job".to_owned(), false, 0)
                 .await;
         }
     };
     tracing::info!(job = %spec.id, plan = %spec.plan, seed = spec.seed, attempt = lease.attempt, device = %device_name(device), "job started");
     let resume_from = if lease.checkpoint_epoch > 0 {
-        match job.download_checkpoint().await {
-            Ok(bytes) => Some(bytes),
-            Err(err) => {
-                tracing::warn!(job = %spec.id, %err, "checkpoint unavailable; starting from scratch");
-                None
-            }
-        }
+        job.download_checkpoint().await
     } else {
         None
     };
+    if job.lost {
+        tracing::warn!(job = %spec.id, lease = %job.lease_id, "the lease was given to another worker; dropping the job");
+        return;
+    }
 
     let (events, mut received) = mpsc::unbounded_channel();
     let observer = ChannelObserver {
@@ -490,8 +463,8 @@ fn train_blocking(
 /// The async side of one job: its lease, undelivered progress and checkpoint.
 struct JobRunner {
     shared: Arc<Shared>,
-    worker_id: String,
-    lease_id: String,
+    worker_id: WorkerId,
+    lease_id: LeaseId,
     cancel: Arc<AtomicBool>,
     /// The coordinator refused the lease: the job went to another worker.
     lost: bool,
@@ -515,30 +488,28 @@ impl JobRunner {
                 .filter(|m| held_back_after.is_none_or(|limit| m.epoch <= limit))
                 .cloned();
             let heartbeat_only = epoch.is_none();
-            let mut request = tonic::Request::new(pb::ReportProgressRequest {
-                worker_id: self.worker_id.clone(),
-                lease_id: self.lease_id.clone(),
-                epoch: epoch.map(Into::into),
-            });
-            request.set_timeout(Duration::from_secs(10));
-            match self.shared.client.clone().report_progress(request).await {
-                Ok(response) => {
+            let reported = self
+                .shared
+                .client
+                .progress(&self.worker_id, &self.lease_id, epoch.as_ref())
+                .await;
+            match reported {
+                Ok(progress) => {
                     if !heartbeat_only {
                         self.pending.pop_front();
                     }
-                    if response.into_inner().cancel {
+                    if progress.cancel {
                         self.cancelled_by_coordinator = true;
                         self.cancel.store(true, Ordering::Relaxed);
                     }
                 }
-                Err(status)
-                    if matches!(status.code(), Code::FailedPrecondition | Code::NotFound) =>
-                {
+                Err(err) if err.is_lost_lease() => {
                     self.lost = true;
                     return;
                 }
-                Err(status) => {
-                    tracing::warn!(lease = %self.lease_id, %status, "progress not delivered; will retry");
+                Err(err) => {
+                    // Held for the next heartbeat: the progress is not lost, only late.
+                    tracing::warn!(lease = %self.lease_id, %err, "progress not delivered; will retry");
                     return;
                 }
             }
@@ -552,33 +523,23 @@ impl JobRunner {
         let Some((epoch, bytes)) = self.checkpoint.take() else {
             return;
         };
-        let sha256 = hex(&Sha256::digest(&bytes));
-        let mut chunks = vec![pb::CheckpointChunk {
-            part: Some(pb::checkpoint_chunk::Part::Header(pb::CheckpointHeader {
-                lease_id: self.lease_id.clone(),
-                epoch,
-                size: bytes.len() as u64,
-                sha256,
-            })),
-        }];
-        chunks.extend(bytes.chunks(CHUNK).map(|data| pb::CheckpointChunk {
-            part: Some(pb::checkpoint_chunk::Part::Data(data.to_vec())),
-        }));
         match self
             .shared
             .client
-            .clone()
-            .upload_checkpoint(tokio_stream::iter(chunks))
+            .upload_checkpoint(&self.lease_id, epoch, &bytes)
             .await
         {
             Ok(_) => tracing::debug!(lease = %self.lease_id, epoch, "checkpoint uploaded"),
-            Err(status) if matches!(status.code(), Code::FailedPrecondition | Code::NotFound) => {
-                self.lost = true
-            }
-            Err(status) => {
-                tracing::warn!(lease = %self.lease_id, epoch, %status, "checkpoint not uploaded; will retry");
-                // Keep it for the next heartbeat unless a newer one arrives first.
+            Err(err) if err.is_lost_lease() => self.lost = true,
+            Err(err) if err.is_transient() => {
+                tracing::warn!(lease = %self.lease_id, epoch, %err, "checkpoint not uploaded; will retry");
+                // Kept for the next heartbeat unless a newer one arrives first.
                 self.checkpoint = Some((epoch, bytes));
+            }
+            Err(err) => {
+                // Refused for good (over the size limit, say): the same bytes would be refused
+                // again. The job goes on; a later checkpoint may be accepted.
+                tracing::warn!(lease = %self.lease_id, epoch, %err, "checkpoint refused; the job goes on without it");
             }
         }
     }
@@ -587,64 +548,51 @@ impl JobRunner {
     /// is lost, or the worker is told to stop at once.
     async fn upload_checkpoint_until_stored(&mut self) {
         let mut shutdown = self.shared.shutdown.clone();
-        let mut delay = Duration::from_millis(100);
+        let mut backoff = Backoff::default();
         loop {
             self.upload_checkpoint().await;
             if self.checkpoint.is_none() || self.lost || self.shared.stopping_now() {
                 return;
             }
             tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
+                _ = backoff.wait("upload the checkpoint", &"not stored yet") => {}
                 _ = shutdown.changed() => {}
             }
-            delay = (delay * 2).min(Duration::from_secs(5));
         }
     }
 
-    async fn download_checkpoint(&self) -> Result<Vec<u8>, String> {
-        let request = pb::DownloadCheckpointRequest {
-            lease_id: self.lease_id.clone(),
-        };
-        let mut stream = self
-            .shared
-            .client
-            .clone()
-            .download_checkpoint(request)
-            .await
-            .map_err(|s| s.message().to_owned())?
-            .into_inner();
-        let mut header = None;
-        let mut bytes = Vec::new();
-        while let Some(chunk) = stream.message().await.map_err(|s| s.message().to_owned())? {
-            match chunk.part {
-                Some(pb::checkpoint_chunk::Part::Header(h)) => {
-                    bytes.reserve(h.size as usize);
-                    header = Some(h);
+    /// The job's latest checkpoint from the coordinator, retried through transient failures
+    /// (an outage, bytes damaged on the way); `None` to start from scratch when there is none
+    /// to be had. Sets `lost` when the lease is no longer this worker's.
+    async fn download_checkpoint(&mut self) -> Option<Vec<u8>> {
+        let mut backoff = Backoff::default();
+        for attempt in 1..=DOWNLOAD_TRIES {
+            match self.shared.client.download_checkpoint(&self.lease_id).await {
+                Ok((_, bytes)) => return Some(bytes),
+                Err(err) if err.kind() == Some(ErrorKind::Precondition) => {
+                    self.lost = true;
+                    return None;
                 }
-                Some(pb::checkpoint_chunk::Part::Data(data)) => bytes.extend_from_slice(&data),
-                None => {}
+                Err(err) if err.is_transient() && attempt < DOWNLOAD_TRIES => {
+                    backoff.wait("download the checkpoint", &err).await;
+                }
+                Err(err) => {
+                    tracing::warn!(lease = %self.lease_id, %err, "checkpoint unavailable; starting from scratch");
+                    return None;
+                }
             }
         }
-        let header = header.ok_or("the checkpoint stream has no header")?;
-        if bytes.len() as u64 != header.size || hex(&Sha256::digest(&bytes)) != header.sha256 {
-            return Err("the checkpoint arrived damaged (size or SHA-256 differs)".to_owned());
-        }
-        Ok(bytes)
+        None
     }
 
     /// Delivers the result, retrying until the coordinator accepts or refuses it.
     async fn complete(&self, result: ltsweep_proto::JobResult) {
         let job_id = result.job_id.clone();
-        let request = pb::CompleteJobRequest {
-            worker_id: self.worker_id.clone(),
-            lease_id: self.lease_id.clone(),
-            result: Some(result.into()),
-        };
         let delivered = self
             .deliver("complete", || {
-                let mut client = self.shared.client.clone();
-                let request = request.clone();
-                async move { client.complete_job(request).await.map(|_| ()) }
+                self.shared
+                    .client
+                    .complete(&self.worker_id, &self.lease_id, result.clone())
             })
             .await;
         if delivered {
@@ -654,17 +602,15 @@ impl JobRunner {
 
     async fn fail(&self, reason: String, retryable: bool, epoch: u32) {
         tracing::warn!(lease = %self.lease_id, %reason, retryable, "job failed");
-        let request = pb::FailJobRequest {
-            worker_id: self.worker_id.clone(),
-            lease_id: self.lease_id.clone(),
+        let failure = Failure {
             reason,
             retryable,
             epoch,
         };
         self.deliver("fail", || {
-            let mut client = self.shared.client.clone();
-            let request = request.clone();
-            async move { client.fail_job(request).await.map(|_| ()) }
+            self.shared
+                .client
+                .fail(&self.worker_id, &self.lease_id, &failure)
         })
         .await;
     }
@@ -672,17 +618,11 @@ impl JobRunner {
     /// Gives the lease back as preempted: the job is queued again at once, and the attempt
     /// does not count toward its sweep's `max_attempts`.
     async fn release(&self, epoch: u32) {
-        let request = pb::ReleaseJobRequest {
-            worker_id: self.worker_id.clone(),
-            lease_id: self.lease_id.clone(),
-            reason: pb::ReleaseReason::Preempted.into(),
-            epoch,
-        };
         let delivered = self
             .deliver("give the lease back", || {
-                let mut client = self.shared.client.clone();
-                let request = request.clone();
-                async move { client.release_job(request).await.map(|_| ()) }
+                self.shared
+                    .client
+                    .release_preempted(&self.worker_id, &self.lease_id, epoch)
             })
             .await;
         if delivered {
@@ -690,63 +630,29 @@ impl JobRunner {
         }
     }
 
-    /// Retries a final call through outages; true once the coordinator has accepted it.
+    /// Retries a final call through transient failures; true once the coordinator has
+    /// accepted it, false once it refused it for good.
     async fn deliver<F, Fut>(&self, what: &str, mut call: F) -> bool
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<(), tonic::Status>>,
+        Fut: std::future::Future<Output = Result<(), RemoteError>>,
     {
         let mut backoff = Backoff::default();
         loop {
             match call().await {
                 Ok(()) => return true,
-                Err(status) if is_refusal(&status) || status.code() == Code::NotFound => {
-                    tracing::warn!(lease = %self.lease_id, %status, "the coordinator refused the {what}; dropping the job");
+                Err(err) if !err.is_transient() => {
+                    tracing::warn!(lease = %self.lease_id, %err, "the coordinator refused the {what}; dropping the job");
                     return false;
                 }
-                Err(status) => {
+                Err(err) => {
                     if self.shared.stopping_now() {
                         tracing::warn!(lease = %self.lease_id, "stopping: the {what} is not delivered; the lease will expire");
                         return false;
                     }
-                    backoff.wait(what, &status).await;
+                    backoff.wait(what, &err).await;
                 }
             }
         }
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Exponential backoff from 100 ms to 5 s.
-struct Backoff {
-    delay: Duration,
-    failures: u32,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self {
-            delay: Duration::from_millis(100),
-            failures: 0,
-        }
-    }
-}
-
-impl Backoff {
-    fn reset(&mut self) {
-        *self = Self::default();
-    }
-
-    async fn wait(&mut self, what: &str, status: &tonic::Status) {
-        self.failures += 1;
-        // Loud on the first failure and then now and again, not on every retry.
-        if self.failures == 1 || self.failures.is_multiple_of(20) {
-            tracing::warn!(code = ?status.code(), message = status.message(), failures = self.failures, "cannot {what}; retrying");
-        }
-        tokio::time::sleep(self.delay).await;
-        self.delay = (self.delay * 2).min(Duration::from_secs(5));
     }
 }
