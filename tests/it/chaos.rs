@@ -192,11 +192,40 @@ fn a_worker_cut_off_shorter_than_its_lease_keeps_its_job_and_completes_once() {
         |_, _, _| proxy.cut(),
     );
     // The worker trains on and finishes while cut off; its completion fails and is retried.
-    crate::support::wait_until("a failed completion", TIMEOUT, || {
-        cluster.workers[0]
-            .line_containing("cannot complete")
-            .is_some()
-    });
+    // Bounded by a stall, not by the training's length: each checkpoint the cut-off worker
+    // takes (every few epochs) it logs as not uploaded, so a slow machine makes the wait
+    // longer while a stuck worker fails the test within TIMEOUT.
+    let mut latest_checkpoint = None;
+    let mut changed = std::time::Instant::now();
+    while cluster.workers[0]
+        .line_containing("cannot complete")
+        .is_none()
+    {
+        let newest = cluster.workers[0]
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("checkpoint not uploaded"))
+            .filter_map(|l| {
+                l.split("epoch=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<u32>()
+                    .ok()
+            })
+            .max();
+        if newest != latest_checkpoint {
+            latest_checkpoint = newest;
+            changed = std::time::Instant::now();
+        }
+        assert!(
+            changed.elapsed() < TIMEOUT,
+            "waiting for a failed completion: no new checkpoint for {TIMEOUT:?} (last: epoch {latest_checkpoint:?})"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     proxy.heal();
     let status =
         cluster.wait_for_state(&sweep, "the job to succeed", TIMEOUT, |s| succeeded(s) == 1);

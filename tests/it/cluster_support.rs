@@ -244,9 +244,11 @@ impl TestCluster {
         answer
     }
 
-    /// Waits (within a minute) for a job running on a worker that `pick` accepts, with at
-    /// least `min_epoch` epochs done, and calls `act` with its id and worker while every worker
-    /// is stopped (see [`Self::with_workers_stopped`]); answers the job and worker.
+    /// Waits for a job running on a worker that `pick` accepts, with at least `min_epoch`
+    /// epochs done, and calls `act` with its id and worker while every worker is stopped (see
+    /// [`Self::with_workers_stopped`]); answers the job and worker. Fails once the sweep's
+    /// status has not changed for a minute (a slow machine makes the wait longer, a stuck
+    /// sweep fails it).
     pub fn act_on_running_job(
         &mut self,
         sweep: &str,
@@ -255,22 +257,38 @@ impl TestCluster {
         pick: impl Fn(&str) -> bool,
         mut act: impl FnMut(&mut TestCluster, &str, &str),
     ) -> (String, String) {
-        let mut found = None;
-        wait_until(what, Duration::from_secs(60), || {
-            found = self.with_workers_stopped(|cluster| {
-                let status = cluster.sweep_status(sweep)?;
-                let job = status.jobs.iter().find(|j| {
-                    j.state == JobState::Running
-                        && j.epoch >= min_epoch
-                        && j.worker.as_deref().is_some_and(&pick)
-                })?;
-                let (job, worker) = (job.id.to_string(), job.worker.clone()?);
-                act(cluster, &job, &worker);
-                Some((job, worker))
+        let stall = Duration::from_secs(60);
+        let mut seen: Option<SweepStatus> = None;
+        let mut changed = std::time::Instant::now();
+        loop {
+            let (status, found) = self.with_workers_stopped(|cluster| {
+                let status = cluster.sweep_status(sweep);
+                let found = status.as_ref().and_then(|status| {
+                    let job = status.jobs.iter().find(|j| {
+                        j.state == JobState::Running
+                            && j.epoch >= min_epoch
+                            && j.worker.as_deref().is_some_and(&pick)
+                    })?;
+                    Some((job.id.to_string(), job.worker.clone()?))
+                });
+                if let Some((job, worker)) = &found {
+                    act(cluster, job, worker);
+                }
+                (status, found)
             });
-            found.is_some()
-        });
-        found.expect("found")
+            if let Some(found) = found {
+                return found;
+            }
+            if status.is_some() && status != seen {
+                seen = status;
+                changed = std::time::Instant::now();
+            }
+            assert!(
+                changed.elapsed() < stall,
+                "waiting for {what}: the sweep did not change for {stall:?}; last status: {seen:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
