@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use ltsweep_proto::{JobResult, JobSpec, JobState, pb};
+use ltsweep_proto::{JobResult, JobSpec, JobState, SweepStatus, pb};
 
 use crate::AnalysisError;
 
@@ -74,6 +74,41 @@ impl SweepRecords {
             .collect::<Result<Vec<_>, AnalysisError>>()?;
         Ok(SweepRecords {
             sweep_id: status.sweep_id,
+            name: status.name,
+            jobs,
+        })
+    }
+
+    /// The records in a typed client's answers: the sweep's status with specs and its
+    /// results.
+    pub fn from_status(
+        status: SweepStatus,
+        results: Vec<JobResult>,
+    ) -> Result<SweepRecords, AnalysisError> {
+        let mut by_job: HashMap<String, JobResult> = results
+            .into_iter()
+            .map(|result| (result.job_id.clone(), result))
+            .collect();
+        let jobs = status
+            .jobs
+            .into_iter()
+            .map(|job| {
+                let spec = job.spec.ok_or_else(|| AnalysisError::BadRecord {
+                    job: job.id.to_string(),
+                    problem: "the coordinator sent it without its spec".into(),
+                })?;
+                Ok(JobRecord {
+                    state: job.state,
+                    attempts: job.attempts,
+                    worker: job.worker,
+                    error: job.error,
+                    result: by_job.remove(spec.id.as_str()),
+                    spec,
+                })
+            })
+            .collect::<Result<Vec<_>, AnalysisError>>()?;
+        Ok(SweepRecords {
+            sweep_id: status.id.0,
             name: status.name,
             jobs,
         })

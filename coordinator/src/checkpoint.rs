@@ -14,16 +14,13 @@ use std::path::{Path, PathBuf};
 
 use futures::{Stream, StreamExt};
 use ltsweep_proto::JobId;
-use sha2::{Digest, Sha256};
+use ltsweep_proto::checkpoint::{self, ChunkError, Verifier, sha256_hex};
 use tokio::io::AsyncWriteExt;
 
 use crate::error::CoordinatorError;
 use crate::scheduler::{Change, Checkpoint, LeaseId, Scheduler};
 
 type Result<T> = std::result::Result<T, CoordinatorError>;
-
-/// The chunk size of downloads.
-pub(crate) const CHUNK_BYTES: usize = 1 << 20;
 
 /// The checkpoint folder of a state dir.
 #[derive(Debug)]
@@ -135,36 +132,14 @@ impl CheckpointFiles {
             path: path.clone(),
             installed: false,
         };
-        let mut hasher = Sha256::new();
-        let mut got: u64 = 0;
+        // The chunk format's own check, the same one a downloading worker makes.
+        let mut verifier = Verifier::new(size, sha256);
         while let Some(chunk) = chunks.next().await {
             let chunk = chunk?;
-            got += chunk.len() as u64;
-            if got > size {
-                return Err(CoordinatorError::invalid(
-                    "header.size",
-                    format!(
-                        "the header announced {size} bytes but more arrived: send the checkpoint's real size"
-                    ),
-                ));
-            }
-            hasher.update(&chunk);
+            verifier.update(&chunk).map_err(refused)?;
             file.write_all(&chunk).await.map_err(io)?;
         }
-        if got != size {
-            return Err(CoordinatorError::invalid(
-                "header.size",
-                format!(
-                    "the header announced {size} bytes but {got} arrived: send the whole checkpoint"
-                ),
-            ));
-        }
-        let digest = hex(&hasher.finalize());
-        if digest != sha256 {
-            return Err(CoordinatorError::Corrupted(format!(
-                "its SHA-256 is {digest}, the header says {sha256}"
-            )));
-        }
+        verifier.finish().map_err(refused)?;
         // On disk before it can replace the previous checkpoint.
         file.sync_all().await.map_err(io)?;
         drop(file);
@@ -205,7 +180,7 @@ impl CheckpointFiles {
             Err(e) => return Err(CoordinatorError::storage(&path, e)),
         };
         let (bytes, digest) = tokio::task::spawn_blocking(move || {
-            let digest = hex(&Sha256::digest(&bytes));
+            let digest = sha256_hex(&bytes);
             (bytes, digest)
         })
         .await
@@ -216,6 +191,21 @@ impl CheckpointFiles {
             )));
         }
         Ok(bytes)
+    }
+}
+
+/// An upload whose bytes differ from its header: a size that lies is the sender's mistake, a
+/// digest that differs is damage on the way (upload again).
+fn refused(err: ChunkError) -> CoordinatorError {
+    match err {
+        ChunkError::Longer { .. } => CoordinatorError::invalid(
+            "header.size",
+            format!("{err}: send the checkpoint's real size"),
+        ),
+        ChunkError::Shorter { .. } => {
+            CoordinatorError::invalid("header.size", format!("{err}: send the whole checkpoint"))
+        }
+        ChunkError::Digest { .. } => CoordinatorError::Corrupted(err.to_string()),
     }
 }
 
@@ -234,20 +224,9 @@ pub(crate) fn take_ended(changes: &mut [Change]) -> Vec<(JobId, Checkpoint)> {
         .collect()
 }
 
-/// Lowercase hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
 /// A SHA-256 as a header carries it: 64 hex digits, either case; answered in lowercase.
 pub(crate) fn parse_sha256(text: &str) -> Result<String> {
-    if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if checkpoint::is_sha256(text) {
         Ok(text.to_ascii_lowercase())
     } else {
         Err(CoordinatorError::invalid(
@@ -276,7 +255,7 @@ mod tests {
         let (_dir, files) = files();
         let job = JobId("abc".into());
         let lease = LeaseId("l-1-abc".into());
-        let sha = hex(&Sha256::digest(b"hello world"));
+        let sha = sha256_hex(b"hello world");
         let received = files
             .receive(&lease, 11, &sha, chunks(&[b"hello ", b"world"]))
             .await
@@ -295,7 +274,7 @@ mod tests {
     async fn a_wrong_checksum_or_size_leaves_nothing_behind() {
         let (dir, files) = files();
         let lease = LeaseId("l-1-abc".into());
-        let sha = hex(&Sha256::digest(b"hello world"));
+        let sha = sha256_hex(b"hello world");
         let err = files
             .receive(&lease, 11, &sha, chunks(&[b"hello there"]))
             .await

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use ltsweep_proto::{ConvertError, SpecError};
+use ltsweep_proto::{ConvertError, ErrorKind, SpecError};
 use tonic::{Code, Status};
 
 use crate::scheduler::LeaseId;
@@ -81,22 +81,30 @@ impl CoordinatorError {
         }
     }
 
-    /// The gRPC status code a client sees for this error.
-    pub fn code(&self) -> Code {
+    /// What the caller can do about this error, in the contract's terms: a client reads the
+    /// same kind back from the code ([`ltsweep_proto::RemoteError`]), through one table.
+    pub fn kind(&self) -> ErrorKind {
         match self {
             Self::InvalidSpec(_) | Self::InvalidArgument { .. } | Self::Config(_) => {
-                Code::InvalidArgument
+                ErrorKind::InvalidArgument
             }
-            Self::NotFound { .. } => Code::NotFound,
+            Self::NotFound { .. } => ErrorKind::NotFound,
             Self::StaleLease { .. } | Self::VersionMismatch { .. } | Self::Precondition(_) => {
-                Code::FailedPrecondition
+                ErrorKind::Precondition
             }
-            Self::Corrupted(_) => Code::DataLoss,
-            Self::Storage { .. } | Self::Transport(_) | Self::ShuttingDown => Code::Unavailable,
-            Self::Unauthenticated => Code::Unauthenticated,
-            Self::Exhausted(_) => Code::ResourceExhausted,
-            Self::Internal(_) => Code::Internal,
+            Self::Corrupted(_) => ErrorKind::Corrupted,
+            Self::Storage { .. } | Self::Transport(_) | Self::ShuttingDown => {
+                ErrorKind::Unavailable
+            }
+            Self::Unauthenticated => ErrorKind::Unauthenticated,
+            Self::Exhausted(_) => ErrorKind::Exhausted,
+            Self::Internal(_) => ErrorKind::Internal,
         }
+    }
+
+    /// The gRPC status code a client sees for this error.
+    pub fn code(&self) -> Code {
+        self.kind().code()
     }
 }
 
@@ -111,5 +119,57 @@ impl From<CoordinatorError> for Status {
 impl From<ConvertError> for CoordinatorError {
     fn from(err: ConvertError) -> Self {
         Self::invalid(err.field, err.problem)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ltsweep_proto::RemoteError;
+
+    use super::*;
+
+    /// The coordinator's side of the contract's table: each error reaches a client as the kind
+    /// the coordinator meant, with its message.
+    #[test]
+    fn every_error_reads_back_as_its_kind() {
+        let errors = [
+            CoordinatorError::invalid("sweep_id", "empty"),
+            CoordinatorError::NotFound {
+                kind: "sweep",
+                id: "s".into(),
+                hint: "submit it",
+            },
+            CoordinatorError::StaleLease {
+                lease: LeaseId("l".into()),
+                reason: "expired".into(),
+            },
+            CoordinatorError::VersionMismatch {
+                worker: 2,
+                coordinator: 1,
+            },
+            CoordinatorError::Precondition("still running".into()),
+            CoordinatorError::Corrupted("sha".into()),
+            CoordinatorError::storage("/state", "disk full"),
+            CoordinatorError::Exhausted("--max-jobs".into()),
+            CoordinatorError::Unauthenticated,
+            CoordinatorError::Config("heartbeat".into()),
+            CoordinatorError::ShuttingDown,
+            CoordinatorError::Transport("bind".into()),
+            CoordinatorError::Internal("bug".into()),
+        ];
+        for err in errors {
+            let (kind, message) = (err.kind(), err.to_string());
+            let back = RemoteError::from(Status::from(err));
+            assert_eq!(back.kind(), Some(kind), "{message}");
+            assert_eq!(back.message(), message);
+        }
+        // The ones a worker retries, and the ones it must not.
+        assert!(ErrorKind::Unavailable.is_transient());
+        assert!(!CoordinatorError::invalid("x", "y").kind().is_transient());
+        assert!(
+            !CoordinatorError::Exhausted("x".into())
+                .kind()
+                .is_transient()
+        );
     }
 }

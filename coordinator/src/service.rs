@@ -18,7 +18,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, warn};
 
-use crate::checkpoint::{self, CHUNK_BYTES, CheckpointFiles};
+use crate::checkpoint::{self, CheckpointFiles};
 use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
 use crate::limits::{self, Limits};
@@ -28,6 +28,7 @@ use crate::scheduler::{
 };
 use crate::store::Store;
 use crate::wire;
+use ltsweep_proto::checkpoint::CheckpointHeader;
 
 type Result<T> = std::result::Result<T, CoordinatorError>;
 type RpcResult<T> = std::result::Result<Response<T>, Status>;
@@ -213,7 +214,9 @@ impl Coordinator {
         }
     }
 
-    fn sweep_status(&self, sweep_id: &str, with_specs: bool) -> Result<pb::SweepStatus> {
+    fn sweep_status(&self, request: &pb::GetSweepRequest) -> Result<pb::SweepStatus> {
+        let page = paging::Page::of(request)?;
+        let sweep_id = request.sweep_id.as_str();
         self.read(|s| {
             let sweep = if sweep_id.is_empty() {
                 s.latest_sweep().ok_or(CoordinatorError::NotFound {
@@ -225,7 +228,7 @@ impl Coordinator {
                 s.sweep(&SweepId(sweep_id.to_owned()))
                     .ok_or_else(|| unknown_sweep(sweep_id))?
             };
-            Ok(wire::sweep_status(s, sweep, with_specs))
+            paging::sweep_page(s, sweep, request.with_specs, page)
         })
     }
 
@@ -501,7 +504,6 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
         &self,
         request: Request<pb::DownloadCheckpointRequest>,
     ) -> RpcResult<Self::DownloadCheckpointStream> {
-        use pb::checkpoint_chunk::Part;
         let lease = LeaseId(limits::short_field(
             request.into_inner().lease_id,
             "lease_id",
@@ -515,22 +517,15 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
             }
             .into());
         };
-        let bytes = Arc::new(self.0.checkpoints.read(&job, &checkpoint).await?);
-        let header = pb::CheckpointChunk {
-            part: Some(Part::Header(pb::CheckpointHeader {
-                lease_id: lease.0,
-                epoch: checkpoint.epoch,
-                size: bytes.len() as u64,
-                sha256: checkpoint.sha256,
-            })),
+        let bytes = self.0.checkpoints.read(&job, &checkpoint).await?;
+        let header = CheckpointHeader {
+            lease_id: lease.0,
+            epoch: checkpoint.epoch,
+            size: bytes.len() as u64,
+            sha256: checkpoint.sha256,
         };
-        let chunks = (0..bytes.len().div_ceil(CHUNK_BYTES)).map(move |i| {
-            let end = ((i + 1) * CHUNK_BYTES).min(bytes.len());
-            Ok(pb::CheckpointChunk {
-                part: Some(Part::Data(bytes[i * CHUNK_BYTES..end].to_vec())),
-            })
-        });
-        let stream = futures::stream::iter(std::iter::once(Ok(header)).chain(chunks));
+        let stream =
+            futures::stream::iter(ltsweep_proto::checkpoint::chunks(&header, bytes).map(Ok));
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -627,10 +622,7 @@ impl pb::sweep_service_server::SweepService for SweepApi {
     }
 
     async fn get_sweep(&self, request: Request<pb::GetSweepRequest>) -> RpcResult<pb::SweepStatus> {
-        let request = request.into_inner();
-        Ok(Response::new(
-            self.0.sweep_status(&request.sweep_id, request.with_specs)?,
-        ))
+        Ok(Response::new(self.0.sweep_status(request.get_ref())?))
     }
 
     async fn list_sweeps(
@@ -781,6 +773,7 @@ impl pb::sweep_service_server::SweepService for SweepApi {
 }
 
 mod delete;
+mod paging;
 mod placement;
 #[cfg(test)]
 mod tests;

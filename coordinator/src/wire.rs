@@ -37,24 +37,6 @@ pub(crate) fn job_status(job: &Job, with_spec: bool) -> pb::JobStatus {
     }
 }
 
-pub(crate) fn sweep_status(
-    scheduler: &Scheduler,
-    sweep: &Sweep,
-    with_specs: bool,
-) -> pb::SweepStatus {
-    pb::SweepStatus {
-        sweep_id: sweep.record.id.0.clone(),
-        name: sweep.record.name.clone(),
-        counts: Some(counts(&sweep.counts)),
-        jobs: scheduler
-            .jobs_of(sweep)
-            .map(|job| job_status(job, with_specs))
-            .collect(),
-        cancelled: sweep.record.cancelled,
-        submitted_unix_ms: sweep.record.submitted_ms,
-    }
-}
-
 pub(crate) fn sweep_summary(sweep: &Sweep) -> pb::SweepSummary {
     pb::SweepSummary {
         sweep_id: sweep.record.id.0.clone(),

@@ -1,5 +1,12 @@
 //! Connecting to a coordinator: the channel (plaintext or TLS) and the bearer token every call
-//! carries.
+//! carries; and the typed clients over it, [`WorkerApi`] and [`SweepApi`], which take and answer
+//! the domain types and turn every failure into one [`RemoteError`](crate::RemoteError).
+
+mod user;
+mod worker;
+
+pub use user::{Submitted, SweepApi, Watch, Which};
+pub use worker::{Failure, Lease, Progress, Registered, Registration, WorkerApi};
 
 use std::path::Path;
 use std::time::Duration;
@@ -59,6 +66,15 @@ impl Interceptor for Auth {
     }
 }
 
+crate::string_id!(
+    /// A worker, as the coordinator named it at registration.
+    WorkerId
+);
+crate::string_id!(
+    /// A lease on a job: every call about the job carries it (fencing).
+    LeaseId
+);
+
 pub type WorkerClient = WorkerServiceClient<InterceptedService<Channel, Auth>>;
 pub type SweepClient = SweepServiceClient<InterceptedService<Channel, Auth>>;
 
@@ -98,12 +114,24 @@ impl Connection {
         })
     }
 
+    /// The worker's typed client.
+    pub fn worker_api(&self) -> WorkerApi {
+        WorkerApi::new(self.worker())
+    }
+
+    /// The user's typed client.
+    pub fn sweep_api(&self) -> SweepApi {
+        SweepApi::new(self.sweeps())
+    }
+
+    /// The generated client, for tests that send what the typed one never would.
     pub fn worker(&self) -> WorkerClient {
         WorkerServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
             .max_decoding_message_size(256 << 20)
             .max_encoding_message_size(256 << 20)
     }
 
+    /// The generated client, for tests that send what the typed one never would.
     pub fn sweeps(&self) -> SweepClient {
         SweepServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
             .max_decoding_message_size(256 << 20)

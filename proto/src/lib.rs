@@ -20,12 +20,16 @@
 //! ```
 
 pub mod baseline;
+pub mod checkpoint;
 pub mod client;
 pub mod convert;
 mod grid;
 pub mod job;
+pub mod paging;
+pub mod remote;
 pub mod result;
 pub mod spec;
+pub mod status;
 
 pub use baseline::{BaseKind, BaseLoss, Sampler};
 pub use convert::ConvertError;
@@ -33,10 +37,12 @@ pub use job::{
     AxisValue, ClassScope, CompMode, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec,
     JobState, LossConfig, LossPlan, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
 };
+pub use remote::{ErrorKind, RemoteError};
 pub use result::{
     ClassGroup, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, PosthocAccuracy, Shot,
 };
 pub use spec::{SpecError, SweepSpec};
+pub use status::{JobStatus, SweepCounts, SweepEvent, SweepStatus, SweepSummary};
 
 /// The generated protocol: messages, `*_client` and `*_server` modules.
 #[allow(clippy::all, missing_docs)]

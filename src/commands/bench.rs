@@ -7,9 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use ltsweep_proto::client::Connection;
-use ltsweep_proto::pb;
-use ltsweep_proto::{ClassGroup, LossPlan, Shot, SweepSpec};
+use ltsweep_proto::client::{Connection, Registration, Which};
+use ltsweep_proto::{ClassGroup, GroupAccuracy, JobResult, LossPlan, Shot, SweepSpec};
 use ltsweep_worker::data::{ClassInfo, ImageSet, LongTailData};
 use ltsweep_worker::rng::Rng;
 use ltsweep_worker::train::{Trainer, device_name};
@@ -102,12 +101,20 @@ impl Drop for Child {
 
 impl Child {
     fn spawn(args: &[&str], token: &str) -> anyhow::Result<Child> {
+        Self::spawn_with_stderr(args, token, std::process::Stdio::inherit())
+    }
+
+    fn spawn_with_stderr(
+        args: &[&str],
+        token: &str,
+        stderr: std::process::Stdio,
+    ) -> anyhow::Result<Child> {
         let child = std::process::Command::new(std::env::current_exe()?)
             .args(args)
             .env("LTSWEEP_TOKEN", token)
             .env("RUST_LOG", "warn")
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::inherit())
+            .stderr(stderr)
             .spawn()?;
         Ok(Child(child))
     }
@@ -121,32 +128,50 @@ impl Child {
     }
 }
 
-/// Starts `ltsweep coordinator` on a free loopback port with its state in `state`.
+/// Starts `ltsweep coordinator` on loopback with its state in `state`. It binds port 0 itself
+/// and holds that listener: the port is read from the line it prints once listening, so no
+/// other process can take the port between a probe and the bind.
 fn start_coordinator(state: &Path, token: &str, extra: &[&str]) -> anyhow::Result<(Child, String)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let listen = format!("127.0.0.1:{port}");
+    use std::io::BufRead;
+
     let mut args = vec![
         "coordinator",
         "--listen",
-        &listen,
+        "127.0.0.1:0",
         "--state-dir",
         state.to_str().context("a UTF-8 path")?,
     ];
     args.extend_from_slice(extra);
-    let child = Child::spawn(&args, token)?;
-    let url = format!("http://{listen}");
-    // Ready when its port answers.
-    let start = Instant::now();
-    while std::net::TcpStream::connect(&listen).is_err() {
-        anyhow::ensure!(
-            start.elapsed() < Duration::from_secs(30),
-            "the coordinator did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok((child, url))
+    let mut child = Child::spawn_with_stderr(&args, token, std::process::Stdio::piped())?;
+    let stderr = child.0.stderr.take().context("a piped stderr")?;
+    let (found, address) = std::sync::mpsc::channel();
+    // Reads on past the address line, passing the coordinator's warnings on, so that it never
+    // blocks on a full pipe.
+    std::thread::spawn(move || {
+        let mut found = Some(found);
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let address = line
+                .split_once("listening on ")
+                .and_then(|(_, rest)| rest.split([' ', ',']).next())
+                .map(str::to_owned);
+            match (address, found.take()) {
+                (Some(address), Some(sender)) => {
+                    let _ = sender.send(address);
+                }
+                (_, sender) => {
+                    found = sender;
+                    eprintln!("{line}");
+                }
+            }
+        }
+    });
+    let address = address
+        .recv_timeout(Duration::from_secs(60))
+        .context("the coordinator did not say where it listens within 60 s")?;
+    Ok((child, format!("http://{address}")))
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -258,13 +283,9 @@ async fn load_run(
         "name = \"load-{name}\"\nseeds = [{}]\n[dataset]\nkind = \"synthetic\"\n[losses]\nplans = [{{ comp = \"none\", pc = \"none\" }}]\n",
         seeds.join(", ")
     );
-    let connection = Connection::new(url, Some(token), None)?;
+    let api = Connection::new(url, Some(token), None)?.sweep_api();
     let submit_start = Instant::now();
-    let submitted = connection
-        .sweeps()
-        .submit_sweep(pb::SubmitSweepRequest { spec_toml: spec })
-        .await?
-        .into_inner();
+    let submitted = api.submit(&spec).await?;
     let submit_seconds = submit_start.elapsed().as_secs_f64();
     let completed = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
@@ -285,15 +306,8 @@ async fn load_run(
         latencies.complete.extend(mine.complete);
     }
     let seconds = start.elapsed().as_secs_f64();
-    let status = connection
-        .sweeps()
-        .get_sweep(pb::GetSweepRequest {
-            sweep_id: submitted.sweep_id.clone(),
-            with_specs: false,
-        })
-        .await?
-        .into_inner();
-    let succeeded = status.counts.map_or(0, |c| c.succeeded);
+    let status = api.status(Which::Sweep(&submitted.sweep), false).await?;
+    let succeeded = status.counts.succeeded;
     anyhow::ensure!(
         succeeded as usize == args.jobs,
         "only {succeeded} of {} jobs succeeded",
@@ -318,21 +332,16 @@ async fn simulated_worker(
     completed: Arc<AtomicUsize>,
     pace: Option<(Duration, Duration)>,
 ) -> anyhow::Result<Latencies> {
-    let mut client = connection.worker();
-    let worker_id = client
-        .register_worker(pb::RegisterWorkerRequest {
+    let api = connection.worker_api();
+    let registered = api
+        .register(&Registration {
             host: format!("load-{index}"),
-            devices: vec![pb::Device {
-                name: "cpu".into(),
-                slots: 1,
-            }],
-            protocol_version: ltsweep_proto::PROTOCOL_VERSION,
+            devices: vec![("cpu".into(), 1)],
             version: env!("CARGO_PKG_VERSION").into(),
             slurm: None,
         })
-        .await?
-        .into_inner()
-        .worker_id;
+        .await?;
+    let worker = registered.worker;
     let mut latencies = Latencies::default();
     let mut next = tokio::time::Instant::now() + pace.map_or(Duration::ZERO, |(_, offset)| offset);
     while completed.load(Ordering::Relaxed) < jobs {
@@ -341,36 +350,32 @@ async fn simulated_worker(
             next += period;
         }
         let start = Instant::now();
-        let lease = client
-            .poll_work(pb::PollWorkRequest {
-                worker_id: worker_id.clone(),
-                device: "cpu".into(),
-            })
-            .await?
-            .into_inner()
-            .lease;
+        let lease = api.poll(&worker, "cpu", registered.poll_timeout).await?;
         let Some(lease) = lease else { continue };
         latencies.poll.push(start.elapsed().as_micros() as u32);
-        let job = lease.job.context("a lease without its job")?;
-        let result = pb::JobResult {
-            job_id: job.job_id.clone(),
-            sweep_id: job.sweep_id.clone(),
-            accuracy: Some(pb::GroupAccuracy {
-                all: Some(0.5),
+        let job = lease.job?;
+        let result = JobResult {
+            job_id: job.id.0.clone(),
+            sweep_id: job.sweep.0.clone(),
+            accuracy: GroupAccuracy {
+                acc_all: Some(0.5),
                 ..Default::default()
-            }),
-            spec: Some(job),
+            },
+            spec: job,
+            per_class: Vec::new(),
+            epochs: Vec::new(),
+            num_classes: 0,
+            train_images: 0,
+            confusion: Vec::new(),
+            train_seconds: 0.0,
             device: "cpu".into(),
-            ..Default::default()
+            worker_id: None,
+            attempts: 0,
+            epochs_retrained: 0,
+            posthoc: Vec::new(),
         };
         let start = Instant::now();
-        client
-            .complete_job(pb::CompleteJobRequest {
-                worker_id: worker_id.clone(),
-                lease_id: lease.lease_id,
-                result: Some(result),
-            })
-            .await?;
+        api.complete(&worker, &lease.id, result).await?;
         latencies.complete.push(start.elapsed().as_micros() as u32);
         completed.fetch_add(1, Ordering::Relaxed);
     }
@@ -417,22 +422,12 @@ fn sweep(args: &BenchSweepArgs) -> anyhow::Result<()> {
         )?);
     }
     super::client::block_on(async {
-        let connection = Connection::new(&url, Some(token), None)?;
+        let api = Connection::new(&url, Some(token), None)?.sweep_api();
         let submit_start = Instant::now();
-        let submitted = connection
-            .sweeps()
-            .submit_sweep(pb::SubmitSweepRequest { spec_toml: spec })
-            .await?
-            .into_inner();
-        let mut stream = connection
-            .sweeps()
-            .watch_sweep(pb::WatchSweepRequest {
-                sweep_id: submitted.sweep_id.clone(),
-            })
-            .await?
-            .into_inner();
-        let mut counts = pb::SweepCounts::default();
-        while let Some(event) = stream.message().await? {
+        let submitted = api.submit(&spec).await?;
+        let mut watch = api.watch(&submitted.sweep).await?;
+        let mut counts = ltsweep_proto::SweepCounts::default();
+        while let Some(event) = watch.next().await? {
             counts = event.counts.unwrap_or(counts);
         }
         let submit_seconds = submit_start.elapsed().as_secs_f64();

@@ -6,10 +6,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use ltsweep_proto::client::{Connection, SweepClient};
-use ltsweep_proto::{JobState, LossPlan, pb};
+use ltsweep_proto::client::{Connection, Which};
+use ltsweep_proto::{ErrorKind, JobId, JobState, JobStatus, RemoteError, SweepId};
 use serde_json::json;
-use tonic::Code;
 
 use crate::cli::{RemoteArgs, StatusArgs, SubmitArgs, SweepArgs};
 use crate::exit::{BadInput, Refused};
@@ -66,23 +65,23 @@ pub fn connect(remote: &RemoteArgs) -> anyhow::Result<Connection> {
     .map_err(|e| BadInput(e.to_string()).into())
 }
 
-/// One line for a refused or failed call.
-pub fn rpc_error(status: tonic::Status, remote: &RemoteArgs) -> anyhow::Error {
-    let message = status.message().to_owned();
-    match status.code() {
-        Code::InvalidArgument | Code::NotFound => BadInput(message).into(),
-        Code::Unauthenticated => Refused(format!(
+/// One line for a refused or failed call, and its exit code (see `exit`).
+pub fn remote_error(err: RemoteError, remote: &RemoteArgs) -> anyhow::Error {
+    let message = err.message().to_owned();
+    match err.kind() {
+        Some(ErrorKind::InvalidArgument | ErrorKind::NotFound) => BadInput(message).into(),
+        Some(ErrorKind::Unauthenticated) => Refused(format!(
             "the coordinator refused the token ({message}); give it with --token-file or LTSWEEP_TOKEN"
         ))
         .into(),
-        Code::FailedPrecondition | Code::PermissionDenied | Code::ResourceExhausted => {
+        Some(ErrorKind::Precondition | ErrorKind::PermissionDenied | ErrorKind::Exhausted) => {
             Refused(message).into()
         }
-        Code::Unavailable => anyhow::anyhow!(
+        Some(ErrorKind::Unavailable) => anyhow::anyhow!(
             "cannot reach the coordinator at {} ({message}); is it running? (--coordinator, LTSWEEP_COORDINATOR)",
             remote.coordinator
         ),
-        code => anyhow::anyhow!("the coordinator answered {code:?}: {message}"),
+        _ => anyhow::anyhow!("the coordinator call failed: {err}"),
     }
 }
 
@@ -92,11 +91,10 @@ pub fn submit(args: &SubmitArgs) -> anyhow::Result<()> {
     block_on(async {
         let connection = connect(&args.remote)?;
         let response = connection
-            .sweeps()
-            .submit_sweep(pb::SubmitSweepRequest { spec_toml: text })
+            .sweep_api()
+            .submit(&text)
             .await
-            .map_err(|s| rpc_error(s, &args.remote))?
-            .into_inner();
+            .map_err(|e| remote_error(e, &args.remote))?;
         if response.created {
             println!("submitted {}: {} jobs", spec.name, response.jobs);
         } else {
@@ -106,61 +104,42 @@ pub fn submit(args: &SubmitArgs) -> anyhow::Result<()> {
             );
         }
         if args.watch {
-            watch_sweep(&connection, &response.sweep_id, &args.remote).await?;
+            watch_sweep(&connection, &response.sweep, &args.remote).await?;
         }
         // Scripts take the sweep id from the last line.
-        println!("{}", response.sweep_id);
+        println!("{}", response.sweep);
         Ok(())
     })
 }
 
-async fn get_sweep(
-    client: &mut SweepClient,
-    sweep: &str,
-    remote: &RemoteArgs,
-) -> anyhow::Result<pb::SweepStatus> {
-    Ok(client
-        .get_sweep(pb::GetSweepRequest {
-            with_specs: false,
-            sweep_id: sweep.to_owned(),
-        })
-        .await
-        .map_err(|s| rpc_error(s, remote))?
-        .into_inner())
-}
-
-fn plan_label(plan: Option<pb::LossPlan>) -> String {
-    plan.and_then(|p| LossPlan::try_from(p).ok())
-        .map_or_else(|| "?".to_owned(), |p| p.to_string())
-}
-
-fn state_label(state: i32) -> &'static str {
-    JobState::try_from(state).map_or("unknown", JobState::as_str)
+fn plan_label(job: &JobStatus) -> String {
+    job.plan.to_string()
 }
 
 pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
     let sweep = block_on(async {
         let connection = connect(&args.remote)?;
-        get_sweep(
-            &mut connection.sweeps(),
-            args.sweep.as_deref().unwrap_or(""),
-            &args.remote,
-        )
-        .await
+        let id = args.sweep.as_deref().map(SweepId::from);
+        let which = id.as_ref().map_or(Which::Latest, Which::Sweep);
+        connection
+            .sweep_api()
+            .status(which, false)
+            .await
+            .map_err(|e| remote_error(e, &args.remote))
     })?;
-    let counts = sweep.counts.unwrap_or_default();
+    let counts = sweep.counts;
     if args.json {
         let jobs: Vec<_> = sweep
             .jobs
             .iter()
             .map(|job| {
                 let mut row = json!({
-                    "id": job.job_id,
-                    "plan": plan_label(job.plan),
+                    "id": job.id,
+                    "plan": plan_label(job),
                     "seed": job.seed,
-                    "state": state_label(job.state),
+                    "state": job.state.as_str(),
                     "attempts": job.attempts,
-                    "worker": (!job.worker_id.is_empty()).then_some(&job.worker_id),
+                    "worker": job.worker,
                     "epoch": job.epoch,
                     "epochs": job.epochs_total,
                     "epochs_retrained": job.epochs_retrained,
@@ -169,14 +148,14 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
                 for axis in &job.axes {
                     row[axis.name.as_str()] = json!(axis.value);
                 }
-                if !job.error.is_empty() {
-                    row["error"] = json!(job.error);
+                if let Some(error) = &job.error {
+                    row["error"] = json!(error);
                 }
                 row
             })
             .collect();
         let out = json!({
-            "sweep": sweep.sweep_id,
+            "sweep": sweep.id,
             "name": sweep.name,
             "total": counts.total,
             "pending": counts.pending,
@@ -199,26 +178,26 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
         .jobs
         .iter()
         .map(|job| {
-            let mut plan = plan_label(job.plan);
+            let mut plan = plan_label(job);
             for axis in &job.axes {
                 plan.push_str(&format!(" {}={}", axis.name, axis.value));
             }
             vec![
-                job.job_id.clone(),
+                job.id.to_string(),
                 plan,
                 job.seed.to_string(),
-                state_label(job.state).to_owned(),
+                job.state.as_str().to_owned(),
                 format!("{}/{}", job.epoch, job.epochs_total),
                 job.attempts.to_string(),
-                job.worker_id.clone(),
-                job.error.clone(),
+                job.worker.clone().unwrap_or_default(),
+                job.error.clone().unwrap_or_default(),
             ]
         })
         .collect();
     print!("{}", crate::table::render(&header, &rows));
     println!(
         "{} ({}): {} jobs: {} pending, {} running, {} succeeded, {} failed, {} cancelled",
-        sweep.sweep_id,
+        sweep.id,
         sweep.name,
         counts.total,
         counts.pending,
@@ -233,7 +212,12 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
 pub fn watch(args: &SweepArgs) -> anyhow::Result<()> {
     block_on(async {
         let connection = connect(&args.remote)?;
-        watch_sweep(&connection, &args.sweep, &args.remote).await
+        watch_sweep(
+            &connection,
+            &SweepId::from(args.sweep.as_str()),
+            &args.remote,
+        )
+        .await
     })
 }
 
@@ -241,7 +225,7 @@ pub fn watch(args: &SweepArgs) -> anyhow::Result<()> {
 /// restarts.
 pub async fn watch_sweep(
     connection: &Connection,
-    sweep: &str,
+    sweep: &SweepId,
     remote: &RemoteArgs,
 ) -> anyhow::Result<()> {
     let bars = MultiProgress::new();
@@ -255,46 +239,38 @@ pub async fn watch_sweep(
         ProgressStyle::with_template("  {prefix:<40} [{bar:20}] epoch {pos}/{len} {msg}")
             .expect("a valid template")
             .progress_chars("=> ");
-    let mut jobs: BTreeMap<String, pb::JobStatus> = BTreeMap::new();
-    let mut running: BTreeMap<String, ProgressBar> = BTreeMap::new();
+    let mut running: BTreeMap<JobId, ProgressBar> = BTreeMap::new();
     let mut failures = 0u32;
+    let api = connection.sweep_api();
     loop {
-        let stream = connection
-            .sweeps()
-            .watch_sweep(pb::WatchSweepRequest {
-                sweep_id: sweep.to_owned(),
-            })
-            .await;
-        let mut stream = match stream {
-            Ok(stream) => stream.into_inner(),
-            Err(status) if status.code() == Code::Unavailable && failures < 120 => {
+        let mut stream = match api.watch(sweep).await {
+            Ok(stream) => stream,
+            Err(err) if err.is_transient() && failures < 120 => {
                 failures += 1;
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
-            Err(status) => return Err(rpc_error(status, remote)),
+            Err(err) => return Err(remote_error(err, remote)),
         };
         loop {
-            match stream.message().await {
+            match stream.next().await {
                 Ok(Some(event)) => {
                     failures = 0;
                     if let Some(counts) = &event.counts {
                         overall.set_length(u64::from(counts.total));
-                        overall.set_position(u64::from(
-                            counts.succeeded + counts.failed + counts.cancelled,
-                        ));
+                        overall.set_position(u64::from(counts.ended()));
                         overall.set_message(format!(
                             "({} running, {} failed, {} cancelled)",
                             counts.running, counts.failed, counts.cancelled
                         ));
                     }
                     let Some(job) = event.job else { continue };
-                    let state = JobState::try_from(job.state).ok();
-                    if state == Some(JobState::Running) {
-                        let bar = running.entry(job.job_id.clone()).or_insert_with(|| {
+                    let key = job.id.clone();
+                    if job.state == JobState::Running {
+                        let bar = running.entry(key).or_insert_with(|| {
                             let bar = bars.add(ProgressBar::new(u64::from(job.epochs_total)));
                             bar.set_style(job_style.clone());
-                            bar.set_prefix(format!("{} seed {}", plan_label(job.plan), job.seed));
+                            bar.set_prefix(format!("{} seed {}", plan_label(&job), job.seed));
                             bar
                         });
                         bar.set_position(u64::from(job.epoch));
@@ -302,80 +278,64 @@ pub async fn watch_sweep(
                             bar.set_message(format!(
                                 "test {:.1}% on {}",
                                 100.0 * acc,
-                                job.worker_id
+                                job.worker.as_deref().unwrap_or("?")
                             ));
                         }
-                    } else if let Some(bar) = running.remove(&job.job_id) {
+                    } else if let Some(bar) = running.remove(&key) {
                         bar.finish_and_clear();
                         bars.remove(&bar);
                     }
-                    jobs.insert(job.job_id.clone(), job);
                 }
                 Ok(None) => {
                     overall.finish();
                     return Ok(());
                 }
-                Err(status)
-                    if status.code() == Code::Unavailable || status.code() == Code::Unknown =>
-                {
+                Err(err) if err.is_transient() => {
                     // The coordinator went away mid-stream: start over once it is back.
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     break;
                 }
-                Err(status) => return Err(rpc_error(status, remote)),
+                Err(err) => return Err(remote_error(err, remote)),
             }
         }
     }
 }
 
 pub fn cancel(args: &SweepArgs) -> anyhow::Result<()> {
-    let response = block_on(async {
+    let cancelled = block_on(async {
         let connection = connect(&args.remote)?;
-        let request = pb::CancelSweepRequest {
-            sweep_id: args.sweep.clone(),
-        };
         connection
-            .sweeps()
-            .cancel_sweep(request)
+            .sweep_api()
+            .cancel(&SweepId::from(args.sweep.as_str()))
             .await
-            .map_err(|s| rpc_error(s, &args.remote))
-    })?
-    .into_inner();
-    println!("cancelled {} jobs of {}", response.cancelled, args.sweep);
+            .map_err(|e| remote_error(e, &args.remote))
+    })?;
+    println!("cancelled {cancelled} jobs of {}", args.sweep);
     Ok(())
 }
 
 pub fn retry_failed(args: &SweepArgs) -> anyhow::Result<()> {
-    let response = block_on(async {
+    let requeued = block_on(async {
         let connection = connect(&args.remote)?;
-        let request = pb::RetryFailedRequest {
-            sweep_id: args.sweep.clone(),
-        };
         connection
-            .sweeps()
-            .retry_failed(request)
+            .sweep_api()
+            .retry_failed(&SweepId::from(args.sweep.as_str()))
             .await
-            .map_err(|s| rpc_error(s, &args.remote))
-    })?
-    .into_inner();
-    println!(
-        "{} jobs of {} are back in the queue",
-        response.requeued, args.sweep
-    );
+            .map_err(|e| remote_error(e, &args.remote))
+    })?;
+    println!("{requeued} jobs of {} are back in the queue", args.sweep);
     Ok(())
 }
 
 pub fn workers(remote: &RemoteArgs) -> anyhow::Result<()> {
-    let response = block_on(async {
+    let workers = block_on(async {
         let connection = connect(remote)?;
-        let request = pb::ListWorkersRequest {};
         connection
-            .sweeps()
-            .list_workers(request)
+            .sweep_api()
+            .workers()
             .await
-            .map_err(|s| rpc_error(s, remote))
-    })?
-    .into_inner();
+            .map_err(|e| remote_error(e, remote))
+    })?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
@@ -391,8 +351,7 @@ pub fn workers(remote: &RemoteArgs) -> anyhow::Result<()> {
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
-    let rows: Vec<Vec<String>> = response
-        .workers
+    let rows: Vec<Vec<String>> = workers
         .iter()
         .map(|w| {
             let devices: Vec<String> = w
@@ -421,16 +380,14 @@ pub fn workers(remote: &RemoteArgs) -> anyhow::Result<()> {
 }
 
 pub fn sweeps(remote: &RemoteArgs) -> anyhow::Result<()> {
-    let response = block_on(async {
+    let sweeps = block_on(async {
         let connection = connect(remote)?;
-        let request = pb::ListSweepsRequest {};
         connection
+            .sweep_api()
             .sweeps()
-            .list_sweeps(request)
             .await
-            .map_err(|s| rpc_error(s, remote))
-    })?
-    .into_inner();
+            .map_err(|e| remote_error(e, remote))
+    })?;
     let header: Vec<String> = [
         "sweep",
         "jobs",
@@ -443,12 +400,11 @@ pub fn sweeps(remote: &RemoteArgs) -> anyhow::Result<()> {
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
-    let rows: Vec<Vec<String>> = response
-        .sweeps
+    let rows: Vec<Vec<String>> = sweeps
         .iter()
         .map(|s| {
-            let c = s.counts.unwrap_or_default();
-            [s.sweep_id.clone()]
+            let c = s.counts;
+            [s.id.to_string()]
                 .into_iter()
                 .chain(
                     [

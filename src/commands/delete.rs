@@ -1,26 +1,22 @@
 //! `ltsweep delete SWEEP`.
 
-use ltsweep_proto::pb;
+use ltsweep_proto::SweepId;
 
-use super::client::{block_on, connect, rpc_error};
+use super::client::{block_on, connect, remote_error};
 use crate::cli::SweepArgs;
 
 pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
-    let response = block_on(async {
+    let jobs = block_on(async {
         let connection = connect(&args.remote)?;
-        let request = pb::DeleteSweepRequest {
-            sweep_id: args.sweep.clone(),
-        };
         connection
-            .sweeps()
-            .delete_sweep(request)
+            .sweep_api()
+            .delete(&SweepId::from(args.sweep.as_str()))
             .await
-            .map_err(|s| rpc_error(s, &args.remote))
-    })?
-    .into_inner();
+            .map_err(|e| remote_error(e, &args.remote))
+    })?;
     println!(
-        "deleted {} with its {} jobs, their results and checkpoints",
-        args.sweep, response.jobs
+        "deleted {} with its {jobs} jobs, their results and checkpoints",
+        args.sweep
     );
     Ok(())
 }

@@ -4,40 +4,31 @@ use std::path::Path;
 
 use anyhow::Context;
 use ltsweep_analysis::{EpochChoice, Frames, SweepRecords, write_report_at};
-use ltsweep_proto::client::Connection;
-use ltsweep_proto::pb;
+use ltsweep_proto::SweepId;
+use ltsweep_proto::client::{Connection, Which};
 
-use super::client::{block_on, connect, rpc_error};
+use super::client::{block_on, connect, remote_error};
 use crate::cli::{ExportArgs, RemoteArgs, ReportArgs};
 use crate::exit::BadInput;
 
-/// Every job of a sweep with its state and, when it succeeded, its result.
+/// Every job of a sweep with its state and, when it succeeded, its result; an empty `sweep`
+/// is the latest one.
 pub async fn records(
     connection: &Connection,
     sweep: &str,
     remote: &RemoteArgs,
 ) -> anyhow::Result<SweepRecords> {
-    let mut client = connection.sweeps();
-    let status = client
-        .get_sweep(pb::GetSweepRequest {
-            sweep_id: sweep.to_owned(),
-            with_specs: true,
-        })
+    let api = connection.sweep_api();
+    let id = (!sweep.is_empty()).then(|| SweepId::from(sweep));
+    let status = api
+        .status(id.as_ref().map_or(Which::Latest, Which::Sweep), true)
         .await
-        .map_err(|s| rpc_error(s, remote))?
-        .into_inner();
-    let mut stream = client
-        .get_results(pb::GetResultsRequest {
-            sweep_id: status.sweep_id.clone(),
-        })
+        .map_err(|e| remote_error(e, remote))?;
+    let results = api
+        .results(&status.id)
         .await
-        .map_err(|s| rpc_error(s, remote))?
-        .into_inner();
-    let mut results = Vec::new();
-    while let Some(result) = stream.message().await.map_err(|s| rpc_error(s, remote))? {
-        results.push(result);
-    }
-    Ok(SweepRecords::from_wire(status, results)?)
+        .map_err(|e| remote_error(e, remote))?;
+    Ok(SweepRecords::from_status(status, results)?)
 }
 
 /// Writes the report files (tables at each job's final epoch) and prints the tables.

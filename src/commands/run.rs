@@ -10,12 +10,11 @@ use anyhow::Context;
 use ltsweep_analysis::Frames;
 use ltsweep_coordinator::CoordinatorConfig;
 use ltsweep_proto::client::Connection;
-use ltsweep_proto::pb;
 use ltsweep_worker::rng::Rng;
 use ltsweep_worker::runtime::{self, Shutdown, WorkerConfig};
 use tokio::sync::{oneshot, watch};
 
-use super::client::{block_on, rpc_error, watch_sweep};
+use super::client::{block_on, remote_error, watch_sweep};
 use crate::cli::{RemoteArgs, RunArgs};
 use crate::exit::BadInput;
 
@@ -64,11 +63,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         }));
         let connection = Connection::new(&remote.coordinator, Some(&token), None)?;
         let submitted = connection
-            .sweeps()
-            .submit_sweep(pb::SubmitSweepRequest { spec_toml: text })
+            .sweep_api()
+            .submit(&text)
             .await
-            .map_err(|s| rpc_error(s, &remote))?
-            .into_inner();
+            .map_err(|e| remote_error(e, &remote))?;
         println!(
             "{} {}: {} jobs on {} workers ({}, {threads} libtorch threads each); state in {}",
             if submitted.created {
@@ -76,7 +74,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             } else {
                 "resuming"
             },
-            submitted.sweep_id,
+            submitted.sweep,
             submitted.jobs,
             args.workers,
             devices
@@ -103,7 +101,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         }
 
         let finished = tokio::select! {
-            watched = watch_sweep(&connection, &submitted.sweep_id, &remote) => Some(watched),
+            watched = watch_sweep(&connection, &submitted.sweep, &remote) => Some(watched),
             _ = tokio::signal::ctrl_c() => None,
         };
         let interrupted = finished.is_none();
@@ -121,7 +119,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         let records = match finished {
             Some(watched) => {
                 watched?;
-                Some(super::report::records(&connection, &submitted.sweep_id, &remote).await?)
+                Some(super::report::records(&connection, submitted.sweep.as_str(), &remote).await?)
             }
             None => None,
         };

@@ -13,12 +13,11 @@ use crate::proxy::Proxy;
 
 /// How long a sweep may go without any change of its status before a test fails.
 const TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a job of a hundred epochs may train, however loaded the machine.
-const TRAINING_TIMEOUT: Duration = Duration::from_secs(300);
 const CHECKPOINT_EVERY: u32 = 3;
 
-/// Nine jobs of forty epochs (a few seconds each): long enough that a status poll sees each
-/// one running part-way, so that the faults land on running jobs.
+/// Nine jobs of forty epochs (a few seconds each). The faults land on running jobs because
+/// the test stops every worker while it picks its target and acts (see
+/// `TestCluster::act_on_running_job`), not because a status poll happened to catch one.
 fn chaos_spec() -> String {
     format!(
         r#"
@@ -71,24 +70,6 @@ fn succeeded(status: &Value) -> u64 {
     status["succeeded"].as_u64().unwrap()
 }
 
-/// A job running part-way on a worker `pick` accepts.
-fn running_on(
-    status: &Value,
-    min_epoch: u64,
-    pick: impl Fn(&str) -> bool,
-) -> Option<(String, String)> {
-    jobs(status)
-        .iter()
-        .filter(|j| j["state"] == "running" && j["epoch"].as_u64() >= Some(min_epoch))
-        .find(|j| j["worker"].as_str().is_some_and(&pick))
-        .map(|j| {
-            (
-                j["id"].as_str().unwrap().to_owned(),
-                j["worker"].as_str().unwrap().to_owned(),
-            )
-        })
-}
-
 fn undisturbed_results() -> Vec<JobResult> {
     let cluster = TestCluster::start(2);
     let sweep = cluster.submit(&cluster.write_spec(&chaos_spec()));
@@ -108,15 +89,19 @@ fn a_sweep_through_kills_restarts_and_a_partition_ends_as_an_undisturbed_one() {
     let ids: Vec<String> = (0..3).map(|i| cluster.worker_id(i)).collect();
     let cut_off = ids[2].clone();
     let sweep = cluster.submit(&cluster.write_spec(&chaos_spec()));
+    // Workers are stopped while the target is chosen and killed: its job is certainly in
+    // mid-run, after a checkpoint or two, when it dies.
     let kill_a_worker = |cluster: &mut TestCluster, what: &str| {
-        let mut target = None;
-        cluster.wait_for_state(&sweep, what, TIMEOUT, |s| {
-            target = running_on(s, 4, |w| w != cut_off && ids.iter().any(|id| id == w));
-            target.is_some()
-        });
-        let (_, worker) = target.unwrap();
-        let index = ids.iter().position(|id| *id == worker).unwrap();
-        cluster.workers[index].kill();
+        cluster.act_on_running_job(
+            &sweep,
+            what,
+            4,
+            |w| w != cut_off && ids.iter().any(|id| id == w),
+            |cluster, _, worker| {
+                let index = ids.iter().position(|id| id == worker).unwrap();
+                cluster.workers[index].kill();
+            },
+        );
         cluster.add_worker();
     };
 
@@ -126,18 +111,14 @@ fn a_sweep_through_kills_restarts_and_a_partition_ends_as_an_undisturbed_one() {
     cluster.wait_for_state(&sweep, "a first result", TIMEOUT, |s| succeeded(s) >= 1);
     cluster.restart_coordinator();
     // One worker is cut off for longer than its lease: its job goes to another worker.
-    let mut partitioned_job = None;
-    cluster.wait_for_state(
+    // Cut while that worker is stopped mid-job: the job cannot end before the cut.
+    let (job, _) = cluster.act_on_running_job(
         &sweep,
         "a job on the worker behind the proxy",
-        TIMEOUT,
-        |s| {
-            partitioned_job = running_on(s, 1, |w| w == cut_off);
-            partitioned_job.is_some()
-        },
+        1,
+        |w| w == cut_off,
+        |_, _, _| proxy.cut(),
     );
-    let (job, _) = partitioned_job.unwrap();
-    proxy.cut();
     cluster.wait_for_state(&sweep, "the cut-off worker's job to move", TIMEOUT, |s| {
         jobs(s)
             .iter()
@@ -189,32 +170,62 @@ fn a_sweep_through_kills_restarts_and_a_partition_ends_as_an_undisturbed_one() {
 
 #[test]
 fn a_worker_cut_off_shorter_than_its_lease_keeps_its_job_and_completes_once() {
-    // An epoch of this job takes under a tenth of a second here: it must run long enough that
-    // a status poll sees it running before it ends, and end well inside the lease however
-    // loaded the machine.
-    const EPOCHS: usize = 100;
-    // The lease outlasts the whole wait for the cut-off training (TRAINING_TIMEOUT), so the
-    // job keeps it however loaded the machine.
+    // The cut lands while the worker is stopped in mid-job, so the job needs no more epochs
+    // than it takes to be seen running; an epoch takes under a tenth of a second here.
+    const EPOCHS: usize = 30;
+    // The lease outlasts every wait of the test, so the job keeps it however loaded the
+    // machine.
     let mut cluster = TestCluster::start_with_lease(0, "600s");
     let proxy = Proxy::start(&cluster.address);
     cluster.add_worker_at(&proxy.url());
     let worker = cluster.worker_id(0);
     let spec = chaos_spec()
         .replace("epochs = 40", &format!("epochs = {EPOCHS}"))
-        .replace("lr_decay_epochs = [30]", "lr_decay_epochs = [80]")
+        .replace("lr_decay_epochs = [30]", "lr_decay_epochs = [20]")
         + "[losses]\nplans = [{ comp = \"none\", pc = \"none\" }]\n";
     let sweep = cluster.submit(&cluster.write_spec(&spec));
-    cluster.wait_for_state(&sweep, "the job to start", TIMEOUT, |s| {
-        running_on(s, 1, |_| true).is_some()
-    });
-    proxy.cut();
+    cluster.act_on_running_job(
+        &sweep,
+        "the job to start",
+        1,
+        |_| true,
+        |_, _, _| proxy.cut(),
+    );
     // The worker trains on and finishes while cut off; its completion fails and is retried.
-    // This waits for the rest of the job's training, minutes on a loaded machine.
-    crate::support::wait_until("a failed completion", TRAINING_TIMEOUT, || {
-        cluster.workers[0]
-            .line_containing("cannot complete")
-            .is_some()
-    });
+    // Bounded by a stall, not by the training's length: each checkpoint the cut-off worker
+    // takes (every few epochs) it logs as not uploaded, so a slow machine makes the wait
+    // longer while a stuck worker fails the test within TIMEOUT.
+    let mut latest_checkpoint = None;
+    let mut changed = std::time::Instant::now();
+    while cluster.workers[0]
+        .line_containing("cannot complete")
+        .is_none()
+    {
+        let newest = cluster.workers[0]
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("checkpoint not uploaded"))
+            .filter_map(|l| {
+                l.split("epoch=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<u32>()
+                    .ok()
+            })
+            .max();
+        if newest != latest_checkpoint {
+            latest_checkpoint = newest;
+            changed = std::time::Instant::now();
+        }
+        assert!(
+            changed.elapsed() < TIMEOUT,
+            "waiting for a failed completion: no new checkpoint for {TIMEOUT:?} (last: epoch {latest_checkpoint:?})"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     proxy.heal();
     let status =
         cluster.wait_for_state(&sweep, "the job to succeed", TIMEOUT, |s| succeeded(s) == 1);

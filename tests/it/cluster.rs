@@ -16,16 +16,6 @@ fn count(status: &Value, state: &str) -> u64 {
     status[state].as_u64().unwrap()
 }
 
-fn jobs_in(status: &Value, state: &str) -> Vec<Value> {
-    status["jobs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|j| j["state"] == state)
-        .cloned()
-        .collect()
-}
-
 #[test]
 fn three_workers_run_the_paper_grid_of_two_seeds() {
     // A lease long enough that no job is leased twice however loaded the machine: the test
@@ -62,20 +52,15 @@ fn a_job_of_a_killed_worker_completes_elsewhere() {
     let spec = cluster.write_spec(&tiny_spec(30));
     let sweep = cluster.submit(&spec);
     let doomed = cluster.worker_id(0);
-    let status = cluster.wait_for_state(&sweep, "a job part-way through", SWEEP_TIMEOUT, |s| {
-        jobs_in(s, "running")
-            .iter()
-            .any(|j| j["epoch"].as_u64() >= Some(1))
-    });
-    // The job the worker runs is read before the kill, so that no lease can expire between
-    // the two however slow the machine.
-    let victims: Vec<String> = jobs_in(&status, "running")
-        .iter()
-        .filter(|j| j["worker"] == doomed.as_str())
-        .map(|j| j["id"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(victims.len(), 1, "the worker runs one job: {status}");
-    cluster.workers[0].kill();
+    // The worker is stopped while its job is read and it is killed: the job is certainly in
+    // mid-run when it dies, and no lease can expire in between however slow the machine.
+    let (victim, _) = cluster.act_on_running_job(
+        &sweep,
+        "a job part-way through",
+        1,
+        |w| w == doomed,
+        |cluster, _, _| cluster.workers[0].kill(),
+    );
     cluster.add_worker();
     cluster.add_worker();
     let status = cluster.wait_for_state(&sweep, "18 jobs to succeed", SWEEP_TIMEOUT, |s| {
@@ -85,7 +70,7 @@ fn a_job_of_a_killed_worker_completes_elsewhere() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|j| j["id"] == victims[0].as_str())
+        .find(|j| j["id"] == victim.as_str())
         .unwrap()
         .clone();
     assert!(job["attempts"].as_u64().unwrap() >= 2, "{job}");
@@ -234,14 +219,15 @@ fn a_late_completion_with_a_stale_lease_is_refused_and_changes_nothing() {
             .unwrap();
     };
     heartbeat(&mut prompt);
+    let sweep_id = ltsweep_proto::SweepId(sweep.clone());
     let status = cluster
-        .block_on(connection.sweeps().get_sweep(pb::GetSweepRequest {
-            with_specs: false,
-            sweep_id: sweep.clone(),
-        }))
-        .unwrap()
-        .into_inner();
-    let counts = status.counts.unwrap();
+        .block_on(
+            connection
+                .sweep_api()
+                .status(ltsweep_proto::client::Which::Sweep(&sweep_id), false),
+        )
+        .unwrap();
+    let counts = status.counts;
     assert_eq!((counts.running, counts.succeeded), (1, 0));
     assert_eq!(status.jobs[0].attempts, 2);
     assert!(cluster.results(&sweep).is_empty());

@@ -7,8 +7,8 @@ use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ltsweep_proto::client::Connection;
-use ltsweep_proto::{JobResult, pb};
+use ltsweep_proto::client::{Connection, Which};
+use ltsweep_proto::{JobResult, JobState, SweepId, SweepStatus, pb};
 
 use crate::support::{ltsweep, wait_until};
 
@@ -43,6 +43,15 @@ impl Process {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Sends `signal` to the process while it runs (a reaped one's id may belong to another).
+    fn signal(&mut self, signal: libc::c_int) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let pid = libc::pid_t::try_from(self.child.id()).expect("a pid");
+            // SAFETY: kill(2) with a pid of a child this process has not reaped.
+            unsafe { libc::kill(pid, signal) };
+        }
     }
 
     pub fn line_containing(&self, needle: &str) -> Option<String> {
@@ -209,6 +218,77 @@ impl TestCluster {
     pub fn connection(&self) -> Connection {
         let _guard = self.runtime.enter();
         Connection::new(&self.url(), Some(TOKEN), None).unwrap()
+    }
+
+    /// The sweep's status straight from the coordinator (no CLI process in between); `None`
+    /// while it does not answer (restarting).
+    pub fn sweep_status(&self, sweep: &str) -> Option<SweepStatus> {
+        let id = SweepId::from(sweep);
+        let api = self.connection().sweep_api();
+        self.block_on(api.status(Which::Sweep(&id), false)).ok()
+    }
+
+    /// Runs `act` with every worker process stopped (SIGSTOP), then lets them go on
+    /// (SIGCONT). A stopped worker can neither finish its job nor report, so what the
+    /// coordinator says runs on a worker stays so while `act` runs: a test acts on a job that
+    /// is certainly in mid-run, however loaded the machine, instead of hoping that a status
+    /// poll caught it.
+    pub fn with_workers_stopped<T>(&mut self, act: impl FnOnce(&mut TestCluster) -> T) -> T {
+        for worker in &mut self.workers {
+            worker.signal(libc::SIGSTOP);
+        }
+        let answer = act(self);
+        for worker in &mut self.workers {
+            worker.signal(libc::SIGCONT);
+        }
+        answer
+    }
+
+    /// Waits for a job running on a worker that `pick` accepts, with at least `min_epoch`
+    /// epochs done, and calls `act` with its id and worker while every worker is stopped (see
+    /// [`Self::with_workers_stopped`]); answers the job and worker. Fails once the sweep's
+    /// status has not changed for a minute (a slow machine makes the wait longer, a stuck
+    /// sweep fails it).
+    pub fn act_on_running_job(
+        &mut self,
+        sweep: &str,
+        what: &str,
+        min_epoch: u32,
+        pick: impl Fn(&str) -> bool,
+        mut act: impl FnMut(&mut TestCluster, &str, &str),
+    ) -> (String, String) {
+        let stall = Duration::from_secs(60);
+        let mut seen: Option<SweepStatus> = None;
+        let mut changed = std::time::Instant::now();
+        loop {
+            let (status, found) = self.with_workers_stopped(|cluster| {
+                let status = cluster.sweep_status(sweep);
+                let found = status.as_ref().and_then(|status| {
+                    let job = status.jobs.iter().find(|j| {
+                        j.state == JobState::Running
+                            && j.epoch >= min_epoch
+                            && j.worker.as_deref().is_some_and(&pick)
+                    })?;
+                    Some((job.id.to_string(), job.worker.clone()?))
+                });
+                if let Some((job, worker)) = &found {
+                    act(cluster, job, worker);
+                }
+                (status, found)
+            });
+            if let Some(found) = found {
+                return found;
+            }
+            if status.is_some() && status != seen {
+                seen = status;
+                changed = std::time::Instant::now();
+            }
+            assert!(
+                changed.elapsed() < stall,
+                "waiting for {what}: the sweep did not change for {stall:?}; last status: {seen:?}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {

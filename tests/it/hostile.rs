@@ -334,6 +334,7 @@ fn a_coordinator_under_hostile_input_refuses_each_limit_and_loses_nothing() {
             .get_sweep(pb::GetSweepRequest {
                 sweep_id: kept.sweep_id.clone(),
                 with_specs: false,
+                ..Default::default()
             })
             .await
             .unwrap()

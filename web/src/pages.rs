@@ -11,6 +11,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use ltsweep_proto::pb::sweep_service_server::SweepService;
 use ltsweep_proto::{AxisValue, JobState, LossPlan, pb};
+use ltsweep_proto::{ErrorKind, RemoteError};
 
 use crate::AppState;
 use crate::auth::{Credential, same_origin};
@@ -53,14 +54,15 @@ pub(crate) async fn security_headers(request: Request, next: Next) -> Response {
 
 /// A failed call to the coordinator, as the page shows it.
 pub(crate) fn status_response(status: tonic::Status) -> Response {
-    let code = match status.code() {
-        tonic::Code::NotFound => StatusCode::NOT_FOUND,
-        tonic::Code::InvalidArgument => StatusCode::BAD_REQUEST,
-        tonic::Code::FailedPrecondition => StatusCode::CONFLICT,
-        tonic::Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    let err = RemoteError::from(status);
+    let code = match err.kind() {
+        Some(ErrorKind::NotFound) => StatusCode::NOT_FOUND,
+        Some(ErrorKind::InvalidArgument) => StatusCode::BAD_REQUEST,
+        Some(ErrorKind::Precondition) => StatusCode::CONFLICT,
+        Some(ErrorKind::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    (code, status.message().to_owned()).into_response()
+    (code, err.message().to_owned()).into_response()
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -173,16 +175,9 @@ pub(crate) async fn sweep_page(
     State(state): State<AppState>,
     Path(sweep): Path<String>,
 ) -> Response {
-    let status = match state
-        .api
-        .get_sweep(tonic::Request::new(pb::GetSweepRequest {
-            sweep_id: sweep,
-            with_specs: false,
-        }))
-        .await
-    {
-        Ok(status) => status.into_inner(),
-        Err(status) => return status_response(status),
+    let status = match crate::report::sweep_status(&state, sweep, false).await {
+        Ok(status) => status,
+        Err(response) => return response,
     };
     let id = escape(&status.sweep_id);
     let name = escape(&status.name);

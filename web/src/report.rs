@@ -63,20 +63,27 @@ fn fingerprint(status: &pb::SweepStatus) -> u64 {
     hasher.finish()
 }
 
-async fn sweep_status(
+/// The whole sweep, every page of it (the service pages its answers as it does for remote
+/// clients).
+pub(crate) async fn sweep_status(
     state: &AppState,
     sweep: String,
     with_specs: bool,
 ) -> Result<pb::SweepStatus, Response> {
-    state
-        .api
-        .get_sweep(tonic::Request::new(pb::GetSweepRequest {
-            sweep_id: sweep,
-            with_specs,
-        }))
-        .await
-        .map(tonic::Response::into_inner)
-        .map_err(status_response)
+    let request = pb::GetSweepRequest {
+        sweep_id: sweep,
+        with_specs,
+        ..Default::default()
+    };
+    ltsweep_proto::paging::all_pages(request, |request| async move {
+        state
+            .api
+            .get_sweep(tonic::Request::new(request))
+            .await
+            .map(tonic::Response::into_inner)
+    })
+    .await
+    .map_err(status_response)
 }
 
 pub(crate) async fn report_fragment(

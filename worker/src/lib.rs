@@ -28,6 +28,7 @@
 
 pub mod alloc;
 pub mod augment;
+mod backoff;
 pub mod baselines;
 pub mod checkpoint;
 pub mod data;

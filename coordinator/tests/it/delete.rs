@@ -49,6 +49,7 @@ async fn a_finished_sweep_is_deleted_for_good_and_frees_its_jobs() {
         .get_sweep(pb::GetSweepRequest {
             sweep_id: sweep.clone(),
             with_specs: false,
+            ..Default::default()
         })
         .await
         .unwrap_err();

@@ -96,6 +96,16 @@ impl TestCoordinator {
         SweepServiceClient::with_interceptor(self.channel().await, Token(self.token.clone()))
     }
 
+    /// The typed clients' connection, with this coordinator's token.
+    pub fn connection(&self) -> ltsweep_proto::client::Connection {
+        ltsweep_proto::client::Connection::new(
+            &format!("http://{}", self.addr),
+            self.token.as_deref(),
+            None,
+        )
+        .unwrap()
+    }
+
     /// Stops the server and checks that it stopped cleanly, promptly.
     pub async fn stop(mut self) {
         if let Some(shutdown) = self.shutdown.take() {
@@ -225,6 +235,7 @@ pub async fn status(sweeps: &mut Sweeps, sweep: &str) -> pb::SweepStatus {
         .get_sweep(pb::GetSweepRequest {
             with_specs: false,
             sweep_id: sweep.into(),
+            ..Default::default()
         })
         .await
         .unwrap()

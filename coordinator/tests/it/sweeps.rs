@@ -70,6 +70,7 @@ async fn an_unknown_sweep_is_not_found() {
             .get_sweep(pb::GetSweepRequest {
                 with_specs: false,
                 sweep_id: sweep_id.clone(),
+                ..Default::default()
             })
             .await
             .map(drop),
@@ -291,4 +292,75 @@ async fn a_watch_cut_by_shutdown_ends_with_unavailable_not_with_success() {
     let err = events.message().await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{}", err.message());
     stopping.await.unwrap();
+}
+
+/// A sweep read in pages of 7 jobs (several pages, the last one short) is the same, job for
+/// job and spec for spec, as the sweep read in one page; a raw page says where the next starts.
+#[tokio::test]
+async fn a_sweep_read_in_pages_is_the_whole_sweep() {
+    use ltsweep_proto::SweepId;
+    use ltsweep_proto::client::Which;
+
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = TestCoordinator::start(config(dir.path())).await;
+    let seeds: Vec<String> = (0..40).map(|s| s.to_string()).collect();
+    let spec = SPEC.replace("seeds = [0, 1]", &format!("seeds = [{}]", seeds.join(", ")));
+    let api = coordinator.connection().sweep_api();
+    let submitted = api.submit(&spec).await.unwrap();
+    assert_eq!(submitted.jobs, 40);
+    let sweep = SweepId(submitted.sweep.0.clone());
+
+    let mut sweeps = coordinator.sweeps().await;
+    let first = sweeps
+        .get_sweep(pb::GetSweepRequest {
+            sweep_id: sweep.0.clone(),
+            with_specs: true,
+            page_size: 7,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(first.jobs.len(), 7);
+    assert_eq!(first.next_page_token, "7");
+    assert_eq!(first.counts.unwrap().total, 40);
+
+    for with_specs in [false, true] {
+        let whole = api
+            .clone()
+            .with_page_size(1_000)
+            .status(Which::Sweep(&sweep), with_specs)
+            .await
+            .unwrap();
+        let paged = api
+            .clone()
+            .with_page_size(7)
+            .status(Which::Sweep(&sweep), with_specs)
+            .await
+            .unwrap();
+        assert_eq!(whole.jobs.len(), 40);
+        assert_eq!(whole.jobs.iter().all(|j| j.spec.is_some()), with_specs);
+        assert_eq!(paged, whole);
+        // The latest sweep, asked for without its id, is pinned by the first page.
+        let latest = api
+            .clone()
+            .with_page_size(7)
+            .status(Which::Latest, with_specs)
+            .await
+            .unwrap();
+        assert_eq!(latest, whole);
+    }
+
+    let bad = sweeps
+        .get_sweep(pb::GetSweepRequest {
+            sweep_id: sweep.0.clone(),
+            with_specs: false,
+            page_size: 7,
+            page_token: "41".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    assert!(bad.message().contains("page_token"), "{}", bad.message());
+    coordinator.stop().await;
 }

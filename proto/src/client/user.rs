@@ -1,0 +1,190 @@
+//! The calls a user makes (the CLI, the benchmark, a notebook), in domain types. Large reads are
+//! paged underneath: [`SweepApi::status`] answers the whole sweep however many jobs it has.
+
+use crate::paging;
+use crate::pb;
+use crate::remote::RemoteError;
+use crate::status::{SweepEvent, SweepStatus, SweepSummary};
+use crate::{JobResult, SweepId};
+
+use super::SweepClient;
+
+/// The coordinator's answer to a submission.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Submitted {
+    pub sweep: SweepId,
+    pub jobs: u32,
+    /// False when this exact sweep was already submitted.
+    pub created: bool,
+}
+
+/// Which sweep a call is about.
+#[derive(Clone, Copy, Debug)]
+pub enum Which<'a> {
+    /// The most recently submitted sweep.
+    Latest,
+    Sweep(&'a SweepId),
+}
+
+/// A user's typed client; cheap to clone (one channel underneath).
+#[derive(Clone, Debug)]
+pub struct SweepApi {
+    client: SweepClient,
+    /// Jobs per `GetSweep` page; 0 for the coordinator's default.
+    page_size: u32,
+}
+
+impl SweepApi {
+    pub(super) fn new(client: SweepClient) -> Self {
+        Self {
+            client,
+            page_size: 0,
+        }
+    }
+
+    /// Reads statuses in pages of at most `jobs` jobs (the coordinator may cut a page shorter).
+    pub fn with_page_size(mut self, jobs: u32) -> Self {
+        self.page_size = jobs;
+        self
+    }
+
+    /// Submits a sweep spec (TOML text); the same spec again is the same sweep.
+    pub async fn submit(&self, spec_toml: &str) -> Result<Submitted, RemoteError> {
+        let response = self
+            .client
+            .clone()
+            .submit_sweep(pb::SubmitSweepRequest {
+                spec_toml: spec_toml.to_owned(),
+            })
+            .await?
+            .into_inner();
+        Ok(Submitted {
+            sweep: SweepId(response.sweep_id),
+            jobs: response.jobs,
+            created: response.created,
+        })
+    }
+
+    /// A sweep and all its jobs, read page by page; `with_specs` adds each job's full spec.
+    pub async fn status(
+        &self,
+        sweep: Which<'_>,
+        with_specs: bool,
+    ) -> Result<SweepStatus, RemoteError> {
+        let request = pb::GetSweepRequest {
+            sweep_id: match sweep {
+                Which::Latest => String::new(),
+                Which::Sweep(id) => id.0.clone(),
+            },
+            with_specs,
+            page_size: self.page_size,
+            page_token: String::new(),
+        };
+        let whole = paging::all_pages(request, |request| {
+            let mut client = self.client.clone();
+            async move { Ok::<_, RemoteError>(client.get_sweep(request).await?.into_inner()) }
+        })
+        .await?;
+        Ok(SweepStatus::try_from(whole)?)
+    }
+
+    pub async fn sweeps(&self) -> Result<Vec<SweepSummary>, RemoteError> {
+        let response = self
+            .client
+            .clone()
+            .list_sweeps(pb::ListSweepsRequest {})
+            .await?
+            .into_inner();
+        Ok(response.sweeps.into_iter().map(Into::into).collect())
+    }
+
+    /// Every job's status, then each change, until the sweep ends.
+    pub async fn watch(&self, sweep: &SweepId) -> Result<Watch, RemoteError> {
+        let stream = self
+            .client
+            .clone()
+            .watch_sweep(pb::WatchSweepRequest {
+                sweep_id: sweep.0.clone(),
+            })
+            .await?
+            .into_inner();
+        Ok(Watch { stream })
+    }
+
+    /// Cancels the sweep's pending and running jobs; answers how many.
+    pub async fn cancel(&self, sweep: &SweepId) -> Result<u32, RemoteError> {
+        let response = self
+            .client
+            .clone()
+            .cancel_sweep(pb::CancelSweepRequest {
+                sweep_id: sweep.0.clone(),
+            })
+            .await?;
+        Ok(response.into_inner().cancelled)
+    }
+
+    /// Returns the sweep's failed and cancelled jobs to the queue; answers how many.
+    pub async fn retry_failed(&self, sweep: &SweepId) -> Result<u32, RemoteError> {
+        let response = self
+            .client
+            .clone()
+            .retry_failed(pb::RetryFailedRequest {
+                sweep_id: sweep.0.clone(),
+            })
+            .await?;
+        Ok(response.into_inner().requeued)
+    }
+
+    /// Removes an ended sweep with its jobs, results and checkpoints; answers how many jobs.
+    pub async fn delete(&self, sweep: &SweepId) -> Result<u32, RemoteError> {
+        let response = self
+            .client
+            .clone()
+            .delete_sweep(pb::DeleteSweepRequest {
+                sweep_id: sweep.0.clone(),
+            })
+            .await?;
+        Ok(response.into_inner().jobs)
+    }
+
+    pub async fn workers(&self) -> Result<Vec<pb::WorkerInfo>, RemoteError> {
+        let response = self
+            .client
+            .clone()
+            .list_workers(pb::ListWorkersRequest {})
+            .await?;
+        Ok(response.into_inner().workers)
+    }
+
+    /// The results of the sweep's succeeded jobs (a stream: one message a job).
+    pub async fn results(&self, sweep: &SweepId) -> Result<Vec<JobResult>, RemoteError> {
+        let mut stream = self
+            .client
+            .clone()
+            .get_results(pb::GetResultsRequest {
+                sweep_id: sweep.0.clone(),
+            })
+            .await?
+            .into_inner();
+        let mut results = Vec::new();
+        while let Some(result) = stream.message().await? {
+            results.push(JobResult::try_from(result)?);
+        }
+        Ok(results)
+    }
+}
+
+/// A sweep being watched.
+pub struct Watch {
+    stream: tonic::Streaming<pb::SweepEvent>,
+}
+
+impl Watch {
+    /// The next event; `None` once the sweep has ended.
+    pub async fn next(&mut self) -> Result<Option<SweepEvent>, RemoteError> {
+        match self.stream.message().await? {
+            Some(event) => Ok(Some(SweepEvent::try_from(event)?)),
+            None => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The calls a worker makes, in domain types: every request built here and every answer
+//! checked here, every failure a [`RemoteError`].
+
+use std::time::Duration;
+
+use crate::checkpoint::{self, CheckpointHeader, Chunk};
+use crate::pb;
+use crate::remote::RemoteError;
+use crate::{ConvertError, EpochMetrics, JobResult, JobSpec, PROTOCOL_VERSION};
+
+use super::{LeaseId, WorkerClient, WorkerId};
+
+/// How long a progress report may take before it counts as lost (it is a heartbeat too).
+const PROGRESS_DEADLINE: Duration = Duration::from_secs(10);
+/// How long past the coordinator's poll timeout a long poll may stay unanswered.
+const POLL_SLACK: Duration = Duration::from_secs(10);
+
+/// What a worker announces.
+#[derive(Clone, Debug)]
+pub struct Registration {
+    pub host: String,
+    /// Each device's name ("cpu", "cuda:N") and its slots.
+    pub devices: Vec<(String, u32)>,
+    /// The ltsweep version, for `ltsweep workers`.
+    pub version: String,
+    pub slurm: Option<pb::SlurmPlacement>,
+}
+
+/// The coordinator's answer to a registration: the worker's id and the timing it must keep.
+#[derive(Clone, Debug)]
+pub struct Registered {
+    pub worker: WorkerId,
+    pub lease_ttl: Duration,
+    pub heartbeat: Duration,
+    pub poll_timeout: Duration,
+}
+
+/// A job leased to this worker.
+#[derive(Clone, Debug)]
+pub struct Lease {
+    pub id: LeaseId,
+    pub attempt: u32,
+    /// The job, or why this build cannot read it: such a lease is failed, not left to expire.
+    pub job: Result<JobSpec, ConvertError>,
+    /// The epoch of the job's latest checkpoint the coordinator holds; 0 for none.
+    pub checkpoint_epoch: u32,
+}
+
+/// The coordinator's answer to a progress report.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// The sweep was cancelled: stop the job.
+    pub cancel: bool,
+}
+
+/// Why a job failed, as the worker reports it.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub reason: String,
+    /// Worth another attempt (out of memory, a lost device, data missing on this worker).
+    pub retryable: bool,
+    /// The last epoch finished, for a diverged run.
+    pub epoch: u32,
+}
+
+/// A worker's typed client; cheap to clone (one channel underneath).
+#[derive(Clone, Debug)]
+pub struct WorkerApi {
+    client: WorkerClient,
+}
+
+impl WorkerApi {
+    pub(super) fn new(client: WorkerClient) -> Self {
+        Self { client }
+    }
+
+    pub async fn register(&self, registration: &Registration) -> Result<Registered, RemoteError> {
+        let request = pb::RegisterWorkerRequest {
+            host: registration.host.clone(),
+            devices: registration
+                .devices
+                .iter()
+                .map(|(name, slots)| pb::Device {
+                    name: name.clone(),
+                    slots: *slots,
+                })
+                .collect(),
+            protocol_version: PROTOCOL_VERSION,
+            version: registration.version.clone(),
+            slurm: registration.slurm.clone(),
+        };
+        let r = self
+            .client
+            .clone()
+            .register_worker(request)
+            .await?
+            .into_inner();
+        let ms = |v: u32| Duration::from_millis(u64::from(v));
+        Ok(Registered {
+            worker: WorkerId(r.worker_id),
+            lease_ttl: ms(r.lease_ttl_ms),
+            heartbeat: ms(r.heartbeat_interval_ms),
+            poll_timeout: ms(r.poll_timeout_ms),
+        })
+    }
+
+    /// Long-polls for a job for a free slot of `device`; `None` when none came up within the
+    /// coordinator's `poll_timeout`.
+    pub async fn poll(
+        &self,
+        worker: &WorkerId,
+        device: &str,
+        poll_timeout: Duration,
+    ) -> Result<Option<Lease>, RemoteError> {
+        let mut request = tonic::Request::new(pb::PollWorkRequest {
+            worker_id: worker.0.clone(),
+            device: device.to_owned(),
+        });
+        request.set_timeout(poll_timeout + POLL_SLACK);
+        let lease = self
+            .client
+            .clone()
+            .poll_work(request)
+            .await?
+            .into_inner()
+            .lease;
+        Ok(lease.map(|lease| Lease {
+            id: LeaseId(lease.lease_id),
+            attempt: lease.attempt,
+            job: lease
+                .job
+                .ok_or(ConvertError {
+                    field: "lease.job",
+                    problem: "missing",
+                })
+                .and_then(JobSpec::try_from),
+            checkpoint_epoch: lease.checkpoint_epoch,
+        }))
+    }
+
+    /// An epoch's metrics, or with `None` a bare heartbeat; extends the lease.
+    pub async fn progress(
+        &self,
+        worker: &WorkerId,
+        lease: &LeaseId,
+        epoch: Option<&EpochMetrics>,
+    ) -> Result<Progress, RemoteError> {
+        let mut request = tonic::Request::new(pb::ReportProgressRequest {
+            worker_id: worker.0.clone(),
+            lease_id: lease.0.clone(),
+            epoch: epoch.cloned().map(Into::into),
+        });
+        request.set_timeout(PROGRESS_DEADLINE);
+        let response = self.client.clone().report_progress(request).await?;
+        Ok(Progress {
+            cancel: response.into_inner().cancel,
+        })
+    }
+
+    /// Uploads a checkpoint in the chunk format; answers the epoch the coordinator stored.
+    pub async fn upload_checkpoint(
+        &self,
+        lease: &LeaseId,
+        epoch: u32,
+        bytes: &[u8],
+    ) -> Result<u32, RemoteError> {
+        let header = CheckpointHeader::of(lease.as_str(), epoch, bytes);
+        // The chunks are copied lazily, one at a time, as the transport takes them.
+        let chunks = checkpoint::chunks(&header, bytes.to_vec());
+        let response = self
+            .client
+            .clone()
+            .upload_checkpoint(tokio_stream::iter(chunks))
+            .await?;
+        Ok(response.into_inner().epoch)
+    }
+
+    /// Downloads the job's latest checkpoint, checked against its header's size and SHA-256;
+    /// answers its epoch and bytes.
+    pub async fn download_checkpoint(
+        &self,
+        lease: &LeaseId,
+    ) -> Result<(u32, Vec<u8>), RemoteError> {
+        let request = pb::DownloadCheckpointRequest {
+            lease_id: lease.0.clone(),
+        };
+        let mut stream = self
+            .client
+            .clone()
+            .download_checkpoint(request)
+            .await?
+            .into_inner();
+        let mut header: Option<CheckpointHeader> = None;
+        let mut verifier = None;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.message().await? {
+            match Chunk::from(chunk) {
+                Chunk::Header(h) if header.is_none() => {
+                    verifier = Some(h.verifier());
+                    header = Some(h);
+                }
+                Chunk::Header(_) => {
+                    return Err(RemoteError::Malformed(
+                        "the checkpoint stream has two headers".to_owned(),
+                    ));
+                }
+                Chunk::Data(data) => {
+                    let verifier = verifier.as_mut().ok_or_else(|| {
+                        RemoteError::Malformed(
+                            "the checkpoint stream starts without its header".to_owned(),
+                        )
+                    })?;
+                    verifier
+                        .update(&data)
+                        .map_err(|e| RemoteError::Damaged(e.to_string()))?;
+                    bytes.extend_from_slice(&data);
+                }
+            }
+        }
+        let (Some(header), Some(verifier)) = (header, verifier) else {
+            return Err(RemoteError::Malformed(
+                "the checkpoint stream has no header".to_owned(),
+            ));
+        };
+        verifier
+            .finish()
+            .map_err(|e| RemoteError::Damaged(e.to_string()))?;
+        Ok((header.epoch, bytes))
+    }
+
+    /// Delivers the result; idempotent for the same lease.
+    pub async fn complete(
+        &self,
+        worker: &WorkerId,
+        lease: &LeaseId,
+        result: JobResult,
+    ) -> Result<(), RemoteError> {
+        let request = pb::CompleteJobRequest {
+            worker_id: worker.0.clone(),
+            lease_id: lease.0.clone(),
+            result: Some(result.into()),
+        };
+        self.client.clone().complete_job(request).await?;
+        Ok(())
+    }
+
+    pub async fn fail(
+        &self,
+        worker: &WorkerId,
+        lease: &LeaseId,
+        failure: &Failure,
+    ) -> Result<(), RemoteError> {
+        let request = pb::FailJobRequest {
+            worker_id: worker.0.clone(),
+            lease_id: lease.0.clone(),
+            reason: failure.reason.clone(),
+            retryable: failure.retryable,
+            epoch: failure.epoch,
+        };
+        self.client.clone().fail_job(request).await?;
+        Ok(())
+    }
+
+    /// Gives the lease back as preempted: the job is queued again at once and the attempt
+    /// does not count toward `max_attempts`.
+    pub async fn release_preempted(
+        &self,
+        worker: &WorkerId,
+        lease: &LeaseId,
+        epoch: u32,
+    ) -> Result<(), RemoteError> {
+        let request = pb::ReleaseJobRequest {
+            worker_id: worker.0.clone(),
+            lease_id: lease.0.clone(),
+            reason: pb::ReleaseReason::Preempted.into(),
+            epoch,
+        };
+        self.client.clone().release_job(request).await?;
+        Ok(())
+    }
+}

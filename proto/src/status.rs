@@ -1,0 +1,160 @@
+//! A sweep's and its jobs' status as a user client reads them: the domain side of `GetSweep`,
+//! `ListSweeps` and `WatchSweep`, converted at the boundary like the job types.
+
+use crate::convert::ConvertError;
+use crate::job::{AxisValue, JobId, JobSpec, JobState, LossPlan, SweepId};
+use crate::pb;
+
+/// How many jobs of a sweep are in each state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepCounts {
+    pub total: u32,
+    pub pending: u32,
+    pub running: u32,
+    pub succeeded: u32,
+    pub failed: u32,
+    pub cancelled: u32,
+}
+
+impl SweepCounts {
+    /// Nothing pending or running: the sweep is over until a retry.
+    pub fn all_final(&self) -> bool {
+        self.pending == 0 && self.running == 0
+    }
+
+    /// The jobs that ended, whichever way.
+    pub fn ended(&self) -> u32 {
+        self.succeeded + self.failed + self.cancelled
+    }
+}
+
+impl From<pb::SweepCounts> for SweepCounts {
+    fn from(c: pb::SweepCounts) -> Self {
+        Self {
+            total: c.total,
+            pending: c.pending,
+            running: c.running,
+            succeeded: c.succeeded,
+            failed: c.failed,
+            cancelled: c.cancelled,
+        }
+    }
+}
+
+/// One job as the coordinator last saw it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobStatus {
+    pub id: JobId,
+    pub plan: LossPlan,
+    pub seed: u64,
+    pub axes: Vec<AxisValue>,
+    pub state: JobState,
+    /// Leases handed out, preemptions included.
+    pub attempts: u32,
+    /// The worker holding the lease (running) or that finished the job.
+    pub worker: Option<String>,
+    /// Epochs finished, as last reported.
+    pub epoch: u32,
+    pub epochs_total: u32,
+    pub error: Option<String>,
+    pub epochs_retrained: u32,
+    /// Test accuracy (All) at the last evaluation.
+    pub last_accuracy: Option<f64>,
+    /// The full spec, when asked for (reports).
+    pub spec: Option<JobSpec>,
+    pub preemptions: u32,
+}
+
+impl TryFrom<pb::JobStatus> for JobStatus {
+    type Error = ConvertError;
+
+    fn try_from(job: pb::JobStatus) -> Result<Self, ConvertError> {
+        Ok(Self {
+            plan: LossPlan::try_from(job.plan.ok_or(ConvertError {
+                field: "job.plan",
+                problem: "missing",
+            })?)?,
+            state: JobState::try_from(job.state)?,
+            spec: job.spec.map(JobSpec::try_from).transpose()?,
+            id: JobId(job.job_id),
+            seed: job.seed,
+            axes: job.axes.into_iter().map(Into::into).collect(),
+            attempts: job.attempts,
+            worker: Some(job.worker_id).filter(|w| !w.is_empty()),
+            epoch: job.epoch,
+            epochs_total: job.epochs_total,
+            error: Some(job.error).filter(|e| !e.is_empty()),
+            epochs_retrained: job.epochs_retrained,
+            last_accuracy: job.last_accuracy,
+            preemptions: job.preemptions,
+        })
+    }
+}
+
+/// A sweep and every one of its jobs, in grid order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepStatus {
+    pub id: SweepId,
+    pub name: String,
+    pub counts: SweepCounts,
+    pub jobs: Vec<JobStatus>,
+    pub cancelled: bool,
+    pub submitted_unix_ms: u64,
+}
+
+impl TryFrom<pb::SweepStatus> for SweepStatus {
+    type Error = ConvertError;
+
+    fn try_from(sweep: pb::SweepStatus) -> Result<Self, ConvertError> {
+        Ok(Self {
+            id: SweepId(sweep.sweep_id),
+            name: sweep.name,
+            counts: sweep.counts.unwrap_or_default().into(),
+            jobs: sweep
+                .jobs
+                .into_iter()
+                .map(JobStatus::try_from)
+                .collect::<Result<_, _>>()?,
+            cancelled: sweep.cancelled,
+            submitted_unix_ms: sweep.submitted_unix_ms,
+        })
+    }
+}
+
+/// A sweep without its jobs, as `ListSweeps` answers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepSummary {
+    pub id: SweepId,
+    pub name: String,
+    pub counts: SweepCounts,
+    pub submitted_unix_ms: u64,
+}
+
+impl From<pb::SweepSummary> for SweepSummary {
+    fn from(s: pb::SweepSummary) -> Self {
+        Self {
+            id: SweepId(s.sweep_id),
+            name: s.name,
+            counts: s.counts.unwrap_or_default().into(),
+            submitted_unix_ms: s.submitted_unix_ms,
+        }
+    }
+}
+
+/// One change of a watched sweep: a job's new status and the sweep's counts after it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepEvent {
+    pub job: Option<JobStatus>,
+    pub counts: Option<SweepCounts>,
+}
+
+impl TryFrom<pb::SweepEvent> for SweepEvent {
+    type Error = ConvertError;
+
+    fn try_from(event: pb::SweepEvent) -> Result<Self, ConvertError> {
+        Ok(Self {
+            job: event.job.map(JobStatus::try_from).transpose()?,
+            counts: event.counts.map(Into::into),
+        })
+    }
+}

@@ -1,0 +1,78 @@
+//! A job's checkpoints to and from the coordinator: uploads kept for a retry while the
+//! failure is transient, downloads retried before a job starts from scratch.
+
+use ltsweep_proto::ErrorKind;
+
+use super::lease::JobRunner;
+use crate::backoff::Backoff;
+
+/// Tries of a checkpoint download that fails on the way before the job starts from scratch.
+const DOWNLOAD_TRIES: u32 = 5;
+
+impl JobRunner {
+    pub(super) async fn upload_checkpoint(&mut self) {
+        let Some((epoch, bytes)) = self.checkpoint.take() else {
+            return;
+        };
+        match self
+            .shared
+            .client
+            .upload_checkpoint(&self.lease_id, epoch, &bytes)
+            .await
+        {
+            Ok(_) => tracing::debug!(lease = %self.lease_id, epoch, "checkpoint uploaded"),
+            Err(err) if err.is_lost_lease() => self.lost = true,
+            Err(err) if err.is_transient() => {
+                tracing::warn!(lease = %self.lease_id, epoch, %err, "checkpoint not uploaded; will retry");
+                // Kept for the next heartbeat unless a newer one arrives first.
+                self.checkpoint = Some((epoch, bytes));
+            }
+            Err(err) => {
+                // Refused for good (over the size limit, say): the same bytes would be refused
+                // again. The job goes on; a later checkpoint may be accepted.
+                tracing::warn!(lease = %self.lease_id, epoch, %err, "checkpoint refused; the job goes on without it");
+            }
+        }
+    }
+
+    /// Uploads the pending checkpoint, retrying through outages until it is stored, the lease
+    /// is lost, or the worker is told to stop at once.
+    pub(super) async fn upload_checkpoint_until_stored(&mut self) {
+        let mut shutdown = self.shared.shutdown.clone();
+        let mut backoff = Backoff::default();
+        loop {
+            self.upload_checkpoint().await;
+            if self.checkpoint.is_none() || self.lost || self.shared.stopping_now() {
+                return;
+            }
+            tokio::select! {
+                _ = backoff.wait("upload the checkpoint", &"not stored yet") => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// The job's latest checkpoint from the coordinator, retried through transient failures
+    /// (an outage, bytes damaged on the way); `None` to start from scratch when there is none
+    /// to be had. Sets `lost` when the lease is no longer this worker's.
+    pub(super) async fn download_checkpoint(&mut self) -> Option<Vec<u8>> {
+        let mut backoff = Backoff::default();
+        for attempt in 1..=DOWNLOAD_TRIES {
+            match self.shared.client.download_checkpoint(&self.lease_id).await {
+                Ok((_, bytes)) => return Some(bytes),
+                Err(err) if err.kind() == Some(ErrorKind::Precondition) => {
+                    self.lost = true;
+                    return None;
+                }
+                Err(err) if err.is_transient() && attempt < DOWNLOAD_TRIES => {
+                    backoff.wait("download the checkpoint", &err).await;
+                }
+                Err(err) => {
+                    tracing::warn!(lease = %self.lease_id, %err, "checkpoint unavailable; starting from scratch");
+                    return None;
+                }
+            }
+        }
+        None
+    }
+}

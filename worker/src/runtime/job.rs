@@ -1,0 +1,237 @@
+//! One leased job: training on a blocking thread, its epochs and checkpoints streamed to the
+//! async side, heartbeats on a timer, and the outcome delivered with the lease id.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ltsweep_proto::client::Lease;
+use ltsweep_proto::{EpochMetrics, JobSpec};
+use tch::Device;
+use tokio::sync::mpsc;
+
+use super::lease::JobRunner;
+use super::{Registration, Shared};
+use crate::data::DataError;
+use crate::train::{Observer, Outcome, Trainer, device_name};
+
+/// What the training thread tells the async side.
+enum Event {
+    Epoch(EpochMetrics),
+    Checkpoint(u32, Vec<u8>),
+}
+
+struct ChannelObserver {
+    events: mpsc::UnboundedSender<Event>,
+    cancel: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+}
+
+impl Observer for ChannelObserver {
+    fn epoch(&mut self, metrics: &EpochMetrics) {
+        let _ = self.events.send(Event::Epoch(metrics.clone()));
+    }
+
+    fn checkpoint(&mut self, epoch: u32, bytes: Vec<u8>) -> Result<(), String> {
+        self.events
+            .send(Event::Checkpoint(epoch, bytes))
+            .map_err(|_| "the job's supervisor is gone".to_owned())
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    fn preempted(&self) -> bool {
+        self.shared.preempting()
+    }
+}
+
+/// A failure of the job itself, and whether another attempt could succeed.
+struct JobFailure {
+    reason: String,
+    retryable: bool,
+}
+
+/// One leased job: train it, keep the lease alive, deliver the outcome.
+pub(super) async fn run_job(
+    shared: &Arc<Shared>,
+    device: Device,
+    registration: &Registration,
+    lease: Lease,
+) {
+    let mut job = JobRunner {
+        shared: Arc::clone(shared),
+        worker_id: registration.worker_id.clone(),
+        lease_id: lease.id.clone(),
+        cancel: Arc::new(AtomicBool::new(false)),
+        lost: false,
+        cancelled_by_coordinator: false,
+        pending: VecDeque::new(),
+        checkpoint: None,
+    };
+    let spec = match lease.job {
+        Ok(spec) => spec,
+        Err(err) => {
+            return job
+                .fail(format!("the lease's job is malformed: {err}"), false, 0)
+                .await;
+        }
+    };
+    tracing::info!(job = %spec.id, plan = %spec.plan, seed = spec.seed, attempt = lease.attempt, device = %device_name(device), "job started");
+    let resume_from = if lease.checkpoint_epoch > 0 {
+        job.download_checkpoint().await
+    } else {
+        None
+    };
+    if job.lost {
+        tracing::warn!(job = %spec.id, lease = %job.lease_id, "the lease was given to another worker; dropping the job");
+        return;
+    }
+
+    let (events, mut received) = mpsc::unbounded_channel();
+    let observer = ChannelObserver {
+        events,
+        cancel: Arc::clone(&job.cancel),
+        shared: Arc::clone(shared),
+    };
+    let trainer_shared = Arc::clone(shared);
+    let trainer_spec = spec.clone();
+    let mut training = tokio::task::spawn_blocking(move || {
+        train_blocking(
+            &trainer_shared,
+            &trainer_spec,
+            device,
+            resume_from,
+            observer,
+        )
+    });
+    let mut heartbeat = tokio::time::interval(registration.heartbeat);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut shutdown = shared.shutdown.clone();
+    let mut events_open = true;
+    let outcome = loop {
+        tokio::select! {
+            joined = &mut training => break joined,
+            event = received.recv(), if events_open => match event {
+                Some(Event::Epoch(metrics)) => {
+                    job.pending.push_back(metrics);
+                    job.report().await;
+                }
+                Some(Event::Checkpoint(epoch, bytes)) => {
+                    job.checkpoint = Some((epoch, bytes));
+                    job.upload_checkpoint().await;
+                }
+                None => events_open = false,
+            },
+            _ = heartbeat.tick() => {
+                job.upload_checkpoint().await;
+                job.report().await;
+            }
+            _ = shutdown.changed() => {}
+        }
+        if job.lost || shared.stopping_now() {
+            job.cancel.store(true, Ordering::Relaxed);
+        }
+    };
+    // What the trainer sent last may still wait here, a preemption's checkpoint included.
+    while let Ok(event) = received.try_recv() {
+        match event {
+            Event::Epoch(metrics) => job.pending.push_back(metrics),
+            Event::Checkpoint(epoch, bytes) => job.checkpoint = Some((epoch, bytes)),
+        }
+    }
+    if matches!(outcome, Ok(Ok(Outcome::Finished(_)))) {
+        // A finished job needs no checkpoint: nothing holds its last epochs back.
+        job.checkpoint = None;
+    }
+    if !job.lost {
+        if matches!(outcome, Ok(Ok(Outcome::Preempted { .. }))) {
+            job.upload_checkpoint_until_stored().await;
+        } else {
+            job.upload_checkpoint().await;
+        }
+        job.report().await;
+    }
+    if job.lost {
+        tracing::warn!(job = %spec.id, lease = %job.lease_id, "the lease was given to another worker; dropping the job");
+        return;
+    }
+    match outcome {
+        Ok(Ok(Outcome::Finished(result))) => job.complete(*result).await,
+        Ok(Ok(Outcome::Diverged { epoch, reason })) => job.fail(reason, false, epoch).await,
+        Ok(Ok(Outcome::Preempted { epoch })) => job.release(epoch).await,
+        Ok(Ok(Outcome::Cancelled { epoch } | Outcome::Stopped { epoch })) => {
+            if job.cancelled_by_coordinator {
+                tracing::info!(job = %spec.id, epoch, "cancelled by the coordinator");
+            } else {
+                // Stopped at once: not the job's fault either; it goes on from the last
+                // checkpoint the coordinator holds.
+                job.release(epoch).await;
+            }
+        }
+        Ok(Err(failure)) => job.fail(failure.reason, failure.retryable, 0).await,
+        Err(joined) => {
+            let reason = match joined.try_into_panic() {
+                Ok(payload) => panic_message(payload.as_ref()),
+                Err(err) => err.to_string(),
+            };
+            job.fail(format!("the trainer failed: {reason}"), true, 0)
+                .await;
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "a panic".to_owned())
+}
+
+/// Runs on a blocking thread: loads the data, builds the trainer, resumes, trains.
+fn train_blocking(
+    shared: &Shared,
+    spec: &JobSpec,
+    device: Device,
+    resume_from: Option<Vec<u8>>,
+    mut observer: ChannelObserver,
+) -> Result<Outcome, JobFailure> {
+    // OpenMP's thread count is per thread: set it on the thread that trains.
+    tch::set_num_threads(shared.threads_per_job);
+    let data = shared.data(&spec.dataset).map_err(|err| match err {
+        // This worker's data is not there: another worker may have it.
+        DataError::Missing { .. } | DataError::Io { .. } => {
+            let pause = shared.data_pause.missing();
+            tracing::error!(%err, ?pause, data_root = %shared.config.data_root.display(), "a job's data is missing; pausing before taking more jobs");
+            JobFailure {
+                reason: format!(
+                    "{err} (on worker host {}, --data-root {}; it takes no job for {}s)",
+                    shared.config.host,
+                    shared.config.data_root.display(),
+                    pause.as_secs()
+                ),
+                retryable: true,
+            }
+        }
+        err => JobFailure {
+            reason: err.to_string(),
+            retryable: false,
+        },
+    })?;
+    shared.data_pause.found();
+    let mut trainer = Trainer::new(spec, &data, device);
+    if let Some(bytes) = resume_from {
+        if let Err(err) = trainer.resume(&bytes) {
+            tracing::warn!(job = %spec.id, %err, "cannot resume from the checkpoint; starting from scratch");
+            trainer = Trainer::new(spec, &data, device);
+        } else {
+            tracing::info!(job = %spec.id, epoch = trainer.epoch(), "resumed from a checkpoint");
+        }
+    }
+    trainer.run(&mut observer, None).map_err(|err| JobFailure {
+        reason: err.to_string(),
+        retryable: true,
+    })
+}

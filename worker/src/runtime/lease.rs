@@ -1,0 +1,143 @@
+//! The calls a job makes on its lease: progress (with heartbeats), and the final complete,
+//! fail or release, retried through transient failures until accepted or refused.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ltsweep_proto::client::{Failure, LeaseId, WorkerId};
+use ltsweep_proto::{EpochMetrics, RemoteError};
+
+use super::Shared;
+use crate::backoff::Backoff;
+
+/// The async side of one job: its lease, undelivered progress and checkpoint.
+pub(super) struct JobRunner {
+    pub(super) shared: Arc<Shared>,
+    pub(super) worker_id: WorkerId,
+    pub(super) lease_id: LeaseId,
+    pub(super) cancel: Arc<AtomicBool>,
+    /// The coordinator refused the lease: the job went to another worker.
+    pub(super) lost: bool,
+    pub(super) cancelled_by_coordinator: bool,
+    pub(super) pending: VecDeque<EpochMetrics>,
+    pub(super) checkpoint: Option<(u32, Vec<u8>)>,
+}
+
+impl JobRunner {
+    /// Sends the undelivered epochs (or a bare heartbeat) until one fails to arrive.
+    ///
+    /// While a checkpoint waits for its upload, epochs after it are held back: the
+    /// coordinator counts the epochs a resumed attempt trains again from the progress it has
+    /// seen, so it must never see progress far past the checkpoint it holds.
+    pub(super) async fn report(&mut self) {
+        loop {
+            let held_back_after = self.checkpoint.as_ref().map(|(epoch, _)| *epoch);
+            let epoch = self
+                .pending
+                .front()
+                .filter(|m| held_back_after.is_none_or(|limit| m.epoch <= limit))
+                .cloned();
+            let heartbeat_only = epoch.is_none();
+            let reported = self
+                .shared
+                .client
+                .progress(&self.worker_id, &self.lease_id, epoch.as_ref())
+                .await;
+            match reported {
+                Ok(progress) => {
+                    if !heartbeat_only {
+                        self.pending.pop_front();
+                    }
+                    if progress.cancel {
+                        self.cancelled_by_coordinator = true;
+                        self.cancel.store(true, Ordering::Relaxed);
+                    }
+                }
+                Err(err) if err.is_lost_lease() => {
+                    self.lost = true;
+                    return;
+                }
+                Err(err) => {
+                    // Held for the next heartbeat: the progress is not lost, only late.
+                    tracing::warn!(lease = %self.lease_id, %err, "progress not delivered; will retry");
+                    return;
+                }
+            }
+            if heartbeat_only {
+                return;
+            }
+        }
+    }
+
+    /// Delivers the result, retrying until the coordinator accepts or refuses it.
+    pub(super) async fn complete(&self, result: ltsweep_proto::JobResult) {
+        let job_id = result.job_id.clone();
+        let delivered = self
+            .deliver("complete", || {
+                self.shared
+                    .client
+                    .complete(&self.worker_id, &self.lease_id, result.clone())
+            })
+            .await;
+        if delivered {
+            tracing::info!(job = %job_id, "job completed");
+        }
+    }
+
+    pub(super) async fn fail(&self, reason: String, retryable: bool, epoch: u32) {
+        tracing::warn!(lease = %self.lease_id, %reason, retryable, "job failed");
+        let failure = Failure {
+            reason,
+            retryable,
+            epoch,
+        };
+        self.deliver("fail", || {
+            self.shared
+                .client
+                .fail(&self.worker_id, &self.lease_id, &failure)
+        })
+        .await;
+    }
+
+    /// Gives the lease back as preempted: the job is queued again at once, and the attempt
+    /// does not count toward its sweep's `max_attempts`.
+    pub(super) async fn release(&self, epoch: u32) {
+        let delivered = self
+            .deliver("give the lease back", || {
+                self.shared
+                    .client
+                    .release_preempted(&self.worker_id, &self.lease_id, epoch)
+            })
+            .await;
+        if delivered {
+            tracing::info!(lease = %self.lease_id, epoch, "preempted: lease given back");
+        }
+    }
+
+    /// Retries a final call through transient failures; true once the coordinator has
+    /// accepted it, false once it refused it for good.
+    async fn deliver<F, Fut>(&self, what: &str, mut call: F) -> bool
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), RemoteError>>,
+    {
+        let mut backoff = Backoff::default();
+        loop {
+            match call().await {
+                Ok(()) => return true,
+                Err(err) if !err.is_transient() => {
+                    tracing::warn!(lease = %self.lease_id, %err, "the coordinator refused the {what}; dropping the job");
+                    return false;
+                }
+                Err(err) => {
+                    if self.shared.stopping_now() {
+                        tracing::warn!(lease = %self.lease_id, "stopping: the {what} is not delivered; the lease will expire");
+                        return false;
+                    }
+                    backoff.wait(what, &err).await;
+                }
+            }
+        }
+    }
+}
