@@ -67,7 +67,12 @@ impl Sgd {
 
     /// [`Sgd::backward_step`] with any number of leaves outside the network (a fused array's
     /// PC centres, one tensor per member); returns their gradients in order.
-    pub fn backward_step_with(&mut self, loss: &Tensor, lr: f64, extras: &[&Tensor]) -> Vec<Tensor> {
+    pub fn backward_step_with(
+        &mut self,
+        loss: &Tensor,
+        lr: f64,
+        extras: &[&Tensor],
+    ) -> Vec<Tensor> {
         let mut inputs: Vec<&Tensor> = self.params.iter().collect();
         inputs.extend(extras);
         let mut grads = Tensor::run_backward(&[loss], &inputs, false, false);

@@ -21,6 +21,9 @@ use tch::Device;
 use tokio::sync::{mpsc, watch};
 use tonic::Code;
 
+mod fuse;
+pub use fuse::{AUTO_CUDA, Fuse};
+
 use crate::data::{DataError, LongTailData, longtail};
 use crate::pause::DataPause;
 use crate::train::{Observer, Outcome, Trainer, device_name};
@@ -51,6 +54,8 @@ pub struct WorkerConfig {
     pub data_root: PathBuf,
     /// libtorch threads per job; `None` shares the cores among the slots.
     pub threads_per_job: Option<i32>,
+    /// Jobs of one shape a slot leases and trains as one fused array (see [`Fuse`]).
+    pub fuse: Fuse,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +106,12 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     for &device in &shared.config.devices {
         for slot in 0..shared.config.slots_per_device {
-            tasks.spawn(run_slot(Arc::clone(&shared), device, slot));
+            // A fused slot: N lease tasks feeding one fuser.
+            let size = shared.config.fuse.size(device);
+            let fuser = (size > 1).then(|| fuse::Fuser::start(Arc::clone(&shared), device, size));
+            for _ in 0..size {
+                tasks.spawn(run_slot(Arc::clone(&shared), device, slot, fuser.clone()));
+            }
         }
     }
     let mut outcome = Ok(());
@@ -216,7 +226,12 @@ fn is_refusal(status: &tonic::Status) -> bool {
     )
 }
 
-async fn run_slot(shared: Arc<Shared>, device: Device, slot: u32) -> Result<(), RuntimeError> {
+async fn run_slot(
+    shared: Arc<Shared>,
+    device: Device,
+    slot: u32,
+    fuser: Option<fuse::Fuser>,
+) -> Result<(), RuntimeError> {
     let mut shutdown = shared.shutdown.clone();
     let mut backoff = Backoff::default();
     while !shared.stopping() {
@@ -242,7 +257,7 @@ async fn run_slot(shared: Arc<Shared>, device: Device, slot: u32) -> Result<(), 
             Ok(response) => {
                 backoff.reset();
                 if let Some(lease) = response.into_inner().lease {
-                    run_job(&shared, device, &registration, lease).await;
+                    run_job(&shared, device, &registration, lease, fuser.as_ref()).await;
                 }
             }
             Err(status) if status.code() == Code::NotFound => {
@@ -303,6 +318,7 @@ async fn run_job(
     device: Device,
     registration: &Registration,
     lease: pb::Lease,
+    fuser: Option<&fuse::Fuser>,
 ) {
     let mut job = JobRunner {
         shared: Arc::clone(shared),
@@ -348,15 +364,18 @@ async fn run_job(
     };
     let trainer_shared = Arc::clone(shared);
     let trainer_spec = spec.clone();
-    let mut training = tokio::task::spawn_blocking(move || {
-        train_blocking(
-            &trainer_shared,
-            &trainer_spec,
-            device,
-            resume_from,
-            observer,
-        )
-    });
+    let mut training = match fuser {
+        Some(fuser) => fuser.submit(trainer_spec, resume_from, observer),
+        None => tokio::task::spawn_blocking(move || {
+            train_blocking(
+                &trainer_shared,
+                &trainer_spec,
+                device,
+                resume_from,
+                observer,
+            )
+        }),
+    };
     let mut heartbeat = tokio::time::interval(registration.heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut shutdown = shared.shutdown.clone();
@@ -451,6 +470,20 @@ fn train_blocking(
 ) -> Result<Outcome, JobFailure> {
     // OpenMP's thread count is per thread: set it on the thread that trains.
     tch::set_num_threads(shared.threads_per_job);
+    let mut trainer = prepare_trainer(shared, spec, device, resume_from)?;
+    trainer.run(&mut observer, None).map_err(|err| JobFailure {
+        reason: err.to_string(),
+        retryable: true,
+    })
+}
+
+/// Loads the data and builds the job's trainer, resumed from its checkpoint if it has one.
+fn prepare_trainer(
+    shared: &Shared,
+    spec: &JobSpec,
+    device: Device,
+    resume_from: Option<Vec<u8>>,
+) -> Result<Trainer, JobFailure> {
     let data = shared.data(&spec.dataset).map_err(|err| match err {
         // This worker's data is not there: another worker may have it.
         DataError::Missing { .. } | DataError::Io { .. } => {
@@ -481,10 +514,7 @@ fn train_blocking(
             tracing::info!(job = %spec.id, epoch = trainer.epoch(), "resumed from a checkpoint");
         }
     }
-    trainer.run(&mut observer, None).map_err(|err| JobFailure {
-        reason: err.to_string(),
-        retryable: true,
-    })
+    Ok(trainer)
 }
 
 /// The async side of one job: its lease, undelivered progress and checkpoint.

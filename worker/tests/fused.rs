@@ -111,7 +111,10 @@ fn run_fused(
 ) -> Vec<Outcome> {
     let trainers = jobs.iter().map(|j| alone(j, data, kind)).collect();
     let mut fused = FusedTrainer::new(trainers).unwrap();
-    let mut refs: Vec<&mut dyn Observer> = observers.iter_mut().map(|o| o as &mut dyn Observer).collect();
+    let mut refs: Vec<&mut dyn Observer> = observers
+        .iter_mut()
+        .map(|o| o as &mut dyn Observer)
+        .collect();
     fused.run(&mut refs, stop_after).unwrap()
 }
 
@@ -157,8 +160,15 @@ fn each_member_of_a_fused_array_trains_as_its_job_alone() {
             if fused {
                 let mut observers = vec![Keep::default(), Keep::default(), Keep::default()];
                 let outcomes = run_fused(&jobs, &data, kind, &mut observers, Some(1));
-                assert!(outcomes.iter().all(|o| matches!(o, Outcome::Stopped { epoch: 1 })));
-                observers.into_iter().map(|mut o| o.checkpoints.remove(0).1).collect()
+                assert!(
+                    outcomes
+                        .iter()
+                        .all(|o| matches!(o, Outcome::Stopped { epoch: 1 }))
+                );
+                observers
+                    .into_iter()
+                    .map(|mut o| o.checkpoints.remove(0).1)
+                    .collect()
             } else {
                 jobs.iter()
                     .map(|job| {
@@ -182,7 +192,10 @@ fn each_member_of_a_fused_array_trains_as_its_job_alone() {
                 "{mode} member {k} ({}): float64 fused vs alone {exact:e} ({name}); float32 from float64: fused {fused_error:e}, alone {alone_error:e}",
                 job.label()
             );
-            assert!(exact <= 1e-5, "{mode} member {k}: {name} differs by {exact:e}");
+            assert!(
+                exact <= 1e-5,
+                "{mode} member {k}: {name} differs by {exact:e}"
+            );
             // float32 is reported, not asserted: see the module's note.
             let _ = (fused_error, alone_error);
         }
@@ -213,8 +226,16 @@ fn assert_same_result(fused: &JobResult, alone: &JobResult) {
     assert_eq!(fused.confusion, alone.confusion, "{}", alone.job_id);
     assert_eq!(fused.epochs.len(), alone.epochs.len());
     for (f, a) in fused.epochs.iter().zip(&alone.epochs) {
-        for (x, y) in [(f.loss_ce, a.loss_ce), (f.loss_comp, a.loss_comp), (f.loss_pc, a.loss_pc)] {
-            assert!((x - y).abs() <= 1e-9 * y.abs().max(1e-6), "{}: {x} vs {y}", alone.job_id);
+        for (x, y) in [
+            (f.loss_ce, a.loss_ce),
+            (f.loss_comp, a.loss_comp),
+            (f.loss_pc, a.loss_pc),
+        ] {
+            assert!(
+                (x - y).abs() <= 1e-9 * y.abs().max(1e-6),
+                "{}: {x} vs {y}",
+                alone.job_id
+            );
         }
         assert_eq!(f.accuracy, a.accuracy, "{}", alone.job_id);
     }
@@ -231,14 +252,21 @@ fn a_fused_array_trained_two_epochs_gives_each_job_its_accuracy_alone() {
         for (job, outcome) in jobs.iter().zip(outcomes) {
             let fused = finished(outcome);
             let alone = finished(alone(job, &data, kind).run(&mut Quiet, None).unwrap());
-            let (f, a) = (fused.accuracy.acc_all.unwrap(), alone.accuracy.acc_all.unwrap());
+            let (f, a) = (
+                fused.accuracy.acc_all.unwrap(),
+                alone.accuracy.acc_all.unwrap(),
+            );
             println!("{kind:?} {}: top-1 fused {f} alone {a}", job.label());
             if kind == Kind::Double {
                 assert_same_result(&fused, &alone);
             } else {
                 // float32 rounding (see the module's note) may move a test image or two of
                 // the 240 across a decision boundary in two epochs.
-                assert!((f - a).abs() <= 3.0 / 240.0 + 1e-12, "{}: {f} vs {a}", job.label());
+                assert!(
+                    (f - a).abs() <= 3.0 / 240.0 + 1e-12,
+                    "{}: {f} vs {a}",
+                    job.label()
+                );
             }
         }
     }
@@ -253,11 +281,19 @@ fn a_member_that_stops_leaves_and_the_others_finish_as_alone() {
     let mut observers = vec![Keep::default(), Keep::default(), Keep::default()];
     observers[1].cancel_after_epochs = Some(1);
     let mut outcomes = run_fused(&jobs, &data, Kind::Double, &mut observers, None);
-    assert!(matches!(outcomes[1], Outcome::Cancelled { epoch: 1 }), "{:?}", outcomes[1]);
+    assert!(
+        matches!(outcomes[1], Outcome::Cancelled { epoch: 1 }),
+        "{:?}",
+        outcomes[1]
+    );
     assert_eq!(observers[1].epochs, 1);
     for k in [2, 0] {
         let fused = finished(outcomes.remove(k));
-        let alone = finished(alone(&jobs[k], &data, Kind::Double).run(&mut Quiet, None).unwrap());
+        let alone = finished(
+            alone(&jobs[k], &data, Kind::Double)
+                .run(&mut Quiet, None)
+                .unwrap(),
+        );
         assert_same_result(&fused, &alone);
     }
 }
@@ -278,7 +314,10 @@ fn a_checkpoint_taken_fused_resumes_alone_and_one_taken_alone_resumes_fused() {
     for (k, job) in jobs.iter().enumerate() {
         let mut trainer = alone(job, &data, Kind::Double);
         trainer.resume(&observers[k].checkpoints[0].1).unwrap();
-        assert_same_result(&finished(trainer.run(&mut Quiet, None).unwrap()), &straight[k]);
+        assert_same_result(
+            &finished(trainer.run(&mut Quiet, None).unwrap()),
+            &straight[k],
+        );
     }
 
     // Alone for one epoch, then fused.
@@ -286,7 +325,9 @@ fn a_checkpoint_taken_fused_resumes_alone_and_one_taken_alone_resumes_fused() {
         .iter()
         .map(|job| {
             let mut keep = Keep::default();
-            alone(job, &data, Kind::Double).run(&mut keep, Some(1)).unwrap();
+            alone(job, &data, Kind::Double)
+                .run(&mut keep, Some(1))
+                .unwrap();
             let mut trainer = alone(job, &data, Kind::Double);
             trainer.resume(&keep.checkpoints[0].1).unwrap();
             trainer
@@ -294,7 +335,8 @@ fn a_checkpoint_taken_fused_resumes_alone_and_one_taken_alone_resumes_fused() {
         .collect();
     let mut fused = FusedTrainer::new(trainers).unwrap();
     let mut quiet = [Quiet, Quiet, Quiet];
-    let mut refs: Vec<&mut dyn Observer> = quiet.iter_mut().map(|o| o as &mut dyn Observer).collect();
+    let mut refs: Vec<&mut dyn Observer> =
+        quiet.iter_mut().map(|o| o as &mut dyn Observer).collect();
     for (k, outcome) in fused.run(&mut refs, None).unwrap().into_iter().enumerate() {
         assert_same_result(&finished(outcome), &straight[k]);
     }
@@ -318,7 +360,9 @@ fn jobs_of_another_shape_or_position_are_not_fused() {
     assert!(error.to_string().contains("differs in shape"), "{error}");
 
     let mut keep = Keep::default();
-    Trainer::new(&jobs[1], &data, Device::Cpu).run(&mut keep, Some(1)).unwrap();
+    Trainer::new(&jobs[1], &data, Device::Cpu)
+        .run(&mut keep, Some(1))
+        .unwrap();
     let mut resumed = Trainer::new(&jobs[1], &data, Device::Cpu);
     resumed.resume(&keep.checkpoints[0].1).unwrap();
     let error = FusedTrainer::new(vec![Trainer::new(&jobs[0], &data, Device::Cpu), resumed])

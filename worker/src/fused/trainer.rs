@@ -22,7 +22,7 @@ use tch::{Tensor, nn};
 
 use super::model::{FusedResNet, stack_inputs};
 use crate::optim::Sgd;
-use crate::train::{EpochRun, Observer, Outcome, TrainError, Trainer, divergence};
+use crate::train::{EpochRun, Observer, Outcome, Quiet, TrainError, Trainer, divergence};
 
 /// What jobs must share to be trained as one fused array: the data, the network, the whole
 /// training schedule (batch size, epochs, learning rate, momentum, weight decay, evaluation and
@@ -89,9 +89,15 @@ impl Fused {
             .filter(|(_, t)| t.requires_grad())
             .collect();
         params.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut sgd = Sgd::new(params, first.job.train.momentum, first.job.train.weight_decay);
-        let states: Vec<HashMap<String, Tensor>> =
-            members.iter().map(|m| m.sgd.state().into_iter().collect()).collect();
+        let mut sgd = Sgd::new(
+            params,
+            first.job.train.momentum,
+            first.job.train.weight_decay,
+        );
+        let states: Vec<HashMap<String, Tensor>> = members
+            .iter()
+            .map(|m| m.sgd.state().into_iter().collect())
+            .collect();
         let momentum = sgd
             .state()
             .into_iter()
@@ -180,33 +186,52 @@ impl FusedTrainer {
                 self.fused = None;
                 break;
             }
-            let mut runs: Vec<EpochRun> =
-                self.members.iter_mut().map(Trainer::begin_epoch).collect();
-            let n = self.members[0].train.len();
-            while !self.members.is_empty() && runs[0].from < n {
-                self.stop_members(observers, &mut runs, &mut outcomes)?;
-                if self.members.is_empty() {
-                    break;
-                }
-                let batches: Option<Vec<(Tensor, Tensor)>> = self
-                    .members
-                    .iter()
-                    .zip(&mut runs)
-                    .map(|(member, run)| member.next_batch(run))
-                    .collect();
-                // Every member has the same number of images and batch size.
-                let Some(batches) = batches else { break };
-                self.step(&mut runs, &batches);
-            }
-            if self.members.is_empty() {
-                break;
-            }
-            self.end_epoch(runs, observers, stop_after, &mut outcomes)?;
+            self.epoch(observers, stop_after, &mut outcomes)?;
         }
         Ok(outcomes
             .into_iter()
             .map(|o| o.expect("every member ends with an outcome"))
             .collect())
+    }
+
+    /// Trains one epoch of every member with no observer and no stop, as a benchmark times it.
+    pub fn train_epoch(&mut self) -> Result<(), TrainError> {
+        let slots = self.ids.iter().max().map_or(0, |&id| id + 1);
+        let mut quiet: Vec<Quiet> = (0..slots).map(|_| Quiet).collect();
+        let mut observers: Vec<&mut dyn Observer> =
+            quiet.iter_mut().map(|o| o as &mut dyn Observer).collect();
+        let mut outcomes: Vec<Option<Outcome>> = (0..slots).map(|_| None).collect();
+        self.epoch(&mut observers, None, &mut outcomes)
+    }
+
+    /// Trains the current epoch of every member, dropping those that stop on the way.
+    fn epoch(
+        &mut self,
+        observers: &mut [&mut dyn Observer],
+        stop_after: Option<u32>,
+        outcomes: &mut [Option<Outcome>],
+    ) -> Result<(), TrainError> {
+        let mut runs: Vec<EpochRun> = self.members.iter_mut().map(Trainer::begin_epoch).collect();
+        let n = self.members[0].train.len();
+        while !self.members.is_empty() && runs[0].from < n {
+            self.stop_members(observers, &mut runs, outcomes)?;
+            if self.members.is_empty() {
+                return Ok(());
+            }
+            let batches: Option<Vec<(Tensor, Tensor)>> = self
+                .members
+                .iter()
+                .zip(&mut runs)
+                .map(|(member, run)| member.next_batch(run))
+                .collect();
+            // Every member has the same number of images and batch size.
+            let Some(batches) = batches else { break };
+            self.step(&mut runs, &batches);
+        }
+        if self.members.is_empty() {
+            return Ok(());
+        }
+        self.end_epoch(runs, observers, stop_after, outcomes)
     }
 
     /// Drops the members whose observer cancels or preempts them at this step boundary; a
@@ -217,7 +242,11 @@ impl FusedTrainer {
         runs: &mut Vec<EpochRun>,
         outcomes: &mut [Option<Outcome>],
     ) -> Result<(), TrainError> {
-        let cancelled: Vec<bool> = self.ids.iter().map(|&id| observers[id].cancelled()).collect();
+        let cancelled: Vec<bool> = self
+            .ids
+            .iter()
+            .map(|&id| observers[id].cancelled())
+            .collect();
         let preempted: Vec<bool> = self
             .ids
             .iter()
@@ -254,7 +283,10 @@ impl FusedTrainer {
 
     /// One fused step (two in the alternating Comp. mode) on the members' own batches.
     fn step(&mut self, runs: &mut [EpochRun], batches: &[(Tensor, Tensor)]) {
-        let fused = self.fused.as_mut().expect("a fused model while members train");
+        let fused = self
+            .fused
+            .as_mut()
+            .expect("a fused model while members train");
         let lr = self.members[0].job.train.lr_at(runs[0].epoch);
         let inputs: Vec<Tensor> = batches.iter().map(|(x, _)| x.shallow_clone()).collect();
         let x = stack_inputs(&inputs);
@@ -273,7 +305,9 @@ impl FusedTrainer {
             })
             .reduce(|a, b| a + b)
             .expect("members");
-        let with_pc: Vec<usize> = (0..self.members.len()).filter(|&k| runs[k].use_pc).collect();
+        let with_pc: Vec<usize> = (0..self.members.len())
+            .filter(|&k| runs[k].use_pc)
+            .collect();
         let centers: Vec<&Tensor> = with_pc.iter().map(|&k| &self.members[k].centers).collect();
         let grads = fused.sgd.backward_step_with(&loss, lr, &centers);
         for (k, grad) in with_pc.into_iter().zip(grads) {
@@ -392,4 +426,3 @@ impl FusedTrainer {
         Ok(())
     }
 }
-
