@@ -196,6 +196,10 @@ pub struct WorkerArgs {
     /// libtorch threads per job (default: the cores shared among the slots).
     #[arg(long, env = "LTSWEEP_THREADS")]
     pub threads: Option<i32>,
+    /// Jobs of one shape each slot leases and trains as one fused array: a number, `off`, or
+    /// `auto` (off on the CPU, 32 per array on a GPU).
+    #[arg(long, env = "LTSWEEP_FUSE", default_value = "off")]
+    pub fuse: ltsweep_worker::runtime::Fuse,
 }
 
 #[derive(clap::Args, Debug)]
@@ -245,6 +249,10 @@ pub struct RunArgs {
     /// libtorch threads per job (default: the cores shared among the workers).
     #[arg(long)]
     pub threads: Option<i32>,
+    /// Jobs of one shape each worker trains as one fused array: a number, `off`, or `auto`
+    /// (off on the CPU, 32 per array on a GPU).
+    #[arg(long, env = "LTSWEEP_FUSE", default_value = "off")]
+    pub fuse: ltsweep_worker::runtime::Fuse,
 }
 
 /// How to reach a coordinator.
@@ -357,6 +365,9 @@ pub struct BenchTrainArgs {
     pub device: String,
     #[arg(long)]
     pub threads: Option<i32>,
+    /// Jobs (seeds 0..N) trained as one fused array; the figure is their images/s summed.
+    #[arg(long, default_value_t = 1)]
+    pub fuse: u32,
 }
 
 #[derive(clap::Args, Debug)]

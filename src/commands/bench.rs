@@ -10,6 +10,7 @@ use anyhow::Context;
 use ltsweep_proto::client::{Connection, Registration, Which};
 use ltsweep_proto::{ClassGroup, GroupAccuracy, JobResult, LossPlan, Shot, SweepSpec};
 use ltsweep_worker::data::{ClassInfo, ImageSet, LongTailData};
+use ltsweep_worker::fused::FusedTrainer;
 use ltsweep_worker::rng::Rng;
 use ltsweep_worker::train::{Trainer, device_name};
 
@@ -39,20 +40,29 @@ fn random_images(n: usize, classes: usize, seed: u64) -> ImageSet {
 
 fn train(args: &BenchTrainArgs) -> anyhow::Result<()> {
     let plan: LossPlan = args.plan.parse().map_err(BadInput)?;
+    if args.fuse == 0 {
+        return Err(BadInput("--fuse must be at least 1".to_owned()).into());
+    }
     let device = super::train::resolve_device(&args.device)?;
     if let Some(threads) = args.threads {
         tch::set_num_threads(threads);
     }
     // The recipe of the peer: batch 128, momentum SGD, crop + flip + normalise. The epoch count
     // only keeps evaluation out of the timed epochs.
+    let seeds: Vec<String> = (0..args.fuse).map(|s| s.to_string()).collect();
     let spec = SweepSpec::parse(&format!(
-        "name = \"bench\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\nimbalance_ratio = 1\n\
+        "name = \"bench\"\nseeds = [{}]\n[dataset]\nkind = \"synthetic\"\nimbalance_ratio = 1\n\
          [model]\ndepth = {}\n[train]\nepochs = 1000000\nbatch_size = {}\nlr = 0.1\nwarmup_epochs = 0\n\
          lr_decay_epochs = [999999]\naugment = {}\n[losses]\nplans = [{{ comp = \"{}\", pc = \"{}\" }}]\n",
-        args.depth, args.batch, args.augment, plan.comp, plan.pc
+        seeds.join(", "),
+        args.depth,
+        args.batch,
+        args.augment,
+        plan.comp,
+        plan.pc
     ))
     .context("the benchmark's own spec")?;
-    let job = &spec.jobs()[0];
+    let jobs = spec.jobs();
     let train = random_images(args.images, args.classes, 1);
     let counts = train.class_counts();
     let data = LongTailData {
@@ -64,25 +74,48 @@ fn train(args: &BenchTrainArgs) -> anyhow::Result<()> {
         },
         train,
     };
-    let mut trainer = Trainer::new(job, &data, device);
-    trainer.train_epoch(&|| false)?;
+    let mut trainers: Vec<Trainer> = jobs
+        .iter()
+        .map(|j| Trainer::new(j, &data, device))
+        .collect();
+    // One job trains as it does in a worker; several as one fused array.
+    let mut fused = if trainers.len() > 1 {
+        Some(FusedTrainer::new(std::mem::take(&mut trainers))?)
+    } else {
+        None
+    };
+    let mut epoch = || -> anyhow::Result<()> {
+        match &mut fused {
+            Some(fused) => fused.train_epoch()?,
+            None => {
+                trainers[0].train_epoch(&|| false)?;
+            }
+        }
+        Ok(())
+    };
+    epoch()?;
     let start = Instant::now();
     let mut images = 0usize;
     for _ in 0..args.epochs {
-        trainer.train_epoch(&|| false)?;
-        images += args.images;
+        epoch()?;
+        images += args.images * jobs.len();
     }
     let seconds = start.elapsed().as_secs_f64();
     let rate = images as f64 / seconds;
     println!(
-        "ltsweep bench train: ResNet-{} {} batch {} on {} ({} libtorch threads), {} images x {} epochs",
+        "ltsweep bench train: ResNet-{} {} batch {} on {} ({} libtorch threads), {} images x {} epochs{}",
         args.depth,
         plan,
         args.batch,
         device_name(device),
         tch::get_num_threads(),
         args.images,
-        args.epochs
+        args.epochs,
+        if jobs.len() > 1 {
+            format!(", {} jobs fused (images/s summed over them)", jobs.len())
+        } else {
+            String::new()
+        }
     );
     println!("seconds={seconds:.3}");
     println!("images_per_second={rate:.1}");

@@ -94,6 +94,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
                 slots_per_device: 1,
                 data_root: args.data_root.clone(),
                 threads_per_job: Some(threads),
+                fuse: args.fuse,
             };
             let connection = connection.clone();
             let shutdown = shutdown_rx.clone();

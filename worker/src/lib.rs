@@ -6,7 +6,8 @@
 //!   [`baselines`]: the long-tail base losses (focal, class-balanced, logit-adjusted, LDAM-DRW)
 //!   and the samplers;
 //!   [`optim`]: momentum SGD with reachable state; [`augment`]: the on-device input pipeline.
-//! - [`train`]: the training loop, checkpoints and exact resume; [`metrics`]: test metrics.
+//! - [`train`]: the training loop, checkpoints and exact resume; [`metrics`]: test metrics;
+//!   [`fused`]: several jobs of one shape trained as one model.
 //! - [`runtime`]: the worker process: pull jobs from a coordinator, train, report;
 //!   [`preempt`]: stop signals and Slurm placement.
 //!
@@ -32,6 +33,7 @@ mod backoff;
 pub mod baselines;
 pub mod checkpoint;
 pub mod data;
+pub mod fused;
 pub mod losses;
 pub mod metrics;
 pub mod model;

@@ -61,10 +61,22 @@ impl Sgd {
         lr: f64,
         extra: Option<&Tensor>,
     ) -> Option<Tensor> {
+        let extras: Vec<&Tensor> = extra.into_iter().collect();
+        self.backward_step_with(loss, lr, &extras).pop()
+    }
+
+    /// [`Sgd::backward_step`] with any number of leaves outside the network (a fused array's
+    /// PC centres, one tensor per member); returns their gradients in order.
+    pub fn backward_step_with(
+        &mut self,
+        loss: &Tensor,
+        lr: f64,
+        extras: &[&Tensor],
+    ) -> Vec<Tensor> {
         let mut inputs: Vec<&Tensor> = self.params.iter().collect();
-        inputs.extend(extra);
+        inputs.extend(extras);
         let mut grads = Tensor::run_backward(&[loss], &inputs, false, false);
-        let extra_grad = extra.and_then(|_| grads.pop());
+        let extra_grads = grads.split_off(self.params.len());
         tch::no_grad(|| {
             let flat_grad = Tensor::cat(
                 &grads.iter().map(|g| g.reshape([-1])).collect::<Vec<_>>(),
@@ -79,7 +91,7 @@ impl Sgd {
             let _ = self.buffer.g_add_(&d);
             let _ = self.flat.g_sub_(&(&self.buffer * lr));
         });
-        extra_grad
+        extra_grads
     }
 
     /// The momentum buffers, named after their parameters, for a checkpoint.

@@ -24,8 +24,11 @@ use crate::pause::DataPause;
 use crate::train::device_name;
 
 mod checkpoint;
+mod fuse;
 mod job;
 mod lease;
+
+pub use fuse::{AUTO_CUDA, Fuse};
 
 use job::run_job;
 
@@ -52,6 +55,8 @@ pub struct WorkerConfig {
     pub data_root: PathBuf,
     /// libtorch threads per job; `None` shares the cores among the slots.
     pub threads_per_job: Option<i32>,
+    /// Jobs of one shape a slot leases and trains as one fused array (see [`Fuse`]).
+    pub fuse: Fuse,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +107,12 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     for &device in &shared.config.devices {
         for slot in 0..shared.config.slots_per_device {
-            tasks.spawn(run_slot(Arc::clone(&shared), device, slot));
+            // A fused slot: N lease tasks feeding one fuser.
+            let size = shared.config.fuse.size(device);
+            let fuser = (size > 1).then(|| fuse::Fuser::start(Arc::clone(&shared), device, size));
+            for _ in 0..size {
+                tasks.spawn(run_slot(Arc::clone(&shared), device, slot, fuser.clone()));
+            }
         }
     }
     let mut outcome = Ok(());
@@ -201,7 +211,12 @@ impl Shared {
     }
 }
 
-async fn run_slot(shared: Arc<Shared>, device: Device, slot: u32) -> Result<(), RuntimeError> {
+async fn run_slot(
+    shared: Arc<Shared>,
+    device: Device,
+    slot: u32,
+    fuser: Option<fuse::Fuser>,
+) -> Result<(), RuntimeError> {
     let mut shutdown = shared.shutdown.clone();
     let mut backoff = Backoff::default();
     while !shared.stopping() {
@@ -227,7 +242,7 @@ async fn run_slot(shared: Arc<Shared>, device: Device, slot: u32) -> Result<(), 
             Ok(lease) => {
                 backoff.reset();
                 if let Some(lease) = lease {
-                    run_job(&shared, device, &registration, lease).await;
+                    run_job(&shared, device, &registration, lease, fuser.as_ref()).await;
                 }
             }
             Err(err) if err.kind() == Some(ErrorKind::NotFound) => {

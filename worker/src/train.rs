@@ -60,6 +60,8 @@ pub enum TrainError {
     CheckpointMismatch(String),
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    #[error("cannot fuse these jobs: {0}")]
+    NotFusable(String),
 }
 
 /// How a call to [`Trainer::run`] ended.
@@ -118,8 +120,8 @@ pub struct Quiet;
 impl Observer for Quiet {}
 
 /// The tensors of a split on the device.
-struct DeviceSet {
-    images: Tensor,
+pub(crate) struct DeviceSet {
+    pub(crate) images: Tensor,
     labels: Tensor,
 }
 
@@ -139,27 +141,43 @@ impl DeviceSet {
         }
     }
 
-    fn len(&self) -> i64 {
+    pub(crate) fn len(&self) -> i64 {
         self.labels.size()[0]
     }
 }
 
 /// Loss sums of an epoch, kept on the device so that no batch waits for a host read.
-struct LossSums {
+pub(crate) struct LossSums {
     ce: Tensor,
     comp: Tensor,
     pc: Tensor,
     batches: u32,
 }
 
+/// An epoch in progress: its order and draws, how far it got, its loss sums.
+pub(crate) struct EpochRun {
+    /// 0-based.
+    pub(crate) epoch: u32,
+    pub(crate) use_pc: bool,
+    pub(crate) use_comp: bool,
+    order: Tensor,
+    draws: Option<EpochDraws>,
+    sums: LossSums,
+    /// The next batch's first position in the order.
+    pub(crate) from: i64,
+    seen: i64,
+    earlier_seconds: f64,
+    start: Instant,
+}
+
 pub struct Trainer {
-    job: JobSpec,
-    device: Device,
-    vs: nn::VarStore,
-    model: ResNet,
-    sgd: Sgd,
-    centers: Tensor,
-    train: DeviceSet,
+    pub(crate) job: JobSpec,
+    pub(crate) device: Device,
+    pub(crate) vs: nn::VarStore,
+    pub(crate) model: ResNet,
+    pub(crate) sgd: Sgd,
+    pub(crate) centers: Tensor,
+    pub(crate) train: DeviceSet,
     /// The training labels on the host, for the sampler.
     train_labels: Vec<i64>,
     test: DeviceSet,
@@ -168,21 +186,31 @@ pub struct Trainer {
     augment: Option<Augment>,
     comp_classes: Tensor,
     pc_classes: Tensor,
-    classes: ClassInfo,
+    pub(crate) classes: ClassInfo,
     /// Epochs finished.
-    epoch: u32,
+    pub(crate) epoch: u32,
     history: Vec<EpochMetrics>,
     train_seconds: f64,
     /// The epoch in progress, stopped by a preemption (and saved) or read from a checkpoint
     /// (and continued by the next epoch trained).
-    partial: Option<PartialEpoch>,
+    pub(crate) partial: Option<PartialEpoch>,
+    /// The kind of the network and its inputs.
+    pub(crate) kind: Kind,
 }
 
 impl Trainer {
     pub fn new(job: &JobSpec, data: &LongTailData, device: Device) -> Self {
+        Self::new_in_kind(job, data, device, Kind::Float)
+    }
+
+    /// [`Trainer::new`] with the network, the PC centres and the inputs in `kind` (float32 is
+    /// the trainer's; float64 is for tests, where it separates what a computation does from
+    /// float32 rounding, as the fused arrays' equality tests need). The initial weights are
+    /// float32's, converted.
+    pub fn new_in_kind(job: &JobSpec, data: &LongTailData, device: Device, kind: Kind) -> Self {
         let train_set = &data.train;
         let classes = data.classes.num_classes() as i64;
-        let vs = nn::VarStore::new(device);
+        let mut vs = nn::VarStore::new(device);
         let (model, centers) = {
             let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             tch::manual_seed(job.seed as i64);
@@ -196,6 +224,13 @@ impl Trainer {
             let centers =
                 Tensor::randn([classes, FEATURES], (Kind::Float, device)).set_requires_grad(true);
             (model, centers)
+        };
+        // Before the optimiser takes the parameters into its buffer.
+        let centers = if kind == Kind::Float {
+            centers
+        } else {
+            vs.set_kind(kind);
+            centers.detach().to_kind(kind).set_requires_grad(true)
         };
         let mut params: Vec<(String, Tensor)> = vs
             .variables()
@@ -237,6 +272,7 @@ impl Trainer {
             history: Vec::new(),
             train_seconds: 0.0,
             partial: None,
+            kind,
             vs,
         }
     }
@@ -244,6 +280,16 @@ impl Trainer {
     /// Epochs finished so far.
     pub fn epoch(&self) -> u32 {
         self.epoch
+    }
+
+    /// Epochs finished and images of the next one already trained (a checkpoint taken midway).
+    pub fn position(&self) -> (u32, i64) {
+        (self.epoch, self.partial.as_ref().map_or(0, |p| p.from))
+    }
+
+    /// The job this trainer trains.
+    pub fn job(&self) -> &JobSpec {
+        &self.job
     }
 
     /// Continues from a checkpoint of this job.
@@ -379,14 +425,30 @@ impl Trainer {
         cancelled: &dyn Fn() -> bool,
         preempted: &dyn Fn() -> bool,
     ) -> Result<EpochEnd, TrainError> {
-        let epoch = self.epoch;
-        let lr = self.job.train.lr_at(epoch);
-        let plan_on = epoch >= self.job.train.pretrain_ce_epochs;
-        let use_pc = plan_on && self.job.plan.pc != ClassScope::None;
-        let use_comp = plan_on && self.job.plan.comp != ClassScope::None;
-        let batch = i64::from(self.job.train.batch_size);
-        let n = self.train.len();
+        let mut run = self.begin_epoch();
+        while run.from < self.train.len() {
+            if cancelled() {
+                return Ok(EpochEnd::Cancelled);
+            }
+            if preempted() {
+                self.pause_epoch(run);
+                return Ok(EpochEnd::Preempted);
+            }
+            let Some((x, y)) = self.next_batch(&mut run) else {
+                break;
+            };
+            self.step(&x, &y, &mut run);
+        }
+        Ok(EpochEnd::Done(self.end_epoch(run)))
+    }
 
+    /// Starts (or continues, after a checkpoint taken midway) the current epoch: its order,
+    /// its augmentation draws and its loss sums. The pieces from here to [`Trainer::end_epoch`]
+    /// are the fused trainer's too, so that a job trains on the same batches and losses alone
+    /// or in a fused array.
+    pub(crate) fn begin_epoch(&mut self) -> EpochRun {
+        let epoch = self.epoch;
+        let plan_on = epoch >= self.job.train.pretrain_ce_epochs;
         let start = Instant::now();
         let order = baselines::epoch_order(
             &self.train_labels,
@@ -396,52 +458,70 @@ impl Trainer {
             epoch,
         );
         let order = Tensor::from_slice(&order).to_device(self.device);
+        let n = self.train.len();
         let draws = self
             .augment
             .as_ref()
             .map(|a| a.draw(n as usize, self.job.seed, epoch, self.device));
         let resumed = self.partial.take();
         let sum = |value: f64| Tensor::full([], value, (Kind::Float, self.device));
-        let mut sums = LossSums {
-            ce: sum(resumed.as_ref().map_or(0.0, |p| p.ce)),
-            comp: sum(resumed.as_ref().map_or(0.0, |p| p.comp)),
-            pc: sum(resumed.as_ref().map_or(0.0, |p| p.pc)),
-            batches: resumed.as_ref().map_or(0, |p| p.batches),
-        };
-        let mut from = resumed.as_ref().map_or(0, |p| p.from);
-        let mut seen = from;
-        let earlier_seconds = resumed.as_ref().map_or(0.0, |p| p.seconds);
-        while from < n {
-            if cancelled() {
-                return Ok(EpochEnd::Cancelled);
-            }
-            if preempted() {
-                self.partial = Some(PartialEpoch {
-                    from,
-                    batches: sums.batches,
-                    ce: sums.ce.double_value(&[]),
-                    comp: sums.comp.double_value(&[]),
-                    pc: sums.pc.double_value(&[]),
-                    seconds: earlier_seconds + start.elapsed().as_secs_f64(),
-                });
-                return Ok(EpochEnd::Preempted);
-            }
-            let len = batch.min(n - from);
-            // Batch norm cannot train on a single image.
-            if len < 2 {
-                break;
-            }
-            let index = order.narrow(0, from, len);
-            let x = self.batch_images(&index, draws.as_ref(), from, len);
-            let y = self.train.labels.index_select(0, &index);
-            self.step(&x, &y, epoch, use_pc, use_comp, &mut sums);
-            seen += len;
-            from += len;
+        let from = resumed.as_ref().map_or(0, |p| p.from);
+        EpochRun {
+            epoch,
+            use_pc: plan_on && self.job.plan.pc != ClassScope::None,
+            use_comp: plan_on && self.job.plan.comp != ClassScope::None,
+            order,
+            draws,
+            sums: LossSums {
+                ce: sum(resumed.as_ref().map_or(0.0, |p| p.ce)),
+                comp: sum(resumed.as_ref().map_or(0.0, |p| p.comp)),
+                pc: sum(resumed.as_ref().map_or(0.0, |p| p.pc)),
+                batches: resumed.as_ref().map_or(0, |p| p.batches),
+            },
+            from,
+            seen: from,
+            earlier_seconds: resumed.as_ref().map_or(0.0, |p| p.seconds),
+            start,
         }
+    }
+
+    /// The epoch's next batch (normalised images and labels), and the run moved past it; `None`
+    /// at the end of the epoch.
+    pub(crate) fn next_batch(&self, run: &mut EpochRun) -> Option<(Tensor, Tensor)> {
+        let batch = i64::from(self.job.train.batch_size);
+        let len = batch.min(self.train.len() - run.from);
+        // Batch norm cannot train on a single image.
+        if len < 2 {
+            return None;
+        }
+        let index = run.order.narrow(0, run.from, len);
+        let x = self.batch_images(&index, run.draws.as_ref(), run.from, len);
+        let y = self.train.labels.index_select(0, &index);
+        run.seen += len;
+        run.from += len;
+        Some((x, y))
+    }
+
+    /// Stops the epoch between two steps; `partial` holds how far it got.
+    pub(crate) fn pause_epoch(&mut self, run: EpochRun) {
+        let sums = &run.sums;
+        self.partial = Some(PartialEpoch {
+            from: run.from,
+            batches: sums.batches,
+            ce: sums.ce.double_value(&[]),
+            comp: sums.comp.double_value(&[]),
+            pc: sums.pc.double_value(&[]),
+            seconds: run.earlier_seconds + run.start.elapsed().as_secs_f64(),
+        });
+    }
+
+    /// Closes the epoch: its metrics, and the test set's at an evaluation epoch.
+    pub(crate) fn end_epoch(&mut self, run: EpochRun) -> EpochMetrics {
+        let sums = run.sums;
         let batches = f64::from(sums.batches.max(1));
         let mut metrics = EpochMetrics {
-            epoch: epoch + 1,
-            lr,
+            epoch: run.epoch + 1,
+            lr: self.job.train.lr_at(run.epoch),
             // Reading the sums waits for the device, so the time below is the real one.
             loss_ce: sums.ce.double_value(&[]) / batches,
             loss_comp: sums.comp.double_value(&[]) / batches,
@@ -451,9 +531,9 @@ impl Trainer {
             accuracy: None,
             per_class: Vec::new(),
         };
-        let seconds = earlier_seconds + start.elapsed().as_secs_f64();
+        let seconds = run.earlier_seconds + run.start.elapsed().as_secs_f64();
         metrics.seconds = seconds;
-        metrics.images_per_second = seen as f64 / seconds.max(1e-9);
+        metrics.images_per_second = run.seen as f64 / seconds.max(1e-9);
         self.train_seconds += seconds;
         self.epoch += 1;
         if divergence(&metrics).is_none() && self.job.train.evaluates_after(self.epoch) {
@@ -462,7 +542,7 @@ impl Trainer {
             metrics.per_class = confusion.per_class(&self.classes);
         }
         self.history.push(metrics.clone());
-        Ok(EpochEnd::Done(metrics))
+        metrics
     }
 
     fn batch_images(
@@ -482,33 +562,58 @@ impl Trainer {
             ),
             _ => images,
         };
-        self.normalize.apply(&images)
+        self.in_kind(self.normalize.apply(&images))
     }
 
-    /// One optimisation step on a batch (two in the alternating Comp. mode). The base loss
-    /// (cross entropy unless the job names another) takes cross entropy's place in every plan,
-    /// in the CE-only epochs too; its value is reported as `loss_ce`.
-    fn step(
-        &mut self,
-        x: &Tensor,
-        y: &Tensor,
-        epoch: u32,
-        use_pc: bool,
-        use_comp: bool,
-        sums: &mut LossSums,
-    ) {
-        let lr = self.job.train.lr_at(epoch);
-        let losses_cfg = &self.job.losses;
-        let alternate = losses_cfg.comp_mode == CompMode::Alternate;
+    /// Normalised images in the network's kind.
+    fn in_kind(&self, images: Tensor) -> Tensor {
+        if self.kind == Kind::Float {
+            images
+        } else {
+            images.to_kind(self.kind)
+        }
+    }
+
+    /// One optimisation step on a batch (two in the alternating Comp. mode).
+    fn step(&mut self, x: &Tensor, y: &Tensor, run: &mut EpochRun) {
+        let lr = self.job.train.lr_at(run.epoch);
         let (logits, features) = self.model.forward_t(x, true);
-        let ce = self.base.loss(&logits, y, epoch);
+        let loss = self.first_loss(&logits, &features, y, run);
+        let centre_grad = self
+            .sgd
+            .backward_step(&loss, lr, run.use_pc.then_some(&self.centers));
+        if let Some(grad) = centre_grad {
+            self.step_centers(&grad);
+        }
+        if self.alternates(run) {
+            // Complement Objective Training's reference code: a second forward pass and step
+            // on the same batch with the complement loss alone.
+            let (logits, _) = self.model.forward_t(x, true);
+            let loss = self.second_loss(&logits, y, run);
+            self.sgd.backward_step(&loss, lr, None);
+        }
+    }
+
+    /// The loss of a batch's first step, added to the epoch's sums. The base loss (cross
+    /// entropy unless the job names another) takes cross entropy's place in every plan, in the
+    /// CE-only epochs too; its value is reported as `loss_ce`.
+    pub(crate) fn first_loss(
+        &self,
+        logits: &Tensor,
+        features: &Tensor,
+        y: &Tensor,
+        run: &mut EpochRun,
+    ) -> Tensor {
+        let losses_cfg = &self.job.losses;
+        let sums = &mut run.sums;
+        let ce = self.base.loss(logits, y, run.epoch);
         sums.ce += ce.detach();
         sums.batches += 1;
         let mut loss = ce;
-        if use_pc {
+        if run.use_pc {
             let mask = losses::sample_mask(&self.pc_classes, y, Kind::Float);
             let pc = losses::prototype_conformity(
-                &features,
+                features,
                 &self.centers,
                 y,
                 &mask,
@@ -517,31 +622,35 @@ impl Trainer {
             sums.pc += pc.detach();
             loss += &pc * losses_cfg.pc_weight;
         }
-        if use_comp && !alternate {
-            let comp = self.complement(&logits, y);
+        if run.use_comp && losses_cfg.comp_mode != CompMode::Alternate {
+            let comp = self.complement(logits, y);
             sums.comp += comp.detach();
             loss += &comp * losses_cfg.comp_weight;
         }
-        let centre_grad = self
-            .sgd
-            .backward_step(&loss, lr, use_pc.then_some(&self.centers));
-        if let Some(grad) = centre_grad {
-            optim::step_centers(
-                &mut self.centers,
-                &grad,
-                losses_cfg.pc_center_lr,
-                losses_cfg.pc_weight,
-            );
-        }
-        if use_comp && alternate {
-            // Complement Objective Training's reference code: a second forward pass and step
-            // on the same batch with the complement loss alone.
-            let (logits, _) = self.model.forward_t(x, true);
-            let comp = self.complement(&logits, y);
-            sums.comp += comp.detach();
-            self.sgd
-                .backward_step(&(comp * losses_cfg.comp_weight), lr, None);
-        }
+        loss
+    }
+
+    /// Whether this epoch's batches take a second step (the alternating Comp. mode).
+    pub(crate) fn alternates(&self, run: &EpochRun) -> bool {
+        run.use_comp && self.job.losses.comp_mode == CompMode::Alternate
+    }
+
+    /// The loss of the second step: the complement loss alone, added to the epoch's sums.
+    pub(crate) fn second_loss(&self, logits: &Tensor, y: &Tensor, run: &mut EpochRun) -> Tensor {
+        let comp = self.complement(logits, y);
+        run.sums.comp += comp.detach();
+        comp * self.job.losses.comp_weight
+    }
+
+    /// One plain SGD step of the PC centres with their gradient.
+    pub(crate) fn step_centers(&mut self, grad: &Tensor) {
+        let losses_cfg = &self.job.losses;
+        optim::step_centers(
+            &mut self.centers,
+            grad,
+            losses_cfg.pc_center_lr,
+            losses_cfg.pc_weight,
+        );
     }
 
     fn complement(&self, logits: &Tensor, y: &Tensor) -> Tensor {
@@ -568,7 +677,7 @@ impl Trainer {
             let mut from = 0;
             while from < n {
                 let len = EVAL_BATCH.min(n - from);
-                let x = self.normalize.apply(&self.test.images.narrow(0, from, len));
+                let x = self.in_kind(self.normalize.apply(&self.test.images.narrow(0, from, len)));
                 let logits = self.model.forward_t(&x, false).0;
                 let logits = if tau == 0.0 {
                     logits
@@ -586,7 +695,7 @@ impl Trainer {
         })
     }
 
-    fn result(&self) -> JobResult {
+    pub(crate) fn result(&self) -> JobResult {
         let confusion = self.evaluate();
         JobResult {
             job_id: self.job.id.to_string(),
@@ -618,7 +727,7 @@ impl Trainer {
 }
 
 /// Why an epoch's losses show the run diverged, if they do.
-fn divergence(metrics: &EpochMetrics) -> Option<String> {
+pub(crate) fn divergence(metrics: &EpochMetrics) -> Option<String> {
     [
         ("cross entropy", metrics.loss_ce),
         ("Complement Entropy", metrics.loss_comp),

@@ -16,15 +16,15 @@ use crate::data::DataError;
 use crate::train::{Observer, Outcome, Trainer, device_name};
 
 /// What the training thread tells the async side.
-enum Event {
+pub(super) enum Event {
     Epoch(EpochMetrics),
     Checkpoint(u32, Vec<u8>),
 }
 
-struct ChannelObserver {
-    events: mpsc::UnboundedSender<Event>,
-    cancel: Arc<AtomicBool>,
-    shared: Arc<Shared>,
+pub(super) struct ChannelObserver {
+    pub(super) events: mpsc::UnboundedSender<Event>,
+    pub(super) cancel: Arc<AtomicBool>,
+    pub(super) shared: Arc<Shared>,
 }
 
 impl Observer for ChannelObserver {
@@ -48,9 +48,9 @@ impl Observer for ChannelObserver {
 }
 
 /// A failure of the job itself, and whether another attempt could succeed.
-struct JobFailure {
-    reason: String,
-    retryable: bool,
+pub(super) struct JobFailure {
+    pub(super) reason: String,
+    pub(super) retryable: bool,
 }
 
 /// One leased job: train it, keep the lease alive, deliver the outcome.
@@ -59,6 +59,7 @@ pub(super) async fn run_job(
     device: Device,
     registration: &Registration,
     lease: Lease,
+    fuser: Option<&super::fuse::Fuser>,
 ) {
     let mut job = JobRunner {
         shared: Arc::clone(shared),
@@ -97,15 +98,18 @@ pub(super) async fn run_job(
     };
     let trainer_shared = Arc::clone(shared);
     let trainer_spec = spec.clone();
-    let mut training = tokio::task::spawn_blocking(move || {
-        train_blocking(
-            &trainer_shared,
-            &trainer_spec,
-            device,
-            resume_from,
-            observer,
-        )
-    });
+    let mut training = match fuser {
+        Some(fuser) => fuser.submit(trainer_spec, resume_from, observer),
+        None => tokio::task::spawn_blocking(move || {
+            train_blocking(
+                &trainer_shared,
+                &trainer_spec,
+                device,
+                resume_from,
+                observer,
+            )
+        }),
+    };
     let mut heartbeat = tokio::time::interval(registration.heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut shutdown = shared.shutdown.clone();
@@ -200,6 +204,20 @@ fn train_blocking(
 ) -> Result<Outcome, JobFailure> {
     // OpenMP's thread count is per thread: set it on the thread that trains.
     tch::set_num_threads(shared.threads_per_job);
+    let mut trainer = prepare_trainer(shared, spec, device, resume_from)?;
+    trainer.run(&mut observer, None).map_err(|err| JobFailure {
+        reason: err.to_string(),
+        retryable: true,
+    })
+}
+
+/// Loads the data and builds the job's trainer, resumed from its checkpoint if it has one.
+pub(super) fn prepare_trainer(
+    shared: &Shared,
+    spec: &JobSpec,
+    device: Device,
+    resume_from: Option<Vec<u8>>,
+) -> Result<Trainer, JobFailure> {
     let data = shared.data(&spec.dataset).map_err(|err| match err {
         // This worker's data is not there: another worker may have it.
         DataError::Missing { .. } | DataError::Io { .. } => {
@@ -230,8 +248,5 @@ fn train_blocking(
             tracing::info!(job = %spec.id, epoch = trainer.epoch(), "resumed from a checkpoint");
         }
     }
-    trainer.run(&mut observer, None).map_err(|err| JobFailure {
-        reason: err.to_string(),
-        retryable: true,
-    })
+    Ok(trainer)
 }
