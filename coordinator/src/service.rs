@@ -1,15 +1,20 @@
 //! The gRPC edge: `WorkerService` and `SweepService` over one shared [`Coordinator`].
 //!
 //! Every handler decodes and checks its request (a missing field is `INVALID_ARGUMENT` naming
-//! it), then runs one scheduler operation under one mutex: plan → commit → apply. The mutex is
-//! never held across an `.await`: long polls wait on a [`Notify`] outside it, and streams are
-//! fed by tasks that take it only for short snapshots.
+//! it), then runs one scheduler operation: plan → commit → apply. Operations take turns (see
+//! [`Coordinator::turn`]); the commit runs on the store's own thread ([`Committer`]), and the
+//! scheduler's lock is only ever held for a plan, an apply or a read, never across an `.await`
+//! or a commit. Reads, health and reflection therefore answer while a commit is slow.
+//!
+//! Heartbeats renew their lease in memory without waiting for the store (lease deadlines are
+//! not persisted), so a stalled store costs no lease; see [`Coordinator::expiry_round`].
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use ltsweep_proto::{EpochMetrics, JobResult, SweepId, pb};
@@ -19,12 +24,15 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{debug, info, warn};
 
 use crate::checkpoint::{self, CHUNK_BYTES, CheckpointFiles};
+use crate::clock::Clock;
+use crate::committer::{After, Batch, Before, Committer, Turn};
 use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
+use crate::expiry::ExpiryPacing;
 use crate::limits::{self, Limits};
 use crate::scheduler::{
-    Change, Checkpoint, DeviceSlots, LeaseId, Planned, Scheduler, Submission, Timing, WorkerId,
-    jobs_made_pending,
+    Change, Checkpoint, DeviceSlots, LeaseId, Planned, ProgressAnswer, Scheduler, Submission,
+    Timing, WorkerId, jobs_made_pending,
 };
 use crate::store::Store;
 use crate::wire;
@@ -36,12 +44,6 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = std::result::Result<T, Status>> + 
 /// Job events kept for slow watchers before they must catch up from a fresh snapshot.
 const EVENT_BUFFER: usize = 16_384;
 
-/// The scheduler and its store: changed together, under one lock.
-struct Core {
-    scheduler: Scheduler,
-    store: Store,
-}
-
 /// One job's new status, for `WatchSweep`.
 #[derive(Debug)]
 struct JobEvent {
@@ -49,120 +51,39 @@ struct JobEvent {
     event: pb::SweepEvent,
 }
 
-/// The state both services share.
-pub(crate) struct Coordinator {
-    core: Mutex<Core>,
-    timing: Timing,
-    checkpoints: CheckpointFiles,
+/// The state in memory, shared with the store thread, which applies committed changes to it.
+struct Memory {
+    scheduler: RwLock<Scheduler>,
+    events: broadcast::Sender<Arc<JobEvent>>,
     /// One `notify_one` per job that became pending wakes one long poll, not all of them.
     work_available: Notify,
     /// Long polls waiting or about to; an upper bound, so no wake-up is skipped.
     pollers: AtomicUsize,
-    events: broadcast::Sender<Arc<JobEvent>>,
-    /// Set at shutdown: long polls and watch streams end so the server can stop.
-    closing: watch::Sender<bool>,
-    limits: Limits,
-    state_dir: PathBuf,
 }
 
-impl std::fmt::Debug for Coordinator {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Coordinator")
-            .field("timing", &self.timing)
-            .finish_non_exhaustive()
-    }
-}
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-impl Coordinator {
-    /// Opens the state dir and rebuilds the state in it.
-    pub(crate) fn open(config: &CoordinatorConfig) -> Result<Arc<Self>> {
-        let store = Store::open(&config.state_dir, config.durability)?;
-        let checkpoints = CheckpointFiles::open(&config.state_dir)?;
-        let scheduler = store.load(config.timing(), now_ms())?;
-        let reclaimed = checkpoints.reclaim(&scheduler)?;
-        let sweeps = scheduler.sweeps().count();
-        info!(
-            db = %store.db_path().display(),
-            sweeps,
-            pending = scheduler.pending(),
-            reclaimed,
-            "state loaded"
-        );
-        Ok(Arc::new(Self::new(scheduler, store, checkpoints, config)))
+impl Memory {
+    fn read(&self) -> Result<RwLockReadGuard<'_, Scheduler>> {
+        self.scheduler.read().map_err(|_| poisoned())
     }
 
-    fn new(
-        scheduler: Scheduler,
-        store: Store,
-        checkpoints: CheckpointFiles,
-        config: &CoordinatorConfig,
-    ) -> Self {
-        Self {
-            limits: config.limits,
-            state_dir: config.state_dir.clone(),
-            timing: scheduler.timing(),
-            core: Mutex::new(Core { scheduler, store }),
-            checkpoints,
-            work_available: Notify::new(),
-            pollers: AtomicUsize::new(0),
-            events: broadcast::channel(EVENT_BUFFER).0,
-            closing: watch::channel(false).0,
+    fn write(&self) -> Result<RwLockWriteGuard<'_, Scheduler>> {
+        self.scheduler.write().map_err(|_| poisoned())
+    }
+
+    /// Applies changes (committed, or not durable), tells the watchers and wakes as many long
+    /// polls as jobs became pending.
+    fn apply(&self, changes: &[Change]) -> Result<()> {
+        {
+            let mut scheduler = self.write()?;
+            scheduler.apply(changes);
+            self.publish(&scheduler, changes);
         }
+        self.wake_pollers(jobs_made_pending(changes));
+        Ok(())
     }
 
-    /// Ends long polls and watch streams.
-    pub(crate) fn close(&self) {
-        self.closing.send_replace(true);
-    }
-
-    fn lock(&self) -> Result<MutexGuard<'_, Core>> {
-        self.core.lock().map_err(|_| {
-            CoordinatorError::Internal(
-                "the coordinator state was poisoned by an earlier panic; restart the coordinator"
-                    .into(),
-            )
-        })
-    }
-
-    /// Reads the state under the lock.
-    fn read<T>(&self, f: impl FnOnce(&Scheduler) -> Result<T>) -> Result<T> {
-        f(&self.lock()?.scheduler)
-    }
-
-    /// Plans under the lock, commits the changes, and only then applies them: a failed commit
-    /// leaves the state as it was and fails the call with `UNAVAILABLE`.
-    fn transact<T>(&self, plan: impl FnOnce(&Scheduler) -> Result<Planned<T>>) -> Result<T> {
-        let (answer, made_pending, ended) = {
-            let mut core = self.lock()?;
-            let Planned {
-                answer,
-                mut changes,
-            } = plan(&core.scheduler)?;
-            let ended = checkpoint::take_ended(&mut changes);
-            if !changes.is_empty() {
-                if let Err(err) = core.store.commit(&changes) {
-                    warn!(error = %err, "commit failed; the call changed nothing");
-                    return Err(err);
-                }
-                core.scheduler.apply(&changes);
-                self.publish(&core.scheduler, &changes);
-            }
-            (answer, jobs_made_pending(&changes), ended)
-        };
-        for (job, checkpoint) in ended {
-            self.checkpoints.remove(&job, &checkpoint);
-        }
-        self.wake_pollers(made_pending);
-        Ok(answer)
-    }
-
-    /// Sends each changed job's status to the watchers, if any.
+    /// Sends each changed job's status to the watchers, if any. Under the write lock, which
+    /// `Coordinator::watch` subscribes under, so no watcher misses a change or sees it twice.
     fn publish(&self, scheduler: &Scheduler, changes: &[Change]) {
         if self.events.receiver_count() == 0 {
             return;
@@ -192,25 +113,263 @@ impl Coordinator {
             self.work_available.notify_one();
         }
     }
+}
 
-    /// Takes back expired leases about once a second (sooner when a deadline is nearer) until
-    /// the task is aborted.
+fn poisoned() -> CoordinatorError {
+    CoordinatorError::Internal(
+        "the coordinator state was poisoned by an earlier panic; restart the coordinator".into(),
+    )
+}
+
+/// What one lease-expiry sweep did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Round {
+    /// The store commits: this many leases had passed their deadline and were taken back.
+    Expired(usize),
+    /// The store had failed or stalled: every live lease got a fresh deadline instead.
+    Renewed,
+}
+
+/// The state both services share.
+pub(crate) struct Coordinator {
+    memory: Arc<Memory>,
+    /// Held from plan to apply, so that two operations never plan against the same state and
+    /// both commit. A tokio mutex, held across the awaited commit: waiting for a turn parks
+    /// the task, not a tokio worker thread. Owned guards, because the store thread gives the
+    /// turn back once it has applied the commit, even when the caller is gone by then.
+    turns: Arc<tokio::sync::Mutex<()>>,
+    store: Committer,
+    clock: Clock,
+    timing: Timing,
+    checkpoints: Arc<CheckpointFiles>,
+    /// Workers whose last-seen time is being committed in the background.
+    seen_pending: Mutex<HashSet<WorkerId>>,
+    /// Set at shutdown: long polls and watch streams end so the server can stop.
+    closing: watch::Sender<bool>,
+    limits: Limits,
+    state_dir: PathBuf,
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coordinator")
+            .field("timing", &self.timing)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Coordinator {
+    /// Opens the state dir and rebuilds the state in it.
+    pub(crate) fn open(config: &CoordinatorConfig) -> Result<Arc<Self>> {
+        Self::open_with_clock(config, Clock::monotonic())
+    }
+
+    pub(crate) fn open_with_clock(config: &CoordinatorConfig, clock: Clock) -> Result<Arc<Self>> {
+        let store = Store::open(&config.state_dir, config.durability)?;
+        let checkpoints = CheckpointFiles::open(&config.state_dir)?;
+        // Every recovered lease gets a full TTL from this start.
+        let scheduler = store.load(config.timing(), clock.now_ms())?;
+        let reclaimed = checkpoints.reclaim(&scheduler)?;
+        info!(
+            db = %store.db_path().display(),
+            sweeps = scheduler.sweeps().count(),
+            pending = scheduler.pending(),
+            reclaimed,
+            "state loaded"
+        );
+        let timing = scheduler.timing();
+        let memory = Arc::new(Memory {
+            scheduler: RwLock::new(scheduler),
+            events: broadcast::channel(EVENT_BUFFER).0,
+            work_available: Notify::new(),
+            pollers: AtomicUsize::new(0),
+        });
+        let applied = Arc::clone(&memory);
+        // A commit slower than half a lease may have kept heartbeat-less calls from renewing.
+        let stall_after = Duration::from_millis(timing.lease_ttl_ms / 2);
+        let store = Committer::spawn(store, stall_after, move |changes| applied.apply(changes))?;
+        Ok(Arc::new(Self {
+            memory,
+            turns: Arc::new(tokio::sync::Mutex::new(())),
+            store,
+            clock,
+            timing,
+            checkpoints: Arc::new(checkpoints),
+            seen_pending: Mutex::new(HashSet::new()),
+            closing: watch::channel(false).0,
+            limits: config.limits,
+            state_dir: config.state_dir.clone(),
+        }))
+    }
+
+    /// Ends long polls and watch streams.
+    pub(crate) fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    /// Waits for this operation's turn to plan, commit and apply.
+    async fn turn(&self) -> Turn {
+        Arc::clone(&self.turns).lock_owned().await
+    }
+
+    /// Reads the state under the lock (never held across a commit).
+    fn read<T>(&self, f: impl FnOnce(&Scheduler) -> Result<T>) -> Result<T> {
+        f(&*self.memory.read()?)
+    }
+
+    /// Plans in its turn, commits the changes, and only then applies them: a failed commit
+    /// leaves the state as it was and fails the call with `UNAVAILABLE`.
+    async fn transact<T>(&self, plan: impl FnOnce(&Scheduler) -> Result<Planned<T>>) -> Result<T> {
+        let turn = self.turn().await;
+        let planned = self.read(plan)?;
+        self.commit(turn, planned, None, None).await
+    }
+
+    /// Commits a plan made in `turn` on the store thread, with file work before and after;
+    /// the checkpoints of jobs the changes end are removed once committed. Changes that need
+    /// no write are applied here, at once.
+    async fn commit<T>(
+        &self,
+        turn: Turn,
+        planned: Planned<T>,
+        before: Option<Before>,
+        after: Option<After>,
+    ) -> Result<T> {
+        let Planned {
+            answer,
+            mut changes,
+        } = planned;
+        let ended = checkpoint::take_ended(&mut changes);
+        let after = if ended.is_empty() {
+            after
+        } else {
+            let files = Arc::clone(&self.checkpoints);
+            Some(Box::new(move |committed: bool| {
+                if committed {
+                    for (job, checkpoint) in &ended {
+                        files.remove(job, checkpoint);
+                    }
+                }
+                if let Some(after) = after {
+                    after(committed);
+                }
+            }) as After)
+        };
+        if before.is_none() && after.is_none() && !changes.iter().any(Change::is_durable) {
+            if !changes.is_empty() {
+                self.memory.apply(&changes)?;
+            }
+            drop(turn);
+            return Ok(answer);
+        }
+        let batch = Batch {
+            changes,
+            before,
+            after,
+        };
+        self.store.commit(batch, turn).await?;
+        Ok(answer)
+    }
+
+    /// A heartbeat's lease renewal, in memory only: it waits for no commit, so heartbeats keep
+    /// leases alive while the store is stalled. A last-seen time that is due is committed in
+    /// the background.
+    fn renew(self: &Arc<Self>, worker: &WorkerId, lease: &LeaseId) -> Result<ProgressAnswer> {
+        let now = self.now_ms();
+        let (answer, seen_due) = {
+            let mut scheduler = self.memory.write()?;
+            let Planned { answer, changes } = scheduler.progress(now, worker, lease, None)?;
+            let (seen, renewals): (Vec<Change>, Vec<Change>) =
+                changes.into_iter().partition(Change::is_durable);
+            scheduler.apply(&renewals);
+            (answer, !seen.is_empty())
+        };
+        if seen_due {
+            self.record_seen(worker);
+        }
+        Ok(answer)
+    }
+
+    /// Commits a worker's last-seen time in a task of its own, at most one per worker at a
+    /// time, so that a stalled store piles up no more than one task per worker.
+    fn record_seen(self: &Arc<Self>, worker: &WorkerId) {
+        let first = self
+            .seen_pending
+            .lock()
+            .is_ok_and(|mut pending| pending.insert(worker.clone()));
+        if !first {
+            return;
+        }
+        let coordinator = Arc::clone(self);
+        let worker = worker.clone();
+        tokio::spawn(async move {
+            let now = coordinator.now_ms();
+            if let Err(err) = coordinator.transact(|s| Ok(s.see(now, &worker))).await {
+                debug!(worker = %worker, error = %err, "last-seen time not recorded; the next heartbeat tries again");
+            }
+            if let Ok(mut pending) = coordinator.seen_pending.lock() {
+                pending.remove(&worker);
+            }
+        });
+    }
+
+    /// Takes back expired leases, paced by [`ExpiryPacing`], until the coordinator closes.
     pub(crate) async fn expire_leases(self: Arc<Self>) {
         let mut closing = self.closing.subscribe();
+        let mut pacing = ExpiryPacing::default();
         loop {
+            let now = self.now_ms();
             let next = self.read(|s| Ok(s.next_deadline())).ok().flatten();
-            let wait = next.map_or(1_000, |deadline| deadline.saturating_sub(now_ms()) + 1);
-            let wait = Duration::from_millis(wait.clamp(10, 1_000));
+            let wait = pacing.wait(next.map(|d| Duration::from_millis(d.saturating_sub(now))));
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shut_down(&mut closing) => return,
             }
-            match self.transact(|s| Ok(s.expire(now_ms()))) {
-                Ok(0) => {}
-                Ok(expired) => warn!(expired, "leases expired; their jobs went back to the queue"),
-                Err(err) => warn!(error = %err, "could not expire leases; trying again"),
+            match self.expiry_round().await {
+                Ok(Round::Expired(0)) => pacing.succeeded(),
+                Ok(Round::Expired(expired)) => {
+                    pacing.succeeded();
+                    warn!(expired, "leases expired; their jobs went back to the queue");
+                }
+                Ok(Round::Renewed) => {
+                    pacing.succeeded();
+                    info!("the store stalled or failed; every live lease got a fresh deadline");
+                }
+                Err(err) => {
+                    pacing.failed();
+                    warn!(error = %err, retry_in = ?pacing.wait(None), "lease expiry could not commit; no lease expired, trying again after a pause");
+                }
             }
         }
+    }
+
+    /// One lease-expiry sweep. While the store fails, or after it stalled, nothing expires:
+    /// leases could not be renewed by calls that waited for the store, so every live lease
+    /// gets a fresh deadline instead, and the store is probed (an error means it still fails).
+    /// Otherwise leases past their deadline are taken back.
+    pub(crate) async fn expiry_round(&self) -> Result<Round> {
+        let turn = self.turn().await;
+        let health = self.store.health();
+        let failing = health.failing();
+        // Taken in every round: a renewal answers for every stall before it.
+        let stalled = health.take_stalled();
+        if failing || stalled {
+            self.memory.write()?.renew_leases(self.now_ms());
+            if failing {
+                self.store.probe().await?;
+            }
+            drop(turn);
+            return Ok(Round::Renewed);
+        }
+        let now = self.now_ms();
+        let planned = self.read(|s| Ok(s.expire(now)))?;
+        self.commit(turn, planned, None, None)
+            .await
+            .map(Round::Expired)
     }
 
     fn sweep_status(&self, sweep_id: &str, with_specs: bool) -> Result<pb::SweepStatus> {
@@ -230,8 +389,8 @@ impl Coordinator {
     }
 
     /// Starts watching a sweep: every job's status, whether the sweep is over, and the
-    /// events after that. Subscribed under the lock, which `publish` also holds, so that no
-    /// change is missed or sent twice.
+    /// events after that. Subscribed under the read lock, while `publish` holds the write
+    /// lock, so that no change is missed or sent twice.
     fn watch(
         &self,
         sweep: &SweepId,
@@ -252,7 +411,11 @@ impl Coordinator {
                     counts: Some(counts),
                 })
                 .collect();
-            Ok((events, record.counts.all_final(), self.events.subscribe()))
+            Ok((
+                events,
+                record.counts.all_final(),
+                self.memory.events.subscribe(),
+            ))
         })
     }
 }
@@ -326,17 +489,21 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
             .collect();
         let slurm = placement::slurm_placement(req.slurm)?;
         let limits = self.0.limits;
-        let registration = self.0.transact(|s| {
-            limits.check_workers(s, now_ms())?;
-            s.register_placed_worker(
-                now_ms(),
-                &req.host,
-                devices,
-                req.protocol_version,
-                &req.version,
-                slurm,
-            )
-        })?;
+        let now = self.0.now_ms();
+        let registration = self
+            .0
+            .transact(|s| {
+                limits.check_workers(s, now)?;
+                s.register_placed_worker(
+                    now,
+                    &req.host,
+                    devices,
+                    req.protocol_version,
+                    &req.version,
+                    slurm,
+                )
+            })
+            .await?;
         info!(worker = %registration.worker, host = %req.host, version = %req.version, "worker registered");
         let timing = registration.timing;
         Ok(Response::new(pb::RegisterWorkerResponse {
@@ -358,20 +525,22 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
         let give_up =
             tokio::time::Instant::now() + Duration::from_millis(coordinator.timing.poll_timeout_ms);
         let mut closing = coordinator.closing.subscribe();
-        let _waiting = PollerGuard::new(&coordinator.pollers);
+        let _waiting = PollerGuard::new(&coordinator.memory.pollers);
         let mut woken = false;
         loop {
             // Registered before looking at the queue, so a job queued after the look still
             // wakes this poll.
-            let notified = coordinator.work_available.notified();
+            let notified = coordinator.memory.work_available.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            let now = coordinator.now_ms();
             let leased = coordinator
-                .transact(|s| s.poll(now_ms(), &worker))
+                .transact(|s| s.poll(now, &worker))
+                .await
                 .inspect_err(|_| {
                     // The wake-up this poll took was meant for a job: pass it on.
                     if woken {
-                        coordinator.work_available.notify_one();
+                        coordinator.memory.work_available.notify_one();
                     }
                 })?;
             if let Some(lease) = leased {
@@ -406,9 +575,15 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
                 CoordinatorError::invalid("epoch.epoch", "count finished epochs from 1").into(),
             );
         }
-        let answer = self
-            .0
-            .transact(|s| s.progress(now_ms(), &worker, &lease, metrics.as_ref()))?;
+        // Renewed in memory first, whether or not the store commits the metrics soon.
+        let mut answer = self.0.renew(&worker, &lease)?;
+        if let Some(metrics) = metrics.filter(|_| !answer.cancel) {
+            let now = self.0.now_ms();
+            answer = self
+                .0
+                .transact(|s| s.progress(now, &worker, &lease, Some(&metrics)))
+                .await?;
+        }
         if answer.cancel {
             info!(lease = %lease, worker = %worker, "told the worker to stop a cancelled job");
         }
@@ -464,33 +639,42 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
             epoch: header.epoch,
             sha256,
         };
-        let mut previous = None;
-        let mut installed = false;
-        let recorded = self.0.transact(|s| {
-            previous = s.checkpoint_of(&lease)?.1;
-            let planned = s.record_checkpoint(now_ms(), &lease, checkpoint.clone())?;
-            // Under the lock, after the lease check: a superseded upload is never installed.
-            self.0.checkpoints.install(received, &job, &checkpoint)?;
-            installed = true;
-            Ok(planned)
-        });
+        let turn = self.0.turn().await;
+        let now = self.0.now_ms();
+        let (previous, planned) = self.0.read(|s| {
+            let previous = s.checkpoint_of(&lease)?.1;
+            Ok((
+                previous,
+                s.record_checkpoint(now, &lease, checkpoint.clone())?,
+            ))
+        })?;
         let same_file = previous
             .as_ref()
             .is_some_and(|p| p.sha256 == checkpoint.sha256);
-        let epoch = match recorded {
-            Ok(epoch) => epoch,
-            Err(err) => {
-                // Not committed: the new file is no one's, the previous one still the job's.
-                if installed && !same_file {
-                    self.0.checkpoints.remove(&job, &checkpoint);
-                }
-                return Err(err.into());
+        // In this turn, after the lease check: a superseded upload is never installed. Both
+        // file steps run on the store thread.
+        let files = Arc::clone(&self.0.checkpoints);
+        let (installed, new) = ((job.clone(), checkpoint.clone()), (job.clone(), checkpoint));
+        let before: Before = Box::new(move || files.install(received, &installed.0, &installed.1));
+        let files = Arc::clone(&self.0.checkpoints);
+        let after: After = Box::new(move |committed| {
+            if same_file {
+                return;
             }
-        };
-        // Committed: the previous file is no one's now.
-        if let Some(previous) = previous.filter(|_| !same_file) {
-            self.0.checkpoints.remove(&job, &previous);
-        }
+            if committed {
+                // The previous file is no one's now.
+                if let Some(previous) = previous {
+                    files.remove(&new.0, &previous);
+                }
+            } else {
+                // The new file is no one's, the previous one still the job's.
+                files.remove(&new.0, &new.1);
+            }
+        });
+        let epoch = self
+            .0
+            .commit(turn, planned, Some(before), Some(after))
+            .await?;
         info!(job = %job, epoch, size = header.size, "checkpoint stored");
         Ok(Response::new(pb::UploadCheckpointResponse { epoch }))
     }
@@ -546,8 +730,10 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
             .ok_or_else(|| CoordinatorError::invalid("result", "missing: send the job's result"))?;
         let result = JobResult::try_from(result).map_err(CoordinatorError::from)?;
         let job = result.job_id.clone();
+        let now = self.0.now_ms();
         self.0
-            .transact(|s| s.complete(now_ms(), &worker, &lease, result))?;
+            .transact(|s| s.complete(now, &worker, &lease, result))
+            .await?;
         debug!(job = %job, worker = %worker, lease = %lease, "job succeeded");
         Ok(Response::new(pb::CompleteJobResponse {}))
     }
@@ -567,8 +753,10 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
         if req.epoch > 0 {
             reason.push_str(&format!(" (after epoch {})", req.epoch));
         }
+        let now = self.0.now_ms();
         self.0
-            .transact(|s| s.fail(now_ms(), &worker, &lease, &reason, req.retryable))?;
+            .transact(|s| s.fail(now, &worker, &lease, &reason, req.retryable))
+            .await?;
         warn!(lease = %lease, worker = %worker, retryable = req.retryable, reason = %reason, "job attempt failed");
         Ok(Response::new(pb::FailJobResponse {}))
     }
@@ -581,8 +769,10 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
         let worker = WorkerId(required(req.worker_id, "worker_id")?);
         let lease = LeaseId(required(req.lease_id, "lease_id")?);
         let reason = placement::release_reason(req.reason)?;
+        let now = self.0.now_ms();
         self.0
-            .transact(|s| s.release(now_ms(), &worker, &lease, reason))?;
+            .transact(|s| s.release(now, &worker, &lease, reason))
+            .await?;
         info!(lease = %lease, worker = %worker, epoch = req.epoch, ?reason, "lease given back; the job is queued again");
         Ok(Response::new(pb::ReleaseJobResponse {}))
     }
@@ -610,12 +800,16 @@ impl pb::sweep_service_server::SweepService for SweepApi {
         limits.check_jobs_per_sweep(spec.job_count())?;
         // Parsing and expanding the grid is the slow part: done before taking the lock.
         let submission = Submission::parse(&spec_toml)?;
-        let answer = self.0.transact(|s| {
-            if s.sweep(submission.sweep()).is_none() {
-                limits.check_total_jobs(s, submission.jobs().len())?;
-            }
-            s.submit_prepared(now_ms(), submission)
-        })?;
+        let now = self.0.now_ms();
+        let answer = self
+            .0
+            .transact(|s| {
+                if s.sweep(submission.sweep()).is_none() {
+                    limits.check_total_jobs(s, submission.jobs().len())?;
+                }
+                s.submit_prepared(now, submission)
+            })
+            .await?;
         if answer.created {
             info!(sweep = %answer.sweep, jobs = answer.jobs, "sweep submitted");
         }
@@ -717,7 +911,7 @@ impl pb::sweep_service_server::SweepService for SweepApi {
             request.into_inner().sweep_id,
             "sweep_id",
         )?);
-        let cancelled = self.0.transact(|s| s.cancel(&sweep))?;
+        let cancelled = self.0.transact(|s| s.cancel(&sweep)).await?;
         info!(sweep = %sweep, cancelled, "sweep cancelled");
         Ok(Response::new(pb::CancelSweepResponse { cancelled }))
     }
@@ -730,7 +924,7 @@ impl pb::sweep_service_server::SweepService for SweepApi {
             request.into_inner().sweep_id,
             "sweep_id",
         )?);
-        let requeued = self.0.transact(|s| s.retry_failed(&sweep))?;
+        let requeued = self.0.transact(|s| s.retry_failed(&sweep)).await?;
         info!(sweep = %sweep, requeued, "failed jobs requeued");
         Ok(Response::new(pb::RetryFailedResponse { requeued }))
     }
@@ -739,7 +933,7 @@ impl pb::sweep_service_server::SweepService for SweepApi {
         &self,
         _request: Request<pb::ListWorkersRequest>,
     ) -> RpcResult<pb::ListWorkersResponse> {
-        let now = now_ms();
+        let now = self.0.now_ms();
         let workers = self.0.read(|s| {
             Ok(s.workers()
                 .into_iter()
@@ -757,7 +951,7 @@ impl pb::sweep_service_server::SweepService for SweepApi {
             request.into_inner().sweep_id,
             "sweep_id",
         )?);
-        let jobs = delete::delete_sweep(&self.0, &sweep)?;
+        let jobs = delete::delete_sweep(&self.0, &sweep).await?;
         info!(sweep = %sweep, jobs, "sweep deleted");
         Ok(Response::new(pb::DeleteSweepResponse { jobs }))
     }

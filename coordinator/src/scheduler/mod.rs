@@ -1071,6 +1071,14 @@ impl Scheduler {
         })
     }
 
+    /// Records that a worker was seen now, when its last-seen time is due for a write.
+    pub fn see(&self, now_ms: u64, worker: &WorkerId) -> Planned<()> {
+        Planned {
+            answer: (),
+            changes: self.seen(worker, now_ms).into_iter().collect(),
+        }
+    }
+
     /// The job a checkpoint upload with this lease is for; only the job's live lease may
     /// upload.
     pub fn check_upload(&self, lease: &LeaseId) -> Result<JobId> {
