@@ -494,14 +494,14 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
             .0
             .transact(|s| {
                 limits.check_workers(s, now)?;
-                s.register_placed_worker(
+                Ok(s.register_placed_worker(
                     now,
                     &req.host,
                     devices,
                     req.protocol_version,
                     &req.version,
                     slurm,
-                )
+                )?)
             })
             .await?;
         info!(worker = %registration.worker, host = %req.host, version = %req.version, "worker registered");
@@ -535,7 +535,7 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
             notified.as_mut().enable();
             let now = coordinator.now_ms();
             let leased = coordinator
-                .transact(|s| s.poll(now, &worker))
+                .transact(|s| Ok(s.poll(now, &worker)?))
                 .await
                 .inspect_err(|_| {
                     // The wake-up this poll took was meant for a job: pass it on.
@@ -581,7 +581,7 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
             let now = self.0.now_ms();
             answer = self
                 .0
-                .transact(|s| s.progress(now, &worker, &lease, Some(&metrics)))
+                .transact(|s| Ok(s.progress(now, &worker, &lease, Some(&metrics))?))
                 .await?;
         }
         if answer.cancel {
@@ -616,7 +616,7 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
                 CoordinatorError::invalid("header.epoch", "count finished epochs from 1").into(),
             );
         }
-        let job = self.0.read(|s| s.check_upload(&lease))?;
+        let job = self.0.read(|s| Ok(s.check_upload(&lease)?))?;
         self.0.limits.check_upload(header.size, &self.0.state_dir)?;
         let data = stream.map(|chunk| match chunk.map(|c| c.part) {
             Ok(Some(Part::Data(bytes))) => Ok(bytes),
@@ -690,7 +690,7 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
             request.into_inner().lease_id,
             "lease_id",
         )?);
-        let (job, checkpoint) = self.0.read(|s| s.checkpoint_of(&lease))?;
+        let (job, checkpoint) = self.0.read(|s| Ok(s.checkpoint_of(&lease)?))?;
         let Some(checkpoint) = checkpoint else {
             return Err(CoordinatorError::NotFound {
                 kind: "checkpoint of job",
@@ -732,7 +732,7 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
         let job = result.job_id.clone();
         let now = self.0.now_ms();
         self.0
-            .transact(|s| s.complete(now, &worker, &lease, result))
+            .transact(|s| Ok(s.complete(now, &worker, &lease, result)?))
             .await?;
         debug!(job = %job, worker = %worker, lease = %lease, "job succeeded");
         Ok(Response::new(pb::CompleteJobResponse {}))
@@ -755,7 +755,7 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
         }
         let now = self.0.now_ms();
         self.0
-            .transact(|s| s.fail(now, &worker, &lease, &reason, req.retryable))
+            .transact(|s| Ok(s.fail(now, &worker, &lease, &reason, req.retryable)?))
             .await?;
         warn!(lease = %lease, worker = %worker, retryable = req.retryable, reason = %reason, "job attempt failed");
         Ok(Response::new(pb::FailJobResponse {}))
@@ -771,7 +771,7 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
         let reason = placement::release_reason(req.reason)?;
         let now = self.0.now_ms();
         self.0
-            .transact(|s| s.release(now, &worker, &lease, reason))
+            .transact(|s| Ok(s.release(now, &worker, &lease, reason)?))
             .await?;
         info!(lease = %lease, worker = %worker, epoch = req.epoch, ?reason, "lease given back; the job is queued again");
         Ok(Response::new(pb::ReleaseJobResponse {}))
@@ -799,7 +799,7 @@ impl pb::sweep_service_server::SweepService for SweepApi {
         let spec = ltsweep_proto::SweepSpec::parse(&spec_toml).map_err(CoordinatorError::from)?;
         limits.check_jobs_per_sweep(spec.job_count())?;
         // Parsing and expanding the grid is the slow part: done before taking the lock.
-        let submission = Submission::parse(&spec_toml)?;
+        let submission = Submission::parse(&spec_toml).map_err(CoordinatorError::from)?;
         let now = self.0.now_ms();
         let answer = self
             .0
@@ -807,7 +807,7 @@ impl pb::sweep_service_server::SweepService for SweepApi {
                 if s.sweep(submission.sweep()).is_none() {
                     limits.check_total_jobs(s, submission.jobs().len())?;
                 }
-                s.submit_prepared(now, submission)
+                Ok(s.submit_prepared(now, submission)?)
             })
             .await?;
         if answer.created {
@@ -911,7 +911,7 @@ impl pb::sweep_service_server::SweepService for SweepApi {
             request.into_inner().sweep_id,
             "sweep_id",
         )?);
-        let cancelled = self.0.transact(|s| s.cancel(&sweep)).await?;
+        let cancelled = self.0.transact(|s| Ok(s.cancel(&sweep)?)).await?;
         info!(sweep = %sweep, cancelled, "sweep cancelled");
         Ok(Response::new(pb::CancelSweepResponse { cancelled }))
     }
@@ -924,7 +924,7 @@ impl pb::sweep_service_server::SweepService for SweepApi {
             request.into_inner().sweep_id,
             "sweep_id",
         )?);
-        let requeued = self.0.transact(|s| s.retry_failed(&sweep)).await?;
+        let requeued = self.0.transact(|s| Ok(s.retry_failed(&sweep)?)).await?;
         info!(sweep = %sweep, requeued, "failed jobs requeued");
         Ok(Response::new(pb::RetryFailedResponse { requeued }))
     }
@@ -967,7 +967,7 @@ impl pb::sweep_service_server::SweepService for SweepApi {
             "sweep_id",
         )?);
         // Shared results, converted one by one as the client reads them.
-        let results = self.0.read(|s| s.results(&sweep))?;
+        let results = self.0.read(|s| Ok(s.results(&sweep)?))?;
         let stream = futures::stream::iter(results)
             .map(|result| Ok(pb::JobResult::from(JobResult::clone(&result))));
         Ok(Response::new(Box::pin(stream)))

@@ -47,15 +47,16 @@ use ltsweep_proto::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::error::CoordinatorError;
-
 mod delete;
+mod error;
 #[cfg(test)]
 pub(crate) mod proptests;
 #[cfg(test)]
 pub(crate) mod tests;
 
-type Result<T> = std::result::Result<T, CoordinatorError>;
+pub use error::SchedulerError;
+
+type Result<T> = std::result::Result<T, SchedulerError>;
 
 /// A worker's last-seen time is recorded (and committed) at most this often, so that bare
 /// heartbeats do not each cost a write.
@@ -419,7 +420,7 @@ impl Submission {
         let spec = SweepSpec::parse(spec_toml)?;
         let jobs = spec.jobs();
         let Some(first) = jobs.first() else {
-            return Err(CoordinatorError::invalid(
+            return Err(SchedulerError::invalid(
                 "spec_toml",
                 "the grid has no jobs: give at least one seed and one loss plan",
             ));
@@ -544,7 +545,7 @@ impl Scheduler {
             jobs,
         } = submission;
         let count = u32::try_from(jobs.len()).map_err(|_| {
-            CoordinatorError::invalid("spec_toml", "the grid has too many jobs: split the sweep")
+            SchedulerError::invalid("spec_toml", "the grid has too many jobs: split the sweep")
         })?;
         if self.sweeps.contains_key(&sweep_id) {
             return Ok(Planned::unchanged(SubmitAnswer {
@@ -556,7 +557,7 @@ impl Scheduler {
         let mut seen = HashSet::with_capacity(jobs.len());
         for job in &jobs {
             if !seen.insert(&job.id) || self.jobs.contains_key(&job.id) {
-                return Err(CoordinatorError::invalid(
+                return Err(SchedulerError::invalid(
                     "spec_toml",
                     format!(
                         "the grid holds job {} twice: list each loss plan and axis value once",
@@ -617,7 +618,7 @@ impl Scheduler {
         slurm: Option<SlurmPlacement>,
     ) -> Result<Planned<Registration>> {
         if protocol_version != ltsweep_proto::PROTOCOL_VERSION {
-            return Err(CoordinatorError::VersionMismatch {
+            return Err(SchedulerError::VersionMismatch {
                 worker: protocol_version,
                 coordinator: ltsweep_proto::PROTOCOL_VERSION,
             });
@@ -651,7 +652,7 @@ impl Scheduler {
     /// Leases the first pending job to `worker`, or answers `None` when the queue is empty.
     pub fn poll(&self, now_ms: u64, worker: &WorkerId) -> Result<Planned<Option<Lease>>> {
         if !self.workers.contains_key(worker) {
-            return Err(CoordinatorError::NotFound {
+            return Err(SchedulerError::NotFound {
                 kind: "worker",
                 id: worker.to_string(),
                 hint: "register again (the coordinator does not know this worker id)",
@@ -791,7 +792,7 @@ impl Scheduler {
             }
         }
         if result.job_id != job_id.0 {
-            return Err(CoordinatorError::invalid(
+            return Err(SchedulerError::invalid(
                 "result.job_id",
                 format!(
                     "names job `{}` but the lease is for job `{job_id}`: send the result of the leased job",
@@ -1486,7 +1487,7 @@ impl Scheduler {
     fn sweep_or_not_found(&self, sweep: &SweepId) -> Result<&Sweep> {
         self.sweeps
             .get(sweep)
-            .ok_or_else(|| CoordinatorError::NotFound {
+            .ok_or_else(|| SchedulerError::NotFound {
                 kind: "sweep",
                 id: sweep.to_string(),
                 hint: "`ltsweep sweeps` lists them",
@@ -1503,8 +1504,8 @@ impl Scheduler {
     }
 }
 
-fn stale(lease: &LeaseId, reason: &str) -> CoordinatorError {
-    CoordinatorError::StaleLease {
+fn stale(lease: &LeaseId, reason: &str) -> SchedulerError {
+    SchedulerError::StaleLease {
         lease: lease.clone(),
         reason: reason.to_owned(),
     }

@@ -326,7 +326,7 @@ impl Harness {
                     p.changes
                 ),
                 Err(e) => prop_assert!(
-                    matches!(e, CoordinatorError::StaleLease { .. }),
+                    matches!(e, SchedulerError::StaleLease { .. }),
                     "a stale lease gave {e}"
                 ),
             }
