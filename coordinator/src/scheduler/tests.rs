@@ -1,7 +1,7 @@
 //! Unit tests of each scheduler operation; the promises across random sequences are in
 //! `proptests`.
 
-use ltsweep_proto::{GroupAccuracy, PROTOCOL_VERSION};
+use ltsweep_proto::{EpochMetrics, GroupAccuracy, JobResult, JobSpec, JobState, PROTOCOL_VERSION};
 use tonic::Code;
 
 use super::*;
