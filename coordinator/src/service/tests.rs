@@ -6,9 +6,11 @@ use std::sync::atomic::AtomicU64;
 
 use pb::sweep_service_server::SweepService;
 use pb::worker_service_server::WorkerService;
-use tonic::Code;
+use tonic::{Code, Request};
 
+use super::leases::Round;
 use super::*;
+use crate::scheduler::LeaseId;
 use crate::scheduler::tests::SPEC;
 
 /// One job.
