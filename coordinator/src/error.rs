@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use ltsweep_proto::{ConvertError, ErrorKind, SpecError};
 use tonic::{Code, Status};
 
-use crate::scheduler::LeaseId;
+use crate::scheduler::{LeaseId, SchedulerError};
 
 /// Everything that can go wrong in the coordinator, from a bad request to a full disk.
 ///
@@ -119,6 +119,28 @@ impl From<CoordinatorError> for Status {
 impl From<ConvertError> for CoordinatorError {
     fn from(err: ConvertError) -> Self {
         Self::invalid(err.field, err.problem)
+    }
+}
+
+/// A refused plan: the same message, and the status code of the same kind of error.
+impl From<SchedulerError> for CoordinatorError {
+    fn from(err: SchedulerError) -> Self {
+        match err {
+            SchedulerError::InvalidSpec(err) => Self::InvalidSpec(err),
+            SchedulerError::InvalidArgument { field, problem } => {
+                Self::InvalidArgument { field, problem }
+            }
+            SchedulerError::NotFound { kind, id, hint } => Self::NotFound { kind, id, hint },
+            SchedulerError::StaleLease { lease, reason } => Self::StaleLease { lease, reason },
+            SchedulerError::VersionMismatch {
+                worker,
+                coordinator,
+            } => Self::VersionMismatch {
+                worker,
+                coordinator,
+            },
+            SchedulerError::Precondition(message) => Self::Precondition(message),
+        }
     }
 }
 

@@ -24,8 +24,11 @@
 
 mod auth;
 mod checkpoint;
+mod clock;
+mod committer;
 mod config;
 mod error;
+mod expiry;
 mod limits;
 pub mod scheduler;
 mod service;

@@ -378,11 +378,36 @@ impl Store {
         Ok(scheduler)
     }
 
+    /// Commits a write that changes nothing: whether the store takes writes again after
+    /// failed commits.
+    pub fn probe(&mut self) -> Result<()> {
+        let path = &self.db_path;
+        let fail = |e: rusqlite::Error| CoordinatorError::storage(path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(fail)?;
+        tx.execute(
+            "UPDATE counters SET next_worker = next_worker WHERE id = 1",
+            [],
+        )
+        .map_err(fail)?;
+        tx.commit().map_err(fail)
+    }
+
     /// Makes every later commit fail, as a full disk would.
     #[cfg(test)]
     pub(crate) fn fail_commits(&self) {
         self.conn
             .pragma_update(None, "query_only", true)
+            .expect("query_only is a plain pragma");
+    }
+
+    /// Undoes [`Store::fail_commits`].
+    #[cfg(test)]
+    pub(crate) fn recover_commits(&self) {
+        self.conn
+            .pragma_update(None, "query_only", false)
             .expect("query_only is a plain pragma");
     }
 }

@@ -3,8 +3,7 @@
 
 use ltsweep_proto::SweepId;
 
-use super::{Change, Planned, Result, Scheduler};
-use crate::error::CoordinatorError;
+use super::{Change, Planned, Result, Scheduler, SchedulerError};
 
 impl Scheduler {
     /// Plans the removal of a sweep, its jobs and their results. Only a sweep with no pending
@@ -14,7 +13,7 @@ impl Scheduler {
         let record = self.sweep_or_not_found(sweep)?;
         let counts = record.counts;
         if !counts.all_final() {
-            return Err(CoordinatorError::Precondition(format!(
+            return Err(SchedulerError::Precondition(format!(
                 "sweep {sweep} still has {} pending and {} running jobs: `ltsweep cancel` it first, or wait until it ends",
                 counts.pending, counts.running
             )));
@@ -45,7 +44,7 @@ impl Scheduler {
 mod tests {
     use super::*;
     use crate::scheduler::Timing;
-    use crate::scheduler::tests::SPEC;
+    use crate::scheduler::tests::{Coded, SPEC};
 
     #[test]
     fn only_a_sweep_whose_jobs_ended_is_deleted() {

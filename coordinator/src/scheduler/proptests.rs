@@ -5,8 +5,9 @@
 //! that a state rebuilt from the database equals the one in memory.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
-use ltsweep_proto::PROTOCOL_VERSION;
+use ltsweep_proto::{JobId, JobResult, JobState, PROTOCOL_VERSION};
 use proptest::prelude::*;
 
 use super::tests::{TIMING, metrics, result_for};
@@ -326,7 +327,7 @@ impl Harness {
                     p.changes
                 ),
                 Err(e) => prop_assert!(
-                    matches!(e, CoordinatorError::StaleLease { .. }),
+                    matches!(e, SchedulerError::StaleLease { .. }),
                     "a stale lease gave {e}"
                 ),
             }

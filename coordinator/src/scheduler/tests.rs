@@ -1,10 +1,23 @@
 //! Unit tests of each scheduler operation; the promises across random sequences are in
 //! `proptests`.
 
-use ltsweep_proto::{GroupAccuracy, PROTOCOL_VERSION};
+use ltsweep_proto::{EpochMetrics, GroupAccuracy, JobResult, JobSpec, JobState, PROTOCOL_VERSION};
 use tonic::Code;
 
 use super::*;
+use crate::error::CoordinatorError;
+
+/// The status code a client would see for a scheduler error (the one mapping is the
+/// coordinator's).
+pub(crate) trait Coded {
+    fn code(&self) -> Code;
+}
+
+impl Coded for SchedulerError {
+    fn code(&self) -> Code {
+        CoordinatorError::from(self.clone()).code()
+    }
+}
 
 pub(crate) const TIMING: Timing = Timing {
     lease_ttl_ms: 1_000,
@@ -272,11 +285,11 @@ fn a_lease_of_another_worker_is_stale() {
     let other = register(&mut s, 0);
     let l = lease(&mut s, 0, &worker);
     let err = s.progress(1, &other, &l.id, None).unwrap_err();
-    assert!(matches!(err, CoordinatorError::StaleLease { .. }));
+    assert!(matches!(err, SchedulerError::StaleLease { .. }));
     let err = s
         .complete(1, &other, &l.id, result_for(&l.job, 0.5))
         .unwrap_err();
-    assert!(matches!(err, CoordinatorError::StaleLease { .. }));
+    assert!(matches!(err, SchedulerError::StaleLease { .. }));
 }
 
 #[test]
@@ -345,7 +358,7 @@ fn expiry_requeues_then_fails_and_fences_the_old_lease() {
         s.check_upload(&l.id).map(drop),
     ] {
         assert!(
-            matches!(err, Err(CoordinatorError::StaleLease { .. })),
+            matches!(err, Err(SchedulerError::StaleLease { .. })),
             "{err:?}"
         );
     }
@@ -398,7 +411,7 @@ fn cancel_stops_leasing_and_tells_running_workers() {
     assert!(!s.sweep(&sweep).unwrap().record.cancelled);
     // The cancelled lease is now simply stale.
     let err = s.progress(3, &worker, &running.id, None).unwrap_err();
-    assert!(matches!(err, CoordinatorError::StaleLease { .. }));
+    assert!(matches!(err, SchedulerError::StaleLease { .. }));
     let again = lease(&mut s, 3, &worker);
     assert_eq!(again.attempt, 2);
 }
@@ -483,7 +496,7 @@ fn lease_ids_lead_to_their_job() {
     }
     let s = Scheduler::new(TIMING);
     let err = s.check_upload(&LeaseId("garbage".into())).unwrap_err();
-    assert!(matches!(err, CoordinatorError::StaleLease { .. }));
+    assert!(matches!(err, SchedulerError::StaleLease { .. }));
 }
 
 #[test]

@@ -1,26 +1,36 @@
 //! `DeleteSweep`: the sweep's rows go in one commit, then its checkpoint files.
 
+use std::sync::Arc;
+
 use ltsweep_proto::SweepId;
 
-use super::{Coordinator, Result};
+use super::{After, Coordinator, Result};
 
 /// Deletes a sweep whose jobs all ended; answers how many jobs went with it.
-pub(super) fn delete_sweep(coordinator: &Coordinator, sweep: &SweepId) -> Result<u32> {
-    let mut files = Vec::new();
-    let jobs = coordinator.transact(|s| {
+pub(super) async fn delete_sweep(coordinator: &Coordinator, sweep: &SweepId) -> Result<u32> {
+    let turn = coordinator.turn().await;
+    let (planned, files) = coordinator.read(|s| {
         let planned = s.delete(sweep)?;
         // Ended jobs drop their checkpoints; a state dir of an earlier version may still
         // name some.
-        if let Some(record) = s.sweep(sweep) {
-            files = s
-                .jobs_of(record)
-                .filter_map(|job| Some((job.spec.id.clone(), job.runtime.checkpoint.clone()?)))
-                .collect();
-        }
-        Ok(planned)
+        let files: Vec<_> = s
+            .sweep(sweep)
+            .map(|record| {
+                s.jobs_of(record)
+                    .filter_map(|job| Some((job.spec.id.clone(), job.runtime.checkpoint.clone()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok((planned, files))
     })?;
-    for (job, checkpoint) in files {
-        coordinator.checkpoints.remove(&job, &checkpoint);
-    }
-    Ok(jobs)
+    let checkpoints = Arc::clone(&coordinator.checkpoints);
+    // On the store thread, once the rows are gone.
+    let after: After = Box::new(move |committed| {
+        if committed {
+            for (job, checkpoint) in files {
+                checkpoints.remove(&job, &checkpoint);
+            }
+        }
+    });
+    coordinator.commit(turn, planned, None, Some(after)).await
 }

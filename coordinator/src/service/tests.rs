@@ -2,12 +2,15 @@
 //! wake-ups (counted waiters). Everything a client sees is tested over gRPC in `tests/it`.
 
 use std::future::Future;
+use std::sync::atomic::AtomicU64;
 
 use pb::sweep_service_server::SweepService;
 use pb::worker_service_server::WorkerService;
-use tonic::Code;
+use tonic::{Code, Request};
 
+use super::leases::Round;
 use super::*;
+use crate::scheduler::LeaseId;
 use crate::scheduler::tests::SPEC;
 
 /// One job.
@@ -75,8 +78,8 @@ async fn a_failed_commit_fails_the_call_with_unavailable_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = coordinator(dir.path());
     let sweeps = SweepApi(Arc::clone(&coordinator));
-    let before = coordinator.lock().unwrap().scheduler.clone();
-    coordinator.lock().unwrap().store.fail_commits();
+    let before = coordinator.memory.read().unwrap().clone();
+    coordinator.store.with_store(|store| store.fail_commits());
 
     let err = sweeps
         .submit_sweep(Request::new(pb::SubmitSweepRequest {
@@ -86,7 +89,7 @@ async fn a_failed_commit_fails_the_call_with_unavailable_and_changes_nothing() {
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
     assert!(err.message().contains("ltsweep.db"), "{}", err.message());
-    assert_eq!(coordinator.lock().unwrap().scheduler, before);
+    assert_eq!(*coordinator.memory.read().unwrap(), before);
 }
 
 #[tokio::test]
@@ -97,7 +100,7 @@ async fn a_waiting_poll_wakes_when_a_job_is_submitted() {
     let worker = register(&workers).await;
     let poll = spawn_poll(&workers, &worker);
     wait_until("the poll waits", || async {
-        coordinator.pollers.load(Ordering::SeqCst) == 1
+        coordinator.memory.pollers.load(Ordering::SeqCst) == 1
     })
     .await;
 
@@ -119,7 +122,7 @@ async fn one_job_wakes_one_waiting_poll_and_shutdown_ends_the_rest() {
     let worker = register(&workers).await;
     let polls: Vec<_> = (0..5).map(|_| spawn_poll(&workers, &worker)).collect();
     wait_until("five polls wait", || async {
-        coordinator.pollers.load(Ordering::SeqCst) == 5
+        coordinator.memory.pollers.load(Ordering::SeqCst) == 5
     })
     .await;
 
@@ -128,7 +131,7 @@ async fn one_job_wakes_one_waiting_poll_and_shutdown_ends_the_rest() {
         polls.iter().filter(|p| p.is_finished()).count() == 1
     })
     .await;
-    assert_eq!(coordinator.pollers.load(Ordering::SeqCst), 4);
+    assert_eq!(coordinator.memory.pollers.load(Ordering::SeqCst), 4);
 
     coordinator.close();
     let mut leased = 0;
@@ -168,4 +171,178 @@ async fn a_missing_field_is_named() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("result.spec"), "{}", err.message());
+}
+
+/// Two jobs.
+const TWO_JOBS: &str = "name = \"two\"\nseeds = [0, 1]\n[dataset]\nkind = \"synthetic\"\n[losses]\nplans = [{ comp = \"none\", pc = \"none\" }]";
+
+/// A coordinator whose clock only the test moves.
+fn with_manual_clock(dir: &std::path::Path) -> (Arc<Coordinator>, Arc<AtomicU64>) {
+    let config = CoordinatorConfig::new(dir);
+    let ms = Arc::new(AtomicU64::new(1_000_000));
+    let coordinator =
+        Coordinator::open_with_clock(&config, Clock::Manual(Arc::clone(&ms))).unwrap();
+    (coordinator, ms)
+}
+
+async fn lease_for(workers: &WorkerApi, worker: &str) -> pb::Lease {
+    workers
+        .poll_work(Request::new(pb::PollWorkRequest {
+            worker_id: worker.into(),
+            device: "cpu".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner()
+        .lease
+        .expect("a pending job")
+}
+
+async fn heartbeat(
+    workers: &WorkerApi,
+    worker: &str,
+    lease: &pb::Lease,
+) -> pb::ReportProgressResponse {
+    workers
+        .report_progress(Request::new(pb::ReportProgressRequest {
+            worker_id: worker.into(),
+            lease_id: lease.lease_id.clone(),
+            epoch: None,
+        }))
+        .await
+        .expect("a heartbeat is answered from memory")
+        .into_inner()
+}
+
+fn state_of(coordinator: &Coordinator, lease: &pb::Lease) -> ltsweep_proto::JobState {
+    let job = LeaseId(lease.lease_id.clone()).job().unwrap();
+    coordinator
+        .memory
+        .read()
+        .unwrap()
+        .job(&job)
+        .unwrap()
+        .runtime
+        .state
+}
+
+/// Waits until the background last-seen commits are done, so the next step starts from a
+/// known store health.
+async fn settle(coordinator: &Coordinator) {
+    wait_until("last-seen commits end", || async {
+        coordinator.seen_pending.lock().unwrap().is_empty()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_failing_store_loses_no_lease_and_a_dead_worker_still_loses_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let (coordinator, clock) = with_manual_clock(dir.path());
+    let ttl = coordinator.timing.lease_ttl_ms;
+    let advance = |ms: u64| clock.fetch_add(ms, Ordering::SeqCst);
+    let workers = WorkerApi(Arc::clone(&coordinator));
+    let sweeps = SweepApi(Arc::clone(&coordinator));
+    submit(&sweeps, TWO_JOBS).await;
+    let (live, dead) = (register(&workers).await, register(&workers).await);
+    let live_lease = lease_for(&workers, &live).await;
+    let dead_lease = lease_for(&workers, &dead).await;
+
+    // The store stops committing (a full disk would do the same).
+    coordinator.store.with_store(|store| store.fail_commits());
+    let err = sweeps
+        .cancel_sweep(Request::new(pb::CancelSweepRequest {
+            sweep_id: live_lease.job.as_ref().unwrap().sweep_id.clone(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    assert!(coordinator.store.health().failing());
+
+    // Three lease TTLs pass. The live worker's heartbeats are answered all along; the sweeps
+    // that run meanwhile renew every lease and expire none.
+    for _ in 0..6 {
+        advance(ttl / 2);
+        let answer = heartbeat(&workers, &live, &live_lease).await;
+        assert!(!answer.cancel);
+        settle(&coordinator).await;
+        let err = coordinator.expiry_round().await.unwrap_err();
+        assert_eq!(err.code(), Code::Unavailable);
+    }
+    assert_eq!(
+        state_of(&coordinator, &live_lease),
+        ltsweep_proto::JobState::Running
+    );
+    assert_eq!(
+        state_of(&coordinator, &dead_lease),
+        ltsweep_proto::JobState::Running
+    );
+
+    // The store recovers: the next sweep finds out, and every live lease starts a full TTL.
+    coordinator
+        .store
+        .with_store(|store| store.recover_commits());
+    assert_eq!(coordinator.expiry_round().await.unwrap(), Round::Renewed);
+    assert!(!coordinator.store.health().failing());
+
+    // From now on a lease without heartbeats expires after one TTL, and only that one.
+    advance(ttl / 2);
+    heartbeat(&workers, &live, &live_lease).await;
+    settle(&coordinator).await;
+    assert_eq!(coordinator.expiry_round().await.unwrap(), Round::Expired(0));
+    advance(ttl / 2 + 1);
+    settle(&coordinator).await;
+    assert_eq!(coordinator.expiry_round().await.unwrap(), Round::Expired(1));
+    assert_eq!(
+        state_of(&coordinator, &dead_lease),
+        ltsweep_proto::JobState::Pending
+    );
+    assert_eq!(
+        state_of(&coordinator, &live_lease),
+        ltsweep_proto::JobState::Running
+    );
+    let err = workers
+        .report_progress(Request::new(pb::ReportProgressRequest {
+            worker_id: dead.clone(),
+            lease_id: dead_lease.lease_id.clone(),
+            epoch: None,
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+
+    // The live job's attempt went on undisturbed: leased once.
+    let job = LeaseId(live_lease.lease_id.clone()).job().unwrap();
+    assert_eq!(
+        coordinator
+            .memory
+            .read()
+            .unwrap()
+            .job(&job)
+            .unwrap()
+            .runtime
+            .attempts,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_lease_expires_by_the_coordinators_clock_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (coordinator, clock) = with_manual_clock(dir.path());
+    let ttl = coordinator.timing.lease_ttl_ms;
+    let workers = WorkerApi(Arc::clone(&coordinator));
+    submit(&SweepApi(Arc::clone(&coordinator)), ONE_JOB).await;
+    let worker = register(&workers).await;
+    let lease = lease_for(&workers, &worker).await;
+    assert_eq!(lease.deadline_unix_ms, 1_000_000 + ttl);
+    // Just before the deadline nothing expires; just after, the lease does.
+    clock.fetch_add(ttl - 1, Ordering::SeqCst);
+    assert_eq!(coordinator.expiry_round().await.unwrap(), Round::Expired(0));
+    clock.fetch_add(2, Ordering::SeqCst);
+    assert_eq!(coordinator.expiry_round().await.unwrap(), Round::Expired(1));
+    assert_eq!(
+        state_of(&coordinator, &lease),
+        ltsweep_proto::JobState::Pending
+    );
 }

@@ -5,7 +5,7 @@ use tonic::Code;
 use super::*;
 use crate::scheduler::proptests::{Harness, ops, prelude};
 use crate::scheduler::tests::{SPEC, TIMING, result_for};
-use crate::scheduler::{Lease, Planned};
+use crate::scheduler::{Lease, Planned, SchedulerError};
 
 fn open(dir: &Path) -> Store {
     Store::open(dir, Durability::Normal).expect("a writable temp dir")
@@ -15,7 +15,7 @@ fn open(dir: &Path) -> Store {
 fn run<T>(
     store: &mut Store,
     scheduler: &mut Scheduler,
-    plan: impl FnOnce(&Scheduler) -> Result<Planned<T>>,
+    plan: impl FnOnce(&Scheduler) -> std::result::Result<Planned<T>, SchedulerError>,
 ) -> Result<T> {
     let planned = plan(scheduler)?;
     store.commit(&planned.changes)?;

@@ -6,4 +6,5 @@ mod helpers;
 mod leases;
 mod limits;
 mod security;
+mod stalled;
 mod sweeps;

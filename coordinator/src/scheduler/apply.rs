@@ -1,0 +1,170 @@
+//! Applying committed changes, and rebuilding the state the store read back (recovery): the
+//! derived indices (queue, deadlines, worker leases, sweep counts) follow every update.
+
+use std::sync::Arc;
+
+use ltsweep_proto::{JobId, JobResult, JobSpec, SweepId};
+
+use super::Scheduler;
+use super::model::{Counters, Job, JobRuntime, Sweep, SweepCounts, SweepRecord, Worker};
+use super::plan::Change;
+
+impl Scheduler {
+    /// Performs committed changes in memory. Changes come from this scheduler's own plans (or
+    /// the store's records of them), so they cannot fail.
+    pub fn apply(&mut self, changes: &[Change]) {
+        for change in changes {
+            match change {
+                Change::SweepSubmitted {
+                    sweep,
+                    jobs,
+                    first_queue_seq,
+                } => {
+                    let entries = jobs
+                        .iter()
+                        .zip(*first_queue_seq..)
+                        .map(|(spec, seq)| (Arc::clone(spec), JobRuntime::pending(seq), None));
+                    self.insert_sweep(sweep.clone(), entries);
+                }
+                Change::SweepCancelled { sweep, cancelled } => {
+                    if let Some(sweep) = self.sweeps.get_mut(sweep) {
+                        sweep.record.cancelled = *cancelled;
+                    }
+                }
+                Change::SweepDeleted { sweep } => self.remove_sweep(sweep),
+                Change::JobUpdated { job, runtime } => self.update_job(job, runtime.clone()),
+                Change::LeaseRenewed { job, deadline_ms } => {
+                    let Some(runtime) = self.jobs.get(job).map(|j| &j.runtime) else {
+                        continue;
+                    };
+                    if runtime.lease.is_some() {
+                        let mut runtime = runtime.clone();
+                        if let Some(live) = &mut runtime.lease {
+                            live.deadline_ms = *deadline_ms;
+                        }
+                        self.update_job(job, runtime);
+                    }
+                }
+                Change::ResultRecorded { job, result } => {
+                    if let Some(job) = self.jobs.get_mut(job) {
+                        job.result = Some(Arc::clone(result));
+                    }
+                }
+                Change::WorkerRegistered(record) => {
+                    let running = self
+                        .workers
+                        .remove(&record.id)
+                        .map(|w| w.running)
+                        .unwrap_or_default();
+                    self.workers.insert(
+                        record.id.clone(),
+                        Worker {
+                            record: record.clone(),
+                            running,
+                        },
+                    );
+                }
+                Change::WorkerSeen { worker, at_ms } => {
+                    if let Some(worker) = self.workers.get_mut(worker) {
+                        worker.record.last_seen_ms = *at_ms;
+                    }
+                }
+                Change::Counters(counters) => self.counters = *counters,
+            }
+        }
+    }
+
+    /// Rebuilds a sweep read back from the store, its jobs in grid order.
+    pub(crate) fn restore_sweep(
+        &mut self,
+        record: SweepRecord,
+        jobs: Vec<(Arc<JobSpec>, JobRuntime, Option<Arc<JobResult>>)>,
+    ) {
+        self.insert_sweep(record, jobs.into_iter());
+    }
+
+    pub(crate) fn restore_counters(&mut self, counters: Counters) {
+        self.counters = counters;
+    }
+
+    pub(super) fn insert_sweep(
+        &mut self,
+        record: SweepRecord,
+        jobs: impl Iterator<Item = (Arc<JobSpec>, JobRuntime, Option<Arc<JobResult>>)>,
+    ) {
+        let id = record.id.clone();
+        self.sweep_order.push(id.clone());
+        self.sweeps.insert(
+            id.clone(),
+            Sweep {
+                record,
+                jobs: Vec::new(),
+                counts: SweepCounts::default(),
+            },
+        );
+        let mut ids = Vec::new();
+        for (spec, runtime, result) in jobs {
+            let job_id = spec.id.clone();
+            self.index(&job_id, &spec.sweep, &runtime, true);
+            ids.push(job_id.clone());
+            self.jobs.insert(
+                job_id,
+                Job {
+                    spec,
+                    runtime,
+                    result,
+                },
+            );
+        }
+        if let Some(sweep) = self.sweeps.get_mut(&id) {
+            sweep.counts.total = ids.len() as u32;
+            sweep.jobs = ids;
+        }
+    }
+
+    pub(super) fn update_job(&mut self, id: &JobId, runtime: JobRuntime) {
+        let Some(job) = self.jobs.get_mut(id) else {
+            debug_assert!(false, "an update of unknown job {id}");
+            return;
+        };
+        let old = std::mem::replace(&mut job.runtime, runtime.clone());
+        let sweep = job.spec.sweep.clone();
+        self.index(id, &sweep, &old, false);
+        self.index(id, &sweep, &runtime, true);
+    }
+
+    /// Adds a job's runtime to (or removes it from) the derived indices: queue, deadlines,
+    /// worker leases, sweep counts.
+    pub(super) fn index(&mut self, id: &JobId, sweep: &SweepId, runtime: &JobRuntime, add: bool) {
+        if let Some(seq) = runtime.queue_seq {
+            if add {
+                self.queue.insert(seq, id.clone());
+            } else {
+                self.queue.remove(&seq);
+            }
+        }
+        if let Some(live) = &runtime.lease {
+            let key = (live.deadline_ms, id.clone());
+            let worker = self.workers.get_mut(&live.worker);
+            if add {
+                self.deadlines.insert(key);
+                if let Some(worker) = worker {
+                    worker.running.insert(id.clone());
+                }
+            } else {
+                self.deadlines.remove(&key);
+                if let Some(worker) = worker {
+                    worker.running.remove(id);
+                }
+            }
+        }
+        if let Some(sweep) = self.sweeps.get_mut(sweep) {
+            let slot = sweep.counts.slot(runtime.state);
+            if add {
+                *slot += 1;
+            } else {
+                *slot -= 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! The state's types: sweeps, jobs and their runtime state, leases, workers, ids.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use ltsweep_proto::{JobId, JobResult, JobSpec, JobState, SweepId, string_id};
+use serde::{Deserialize, Serialize};
+
+string_id!(
+    /// `w-17`: from a persisted counter, so ids stay unique across coordinator restarts.
+    WorkerId
+);
+string_id!(
+    /// `l-1234-<job id>`: a persisted counter, then the job it leases, so that any lease id
+    /// leads straight to its job.
+    LeaseId
+);
+
+impl LeaseId {
+    pub(super) fn new(counter: u64, job: &JobId) -> Self {
+        Self(format!("l-{counter}-{job}"))
+    }
+
+    /// The job this lease id was issued for, if it is one of ours at all.
+    pub fn job(&self) -> Option<JobId> {
+        let rest = self.0.strip_prefix("l-")?;
+        let (counter, job) = rest.split_once('-')?;
+        (!counter.is_empty() && counter.bytes().all(|b| b.is_ascii_digit()) && !job.is_empty())
+            .then(|| JobId(job.to_owned()))
+    }
+}
+
+/// The coordinator's clock settings, in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    pub lease_ttl_ms: u64,
+    pub heartbeat_interval_ms: u64,
+    pub poll_timeout_ms: u64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            lease_ttl_ms: 60_000,
+            heartbeat_interval_ms: 10_000,
+            poll_timeout_ms: 20_000,
+        }
+    }
+}
+
+/// The persisted counters ids and queue positions come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counters {
+    pub next_worker: u64,
+    pub next_lease: u64,
+    pub next_queue_seq: u64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            next_worker: 1,
+            next_lease: 1,
+            next_queue_seq: 1,
+        }
+    }
+}
+
+/// A sweep as submitted: what the store keeps of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepRecord {
+    pub id: SweepId,
+    pub name: String,
+    pub spec_toml: String,
+    pub submitted_ms: u64,
+    pub max_attempts: u32,
+    /// Cancelled: its jobs are not leased until `retry_failed`.
+    pub cancelled: bool,
+}
+
+/// How many of a sweep's jobs are in each state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepCounts {
+    pub total: u32,
+    pub pending: u32,
+    pub running: u32,
+    pub succeeded: u32,
+    pub failed: u32,
+    pub cancelled: u32,
+}
+
+impl SweepCounts {
+    pub(super) fn slot(&mut self, state: JobState) -> &mut u32 {
+        match state {
+            JobState::Pending => &mut self.pending,
+            JobState::Running => &mut self.running,
+            JobState::Succeeded => &mut self.succeeded,
+            JobState::Failed => &mut self.failed,
+            JobState::Cancelled => &mut self.cancelled,
+        }
+    }
+
+    /// Every job succeeded, failed or was cancelled.
+    pub fn all_final(&self) -> bool {
+        self.pending == 0 && self.running == 0
+    }
+}
+
+/// A sweep and its jobs, in grid order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sweep {
+    pub record: SweepRecord,
+    pub jobs: Vec<JobId>,
+    pub counts: SweepCounts,
+}
+
+/// A live lease: the job is running on `worker` until `deadline_ms` unless progress renews it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveLease {
+    pub id: LeaseId,
+    pub worker: WorkerId,
+    pub deadline_ms: u64,
+}
+
+/// How a lease ended when it did not simply expire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaseEnd {
+    /// Its result was recorded: the same lease completing again is answered OK.
+    Completed,
+    /// The worker reported a failure: the same report again is answered OK.
+    Failed,
+    /// The sweep was cancelled: its progress is answered "cancel".
+    Cancelled,
+    /// The worker gave it back (preempted): the same release again is answered OK.
+    Released,
+}
+
+/// The lease a job's last attempt ended with, kept so that retried calls get the same answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndedLease {
+    pub id: LeaseId,
+    pub worker: WorkerId,
+    pub how: LeaseEnd,
+}
+
+/// The latest checkpoint the coordinator holds for a job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub epoch: u32,
+    /// Lowercase hex SHA-256 of the file.
+    pub sha256: String,
+}
+
+/// Everything about a job that changes after submission.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobRuntime {
+    pub state: JobState,
+    /// Leases handed out, over the job's whole life.
+    pub attempts: u32,
+    /// Attempts that do not count toward `max_attempts`: all of them when `retry_failed` last
+    /// gave the job a fresh budget, and each one since that ended in a preempted release.
+    #[serde(default)]
+    pub retry_base: u32,
+    /// Leases given back as preempted, over the job's whole life.
+    #[serde(default)]
+    pub preemptions: u32,
+    /// Its place in the pending queue; set exactly when pending.
+    pub queue_seq: Option<u64>,
+    /// Set exactly when running.
+    pub lease: Option<LiveLease>,
+    pub ended_lease: Option<EndedLease>,
+    /// The worker running it, or the one that finished it.
+    pub worker: Option<WorkerId>,
+    /// The last epoch reported.
+    pub epoch: u32,
+    /// The highest epoch ever reported, over all attempts.
+    pub max_epoch: u32,
+    /// Reported epochs that had been reported before (work redone after a lost lease).
+    pub epochs_retrained: u32,
+    /// Test accuracy (All) at the last evaluation reported.
+    pub last_accuracy: Option<f64>,
+    pub checkpoint: Option<Checkpoint>,
+    pub error: Option<String>,
+}
+
+impl JobRuntime {
+    pub(crate) fn pending(queue_seq: u64) -> Self {
+        Self {
+            state: JobState::Pending,
+            attempts: 0,
+            retry_base: 0,
+            preemptions: 0,
+            queue_seq: Some(queue_seq),
+            lease: None,
+            ended_lease: None,
+            worker: None,
+            epoch: 0,
+            max_epoch: 0,
+            epochs_retrained: 0,
+            last_accuracy: None,
+            checkpoint: None,
+            error: None,
+        }
+    }
+
+    /// Back into the queue (its end), as after a retryable failure or an expired lease.
+    pub(super) fn requeue(&mut self, queue_seq: u64) {
+        self.state = JobState::Pending;
+        self.queue_seq = Some(queue_seq);
+        self.lease = None;
+        self.worker = None;
+    }
+}
+
+/// A job: its immutable spec, its runtime state and, once succeeded, its result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Job {
+    pub spec: Arc<JobSpec>,
+    pub runtime: JobRuntime,
+    pub result: Option<Arc<JobResult>>,
+}
+
+/// A device of a worker and how many jobs it runs at once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceSlots {
+    pub name: String,
+    pub slots: u32,
+}
+
+/// A registered worker: what the store keeps of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerRecord {
+    pub id: WorkerId,
+    /// Its registration order.
+    pub ordinal: u64,
+    pub host: String,
+    pub devices: Vec<DeviceSlots>,
+    pub version: String,
+    pub registered_ms: u64,
+    pub last_seen_ms: u64,
+    /// The Slurm job it runs in, when Slurm started it.
+    pub slurm: Option<SlurmPlacement>,
+}
+
+/// A worker's Slurm job and array task, as it reported them at registration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlurmPlacement {
+    pub job_id: String,
+    /// Empty when the job is not an array.
+    pub array_task_id: String,
+}
+
+/// Why a worker gave a lease back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReleaseReason {
+    /// It was told to stop and checkpointed first: not the job's fault, so not an attempt.
+    Preempted,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Worker {
+    pub record: WorkerRecord,
+    /// The jobs it holds live leases for.
+    pub running: BTreeSet<JobId>,
+}

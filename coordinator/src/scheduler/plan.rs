@@ -1,0 +1,161 @@
+//! What operations answer, and the changes they plan: committed, then applied.
+
+use std::sync::Arc;
+
+use ltsweep_proto::{JobId, JobResult, JobSpec, JobState, SweepId, SweepSpec};
+
+use super::model::{Counters, JobRuntime, LeaseId, SweepRecord, Timing, WorkerId, WorkerRecord};
+use super::{Result, SchedulerError};
+
+/// One state change. The store persists each (all but [`Change::LeaseRenewed`]) and
+/// [`Scheduler::apply`](super::Scheduler::apply) performs it in memory.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// A new sweep; its jobs enter the queue in grid order at `first_queue_seq`, `+1`, ...
+    SweepSubmitted {
+        sweep: SweepRecord,
+        jobs: Vec<Arc<JobSpec>>,
+        first_queue_seq: u64,
+    },
+    SweepCancelled {
+        sweep: SweepId,
+        cancelled: bool,
+    },
+    /// A sweep whose jobs all ended is gone, with its jobs and results.
+    SweepDeleted {
+        sweep: SweepId,
+    },
+    /// A job's new runtime state, whole.
+    JobUpdated {
+        job: JobId,
+        runtime: JobRuntime,
+    },
+    /// A lease's deadline moved by a heartbeat. Not persisted: on restart every lease gets a
+    /// fresh deadline anyway, and heartbeats then cost no write.
+    LeaseRenewed {
+        job: JobId,
+        deadline_ms: u64,
+    },
+    ResultRecorded {
+        job: JobId,
+        result: Arc<JobResult>,
+    },
+    WorkerRegistered(WorkerRecord),
+    WorkerSeen {
+        worker: WorkerId,
+        at_ms: u64,
+    },
+    Counters(Counters),
+}
+
+impl Change {
+    /// Whether the store must write it.
+    pub fn is_durable(&self) -> bool {
+        !matches!(self, Change::LeaseRenewed { .. })
+    }
+}
+
+/// How many jobs a list of changes puts into the pending queue (to wake as many pollers).
+pub fn jobs_made_pending(changes: &[Change]) -> usize {
+    changes
+        .iter()
+        .map(|change| match change {
+            Change::SweepSubmitted { jobs, .. } => jobs.len(),
+            Change::JobUpdated { runtime, .. } if runtime.state == JobState::Pending => 1,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// An operation's answer and the changes that must be committed before it is given.
+#[derive(Debug)]
+#[must_use = "commit the changes, then apply them"]
+pub struct Planned<T> {
+    pub answer: T,
+    pub changes: Vec<Change>,
+}
+
+impl<T> Planned<T> {
+    pub(super) fn unchanged(answer: T) -> Self {
+        Self {
+            answer,
+            changes: Vec::new(),
+        }
+    }
+}
+
+/// A sweep spec parsed and expanded into its jobs, ready for [`Scheduler::submit_prepared`](super::Scheduler::submit_prepared).
+///
+/// Made without the scheduler, so that a large grid is expanded before the coordinator's lock
+/// is taken.
+#[derive(Clone, Debug)]
+pub struct Submission {
+    pub(super) spec_toml: String,
+    pub(super) name: String,
+    pub(super) max_attempts: u32,
+    pub(super) sweep: SweepId,
+    pub(super) jobs: Vec<Arc<JobSpec>>,
+}
+
+impl Submission {
+    /// Parses and validates the spec (an error names the key and its line) and expands its grid.
+    pub fn parse(spec_toml: &str) -> Result<Self> {
+        let spec = SweepSpec::parse(spec_toml)?;
+        let jobs = spec.jobs();
+        let Some(first) = jobs.first() else {
+            return Err(SchedulerError::invalid(
+                "spec_toml",
+                "the grid has no jobs: give at least one seed and one loss plan",
+            ));
+        };
+        Ok(Self {
+            sweep: first.sweep.clone(),
+            spec_toml: spec_toml.to_owned(),
+            name: spec.name,
+            max_attempts: spec.max_attempts,
+            jobs: jobs.into_iter().map(Arc::new).collect(),
+        })
+    }
+
+    pub fn sweep(&self) -> &SweepId {
+        &self.sweep
+    }
+
+    pub fn jobs(&self) -> &[Arc<JobSpec>] {
+        &self.jobs
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubmitAnswer {
+    pub sweep: SweepId,
+    pub jobs: u32,
+    /// False when the same sweep had been submitted before.
+    pub created: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    pub worker: WorkerId,
+    pub timing: Timing,
+}
+
+/// A job handed to a worker.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lease {
+    pub id: LeaseId,
+    pub deadline_ms: u64,
+    /// 1 for the first lease of the job.
+    pub attempt: u32,
+    pub job: Arc<JobSpec>,
+    /// The epoch of the job's latest checkpoint; 0 for none.
+    pub checkpoint_epoch: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProgressAnswer {
+    /// The job's sweep was cancelled: stop it.
+    pub cancel: bool,
+    /// The lease's new deadline; 0 when cancelled.
+    pub deadline_ms: u64,
+}

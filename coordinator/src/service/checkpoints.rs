@@ -1,0 +1,133 @@
+//! Checkpoint streaming: `UploadCheckpoint` and `DownloadCheckpoint` of `WorkerService`.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use ltsweep_proto::pb;
+use tonic::{Request, Response, Streaming};
+use tracing::info;
+
+use super::{BoxStream, Coordinator, RpcResult};
+use crate::checkpoint;
+use crate::committer::{After, Before};
+use crate::error::CoordinatorError;
+use crate::limits;
+use crate::scheduler::{Checkpoint, LeaseId};
+use ltsweep_proto::checkpoint::CheckpointHeader;
+
+/// `UploadCheckpoint`: the file is received and checked, then installed and recorded in one
+/// turn, both file steps on the store thread.
+pub(super) async fn upload(
+    coordinator: &Coordinator,
+    request: Request<Streaming<pb::CheckpointChunk>>,
+) -> RpcResult<pb::UploadCheckpointResponse> {
+    use pb::checkpoint_chunk::Part;
+    let mut stream = request.into_inner();
+    let header = match stream.message().await?.and_then(|chunk| chunk.part) {
+        Some(Part::Header(header)) => header,
+        _ => {
+            return Err(CoordinatorError::invalid(
+                "header",
+                "missing: the first chunk must be the checkpoint header",
+            )
+            .into());
+        }
+    };
+    let lease = LeaseId(limits::short_field(header.lease_id, "header.lease_id")?);
+    let sha256 = checkpoint::parse_sha256(&header.sha256)?;
+    if header.epoch == 0 {
+        return Err(
+            CoordinatorError::invalid("header.epoch", "count finished epochs from 1").into(),
+        );
+    }
+    let job = coordinator.read(|s| Ok(s.check_upload(&lease)?))?;
+    coordinator
+        .limits
+        .check_upload(header.size, &coordinator.state_dir)?;
+    let data = stream.map(|chunk| match chunk.map(|c| c.part) {
+        Ok(Some(Part::Data(bytes))) => Ok(bytes),
+        Ok(Some(Part::Header(_))) => Err(CoordinatorError::invalid(
+            "header",
+            "sent twice: send one header, then data chunks",
+        )),
+        Ok(None) => Ok(Vec::new()),
+        Err(status) => Err(CoordinatorError::Transport(format!(
+            "the upload broke off ({}): upload the checkpoint again",
+            status.message()
+        ))),
+    });
+    let received = coordinator
+        .checkpoints
+        .receive(&lease, header.size, &sha256, Box::pin(data))
+        .await?;
+    let checkpoint = Checkpoint {
+        epoch: header.epoch,
+        sha256,
+    };
+    let turn = coordinator.turn().await;
+    let now = coordinator.now_ms();
+    let (previous, planned) = coordinator.read(|s| {
+        let previous = s.checkpoint_of(&lease)?.1;
+        Ok((
+            previous,
+            s.record_checkpoint(now, &lease, checkpoint.clone())?,
+        ))
+    })?;
+    let same_file = previous
+        .as_ref()
+        .is_some_and(|p| p.sha256 == checkpoint.sha256);
+    // In this turn, after the lease check: a superseded upload is never installed. Both
+    // file steps run on the store thread.
+    let files = Arc::clone(&coordinator.checkpoints);
+    let (installed, new) = ((job.clone(), checkpoint.clone()), (job.clone(), checkpoint));
+    let before: Before = Box::new(move || files.install(received, &installed.0, &installed.1));
+    let files = Arc::clone(&coordinator.checkpoints);
+    let after: After = Box::new(move |committed| {
+        if same_file {
+            return;
+        }
+        if committed {
+            // The previous file is no one's now.
+            if let Some(previous) = previous {
+                files.remove(&new.0, &previous);
+            }
+        } else {
+            // The new file is no one's, the previous one still the job's.
+            files.remove(&new.0, &new.1);
+        }
+    });
+    let epoch = coordinator
+        .commit(turn, planned, Some(before), Some(after))
+        .await?;
+    info!(job = %job, epoch, size = header.size, "checkpoint stored");
+    Ok(Response::new(pb::UploadCheckpointResponse { epoch }))
+}
+
+/// `DownloadCheckpoint`: the job's latest checkpoint, checked against its record, in chunks.
+pub(super) async fn download(
+    coordinator: &Coordinator,
+    request: Request<pb::DownloadCheckpointRequest>,
+) -> RpcResult<BoxStream<pb::CheckpointChunk>> {
+    let lease = LeaseId(limits::short_field(
+        request.into_inner().lease_id,
+        "lease_id",
+    )?);
+    let (job, checkpoint) = coordinator.read(|s| Ok(s.checkpoint_of(&lease)?))?;
+    let Some(checkpoint) = checkpoint else {
+        return Err(CoordinatorError::NotFound {
+            kind: "checkpoint of job",
+            id: job.to_string(),
+            hint: "none was uploaded yet: start from epoch 0",
+        }
+        .into());
+    };
+    let bytes = coordinator.checkpoints.read(&job, &checkpoint).await?;
+    let header = CheckpointHeader {
+        lease_id: lease.0,
+        epoch: checkpoint.epoch,
+        size: bytes.len() as u64,
+        sha256: checkpoint.sha256,
+    };
+    let stream = futures::stream::iter(ltsweep_proto::checkpoint::chunks(&header, bytes).map(Ok));
+    Ok(Response::new(Box::pin(stream)))
+}

@@ -1,0 +1,90 @@
+//! The state in memory: the scheduler behind its lock, and who hears of its changes (watch
+//! streams, waiting long polls).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use ltsweep_proto::{SweepId, pb};
+use tokio::sync::{Notify, broadcast};
+
+use super::Result;
+use crate::error::CoordinatorError;
+use crate::scheduler::{Change, Scheduler, jobs_made_pending};
+use crate::wire;
+
+/// One job's new status, for `WatchSweep`.
+#[derive(Debug)]
+pub(super) struct JobEvent {
+    pub(super) sweep: SweepId,
+    pub(super) event: pb::SweepEvent,
+}
+
+/// The state in memory, shared with the store thread, which applies committed changes to it.
+pub(super) struct Memory {
+    pub(super) scheduler: RwLock<Scheduler>,
+    pub(super) events: broadcast::Sender<Arc<JobEvent>>,
+    /// One `notify_one` per job that became pending wakes one long poll, not all of them.
+    pub(super) work_available: Notify,
+    /// Long polls waiting or about to; an upper bound, so no wake-up is skipped.
+    pub(super) pollers: AtomicUsize,
+}
+
+impl Memory {
+    pub(super) fn read(&self) -> Result<RwLockReadGuard<'_, Scheduler>> {
+        self.scheduler.read().map_err(|_| poisoned())
+    }
+
+    pub(super) fn write(&self) -> Result<RwLockWriteGuard<'_, Scheduler>> {
+        self.scheduler.write().map_err(|_| poisoned())
+    }
+
+    /// Applies changes (committed, or not durable), tells the watchers and wakes as many long
+    /// polls as jobs became pending.
+    pub(super) fn apply(&self, changes: &[Change]) -> Result<()> {
+        {
+            let mut scheduler = self.write()?;
+            scheduler.apply(changes);
+            self.publish(&scheduler, changes);
+        }
+        self.wake_pollers(jobs_made_pending(changes));
+        Ok(())
+    }
+
+    /// Sends each changed job's status to the watchers, if any. Under the write lock, which
+    /// `Coordinator::watch` subscribes under, so no watcher misses a change or sees it twice.
+    fn publish(&self, scheduler: &Scheduler, changes: &[Change]) {
+        if self.events.receiver_count() == 0 {
+            return;
+        }
+        for change in changes {
+            let Change::JobUpdated { job, .. } = change else {
+                continue;
+            };
+            let Some(job) = scheduler.job(job) else {
+                continue;
+            };
+            let Some(sweep) = scheduler.sweep(&job.spec.sweep) else {
+                continue;
+            };
+            let _ = self.events.send(Arc::new(JobEvent {
+                sweep: sweep.record.id.clone(),
+                event: pb::SweepEvent {
+                    job: Some(wire::job_status(job, false)),
+                    counts: Some(wire::counts(&sweep.counts)),
+                },
+            }));
+        }
+    }
+
+    fn wake_pollers(&self, jobs: usize) {
+        for _ in 0..jobs.min(self.pollers.load(Ordering::SeqCst)) {
+            self.work_available.notify_one();
+        }
+    }
+}
+
+fn poisoned() -> CoordinatorError {
+    CoordinatorError::Internal(
+        "the coordinator state was poisoned by an earlier panic; restart the coordinator".into(),
+    )
+}

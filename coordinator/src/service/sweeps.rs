@@ -1,0 +1,206 @@
+//! `SweepService`: the calls users make (submit, read, watch, cancel, retry, delete).
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use ltsweep_proto::{JobResult, SweepId, pb};
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response};
+use tracing::{debug, info};
+
+use super::{BoxStream, Coordinator, RpcResult, delete, required, shut_down};
+use crate::error::CoordinatorError;
+use crate::limits;
+use crate::scheduler::Submission;
+use crate::wire;
+
+/// The calls users make. Besides serving gRPC, it is the in-process way to read the
+/// coordinator (the web page calls it directly), so every reader sees the same answers.
+#[derive(Clone, Debug)]
+pub struct SweepApi(pub(crate) Arc<Coordinator>);
+
+#[tonic::async_trait]
+impl pb::sweep_service_server::SweepService for SweepApi {
+    async fn submit_sweep(
+        &self,
+        request: Request<pb::SubmitSweepRequest>,
+    ) -> RpcResult<pb::SubmitSweepResponse> {
+        let spec_toml = required(request.into_inner().spec_toml, "spec_toml")?;
+        let limits = self.0.limits;
+        limits.check_spec_text(&spec_toml)?;
+        // The grid's size from the spec alone, before it is expanded into memory.
+        let spec = ltsweep_proto::SweepSpec::parse(&spec_toml).map_err(CoordinatorError::from)?;
+        limits.check_jobs_per_sweep(spec.job_count())?;
+        // Parsing and expanding the grid is the slow part: done before taking the lock.
+        let submission = Submission::parse(&spec_toml).map_err(CoordinatorError::from)?;
+        let now = self.0.now_ms();
+        let answer = self
+            .0
+            .transact(|s| {
+                if s.sweep(submission.sweep()).is_none() {
+                    limits.check_total_jobs(s, submission.jobs().len())?;
+                }
+                Ok(s.submit_prepared(now, submission)?)
+            })
+            .await?;
+        if answer.created {
+            info!(sweep = %answer.sweep, jobs = answer.jobs, "sweep submitted");
+        }
+        Ok(Response::new(pb::SubmitSweepResponse {
+            sweep_id: answer.sweep.0,
+            jobs: answer.jobs,
+            created: answer.created,
+        }))
+    }
+
+    async fn get_sweep(&self, request: Request<pb::GetSweepRequest>) -> RpcResult<pb::SweepStatus> {
+        Ok(Response::new(self.0.sweep_status(request.get_ref())?))
+    }
+
+    async fn list_sweeps(
+        &self,
+        _request: Request<pb::ListSweepsRequest>,
+    ) -> RpcResult<pb::ListSweepsResponse> {
+        let sweeps = self
+            .0
+            .read(|s| Ok(s.sweeps().map(wire::sweep_summary).collect()))?;
+        Ok(Response::new(pb::ListSweepsResponse { sweeps }))
+    }
+
+    type WatchSweepStream = BoxStream<pb::SweepEvent>;
+
+    async fn watch_sweep(
+        &self,
+        request: Request<pb::WatchSweepRequest>,
+    ) -> RpcResult<Self::WatchSweepStream> {
+        let sweep = SweepId(limits::short_field(
+            request.into_inner().sweep_id,
+            "sweep_id",
+        )?);
+        let (initial, done, mut events) = self.0.watch(&sweep)?;
+        let (tx, rx) = mpsc::channel(256);
+        let coordinator = Arc::clone(&self.0);
+        tokio::spawn(async move {
+            let mut closing = coordinator.closing.subscribe();
+            let mut pending = initial;
+            let mut done = done;
+            loop {
+                for event in pending.drain(..) {
+                    if tx.send(Ok(event)).await.is_err() {
+                        return;
+                    }
+                }
+                if done {
+                    return;
+                }
+                let received = tokio::select! {
+                    _ = tx.closed() => return,
+                    _ = shut_down(&mut closing) => {
+                        // Not a clean end: the sweep is not over, the watcher should come back.
+                        let _ = tx.send(Err(CoordinatorError::ShuttingDown.into())).await;
+                        return;
+                    }
+                    received = events.recv() => received,
+                };
+                match received {
+                    Ok(event) if event.sweep == sweep => {
+                        done = event
+                            .event
+                            .counts
+                            .is_some_and(|c| c.pending == 0 && c.running == 0);
+                        pending.push(event.event.clone());
+                    }
+                    Ok(_) => {}
+                    // A watcher too slow for the event rate catches up from a fresh snapshot.
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        debug!(sweep = %sweep, missed, "watcher lagged; sending a fresh snapshot");
+                        match coordinator.watch(&sweep) {
+                            Ok((snapshot, over, receiver)) => {
+                                pending = snapshot;
+                                done = over;
+                                events = receiver;
+                            }
+                            Err(err) => {
+                                let _ = tx.send(Err(err.into())).await;
+                                return;
+                            }
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn cancel_sweep(
+        &self,
+        request: Request<pb::CancelSweepRequest>,
+    ) -> RpcResult<pb::CancelSweepResponse> {
+        let sweep = SweepId(limits::short_field(
+            request.into_inner().sweep_id,
+            "sweep_id",
+        )?);
+        let cancelled = self.0.transact(|s| Ok(s.cancel(&sweep)?)).await?;
+        info!(sweep = %sweep, cancelled, "sweep cancelled");
+        Ok(Response::new(pb::CancelSweepResponse { cancelled }))
+    }
+
+    async fn retry_failed(
+        &self,
+        request: Request<pb::RetryFailedRequest>,
+    ) -> RpcResult<pb::RetryFailedResponse> {
+        let sweep = SweepId(limits::short_field(
+            request.into_inner().sweep_id,
+            "sweep_id",
+        )?);
+        let requeued = self.0.transact(|s| Ok(s.retry_failed(&sweep)?)).await?;
+        info!(sweep = %sweep, requeued, "failed jobs requeued");
+        Ok(Response::new(pb::RetryFailedResponse { requeued }))
+    }
+
+    async fn list_workers(
+        &self,
+        _request: Request<pb::ListWorkersRequest>,
+    ) -> RpcResult<pb::ListWorkersResponse> {
+        let now = self.0.now_ms();
+        let workers = self.0.read(|s| {
+            Ok(s.workers()
+                .into_iter()
+                .map(|w| wire::worker_info(s, w, now))
+                .collect())
+        })?;
+        Ok(Response::new(pb::ListWorkersResponse { workers }))
+    }
+
+    async fn delete_sweep(
+        &self,
+        request: Request<pb::DeleteSweepRequest>,
+    ) -> RpcResult<pb::DeleteSweepResponse> {
+        let sweep = SweepId(limits::short_field(
+            request.into_inner().sweep_id,
+            "sweep_id",
+        )?);
+        let jobs = delete::delete_sweep(&self.0, &sweep).await?;
+        info!(sweep = %sweep, jobs, "sweep deleted");
+        Ok(Response::new(pb::DeleteSweepResponse { jobs }))
+    }
+
+    type GetResultsStream = BoxStream<pb::JobResult>;
+
+    async fn get_results(
+        &self,
+        request: Request<pb::GetResultsRequest>,
+    ) -> RpcResult<Self::GetResultsStream> {
+        let sweep = SweepId(limits::short_field(
+            request.into_inner().sweep_id,
+            "sweep_id",
+        )?);
+        // Shared results, converted one by one as the client reads them.
+        let results = self.0.read(|s| Ok(s.results(&sweep)?))?;
+        let stream = futures::stream::iter(results)
+            .map(|result| Ok(pb::JobResult::from(JobResult::clone(&result))));
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
