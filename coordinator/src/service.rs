@@ -221,7 +221,7 @@ impl Coordinator {
             let record = s
                 .sweep(sweep)
                 .ok_or_else(|| unknown_sweep(sweep.as_str()))?;
-            let counts = wire::counts(&record.counts);
+            let counts = pb::SweepCounts::from(record.counts);
             let events = s
                 .jobs_of(record)
                 .map(|job| pb::SweepEvent {

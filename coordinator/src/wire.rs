@@ -3,18 +3,7 @@
 
 use ltsweep_proto::pb;
 
-use crate::scheduler::{Job, Lease, Scheduler, Sweep, SweepCounts, Worker};
-
-pub(crate) fn counts(c: &SweepCounts) -> pb::SweepCounts {
-    pb::SweepCounts {
-        total: c.total,
-        pending: c.pending,
-        running: c.running,
-        succeeded: c.succeeded,
-        failed: c.failed,
-        cancelled: c.cancelled,
-    }
-}
+use crate::scheduler::{Job, Lease, Scheduler, Sweep, Worker};
 
 /// A job's status; `with_spec` adds its full spec, which reports need and status views don't.
 pub(crate) fn job_status(job: &Job, with_spec: bool) -> pb::JobStatus {
@@ -41,7 +30,7 @@ pub(crate) fn sweep_summary(sweep: &Sweep) -> pb::SweepSummary {
     pb::SweepSummary {
         sweep_id: sweep.record.id.0.clone(),
         name: sweep.record.name.clone(),
-        counts: Some(counts(&sweep.counts)),
+        counts: Some(sweep.counts.into()),
         submitted_unix_ms: sweep.record.submitted_ms,
     }
 }

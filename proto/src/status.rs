@@ -26,6 +26,30 @@ impl SweepCounts {
     pub fn ended(&self) -> u32 {
         self.succeeded + self.failed + self.cancelled
     }
+
+    /// The count of jobs in `state`, to change as a job moves.
+    pub fn of_state_mut(&mut self, state: JobState) -> &mut u32 {
+        match state {
+            JobState::Pending => &mut self.pending,
+            JobState::Running => &mut self.running,
+            JobState::Succeeded => &mut self.succeeded,
+            JobState::Failed => &mut self.failed,
+            JobState::Cancelled => &mut self.cancelled,
+        }
+    }
+}
+
+impl From<SweepCounts> for pb::SweepCounts {
+    fn from(c: SweepCounts) -> Self {
+        Self {
+            total: c.total,
+            pending: c.pending,
+            running: c.running,
+            succeeded: c.succeeded,
+            failed: c.failed,
+            cancelled: c.cancelled,
+        }
+    }
 }
 
 impl From<pb::SweepCounts> for SweepCounts {

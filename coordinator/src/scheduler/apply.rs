@@ -159,7 +159,7 @@ impl Scheduler {
             }
         }
         if let Some(sweep) = self.sweeps.get_mut(sweep) {
-            let slot = sweep.counts.slot(runtime.state);
+            let slot = sweep.counts.of_state_mut(runtime.state);
             if add {
                 *slot += 1;
             } else {

@@ -78,33 +78,8 @@ pub struct SweepRecord {
     pub cancelled: bool,
 }
 
-/// How many of a sweep's jobs are in each state.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SweepCounts {
-    pub total: u32,
-    pub pending: u32,
-    pub running: u32,
-    pub succeeded: u32,
-    pub failed: u32,
-    pub cancelled: u32,
-}
-
-impl SweepCounts {
-    pub(super) fn slot(&mut self, state: JobState) -> &mut u32 {
-        match state {
-            JobState::Pending => &mut self.pending,
-            JobState::Running => &mut self.running,
-            JobState::Succeeded => &mut self.succeeded,
-            JobState::Failed => &mut self.failed,
-            JobState::Cancelled => &mut self.cancelled,
-        }
-    }
-
-    /// Every job succeeded, failed or was cancelled.
-    pub fn all_final(&self) -> bool {
-        self.pending == 0 && self.running == 0
-    }
-}
+/// How many of a sweep's jobs are in each state: the contract's type, kept current as jobs move.
+pub use ltsweep_proto::SweepCounts;
 
 /// A sweep and its jobs, in grid order.
 #[derive(Clone, Debug, PartialEq)]

@@ -79,7 +79,10 @@ impl Scheduler {
                 .sweeps
                 .get(&job.spec.sweep)
                 .ok_or_else(|| format!("job {id} of unknown sweep"))?;
-            *counts.entry(&job.spec.sweep).or_default().slot(rt.state) += 1;
+            *counts
+                .entry(&job.spec.sweep)
+                .or_default()
+                .of_state_mut(rt.state) += 1;
             counts.entry(&job.spec.sweep).or_default().total += 1;
             match rt.state {
                 JobState::Pending => {

@@ -70,7 +70,7 @@ impl Memory {
                 sweep: sweep.record.id.clone(),
                 event: pb::SweepEvent {
                     job: Some(wire::job_status(job, false)),
-                    counts: Some(wire::counts(&sweep.counts)),
+                    counts: Some(sweep.counts.into()),
                 },
             }));
         }

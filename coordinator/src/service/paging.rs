@@ -81,7 +81,7 @@ pub(crate) fn sweep_page(
     Ok(pb::SweepStatus {
         sweep_id: sweep.record.id.0.clone(),
         name: sweep.record.name.clone(),
-        counts: Some(wire::counts(&sweep.counts)),
+        counts: Some(sweep.counts.into()),
         jobs,
         cancelled: sweep.record.cancelled,
         submitted_unix_ms: sweep.record.submitted_ms,
