@@ -83,8 +83,8 @@ impl CheckpointFiles {
                 if job.runtime.state.is_final() {
                     continue;
                 }
-                let path = self.path(&job.spec.id, checkpoint);
-                let legacy = self.legacy_path(&job.spec.id);
+                let path = self.path(&job.id, checkpoint);
+                let legacy = self.legacy_path(&job.id);
                 if !path.exists() && legacy.exists() {
                     std::fs::rename(&legacy, &path)
                         .map_err(|e| CoordinatorError::storage(&legacy, e))?;

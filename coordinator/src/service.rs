@@ -33,7 +33,7 @@ use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
 use crate::limits::Limits;
 use crate::scheduler::{Change, Planned, Scheduler, Timing, WorkerId};
-use crate::store::Store;
+use crate::store::{ResultReader, Store};
 use crate::wire;
 
 type Result<T> = std::result::Result<T, CoordinatorError>;
@@ -61,6 +61,8 @@ pub(crate) struct Coordinator {
     closing: watch::Sender<bool>,
     limits: Limits,
     state_dir: PathBuf,
+    /// Reads results for reports, on its own connection.
+    results: ResultReader,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -91,6 +93,7 @@ impl Coordinator {
             "state loaded"
         );
         let timing = scheduler.timing();
+        let results = store.result_reader();
         let memory = Arc::new(Memory {
             scheduler: RwLock::new(scheduler),
             events: broadcast::channel(EVENT_BUFFER).0,
@@ -112,6 +115,7 @@ impl Coordinator {
             closing: watch::channel(false).0,
             limits: config.limits,
             state_dir: config.state_dir.clone(),
+            results,
         }))
     }
 

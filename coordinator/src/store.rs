@@ -10,12 +10,12 @@
 //! with a fresh deadline, so a worker that kept training while the coordinator was down can
 //! still report and complete.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, mpsc};
+use std::sync::mpsc;
 use std::time::Duration;
 
-use ltsweep_proto::{JobId, JobResult, JobSpec, SweepId, pb};
+use ltsweep_proto::{JobId, JobResult, JobSpec, JobState, SweepId, pb};
 use prost::Message;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -27,6 +27,9 @@ use crate::scheduler::{
 };
 
 type Result<T> = std::result::Result<T, CoordinatorError>;
+
+mod results;
+pub use results::ResultReader;
 
 /// The database file inside the state dir.
 pub const DB_FILE: &str = "ltsweep.db";
@@ -209,6 +212,11 @@ impl Store {
         &self.db_path
     }
 
+    /// A reader of the stored results, for reports.
+    pub fn result_reader(&self) -> ResultReader {
+        ResultReader::new(self.db_path.clone())
+    }
+
     /// Writes the durable changes of one operation in one transaction. On error nothing is
     /// written, and the caller must not apply the changes.
     pub fn commit(&mut self, changes: &[Change]) -> Result<()> {
@@ -292,27 +300,21 @@ impl Store {
             scheduler.apply(&[Change::WorkerRegistered(record)]);
         }
 
-        let mut results: HashMap<JobId, Arc<JobResult>> = HashMap::new();
+        // Results stay on disk (reports read them, see `read_results`); only which jobs have
+        // one is checked against their states.
+        let mut results: HashSet<JobId> = HashSet::new();
         let mut stmt = self
             .conn
-            .prepare("SELECT job_id, result FROM results")
+            .prepare("SELECT job_id FROM results")
             .map_err(fail)?;
         let rows = stmt
-            .query_map([], |row| {
-                Ok((JobId(row.get(0)?), row.get::<_, Vec<u8>>(1)?))
-            })
+            .query_map([], |row| Ok(JobId(row.get(0)?)))
             .map_err(fail)?;
         for row in rows {
-            let (job, bytes) = row.map_err(fail)?;
-            let result = pb::JobResult::decode(bytes.as_slice())
-                .map_err(|e| e.to_string())
-                .and_then(|r| JobResult::try_from(r).map_err(|e| e.to_string()))
-                .map_err(|e| corrupt(format!("result of job {job}: {e}")))?;
-            results.insert(job, Arc::new(result));
+            results.insert(row.map_err(fail)?);
         }
 
-        type Entry = (Arc<JobSpec>, JobRuntime, Option<Arc<JobResult>>);
-        let mut jobs: HashMap<SweepId, Vec<Entry>> = HashMap::new();
+        let mut jobs: HashMap<SweepId, Vec<(JobSpec, JobRuntime)>> = HashMap::new();
         let mut stmt = self
             .conn
             .prepare("SELECT id, sweep_id, spec, runtime FROM jobs ORDER BY sweep_id, grid_index")
@@ -335,10 +337,18 @@ impl Store {
                 .map_err(|e| corrupt(format!("spec of job {id}: {e}")))?;
             let runtime: JobRuntime = serde_json::from_str(&runtime)
                 .map_err(|e| corrupt(format!("state of job {id}: {e}")))?;
-            let result = results.remove(&id);
-            jobs.entry(sweep)
-                .or_default()
-                .push((Arc::new(spec), runtime, result));
+            if results.remove(&id) != (runtime.state == JobState::Succeeded) {
+                return Err(corrupt(format!(
+                    "job {id} is {:?} but has {} result",
+                    runtime.state,
+                    if runtime.state == JobState::Succeeded {
+                        "no"
+                    } else {
+                        "a"
+                    }
+                )));
+            }
+            jobs.entry(sweep).or_default().push((spec, runtime));
         }
 
         let mut stmt = self
@@ -365,7 +375,7 @@ impl Store {
             let entries = jobs.remove(&record.id).unwrap_or_default();
             scheduler.restore_sweep(record, entries);
         }
-        if let Some(job) = results.keys().next() {
+        if let Some(job) = results.iter().next() {
             return Err(corrupt(format!("a result of unknown job {job}")));
         }
         if let Some(sweep) = jobs.keys().next() {

@@ -9,16 +9,16 @@ use crate::scheduler::{Job, Lease, Scheduler, Sweep, Worker};
 pub(crate) fn job_status(job: &Job, with_spec: bool) -> pb::JobStatus {
     let rt = &job.runtime;
     pb::JobStatus {
-        spec: with_spec.then(|| (*job.spec).clone().into()),
-        job_id: job.spec.id.0.clone(),
-        plan: Some(job.spec.plan.into()),
-        seed: job.spec.seed,
-        axes: job.spec.axes.iter().cloned().map(Into::into).collect(),
+        spec: with_spec.then(|| job.spec().into()),
+        job_id: job.id.0.clone(),
+        plan: Some(job.plan.into()),
+        seed: job.seed,
+        axes: job.axes().iter().cloned().map(Into::into).collect(),
         state: pb::JobState::from(rt.state).into(),
         attempts: rt.attempts,
         worker_id: rt.worker.as_ref().map(|w| w.0.clone()).unwrap_or_default(),
         epoch: rt.epoch,
-        epochs_total: job.spec.train.epochs,
+        epochs_total: job.epochs(),
         error: rt.error.clone().unwrap_or_default(),
         epochs_retrained: rt.epochs_retrained,
         last_accuracy: rt.last_accuracy,
@@ -64,7 +64,7 @@ pub(crate) fn lease(lease: &Lease) -> pb::Lease {
         lease_id: lease.id.0.clone(),
         deadline_unix_ms: lease.deadline_ms,
         attempt: lease.attempt,
-        job: Some(ltsweep_proto::JobSpec::clone(&lease.job).into()),
+        job: Some(lease.job.clone().into()),
         checkpoint_epoch: lease.checkpoint_epoch,
     }
 }

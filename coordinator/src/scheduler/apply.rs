@@ -1,13 +1,11 @@
 //! Applying committed changes, and rebuilding the state the store read back (recovery): the
 //! derived indices (queue, deadlines, worker leases, sweep counts) follow every update.
 
-use std::sync::Arc;
+use ltsweep_proto::{JobId, JobSpec, SweepId};
 
-use ltsweep_proto::{JobId, JobResult, JobSpec, SweepId};
-
-use super::Scheduler;
-use super::model::{Counters, Job, JobRuntime, Sweep, SweepCounts, SweepRecord, Worker};
+use super::model::{Counters, JobRuntime, Sweep, SweepCounts, SweepRecord, Worker};
 use super::plan::Change;
+use super::{Scheduler, shared};
 
 impl Scheduler {
     /// Performs committed changes in memory. Changes come from this scheduler's own plans (or
@@ -23,7 +21,7 @@ impl Scheduler {
                     let entries = jobs
                         .iter()
                         .zip(*first_queue_seq..)
-                        .map(|(spec, seq)| (Arc::clone(spec), JobRuntime::pending(seq), None));
+                        .map(|(spec, seq)| (&**spec, JobRuntime::pending(seq)));
                     self.insert_sweep(sweep.clone(), entries);
                 }
                 Change::SweepCancelled { sweep, cancelled } => {
@@ -45,11 +43,8 @@ impl Scheduler {
                         self.update_job(job, runtime);
                     }
                 }
-                Change::ResultRecorded { job, result } => {
-                    if let Some(job) = self.jobs.get_mut(job) {
-                        job.result = Some(Arc::clone(result));
-                    }
-                }
+                // Results are read from the store; the job's state says it has one.
+                Change::ResultRecorded { .. } => {}
                 Change::WorkerRegistered(record) => {
                     let running = self
                         .workers
@@ -75,22 +70,18 @@ impl Scheduler {
     }
 
     /// Rebuilds a sweep read back from the store, its jobs in grid order.
-    pub(crate) fn restore_sweep(
-        &mut self,
-        record: SweepRecord,
-        jobs: Vec<(Arc<JobSpec>, JobRuntime, Option<Arc<JobResult>>)>,
-    ) {
-        self.insert_sweep(record, jobs.into_iter());
+    pub(crate) fn restore_sweep(&mut self, record: SweepRecord, jobs: Vec<(JobSpec, JobRuntime)>) {
+        self.insert_sweep(record, jobs);
     }
 
     pub(crate) fn restore_counters(&mut self, counters: Counters) {
         self.counters = counters;
     }
 
-    pub(super) fn insert_sweep(
+    pub(super) fn insert_sweep<S: std::borrow::Borrow<JobSpec>>(
         &mut self,
         record: SweepRecord,
-        jobs: impl Iterator<Item = (Arc<JobSpec>, JobRuntime, Option<Arc<JobResult>>)>,
+        jobs: impl IntoIterator<Item = (S, JobRuntime)>,
     ) {
         let id = record.id.clone();
         self.sweep_order.push(id.clone());
@@ -103,18 +94,10 @@ impl Scheduler {
             },
         );
         let mut ids = Vec::new();
-        for (spec, runtime, result) in jobs {
-            let job_id = spec.id.clone();
-            self.index(&job_id, &spec.sweep, &runtime, true);
-            ids.push(job_id.clone());
-            self.jobs.insert(
-                job_id,
-                Job {
-                    spec,
-                    runtime,
-                    result,
-                },
-            );
+        for job in shared::jobs(&id, jobs) {
+            self.index(&job.id, &id, &job.runtime, true);
+            ids.push(job.id.clone());
+            self.jobs.insert(job.id.clone(), job);
         }
         if let Some(sweep) = self.sweeps.get_mut(&id) {
             sweep.counts.total = ids.len() as u32;
@@ -128,7 +111,7 @@ impl Scheduler {
             return;
         };
         let old = std::mem::replace(&mut job.runtime, runtime.clone());
-        let sweep = job.spec.sweep.clone();
+        let sweep = job.sweep().clone();
         self.index(id, &sweep, &old, false);
         self.index(id, &sweep, &runtime, true);
     }

@@ -92,7 +92,7 @@ impl Scheduler {
                 break;
             }
             let job = self.job_ref(job_id);
-            let max_attempts = self.sweep_ref(&job.spec.sweep).record.max_attempts;
+            let max_attempts = self.sweep_ref(job.sweep()).record.max_attempts;
             let mut runtime = job.runtime.clone();
             let worker = runtime
                 .lease

@@ -59,6 +59,7 @@ mod plan;
 #[cfg(test)]
 pub(crate) mod proptests;
 mod queries;
+mod shared;
 #[cfg(test)]
 pub(crate) mod tests;
 

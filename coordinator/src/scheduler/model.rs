@@ -1,10 +1,13 @@
 //! The state's types: sweeps, jobs and their runtime state, leases, workers, ids.
 
 use std::collections::BTreeSet;
+
 use std::sync::Arc;
 
-use ltsweep_proto::{JobId, JobResult, JobSpec, JobState, SweepId, string_id};
+use ltsweep_proto::{JobId, JobState, LossPlan, SweepId, string_id};
 use serde::{Deserialize, Serialize};
+
+use super::shared::SweepShared;
 
 string_id!(
     /// `w-17`: from a persisted counter, so ids stay unique across coordinator restarts.
@@ -188,12 +191,18 @@ impl JobRuntime {
     }
 }
 
-/// A job: its immutable spec, its runtime state and, once succeeded, its result.
+/// A job: who it is (its id, plan and seed; the rest of its spec is shared with its sweep's
+/// other jobs, see [`super::shared`]) and its runtime state. Its result is in the store only:
+/// results are large (a confusion matrix, every epoch's metrics) and only reports read them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Job {
-    pub spec: Arc<JobSpec>,
+    pub id: JobId,
+    pub plan: LossPlan,
+    pub seed: u64,
+    pub(super) shared: Arc<SweepShared>,
+    /// Which of the sweep's distinct settings are this job's.
+    pub(super) settings: u32,
     pub runtime: JobRuntime,
-    pub result: Option<Arc<JobResult>>,
 }
 
 /// A device of a worker and how many jobs it runs at once.

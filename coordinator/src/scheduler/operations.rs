@@ -176,7 +176,7 @@ impl Scheduler {
             id,
             deadline_ms,
             attempt: runtime.attempts,
-            job: Arc::clone(&job.spec),
+            job: job.spec(),
             checkpoint_epoch: runtime.checkpoint.as_ref().map_or(0, |c| c.epoch),
         };
         changes.push(Change::JobUpdated {
@@ -204,8 +204,7 @@ impl Scheduler {
     ) -> Result<Planned<()>> {
         let (job_id, job, status) = self.lease_status(Some(worker), lease)?;
         match status {
-            LeaseStatus::Live if job.result.is_none() => {}
-            LeaseStatus::Live => return Err(stale(lease, "the job already has a result")),
+            LeaseStatus::Live => {}
             LeaseStatus::Ended(LeaseEnd::Completed) => return Ok(Planned::unchanged(())),
             LeaseStatus::Ended(LeaseEnd::Cancelled) => {
                 return Err(stale(
@@ -247,8 +246,8 @@ impl Scheduler {
             runtime.last_accuracy = Some(all);
         }
         // The coordinator's own record of the run wins over whatever the worker filled in.
-        result.sweep_id = job.spec.sweep.0.clone();
-        result.spec = (*job.spec).clone();
+        result.sweep_id = job.sweep().0.clone();
+        result.spec = job.spec();
         result.attempts = runtime.attempts;
         result.epochs_retrained = runtime.epochs_retrained;
         result.worker_id = Some(worker.0.clone());
@@ -291,7 +290,7 @@ impl Scheduler {
                 return Err(stale(lease, "the worker gave this lease back"));
             }
         }
-        let max_attempts = self.sweep_ref(&job.spec.sweep).record.max_attempts;
+        let max_attempts = self.sweep_ref(job.sweep()).record.max_attempts;
         let mut runtime = job.runtime.clone();
         runtime.ended_lease = Some(EndedLease {
             id: lease.clone(),

@@ -147,7 +147,7 @@ pub struct Lease {
     pub deadline_ms: u64,
     /// 1 for the first lease of the job.
     pub attempt: u32,
-    pub job: Arc<JobSpec>,
+    pub job: JobSpec,
     /// The epoch of the job's latest checkpoint; 0 for none.
     pub checkpoint_epoch: u32,
 }

@@ -5,9 +5,8 @@
 //! that a state rebuilt from the database equals the one in memory.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
-use ltsweep_proto::{JobId, JobResult, JobState, PROTOCOL_VERSION};
+use ltsweep_proto::{JobId, JobState, PROTOCOL_VERSION};
 use proptest::prelude::*;
 
 use super::tests::{TIMING, metrics, result_for};
@@ -101,8 +100,8 @@ pub(crate) struct Harness {
     /// Every lease ever issued, with its worker.
     leases: Vec<(LeaseId, WorkerId)>,
     sweeps: Vec<SweepId>,
-    /// The first result seen for each job: it must never change.
-    results: HashMap<JobId, Arc<JobResult>>,
+    /// How many results were recorded for each job: one once it succeeded, never a second.
+    results: HashMap<JobId, u32>,
     cancelled: HashSet<SweepId>,
     jobs: u32,
     /// The model of the attempt budget: leases of each job since its last retry that did not
@@ -128,6 +127,11 @@ impl Harness {
 
     fn commit<T>(&mut self, planned: Result<Planned<T>>) -> Result<T> {
         let planned = planned?;
+        for change in &planned.changes {
+            if let Change::ResultRecorded { job, .. } = change {
+                *self.results.entry(job.clone()).or_default() += 1;
+            }
+        }
         if let Some(store) = &mut self.store {
             store
                 .commit(&planned.changes)
@@ -185,7 +189,7 @@ impl Harness {
             Op::Complete { lease, worker } => {
                 self.lease_call(*lease, *worker, |s, w, l, now| {
                     let job = l.job().and_then(|id| s.job(&id)).expect("issued lease");
-                    s.complete(now, w, l, result_for(&job.spec, 0.5))
+                    s.complete(now, w, l, result_for(&job.spec(), 0.5))
                 })?;
             }
             Op::Fail {
@@ -281,7 +285,7 @@ impl Harness {
                             .filter(|j| {
                                 matches!(j.runtime.state, JobState::Failed | JobState::Cancelled)
                             })
-                            .map(|j| j.spec.id.clone())
+                            .map(|j| j.id.clone())
                             .collect()
                     };
                     self.commit(self.scheduler.retry_failed(&sweep)).unwrap();
@@ -336,9 +340,6 @@ impl Harness {
         if !live {
             prop_assert_eq!(&self.scheduler, &before);
         }
-        if let Some(result) = self.scheduler.job(&job).and_then(|j| j.result.clone()) {
-            self.results.entry(job).or_insert(result);
-        }
         Ok(())
     }
 
@@ -350,14 +351,24 @@ impl Harness {
         }
         let total: u32 = s.sweeps().map(|sweep| sweep.counts.total).sum();
         prop_assert_eq!(total, self.jobs, "a job was lost or duplicated");
-        // A result, once recorded, is never replaced or lost.
-        for (job, result) in &self.results {
-            let current = s.job(job).and_then(|j| j.result.as_ref());
-            prop_assert!(
-                current.is_some_and(|c| Arc::ptr_eq(c, result)),
-                "the result of {} changed",
-                job
+        // A result is recorded exactly when a job succeeds, and never a second one.
+        for (job, recorded) in &self.results {
+            prop_assert_eq!(*recorded, 1, "job {} has {} results", job, recorded);
+            let state = s.job(job).map(|j| j.runtime.state);
+            prop_assert_eq!(state, Some(JobState::Succeeded), "job {} has a result", job);
+        }
+        for sweep in s.sweeps() {
+            prop_assert_eq!(
+                sweep.counts.succeeded as usize,
+                s.succeeded(&sweep.record.id).unwrap().len()
             );
+            for job in s.succeeded(&sweep.record.id).unwrap() {
+                prop_assert!(
+                    self.results.contains_key(&job),
+                    "job {} succeeded without a result",
+                    job
+                );
+            }
         }
         // At most one live lease per job, among every lease ever issued.
         let mut live: HashMap<JobId, usize> = HashMap::new();
@@ -370,12 +381,12 @@ impl Harness {
         // The attempt budget spent is exactly the leases not given back as preempted.
         for sweep in s.sweeps() {
             for job in s.jobs_of(sweep) {
-                let counted = self.counted.get(&job.spec.id).copied().unwrap_or(0);
+                let counted = self.counted.get(&job.id).copied().unwrap_or(0);
                 prop_assert_eq!(
                     job.runtime.attempts - job.runtime.retry_base,
                     counted,
                     "job {} spent a budget its leases do not explain",
-                    job.spec.id
+                    job.id
                 );
             }
         }

@@ -1,9 +1,8 @@
 //! Reads of the state, and the check of its invariants.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use ltsweep_proto::{JobId, JobResult, JobState, SweepId};
+use ltsweep_proto::{JobId, JobState, SweepId};
 
 use super::model::{Job, Sweep, SweepCounts, Worker, WorkerId};
 use super::{Result, Scheduler, SchedulerError};
@@ -53,12 +52,13 @@ impl Scheduler {
                 <= ALIVE_HEARTBEATS * self.timing.heartbeat_interval_ms
     }
 
-    /// The results of a sweep's succeeded jobs, in grid order.
-    pub fn results(&self, sweep: &SweepId) -> Result<Vec<Arc<JobResult>>> {
+    /// A sweep's succeeded jobs, in grid order: those whose results the store holds.
+    pub fn succeeded(&self, sweep: &SweepId) -> Result<Vec<JobId>> {
         let sweep = self.sweep_or_not_found(sweep)?;
         Ok(self
             .jobs_of(sweep)
-            .filter_map(|job| job.result.clone())
+            .filter(|job| job.runtime.state == JobState::Succeeded)
+            .map(|job| job.id.clone())
             .collect())
     }
 
@@ -77,13 +77,13 @@ impl Scheduler {
             let rt = &job.runtime;
             let sweep = self
                 .sweeps
-                .get(&job.spec.sweep)
+                .get(job.sweep())
                 .ok_or_else(|| format!("job {id} of unknown sweep"))?;
             *counts
-                .entry(&job.spec.sweep)
+                .entry(job.sweep())
                 .or_default()
                 .of_state_mut(rt.state) += 1;
-            counts.entry(&job.spec.sweep).or_default().total += 1;
+            counts.entry(job.sweep()).or_default().total += 1;
             match rt.state {
                 JobState::Pending => {
                     queued += 1;
@@ -121,9 +121,6 @@ impl Scheduler {
                         return Err(format!("final job {id} queued or leased"));
                     }
                 }
-            }
-            if (rt.state == JobState::Succeeded) != job.result.is_some() {
-                return Err(format!("job {id}: result present iff succeeded"));
             }
             if rt
                 .queue_seq

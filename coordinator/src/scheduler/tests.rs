@@ -1,6 +1,8 @@
 //! Unit tests of each scheduler operation; the promises across random sequences are in
 //! `proptests`.
 
+use std::sync::Arc;
+
 use ltsweep_proto::{EpochMetrics, GroupAccuracy, JobResult, JobSpec, JobState, PROTOCOL_VERSION};
 use tonic::Code;
 
@@ -128,7 +130,7 @@ fn submit_queues_the_grid_in_order_and_is_idempotent() {
     assert_eq!(sweep.counts.pending, 2);
     assert_eq!(sweep.record.submitted_ms, 5);
     assert_eq!(sweep.record.max_attempts, 2);
-    let seeds: Vec<u64> = s.jobs_of(sweep).map(|j| j.spec.seed).collect();
+    let seeds: Vec<u64> = s.jobs_of(sweep).map(|j| j.seed).collect();
     assert_eq!(seeds, [0, 1]);
 
     let again = s.submit(9, SPEC).unwrap();
@@ -245,15 +247,28 @@ fn a_bare_heartbeat_is_not_durable() {
 fn complete_records_one_result_and_is_idempotent_for_its_lease() {
     let (mut s, sweep, worker) = setup();
     let l = lease(&mut s, 0, &worker);
-    run(&mut s, |s| {
-        s.complete(50, &worker, &l.id, result_for(&l.job, 0.5))
-    })
-    .unwrap();
+    let planned = s
+        .complete(50, &worker, &l.id, result_for(&l.job, 0.5))
+        .unwrap();
+    let recorded: Vec<_> = planned
+        .changes
+        .iter()
+        .filter_map(|change| match change {
+            Change::ResultRecorded { job, result } => Some((job.clone(), Arc::clone(result))),
+            _ => None,
+        })
+        .collect();
+    s.apply(&planned.changes);
     assert_eq!(state(&s, &l), JobState::Succeeded);
-    let stored = s.job(&l.job.id).unwrap().result.clone().unwrap();
+    let [(job, stored)] = recorded.as_slice() else {
+        panic!("one result recorded: {recorded:?}");
+    };
+    assert_eq!(job, &l.job.id);
+    // The coordinator's own record of the run, whatever the worker sent.
     assert_eq!(stored.attempts, 1);
     assert_eq!(stored.worker_id.as_deref(), Some(worker.as_str()));
-    assert_eq!(s.results(&sweep).unwrap().len(), 1);
+    assert_eq!(stored.spec, l.job);
+    assert_eq!(s.succeeded(&sweep).unwrap(), vec![l.job.id.clone()]);
 
     // The answer was lost and the worker retries: OK, nothing changes.
     let before = s.clone();
@@ -438,7 +453,7 @@ fn unknown_sweeps_are_not_found() {
     let id = SweepId("nope".into());
     assert_eq!(s.cancel(&id).unwrap_err().code(), Code::NotFound);
     assert_eq!(s.retry_failed(&id).unwrap_err().code(), Code::NotFound);
-    assert_eq!(s.results(&id).unwrap_err().code(), Code::NotFound);
+    assert_eq!(s.succeeded(&id).unwrap_err().code(), Code::NotFound);
 }
 
 #[test]

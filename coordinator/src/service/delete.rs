@@ -17,7 +17,7 @@ pub(super) async fn delete_sweep(coordinator: &Coordinator, sweep: &SweepId) -> 
             .sweep(sweep)
             .map(|record| {
                 s.jobs_of(record)
-                    .filter_map(|job| Some((job.spec.id.clone(), job.runtime.checkpoint.clone()?)))
+                    .filter_map(|job| Some((job.id.clone(), job.runtime.checkpoint.clone()?)))
                     .collect()
             })
             .unwrap_or_default();

@@ -63,7 +63,7 @@ impl Memory {
             let Some(job) = scheduler.job(job) else {
                 continue;
             };
-            let Some(sweep) = scheduler.sweep(&job.spec.sweep) else {
+            let Some(sweep) = scheduler.sweep(job.sweep()) else {
                 continue;
             };
             let _ = self.events.send(Arc::new(JobEvent {

@@ -2,11 +2,10 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
-use ltsweep_proto::{JobResult, SweepId, pb};
+use ltsweep_proto::{SweepId, pb};
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::{Request, Response};
+use tonic::{Request, Response, Status};
 use tracing::{debug, info};
 
 use super::{BoxStream, Coordinator, RpcResult, delete, required, shut_down};
@@ -14,6 +13,9 @@ use crate::error::CoordinatorError;
 use crate::limits;
 use crate::scheduler::Submission;
 use crate::wire;
+
+/// Results read from the store ahead of a `GetResults` client.
+const RESULTS_AHEAD: usize = 32;
 
 /// The calls users make. Besides serving gRPC, it is the in-process way to read the
 /// coordinator (the web page calls it directly), so every reader sees the same answers.
@@ -197,10 +199,17 @@ impl pb::sweep_service_server::SweepService for SweepApi {
             request.into_inner().sweep_id,
             "sweep_id",
         )?);
-        // Shared results, converted one by one as the client reads them.
-        let results = self.0.read(|s| Ok(s.results(&sweep)?))?;
-        let stream = futures::stream::iter(results)
-            .map(|result| Ok(pb::JobResult::from(JobResult::clone(&result))));
-        Ok(Response::new(Box::pin(stream)))
+        // The succeeded jobs as of now; their results are read from the store on a blocking
+        // thread, a few ahead of the client, so a large sweep's report never sits in memory.
+        let jobs = self.0.read(|s| Ok(s.succeeded(&sweep)?))?;
+        let reader = self.0.results.clone();
+        let (sender, receiver) = mpsc::channel(RESULTS_AHEAD);
+        tokio::task::spawn_blocking(move || {
+            let read = reader.read(&jobs, |result| sender.blocking_send(Ok(result)).is_ok());
+            if let Err(e) = read {
+                let _ = sender.blocking_send(Err(Status::from(e)));
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 }

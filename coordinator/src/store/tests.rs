@@ -76,17 +76,20 @@ fn the_state_survives_a_reopen_and_leases_get_fresh_deadlines() {
     assert_eq!(live.id, running.id);
     assert_eq!(live.deadline_ms, later + TIMING.lease_ttl_ms);
     assert_eq!(loaded.counters(), s.counters());
-    assert_eq!(
-        loaded
-            .job(&done.job.id)
-            .unwrap()
-            .result
-            .as_ref()
-            .unwrap()
-            .accuracy
-            .acc_all,
-        Some(0.75)
-    );
+    let mut results = Vec::new();
+    store
+        .result_reader()
+        .read(&loaded.succeeded(&done.job.sweep).unwrap(), |r| {
+            results.push(r);
+            true
+        })
+        .unwrap();
+    let [result] = results.as_slice() else {
+        panic!("one stored result: {results:?}");
+    };
+    let result = ltsweep_proto::JobResult::try_from(result.clone()).unwrap();
+    assert_eq!(result.job_id, done.job.id.0);
+    assert_eq!(result.accuracy.acc_all, Some(0.75));
 
     // The worker that kept training reports and completes with its old lease.
     let mut store = store;

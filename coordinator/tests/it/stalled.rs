@@ -1,6 +1,6 @@
 //! A store blocked for longer than the lease TTL: another process holds SQLite's write lock.
-//! Heartbeats, health, reflection and reads answer meanwhile, no lease expires, and once the
-//! lock is gone the job completes on its first attempt.
+//! Heartbeats, health, reflection and reads (results included) answer meanwhile, no lease
+//! expires, and once the lock is gone the job completes on its first attempt.
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -165,4 +165,38 @@ async fn workers_of(sweeps: &mut Sweeps) -> Vec<pb::WorkerInfo> {
         .expect("the worker list answers while the store is blocked")
         .into_inner()
         .workers
+}
+
+/// Reports read results on a connection of their own, so they stream while a commit waits; and
+/// they come in grid order whatever order the jobs finished in.
+#[tokio::test]
+async fn results_stream_in_grid_order_while_the_store_is_blocked() {
+    const THREE: &str = "name = \"three\"\nseeds = [0, 1, 2]\n[dataset]\nkind = \"synthetic\"\n[losses]\nplans = [{ comp = \"none\", pc = \"none\" }]";
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = TestCoordinator::start(config(dir.path())).await;
+    let mut sweeps = coordinator.sweeps().await;
+    let mut workers = coordinator.workers().await;
+    let submitted = submit(&mut sweeps, THREE).await;
+    let worker = register(&mut workers).await;
+    let mut leases = Vec::new();
+    for _ in 0..3 {
+        leases.push(lease(&mut workers, &worker).await);
+    }
+    // The last job of the grid finishes first; the middle one not at all.
+    complete(&mut workers, &worker, &leases[2], 0.25)
+        .await
+        .unwrap();
+    complete(&mut workers, &worker, &leases[0], 0.5)
+        .await
+        .unwrap();
+    let job_of = |l: &pb::Lease| l.job.as_ref().unwrap().job_id.clone();
+
+    let (release, holder) = hold_write_lock(dir.path().join(DB_FILE));
+    let read = results(&mut sweeps, &submitted.sweep_id).await;
+    release.send(()).unwrap();
+    holder.join().unwrap();
+    let ids: Vec<String> = read.iter().map(|r| r.job_id.clone()).collect();
+    // Leases are handed out in grid order.
+    assert_eq!(ids, vec![job_of(&leases[0]), job_of(&leases[2])]);
+    coordinator.stop().await;
 }

@@ -1,0 +1,152 @@
+//! What the jobs of one sweep share, held once per sweep rather than once per job.
+//!
+//! A job's spec is its id, plan and seed, plus settings (data set, model, recipe, losses, axis
+//! values) that differ only along the grid's other axes: a sweep of 100,000 seeds has one set of
+//! settings. Memory keeps each distinct set once and every job an index into them, so a job costs
+//! its runtime state and a few words, not a copy of its whole spec; the spec is rebuilt when a
+//! lease or a report needs it.
+
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ltsweep_proto::{
+    AxisValue, DatasetConfig, JobSpec, LossConfig, ModelConfig, SweepId, TrainConfig,
+};
+use serde::Serialize;
+
+use super::model::{Job, JobRuntime};
+
+/// One distinct set of settings of a sweep's jobs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+struct Settings {
+    axes: Vec<AxisValue>,
+    dataset: DatasetConfig,
+    model: ModelConfig,
+    train: TrainConfig,
+    losses: LossConfig,
+}
+
+/// A sweep's id and the distinct settings of its jobs.
+#[derive(Debug, PartialEq)]
+pub struct SweepShared {
+    sweep: SweepId,
+    settings: Vec<Settings>,
+}
+
+impl Job {
+    pub fn sweep(&self) -> &SweepId {
+        &self.shared.sweep
+    }
+
+    fn settings(&self) -> &Settings {
+        &self.shared.settings[self.settings as usize]
+    }
+
+    /// The values of the grid's numeric axes, in the spec's order.
+    pub fn axes(&self) -> &[AxisValue] {
+        &self.settings().axes
+    }
+
+    pub fn epochs(&self) -> u32 {
+        self.settings().train.epochs
+    }
+
+    /// The job's whole spec, as submitted.
+    pub fn spec(&self) -> JobSpec {
+        let settings = self.settings().clone();
+        JobSpec {
+            id: self.id.clone(),
+            sweep: self.shared.sweep.clone(),
+            plan: self.plan,
+            seed: self.seed,
+            axes: settings.axes,
+            dataset: settings.dataset,
+            model: settings.model,
+            train: settings.train,
+            losses: settings.losses,
+        }
+    }
+}
+
+/// The jobs of one sweep, from their specs and runtime states: what the specs share is held
+/// once.
+///
+/// Settings equal to the previous job's (the grid's seeds are its innermost axis) are found at
+/// once; others by their JSON, so a sweep of many distinct settings is split in linear time.
+pub(super) fn jobs<S: Borrow<JobSpec>>(
+    sweep: &SweepId,
+    entries: impl IntoIterator<Item = (S, JobRuntime)>,
+) -> Vec<Job> {
+    let mut settings: Vec<Settings> = Vec::new();
+    let mut index_of: HashMap<Vec<u8>, u32> = HashMap::new();
+    let mut parts = Vec::new();
+    for (spec, runtime) in entries {
+        let spec = spec.borrow();
+        debug_assert_eq!(&spec.sweep, sweep, "a job of another sweep");
+        let own = Settings {
+            axes: spec.axes.clone(),
+            dataset: spec.dataset.clone(),
+            model: spec.model.clone(),
+            train: spec.train.clone(),
+            losses: spec.losses.clone(),
+        };
+        let index = match parts.last() {
+            Some((_, _, _, last, _)) if settings[*last as usize] == own => *last,
+            _ => {
+                let key = serde_json::to_vec(&own).expect("settings serialise to JSON");
+                *index_of.entry(key).or_insert_with(|| {
+                    settings.push(own);
+                    (settings.len() - 1) as u32
+                })
+            }
+        };
+        parts.push((spec.id.clone(), spec.plan, spec.seed, index, runtime));
+    }
+    let shared = Arc::new(SweepShared {
+        sweep: sweep.clone(),
+        settings,
+    });
+    parts
+        .into_iter()
+        .map(|(id, plan, seed, settings, runtime)| Job {
+            id,
+            plan,
+            seed,
+            shared: Arc::clone(&shared),
+            settings,
+            runtime,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use ltsweep_proto::SweepSpec;
+
+    use super::*;
+
+    #[test]
+    fn every_spec_is_rebuilt_exactly_and_each_distinct_setting_is_held_once() {
+        let spec = SweepSpec::parse(
+            "name = \"shared\"\nseeds = [0, 1, 2]\n[dataset]\nkind = \"synthetic\"\n\
+             [losses]\nplans = [{}, { comp = \"tail\" }]\npc_weight = [0.1, 1.0]\nbase = [\"ce\", \"la\"]\n",
+        )
+        .unwrap();
+        let specs = spec.jobs();
+        assert_eq!(specs.len(), 2 * 2 * 2 * 3);
+        let jobs = jobs(
+            &specs[0].sweep,
+            specs.iter().map(|spec| (spec, JobRuntime::pending(0))),
+        );
+        assert_eq!(jobs.len(), specs.len());
+        for (job, spec) in jobs.iter().zip(&specs) {
+            assert_eq!(&job.spec(), spec);
+            assert_eq!(job.sweep(), &spec.sweep);
+            assert_eq!(job.axes(), spec.axes.as_slice());
+        }
+        // Two base losses x two PC weights: the plans and seeds share them.
+        assert_eq!(jobs[0].shared.settings.len(), 4);
+        assert!(jobs.iter().all(|j| Arc::ptr_eq(&j.shared, &jobs[0].shared)));
+    }
+}
