@@ -192,7 +192,7 @@ impl JobRuntime {
 }
 
 /// A job: who it is (its id, plan and seed; the rest of its spec is shared with its sweep's
-/// other jobs, see [`super::shared`]) and its runtime state. Its result is in the store only:
+/// other jobs, held once per sweep) and its runtime state. Its result is in the store only:
 /// results are large (a confusion matrix, every epoch's metrics) and only reports read them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Job {
