@@ -2,18 +2,25 @@
 //! never on a tokio worker, so health, reflection and in-memory reads answer while a commit is
 //! slow (an fsync on a loaded disk, a database locked by another process).
 //!
-//! The thread owns the [`Store`]; calls send it a [`Batch`] over a channel and await the
-//! answer on a oneshot. After a batch commits, the thread itself applies the changes to memory
-//! and only then lets the next operation plan (it holds the caller's [`Turn`] until then), so
-//! a call whose client hung up mid-commit still leaves memory equal to the store.
+//! Most operations are applied to memory as soon as they are planned, in their turn, and then
+//! queued here ([`Committer::commit_applied`]); their callers are answered once the changes are
+//! committed. The thread commits everything queued in one transaction (group commit): under
+//! load, one commit and one wake-up serve many calls instead of one each. Should a commit fail,
+//! memory is ahead of the store: every queued operation fails too, and memory is reloaded from
+//! the store before anyone plans again ([`Health::diverged`] refuses turns meanwhile). Callers
+//! of failed operations are told `UNAVAILABLE`, so no one acts on a change that was lost.
+//!
+//! Operations with file work that must succeed before their commit (installing an uploaded
+//! checkpoint) are instead applied only once committed, holding their turn until then
+//! ([`Committer::commit_ordered`]): such a failure changes nothing and needs no reload.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
-use tracing::warn;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tracing::{info, warn};
 
 use crate::error::CoordinatorError;
 use crate::scheduler::Change;
@@ -21,40 +28,69 @@ use crate::store::Store;
 
 type Result<T> = std::result::Result<T, CoordinatorError>;
 
-/// The right to plan, commit and apply one operation; see `Coordinator::turn`.
+/// The right to plan, apply and queue one operation; see `Coordinator::turn`.
 pub(crate) type Turn = tokio::sync::OwnedMutexGuard<()>;
+
+/// Who hands out turns: the recovery from a failed commit takes one, so no one plans while
+/// memory is reloaded.
+pub(crate) type Turns = Arc<tokio::sync::Mutex<()>>;
 
 /// File work run on the store thread before a commit; its error fails the batch uncommitted.
 pub(crate) type Before = Box<dyn FnOnce() -> Result<()> + Send>;
 /// File work run on the store thread after a commit attempt, told whether it committed.
 pub(crate) type After = Box<dyn FnOnce(bool) + Send>;
 
-/// One operation's changes and the file work around them.
+/// Operations queued but not yet committed, at most: a stalled store holds up new operations
+/// (they wait for a slot, in their turn) instead of letting memory run ever further ahead.
+const MAX_QUEUED: usize = 4096;
+/// Operations written in one transaction, at most, so that one commit's latency stays short.
+const MAX_GROUP: usize = 512;
+
+/// One operation's changes and the file work around them, applied once committed.
 pub(crate) struct Batch {
     pub(crate) changes: Vec<Change>,
     pub(crate) before: Option<Before>,
     pub(crate) after: Option<After>,
 }
 
+/// One operation's changes, already applied to memory.
+struct Applied {
+    changes: Vec<Change>,
+    after: Option<After>,
+    reply: oneshot::Sender<Result<()>>,
+    /// Its slot among the [`MAX_QUEUED`], given back once it is answered.
+    _slot: OwnedSemaphorePermit,
+}
+
 enum Request {
-    Commit {
+    Applied(Applied),
+    Ordered {
         batch: Batch,
         turn: Turn,
         reply: oneshot::Sender<Result<()>>,
     },
     /// A write that changes nothing: whether the store commits again.
-    Probe { reply: oneshot::Sender<Result<()>> },
+    Probe {
+        reply: oneshot::Sender<Result<()>>,
+    },
+    /// Answered once everything queued before it is committed.
+    Sync {
+        reply: oneshot::Sender<Result<()>>,
+    },
     #[cfg(test)]
     WithStore(Box<dyn FnOnce(&mut Store) + Send>),
 }
 
-/// What the lease-expiry sweep needs to know of the store's recent past.
+/// What the lease-expiry sweep and the turns need to know of the store's recent past.
 #[derive(Debug, Default)]
 pub(crate) struct Health {
     /// The last commit (or probe) failed.
     failing: AtomicBool,
     /// A commit failed or took longer than the stall limit since the flag was last taken.
     stalled: AtomicBool,
+    /// A commit failed after its changes were applied: memory is being reloaded from the
+    /// store, and no operation may plan against it until then.
+    diverged: AtomicBool,
 }
 
 impl Health {
@@ -67,6 +103,10 @@ impl Health {
         self.stalled.swap(false, Ordering::SeqCst)
     }
 
+    pub(crate) fn diverged(&self) -> bool {
+        self.diverged.load(Ordering::SeqCst)
+    }
+
     fn record(&self, outcome: &Result<()>, took: Duration, stall_after: Duration) {
         self.failing.store(outcome.is_err(), Ordering::SeqCst);
         if outcome.is_err() || took > stall_after {
@@ -75,10 +115,23 @@ impl Health {
     }
 }
 
+/// What the store thread does to memory: apply committed changes of ordered batches, and
+/// replace memory with the store's state after a failed group commit.
+pub(crate) struct MemoryHooks {
+    pub(crate) apply: ApplyFn,
+    pub(crate) reload: ReloadFn,
+}
+
+/// Applies committed changes to memory.
+pub(crate) type ApplyFn = Box<dyn Fn(&[Change]) -> Result<()> + Send>;
+/// Replaces memory with the state the store holds.
+pub(crate) type ReloadFn = Box<dyn Fn(&Store) -> Result<()> + Send>;
+
 /// The handle of the store thread.
 pub(crate) struct Committer {
     requests: mpsc::Sender<Request>,
     health: Arc<Health>,
+    slots: Arc<Semaphore>,
     db_path: PathBuf,
 }
 
@@ -96,19 +149,28 @@ impl Committer {
     pub(crate) fn spawn(
         store: Store,
         stall_after: Duration,
-        apply: impl Fn(&[Change]) -> Result<()> + Send + 'static,
+        turns: Turns,
+        memory: MemoryHooks,
     ) -> Result<Self> {
         let db_path = store.db_path().to_owned();
         let health = Arc::new(Health::default());
         let (requests, received) = mpsc::channel();
-        let thread_health = Arc::clone(&health);
+        let thread = StoreThread {
+            store,
+            requests: received,
+            health: Arc::clone(&health),
+            stall_after,
+            turns,
+            memory,
+        };
         std::thread::Builder::new()
             .name("ltsweep-store".into())
-            .spawn(move || serve_requests(store, &received, &thread_health, stall_after, &apply))
+            .spawn(move || thread.serve())
             .map_err(|e| CoordinatorError::storage(&db_path, e))?;
         Ok(Self {
             requests,
             health,
+            slots: Arc::new(Semaphore::new(MAX_QUEUED)),
             db_path,
         })
     }
@@ -117,11 +179,48 @@ impl Committer {
         &self.health
     }
 
-    /// Runs the batch on the store thread: `before`, the commit, then (committed) the changes
-    /// applied to memory, the turn given back, and `after`. A failed commit applies nothing.
-    pub(crate) async fn commit(&self, batch: Batch, turn: Turn) -> Result<()> {
+    /// Applies `changes` to memory with `apply`, queues them for the next group commit, gives
+    /// the turn back, and answers once they are committed. Waits (in its turn) for a free slot
+    /// while [`MAX_QUEUED`] operations are queued. A failed commit is answered with its error
+    /// after memory was reloaded from the store; `after` is told whether the changes committed.
+    pub(crate) async fn commit_applied(
+        &self,
+        changes: Vec<Change>,
+        after: Option<After>,
+        turn: Turn,
+        apply: impl FnOnce(&[Change]) -> Result<()>,
+    ) -> Result<()> {
+        let slot = Arc::clone(&self.slots)
+            .acquire_owned()
+            .await
+            .map_err(|_| self.gone())?;
+        apply(&changes)?;
         let (reply, answer) = oneshot::channel();
-        self.send(Request::Commit { batch, turn, reply })?;
+        self.send(Request::Applied(Applied {
+            changes,
+            after,
+            reply,
+            _slot: slot,
+        }))?;
+        drop(turn);
+        self.answer(answer).await
+    }
+
+    /// Runs the batch on the store thread after everything queued before it: `before`, the
+    /// commit, then (committed) the changes applied to memory, the turn given back, and
+    /// `after`. A failed commit applies nothing.
+    pub(crate) async fn commit_ordered(&self, batch: Batch, turn: Turn) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Ordered { batch, turn, reply })?;
+        self.answer(answer).await
+    }
+
+    /// Answers once everything queued so far is committed (an error if some of it failed).
+    /// Given the turn so that nothing is applied between the caller's read and the queueing.
+    pub(crate) async fn sync(&self, turn: Turn) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Request::Sync { reply })?;
+        drop(turn);
         self.answer(answer).await
     }
 
@@ -155,50 +254,210 @@ impl Committer {
     }
 }
 
-/// The store thread: one request at a time, in order, until every handle is gone.
-fn serve_requests(
-    mut store: Store,
-    requests: &mpsc::Receiver<Request>,
-    health: &Health,
+/// An operation failed with a group commit, answered once memory is reloaded.
+struct Refused {
+    reply: oneshot::Sender<Result<()>>,
+    after: Option<After>,
+}
+
+/// The store thread's state: it serves requests in order until every handle is gone.
+struct StoreThread {
+    store: Store,
+    requests: mpsc::Receiver<Request>,
+    health: Arc<Health>,
     stall_after: Duration,
-    apply: &impl Fn(&[Change]) -> Result<()>,
-) {
-    while let Ok(request) = requests.recv() {
-        match request {
-            Request::Commit { batch, turn, reply } => {
-                let Batch {
-                    changes,
-                    before,
-                    after,
-                } = batch;
-                let started = Instant::now();
-                let committed = before
-                    .map_or(Ok(()), |before| before())
-                    .and_then(|()| store.commit(&changes));
-                health.record(&committed, started.elapsed(), stall_after);
-                let was_committed = committed.is_ok();
-                let outcome = match committed {
-                    Ok(()) => apply(&changes),
-                    Err(err) => {
-                        warn!(error = %err, "commit failed; the call changed nothing");
-                        Err(err)
+    turns: Turns,
+    memory: MemoryHooks,
+}
+
+impl StoreThread {
+    fn serve(mut self) {
+        let mut next = None;
+        loop {
+            let request = match next.take() {
+                Some(request) => request,
+                None => match self.requests.recv() {
+                    Ok(request) => request,
+                    Err(_) => return,
+                },
+            };
+            match request {
+                Request::Applied(first) => {
+                    // Everything queued behind it joins the same transaction.
+                    let mut group = vec![first];
+                    while group.len() < MAX_GROUP {
+                        match self.requests.try_recv() {
+                            Ok(Request::Applied(applied)) => group.push(applied),
+                            Ok(other) => {
+                                next = Some(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
                     }
-                };
-                // Memory holds the commit (or nothing changed): the next operation may plan.
-                drop(turn);
-                if let Some(after) = after {
-                    after(was_committed);
+                    self.commit_group(group, &mut next);
                 }
-                let _ = reply.send(outcome);
+                Request::Ordered { batch, turn, reply } => {
+                    let outcome = self.commit_ordered(batch, turn);
+                    let _ = reply.send(outcome);
+                }
+                Request::Probe { reply } => {
+                    let _ = reply.send(self.probe());
+                }
+                Request::Sync { reply } => {
+                    let _ = reply.send(Ok(()));
+                }
+                #[cfg(test)]
+                Request::WithStore(f) => f(&mut self.store),
             }
+        }
+    }
+
+    /// Commits a group in one transaction and answers each of its operations; a failure is
+    /// answered once memory is the store's again, with `next` (taken off the queue behind the
+    /// group) and everything queued refused.
+    fn commit_group(&mut self, group: Vec<Applied>, next: &mut Option<Request>) {
+        let started = Instant::now();
+        let committed = self
+            .store
+            .commit_all(group.iter().map(|applied| applied.changes.as_slice()));
+        self.health
+            .record(&committed, started.elapsed(), self.stall_after);
+        match committed {
+            Ok(()) => {
+                for applied in group {
+                    if let Some(after) = applied.after {
+                        after(true);
+                    }
+                    let _ = applied.reply.send(Ok(()));
+                }
+            }
+            Err(err) => {
+                let mut refused: Vec<Refused> = group
+                    .into_iter()
+                    .map(|applied| Refused {
+                        reply: applied.reply,
+                        after: applied.after,
+                    })
+                    .collect();
+                refused.extend(next.take().and_then(|request| self.refuse(request)));
+                self.recover(&err, &mut refused);
+                for Refused { reply, after } in refused {
+                    if let Some(after) = after {
+                        after(false);
+                    }
+                    let _ = reply.send(Err(self.copy(&err)));
+                }
+            }
+        }
+    }
+
+    fn commit_ordered(&mut self, batch: Batch, turn: Turn) -> Result<()> {
+        let Batch {
+            changes,
+            before,
+            after,
+        } = batch;
+        let started = Instant::now();
+        let committed = before
+            .map_or(Ok(()), |before| before())
+            .and_then(|()| self.store.commit(&changes));
+        self.health
+            .record(&committed, started.elapsed(), self.stall_after);
+        let was_committed = committed.is_ok();
+        let outcome = match committed {
+            Ok(()) => (self.memory.apply)(&changes),
+            Err(err) => {
+                warn!(error = %err, "commit failed; the call changed nothing");
+                Err(err)
+            }
+        };
+        // Memory holds the commit (or nothing changed): the next operation may plan.
+        drop(turn);
+        if let Some(after) = after {
+            after(was_committed);
+        }
+        outcome
+    }
+
+    fn probe(&mut self) -> Result<()> {
+        let started = Instant::now();
+        let outcome = self.store.probe();
+        self.health
+            .record(&outcome, started.elapsed(), self.stall_after);
+        outcome
+    }
+
+    /// After a failed group commit: memory holds changes the store does not. Refuses turns,
+    /// takes every operation queued meanwhile (each planned against those changes) into
+    /// `refused`, takes the turn, and replaces memory with the store's state; then turns are
+    /// given out again.
+    fn recover(&mut self, err: &CoordinatorError, refused: &mut Vec<Refused>) {
+        warn!(error = %err, "group commit failed; its calls changed nothing, reloading the state from the store");
+        self.health.diverged.store(true, Ordering::SeqCst);
+        // An operation holding a turn may be waiting for its ordered batch, a probe or a slot:
+        // keep taking the queue until the turn is free.
+        let turn = loop {
+            self.refuse_queued(refused);
+            if let Ok(turn) = Arc::clone(&self.turns).try_lock_owned() {
+                break turn;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        self.refuse_queued(refused);
+        let mut pause = Duration::from_millis(10);
+        while let Err(reload) = (self.memory.reload)(&self.store) {
+            warn!(error = %reload, retry_in = ?pause, "the state could not be reloaded from the store; trying again");
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
+        self.health.diverged.store(false, Ordering::SeqCst);
+        info!("state reloaded from the store");
+        drop(turn);
+    }
+
+    fn refuse_queued(&mut self, refused: &mut Vec<Refused>) {
+        while let Ok(request) = self.requests.try_recv() {
+            refused.extend(self.refuse(request));
+        }
+    }
+
+    /// A request queued behind a failed commit: writes (and syncs) are refused, to be answered
+    /// once memory is reloaded; an ordered batch gives its turn back at once; probes run.
+    fn refuse(&mut self, request: Request) -> Option<Refused> {
+        match request {
+            Request::Applied(applied) => Some(Refused {
+                reply: applied.reply,
+                after: applied.after,
+            }),
+            Request::Ordered { batch, turn, reply } => {
+                drop(turn);
+                Some(Refused {
+                    reply,
+                    after: batch.after,
+                })
+            }
+            Request::Sync { reply } => Some(Refused { reply, after: None }),
             Request::Probe { reply } => {
-                let started = Instant::now();
-                let outcome = store.probe();
-                health.record(&outcome, started.elapsed(), stall_after);
-                let _ = reply.send(outcome);
+                let _ = reply.send(self.probe());
+                None
             }
             #[cfg(test)]
-            Request::WithStore(f) => f(&mut store),
+            Request::WithStore(f) => {
+                f(&mut self.store);
+                None
+            }
+        }
+    }
+
+    /// The group's error, for each of its callers.
+    fn copy(&self, err: &CoordinatorError) -> CoordinatorError {
+        match err {
+            CoordinatorError::Storage { path, message } => CoordinatorError::Storage {
+                path: path.clone(),
+                message: message.clone(),
+            },
+            other => CoordinatorError::storage(self.store.db_path(), other),
         }
     }
 }

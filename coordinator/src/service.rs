@@ -1,10 +1,12 @@
 //! The gRPC edge: `WorkerService` and `SweepService` over one shared [`Coordinator`].
 //!
 //! Every handler decodes and checks its request (a missing field is `INVALID_ARGUMENT` naming
-//! it), then runs one scheduler operation: plan → commit → apply. Operations take turns (see
-//! [`Coordinator::turn`]); the commit runs on the store's own thread ([`Committer`]), and the
-//! scheduler's lock is only ever held for a plan, an apply or a read, never across an `.await`
-//! or a commit. Reads, health and reflection therefore answer while a commit is slow.
+//! it), then runs one scheduler operation: plan → apply → commit, answered once committed.
+//! Operations take turns (see [`Coordinator::turn`]); commits run on the store's own thread
+//! ([`Committer`]), grouped, and the scheduler's lock is only ever held for a plan, an apply or
+//! a read, never across an `.await` or a commit. Reads, health and reflection therefore answer
+//! while a commit is slow. Reads may see an operation's changes a moment before its caller is
+//! answered; a failed commit reloads memory from the store (see the committer).
 //!
 //! Heartbeats renew their lease in memory without waiting for the store (lease deadlines are
 //! not persisted), so a stalled store costs no lease; see [`Coordinator::expiry_round`].
@@ -28,7 +30,7 @@ use tracing::info;
 
 use crate::checkpoint::{self, CheckpointFiles};
 use crate::clock::Clock;
-use crate::committer::{After, Batch, Before, Committer, Turn};
+use crate::committer::{After, Batch, Before, Committer, MemoryHooks, Turn, Turns};
 use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
 use crate::limits::Limits;
@@ -46,11 +48,11 @@ const EVENT_BUFFER: usize = 16_384;
 /// The state both services share.
 pub(crate) struct Coordinator {
     memory: Arc<Memory>,
-    /// Held from plan to apply, so that two operations never plan against the same state and
-    /// both commit. A tokio mutex, held across the awaited commit: waiting for a turn parks
-    /// the task, not a tokio worker thread. Owned guards, because the store thread gives the
-    /// turn back once it has applied the commit, even when the caller is gone by then.
-    turns: Arc<tokio::sync::Mutex<()>>,
+    /// Held from plan to apply and queueing, so that operations plan one after another, each
+    /// against the changes of those before it. A tokio mutex: waiting for a turn parks the
+    /// task, not a tokio worker thread. Owned guards, because the store thread gives the turn
+    /// of an ordered batch back once it has applied it, even when the caller is gone by then.
+    turns: Turns,
     store: Committer,
     clock: Clock,
     timing: Timing,
@@ -100,13 +102,22 @@ impl Coordinator {
             work_available: Notify::new(),
             pollers: AtomicUsize::new(0),
         });
-        let applied = Arc::clone(&memory);
+        let (applied, reloaded) = (Arc::clone(&memory), Arc::clone(&memory));
+        let reload_clock = clock.clone();
+        let hooks = MemoryHooks {
+            apply: Box::new(move |changes| applied.apply(changes)),
+            // Every lease gets a full TTL from the reload, as from a restart.
+            reload: Box::new(move |store| {
+                reloaded.replace(store.load(timing, reload_clock.now_ms())?)
+            }),
+        };
         // A commit slower than half a lease may have kept heartbeat-less calls from renewing.
         let stall_after = Duration::from_millis(timing.lease_ttl_ms / 2);
-        let store = Committer::spawn(store, stall_after, move |changes| applied.apply(changes))?;
+        let turns = Turns::default();
+        let store = Committer::spawn(store, stall_after, Arc::clone(&turns), hooks)?;
         Ok(Arc::new(Self {
             memory,
-            turns: Arc::new(tokio::sync::Mutex::new(())),
+            turns,
             store,
             clock,
             timing,
@@ -128,9 +139,17 @@ impl Coordinator {
         self.clock.now_ms()
     }
 
-    /// Waits for this operation's turn to plan, commit and apply.
-    async fn turn(&self) -> Turn {
-        Arc::clone(&self.turns).lock_owned().await
+    /// Waits for this operation's turn to plan, apply and queue its commit. Refused while
+    /// memory is reloaded after a failed commit.
+    async fn turn(&self) -> Result<Turn> {
+        let turn = Arc::clone(&self.turns).lock_owned().await;
+        if self.store.health().diverged() {
+            return Err(CoordinatorError::storage(
+                &self.state_dir,
+                "a commit failed and the state is being reloaded from the store: try again",
+            ));
+        }
+        Ok(turn)
     }
 
     /// Reads the state under the lock (never held across a commit).
@@ -138,17 +157,18 @@ impl Coordinator {
         f(&*self.memory.read()?)
     }
 
-    /// Plans in its turn, commits the changes, and only then applies them: a failed commit
-    /// leaves the state as it was and fails the call with `UNAVAILABLE`.
+    /// Plans and applies in its turn, and answers once the changes are committed: a failed
+    /// commit leaves the state as the store has it and fails the call with `UNAVAILABLE`.
     async fn transact<T>(&self, plan: impl FnOnce(&Scheduler) -> Result<Planned<T>>) -> Result<T> {
-        let turn = self.turn().await;
+        let turn = self.turn().await?;
         let planned = self.read(plan)?;
         self.commit(turn, planned, None, None).await
     }
 
     /// Commits a plan made in `turn` on the store thread, with file work before and after;
     /// the checkpoints of jobs the changes end are removed once committed. Changes that need
-    /// no write are applied here, at once.
+    /// no write are applied here, at once; so are those without `before`, committed with the
+    /// next group. With `before`, they are applied once committed.
     async fn commit<T>(
         &self,
         turn: Turn,
@@ -183,12 +203,18 @@ impl Coordinator {
             drop(turn);
             return Ok(answer);
         }
+        if before.is_none() {
+            self.store
+                .commit_applied(changes, after, turn, |changes| self.memory.apply(changes))
+                .await?;
+            return Ok(answer);
+        }
         let batch = Batch {
             changes,
             before,
             after,
         };
-        self.store.commit(batch, turn).await?;
+        self.store.commit_ordered(batch, turn).await?;
         Ok(answer)
     }
 
@@ -216,11 +242,7 @@ impl Coordinator {
     fn watch(
         &self,
         sweep: &SweepId,
-    ) -> Result<(
-        Vec<pb::SweepEvent>,
-        bool,
-        broadcast::Receiver<Arc<JobEvent>>,
-    )> {
+    ) -> Result<(Vec<pb::SweepEvent>, bool, broadcast::Receiver<StateEvent>)> {
         self.read(|s| {
             let record = s
                 .sweep(sweep)
@@ -296,6 +318,6 @@ mod sweeps;
 mod tests;
 mod workers;
 
-use memory::{JobEvent, Memory};
+use memory::{Memory, StateEvent};
 pub use sweeps::SweepApi;
 pub(crate) use workers::WorkerApi;

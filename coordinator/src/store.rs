@@ -218,15 +218,24 @@ impl Store {
     }
 
     /// Writes the durable changes of one operation in one transaction. On error nothing is
-    /// written, and the caller must not apply the changes.
+    /// written: memory must not hold the changes.
     pub fn commit(&mut self, changes: &[Change]) -> Result<()> {
-        if !changes.iter().any(Change::is_durable) {
+        self.commit_all(std::iter::once(changes))
+    }
+
+    /// Writes the changes of several operations, in order, in one transaction: all or none.
+    /// One commit writes each touched page to the log once, however many operations changed it.
+    pub fn commit_all<'a>(
+        &mut self,
+        batches: impl Iterator<Item = &'a [Change]> + Clone,
+    ) -> Result<()> {
+        if !batches.clone().flatten().any(Change::is_durable) {
             return Ok(());
         }
         let path = &self.db_path;
         let fail = |e: rusqlite::Error| CoordinatorError::storage(path, e);
         let tx = self.conn.transaction().map_err(fail)?;
-        for change in changes {
+        for change in batches.flatten() {
             write_change(&tx, change).map_err(fail)?;
         }
         tx.commit().map_err(fail)

@@ -3,10 +3,11 @@
 //! clock: unix time at its start, then advanced monotonically).
 //!
 //! Every operation reads `&self` and *plans*: it returns its answer and the [`Change`]s it
-//! implies, wrapped in [`Planned`], or a typed error. The caller commits the changes to the
-//! [`crate::store::Store`] in one transaction and only then calls [`Scheduler::apply`]. A
-//! failed commit therefore leaves memory as it was, and the store and memory change by the same
-//! list of changes, so a state rebuilt from the store equals the one in memory.
+//! implies, wrapped in [`Planned`], or a typed error. The changes are committed to the
+//! [`crate::store::Store`] and applied with [`Scheduler::apply`]; the store and memory change by
+//! the same list of changes, so a state rebuilt from the store equals the one in memory. (The
+//! service applies most changes before their commit and answers after it; a failed commit
+//! makes it rebuild memory from the store. See the service's committer.)
 //!
 //! The promises (checked by the property tests):
 //! - a job has at most one live lease, and at most one result, which is never replaced;

@@ -1,4 +1,4 @@
-//! What operations answer, and the changes they plan: committed, then applied.
+//! What operations answer, and the changes they plan, to be committed and applied.
 
 use std::sync::Arc;
 

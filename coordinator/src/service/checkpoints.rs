@@ -64,7 +64,7 @@ pub(super) async fn upload(
         epoch: header.epoch,
         sha256,
     };
-    let turn = coordinator.turn().await;
+    let turn = coordinator.turn().await?;
     let now = coordinator.now_ms();
     let (previous, planned) = coordinator.read(|s| {
         let previous = s.checkpoint_of(&lease)?.1;

@@ -8,7 +8,7 @@ use super::{After, Coordinator, Result};
 
 /// Deletes a sweep whose jobs all ended; answers how many jobs went with it.
 pub(super) async fn delete_sweep(coordinator: &Coordinator, sweep: &SweepId) -> Result<u32> {
-    let turn = coordinator.turn().await;
+    let turn = coordinator.turn().await?;
     let (planned, files) = coordinator.read(|s| {
         let planned = s.delete(sweep)?;
         // Ended jobs drop their checkpoints; a state dir of an earlier version may still

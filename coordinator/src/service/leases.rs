@@ -102,7 +102,7 @@ impl Coordinator {
     /// gets a fresh deadline instead, and the store is probed (an error means it still fails).
     /// Otherwise leases past their deadline are taken back.
     pub(crate) async fn expiry_round(&self) -> Result<Round> {
-        let turn = self.turn().await;
+        let turn = self.turn().await?;
         let health = self.store.health();
         let failing = health.failing();
         // Taken in every round: a renewal answers for every stall before it.

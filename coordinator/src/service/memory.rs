@@ -19,10 +19,19 @@ pub(super) struct JobEvent {
     pub(super) event: pb::SweepEvent,
 }
 
+/// What `WatchSweep` streams hear of.
+#[derive(Clone, Debug)]
+pub(super) enum StateEvent {
+    Job(Arc<JobEvent>),
+    /// Memory was reloaded from the store: events sent before may name changes that were
+    /// never committed, so watchers start again from a fresh snapshot.
+    Reloaded,
+}
+
 /// The state in memory, shared with the store thread, which applies committed changes to it.
 pub(super) struct Memory {
     pub(super) scheduler: RwLock<Scheduler>,
-    pub(super) events: broadcast::Sender<Arc<JobEvent>>,
+    pub(super) events: broadcast::Sender<StateEvent>,
     /// One `notify_one` per job that became pending wakes one long poll, not all of them.
     pub(super) work_available: Notify,
     /// Long polls waiting or about to; an upper bound, so no wake-up is skipped.
@@ -66,14 +75,23 @@ impl Memory {
             let Some(sweep) = scheduler.sweep(job.sweep()) else {
                 continue;
             };
-            let _ = self.events.send(Arc::new(JobEvent {
+            let _ = self.events.send(StateEvent::Job(Arc::new(JobEvent {
                 sweep: sweep.record.id.clone(),
                 event: pb::SweepEvent {
                     job: Some(wire::job_status(job, false)),
                     counts: Some(sweep.counts.into()),
                 },
-            }));
+            })));
         }
+    }
+
+    /// Replaces the state with `scheduler` (the store's, after a failed commit), restarts the
+    /// watchers and wakes every long poll: jobs may be pending again.
+    pub(super) fn replace(&self, scheduler: Scheduler) -> Result<()> {
+        *self.write()? = scheduler;
+        let _ = self.events.send(StateEvent::Reloaded);
+        self.work_available.notify_waiters();
+        Ok(())
     }
 
     fn wake_pollers(&self, jobs: usize) {

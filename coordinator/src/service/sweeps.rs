@@ -8,7 +8,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::{debug, info};
 
-use super::{BoxStream, Coordinator, RpcResult, delete, required, shut_down};
+use super::{BoxStream, Coordinator, RpcResult, StateEvent, delete, required, shut_down};
 use crate::error::CoordinatorError;
 use crate::limits;
 use crate::scheduler::Submission;
@@ -105,31 +105,37 @@ impl pb::sweep_service_server::SweepService for SweepApi {
                     }
                     received = events.recv() => received,
                 };
-                match received {
-                    Ok(event) if event.sweep == sweep => {
-                        done = event
-                            .event
-                            .counts
-                            .is_some_and(|c| c.pending == 0 && c.running == 0);
-                        pending.push(event.event.clone());
+                let resync = match received {
+                    Ok(StateEvent::Job(job)) => {
+                        if job.sweep == sweep {
+                            done = job
+                                .event
+                                .counts
+                                .is_some_and(|c| c.pending == 0 && c.running == 0);
+                            pending.push(job.event.clone());
+                        }
+                        false
                     }
-                    Ok(_) => {}
+                    Ok(StateEvent::Reloaded) => true,
                     // A watcher too slow for the event rate catches up from a fresh snapshot.
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         debug!(sweep = %sweep, missed, "watcher lagged; sending a fresh snapshot");
-                        match coordinator.watch(&sweep) {
-                            Ok((snapshot, over, receiver)) => {
-                                pending = snapshot;
-                                done = over;
-                                events = receiver;
-                            }
-                            Err(err) => {
-                                let _ = tx.send(Err(err.into())).await;
-                                return;
-                            }
-                        }
+                        true
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if resync {
+                    match coordinator.watch(&sweep) {
+                        Ok((snapshot, over, receiver)) => {
+                            pending = snapshot;
+                            done = over;
+                            events = receiver;
+                        }
+                        Err(err) => {
+                            let _ = tx.send(Err(err.into())).await;
+                            return;
+                        }
+                    }
                 }
             }
         });
@@ -201,7 +207,10 @@ impl pb::sweep_service_server::SweepService for SweepApi {
         )?);
         // The succeeded jobs as of now; their results are read from the store on a blocking
         // thread, a few ahead of the client, so a large sweep's report never sits in memory.
+        // Read in a turn and synced: every job listed has its result committed.
+        let turn = self.0.turn().await?;
         let jobs = self.0.read(|s| Ok(s.succeeded(&sweep)?))?;
+        self.0.store.sync(turn).await?;
         let reader = self.0.results.clone();
         let (sender, receiver) = mpsc::channel(RESULTS_AHEAD);
         tokio::task::spawn_blocking(move || {

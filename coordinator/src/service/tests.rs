@@ -1,6 +1,7 @@
 //! Tests of the service edge that need its insides: the commit-failure path and the long-poll
 //! wake-ups (counted waiters). Everything a client sees is tested over gRPC in `tests/it`.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::AtomicU64;
 
@@ -345,4 +346,66 @@ async fn a_lease_expires_by_the_coordinators_clock_alone() {
         state_of(&coordinator, &lease),
         ltsweep_proto::JobState::Pending
     );
+}
+
+#[tokio::test]
+async fn calls_queued_behind_a_failed_group_commit_all_fail_and_memory_returns_to_the_store() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = coordinator(dir.path());
+    let workers = WorkerApi(Arc::clone(&coordinator));
+    let sweeps = SweepApi(Arc::clone(&coordinator));
+    let sweep = submit(&sweeps, TWO_JOBS).await.sweep_id;
+    let (first, second) = (register(&workers).await, register(&workers).await);
+    settle(&coordinator).await;
+    let stored = coordinator.memory.read().unwrap().clone();
+    let mut watcher = sweeps
+        .watch_sweep(Request::new(pb::WatchSweepRequest {
+            sweep_id: sweep.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+
+    // The store thread waits on the test with commits failing, so both polls are planned,
+    // applied and queued before the one commit that fails for both.
+    let (gate, held) = std::sync::mpsc::channel::<()>();
+    coordinator.store.with_store(move |store| {
+        store.fail_commits();
+        held.recv().unwrap();
+    });
+    let polls = [spawn_poll(&workers, &first), spawn_poll(&workers, &second)];
+    wait_until("both polls are applied and queued", || async {
+        coordinator.read(|s| Ok(s.pending())).unwrap() == 0
+    })
+    .await;
+    gate.send(()).unwrap();
+    for poll in polls {
+        let err = poll.await.unwrap().unwrap_err();
+        assert_eq!(err.code(), Code::Unavailable, "{}", err.message());
+    }
+    // Answered only once memory is the store's again: both jobs pending, no lease counted.
+    assert_eq!(*coordinator.memory.read().unwrap(), stored);
+
+    // The watcher saw the leases that never committed, then starts over from the store.
+    let mut last = HashMap::new();
+    while last.len() < 2
+        || last
+            .values()
+            .any(|&state| state != pb::JobState::Pending as i32)
+    {
+        let event = tokio::time::timeout(Duration::from_secs(60), watcher.next())
+            .await
+            .expect("the watcher hears of the reload")
+            .unwrap()
+            .unwrap();
+        let job = event.job.unwrap();
+        last.insert(job.job_id, job.state);
+    }
+
+    // Once the store commits again, so do calls.
+    coordinator
+        .store
+        .with_store(|store| store.recover_commits());
+    lease_for(&workers, &first).await;
 }
