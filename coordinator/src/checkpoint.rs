@@ -217,7 +217,7 @@ pub(crate) fn take_ended(changes: &mut [Change]) -> Vec<(JobId, Checkpoint)> {
         .iter_mut()
         .filter_map(|change| match change {
             Change::JobUpdated { job, runtime } if runtime.state.is_final() => {
-                runtime.checkpoint.take().map(|c| (job.clone(), c))
+                runtime.checkpoint.take().map(|c| (job.clone(), *c))
             }
             _ => None,
         })

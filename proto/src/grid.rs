@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 
 use crate::baseline::{BaseLoss, Sampler};
 use crate::job::{
-    AxisValue, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec, LossConfig, ModelConfig,
-    SweepId, SyntheticConfig, TrainConfig,
+    AxisValue, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec, LossConfig, LossPlan,
+    ModelConfig, SweepId, SyntheticConfig, TrainConfig,
 };
 use crate::spec::{Axis, SweepSpec};
 
@@ -174,7 +174,10 @@ impl SweepSpec {
                 })
                 .collect();
         }
-        let mut grid = Vec::new();
+        // Each distinct setting once, and the grid as indices into them: a 100,000-seed sweep
+        // is not held twice over while its specs are made.
+        let mut distinct: Vec<(Vec<AxisValue>, Settings)> = Vec::new();
+        let mut grid: Vec<(LossPlan, u64, usize)> = Vec::new();
         for &base in self.bases() {
             for &sampler in self.samplers() {
                 for plan in self.plans() {
@@ -191,30 +194,33 @@ impl SweepSpec {
                         let mut settings = resolver.settings(self);
                         settings.losses.base = self.base_loss(base, settings.train.epochs);
                         settings.train.sampler = sampler;
-                        for &seed in self.seeds() {
-                            grid.push((plan, seed, point.clone(), settings.clone()));
-                        }
+                        distinct.push((point.clone(), settings));
+                        let index = distinct.len() - 1;
+                        grid.extend(self.seeds().iter().map(|&seed| (plan, seed, index)));
                     }
                 }
             }
         }
-        let content: Vec<_> = grid
-            .iter()
-            .map(|(plan, seed, _, s)| (plan, seed, s))
-            .collect();
+        let content = Content {
+            grid: &grid,
+            distinct: &distinct,
+        };
         let hash = short_hash(&(&self.name, self.max_attempts, content));
         let sweep = SweepId(format!("{}-{}", self.name, &hash[..8]));
         grid.into_iter()
-            .map(|(plan, seed, axes, settings)| JobSpec {
-                id: JobId(short_hash(&(sweep.as_str(), plan, seed, &settings))),
-                sweep: sweep.clone(),
-                plan,
-                seed,
-                axes,
-                dataset: settings.dataset,
-                model: settings.model,
-                train: settings.train,
-                losses: settings.losses,
+            .map(|(plan, seed, index)| {
+                let (axes, settings) = &distinct[index];
+                JobSpec {
+                    id: JobId(short_hash(&(sweep.as_str(), plan, seed, settings))),
+                    sweep: sweep.clone(),
+                    plan,
+                    seed,
+                    axes: axes.clone(),
+                    dataset: settings.dataset.clone(),
+                    model: settings.model.clone(),
+                    train: settings.train.clone(),
+                    losses: settings.losses.clone(),
+                }
             })
             .collect()
     }
@@ -228,9 +234,42 @@ impl SweepSpec {
     }
 }
 
+/// The grid's jobs as `[plan, seed, settings]` triples, serialised from the indices.
+struct Content<'a> {
+    grid: &'a [(LossPlan, u64, usize)],
+    distinct: &'a [(Vec<AxisValue>, Settings)],
+}
+
+impl Serialize for Content<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(
+            self.grid
+                .iter()
+                .map(|(plan, seed, index)| (plan, seed, &self.distinct[*index].1)),
+        )
+    }
+}
+
+/// Feeds JSON to the hash as it is written: a large grid's JSON is never held whole.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn hash_json<T: Serialize>(value: &T) -> String {
-    let json = serde_json::to_vec(value).expect("settings serialise to JSON");
-    Sha256::digest(&json)
+    let mut writer = HashWriter(Sha256::new());
+    serde_json::to_writer(&mut writer, value).expect("settings serialise to JSON");
+    writer
+        .0
+        .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()

@@ -3,7 +3,9 @@
 
 use ltsweep_proto::{JobId, JobSpec, SweepId};
 
-use super::model::{Counters, JobRuntime, Sweep, SweepCounts, SweepRecord, Worker};
+use std::sync::Arc;
+
+use super::model::{Counters, Job, JobRuntime, Sweep, SweepCounts, SweepRecord, Worker};
 use super::plan::Change;
 use super::{Scheduler, shared};
 
@@ -18,11 +20,8 @@ impl Scheduler {
                     jobs,
                     first_queue_seq,
                 } => {
-                    let entries = jobs
-                        .iter()
-                        .zip(*first_queue_seq..)
-                        .map(|(spec, seq)| (&**spec, JobRuntime::pending(seq)));
-                    self.insert_sweep(sweep.clone(), entries);
+                    let runtimes = (*first_queue_seq..).map(JobRuntime::pending);
+                    self.insert_sweep(sweep.clone(), jobs.iter(), runtimes);
                 }
                 Change::SweepCancelled { sweep, cancelled } => {
                     if let Some(sweep) = self.sweeps.get_mut(sweep) {
@@ -71,20 +70,25 @@ impl Scheduler {
 
     /// Rebuilds a sweep read back from the store, its jobs in grid order.
     pub(crate) fn restore_sweep(&mut self, record: SweepRecord, jobs: Vec<(JobSpec, JobRuntime)>) {
-        self.insert_sweep(record, jobs);
+        let (specs, runtimes): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
+        self.insert_sweep(record, specs.iter(), runtimes);
     }
 
     pub(crate) fn restore_counters(&mut self, counters: Counters) {
         self.counters = counters;
     }
 
-    pub(super) fn insert_sweep<S: std::borrow::Borrow<JobSpec>>(
+    /// Inserts a sweep and its jobs, each spec with its runtime state in grid order. The specs
+    /// are read twice (their shared settings first), so no second copy of the jobs is built.
+    pub(super) fn insert_sweep<'a>(
         &mut self,
         record: SweepRecord,
-        jobs: impl IntoIterator<Item = (S, JobRuntime)>,
+        specs: impl Iterator<Item = &'a JobSpec> + Clone,
+        runtimes: impl IntoIterator<Item = JobRuntime>,
     ) {
         let id = record.id.clone();
         self.sweep_order.push(id.clone());
+        // In first: indexing a job counts it in its sweep.
         self.sweeps.insert(
             id.clone(),
             Sweep {
@@ -93,8 +97,11 @@ impl Scheduler {
                 counts: SweepCounts::default(),
             },
         );
-        let mut ids = Vec::new();
-        for job in shared::jobs(&id, jobs) {
+        let (shared, settings) = shared::split(&id, specs.clone());
+        self.jobs.reserve(settings.len());
+        let mut ids = Vec::with_capacity(settings.len());
+        for ((spec, settings), runtime) in specs.zip(settings).zip(runtimes) {
+            let job = Job::new(spec, Arc::clone(&shared), settings, runtime);
             self.index(&job.id, &id, &job.runtime, true);
             ids.push(job.id.clone());
             self.jobs.insert(job.id.clone(), job);

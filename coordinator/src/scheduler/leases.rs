@@ -178,7 +178,7 @@ impl Scheduler {
             live.deadline_ms = now_ms + self.timing.lease_ttl_ms;
         }
         let epoch = checkpoint.epoch;
-        runtime.checkpoint = Some(checkpoint);
+        runtime.checkpoint = Some(Box::new(checkpoint));
         Ok(Planned {
             answer: epoch,
             changes: vec![Change::JobUpdated {
@@ -191,7 +191,7 @@ impl Scheduler {
     /// The latest checkpoint of the job a live lease is for.
     pub fn checkpoint_of(&self, lease: &LeaseId) -> Result<(JobId, Option<Checkpoint>)> {
         let job_id = self.check_upload(lease)?;
-        let checkpoint = self.job_ref(&job_id).runtime.checkpoint.clone();
+        let checkpoint = self.job_ref(&job_id).runtime.checkpoint.as_deref().cloned();
         Ok((job_id, checkpoint))
     }
 

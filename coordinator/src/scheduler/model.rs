@@ -146,7 +146,7 @@ pub struct JobRuntime {
     /// Its place in the pending queue; set exactly when pending.
     pub queue_seq: Option<u64>,
     /// Set exactly when running.
-    pub lease: Option<LiveLease>,
+    pub lease: Option<Box<LiveLease>>,
     pub ended_lease: Option<EndedLease>,
     /// The worker running it, or the one that finished it.
     pub worker: Option<WorkerId>,
@@ -158,7 +158,7 @@ pub struct JobRuntime {
     pub epochs_retrained: u32,
     /// Test accuracy (All) at the last evaluation reported.
     pub last_accuracy: Option<f64>,
-    pub checkpoint: Option<Checkpoint>,
+    pub checkpoint: Option<Box<Checkpoint>>,
     pub error: Option<String>,
 }
 

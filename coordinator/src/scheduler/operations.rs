@@ -47,7 +47,7 @@ impl Scheduler {
             }));
         }
         let mut seen = HashSet::with_capacity(jobs.len());
-        for job in &jobs {
+        for job in jobs.iter() {
             if !seen.insert(&job.id) || self.jobs.contains_key(&job.id) {
                 return Err(SchedulerError::invalid(
                     "spec_toml",
@@ -164,11 +164,11 @@ impl Scheduler {
         runtime.state = JobState::Running;
         runtime.attempts += 1;
         runtime.queue_seq = None;
-        runtime.lease = Some(LiveLease {
+        runtime.lease = Some(Box::new(LiveLease {
             id: id.clone(),
             worker: worker.clone(),
             deadline_ms,
-        });
+        }));
         runtime.ended_lease = None;
         runtime.worker = Some(worker.clone());
         runtime.error = None;

@@ -14,7 +14,9 @@ pub enum Change {
     /// A new sweep; its jobs enter the queue in grid order at `first_queue_seq`, `+1`, ...
     SweepSubmitted {
         sweep: SweepRecord,
-        jobs: Vec<Arc<JobSpec>>,
+        /// One allocation for the whole grid: a change is cloned cheaply, and a large sweep's
+        /// specs are not copied on their way into memory and the store.
+        jobs: Arc<Vec<JobSpec>>,
         first_queue_seq: u64,
     },
     SweepCancelled {
@@ -94,7 +96,7 @@ pub struct Submission {
     pub(super) name: String,
     pub(super) max_attempts: u32,
     pub(super) sweep: SweepId,
-    pub(super) jobs: Vec<Arc<JobSpec>>,
+    pub(super) jobs: Arc<Vec<JobSpec>>,
 }
 
 impl Submission {
@@ -113,7 +115,7 @@ impl Submission {
             spec_toml: spec_toml.to_owned(),
             name: spec.name,
             max_attempts: spec.max_attempts,
-            jobs: jobs.into_iter().map(Arc::new).collect(),
+            jobs: Arc::new(jobs),
         })
     }
 
@@ -121,7 +123,7 @@ impl Submission {
         &self.sweep
     }
 
-    pub fn jobs(&self) -> &[Arc<JobSpec>] {
+    pub fn jobs(&self) -> &[JobSpec] {
         &self.jobs
     }
 }

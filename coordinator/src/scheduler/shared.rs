@@ -6,7 +6,6 @@
 //! its runtime state and a few words, not a copy of its whole spec; the spec is rebuilt when a
 //! lease or a report needs it.
 
-use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -69,20 +68,38 @@ impl Job {
     }
 }
 
-/// The jobs of one sweep, from their specs and runtime states: what the specs share is held
-/// once.
+impl Job {
+    /// A job of `spec`, whose settings are `shared`'s at `settings` (see [`split`]).
+    pub(super) fn new(
+        spec: &JobSpec,
+        shared: Arc<SweepShared>,
+        settings: u32,
+        runtime: JobRuntime,
+    ) -> Self {
+        debug_assert_eq!(&spec.sweep, &shared.sweep, "a job of another sweep");
+        Self {
+            id: spec.id.clone(),
+            plan: spec.plan,
+            seed: spec.seed,
+            shared,
+            settings,
+            runtime,
+        }
+    }
+}
+
+/// What one sweep's jobs share, and each job's index into it, from their specs in grid order.
 ///
 /// Settings equal to the previous job's (the grid's seeds are its innermost axis) are found at
 /// once; others by their JSON, so a sweep of many distinct settings is split in linear time.
-pub(super) fn jobs<S: Borrow<JobSpec>>(
+pub(super) fn split<'a>(
     sweep: &SweepId,
-    entries: impl IntoIterator<Item = (S, JobRuntime)>,
-) -> Vec<Job> {
+    specs: impl Iterator<Item = &'a JobSpec>,
+) -> (Arc<SweepShared>, Vec<u32>) {
     let mut settings: Vec<Settings> = Vec::new();
     let mut index_of: HashMap<Vec<u8>, u32> = HashMap::new();
-    let mut parts = Vec::new();
-    for (spec, runtime) in entries {
-        let spec = spec.borrow();
+    let mut indices: Vec<u32> = Vec::with_capacity(specs.size_hint().0);
+    for spec in specs {
         debug_assert_eq!(&spec.sweep, sweep, "a job of another sweep");
         let own = Settings {
             axes: spec.axes.clone(),
@@ -91,8 +108,8 @@ pub(super) fn jobs<S: Borrow<JobSpec>>(
             train: spec.train.clone(),
             losses: spec.losses.clone(),
         };
-        let index = match parts.last() {
-            Some((_, _, _, last, _)) if settings[*last as usize] == own => *last,
+        let index = match indices.last() {
+            Some(&last) if settings[last as usize] == own => last,
             _ => {
                 let key = serde_json::to_vec(&own).expect("settings serialise to JSON");
                 *index_of.entry(key).or_insert_with(|| {
@@ -101,23 +118,13 @@ pub(super) fn jobs<S: Borrow<JobSpec>>(
                 })
             }
         };
-        parts.push((spec.id.clone(), spec.plan, spec.seed, index, runtime));
+        indices.push(index);
     }
     let shared = Arc::new(SweepShared {
         sweep: sweep.clone(),
         settings,
     });
-    parts
-        .into_iter()
-        .map(|(id, plan, seed, settings, runtime)| Job {
-            id,
-            plan,
-            seed,
-            shared: Arc::clone(&shared),
-            settings,
-            runtime,
-        })
-        .collect()
+    (shared, indices)
 }
 
 #[cfg(test)]
@@ -135,10 +142,14 @@ mod tests {
         .unwrap();
         let specs = spec.jobs();
         assert_eq!(specs.len(), 2 * 2 * 2 * 3);
-        let jobs = jobs(
-            &specs[0].sweep,
-            specs.iter().map(|spec| (spec, JobRuntime::pending(0))),
-        );
+        let (shared, settings) = split(&specs[0].sweep, specs.iter());
+        let jobs: Vec<Job> = specs
+            .iter()
+            .zip(settings)
+            .map(|(spec, settings)| {
+                Job::new(spec, Arc::clone(&shared), settings, JobRuntime::pending(0))
+            })
+            .collect();
         assert_eq!(jobs.len(), specs.len());
         for (job, spec) in jobs.iter().zip(&specs) {
             assert_eq!(&job.spec(), spec);
@@ -148,5 +159,16 @@ mod tests {
         // Two base losses x two PC weights: the plans and seeds share them.
         assert_eq!(jobs[0].shared.settings.len(), 4);
         assert!(jobs.iter().all(|j| Arc::ptr_eq(&j.shared, &jobs[0].shared)));
+    }
+
+    /// A 100,000-job sweep holds 100,000 of these in one hash map (plus its empty slots): the
+    /// rare parts of a job's state (a live lease, a checkpoint) are boxed to keep it small.
+    #[test]
+    fn a_job_in_memory_stays_small() {
+        let size = std::mem::size_of::<Job>();
+        assert!(
+            size <= 240,
+            "a Job takes {size} bytes inline; box what most jobs lack"
+        );
     }
 }
