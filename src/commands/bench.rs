@@ -154,8 +154,17 @@ impl Child {
 
     /// The peak resident memory of the process, from /proc.
     fn peak_memory_mib(&self) -> Option<f64> {
+        self.memory_mib("VmHWM:")
+    }
+
+    /// The resident memory of the process now, from /proc.
+    fn resident_memory_mib(&self) -> Option<f64> {
+        self.memory_mib("VmRSS:")
+    }
+
+    fn memory_mib(&self, field: &str) -> Option<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let line = status.lines().find(|l| l.starts_with(field))?;
         let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kib / 1024.0)
     }
@@ -250,6 +259,8 @@ fn coordinator(args: &BenchCoordinatorArgs) -> anyhow::Result<()> {
             durability,
         ],
     )?;
+    // What the process holds before any sweep (libtorch is linked into the one binary).
+    let idle = coordinator.resident_memory_mib();
     let period = Duration::from_secs_f64(args.workers as f64 / args.rate);
     let paced = super::client::block_on(load_run(&url, token, "paced", args, Some(period)))?;
     let saturated = super::client::block_on(load_run(&url, token, "saturated", args, None))?;
@@ -292,9 +303,14 @@ fn coordinator(args: &BenchCoordinatorArgs) -> anyhow::Result<()> {
             percentile(&r.latencies.complete, 0.99)
         )
     });
+    let mib = |m: Option<f64>| m.map_or("unknown".to_owned(), |m| format!("{m:.0} MiB"));
+    println!(
+        "| coordinator memory before the first sweep (VmRSS) | {} | |",
+        mib(idle)
+    );
     println!(
         "| coordinator peak memory (VmHWM), both runs | {} | |",
-        memory.map_or("unknown".to_owned(), |m| format!("{m:.0} MiB"))
+        mib(memory)
     );
     println!(
         "completions_per_second={:.1}",
