@@ -179,6 +179,10 @@ impl Committer {
         &self.health
     }
 
+    pub(crate) fn db_path(&self) -> &std::path::Path {
+        &self.db_path
+    }
+
     /// Applies `changes` to memory with `apply`, queues them for the next group commit, gives
     /// the turn back, and answers once they are committed. Waits (in its turn) for a free slot
     /// while [`MAX_QUEUED`] operations are queued. A failed commit is answered with its error
@@ -260,6 +264,23 @@ struct Refused {
     after: Option<After>,
 }
 
+impl From<Applied> for Refused {
+    fn from(applied: Applied) -> Self {
+        Self {
+            reply: applied.reply,
+            after: applied.after,
+        }
+    }
+}
+
+/// Tells `after` whether the changes committed, then answers the caller.
+fn finish(reply: oneshot::Sender<Result<()>>, after: Option<After>, outcome: Result<()>) {
+    if let Some(after) = after {
+        after(outcome.is_ok());
+    }
+    let _ = reply.send(outcome);
+}
+
 /// The store thread's state: it serves requests in order until every handle is gone.
 struct StoreThread {
     store: Store,
@@ -326,27 +347,15 @@ impl StoreThread {
         match committed {
             Ok(()) => {
                 for applied in group {
-                    if let Some(after) = applied.after {
-                        after(true);
-                    }
-                    let _ = applied.reply.send(Ok(()));
+                    finish(applied.reply, applied.after, Ok(()));
                 }
             }
             Err(err) => {
-                let mut refused: Vec<Refused> = group
-                    .into_iter()
-                    .map(|applied| Refused {
-                        reply: applied.reply,
-                        after: applied.after,
-                    })
-                    .collect();
+                let mut refused: Vec<Refused> = group.into_iter().map(Refused::from).collect();
                 refused.extend(next.take().and_then(|request| self.refuse(request)));
                 self.recover(&err, &mut refused);
                 for Refused { reply, after } in refused {
-                    if let Some(after) = after {
-                        after(false);
-                    }
-                    let _ = reply.send(Err(self.copy(&err)));
+                    finish(reply, after, Err(self.copy(&err)));
                 }
             }
         }
@@ -426,10 +435,7 @@ impl StoreThread {
     /// once memory is reloaded; an ordered batch gives its turn back at once; probes run.
     fn refuse(&mut self, request: Request) -> Option<Refused> {
         match request {
-            Request::Applied(applied) => Some(Refused {
-                reply: applied.reply,
-                after: applied.after,
-            }),
+            Request::Applied(applied) => Some(applied.into()),
             Request::Ordered { batch, turn, reply } => {
                 drop(turn);
                 Some(Refused {

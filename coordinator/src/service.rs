@@ -145,7 +145,7 @@ impl Coordinator {
         let turn = Arc::clone(&self.turns).lock_owned().await;
         if self.store.health().diverged() {
             return Err(CoordinatorError::storage(
-                &self.state_dir,
+                self.store.db_path(),
                 "a commit failed and the state is being reloaded from the store: try again",
             ));
         }

@@ -225,17 +225,16 @@ impl Store {
 
     /// Writes the changes of several operations, in order, in one transaction: all or none.
     /// One commit writes each touched page to the log once, however many operations changed it.
-    pub fn commit_all<'a>(
-        &mut self,
-        batches: impl Iterator<Item = &'a [Change]> + Clone,
-    ) -> Result<()> {
-        if !batches.clone().flatten().any(Change::is_durable) {
+    /// A group with nothing durable (lease renewals only) opens no transaction.
+    pub fn commit_all<'a>(&mut self, batches: impl Iterator<Item = &'a [Change]>) -> Result<()> {
+        let mut durable = batches.flatten().filter(|c| c.is_durable()).peekable();
+        if durable.peek().is_none() {
             return Ok(());
         }
         let path = &self.db_path;
         let fail = |e: rusqlite::Error| CoordinatorError::storage(path, e);
         let tx = self.conn.transaction().map_err(fail)?;
-        for change in batches.flatten() {
+        for change in durable {
             write_change(&tx, change).map_err(fail)?;
         }
         tx.commit().map_err(fail)

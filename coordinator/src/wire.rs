@@ -59,12 +59,13 @@ pub(crate) fn worker_info(scheduler: &Scheduler, worker: &Worker, now_ms: u64) -
     }
 }
 
-pub(crate) fn lease(lease: &Lease) -> pb::Lease {
+/// Takes the lease: its spec, built for it by the poll, moves into the message uncopied.
+pub(crate) fn lease(lease: Lease) -> pb::Lease {
     pb::Lease {
-        lease_id: lease.id.0.clone(),
+        lease_id: lease.id.0,
         deadline_unix_ms: lease.deadline_ms,
         attempt: lease.attempt,
-        job: Some(lease.job.clone().into()),
+        job: Some(lease.job.into()),
         checkpoint_epoch: lease.checkpoint_epoch,
     }
 }

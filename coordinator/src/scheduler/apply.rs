@@ -1,9 +1,9 @@
 //! Applying committed changes, and rebuilding the state the store read back (recovery): the
 //! derived indices (queue, deadlines, worker leases, sweep counts) follow every update.
 
-use ltsweep_proto::{JobId, JobSpec, SweepId};
-
 use std::sync::Arc;
+
+use ltsweep_proto::{JobId, JobSpec, SweepId};
 
 use super::model::{Counters, Job, JobRuntime, Sweep, SweepCounts, SweepRecord, Worker};
 use super::plan::Change;

@@ -96,7 +96,7 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
             if let Some(lease) = leased {
                 debug!(job = %lease.job.id, worker = %worker, lease = %lease.id, attempt = lease.attempt, "job leased");
                 return Ok(Response::new(pb::PollWorkResponse {
-                    lease: Some(wire::lease(&lease)),
+                    lease: Some(wire::lease(lease)),
                 }));
             }
             tokio::select! {

@@ -291,20 +291,9 @@ impl FusedTrainer {
         let inputs: Vec<Tensor> = batches.iter().map(|(x, _)| x.shallow_clone()).collect();
         let x = stack_inputs(&inputs);
         let (logits, features) = fused.model.forward_t(&x, true);
-        // Member i's loss depends on member i's slice alone, so the sum's gradient in that
-        // slice is member i's own.
-        let loss = self
-            .members
-            .iter()
-            .zip(runs.iter_mut())
-            .zip(batches)
-            .enumerate()
-            .map(|(i, ((member, run), (_, y)))| {
-                let i = i as i64;
-                member.first_loss(&logits.get(i), &features.get(i), y, run)
-            })
-            .reduce(|a, b| a + b)
-            .expect("members");
+        let loss = members_loss(&self.members, runs, batches, |i, member, run, y| {
+            member.first_loss(&logits.get(i), &features.get(i), y, run)
+        });
         let with_pc: Vec<usize> = (0..self.members.len())
             .filter(|&k| runs[k].use_pc)
             .collect();
@@ -316,17 +305,9 @@ impl FusedTrainer {
         // The shape key makes this the same for every member.
         if self.members[0].alternates(&runs[0]) {
             let (logits, _) = fused.model.forward_t(&x, true);
-            let loss = self
-                .members
-                .iter()
-                .zip(runs.iter_mut())
-                .zip(batches)
-                .enumerate()
-                .map(|(i, ((member, run), (_, y)))| {
-                    member.second_loss(&logits.get(i as i64), y, run)
-                })
-                .reduce(|a, b| a + b)
-                .expect("members");
+            let loss = members_loss(&self.members, runs, batches, |i, member, run, y| {
+                member.second_loss(&logits.get(i), y, run)
+            });
             fused.sgd.backward_step_with(&loss, lr, &[]);
         }
     }
@@ -425,4 +406,22 @@ impl FusedTrainer {
         }
         Ok(())
     }
+}
+
+/// The sum of the members' losses, member `i`'s computed by `loss` on its own slice `i` of the
+/// fused output: the sum's gradient in that slice is member `i`'s own.
+fn members_loss(
+    members: &[Trainer],
+    runs: &mut [EpochRun],
+    batches: &[(Tensor, Tensor)],
+    mut loss: impl FnMut(i64, &Trainer, &mut EpochRun, &Tensor) -> Tensor,
+) -> Tensor {
+    members
+        .iter()
+        .zip(runs.iter_mut())
+        .zip(batches)
+        .enumerate()
+        .map(|(i, ((member, run), (_, y)))| loss(i as i64, member, run, y))
+        .reduce(|a, b| a + b)
+        .expect("a fused model has members")
 }
