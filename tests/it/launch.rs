@@ -161,6 +161,23 @@ fn slurm_bad_input_is_refused_with_the_reason() {
             &["--workers", "2", "--extra-sbatch", "qos=high"],
             "not an sbatch option",
         ),
+        // A field opened inside one flag's value, to be filled by another's: refused, not
+        // filled (the two together once ran a shell command in the script).
+        (
+            &[
+                "--workers",
+                "2",
+                "--ltsweep",
+                "/bin/ltsweep{{data_root}}",
+                "--data-root",
+                "/d'; touch /tmp/pwned; '",
+            ],
+            "--ltsweep: `{{` cannot appear",
+        ),
+        (
+            &["--workers", "2", "--warning-seconds", "0"],
+            "--warning-seconds",
+        ),
     ] {
         let mut args = base.to_vec();
         args.extend_from_slice(extra);

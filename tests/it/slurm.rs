@@ -1,26 +1,37 @@
 //! A real Slurm: `ltsweep launch slurm` submits a job array of workers to a one-node Slurm of
-//! the test's own; they run the quickstart sweep to the end. Then one array task of a second
-//! launch gets `scancel --signal=TERM` mid-job: its job is checkpointed, given back, and
-//! finished by the other worker, with no attempt counted and the undisturbed run's result.
+//! the test's own; they run the quickstart sweep to the end. Then the worker running a job is
+//! stopped the three ways Slurm stops jobs: `scancel --full --signal=TERM` (the batch step and
+//! every job step), a plain `scancel` (the job ends: SIGCONT and SIGTERM, SIGKILL after
+//! KillWait), and its time limit (the warning, SIGUSR1, then SIGTERM). Each time that worker
+//! reaches the coordinator over a slow link, so its checkpoint takes seconds to upload; the
+//! job goes back and a second worker finishes it, with no attempt counted and the undisturbed
+//! run's result.
 
 use std::time::Duration;
 
-use ltsweep_proto::pb;
+use ltsweep_proto::{JobResult, pb};
 use serde_json::Value;
 
 use crate::cluster_support::{TOKEN, TestCluster};
 use crate::preemption::{comparable, one_job_spec, undisturbed};
-use crate::slurm_support::TestSlurm;
+use crate::proxy::Proxy;
+use crate::slurm_support::{ProcessSignals, TestSlurm, send, worker_pid};
 use crate::support::{repo, stderr, stdout, wait_until};
 
 const TIMEOUT: Duration = Duration::from_secs(1800);
 
-/// `ltsweep launch slurm ...` against this Slurm; the job id it printed.
-fn launch(slurm: &TestSlurm, cluster: &TestCluster, workers: u32) -> String {
+/// The stopped worker's link to the coordinator, in bytes a second: its checkpoint (about
+/// 600 KB) takes about ten seconds to upload, well within KillWait (60 s in the test's Slurm)
+/// and far longer than a worker killed with the signal would live.
+const SLOW_LINK: u64 = 64 * 1024;
+
+/// `ltsweep launch slurm ...` of `workers` workers that reach the coordinator at `url`; the
+/// job id it printed.
+fn launch(slurm: &TestSlurm, url: &str, workers: u32) -> String {
     let log_dir = slurm.log_dir();
     let output = slurm
         .command(env!("CARGO_BIN_EXE_ltsweep"))
-        .args(["launch", "slurm", "--coordinator", &cluster.url()])
+        .args(["launch", "slurm", "--coordinator", url])
         .args(["--workers", &workers.to_string(), "--log-dir"])
         .arg(&log_dir)
         .env("LTSWEEP_TOKEN", TOKEN)
@@ -61,16 +72,23 @@ fn workers_of(cluster: &TestCluster, job: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn wait_for_workers(slurm: &TestSlurm, cluster: &TestCluster, job: &str) -> Vec<(String, String)> {
+/// The `count` workers of array job `job`, by task id, once all registered.
+fn wait_for_workers(
+    slurm: &TestSlurm,
+    cluster: &TestCluster,
+    job: &str,
+    count: usize,
+) -> Vec<(String, String)> {
     let mut found = Vec::new();
-    wait_until("both array tasks to register", TIMEOUT, || {
+    wait_until("the array tasks to register", TIMEOUT, || {
         found = workers_of(cluster, job);
-        found.len() == 2
+        found.len() == count
     });
     found.sort_by(|a, b| a.1.cmp(&b.1));
+    let tasks: Vec<String> = (0..count).map(|t| t.to_string()).collect();
     assert_eq!(
-        found.iter().map(|w| w.1.as_str()).collect::<Vec<_>>(),
-        ["0", "1"],
+        found.iter().map(|w| &w.1).collect::<Vec<_>>(),
+        tasks.iter().collect::<Vec<_>>(),
         "{}",
         slurm.logs()
     );
@@ -87,10 +105,140 @@ fn cancel(slurm: &TestSlurm, job: &str) {
     slurm.wait_for_empty_queue();
 }
 
+/// How Slurm is asked to stop the worker that runs the job.
+#[derive(Clone, Copy, Debug)]
+enum SlurmStop {
+    /// `scancel --full --signal=TERM`: SIGTERM to the batch step and every job step.
+    FullTerm,
+    /// A plain `scancel`: the job ends.
+    Cancel,
+    /// The time limit, lowered to one minute while the job runs: Slurm's warning is due at
+    /// once (`--signal=B:USR1@60`), the limit itself follows.
+    TimeLimit,
+}
+
+impl SlurmStop {
+    fn command(self, task: &str) -> (&'static str, Vec<String>) {
+        match self {
+            SlurmStop::FullTerm => (
+                "scancel",
+                vec!["--full".into(), "--signal=TERM".into(), task.into()],
+            ),
+            SlurmStop::Cancel => ("scancel", vec![task.into()]),
+            SlurmStop::TimeLimit => (
+                "scontrol",
+                vec![
+                    "update".into(),
+                    format!("JobId={task}"),
+                    "TimeLimit=1".into(),
+                ],
+            ),
+        }
+    }
+}
+
+/// A job's worker stopped by Slurm as `stop` says while it trains; what happened, in a line.
+fn preempted_by(slurm: &TestSlurm, reference: &JobResult, stop: SlurmStop) -> String {
+    let cluster = TestCluster::start_with_lease(0, "10m");
+    let link = Proxy::start_throttled(&cluster.address, SLOW_LINK);
+    let victim = launch(slurm, &link.url(), 1);
+    let victim_worker = wait_for_workers(slurm, &cluster, &victim, 1).remove(0).0;
+    let sweep = cluster.submit(&cluster.write_spec(&one_job_spec()));
+    let running = cluster.wait_for_state(&sweep, "the job part-way", TIMEOUT, |s| {
+        s["jobs"][0]["state"] == "running" && s["jobs"][0]["epoch"].as_u64() >= Some(2)
+    });
+    let job_id = running["jobs"][0]["id"].as_str().unwrap().to_owned();
+    let pid = worker_pid(&victim, "0").expect("the worker process of the array task");
+    // Held stopped while Slurm acts, so the job cannot end first however slow this machine.
+    send(pid, libc::SIGSTOP);
+    let finisher = launch(slurm, &cluster.url(), 1);
+    let finisher_worker = wait_for_workers(slurm, &cluster, &finisher, 1).remove(0).0;
+    let task = format!("{victim}_0");
+    let (program, args) = stop.command(&task);
+    slurm.run(
+        program,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    // Slurm continues a stopped process when it ends a job; a signal alone waits, pending,
+    // until the process continues. Either way the worker goes on once SIGTERM has reached it.
+    wait_until("Slurm's SIGTERM to reach the worker", TIMEOUT, || {
+        ProcessSignals::of(pid).is_none_or(|p| !p.stopped || p.pending(libc::SIGTERM))
+    });
+    if ProcessSignals::of(pid).is_some() {
+        send(pid, libc::SIGCONT);
+    }
+    wait_until("the stopped array task to end", TIMEOUT, || {
+        !slurm
+            .queue()
+            .iter()
+            .any(|l| l.starts_with(&format!("{task} ")))
+    });
+    let log = slurm.job_log(&victim, "0");
+    assert!(
+        log.contains("SIGTERM"),
+        "{stop:?}: the signal is logged: {log}"
+    );
+    if matches!(stop, SlurmStop::TimeLimit) {
+        assert!(
+            log.contains("SIGUSR1"),
+            "{stop:?}: the warning is logged: {log}"
+        );
+    }
+    assert!(
+        log.contains("preempted: lease given back"),
+        "{stop:?}: {log}"
+    );
+    let stored: Vec<String> = cluster
+        .coordinator
+        .lines
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("checkpoint stored") && l.contains(&job_id))
+        .cloned()
+        .collect();
+    assert_eq!(
+        stored.len(),
+        1,
+        "{stop:?}: the preempted job's checkpoint: {stored:?}"
+    );
+    // Back in the queue at once (the lease has ten minutes left), and the idle worker took it.
+    let status = cluster.wait_for_state(&sweep, "the job to succeed", TIMEOUT, |s| {
+        s["succeeded"] == 1
+    });
+    let done: Value = status["jobs"][0].clone();
+    assert_eq!(done["worker"], finisher_worker.as_str(), "{stop:?}: {done}");
+    assert_eq!(done["attempts"], 2, "{stop:?}: {done}");
+    assert_eq!(
+        done["preemptions"], 1,
+        "{stop:?}: no failed attempt: {done}"
+    );
+    assert_eq!(done["epochs_retrained"], 0, "{stop:?}: {done}");
+    let finisher_log = slurm.job_log(&finisher, "0");
+    assert!(
+        finisher_log.contains("resumed from a checkpoint"),
+        "{stop:?}: {finisher_log}"
+    );
+    let result = cluster.results(&sweep).remove(0);
+    assert_eq!(comparable(&result), comparable(reference), "{stop:?}");
+    cancel(slurm, &finisher);
+    format!(
+        "slurm: {program} {} at epoch {} of a job on {victim_worker} over a {} KiB/s link -> checkpoint uploaded ({}), job finished on {finisher_worker} with attempts 2, preemptions 1, failed attempts 0, epochs retrained 0, result equal to the undisturbed run; squeue empty",
+        args.join(" "),
+        running["jobs"][0]["epoch"],
+        SLOW_LINK / 1024,
+        stored[0]
+            .split("checkpoint stored")
+            .nth(1)
+            .unwrap_or("")
+            .trim()
+    )
+}
+
 #[test]
-fn slurm_job_array_workers_run_a_sweep_and_survive_a_preemption() {
+fn slurm_job_array_workers_run_a_sweep_and_survive_slurms_own_stops() {
     let Some(slurm) =
-        TestSlurm::start("slurm_job_array_workers_run_a_sweep_and_survive_a_preemption")
+        TestSlurm::start("slurm_job_array_workers_run_a_sweep_and_survive_slurms_own_stops")
     else {
         return;
     };
@@ -117,8 +265,8 @@ fn slurm_job_array_workers_run_a_sweep_and_survive_a_preemption() {
     );
 
     // The quickstart sweep through a job array of two workers.
-    let job = launch(&slurm, &cluster, 2);
-    let workers = wait_for_workers(&slurm, &cluster, &job);
+    let job = launch(&slurm, &cluster.url(), 2);
+    let workers = wait_for_workers(&slurm, &cluster, &job, 2);
     let sweep = cluster.submit(&repo().join("examples/quickstart.toml"));
     let status = cluster.wait_for_state(&sweep, "the quickstart sweep", TIMEOUT, |s| {
         s["succeeded"] == s["total"]
@@ -148,73 +296,9 @@ fn slurm_job_array_workers_run_a_sweep_and_survive_a_preemption() {
         ran_on(&workers[0].0),
         ran_on(&workers[1].0)
     );
+    drop(cluster);
 
-    // A longer job, and `scancel --signal=TERM` of the array task running it.
-    let job = launch(&slurm, &cluster, 2);
-    let workers = wait_for_workers(&slurm, &cluster, &job);
-    let sweep = cluster.submit(&cluster.write_spec(&one_job_spec()));
-    let running = cluster.wait_for_state(&sweep, "the job part-way", TIMEOUT, |s| {
-        s["jobs"][0]["state"] == "running" && s["jobs"][0]["epoch"].as_u64() >= Some(2)
-    });
-    let victim = running["jobs"][0]["worker"].as_str().unwrap().to_owned();
-    let job_id = running["jobs"][0]["id"].as_str().unwrap().to_owned();
-    let (_, task) = workers.iter().find(|(w, _)| *w == victim).unwrap().clone();
-    let (other, _) = workers.iter().find(|(w, _)| *w != victim).unwrap().clone();
-    slurm.run("scancel", &["--signal=TERM", &format!("{job}_{task}")]);
-    // The preempted worker gives the job back and exits: its array task leaves the queue.
-    wait_until("the signalled array task to end", TIMEOUT, || {
-        !slurm
-            .queue()
-            .iter()
-            .any(|l| l.starts_with(&format!("{job}_{task} ")))
-    });
-    let log = slurm.job_log(&job, &task);
-    assert!(log.contains("preempted: lease given back"), "{log}");
-    let mut stored: Vec<String> = Vec::new();
-    wait_until("the coordinator's log of the checkpoint", TIMEOUT, || {
-        stored = cluster
-            .coordinator
-            .lines
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|l| l.contains("checkpoint stored") && l.contains(&job_id))
-            .cloned()
-            .collect();
-        !stored.is_empty()
-    });
-    assert_eq!(
-        stored.len(),
-        1,
-        "the preempted job's checkpoint: {stored:?}"
-    );
-    // Back in the queue at once (the lease has ten minutes left), and the idle worker took it.
-    let status = cluster.wait_for_state(&sweep, "the job to succeed", TIMEOUT, |s| {
-        s["succeeded"] == 1
-    });
-    let done: Value = status["jobs"][0].clone();
-    assert_eq!(done["worker"], other.as_str(), "{done}");
-    assert_eq!(done["attempts"], 2, "{done}");
-    assert_eq!(done["preemptions"], 1, "no failed attempt: {done}");
-    assert_eq!(done["epochs_retrained"], 0, "{done}");
-    let other_task = if task == "0" { "1" } else { "0" };
-    assert!(
-        slurm
-            .job_log(&job, other_task)
-            .contains("resumed from a checkpoint"),
-        "{}",
-        slurm.job_log(&job, other_task)
-    );
-    let result = cluster.results(&sweep).remove(0);
-    assert_eq!(comparable(&result), comparable(&reference));
-    cancel(&slurm, &job);
-    println!(
-        "slurm: scancel --signal=TERM {job}_{task} at epoch {} -> checkpoint uploaded ({}), job finished on task {other_task} ({other}) with attempts 2, preemptions 1, failed attempts 0, result equal to the undisturbed run; squeue empty",
-        running["jobs"][0]["epoch"],
-        stored[0]
-            .split("checkpoint stored")
-            .nth(1)
-            .unwrap_or("")
-            .trim()
-    );
+    for stop in [SlurmStop::FullTerm, SlurmStop::Cancel, SlurmStop::TimeLimit] {
+        println!("{}", preempted_by(&slurm, &reference, stop));
+    }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::support::wait_until;
 
 const DAEMONS: [&str; 3] = ["munged", "slurmctld", "slurmd"];
-const CLIENTS: [&str; 3] = ["sbatch", "squeue", "scancel"];
+const CLIENTS: [&str; 4] = ["sbatch", "squeue", "scancel", "scontrol"];
 const NODE: &str = "ltsweepnode";
 
 pub struct TestSlurm {
@@ -266,6 +266,70 @@ PartitionName=test Nodes={NODE} Default=YES MaxTime=INFINITE State=UP OverSubscr
             .join(format!("ltsweep-workers-{job}_{task}.log"));
         std::fs::read_to_string(path).unwrap_or_default()
     }
+}
+
+/// The `ltsweep worker` process of array task `task` of job `job`, found by the variables
+/// Slurm gave it (the test runs as root and reads every process's environment).
+pub fn worker_pid(job: &str, task: &str) -> Option<libc::pid_t> {
+    let wanted = [
+        format!("SLURM_ARRAY_JOB_ID={job}"),
+        format!("SLURM_ARRAY_TASK_ID={task}"),
+    ];
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: libc::pid_t = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+            if args.get(1) != Some(&&b"worker"[..]) {
+                return None;
+            }
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            let vars: Vec<&[u8]> = environ.split(|&b| b == 0).collect();
+            wanted
+                .iter()
+                .all(|w| vars.contains(&w.as_bytes()))
+                .then_some(pid)
+        })
+}
+
+/// What `/proc` says of a process: whether it is stopped, and the signals sent to it that
+/// wait for delivery (a stopped process keeps them until it continues).
+pub struct ProcessSignals {
+    pub stopped: bool,
+    pending: u64,
+}
+
+impl ProcessSignals {
+    pub fn of(pid: libc::pid_t) -> Option<ProcessSignals> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(str::trim)
+        };
+        let mask = |name: &str| u64::from_str_radix(field(name).unwrap_or("0"), 16).unwrap_or(0);
+        Some(ProcessSignals {
+            stopped: field("State:").is_some_and(|s| s.starts_with('T')),
+            pending: mask("SigPnd:") | mask("ShdPnd:"),
+        })
+    }
+
+    pub fn pending(&self, signal: libc::c_int) -> bool {
+        self.pending & (1 << (signal - 1)) != 0
+    }
+}
+
+/// Sends `signal` to process `pid`.
+pub fn send(pid: libc::pid_t, signal: libc::c_int) {
+    // SAFETY: kill(2) has no memory preconditions; a wrong pid is an error, not UB.
+    assert_eq!(
+        unsafe { libc::kill(pid, signal) },
+        0,
+        "kill({pid}, {signal})"
+    );
 }
 
 /// `program` (a Slurm client found as [`find`] does, or a path) with `SLURM_CONF` set.

@@ -43,6 +43,10 @@ pub struct SlurmArgs {
     pub time: Option<String>,
     #[arg(long)]
     pub account: Option<String>,
+    /// Seconds before the time limit at which Slurm warns each worker (SIGUSR1) to checkpoint
+    /// and give its jobs back: enough for its largest checkpoint to upload.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u16).range(1..))]
+    pub warning_seconds: u16,
     /// More sbatch options, e.g. "--qos=high --mem=16G" (each becomes an #SBATCH line).
     #[arg(long, value_name = "OPTIONS", allow_hyphen_values = true)]
     pub extra_sbatch: Vec<String>,

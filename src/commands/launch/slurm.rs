@@ -113,39 +113,101 @@ pub fn render(args: &SlurmArgs) -> anyhow::Result<String> {
         None => std::env::current_dir().context("cannot read the current folder")?,
     };
     let fields = [
-        (
+        Field::new(
             "job_name",
-            sbatch_word("job-name", &args.job_name)?.to_owned(),
+            "--job-name",
+            sbatch_word("job-name", &args.job_name)?,
         ),
-        ("last_task", (workers - 1).to_string()),
-        (
+        Field::new("last_task", "--workers", (workers - 1).to_string()),
+        Field::new(
             "log_dir",
-            sbatch_word("log-dir", &path_text(&log_dir)?)?.to_owned(),
+            "--log-dir",
+            sbatch_word("log-dir", &path_text(&log_dir)?)?,
         ),
-        ("sbatch_options", sbatch_options.join("\n")),
-        ("coordinator", shell_quote(coordinator)),
-        ("token", token),
-        (
+        Field::new(
+            "warning_seconds",
+            "--warning-seconds",
+            args.warning_seconds.to_string(),
+        ),
+        Field::new(
+            "sbatch_options",
+            "--partition, --time, --account or --extra-sbatch",
+            sbatch_options.join("\n"),
+        ),
+        Field::new("coordinator", "--coordinator", shell_quote(coordinator)),
+        Field::new("token", "--token-file", token),
+        Field::new(
             "devices",
+            "--gpus-per-worker",
             if args.gpus_per_worker > 0 {
                 "auto"
             } else {
                 "cpu"
-            }
-            .to_owned(),
+            },
         ),
-        ("slots_per_device", args.slots_per_device.to_string()),
-        ("data_root", data_root),
-        ("ltsweep", shell_quote(&path_text(&ltsweep)?)),
+        Field::new(
+            "slots_per_device",
+            "--slots-per-device",
+            args.slots_per_device.to_string(),
+        ),
+        Field::new("data_root", "--data-root", data_root),
+        Field::new("ltsweep", "--ltsweep", shell_quote(&path_text(&ltsweep)?)),
     ];
-    let mut script = TEMPLATE.to_owned();
-    if options.is_empty() {
-        // No line at all rather than an empty one among the #SBATCH lines.
-        script = script.replace("{{sbatch_options}}\n", "");
+    fill(TEMPLATE, &fields)
+}
+
+/// The value of one `{{name}}` of the template, and the flag it comes from.
+struct Field {
+    name: &'static str,
+    flag: &'static str,
+    value: String,
+}
+
+impl Field {
+    fn new(name: &'static str, flag: &'static str, value: impl Into<String>) -> Field {
+        Field {
+            name,
+            flag,
+            value: value.into(),
+        }
     }
-    for (name, value) in &fields {
-        script = script.replace(&format!("{{{{{name}}}}}"), value);
+}
+
+/// Fills every `{{name}}` of `template` in one pass: what a value brings in is never read as
+/// template again, so one flag's value cannot open a field that a later flag fills. A value
+/// holding `{{` is refused all the same, naming its flag: no legitimate value has one, and
+/// such a script would be hard to read. A field whose value is empty and that stands alone on
+/// its line takes the line with it.
+fn fill(template: &str, fields: &[Field]) -> anyhow::Result<String> {
+    for field in fields {
+        if field.value.contains("{{") {
+            return Err(BadInput(format!(
+                "{}: `{{{{` cannot appear in a value of the script",
+                field.flag
+            ))
+            .into());
+        }
     }
+    let mut script = String::with_capacity(template.len() + 1024);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let end = rest[start..]
+            .find("}}")
+            .map(|end| start + end)
+            .ok_or_else(|| anyhow::anyhow!("the sbatch template has an unclosed `{{{{`"))?;
+        let name = &rest[start + 2..end];
+        let field = fields.iter().find(|f| f.name == name).ok_or_else(|| {
+            anyhow::anyhow!("the sbatch template names an unknown field `{name}`")
+        })?;
+        script.push_str(&rest[..start]);
+        script.push_str(&field.value);
+        rest = &rest[end + 2..];
+        let alone = (script.is_empty() || script.ends_with('\n')) && rest.starts_with('\n');
+        if field.value.is_empty() && alone {
+            rest = &rest[1..];
+        }
+    }
+    script.push_str(rest);
     Ok(script)
 }
 
@@ -289,7 +351,28 @@ fn shell_quote(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::shell_quote;
+    use super::{Field, fill, shell_quote};
+
+    #[test]
+    fn the_template_is_filled_in_one_pass() {
+        let fields = [
+            Field::new("a", "--a", "{b}"),
+            Field::new("b", "--b", "x"),
+            Field::new("empty", "--e", ""),
+        ];
+        assert_eq!(
+            fill("1 {{a}} {{b}}\n{{empty}}\n2 {{empty}}\n", &fields).unwrap(),
+            "1 {b} x\n2 \n"
+        );
+        // A value that would open a field of its own is refused, naming its flag.
+        let fields = [
+            Field::new("a", "--coordinator", "http://h/{{b}}"),
+            Field::new("b", "--data-root", "'; rm -rf ~; '"),
+        ];
+        let err = fill("A={{a}} B={{b}}", &fields).unwrap_err().to_string();
+        assert!(err.contains("--coordinator") && err.contains("{{"), "{err}");
+        assert!(fill("{{nosuch}}", &[]).is_err());
+    }
 
     #[test]
     fn shell_words_are_quoted_only_when_needed() {
