@@ -15,11 +15,11 @@
 //! ([`Committer::commit_ordered`]): such a failure changes nothing and needs no reload.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tracing::{info, warn};
 
 use crate::error::CoordinatorError;
@@ -129,7 +129,7 @@ pub(crate) type ReloadFn = Box<dyn Fn(&Store) -> Result<()> + Send>;
 
 /// The handle of the store thread.
 pub(crate) struct Committer {
-    requests: mpsc::Sender<Request>,
+    requests: mpsc::UnboundedSender<Request>,
     health: Arc<Health>,
     slots: Arc<Semaphore>,
     db_path: PathBuf,
@@ -154,7 +154,7 @@ impl Committer {
     ) -> Result<Self> {
         let db_path = store.db_path().to_owned();
         let health = Arc::new(Health::default());
-        let (requests, received) = mpsc::channel();
+        let (requests, received) = mpsc::unbounded_channel();
         let thread = StoreThread {
             store,
             requests: received,
@@ -284,7 +284,9 @@ fn finish(reply: oneshot::Sender<Result<()>>, after: Option<After>, outcome: Res
 /// The store thread's state: it serves requests in order until every handle is gone.
 struct StoreThread {
     store: Store,
-    requests: mpsc::Receiver<Request>,
+    /// A tokio channel, read blocking by this thread, so that the recovery can wait for a
+    /// request and for the turn at once.
+    requests: mpsc::UnboundedReceiver<Request>,
     health: Arc<Health>,
     stall_after: Duration,
     turns: Turns,
@@ -297,9 +299,9 @@ impl StoreThread {
         loop {
             let request = match next.take() {
                 Some(request) => request,
-                None => match self.requests.recv() {
-                    Ok(request) => request,
-                    Err(_) => return,
+                None => match self.requests.blocking_recv() {
+                    Some(request) => request,
+                    None => return,
                 },
             };
             match request {
@@ -405,14 +407,24 @@ impl StoreThread {
         warn!(error = %err, "group commit failed; its calls changed nothing, reloading the state from the store");
         self.health.diverged.store(true, Ordering::SeqCst);
         // An operation holding a turn may be waiting for its ordered batch, a probe or a slot:
-        // keep taking the queue until the turn is free.
-        let turn = loop {
-            self.refuse_queued(refused);
-            if let Ok(turn) = Arc::clone(&self.turns).try_lock_owned() {
-                break turn;
+        // answer the queue until the turn is free. The lock keeps its place in the turns'
+        // queue while requests are answered.
+        let mut lock = std::pin::pin!(Arc::clone(&self.turns).lock_owned());
+        let turn = futures::executor::block_on(async {
+            loop {
+                let request = tokio::select! {
+                    biased;
+                    turn = &mut lock => break turn,
+                    request = self.requests.recv() => request,
+                };
+                match request {
+                    Some(request) => refused.extend(self.refuse(request)),
+                    // Every handle is gone: nothing more can be queued.
+                    None => break (&mut lock).await,
+                }
             }
-            std::thread::sleep(Duration::from_millis(1));
-        };
+        });
+        // Whatever was queued before the turn came was planned against the lost changes.
         self.refuse_queued(refused);
         let mut pause = Duration::from_millis(10);
         while let Err(reload) = (self.memory.reload)(&self.store) {
