@@ -48,11 +48,8 @@ pub struct Access {
 
 impl std::fmt::Debug for Access {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let names: Vec<(&str, Roles)> = self
-            .credentials
-            .iter()
-            .map(|c| (c.name, c.roles))
-            .collect();
+        let names: Vec<(&str, Roles)> =
+            self.credentials.iter().map(|c| (c.name, c.roles)).collect();
         f.debug_struct("Access").field("tokens", &names).finish()
     }
 }
@@ -198,7 +195,10 @@ mod tests {
     fn one_token_for_two_roles_is_refused() {
         let same = token('s');
         let err = Access::by_role(Some(&same), Some(&same), None).unwrap_err();
-        assert!(err.to_string().contains("worker token and the user token"), "{err}");
+        assert!(
+            err.to_string().contains("worker token and the user token"),
+            "{err}"
+        );
         let shared = Access::shared(&same);
         assert!(shared.is_shared());
         assert_eq!(

@@ -219,7 +219,11 @@ mod tests {
                 } else {
                     Err(tonic::Code::PermissionDenied)
                 };
-                assert_eq!(code(&gate, path, &bearer(held)), expected, "{path} {roles:?}");
+                assert_eq!(
+                    code(&gate, path, &bearer(held)),
+                    expected,
+                    "{path} {roles:?}"
+                );
             }
             assert_eq!(code(&gate, path, &[]), Err(tonic::Code::Unauthenticated));
         }
@@ -231,31 +235,47 @@ mod tests {
             )
             .unwrap_err()
             .to_string();
-        assert!(refused.contains("DeleteSweep") && refused.contains("worker token"), "{refused}");
+        assert!(
+            refused.contains("DeleteSweep") && refused.contains("worker token"),
+            "{refused}"
+        );
         assert!(refused.contains("--user-token-file"), "{refused}");
     }
 
     #[test]
     fn one_credential_per_call_and_open_services_stay_open() {
         let u = token('u');
-        let gate = gate(Access::by_role(None, Some(&u), None).unwrap());
+        let only_users = gate(Access::by_role(None, Some(&u), None).unwrap());
         let right = format!("Bearer {}", u.as_str());
         let wrong = format!("Bearer {}", "x".repeat(40));
         let path = "/ltsweep.v1.SweepService/ListSweeps";
-        assert_eq!(code(&gate, path, std::slice::from_ref(&right)), Ok(()));
         assert_eq!(
-            code(&gate, path, &[wrong.clone(), right.clone()]),
+            code(&only_users, path, std::slice::from_ref(&right)),
+            Ok(())
+        );
+        assert_eq!(
+            code(&only_users, path, &[wrong.clone(), right.clone()]),
             Err(tonic::Code::Unauthenticated),
             "several credentials are refused, not tried in turn"
         );
-        assert_eq!(code(&gate, path, &[u.as_str().to_owned()]), Err(tonic::Code::Unauthenticated));
-        assert_eq!(code(&gate, "/grpc.health.v1.Health/Check", &[]), Ok(()));
         assert_eq!(
-            code(&gate, "/ltsweep.v1.SweepService/NewCall", std::slice::from_ref(&right)),
+            code(&only_users, path, &[u.as_str().to_owned()]),
+            Err(tonic::Code::Unauthenticated)
+        );
+        assert_eq!(
+            code(&only_users, "/grpc.health.v1.Health/Check", &[]),
+            Ok(())
+        );
+        assert_eq!(
+            code(
+                &only_users,
+                "/ltsweep.v1.SweepService/NewCall",
+                std::slice::from_ref(&right)
+            ),
             Err(tonic::Code::PermissionDenied),
             "an RPC outside the table is no one's"
         );
-        let open = super::gate(Access::open());
+        let open = gate(Access::open());
         assert_eq!(code(&open, path, &[]), Ok(()));
         assert_eq!(
             code(&open, "/ltsweep.v1.SweepService/NewCall", &[]),

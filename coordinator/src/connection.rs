@@ -199,7 +199,10 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap());
         let (client, accepted) = tokio::join!(client, listener.accept());
-        (GuardedIo::new(accepted.unwrap().0, deadlines), client.unwrap())
+        (
+            GuardedIo::new(accepted.unwrap().0, deadlines),
+            client.unwrap(),
+        )
     }
 
     #[tokio::test]
@@ -214,7 +217,9 @@ mod tests {
         assert_eq!(server.read(&mut buf).await.unwrap(), 16);
         // Half a preface, then nothing: the next read fails, long before the idle timeout.
         let read = tokio::time::timeout(Duration::from_secs(120), server.read(&mut buf)).await;
-        let err = read.expect("cut off well before the idle timeout").unwrap_err();
+        let err = read
+            .expect("cut off well before the idle timeout")
+            .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert!(err.to_string().contains("--header-read-timeout"), "{err}");
     }

@@ -46,10 +46,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::TryStreamExt;
 use ltsweep_proto::pb;
 use ltsweep_proto::pb::sweep_service_server::SweepServiceServer;
 use ltsweep_proto::pb::worker_service_server::WorkerServiceServer;
-use futures::TryStreamExt;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tracing::{info, warn};

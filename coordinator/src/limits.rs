@@ -101,7 +101,10 @@ impl Limits {
                 "--auth-failures-per-minute",
                 u64::from(self.auth_failures_per_minute),
             ),
-            ("--header-read-timeout", self.header_read_timeout.as_millis() as u64),
+            (
+                "--header-read-timeout",
+                self.header_read_timeout.as_millis() as u64,
+            ),
             ("--idle-timeout", self.idle_timeout.as_millis() as u64),
         ] {
             if value == 0 {

@@ -29,6 +29,7 @@ use tonic::Request;
 use tonic::{Response, Status};
 use tracing::info;
 
+use crate::access::Caller;
 use crate::checkpoint::{self, CheckpointFiles};
 use crate::clock::Clock;
 use crate::committer::{After, Batch, Before, Committer, MemoryHooks, Turn, Turns};
@@ -36,7 +37,6 @@ use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
 use crate::limits::Limits;
 use crate::scheduler::{Change, Planned, Scheduler, Timing, WorkerId};
-use crate::access::Caller;
 use crate::store::{ResultReader, Store};
 use crate::streams::{StreamPermit, StreamSlots};
 

@@ -112,7 +112,10 @@ mod tests {
         let a = slots.acquire(&viewer).unwrap();
         let _b = slots.acquire(&viewer).unwrap();
         let refused = slots.acquire(&viewer).unwrap_err().to_string();
-        assert!(refused.contains("--max-streams-per-credential 2"), "{refused}");
+        assert!(
+            refused.contains("--max-streams-per-credential 2"),
+            "{refused}"
+        );
         let _c = slots.acquire(&user).unwrap();
         let refused = slots.acquire(&user).unwrap_err().to_string();
         assert!(refused.contains("--max-streams 3"), "{refused}");

@@ -130,7 +130,11 @@ mod tests {
             throttle.failed(Some(a), "a test");
         }
         assert!(throttle.admit(Some(b)).is_err());
-        assert!(throttle.admit(Some("fd00:0:0:1::1".parse().unwrap())).is_ok());
+        assert!(
+            throttle
+                .admit(Some("fd00:0:0:1::1".parse().unwrap()))
+                .is_ok()
+        );
     }
 
     #[test]
@@ -143,6 +147,9 @@ mod tests {
         };
         let later = start + std::time::Duration::from_secs(30);
         assert!((throttle.drained(bucket, later) - 30.0).abs() < 1e-9);
-        assert_eq!(throttle.drained(bucket, start + std::time::Duration::from_secs(90)), 0.0);
+        assert_eq!(
+            throttle.drained(bucket, start + std::time::Duration::from_secs(90)),
+            0.0
+        );
     }
 }

@@ -178,7 +178,11 @@ mod tests {
         let codes: std::collections::HashSet<_> = KINDS.iter().map(|(_, c, _)| *c).collect();
         assert_eq!(codes.len(), KINDS.len(), "two kinds share a code");
         let statuses: std::collections::HashSet<_> = KINDS.iter().map(|(_, _, h)| *h).collect();
-        assert_eq!(statuses.len(), KINDS.len(), "two kinds share an HTTP status");
+        assert_eq!(
+            statuses.len(),
+            KINDS.len(),
+            "two kinds share an HTTP status"
+        );
     }
 
     #[test]

@@ -49,7 +49,8 @@ pub const MAX_TOKEN_BYTES: usize = 1024;
 const MAX_TOKEN_FILE_BYTES: u64 = 4096;
 
 /// How to make a token, for the messages that ask for one.
-pub const MAKE_ONE: &str = "make one with `head -c 32 /dev/urandom | base64 > FILE; chmod 600 FILE`";
+pub const MAKE_ONE: &str =
+    "make one with `head -c 32 /dev/urandom | base64 > FILE; chmod 600 FILE`";
 
 /// A token that passed the checks: long enough, and printable ASCII without spaces. Its
 /// `Debug` print leaves it out.
@@ -293,7 +294,10 @@ mod tests {
         assert!(problem(read_token_file(&big)).contains("larger than"));
         let short = file(dir.path(), "short", "s3cret\n", 0o600);
         let message = problem(read_token_file(&short));
-        assert!(message.contains("short") && message.contains("6 bytes"), "{message}");
+        assert!(
+            message.contains("short") && message.contains("6 bytes"),
+            "{message}"
+        );
         let missing = problem(read_token_file(&dir.path().join("missing")));
         assert!(missing.contains("cannot read"), "{missing}");
     }
@@ -302,14 +306,27 @@ mod tests {
     fn ownership_must_be_the_users_or_roots() {
         let me = 1000;
         assert_eq!(ownership_problem(me, 0o100600, me), None);
-        assert!(ownership_problem(1001, 0o100600, me).unwrap().contains("owned by user 1001"));
+        assert!(
+            ownership_problem(1001, 0o100600, me)
+                .unwrap()
+                .contains("owned by user 1001")
+        );
         // Root's file, readable by its group: a systemd credential's ACL, a pod's fsGroup.
         assert_eq!(ownership_problem(0, 0o100440, me), None);
-        assert!(ownership_problem(0, 0o100460, me).is_some(), "group-writable");
-        assert!(ownership_problem(0, 0o100444, me).is_some(), "world-readable");
+        assert!(
+            ownership_problem(0, 0o100460, me).is_some(),
+            "group-writable"
+        );
+        assert!(
+            ownership_problem(0, 0o100444, me).is_some(),
+            "world-readable"
+        );
         // The user's own file readable by the group is a mistake to fix.
         assert!(ownership_problem(me, 0o100640, me).is_some());
-        assert!(ownership_problem(0, 0o100640, 0).is_some(), "root's own file");
+        assert!(
+            ownership_problem(0, 0o100640, 0).is_some(),
+            "root's own file"
+        );
     }
 
     #[test]
@@ -319,7 +336,10 @@ mod tests {
             sent_in_clear("http://10.1.2.3:7070/").as_deref(),
             Some("10.1.2.3")
         );
-        assert_eq!(sent_in_clear("http://[fd00::1]:7070").as_deref(), Some("fd00::1"));
+        assert_eq!(
+            sent_in_clear("http://[fd00::1]:7070").as_deref(),
+            Some("fd00::1")
+        );
         for local in [
             "http://127.0.0.1:7070",
             "http://localhost:7070",

@@ -70,7 +70,6 @@ pub fn connect_with(remote: &RemoteArgs, credential: Option<&str>) -> anyhow::Re
     .map_err(|e| BadInput(e.to_string()).into())
 }
 
-
 /// One line for a refused or failed call, and its exit code (see `exit`).
 pub fn remote_error(err: RemoteError, remote: &RemoteArgs) -> anyhow::Error {
     let message = err.message().to_owned();

@@ -298,22 +298,37 @@ mod tests {
             Ok("session")
         );
         assert_eq!(
-            kind(false, &[(auth.clone(), "Bearer a"), (auth.clone(), "Bearer b")]),
-            Err(())
-        );
-        assert_eq!(
-            kind(false, &[(cookie.clone(), "ltsweep_session=x; ltsweep_session=y")]),
+            kind(
+                false,
+                &[(auth.clone(), "Bearer a"), (auth.clone(), "Bearer b")]
+            ),
             Err(())
         );
         assert_eq!(
             kind(
                 false,
-                &[(cookie.clone(), "ltsweep_session=x"), (cookie.clone(), "ltsweep_session=y")]
+                &[(cookie.clone(), "ltsweep_session=x; ltsweep_session=y")]
             ),
             Err(())
         );
         assert_eq!(
-            kind(false, &[(auth.clone(), "Bearer a"), (cookie.clone(), "ltsweep_session=x")]),
+            kind(
+                false,
+                &[
+                    (cookie.clone(), "ltsweep_session=x"),
+                    (cookie.clone(), "ltsweep_session=y")
+                ]
+            ),
+            Err(())
+        );
+        assert_eq!(
+            kind(
+                false,
+                &[
+                    (auth.clone(), "Bearer a"),
+                    (cookie.clone(), "ltsweep_session=x")
+                ]
+            ),
             Err(())
         );
         // Under TLS only the `__Host-` cookie counts.

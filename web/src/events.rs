@@ -51,7 +51,10 @@ pub(crate) async fn sweep_events(
 ) -> Response {
     let watch = match state
         .api
-        .watch_sweep(request_of(caller, pb::WatchSweepRequest { sweep_id: sweep }))
+        .watch_sweep(request_of(
+            caller,
+            pb::WatchSweepRequest { sweep_id: sweep },
+        ))
         .await
     {
         Ok(watch) => watch.into_inner(),

@@ -92,7 +92,12 @@ mod tests {
     #[test]
     fn only_the_addresses_served_and_the_names_given_pass() {
         let loopback = Hosts::new("127.0.0.1:8080".parse().unwrap(), &[]);
-        for host in ["127.0.0.1:8080", "127.0.0.1", "localhost:8080", "LOCALHOST."] {
+        for host in [
+            "127.0.0.1:8080",
+            "127.0.0.1",
+            "localhost:8080",
+            "LOCALHOST.",
+        ] {
             assert!(loopback.serves(host), "{host}");
         }
         for host in [

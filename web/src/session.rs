@@ -198,7 +198,10 @@ mod tests {
         let sessions = Sessions::new().unwrap();
         let now = 1_700_000_000;
         let cookie = sessions.open_at(&access, caller, now);
-        assert!(!cookie.contains(user.as_str()), "the cookie is not the token");
+        assert!(
+            !cookie.contains(user.as_str()),
+            "the cookie is not the token"
+        );
         assert_eq!(sessions.check_at(&access, &cookie, now + 60), Some(caller));
         let end = now + LIFETIME.as_secs();
         assert_eq!(sessions.check_at(&access, &cookie, end), None, "expired");
@@ -212,7 +215,10 @@ mod tests {
         let mac = rest.split_once('.').unwrap().1;
         let later = format!("{nonce}.{}.{mac}", end + 3600);
         assert_eq!(sessions.check_at(&access, &later, now), None);
-        assert_eq!(Sessions::new().unwrap().check_at(&access, &cookie, now), None);
+        assert_eq!(
+            Sessions::new().unwrap().check_at(&access, &cookie, now),
+            None
+        );
         // The same sessions with the token changed (a restart with a new file).
         let other = Access::by_role(None, Some(&Token::generate()), Some(&viewer)).unwrap();
         assert_eq!(sessions.check_at(&other, &cookie, now), None);

@@ -78,7 +78,9 @@ pub(super) fn watch_sweep(
 ) -> Result<impl Stream<Item = std::result::Result<pb::SweepEvent, Status>> + Send + 'static> {
     // Subscribed under the read lock: every change after this look is heard of.
     let (events, jobs) = coordinator.read(|s| {
-        let record = s.sweep(&sweep).ok_or_else(|| unknown_sweep(sweep.as_str()))?;
+        let record = s
+            .sweep(&sweep)
+            .ok_or_else(|| unknown_sweep(sweep.as_str()))?;
         Ok((coordinator.memory.events.subscribe(), record.jobs.len()))
     })?;
     let watcher = Watcher {
