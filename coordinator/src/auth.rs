@@ -48,8 +48,15 @@ pub fn authenticate<'a>(
     if access.is_open() {
         return Ok(Caller::NO_TOKEN);
     }
-    let (Some(value), None) = (values.next(), values.next()) else {
-        return Err(CoordinatorError::Unauthenticated);
+    let value = match (values.next(), values.next()) {
+        (Some(value), None) => value,
+        (None, _) => return Err(CoordinatorError::Unauthenticated),
+        // Several tokens at once are guesses, counted as one wrong token.
+        (Some(_), Some(_)) => {
+            throttle.admit(remote)?;
+            throttle.failed(remote, what);
+            return Err(CoordinatorError::Unauthenticated);
+        }
     };
     throttle.admit(remote)?;
     let caller = value
