@@ -12,8 +12,8 @@
 //! not persisted), so a stalled store costs no lease; see [`Coordinator::expiry_round`].
 //!
 //! The handlers by group: `workers` (`WorkerService`), `checkpoints` (its streaming calls),
-//! `sweeps` (`SweepService`) and `watchers` (its `WatchSweep` streams); `memory` holds the state in
-//! memory and `leases` the renewal and expiry of leases beside the store.
+//! `sweeps` (`SweepService`) and `watchers` (its `WatchSweep` streams); `memory` holds the
+//! state in memory and `leases` the renewal and expiry of leases beside the store.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -25,8 +25,7 @@ use std::time::Duration;
 use futures::Stream;
 use ltsweep_proto::{SweepId, pb};
 use tokio::sync::{Notify, broadcast, watch};
-use tonic::Request;
-use tonic::{Response, Status};
+use tonic::{Request, Response, Status};
 use tracing::info;
 
 use crate::access::Caller;

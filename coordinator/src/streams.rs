@@ -74,7 +74,7 @@ impl StreamSlots {
     }
 
     #[cfg(test)]
-    fn total(&self) -> usize {
+    pub(crate) fn total(&self) -> usize {
         self.held().total
     }
 }
