@@ -158,7 +158,7 @@ impl Access {
 }
 
 /// Compares without stopping at the first difference, so timing does not reveal the token.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

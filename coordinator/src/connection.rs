@@ -78,10 +78,6 @@ impl GuardedIo {
         io
     }
 
-    pub fn info(&self) -> &ConnectionInfo {
-        &self.info
-    }
-
     fn deadline(&self) -> Instant {
         let idle = self.last_activity + self.deadlines.idle;
         match self.deadlines.first_request {
@@ -235,7 +231,7 @@ mod tests {
         assert_eq!(server.deadline(), opened + Duration::from_secs(5));
         server.last_activity = opened + Duration::from_secs(40);
         assert_eq!(server.deadline(), opened + Duration::from_secs(5));
-        server.info().request_arrived();
+        server.info.request_arrived();
         assert_eq!(server.deadline(), opened + Duration::from_secs(100));
         let http1 = Deadlines {
             first_request: None,

@@ -54,7 +54,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tracing::{info, warn};
 
-pub use access::{Access, Caller, constant_time_eq};
+pub use access::{Access, Caller};
 pub use auth::{authenticate, require};
 pub use config::{CoordinatorConfig, Durability, TlsFiles};
 pub use connection::{ConnectionInfo, Deadlines, GuardedIo};
