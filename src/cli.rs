@@ -117,10 +117,23 @@ pub struct CoordinatorArgs {
     /// Holds the SQLite database and the checkpoints; a restart on it resumes everything.
     #[arg(long, env = "LTSWEEP_STATE_DIR")]
     pub state_dir: PathBuf,
-    /// A file holding the shared token (else LTSWEEP_TOKEN); without one, anyone who reaches
-    /// the port can submit.
+    /// A file holding one token for every role (else LTSWEEP_TOKEN): a laptop's or a single
+    /// user's set-up. On a shared machine give each role its own token instead. Without any
+    /// token, anyone who reaches the port can submit.
     #[arg(long, env = "LTSWEEP_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
+    /// The workers' token (lease jobs, report on them, checkpoints: nothing else); else the
+    /// systemd credential `worker-token`.
+    #[arg(long, env = "LTSWEEP_WORKER_TOKEN_FILE")]
+    pub worker_token_file: Option<PathBuf>,
+    /// The users' token (submit, cancel, retry, delete, and every read); else the systemd
+    /// credential `user-token`.
+    #[arg(long, env = "LTSWEEP_USER_TOKEN_FILE")]
+    pub user_token_file: Option<PathBuf>,
+    /// The viewers' token (status, sweeps, workers, results, watch, the web page: read only);
+    /// else the systemd credential `viewer-token`.
+    #[arg(long, env = "LTSWEEP_VIEWER_TOKEN_FILE")]
+    pub viewer_token_file: Option<PathBuf>,
     /// A lease without progress for this long expires and its job goes back to the queue.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub lease_ttl: std::time::Duration,
@@ -140,9 +153,13 @@ pub struct CoordinatorArgs {
     #[arg(long, value_enum, default_value = "normal")]
     pub durability: DurabilityArg,
     /// Also serve the web page (sweeps, jobs, workers, live tables and figures) on this
-    /// address, with the same token and TLS settings as gRPC.
+    /// address, with the same tokens and TLS settings as gRPC.
     #[arg(long, env = "LTSWEEP_HTTP")]
     pub http: Option<String>,
+    /// A name the web page answers to besides its addresses and localhost (a DNS name, a
+    /// proxy's); repeat it, or separate names with commas. Any other `Host` is refused.
+    #[arg(long, env = "LTSWEEP_HTTP_HOST", value_delimiter = ',')]
+    pub http_host: Vec<String>,
     /// Serve without a token on an address other than loopback: anyone who reaches the port
     /// can then submit and take jobs.
     #[arg(long)]
@@ -172,6 +189,26 @@ pub struct LimitArgs {
     /// Checkpoint uploads are refused when they would leave less free disk in the state dir.
     #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
     pub min_free_disk_bytes: u64,
+    /// Streams (`watch`, results, the web page's live events) open at once.
+    #[arg(long, default_value_t = 256)]
+    pub max_streams: usize,
+    /// Streams open at once with one token.
+    #[arg(long, default_value_t = 64)]
+    pub max_streams_per_credential: usize,
+    /// HTTP/2's concurrent streams on one gRPC connection.
+    #[arg(long, default_value_t = 128)]
+    pub max_streams_per_connection: u32,
+    /// Wrong tokens one client address may send a minute (gRPC and the web page together);
+    /// past it, its attempts are refused until the minute is over.
+    #[arg(long, default_value_t = 10)]
+    pub auth_failures_per_minute: u32,
+    /// A connection's first request (on the web page: every request's headers, and the next
+    /// request on a kept-alive connection) must arrive within this.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: std::time::Duration,
+    /// A connection on which no byte moves either way for this long is closed.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    pub idle_timeout: std::time::Duration,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -264,7 +301,8 @@ pub struct RemoteArgs {
         default_value = "http://127.0.0.1:7070"
     )]
     pub coordinator: String,
-    /// A file holding the shared token (else LTSWEEP_TOKEN).
+    /// A file holding your token: the user's, the viewer's, or (for a worker) the workers'
+    /// (else LTSWEEP_TOKEN).
     #[arg(long, env = "LTSWEEP_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
     /// The CA certificate (PEM) that signed the coordinator's TLS certificate.

@@ -1,88 +1,292 @@
-//! The shared-token check in front of both ltsweep services (health and reflection stay open).
+//! The gate in front of every gRPC call: it finds the caller's role from its token and lets the
+//! call through only when [`ltsweep_proto::roles::RPC_ROLES`] gives that role the call. Health
+//! and reflection stay open (probes and `grpcurl` need no token); an `ltsweep.v1` RPC missing
+//! from the table is refused to everyone.
+//!
+//! Exactly one credential is tried per call: several `authorization` values are refused, not
+//! tried in turn. An address that sent too many wrong tokens is refused before its token is
+//! compared (see [`crate::throttle`]).
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use tonic::service::Interceptor;
-use tonic::{Request, Status};
+use futures::future::BoxFuture;
+use http::HeaderMap;
+use ltsweep_proto::roles::{Role, role_of};
+use tonic::Status;
+use tonic::transport::server::TlsConnectInfo;
+use tower_layer::Layer;
+use tower_service::Service;
 
+use crate::access::{Access, Caller};
+use crate::connection::ConnectionInfo;
 use crate::error::CoordinatorError;
+use crate::throttle::AuthThrottle;
 
-/// Lets a call through when no token is set, or when it carries `authorization: Bearer <token>`.
-#[derive(Clone)]
-pub(crate) struct BearerAuth {
-    /// The whole expected header value, `Bearer <token>`.
-    expected: Option<Arc<[u8]>>,
+/// Services anyone may call: the standard health and reflection services.
+const OPEN_SERVICES: [&str; 2] = ["/grpc.health.v1.Health/", "/grpc.reflection.v1."];
+/// The protocol's own services, each RPC of which must be in the role table.
+const PROTOCOL: &str = "/ltsweep.v1.";
+
+/// What the gate checks against.
+#[derive(Debug)]
+pub(crate) struct Gate {
+    pub(crate) access: Access,
+    pub(crate) throttle: Arc<AuthThrottle>,
 }
 
-/// Says whether a token is set, never the token.
-impl std::fmt::Debug for BearerAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BearerAuth")
-            .field("token", &self.expected.as_ref().map(|_| "<redacted>"))
-            .finish()
+/// The caller a set of `authorization` values makes; `Err` for a call to refuse. `remote` is
+/// the client's address, for the throttle.
+pub fn authenticate<'a>(
+    access: &Access,
+    throttle: &AuthThrottle,
+    mut values: impl Iterator<Item = &'a [u8]>,
+    remote: Option<IpAddr>,
+    what: &str,
+) -> Result<Caller, CoordinatorError> {
+    if access.is_open() {
+        return Ok(Caller::NO_TOKEN);
     }
-}
-
-impl BearerAuth {
-    pub(crate) fn new(token: Option<&str>) -> Self {
-        Self {
-            expected: token.map(|t| format!("Bearer {t}").into_bytes().into()),
+    let value = match (values.next(), values.next()) {
+        (Some(value), None) => value,
+        (None, _) => return Err(CoordinatorError::Unauthenticated),
+        // Several tokens at once are guesses, counted as one wrong token.
+        (Some(_), Some(_)) => {
+            throttle.admit(remote)?;
+            throttle.failed(remote, what);
+            return Err(CoordinatorError::Unauthenticated);
         }
+    };
+    throttle.admit(remote)?;
+    let caller = value
+        .strip_prefix(b"Bearer ")
+        .and_then(|token| access.caller(token));
+    caller.ok_or_else(|| {
+        throttle.failed(remote, what);
+        CoordinatorError::Unauthenticated
+    })
+}
+
+/// Refuses a caller without the role a call needs, naming the token that has it.
+pub fn require(caller: &Caller, role: Role, call: &str) -> Result<(), CoordinatorError> {
+    if caller.roles.allows(role) {
+        Ok(())
+    } else {
+        Err(CoordinatorError::PermissionDenied(format!(
+            "the {} may not call {call}: it needs the {role} role, which the token of the coordinator's {} holds",
+            caller.credential,
+            role.token_flag()
+        )))
     }
 }
 
-impl Interceptor for BearerAuth {
-    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
-        let Some(expected) = &self.expected else {
-            return Ok(request);
+impl Gate {
+    /// `Ok(None)` lets an open call through without a caller.
+    fn admit(
+        &self,
+        path: &str,
+        headers: &HeaderMap,
+        remote: Option<IpAddr>,
+    ) -> Result<Option<Caller>, CoordinatorError> {
+        if OPEN_SERVICES.iter().any(|open| path.starts_with(open)) {
+            return Ok(None);
+        }
+        let role = match role_of(path) {
+            Some(role) => role,
+            None if path.starts_with(PROTOCOL) => {
+                return Err(CoordinatorError::PermissionDenied(format!(
+                    "no one may call {path}: it is not in this coordinator's role table"
+                )));
+            }
+            // Not ours: the router answers UNIMPLEMENTED, to a caller with a token.
+            None => Role::Viewer,
         };
-        let given = request
-            .metadata()
-            .get("authorization")
-            .map(|v| v.as_bytes())
-            .unwrap_or_default();
-        if constant_time_eq(given, expected) {
-            Ok(request)
-        } else {
-            Err(CoordinatorError::Unauthenticated.into())
+        let values = headers
+            .get_all(http::header::AUTHORIZATION)
+            .iter()
+            .map(|v| v.as_bytes());
+        let caller = authenticate(&self.access, &self.throttle, values, remote, path)?;
+        let call = path.rsplit('/').next().unwrap_or(path);
+        require(&caller, role, call)?;
+        Ok(Some(caller))
+    }
+}
+
+/// The [`Gate`] as a layer of tonic's server.
+#[derive(Clone, Debug)]
+pub(crate) struct GateLayer(pub(crate) Arc<Gate>);
+
+impl<S> Layer<S> for GateLayer {
+    type Service = GateService<S>;
+
+    fn layer(&self, inner: S) -> GateService<S> {
+        GateService {
+            gate: Arc::clone(&self.0),
+            inner,
         }
     }
 }
 
-/// Compares without stopping at the first difference, so timing does not reveal the token.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+#[derive(Clone, Debug)]
+pub(crate) struct GateService<S> {
+    gate: Arc<Gate>,
+    inner: S,
+}
+
+/// The connection a request came on: plain, or under TLS.
+fn connection_of<B>(request: &http::Request<B>) -> Option<&ConnectionInfo> {
+    let extensions = request.extensions();
+    extensions.get::<ConnectionInfo>().or_else(|| {
+        extensions
+            .get::<TlsConnectInfo<ConnectionInfo>>()
+            .map(TlsConnectInfo::get_ref)
+    })
+}
+
+impl<S, B> Service<http::Request<B>> for GateService<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let connection = connection_of(&request);
+        let remote = connection.and_then(|c| c.remote).map(|a| a.ip());
+        if let Some(connection) = connection {
+            connection.request_arrived();
+        }
+        match self
+            .gate
+            .admit(request.uri().path(), request.headers(), remote)
+        {
+            Ok(caller) => {
+                if let Some(caller) = caller {
+                    request.extensions_mut().insert(caller);
+                }
+                Box::pin(self.inner.call(request))
+            }
+            Err(err) => {
+                let response = Status::from(err).into_http();
+                Box::pin(async move { Ok(response) })
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use ltsweep_proto::roles::{RPC_ROLES, Roles};
+    use ltsweep_proto::token::Token;
+
     use super::*;
 
-    fn call(auth: &mut BearerAuth, header: Option<&str>) -> Result<(), tonic::Code> {
-        let mut request = Request::new(());
-        if let Some(header) = header {
-            request
-                .metadata_mut()
-                .insert("authorization", header.parse().unwrap());
+    fn token(fill: char) -> Token {
+        Token::parse(&fill.to_string().repeat(40), "test").unwrap()
+    }
+
+    fn gate(access: Access) -> Gate {
+        Gate {
+            access,
+            throttle: Arc::new(AuthThrottle::new(100)),
         }
-        auth.call(request).map(drop).map_err(|s| s.code())
+    }
+
+    fn headers(values: &[String]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for value in values {
+            map.append(http::header::AUTHORIZATION, value.parse().unwrap());
+        }
+        map
+    }
+
+    fn code(gate: &Gate, path: &str, values: &[String]) -> Result<(), tonic::Code> {
+        gate.admit(path, &headers(values), None)
+            .map(drop)
+            .map_err(|e| e.code())
     }
 
     #[test]
-    fn only_the_right_bearer_token_passes() {
-        let mut auth = BearerAuth::new(Some("s3cret"));
-        assert_eq!(call(&mut auth, Some("Bearer s3cret")), Ok(()));
+    fn every_rpc_takes_its_role_and_nothing_else() {
+        let (w, u, v) = (token('w'), token('u'), token('v'));
+        let gate = gate(Access::by_role(Some(&w), Some(&u), Some(&v)).unwrap());
+        let bearer = |t: &Token| vec![format!("Bearer {}", t.as_str())];
+        for (path, role) in RPC_ROLES {
+            for (held, roles) in [(&w, Roles::WORKER), (&u, Roles::USER), (&v, Roles::VIEWER)] {
+                let expected = if roles.allows(role) {
+                    Ok(())
+                } else {
+                    Err(tonic::Code::PermissionDenied)
+                };
+                assert_eq!(
+                    code(&gate, path, &bearer(held)),
+                    expected,
+                    "{path} {roles:?}"
+                );
+            }
+            assert_eq!(code(&gate, path, &[]), Err(tonic::Code::Unauthenticated));
+        }
+        let refused = gate
+            .admit(
+                "/ltsweep.v1.SweepService/DeleteSweep",
+                &headers(&bearer(&w)),
+                None,
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refused.contains("DeleteSweep") && refused.contains("worker token"),
+            "{refused}"
+        );
+        assert!(refused.contains("--user-token-file"), "{refused}");
+    }
+
+    #[test]
+    fn one_credential_per_call_and_open_services_stay_open() {
+        let u = token('u');
+        let only_users = gate(Access::by_role(None, Some(&u), None).unwrap());
+        let right = format!("Bearer {}", u.as_str());
+        let wrong = format!("Bearer {}", "x".repeat(40));
+        let path = "/ltsweep.v1.SweepService/ListSweeps";
         assert_eq!(
-            call(&mut auth, Some("Bearer s3cre")),
+            code(&only_users, path, std::slice::from_ref(&right)),
+            Ok(())
+        );
+        assert_eq!(
+            code(&only_users, path, &[wrong.clone(), right.clone()]),
+            Err(tonic::Code::Unauthenticated),
+            "several credentials are refused, not tried in turn"
+        );
+        assert_eq!(
+            code(&only_users, path, &[u.as_str().to_owned()]),
             Err(tonic::Code::Unauthenticated)
         );
         assert_eq!(
-            call(&mut auth, Some("s3cret")),
-            Err(tonic::Code::Unauthenticated)
+            code(&only_users, "/grpc.health.v1.Health/Check", &[]),
+            Ok(())
         );
-        assert_eq!(call(&mut auth, None), Err(tonic::Code::Unauthenticated));
-        assert_eq!(call(&mut BearerAuth::new(None), None), Ok(()));
-        let printed = format!("{auth:?}");
-        assert!(!printed.contains("s3cret"), "{printed}");
+        assert_eq!(
+            code(
+                &only_users,
+                "/ltsweep.v1.SweepService/NewCall",
+                std::slice::from_ref(&right)
+            ),
+            Err(tonic::Code::PermissionDenied),
+            "an RPC outside the table is no one's"
+        );
+        let open = gate(Access::open());
+        assert_eq!(code(&open, path, &[]), Ok(()));
+        assert_eq!(
+            code(&open, "/ltsweep.v1.SweepService/NewCall", &[]),
+            Err(tonic::Code::PermissionDenied)
+        );
     }
 }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::access::Access;
 use crate::error::CoordinatorError;
 use crate::limits::Limits;
 use crate::scheduler::Timing;
@@ -26,7 +27,7 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-/// Everything [`crate::serve`] needs. Its `Debug` print leaves the token out.
+/// Everything [`crate::serve`] needs. Its `Debug` print leaves the tokens out.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CoordinatorConfig {
     /// Holds `ltsweep.db` and `checkpoints/`; created when missing.
@@ -37,8 +38,8 @@ pub struct CoordinatorConfig {
     pub heartbeat_interval: Duration,
     /// How long a `PollWork` waits for a job before answering none.
     pub poll_timeout: Duration,
-    /// A shared bearer token every call but health and reflection must carry.
-    pub token: Option<String>,
+    /// The tokens every call but health and reflection must carry, and their roles.
+    pub access: Access,
     /// Serve TLS with these files; plaintext clients are then refused.
     pub tls: Option<TlsFiles>,
     pub durability: Durability,
@@ -53,7 +54,7 @@ impl std::fmt::Debug for CoordinatorConfig {
             .field("lease_ttl", &self.lease_ttl)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("poll_timeout", &self.poll_timeout)
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("access", &self.access)
             .field("tls", &self.tls)
             .field("durability", &self.durability)
             .field("limits", &self.limits)
@@ -70,7 +71,7 @@ impl CoordinatorConfig {
             lease_ttl: Duration::from_secs(60),
             heartbeat_interval: Duration::from_secs(10),
             poll_timeout: Duration::from_secs(20),
-            token: None,
+            access: Access::open(),
             tls: None,
             durability: Durability::Normal,
             limits: Limits::default(),
@@ -112,16 +113,7 @@ impl CoordinatorConfig {
                 self.poll_timeout, self.lease_ttl
             ));
         }
-        self.limits.validate()?;
-        if let Some(token) = &self.token
-            && (token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()))
-        {
-            return fail(
-                "the token must be non-empty printable ASCII without spaces (it travels in a header)"
-                    .into(),
-            );
-        }
-        Ok(())
+        self.limits.validate()
     }
 
     /// The timing the scheduler keeps and tells workers at registration.
@@ -171,18 +163,10 @@ mod tests {
     #[test]
     fn the_token_is_not_in_a_debug_print() {
         let mut config = CoordinatorConfig::new("state");
-        config.token = Some("s3cret-token".into());
+        let token = ltsweep_proto::token::Token::generate();
+        config.access = Access::shared(&token);
         let printed = format!("{config:?}");
-        assert!(!printed.contains("s3cret"), "{printed}");
-        assert!(printed.contains("<redacted>"), "{printed}");
-    }
-
-    #[test]
-    fn a_token_with_spaces_is_refused() {
-        let mut config = CoordinatorConfig::new("state");
-        config.token = Some("two words".into());
-        assert!(config.validate().is_err());
-        config.token = Some("s3cret".into());
-        config.validate().unwrap();
+        assert!(!printed.contains(token.as_str()), "{printed}");
+        assert!(printed.contains("Roles(worker+viewer+user)"), "{printed}");
     }
 }

@@ -47,11 +47,14 @@ pub enum CoordinatorError {
     /// passed; the message names the limit and its flag.
     #[error("{0}")]
     Exhausted(String),
-    /// Missing or wrong bearer token.
+    /// Missing or wrong bearer token, or more than one.
     #[error(
-        "missing or wrong token: send `authorization: Bearer <token>` with the coordinator's token"
+        "missing or wrong token: send one `authorization: Bearer <token>` with a token of the coordinator's"
     )]
     Unauthenticated,
+    /// A token without the role the call needs; the message names the role and its flag.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// Settings that contradict each other; found before anything starts.
     #[error("invalid coordinator settings: {0}")]
     Config(String),
@@ -97,6 +100,7 @@ impl CoordinatorError {
                 ErrorKind::Unavailable
             }
             Self::Unauthenticated => ErrorKind::Unauthenticated,
+            Self::PermissionDenied(_) => ErrorKind::PermissionDenied,
             Self::Exhausted(_) => ErrorKind::Exhausted,
             Self::Internal(_) => ErrorKind::Internal,
         }
@@ -174,6 +178,7 @@ mod tests {
             CoordinatorError::storage("/state", "disk full"),
             CoordinatorError::Exhausted("--max-jobs".into()),
             CoordinatorError::Unauthenticated,
+            CoordinatorError::PermissionDenied("the worker token may not".into()),
             CoordinatorError::Config("heartbeat".into()),
             CoordinatorError::ShuttingDown,
             CoordinatorError::Transport("bind".into()),

@@ -4,14 +4,17 @@
 //! - [`scheduler`]: the pure state machine (sweeps, jobs, leases, workers; time passed in).
 //! - [`store`]: its SQLite record, written before any call answers and read back on start.
 //! - the gRPC services `ltsweep.v1.WorkerService` and `ltsweep.v1.SweepService`, with health,
-//!   reflection, an optional bearer token and optional TLS, started by [`serve`].
+//!   reflection, tokens by role ([`Access`]), optional TLS, and bounds on every connection
+//!   ([`Limits`]), started by [`serve`].
 //!
 //! ```no_run
-//! use ltsweep_coordinator::{CoordinatorConfig, serve};
+//! use ltsweep_coordinator::{Access, CoordinatorConfig, serve};
+//! use ltsweep_proto::token::Token;
 //!
 //! # async fn run() -> Result<(), ltsweep_coordinator::CoordinatorError> {
+//! let (workers, users) = (Token::generate(), Token::generate());
 //! let mut config = CoordinatorConfig::new("state");
-//! config.token = Some("s3cret".into());
+//! config.access = Access::by_role(Some(&workers), Some(&users), None)?;
 //! let listener = tokio::net::TcpListener::bind("0.0.0.0:7070")
 //!     .await
 //!     .map_err(|e| ltsweep_coordinator::CoordinatorError::Transport(e.to_string()))?;
@@ -22,41 +25,50 @@
 //! # }
 //! ```
 
+mod access;
 mod auth;
 mod checkpoint;
 mod clock;
 mod committer;
 mod config;
+mod connection;
 mod error;
 mod expiry;
 mod limits;
 pub mod scheduler;
 mod service;
 pub mod store;
+mod streams;
+mod throttle;
 mod wire;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::TryStreamExt;
 use ltsweep_proto::pb;
 use ltsweep_proto::pb::sweep_service_server::SweepServiceServer;
 use ltsweep_proto::pb::worker_service_server::WorkerServiceServer;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
-use tracing::info;
+use tracing::{info, warn};
 
-pub use auth::constant_time_eq;
+pub use access::{Access, Caller};
+pub use auth::{authenticate, require};
 pub use config::{CoordinatorConfig, Durability, TlsFiles};
+pub use connection::{ConnectionInfo, Deadlines, GuardedIo};
 pub use error::CoordinatorError;
 pub use limits::Limits;
 pub use service::SweepApi;
+pub use throttle::AuthThrottle;
 
 use service::{Coordinator, WorkerApi};
 
 /// The largest message accepted: a job result with per-class metrics of every evaluation.
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
+/// The most header bytes a gRPC request may carry: a token and a few fields need far less.
+const MAX_HEADER_BYTES: u32 = 16 << 10;
 
 /// Runs the coordinator on `listener` until `shutdown` completes: [`Opened::open`] then
 /// [`Opened::serve`].
@@ -73,6 +85,7 @@ pub struct Opened {
     config: CoordinatorConfig,
     tls: Option<ServerTlsConfig>,
     coordinator: Arc<Coordinator>,
+    throttle: Arc<AuthThrottle>,
 }
 
 impl Opened {
@@ -82,17 +95,25 @@ impl Opened {
         config.validate()?;
         let tls = config.tls.as_ref().map(tls_config).transpose()?;
         let coordinator = Coordinator::open(&config)?;
+        let throttle = Arc::new(AuthThrottle::new(config.limits.auth_failures_per_minute));
         Ok(Opened {
             config,
             tls,
             coordinator,
+            throttle,
         })
     }
 
-    /// The `SweepService` of this coordinator, to call in-process (no token is checked: the
-    /// caller answers for its own callers).
+    /// The `SweepService` of this coordinator, to call in-process. No role is checked: the
+    /// caller checks its own callers' and puts the [`Caller`] in each request's extensions,
+    /// which streams are counted by.
     pub fn sweep_api(&self) -> SweepApi {
         SweepApi(Arc::clone(&self.coordinator))
+    }
+
+    /// The throttle of wrong tokens by client address, for the web page to share with gRPC.
+    pub fn auth_throttle(&self) -> Arc<AuthThrottle> {
+        Arc::clone(&self.throttle)
     }
 
     /// Serves on `listener` until `shutdown` completes. On shutdown, long polls and watch
@@ -106,6 +127,7 @@ impl Opened {
             config,
             tls,
             coordinator,
+            throttle,
         } = self;
         let address = listener
             .local_addr()
@@ -119,24 +141,24 @@ impl Opened {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()
             .map_err(|e| CoordinatorError::Internal(format!("reflection descriptors: {e}")))?;
-        let auth = auth::BearerAuth::new(config.token.as_deref());
-        let workers = InterceptedService::new(
-            WorkerServiceServer::new(WorkerApi(Arc::clone(&coordinator)))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES),
-            auth.clone(),
-        );
-        let sweeps = InterceptedService::new(
-            SweepServiceServer::new(SweepApi(Arc::clone(&coordinator)))
-                // Users send specs and ids only: no room for a 64 MiB spec in memory.
-                .max_decoding_message_size(config.limits.sweep_message_bytes())
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            auth,
-        );
+        let workers = WorkerServiceServer::new(WorkerApi(Arc::clone(&coordinator)))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let sweeps = SweepServiceServer::new(SweepApi(Arc::clone(&coordinator)))
+            // Users send specs and ids only: no room for a 64 MiB spec in memory.
+            .max_decoding_message_size(config.limits.sweep_message_bytes())
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let gate = auth::GateLayer(Arc::new(auth::Gate {
+            access: config.access.clone(),
+            throttle,
+        }));
+        let limits = config.limits;
 
         let mut builder = Server::builder()
             // Dead clients are noticed even while their long poll or watch is idle.
             .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(20)));
+            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+            .max_concurrent_streams(limits.max_streams_per_connection)
+            .http2_max_header_list_size(MAX_HEADER_BYTES);
         if let Some(tls) = tls {
             builder = builder
                 .tls_config(tls)
@@ -153,18 +175,29 @@ impl Opened {
             %address,
             state_dir = %config.state_dir.display(),
             tls = config.tls.is_some(),
-            token = config.token.is_some(),
+            tokens = ?config.access.names(),
             "coordinator listening"
         );
+        if config.access.is_shared() && !address.ip().is_loopback() {
+            warn!(
+                %address,
+                "one token holds every role (--token-file, LTSWEEP_TOKEN): a worker's copy of it can submit, cancel and delete sweeps; give --worker-token-file, --user-token-file and --viewer-token-file instead"
+            );
+        }
+        let deadlines = Deadlines {
+            first_request: Some(limits.header_read_timeout),
+            idle: limits.idle_timeout,
+        };
+        let incoming = TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .map_ok(move |tcp| GuardedIo::new(tcp, deadlines));
         let served = builder
+            .layer(gate)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(workers)
             .add_service(sweeps)
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(listener).with_nodelay(Some(true)),
-                signal,
-            )
+            .serve_with_incoming_shutdown(incoming, signal)
             .await;
         coordinator.close();
         expiry.abort();

@@ -1,5 +1,6 @@
 //! The coordinator's bounds on what callers may make it hold: spec text, jobs, workers,
-//! checkpoint bytes, and the free disk it keeps.
+//! checkpoint bytes, the free disk it keeps, open streams, connections' deadlines and wrong
+//! tokens.
 //!
 //! A holder of the token must not be able to exhaust the coordinator's memory or disk, so every
 //! input that the coordinator stores has a limit. Each refusal names the limit and the flag of
@@ -8,6 +9,7 @@
 //! validate` refuses the same specs.
 
 use std::path::Path;
+use std::time::Duration;
 
 use crate::error::CoordinatorError;
 use crate::scheduler::Scheduler;
@@ -42,6 +44,20 @@ pub struct Limits {
     /// Uploads are refused when they would leave less free disk than this in the state dir
     /// (`--min-free-disk-bytes`).
     pub min_free_disk_bytes: u64,
+    /// Streams (`WatchSweep`, `GetResults`, the page's live events) open at once
+    /// (`--max-streams`).
+    pub max_streams: usize,
+    /// Streams open at once with one token (`--max-streams-per-credential`).
+    pub max_streams_per_credential: usize,
+    /// HTTP/2's concurrent streams on one gRPC connection (`--max-streams-per-connection`).
+    pub max_streams_per_connection: u32,
+    /// Wrong tokens one client address may send a minute (`--auth-failures-per-minute`).
+    pub auth_failures_per_minute: u32,
+    /// A connection's first request (HTTP: every request's headers) must arrive within this
+    /// (`--header-read-timeout`).
+    pub header_read_timeout: Duration,
+    /// A connection without a byte either way for this long is closed (`--idle-timeout`).
+    pub idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -53,6 +69,12 @@ impl Default for Limits {
             max_checkpoint_bytes: 1 << 30,
             max_workers: 10_000,
             min_free_disk_bytes: 1 << 30,
+            max_streams: 256,
+            max_streams_per_credential: 64,
+            max_streams_per_connection: 128,
+            auth_failures_per_minute: 10,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -66,6 +88,24 @@ impl Limits {
             ("--max-jobs", self.max_jobs),
             ("--max-checkpoint-bytes", self.max_checkpoint_bytes),
             ("--max-workers", self.max_workers as u64),
+            ("--max-streams", self.max_streams as u64),
+            (
+                "--max-streams-per-credential",
+                self.max_streams_per_credential as u64,
+            ),
+            (
+                "--max-streams-per-connection",
+                u64::from(self.max_streams_per_connection),
+            ),
+            (
+                "--auth-failures-per-minute",
+                u64::from(self.auth_failures_per_minute),
+            ),
+            (
+                "--header-read-timeout",
+                self.header_read_timeout.as_millis() as u64,
+            ),
+            ("--idle-timeout", self.idle_timeout.as_millis() as u64),
         ] {
             if value == 0 {
                 return Err(CoordinatorError::Config(format!(

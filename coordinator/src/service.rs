@@ -11,9 +11,9 @@
 //! Heartbeats renew their lease in memory without waiting for the store (lease deadlines are
 //! not persisted), so a stalled store costs no lease; see [`Coordinator::expiry_round`].
 //!
-//! The handlers by group: `workers` (`WorkerService`), `checkpoints` (its streaming calls) and
-//! `sweeps` (`SweepService`); `memory` holds the state in memory and `leases` the renewal and
-//! expiry of leases beside the store.
+//! The handlers by group: `workers` (`WorkerService`), `checkpoints` (its streaming calls),
+//! `sweeps` (`SweepService`) and `watchers` (its `WatchSweep` streams); `memory` holds the
+//! state in memory and `leases` the renewal and expiry of leases beside the store.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -25,9 +25,10 @@ use std::time::Duration;
 use futures::Stream;
 use ltsweep_proto::{SweepId, pb};
 use tokio::sync::{Notify, broadcast, watch};
-use tonic::{Response, Status};
+use tonic::{Request, Response, Status};
 use tracing::info;
 
+use crate::access::Caller;
 use crate::checkpoint::{self, CheckpointFiles};
 use crate::clock::Clock;
 use crate::committer::{After, Batch, Before, Committer, MemoryHooks, Turn, Turns};
@@ -36,7 +37,7 @@ use crate::error::CoordinatorError;
 use crate::limits::Limits;
 use crate::scheduler::{Change, Planned, Scheduler, Timing, WorkerId};
 use crate::store::{ResultReader, Store};
-use crate::wire;
+use crate::streams::{StreamPermit, StreamSlots};
 
 type Result<T> = std::result::Result<T, CoordinatorError>;
 type RpcResult<T> = std::result::Result<Response<T>, Status>;
@@ -65,6 +66,8 @@ pub(crate) struct Coordinator {
     state_dir: PathBuf,
     /// Reads results for reports, on its own connection.
     results: ResultReader,
+    /// The open `WatchSweep` and `GetResults` streams, by credential.
+    streams: Arc<StreamSlots>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -127,6 +130,10 @@ impl Coordinator {
             limits: config.limits,
             state_dir: config.state_dir.clone(),
             results,
+            streams: StreamSlots::new(
+                config.limits.max_streams,
+                config.limits.max_streams_per_credential,
+            ),
         }))
     }
 
@@ -236,31 +243,15 @@ impl Coordinator {
         })
     }
 
-    /// Starts watching a sweep: every job's status, whether the sweep is over, and the
-    /// events after that. Subscribed under the read lock, while `publish` holds the write
-    /// lock, so that no change is missed or sent twice.
-    fn watch(
-        &self,
-        sweep: &SweepId,
-    ) -> Result<(Vec<pb::SweepEvent>, bool, broadcast::Receiver<StateEvent>)> {
-        self.read(|s| {
-            let record = s
-                .sweep(sweep)
-                .ok_or_else(|| unknown_sweep(sweep.as_str()))?;
-            let counts = pb::SweepCounts::from(record.counts);
-            let events = s
-                .jobs_of(record)
-                .map(|job| pb::SweepEvent {
-                    job: Some(wire::job_status(job, false)),
-                    counts: Some(counts),
-                })
-                .collect();
-            Ok((
-                events,
-                record.counts.all_final(),
-                self.memory.events.subscribe(),
-            ))
-        })
+    /// A slot for one more stream of the request's caller (a request from inside the process
+    /// without one counts as in-process).
+    fn stream_permit<T>(&self, request: &Request<T>) -> Result<StreamPermit> {
+        let caller = request
+            .extensions()
+            .get::<Caller>()
+            .copied()
+            .unwrap_or(Caller::IN_PROCESS);
+        self.streams.acquire(&caller)
     }
 }
 
@@ -316,8 +307,9 @@ mod placement;
 mod sweeps;
 #[cfg(test)]
 mod tests;
+mod watchers;
 mod workers;
 
-use memory::{Memory, StateEvent};
+use memory::Memory;
 pub use sweeps::SweepApi;
 pub(crate) use workers::WorkerApi;

@@ -139,16 +139,6 @@ impl Connection {
     }
 }
 
-/// Reads a token file: the first line, trimmed.
-pub fn read_token(path: &Path) -> std::io::Result<String> {
-    Ok(std::fs::read_to_string(path)?
-        .lines()
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

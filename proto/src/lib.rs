@@ -5,6 +5,7 @@
 //! - [`SweepSpec`]: the TOML sweep spec, validated, and its grid of [`JobSpec`]s.
 //! - [`JobResult`]: what a finished job produced.
 //! - [`convert`]: the wire messages ⇄ these types, checked at the boundary.
+//! - [`roles`]: the role each RPC needs; [`token`]: tokens and the one check of a token file.
 //!
 //! ```
 //! use ltsweep_proto::{LossPlan, SweepSpec};
@@ -28,8 +29,10 @@ pub mod job;
 pub mod paging;
 pub mod remote;
 pub mod result;
+pub mod roles;
 pub mod spec;
 pub mod status;
+pub mod token;
 
 pub use baseline::{BaseKind, BaseLoss, Sampler};
 pub use convert::ConvertError;

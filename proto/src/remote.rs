@@ -4,6 +4,7 @@
 //! ([`ErrorKind::code`]); a client turns the code back into the kind ([`ErrorKind::of_code`]).
 //! Both directions go through the one table [`KINDS`], so the two sides cannot drift apart:
 //! the coordinator's tests check that every one of its errors comes back as the kind it meant.
+//! The same table holds the HTTP status the coordinator's web page answers with.
 
 use tonic::{Code, Status};
 
@@ -23,8 +24,7 @@ pub enum ErrorKind {
     Unavailable,
     /// A missing or wrong token.
     Unauthenticated,
-    /// A token without the right to make the call (a proxy's answer; the coordinator has one
-    /// role).
+    /// A token without the role the call needs (a worker's token submitting a sweep).
     PermissionDenied,
     /// A limit of the coordinator's would be passed; the message names it and its flag.
     Exhausted,
@@ -32,26 +32,34 @@ pub enum ErrorKind {
     Internal,
 }
 
-/// The one table between the kinds and the codes on the wire.
-pub const KINDS: [(ErrorKind, Code); 9] = [
-    (ErrorKind::InvalidArgument, Code::InvalidArgument),
-    (ErrorKind::NotFound, Code::NotFound),
-    (ErrorKind::Precondition, Code::FailedPrecondition),
-    (ErrorKind::Corrupted, Code::DataLoss),
-    (ErrorKind::Unavailable, Code::Unavailable),
-    (ErrorKind::Unauthenticated, Code::Unauthenticated),
-    (ErrorKind::PermissionDenied, Code::PermissionDenied),
-    (ErrorKind::Exhausted, Code::ResourceExhausted),
-    (ErrorKind::Internal, Code::Internal),
+/// The one table between the kinds, the codes on the wire and the web page's HTTP statuses.
+pub const KINDS: [(ErrorKind, Code, u16); 9] = [
+    (ErrorKind::InvalidArgument, Code::InvalidArgument, 400),
+    (ErrorKind::NotFound, Code::NotFound, 404),
+    (ErrorKind::Precondition, Code::FailedPrecondition, 409),
+    (ErrorKind::Corrupted, Code::DataLoss, 422),
+    (ErrorKind::Unavailable, Code::Unavailable, 503),
+    (ErrorKind::Unauthenticated, Code::Unauthenticated, 401),
+    (ErrorKind::PermissionDenied, Code::PermissionDenied, 403),
+    (ErrorKind::Exhausted, Code::ResourceExhausted, 429),
+    (ErrorKind::Internal, Code::Internal, 500),
 ];
 
 impl ErrorKind {
     /// The code this kind travels as.
     pub fn code(self) -> Code {
-        KINDS
+        self.row().1
+    }
+
+    /// The HTTP status the web page answers this kind with.
+    pub fn http_status(self) -> u16 {
+        self.row().2
+    }
+
+    fn row(self) -> (ErrorKind, Code, u16) {
+        *KINDS
             .iter()
-            .find(|(kind, _)| *kind == self)
-            .map(|&(_, code)| code)
+            .find(|(kind, _, _)| *kind == self)
             .expect("every kind is in the table")
     }
 
@@ -59,8 +67,8 @@ impl ErrorKind {
     pub fn of_code(code: Code) -> Option<Self> {
         KINDS
             .iter()
-            .find(|(_, c)| *c == code)
-            .map(|&(kind, _)| kind)
+            .find(|(_, c, _)| *c == code)
+            .map(|&(kind, _, _)| kind)
     }
 
     /// Whether the same call may succeed later without anything changed: the coordinator
@@ -159,15 +167,22 @@ mod tests {
 
     #[test]
     fn the_table_reads_the_same_both_ways() {
-        for (kind, code) in KINDS {
+        for (kind, code, http) in KINDS {
             assert_eq!(kind.code(), code);
+            assert_eq!(kind.http_status(), http);
             assert_eq!(ErrorKind::of_code(code), Some(kind));
             let back = RemoteError::from(Status::new(code, "why"));
             assert_eq!(back.kind(), Some(kind));
             assert_eq!(back.message(), "why");
         }
-        let codes: std::collections::HashSet<_> = KINDS.iter().map(|(_, c)| *c).collect();
+        let codes: std::collections::HashSet<_> = KINDS.iter().map(|(_, c, _)| *c).collect();
         assert_eq!(codes.len(), KINDS.len(), "two kinds share a code");
+        let statuses: std::collections::HashSet<_> = KINDS.iter().map(|(_, _, h)| *h).collect();
+        assert_eq!(
+            statuses.len(),
+            KINDS.len(),
+            "two kinds share an HTTP status"
+        );
     }
 
     #[test]

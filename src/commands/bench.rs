@@ -242,7 +242,8 @@ struct LoadRun {
 fn coordinator(args: &BenchCoordinatorArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.rate > 0.0, "--rate must be positive");
     let dir = tempfile::tempdir()?;
-    let token = "bench";
+    let token = ltsweep_proto::token::Token::generate();
+    let token = token.as_str();
     let durability = match args.durability {
         crate::cli::DurabilityArg::Normal => "normal",
         crate::cli::DurabilityArg::Full => "full",
@@ -433,7 +434,8 @@ async fn simulated_worker(
 
 fn sweep(args: &BenchSweepArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let token = "bench";
+    let token = ltsweep_proto::token::Token::generate();
+    let token = token.as_str();
     let seeds: Vec<String> = (0..args.seeds).map(|s| s.to_string()).collect();
     // One training step a job: the whole training set is one batch, for one epoch.
     let spec = format!(

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use ltsweep_proto::client::{Connection, Which};
+use ltsweep_proto::token::{Token, read_token_file, sent_in_clear, systemd_credential};
 use ltsweep_proto::{ErrorKind, JobId, JobState, JobStatus, RemoteError, SweepId};
 use serde_json::json;
 
@@ -22,44 +23,48 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .block_on(future)
 }
 
-/// The token from --token-file, else LTSWEEP_TOKEN; none when neither is given. An empty
-/// one is an error, not "no token": a variable set to nothing by mistake must not turn the
-/// coordinator's auth off.
-pub fn token(token_file: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
-    let token = match token_file {
-        Some(path) => ltsweep_proto::client::read_token(path).map_err(|e| {
-            BadInput(format!(
-                "cannot read the token file {}: {e}",
-                path.display()
-            ))
-        })?,
+/// The token from --token-file (checked as every token file is: see
+/// `ltsweep_proto::token`), else LTSWEEP_TOKEN, else the systemd credential `credential` when
+/// one is named; none when none is given. An empty or short one is an error, not "no token":
+/// a variable set to nothing by mistake must not turn the coordinator's auth off.
+pub fn token(
+    token_file: Option<&std::path::Path>,
+    credential: Option<&str>,
+) -> anyhow::Result<Option<Token>> {
+    let found = match token_file {
+        Some(path) => read_token_file(path).map(Some),
         None => match std::env::var("LTSWEEP_TOKEN") {
-            Ok(token) => token,
-            Err(std::env::VarError::NotPresent) => return Ok(None),
+            Ok(text) => Token::parse(&text, "LTSWEEP_TOKEN").map(Some),
+            Err(std::env::VarError::NotPresent) => match credential {
+                Some(name) => systemd_credential(name),
+                None => Ok(None),
+            },
             Err(std::env::VarError::NotUnicode(_)) => {
                 return Err(BadInput("LTSWEEP_TOKEN is not valid text".into()).into());
             }
         },
     };
-    if token.trim().is_empty() {
-        let source = token_file.map_or_else(
-            || "LTSWEEP_TOKEN is set but empty".to_owned(),
-            |path| format!("the token file {} is empty", path.display()),
-        );
-        return Err(BadInput(format!(
-            "{source}: give the shared token, or unset it to run without one"
-        ))
-        .into());
-    }
-    Ok(Some(token))
+    found.map_err(|e| BadInput(e.to_string()).into())
 }
 
 /// Must be called inside a tokio runtime (the channel's connection task lives there).
 pub fn connect(remote: &RemoteArgs) -> anyhow::Result<Connection> {
-    let token = token(remote.token_file.as_deref())?;
+    connect_with(remote, None)
+}
+
+/// [`connect`] that also reads the systemd credential `credential` when no token is given.
+pub fn connect_with(remote: &RemoteArgs, credential: Option<&str>) -> anyhow::Result<Connection> {
+    let token = token(remote.token_file.as_deref(), credential)?;
+    if token.is_some()
+        && let Some(host) = sent_in_clear(&remote.coordinator)
+    {
+        tracing::warn!(
+            "the token travels to {host} in clear text (http://): anyone on the path can read and reuse it; serve the coordinator with --tls-cert and --tls-key, and use https://"
+        );
+    }
     Connection::new(
         &remote.coordinator,
-        token.as_deref(),
+        token.as_ref().map(Token::as_str),
         remote.tls_ca.as_deref(),
     )
     .map_err(|e| BadInput(e.to_string()).into())
@@ -74,9 +79,11 @@ pub fn remote_error(err: RemoteError, remote: &RemoteArgs) -> anyhow::Error {
             "the coordinator refused the token ({message}); give it with --token-file or LTSWEEP_TOKEN"
         ))
         .into(),
-        Some(ErrorKind::Precondition | ErrorKind::PermissionDenied | ErrorKind::Exhausted) => {
-            Refused(message).into()
-        }
+        Some(ErrorKind::PermissionDenied) => Refused(format!(
+            "{message}; give that token with --token-file or LTSWEEP_TOKEN"
+        ))
+        .into(),
+        Some(ErrorKind::Precondition | ErrorKind::Exhausted) => Refused(message).into(),
         Some(ErrorKind::Unavailable) => anyhow::anyhow!(
             "cannot reach the coordinator at {} ({message}); is it running? (--coordinator, LTSWEEP_COORDINATOR)",
             remote.coordinator

@@ -1,15 +1,58 @@
 //! `ltsweep coordinator --listen ADDR --state-dir DIR [--http ADDR]`.
 
+use std::path::Path;
+
 use anyhow::Context;
-use ltsweep_coordinator::{CoordinatorConfig, Durability, Limits, Opened, TlsFiles};
+use ltsweep_coordinator::{Access, CoordinatorConfig, Durability, Limits, Opened, TlsFiles};
+use ltsweep_proto::roles::Role;
+use ltsweep_proto::token::{Token, read_token_file, systemd_credential};
 use ltsweep_web::{Web, WebConfig};
 
 use crate::cli::{CoordinatorArgs, DurabilityArg};
 use crate::exit::BadInput;
 
+/// A role's token: its flag's file, else the systemd credential of the same name.
+fn role_token(flag: Option<&Path>, credential: &str) -> anyhow::Result<Option<Token>> {
+    match flag {
+        Some(path) => read_token_file(path).map(Some),
+        None => systemd_credential(credential),
+    }
+    .map_err(|e| BadInput(e.to_string()).into())
+}
+
+/// The tokens: one for every role (`--token-file`, `LTSWEEP_TOKEN`), one per role (their
+/// flags or systemd credentials), or none.
+fn access(args: &CoordinatorArgs) -> anyhow::Result<Access> {
+    let shared = super::client::token(args.token_file.as_deref(), None)?;
+    let worker = role_token(args.worker_token_file.as_deref(), "worker-token")?;
+    let user = role_token(args.user_token_file.as_deref(), "user-token")?;
+    let viewer = role_token(args.viewer_token_file.as_deref(), "viewer-token")?;
+    let by_role = worker.is_some() || user.is_some() || viewer.is_some();
+    match shared {
+        Some(_) if by_role => Err(BadInput(
+            "--token-file (or LTSWEEP_TOKEN) is one token for every role, and cannot go with --worker-token-file, --user-token-file or --viewer-token-file (or their systemd credentials): give one or the other".into(),
+        )
+        .into()),
+        Some(token) => Ok(Access::shared(&token)),
+        None if by_role => {
+            for (token, role, who) in [
+                (&worker, Role::Worker, "no worker can take a job"),
+                (&user, Role::User, "no one can submit or cancel a sweep"),
+            ] {
+                if token.is_none() {
+                    tracing::warn!("no {role} token ({}): {who}", role.token_flag());
+                }
+            }
+            Access::by_role(worker.as_ref(), user.as_ref(), viewer.as_ref())
+                .map_err(|e| BadInput(e.to_string()).into())
+        }
+        None => Ok(Access::open()),
+    }
+}
+
 pub fn run(args: &CoordinatorArgs) -> anyhow::Result<()> {
-    let token = super::client::token(args.token_file.as_deref())?;
-    if token.is_none() {
+    let access = access(args)?;
+    if access.is_open() {
         // The web page with no token shows everything and has working cancel buttons, so its
         // address is held to the same rule as the gRPC one.
         let exposed = std::iter::once(&args.listen)
@@ -17,12 +60,12 @@ pub fn run(args: &CoordinatorArgs) -> anyhow::Result<()> {
             .find(|address| !is_loopback(address));
         if let (false, Some(address)) = (args.insecure, exposed) {
             return Err(BadInput(format!(
-                "no token (--token-file, LTSWEEP_TOKEN) on {address}, an address other machines reach: give a token, listen on 127.0.0.1, or pass --insecure"
+                "no token on {address}, an address other machines reach: give tokens (--worker-token-file, --user-token-file, --viewer-token-file, or one --token-file), listen on 127.0.0.1, or pass --insecure"
             ))
             .into());
         }
         tracing::warn!(
-            "no token (--token-file, LTSWEEP_TOKEN): anyone who reaches {} can submit and take jobs",
+            "no token: anyone who reaches {} can submit and take jobs",
             args.listen
         );
     }
@@ -30,7 +73,7 @@ pub fn run(args: &CoordinatorArgs) -> anyhow::Result<()> {
         lease_ttl: args.lease_ttl,
         heartbeat_interval: args.heartbeat,
         poll_timeout: args.poll_timeout,
-        token,
+        access,
         tls: match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles {
                 cert: cert.clone(),
@@ -49,6 +92,12 @@ pub fn run(args: &CoordinatorArgs) -> anyhow::Result<()> {
             max_checkpoint_bytes: args.limits.max_checkpoint_bytes,
             max_workers: args.limits.max_workers,
             min_free_disk_bytes: args.limits.min_free_disk_bytes,
+            max_streams: args.limits.max_streams,
+            max_streams_per_credential: args.limits.max_streams_per_credential,
+            max_streams_per_connection: args.limits.max_streams_per_connection,
+            auth_failures_per_minute: args.limits.auth_failures_per_minute,
+            header_read_timeout: args.limits.header_read_timeout,
+            idle_timeout: args.limits.idle_timeout,
         },
         ..CoordinatorConfig::new(&args.state_dir)
     };
@@ -63,9 +112,12 @@ pub fn run(args: &CoordinatorArgs) -> anyhow::Result<()> {
             .map(|address| {
                 let web = Web::new(
                     opened.sweep_api(),
+                    opened.auth_throttle(),
                     WebConfig {
-                        token: config.token.clone(),
+                        access: config.access.clone(),
                         tls: config.tls.clone(),
+                        hosts: args.http_host.clone(),
+                        limits: config.limits,
                     },
                 )
                 .map_err(|e| BadInput(e.to_string()))?;

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ltsweep_analysis::Frames;
-use ltsweep_coordinator::CoordinatorConfig;
+use ltsweep_coordinator::{Access, CoordinatorConfig};
 use ltsweep_proto::client::Connection;
-use ltsweep_worker::rng::Rng;
+use ltsweep_proto::token::Token;
 use ltsweep_worker::runtime::{self, Shutdown, WorkerConfig};
 use tokio::sync::{oneshot, watch};
 
@@ -41,14 +41,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", args.out.display()))?;
 
     block_on(async {
-        let token = random_token();
+        // The embedded coordinator listens on loopback only, but other local users could
+        // reach it: a fresh token per run keeps them out.
+        let token = Token::generate();
         // Short leases: after an interrupted run, the jobs its workers held come back within
         // seconds of the rerun.
         let config = CoordinatorConfig {
             lease_ttl: Duration::from_secs(10),
             heartbeat_interval: Duration::from_secs(1),
             poll_timeout: Duration::from_secs(5),
-            token: Some(token.clone()),
+            access: Access::shared(&token),
             ..CoordinatorConfig::new(args.out.join("state"))
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -61,7 +63,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         let server = tokio::spawn(ltsweep_coordinator::serve(config, listener, async {
             let _ = server_stopped.await;
         }));
-        let connection = Connection::new(&remote.coordinator, Some(&token), None)?;
+        let connection = Connection::new(&remote.coordinator, Some(token.as_str()), None)?;
         let submitted = connection
             .sweep_api()
             .submit(&text)
@@ -134,23 +136,4 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         };
         super::report::write_and_print(&Frames::from_records(&records)?, &args.out)
     })
-}
-
-/// The embedded coordinator listens on loopback only, but other local users could reach it:
-/// a fresh token per run keeps them out.
-fn random_token() -> String {
-    let mut seed = [0u8; 8];
-    let from_os = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut seed))
-        .is_ok();
-    let seed = if from_os {
-        u64::from_le_bytes(seed)
-    } else {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-            ^ u64::from(std::process::id())
-    };
-    let mut rng = Rng::derive(seed, &[]);
-    format!("{:016x}{:016x}", rng.next_u64(), rng.next_u64())
 }

@@ -28,7 +28,8 @@ pub fn run(args: &WorkerArgs) -> anyhow::Result<()> {
         fuse: args.fuse,
     };
     super::client::block_on(async {
-        let connection = super::client::connect(&args.remote)?;
+        // Under systemd the token may come as the unit's credential `token`.
+        let connection = super::client::connect_with(&args.remote, Some("token"))?;
         let (tx, rx) = watch::channel(Shutdown::Run);
         preempt::forward_signals(tx).context("cannot install the signal handlers")?;
         runtime::run(&connection, config, rx)

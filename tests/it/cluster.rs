@@ -252,7 +252,7 @@ fn cli_errors_are_one_line_with_their_exit_codes() {
     assert_eq!(output.status.code(), Some(2));
     let output = crate::support::ltsweep()
         .args(["status", "--coordinator", &cluster.url()])
-        .env("LTSWEEP_TOKEN", "wrong")
+        .env("LTSWEEP_TOKEN", "wrong-token-0123456789abcdef0123456789")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(3));
@@ -280,7 +280,7 @@ fn an_unusable_state_dir_stops_the_coordinator_at_start_with_its_path() {
             "--state-dir",
             state.to_str().unwrap(),
         ])
-        .env("LTSWEEP_TOKEN", "t")
+        .env("LTSWEEP_TOKEN", crate::cluster_support::TOKEN)
         .output()
         .unwrap();
     assert!(!output.status.success());

@@ -12,7 +12,9 @@ use ltsweep_proto::{JobResult, JobState, SweepId, SweepStatus, pb};
 
 use crate::support::{ltsweep, wait_until};
 
-pub const TOKEN: &str = "test-token";
+/// The token every test cluster uses: one for every role, as a laptop's set-up (tests of the
+/// roles give each its own).
+pub const TOKEN: &str = "test-token-0123456789abcdef0123456789";
 /// Short enough that a lost worker's job is leased again within seconds.
 pub const LEASE_TTL: &str = "3s";
 
@@ -386,6 +388,23 @@ pub fn listening_address(process: &Process) -> String {
         .and_then(|rest| rest.split(',').next())
         .expect("the address follows `listening on`")
         .to_owned()
+}
+
+/// A field of the process's `/proc/PID/status` in MiB: `VmRSS:` (resident now), `VmHWM:`
+/// (the peak so far).
+pub fn memory_mib(process: &Process, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", process.child.id()))
+        .expect("the process is alive");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .unwrap_or_else(|| panic!("Linux reports {field}"));
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{field} in kB"));
+    kib / 1024
 }
 
 /// 9 paper plans x 2 seeds of tiny synthetic data: 18 jobs of well under a second each.

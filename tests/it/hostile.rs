@@ -9,7 +9,7 @@ use ltsweep_proto::pb;
 use ltsweep_proto::pb::checkpoint_chunk::Part;
 use tonic::Code;
 
-use crate::cluster_support::{Process, TOKEN, listening_address};
+use crate::cluster_support::{Process, TOKEN, listening_address, memory_mib};
 use crate::support::ltsweep;
 
 /// The coordinator's peak resident memory through the whole suite grows by less than this
@@ -50,18 +50,7 @@ fn start(state: &Path, extra: &[&str]) -> (Process, String) {
 
 /// The coordinator's peak resident memory so far (VmHWM), in MiB.
 fn peak_memory_mib(process: &Process) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", process.child.id()))
-        .expect("the coordinator process is alive");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .expect("Linux reports VmHWM");
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .expect("VmHWM in kB");
-    kib / 1024
+    memory_mib(process, "VmHWM:")
 }
 
 fn dir_size_mib(path: &Path) -> u64 {

@@ -121,7 +121,8 @@ fn slurm_token_files_must_be_private() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let token = dir.path().join("token");
-    std::fs::write(&token, "secret\n").unwrap();
+    let secret = "a-token-of-at-least-32-bytes-0123456789";
+    std::fs::write(&token, format!("{secret}\n")).unwrap();
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
     let args = |token: &Path| {
         let mut command = launch(&[
@@ -148,7 +149,25 @@ fn slurm_token_files_must_be_private() {
         )),
         "{script}"
     );
-    assert!(!script.contains("secret"));
+    assert!(!script.contains(secret));
+    // The same check as every command's: no link, no short token.
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&token, &link).unwrap();
+    let output = args(&link);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("symbolic link"),
+        "{}",
+        stderr(&output)
+    );
+    std::fs::write(&token, "secret\n").unwrap();
+    let output = args(&token);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("shorter than the 32"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]

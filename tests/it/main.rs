@@ -7,6 +7,7 @@ mod slurm_support;
 mod support;
 mod webdriver;
 
+mod bounded;
 mod chaos;
 mod cluster;
 mod data_root;
@@ -15,6 +16,7 @@ mod fused_worker;
 mod hostile;
 mod launch;
 mod preemption;
+mod roles;
 mod slurm;
 mod spec_cli;
 mod tls;

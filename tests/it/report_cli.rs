@@ -144,14 +144,14 @@ fn an_export_reports_offline_and_a_wrong_file_names_the_missing_column() {
     command
         .args(["coordinator", "--listen", "127.0.0.1:0"])
         .args(["--state-dir", out.join("state").to_str().unwrap()])
-        .env("LTSWEEP_TOKEN", "t");
+        .env("LTSWEEP_TOKEN", crate::cluster_support::TOKEN);
     let coordinator = Process::spawn(command);
     let address = listening_address(&coordinator);
     let results = dir.path().join("results.parquet");
     let output = ltsweep()
         .args(["export", &sweep, "--out", results.to_str().unwrap()])
         .args(["--coordinator", &format!("http://{address}")])
-        .env("LTSWEEP_TOKEN", "t")
+        .env("LTSWEEP_TOKEN", crate::cluster_support::TOKEN)
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));

@@ -31,7 +31,7 @@ fn the_cli_needs_the_ca_and_tls() {
             "--tls-key",
             key.to_str().unwrap(),
         ])
-        .env("LTSWEEP_TOKEN", "t");
+        .env("LTSWEEP_TOKEN", crate::cluster_support::TOKEN);
     let coordinator = Process::spawn(command);
     let port = listening_address(&coordinator)
         .rsplit(':')
@@ -42,7 +42,7 @@ fn the_cli_needs_the_ca_and_tls() {
         let mut command = ltsweep();
         command
             .args(["sweeps", "--coordinator", url])
-            .env("LTSWEEP_TOKEN", "t");
+            .env("LTSWEEP_TOKEN", crate::cluster_support::TOKEN);
         if let Some(ca) = ca {
             command.args(["--tls-ca", ca.to_str().unwrap()]);
         }

@@ -14,15 +14,23 @@ use crate::support::{ltsweep, repo, wait_until};
 use crate::webdriver::{Answer, Browser, http};
 
 /// A coordinator serving gRPC and the page, on ports it chose.
-struct Served {
-    coordinator: Process,
-    grpc: String,
-    web_port: u16,
-    dir: tempfile::TempDir,
+pub(crate) struct Served {
+    pub(crate) coordinator: Process,
+    pub(crate) grpc: String,
+    pub(crate) web_port: u16,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Served {
+    /// With one token for every role, [`TOKEN`].
     fn start() -> Served {
+        Self::start_with(|command| {
+            command.env("LTSWEEP_TOKEN", TOKEN);
+        })
+    }
+
+    /// `configure` gives the tokens (and any other flag).
+    pub(crate) fn start_with(configure: impl FnOnce(&mut std::process::Command)) -> Served {
         let dir = tempfile::tempdir().unwrap();
         let mut command = ltsweep();
         command
@@ -44,8 +52,9 @@ impl Served {
                 "--poll-timeout",
                 "2s",
             ])
-            .env("LTSWEEP_TOKEN", TOKEN)
+            .env_remove("LTSWEEP_TOKEN")
             .env("RUST_LOG", "info");
+        configure(&mut command);
         let coordinator = Process::spawn(command);
         let (mut grpc, mut web) = (None, None);
         wait_until(
@@ -84,10 +93,15 @@ impl Served {
     }
 
     fn cli(&self, args: &[&str]) -> std::process::Output {
+        self.cli_as(TOKEN, args)
+    }
+
+    /// `ltsweep ARGS` against this coordinator with `token`.
+    pub(crate) fn cli_as(&self, token: &str, args: &[&str]) -> std::process::Output {
         ltsweep()
             .args(args)
             .args(["--coordinator", &format!("http://{}", self.grpc)])
-            .env("LTSWEEP_TOKEN", TOKEN)
+            .env("LTSWEEP_TOKEN", token)
             .output()
             .unwrap()
     }
@@ -124,11 +138,11 @@ impl Served {
         Process::spawn(command)
     }
 
-    fn get(&self, path: &str, headers: &[(&str, &str)]) -> Answer {
+    pub(crate) fn get(&self, path: &str, headers: &[(&str, &str)]) -> Answer {
         http(self.web_port, "GET", path, headers, "")
     }
 
-    fn post(&self, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+    pub(crate) fn post(&self, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
         http(self.web_port, "POST", path, headers, body)
     }
 }
@@ -139,7 +153,9 @@ impl Drop for Served {
     }
 }
 
-const BEARER: &str = "Bearer test-token";
+fn bearer() -> String {
+    format!("Bearer {TOKEN}")
+}
 
 #[test]
 fn every_endpoint_but_the_login_form_needs_the_token() {
@@ -167,22 +183,23 @@ fn every_endpoint_but_the_login_form_needs_the_token() {
     }
     for path in ["/api/sweeps", "/api/workers", &events, &report] {
         assert_eq!(served.get(path, &[]).status, 401, "{path}");
-        let wrong = served.get(path, &[("Authorization", "Bearer test-tokeN")]);
+        let wrong = served.get(path, &[("Authorization", &format!("{}N", bearer()))]);
         assert_eq!(wrong.status, 401, "{path}");
     }
     assert_eq!(served.post(&cancel, &[], "").status, 401);
     assert_eq!(served.get("/assets/app.js", &[]).status, 200);
 
     // With the header: the data.
-    let sweeps = served.get("/api/sweeps", &[("Authorization", BEARER)]);
+    let sweeps = served.get("/api/sweeps", &[("Authorization", &bearer())]);
     assert_eq!(sweeps.status, 200);
     assert!(sweeps.body.contains(&sweep), "{}", sweeps.body);
-    let report = served.get(&report, &[("Authorization", BEARER)]);
+    let report = served.get(&report, &[("Authorization", &bearer())]);
     assert_eq!(report.status, 200, "{}", report.body);
     assert!(report.body.contains(r#"id="table1""#), "{}", report.body);
 
     // The login form: a wrong token is refused, the right one sets an HttpOnly,
-    // SameSite=Strict cookie; the form only counts when posted from the page's origin.
+    // SameSite=Strict session cookie (not the token); the form only counts when posted from
+    // the page's origin.
     let origin = format!("http://127.0.0.1:{}", served.web_port);
     let form = [
         ("Content-Type", "application/x-www-form-urlencoded"),
@@ -190,17 +207,18 @@ fn every_endpoint_but_the_login_form_needs_the_token() {
     ];
     assert_eq!(served.post("/login", &form, "token=nope").status, 401);
     let foreign = [form[0], ("Origin", "http://evil.example")];
-    assert_eq!(
-        served.post("/login", &foreign, "token=test-token").status,
-        403
-    );
-    let login = served.post("/login", &form, "token=test-token");
+    let right = format!("token={TOKEN}");
+    assert_eq!(served.post("/login", &foreign, &right).status, 403);
+    let login = served.post("/login", &form, &right);
     assert_eq!(login.status, 303);
     let cookie = login.header("set-cookie").expect("a cookie").to_owned();
     assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        cookie.starts_with("ltsweep_session=")
+            && cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict"),
         "{cookie}"
     );
+    assert!(!cookie.contains(TOKEN), "{cookie}");
     let cookie = cookie.split(';').next().unwrap().to_owned();
     let with_cookie = served.get("/", &[("Cookie", &cookie)]);
     assert_eq!(with_cookie.status, 200);

@@ -1,56 +1,157 @@
-//! The token: given once on the login form and kept in a cookie, or sent as
-//! `Authorization: Bearer`. Without a configured token the page is open, as gRPC is.
+//! Who a request is, and whether it may: one credential per request (an `Authorization:
+//! Bearer` header, or the session cookie the login form gives), found once by [`identify`] for
+//! every route; each route's [`Guard`] then asks for the role of the RPC it stands for, from
+//! the table gRPC reads. Without a configured token the page is open, as gRPC is.
+//!
+//! Wrong tokens (on the login form or in a header) count against the client's address in the
+//! throttle the coordinator's gRPC shares; a session cookie is an HMAC no one can guess, so an
+//! unknown one is no attempt: it only gets the login form.
+
+use std::net::SocketAddr;
 
 use axum::Form;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use ltsweep_coordinator::constant_time_eq;
+use ltsweep_coordinator::{Caller, CoordinatorError, authenticate, require};
+use ltsweep_proto::roles::{Role, role_of, sweep_rpc};
 use serde::Deserialize;
 
 use crate::AppState;
 use crate::html::page;
+use crate::pages::error_response;
+use crate::session::{self, cookie_name};
 
-/// The cookie holding the token, hex-encoded (a token may hold bytes a cookie value may not).
-const COOKIE: &str = "ltsweep_token";
+/// The largest login form read: one token, with room to spare.
+pub(crate) const LOGIN_FORM_BYTES: usize = 4096;
 
-/// How a request proved it may read: write actions from a browser (cookie, or no token at
-/// all) must also come from the page's own origin.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Credential {
-    /// The coordinator has no token.
-    Open,
-    Cookie,
-    Bearer,
+/// What a request carries to prove who it is.
+enum Presented<'a> {
+    Nothing,
+    Bearer(&'a [u8]),
+    Session(&'a str),
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The request's credential, or `None` when it carries no right token.
-pub(crate) fn credential(token: Option<&str>, headers: &HeaderMap) -> Option<Credential> {
-    let Some(token) = token else {
-        return Some(Credential::Open);
+/// The one credential of a request; several (headers, session cookies, or one of each) are
+/// refused, so that one request is one attempt.
+fn presented<'a>(secure: bool, headers: &'a HeaderMap) -> Result<Presented<'a>, &'static str> {
+    let mut authorization = headers.get_all(header::AUTHORIZATION).iter();
+    let bearer = match (authorization.next(), authorization.next()) {
+        (None, _) => None,
+        (Some(value), None) => Some(value.as_bytes()),
+        (Some(_), Some(_)) => return Err("several Authorization headers: send one"),
     };
-    let bearer = headers
-        .get_all(header::AUTHORIZATION)
-        .iter()
-        .filter_map(|value| value.as_bytes().strip_prefix(b"Bearer "))
-        .any(|given| constant_time_eq(given, token.as_bytes()));
-    if bearer {
-        return Some(Credential::Bearer);
-    }
-    let expected = hex(token.as_bytes());
-    let cookie = headers
+    let name = cookie_name(secure);
+    let mut sessions = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().strip_prefix(COOKIE)?.strip_prefix('='))
-        .any(|given| constant_time_eq(given.as_bytes(), expected.as_bytes()));
-    cookie.then_some(Credential::Cookie)
+        .filter_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='));
+    let session = match (sessions.next(), sessions.next()) {
+        (None, _) => None,
+        (Some(value), None) => Some(value),
+        (Some(_), Some(_)) => return Err("several session cookies: send one"),
+    };
+    match (bearer, session) {
+        (None, None) => Ok(Presented::Nothing),
+        (Some(bearer), None) => Ok(Presented::Bearer(bearer)),
+        (None, Some(session)) => Ok(Presented::Session(session)),
+        (Some(_), Some(_)) => Err("an Authorization header and a session cookie: send one"),
+    }
+}
+
+/// Finds the caller of every request and puts it in the request's extensions; refuses a
+/// request with several credentials, a wrong token (401) or from a throttled address (429).
+/// A request without a credential goes on without a caller: the login form and the assets
+/// need none, and each other route's guard refuses it.
+pub(crate) async fn identify(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let remote = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip());
+    let caller = if state.access.is_open() {
+        Some(Caller::NO_TOKEN)
+    } else {
+        match presented(state.secure, request.headers()) {
+            Err(problem) => {
+                state.throttle.failed(remote, "the web page");
+                return (StatusCode::BAD_REQUEST, problem).into_response();
+            }
+            Ok(Presented::Nothing) => None,
+            Ok(Presented::Bearer(value)) => {
+                match authenticate(
+                    &state.access,
+                    &state.throttle,
+                    std::iter::once(value),
+                    remote,
+                    "the web page",
+                ) {
+                    Ok(caller) => Some(caller),
+                    Err(err) => return error_response(&err),
+                }
+            }
+            Ok(Presented::Session(value)) => state.sessions.check(&state.access, value),
+        }
+    };
+    if let Some(caller) = caller {
+        request.extensions_mut().insert(caller);
+    }
+    next.run(request).await
+}
+
+/// The role a route needs: that of the RPC it stands for. A page (rather than an API
+/// endpoint) answers a request without a credential with the login form.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Guard {
+    call: &'static str,
+    /// `None`: the RPC is not in the role table, and no one may use the route.
+    role: Option<Role>,
+    page: bool,
+}
+
+impl Guard {
+    pub(crate) fn of(method: &'static str, page: bool) -> Guard {
+        Guard {
+            call: method,
+            role: role_of(&sweep_rpc(method)),
+            page,
+        }
+    }
+}
+
+const UNAUTHENTICATED: &str =
+    "the token is missing or wrong: log in on the page, or send `Authorization: Bearer <token>`";
+
+pub(crate) async fn guard(State(guard): State<Guard>, request: Request, next: Next) -> Response {
+    let Some(caller) = request.extensions().get::<Caller>().copied() else {
+        return if guard.page {
+            (StatusCode::UNAUTHORIZED, login_form(None)).into_response()
+        } else {
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                UNAUTHENTICATED,
+            )
+                .into_response()
+        };
+    };
+    let allowed = match guard.role {
+        Some(role) => require(&caller, role, guard.call),
+        None => Err(CoordinatorError::PermissionDenied(format!(
+            "no one may call {}: it is not in the role table",
+            guard.call
+        ))),
+    };
+    match allowed {
+        Ok(()) => next.run(request).await,
+        Err(err) => error_response(&err),
+    }
 }
 
 /// Whether the request comes from a page of this server: its `Origin` names the host it was
@@ -68,42 +169,6 @@ pub(crate) fn same_origin(secure: bool, headers: &HeaderMap) -> bool {
     }
 }
 
-const UNAUTHENTICATED: &str =
-    "the token is missing or wrong: log in on the page, or send `Authorization: Bearer <token>`";
-
-/// In front of the data and event endpoints: 401 without the token.
-pub(crate) async fn require_token(
-    State(state): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    match credential(state.token.as_deref(), request.headers()) {
-        Some(credential) => {
-            request.extensions_mut().insert(credential);
-            next.run(request).await
-        }
-        None => (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            UNAUTHENTICATED,
-        )
-            .into_response(),
-    }
-}
-
-/// In front of the pages: the login form, and nothing else, without the token.
-pub(crate) async fn require_token_or_login(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if credential(state.token.as_deref(), request.headers()).is_some() {
-        next.run(request).await
-    } else {
-        (StatusCode::UNAUTHORIZED, login_form(None)).into_response()
-    }
-}
-
 fn login_form(problem: Option<&str>) -> Html<String> {
     let problem = problem.map_or(String::new(), |p| {
         format!(
@@ -116,18 +181,18 @@ fn login_form(problem: Option<&str>) -> Html<String> {
         &format!(
             r#"<main class="login"><h1>ltsweep</h1>
 <form id="login" method="post" action="/login">
-<label for="token">The coordinator's token</label>
+<label for="token">A token of the coordinator's (the viewer's or the user's)</label>
 <input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
 <button type="submit">Log in</button>
 </form>{problem}
-<p class="hint">The token is the coordinator's <code>--token-file</code> or <code>LTSWEEP_TOKEN</code>.</p></main>"#
+<p class="hint">The token is in the file the coordinator was given with <code>--viewer-token-file</code> or <code>--user-token-file</code> (or <code>--token-file</code>).</p></main>"#
         ),
         false,
     )
 }
 
-pub(crate) async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if credential(state.token.as_deref(), &headers).is_some() {
+pub(crate) async fn login_page(request: Request) -> Response {
+    if request.extensions().get::<Caller>().is_some() {
         Redirect::to("/").into_response()
     } else {
         login_form(None).into_response()
@@ -141,6 +206,7 @@ pub(crate) struct LoginForm {
 
 pub(crate) async fn login(
     State(state): State<AppState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
@@ -148,35 +214,53 @@ pub(crate) async fn login(
     if !same_origin(state.secure, &headers) {
         return (StatusCode::FORBIDDEN, "log in from the page itself").into_response();
     }
-    let Some(token) = &state.token else {
+    if state.access.is_open() {
         return Redirect::to("/").into_response();
-    };
-    if !constant_time_eq(form.token.as_bytes(), token.as_bytes()) {
+    }
+    let remote = Some(remote.ip());
+    if let Err(err) = state.throttle.admit(remote) {
         return (
-            StatusCode::UNAUTHORIZED,
-            login_form(Some("That is not the coordinator's token.")),
+            StatusCode::TOO_MANY_REQUESTS,
+            login_form(Some(&err.to_string())),
         )
             .into_response();
     }
-    let secure = if state.secure { "; Secure" } else { "" };
-    let cookie = format!(
-        "{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict{secure}",
-        hex(token.as_bytes())
-    );
-    see_other("/", cookie)
+    let Some(caller) = state.access.caller(form.token.as_bytes()) else {
+        state.throttle.failed(remote, "the login form");
+        return (
+            StatusCode::UNAUTHORIZED,
+            login_form(Some("That is not a token of the coordinator's.")),
+        )
+            .into_response();
+    };
+    if !caller.roles.allows(Role::Viewer) {
+        return (
+            StatusCode::FORBIDDEN,
+            login_form(Some(&format!(
+                "That is the {}, which cannot read the page: log in with the viewer's or the user's token.",
+                caller.credential
+            ))),
+        )
+            .into_response();
+    }
+    let value = state.sessions.open(&state.access, caller);
+    see_other("/", &session::set_cookie(state.secure, &value))
 }
 
-pub(crate) async fn logout(State(state): State<AppState>) -> Response {
-    let secure = if state.secure { "; Secure" } else { "" };
-    see_other(
-        "/login",
-        format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"),
-    )
+pub(crate) async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    // Another site must not log a browser out either.
+    if !same_origin(state.secure, &headers) {
+        return (StatusCode::FORBIDDEN, "log out from the page itself").into_response();
+    }
+    if let Ok(Presented::Session(value)) = presented(state.secure, &headers) {
+        state.sessions.close(value);
+    }
+    see_other("/login", &session::clear_cookie(state.secure))
 }
 
-fn see_other(location: &str, cookie: String) -> Response {
+fn see_other(location: &str, cookie: &str) -> Response {
     let mut response = Redirect::to(location).into_response();
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
+    if let Ok(value) = HeaderValue::from_str(cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response
@@ -194,22 +278,68 @@ mod tests {
         map
     }
 
+    fn kind(secure: bool, pairs: &[(header::HeaderName, &str)]) -> Result<&'static str, ()> {
+        match presented(secure, &headers(pairs)) {
+            Ok(Presented::Nothing) => Ok("nothing"),
+            Ok(Presented::Bearer(_)) => Ok("bearer"),
+            Ok(Presented::Session(_)) => Ok("session"),
+            Err(_) => Err(()),
+        }
+    }
+
     #[test]
-    fn only_the_right_token_passes() {
-        let token = Some("s3cret");
-        let none = headers(&[]);
-        assert_eq!(credential(token, &none), None);
-        assert_eq!(credential(None, &none), Some(Credential::Open));
-        let bearer = headers(&[(header::AUTHORIZATION, "Bearer s3cret")]);
-        assert_eq!(credential(token, &bearer), Some(Credential::Bearer));
-        let wrong = headers(&[(header::AUTHORIZATION, "Bearer s3cre")]);
-        assert_eq!(credential(token, &wrong), None);
-        let cookie = format!("theme=dark; {COOKIE}={}", hex(b"s3cret"));
-        let cookie = headers(&[(header::COOKIE, &cookie)]);
-        assert_eq!(credential(token, &cookie), Some(Credential::Cookie));
-        // The raw token is not the cookie's value: only the login form sets it.
-        let raw = headers(&[(header::COOKIE, &format!("{COOKIE}=s3cret"))]);
-        assert_eq!(credential(token, &raw), None);
+    fn exactly_one_credential_is_taken() {
+        let auth = header::AUTHORIZATION;
+        let cookie = header::COOKIE;
+        assert_eq!(kind(false, &[]), Ok("nothing"));
+        assert_eq!(kind(false, &[(auth.clone(), "Bearer a")]), Ok("bearer"));
+        assert_eq!(
+            kind(false, &[(cookie.clone(), "theme=dark; ltsweep_session=x")]),
+            Ok("session")
+        );
+        assert_eq!(
+            kind(
+                false,
+                &[(auth.clone(), "Bearer a"), (auth.clone(), "Bearer b")]
+            ),
+            Err(())
+        );
+        assert_eq!(
+            kind(
+                false,
+                &[(cookie.clone(), "ltsweep_session=x; ltsweep_session=y")]
+            ),
+            Err(())
+        );
+        assert_eq!(
+            kind(
+                false,
+                &[
+                    (cookie.clone(), "ltsweep_session=x"),
+                    (cookie.clone(), "ltsweep_session=y")
+                ]
+            ),
+            Err(())
+        );
+        assert_eq!(
+            kind(
+                false,
+                &[
+                    (auth.clone(), "Bearer a"),
+                    (cookie.clone(), "ltsweep_session=x")
+                ]
+            ),
+            Err(())
+        );
+        // Under TLS only the `__Host-` cookie counts.
+        assert_eq!(
+            kind(true, &[(cookie.clone(), "ltsweep_session=x")]),
+            Ok("nothing")
+        );
+        assert_eq!(
+            kind(true, &[(cookie, "__Host-ltsweep_session=x")]),
+            Ok("session")
+        );
     }
 
     #[test]
@@ -223,5 +353,22 @@ mod tests {
         let prefix = headers(&[host.clone(), (header::ORIGIN, "http://head:8080.evil")]);
         assert!(!same_origin(false, &prefix));
         assert!(!same_origin(false, &headers(&[host])), "no Origin");
+    }
+
+    #[test]
+    fn every_route_of_the_page_has_a_role() {
+        for method in [
+            "ListSweeps",
+            "GetSweep",
+            "ListWorkers",
+            "WatchSweep",
+            "GetResults",
+            "CancelSweep",
+            "RetryFailed",
+        ] {
+            assert!(Guard::of(method, false).role.is_some(), "{method}");
+        }
+        assert_eq!(Guard::of("CancelSweep", false).role, Some(Role::User));
+        assert_eq!(Guard::of("WatchSweep", false).role, Some(Role::Viewer));
     }
 }

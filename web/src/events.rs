@@ -7,16 +7,18 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, StreamExt, stream};
+use ltsweep_coordinator::Caller;
 use ltsweep_proto::pb;
 use ltsweep_proto::pb::sweep_service_server::SweepService;
 use serde::Serialize;
 
-use crate::AppState;
 use crate::pages::{counts_line, job_row, status_response};
+use crate::{AppState, request_of};
 
 #[derive(Serialize)]
 struct JobUpdate {
@@ -40,15 +42,19 @@ fn job_event(event: &pb::SweepEvent) -> Option<Event> {
     Some(Event::default().event("job").data(data))
 }
 
+/// The coordinator's watch stream of `sweep`, counted against the caller's streams (a page
+/// past `--max-streams-per-credential` gets 429 and its script tries again later).
 pub(crate) async fn sweep_events(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(sweep): Path<String>,
 ) -> Response {
     let watch = match state
         .api
-        .watch_sweep(tonic::Request::new(pb::WatchSweepRequest {
-            sweep_id: sweep,
-        }))
+        .watch_sweep(request_of(
+            caller,
+            pb::WatchSweepRequest { sweep_id: sweep },
+        ))
         .await
     {
         Ok(watch) => watch.into_inner(),

@@ -7,22 +7,31 @@
 //! stream relayed as server-sent events. The tables and figures come from
 //! [`ltsweep_analysis::live_report`]. HTML, CSS and script are compiled into the binary.
 //!
-//! With a token, everything but the login form and the static assets asks for it: once, on
-//! the login form (then kept in an `HttpOnly`, `SameSite=Strict` cookie), or as an
-//! `Authorization: Bearer` header. The write actions (cancel, retry failed) also refuse a
-//! cookie-carrying request that does not come from the page's own origin.
+//! Who may see what is the coordinator's business: a request's token (an `Authorization:
+//! Bearer` header) or session cookie (from the login form) makes a [`Caller`] with the token's
+//! roles, and each endpoint needs the role of the RPC it stands for, from the same table gRPC
+//! reads ([`ltsweep_proto::roles::RPC_ROLES`]). The page also refuses a `Host` it does not
+//! serve (DNS rebinding), several credentials in one request, and, from one address, more
+//! wrong tokens than `--auth-failures-per-minute`. See `docs/guide/security.md`.
 //!
 //! ```no_run
-//! use ltsweep_coordinator::{CoordinatorConfig, Opened};
+//! use ltsweep_coordinator::{Access, CoordinatorConfig, Opened};
+//! use ltsweep_proto::token::Token;
 //! use ltsweep_web::{Web, WebConfig};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut config = CoordinatorConfig::new("state");
-//! config.token = Some("s3cret".into());
+//! config.access = Access::shared(&Token::generate());
 //! let opened = Opened::open(config.clone())?;
 //! let web = Web::new(
 //!     opened.sweep_api(),
-//!     WebConfig { token: config.token.clone(), tls: config.tls.clone() },
+//!     opened.auth_throttle(),
+//!     WebConfig {
+//!         access: config.access.clone(),
+//!         tls: config.tls.clone(),
+//!         hosts: vec!["sweeps.example.org".into()],
+//!         limits: config.limits,
+//!     },
 //! )?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
 //! web.serve(listener, async { let _ = tokio::signal::ctrl_c().await; }).await?;
@@ -32,27 +41,35 @@
 
 mod auth;
 mod events;
+mod host;
 mod html;
 mod pages;
 mod report;
+mod serve;
+mod session;
 mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use ltsweep_coordinator::{SweepApi, TlsFiles};
+use ltsweep_coordinator::{Access, AuthThrottle, Caller, Limits, SweepApi, TlsFiles};
 use tracing::info;
 
-/// The page's settings: the coordinator's token and TLS files, so that the page asks for what
-/// gRPC asks for.
+/// The page's settings: the coordinator's tokens, TLS files and limits, so that the page asks
+/// for what gRPC asks for, and the host names it answers to.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WebConfig {
-    /// The coordinator's shared token; without one the page is open to whoever reaches it.
-    pub token: Option<String>,
-    /// Serve HTTPS with these files (and mark the login cookie `Secure`).
+    /// The coordinator's tokens; without any the page is open to whoever reaches it.
+    pub access: Access,
+    /// Serve HTTPS with these files (and mark the session cookie `Secure`, `__Host-`).
     pub tls: Option<TlsFiles>,
+    /// Names the page answers to besides IP addresses and `localhost` (`--http-host`).
+    pub hosts: Vec<String>,
+    /// The header-read and idle timeouts, the wrong-token budget.
+    pub limits: Limits,
 }
 
 /// What can stop the page from serving.
@@ -61,6 +78,9 @@ pub enum WebError {
     /// A TLS file that cannot be read or used.
     #[error("{0}")]
     Tls(String),
+    /// No random source for the session key.
+    #[error("the session key: {0}")]
+    Random(String),
     #[error("the web page's listener: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -69,30 +89,44 @@ pub enum WebError {
 #[derive(Clone)]
 struct AppState {
     api: SweepApi,
-    token: Option<Arc<str>>,
-    /// Served over TLS: the login cookie is `Secure` and same-origin checks expect `https`.
+    access: Arc<Access>,
+    throttle: Arc<AuthThrottle>,
+    sessions: Arc<session::Sessions>,
+    /// Served over TLS: the session cookie is `Secure`, same-origin checks expect `https`,
+    /// and every answer carries HSTS.
     secure: bool,
     reports: Arc<report::ReportCache>,
 }
 
 /// The page, ready to serve.
 pub struct Web {
-    router: Router,
+    state: AppState,
+    hosts: Vec<String>,
+    limits: Limits,
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Web {
     /// Reads the TLS files, if any, so that a bad one is an error before anything listens.
-    pub fn new(api: SweepApi, config: WebConfig) -> Result<Web, WebError> {
+    /// `throttle` counts wrong tokens by address, shared with the coordinator's gRPC.
+    pub fn new(
+        api: SweepApi,
+        throttle: Arc<AuthThrottle>,
+        config: WebConfig,
+    ) -> Result<Web, WebError> {
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
         let state = AppState {
             api,
-            token: config.token.map(Into::into),
+            access: Arc::new(config.access),
+            throttle,
+            sessions: Arc::new(session::Sessions::new()?),
             secure: tls.is_some(),
             reports: Arc::default(),
         };
         Ok(Web {
-            router: router(state),
+            state,
+            hosts: config.hosts,
+            limits: config.limits,
             tls,
         })
     }
@@ -106,51 +140,80 @@ impl Web {
     ) -> Result<(), WebError> {
         let address = listener.local_addr()?;
         info!(%address, tls = self.tls.is_some(), "web page listening");
-        match self.tls {
-            Some(acceptor) => {
-                axum::serve(tls::TlsListener::new(listener, acceptor), self.router)
-                    .with_graceful_shutdown(shutdown)
-                    .await?
-            }
-            None => {
-                axum::serve(listener, self.router)
-                    .with_graceful_shutdown(shutdown)
-                    .await?
-            }
-        }
+        let hosts = host::Hosts::new(address, &self.hosts);
+        let router = router(self.state, hosts);
+        serve::serve(listener, router, self.tls, self.limits, shutdown).await?;
         Ok(())
     }
 }
 
-fn router(state: AppState) -> Router {
-    let pages = Router::new()
-        .route("/", get(pages::sweeps_page))
-        .route("/sweeps/{sweep}", get(pages::sweep_page))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token_or_login,
-        ));
-    let api = Router::new()
-        .route("/api/sweeps", get(pages::sweeps_fragment))
-        .route("/api/workers", get(pages::workers_fragment))
-        .route("/api/sweeps/{sweep}/events", get(events::sweep_events))
-        .route("/api/sweeps/{sweep}/report", get(report::report_fragment))
-        .route("/api/sweeps/{sweep}/cancel", post(pages::cancel))
+/// The routes, each behind the role of the RPC it stands for; then, around them all, the
+/// caller found, the `Host` checked and the security headers set.
+fn router(state: AppState, hosts: host::Hosts) -> Router {
+    let guard = |rpc: &'static str, page: bool| {
+        axum::middleware::from_fn_with_state(auth::Guard::of(rpc, page), auth::guard)
+    };
+    Router::new()
+        .route(
+            "/",
+            get(pages::sweeps_page).route_layer(guard("ListSweeps", true)),
+        )
+        .route(
+            "/sweeps/{sweep}",
+            get(pages::sweep_page).route_layer(guard("GetSweep", true)),
+        )
+        .route(
+            "/api/sweeps",
+            get(pages::sweeps_fragment).route_layer(guard("ListSweeps", false)),
+        )
+        .route(
+            "/api/workers",
+            get(pages::workers_fragment).route_layer(guard("ListWorkers", false)),
+        )
+        .route(
+            "/api/sweeps/{sweep}/events",
+            get(events::sweep_events).route_layer(guard("WatchSweep", false)),
+        )
+        .route(
+            "/api/sweeps/{sweep}/report",
+            get(report::report_fragment).route_layer(guard("GetResults", false)),
+        )
+        .route(
+            "/api/sweeps/{sweep}/cancel",
+            post(pages::cancel).route_layer(guard("CancelSweep", false)),
+        )
         .route(
             "/api/sweeps/{sweep}/retry-failed",
-            post(pages::retry_failed),
+            post(pages::retry_failed).route_layer(guard("RetryFailed", false)),
         )
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token,
-        ));
-    Router::new()
-        .merge(pages)
-        .merge(api)
-        .route("/login", get(auth::login_page).post(auth::login))
+        .route(
+            "/login",
+            get(auth::login_page)
+                .post(auth::login)
+                // One token fits in far less; a form of guesses does not get read.
+                .layer(DefaultBodyLimit::max(auth::LOGIN_FORM_BYTES)),
+        )
         .route("/logout", post(auth::logout))
         .route("/assets/style.css", get(pages::style))
         .route("/assets/app.js", get(pages::script))
-        .layer(axum::middleware::from_fn(pages::security_headers))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::identify,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(hosts),
+            host::check_host,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            pages::security_headers,
+        ))
         .with_state(state)
+}
+
+/// A call to the coordinator in-process on behalf of `caller`, whose streams it counts.
+fn request_of<T>(caller: Caller, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.extensions_mut().insert(caller);
+    request
 }

@@ -4,17 +4,17 @@
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::Extension;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
+use ltsweep_coordinator::CoordinatorError;
+use ltsweep_proto::RemoteError;
 use ltsweep_proto::pb::sweep_service_server::SweepService;
 use ltsweep_proto::{AxisValue, JobState, LossPlan, pb};
-use ltsweep_proto::{ErrorKind, RemoteError};
 
 use crate::AppState;
-use crate::auth::{Credential, same_origin};
+use crate::auth::same_origin;
 use crate::html::{ago, escape, nav, page, path_segment};
 
 const STYLE: &str = include_str!("../assets/style.css");
@@ -31,10 +31,21 @@ pub(crate) async fn script() -> impl IntoResponse {
     )
 }
 
-/// Only this server's script and styles run, and no other site may frame the page.
-pub(crate) async fn security_headers(request: Request, next: Next) -> Response {
+/// Only this server's script and styles run, no other site may frame the page, and under TLS
+/// browsers keep to HTTPS for a year (HSTS).
+pub(crate) async fn security_headers(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    if state.secure {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     for (name, value) in [
         (
             header::CONTENT_SECURITY_POLICY,
@@ -52,17 +63,22 @@ pub(crate) async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
-/// A failed call to the coordinator, as the page shows it.
+/// A failed call to the coordinator, as the page shows it: the HTTP status of its kind, from
+/// the contract's table.
 pub(crate) fn status_response(status: tonic::Status) -> Response {
     let err = RemoteError::from(status);
-    let code = match err.kind() {
-        Some(ErrorKind::NotFound) => StatusCode::NOT_FOUND,
-        Some(ErrorKind::InvalidArgument) => StatusCode::BAD_REQUEST,
-        Some(ErrorKind::Precondition) => StatusCode::CONFLICT,
-        Some(ErrorKind::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    };
+    let code = err
+        .kind()
+        .and_then(|kind| StatusCode::from_u16(kind.http_status()).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (code, err.message().to_owned()).into_response()
+}
+
+/// A refusal of the coordinator's (a role, a limit), as the page shows it.
+pub(crate) fn error_response(err: &CoordinatorError) -> Response {
+    let code =
+        StatusCode::from_u16(err.kind().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (code, err.to_string()).into_response()
 }
 
 pub(crate) fn now_ms() -> u64 {
@@ -310,9 +326,10 @@ pub(crate) fn workers_table(workers: &[pb::WorkerInfo], now_ms: u64) -> String {
 // Write actions
 
 /// Cookie-carrying (or tokenless) requests must come from this page: a cross-site form cannot
-/// cancel a sweep. A bearer header is never sent by a browser on its own.
-fn check_write(state: &AppState, credential: Credential, headers: &HeaderMap) -> Option<Response> {
-    if credential != Credential::Bearer && !same_origin(state.secure, headers) {
+/// cancel a sweep. A browser never sends an `Authorization` header on its own (a script of
+/// another site would need this server's CORS consent, which it never gives).
+fn check_write(state: &AppState, headers: &HeaderMap) -> Option<Response> {
+    if !headers.contains_key(header::AUTHORIZATION) && !same_origin(state.secure, headers) {
         return Some(
             (
                 StatusCode::FORBIDDEN,
@@ -334,11 +351,10 @@ fn json(value: &serde_json::Value) -> Response {
 
 pub(crate) async fn cancel(
     State(state): State<AppState>,
-    Extension(credential): Extension<Credential>,
     Path(sweep): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(refused) = check_write(&state, credential, &headers) {
+    if let Some(refused) = check_write(&state, &headers) {
         return refused;
     }
     let request = tonic::Request::new(pb::CancelSweepRequest { sweep_id: sweep });
@@ -350,11 +366,10 @@ pub(crate) async fn cancel(
 
 pub(crate) async fn retry_failed(
     State(state): State<AppState>,
-    Extension(credential): Extension<Credential>,
     Path(sweep): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Some(refused) = check_write(&state, credential, &headers) {
+    if let Some(refused) = check_write(&state, &headers) {
         return refused;
     }
     let request = tonic::Request::new(pb::RetryFailedRequest { sweep_id: sweep });

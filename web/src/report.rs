@@ -13,17 +13,19 @@ use std::fmt::Write as _;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use futures::StreamExt;
 use ltsweep_analysis::{Frames, LiveReport, PlanRow, SweepRecords, live_report};
+use ltsweep_coordinator::Caller;
 use ltsweep_proto::pb;
 use ltsweep_proto::pb::sweep_service_server::SweepService;
 
-use crate::AppState;
 use crate::html::escape;
 use crate::pages::status_response;
+use crate::{AppState, request_of};
 
 /// The last fragment of each sweep and a fingerprint of the job states it was made from:
 /// open pages refetch the report whenever a job ends, and each change is computed once.
@@ -88,15 +90,20 @@ pub(crate) async fn sweep_status(
 
 pub(crate) async fn report_fragment(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(sweep): Path<String>,
 ) -> Response {
-    match report_html(&state, sweep).await {
+    match report_html(&state, caller, sweep).await {
         Ok(html) => Html(html.to_string()).into_response(),
         Err(response) => response,
     }
 }
 
-async fn report_html(state: &AppState, sweep: String) -> Result<Arc<str>, Response> {
+async fn report_html(
+    state: &AppState,
+    caller: Caller,
+    sweep: String,
+) -> Result<Arc<str>, Response> {
     let states = sweep_status(state, sweep, false).await?;
     if let Some(html) = state.reports.get(&states.sweep_id, fingerprint(&states)) {
         return Ok(html);
@@ -105,9 +112,12 @@ async fn report_html(state: &AppState, sweep: String) -> Result<Arc<str>, Respon
     let made_from = fingerprint(&status);
     let mut stream = state
         .api
-        .get_results(tonic::Request::new(pb::GetResultsRequest {
-            sweep_id: status.sweep_id.clone(),
-        }))
+        .get_results(request_of(
+            caller,
+            pb::GetResultsRequest {
+                sweep_id: status.sweep_id.clone(),
+            },
+        ))
         .await
         .map_err(status_response)?
         .into_inner();

@@ -1,9 +1,11 @@
 //! The page over HTTPS with the coordinator's certificate: a client that trusts the CA gets
-//! the login form and a `Secure` cookie; a plaintext client gets no page.
+//! the login form (with HSTS) and a `Secure`, `__Host-` session cookie; a plaintext client gets
+//! no page.
 
 use std::sync::Arc;
 
-use ltsweep_coordinator::{CoordinatorConfig, Opened, TlsFiles};
+use ltsweep_coordinator::{Access, CoordinatorConfig, Opened, TlsFiles};
+use ltsweep_proto::token::Token;
 use ltsweep_web::{Web, WebConfig};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -38,15 +40,19 @@ async fn the_page_speaks_https_with_the_coordinators_certificate() {
     std::fs::write(&tls.cert, leaf.pem()).unwrap();
     std::fs::write(&tls.key, leaf_key.serialize_pem()).unwrap();
 
+    let token = Token::generate();
     let mut config = CoordinatorConfig::new(dir.path().join("state"));
-    config.token = Some("s3cret".into());
+    config.access = Access::shared(&token);
     config.tls = Some(tls.clone());
-    let opened = Opened::open(config).unwrap();
+    let opened = Opened::open(config.clone()).unwrap();
     let web = Web::new(
         opened.sweep_api(),
+        opened.auth_throttle(),
         WebConfig {
-            token: Some("s3cret".into()),
+            access: config.access.clone(),
             tls: Some(tls),
+            hosts: Vec::new(),
+            limits: config.limits,
         },
     )
     .unwrap();
@@ -79,8 +85,13 @@ async fn the_page_speaks_https_with_the_coordinators_certificate() {
     .await;
     assert!(page.starts_with("HTTP/1.1 401"), "{page}");
     assert!(page.contains(r#"id="login""#), "{page}");
+    assert!(
+        page.to_ascii_lowercase()
+            .contains("strict-transport-security: max-age=31536000"),
+        "HSTS under TLS: {page}"
+    );
 
-    let body = "token=s3cret";
+    let body = format!("token={}", token.as_str());
     let login = exchange(
         connect().await,
         &format!(
@@ -97,6 +108,11 @@ async fn the_page_speaks_https_with_the_coordinators_certificate() {
         .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
         .unwrap_or_else(|| panic!("a cookie in {login}"));
     assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(cookie.contains("__Host-ltsweep_session="), "{cookie}");
+    assert!(
+        !cookie.contains(token.as_str()),
+        "the cookie is not the token: {cookie}"
+    );
 
     let plain = exchange(
         TcpStream::connect(("127.0.0.1", port)).await.unwrap(),

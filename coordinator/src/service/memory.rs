@@ -4,25 +4,25 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use ltsweep_proto::{SweepId, pb};
+use ltsweep_proto::{JobId, SweepId};
 use tokio::sync::{Notify, broadcast};
 
 use super::Result;
 use crate::error::CoordinatorError;
 use crate::scheduler::{Change, Scheduler, jobs_made_pending};
-use crate::wire;
 
-/// One job's new status, for `WatchSweep`.
+/// Which job changed: a watcher reads its state from memory when it sends it, so an event
+/// holds no copy of the job.
 #[derive(Debug)]
-pub(super) struct JobEvent {
+pub(super) struct JobChanged {
     pub(super) sweep: SweepId,
-    pub(super) event: pb::SweepEvent,
+    pub(super) job: JobId,
 }
 
 /// What `WatchSweep` streams hear of.
 #[derive(Clone, Debug)]
 pub(super) enum StateEvent {
-    Job(Arc<JobEvent>),
+    Job(Arc<JobChanged>),
     /// Memory was reloaded from the store: events sent before may name changes that were
     /// never committed, so watchers start again from a fresh snapshot.
     Reloaded,
@@ -59,8 +59,9 @@ impl Memory {
         Ok(())
     }
 
-    /// Sends each changed job's status to the watchers, if any. Under the write lock, which
-    /// `Coordinator::watch` subscribes under, so no watcher misses a change or sees it twice.
+    /// Tells the watchers, if any, which jobs changed. Under the write lock, which watchers
+    /// drain their events under (holding the read lock), so no change slips between a
+    /// watcher's events and its reads.
     fn publish(&self, scheduler: &Scheduler, changes: &[Change]) {
         if self.events.receiver_count() == 0 {
             return;
@@ -72,15 +73,9 @@ impl Memory {
             let Some(job) = scheduler.job(job) else {
                 continue;
             };
-            let Some(sweep) = scheduler.sweep(job.sweep()) else {
-                continue;
-            };
-            let _ = self.events.send(StateEvent::Job(Arc::new(JobEvent {
-                sweep: sweep.record.id.clone(),
-                event: pb::SweepEvent {
-                    job: Some(wire::job_status(job, false)),
-                    counts: Some(sweep.counts.into()),
-                },
+            let _ = self.events.send(StateEvent::Job(Arc::new(JobChanged {
+                sweep: job.sweep().clone(),
+                job: job.id.clone(),
             })));
         }
     }

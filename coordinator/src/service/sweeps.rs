@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use ltsweep_proto::{SweepId, pb};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
-use tracing::{debug, info};
+use tracing::info;
 
-use super::{BoxStream, Coordinator, RpcResult, StateEvent, delete, required, shut_down};
+use super::{BoxStream, Coordinator, RpcResult, delete, required, watchers};
 use crate::error::CoordinatorError;
 use crate::limits;
 use crate::scheduler::Submission;
@@ -76,70 +76,13 @@ impl pb::sweep_service_server::SweepService for SweepApi {
         &self,
         request: Request<pb::WatchSweepRequest>,
     ) -> RpcResult<Self::WatchSweepStream> {
+        let permit = self.0.stream_permit(&request)?;
         let sweep = SweepId(limits::short_field(
             request.into_inner().sweep_id,
             "sweep_id",
         )?);
-        let (initial, done, mut events) = self.0.watch(&sweep)?;
-        let (tx, rx) = mpsc::channel(256);
-        let coordinator = Arc::clone(&self.0);
-        tokio::spawn(async move {
-            let mut closing = coordinator.closing.subscribe();
-            let mut pending = initial;
-            let mut done = done;
-            loop {
-                for event in pending.drain(..) {
-                    if tx.send(Ok(event)).await.is_err() {
-                        return;
-                    }
-                }
-                if done {
-                    return;
-                }
-                let received = tokio::select! {
-                    _ = tx.closed() => return,
-                    _ = shut_down(&mut closing) => {
-                        // Not a clean end: the sweep is not over, the watcher should come back.
-                        let _ = tx.send(Err(CoordinatorError::ShuttingDown.into())).await;
-                        return;
-                    }
-                    received = events.recv() => received,
-                };
-                let resync = match received {
-                    Ok(StateEvent::Job(job)) => {
-                        if job.sweep == sweep {
-                            done = job
-                                .event
-                                .counts
-                                .is_some_and(|c| c.pending == 0 && c.running == 0);
-                            pending.push(job.event.clone());
-                        }
-                        false
-                    }
-                    Ok(StateEvent::Reloaded) => true,
-                    // A watcher too slow for the event rate catches up from a fresh snapshot.
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
-                        debug!(sweep = %sweep, missed, "watcher lagged; sending a fresh snapshot");
-                        true
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
-                };
-                if resync {
-                    match coordinator.watch(&sweep) {
-                        Ok((snapshot, over, receiver)) => {
-                            pending = snapshot;
-                            done = over;
-                            events = receiver;
-                        }
-                        Err(err) => {
-                            let _ = tx.send(Err(err.into())).await;
-                            return;
-                        }
-                    }
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let events = watchers::watch_sweep(Arc::clone(&self.0), sweep, permit)?;
+        Ok(Response::new(Box::pin(events)))
     }
 
     async fn cancel_sweep(
@@ -201,6 +144,8 @@ impl pb::sweep_service_server::SweepService for SweepApi {
         &self,
         request: Request<pb::GetResultsRequest>,
     ) -> RpcResult<Self::GetResultsStream> {
+        // Held by the reading thread: a client that stops reading holds one slot, not more.
+        let permit = self.0.stream_permit(&request)?;
         let sweep = SweepId(limits::short_field(
             request.into_inner().sweep_id,
             "sweep_id",
@@ -214,6 +159,7 @@ impl pb::sweep_service_server::SweepService for SweepApi {
         let reader = self.0.results.clone();
         let (sender, receiver) = mpsc::channel(RESULTS_AHEAD);
         tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let read = reader.read(&jobs, |result| sender.blocking_send(Ok(result)).is_ok());
             if let Err(e) = read {
                 let _ = sender.blocking_send(Err(Status::from(e)));

@@ -409,3 +409,55 @@ async fn calls_queued_behind_a_failed_group_commit_all_fail_and_memory_returns_t
         .with_store(|store| store.recover_commits());
     lease_for(&workers, &first).await;
 }
+
+#[tokio::test]
+async fn a_watcher_that_falls_behind_still_ends_with_every_jobs_last_state() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let coordinator = coordinator(dir.path());
+    let sweeps = SweepApi(Arc::clone(&coordinator));
+    // More jobs than a watcher remembers changes of by id: cancelling them all makes it go
+    // over every job again instead.
+    let seeds: Vec<String> = (0..300).map(|s| s.to_string()).collect();
+    let spec = format!(
+        "name = \"many\"\nseeds = [{}]\n[dataset]\nkind = \"synthetic\"\n[losses]\nplans = [{{ comp = \"none\", pc = \"none\" }}]",
+        seeds.join(", ")
+    );
+    let sweep = submit(&sweeps, &spec).await.sweep_id;
+    let mut watcher = sweeps
+        .watch_sweep(Request::new(pb::WatchSweepRequest {
+            sweep_id: sweep.clone(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut last = HashMap::new();
+    let first = watcher.next().await.unwrap().unwrap().job.unwrap();
+    last.insert(first.job_id, first.state);
+    assert_eq!(coordinator.streams.total(), 1);
+
+    sweeps
+        .cancel_sweep(Request::new(pb::CancelSweepRequest {
+            sweep_id: sweep.clone(),
+        }))
+        .await
+        .unwrap();
+    while let Some(event) = tokio::time::timeout(Duration::from_secs(60), watcher.next())
+        .await
+        .expect("the watcher ends once the sweep is over")
+    {
+        let job = event.unwrap().job.unwrap();
+        last.insert(job.job_id, job.state);
+    }
+    assert_eq!(last.len(), 300);
+    assert!(
+        last.values()
+            .all(|&state| state == pb::JobState::Cancelled as i32),
+        "{last:?}"
+    );
+    assert_eq!(
+        coordinator.streams.total(),
+        0,
+        "an ended stream frees its slot"
+    );
+}

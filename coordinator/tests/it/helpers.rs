@@ -62,10 +62,16 @@ pub struct TestCoordinator {
 }
 
 impl TestCoordinator {
+    /// A coordinator with `config`'s access; its clients carry no token.
     pub async fn start(config: CoordinatorConfig) -> Self {
+        Self::start_with(config, None).await
+    }
+
+    /// A coordinator whose clients carry `token` (one of `config.access`'s, or not).
+    pub async fn start_with(config: CoordinatorConfig, token: Option<&str>) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let token = config.token.clone();
+        let token = token.map(str::to_owned);
         let (shutdown, stop) = oneshot::channel::<()>();
         let server = tokio::spawn(serve(config, listener, async {
             let _ = stop.await;

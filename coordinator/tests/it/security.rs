@@ -1,11 +1,12 @@
-//! The bearer token, the open health and reflection services, and TLS.
+//! The tokens and their roles, the open health and reflection services, and TLS.
 
 use std::time::Duration;
 
-use ltsweep_coordinator::TlsFiles;
+use ltsweep_coordinator::{Access, TlsFiles};
 use ltsweep_proto::pb;
 use ltsweep_proto::pb::sweep_service_client::SweepServiceClient;
 use ltsweep_proto::pb::worker_service_client::WorkerServiceClient;
+use ltsweep_proto::token;
 use tonic::Code;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -21,17 +22,19 @@ use crate::helpers::*;
 async fn calls_without_the_token_are_unauthenticated_but_health_and_reflection_are_open() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
-    config.token = Some("s3cret".into());
-    let coordinator = TestCoordinator::start(config).await;
+    let shared = token::Token::generate();
+    config.access = Access::shared(&shared);
+    let coordinator = TestCoordinator::start_with(config, Some(shared.as_str())).await;
 
-    for token in [None, Some("wrong".to_owned())] {
+    let wrong = token::Token::generate().as_str().to_owned();
+    for token in [None, Some(wrong.clone())] {
         let mut sweeps =
             SweepServiceClient::with_interceptor(coordinator.channel().await, Token(token.clone()));
         let err = sweeps
             .list_sweeps(pb::ListSweepsRequest {})
             .await
             .unwrap_err();
-        assert_eq!(err.code(), Code::Unauthenticated);
+        assert_eq!(err.code(), Code::Unauthenticated, "{token:?}");
         assert!(err.message().contains("Bearer"), "{}", err.message());
         let mut workers =
             WorkerServiceClient::with_interceptor(coordinator.channel().await, Token(token));
@@ -41,6 +44,22 @@ async fn calls_without_the_token_are_unauthenticated_but_health_and_reflection_a
             .unwrap_err();
         assert_eq!(err.code(), Code::Unauthenticated);
     }
+    // Two tokens in one call, the right one among them: refused, not tried in turn.
+    let right = format!("Bearer {}", shared.as_str());
+    let mut both = SweepServiceClient::with_interceptor(
+        coordinator.channel().await,
+        move |mut request: tonic::Request<()>| {
+            let metadata = request.metadata_mut();
+            metadata.append("authorization", format!("Bearer {wrong}").parse().unwrap());
+            metadata.append("authorization", right.parse().unwrap());
+            Ok(request)
+        },
+    );
+    let err = both
+        .list_sweeps(pb::ListSweepsRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
     // With the token, calls go through.
     let mut sweeps = coordinator.sweeps().await;
     submit(&mut sweeps, SPEC).await;

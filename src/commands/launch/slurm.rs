@@ -295,24 +295,14 @@ fn refused(tool: &str, output: &std::process::Output) -> ExitWith {
     }
 }
 
-/// A token file the workers may read: it exists and no one but its owner can read it.
+/// A token file the workers may read, checked as every command checks one (a regular file of
+/// yours that no one else can read or write, holding a token long enough), as the absolute
+/// path the script exports.
 fn private_file(path: &Path) -> anyhow::Result<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let absolute = std::fs::canonicalize(path)
-        .map_err(|e| BadInput(format!("--token-file {}: {e}", path.display())))?;
-    let mode = std::fs::metadata(&absolute)
-        .map_err(|e| BadInput(format!("--token-file {}: {e}", path.display())))?
-        .permissions()
-        .mode();
-    if mode & 0o077 != 0 {
-        return Err(BadInput(format!(
-            "--token-file {}: others can read or write it (mode {:o}): `chmod 600` it",
-            path.display(),
-            mode & 0o777
-        ))
-        .into());
-    }
-    Ok(absolute)
+    ltsweep_proto::token::read_token_file(path)
+        .map_err(|e| BadInput(format!("--token-file: {e}")))?;
+    std::fs::canonicalize(path)
+        .map_err(|e| BadInput(format!("--token-file {}: {e}", path.display())).into())
 }
 
 fn path_text(path: &Path) -> anyhow::Result<String> {
