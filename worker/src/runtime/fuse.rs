@@ -164,10 +164,12 @@ fn train_requests(shared: &Shared, device: Device, requests: Vec<Request>) {
             }
         };
         let key = (ShapeKey::of(trainer.job()), trainer.position());
+        // An ImageNet network never joins a fused array: it trains alone.
+        let fusable = trainer.job().model.arch.is_cifar();
         let member = (trainer, request.observer, request.reply);
         match groups
             .iter_mut()
-            .find(|g| (ShapeKey::of(g[0].0.job()), g[0].0.position()) == key)
+            .find(|g| fusable && (ShapeKey::of(g[0].0.job()), g[0].0.position()) == key)
         {
             Some(group) => group.push(member),
             None => groups.push(vec![member]),

@@ -239,14 +239,23 @@ pub(super) fn prepare_trainer(
         },
     })?;
     shared.data_pause.found();
+    // A job's `model.init` weights are its starting point; a checkpoint replaces every variable,
+    // so a resumed job does not read them.
+    let start = || {
+        Trainer::start(spec, &data, device, &shared.config.data_root).map_err(|err| JobFailure {
+            reason: format!("{err} (on worker host {})", shared.config.host),
+            // A missing, damaged or mismatched weights file fails every attempt alike.
+            retryable: false,
+        })
+    };
+    let Some(bytes) = resume_from else {
+        return start();
+    };
     let mut trainer = Trainer::new(spec, &data, device);
-    if let Some(bytes) = resume_from {
-        if let Err(err) = trainer.resume(&bytes) {
-            tracing::warn!(job = %spec.id, %err, "cannot resume from the checkpoint; starting from scratch");
-            trainer = Trainer::new(spec, &data, device);
-        } else {
-            tracing::info!(job = %spec.id, epoch = trainer.epoch(), "resumed from a checkpoint");
-        }
+    if let Err(err) = trainer.resume(&bytes) {
+        tracing::warn!(job = %spec.id, %err, "cannot resume from the checkpoint; starting from scratch");
+        return start();
     }
+    tracing::info!(job = %spec.id, epoch = trainer.epoch(), "resumed from a checkpoint");
     Ok(trainer)
 }
