@@ -275,3 +275,25 @@ fn checkpoint_variables(bytes: &[u8]) -> HashMap<String, Tensor> {
         })
         .collect()
 }
+
+#[test]
+fn an_imagenet_network_never_enters_a_fused_array() {
+    tch::set_num_threads(1);
+    let spec = resnet10_job("").jobs()[0].clone();
+    let mut other = spec.clone();
+    other.seed = 4;
+    other.id = ltsweep_proto::JobId("other".to_owned());
+    let data = longtail::prepare(&spec.dataset, Path::new("")).unwrap();
+    let members = vec![
+        Trainer::new(&spec, &data, Device::Cpu),
+        Trainer::new(&other, &data, Device::Cpu),
+    ];
+    let Err(err) = ltsweep_worker::fused::FusedTrainer::new(members) else {
+        panic!("two ResNet-10 jobs were fused");
+    };
+    assert!(
+        err.to_string()
+            .ends_with("trains a resnet10: fused arrays hold CIFAR ResNets only"),
+        "{err}"
+    );
+}
