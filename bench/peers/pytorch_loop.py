@@ -240,7 +240,7 @@ def main():
         else f"depth={a.depth}"
     print(f"mode={a.mode} workers={a.workers} sgd={a.sgd} alloc={a.alloc} device={a.device} "
           f"{network} size={size} images={n} seconds={dt:.3f} threads={torch.get_num_threads()}")
-    print(f"images_per_second={n / dt:.1f}")
+    print(f"images_per_second={n / dt:.3f}")
 
 
 if __name__ == "__main__":

@@ -285,18 +285,6 @@ pub struct ModelConfig {
     pub init_skip: Vec<String>,
 }
 
-impl ModelConfig {
-    /// The CIFAR ResNet of this depth, trained from scratch.
-    pub fn cifar(depth: u32) -> Self {
-        Self {
-            depth,
-            arch: Arch::Cifar,
-            init: None,
-            init_skip: Vec::new(),
-        }
-    }
-}
-
 /// How the learning rate moves after the warm-up.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -152,7 +152,7 @@ fn train(args: &BenchTrainArgs) -> anyhow::Result<()> {
         }
     );
     println!("seconds={seconds:.3}");
-    println!("images_per_second={rate:.1}");
+    println!("images_per_second={rate:.3}");
     Ok(())
 }
 
