@@ -71,5 +71,5 @@ print("| precision | ltsweep images/s | PyTorch images/s | ltsweep / PyTorch |")
 print("|---|--:|--:|--:|")
 for key, label in [("fp32", "float32"), ("bf16", "bf16 autocast, channels-last")]:
     ours, peer = runs[f"ltsweep_{key}"], runs[f"peer_{key}"]
-    print(f"| {label} | {ours:.2f} | {peer:.2f} | {ours / peer:.2f}x |")
+    print(f"| {label} | {ours:.3f} | {peer:.3f} | {ours / peer:.2f}x |")
 PY
