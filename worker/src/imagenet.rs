@@ -8,7 +8,7 @@
 //!   without momentum).
 //! - Initialisation: convolutions Kaiming-normal with fan-out and ReLU's gain, BatchNorm scale 1
 //!   and shift 0 (`zero_init_residual` off, torchvision's default), the linear classifier as
-//!   `nn.Linear` draws it; the cosine classifier of LDAM is [`Head`]'s, as the CIFAR ResNet's.
+//!   `nn.Linear` draws it; LDAM's cosine classifier is built by the CIFAR ResNet's own code.
 //! - The stride of a bottleneck is on its 3x3 convolution (torchvision's "ResNet v1.5").
 //! - ResNet-10 is `ResNet(BasicBlock, [1, 1, 1, 1])`, the long-tail papers' ImageNet-LT
 //!   network (Liu et al. 2019, Kang et al. 2020).
