@@ -381,8 +381,21 @@ pub struct BenchSweepArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct BenchTrainArgs {
+    /// The CIFAR ResNet's depth (without --arch).
     #[arg(long, default_value_t = 20)]
     pub depth: u32,
+    /// An ImageNet architecture instead (`resnet10` ... `resnet152`, `resnext50_32x4d`).
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// The side of the square random images.
+    #[arg(long, default_value_t = 32)]
+    pub image_size: u32,
+    /// `fp32` or `bf16` (ImageNet architectures; default: the spec's, bf16).
+    #[arg(long)]
+    pub precision: Option<String>,
+    /// Channels-last activations (ImageNet architectures; default: the spec's, on).
+    #[arg(long)]
+    pub channels_last: Option<bool>,
     /// Images in the (random, balanced) training set: one timed epoch covers them all.
     #[arg(long, default_value_t = 4096)]
     pub images: usize,

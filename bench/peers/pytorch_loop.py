@@ -19,6 +19,12 @@ Knobs: `--sgd foreach|fused|single` (PyTorch's multi-tensor, fused or per-parame
 `--alloc keep|default` (keep freed memory in glibc's heap, as ltsweep's trainer does, or not),
 `--threads N`, `--device cpu|cuda`.
 
+The ImageNet networks: `--arch resnet50` (any of torchvision's ResNets, `resnext50_32x4d`, or
+`resnet10`, torchvision's ResNet with one basic block a stage) on random `--image-size` images,
+with `--precision bf16` (torch.autocast to bfloat16, the loss in float32) and `--channels-last`
+(model and inputs in torch.channels_last), as `ltsweep bench train --arch` trains them. The
+crop pads an eighth of the side, as ltsweep's does (4 pixels at 32).
+
 The timed span is the one `ltsweep bench train` times: one untimed warm-up epoch, then
 `--epochs` whole epochs of `--images` images (the last partial batch dropped on both sides).
 The last line printed is `images_per_second=<float>`.
@@ -100,23 +106,34 @@ def keep_freed_memory():
 def tensor_batches(images, labels, batch, device, generator):
     """Crop, flip and normalise whole batches with tensor ops on `device`."""
     n = images.shape[0] // batch * batch
+    size = images.shape[-1]
+    pad = size // 8
     mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1) * 255
     std = torch.tensor(STD, device=device).view(1, 3, 1, 1) * 255
-    padded = F.pad(images, (4, 4, 4, 4))  # uint8, N x 3 x 40 x 40
+    padded = F.pad(images, (pad, pad, pad, pad))  # uint8, N x 3 x 40 x 40 at 32
     order = torch.randperm(images.shape[0], generator=generator)[:n].to(device)
-    base = torch.arange(32, device=device)
+    base = torch.arange(size, device=device)
     for start in range(0, n, batch):
         idx = order[start:start + batch]
         b = idx.shape[0]
-        dy = torch.randint(0, 9, (b,), generator=generator).to(device)
-        dx = torch.randint(0, 9, (b,), generator=generator).to(device)
+        dy = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(device)
+        dx = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(device)
         flip = torch.rand(b, generator=generator).to(device) < 0.5
-        rows = (dy[:, None] + base[None, :])  # b x 32
-        cols = dx[:, None] + torch.where(flip[:, None], 31 - base[None, :], base[None, :])
-        x = padded[idx]  # b x 3 x 40 x 40
-        x = x.gather(2, rows[:, None, :, None].expand(b, 3, 32, 40))
-        x = x.gather(3, cols[:, None, None, :].expand(b, 3, 32, 32))
+        rows = (dy[:, None] + base[None, :])  # b x size
+        cols = dx[:, None] + torch.where(flip[:, None], size - 1 - base[None, :], base[None, :])
+        x = padded[idx]  # b x 3 x (size + 2 pad) x (size + 2 pad)
+        x = x.gather(2, rows[:, None, :, None].expand(b, 3, size, size + 2 * pad))
+        x = x.gather(3, cols[:, None, None, :].expand(b, 3, size, size))
         yield (x.float() - mean) / std, labels[idx]
+
+
+def imagenet_model(arch, num_classes):
+    """torchvision's network of that name; ResNet-10 is its ResNet with one basic block a stage."""
+    import torchvision
+    from torchvision.models.resnet import BasicBlock, ResNet
+    if arch == "resnet10":
+        return ResNet(BasicBlock, [1, 1, 1, 1], num_classes=num_classes)
+    return getattr(torchvision.models, arch)(num_classes=num_classes)
 
 
 def main():
@@ -132,6 +149,10 @@ def main():
     ap.add_argument("--alloc", choices=["keep", "default"], default="default")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: default)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--arch", default=None, help="a torchvision ResNet instead of the CIFAR one")
+    ap.add_argument("--image-size", type=int, default=32)
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
+    ap.add_argument("--channels-last", action="store_true")
     a = ap.parse_args()
     if a.alloc == "keep":
         keep_freed_memory()
@@ -140,21 +161,30 @@ def main():
     device = torch.device(a.device)
     cuda = device.type == "cuda"
     torch.manual_seed(0)
-    model = ResNetCifar(a.depth, a.classes).to(device)
+    if a.arch:
+        model = imagenet_model(a.arch, a.classes).to(device)
+    else:
+        model = ResNetCifar(a.depth, a.classes).to(device)
+    memory_format = torch.channels_last if a.channels_last else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    size = a.image_size
     sgd = {"foreach": dict(foreach=True), "fused": dict(fused=True), "single": dict(foreach=False)}[a.sgd]
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=2e-4, **sgd)
     rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, size=(a.images, 32, 32, 3), dtype=np.uint8)
+    images = rng.integers(0, 256, size=(a.images, size, size, 3), dtype=np.uint8)
     labels = rng.integers(0, a.classes, size=a.images)
 
     def step(x, y):
-        loss = F.cross_entropy(model(x), y)
+        x = x.contiguous(memory_format=memory_format)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
     if a.mode == "compute":
-        fixed_x = torch.randn(a.batch, 3, 32, 32, device=device)
+        fixed_x = torch.randn(a.batch, 3, size, size, device=device)
         fixed_y = torch.randint(0, a.classes, (a.batch,), device=device)
 
         def epoch():
@@ -176,7 +206,7 @@ def main():
         import torchvision.transforms as T
         from PIL import Image
 
-        tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
+        tf = T.Compose([T.RandomCrop(size, padding=size // 8), T.RandomHorizontalFlip(), T.ToTensor(),
                         T.Normalize(MEAN, STD)])
 
         class Images(torch.utils.data.Dataset):
@@ -206,9 +236,11 @@ def main():
     if cuda:
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
+    network = f"arch={a.arch} precision={a.precision} channels_last={a.channels_last}" if a.arch \
+        else f"depth={a.depth}"
     print(f"mode={a.mode} workers={a.workers} sgd={a.sgd} alloc={a.alloc} device={a.device} "
-          f"depth={a.depth} images={n} seconds={dt:.3f} threads={torch.get_num_threads()}")
-    print(f"images_per_second={n / dt:.1f}")
+          f"{network} size={size} images={n} seconds={dt:.3f} threads={torch.get_num_threads()}")
+    print(f"images_per_second={n / dt:.3f}")
 
 
 if __name__ == "__main__":

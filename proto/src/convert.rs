@@ -4,8 +4,9 @@
 use crate::baseline::{BaseLoss, Sampler};
 use crate::job::{
     AxisValue, ClassScope, CompMode, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec,
-    JobState, LossConfig, LossPlan, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
+    JobState, LossConfig, LossPlan, LrSchedule, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
 };
+use crate::model::{Arch, Precision};
 use crate::pb;
 use crate::result::{
     ClassGroup, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, PosthocAccuracy, Shot,
@@ -152,6 +153,52 @@ fn sampler_from(value: i32) -> Result<Sampler, ConvertError> {
     }
 }
 
+impl From<Arch> for pb::Arch {
+    fn from(arch: Arch) -> Self {
+        match arch {
+            Arch::Cifar => pb::Arch::Cifar,
+            Arch::Resnet10 => pb::Arch::Resnet10,
+            Arch::Resnet18 => pb::Arch::Resnet18,
+            Arch::Resnet34 => pb::Arch::Resnet34,
+            Arch::Resnet50 => pb::Arch::Resnet50,
+            Arch::Resnet101 => pb::Arch::Resnet101,
+            Arch::Resnet152 => pb::Arch::Resnet152,
+            Arch::Resnext50_32x4d => pb::Arch::Resnext5032x4d,
+        }
+    }
+}
+
+/// An unspecified architecture is an older sender's: the CIFAR ResNet.
+fn arch_from(value: i32) -> Result<Arch, ConvertError> {
+    Ok(match pb::Arch::try_from(value) {
+        Ok(pb::Arch::Unspecified | pb::Arch::Cifar) => Arch::Cifar,
+        Ok(pb::Arch::Resnet10) => Arch::Resnet10,
+        Ok(pb::Arch::Resnet18) => Arch::Resnet18,
+        Ok(pb::Arch::Resnet34) => Arch::Resnet34,
+        Ok(pb::Arch::Resnet50) => Arch::Resnet50,
+        Ok(pb::Arch::Resnet101) => Arch::Resnet101,
+        Ok(pb::Arch::Resnet152) => Arch::Resnet152,
+        Ok(pb::Arch::Resnext5032x4d) => Arch::Resnext50_32x4d,
+        Err(_) => return Err(unknown("job.model.arch")),
+    })
+}
+
+fn lr_schedule_from(value: i32) -> Result<LrSchedule, ConvertError> {
+    match pb::LrSchedule::try_from(value) {
+        Ok(pb::LrSchedule::Unspecified | pb::LrSchedule::Step) => Ok(LrSchedule::Step),
+        Ok(pb::LrSchedule::Cosine) => Ok(LrSchedule::Cosine),
+        Err(_) => Err(unknown("job.train.lr_schedule")),
+    }
+}
+
+fn precision_from(value: i32) -> Result<Precision, ConvertError> {
+    match pb::Precision::try_from(value) {
+        Ok(pb::Precision::Unspecified | pb::Precision::Fp32) => Ok(Precision::Fp32),
+        Ok(pb::Precision::Bf16) => Ok(Precision::Bf16),
+        Err(_) => Err(unknown("job.train.precision")),
+    }
+}
+
 impl From<BaseLoss> for pb::BaseLoss {
     fn from(base: BaseLoss) -> Self {
         let kind = |k: pb::BaseLossKind| pb::BaseLoss {
@@ -238,6 +285,9 @@ impl From<JobSpec> for pb::JobSpec {
             }),
             model: Some(pb::ModelConfig {
                 depth: job.model.depth,
+                arch: pb::Arch::from(job.model.arch).into(),
+                init: job.model.init.unwrap_or_default(),
+                init_skip: job.model.init_skip,
             }),
             train: Some(pb::TrainConfig {
                 epochs: t.epochs,
@@ -254,6 +304,19 @@ impl From<JobSpec> for pb::JobSpec {
                 augment: t.augment,
                 sampler: pb::Sampler::from(t.sampler).into(),
                 posthoc_tau: t.posthoc_tau,
+                lr_schedule: match t.lr_schedule {
+                    LrSchedule::Step => pb::LrSchedule::Step,
+                    LrSchedule::Cosine => pb::LrSchedule::Cosine,
+                }
+                .into(),
+                lr_reference_batch: t.lr_reference_batch.unwrap_or(0),
+                exclude_norm_and_bias_from_decay: !t.decay_norm_and_bias,
+                precision: match t.precision {
+                    Precision::Fp32 => pb::Precision::Fp32,
+                    Precision::Bf16 => pb::Precision::Bf16,
+                }
+                .into(),
+                channels_last: t.channels_last,
             }),
             losses: Some(pb::LossConfig {
                 comp_weight: l.comp_weight,
@@ -320,8 +383,14 @@ impl TryFrom<pb::JobSpec> for JobSpec {
                     noise: s.noise,
                 },
             },
-            model: ModelConfig {
-                depth: job.model.ok_or(missing("job.model"))?.depth,
+            model: {
+                let m = job.model.ok_or(missing("job.model"))?;
+                ModelConfig {
+                    depth: m.depth,
+                    arch: arch_from(m.arch)?,
+                    init: Some(m.init).filter(|p| !p.is_empty()),
+                    init_skip: m.init_skip,
+                }
             },
             train: TrainConfig {
                 epochs: t.epochs,
@@ -338,6 +407,11 @@ impl TryFrom<pb::JobSpec> for JobSpec {
                 augment: t.augment,
                 sampler: sampler_from(t.sampler)?,
                 posthoc_tau: t.posthoc_tau,
+                lr_schedule: lr_schedule_from(t.lr_schedule)?,
+                lr_reference_batch: Some(t.lr_reference_batch).filter(|&b| b > 0),
+                decay_norm_and_bias: !t.exclude_norm_and_bias_from_decay,
+                precision: precision_from(t.precision)?,
+                channels_last: t.channels_last,
             },
             losses: LossConfig {
                 comp_weight: l.comp_weight,
@@ -561,6 +635,19 @@ mod tests {
         .unwrap();
         assert_eq!(spec.jobs().len(), 9 * 2 * 5 * 3);
         for job in spec.jobs() {
+            let wire = pb::JobSpec::from(job.clone());
+            assert_eq!(JobSpec::try_from(wire).unwrap(), job);
+        }
+    }
+
+    #[test]
+    fn imagenet_models_and_recipes_survive_the_wire() {
+        let spec = SweepSpec::parse(
+            "name = \"w\"\nseeds = [3]\n[dataset]\nkind = \"synthetic\"\n[model]\narch = \"resnext50_32x4d\"\ninit = \"w/r50.safetensors\"\ninit_skip = [\"fc\"]\n[train]\nlr_schedule = \"cosine\"\nlr_reference_batch = 256\ndecay_norm_and_bias = false\nchannels_last = false",
+        )
+        .unwrap();
+        for job in spec.jobs() {
+            assert_eq!(job.train.precision, Precision::Bf16);
             let wire = pb::JobSpec::from(job.clone());
             assert_eq!(JobSpec::try_from(wire).unwrap(), job);
         }

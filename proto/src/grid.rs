@@ -13,8 +13,9 @@ use sha2::{Digest, Sha256};
 use crate::baseline::{BaseLoss, Sampler};
 use crate::job::{
     AxisValue, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec, LossConfig, LossPlan,
-    ModelConfig, SweepId, SyntheticConfig, TrainConfig,
+    LrSchedule, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
 };
+use crate::model::Precision;
 use crate::spec::{Axis, SweepSpec};
 
 /// The settings of one point of the grid, before plan and seed.
@@ -87,6 +88,7 @@ impl Resolver<'_> {
             },
         };
         let t = &spec.train;
+        let arch = spec.model.arch();
         let epochs = self.count("epochs", &t.epochs);
         let train = TrainConfig {
             epochs,
@@ -98,16 +100,19 @@ impl Resolver<'_> {
                 Some(axis) => self.count("warmup_epochs", axis),
                 None => (epochs / 10).min(5),
             },
-            lr_decay_epochs: t.lr_decay_epochs.clone().unwrap_or_else(|| {
-                // 160 and 180 of 200 epochs, scaled; a decay at epoch 0 would be no schedule.
-                let mut decays: Vec<u32> = [8, 9]
-                    .iter()
-                    .map(|tenths| epochs * tenths / 10)
-                    .filter(|&e| e >= 1)
-                    .collect();
-                decays.dedup();
-                decays
-            }),
+            lr_decay_epochs: match t.lr_schedule {
+                LrSchedule::Cosine => Vec::new(),
+                LrSchedule::Step => t.lr_decay_epochs.clone().unwrap_or_else(|| {
+                    // 160 and 180 of 200 epochs, scaled; a decay at epoch 0 would be no schedule.
+                    let mut decays: Vec<u32> = [8, 9]
+                        .iter()
+                        .map(|tenths| epochs * tenths / 10)
+                        .filter(|&e| e >= 1)
+                        .collect();
+                    decays.dedup();
+                    decays
+                }),
+            },
             lr_decay_factor: self.real("lr_decay_factor", &t.lr_decay_factor),
             pretrain_ce_epochs: self.count("pretrain_ce_epochs", &t.pretrain_ce_epochs),
             eval_epochs: t
@@ -121,6 +126,16 @@ impl Resolver<'_> {
             // Set per job by the grid: the sampler and the base loss are axes of names.
             sampler: Sampler::Instance,
             posthoc_tau: spec.eval.posthoc_tau.clone(),
+            lr_schedule: t.lr_schedule,
+            lr_reference_batch: t.lr_reference_batch,
+            decay_norm_and_bias: t.decay_norm_and_bias,
+            // The ImageNet networks train in bf16 and channels-last unless told otherwise.
+            precision: t.precision.unwrap_or(if arch.is_cifar() {
+                Precision::Fp32
+            } else {
+                Precision::Bf16
+            }),
+            channels_last: t.channels_last.unwrap_or(!arch.is_cifar()),
         };
         let l = &spec.losses;
         let losses = LossConfig {
@@ -134,7 +149,10 @@ impl Resolver<'_> {
         Settings {
             dataset,
             model: ModelConfig {
-                depth: self.count("depth", &spec.model.depth),
+                depth: self.count("depth", &spec.model.depth()),
+                arch,
+                init: spec.model.init.clone(),
+                init_skip: spec.model.init_skip.clone(),
             },
             train,
             losses,

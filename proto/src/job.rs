@@ -7,6 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::baseline::{BaseLoss, Sampler};
+use crate::model::{Arch, Precision};
 
 /// Declares a newtype id over a `String` (`Display`, `From<&str>`, serde as the bare string), so
 /// that a job id cannot be passed where a worker id is meant.
@@ -270,7 +271,45 @@ pub struct DatasetConfig {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
+    /// The CIFAR ResNet's depth; an ImageNet architecture's nominal depth (50 for ResNet-50).
     pub depth: u32,
+    /// Left out when the CIFAR ResNet (ids of older specs hold).
+    #[serde(default, skip_serializing_if = "Arch::is_cifar")]
+    pub arch: Arch,
+    /// A safetensors file of initial weights, relative to the worker's data root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
+    /// Variables left at their fresh initialisation when `init` is loaded: names or name
+    /// prefixes ending at a `.` (`fc` is `fc.weight` and `fc.bias`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub init_skip: Vec<String>,
+}
+
+/// How the learning rate moves after the warm-up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// Multiplied by `lr_decay_factor` at each of `lr_decay_epochs`.
+    #[default]
+    Step,
+    /// Half a cosine from the peak rate down to 0 over the epochs after the warm-up, stepped
+    /// once an epoch (PyTorch's `CosineAnnealingLR(T_max = epochs - warmup, eta_min = 0)`).
+    Cosine,
+}
+
+impl LrSchedule {
+    pub fn is_step(&self) -> bool {
+        *self == Self::Step
+    }
+}
+
+impl fmt::Display for LrSchedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Step => "step",
+            Self::Cosine => "cosine",
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -307,16 +346,62 @@ pub struct TrainConfig {
     /// for each tau (`[eval] posthoc_tau`); left out when none (ids of older specs hold).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub posthoc_tau: Vec<f64>,
+    // The fields below are left out at their defaults, so that older specs keep their ids.
+    #[serde(default, skip_serializing_if = "LrSchedule::is_step")]
+    pub lr_schedule: LrSchedule,
+    /// Linear scaling (Goyal et al. 2017): the peak rate is `lr * batch_size / reference`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lr_reference_batch: Option<u32>,
+    /// Whether weight decay applies to BatchNorm's scales and shifts and to biases (every
+    /// parameter of one dimension) as well as to the convolution and classifier weights.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub decay_norm_and_bias: bool,
+    #[serde(default, skip_serializing_if = "Precision::is_fp32")]
+    pub precision: Precision,
+    /// Activations in channels-last (NHWC) memory layout.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub channels_last: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 impl TrainConfig {
-    /// The learning rate of a 0-based epoch: linear warm-up, then step decay.
+    /// The learning rate of a 0-based epoch: linear warm-up to the peak rate, then step decay
+    /// or a cosine.
     pub fn lr_at(&self, epoch: u32) -> f64 {
+        let peak = self.peak_lr();
         if epoch < self.warmup_epochs {
-            return self.lr * f64::from(epoch + 1) / f64::from(self.warmup_epochs);
+            return peak * f64::from(epoch + 1) / f64::from(self.warmup_epochs);
         }
-        let decays = self.lr_decay_epochs.iter().filter(|&&e| epoch >= e).count();
-        self.lr * self.lr_decay_factor.powi(decays as i32)
+        match self.lr_schedule {
+            LrSchedule::Step => {
+                let decays = self.lr_decay_epochs.iter().filter(|&&e| epoch >= e).count();
+                peak * self.lr_decay_factor.powi(decays as i32)
+            }
+            LrSchedule::Cosine => {
+                let span = f64::from(self.epochs.saturating_sub(self.warmup_epochs).max(1));
+                let progress = f64::from(epoch - self.warmup_epochs) / span;
+                peak * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())
+            }
+        }
+    }
+
+    /// `lr`, scaled by `batch_size / lr_reference_batch` when a reference batch is given.
+    pub fn peak_lr(&self) -> f64 {
+        match self.lr_reference_batch {
+            Some(reference) => self.lr * f64::from(self.batch_size) / f64::from(reference),
+            None => self.lr,
+        }
     }
 
     /// Whether the test set is evaluated after `finished` epochs.
@@ -438,9 +523,8 @@ mod tests {
         assert_eq!(unique.len(), 16);
     }
 
-    #[test]
-    fn learning_rate_warms_up_then_decays() {
-        let train = TrainConfig {
+    fn recipe() -> TrainConfig {
+        TrainConfig {
             epochs: 300,
             batch_size: 128,
             lr: 0.1,
@@ -455,12 +539,77 @@ mod tests {
             augment: true,
             sampler: Sampler::Instance,
             posthoc_tau: Vec::new(),
-        };
-        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+            lr_schedule: LrSchedule::Step,
+            lr_reference_batch: None,
+            decay_norm_and_bias: true,
+            precision: Precision::Fp32,
+            channels_last: false,
+        }
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-12
+    }
+
+    #[test]
+    fn learning_rate_warms_up_then_decays() {
+        let train = recipe();
         assert!(close(train.lr_at(0), 0.02));
         assert!(close(train.lr_at(4), 0.1));
         assert!(close(train.lr_at(239), 0.1));
         assert!(close(train.lr_at(240), 0.001));
         assert!(close(train.lr_at(299), 0.00001));
+    }
+
+    #[test]
+    fn the_cosine_schedule_follows_pytorchs_cosine_annealing() {
+        // Kang et al.'s ImageNet-LT recipe: 90 epochs, no warm-up, lr 0.2 at batch 512.
+        let mut train = TrainConfig {
+            epochs: 90,
+            batch_size: 512,
+            lr: 0.2,
+            warmup_epochs: 0,
+            lr_decay_epochs: Vec::new(),
+            lr_schedule: LrSchedule::Cosine,
+            ..recipe()
+        };
+        // torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=90, eta_min=0), read after
+        // 0, 1, 45, 60 and 89 calls of step(), as printed by PyTorch 2.11.
+        for (epoch, expected) in [
+            (0, 0.2),
+            (1, 0.199_939_082_701_909_6),
+            (45, 0.099_999_999_999_999_99),
+            (60, 0.050_000_000_000_000_02),
+            (89, 6.091_729_809_042_376e-5),
+        ] {
+            let lr = train.lr_at(epoch);
+            assert!(
+                (lr - expected).abs() < 1e-12,
+                "epoch {epoch}: {lr} against {expected}"
+            );
+        }
+        // A warm-up of 5 epochs, then the cosine over the 85 left; linear scaling by batch.
+        train.warmup_epochs = 5;
+        train.lr_reference_batch = Some(256);
+        assert!(close(train.peak_lr(), 0.4));
+        assert!(close(train.lr_at(0), 0.08));
+        assert!(close(train.lr_at(4), 0.4));
+        assert!(close(train.lr_at(5), 0.4));
+        assert!(close(
+            train.lr_at(5 + 85 / 2),
+            0.2 * (1.0 + (std::f64::consts::PI * 42.0 / 85.0).cos())
+        ));
+        assert!(train.lr_at(89) > 0.0 && train.lr_at(89) < train.lr_at(88));
+    }
+
+    #[test]
+    fn linear_scaling_scales_the_step_schedule() {
+        let train = TrainConfig {
+            batch_size: 64,
+            lr_reference_batch: Some(256),
+            ..recipe()
+        };
+        assert!(close(train.lr_at(4), 0.025));
+        assert!(close(train.lr_at(240), 0.000_25));
     }
 }

@@ -26,6 +26,7 @@ pub mod client;
 pub mod convert;
 mod grid;
 pub mod job;
+pub mod model;
 pub mod paging;
 pub mod remote;
 pub mod result;
@@ -38,8 +39,9 @@ pub use baseline::{BaseKind, BaseLoss, Sampler};
 pub use convert::ConvertError;
 pub use job::{
     AxisValue, ClassScope, CompMode, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec,
-    JobState, LossConfig, LossPlan, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
+    JobState, LossConfig, LossPlan, LrSchedule, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
 };
+pub use model::{Arch, Precision};
 pub use remote::{ErrorKind, RemoteError};
 pub use result::{
     ClassGroup, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, PosthocAccuracy, Shot,

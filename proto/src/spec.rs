@@ -24,7 +24,8 @@ use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue};
 
 use crate::baseline::{BaseKind, BaseLoss, Choice, Sampler};
-use crate::job::{CompMode, DatasetKind, LossPlan};
+use crate::job::{CompMode, DatasetKind, LossPlan, LrSchedule};
+use crate::model::{Arch, Precision};
 
 /// The most jobs one sweep may hold.
 pub const MAX_JOBS: usize = 1_000_000;
@@ -245,17 +246,37 @@ pub struct DatasetSection {
     pub noise: Option<Axis<f64>>,
 }
 
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+/// The largest pretrained weights file a worker reads (ResNet-152's float32 weights are 241 MB).
+pub const MAX_INIT_BYTES: u64 = 2 << 30;
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
-    #[serde(default = "defaults::depth")]
-    pub depth: Axis<u32>,
+    /// The CIFAR ResNet's depth (6n+2); when absent, 20. Not for an ImageNet `arch`.
+    #[serde(default)]
+    pub depth: Option<Axis<u32>>,
+    /// `resnet10` ... `resnext50_32x4d`; when absent, the CIFAR ResNet of `depth`.
+    #[serde(default)]
+    pub arch: Option<Arch>,
+    /// A safetensors file of initial weights, relative to the workers' `--data-root`.
+    #[serde(default)]
+    pub init: Option<String>,
+    /// Variables (or prefixes: `fc`) that keep their fresh initialisation when `init` loads.
+    #[serde(default)]
+    pub init_skip: Vec<String>,
 }
 
-impl Default for ModelSection {
-    fn default() -> Self {
-        Self {
-            depth: defaults::depth(),
+impl ModelSection {
+    pub fn arch(&self) -> Arch {
+        self.arch.unwrap_or_default()
+    }
+
+    /// The depth axis: the spec's, 20 when absent, or the ImageNet architecture's own.
+    pub fn depth(&self) -> Axis<u32> {
+        match (self.arch().depth(), &self.depth) {
+            (Some(depth), _) => Axis::One(depth),
+            (None, Some(axis)) => axis.clone(),
+            (None, None) => defaults::depth(),
         }
     }
 }
@@ -292,6 +313,21 @@ pub struct TrainSection {
     /// `instance` (every image once an epoch), `class_balanced` or `sqrt`; a list is an axis.
     #[serde(default = "defaults::sampler")]
     pub sampler: Choice<Sampler>,
+    /// `step` (the default: `lr_decay_epochs`) or `cosine`.
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
+    /// Linear scaling: the peak rate is `lr * batch_size / lr_reference_batch`.
+    #[serde(default)]
+    pub lr_reference_batch: Option<u32>,
+    /// `false` leaves BatchNorm's parameters and biases out of weight decay.
+    #[serde(default = "defaults::yes")]
+    pub decay_norm_and_bias: bool,
+    /// `fp32` or `bf16`; when absent, bf16 for the ImageNet architectures.
+    #[serde(default)]
+    pub precision: Option<Precision>,
+    /// When absent, on for the ImageNet architectures.
+    #[serde(default)]
+    pub channels_last: Option<bool>,
 }
 
 impl Default for TrainSection {
@@ -553,20 +589,78 @@ impl SweepSpec {
         )?;
         check(self.max_attempts >= 1, "max_attempts", "must be at least 1")?;
         self.validate_dataset()?;
-        for &depth in self.model.depth.values() {
-            check(
-                depth >= 8 && (depth - 2) % 6 == 0,
-                "model.depth",
-                &format!(
-                    "{depth} is not a CIFAR ResNet depth 6n+2 of at least 8 (8, 20, 32, 44, 56, 110)"
-                ),
-            )?;
-        }
+        self.validate_model()?;
         self.validate_train()?;
         self.validate_losses()?;
         self.validate_base()?;
         self.validate_eval()?;
         self.validate_grid_size()
+    }
+
+    fn validate_model(&self) -> Result<(), Invalid> {
+        let m = &self.model;
+        let arch = m.arch();
+        if arch.is_cifar() {
+            for &depth in m.depth().values() {
+                check(
+                    depth >= 8 && (depth - 2) % 6 == 0,
+                    "model.depth",
+                    &format!(
+                        "{depth} is not a CIFAR ResNet depth 6n+2 of at least 8 (8, 20, 32, 44, 56, 110)"
+                    ),
+                )?;
+            }
+        } else {
+            check(
+                m.depth.is_none(),
+                "model.depth",
+                &format!("applies to the CIFAR ResNet; {arch} has its own depth"),
+            )?;
+        }
+        if let Some(init) = &m.init {
+            check(
+                init.ends_with(".safetensors"),
+                "model.init",
+                &format!(
+                    "`{init}` is not a .safetensors file (write PyTorch's weights with safetensors.torch.save_file)"
+                ),
+            )?;
+            check(
+                init.len() <= MAX_PATH_BYTES,
+                "model.init",
+                &format!("{} bytes is over the limit of {MAX_PATH_BYTES}", init.len()),
+            )?;
+            let path = std::path::Path::new(init);
+            check(
+                !init.contains('\0')
+                    && path.is_relative()
+                    && path.components().all(|c| {
+                        matches!(
+                            c,
+                            std::path::Component::Normal(_) | std::path::Component::CurDir
+                        )
+                    }),
+                "model.init",
+                &format!(
+                    "`{init}` must be a path inside the workers' --data-root: relative, without `..`"
+                ),
+            )?;
+        }
+        check(
+            m.init_skip.is_empty() || m.init.is_some(),
+            "model.init_skip",
+            "names variables to leave out of model.init, which is not given",
+        )?;
+        for name in &m.init_skip {
+            check(
+                !name.is_empty() && !name.starts_with('.') && !name.ends_with('.'),
+                "model.init_skip",
+                &format!(
+                    "`{name}` is not a variable name or prefix such as \"fc\" or \"layer4.2\""
+                ),
+            )?;
+        }
+        no_repeats(&m.init_skip, "model.init_skip")
     }
 
     /// A grid of millions of jobs is a typo (a list where a number was meant), not a study.
@@ -832,6 +926,29 @@ impl SweepSpec {
                 e >= 1 && e <= epochs,
                 "train.eval_epochs",
                 &format!("epoch {e} is not between 1 and the last epoch ({epochs})"),
+            )?;
+        }
+        check(
+            !(t.lr_schedule == LrSchedule::Cosine && t.lr_decay_epochs.is_some()),
+            "train.lr_decay_epochs",
+            "applies to the step schedule; the cosine schedule has no decay epochs",
+        )?;
+        if let Some(reference) = t.lr_reference_batch {
+            check(
+                reference >= 1,
+                "train.lr_reference_batch",
+                "must be at least 1 (the batch size `lr` is given for, e.g. 256)",
+            )?;
+        }
+        let arch = self.model.arch();
+        for (key, given) in [
+            ("train.precision", t.precision.is_some()),
+            ("train.channels_last", t.channels_last.is_some()),
+        ] {
+            check(
+                !(given && arch.is_cifar()),
+                key,
+                "applies to the ImageNet architectures (model.arch); the CIFAR ResNet trains in float32",
             )?;
         }
         no_repeats(t.sampler.values(), "train.sampler")
@@ -1207,6 +1324,109 @@ mod tests {
             "{err}"
         );
         synthetic("classes = 100\nimage_size = 64").unwrap();
+    }
+
+    #[test]
+    fn older_specs_keep_their_ids() {
+        // Printed by `ltsweep validate --json examples/paper-table1.toml` before the model and
+        // recipe settings of the ImageNet models existed.
+        let spec = SweepSpec::parse(include_str!("../../examples/paper-table1.toml")).unwrap();
+        let jobs = spec.jobs();
+        assert_eq!(jobs[0].sweep.as_str(), "paper-table1-72b31520");
+        assert_eq!(jobs[0].id.as_str(), "1f5ae0c9b399");
+        assert_eq!(jobs[1].id.as_str(), "ef9e87e085e0");
+    }
+
+    fn imagenet(extra: &str) -> Result<SweepSpec, SpecError> {
+        SweepSpec::parse(&format!(
+            "name = \"x\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\n{extra}\n"
+        ))
+    }
+
+    #[test]
+    fn imagenet_models_take_their_own_depth_and_default_to_bf16_channels_last() {
+        let spec = imagenet("[model]\narch = \"resnet50\"").unwrap();
+        let job = &spec.jobs()[0];
+        assert_eq!(job.model.depth, 50);
+        assert_eq!(job.model.arch, Arch::Resnet50);
+        assert_eq!(job.train.precision, Precision::Bf16);
+        assert!(job.train.channels_last);
+        let err = imagenet("[model]\narch = \"resnet50\"\ndepth = 20").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 7: model.depth: applies to the CIFAR ResNet; resnet50 has its own depth"
+        );
+        let err = imagenet("[model]\narch = \"resnet51\"").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("line 6: model.arch: unknown variant `resnet51`"),
+            "{err}"
+        );
+        let err = imagenet("[train]\nprecision = \"bf16\"").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("line 6: train.precision: applies to the ImageNet"),
+            "{err}"
+        );
+        let spec = imagenet(
+            "[model]\narch = \"resnet10\"\n[train]\nprecision = \"fp32\"\nchannels_last = false",
+        )
+        .unwrap();
+        let job = &spec.jobs()[0];
+        assert_eq!(
+            (job.train.precision, job.train.channels_last),
+            (Precision::Fp32, false)
+        );
+    }
+
+    #[test]
+    fn a_cosine_schedule_has_no_decay_epochs_and_scales_with_the_batch() {
+        let err =
+            imagenet("[train]\nlr_schedule = \"cosine\"\nlr_decay_epochs = [10]").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("line 7: train.lr_decay_epochs: applies to the step"),
+            "{err}"
+        );
+        let spec = imagenet("[train]\nlr_schedule = \"cosine\"\nbatch_size = 512\nlr_reference_batch = 256\nlr = 0.1\nwarmup_epochs = 0").unwrap();
+        let train = &spec.jobs()[0].train;
+        assert!(train.lr_decay_epochs.is_empty());
+        assert!((train.lr_at(0) - 0.2).abs() < 1e-12);
+        let err = imagenet("[train]\nlr_reference_batch = 0").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("train.lr_reference_batch: must be at least 1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn init_files_stay_inside_the_data_root() {
+        for (path, message) in [
+            (
+                "/etc/r50.safetensors",
+                "must be a path inside the workers' --data-root",
+            ),
+            (
+                "../r50.safetensors",
+                "must be a path inside the workers' --data-root",
+            ),
+            ("w/r50.pth", "is not a .safetensors file"),
+        ] {
+            let err =
+                imagenet(&format!("[model]\narch = \"resnet50\"\ninit = \"{path}\"")).unwrap_err();
+            assert!(err.to_string().starts_with("line 7: model.init: "), "{err}");
+            assert!(err.to_string().contains(message), "{err}");
+        }
+        let err = imagenet("[model]\ninit_skip = [\"fc\"]").unwrap_err();
+        assert!(
+            err.to_string().contains("model.init_skip: names variables"),
+            "{err}"
+        );
+        let spec = imagenet("[model]\narch = \"resnet152\"\ninit = \"weights/resnet152.safetensors\"\ninit_skip = [\"fc\"]").unwrap();
+        let model = &spec.jobs()[0].model;
+        assert_eq!(model.init.as_deref(), Some("weights/resnet152.safetensors"));
+        assert_eq!(model.init_skip, ["fc"]);
     }
 
     #[test]

@@ -26,16 +26,33 @@ pub fn run(command: &BenchCommand) -> anyhow::Result<()> {
 }
 
 /// Random pixels and labels, as the PyTorch peer uses: throughput does not depend on content.
-fn random_images(n: usize, classes: usize, seed: u64) -> ImageSet {
+fn random_images(n: usize, size: usize, classes: usize, seed: u64) -> ImageSet {
     let mut rng = Rng::derive(seed, &[]);
     ImageSet {
-        pixels: (0..n * 3 * 32 * 32).map(|_| rng.below(256) as u8).collect(),
+        pixels: (0..n * 3 * size * size)
+            .map(|_| rng.below(256) as u8)
+            .collect(),
         labels: (0..n).map(|_| rng.below(classes as u64) as i64).collect(),
         channels: 3,
-        height: 32,
-        width: 32,
+        height: size,
+        width: size,
         num_classes: classes,
     }
+}
+
+/// The `[model]` and extra `[train]` lines of the benchmark's spec.
+fn model_lines(args: &BenchTrainArgs) -> (String, String) {
+    let Some(arch) = &args.arch else {
+        return (format!("depth = {}", args.depth), String::new());
+    };
+    let mut train = String::new();
+    if let Some(precision) = &args.precision {
+        train.push_str(&format!("precision = \"{precision}\"\n"));
+    }
+    if let Some(channels_last) = args.channels_last {
+        train.push_str(&format!("channels_last = {channels_last}\n"));
+    }
+    (format!("arch = \"{arch}\""), train)
 }
 
 fn train(args: &BenchTrainArgs) -> anyhow::Result<()> {
@@ -50,23 +67,26 @@ fn train(args: &BenchTrainArgs) -> anyhow::Result<()> {
     // The recipe of the peer: batch 128, momentum SGD, crop + flip + normalise. The epoch count
     // only keeps evaluation out of the timed epochs.
     let seeds: Vec<String> = (0..args.fuse).map(|s| s.to_string()).collect();
+    let (model, extra_train) = model_lines(args);
     let spec = SweepSpec::parse(&format!(
         "name = \"bench\"\nseeds = [{}]\n[dataset]\nkind = \"synthetic\"\nimbalance_ratio = 1\n\
-         [model]\ndepth = {}\n[train]\nepochs = 1000000\nbatch_size = {}\nlr = 0.1\nwarmup_epochs = 0\n\
-         lr_decay_epochs = [999999]\naugment = {}\n[losses]\nplans = [{{ comp = \"{}\", pc = \"{}\" }}]\n",
+         [model]\n{}\n[train]\nepochs = 1000000\nbatch_size = {}\nlr = 0.1\nwarmup_epochs = 0\n\
+         lr_decay_epochs = [999999]\naugment = {}\n{}[losses]\nplans = [{{ comp = \"{}\", pc = \"{}\" }}]\n",
         seeds.join(", "),
-        args.depth,
+        model,
         args.batch,
         args.augment,
+        extra_train,
         plan.comp,
         plan.pc
     ))
-    .context("the benchmark's own spec")?;
+    .map_err(|e| BadInput(format!("--arch, --precision or --channels-last: {e}")))?;
     let jobs = spec.jobs();
-    let train = random_images(args.images, args.classes, 1);
+    let size = args.image_size as usize;
+    let train = random_images(args.images, size, args.classes, 1);
     let counts = train.class_counts();
     let data = LongTailData {
-        test: random_images(args.classes, args.classes, 2),
+        test: random_images(args.classes, size, args.classes, 2),
         classes: ClassInfo {
             groups: vec![ClassGroup::Head; args.classes],
             shots: counts.iter().map(|&n| Shot::of_count(n)).collect(),
@@ -102,11 +122,25 @@ fn train(args: &BenchTrainArgs) -> anyhow::Result<()> {
     }
     let seconds = start.elapsed().as_secs_f64();
     let rate = images as f64 / seconds;
+    let job = &jobs[0];
+    let network = match job.model.arch {
+        ltsweep_proto::Arch::Cifar => format!("ResNet-{}", job.model.depth),
+        arch => format!(
+            "{arch} ({}{})",
+            job.train.precision,
+            if job.train.channels_last {
+                ", channels-last"
+            } else {
+                ""
+            }
+        ),
+    };
     println!(
-        "ltsweep bench train: ResNet-{} {} batch {} on {} ({} libtorch threads), {} images x {} epochs{}",
-        args.depth,
+        "ltsweep bench train: {network} {} batch {} on {}x{} images on {} ({} libtorch threads), {} images x {} epochs{}",
         plan,
         args.batch,
+        size,
+        size,
         device_name(device),
         tch::get_num_threads(),
         args.images,
@@ -118,7 +152,7 @@ fn train(args: &BenchTrainArgs) -> anyhow::Result<()> {
         }
     );
     println!("seconds={seconds:.3}");
-    println!("images_per_second={rate:.1}");
+    println!("images_per_second={rate:.3}");
     Ok(())
 }
 

@@ -24,7 +24,12 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let data = ltsweep_worker::data::longtail::prepare(&job.dataset, &args.data_root)
         .map_err(super::data::bad_data)?;
-    let mut trainer = Trainer::new(&job, &data, device);
+    let mut trainer = if args.resume {
+        // The checkpoint replaces every variable: the init weights need no reading.
+        Trainer::new(&job, &data, device)
+    } else {
+        Trainer::start(&job, &data, device, &args.data_root).map_err(|e| BadInput(e.to_string()))?
+    };
     let checkpoint = args.out.join(CHECKPOINT);
     if args.resume {
         let bytes = std::fs::read(&checkpoint).map_err(|e| {

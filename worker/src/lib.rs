@@ -2,7 +2,8 @@
 //! pulls jobs from a coordinator.
 //!
 //! - [`data`]: CIFAR-10/100, MNIST-style IDX files and the synthetic set, made long-tailed.
-//! - [`model`]: the CIFAR ResNet; [`losses`]: CE, Complement Entropy, Prototype Conformity;
+//! - [`model`]: the CIFAR ResNet; [`imagenet`]: torchvision's ImageNet ResNets; [`network`]:
+//!   the one a job names; [`pretrained`]: initial weights from a safetensors file; [`losses`]: CE, Complement Entropy, Prototype Conformity;
 //!   [`baselines`]: the long-tail base losses (focal, class-balanced, logit-adjusted, LDAM-DRW)
 //!   and the samplers;
 //!   [`optim`]: momentum SGD with reachable state; [`augment`]: the on-device input pipeline.
@@ -34,12 +35,15 @@ pub mod baselines;
 pub mod checkpoint;
 pub mod data;
 pub mod fused;
+pub mod imagenet;
 pub mod losses;
 pub mod metrics;
 pub mod model;
+pub mod network;
 pub mod optim;
 pub mod pause;
 pub mod preempt;
+pub mod pretrained;
 pub mod rng;
 pub mod runtime;
 pub mod train;

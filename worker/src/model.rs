@@ -16,7 +16,7 @@ use tch::nn::{self, ModuleT};
 pub const FEATURES: i64 = 64;
 
 /// A 2-D BatchNorm as PyTorch initialises it: scale 1, shift 0.
-fn batch_norm(p: nn::Path, channels: i64) -> nn::BatchNorm {
+pub(crate) fn batch_norm(p: nn::Path, channels: i64) -> nn::BatchNorm {
     let config = nn::BatchNormConfig {
         ws_init: nn::Init::Const(1.0),
         bs_init: nn::Init::Const(0.0),
@@ -73,9 +73,18 @@ impl BasicBlock {
     }
 }
 
-/// The classifier on the pooled features.
+/// How a linear classifier's weights start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LinearInit {
+    /// Kaiming-normal (fan-in, gain sqrt(2)): the CIFAR ResNet recipe of LDAM-DRW's code.
+    KaimingNormal,
+    /// `nn.Linear`'s own: Uniform(±1/sqrt(fan-in)), as torchvision's ResNets leave it.
+    PyTorch,
+}
+
+/// The classifier on the pooled features, of every network the trainer builds.
 #[derive(Debug)]
-enum Head {
+pub(crate) enum Head {
     Linear(nn::Linear),
     /// Cosine similarities of the features to one weight column per class: LDAM's classifier
     /// (`NormedLinear` of Cao et al.'s code), whose logits LDAM scales by `s`.
@@ -83,7 +92,39 @@ enum Head {
 }
 
 impl Head {
-    fn forward(&self, features: &Tensor) -> Tensor {
+    /// The cosine classifier when `cosine` (LDAM-DRW), a linear one otherwise; its variables
+    /// are `fc.weight` (and `fc.bias` for the linear one) under `p`.
+    pub(crate) fn new(
+        p: &nn::Path,
+        features: i64,
+        classes: i64,
+        cosine: bool,
+        linear_init: LinearInit,
+    ) -> Self {
+        if cosine {
+            // Uniform(-1, 1) columns, as NormedLinear draws them; only their direction matters.
+            let init = nn::Init::Uniform { lo: -1.0, up: 1.0 };
+            Head::Cosine((p / "fc").var("weight", &[features, classes], init))
+        } else {
+            let ws_init = match linear_init {
+                LinearInit::KaimingNormal => nn::init::DEFAULT_KAIMING_NORMAL,
+                LinearInit::PyTorch => {
+                    let bound = 1.0 / (features as f64).sqrt();
+                    nn::Init::Uniform {
+                        lo: -bound,
+                        up: bound,
+                    }
+                }
+            };
+            let fc_config = nn::LinearConfig {
+                ws_init,
+                ..Default::default()
+            };
+            Head::Linear(nn::linear(p / "fc", features, classes, fc_config))
+        }
+    }
+
+    pub(crate) fn forward(&self, features: &Tensor) -> Tensor {
         match self {
             Head::Linear(fc) => features.apply(fc),
             Head::Cosine(weight) => {
@@ -133,17 +174,7 @@ impl ResNet {
                 c_in = c_out;
             }
         }
-        let head = if cosine {
-            // Uniform(-1, 1) columns, as NormedLinear draws them; only their direction matters.
-            let init = nn::Init::Uniform { lo: -1.0, up: 1.0 };
-            Head::Cosine((p / "fc").var("weight", &[FEATURES, classes], init))
-        } else {
-            let fc_config = nn::LinearConfig {
-                ws_init: nn::init::DEFAULT_KAIMING_NORMAL,
-                ..Default::default()
-            };
-            Head::Linear(nn::linear(p / "fc", FEATURES, classes, fc_config))
-        };
+        let head = Head::new(p, FEATURES, classes, cosine, LinearInit::KaimingNormal);
         Self {
             conv1: conv3x3(p / "conv1", in_channels, 16, 1),
             bn1: batch_norm(p / "bn1", 16),

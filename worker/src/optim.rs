@@ -5,6 +5,13 @@
 //! The update is PyTorch's `torch.optim.SGD` (dampening 0, no Nesterov):
 //! `d = g + wd * p; buf = momentum * buf + d; p -= lr * buf`. A zero-initialised buffer gives
 //! the same first step as PyTorch's `buf = d`.
+//!
+//! Weight decay applies to every parameter, or, where a recipe leaves BatchNorm and biases out
+//! (`decay_norm_and_bias = false`), to the parameters of more than one dimension only: the
+//! convolution and classifier weights. That is the rule timm and the ImageNet recipes after
+//! Goyal et al. (2017) apply, PyTorch's two parameter groups `weight_decay=wd` and
+//! `weight_decay=0`; it needs no names, so a torchvision ResNet's `downsample.1.*` BatchNorm is
+//! left out like every other.
 
 use std::collections::HashMap;
 
@@ -23,10 +30,27 @@ pub struct Sgd {
     buffer: Tensor,
     momentum: f64,
     weight_decay: f64,
+    /// The decayed parameters are the buffer's first `decayed` elements.
+    decayed: i64,
 }
 
 impl Sgd {
-    pub fn new(mut params: Vec<(String, Tensor)>, momentum: f64, weight_decay: f64) -> Self {
+    /// `decay_norm_and_bias = false` leaves the parameters of one dimension out of the decay.
+    pub fn new(
+        mut params: Vec<(String, Tensor)>,
+        momentum: f64,
+        weight_decay: f64,
+        decay_norm_and_bias: bool,
+    ) -> Self {
+        if !decay_norm_and_bias {
+            // A stable sort: the decayed parameters first, each group in the order given.
+            params.sort_by_key(|(_, p)| p.dim() <= 1);
+        }
+        let decayed = params
+            .iter()
+            .filter(|(_, p)| decay_norm_and_bias || p.dim() > 1)
+            .map(|(_, p)| p.numel() as i64)
+            .sum();
         let flat = tch::no_grad(|| {
             let parts: Vec<Tensor> = params
                 .iter()
@@ -50,6 +74,7 @@ impl Sgd {
             flat,
             momentum,
             weight_decay,
+            decayed,
         }
     }
 
@@ -82,9 +107,14 @@ impl Sgd {
                 &grads.iter().map(|g| g.reshape([-1])).collect::<Vec<_>>(),
                 0,
             );
-            let d = if self.weight_decay != 0.0 {
+            let every = self.decayed == self.flat.numel() as i64;
+            let d = if self.weight_decay == 0.0 || self.decayed == 0 {
+                flat_grad
+            } else if every {
                 flat_grad + &self.flat * self.weight_decay
             } else {
+                let decay = self.flat.narrow(0, 0, self.decayed) * self.weight_decay;
+                let _ = flat_grad.narrow(0, 0, self.decayed).g_add_(&decay);
                 flat_grad
             };
             let _ = self.buffer.g_mul_scalar_(self.momentum);
@@ -149,6 +179,7 @@ mod tests {
             ],
             0.9,
             0.1,
+            true,
         );
         for _ in 0..2 {
             let loss = (&p * 2.0).sum(Kind::Double) + (&q * 0.0).sum(Kind::Double);
@@ -160,5 +191,48 @@ mod tests {
         assert_eq!(state[1].0, "q");
         assert_eq!(state[1].1.size(), [2]);
         assert!((state[0].1.double_value(&[0]) - 3.885).abs() < 1e-12);
+    }
+
+    #[test]
+    fn batch_norm_and_biases_can_be_left_out_of_the_decay() {
+        // A weight [2, 2], a bias and a BatchNorm scale [2], no gradient: one step moves each
+        // decayed element by lr * wd * p and leaves the others as they were.
+        for decay_all in [true, false] {
+            let weight = Tensor::from_slice(&[1.0f64, 2.0, 3.0, 4.0])
+                .view([2, 2])
+                .set_requires_grad(true);
+            let bias = Tensor::from_slice(&[5.0f64, 6.0]).set_requires_grad(true);
+            let scale = Tensor::from_slice(&[1.0f64, 1.0]).set_requires_grad(true);
+            let params = vec![
+                ("bn.weight".to_owned(), scale.shallow_clone()),
+                ("fc.bias".to_owned(), bias.shallow_clone()),
+                ("fc.weight".to_owned(), weight.shallow_clone()),
+            ];
+            let mut sgd = Sgd::new(params, 0.9, 0.1, decay_all);
+            let zero = (&weight * 0.0).sum(Kind::Double)
+                + (&bias * 0.0).sum(Kind::Double)
+                + (&scale * 0.0).sum(Kind::Double);
+            sgd.backward_step(&zero, 0.5, None);
+            let values = |t: &Tensor| {
+                Vec::<f64>::try_from(t.flatten(0, -1))
+                    .unwrap()
+                    .iter()
+                    .map(|v| (v * 1e9).round() / 1e9)
+                    .collect::<Vec<f64>>()
+            };
+            assert_eq!(values(&weight), [0.95, 1.9, 2.85, 3.8]);
+            let (b, s) = if decay_all {
+                (vec![4.75, 5.7], vec![0.95, 0.95])
+            } else {
+                (vec![5.0, 6.0], vec![1.0, 1.0])
+            };
+            assert_eq!(values(&bias), b, "decay_all={decay_all}");
+            assert_eq!(values(&scale), s, "decay_all={decay_all}");
+            // The momentum buffers keep their names whatever the order in the buffer.
+            let state: std::collections::HashMap<String, Tensor> =
+                sgd.state().into_iter().collect();
+            assert_eq!(values(&state["fc.weight"]), [0.1, 0.2, 0.3, 0.4]);
+            assert_eq!(state["fc.bias"].size(), [2]);
+        }
     }
 }

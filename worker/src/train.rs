@@ -25,12 +25,11 @@
 //!   generator, so the same seed does not give PyTorch's exact numbers.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use ltsweep_proto::{
-    BaseLoss, ClassScope, CompMode, EpochMetrics, JobResult, JobSpec, PosthocAccuracy,
-};
+use ltsweep_proto::{ClassScope, CompMode, EpochMetrics, JobResult, JobSpec, PosthocAccuracy};
 use tch::{Device, Kind, Tensor, nn};
 
 use crate::augment::{Augment, EpochDraws, Normalize};
@@ -39,8 +38,9 @@ use crate::checkpoint::{self, CheckpointError, CheckpointMeta, PartialEpoch};
 use crate::data::{ClassInfo, ImageSet, LongTailData};
 use crate::losses;
 use crate::metrics::Confusion;
-use crate::model::{FEATURES, ResNet};
+use crate::network::Network;
 use crate::optim::{self, Sgd};
+use crate::pretrained::{self, InitError};
 
 /// libtorch's generator is global: initialising two models at once in one process would
 /// interleave their draws. Holding this lock while seeding and initialising keeps each job's
@@ -62,6 +62,9 @@ pub enum TrainError {
     Torch(#[from] tch::TchError),
     #[error("cannot fuse these jobs: {0}")]
     NotFusable(String),
+    /// The job's `model.init` weights cannot be loaded; another attempt would fail the same.
+    #[error(transparent)]
+    Init(#[from] InitError),
 }
 
 /// How a call to [`Trainer::run`] ended.
@@ -174,7 +177,7 @@ pub struct Trainer {
     pub(crate) job: JobSpec,
     pub(crate) device: Device,
     pub(crate) vs: nn::VarStore,
-    pub(crate) model: ResNet,
+    pub(crate) model: Network,
     pub(crate) sgd: Sgd,
     pub(crate) centers: Tensor,
     pub(crate) train: DeviceSet,
@@ -199,8 +202,33 @@ pub struct Trainer {
 }
 
 impl Trainer {
+    /// The job's trainer with freshly drawn weights; [`Trainer::start`] also loads the job's
+    /// `model.init` weights.
     pub fn new(job: &JobSpec, data: &LongTailData, device: Device) -> Self {
         Self::new_in_kind(job, data, device, Kind::Float)
+    }
+
+    /// The job's trainer as a worker starts it: fresh weights, then the job's `model.init`
+    /// file (relative to `data_root`) loaded over them, if it names one.
+    pub fn start(
+        job: &JobSpec,
+        data: &LongTailData,
+        device: Device,
+        data_root: &Path,
+    ) -> Result<Self, TrainError> {
+        let trainer = Self::new(job, data, device);
+        if let Some(init) = &job.model.init {
+            let path = data_root.join(init);
+            let loaded = pretrained::load(&trainer.vs, &path, &job.model.init_skip)?;
+            tracing::info!(
+                job = %job.id,
+                file = %path.display(),
+                loaded = loaded.loaded,
+                skipped = ?loaded.skipped,
+                "initial weights loaded; the skipped variables keep the seed's draw"
+            );
+        }
+        Ok(trainer)
     }
 
     /// [`Trainer::new`] with the network, the PC centres and the inputs in `kind` (float32 is
@@ -214,15 +242,9 @@ impl Trainer {
         let (model, centers) = {
             let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             tch::manual_seed(job.seed as i64);
-            let model = ResNet::with_head(
-                &vs.root(),
-                job.model.depth,
-                train_set.channels as i64,
-                classes,
-                matches!(job.losses.base, BaseLoss::LdamDrw { .. }),
-            );
-            let centers =
-                Tensor::randn([classes, FEATURES], (Kind::Float, device)).set_requires_grad(true);
+            let model = Network::new(&vs.root(), job, train_set.channels as i64, classes);
+            let centers = Tensor::randn([classes, model.features()], (Kind::Float, device))
+                .set_requires_grad(true);
             (model, centers)
         };
         // Before the optimiser takes the parameters into its buffer.
@@ -238,7 +260,12 @@ impl Trainer {
             .filter(|(_, t)| t.requires_grad())
             .collect();
         params.sort_by(|a, b| a.0.cmp(&b.0));
-        let sgd = Sgd::new(params, job.train.momentum, job.train.weight_decay);
+        let sgd = Sgd::new(
+            params,
+            job.train.momentum,
+            job.train.weight_decay,
+            job.train.decay_norm_and_bias,
+        );
         let scope_mask = |scope: ClassScope| {
             let mask: Vec<bool> = (0..data.classes.num_classes())
                 .map(|c| scope.includes(data.classes.is_head(c)))

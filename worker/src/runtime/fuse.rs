@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::Shared;
-use super::job::{ChannelObserver, JobFailure, prepare_trainer};
+use super::job::{ChannelObserver, JobFailure, prepare_trainer, train_caught};
 use crate::fused::{FusedTrainer, ShapeKey};
 use crate::train::{Observer, Outcome, Trainer};
 
@@ -164,10 +164,12 @@ fn train_requests(shared: &Shared, device: Device, requests: Vec<Request>) {
             }
         };
         let key = (ShapeKey::of(trainer.job()), trainer.position());
+        // An ImageNet network never joins a fused array: it trains alone.
+        let fusable = trainer.job().model.arch.is_cifar();
         let member = (trainer, request.observer, request.reply);
         match groups
             .iter_mut()
-            .find(|g| (ShapeKey::of(g[0].0.job()), g[0].0.position()) == key)
+            .find(|g| fusable && (ShapeKey::of(g[0].0.job()), g[0].0.position()) == key)
         {
             Some(group) => group.push(member),
             None => groups.push(vec![member]),
@@ -190,16 +192,13 @@ type Member = (
 );
 
 fn train_group(group: Vec<Member>) {
-    let failure = |err: crate::train::TrainError| JobFailure {
-        reason: err.to_string(),
-        retryable: true,
-    };
     let (trainers, rest): (Vec<Trainer>, Vec<_>) =
         group.into_iter().map(|(t, o, r)| (t, (o, r))).unzip();
     let (mut observers, replies): (Vec<ChannelObserver>, Vec<_>) = rest.into_iter().unzip();
     if trainers.len() == 1 {
         let mut trainer = trainers.into_iter().next().expect("one");
-        let outcome = trainer.run(&mut observers[0], None).map_err(failure);
+        let spec = trainer.job().clone();
+        let outcome = train_caught(&spec, || trainer.run(&mut observers[0], None));
         let _ = replies.into_iter().next().expect("one").send(outcome);
         return;
     }

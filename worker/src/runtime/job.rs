@@ -180,8 +180,7 @@ pub(super) async fn run_job(
                 Ok(payload) => panic_message(payload.as_ref()),
                 Err(err) => err.to_string(),
             };
-            job.fail(format!("the trainer failed: {reason}"), true, 0)
-                .await;
+            job.fail(failure_reason(&spec, &reason), true, 0).await;
         }
     }
 }
@@ -205,10 +204,60 @@ fn train_blocking(
     // OpenMP's thread count is per thread: set it on the thread that trains.
     tch::set_num_threads(shared.threads_per_job);
     let mut trainer = prepare_trainer(shared, spec, device, resume_from)?;
-    trainer.run(&mut observer, None).map_err(|err| JobFailure {
-        reason: err.to_string(),
-        retryable: true,
-    })
+    train_caught(spec, || trainer.run(&mut observer, None))
+}
+
+/// Runs a job's training, turning a panic (libtorch's errors are panics in tch's infallible
+/// calls) into a retryable failure; one that ran out of memory says at which batch size and
+/// precision, the settings to lower.
+pub(super) fn train_caught(
+    spec: &JobSpec,
+    train: impl FnOnce() -> Result<Outcome, crate::train::TrainError>,
+) -> Result<Outcome, JobFailure> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(train)) {
+        Ok(outcome) => outcome.map_err(|err| JobFailure {
+            reason: err.to_string(),
+            retryable: true,
+        }),
+        Err(payload) => Err(JobFailure {
+            reason: failure_reason(spec, &panic_message(payload.as_ref())),
+            retryable: true,
+        }),
+    }
+}
+
+/// What a failed trainer's message means for the person who reads it.
+fn failure_reason(spec: &JobSpec, message: &str) -> String {
+    // libtorch's errors carry the C++ stack after their message (a tch panic prints the error
+    // escaped, with `\n` as two characters).
+    let message = match message.find("frame #0") {
+        Some(end) => message[..end].trim_end_matches("\\n").trim_end(),
+        None => message,
+    };
+    // CUDA's caching allocator says "CUDA out of memory", a failed CUDA call "out of memory",
+    // libtorch's CPU allocator "can't allocate memory" (older versions "not enough memory").
+    let out_of_memory = [
+        "out of memory",
+        "can't allocate memory",
+        "not enough memory",
+    ]
+    .iter()
+    .any(|phrase| message.contains(phrase));
+    if out_of_memory {
+        format!(
+            "out of memory at batch size {} ({} in {}{}): lower train.batch_size, or run fewer slots per device: {message}",
+            spec.train.batch_size,
+            spec.model.arch,
+            spec.train.precision,
+            if spec.train.channels_last {
+                ", channels-last"
+            } else {
+                ""
+            },
+        )
+    } else {
+        format!("the trainer failed: {message}")
+    }
 }
 
 /// Loads the data and builds the job's trainer, resumed from its checkpoint if it has one.
@@ -239,14 +288,62 @@ pub(super) fn prepare_trainer(
         },
     })?;
     shared.data_pause.found();
+    // A job's `model.init` weights are its starting point; a checkpoint replaces every variable,
+    // so a resumed job does not read them.
+    let start = || {
+        Trainer::start(spec, &data, device, &shared.config.data_root).map_err(|err| JobFailure {
+            reason: format!("{err} (on worker host {})", shared.config.host),
+            // A missing, damaged or mismatched weights file fails every attempt alike.
+            retryable: false,
+        })
+    };
+    let Some(bytes) = resume_from else {
+        return start();
+    };
     let mut trainer = Trainer::new(spec, &data, device);
-    if let Some(bytes) = resume_from {
-        if let Err(err) = trainer.resume(&bytes) {
-            tracing::warn!(job = %spec.id, %err, "cannot resume from the checkpoint; starting from scratch");
-            trainer = Trainer::new(spec, &data, device);
-        } else {
-            tracing::info!(job = %spec.id, epoch = trainer.epoch(), "resumed from a checkpoint");
-        }
+    if let Err(err) = trainer.resume(&bytes) {
+        tracing::warn!(job = %spec.id, %err, "cannot resume from the checkpoint; starting from scratch");
+        return start();
     }
+    tracing::info!(job = %spec.id, epoch = trainer.epoch(), "resumed from a checkpoint");
     Ok(trainer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ltsweep_proto::SweepSpec;
+    use tch::{Kind, Tensor};
+
+    #[test]
+    fn a_trainer_out_of_memory_fails_retryably_naming_the_batch_size() {
+        let spec = SweepSpec::parse(
+            "name = \"x\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\n[model]\narch = \"resnet50\"\n[train]\nbatch_size = 256",
+        )
+        .unwrap();
+        let job = &spec.jobs()[0];
+        // A real allocation libtorch refuses: 4 PiB of float32.
+        let failure = train_caught(job, || {
+            let _ = Tensor::zeros([1 << 50], (Kind::Float, Device::Cpu));
+            unreachable!("the allocation succeeded")
+        })
+        .unwrap_err();
+        assert!(failure.retryable);
+        assert!(
+            failure
+                .reason
+                .starts_with("out of memory at batch size 256 (resnet50 in bf16, channels-last): lower train.batch_size"),
+            "{}",
+            failure.reason
+        );
+        assert!(
+            failure
+                .reason
+                .ends_with("you tried to allocate 4503599627370496 bytes. Error code 12 (Cannot allocate memory)"),
+            "{}",
+            failure.reason
+        );
+        let other = train_caught(job, || panic!("a shape mismatch")).unwrap_err();
+        assert_eq!(other.reason, "the trainer failed: a shape mismatch");
+    }
 }
