@@ -437,7 +437,11 @@ pub struct DataSummaryArgs {
     pub classes: Option<u32>,
     #[arg(long, default_value_t = 0)]
     pub sampling_seed: u64,
-    /// Print JSON: {"train_total", "test_total", "class_counts", "head_classes", ...}.
+    /// Images of every class held out of the training images as the validation set (as the
+    /// spec's `[dataset] val_per_class`).
+    #[arg(long, default_value_t = 0)]
+    pub val_per_class: u32,
+    /// Print JSON: {"train_total", "val_total", "test_total", "class_counts", "head_classes", ...}.
     #[arg(long)]
     pub json: bool,
 }

@@ -235,6 +235,8 @@ impl From<JobSpec> for pb::JobSpec {
                     channels: d.synthetic.channels,
                     noise: d.synthetic.noise,
                 }),
+                val_per_class: d.val_per_class,
+                subset_seed: d.subset_seed,
             }),
             model: Some(pb::ModelConfig {
                 depth: job.model.depth,
@@ -319,6 +321,8 @@ impl TryFrom<pb::JobSpec> for JobSpec {
                     channels: s.channels,
                     noise: s.noise,
                 },
+                val_per_class: d.val_per_class,
+                subset_seed: d.subset_seed,
             },
             model: ModelConfig {
                 depth: job.model.ok_or(missing("job.model"))?.depth,
@@ -435,6 +439,7 @@ impl From<EpochMetrics> for pb::EpochMetrics {
             seconds: e.seconds,
             accuracy: e.accuracy.map(Into::into),
             per_class: e.per_class.into_iter().map(Into::into).collect(),
+            val_accuracy: e.val_accuracy.map(Into::into),
         }
     }
 }
@@ -457,6 +462,7 @@ impl TryFrom<pb::EpochMetrics> for EpochMetrics {
                 .into_iter()
                 .map(TryInto::try_into)
                 .collect::<Result<_, _>>()?,
+            val_accuracy: e.val_accuracy.map(Into::into),
         })
     }
 }
@@ -484,8 +490,10 @@ impl From<JobResult> for pb::JobResult {
                 .map(|p| pb::PosthocAccuracy {
                     tau: p.tau,
                     accuracy: Some(p.accuracy.into()),
+                    val_accuracy: p.val_accuracy.map(Into::into),
                 })
                 .collect(),
+            val_accuracy: r.val_accuracy.map(Into::into),
         }
     }
 }
@@ -531,9 +539,11 @@ impl TryFrom<pb::JobResult> for JobResult {
                     Ok(PosthocAccuracy {
                         tau: p.tau,
                         accuracy: p.accuracy.ok_or(missing("result.posthoc.accuracy"))?.into(),
+                        val_accuracy: p.val_accuracy.map(Into::into),
                     })
                 })
                 .collect::<Result<_, ConvertError>>()?,
+            val_accuracy: r.val_accuracy.map(Into::into),
         })
     }
 }

@@ -66,6 +66,7 @@ fn train(args: &BenchTrainArgs) -> anyhow::Result<()> {
     let train = random_images(args.images, args.classes, 1);
     let counts = train.class_counts();
     let data = LongTailData {
+        val: None,
         test: random_images(args.classes, args.classes, 2),
         classes: ClassInfo {
             groups: vec![ClassGroup::Head; args.classes],
@@ -422,6 +423,7 @@ async fn simulated_worker(
             attempts: 0,
             epochs_retrained: 0,
             posthoc: Vec::new(),
+            val_accuracy: None,
         };
         let start = Instant::now();
         api.complete(&worker, &lease.id, result).await?;

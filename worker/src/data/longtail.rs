@@ -38,6 +38,9 @@ impl ClassInfo {
 #[derive(Clone, Debug)]
 pub struct LongTailData {
     pub train: ImageSet,
+    /// Balanced validation images: held out of the training images (`val_per_class`) or the
+    /// data set's own; `None` when the job has none.
+    pub val: Option<ImageSet>,
     pub test: ImageSet,
     pub classes: ClassInfo,
 }
@@ -71,7 +74,81 @@ pub fn groups(counts: &[u32], split: HeadSplit) -> Vec<ClassGroup> {
         .collect()
 }
 
-/// Makes balanced splits long-tailed.
+/// Which of the balanced training images become validation images and which the long-tailed
+/// training set: indices into the training split, each list in the file's order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SplitIndices {
+    /// `val_per_class` images of every class; empty without a validation split.
+    pub val: Vec<usize>,
+    /// The long-tailed subset, drawn from the images not held out.
+    pub train: Vec<usize>,
+    /// Long-tailed training images per class.
+    pub counts: Vec<u32>,
+}
+
+/// Draws the validation images and the long-tailed subset from balanced training labels.
+///
+/// The validation images come first, `val_per_class` of every class drawn from the sampling
+/// seed alone, so they are the same for every job of a data set (and `subset_seed = "job"`
+/// varies only the subset). The subset is drawn from what is left: the largest class keeps
+/// `n_max = (fewest images of a class) - val_per_class` images, and class `i` keeps
+/// `floor(n_max * (1/ratio)^(i/(C-1)))`. Without a validation split and with the fixed subset
+/// seed this is exactly the subset earlier versions drew.
+pub fn split_indices(
+    labels: &[i64],
+    classes: usize,
+    config: &DatasetConfig,
+    source_name: &str,
+) -> Result<SplitIndices, DataError> {
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    for (i, &label) in labels.iter().enumerate() {
+        by_class[label as usize].push(i);
+    }
+    let held_out = config.val_per_class as usize;
+    if let Some((class, images)) = by_class
+        .iter()
+        .enumerate()
+        .find(|(_, images)| images.len() <= held_out)
+    {
+        return Err(DataError::Invalid(if held_out == 0 {
+            format!("{source_name}: class {class} has no training images")
+        } else {
+            format!(
+                "{source_name}: dataset.val_per_class = {held_out} leaves class {class} no \
+                 training image: it has {} (at most {} can be held out)",
+                images.len(),
+                images.len().saturating_sub(1)
+            )
+        }));
+    }
+    let mut val = Vec::with_capacity(held_out * classes);
+    if held_out > 0 {
+        for (class, images) in by_class.iter_mut().enumerate() {
+            Rng::derive(config.sampling_seed, &[purpose::VALIDATION, class as u64]).shuffle(images);
+            val.extend_from_slice(&images[..held_out]);
+            images.drain(..held_out);
+            // The subset below is drawn from the rest in the file's order, as without a split.
+            images.sort_unstable();
+        }
+        val.sort_unstable();
+    }
+    let n_max = by_class.iter().map(Vec::len).min().unwrap_or(0) as u32;
+    let counts = class_counts(n_max, classes, config.imbalance_ratio);
+    let mut train = Vec::with_capacity(counts.iter().map(|&n| n as usize).sum());
+    for (class, images) in by_class.iter_mut().enumerate() {
+        let mut path = vec![purpose::SUBSET, class as u64];
+        path.extend(config.subset_seed);
+        Rng::derive(config.sampling_seed, &path).shuffle(images);
+        let mut take = images[..counts[class] as usize].to_vec();
+        // Keep the file's order within a class: the subset, not its order, is random.
+        take.sort_unstable();
+        train.extend(take);
+    }
+    train.sort_unstable();
+    Ok(SplitIndices { val, train, counts })
+}
+
+/// Makes balanced splits long-tailed, with the validation images the job asks for.
 pub fn make_long_tailed(
     splits: Splits,
     config: &DatasetConfig,
@@ -86,48 +163,36 @@ pub fn make_long_tailed(
             source_name: source_name.to_owned(),
         });
     }
-    let (train, test) = if classes < has {
+    if splits.val.is_some() && config.val_per_class > 0 {
+        return Err(DataError::Invalid(format!(
+            "{source_name} ships its own validation images: leave dataset.val_per_class out"
+        )));
+    }
+    let (train, shipped_val, test) = if classes < has {
         (
             splits.train.first_classes(classes),
+            splits.val.map(|val| val.first_classes(classes)),
             splits.test.first_classes(classes),
         )
     } else {
-        (splits.train, splits.test)
+        (splits.train, splits.val, splits.test)
     };
-    let available = train.class_counts();
-    let n_max = available.iter().copied().min().unwrap_or(0);
-    if n_max == 0 {
-        return Err(DataError::Invalid(format!(
-            "{source_name}: a class has no training images"
-        )));
-    }
-    let counts = class_counts(n_max, classes, config.imbalance_ratio);
-    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
-    for (i, &label) in train.labels.iter().enumerate() {
-        by_class[label as usize].push(i);
-    }
-    let mut chosen = Vec::with_capacity(counts.iter().map(|&n| n as usize).sum());
-    for (class, indices) in by_class.iter_mut().enumerate() {
-        Rng::derive(config.sampling_seed, &[purpose::SUBSET, class as u64]).shuffle(indices);
-        let mut take = indices[..counts[class] as usize].to_vec();
-        // Keep the file's order within a class: the subset, not its order, is random.
-        take.sort_unstable();
-        chosen.extend(take);
-    }
-    chosen.sort_unstable();
-    let groups = groups(&counts, config.head);
+    let chosen = split_indices(&train.labels, classes, config, source_name)?;
+    let groups = groups(&chosen.counts, config.head);
     if !groups.contains(&ClassGroup::Tail) || !groups.contains(&ClassGroup::Head) {
         tracing::warn!(
-            ?counts,
+            counts = ?chosen.counts,
             "every class falls in one group; Head or Tail accuracy will be empty"
         );
     }
+    let val = shipped_val.or_else(|| (!chosen.val.is_empty()).then(|| train.select(&chosen.val)));
     Ok(LongTailData {
-        train: train.select(&chosen),
+        train: train.select(&chosen.train),
+        val,
         test,
         classes: ClassInfo {
-            shots: counts.iter().map(|&n| Shot::of_count(n)).collect(),
-            train_counts: counts,
+            shots: chosen.counts.iter().map(|&n| Shot::of_count(n)).collect(),
+            train_counts: chosen.counts,
             groups,
         },
     })
