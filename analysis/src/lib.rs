@@ -38,18 +38,22 @@ mod records;
 mod report;
 mod rows;
 mod schema;
+mod select;
 pub mod stats;
 mod summary;
 mod tables;
+mod tensorboard;
 
 use std::path::PathBuf;
 
 pub use frames::Frames;
 pub use live::{LiveReport, live_report};
 pub use records::{JobRecord, SweepRecords};
-pub use report::{Report, write_report, write_report_at};
+pub use report::{Report, write_report, write_report_with};
+pub use stats::PairedTest;
 pub use summary::{
-    EpochChoice, JobCounts, Metric, MetricSummary, PlanRow, table1_rows, table1_rows_at,
+    EpochChoice, Family, JobCounts, Metric, MetricSummary, PlanRow, ReportOptions, table1_rows,
+    table1_rows_with,
 };
 
 /// Everything that can go wrong between records and report files.
@@ -92,4 +96,8 @@ pub enum AnalysisError {
     },
     #[error("{path}: could not draw the figure: {message}")]
     Figure { path: PathBuf, message: String },
+    /// What the report was asked for cannot be read from these results (a selection on a
+    /// validation set the sweep lacks, an axis it does not have).
+    #[error("{0}")]
+    Options(String),
 }

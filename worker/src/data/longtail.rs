@@ -231,6 +231,139 @@ mod tests {
         );
     }
 
+    fn config(val_per_class: u32, subset_seed: Option<u64>) -> DatasetConfig {
+        DatasetConfig {
+            kind: ltsweep_proto::DatasetKind::Synthetic,
+            path: None,
+            imbalance_ratio: 10.0,
+            head: HeadSplit::MinCount(20),
+            sampling_seed: 7,
+            classes: None,
+            synthetic: ltsweep_proto::SyntheticConfig {
+                train_per_class: 50,
+                test_per_class: 5,
+                image_size: 4,
+                channels: 1,
+                noise: 0.5,
+            },
+            val_per_class,
+            subset_seed,
+        }
+    }
+
+    /// Balanced labels, interleaved as data files often are: 4 classes of 50.
+    fn labels() -> Vec<i64> {
+        (0..200).map(|i| i % 4).collect()
+    }
+
+    #[test]
+    fn validation_images_are_balanced_and_never_trained_on() {
+        let labels = labels();
+        let split = split_indices(&labels, 4, &config(10, None), "t").unwrap();
+        assert_eq!(split.val.len(), 40);
+        for class in 0..4 {
+            let of_class = |indices: &[usize]| {
+                indices
+                    .iter()
+                    .filter(|&&i| labels[i] == class as i64)
+                    .count()
+            };
+            assert_eq!(of_class(&split.val), 10, "class {class}");
+            assert_eq!(of_class(&split.train), split.counts[class] as usize);
+        }
+        // The largest class keeps what is left of the smallest: 50 - 10.
+        assert_eq!(split.counts, class_counts(40, 4, 10.0));
+        assert!(
+            split.val.iter().all(|i| !split.train.contains(i)),
+            "a validation image is in the training set"
+        );
+        // The same validation images for every subset seed: only the subset varies.
+        for seed in [0, 1, 2] {
+            let other = split_indices(&labels, 4, &config(10, Some(seed)), "t").unwrap();
+            assert_eq!(other.val, split.val);
+            assert!(other.val.iter().all(|i| !other.train.contains(i)));
+        }
+    }
+
+    #[test]
+    fn without_a_split_the_subset_is_the_one_drawn_before() {
+        let labels = labels();
+        let split = split_indices(&labels, 4, &config(0, None), "t").unwrap();
+        assert!(split.val.is_empty());
+        // The subset as earlier versions drew it: each class's images in file order,
+        // shuffled by the sampling seed and the class, the first n_i kept.
+        let mut expected = Vec::new();
+        for class in 0..4u64 {
+            let mut images: Vec<usize> = (0..200).filter(|&i| i % 4 == class as usize).collect();
+            Rng::derive(7, &[purpose::SUBSET, class]).shuffle(&mut images);
+            expected.extend_from_slice(&images[..split.counts[class as usize] as usize]);
+        }
+        expected.sort_unstable();
+        assert_eq!(split.train, expected);
+        assert_eq!(split.counts, class_counts(50, 4, 10.0));
+    }
+
+    #[test]
+    fn a_per_job_subset_varies_with_the_seed() {
+        let labels = labels();
+        let draw = |seed| {
+            split_indices(&labels, 4, &config(0, seed), "t")
+                .unwrap()
+                .train
+        };
+        assert_ne!(draw(Some(0)), draw(Some(1)));
+        assert_ne!(draw(Some(0)), draw(None));
+        assert_eq!(draw(Some(3)), draw(Some(3)));
+    }
+
+    #[test]
+    fn holding_out_every_image_of_a_class_is_refused() {
+        let mut labels = labels();
+        // Class 3 has 5 images only.
+        labels.retain({
+            let mut threes = 0;
+            move |&l| {
+                threes += usize::from(l == 3);
+                l != 3 || threes <= 5
+            }
+        });
+        let err = split_indices(&labels, 4, &config(5, None), "fmnist").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "fmnist: dataset.val_per_class = 5 leaves class 3 no training image: it has 5 (at most 4 can be held out)"
+        );
+        assert!(split_indices(&labels, 4, &config(4, None), "fmnist").is_ok());
+    }
+
+    #[test]
+    fn a_shipped_validation_set_is_taken_as_it_is() {
+        let synthetic = |n| {
+            super::super::synthetic::splits(
+                4,
+                &ltsweep_proto::SyntheticConfig {
+                    train_per_class: n,
+                    test_per_class: 3,
+                    image_size: 4,
+                    channels: 1,
+                    noise: 0.5,
+                },
+            )
+        };
+        let mut splits = synthetic(50);
+        splits.val = Some(synthetic(6).train);
+        let data = make_long_tailed(splits.clone(), &config(0, None), "list").unwrap();
+        assert_eq!(data.val.as_ref().map(ImageSet::len), Some(24));
+        assert_eq!(
+            data.train.len() as u32,
+            class_counts(50, 4, 10.0).iter().sum::<u32>()
+        );
+        let err = make_long_tailed(splits, &config(5, None), "list").unwrap_err();
+        assert!(
+            err.to_string().contains("ships its own validation images"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn a_fraction_split_counts_classes() {
         let counts = class_counts(100, 10, 10.0);
