@@ -10,6 +10,9 @@
 //! - [`table1_rows`]: Table 1's numbers, typed, for callers that want more than the text.
 //! - [`live_report`]: the tables and figures in memory, for a page that shows a running sweep.
 //! - [`stats`]: the statistics behind the tables.
+//! - [`write_several`]: several sweeps (data sets, imbalance ratios) in one report: the
+//!   interquartile mean of normalised scores and the probability of improvement over CE alone,
+//!   with stratified-bootstrap intervals, and each sweep side by side.
 //!
 //! Accuracies in the frames are fractions in `[0, 1]`, as the trainer reports them; Table 1 and
 //! its CSV show percent, as the paper does.
@@ -31,6 +34,7 @@
 //! }
 //! ```
 
+mod datasets;
 mod figures;
 mod frames;
 mod live;
@@ -46,6 +50,7 @@ mod tensorboard;
 
 use std::path::PathBuf;
 
+pub use datasets::{AGGREGATE_RESAMPLES, SeveralReport, Sweep, write_several};
 pub use frames::Frames;
 pub use live::{LiveReport, live_report};
 pub use records::{JobRecord, SweepRecords};

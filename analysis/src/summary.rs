@@ -91,6 +91,8 @@ pub struct MetricSummary {
     /// no PC) of the same axis values, paired by seed. `None` for the reference row itself, when
     /// there is none, or when no seed succeeded in both.
     pub vs_ce: Option<PairedDifference>,
+    /// The values the summary is of, by seed, in percent.
+    pub by_seed: BTreeMap<u64, f64>,
 }
 
 /// How a row's jobs stand.
@@ -187,6 +189,25 @@ impl PlanRow {
         label.push_str(&self.plan.to_string());
         for axis in &self.axes {
             label.push_str(&format!(" {}={}", axis.name, axis.value));
+        }
+        label
+    }
+
+    /// [`PlanRow::label`] without the axis chosen on the validation set: the same row in
+    /// another sweep, where the choice may differ.
+    pub fn key(&self) -> String {
+        let mut label = String::new();
+        if self.base != BaseKind::Ce {
+            label.push_str(&format!("base={} ", self.base));
+        }
+        if self.sampler != Sampler::Instance {
+            label.push_str(&format!("sampler={} ", self.sampler));
+        }
+        label.push_str(&self.plan.to_string());
+        let axes = self.axes_label();
+        if !axes.is_empty() {
+            label.push(' ');
+            label.push_str(&axes);
         }
         label
     }
@@ -383,12 +404,14 @@ pub(crate) fn plan_rows_selected(
                 counts.add(job.state);
             }
             let metrics = Metric::EVERY.map(|metric| {
-                let values: Vec<f64> = percent_by_seed(jobs, metric).into_values().collect();
+                let by_seed = percent_by_seed(jobs, metric);
+                let values: Vec<f64> = by_seed.values().copied().collect();
                 MetricSummary {
                     n: values.len(),
                     mean: stats::mean(&values),
                     std: stats::sample_std(&values),
                     vs_ce: None,
+                    by_seed,
                 }
             });
             PlanRow {
