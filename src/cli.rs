@@ -234,11 +234,37 @@ pub struct ReportArgs {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct ExportArgs {
-    pub sweep: String,
+    #[command(subcommand)]
+    pub to: Option<ExportTo>,
+    #[arg(required = true)]
+    pub sweep: Option<String>,
     /// The Parquet file to write.
+    #[arg(long, required = true)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// Where else a sweep's results can go.
+#[derive(clap::Subcommand, Debug)]
+pub enum ExportTo {
+    /// Every job with a result as an MLflow run (axes as parameters, per-epoch metrics) under
+    /// a run of the sweep holding Table 1; a second export adds only the runs still missing.
+    Mlflow(MlflowArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct MlflowArgs {
+    pub sweep: String,
+    /// The MLflow tracking server, `http://host:port` (its REST API; artifacts go through
+    /// its artifact proxy, on by default in `mlflow server`).
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
+    pub tracking_uri: String,
+    /// The MLflow experiment (created if missing); default: the sweep id.
     #[arg(long)]
-    pub out: PathBuf,
+    pub experiment: Option<String>,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }

@@ -10,7 +10,7 @@ use ltsweep_proto::SweepId;
 use ltsweep_proto::client::{Connection, Which};
 
 use super::client::{block_on, connect, remote_error};
-use crate::cli::{ExportArgs, RemoteArgs, ReportArgs};
+use crate::cli::{ExportArgs, ExportTo, RemoteArgs, ReportArgs};
 use crate::exit::BadInput;
 
 /// Every job of a sweep with its state and, when it succeeded, its result; an empty `sweep`
@@ -151,17 +151,23 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
 }
 
 pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
+    if let Some(ExportTo::Mlflow(mlflow)) = &args.to {
+        return super::mlflow::export(mlflow);
+    }
+    let (Some(sweep), Some(out)) = (&args.sweep, &args.out) else {
+        return Err(BadInput("give a sweep and --out FILE.parquet".to_owned()).into());
+    };
     let records = block_on(async {
         let connection = connect(&args.remote)?;
-        records(&connection, &args.sweep, &args.remote).await
+        records(&connection, sweep, &args.remote).await
     })?;
     let succeeded = records.jobs.iter().filter(|j| j.result.is_some()).count();
-    Frames::from_records(&records)?.export(&args.out)?;
+    Frames::from_records(&records)?.export(out)?;
     println!(
         "wrote {} jobs ({succeeded} with results) of {} to {}",
         records.jobs.len(),
         records.sweep_id,
-        args.out.display()
+        out.display()
     );
     Ok(())
 }

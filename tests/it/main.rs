@@ -13,6 +13,7 @@ mod data_root;
 mod fused_worker;
 mod hostile;
 mod launch;
+mod mlflow;
 mod preemption;
 mod slurm;
 mod spec_cli;
