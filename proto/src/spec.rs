@@ -1253,6 +1253,23 @@ mod tests {
     }
 
     #[test]
+    fn a_validation_split_must_leave_images_to_train_on() {
+        let err = error(
+            "name = \"x\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\ntrain_per_class = [40, 20]\nval_per_class = 20\n",
+        );
+        assert_eq!(
+            err.to_string(),
+            "line 6: dataset.val_per_class: 20 validation images a class leave none to train on: train_per_class is 20"
+        );
+        let err = error("name = \"x\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\nsubset_seed = \"each\"\n");
+        assert!(err.to_string().contains("dataset.subset_seed"), "{err}");
+        SweepSpec::parse(
+            "name = \"x\"\nseeds = [0]\n[dataset]\nkind = \"cifar10\"\npath = \"c\"\nval_per_class = 50\nsubset_seed = \"job\"\n",
+        )
+        .unwrap();
+    }
+
+    #[test]
     fn the_job_count_is_the_product_of_the_axes() {
         let spec = SweepSpec::parse("name = \"x\"\nseeds = [0, 1, 2]\n[dataset]\nkind = \"synthetic\"\n[losses]\npc_weight = [0.1, 1.0]\n").unwrap();
         assert_eq!(spec.job_count(), 9 * 3 * 2);
