@@ -54,6 +54,9 @@ impl Selection {
 
 type RowKey = (LossPlan, BaseKind, Sampler, Vec<u64>);
 
+/// A row's jobs by the chosen axis's value, in the axis's order.
+type ByValue<'a> = Vec<(f64, Vec<&'a JobRow>)>;
+
 /// For every row (plan, base loss, sampler and the other axes' values), the value of `axis`
 /// whose jobs have the highest mean validation All accuracy over their seeds (the first in
 /// the axis's order of equal ones). A row none of whose jobs has a validation accuracy yet
@@ -90,7 +93,7 @@ pub(crate) fn select(
         (job.plan, job.base, job.sampler, others)
     };
     // Rows in the order they first appear, each with its axis values in order.
-    let mut rows: Vec<(RowKey, Vec<(f64, Vec<&JobRow>)>)> = Vec::new();
+    let mut rows: Vec<(RowKey, ByValue)> = Vec::new();
     for job in &tidy.jobs {
         let row_key = key(job);
         let index = match rows.iter().position(|(k, _)| *k == row_key) {

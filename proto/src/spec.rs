@@ -1261,7 +1261,9 @@ mod tests {
             err.to_string(),
             "line 6: dataset.val_per_class: 20 validation images a class leave none to train on: train_per_class is 20"
         );
-        let err = error("name = \"x\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\nsubset_seed = \"each\"\n");
+        let err = error(
+            "name = \"x\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\nsubset_seed = \"each\"\n",
+        );
         assert!(err.to_string().contains("dataset.subset_seed"), "{err}");
         SweepSpec::parse(
             "name = \"x\"\nseeds = [0]\n[dataset]\nkind = \"cifar10\"\npath = \"c\"\nval_per_class = 50\nsubset_seed = \"job\"\n",

@@ -240,12 +240,19 @@ fn several_studies_make_one_report_with_choices_on_the_validation_set() {
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
     let aggregate = std::fs::read_to_string(all.join("aggregate.md")).unwrap();
-    assert!(aggregate.contains("| row | IQM All | P(> CE) All |"), "{aggregate}");
+    assert!(
+        aggregate.contains("| row | IQM All | P(> CE) All |"),
+        "{aggregate}"
+    );
     // Both plans are in both studies.
     assert!(aggregate.contains("| comp=none,pc=none | "), "{aggregate}");
     assert!(aggregate.contains("| comp=tail,pc=head | "), "{aggregate}");
     let side = std::fs::read_to_string(all.join("datasets.md")).unwrap();
-    assert_eq!(side.lines().filter(|l| l.starts_with("| comp=")).count(), 2, "{side}");
+    assert_eq!(
+        side.lines().filter(|l| l.starts_with("| comp=")).count(),
+        2,
+        "{side}"
+    );
     for study in std::fs::read_dir(&all).unwrap().flatten() {
         if !study.path().is_dir() {
             continue;
@@ -253,7 +260,10 @@ fn several_studies_make_one_report_with_choices_on_the_validation_set() {
         let table = std::fs::read_to_string(study.path().join("table1.md")).unwrap();
         assert!(table.contains("chosen on the validation set"), "{table}");
         assert!(table.contains("sign-flip permutation test"), "{table}");
-        assert!(table.contains("Caution: some comparisons rest on 2 seeds"), "{table}");
+        assert!(
+            table.contains("Caution: some comparisons rest on 2 seeds"),
+            "{table}"
+        );
         assert!(study.path().join("tensorboard").is_dir());
     }
 
@@ -285,5 +295,9 @@ fn several_studies_make_one_report_with_choices_on_the_validation_set() {
         dir.path().join("refused").to_str().unwrap(),
     ]);
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
-    assert!(stderr(&output).contains("val_per_class"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("val_per_class"),
+        "{}",
+        stderr(&output)
+    );
 }

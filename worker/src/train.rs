@@ -111,7 +111,8 @@ pub trait Observer {
 
 /// How an epoch's training ended.
 enum EpochEnd {
-    Done(EpochMetrics),
+    /// Boxed: an epoch's metrics are large beside the other outcomes.
+    Done(Box<EpochMetrics>),
     Cancelled,
     /// Stopped between two steps; the trainer's `partial` holds how far it got.
     Preempted,
@@ -377,7 +378,7 @@ impl Trainer {
             let cancelled = || observer.cancelled();
             let preempted = || observer.preempted();
             let metrics = match self.train_epoch_until(&cancelled, &preempted)? {
-                EpochEnd::Done(metrics) => metrics,
+                EpochEnd::Done(metrics) => *metrics,
                 EpochEnd::Cancelled => return Ok(Outcome::Cancelled { epoch: self.epoch }),
                 EpochEnd::Preempted => {
                     if self.epoch > 0 {
@@ -419,7 +420,7 @@ impl Trainer {
         cancelled: &dyn Fn() -> bool,
     ) -> Result<Option<EpochMetrics>, TrainError> {
         Ok(match self.train_epoch_until(cancelled, &|| false)? {
-            EpochEnd::Done(metrics) => Some(metrics),
+            EpochEnd::Done(metrics) => Some(*metrics),
             EpochEnd::Cancelled | EpochEnd::Preempted => None,
         })
     }
@@ -445,7 +446,7 @@ impl Trainer {
             };
             self.step(&x, &y, &mut run);
         }
-        Ok(EpochEnd::Done(self.end_epoch(run)))
+        Ok(EpochEnd::Done(Box::new(self.end_epoch(run))))
     }
 
     /// Starts (or continues, after a checkpoint taken midway) the current epoch: its order,
