@@ -4,8 +4,9 @@
 //! an export, and the same runs, none twice, after a second one. MLflow's own client checks.
 
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::cluster_support::{Process, listening_address};
@@ -30,6 +31,19 @@ fn mlflow_python(test: &str) -> Option<PathBuf> {
     }
     eprintln!("skipped {test}: {why}");
     None
+}
+
+/// `mlflow server` in a process group of its own: it starts its web server as a child process,
+/// and the whole group goes when the test ends, however it ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let group = libc::pid_t::try_from(self.0.id()).expect("a pid");
+        // SAFETY: kill(2) of the process group this test created for the server.
+        unsafe { libc::kill(-group, libc::SIGKILL) };
+        let _ = self.0.wait();
+    }
 }
 
 const STUDY: &str = r#"
@@ -90,8 +104,11 @@ fn an_mlflow_export_holds_every_run_and_metric_once() {
             dir.path().join("mlflow.db").display()
         ))
         .arg("--artifacts-destination")
-        .arg(dir.path().join("artifacts"));
-    let _server = Process::spawn(command);
+        .arg(dir.path().join("artifacts"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    let _server = Server(command.spawn().expect("mlflow server starts"));
     let uri = format!("http://127.0.0.1:{port}");
     wait_until(
         "the MLflow server to answer",
