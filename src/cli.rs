@@ -241,28 +241,67 @@ pub struct WorkerArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
-    /// A sweep id (the latest sweep when neither it nor --results is given).
-    pub sweep: Option<String>,
-    /// Report from an exported results file instead of a coordinator.
-    #[arg(long, conflicts_with = "sweep")]
-    pub results: Option<PathBuf>,
+    /// Sweep ids (the latest sweep when neither one nor --results is given). Two or more
+    /// sweeps or files (of different data sets or imbalance ratios) make one report across
+    /// them: aggregate.md (IQM of normalised scores, probability of improvement over CE),
+    /// datasets.md (each side by side), and each one's own report in a folder of its name.
+    pub sweeps: Vec<String>,
+    /// Exported results files (`ltsweep export`), instead of or beside sweeps.
+    #[arg(long, num_args = 1..)]
+    pub results: Vec<PathBuf>,
     /// The folder for table1.md, table1.csv, table1.tex, recall.csv, figures and Parquet files.
     #[arg(long)]
     pub out: PathBuf,
-    /// Which epoch of each job the tables report: `final` (the last), or `best` (the evaluated
-    /// epoch of the highest All accuracy on the test set: optimistic, so captioned).
-    #[arg(long, default_value = "final", value_parser = ["final", "best"])]
+    /// Which epoch of each job the tables report: `final` (the last), `best` (the evaluated
+    /// epoch of the highest All accuracy on the validation set: needs `[dataset]
+    /// val_per_class`), or `best-test` (chosen on the test set: optimistic, so captioned).
+    #[arg(long, default_value = "final", value_parser = ["final", "best", "best-test"])]
     pub metric: String,
+    /// A grid axis (pc_weight, la_tau, ...) whose value each row takes as the one of the highest
+    /// mean validation All accuracy over seeds; the tables report the test set there.
+    #[arg(long, value_name = "AXIS")]
+    pub select: Option<String>,
+    /// How each difference to CE is tested: `t` (paired t-test, Student t interval),
+    /// `permutation` (sign-flip test, exact up to 16 seeds) or `bootstrap` (paired bootstrap
+    /// interval); p-values are Holm-adjusted over each table either way.
+    #[arg(long, default_value = "t", value_parser = ["t", "permutation", "bootstrap"])]
+    pub test: String,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
 
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct ExportArgs {
-    pub sweep: String,
+    #[command(subcommand)]
+    pub to: Option<ExportTo>,
+    #[arg(required = true)]
+    pub sweep: Option<String>,
     /// The Parquet file to write.
+    #[arg(long, required = true)]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// Where else a sweep's results can go.
+#[derive(clap::Subcommand, Debug)]
+pub enum ExportTo {
+    /// Every job with a result as an MLflow run (axes as parameters, per-epoch metrics) under
+    /// a run of the sweep holding Table 1; a second export adds only the runs still missing.
+    Mlflow(MlflowArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct MlflowArgs {
+    pub sweep: String,
+    /// The MLflow tracking server, `http://host:port` (its REST API; artifacts go through
+    /// its artifact proxy, on by default in `mlflow server`).
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
+    pub tracking_uri: String,
+    /// The MLflow experiment (created if missing); default: the sweep id.
     #[arg(long)]
-    pub out: PathBuf,
+    pub experiment: Option<String>,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -488,7 +527,11 @@ pub struct DataSummaryArgs {
     pub classes: Option<u32>,
     #[arg(long, default_value_t = 0)]
     pub sampling_seed: u64,
-    /// Print JSON: {"train_total", "test_total", "class_counts", "head_classes", ...}.
+    /// Images of every class held out of the training images as the validation set (as the
+    /// spec's `[dataset] val_per_class`).
+    #[arg(long, default_value_t = 0)]
+    pub val_per_class: u32,
+    /// Print JSON: {"train_total", "val_total", "test_total", "class_counts", "head_classes", ...}.
     #[arg(long)]
     pub json: bool,
 }

@@ -30,13 +30,19 @@ pub struct Frames {
     /// `f64` column per grid axis,
     /// seed, state, attempts, acc_all_final .. acc_few_final (the last epoch's), final_epoch,
     /// acc_all_best .. acc_few_best (the evaluated epoch of the highest All accuracy on the test
-    /// set: optimistic), best_epoch, train_seconds, epochs_retrained, worker, error.
+    /// set: optimistic), best_epoch, train_seconds, epochs_retrained, worker, error; then, for
+    /// jobs with a validation set (null otherwise, and in exports of older versions):
+    /// val_all_final .. val_few_final (the validation set's at the last epoch),
+    /// acc_all_best_val .. acc_few_best_val (the test set's at the evaluated epoch of the
+    /// highest All accuracy on the validation set), val_all_best_val .. val_few_best_val (the
+    /// validation set's there) and best_val_epoch.
     pub jobs: DataFrame,
     /// One row a job, evaluated epoch and class: job_id, plan, seed, epoch, class, train_count,
     /// group, shot, test_total, test_correct, recall, precision, final.
     pub per_class: DataFrame,
     /// One row a job and epoch: job_id, plan, seed, epoch, lr, loss_ce, loss_comp, loss_pc,
-    /// images_per_second, seconds, acc_all .. acc_few (null where the epoch was not evaluated).
+    /// images_per_second, seconds, acc_all .. acc_few (null where the epoch was not evaluated),
+    /// val_all .. val_few (the validation set's; null without one).
     pub epochs: DataFrame,
 }
 
@@ -207,7 +213,7 @@ impl Export<'_> {
     /// One frame: the rows it owns, its prefixed columns without their prefix.
     fn frame(&self, kind: FrameKind, which: &[Option<&str>]) -> Result<DataFrame, AnalysisError> {
         let prefix = format!("{}.", kind.name());
-        for spec in kind.fixed_columns() {
+        for spec in kind.fixed_columns().filter(|spec| !spec.optional) {
             let column = format!("{prefix}{}", spec.name);
             if self.table.column(&column).is_err() {
                 return Err(self.missing(column));
@@ -225,6 +231,16 @@ impl Export<'_> {
             if let Some(name) = column.name().strip_prefix(&prefix) {
                 let kept = column.filter(&mask).map_err(reading)?;
                 columns.push(kept.with_name(name.into()));
+            }
+        }
+        // An older export lacks the columns added since: they read as null.
+        for spec in kind.fixed_columns().filter(|spec| spec.optional) {
+            if !columns.iter().any(|c| c.name().as_str() == spec.name) {
+                columns.push(Column::full_null(
+                    spec.name.into(),
+                    height,
+                    &spec.kind.dtype(),
+                ));
             }
         }
         let frame = DataFrame::new(height, columns).map_err(reading)?;
@@ -342,7 +358,12 @@ impl Accuracies {
 
     /// `acc_all{suffix}` .. `acc_few{suffix}`.
     fn into_columns(self, suffix: &str) -> [Column; 6] {
-        let name = |group: &str| format!("acc_{group}{suffix}").as_str().into();
+        self.into_columns_named("acc", suffix)
+    }
+
+    /// `{prefix}_all{suffix}` .. `{prefix}_few{suffix}`.
+    fn into_columns_named(self, prefix: &str, suffix: &str) -> [Column; 6] {
+        let name = |group: &str| format!("{prefix}_{group}{suffix}").as_str().into();
         [
             Column::new(name("all"), self.all),
             Column::new(name("head"), self.head),
@@ -393,6 +414,10 @@ struct JobColumns {
     final_epoch: Vec<Option<u32>>,
     best: Accuracies,
     best_epoch: Vec<Option<u32>>,
+    val: Accuracies,
+    best_val: Accuracies,
+    best_val_val: Accuracies,
+    best_val_epoch: Vec<Option<u32>>,
     train_seconds: Vec<Option<f64>>,
     epochs_retrained: Vec<Option<u32>>,
     worker: Vec<Option<String>>,
@@ -422,23 +447,38 @@ impl JobColumns {
         self.axes.push(axes);
         self.state.push(record.state.to_string());
         self.attempts.push(record.attempts);
-        let accuracy = match tau {
-            None => result.map(|r| &r.accuracy),
-            Some(tau) => result.and_then(|r| {
-                r.posthoc
-                    .iter()
-                    .find(|p| p.tau.to_bits() == tau.to_bits())
-                    .map(|p| &p.accuracy)
-            }),
+        let (accuracy, val) = match tau {
+            None => (
+                result.map(|r| &r.accuracy),
+                result.and_then(|r| r.val_accuracy.as_ref()),
+            ),
+            Some(tau) => {
+                let adjusted = result
+                    .and_then(|r| r.posthoc.iter().find(|p| p.tau.to_bits() == tau.to_bits()));
+                (
+                    adjusted.map(|p| &p.accuracy),
+                    adjusted.and_then(|p| p.val_accuracy.as_ref()),
+                )
+            }
         };
         self.accuracy.push(accuracy);
+        self.val.push(val);
         self.final_epoch
             .push(result.map(|r| r.epochs.last().map_or(spec.train.epochs, |last| last.epoch)));
+        // The epochs were evaluated unadjusted: a row adjusted post hoc has no best epoch.
+        let unadjusted = tau.is_none_or(|t| t == 0.0);
         let best = result
-            .and_then(JobResult::best_epoch)
-            .filter(|_| tau.is_none_or(|t| t == 0.0));
+            .and_then(JobResult::best_test_epoch)
+            .filter(|_| unadjusted);
         self.best.push(best.map(|(_, accuracy)| accuracy));
         self.best_epoch.push(best.map(|(epoch, _)| epoch));
+        let best_val = result
+            .and_then(JobResult::best_val_epoch)
+            .filter(|_| unadjusted);
+        self.best_val.push(best_val.map(|chosen| chosen.test));
+        self.best_val_val.push(best_val.map(|chosen| chosen.val));
+        self.best_val_epoch
+            .push(best_val.map(|chosen| chosen.epoch));
         self.train_seconds.push(result.map(|r| r.train_seconds));
         self.epochs_retrained
             .push(result.map(|r| r.epochs_retrained));
@@ -477,6 +517,10 @@ impl JobColumns {
             Column::new("worker".into(), self.worker),
             Column::new("error".into(), self.error),
         ]);
+        columns.extend(self.val.into_columns_named("val", "_final"));
+        columns.extend(self.best_val.into_columns("_best_val"));
+        columns.extend(self.best_val_val.into_columns_named("val", "_best_val"));
+        columns.push(Column::new("best_val_epoch".into(), self.best_val_epoch));
         DataFrame::new(height, columns)
             .map_err(|source| polars_error("building the jobs frame", source))
     }
@@ -571,6 +615,7 @@ struct EpochColumns {
     images_per_second: Vec<f64>,
     seconds: Vec<f64>,
     accuracy: Accuracies,
+    val: Accuracies,
 }
 
 impl EpochColumns {
@@ -584,6 +629,7 @@ impl EpochColumns {
         self.images_per_second.push(metrics.images_per_second);
         self.seconds.push(metrics.seconds);
         self.accuracy.push(metrics.accuracy.as_ref());
+        self.val.push(metrics.val_accuracy.as_ref());
     }
 
     fn into_frame(self) -> Result<DataFrame, AnalysisError> {
@@ -599,6 +645,7 @@ impl EpochColumns {
             Column::new("seconds".into(), self.seconds),
         ]);
         columns.extend(self.accuracy.into_columns(""));
+        columns.extend(self.val.into_columns_named("val", ""));
         DataFrame::new(height, columns)
             .map_err(|source| polars_error("building the epochs frame", source))
     }

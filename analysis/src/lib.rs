@@ -10,6 +10,9 @@
 //! - [`table1_rows`]: Table 1's numbers, typed, for callers that want more than the text.
 //! - [`live_report`]: the tables and figures in memory, for a page that shows a running sweep.
 //! - [`stats`]: the statistics behind the tables.
+//! - [`write_several`]: several sweeps (data sets, imbalance ratios) in one report: the
+//!   interquartile mean of normalised scores and the probability of improvement over CE alone,
+//!   with stratified-bootstrap intervals, and each sweep side by side.
 //!
 //! Accuracies in the frames are fractions in `[0, 1]`, as the trainer reports them; Table 1 and
 //! its CSV show percent, as the paper does.
@@ -31,6 +34,7 @@
 //! }
 //! ```
 
+mod datasets;
 mod figures;
 mod frames;
 mod live;
@@ -38,18 +42,23 @@ mod records;
 mod report;
 mod rows;
 mod schema;
+mod select;
 pub mod stats;
 mod summary;
 mod tables;
+mod tensorboard;
 
 use std::path::PathBuf;
 
+pub use datasets::{AGGREGATE_RESAMPLES, SeveralReport, Sweep, write_several};
 pub use frames::Frames;
 pub use live::{LiveReport, live_report};
 pub use records::{JobRecord, SweepRecords};
-pub use report::{Report, write_report, write_report_at};
+pub use report::{Report, write_report, write_report_with};
+pub use stats::PairedTest;
 pub use summary::{
-    EpochChoice, JobCounts, Metric, MetricSummary, PlanRow, table1_rows, table1_rows_at,
+    EpochChoice, Family, JobCounts, Metric, MetricSummary, PlanRow, ReportOptions, table1_rows,
+    table1_rows_with,
 };
 
 /// Everything that can go wrong between records and report files.
@@ -92,4 +101,8 @@ pub enum AnalysisError {
     },
     #[error("{path}: could not draw the figure: {message}")]
     Figure { path: PathBuf, message: String },
+    /// What the report was asked for cannot be read from these results (a selection on a
+    /// validation set the sweep lacks, an axis it does not have).
+    #[error("{0}")]
+    Options(String),
 }

@@ -7,7 +7,7 @@ use crate::figures::{Curves, Figure1};
 use crate::frames::Frames;
 use crate::report::{accuracy_tables, table_notes};
 use crate::rows::Tidy;
-use crate::summary::{EpochChoice, PlanRow, plan_rows};
+use crate::summary::{PlanRow, ReportOptions, plan_rows};
 use crate::tables;
 
 /// Everything a page shows of the results so far.
@@ -35,10 +35,11 @@ pub struct LiveReport {
 /// Builds the tables and figures of whatever results `frames` hold.
 pub fn live_report(frames: &Frames) -> Result<LiveReport, AnalysisError> {
     let tidy = Tidy::read(frames)?;
-    let rows = plan_rows(&tidy, EpochChoice::Final);
+    let options = ReportOptions::default();
+    let rows = plan_rows(&tidy, &options)?;
     let with_differences = rows.iter().any(PlanRow::is_ce_only);
     let mut notes = table_notes(&rows, with_differences);
-    let (table1, shots) = accuracy_tables(&tidy, &rows, with_differences, EpochChoice::Final);
+    let (table1, shots) = accuracy_tables(&tidy, &rows, with_differences, &options);
     let (figure1, figure_notes) = Figure1::build(&tidy, &rows);
     notes.extend(figure_notes);
     Ok(LiveReport {

@@ -9,8 +9,14 @@ use crate::AnalysisError;
 use crate::figures::{Curves, Figure1};
 use crate::frames::{Frames, write_parquet};
 use crate::rows::Tidy;
-use crate::summary::{EpochChoice, JobCounts, Metric, PlanRow, plan_rows};
+use crate::select::Selection;
+use crate::stats::PairedTest;
+use crate::stats::resampling::EXACT_MAX_PAIRS;
+use crate::summary::{
+    self, EpochChoice, Family, JobCounts, Metric, PlanRow, ReportOptions, plan_rows_selected,
+};
 use crate::tables::{self, AccuracyTable, TableText};
+use crate::tensorboard;
 
 /// What [`write_report`] wrote, and what to tell the person who asked for it.
 #[derive(Clone, Debug, PartialEq)]
@@ -27,30 +33,33 @@ pub struct Report {
 
 /// Writes every report file into `out_dir` (created if missing): `table1.md|csv|tex`,
 /// `shots.md|csv|tex`, `recall.csv`, `per_class_recall.csv`, `jobs.parquet`,
-/// `per_class.parquet`, `epochs.parquet`, `figure1.png|svg` and `curves.png|svg`.
+/// `per_class.parquet`, `epochs.parquet`, `figure1.png|svg`, `curves.png|svg` and the
+/// TensorBoard event files in `tensorboard/`.
 ///
-/// The tables report each job's final epoch; [`write_report_at`] chooses.
+/// The tables report each job's final epoch with Student t comparisons; [`write_report_with`]
+/// chooses.
 pub fn write_report(frames: &Frames, out_dir: &Path) -> Result<Report, AnalysisError> {
-    write_report_at(frames, out_dir, EpochChoice::Final)
+    write_report_with(frames, out_dir, &ReportOptions::default())
 }
 
-/// [`write_report`] with the tables at the chosen epoch of each job.
-pub fn write_report_at(
+/// [`write_report`] with the tables read as `options` say.
+pub fn write_report_with(
     frames: &Frames,
     out_dir: &Path,
-    epoch: EpochChoice,
+    options: &ReportOptions,
 ) -> Result<Report, AnalysisError> {
+    let tidy = Tidy::read(frames)?;
+    let (rows, selection) = plan_rows_selected(&tidy, options)?;
     fs::create_dir_all(out_dir).map_err(|source| AnalysisError::Io {
         path: out_dir.to_owned(),
         source,
     })?;
-    let tidy = Tidy::read(frames)?;
-    let rows = plan_rows(&tidy, epoch);
     let with_differences = rows.iter().any(PlanRow::is_ce_only);
     let mut notes = table_notes(&rows, with_differences);
+    notes.extend(selection_notes(selection.as_ref()));
     let mut files = Vec::new();
 
-    let (table1, shots) = accuracy_tables(&tidy, &rows, with_differences, epoch);
+    let (table1, shots) = accuracy_tables(&tidy, &rows, with_differences, options);
     for (stem, table) in [("table1", &table1), ("shots", &shots)] {
         write_text(out_dir, &format!("{stem}.md"), &table.markdown, &mut files)?;
         write_text(out_dir, &format!("{stem}.csv"), &table.csv, &mut files)?;
@@ -83,6 +92,10 @@ pub fn write_report_at(
     notes.extend(figure_notes);
     files.extend(figure1.save(out_dir)?);
     files.extend(Curves::build(&tidy, &rows).save(out_dir)?);
+    files.extend(tensorboard::write_runs(
+        &tidy,
+        &out_dir.join("tensorboard"),
+    )?);
 
     Ok(Report {
         table1_markdown: table1.markdown,
@@ -92,38 +105,120 @@ pub fn write_report_at(
     })
 }
 
-/// Table 1 (All / Head / Tail) and the Many / Medium / Few table, at the chosen epoch of each
-/// job.
+/// What each row chose on the validation set, one note a row.
+fn selection_notes(selection: Option<&Selection>) -> Vec<String> {
+    let Some(selection) = selection else {
+        return Vec::new();
+    };
+    selection
+        .choices
+        .iter()
+        .map(|choice| {
+            let others: Vec<String> = choice
+                .others
+                .iter()
+                .map(|(value, mean)| format!("{value}: {mean:.2}"))
+                .collect();
+            format!(
+                "{} chosen on the validation set for {}: {} (mean validation All {:.2}{}{})",
+                selection.name,
+                choice.row,
+                choice.value,
+                choice.val_mean,
+                if others.is_empty() { "" } else { "; " },
+                others.join(", ")
+            )
+        })
+        .collect()
+}
+
+/// The captions' sentence on the differences to CE: the test, the interval, the correction and,
+/// below 5 seeds, a caution.
+fn differences_sentence(test: PairedTest, family: Family) -> String {
+    let (interval, p) = match test {
+        PairedTest::StudentT => ("95% Student t interval", "two-sided paired t-test"),
+        PairedTest::Permutation => (
+            "95% Student t interval",
+            "two-sided sign-flip permutation test of the paired differences (exact over all \
+             2^n sign flips for n <= 16 seeds, 100,000 random flips above)",
+        ),
+        PairedTest::Bootstrap => (
+            "95% paired bootstrap percentile interval, 10,000 resamples of the seeds",
+            "the bootstrap's two-sided p (twice the smaller share of resampled means beyond \
+             zero)",
+        ),
+    };
+    let mut text = format!(
+        " Δ vs CE: mean of the seed-paired differences to CE alone (base loss ce, sampler \
+         instance, no Comp., no PC) with the same axis values [{interval}]; p: {p}, \
+         Holm-adjusted over this table's {} comparisons with CE (one family: every Δ cell of \
+         the table); *: holds after the correction (adjusted p < 0.05). Intervals are not \
+         adjusted.",
+        family.comparisons
+    );
+    if let Some(fewest) = family.fewest_pairs.filter(|&n| n < 5) {
+        text.push_str(&format!(
+            " Caution: some comparisons rest on {fewest} seeds (fewer than 5): their intervals \
+             and p-values are rough"
+        ));
+        if test == PairedTest::Permutation && fewest <= EXACT_MAX_PAIRS {
+            let smallest = 2.0 / f64::from(1u32 << fewest);
+            text.push_str(&format!(
+                ", and a sign-flip test of {fewest} pairs cannot give p below {smallest:.3}"
+            ));
+        }
+        text.push('.');
+    }
+    text
+}
+
+/// Table 1 (All / Head / Tail) and the Many / Medium / Few table, read as `options` say.
 pub(crate) fn accuracy_tables(
     tidy: &Tidy,
     rows: &[PlanRow],
     with_differences: bool,
-    epoch: EpochChoice,
+    options: &ReportOptions,
 ) -> (TableText, TableText) {
     // A column for the base loss and the sampler once any row is not the default: where
     // they vary, or where the whole sweep uses another one.
     let show_base = rows.iter().any(|row| row.base != BaseKind::Ce);
     let show_sampler = rows.iter().any(|row| row.sampler != Sampler::Instance);
-    let at = match epoch {
+    let at = match options.epoch {
         EpochChoice::Final => "at the final epoch",
         EpochChoice::Best => {
-            "at each job's best epoch (the evaluated epoch of the highest All accuracy on the \
-             test set: optimistic, best-on-test)"
+            "at each job's best epoch chosen on the validation set (the evaluated epoch of the \
+             highest All accuracy on the validation set; the test set chose nothing)"
+        }
+        EpochChoice::BestTest => {
+            "at each job's best epoch on the test set (the evaluated epoch of the highest All \
+             accuracy on the test set: optimistic, best-on-test)"
         }
     };
-    let differences = if with_differences {
-        " Δ vs CE: mean of the seed-paired differences to CE alone (base loss ce, sampler \
-         instance, no Comp., no PC) with the same axis values [95% Student t interval]."
-    } else {
-        ""
+    let selected = match &options.select {
+        Some(axis) => format!(
+            " The {axis} column: the value chosen for each row on the validation set (the \
+             highest mean validation All accuracy over seeds, at the same epoch); the test \
+             accuracy is reported there."
+        ),
+        None => String::new(),
+    };
+    let differences = |metrics: &[Metric]| {
+        if with_differences {
+            differences_sentence(options.test, summary::family(rows, metrics))
+        } else {
+            String::new()
+        }
     };
     let table1_caption = format!(
         "Table 1: top-1 accuracy [%] on the test set {at}, mean ± std over seeds (n: seeds \
-         that succeeded).{differences} Bold: the best mean of each column."
+         that succeeded).{selected}{} Bold: the best mean of each column.",
+        differences(&Metric::TABLE1)
     );
     let shots_caption = format!(
-        "Top-1 accuracy [%] {at} by training images of the class: Many (> 100), Medium (20 \
-         to 100), Few (< 20); mean ± std over seeds. Bold: the best mean of each column."
+        "Top-1 accuracy [%] on the test set {at} by training images of the class: Many \
+         (> 100), Medium (20 to 100), Few (< 20); mean ± std over seeds.{selected}{} Bold: the \
+         best mean of each column.",
+        differences(&Metric::SHOTS)
     );
     let table1 = AccuracyTable {
         caption: &table1_caption,

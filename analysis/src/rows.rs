@@ -21,6 +21,12 @@ pub(crate) struct JobRow {
     pub(crate) accuracy: GroupAccuracy,
     /// At the evaluated epoch of the highest All accuracy on the test set.
     pub(crate) best: GroupAccuracy,
+    /// The validation set's at the final epoch; empty without a validation set.
+    pub(crate) val: GroupAccuracy,
+    /// The test set's at the evaluated epoch of the highest All accuracy on the validation set.
+    pub(crate) best_val: GroupAccuracy,
+    /// The validation set's at that epoch.
+    pub(crate) best_val_val: GroupAccuracy,
     /// A row of the model with its logits adjusted post hoc (tau not 0): the job's per-class
     /// and epoch rows are not this row's.
     pub(crate) adjusted: bool,
@@ -41,7 +47,14 @@ pub(crate) struct ClassRow {
 pub(crate) struct EpochRow {
     pub(crate) job_id: String,
     pub(crate) epoch: u32,
+    pub(crate) lr: f64,
+    /// Cross entropy (or the base loss in its place), Complement Entropy, PC.
+    pub(crate) losses: [f64; 3],
+    /// Seconds the epoch took.
+    pub(crate) seconds: f64,
     pub(crate) accuracy: GroupAccuracy,
+    /// The validation set's; empty without one or where the epoch was not evaluated.
+    pub(crate) val: GroupAccuracy,
     /// Whether Complement Entropy or PC loss trained in this epoch (not in the CE-only
     /// pre-training epochs, nor ever under CE alone).
     pub(crate) auxiliary_on: bool,
@@ -146,7 +159,16 @@ impl<'a> Reader<'a> {
 
     /// The columns `acc_all{suffix}` .. `acc_few{suffix}`.
     fn accuracies(&self, suffix: &str) -> Result<Vec<GroupAccuracy>, AnalysisError> {
-        let get = |group: &str| self.reals(&format!("acc_{group}{suffix}"));
+        self.accuracies_named("acc", suffix)
+    }
+
+    /// The columns `{prefix}_all{suffix}` .. `{prefix}_few{suffix}`.
+    fn accuracies_named(
+        &self,
+        prefix: &str,
+        suffix: &str,
+    ) -> Result<Vec<GroupAccuracy>, AnalysisError> {
+        let get = |group: &str| self.reals(&format!("{prefix}_{group}{suffix}"));
         let all = get("all")?;
         let head = get("head")?;
         let tail = get("tail")?;
@@ -203,6 +225,9 @@ fn read_jobs(frame: &DataFrame, axis_names: &[String]) -> Result<Vec<JobRow>, An
     let states = reader.texts("state")?;
     let accuracies = reader.accuracies("_final")?;
     let mut bests = reader.accuracies("_best")?.into_iter();
+    let mut vals = reader.accuracies_named("val", "_final")?.into_iter();
+    let mut best_vals = reader.accuracies("_best_val")?.into_iter();
+    let mut best_val_vals = reader.accuracies_named("val", "_best_val")?.into_iter();
     let axes = axis_names
         .iter()
         .map(|name| reader.reals(name))
@@ -226,6 +251,9 @@ fn read_jobs(frame: &DataFrame, axis_names: &[String]) -> Result<Vec<JobRow>, An
             state: reader.parsed("state", i, states[i], parse_state)?,
             accuracy,
             best: bests.next().unwrap_or_default(),
+            val: vals.next().unwrap_or_default(),
+            best_val: best_vals.next().unwrap_or_default(),
+            best_val_val: best_val_vals.next().unwrap_or_default(),
             adjusted,
         });
     }
@@ -270,8 +298,12 @@ fn read_epochs(frame: &DataFrame) -> Result<Vec<EpochRow>, AnalysisError> {
     };
     let job_ids = reader.texts("job_id")?;
     let epochs = reader.counts("epoch")?;
+    let lrs = reader.reals("lr")?;
+    let seconds = reader.reals("seconds")?;
+    let ce = reader.reals("loss_ce")?;
     let (comp, pc) = (reader.reals("loss_comp")?, reader.reals("loss_pc")?);
     let accuracies = reader.accuracies("")?;
+    let mut vals = reader.accuracies_named("val", "")?.into_iter();
     accuracies
         .into_iter()
         .enumerate()
@@ -279,7 +311,15 @@ fn read_epochs(frame: &DataFrame) -> Result<Vec<EpochRow>, AnalysisError> {
             Ok(EpochRow {
                 job_id: reader.required("job_id", i, job_ids[i])?.to_owned(),
                 epoch: reader.required("epoch", i, epochs[i])?,
+                lr: reader.required("lr", i, lrs[i])?,
+                losses: [
+                    reader.required("loss_ce", i, ce[i])?,
+                    reader.required("loss_comp", i, comp[i])?,
+                    reader.required("loss_pc", i, pc[i])?,
+                ],
+                seconds: reader.required("seconds", i, seconds[i])?,
                 accuracy,
+                val: vals.next().unwrap_or_default(),
                 auxiliary_on: [comp[i], pc[i]].iter().flatten().any(|&loss| loss != 0.0),
             })
         })

@@ -29,10 +29,25 @@ impl Kind {
 pub(crate) struct ColumnSpec {
     pub(crate) name: &'static str,
     pub(crate) kind: Kind,
+    /// Added after the first exports: an export without it reads as if it were all null.
+    pub(crate) optional: bool,
 }
 
 const fn column(name: &'static str, kind: Kind) -> ColumnSpec {
-    ColumnSpec { name, kind }
+    ColumnSpec {
+        name,
+        kind,
+        optional: false,
+    }
+}
+
+/// A column that exports of older versions lack.
+const fn later(name: &'static str, kind: Kind) -> ColumnSpec {
+    ColumnSpec {
+        name,
+        kind,
+        optional: true,
+    }
 }
 
 /// The jobs frame's columns before the grid axes (one `Real` column per axis).
@@ -69,6 +84,25 @@ pub(crate) const JOBS_TRAILING: &[ColumnSpec] = &[
     column("epochs_retrained", Kind::Count),
     column("worker", Kind::Text),
     column("error", Kind::Text),
+    later("val_all_final", Kind::Real),
+    later("val_head_final", Kind::Real),
+    later("val_tail_final", Kind::Real),
+    later("val_many_final", Kind::Real),
+    later("val_medium_final", Kind::Real),
+    later("val_few_final", Kind::Real),
+    later("acc_all_best_val", Kind::Real),
+    later("acc_head_best_val", Kind::Real),
+    later("acc_tail_best_val", Kind::Real),
+    later("acc_many_best_val", Kind::Real),
+    later("acc_medium_best_val", Kind::Real),
+    later("acc_few_best_val", Kind::Real),
+    later("val_all_best_val", Kind::Real),
+    later("val_head_best_val", Kind::Real),
+    later("val_tail_best_val", Kind::Real),
+    later("val_many_best_val", Kind::Real),
+    later("val_medium_best_val", Kind::Real),
+    later("val_few_best_val", Kind::Real),
+    later("best_val_epoch", Kind::Count),
 ];
 
 pub(crate) const PER_CLASS: &[ColumnSpec] = &[
@@ -104,6 +138,12 @@ pub(crate) const EPOCHS: &[ColumnSpec] = &[
     column("acc_many", Kind::Real),
     column("acc_medium", Kind::Real),
     column("acc_few", Kind::Real),
+    later("val_all", Kind::Real),
+    later("val_head", Kind::Real),
+    later("val_tail", Kind::Real),
+    later("val_many", Kind::Real),
+    later("val_medium", Kind::Real),
+    later("val_few", Kind::Real),
 ];
 
 /// Which of the three frames.

@@ -10,7 +10,8 @@ use ltsweep_proto::{
 use crate::AnalysisError;
 use crate::frames::Frames;
 use crate::rows::{ClassRow, JobRow, Tidy};
-use crate::stats::{self, PairedDifference};
+use crate::select::{self, Selection};
+use crate::stats::{self, PairedDifference, PairedTest, multiple};
 
 /// A top-1 accuracy of Table 1 (All, Head, Tail) or of the shots table (Many, Medium, Few).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -90,6 +91,8 @@ pub struct MetricSummary {
     /// no PC) of the same axis values, paired by seed. `None` for the reference row itself, when
     /// there is none, or when no seed succeeded in both.
     pub vs_ce: Option<PairedDifference>,
+    /// The values the summary is of, by seed, in percent.
+    pub by_seed: BTreeMap<u64, f64>,
 }
 
 /// How a row's jobs stand.
@@ -152,6 +155,9 @@ pub struct PlanRow {
     pub jobs: JobCounts,
     /// The highest mean All accuracy of the table.
     pub best: bool,
+    /// The axis (an index into `axes`) whose value was chosen for this row on the validation
+    /// set (`--select`): rows compare with CE alone whatever value each chose.
+    pub selected: Option<usize>,
     metrics: [MetricSummary; 6],
     /// Every job of the row, succeeded or not.
     job_ids: HashSet<String>,
@@ -187,11 +193,33 @@ impl PlanRow {
         label
     }
 
-    /// `pc_weight=0.1`, or empty without other axes.
+    /// [`PlanRow::label`] without the axis chosen on the validation set: the same row in
+    /// another sweep, where the choice may differ.
+    pub fn key(&self) -> String {
+        let mut label = String::new();
+        if self.base != BaseKind::Ce {
+            label.push_str(&format!("base={} ", self.base));
+        }
+        if self.sampler != Sampler::Instance {
+            label.push_str(&format!("sampler={} ", self.sampler));
+        }
+        label.push_str(&self.plan.to_string());
+        let axes = self.axes_label();
+        if !axes.is_empty() {
+            label.push(' ');
+            label.push_str(&axes);
+        }
+        label
+    }
+
+    /// `pc_weight=0.1`, or empty without other axes; an axis chosen on the validation set is
+    /// left out.
     pub(crate) fn axes_label(&self) -> String {
         self.axes
             .iter()
-            .map(|axis| format!("{}={}", axis.name, axis.value))
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != self.selected)
+            .map(|(_, axis)| format!("{}={}", axis.name, axis.value))
             .collect::<Vec<_>>()
             .join(" ")
     }
@@ -200,12 +228,14 @@ impl PlanRow {
         self.job_ids.contains(job_id)
     }
 
-    /// Whether both rows have the same values of the other grid axes.
+    /// Whether both rows have the same values of the other grid axes (but the one chosen on
+    /// the validation set).
     pub(crate) fn same_axes(&self, other: &PlanRow) -> bool {
         self.axes
             .iter()
             .zip(&other.axes)
-            .all(|(a, b)| a.value.to_bits() == b.value.to_bits())
+            .enumerate()
+            .all(|(i, (a, b))| Some(i) == self.selected || a.value.to_bits() == b.value.to_bits())
     }
 }
 
@@ -215,9 +245,12 @@ pub enum EpochChoice {
     /// The last epoch: what a run delivers.
     #[default]
     Final,
+    /// Each job's evaluated epoch of the highest All accuracy on the validation set; the test
+    /// set's accuracies there. Needs a validation set (`[dataset] val_per_class`).
+    Best,
     /// Each job's evaluated epoch of the highest All accuracy on the test set: an optimistic
     /// figure (the test set chose the epoch), as papers that report the best epoch do.
-    Best,
+    BestTest,
 }
 
 impl EpochChoice {
@@ -225,30 +258,118 @@ impl EpochChoice {
         match self {
             EpochChoice::Final => "final",
             EpochChoice::Best => "best",
+            EpochChoice::BestTest => "best-test",
+        }
+    }
+
+    /// The test accuracies a job contributes at this choice.
+    fn test_accuracy(self, job: &JobRow) -> &GroupAccuracy {
+        match self {
+            EpochChoice::Final => &job.accuracy,
+            EpochChoice::Best => &job.best_val,
+            EpochChoice::BestTest => &job.best,
         }
     }
 }
 
-/// Table 1's rows at the final epoch; see [`table1_rows_at`].
+/// How the tables read a sweep: the epoch of each job, the test of the differences to CE, and
+/// an axis whose value each row takes from the validation set.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReportOptions {
+    pub epoch: EpochChoice,
+    pub test: PairedTest,
+    /// A grid axis (`pc_weight`, `la_tau`, ...) whose value is chosen for each row as the one of
+    /// the highest mean validation All accuracy over seeds; the row reports the test set there.
+    pub select: Option<String>,
+}
+
+/// Table 1's rows at the final epoch; see [`table1_rows_with`].
 pub fn table1_rows(frames: &Frames) -> Result<Vec<PlanRow>, AnalysisError> {
-    table1_rows_at(frames, EpochChoice::Final)
+    table1_rows_with(frames, &ReportOptions::default())
 }
 
 /// Table 1's rows, in the order of the jobs frame: grouped by the other axes' values (in the
 /// order they first appear), then by base loss, sampler and plan (in the order each first
 /// appears).
-pub fn table1_rows_at(frames: &Frames, epoch: EpochChoice) -> Result<Vec<PlanRow>, AnalysisError> {
-    Ok(plan_rows(&Tidy::read(frames)?, epoch))
+pub fn table1_rows_with(
+    frames: &Frames,
+    options: &ReportOptions,
+) -> Result<Vec<PlanRow>, AnalysisError> {
+    plan_rows(&Tidy::read(frames)?, options)
 }
 
-pub(crate) fn plan_rows(tidy: &Tidy, epoch: EpochChoice) -> Vec<PlanRow> {
+/// Why the options cannot be read from these jobs, if they cannot.
+fn check_options(tidy: &Tidy, options: &ReportOptions) -> Result<(), AnalysisError> {
+    let succeeded = || tidy.jobs.iter().filter(|j| j.state == JobState::Succeeded);
+    let no_validation = |what: &str| {
+        AnalysisError::Options(format!(
+            "{what} chooses on the validation set, and no job of the sweep has one: add \
+             `val_per_class = N` to the spec's [dataset] section (or, for the best epoch chosen on \
+             the test set, an optimistic figure, --metric best-test)"
+        ))
+    };
+    if options.epoch == EpochChoice::Best
+        && succeeded().next().is_some()
+        && succeeded().all(|j| j.best_val.acc_all.is_none())
+    {
+        return Err(no_validation("--metric best"));
+    }
+    if options.select.is_some() {
+        if options.epoch == EpochChoice::BestTest {
+            return Err(AnalysisError::Options(
+                "--select chooses on the validation set, --metric best-test on the test set: \
+                 choose epochs with --metric best (validation) or final"
+                    .to_owned(),
+            ));
+        }
+        if succeeded().next().is_some()
+            && succeeded().all(|j| select::validation_score(j, options.epoch).is_none())
+        {
+            return Err(no_validation("--select"));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn plan_rows(
+    tidy: &Tidy,
+    options: &ReportOptions,
+) -> Result<Vec<PlanRow>, AnalysisError> {
+    Ok(plan_rows_selected(tidy, options)?.0)
+}
+
+/// [`plan_rows`] and, with `--select`, what each row chose.
+pub(crate) fn plan_rows_selected(
+    tidy: &Tidy,
+    options: &ReportOptions,
+) -> Result<(Vec<PlanRow>, Option<Selection>), AnalysisError> {
+    check_options(tidy, options)?;
+    let selection: Option<Selection> = options
+        .select
+        .as_deref()
+        .map(|axis| select::select(tidy, axis, options.epoch))
+        .transpose()?;
+    let kept: Vec<&JobRow> = tidy
+        .jobs
+        .iter()
+        .filter(|job| selection.as_ref().is_none_or(|s| s.keeps(job)))
+        .collect();
+    let selected = selection.as_ref().map(|s| s.axis);
     // Axis values compare by their bits: they come from one spec, so equal values are
-    // bit-identical, and bits can be keys where floats cannot.
-    let key = |job: &JobRow| -> Vec<u64> { job.axes.iter().map(|v| v.to_bits()).collect() };
+    // bit-identical, and bits can be keys where floats cannot. An axis chosen per row is no
+    // part of a row's place in the table.
+    let key = |job: &JobRow| -> Vec<u64> {
+        job.axes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != selected)
+            .map(|(_, v)| v.to_bits())
+            .collect()
+    };
     let mut points: Vec<Vec<u64>> = Vec::new();
     type RowKey = (LossPlan, BaseKind, Sampler);
     let mut groups: Vec<(usize, RowKey, Vec<&JobRow>)> = Vec::new();
-    for job in &tidy.jobs {
+    for job in kept {
         let point = key(job);
         let point_index = match points.iter().position(|p| *p == point) {
             Some(index) => index,
@@ -268,14 +389,11 @@ pub(crate) fn plan_rows(tidy: &Tidy, epoch: EpochChoice) -> Vec<PlanRow> {
     }
     groups.sort_by_key(|(point, _, _)| *point);
 
-    let chosen = |job: &JobRow| match epoch {
-        EpochChoice::Final => job.accuracy.clone(),
-        EpochChoice::Best => job.best.clone(),
-    };
+    let epoch = options.epoch;
     let percent_by_seed = |jobs: &[&JobRow], metric: Metric| -> BTreeMap<u64, f64> {
         jobs.iter()
             .filter(|job| job.state == JobState::Succeeded)
-            .filter_map(|job| Some((job.seed, metric.of(&chosen(job))? * 100.0)))
+            .filter_map(|job| Some((job.seed, metric.of(epoch.test_accuracy(job))? * 100.0)))
             .collect()
     };
     let mut rows: Vec<PlanRow> = groups
@@ -286,12 +404,14 @@ pub(crate) fn plan_rows(tidy: &Tidy, epoch: EpochChoice) -> Vec<PlanRow> {
                 counts.add(job.state);
             }
             let metrics = Metric::EVERY.map(|metric| {
-                let values: Vec<f64> = percent_by_seed(jobs, metric).into_values().collect();
+                let by_seed = percent_by_seed(jobs, metric);
+                let values: Vec<f64> = by_seed.values().copied().collect();
                 MetricSummary {
                     n: values.len(),
                     mean: stats::mean(&values),
                     std: stats::sample_std(&values),
                     vs_ce: None,
+                    by_seed,
                 }
             });
             PlanRow {
@@ -309,6 +429,7 @@ pub(crate) fn plan_rows(tidy: &Tidy, epoch: EpochChoice) -> Vec<PlanRow> {
                     .collect(),
                 jobs: counts,
                 best: false,
+                selected,
                 metrics,
                 // Per-class and epoch rows are the model's as trained: a row adjusted post hoc
                 // has none of its own.
@@ -332,14 +453,20 @@ pub(crate) fn plan_rows(tidy: &Tidy, epoch: EpochChoice) -> Vec<PlanRow> {
             continue;
         };
         let baseline_jobs = &groups[baseline].2;
+        let label = rows[i].label();
         for metric in Metric::EVERY {
             let ce = percent_by_seed(baseline_jobs, metric);
             let pairs: Vec<(f64, f64)> = percent_by_seed(jobs, metric)
                 .into_iter()
                 .filter_map(|(seed, value)| Some((value, *ce.get(&seed)?)))
                 .collect();
-            rows[i].metrics[metric.index()].vs_ce = stats::paired_difference(&pairs);
+            let seed = resampling_seed(&label, metric);
+            rows[i].metrics[metric.index()].vs_ce =
+                stats::paired_comparison(&pairs, options.test, seed);
         }
+    }
+    for family in [Metric::TABLE1, Metric::SHOTS] {
+        adjust_by_holm(&mut rows, &family);
     }
 
     let best = rows
@@ -351,7 +478,59 @@ pub(crate) fn plan_rows(tidy: &Tidy, epoch: EpochChoice) -> Vec<PlanRow> {
     if let Some((i, _)) = best {
         rows[i].best = true;
     }
-    rows
+    Ok((rows, selection))
+}
+
+/// The seed of a comparison's resamples: a hash of its row and metric, so that each
+/// comparison has its own draws and a report made twice prints the same figures.
+fn resampling_seed(label: &str, metric: Metric) -> u64 {
+    // FNV-1a: stable across Rust versions, unlike the standard library's hasher.
+    label
+        .bytes()
+        .chain(metric.key().bytes())
+        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        })
+}
+
+/// Holm's adjustment over one table's comparisons with CE: every difference with a p-value in
+/// the table's metrics is one member of the family.
+fn adjust_by_holm(rows: &mut [PlanRow], metrics: &[Metric]) {
+    let members: Vec<(usize, Metric, f64)> = rows
+        .iter()
+        .enumerate()
+        .flat_map(|(i, row)| {
+            metrics
+                .iter()
+                .filter_map(move |&metric| Some((i, metric, row.metric(metric).vs_ce?.p?)))
+        })
+        .collect();
+    let p_values: Vec<f64> = members.iter().map(|(_, _, p)| *p).collect();
+    for ((i, metric, _), adjusted) in members.iter().zip(multiple::holm(&p_values)) {
+        if let Some(difference) = rows[*i].metrics[metric.index()].vs_ce.as_mut() {
+            difference.p_holm = Some(adjusted);
+        }
+    }
+}
+
+/// What a table's comparisons with CE rest on: how many there are (the Holm family) and the
+/// fewest seed pairs of any.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Family {
+    pub comparisons: usize,
+    pub fewest_pairs: Option<usize>,
+}
+
+/// The Holm family of a table of these metrics.
+pub fn family(rows: &[PlanRow], metrics: &[Metric]) -> Family {
+    let differences: Vec<&PairedDifference> = rows
+        .iter()
+        .flat_map(|row| metrics.iter().filter_map(|&m| row.metric(m).vs_ce.as_ref()))
+        .collect();
+    Family {
+        comparisons: differences.iter().filter(|d| d.p.is_some()).count(),
+        fewest_pairs: differences.iter().map(|d| d.pairs).min(),
+    }
 }
 
 /// Mean recall and precision of one class group, over the group's classes, then over seeds.

@@ -163,7 +163,13 @@ impl AccuracyTable<'_> {
                         DifferenceCell::Empty => String::new(),
                         DifferenceCell::Unpaired => "n/a".to_owned(),
                         DifferenceCell::Paired(d) => match d.ci {
-                            Some(ci) => format!("{:+.2} [{:+.2}, {:+.2}]", d.mean, ci.low, ci.high),
+                            Some(ci) => format!(
+                                "{:+.2} [{:+.2}, {:+.2}]{}",
+                                d.mean,
+                                ci.low,
+                                ci.high,
+                                corrected(&d, "p=", "*")
+                            ),
                             None => format!("{:+.2} [n/a]", d.mean),
                         },
                     });
@@ -205,6 +211,9 @@ impl AccuracyTable<'_> {
                     format!("{key}_diff_pairs"),
                     format!("{key}_ci_low"),
                     format!("{key}_ci_high"),
+                    format!("{key}_p"),
+                    format!("{key}_p_holm"),
+                    format!("{key}_holds"),
                 ]);
             }
         }
@@ -248,6 +257,11 @@ impl AccuracyTable<'_> {
                         difference.map_or(String::new(), |d| d.pairs.to_string()),
                         number(difference.and_then(|d| d.ci).map(|ci| ci.low)),
                         number(difference.and_then(|d| d.ci).map(|ci| ci.high)),
+                        number(difference.and_then(|d| d.p)),
+                        number(difference.and_then(|d| d.p_holm)),
+                        difference
+                            .and_then(|d| d.p_holm.map(|_| u8::from(d.holds()).to_string()))
+                            .unwrap_or_default(),
                     ]);
                 }
             }
@@ -330,9 +344,13 @@ impl AccuracyTable<'_> {
                         DifferenceCell::Empty => String::new(),
                         DifferenceCell::Unpaired => "n/a".to_owned(),
                         DifferenceCell::Paired(d) => match d.ci {
-                            Some(ci) => {
-                                format!("${:+.2}$ [${:+.2}$, ${:+.2}$]", d.mean, ci.low, ci.high)
-                            }
+                            Some(ci) => format!(
+                                "${:+.2}$ [${:+.2}$, ${:+.2}$]{}",
+                                d.mean,
+                                ci.low,
+                                ci.high,
+                                corrected(&d, "$p=", "^{*}$")
+                            ),
                             None => format!("${:+.2}$ [n/a]", d.mean),
                         },
                     });
@@ -343,6 +361,29 @@ impl AccuracyTable<'_> {
         }
         text.push_str("\\bottomrule\n\\end{tabular}\n");
         text
+    }
+}
+
+/// ` p=0.031*`: the Holm-adjusted p-value after `prefix`, then `mark` when the difference holds
+/// after the correction (LaTeX closes its math there); empty without a p-value.
+fn corrected(difference: &PairedDifference, prefix: &str, mark: &str) -> String {
+    match difference.p_holm {
+        Some(p) => {
+            let (prefix, shown) = if p < 0.001 {
+                (prefix.replace('=', ""), "<0.001".to_owned())
+            } else {
+                (prefix.to_owned(), format!("{p:.3}"))
+            };
+            let end = if difference.holds() {
+                mark
+            } else if mark.ends_with('$') {
+                "$"
+            } else {
+                ""
+            };
+            format!(" {prefix}{shown}{end}")
+        }
+        None => String::new(),
     }
 }
 

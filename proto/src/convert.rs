@@ -282,6 +282,8 @@ impl From<JobSpec> for pb::JobSpec {
                     channels: d.synthetic.channels,
                     noise: d.synthetic.noise,
                 }),
+                val_per_class: d.val_per_class,
+                subset_seed: d.subset_seed,
             }),
             model: Some(pb::ModelConfig {
                 depth: job.model.depth,
@@ -382,6 +384,8 @@ impl TryFrom<pb::JobSpec> for JobSpec {
                     channels: s.channels,
                     noise: s.noise,
                 },
+                val_per_class: d.val_per_class,
+                subset_seed: d.subset_seed,
             },
             model: {
                 let m = job.model.ok_or(missing("job.model"))?;
@@ -509,6 +513,7 @@ impl From<EpochMetrics> for pb::EpochMetrics {
             seconds: e.seconds,
             accuracy: e.accuracy.map(Into::into),
             per_class: e.per_class.into_iter().map(Into::into).collect(),
+            val_accuracy: e.val_accuracy.map(Into::into),
         }
     }
 }
@@ -531,6 +536,7 @@ impl TryFrom<pb::EpochMetrics> for EpochMetrics {
                 .into_iter()
                 .map(TryInto::try_into)
                 .collect::<Result<_, _>>()?,
+            val_accuracy: e.val_accuracy.map(Into::into),
         })
     }
 }
@@ -558,8 +564,10 @@ impl From<JobResult> for pb::JobResult {
                 .map(|p| pb::PosthocAccuracy {
                     tau: p.tau,
                     accuracy: Some(p.accuracy.into()),
+                    val_accuracy: p.val_accuracy.map(Into::into),
                 })
                 .collect(),
+            val_accuracy: r.val_accuracy.map(Into::into),
         }
     }
 }
@@ -605,9 +613,11 @@ impl TryFrom<pb::JobResult> for JobResult {
                     Ok(PosthocAccuracy {
                         tau: p.tau,
                         accuracy: p.accuracy.ok_or(missing("result.posthoc.accuracy"))?.into(),
+                        val_accuracy: p.val_accuracy.map(Into::into),
                     })
                 })
                 .collect::<Result<_, ConvertError>>()?,
+            val_accuracy: r.val_accuracy.map(Into::into),
         })
     }
 }
@@ -630,10 +640,11 @@ mod tests {
     #[test]
     fn job_specs_survive_the_wire() {
         let spec = SweepSpec::parse(
-            "name = \"w\"\nseeds = [3]\n[dataset]\nkind = \"cifar100\"\npath = \"c\"\nhead_fraction = 0.35\n[losses]\npc_weight = [0.1, 1.0]\ncomp_mode = \"sum\"\nbase = [\"ce\", \"focal\", \"cb\", \"la\", \"ldam_drw\"]\n[train]\nsampler = [\"instance\", \"class_balanced\", \"sqrt\"]",
+            "name = \"w\"\nseeds = [3]\n[dataset]\nkind = \"cifar100\"\npath = \"c\"\nhead_fraction = 0.35\nval_per_class = 20\nsubset_seed = \"job\"\n[losses]\npc_weight = [0.1, 1.0]\ncomp_mode = \"sum\"\nbase = [\"ce\", \"focal\", \"cb\", \"la\", \"ldam_drw\"]\n[train]\nsampler = [\"instance\", \"class_balanced\", \"sqrt\"]",
         )
         .unwrap();
         assert_eq!(spec.jobs().len(), 9 * 2 * 5 * 3);
+        assert_eq!(spec.jobs()[0].dataset.subset_seed, Some(3));
         for job in spec.jobs() {
             let wire = pb::JobSpec::from(job.clone());
             assert_eq!(JobSpec::try_from(wire).unwrap(), job);
@@ -663,6 +674,65 @@ mod tests {
         wire.losses.as_mut().unwrap().base = None;
         wire.train.as_mut().unwrap().sampler = 0;
         assert_eq!(JobSpec::try_from(wire).unwrap(), job);
+    }
+
+    #[test]
+    fn validation_accuracies_survive_the_wire_and_older_results_have_none() {
+        let job = SweepSpec::parse("name = \"w\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"")
+            .unwrap()
+            .jobs()
+            .remove(0);
+        let accuracy = |all: f64| GroupAccuracy {
+            acc_all: Some(all),
+            ..GroupAccuracy::default()
+        };
+        let epoch = EpochMetrics {
+            epoch: 1,
+            lr: 0.1,
+            loss_ce: 1.0,
+            loss_comp: 0.0,
+            loss_pc: 0.0,
+            images_per_second: 1.0,
+            seconds: 1.0,
+            accuracy: Some(accuracy(0.5)),
+            per_class: Vec::new(),
+            val_accuracy: Some(accuracy(0.6)),
+        };
+        let result = JobResult {
+            job_id: job.id.to_string(),
+            sweep_id: job.sweep.to_string(),
+            spec: job,
+            accuracy: accuracy(0.5),
+            per_class: Vec::new(),
+            epochs: vec![epoch],
+            num_classes: 0,
+            train_images: 0,
+            confusion: Vec::new(),
+            train_seconds: 1.0,
+            device: "cpu".into(),
+            worker_id: None,
+            attempts: 0,
+            epochs_retrained: 0,
+            posthoc: vec![PosthocAccuracy {
+                tau: 1.0,
+                accuracy: accuracy(0.4),
+                val_accuracy: Some(accuracy(0.45)),
+            }],
+            val_accuracy: Some(accuracy(0.6)),
+        };
+        let wire = pb::JobResult::from(result.clone());
+        assert_eq!(JobResult::try_from(wire.clone()).unwrap(), result);
+        let mut older = wire;
+        older.val_accuracy = None;
+        older.epochs[0].val_accuracy = None;
+        let read = JobResult::try_from(older).unwrap();
+        assert_eq!(read.val_accuracy, None);
+        assert_eq!(read.epochs[0].val_accuracy, None);
+        // A result.json of an older version reads too: the fields are optional.
+        let mut json = serde_json::to_value(&result).unwrap();
+        json.as_object_mut().unwrap().remove("val_accuracy");
+        let read: JobResult = serde_json::from_value(json).unwrap();
+        assert_eq!(read.val_accuracy, None);
     }
 
     #[test]

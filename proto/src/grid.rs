@@ -4,6 +4,7 @@
 //! Ids are hashes of content, so the same spec always gives the same sweep id and job ids, and a
 //! spec that differs in any setting gives different ones.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
@@ -16,7 +17,7 @@ use crate::job::{
     LrSchedule, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
 };
 use crate::model::Precision;
-use crate::spec::{Axis, SweepSpec};
+use crate::spec::{Axis, SubsetSeed, SweepSpec};
 
 /// The settings of one point of the grid, before plan and seed.
 #[derive(Clone, Serialize)]
@@ -86,6 +87,9 @@ impl Resolver<'_> {
                 channels: opt_count("channels", &d.channels, 3),
                 noise: d.noise.as_ref().map_or(1.0, |a| self.real("noise", a)),
             },
+            val_per_class: d.val_per_class,
+            // Set per job by the grid: it is the job's seed.
+            subset_seed: None,
         };
         let t = &spec.train;
         let arch = spec.model.arch();
@@ -219,15 +223,19 @@ impl SweepSpec {
                 }
             }
         }
+        let per_job_subset = self.dataset.subset_seed == SubsetSeed::Job;
         let content = Content {
             grid: &grid,
             distinct: &distinct,
+            per_job_subset,
         };
         let hash = short_hash(&(&self.name, self.max_attempts, content));
         let sweep = SweepId(format!("{}-{}", self.name, &hash[..8]));
         grid.into_iter()
             .map(|(plan, seed, index)| {
-                let (axes, settings) = &distinct[index];
+                let (axes, shared) = &distinct[index];
+                let own = per_job_subset.then(|| shared.with_subset_seed(seed));
+                let settings = own.as_ref().unwrap_or(shared);
                 JobSpec {
                     id: JobId(short_hash(&(sweep.as_str(), plan, seed, settings))),
                     sweep: sweep.clone(),
@@ -252,19 +260,34 @@ impl SweepSpec {
     }
 }
 
+impl Settings {
+    /// The settings of a job whose long-tailed subset is drawn with its own seed.
+    fn with_subset_seed(&self, seed: u64) -> Settings {
+        let mut settings = self.clone();
+        settings.dataset.subset_seed = Some(seed);
+        settings
+    }
+}
+
 /// The grid's jobs as `[plan, seed, settings]` triples, serialised from the indices.
 struct Content<'a> {
     grid: &'a [(LossPlan, u64, usize)],
     distinct: &'a [(Vec<AxisValue>, Settings)],
+    /// Each job's settings carry its seed as the subset's (`subset_seed = "job"`).
+    per_job_subset: bool,
 }
 
 impl Serialize for Content<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(
-            self.grid
-                .iter()
-                .map(|(plan, seed, index)| (plan, seed, &self.distinct[*index].1)),
-        )
+        serializer.collect_seq(self.grid.iter().map(|&(plan, seed, index)| {
+            let shared = &self.distinct[index].1;
+            let settings = if self.per_job_subset {
+                Cow::Owned(shared.with_subset_seed(seed))
+            } else {
+                Cow::Borrowed(shared)
+            };
+            (plan, seed, settings)
+        }))
     }
 }
 
@@ -382,6 +405,35 @@ mod tests {
         let with_la = spec("[losses]\nbase = [\"ce\", \"la\"]").jobs();
         assert_eq!(with_la.len(), 2 * plain.len());
         assert!(!serde_json::to_string(&plain[0]).unwrap().contains("base"));
+    }
+
+    #[test]
+    fn a_validation_split_and_a_per_job_subset_are_settings_of_their_own() {
+        let plain = spec("").jobs();
+        // At their defaults they are left out of a job's JSON, so older ids hold.
+        let json = serde_json::to_string(&plain[0]).unwrap();
+        assert!(!json.contains("val_per_class") && !json.contains("subset_seed"));
+        assert_eq!(
+            plain,
+            spec(
+                "val_per_class = 0
+subset_seed = \"fixed\""
+            )
+            .jobs()
+        );
+
+        let held_out = spec("val_per_class = 20").jobs();
+        assert!(held_out.iter().all(|j| j.dataset.val_per_class == 20));
+        assert_ne!(held_out[0].id, plain[0].id);
+        assert_ne!(held_out[0].sweep, plain[0].sweep);
+
+        let per_job = spec("subset_seed = \"job\"").jobs();
+        for (job, fixed) in per_job.iter().zip(&plain) {
+            assert_eq!(job.dataset.subset_seed, Some(job.seed));
+            assert_ne!(job.id, fixed.id);
+        }
+        assert_ne!(per_job[0].sweep, plain[0].sweep);
+        assert_eq!(per_job, spec("subset_seed = \"job\"").jobs());
     }
 
     #[test]

@@ -267,6 +267,20 @@ pub struct DatasetConfig {
     /// Use the first `classes` classes; `None` for all of the data set's.
     pub classes: Option<u32>,
     pub synthetic: SyntheticConfig,
+    /// Images of every class held out of the balanced training images as the validation set,
+    /// drawn from `sampling_seed` before the long-tailed subset is; 0 for none (left out then,
+    /// so ids of older specs hold).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub val_per_class: u32,
+    /// The job's seed when the long-tailed subset's draw varies with it (`[dataset]
+    /// subset_seed = "job"`); `None`: drawn from `sampling_seed` alone, the same for every job
+    /// (left out then, so ids of older specs hold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subset_seed: Option<u64>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -44,9 +44,10 @@ pub use job::{
 pub use model::{Arch, Precision};
 pub use remote::{ErrorKind, RemoteError};
 pub use result::{
-    ClassGroup, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, PosthocAccuracy, Shot,
+    ChosenEpoch, ClassGroup, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, PosthocAccuracy,
+    Shot,
 };
-pub use spec::{SpecError, SweepSpec};
+pub use spec::{SpecError, SubsetSeed, SweepSpec};
 pub use status::{JobStatus, SweepCounts, SweepEvent, SweepStatus, SweepSummary};
 
 /// The generated protocol: messages, `*_client` and `*_server` modules.

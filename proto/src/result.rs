@@ -88,6 +88,10 @@ pub struct EpochMetrics {
     pub accuracy: Option<GroupAccuracy>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub per_class: Vec<ClassMetrics>,
+    /// The validation set's, evaluated with the test set, for a job that holds one out
+    /// (`[dataset] val_per_class`); absent in older results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_accuracy: Option<GroupAccuracy>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -114,6 +118,10 @@ pub struct JobResult {
     /// The final model with each post-hoc logit adjustment the job asked for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub posthoc: Vec<PosthocAccuracy>,
+    /// The final model on the validation set, for a job that holds one out; absent in older
+    /// results.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_accuracy: Option<GroupAccuracy>,
 }
 
 /// Top-1 accuracy of the final model evaluated with `logits - tau * log(pi)`, pi the training
@@ -123,25 +131,60 @@ pub struct PosthocAccuracy {
     pub tau: f64,
     #[serde(flatten)]
     pub accuracy: GroupAccuracy,
+    /// The same adjustment on the validation set, for a job that holds one out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_accuracy: Option<GroupAccuracy>,
 }
 
 impl JobResult {
     /// The evaluated epoch with the highest All accuracy on the test set (the first of equal
-    /// ones) and its accuracies. Choosing an epoch by its test accuracy flatters the model: a
-    /// best-on-test figure is optimistic, unlike the final epoch's (`accuracy`).
-    pub fn best_epoch(&self) -> Option<(u32, &GroupAccuracy)> {
-        let mut best: Option<(u32, &GroupAccuracy, f64)> = None;
-        for metrics in &self.epochs {
-            let Some(accuracy) = &metrics.accuracy else {
-                continue;
-            };
-            let Some(all) = accuracy.acc_all else {
-                continue;
-            };
-            if best.is_none_or(|(_, _, top)| all > top) {
-                best = Some((metrics.epoch, accuracy, all));
-            }
-        }
-        best.map(|(epoch, accuracy, _)| (epoch, accuracy))
+    /// ones) and its test accuracies. Choosing an epoch by its test accuracy flatters the
+    /// model: a best-on-test figure is optimistic, unlike the final epoch's (`accuracy`) or the
+    /// one chosen on the validation set ([`JobResult::best_val_epoch`]).
+    pub fn best_test_epoch(&self) -> Option<(u32, &GroupAccuracy)> {
+        let best = first_highest(
+            self.epochs
+                .iter()
+                .filter_map(|m| Some((m, m.accuracy.as_ref()?.acc_all?))),
+        )?;
+        Some((best.epoch, best.accuracy.as_ref()?))
     }
+
+    /// The evaluated epoch with the highest All accuracy on the validation set (the first of
+    /// equal ones): the epoch is chosen without a look at the test set, whose accuracies at
+    /// that epoch come back beside the validation set's. `None` for a job without a validation
+    /// set, or without a test evaluation at the chosen epoch.
+    pub fn best_val_epoch(&self) -> Option<ChosenEpoch<'_>> {
+        let best = first_highest(
+            self.epochs
+                .iter()
+                .filter_map(|m| Some((m, m.val_accuracy.as_ref()?.acc_all?))),
+        )?;
+        Some(ChosenEpoch {
+            epoch: best.epoch,
+            test: best.accuracy.as_ref()?,
+            val: best.val_accuracy.as_ref()?,
+        })
+    }
+}
+
+/// An epoch chosen on the validation set: its test and validation accuracies.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ChosenEpoch<'a> {
+    pub epoch: u32,
+    pub test: &'a GroupAccuracy,
+    pub val: &'a GroupAccuracy,
+}
+
+/// The first epoch of the highest score among `(epoch, score)` pairs.
+fn first_highest<'a>(
+    scored: impl Iterator<Item = (&'a EpochMetrics, f64)>,
+) -> Option<&'a EpochMetrics> {
+    let mut best: Option<(&EpochMetrics, f64)> = None;
+    for (metrics, score) in scored {
+        if best.is_none_or(|(_, top)| score > top) {
+            best = Some((metrics, score));
+        }
+    }
+    best.map(|(metrics, _)| metrics)
 }

@@ -244,6 +244,27 @@ pub struct DatasetSection {
     pub channels: Option<Axis<u32>>,
     #[serde(default)]
     pub noise: Option<Axis<f64>>,
+    /// Images of every class held out of the balanced training images as the validation set
+    /// (drawn from `sampling_seed`, before the long-tailed subset is); 0 for none.
+    #[serde(default)]
+    pub val_per_class: u32,
+    /// Whether the long-tailed subset is the same for every job (`fixed`, drawn from
+    /// `sampling_seed`) or drawn anew for each job's seed (`job`).
+    #[serde(default)]
+    pub subset_seed: SubsetSeed,
+}
+
+/// Which seed draws the long-tailed subset of the training images.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SubsetSeed {
+    /// The data set's `sampling_seed` alone: every job trains on the same subset.
+    #[default]
+    Fixed,
+    /// The data set's `sampling_seed` and the job's seed: the subset is one more source of
+    /// variance between seeds (Bouthillier et al., MLSys 2021), and seed-paired comparisons
+    /// still compare plans on the same subset.
+    Job,
 }
 
 /// The largest pretrained weights file a worker reads (ResNet-152's float32 weights are 241 MB).
@@ -768,6 +789,28 @@ impl SweepSpec {
                     &format!("{c} classes is over the limit of {MAX_CLASSES}"),
                 )?;
             }
+        }
+        check(
+            d.val_per_class <= MAX_IMAGES_PER_CLASS,
+            "dataset.val_per_class",
+            &format!(
+                "{} images a class is over the limit of {MAX_IMAGES_PER_CLASS}",
+                d.val_per_class
+            ),
+        )?;
+        if synthetic && d.val_per_class > 0 {
+            // File data sets are checked when loaded: only then are their class sizes known.
+            let smallest = d.train_per_class.as_ref().map_or(500, |axis| {
+                axis.values().iter().copied().min().unwrap_or(500)
+            });
+            check(
+                d.val_per_class < smallest,
+                "dataset.val_per_class",
+                &format!(
+                    "{} validation images a class leave none to train on: train_per_class is {smallest}",
+                    d.val_per_class
+                ),
+            )?;
         }
         positive_counts(d.train_per_class.as_ref(), "dataset.train_per_class")?;
         positive_counts(d.test_per_class.as_ref(), "dataset.test_per_class")?;
@@ -1427,6 +1470,25 @@ mod tests {
         let model = &spec.jobs()[0].model;
         assert_eq!(model.init.as_deref(), Some("weights/resnet152.safetensors"));
         assert_eq!(model.init_skip, ["fc"]);
+    }
+
+    #[test]
+    fn a_validation_split_must_leave_images_to_train_on() {
+        let err = error(
+            "name = \"x\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\ntrain_per_class = [40, 20]\nval_per_class = 20\n",
+        );
+        assert_eq!(
+            err.to_string(),
+            "line 6: dataset.val_per_class: 20 validation images a class leave none to train on: train_per_class is 20"
+        );
+        let err = error(
+            "name = \"x\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\nsubset_seed = \"each\"\n",
+        );
+        assert!(err.to_string().contains("dataset.subset_seed"), "{err}");
+        SweepSpec::parse(
+            "name = \"x\"\nseeds = [0]\n[dataset]\nkind = \"cifar10\"\npath = \"c\"\nval_per_class = 50\nsubset_seed = \"job\"\n",
+        )
+        .unwrap();
     }
 
     #[test]

@@ -86,6 +86,7 @@ fn train(args: &BenchTrainArgs) -> anyhow::Result<()> {
     let train = random_images(args.images, size, args.classes, 1);
     let counts = train.class_counts();
     let data = LongTailData {
+        val: None,
         test: random_images(args.classes, size, args.classes, 2),
         classes: ClassInfo {
             groups: vec![ClassGroup::Head; args.classes],
@@ -457,6 +458,7 @@ async fn simulated_worker(
             attempts: 0,
             epochs_retrained: 0,
             posthoc: Vec::new(),
+            val_accuracy: None,
         };
         let start = Instant::now();
         api.complete(&worker, &lease.id, result).await?;

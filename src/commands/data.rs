@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use ltsweep_proto::{ClassGroup, DatasetConfig, DatasetKind, HeadSplit, Shot, SyntheticConfig};
-use ltsweep_worker::data::{self, DataError, Splits, cifar, synthetic};
+use ltsweep_worker::data::{self, DataError, ImageSet, Splits, cifar, synthetic};
 use serde_json::json;
 
 use crate::cli::{CifarFormat, DataCommand, DataSummaryArgs, DataSynthArgs};
@@ -37,6 +37,8 @@ fn summary(args: &DataSummaryArgs) -> anyhow::Result<()> {
         sampling_seed: args.sampling_seed,
         classes: args.classes,
         synthetic: default_synthetic(),
+        val_per_class: args.val_per_class,
+        subset_seed: None,
     };
     if kind != DatasetKind::Synthetic && config.path.is_none() {
         return Err(BadInput(format!("--path is needed for {kind}")).into());
@@ -48,6 +50,7 @@ fn summary(args: &DataSummaryArgs) -> anyhow::Result<()> {
     };
     let summary = json!({
         "train_total": data.train.len(),
+        "val_total": data.val.as_ref().map_or(0, ImageSet::len),
         "test_total": data.test.len(),
         "class_counts": info.train_counts,
         "head_classes": info.classes_in(ClassGroup::Head),
@@ -61,11 +64,12 @@ fn summary(args: &DataSummaryArgs) -> anyhow::Result<()> {
     } else {
         let counts = &info.train_counts;
         println!(
-            "{} training images in {} classes ({} to {} a class), {} test images",
+            "{} training images in {} classes ({} to {} a class), {} validation images, {} test images",
             data.train.len(),
             counts.len(),
             counts.first().unwrap_or(&0),
             counts.last().unwrap_or(&0),
+            data.val.as_ref().map_or(0, ImageSet::len),
             data.test.len()
         );
         for (name, key) in [
@@ -121,11 +125,21 @@ fn synth(args: &DataSynthArgs) -> anyhow::Result<()> {
     let Splits {
         mut train,
         mut test,
+        ..
     } = synthetic::splits(args.classes as usize, &config);
     // The format's label space, whatever the number of classes used.
     train.num_classes = format.classes();
     test.num_classes = format.classes();
-    cifar::write(&args.out, format, &Splits { train, test }).map_err(bad_data)?;
+    cifar::write(
+        &args.out,
+        format,
+        &Splits {
+            train,
+            val: None,
+            test,
+        },
+    )
+    .map_err(bad_data)?;
     println!(
         "wrote {} training and {} test images of {} classes to {}",
         args.classes * args.train_per_class,

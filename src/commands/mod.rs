@@ -7,6 +7,7 @@ mod data;
 mod delete;
 mod doctor;
 pub(crate) mod launch;
+mod mlflow;
 mod report;
 mod run;
 mod train;

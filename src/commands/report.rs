@@ -2,13 +2,15 @@
 
 use std::path::Path;
 
-use anyhow::Context;
-use ltsweep_analysis::{EpochChoice, Frames, SweepRecords, write_report_at};
+use ltsweep_analysis::{
+    AnalysisError, EpochChoice, Frames, PairedTest, ReportOptions, Sweep, SweepRecords,
+    write_report_with, write_several,
+};
 use ltsweep_proto::SweepId;
 use ltsweep_proto::client::{Connection, Which};
 
 use super::client::{block_on, connect, remote_error};
-use crate::cli::{ExportArgs, RemoteArgs, ReportArgs};
+use crate::cli::{ExportArgs, ExportTo, RemoteArgs, ReportArgs};
 use crate::exit::BadInput;
 
 /// Every job of a sweep with its state and, when it succeeded, its result; an empty `sweep`
@@ -33,13 +35,20 @@ pub async fn records(
 
 /// Writes the report files (tables at each job's final epoch) and prints the tables.
 pub fn write_and_print(frames: &Frames, out: &Path) -> anyhow::Result<()> {
-    write_and_print_at(frames, out, EpochChoice::Final)
+    write_and_print_with(frames, out, &ReportOptions::default())
 }
 
-/// [`write_and_print`] with the tables at the chosen epoch of each job.
-pub fn write_and_print_at(frames: &Frames, out: &Path, epoch: EpochChoice) -> anyhow::Result<()> {
-    let report = write_report_at(frames, out, epoch)
-        .with_context(|| format!("cannot write the report to {}", out.display()))?;
+/// [`write_and_print`] with the tables read as `options` say.
+pub fn write_and_print_with(
+    frames: &Frames,
+    out: &Path,
+    options: &ReportOptions,
+) -> anyhow::Result<()> {
+    let report = write_report_with(frames, out, options).map_err(|e| match e {
+        AnalysisError::Options(message) => BadInput(message).into(),
+        other => anyhow::Error::new(other)
+            .context(format!("cannot write the report to {}", out.display())),
+    })?;
     println!("{}", report.table1_markdown);
     println!("{}", report.shots_markdown);
     for note in &report.notes {
@@ -49,42 +58,116 @@ pub fn write_and_print_at(frames: &Frames, out: &Path, epoch: EpochChoice) -> an
     Ok(())
 }
 
+fn options(args: &ReportArgs) -> ReportOptions {
+    ReportOptions {
+        epoch: match args.metric.as_str() {
+            "best" => EpochChoice::Best,
+            "best-test" => EpochChoice::BestTest,
+            _ => EpochChoice::Final,
+        },
+        test: match args.test.as_str() {
+            "permutation" => PairedTest::Permutation,
+            "bootstrap" => PairedTest::Bootstrap,
+            _ => PairedTest::StudentT,
+        },
+        select: args.select.clone(),
+    }
+}
+
+/// The name of a sweep's frames: the sweep id its jobs carry.
+fn sweep_name(frames: &Frames, fallback: &str) -> String {
+    frames
+        .jobs
+        .column("sweep")
+        .ok()
+        .and_then(|c| c.str().ok()?.get(0).map(str::to_owned))
+        .unwrap_or_else(|| fallback.to_owned())
+}
+
 pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
-    let frames = match &args.results {
-        Some(path) => Frames::read_results(path).map_err(|e| BadInput(e.to_string()))?,
-        None => {
-            let records = block_on(async {
-                let connection = connect(&args.remote)?;
-                records(
-                    &connection,
-                    args.sweep.as_deref().unwrap_or(""),
-                    &args.remote,
-                )
-                .await
-            })?;
-            Frames::from_records(&records)?
-        }
-    };
-    let epoch = if args.metric == "best" {
-        EpochChoice::Best
+    let mut sweeps = Vec::new();
+    for path in &args.results {
+        let frames = Frames::read_results(path).map_err(|e| BadInput(e.to_string()))?;
+        let fallback = path
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+        sweeps.push(Sweep {
+            name: sweep_name(&frames, &fallback),
+            frames,
+        });
+    }
+    let asked: Vec<&str> = if args.sweeps.is_empty() && args.results.is_empty() {
+        vec![""]
     } else {
-        EpochChoice::Final
+        args.sweeps.iter().map(String::as_str).collect()
     };
-    write_and_print_at(&frames, &args.out, epoch)
+    if !asked.is_empty() {
+        let fetched = block_on(async {
+            let connection = connect(&args.remote)?;
+            let mut all = Vec::new();
+            for sweep in &asked {
+                all.push(records(&connection, sweep, &args.remote).await?);
+            }
+            anyhow::Ok(all)
+        })?;
+        for records in fetched {
+            sweeps.push(Sweep {
+                name: records.sweep_id.clone(),
+                frames: Frames::from_records(&records)?,
+            });
+        }
+    }
+    let options = options(args);
+    if let [one] = sweeps.as_slice() {
+        return write_and_print_with(&one.frames, &args.out, &options);
+    }
+    let mut names: Vec<&str> = Vec::new();
+    for sweep in &sweeps {
+        if names.contains(&sweep.name.as_str()) {
+            return Err(BadInput(format!("sweep {} is given twice", sweep.name)).into());
+        }
+        names.push(&sweep.name);
+    }
+    for sweep in &sweeps {
+        println!("== {}", sweep.name);
+        write_and_print_with(&sweep.frames, &args.out.join(&sweep.name), &options)?;
+    }
+    let several = write_several(&sweeps, &args.out, &options).map_err(|e| match e {
+        AnalysisError::Options(message) => BadInput(message).into(),
+        other => anyhow::Error::new(other),
+    })?;
+    println!("{}", several.aggregate_markdown);
+    println!("{}", several.datasets_markdown);
+    for note in &several.notes {
+        println!("note: {note}");
+    }
+    println!(
+        "wrote {} files across {} sweeps to {}",
+        several.files.len(),
+        sweeps.len(),
+        args.out.display()
+    );
+    Ok(())
 }
 
 pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
+    if let Some(ExportTo::Mlflow(mlflow)) = &args.to {
+        return super::mlflow::export(mlflow);
+    }
+    let (Some(sweep), Some(out)) = (&args.sweep, &args.out) else {
+        return Err(BadInput("give a sweep and --out FILE.parquet".to_owned()).into());
+    };
     let records = block_on(async {
         let connection = connect(&args.remote)?;
-        records(&connection, &args.sweep, &args.remote).await
+        records(&connection, sweep, &args.remote).await
     })?;
     let succeeded = records.jobs.iter().filter(|j| j.result.is_some()).count();
-    Frames::from_records(&records)?.export(&args.out)?;
+    Frames::from_records(&records)?.export(out)?;
     println!(
         "wrote {} jobs ({succeeded} with results) of {} to {}",
         records.jobs.len(),
         records.sweep_id,
-        args.out.display()
+        out.display()
     );
     Ok(())
 }

@@ -134,6 +134,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
                 args.out.join("state").display()
             );
         };
-        super::report::write_and_print(&Frames::from_records(&records)?, &args.out)
+        let frames = Frames::from_records(&records)?;
+        super::report::write_and_print(&frames, &args.out)?;
+        // The export too, so that `ltsweep report --results` can read the study again with
+        // other options (--select, --metric, --test) without its coordinator.
+        let export = args.out.join("results.parquet");
+        frames.export(&export)?;
+        println!("wrote {}", export.display());
+        Ok(())
     })
 }

@@ -127,6 +127,7 @@ fn fake_result(job: &JobSpec) -> pb::JobResult {
         attempts: 0,
         epochs_retrained: 0,
         posthoc: Vec::new(),
+        val_accuracy: None,
     }
     .into()
 }

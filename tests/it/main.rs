@@ -15,6 +15,7 @@ mod docs;
 mod fused_worker;
 mod hostile;
 mod launch;
+mod mlflow;
 mod preemption;
 mod roles;
 mod slurm;

@@ -190,3 +190,114 @@ fn an_export_reports_offline_and_a_wrong_file_names_the_missing_column() {
     );
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
+
+/// Two studies at different imbalance ratios, each with a validation split and a PC-weight
+/// axis, read as one report: each study's own tables (epochs and PC weights chosen on the
+/// validation set, sign-flip tests) and the aggregates across them.
+#[test]
+fn several_studies_make_one_report_with_choices_on_the_validation_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut exports = Vec::new();
+    for ratio in ["5", "10"] {
+        let study = STUDY
+            .replace("name = \"study\"", &format!("name = \"ratio{ratio}\""))
+            .replace("imbalance_ratio = 5", &format!("imbalance_ratio = {ratio}\nval_per_class = 4"))
+            .replace("epochs = 3", "epochs = 2")
+            .replace("lr_decay_epochs = [2]", "lr_decay_epochs = [1]")
+            .replace(
+                "pc_weight = [0.01, 0.1]",
+                "plans = [{ comp = \"none\", pc = \"none\" }, { comp = \"tail\", pc = \"head\" }]\npc_weight = [0.01, 0.1]",
+            );
+        let spec = write(dir.path(), &format!("ratio{ratio}.toml"), &study);
+        let out = dir.path().join(format!("ratio{ratio}"));
+        let output = run(&[
+            "run",
+            spec.to_str().unwrap(),
+            "--workers",
+            "2",
+            "--devices",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        exports.push(out.join("results.parquet"));
+    }
+    let all = dir.path().join("all");
+    let output = run(&[
+        "report",
+        "--results",
+        exports[0].to_str().unwrap(),
+        exports[1].to_str().unwrap(),
+        "--select",
+        "pc_weight",
+        "--metric",
+        "best",
+        "--test",
+        "permutation",
+        "--out",
+        all.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let aggregate = std::fs::read_to_string(all.join("aggregate.md")).unwrap();
+    assert!(
+        aggregate.contains("| row | IQM All | P(> CE) All |"),
+        "{aggregate}"
+    );
+    // Both plans are in both studies.
+    assert!(aggregate.contains("| comp=none,pc=none | "), "{aggregate}");
+    assert!(aggregate.contains("| comp=tail,pc=head | "), "{aggregate}");
+    let side = std::fs::read_to_string(all.join("datasets.md")).unwrap();
+    assert_eq!(
+        side.lines().filter(|l| l.starts_with("| comp=")).count(),
+        2,
+        "{side}"
+    );
+    for study in std::fs::read_dir(&all).unwrap().flatten() {
+        if !study.path().is_dir() {
+            continue;
+        }
+        let table = std::fs::read_to_string(study.path().join("table1.md")).unwrap();
+        assert!(table.contains("chosen on the validation set"), "{table}");
+        assert!(table.contains("sign-flip permutation test"), "{table}");
+        assert!(
+            table.contains("Caution: some comparisons rest on 2 seeds"),
+            "{table}"
+        );
+        assert!(study.path().join("tensorboard").is_dir());
+    }
+
+    // A choice on a validation set the sweep lacks is refused with what to do.
+    let plain = dir.path().join("plain");
+    let one_job = STUDY.replace("seeds = [0, 1]", "seeds = [0]").replace(
+        "pc_weight = [0.01, 0.1]",
+        "plans = [{ comp = \"none\", pc = \"none\" }]",
+    );
+    let spec = write(dir.path(), "plain.toml", &one_job);
+    let output = run(&[
+        "run",
+        spec.to_str().unwrap(),
+        "--workers",
+        "2",
+        "--devices",
+        "cpu",
+        "--out",
+        plain.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = run(&[
+        "report",
+        "--results",
+        plain.join("results.parquet").to_str().unwrap(),
+        "--metric",
+        "best",
+        "--out",
+        dir.path().join("refused").to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("val_per_class"),
+        "{}",
+        stderr(&output)
+    );
+}

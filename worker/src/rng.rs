@@ -62,6 +62,7 @@ pub mod purpose {
     pub const SUBSET: u64 = 3;
     pub const SYNTHETIC: u64 = 4;
     pub const SAMPLER: u64 = 5;
+    pub const VALIDATION: u64 = 6;
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! cropped, flipped and normalised on the device; a cross-entropy step (plus PC, plus Comp. when
 //! summed) and, in the alternating mode, a Complement Entropy step on the same batch; momentum
 //! SGD for the network, plain SGD for the PC centres. The first `pretrain_ce_epochs` epochs are
-//! cross entropy alone. The test set is evaluated at the chosen epochs and at the end.
+//! cross entropy alone. The test set (and the validation set, for a job that holds one out) is
+//! evaluated at the chosen epochs and at the end.
 //!
 //! # Against PyTorch's CIFAR ResNet recipe
 //!
@@ -29,7 +30,9 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use ltsweep_proto::{ClassScope, CompMode, EpochMetrics, JobResult, JobSpec, PosthocAccuracy};
+use ltsweep_proto::{
+    ClassScope, CompMode, EpochMetrics, GroupAccuracy, JobResult, JobSpec, PosthocAccuracy,
+};
 use tch::{Device, Kind, Tensor, nn};
 
 use crate::augment::{Augment, EpochDraws, Normalize};
@@ -112,7 +115,8 @@ pub trait Observer {
 
 /// How an epoch's training ended.
 enum EpochEnd {
-    Done(EpochMetrics),
+    /// Boxed: an epoch's metrics are large beside the other outcomes.
+    Done(Box<EpochMetrics>),
     Cancelled,
     /// Stopped between two steps; the trainer's `partial` holds how far it got.
     Preempted,
@@ -183,6 +187,9 @@ pub struct Trainer {
     pub(crate) train: DeviceSet,
     /// The training labels on the host, for the sampler.
     train_labels: Vec<i64>,
+    /// Evaluated with the test set, at the same epochs only: the training step never waits
+    /// for it.
+    val: Option<DeviceSet>,
     test: DeviceSet,
     normalize: Normalize,
     base: BaseObjective,
@@ -280,6 +287,7 @@ impl Trainer {
             centers,
             train: DeviceSet::new(train_set, device),
             train_labels: train_set.labels.clone(),
+            val: data.val.as_ref().map(|val| DeviceSet::new(val, device)),
             test: DeviceSet::new(&data.test, device),
             base: BaseObjective::new(job.losses.base, &data.classes.train_counts, device),
             normalize: Normalize::fit(
@@ -398,7 +406,7 @@ impl Trainer {
             let cancelled = || observer.cancelled();
             let preempted = || observer.preempted();
             let metrics = match self.train_epoch_until(&cancelled, &preempted)? {
-                EpochEnd::Done(metrics) => metrics,
+                EpochEnd::Done(metrics) => *metrics,
                 EpochEnd::Cancelled => return Ok(Outcome::Cancelled { epoch: self.epoch }),
                 EpochEnd::Preempted => {
                     if self.epoch > 0 {
@@ -440,7 +448,7 @@ impl Trainer {
         cancelled: &dyn Fn() -> bool,
     ) -> Result<Option<EpochMetrics>, TrainError> {
         Ok(match self.train_epoch_until(cancelled, &|| false)? {
-            EpochEnd::Done(metrics) => Some(metrics),
+            EpochEnd::Done(metrics) => Some(*metrics),
             EpochEnd::Cancelled | EpochEnd::Preempted => None,
         })
     }
@@ -466,7 +474,7 @@ impl Trainer {
             };
             self.step(&x, &y, &mut run);
         }
-        Ok(EpochEnd::Done(self.end_epoch(run)))
+        Ok(EpochEnd::Done(Box::new(self.end_epoch(run))))
     }
 
     /// Starts (or continues, after a checkpoint taken midway) the current epoch: its order,
@@ -557,6 +565,7 @@ impl Trainer {
             seconds: 0.0,
             accuracy: None,
             per_class: Vec::new(),
+            val_accuracy: None,
         };
         let seconds = run.earlier_seconds + run.start.elapsed().as_secs_f64();
         metrics.seconds = seconds;
@@ -567,6 +576,7 @@ impl Trainer {
             let confusion = self.evaluate();
             metrics.accuracy = Some(confusion.group_accuracy(&self.classes));
             metrics.per_class = confusion.per_class(&self.classes);
+            metrics.val_accuracy = self.evaluate_val(0.0);
         }
         self.history.push(metrics.clone());
         metrics
@@ -693,18 +703,30 @@ impl Trainer {
     /// [`Trainer::evaluate`] with the logits adjusted post hoc: `logits - tau * log(pi)`, pi the
     /// training class frequencies (Menon et al. 2021); `tau = 0` is the model as trained.
     pub fn evaluate_adjusted(&self, tau: f64) -> Confusion {
+        self.confusion_on(&self.test, tau)
+    }
+
+    /// Group accuracies on the validation set (logits adjusted by `tau` as in
+    /// [`Trainer::evaluate_adjusted`]); `None` for a job without one.
+    pub fn evaluate_val(&self, tau: f64) -> Option<GroupAccuracy> {
+        let val = self.val.as_ref()?;
+        Some(self.confusion_on(val, tau).group_accuracy(&self.classes))
+    }
+
+    /// The confusion matrix of a held-out set, in evaluation mode.
+    fn confusion_on(&self, set: &DeviceSet, tau: f64) -> Confusion {
         let k = self.classes.num_classes() as i64;
         tch::no_grad(|| {
             let log_prior = Tensor::from_slice(&baselines::log_priors(&self.classes.train_counts))
                 .to_kind(Kind::Float)
                 .to_device(self.device)
                 .view([1, -1]);
-            let n = self.test.len();
+            let n = set.len();
             let mut predictions = Vec::new();
             let mut from = 0;
             while from < n {
                 let len = EVAL_BATCH.min(n - from);
-                let x = self.in_kind(self.normalize.apply(&self.test.images.narrow(0, from, len)));
+                let x = self.in_kind(self.normalize.apply(&set.images.narrow(0, from, len)));
                 let logits = self.model.forward_t(&x, false).0;
                 let logits = if tau == 0.0 {
                     logits
@@ -715,7 +737,7 @@ impl Trainer {
                 from += len;
             }
             let predicted = Tensor::cat(&predictions, 0);
-            let cells = (&self.test.labels * k + predicted).bincount(None::<Tensor>, k * k);
+            let cells = (&set.labels * k + predicted).bincount(None::<Tensor>, k * k);
             let flat = Vec::<i64>::try_from(cells.to_device(Device::Cpu))
                 .expect("bincount gives a 1-D integer tensor");
             Confusion::from_flat(&flat, k as usize)
@@ -747,8 +769,10 @@ impl Trainer {
                 .map(|&tau| PosthocAccuracy {
                     tau,
                     accuracy: self.evaluate_adjusted(tau).group_accuracy(&self.classes),
+                    val_accuracy: self.evaluate_val(tau),
                 })
                 .collect(),
+            val_accuracy: self.evaluate_val(0.0),
         }
     }
 }

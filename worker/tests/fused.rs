@@ -42,6 +42,8 @@ image_size = 12
 noise = 2.0
 imbalance_ratio = 10
 head_min_count = 50
+# Evaluated with the test set: the members' validation accuracies are compared too.
+val_per_class = 10
 [model]
 depth = 8
 [train]
@@ -224,6 +226,8 @@ fn finished(outcome: Outcome) -> JobResult {
 fn assert_same_result(fused: &JobResult, alone: &JobResult) {
     assert_eq!(fused.job_id, alone.job_id);
     assert_eq!(fused.accuracy, alone.accuracy, "{}", alone.job_id);
+    assert!(fused.val_accuracy.is_some(), "{}", alone.job_id);
+    assert_eq!(fused.val_accuracy, alone.val_accuracy, "{}", alone.job_id);
     assert_eq!(fused.confusion, alone.confusion, "{}", alone.job_id);
     assert_eq!(fused.epochs.len(), alone.epochs.len());
     for (f, a) in fused.epochs.iter().zip(&alone.epochs) {
@@ -239,6 +243,7 @@ fn assert_same_result(fused: &JobResult, alone: &JobResult) {
             );
         }
         assert_eq!(f.accuracy, a.accuracy, "{}", alone.job_id);
+        assert_eq!(f.val_accuracy, a.val_accuracy, "{}", alone.job_id);
     }
 }
 

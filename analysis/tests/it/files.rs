@@ -1,7 +1,7 @@
 //! A report directory holds every file, and its Parquet frames have their columns.
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ltsweep_analysis::{Frames, write_report};
 use polars::prelude::{DataType, ParquetReader, SerReader};
@@ -48,9 +48,20 @@ fn report_writes_every_file() {
     let out = dir.path().join("report");
     let report = write_report(&frames, &out).expect("report");
 
-    let mut written: Vec<String> = report
+    let (events, files): (Vec<&PathBuf>, Vec<&PathBuf>) = report
         .files
         .iter()
+        .partition(|path| path.starts_with(out.join("tensorboard")));
+    // One TensorBoard run a job, named by its plan and seed.
+    assert_eq!(events.len(), 9);
+    assert!(
+        events.iter().any(|path| path
+            .to_string_lossy()
+            .contains("tensorboard/comp=tail,pc=head/seed=2/events.out.tfevents.")),
+        "{events:?}"
+    );
+    let mut written: Vec<String> = files
+        .into_iter()
         .map(|path| {
             assert_eq!(path.parent(), Some(out.as_path()));
             path.file_name()
@@ -162,6 +173,25 @@ fn parquet_frames_have_their_columns_in_plain_types() {
             "epochs_retrained",
             "worker",
             "error",
+            "val_all_final",
+            "val_head_final",
+            "val_tail_final",
+            "val_many_final",
+            "val_medium_final",
+            "val_few_final",
+            "acc_all_best_val",
+            "acc_head_best_val",
+            "acc_tail_best_val",
+            "acc_many_best_val",
+            "acc_medium_best_val",
+            "acc_few_best_val",
+            "val_all_best_val",
+            "val_head_best_val",
+            "val_tail_best_val",
+            "val_many_best_val",
+            "val_medium_best_val",
+            "val_few_best_val",
+            "best_val_epoch",
         ]
     );
     let per_class = columns(&dir.path().join("per_class.parquet"));
@@ -203,6 +233,12 @@ fn parquet_frames_have_their_columns_in_plain_types() {
             "acc_many",
             "acc_medium",
             "acc_few",
+            "val_all",
+            "val_head",
+            "val_tail",
+            "val_many",
+            "val_medium",
+            "val_few",
         ]
     );
     for (name, dtype) in jobs.iter().chain(&per_class).chain(&epochs) {

@@ -167,6 +167,7 @@ fn result(spec: &JobSpec, recalls: [f64; 4]) -> JobResult {
                 seconds: 1.5,
                 accuracy,
                 per_class,
+                val_accuracy: None,
             }
         })
         .collect();
@@ -186,5 +187,6 @@ fn result(spec: &JobSpec, recalls: [f64; 4]) -> JobResult {
         attempts: 1,
         epochs_retrained: 0,
         posthoc: Vec::new(),
+        val_accuracy: None,
     }
 }

@@ -2,8 +2,8 @@
 
 use ltsweep_analysis::stats::Interval;
 use ltsweep_analysis::{
-    EpochChoice, Frames, Metric, PlanRow, table1_rows, table1_rows_at, write_report,
-    write_report_at,
+    EpochChoice, Frames, Metric, PlanRow, ReportOptions, table1_rows, table1_rows_with,
+    write_report, write_report_with,
 };
 
 use crate::fixtures;
@@ -134,7 +134,8 @@ fn markdown_shows_the_numbers_rounded_and_the_best_figures_bold() {
     assert!(
         table.contains(
             "| ✓ | ✓ |  |  | 3 | 44.00 ± 2.65 | 64.00 ± 2.00 | 24.00 ± 4.00 \
-             | +2.00 [-0.48, +4.48] | +2.00 [-2.97, +6.97] | +2.00 [-2.97, +6.97] |  |"
+             | +2.00 [-0.48, +4.48] p=0.297 | +2.00 [-2.97, +6.97] p=0.451 \
+             | +2.00 [-2.97, +6.97] p=0.451 |  |"
         ),
         "{table}"
     );
@@ -142,7 +143,8 @@ fn markdown_shows_the_numbers_rounded_and_the_best_figures_bold() {
     assert!(
         table.contains(
             "|  | ✓ | ✓ |  | 3 | **48.00 ± 3.61** | **68.00 ± 2.00** | **28.00 ± 5.29** \
-             | +6.00 [+1.70, +10.30] | +6.00 [+6.00, +6.00] | +6.00 [-2.61, +14.61] |  |"
+             | +6.00 [+1.70, +10.30] p=0.133 | +6.00 [+6.00, +6.00] p<0.001* \
+             | +6.00 [-2.61, +14.61] p=0.297 |  |"
         ),
         "{table}"
     );
@@ -161,7 +163,7 @@ fn markdown_shows_the_numbers_rounded_and_the_best_figures_bold() {
         latex.contains(
             " & \\checkmark & \\checkmark &  & 3 & \\textbf{48.00 $\\pm$ 3.61} & \
              \\textbf{68.00 $\\pm$ 2.00} & \\textbf{28.00 $\\pm$ 5.29} & \
-             $+6.00$ [$+1.70$, $+10.30$]"
+             $+6.00$ [$+1.70$, $+10.30$] $p=0.133$ & $+6.00$ [$+6.00$, $+6.00$] $p<0.001^{*}$"
         ),
         "{latex}"
     );
@@ -199,8 +201,10 @@ fn csv_holds_full_precision_numbers_in_their_own_columns() {
         lines[0],
         "row,plan,comp_on,pc_on,base,sampler,comp_head,comp_tail,pc_head,pc_tail,jobs,n,failed,pending,\
          running,cancelled,all_mean,all_std,all_n,all_diff,all_diff_pairs,all_ci_low,all_ci_high,\
-         head_mean,head_std,head_n,head_diff,head_diff_pairs,head_ci_low,head_ci_high,tail_mean,\
-         tail_std,tail_n,tail_diff,tail_diff_pairs,tail_ci_low,tail_ci_high,best,notes"
+         all_p,all_p_holm,all_holds,head_mean,head_std,head_n,head_diff,head_diff_pairs,\
+         head_ci_low,head_ci_high,head_p,head_p_holm,head_holds,tail_mean,tail_std,tail_n,\
+         tail_diff,tail_diff_pairs,tail_ci_low,tail_ci_high,tail_p,tail_p_holm,tail_holds,best,\
+         notes"
     );
     assert_eq!(lines.len(), 4);
     let best: Vec<&str> = lines[3].split(',').collect();
@@ -213,6 +217,13 @@ fn csv_holds_full_precision_numbers_in_their_own_columns() {
     assert_close(number(20), 6.0, "all_diff");
     assert_close(number(22), 6.0 - T_975_2, "all_ci_low");
     assert_close(number(23), 6.0 + T_975_2, "all_ci_high");
+    // t = 6 / (sqrt(3) / sqrt(3)) = 6 on 2 degrees of freedom: p = 1 - 6 / sqrt(2 + 36)
+    // (the t(2) distribution's closed form), and Holm multiplies the second smallest of the
+    // table's six p-values (the smallest is Head's, whose differences are all 6) by 5.
+    let p = 1.0 - 6.0 / 38f64.sqrt();
+    assert_close(number(24), p, "all_p");
+    assert_close(number(25), 5.0 * p, "all_p_holm");
+    assert_eq!(best[26], "0", "All does not hold after Holm");
     assert_eq!(best[best.len() - 2..], ["1", ""], "best, no notes");
 
     let recall = std::fs::read_to_string(out.path().join("recall.csv")).expect("recall.csv");
@@ -305,7 +316,8 @@ fn base_losses_are_columns_and_every_row_pairs_with_cross_entropy_alone() {
     assert!(
         table.contains(
             "| la |  |  |  |  | 3 | 46.00 ± 2.00 | 60.00 ± 2.00 | 32.00 ± 2.00 \
-             | +4.00 [+4.00, +4.00] | -2.00 [-2.00, -2.00] | +10.00 [+10.00, +10.00] |  |"
+             | +4.00 [+4.00, +4.00] p<0.001* | -2.00 [-2.00, -2.00] p<0.001* \
+             | +10.00 [+10.00, +10.00] p<0.001* |  |"
         ),
         "{table}"
     );
@@ -319,7 +331,7 @@ fn base_losses_are_columns_and_every_row_pairs_with_cross_entropy_alone() {
 }
 
 #[test]
-fn tables_report_the_final_epoch_or_the_best_one_when_asked() {
+fn tables_report_the_final_epoch_or_the_best_one_on_the_test_set_when_asked() {
     // Cross entropy alone peaks early in seeds 0 and 1: All at epoch 2 is 10 points above the
     // final one there.
     let mut records = fixtures::golden();
@@ -355,7 +367,11 @@ fn tables_report_the_final_epoch_or_the_best_one_when_asked() {
     let final_rows = table1_rows(&frames).expect("rows");
     assert_summary(&final_rows[0], Metric::All, 42.0, 2.0);
     // Best: 50, 52 (epoch 2) and 44 (final): mean 48.67.
-    let best_rows = table1_rows_at(&frames, EpochChoice::Best).expect("rows");
+    let best_test = ReportOptions {
+        epoch: EpochChoice::BestTest,
+        ..ReportOptions::default()
+    };
+    let best_rows = table1_rows_with(&frames, &best_test).expect("rows");
     let all = best_rows[0].metric(Metric::All);
     assert_close(
         all.mean.expect("a mean"),
@@ -377,11 +393,11 @@ fn tables_report_the_final_epoch_or_the_best_one_when_asked() {
         "{}",
         final_report.table1_markdown
     );
-    let best_report = write_report_at(&frames, out.path(), EpochChoice::Best).expect("report");
+    let best_report = write_report_with(&frames, out.path(), &best_test).expect("report");
     assert!(
         best_report
             .table1_markdown
-            .contains("best epoch (the evaluated epoch of the highest All accuracy on the test set: optimistic, best-on-test)"),
+            .contains("best epoch on the test set (the evaluated epoch of the highest All accuracy on the test set: optimistic, best-on-test)"),
         "{}",
         best_report.table1_markdown
     );
@@ -419,10 +435,12 @@ fn post_hoc_taus_are_an_axis_of_the_same_jobs() {
             ltsweep_proto::PosthocAccuracy {
                 tau: 0.0,
                 accuracy: a,
+                val_accuracy: None,
             },
             ltsweep_proto::PosthocAccuracy {
                 tau: 1.0,
                 accuracy: adjusted,
+                val_accuracy: None,
             },
         ];
     }

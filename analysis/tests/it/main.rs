@@ -6,3 +6,6 @@ mod files;
 mod fixtures;
 mod golden;
 mod incomplete;
+mod select;
+mod stats_golden;
+mod tensorboard;

@@ -70,6 +70,7 @@ pub(crate) fn result_for(job: &JobSpec, accuracy: f64) -> JobResult {
         attempts: 0,
         epochs_retrained: 0,
         posthoc: Vec::new(),
+        val_accuracy: None,
     }
 }
 
@@ -87,6 +88,7 @@ pub(crate) fn metrics(epoch: u32, accuracy: Option<f64>) -> EpochMetrics {
             ..GroupAccuracy::default()
         }),
         per_class: Vec::new(),
+        val_accuracy: None,
     }
 }
 

@@ -59,7 +59,11 @@ pub fn load(dir: &Path, format: Format) -> Result<Splits, DataError> {
     }
     let mut test = empty(format);
     append(&mut test, &dir.join(format.test_file()), format)?;
-    Ok(Splits { train, test })
+    Ok(Splits {
+        train,
+        val: None,
+        test,
+    })
 }
 
 fn empty(format: Format) -> ImageSet {

@@ -23,6 +23,7 @@ pub fn load(dir: &Path) -> Result<Splits, DataError> {
     require_dir(dir)?;
     Ok(Splits {
         train: split(dir, "train")?,
+        val: None,
         test: split(dir, "t10k")?,
     })
 }

@@ -38,6 +38,9 @@ impl ClassInfo {
 #[derive(Clone, Debug)]
 pub struct LongTailData {
     pub train: ImageSet,
+    /// Balanced validation images: held out of the training images (`val_per_class`) or the
+    /// data set's own; `None` when the job has none.
+    pub val: Option<ImageSet>,
     pub test: ImageSet,
     pub classes: ClassInfo,
 }
@@ -71,7 +74,81 @@ pub fn groups(counts: &[u32], split: HeadSplit) -> Vec<ClassGroup> {
         .collect()
 }
 
-/// Makes balanced splits long-tailed.
+/// Which of the balanced training images become validation images and which the long-tailed
+/// training set: indices into the training split, each list in the file's order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SplitIndices {
+    /// `val_per_class` images of every class; empty without a validation split.
+    pub val: Vec<usize>,
+    /// The long-tailed subset, drawn from the images not held out.
+    pub train: Vec<usize>,
+    /// Long-tailed training images per class.
+    pub counts: Vec<u32>,
+}
+
+/// Draws the validation images and the long-tailed subset from balanced training labels.
+///
+/// The validation images come first, `val_per_class` of every class drawn from the sampling
+/// seed alone, so they are the same for every job of a data set (and `subset_seed = "job"`
+/// varies only the subset). The subset is drawn from what is left: the largest class keeps
+/// `n_max = (fewest images of a class) - val_per_class` images, and class `i` keeps
+/// `floor(n_max * (1/ratio)^(i/(C-1)))`. Without a validation split and with the fixed subset
+/// seed this is exactly the subset earlier versions drew.
+pub fn split_indices(
+    labels: &[i64],
+    classes: usize,
+    config: &DatasetConfig,
+    source_name: &str,
+) -> Result<SplitIndices, DataError> {
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    for (i, &label) in labels.iter().enumerate() {
+        by_class[label as usize].push(i);
+    }
+    let held_out = config.val_per_class as usize;
+    if let Some((class, images)) = by_class
+        .iter()
+        .enumerate()
+        .find(|(_, images)| images.len() <= held_out)
+    {
+        return Err(DataError::Invalid(if held_out == 0 {
+            format!("{source_name}: class {class} has no training images")
+        } else {
+            format!(
+                "{source_name}: dataset.val_per_class = {held_out} leaves class {class} no \
+                 training image: it has {} (at most {} can be held out)",
+                images.len(),
+                images.len().saturating_sub(1)
+            )
+        }));
+    }
+    let mut val = Vec::with_capacity(held_out * classes);
+    if held_out > 0 {
+        for (class, images) in by_class.iter_mut().enumerate() {
+            Rng::derive(config.sampling_seed, &[purpose::VALIDATION, class as u64]).shuffle(images);
+            val.extend_from_slice(&images[..held_out]);
+            images.drain(..held_out);
+            // The subset below is drawn from the rest in the file's order, as without a split.
+            images.sort_unstable();
+        }
+        val.sort_unstable();
+    }
+    let n_max = by_class.iter().map(Vec::len).min().unwrap_or(0) as u32;
+    let counts = class_counts(n_max, classes, config.imbalance_ratio);
+    let mut train = Vec::with_capacity(counts.iter().map(|&n| n as usize).sum());
+    for (class, images) in by_class.iter_mut().enumerate() {
+        let mut path = vec![purpose::SUBSET, class as u64];
+        path.extend(config.subset_seed);
+        Rng::derive(config.sampling_seed, &path).shuffle(images);
+        let mut take = images[..counts[class] as usize].to_vec();
+        // Keep the file's order within a class: the subset, not its order, is random.
+        take.sort_unstable();
+        train.extend(take);
+    }
+    train.sort_unstable();
+    Ok(SplitIndices { val, train, counts })
+}
+
+/// Makes balanced splits long-tailed, with the validation images the job asks for.
 pub fn make_long_tailed(
     splits: Splits,
     config: &DatasetConfig,
@@ -86,48 +163,36 @@ pub fn make_long_tailed(
             source_name: source_name.to_owned(),
         });
     }
-    let (train, test) = if classes < has {
+    if splits.val.is_some() && config.val_per_class > 0 {
+        return Err(DataError::Invalid(format!(
+            "{source_name} ships its own validation images: leave dataset.val_per_class out"
+        )));
+    }
+    let (train, shipped_val, test) = if classes < has {
         (
             splits.train.first_classes(classes),
+            splits.val.map(|val| val.first_classes(classes)),
             splits.test.first_classes(classes),
         )
     } else {
-        (splits.train, splits.test)
+        (splits.train, splits.val, splits.test)
     };
-    let available = train.class_counts();
-    let n_max = available.iter().copied().min().unwrap_or(0);
-    if n_max == 0 {
-        return Err(DataError::Invalid(format!(
-            "{source_name}: a class has no training images"
-        )));
-    }
-    let counts = class_counts(n_max, classes, config.imbalance_ratio);
-    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
-    for (i, &label) in train.labels.iter().enumerate() {
-        by_class[label as usize].push(i);
-    }
-    let mut chosen = Vec::with_capacity(counts.iter().map(|&n| n as usize).sum());
-    for (class, indices) in by_class.iter_mut().enumerate() {
-        Rng::derive(config.sampling_seed, &[purpose::SUBSET, class as u64]).shuffle(indices);
-        let mut take = indices[..counts[class] as usize].to_vec();
-        // Keep the file's order within a class: the subset, not its order, is random.
-        take.sort_unstable();
-        chosen.extend(take);
-    }
-    chosen.sort_unstable();
-    let groups = groups(&counts, config.head);
+    let chosen = split_indices(&train.labels, classes, config, source_name)?;
+    let groups = groups(&chosen.counts, config.head);
     if !groups.contains(&ClassGroup::Tail) || !groups.contains(&ClassGroup::Head) {
         tracing::warn!(
-            ?counts,
+            counts = ?chosen.counts,
             "every class falls in one group; Head or Tail accuracy will be empty"
         );
     }
+    let val = shipped_val.or_else(|| (!chosen.val.is_empty()).then(|| train.select(&chosen.val)));
     Ok(LongTailData {
-        train: train.select(&chosen),
+        train: train.select(&chosen.train),
+        val,
         test,
         classes: ClassInfo {
-            shots: counts.iter().map(|&n| Shot::of_count(n)).collect(),
-            train_counts: counts,
+            shots: chosen.counts.iter().map(|&n| Shot::of_count(n)).collect(),
+            train_counts: chosen.counts,
             groups,
         },
     })
@@ -163,6 +228,139 @@ mod tests {
         assert_eq!(
             (count(Shot::Many), count(Shot::Medium), count(Shot::Few)),
             (35, 35, 30)
+        );
+    }
+
+    fn config(val_per_class: u32, subset_seed: Option<u64>) -> DatasetConfig {
+        DatasetConfig {
+            kind: ltsweep_proto::DatasetKind::Synthetic,
+            path: None,
+            imbalance_ratio: 10.0,
+            head: HeadSplit::MinCount(20),
+            sampling_seed: 7,
+            classes: None,
+            synthetic: ltsweep_proto::SyntheticConfig {
+                train_per_class: 50,
+                test_per_class: 5,
+                image_size: 4,
+                channels: 1,
+                noise: 0.5,
+            },
+            val_per_class,
+            subset_seed,
+        }
+    }
+
+    /// Balanced labels, interleaved as data files often are: 4 classes of 50.
+    fn labels() -> Vec<i64> {
+        (0..200).map(|i| i % 4).collect()
+    }
+
+    #[test]
+    fn validation_images_are_balanced_and_never_trained_on() {
+        let labels = labels();
+        let split = split_indices(&labels, 4, &config(10, None), "t").unwrap();
+        assert_eq!(split.val.len(), 40);
+        for class in 0..4 {
+            let of_class = |indices: &[usize]| {
+                indices
+                    .iter()
+                    .filter(|&&i| labels[i] == class as i64)
+                    .count()
+            };
+            assert_eq!(of_class(&split.val), 10, "class {class}");
+            assert_eq!(of_class(&split.train), split.counts[class] as usize);
+        }
+        // The largest class keeps what is left of the smallest: 50 - 10.
+        assert_eq!(split.counts, class_counts(40, 4, 10.0));
+        assert!(
+            split.val.iter().all(|i| !split.train.contains(i)),
+            "a validation image is in the training set"
+        );
+        // The same validation images for every subset seed: only the subset varies.
+        for seed in [0, 1, 2] {
+            let other = split_indices(&labels, 4, &config(10, Some(seed)), "t").unwrap();
+            assert_eq!(other.val, split.val);
+            assert!(other.val.iter().all(|i| !other.train.contains(i)));
+        }
+    }
+
+    #[test]
+    fn without_a_split_the_subset_is_the_one_drawn_before() {
+        let labels = labels();
+        let split = split_indices(&labels, 4, &config(0, None), "t").unwrap();
+        assert!(split.val.is_empty());
+        // The subset as earlier versions drew it: each class's images in file order,
+        // shuffled by the sampling seed and the class, the first n_i kept.
+        let mut expected = Vec::new();
+        for class in 0..4u64 {
+            let mut images: Vec<usize> = (0..200).filter(|&i| i % 4 == class as usize).collect();
+            Rng::derive(7, &[purpose::SUBSET, class]).shuffle(&mut images);
+            expected.extend_from_slice(&images[..split.counts[class as usize] as usize]);
+        }
+        expected.sort_unstable();
+        assert_eq!(split.train, expected);
+        assert_eq!(split.counts, class_counts(50, 4, 10.0));
+    }
+
+    #[test]
+    fn a_per_job_subset_varies_with_the_seed() {
+        let labels = labels();
+        let draw = |seed| {
+            split_indices(&labels, 4, &config(0, seed), "t")
+                .unwrap()
+                .train
+        };
+        assert_ne!(draw(Some(0)), draw(Some(1)));
+        assert_ne!(draw(Some(0)), draw(None));
+        assert_eq!(draw(Some(3)), draw(Some(3)));
+    }
+
+    #[test]
+    fn holding_out_every_image_of_a_class_is_refused() {
+        let mut labels = labels();
+        // Class 3 has 5 images only.
+        labels.retain({
+            let mut threes = 0;
+            move |&l| {
+                threes += usize::from(l == 3);
+                l != 3 || threes <= 5
+            }
+        });
+        let err = split_indices(&labels, 4, &config(5, None), "fmnist").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "fmnist: dataset.val_per_class = 5 leaves class 3 no training image: it has 5 (at most 4 can be held out)"
+        );
+        assert!(split_indices(&labels, 4, &config(4, None), "fmnist").is_ok());
+    }
+
+    #[test]
+    fn a_shipped_validation_set_is_taken_as_it_is() {
+        let synthetic = |n| {
+            super::super::synthetic::splits(
+                4,
+                &ltsweep_proto::SyntheticConfig {
+                    train_per_class: n,
+                    test_per_class: 3,
+                    image_size: 4,
+                    channels: 1,
+                    noise: 0.5,
+                },
+            )
+        };
+        let mut splits = synthetic(50);
+        splits.val = Some(synthetic(6).train);
+        let data = make_long_tailed(splits.clone(), &config(0, None), "list").unwrap();
+        assert_eq!(data.val.as_ref().map(ImageSet::len), Some(24));
+        assert_eq!(
+            data.train.len() as u32,
+            class_counts(50, 4, 10.0).iter().sum::<u32>()
+        );
+        let err = make_long_tailed(splits, &config(5, None), "list").unwrap_err();
+        assert!(
+            err.to_string().contains("ships its own validation images"),
+            "{err}"
         );
     }
 

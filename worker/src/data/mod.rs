@@ -118,10 +118,20 @@ impl ImageSet {
     }
 }
 
-/// The balanced training and test sets, as the data set ships them.
+/// The splits of a data set, as it ships them.
+///
+/// Where validation images come from: a data set that ships its own validation split (a
+/// list-file data set such as ImageNet-LT, whose `val` list is drawn apart from its training
+/// list) sets `val`, and [`longtail::make_long_tailed`] takes it as it is (`val_per_class` is
+/// refused for it). A data set without one leaves `val` as `None`; a job that asks for
+/// `val_per_class = N` then has N images of every class held out of `train`, before the
+/// long-tailed subset is drawn.
 #[derive(Clone, Debug)]
 pub struct Splits {
+    /// The balanced training images (or, for a data set that ships it so, the long-tailed ones).
     pub train: ImageSet,
+    /// The data set's own validation images, if it ships some.
+    pub val: Option<ImageSet>,
     pub test: ImageSet,
 }
 

@@ -86,6 +86,7 @@ fn gaussian(rng: &mut Rng) -> f32 {
 pub fn splits(classes: usize, config: &SyntheticConfig) -> Splits {
     Splits {
         train: generate(classes, config.train_per_class as usize, config, 1),
+        val: None,
         test: generate(classes, config.test_per_class as usize, config, 2),
     }
 }

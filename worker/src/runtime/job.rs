@@ -17,7 +17,8 @@ use crate::train::{Observer, Outcome, Trainer, device_name};
 
 /// What the training thread tells the async side.
 pub(super) enum Event {
-    Epoch(EpochMetrics),
+    /// Boxed: an epoch's metrics are large beside a checkpoint's handle.
+    Epoch(Box<EpochMetrics>),
     Checkpoint(u32, Vec<u8>),
 }
 
@@ -29,7 +30,7 @@ pub(super) struct ChannelObserver {
 
 impl Observer for ChannelObserver {
     fn epoch(&mut self, metrics: &EpochMetrics) {
-        let _ = self.events.send(Event::Epoch(metrics.clone()));
+        let _ = self.events.send(Event::Epoch(Box::new(metrics.clone())));
     }
 
     fn checkpoint(&mut self, epoch: u32, bytes: Vec<u8>) -> Result<(), String> {
@@ -119,7 +120,7 @@ pub(super) async fn run_job(
             joined = &mut training => break joined,
             event = received.recv(), if events_open => match event {
                 Some(Event::Epoch(metrics)) => {
-                    job.pending.push_back(metrics);
+                    job.pending.push_back(*metrics);
                     job.report().await;
                 }
                 Some(Event::Checkpoint(epoch, bytes)) => {
@@ -141,7 +142,7 @@ pub(super) async fn run_job(
     // What the trainer sent last may still wait here, a preemption's checkpoint included.
     while let Ok(event) = received.try_recv() {
         match event {
-            Event::Epoch(metrics) => job.pending.push_back(metrics),
+            Event::Epoch(metrics) => job.pending.push_back(*metrics),
             Event::Checkpoint(epoch, bytes) => job.checkpoint = Some((epoch, bytes)),
         }
     }

@@ -1,5 +1,12 @@
-//! The statistics behind Table 1: means and sample standard deviations over seeds, and
-//! seed-paired differences with Student t confidence intervals. Pure functions on slices.
+//! The statistics behind the tables: means and sample standard deviations over seeds, and
+//! seed-paired differences with a 95% interval and a p-value by the test the report names
+//! ([`PairedTest`]: Student t, the sign-flip permutation test or the paired bootstrap),
+//! Holm-adjusted over each table ([`multiple`]); and the aggregates over several data sets
+//! ([`aggregate`]). Pure functions on slices; the resampling ones are seeded.
+
+pub mod aggregate;
+pub mod multiple;
+pub mod resampling;
 
 use statrs::distribution::{Continuous, ContinuousCDF, StudentsT};
 
@@ -63,29 +70,120 @@ pub struct PairedDifference {
     pub mean: f64,
     /// The sample standard deviation of the differences; `None` for a single pair.
     pub std: Option<f64>,
-    /// `mean ± t(0.975, pairs - 1) * std / sqrt(pairs)`; `None` for a single pair.
+    /// The 95% interval of the mean difference by the test's method (Student t:
+    /// `mean ± t(0.975, pairs - 1) * std / sqrt(pairs)`); `None` for a single pair.
     pub ci: Option<Interval>,
+    /// The two-sided p-value of "no difference" by the test; `None` for a single pair.
+    pub p: Option<f64>,
+    /// `p` adjusted by Holm over the comparisons of the table the difference is in; `None`
+    /// until the table sets it.
+    pub p_holm: Option<f64>,
 }
 
-/// The mean of the paired differences `treatment - baseline` with its 95% Student t interval;
-/// `None` when there is no pair. Each pair is `(treatment, baseline)` of one seed.
+impl PairedDifference {
+    /// Whether the difference holds after the table's correction: Holm-adjusted p below 0.05.
+    pub fn holds(&self) -> bool {
+        self.p_holm.is_some_and(|p| p < 0.05)
+    }
+}
+
+/// How a seed-paired difference is tested.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PairedTest {
+    /// The paired t-test and the Student t interval.
+    #[default]
+    StudentT,
+    /// The sign-flip permutation test (exact over all sign flips up to
+    /// [`resampling::EXACT_MAX_PAIRS`] pairs, Monte Carlo above), with the Student t interval.
+    Permutation,
+    /// The paired bootstrap's percentile interval and its p-value.
+    Bootstrap,
+}
+
+impl PairedTest {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PairedTest::StudentT => "t",
+            PairedTest::Permutation => "permutation",
+            PairedTest::Bootstrap => "bootstrap",
+        }
+    }
+}
+
+/// Random sign flips of a Monte Carlo permutation test (above 16 pairs).
+pub const MONTE_CARLO_FLIPS: usize = 100_000;
+/// Resamples of a bootstrap interval.
+pub const BOOTSTRAP_RESAMPLES: usize = 10_000;
+
+/// The mean of the paired differences `treatment - baseline` with its 95% Student t interval
+/// and t-test p-value; `None` when there is no pair. Each pair is `(treatment, baseline)` of
+/// one seed.
 pub fn paired_difference(pairs: &[(f64, f64)]) -> Option<PairedDifference> {
+    paired_comparison(pairs, PairedTest::StudentT, 0)
+}
+
+/// [`paired_difference`] by the given test; `seed` draws the resamples of the Monte Carlo
+/// permutation test and of the bootstrap.
+pub fn paired_comparison(
+    pairs: &[(f64, f64)],
+    test: PairedTest,
+    seed: u64,
+) -> Option<PairedDifference> {
     let differences: Vec<f64> = pairs.iter().map(|(t, b)| t - b).collect();
+    let n = differences.len();
     let mean = mean(&differences)?;
     let std = sample_std(&differences);
-    let ci = std.and_then(|std| {
-        let half = t_quantile_975(differences.len() - 1)? * std / (differences.len() as f64).sqrt();
+    let t_interval = std.and_then(|std| {
+        let half = t_quantile_975(n - 1)? * std / (n as f64).sqrt();
         Some(Interval {
             low: mean - half,
             high: mean + half,
         })
     });
+    let (ci, p) = if n < 2 {
+        (None, None)
+    } else {
+        match test {
+            PairedTest::StudentT => (t_interval, std.map(|std| t_test_p(mean, std, n))),
+            PairedTest::Permutation => (
+                t_interval,
+                resampling::sign_flip_p_value(&differences, MONTE_CARLO_FLIPS, seed),
+            ),
+            PairedTest::Bootstrap => {
+                let b = resampling::bootstrap(&differences, BOOTSTRAP_RESAMPLES, seed)?;
+                (
+                    Some(Interval {
+                        low: b.low,
+                        high: b.high,
+                    }),
+                    Some(b.p),
+                )
+            }
+        }
+    };
     Some(PairedDifference {
-        pairs: differences.len(),
+        pairs: n,
         mean,
         std,
         ci,
+        p,
+        p_holm: None,
     })
+}
+
+/// The two-sided p-value of the paired t-test (`scipy.stats.ttest_rel`) from the differences'
+/// mean, sample std and count. Differences that are all equal have no spread: p is 1 when
+/// they are all zero and 0 otherwise (SciPy answers NaN there).
+pub fn t_test_p(mean: f64, std: f64, n: usize) -> f64 {
+    if std == 0.0 {
+        return if mean == 0.0 { 1.0 } else { 0.0 };
+    }
+    let t = mean / (std / (n as f64).sqrt());
+    match StudentsT::new(0.0, 1.0, (n - 1) as f64) {
+        // The lower tail at -|t|, doubled: no cancellation for small p.
+        Ok(dist) => (2.0 * dist.cdf(-t.abs())).min(1.0),
+        Err(_) => f64::NAN,
+    }
 }
 
 #[cfg(test)]
