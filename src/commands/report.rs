@@ -31,12 +31,7 @@ pub async fn records(
     Ok(SweepRecords::from_status(status, results)?)
 }
 
-/// Writes the report files (tables at each job's final epoch) and prints the tables.
-pub fn write_and_print(frames: &Frames, out: &Path) -> anyhow::Result<()> {
-    write_and_print_at(frames, out, EpochChoice::Final)
-}
-
-/// [`write_and_print`] with the tables at the chosen epoch of each job.
+/// Writes the report files (tables at the chosen epoch of each job) and prints the tables.
 pub fn write_and_print_at(frames: &Frames, out: &Path, epoch: EpochChoice) -> anyhow::Result<()> {
     let report = write_report_at(frames, out, epoch)
         .with_context(|| format!("cannot write the report to {}", out.display()))?;

@@ -132,7 +132,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
                 args.out.join("state").display()
             );
         };
-        super::report::write_and_print(&Frames::from_records(&records)?, &args.out)
+        super::report::write_and_print_at(
+            &Frames::from_records(&records)?,
+            &args.out,
+            ltsweep_analysis::EpochChoice::Final,
+        )
     })
 }
 
