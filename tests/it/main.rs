@@ -10,6 +10,7 @@ mod webdriver;
 mod chaos;
 mod cluster;
 mod data_root;
+mod deploy_checks;
 mod fused_worker;
 mod hostile;
 mod launch;
