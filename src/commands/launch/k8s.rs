@@ -149,10 +149,10 @@ fn warnings(args: &K8sArgs) -> Vec<String> {
         warnings.push(warning);
     }
     let mut images = vec![("image", args.image.as_str())];
-    if !args.workers_only {
-        if let Some(image) = &args.coordinator_image {
-            images.push(("coordinator-image", image));
-        }
+    if !args.workers_only
+        && let Some(image) = &args.coordinator_image
+    {
+        images.push(("coordinator-image", image));
     }
     for (flag, image) in images {
         if !image.contains('@') {
