@@ -23,9 +23,12 @@ fn skip(test: &str, require: &str, why: &str) {
     eprintln!("skipped {test}: {why}");
 }
 
-/// Checkov: `./dev setup-extras` installs it in its own virtualenv, else one on the PATH.
+/// Checkov: `./dev setup-extras` installs it in its own virtualenv (under .venv, or
+/// LTSWEEP_EXTRAS_DIR), else one on the PATH.
 fn checkov(test: &str) -> Option<PathBuf> {
-    let ours = repo().join(".venv/checkov/bin/checkov");
+    let extras =
+        std::env::var_os("LTSWEEP_EXTRAS_DIR").map_or_else(|| repo().join(".venv"), PathBuf::from);
+    let ours = extras.join("checkov/bin/checkov");
     let found = if ours.exists() {
         Some(ours)
     } else {

@@ -38,11 +38,7 @@ impl Drop for Child {
 }
 
 impl Child {
-    fn spawn_with_stderr(
-        args: &[&str],
-        token: &str,
-        stderr: std::process::Stdio,
-    ) -> anyhow::Result<Child> {
+    fn spawn(args: &[&str], token: &str, stderr: std::process::Stdio) -> anyhow::Result<Child> {
         let child = std::process::Command::new(std::env::current_exe()?)
             .args(args)
             .env("LTSWEEP_TOKEN", token)
@@ -85,7 +81,7 @@ fn start_coordinator(state: &Path, token: &str, extra: &[&str]) -> anyhow::Resul
         state.to_str().context("a UTF-8 path")?,
     ];
     args.extend_from_slice(extra);
-    let mut child = Child::spawn_with_stderr(&args, token, std::process::Stdio::piped())?;
+    let mut child = Child::spawn(&args, token, std::process::Stdio::piped())?;
     let stderr = child.0.stderr.take().context("a piped stderr")?;
     let (found, address) = std::sync::mpsc::channel();
     // Reads on past the address line, passing the coordinator's warnings on, so that it never

@@ -138,7 +138,7 @@ pub(super) fn sweep(args: &BenchSweepArgs) -> anyhow::Result<()> {
     )?;
     let mut workers = Vec::new();
     for _ in 0..args.workers {
-        workers.push(Child::spawn_with_stderr(
+        workers.push(Child::spawn(
             &[
                 "worker",
                 "--coordinator",
