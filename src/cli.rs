@@ -11,6 +11,10 @@ use clap::{Parser, Subcommand};
     version,
     about = "Sweeps of long-tailed recognition training runs across GPU machines"
 )]
+#[cfg_attr(
+    not(feature = "train"),
+    command(after_help = crate::commands::untrained::NOTE)
+)]
 pub struct Cli {
     /// More log output on stderr (-v: info, -vv: debug); RUST_LOG overrides it.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -24,10 +28,13 @@ pub enum Command {
     /// Check a sweep spec and print its grid of jobs.
     Validate(ValidateArgs),
     /// Report the libtorch version, CUDA and GPUs, and the thread count.
+    #[cfg(feature = "train")]
     Doctor,
     /// Train one job of a spec on this machine.
+    #[cfg(feature = "train")]
     Train(TrainArgs),
     /// Inspect data sets, or write synthetic ones in an official format.
+    #[cfg(feature = "train")]
     #[command(subcommand)]
     Data(DataCommand),
     /// Benchmarks: print our figures (the scripts in bench/ run the peers beside them).
@@ -53,10 +60,12 @@ pub enum Command {
     Export(ExportArgs),
     /// A whole study on this machine: a coordinator and workers in this process, then the
     /// report. Rerun the same command to resume an interrupted study.
+    #[cfg(feature = "train")]
     Run(RunArgs),
     /// Run a coordinator: the gRPC server workers and users call.
     Coordinator(CoordinatorArgs),
     /// Run a worker: pull jobs from a coordinator and train them on this machine's devices.
+    #[cfg(feature = "train")]
     Worker(WorkerArgs),
     /// Delete a sweep whose jobs all ended (or a cancelled one): its jobs, results and
     /// checkpoints. `ltsweep export` it first to keep its results.
@@ -64,6 +73,11 @@ pub enum Command {
     /// Start workers through a cluster's scheduler: a Slurm job array, or Kubernetes manifests.
     #[command(subcommand)]
     Launch(crate::commands::launch::LaunchCommand),
+    /// Any other command: in a build without the trainer, the training commands are refused
+    /// with a note on how to get a build that trains.
+    #[cfg(not(feature = "train"))]
+    #[command(external_subcommand)]
+    Untrained(Vec<String>),
 }
 
 /// `90s`, `500ms`, `2m`, `1h`, or a number of seconds.
@@ -217,6 +231,7 @@ pub enum DurabilityArg {
     Full,
 }
 
+#[cfg(feature = "train")]
 #[derive(clap::Args, Debug)]
 pub struct WorkerArgs {
     #[command(flatten)]
@@ -306,6 +321,7 @@ pub struct MlflowArgs {
     pub remote: RemoteArgs,
 }
 
+#[cfg(feature = "train")]
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     /// The sweep spec (TOML).
@@ -380,13 +396,19 @@ pub struct SweepArgs {
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
     /// Training throughput of the full loop (shuffle, augmentation, forward, backward, SGD).
+    #[cfg(feature = "train")]
     Train(BenchTrainArgs),
     /// A load generator standing in for many workers (instant jobs) against a real coordinator
     /// process: completions/s, PollWork and CompleteJob latency, the coordinator's peak memory.
     Coordinator(BenchCoordinatorArgs),
     /// Sweep overhead: the paper's 9 plans x N seeds of one-step jobs through a coordinator and
     /// worker processes, from submit to the last result.
+    #[cfg(feature = "train")]
     Sweep(BenchSweepArgs),
+    /// `bench train` and `bench sweep` in a build without the trainer.
+    #[cfg(not(feature = "train"))]
+    #[command(external_subcommand)]
+    Untrained(Vec<String>),
 }
 
 #[derive(clap::Args, Debug)]
@@ -409,6 +431,7 @@ pub struct BenchCoordinatorArgs {
     pub http: Option<String>,
 }
 
+#[cfg(feature = "train")]
 #[derive(clap::Args, Debug)]
 pub struct BenchSweepArgs {
     #[arg(long, default_value_t = 10)]
@@ -418,6 +441,7 @@ pub struct BenchSweepArgs {
     pub workers: usize,
 }
 
+#[cfg(feature = "train")]
 #[derive(clap::Args, Debug)]
 pub struct BenchTrainArgs {
     /// The CIFAR ResNet's depth (without --arch).
@@ -460,6 +484,7 @@ pub struct BenchTrainArgs {
     pub fuse: u32,
 }
 
+#[cfg(feature = "train")]
 #[derive(clap::Args, Debug)]
 pub struct TrainArgs {
     /// The sweep spec (TOML).
@@ -498,6 +523,7 @@ pub struct TrainArgs {
     pub threads: Option<i32>,
 }
 
+#[cfg(feature = "train")]
 #[derive(Subcommand, Debug)]
 pub enum DataCommand {
     /// The long-tailed training set a spec would train on: counts and class groups.
@@ -506,6 +532,7 @@ pub enum DataCommand {
     Synth(DataSynthArgs),
 }
 
+#[cfg(feature = "train")]
 #[derive(clap::Args, Debug)]
 pub struct DataSummaryArgs {
     /// cifar10, cifar100, fashion-mnist, mnist or synthetic.
@@ -536,12 +563,14 @@ pub struct DataSummaryArgs {
     pub json: bool,
 }
 
+#[cfg(feature = "train")]
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum CifarFormat {
     Cifar10,
     Cifar100,
 }
 
+#[cfg(feature = "train")]
 #[derive(clap::Args, Debug)]
 pub struct DataSynthArgs {
     #[arg(long, value_enum)]

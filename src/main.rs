@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    #[cfg(feature = "train")]
     ltsweep_worker::alloc::keep_freed_memory();
     let cli = cli::Cli::parse();
     init_logging(cli.verbose);

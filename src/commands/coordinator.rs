@@ -145,7 +145,7 @@ pub fn run(args: &CoordinatorArgs) -> anyhow::Result<()> {
         let stop = std::sync::Arc::new(tokio::sync::watch::channel(false).0);
         let signalled = std::sync::Arc::clone(&stop);
         tokio::spawn(async move {
-            super::worker::shutdown_signal().await;
+            shutdown_signal().await;
             signalled.send_replace(true);
         });
         let until_stopped = || {
@@ -177,6 +177,17 @@ pub fn run(args: &CoordinatorArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// Completes at the first SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("a SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
 }
 
 /// Whether every address `listen` names is a loopback one (a name that does not resolve is

@@ -3,15 +3,22 @@
 mod bench;
 mod client;
 mod coordinator;
+#[cfg(feature = "train")]
 mod data;
 mod delete;
+#[cfg(feature = "train")]
 mod doctor;
 pub(crate) mod launch;
 mod mlflow;
 mod report;
+#[cfg(feature = "train")]
 mod run;
+#[cfg(feature = "train")]
 mod train;
+#[cfg(not(feature = "train"))]
+pub(crate) mod untrained;
 mod validate;
+#[cfg(feature = "train")]
 mod worker;
 
 use std::path::Path;
@@ -25,8 +32,11 @@ use crate::exit::BadInput;
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Validate(args) => validate::run(&args),
+        #[cfg(feature = "train")]
         Command::Doctor => doctor::run(),
+        #[cfg(feature = "train")]
         Command::Train(args) => train::run(&args),
+        #[cfg(feature = "train")]
         Command::Data(command) => data::run(&command),
         Command::Bench(command) => bench::run(&command),
         Command::Submit(args) => client::submit(&args),
@@ -38,11 +48,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sweeps(args) => client::sweeps(&args),
         Command::Report(args) => report::report(&args),
         Command::Export(args) => report::export(&args),
+        #[cfg(feature = "train")]
         Command::Run(args) => run::run(&args),
         Command::Coordinator(args) => coordinator::run(&args),
+        #[cfg(feature = "train")]
         Command::Worker(args) => worker::run(&args),
         Command::Delete(args) => delete::run(&args),
         Command::Launch(command) => launch::run(&command),
+        #[cfg(not(feature = "train"))]
+        Command::Untrained(words) => Err(untrained::refuse("", &words)),
     }
 }
 

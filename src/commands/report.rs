@@ -33,12 +33,7 @@ pub async fn records(
     Ok(SweepRecords::from_status(status, results)?)
 }
 
-/// Writes the report files (tables at each job's final epoch) and prints the tables.
-pub fn write_and_print(frames: &Frames, out: &Path) -> anyhow::Result<()> {
-    write_and_print_with(frames, out, &ReportOptions::default())
-}
-
-/// [`write_and_print`] with the tables read as `options` say.
+/// Writes the report files (the tables read as `options` say) and prints the tables.
 pub fn write_and_print_with(
     frames: &Frames,
     out: &Path,

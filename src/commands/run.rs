@@ -135,7 +135,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             );
         };
         let frames = Frames::from_records(&records)?;
-        super::report::write_and_print(&frames, &args.out)?;
+        super::report::write_and_print_with(&frames, &args.out, &Default::default())?;
         // The export too, so that `ltsweep report --results` can read the study again with
         // other options (--select, --metric, --test) without its coordinator.
         let export = args.out.join("results.parquet");

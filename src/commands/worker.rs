@@ -8,7 +8,6 @@ use anyhow::Context;
 use ltsweep_worker::preempt;
 use ltsweep_worker::runtime::{self, Shutdown, WorkerConfig};
 use tch::Device;
-use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
 use crate::cli::WorkerArgs;
@@ -36,16 +35,6 @@ pub fn run(args: &WorkerArgs) -> anyhow::Result<()> {
             .await
             .map_err(|e| crate::exit::Refused(e.to_string()).into())
     })
-}
-
-/// Completes at the first SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("a SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
 }
 
 /// `auto`, `cpu`, or a comma-separated list of `cuda:N`.

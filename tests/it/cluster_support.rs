@@ -350,7 +350,7 @@ impl TestCluster {
 }
 
 fn start_coordinator(state: &Path, listen: &str, lease_ttl: &str) -> (Process, String) {
-    let mut command = ltsweep();
+    let mut command = coordinator_binary();
     command
         .args([
             "coordinator",
@@ -372,6 +372,16 @@ fn start_coordinator(state: &Path, listen: &str, lease_ttl: &str) -> (Process, S
     let process = Process::spawn(command);
     let address = listening_address(&process);
     (process, address)
+}
+
+/// The binary the cluster's coordinator runs: LTSWEEP_COORDINATOR_BIN when set (CI points it
+/// at the head-node build, without the trainer, while the workers run this build), else the
+/// `ltsweep` these tests were built with.
+fn coordinator_binary() -> std::process::Command {
+    match std::env::var_os("LTSWEEP_COORDINATOR_BIN") {
+        Some(path) => std::process::Command::new(path),
+        None => ltsweep(),
+    }
 }
 
 /// Waits until a coordinator process says where it listens, and answers that address: with

@@ -11,6 +11,7 @@ mod bounded;
 mod chaos;
 mod cluster;
 mod data_root;
+mod deploy_checks;
 mod docs;
 mod fused_worker;
 mod hostile;

@@ -1,5 +1,5 @@
 //! `ltsweep export mlflow` against a real MLflow tracking server (the `mlflow` package, which
-//! `./dev setup-extras` installs in `.venv-mlflow`): started by the test on loopback with a
+//! `./dev setup-extras` installs in a virtualenv of its own): started by the test on loopback with a
 //! SQLite store in a temporary folder, it holds every job's run, parameters and metrics after
 //! an export, and the same runs, none twice, after a second one. MLflow's own client checks.
 
@@ -10,14 +10,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::cluster_support::{Process, listening_address};
-use crate::support::{ltsweep, repo, run, stderr, stdout, wait_until, write};
+use crate::support::{extras_dir, ltsweep, repo, run, stderr, stdout, wait_until, write};
 
 const REQUIRE: &str = "LTSWEEP_REQUIRE_MLFLOW";
 
 /// The Python that has mlflow, or `None` after one line saying why the test is skipped
 /// (unless LTSWEEP_REQUIRE_MLFLOW=1 makes that a failure).
 fn mlflow_python(test: &str) -> Option<PathBuf> {
-    let python = repo().join(".venv-mlflow/bin/python");
+    let python = extras_dir().join("mlflow/bin/python");
     let installed = Command::new(&python)
         .args(["-c", "import mlflow"])
         .output()

@@ -47,3 +47,9 @@ pub fn wait_until(what: &str, timeout: std::time::Duration, mut condition: impl 
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// Where `./dev setup-extras` puts each heavy tool's virtualenv: `LTSWEEP_EXTRAS_DIR` (CI keeps
+/// them outside the clone), else `.venv`.
+pub fn extras_dir() -> PathBuf {
+    std::env::var_os("LTSWEEP_EXTRAS_DIR").map_or_else(|| repo().join(".venv"), PathBuf::from)
+}

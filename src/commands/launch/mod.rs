@@ -5,6 +5,8 @@
 mod k8s;
 mod slurm;
 
+pub use k8s::K8sArgs;
+
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
@@ -14,8 +16,9 @@ pub enum LaunchCommand {
     /// Workers as a Slurm job array: renders deploy/slurm/workers.sbatch and submits it with
     /// sbatch (prints the job id), or cancels such a job with --cancel.
     Slurm(SlurmArgs),
-    /// Kubernetes manifests (JSON documents for `kubectl apply -f -`): a Secret for the token,
-    /// the workers as an indexed Job, and the coordinator as a StatefulSet with a Service.
+    /// Kubernetes manifests (JSON documents for `kubectl apply -f -`): the coordinator as a
+    /// StatefulSet with a Service, the workers as a Deployment, and NetworkPolicies; every pod
+    /// non-root on a read-only root file system, its tokens from Secrets.
     K8s(K8sArgs),
 }
 
@@ -71,36 +74,6 @@ pub struct SlurmArgs {
     /// End the workers of this Slurm job (they checkpoint and give their jobs back first).
     #[arg(long, value_name = "JOBID", conflicts_with_all = ["workers", "dry_run"])]
     pub cancel: Option<String>,
-}
-
-#[derive(Args, Debug)]
-pub struct K8sArgs {
-    /// The coordinator's address as the worker pods reach it (default: the coordinator
-    /// Service these manifests create).
-    #[arg(long)]
-    pub coordinator: Option<String>,
-    /// Worker pods: the parallelism of the indexed Job.
-    #[arg(long)]
-    pub workers: u32,
-    /// `nvidia.com/gpu` per worker pod; 0 trains on the CPU.
-    #[arg(long)]
-    pub gpus_per_worker: u32,
-    /// The image with ltsweep and libtorch (deploy/Containerfile builds it).
-    #[arg(long)]
-    pub image: String,
-    #[arg(long, default_value = "default")]
-    pub namespace: String,
-    #[arg(long, default_value_t = 1)]
-    pub slots_per_device: u32,
-    /// The coordinator's state volume.
-    #[arg(long, default_value = "10Gi")]
-    pub state_size: String,
-    /// Seconds a worker pod has after SIGTERM to checkpoint and give its jobs back.
-    #[arg(long, default_value_t = 120)]
-    pub grace_seconds: u32,
-    /// Leave out the coordinator (it runs elsewhere: give --coordinator).
-    #[arg(long, requires = "coordinator")]
-    pub workers_only: bool,
 }
 
 pub fn run(command: &LaunchCommand) -> anyhow::Result<()> {
