@@ -12,6 +12,7 @@ use ltsweep_proto::pb;
 use tonic::Code;
 
 use crate::cluster_support::memory_mib;
+use crate::harness::register;
 use crate::roles::{USER_TOKEN, VIEWER_TOKEN, role_flags};
 use crate::support::wait_until;
 use crate::web::Served;
@@ -92,7 +93,7 @@ fn cut_off(port: u16, half: &[u8]) {
     }
 }
 
-#[test]
+register!(streams_past_their_caps_are_refused_and_unread_ones_cost_little);
 fn streams_past_their_caps_are_refused_and_unread_ones_cost_little() {
     let tokens = tempfile::tempdir().unwrap();
     let flags = role_flags(tokens.path());
@@ -176,7 +177,7 @@ fn streams_past_their_caps_are_refused_and_unread_ones_cost_little() {
     );
 }
 
-#[test]
+register!(a_foreign_host_and_half_sent_requests_are_cut_off);
 fn a_foreign_host_and_half_sent_requests_are_cut_off() {
     // No token, on loopback: the page a web site would reach through DNS rebinding.
     let served = Served::start_with(|command| {
@@ -220,7 +221,7 @@ fn a_foreign_host_and_half_sent_requests_are_cut_off() {
     cut_off(grpc_port, b"PRI * HTTP/2.0\r\n");
 }
 
-#[test]
+register!(guesses_in_one_request_are_refused_and_wrong_tokens_throttled);
 fn guesses_in_one_request_are_refused_and_wrong_tokens_throttled() {
     let tokens = tempfile::tempdir().unwrap();
     let flags = role_flags(tokens.path());

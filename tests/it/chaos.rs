@@ -9,6 +9,7 @@ use ltsweep_proto::JobResult;
 use serde_json::Value;
 
 use crate::cluster_support::{TestCluster, assert_one_result_per_job};
+use crate::harness::register;
 use crate::proxy::Proxy;
 
 /// How long a sweep may go without any change of its status before a test fails.
@@ -79,7 +80,7 @@ fn undisturbed_results() -> Vec<JobResult> {
     cluster.results(&sweep)
 }
 
-#[test]
+register!(a_sweep_through_kills_restarts_and_a_partition_ends_as_an_undisturbed_one);
 fn a_sweep_through_kills_restarts_and_a_partition_ends_as_an_undisturbed_one() {
     let reference = undisturbed_results();
 
@@ -168,7 +169,7 @@ fn a_sweep_through_kills_restarts_and_a_partition_ends_as_an_undisturbed_one() {
     assert!(moved.attempts >= 2, "{moved:?}");
 }
 
-#[test]
+register!(a_worker_cut_off_shorter_than_its_lease_keeps_its_job_and_completes_once);
 fn a_worker_cut_off_shorter_than_its_lease_keeps_its_job_and_completes_once() {
     // The cut lands while the worker is stopped in mid-job, so the job needs no more epochs
     // than it takes to be seen running; an epoch takes under a tenth of a second here.

@@ -8,6 +8,7 @@ use serde_json::Value;
 use tonic::Code;
 
 use crate::cluster_support::{TestCluster, assert_one_result_per_job, tiny_spec};
+use crate::harness::register;
 
 /// How long a sweep may go without any change of its status before a test fails.
 const SWEEP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -16,7 +17,7 @@ fn count(status: &Value, state: &str) -> u64 {
     status[state].as_u64().unwrap()
 }
 
-#[test]
+register!(three_workers_run_the_paper_grid_of_two_seeds);
 fn three_workers_run_the_paper_grid_of_two_seeds() {
     // A lease long enough that no job is leased twice however loaded the machine: the test
     // checks that each ran once.
@@ -46,7 +47,7 @@ fn three_workers_run_the_paper_grid_of_two_seeds() {
     }
 }
 
-#[test]
+register!(a_job_of_a_killed_worker_completes_elsewhere);
 fn a_job_of_a_killed_worker_completes_elsewhere() {
     let mut cluster = TestCluster::start(1);
     let spec = cluster.write_spec(&tiny_spec(30));
@@ -78,7 +79,7 @@ fn a_job_of_a_killed_worker_completes_elsewhere() {
     assert_one_result_per_job(&cluster.results(&sweep), 18);
 }
 
-#[test]
+register!(a_killed_coordinator_restarts_with_nothing_lost);
 fn a_killed_coordinator_restarts_with_nothing_lost() {
     let mut cluster = TestCluster::start(2);
     let spec = cluster.write_spec(&tiny_spec(8));
@@ -132,7 +133,7 @@ fn fake_result(job: &JobSpec) -> pb::JobResult {
     .into()
 }
 
-#[test]
+register!(a_late_completion_with_a_stale_lease_is_refused_and_changes_nothing);
 fn a_late_completion_with_a_stale_lease_is_refused_and_changes_nothing() {
     let mut cluster = TestCluster::start(0);
     let spec = cluster.write_spec(
@@ -246,7 +247,7 @@ fn a_late_completion_with_a_stale_lease_is_refused_and_changes_nothing() {
     assert_eq!(results[0].worker_id.as_deref(), Some(prompt_id.as_str()));
 }
 
-#[test]
+register!(cli_errors_are_one_line_with_their_exit_codes);
 fn cli_errors_are_one_line_with_their_exit_codes() {
     let cluster = TestCluster::start(0);
     let output = cluster.cli(&["status", "no-such-sweep"]);
@@ -268,7 +269,7 @@ fn cli_errors_are_one_line_with_their_exit_codes() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot reach the coordinator"));
 }
 
-#[test]
+register!(an_unusable_state_dir_stops_the_coordinator_at_start_with_its_path);
 fn an_unusable_state_dir_stops_the_coordinator_at_start_with_its_path() {
     let dir = tempfile::tempdir().unwrap();
     let file = crate::support::write(dir.path(), "not-a-folder", "");

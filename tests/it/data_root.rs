@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::cluster_support::TestCluster;
+use crate::harness::register;
 
 /// 9 paper plans x 3 seeds on CIFAR-10 files the worker does not have.
 const SPEC: &str = r#"
@@ -18,7 +19,7 @@ depth = 8
 epochs = 1
 "#;
 
-#[test]
+register!(a_worker_with_a_wrong_data_root_fails_a_few_jobs_naming_the_path);
 fn a_worker_with_a_wrong_data_root_fails_a_few_jobs_naming_the_path() {
     let mut cluster = TestCluster::start(0);
     let nowhere = cluster.dir.path().join("not-the-data-root");

@@ -9,81 +9,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use crate::harness::register;
+use crate::harness::{checkov, head_node_binary};
 use crate::launch::{cpu_workers_k8s_args, gpu_k8s_args, launch, succeeded};
-use crate::support::{extras_dir, ltsweep, repo, stderr, stdout};
-
-/// Whether the test must fail rather than skip when its tool is missing (CI sets these).
-fn required(var: &str) -> bool {
-    std::env::var(var).is_ok_and(|v| v == "1")
-}
-
-/// Prints the one skip line, or fails when `require` says the tool must be there.
-fn skip(test: &str, require: &str, why: &str) {
-    assert!(!required(require), "{test}: {require}=1 but {why}");
-    eprintln!("skipped {test}: {why}");
-}
-
-/// Checkov: `./dev setup-extras` installs it in its own virtualenv (under .venv, or
-/// LTSWEEP_EXTRAS_DIR), else one on the PATH.
-fn checkov(test: &str) -> Option<PathBuf> {
-    let ours = extras_dir().join("checkov/bin/checkov");
-    let found = if ours.exists() {
-        Some(ours)
-    } else {
-        Command::new("checkov")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-            .then(|| PathBuf::from("checkov"))
-    };
-    if found.is_none() {
-        skip(
-            test,
-            "LTSWEEP_REQUIRE_CHECKOV",
-            "checkov not installed (./dev setup-extras)",
-        );
-    }
-    found
-}
-
-/// `systemd-analyze` of systemd 252 or later, the first with `security --offline`.
-fn systemd_analyze(test: &str) -> bool {
-    let version = Command::new("systemd-analyze")
-        .arg("--version")
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| {
-            let text = String::from_utf8_lossy(&o.stdout).into_owned();
-            text.split_whitespace().nth(1)?.parse::<u32>().ok()
-        });
-    match version {
-        Some(version) if version >= 252 => true,
-        found => {
-            let why = match found {
-                Some(version) => format!(
-                    "systemd-analyze {version} has no --offline (252 or later: apt-get install systemd)"
-                ),
-                None => "systemd-analyze not installed (apt-get install systemd)".to_owned(),
-            };
-            skip(test, "LTSWEEP_REQUIRE_SYSTEMD_ANALYZE", &why);
-            false
-        }
-    }
-}
-
-/// The head-node build (no `train` feature) that CI builds and names in LTSWEEP_COORDINATOR_BIN.
-fn head_node_binary(test: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("LTSWEEP_COORDINATOR_BIN").map(PathBuf::from);
-    if path.is_none() {
-        skip(
-            test,
-            "LTSWEEP_REQUIRE_HEAD_NODE",
-            "no head-node build (cargo build --no-default-features --bin ltsweep, named in LTSWEEP_COORDINATOR_BIN)",
-        );
-    }
-    path
-}
+use crate::support::{ltsweep, repo, stderr, stdout};
 
 fn containerfiles() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("deploy"))
@@ -122,7 +51,7 @@ fn stages(text: &str) -> (Vec<String>, Vec<String>) {
     (images, last)
 }
 
-#[test]
+register!(containerfiles_are_multi_stage_non_root_and_pinned_by_digest);
 fn containerfiles_are_multi_stage_non_root_and_pinned_by_digest() {
     for file in containerfiles() {
         let text = std::fs::read_to_string(&file).unwrap();
@@ -164,14 +93,11 @@ fn containerfiles_are_multi_stage_non_root_and_pinned_by_digest() {
     );
 }
 
+register!(deployments_pass_checkov, needs: [Checkov]);
 /// Runs Checkov on the rendered manifests and the Containerfiles together (one start of a
 /// slow program) with the repository's `.checkov.yaml`.
-#[test]
 fn deployments_pass_checkov() {
-    let test = "deploy_checks::deployments_pass_checkov";
-    let Some(checkov) = checkov(test) else {
-        return;
-    };
+    let checkov = checkov().expect("checkov, which the harness found");
     // Checkov's Kubernetes runner passes over folders whose names start with a dot, as
     // tempdir()'s do.
     let dir = tempfile::Builder::new()
@@ -263,12 +189,8 @@ fn deployments_pass_checkov() {
     assert!(output.status.success(), "{}", stderr(&output));
 }
 
-#[test]
+register!(systemd_units_are_rated_below_3, needs: [SystemdAnalyze]);
 fn systemd_units_are_rated_below_3() {
-    let test = "deploy_checks::systemd_units_are_rated_below_3";
-    if !systemd_analyze(test) {
-        return;
-    }
     let mut units: Vec<PathBuf> = std::fs::read_dir(repo().join("deploy/systemd"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -351,7 +273,7 @@ fn loads_from_stage(object: &Path, stage: &Path) {
 }
 
 #[cfg(feature = "train")]
-#[test]
+register!(the_worker_image_lists_every_library_the_worker_loads);
 fn the_worker_image_lists_every_library_the_worker_loads() {
     // The wheel's torch/lib, which the build linked; its site-packages is two folders up.
     let lib = env!("LTSWEEP_LIBTORCH_LIB");
@@ -416,12 +338,9 @@ fn the_worker_image_lists_every_library_the_worker_loads() {
     assert!(stdout(&output).contains("images_per_second="));
 }
 
-#[test]
+register!(the_head_node_build_links_no_libtorch_and_refuses_to_train, needs: [HeadNode]);
 fn the_head_node_build_links_no_libtorch_and_refuses_to_train() {
-    let test = "deploy_checks::the_head_node_build_links_no_libtorch_and_refuses_to_train";
-    let Some(binary) = head_node_binary(test) else {
-        return;
-    };
+    let binary = head_node_binary().expect("the head-node build, which the harness found");
     let output = Command::new("ldd").arg(&binary).output().unwrap();
     let libraries = stdout(&output);
     assert!(output.status.success(), "{}", stderr(&output));

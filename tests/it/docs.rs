@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+use crate::harness::register;
 use crate::support::repo;
 
 /// The README is the front door; the reference lives in `docs/`.
@@ -83,7 +84,7 @@ fn anchors(text: &str) -> HashSet<String> {
     found
 }
 
-#[test]
+register!(the_readme_is_short_and_every_documentation_link_resolves);
 fn the_readme_is_short_and_every_documentation_link_resolves() {
     let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
     let lines = readme.lines().count();
@@ -131,7 +132,7 @@ fn the_readme_is_short_and_every_documentation_link_resolves() {
     );
 }
 
-#[test]
+register!(headings_become_githubs_anchors);
 fn headings_become_githubs_anchors() {
     assert_eq!(
         slug(" Fused job arrays (`--fuse`)"),

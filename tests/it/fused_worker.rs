@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::cluster_support::{TestCluster, assert_one_result_per_job};
+use crate::harness::register;
 use crate::preemption::{one_job_spec, signal, wait_for_exit};
 use crate::support::wait_until;
 
@@ -17,7 +18,7 @@ fn jobs(status: &Value) -> Vec<Value> {
     status["jobs"].as_array().unwrap().clone()
 }
 
-#[test]
+register!(a_fused_worker_preempts_and_resumes_every_member);
 fn a_fused_worker_preempts_and_resumes_every_member() {
     let spec = one_job_spec().replace("seeds = [4]", "seeds = [4, 5, 6]");
     let mut cluster = TestCluster::start_with_lease(0, "10m");

@@ -10,6 +10,7 @@ use ltsweep_proto::pb::checkpoint_chunk::Part;
 use tonic::Code;
 
 use crate::cluster_support::{Process, TOKEN, listening_address, memory_mib};
+use crate::harness::register;
 use crate::support::ltsweep;
 
 /// The coordinator's peak resident memory through the whole suite grows by less than this
@@ -124,7 +125,7 @@ fn upload(lease: &str, size: u64, data: Vec<u8>) -> Vec<pb::CheckpointChunk> {
         .collect()
 }
 
-#[test]
+register!(a_coordinator_under_hostile_input_refuses_each_limit_and_loses_nothing);
 fn a_coordinator_under_hostile_input_refuses_each_limit_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
@@ -374,7 +375,7 @@ fn a_coordinator_under_hostile_input_refuses_each_limit_and_loses_nothing() {
     drop(runtime);
 }
 
-#[test]
+register!(an_upload_below_the_free_disk_floor_is_refused);
 fn an_upload_below_the_free_disk_floor_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");

@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+use crate::harness::register;
 use crate::support::{ltsweep, repo, stderr, stdout};
 
 /// `ltsweep launch ARGS` with none of the caller's ltsweep or Slurm settings.
@@ -78,7 +79,7 @@ const GPU_SLURM: &[&str] = &[
     "/shared/logs",
 ];
 
-#[test]
+register!(slurm_dry_run_scripts_match_their_snapshots);
 fn slurm_dry_run_scripts_match_their_snapshots() {
     let output = succeeded(
         launch(GPU_SLURM)
@@ -116,7 +117,7 @@ fn slurm_dry_run_scripts_match_their_snapshots() {
     snapshot("launch-slurm-cpu.sbatch", &stdout(&output));
 }
 
-#[test]
+register!(slurm_token_files_must_be_private);
 fn slurm_token_files_must_be_private() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
@@ -170,7 +171,7 @@ fn slurm_token_files_must_be_private() {
     );
 }
 
-#[test]
+register!(slurm_bad_input_is_refused_with_the_reason);
 fn slurm_bad_input_is_refused_with_the_reason() {
     let base = ["slurm", "--dry-run", "--coordinator", "http://head:7070"];
     for (extra, reason) in [
@@ -215,7 +216,7 @@ fn slurm_bad_input_is_refused_with_the_reason() {
     assert!(stderr(&output).contains("not a Slurm job id"));
 }
 
-#[test]
+register!(without_sbatch_the_error_says_slurm_client_tools_are_needed);
 fn without_sbatch_the_error_says_slurm_client_tools_are_needed() {
     let empty = tempfile::tempdir().unwrap();
     for args in [
@@ -235,7 +236,7 @@ fn without_sbatch_the_error_says_slurm_client_tools_are_needed() {
     }
 }
 
-#[test]
+register!(an_sbatch_refusal_passes_its_message_and_exit_code_on);
 fn an_sbatch_refusal_passes_its_message_and_exit_code_on() {
     use std::os::unix::fs::PermissionsExt;
     let bin = tempfile::tempdir().unwrap();
@@ -432,7 +433,7 @@ fn assert_restricted(pod: &Value, what: &str) {
     }
 }
 
-#[test]
+register!(k8s_manifests_are_the_api_objects_they_claim_to_be);
 fn k8s_manifests_are_the_api_objects_they_claim_to_be() {
     let gpu = gpu_k8s_args();
     let cpu = cpu_workers_k8s_args();
@@ -558,7 +559,7 @@ fn k8s_manifests_are_the_api_objects_they_claim_to_be() {
     }
 }
 
-#[test]
+register!(k8s_network_policies_admit_only_workers_and_clients);
 fn k8s_network_policies_admit_only_workers_and_clients() {
     let policies = |extra: &[&str]| -> Vec<Value> {
         let gpu = gpu_k8s_args();
@@ -622,7 +623,7 @@ fn k8s_network_policies_admit_only_workers_and_clients() {
     );
 }
 
-#[test]
+register!(k8s_images_by_digest_are_kept_and_tags_warned_about);
 fn k8s_images_by_digest_are_kept_and_tags_warned_about() {
     let output = succeeded(launch(&strs(&gpu_k8s_args())).output().unwrap());
     assert!(!stderr(&output).contains("warning"), "{}", stderr(&output));
@@ -669,7 +670,7 @@ fn k8s_images_by_digest_are_kept_and_tags_warned_about() {
     );
 }
 
-#[test]
+register!(k8s_manifests_match_their_snapshots);
 fn k8s_manifests_match_their_snapshots() {
     let output = succeeded(launch(&strs(&gpu_k8s_args())).output().unwrap());
     snapshot("launch-k8s-gpu.yaml", &stdout(&output));
@@ -677,7 +678,7 @@ fn k8s_manifests_match_their_snapshots() {
     snapshot("launch-k8s-cpu-workers.yaml", &stdout(&output));
 }
 
-#[test]
+register!(k8s_bad_input_is_refused_with_the_reason);
 fn k8s_bad_input_is_refused_with_the_reason() {
     let base = ["k8s", "--workers", "2", "--gpus-per-worker", "1"];
     let short_digest = "ltsweep@sha256:abc".to_owned();

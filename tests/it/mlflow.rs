@@ -5,33 +5,13 @@
 
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::cluster_support::{Process, listening_address};
-use crate::support::{extras_dir, ltsweep, repo, run, stderr, stdout, wait_until, write};
-
-const REQUIRE: &str = "LTSWEEP_REQUIRE_MLFLOW";
-
-/// The Python that has mlflow, or `None` after one line saying why the test is skipped
-/// (unless LTSWEEP_REQUIRE_MLFLOW=1 makes that a failure).
-fn mlflow_python(test: &str) -> Option<PathBuf> {
-    let python = extras_dir().join("mlflow/bin/python");
-    let installed = Command::new(&python)
-        .args(["-c", "import mlflow"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if installed {
-        return Some(python);
-    }
-    let why = "mlflow not installed (./dev setup-extras)";
-    if std::env::var(REQUIRE).is_ok_and(|v| v == "1") {
-        panic!("{test}: {REQUIRE}=1 but {why}");
-    }
-    eprintln!("skipped {test}: {why}");
-    None
-}
+use crate::harness::mlflow_python;
+use crate::harness::register;
+use crate::support::{ltsweep, repo, run, stderr, stdout, wait_until, write};
 
 /// `mlflow server` in a process group of its own: it starts its web server as a child process,
 /// and the whole group goes when the test ends, however it ends.
@@ -72,12 +52,9 @@ checkpoint_every = 1
 plans = [{ comp = "none", pc = "none" }, { comp = "tail", pc = "head" }]
 "#;
 
-#[test]
+register!(an_mlflow_export_holds_every_run_and_metric_once, needs: [Mlflow]);
 fn an_mlflow_export_holds_every_run_and_metric_once() {
-    let test = "mlflow::an_mlflow_export_holds_every_run_and_metric_once";
-    let Some(python) = mlflow_python(test) else {
-        return;
-    };
+    let python = mlflow_python();
     let dir = tempfile::tempdir().unwrap();
     // MLflow's server takes a port number and cannot say which it bound for port 0: one the
     // kernel just handed out is free as far as anything on this machine asked for it.

@@ -8,6 +8,7 @@ use ltsweep_proto::JobResult;
 use serde_json::Value;
 
 use crate::cluster_support::{Process, TestCluster};
+use crate::harness::register;
 use crate::support::wait_until;
 
 /// How long a sweep may go without any change of its status before a test fails.
@@ -96,7 +97,7 @@ pub fn undisturbed() -> JobResult {
     cluster.results(&sweep).remove(0)
 }
 
-#[test]
+register!(sigterm_five_times_on_one_job_costs_no_attempt_and_changes_no_result);
 fn sigterm_five_times_on_one_job_costs_no_attempt_and_changes_no_result() {
     let reference = undisturbed();
     let mut cluster = TestCluster::start_with_lease(0, LEASE_TTL);

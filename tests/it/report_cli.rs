@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::cluster_support::{Process, listening_address};
+use crate::harness::register;
 use crate::support::{ltsweep, repo, run, stderr, stdout, write};
 
 const STUDY: &str = r#"
@@ -61,7 +62,7 @@ fn check_parquet_with_pandas(dir: &Path) {
     );
 }
 
-#[test]
+register!(a_study_runs_in_one_command_reports_and_resumes);
 fn a_study_runs_in_one_command_reports_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let spec = write(dir.path(), "study.toml", STUDY);
@@ -111,7 +112,7 @@ fn a_study_runs_in_one_command_reports_and_resumes() {
     );
 }
 
-#[test]
+register!(an_export_reports_offline_and_a_wrong_file_names_the_missing_column);
 fn an_export_reports_offline_and_a_wrong_file_names_the_missing_column() {
     let dir = tempfile::tempdir().unwrap();
     let study = STUDY.replace("seeds = [0, 1]", "seeds = [0]").replace(
@@ -191,10 +192,10 @@ fn an_export_reports_offline_and_a_wrong_file_names_the_missing_column() {
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
 
+register!(several_studies_make_one_report_with_choices_on_the_validation_set);
 /// Two studies at different imbalance ratios, each with a validation split and a PC-weight
 /// axis, read as one report: each study's own tables (epochs and PC weights chosen on the
 /// validation set, sign-flip tests) and the aggregates across them.
-#[test]
 fn several_studies_make_one_report_with_choices_on_the_validation_set() {
     let dir = tempfile::tempdir().unwrap();
     let mut exports = Vec::new();

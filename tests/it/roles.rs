@@ -11,6 +11,7 @@ use ltsweep_proto::pb;
 use tonic::Code;
 
 use crate::cluster_support::{Process, listening_address, tiny_spec};
+use crate::harness::register;
 use crate::support::{ltsweep, stderr, wait_until, write};
 use crate::web::Served;
 
@@ -54,7 +55,7 @@ fn refused(output: &std::process::Output, credential: &str, call: &str) {
     );
 }
 
-#[test]
+register!(each_token_does_its_roles_work_and_is_refused_the_rest);
 fn each_token_does_its_roles_work_and_is_refused_the_rest() {
     let tokens = tempfile::tempdir().unwrap();
     let flags = role_flags(tokens.path());
@@ -186,7 +187,7 @@ fn coordinator_refuses(args: &[&str]) -> String {
     stderr(&output)
 }
 
-#[test]
+register!(tokens_come_from_safe_files_or_systemd_credentials);
 fn tokens_come_from_safe_files_or_systemd_credentials() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();

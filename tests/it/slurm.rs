@@ -13,6 +13,7 @@ use ltsweep_proto::{JobResult, pb};
 use serde_json::Value;
 
 use crate::cluster_support::{TOKEN, TestCluster};
+use crate::harness::register;
 use crate::preemption::{comparable, one_job_spec, undisturbed};
 use crate::proxy::Proxy;
 use crate::slurm_support::{ProcessSignals, TestSlurm, send, worker_pid};
@@ -235,13 +236,10 @@ fn preempted_by(slurm: &TestSlurm, reference: &JobResult, stop: SlurmStop) -> St
     )
 }
 
-#[test]
+register!(slurm_job_array_workers_run_a_sweep_and_survive_slurms_own_stops, needs: [Slurm]);
 fn slurm_job_array_workers_run_a_sweep_and_survive_slurms_own_stops() {
-    let Some(slurm) =
-        TestSlurm::start("slurm_job_array_workers_run_a_sweep_and_survive_slurms_own_stops")
-    else {
-        return;
-    };
+    let slurm =
+        TestSlurm::start("slurm_job_array_workers_run_a_sweep_and_survive_slurms_own_stops");
     let reference = undisturbed();
     let cluster = TestCluster::start_with_lease(0, "10m");
 

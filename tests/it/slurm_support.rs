@@ -1,7 +1,7 @@
 //! `TestSlurm`: a one-node Slurm of the test's own (Debian's munge, slurmctld and slurmd),
 //! configured in a temporary folder and torn down on drop. It needs root (slurmd starts job
-//! steps as their user) and the packages `slurmctld slurmd slurm-client munge`; without them
-//! [`TestSlurm::start`] prints one line and answers `None`, unless `LTSWEEP_REQUIRE_SLURM=1`.
+//! steps as their user) and the packages `slurmctld slurmd slurm-client munge`: a test that
+//! starts one needs `Slurm` (see `crate::harness`), which is ignored where [`missing`] says why.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -30,7 +30,7 @@ fn find(name: &str) -> Option<PathBuf> {
 }
 
 /// Why Slurm cannot run here, if it cannot.
-fn missing() -> Option<String> {
+pub fn missing() -> Option<String> {
     let absent: Vec<&str> = DAEMONS
         .iter()
         .chain(&CLIENTS)
@@ -51,16 +51,8 @@ fn missing() -> Option<String> {
 }
 
 impl TestSlurm {
-    /// A running one-node Slurm, or `None` (after one line on stderr) where it cannot run.
-    pub fn start(test: &str) -> Option<TestSlurm> {
-        if let Some(why) = missing() {
-            assert!(
-                std::env::var("LTSWEEP_REQUIRE_SLURM").as_deref() != Ok("1"),
-                "{test}: LTSWEEP_REQUIRE_SLURM=1 but Slurm cannot run here: {why}"
-            );
-            eprintln!("skipped {test}: {why}");
-            return None;
-        }
+    /// A running one-node Slurm (the test's harness checked that one can run here).
+    pub fn start(test: &str) -> TestSlurm {
         // The daemons take their ports from the configuration, not from a listener of ours:
         // a port taken by someone else shows as a daemon that exits, and then another pair is
         // tried.
@@ -71,7 +63,7 @@ impl TestSlurm {
                 .wrapping_add(attempt.wrapping_mul(977));
             let port = 20_000 + (seed % 20_000) * 2;
             match Self::start_on(port) {
-                Ok(slurm) => return Some(slurm),
+                Ok(slurm) => return slurm,
                 Err(why) => failures.push(why),
             }
         }

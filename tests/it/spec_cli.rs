@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use crate::harness::register;
 use crate::support::{repo, run, stderr, stdout, write};
 
 fn validate_json(spec: &str) -> Value {
@@ -10,7 +11,7 @@ fn validate_json(spec: &str) -> Value {
     serde_json::from_slice(&output.stdout).expect("--json prints JSON")
 }
 
-#[test]
+register!(paper_example_is_81_jobs_of_the_papers_plans_at_three_pc_weights);
 fn paper_example_is_81_jobs_of_the_papers_plans_at_three_pc_weights() {
     let path = repo().join("examples/paper-table1.toml");
     let grid = validate_json(path.to_str().unwrap());
@@ -51,7 +52,7 @@ fn paper_example_is_81_jobs_of_the_papers_plans_at_three_pc_weights() {
     assert_eq!(grid, validate_json(path.to_str().unwrap()));
 }
 
-#[test]
+register!(baselines_example_is_two_plans_on_five_base_losses);
 fn baselines_example_is_two_plans_on_five_base_losses() {
     let path = repo().join("examples/lt-baselines.toml");
     let grid = validate_json(path.to_str().unwrap());
@@ -81,7 +82,7 @@ fn baselines_example_is_two_plans_on_five_base_losses() {
     );
 }
 
-#[test]
+register!(base_loss_settings_are_checked);
 fn base_loss_settings_are_checked() {
     let dir = tempfile::tempdir().unwrap();
     let head = "name = \"b\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\n[train]\nepochs = 10\n";
@@ -130,7 +131,7 @@ fn base_loss_settings_are_checked() {
     }
 }
 
-#[test]
+register!(full_grid_has_16_plans_per_seed_and_a_list_doubles_the_jobs);
 fn full_grid_has_16_plans_per_seed_and_a_list_doubles_the_jobs() {
     let dir = tempfile::tempdir().unwrap();
     let base = "name = \"g\"\nseeds = [0]\n[dataset]\nkind = \"cifar100\"\npath = \"c\"\n[losses]\ngrid = \"full\"\n";
@@ -154,7 +155,7 @@ fn full_grid_has_16_plans_per_seed_and_a_list_doubles_the_jobs() {
     assert_eq!(jobs[1]["pc_weight"], 1.0);
 }
 
-#[test]
+register!(the_table_lists_every_job);
 fn the_table_lists_every_job() {
     let output = run(&[
         "validate",
@@ -203,20 +204,20 @@ fn assert_refused(from: &str, to: &str, key: &str, line: usize) -> String {
     err
 }
 
-#[test]
+register!(a_good_spec_passes);
 fn a_good_spec_passes() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "good.toml", GOOD);
     assert!(run(&["validate", path.to_str().unwrap()]).status.success());
 }
 
-#[test]
+register!(an_unknown_key_is_named);
 fn an_unknown_key_is_named() {
     let err = assert_refused("batch_size = 32", "batch_sise = 32", "train.batch_sise", 9);
     assert!(err.contains("unknown key"), "{err}");
 }
 
-#[test]
+register!(a_wrong_value_is_named);
 fn a_wrong_value_is_named() {
     let err = assert_refused(
         "comp = \"tail\"",
@@ -227,19 +228,19 @@ fn a_wrong_value_is_named() {
     assert!(err.contains("middle"), "{err}");
 }
 
-#[test]
+register!(negative_and_zero_counts_are_refused);
 fn negative_and_zero_counts_are_refused() {
     assert_refused("epochs = 10", "epochs = -3", "train.epochs", 8);
     assert_refused("batch_size = 32", "batch_size = 0", "train.batch_size", 9);
 }
 
-#[test]
+register!(no_seeds_is_refused);
 fn no_seeds_is_refused() {
     let err = assert_refused("seeds = [0, 1]", "seeds = []", "seeds", 2);
     assert!(err.contains("at least one seed"), "{err}");
 }
 
-#[test]
+register!(a_decay_epoch_past_the_last_epoch_is_refused);
 fn a_decay_epoch_past_the_last_epoch_is_refused() {
     let err = assert_refused(
         "epochs = 10",
@@ -250,13 +251,13 @@ fn a_decay_epoch_past_the_last_epoch_is_refused() {
     assert!(err.contains("12"), "{err}");
 }
 
-#[test]
+register!(a_file_that_is_not_toml_is_refused);
 fn a_file_that_is_not_toml_is_refused() {
     let err = assert_refused("kind = \"synthetic\"", "kind = = synthetic", "column", 5);
     assert!(err.contains("not valid TOML"), "{err}");
 }
 
-#[test]
+register!(synthetic_sizes_past_their_limits_are_refused);
 fn synthetic_sizes_past_their_limits_are_refused() {
     let err = assert_refused(
         "kind = \"synthetic\"",
@@ -274,14 +275,14 @@ fn synthetic_sizes_past_their_limits_are_refused() {
     assert!(err.contains("2 GiB"), "{err}");
 }
 
-#[test]
+register!(a_long_name_is_refused_naming_the_limit);
 fn a_long_name_is_refused_naming_the_limit() {
     let long = format!("name = \"{}\"", "n".repeat(100_000));
     let err = assert_refused("name = \"bad\"", &long, "name", 1);
     assert!(err.contains("over the limit of 64"), "{err}");
 }
 
-#[test]
+register!(a_missing_file_names_the_path);
 fn a_missing_file_names_the_path() {
     let output = run(&["validate", "/no/such/spec.toml"]);
     assert_eq!(output.status.code(), Some(2));

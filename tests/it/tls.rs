@@ -4,9 +4,10 @@
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 
 use crate::cluster_support::{Process, listening_address};
+use crate::harness::register;
 use crate::support::{ltsweep, write};
 
-#[test]
+register!(the_cli_needs_the_ca_and_tls);
 fn the_cli_needs_the_ca_and_tls() {
     let dir = tempfile::tempdir().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::harness::register;
 use crate::support::{run, stderr, stdout, write};
 
 const SPEC: &str = r#"
@@ -61,7 +62,7 @@ fn metrics(dir: &Path) -> Value {
     result
 }
 
-#[test]
+register!(two_epochs_and_a_resume_end_as_four_straight);
 fn two_epochs_and_a_resume_end_as_four_straight() {
     let dir = tempfile::tempdir().unwrap();
     let spec = write(dir.path(), "spec.toml", SPEC);
@@ -107,7 +108,7 @@ fn two_epochs_and_a_resume_end_as_four_straight() {
     );
 }
 
-#[test]
+register!(resume_without_a_checkpoint_is_a_clear_error);
 fn resume_without_a_checkpoint_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let spec = write(dir.path(), "spec.toml", SPEC);
@@ -120,7 +121,7 @@ fn resume_without_a_checkpoint_is_a_clear_error() {
     );
 }
 
-#[test]
+register!(cifar100_lt_counts_from_files_in_the_official_format);
 fn cifar100_lt_counts_from_files_in_the_official_format() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("cifar-100-binary");
@@ -175,7 +176,7 @@ fn assert_bad_data(args: &[&str], needle: &str) {
     assert!(!err.contains("panicked"), "{err}");
 }
 
-#[test]
+register!(bad_data_files_are_named);
 fn bad_data_files_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("c10");
@@ -245,7 +246,7 @@ fn bad_data_files_are_named() {
     );
 }
 
-#[test]
+register!(a_training_job_on_missing_data_names_the_folder);
 fn a_training_job_on_missing_data_names_the_folder() {
     let dir = tempfile::tempdir().unwrap();
     let spec = write(

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::cluster_support::{Process, TOKEN};
+use crate::harness::register;
 use crate::support::{ltsweep, repo, wait_until};
 use crate::webdriver::{Answer, Browser, http};
 
@@ -157,7 +158,7 @@ fn bearer() -> String {
     format!("Bearer {TOKEN}")
 }
 
-#[test]
+register!(every_endpoint_but_the_login_form_needs_the_token);
 fn every_endpoint_but_the_login_form_needs_the_token() {
     let served = Served::start();
     let spec = repo().join("examples/quickstart.toml");
@@ -255,11 +256,9 @@ fn table1_rows(browser: &Browser) -> i64 {
         .unwrap()
 }
 
-#[test]
+register!(the_page_follows_a_sweep_live_and_cancels_it, needs: [Browser]);
 fn the_page_follows_a_sweep_live_and_cancels_it() {
-    let Some(browser) = Browser::start("the_page_follows_a_sweep_live_and_cancels_it") else {
-        return;
-    };
+    let browser = Browser::start();
     let served = Served::start();
     let sweep = served.submit(&repo().join("examples/quickstart.toml"));
     let page = served.url(&format!("/sweeps/{sweep}"));

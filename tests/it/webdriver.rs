@@ -14,9 +14,6 @@ use serde_json::{Value, json};
 use crate::cluster_support::Process;
 use crate::support::wait_until;
 
-/// Where a missing browser is a failure rather than a skip (CI sets it).
-const REQUIRE: &str = "LTSWEEP_REQUIRE_BROWSER";
-
 /// The element reference key of the W3C protocol.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -28,32 +25,10 @@ pub struct Browser {
     _profile: tempfile::TempDir,
 }
 
-fn on_path(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 impl Browser {
-    /// A fresh headless browser, or `None` (after one line saying why) where `chromium` or
-    /// `chromedriver` is missing, unless LTSWEEP_REQUIRE_BROWSER=1 makes that a failure.
-    pub fn start(test: &str) -> Option<Browser> {
-        let missing: Vec<&str> = ["chromium", "chromedriver"]
-            .into_iter()
-            .filter(|program| !on_path(program))
-            .collect();
-        if !missing.is_empty() {
-            let why = format!(
-                "{} not installed (apt-get install chromium chromium-driver)",
-                missing.join(" and ")
-            );
-            if std::env::var(REQUIRE).is_ok_and(|v| v == "1") {
-                panic!("{test}: {REQUIRE}=1 but {why}");
-            }
-            eprintln!("skipped {test}: {why}");
-            return None;
-        }
+    /// A fresh headless browser (the test's harness checked that `chromium` and
+    /// `chromedriver` are here).
+    pub fn start() -> Browser {
         // chromedriver picks a free port itself and says which; nothing probes for one.
         let mut command = Command::new("chromedriver");
         command.args(["--port=0", "--log-level=WARNING"]);
@@ -106,7 +81,7 @@ impl Browser {
             .as_str()
             .unwrap_or_else(|| panic!("no session from chromedriver: {created}"))
             .to_owned();
-        Some(browser)
+        browser
     }
 
     /// One WebDriver command; its `value`. A WebDriver error fails the test with its message.

@@ -333,7 +333,7 @@ mod tests {
     use tch::Device;
 
     /// Trainable parameters with 1,000 classes, as `sum(p.numel() for p in m.parameters())`
-    /// counts them for torchvision 0.26.0's models. `worker/tests/imagenet.rs` compares every
+    /// counts them for torchvision 0.26.0's models. `worker/tests/it/imagenet.rs` compares every
     /// architecture with torchvision itself (`tests/data/imagenet/torchvision_reference.py`).
     const TORCHVISION_PARAMETERS: [(Arch, i64); 7] = [
         (Arch::Resnet10, 5_418_792),

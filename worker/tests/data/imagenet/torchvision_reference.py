@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""torchvision's side of ltsweep's ImageNet ResNets (worker/tests/imagenet.rs runs it).
+"""torchvision's side of ltsweep's ImageNet ResNets (worker/tests/it/imagenet.rs runs it).
 
   torchvision_reference.py counts
       prints {"resnet10": N, ...}: each architecture's trainable parameters with 1,000 classes,
