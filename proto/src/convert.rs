@@ -4,7 +4,7 @@
 use crate::baseline::{BaseLoss, Sampler};
 use crate::job::{
     AxisValue, ClassScope, CompMode, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec,
-    JobState, LossConfig, LossPlan, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
+    JobState, ListConfig, LossConfig, LossPlan, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
 };
 use crate::pb;
 use crate::result::{
@@ -82,6 +82,10 @@ impl From<DatasetKind> for pb::DatasetKind {
             DatasetKind::FashionMnist => pb::DatasetKind::FashionMnist,
             DatasetKind::Mnist => pb::DatasetKind::Mnist,
             DatasetKind::Synthetic => pb::DatasetKind::Synthetic,
+            DatasetKind::List => pb::DatasetKind::List,
+            DatasetKind::ImagenetLt => pb::DatasetKind::ImagenetLt,
+            DatasetKind::PlacesLt => pb::DatasetKind::PlacesLt,
+            DatasetKind::Inat2018 => pb::DatasetKind::Inat2018,
         }
     }
 }
@@ -235,6 +239,15 @@ impl From<JobSpec> for pb::JobSpec {
                     channels: d.synthetic.channels,
                     noise: d.synthetic.noise,
                 }),
+                list: d.list.map(|l| pb::ListConfig {
+                    train: l.train,
+                    val: l.val.unwrap_or_default(),
+                    test: l.test,
+                    crop_size: l.crop_size,
+                    resize_size: l.resize_size,
+                    color_jitter: l.color_jitter,
+                    packed: l.packed.unwrap_or_default(),
+                }),
             }),
             model: Some(pb::ModelConfig {
                 depth: job.model.depth,
@@ -285,6 +298,10 @@ impl TryFrom<pb::JobSpec> for JobSpec {
             Ok(pb::DatasetKind::FashionMnist) => DatasetKind::FashionMnist,
             Ok(pb::DatasetKind::Mnist) => DatasetKind::Mnist,
             Ok(pb::DatasetKind::Synthetic) => DatasetKind::Synthetic,
+            Ok(pb::DatasetKind::List) => DatasetKind::List,
+            Ok(pb::DatasetKind::ImagenetLt) => DatasetKind::ImagenetLt,
+            Ok(pb::DatasetKind::PlacesLt) => DatasetKind::PlacesLt,
+            Ok(pb::DatasetKind::Inat2018) => DatasetKind::Inat2018,
             _ => return Err(unknown("job.dataset.kind")),
         };
         let head = match d.head_split.ok_or(missing("job.dataset.head_split"))? {
@@ -319,6 +336,15 @@ impl TryFrom<pb::JobSpec> for JobSpec {
                     channels: s.channels,
                     noise: s.noise,
                 },
+                list: d.list.map(|l| ListConfig {
+                    train: l.train,
+                    val: Some(l.val).filter(|v| !v.is_empty()),
+                    test: l.test,
+                    crop_size: l.crop_size,
+                    resize_size: l.resize_size,
+                    color_jitter: l.color_jitter,
+                    packed: Some(l.packed).filter(|p| !p.is_empty()),
+                }),
             },
             model: ModelConfig {
                 depth: job.model.ok_or(missing("job.model"))?.depth,

@@ -35,7 +35,8 @@ pub use baseline::{BaseKind, BaseLoss, Sampler};
 pub use convert::ConvertError;
 pub use job::{
     AxisValue, ClassScope, CompMode, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec,
-    JobState, LossConfig, LossPlan, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
+    JobState, ListConfig, ListPreset, LossConfig, LossPlan, ModelConfig, PRESETS, SweepId,
+    SyntheticConfig, TrainConfig,
 };
 pub use remote::{ErrorKind, RemoteError};
 pub use result::{

@@ -22,6 +22,7 @@ pub fn run(command: &BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Train(args) => train(args),
         BenchCommand::Coordinator(args) => coordinator(args),
         BenchCommand::Sweep(args) => sweep(args),
+        BenchCommand::Loader(args) => super::bench_loader::loader(args),
     }
 }
 

@@ -1,9 +1,11 @@
 //! One module per subcommand.
 
 mod bench;
+mod bench_loader;
 mod client;
 mod coordinator;
 mod data;
+mod data_files;
 mod delete;
 mod doctor;
 pub(crate) mod launch;

@@ -13,6 +13,7 @@ mod data_root;
 mod fused_worker;
 mod hostile;
 mod launch;
+mod list_cli;
 mod preemption;
 mod slurm;
 mod spec_cli;

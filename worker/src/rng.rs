@@ -62,6 +62,8 @@ pub mod purpose {
     pub const SUBSET: u64 = 3;
     pub const SYNTHETIC: u64 = 4;
     pub const SAMPLER: u64 = 5;
+    /// A list data image's crop, flip and jitter: `[LIST_AUGMENT, epoch, position]`.
+    pub const LIST_AUGMENT: u64 = 6;
 }
 
 #[cfg(test)]

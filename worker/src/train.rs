@@ -6,6 +6,12 @@
 //! SGD for the network, plain SGD for the PC centres. The first `pretrain_ce_epochs` epochs are
 //! cross entropy alone. The test set is evaluated at the chosen epochs and at the end.
 //!
+//! The batches come from one of two sources behind the same steps: a data set held on the
+//! device as one uint8 tensor (CIFAR, MNIST-style, synthetic), cropped and flipped there in
+//! batched ops ([`crate::augment`]); or list data streamed from JPEG files by loader threads
+//! ([`crate::loader`]), decoded, augmented and normalised on the CPU. Both draw an epoch's order
+//! from `(seed, epoch)` and each image's augmentation from the seed too, so both resume exactly.
+//!
 //! # Against PyTorch's CIFAR ResNet recipe
 //!
 //! The recipe of LDAM-DRW's code (Cao et al. 2019), which the long-tail literature reuses, item
@@ -25,7 +31,7 @@
 //!   generator, so the same seed does not give PyTorch's exact numbers.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ltsweep_proto::{
@@ -36,7 +42,9 @@ use tch::{Device, Kind, Tensor, nn};
 use crate::augment::{Augment, EpochDraws, Normalize};
 use crate::baselines::{self, BaseObjective};
 use crate::checkpoint::{self, CheckpointError, CheckpointMeta, PartialEpoch};
-use crate::data::{ClassInfo, ImageSet, LongTailData};
+use crate::data::list::Split;
+use crate::data::{ClassInfo, DataError, FileData, ImageSet, LongTailData};
+use crate::loader::{Feed, Loader};
 use crate::losses;
 use crate::metrics::Confusion;
 use crate::model::{FEATURES, ResNet};
@@ -62,6 +70,21 @@ pub enum TrainError {
     Torch(#[from] tch::TchError),
     #[error("cannot fuse these jobs: {0}")]
     NotFusable(String),
+    /// An image of list data that cannot be used (or read); the message names the file and
+    /// its list line.
+    #[error(transparent)]
+    Data(#[from] DataError),
+}
+
+impl TrainError {
+    /// Whether another attempt could succeed: not for data that is broken (a bad image, a bad
+    /// list), since every attempt reads the same.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            TrainError::Data(error) => matches!(error, DataError::Io { .. }),
+            _ => true,
+        }
+    }
 }
 
 /// How a call to [`Trainer::run`] ended.
@@ -121,8 +144,35 @@ impl Observer for Quiet {}
 
 /// The tensors of a split on the device.
 pub(crate) struct DeviceSet {
-    pub(crate) images: Tensor,
+    images: Tensor,
     labels: Tensor,
+}
+
+/// Where a trainer's batches come from.
+pub(crate) enum Source {
+    /// The whole data set on the device, augmented there.
+    Memory(Box<Memory>),
+    /// List data, streamed by loader threads.
+    Stream(Loader),
+}
+
+/// A data set held on the device.
+pub(crate) struct Memory {
+    train: DeviceSet,
+    test: DeviceSet,
+    normalize: Normalize,
+    augment: Option<Augment>,
+}
+
+/// An epoch's input, from the trainer's source.
+enum EpochInput {
+    /// The epoch's order and augmentation draws on the device.
+    Memory {
+        order: Tensor,
+        draws: Option<EpochDraws>,
+    },
+    /// The loader's batches from the epoch's position on.
+    Stream(Feed),
 }
 
 impl DeviceSet {
@@ -160,8 +210,7 @@ pub(crate) struct EpochRun {
     pub(crate) epoch: u32,
     pub(crate) use_pc: bool,
     pub(crate) use_comp: bool,
-    order: Tensor,
-    draws: Option<EpochDraws>,
+    input: EpochInput,
     sums: LossSums,
     /// The next batch's first position in the order.
     pub(crate) from: i64,
@@ -177,13 +226,12 @@ pub struct Trainer {
     pub(crate) model: ResNet,
     pub(crate) sgd: Sgd,
     pub(crate) centers: Tensor,
-    pub(crate) train: DeviceSet,
+    pub(crate) source: Source,
     /// The training labels on the host, for the sampler.
     train_labels: Vec<i64>,
-    test: DeviceSet,
-    normalize: Normalize,
+    /// Input channels of the network.
+    pub(crate) channels: i64,
     base: BaseObjective,
-    augment: Option<Augment>,
     comp_classes: Tensor,
     pc_classes: Tensor,
     pub(crate) classes: ClassInfo,
@@ -209,7 +257,54 @@ impl Trainer {
     /// float32's, converted.
     pub fn new_in_kind(job: &JobSpec, data: &LongTailData, device: Device, kind: Kind) -> Self {
         let train_set = &data.train;
-        let classes = data.classes.num_classes() as i64;
+        let source = Source::Memory(Box::new(Memory {
+            train: DeviceSet::new(train_set, device),
+            test: DeviceSet::new(&data.test, device),
+            normalize: Normalize::fit(
+                &train_set.pixels,
+                train_set.channels,
+                train_set.height * train_set.width,
+                device,
+            ),
+            augment: job
+                .train
+                .augment
+                .then(|| Augment::new(train_set.height as i64, train_set.width as i64, device)),
+        }));
+        Self::build(
+            job,
+            source,
+            train_set.labels.clone(),
+            train_set.channels as i64,
+            &data.classes,
+            device,
+            kind,
+        )
+    }
+
+    /// A trainer of list data: batches streamed from the files by `loader_threads` threads.
+    pub fn streaming(
+        job: &JobSpec,
+        data: Arc<FileData>,
+        device: Device,
+        loader_threads: usize,
+    ) -> Self {
+        let labels = data.train.labels();
+        let classes = data.classes.clone();
+        let source = Source::Stream(Loader::new(data, loader_threads, device));
+        Self::build(job, source, labels, 3, &classes, device, Kind::Float)
+    }
+
+    fn build(
+        job: &JobSpec,
+        source: Source,
+        train_labels: Vec<i64>,
+        channels: i64,
+        class_info: &ClassInfo,
+        device: Device,
+        kind: Kind,
+    ) -> Self {
+        let classes = class_info.num_classes() as i64;
         let mut vs = nn::VarStore::new(device);
         let (model, centers) = {
             let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -217,7 +312,7 @@ impl Trainer {
             let model = ResNet::with_head(
                 &vs.root(),
                 job.model.depth,
-                train_set.channels as i64,
+                channels,
                 classes,
                 matches!(job.losses.base, BaseLoss::LdamDrw { .. }),
             );
@@ -240,8 +335,8 @@ impl Trainer {
         params.sort_by(|a, b| a.0.cmp(&b.0));
         let sgd = Sgd::new(params, job.train.momentum, job.train.weight_decay);
         let scope_mask = |scope: ClassScope| {
-            let mask: Vec<bool> = (0..data.classes.num_classes())
-                .map(|c| scope.includes(data.classes.is_head(c)))
+            let mask: Vec<bool> = (0..class_info.num_classes())
+                .map(|c| scope.includes(class_info.is_head(c)))
                 .collect();
             Tensor::from_slice(&mask).to_device(device)
         };
@@ -251,23 +346,13 @@ impl Trainer {
             model,
             sgd,
             centers,
-            train: DeviceSet::new(train_set, device),
-            train_labels: train_set.labels.clone(),
-            test: DeviceSet::new(&data.test, device),
-            base: BaseObjective::new(job.losses.base, &data.classes.train_counts, device),
-            normalize: Normalize::fit(
-                &train_set.pixels,
-                train_set.channels,
-                train_set.height * train_set.width,
-                device,
-            ),
-            augment: job
-                .train
-                .augment
-                .then(|| Augment::new(train_set.height as i64, train_set.width as i64, device)),
+            source,
+            train_labels,
+            channels,
+            base: BaseObjective::new(job.losses.base, &class_info.train_counts, device),
             comp_classes: scope_mask(job.plan.comp),
             pc_classes: scope_mask(job.plan.pc),
-            classes: data.classes.clone(),
+            classes: class_info.clone(),
             epoch: 0,
             history: Vec::new(),
             train_seconds: 0.0,
@@ -290,6 +375,16 @@ impl Trainer {
     /// The job this trainer trains.
     pub fn job(&self) -> &JobSpec {
         &self.job
+    }
+
+    /// Training images an epoch steps through.
+    pub(crate) fn train_len(&self) -> i64 {
+        self.train_labels.len() as i64
+    }
+
+    /// Whether the batches are streamed from files (such a job trains alone, never fused).
+    pub fn is_streaming(&self) -> bool {
+        matches!(self.source, Source::Stream(_))
     }
 
     /// Continues from a checkpoint of this job.
@@ -404,7 +499,7 @@ impl Trainer {
                 return Ok(Outcome::Stopped { epoch: self.epoch });
             }
         }
-        Ok(Outcome::Finished(Box::new(self.result())))
+        Ok(Outcome::Finished(Box::new(self.result()?)))
     }
 
     /// Trains one epoch and evaluates if it is an evaluation epoch; `None` if cancelled.
@@ -426,7 +521,7 @@ impl Trainer {
         preempted: &dyn Fn() -> bool,
     ) -> Result<EpochEnd, TrainError> {
         let mut run = self.begin_epoch();
-        while run.from < self.train.len() {
+        while run.from < self.train_len() {
             if cancelled() {
                 return Ok(EpochEnd::Cancelled);
             }
@@ -434,12 +529,12 @@ impl Trainer {
                 self.pause_epoch(run);
                 return Ok(EpochEnd::Preempted);
             }
-            let Some((x, y)) = self.next_batch(&mut run) else {
+            let Some((x, y)) = self.next_batch(&mut run)? else {
                 break;
             };
             self.step(&x, &y, &mut run);
         }
-        Ok(EpochEnd::Done(self.end_epoch(run)))
+        Ok(EpochEnd::Done(self.end_epoch(run)?))
     }
 
     /// Starts (or continues, after a checkpoint taken midway) the current epoch: its order,
@@ -457,21 +552,28 @@ impl Trainer {
             self.job.seed,
             epoch,
         );
-        let order = Tensor::from_slice(&order).to_device(self.device);
-        let n = self.train.len();
-        let draws = self
-            .augment
-            .as_ref()
-            .map(|a| a.draw(n as usize, self.job.seed, epoch, self.device));
         let resumed = self.partial.take();
-        let sum = |value: f64| Tensor::full([], value, (Kind::Float, self.device));
         let from = resumed.as_ref().map_or(0, |p| p.from);
+        let input = match &self.source {
+            Source::Memory(memory) => EpochInput::Memory {
+                order: Tensor::from_slice(&order).to_device(self.device),
+                draws: memory.augment.as_ref().map(|a| {
+                    a.draw(order.len(), self.job.seed, epoch, self.device)
+                }),
+            },
+            Source::Stream(loader) => EpochInput::Stream(loader.train(
+                Arc::new(order),
+                self.job.train.augment.then_some((self.job.seed, epoch)),
+                from as usize,
+                self.job.train.batch_size as usize,
+            )),
+        };
+        let sum = |value: f64| Tensor::full([], value, (Kind::Float, self.device));
         EpochRun {
             epoch,
             use_pc: plan_on && self.job.plan.pc != ClassScope::None,
             use_comp: plan_on && self.job.plan.comp != ClassScope::None,
-            order,
-            draws,
+            input,
             sums: LossSums {
                 ce: sum(resumed.as_ref().map_or(0.0, |p| p.ce)),
                 comp: sum(resumed.as_ref().map_or(0.0, |p| p.comp)),
@@ -487,19 +589,40 @@ impl Trainer {
 
     /// The epoch's next batch (normalised images and labels), and the run moved past it; `None`
     /// at the end of the epoch.
-    pub(crate) fn next_batch(&self, run: &mut EpochRun) -> Option<(Tensor, Tensor)> {
+    pub(crate) fn next_batch(
+        &self,
+        run: &mut EpochRun,
+    ) -> Result<Option<(Tensor, Tensor)>, TrainError> {
         let batch = i64::from(self.job.train.batch_size);
-        let len = batch.min(self.train.len() - run.from);
+        let len = batch.min(self.train_len() - run.from);
         // Batch norm cannot train on a single image.
         if len < 2 {
-            return None;
+            return Ok(None);
         }
-        let index = run.order.narrow(0, run.from, len);
-        let x = self.batch_images(&index, run.draws.as_ref(), run.from, len);
-        let y = self.train.labels.index_select(0, &index);
+        let (x, y) = match (&self.source, &mut run.input) {
+            (Source::Memory(memory), EpochInput::Memory { order, draws }) => {
+                let index = order.narrow(0, run.from, len);
+                let x = self.batch_images(memory, &index, draws.as_ref(), run.from, len);
+                (x, memory.train.labels.index_select(0, &index))
+            }
+            (_, EpochInput::Stream(feed)) => {
+                let Some(batch) = feed.next_batch() else {
+                    return Ok(None);
+                };
+                let (x, y) = batch?;
+                // From pinned memory on CUDA: the copies overlap the previous step.
+                (
+                    self.in_kind(x.to_device_(self.device, Kind::Float, true, false)),
+                    y.to_device_(self.device, Kind::Int64, true, false),
+                )
+            }
+            (Source::Stream(_), EpochInput::Memory { .. }) => {
+                unreachable!("a streaming trainer's epochs are streamed")
+            }
+        };
         run.seen += len;
         run.from += len;
-        Some((x, y))
+        Ok(Some((x, y)))
     }
 
     /// Stops the epoch between two steps; `partial` holds how far it got.
@@ -516,7 +639,7 @@ impl Trainer {
     }
 
     /// Closes the epoch: its metrics, and the test set's at an evaluation epoch.
-    pub(crate) fn end_epoch(&mut self, run: EpochRun) -> EpochMetrics {
+    pub(crate) fn end_epoch(&mut self, run: EpochRun) -> Result<EpochMetrics, TrainError> {
         let sums = run.sums;
         let batches = f64::from(sums.batches.max(1));
         let mut metrics = EpochMetrics {
@@ -537,23 +660,24 @@ impl Trainer {
         self.train_seconds += seconds;
         self.epoch += 1;
         if divergence(&metrics).is_none() && self.job.train.evaluates_after(self.epoch) {
-            let confusion = self.evaluate();
+            let confusion = self.evaluate()?;
             metrics.accuracy = Some(confusion.group_accuracy(&self.classes));
             metrics.per_class = confusion.per_class(&self.classes);
         }
         self.history.push(metrics.clone());
-        metrics
+        Ok(metrics)
     }
 
     fn batch_images(
         &self,
+        memory: &Memory,
         index: &Tensor,
         draws: Option<&EpochDraws>,
         from: i64,
         len: i64,
     ) -> Tensor {
-        let images = self.train.images.index_select(0, index);
-        let images = match (&self.augment, draws) {
+        let images = memory.train.images.index_select(0, index);
+        let images = match (&memory.augment, draws) {
             (Some(augment), Some(d)) => augment.apply(
                 &images,
                 &d.offset_y.narrow(0, from, len),
@@ -562,7 +686,7 @@ impl Trainer {
             ),
             _ => images,
         };
-        self.in_kind(self.normalize.apply(&images))
+        self.in_kind(memory.normalize.apply(&images))
     }
 
     /// Normalised images in the network's kind.
@@ -659,45 +783,74 @@ impl Trainer {
     }
 
     /// The confusion matrix on the test set, in evaluation mode.
-    pub fn evaluate(&self) -> Confusion {
-        self.evaluate_adjusted(0.0)
+    pub fn evaluate(&self) -> Result<Confusion, TrainError> {
+        Ok(self.evaluate_adjusted(&[0.0])?.remove(0))
     }
 
-    /// [`Trainer::evaluate`] with the logits adjusted post hoc: `logits - tau * log(pi)`, pi the
-    /// training class frequencies (Menon et al. 2021); `tau = 0` is the model as trained.
-    pub fn evaluate_adjusted(&self, tau: f64) -> Confusion {
+    /// The confusion matrices on the test set with the logits adjusted post hoc, one for each
+    /// tau, in one pass: `logits - tau * log(pi)`, pi the training class frequencies (Menon et
+    /// al. 2021); `tau = 0` is the model as trained.
+    pub fn evaluate_adjusted(&self, taus: &[f64]) -> Result<Vec<Confusion>, TrainError> {
         let k = self.classes.num_classes() as i64;
         tch::no_grad(|| {
             let log_prior = Tensor::from_slice(&baselines::log_priors(&self.classes.train_counts))
                 .to_kind(Kind::Float)
                 .to_device(self.device)
                 .view([1, -1]);
-            let n = self.test.len();
-            let mut predictions = Vec::new();
-            let mut from = 0;
-            while from < n {
-                let len = EVAL_BATCH.min(n - from);
-                let x = self.in_kind(self.normalize.apply(&self.test.images.narrow(0, from, len)));
-                let logits = self.model.forward_t(&x, false).0;
-                let logits = if tau == 0.0 {
-                    logits
-                } else {
-                    logits - &log_prior * tau
-                };
-                predictions.push(logits.argmax(1, false));
-                from += len;
+            let mut predictions: Vec<Vec<Tensor>> = taus.iter().map(|_| Vec::new()).collect();
+            let mut labels = Vec::new();
+            let mut predict = |x: &Tensor| {
+                let logits = self.model.forward_t(x, false).0;
+                for (tau, predicted) in taus.iter().zip(&mut predictions) {
+                    let adjusted = if *tau == 0.0 {
+                        logits.shallow_clone()
+                    } else {
+                        &logits - &log_prior * *tau
+                    };
+                    predicted.push(adjusted.argmax(1, false));
+                }
+            };
+            match &self.source {
+                Source::Memory(memory) => {
+                    let n = memory.test.len();
+                    let mut from = 0;
+                    while from < n {
+                        let len = EVAL_BATCH.min(n - from);
+                        let images = memory.test.images.narrow(0, from, len);
+                        predict(&self.in_kind(memory.normalize.apply(&images)));
+                        from += len;
+                    }
+                    labels.push(memory.test.labels.shallow_clone());
+                }
+                Source::Stream(loader) => {
+                    let mut feed = loader.eval(Split::Test, self.job.train.batch_size as usize);
+                    while let Some(batch) = feed.next_batch() {
+                        let (x, y) = batch?;
+                        predict(&self.in_kind(x.to_device_(self.device, Kind::Float, true, false)));
+                        labels.push(y.to_device(self.device));
+                    }
+                }
             }
-            let predicted = Tensor::cat(&predictions, 0);
-            let cells = (&self.test.labels * k + predicted).bincount(None::<Tensor>, k * k);
-            let flat = Vec::<i64>::try_from(cells.to_device(Device::Cpu))
-                .expect("bincount gives a 1-D integer tensor");
-            Confusion::from_flat(&flat, k as usize)
+            let labels = Tensor::cat(&labels, 0);
+            Ok(predictions
+                .iter()
+                .map(|predicted| {
+                    let predicted = Tensor::cat(predicted, 0);
+                    let cells = (&labels * k + predicted).bincount(None::<Tensor>, k * k);
+                    let flat = Vec::<i64>::try_from(cells.to_device(Device::Cpu))
+                        .expect("bincount gives a 1-D integer tensor");
+                    Confusion::from_flat(&flat, k as usize)
+                })
+                .collect())
         })
     }
 
-    pub(crate) fn result(&self) -> JobResult {
-        let confusion = self.evaluate();
-        JobResult {
+    pub(crate) fn result(&self) -> Result<JobResult, TrainError> {
+        let taus = &self.job.train.posthoc_tau;
+        let all: Vec<f64> = std::iter::once(0.0).chain(taus.iter().copied()).collect();
+        let mut confusions = self.evaluate_adjusted(&all)?;
+        let confusion = confusions.remove(0);
+        Ok(JobResult {
             job_id: self.job.id.to_string(),
             sweep_id: self.job.sweep.to_string(),
             spec: self.job.clone(),
@@ -705,24 +858,22 @@ impl Trainer {
             per_class: confusion.per_class(&self.classes),
             epochs: self.history.clone(),
             num_classes: self.classes.num_classes() as u32,
-            train_images: self.train.len() as u32,
+            train_images: self.train_len() as u32,
             confusion: confusion.counts,
             train_seconds: self.train_seconds,
             device: device_name(self.device),
             worker_id: None,
             attempts: 0,
             epochs_retrained: 0,
-            posthoc: self
-                .job
-                .train
-                .posthoc_tau
+            posthoc: taus
                 .iter()
-                .map(|&tau| PosthocAccuracy {
+                .zip(confusions)
+                .map(|(&tau, confusion)| PosthocAccuracy {
                     tau,
-                    accuracy: self.evaluate_adjusted(tau).group_accuracy(&self.classes),
+                    accuracy: confusion.group_accuracy(&self.classes),
                 })
                 .collect(),
-        }
+        })
     }
 }
 

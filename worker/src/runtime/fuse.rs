@@ -164,11 +164,15 @@ fn train_requests(shared: &Shared, device: Device, requests: Vec<Request>) {
             }
         };
         let key = (ShapeKey::of(trainer.job()), trainer.position());
+        // A job that streams list data trains alone: each image is decoded on the CPU per
+        // job, so fusing would share nothing.
+        let alone = trainer.is_streaming();
         let member = (trainer, request.observer, request.reply);
-        match groups
-            .iter_mut()
-            .find(|g| (ShapeKey::of(g[0].0.job()), g[0].0.position()) == key)
-        {
+        match groups.iter_mut().find(|g| {
+            !alone
+                && !g[0].0.is_streaming()
+                && (ShapeKey::of(g[0].0.job()), g[0].0.position()) == key
+        }) {
             Some(group) => group.push(member),
             None => groups.push(vec![member]),
         }
@@ -191,8 +195,8 @@ type Member = (
 
 fn train_group(group: Vec<Member>) {
     let failure = |err: crate::train::TrainError| JobFailure {
+        retryable: err.is_retryable(),
         reason: err.to_string(),
-        retryable: true,
     };
     let (trainers, rest): (Vec<Trainer>, Vec<_>) =
         group.into_iter().map(|(t, o, r)| (t, (o, r))).unzip();

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::lease::JobRunner;
 use super::{Registration, Shared};
-use crate::data::DataError;
+use crate::data::{DataError, Prepared};
 use crate::train::{Observer, Outcome, Trainer, device_name};
 
 /// What the training thread tells the async side.
@@ -206,8 +206,8 @@ fn train_blocking(
     tch::set_num_threads(shared.threads_per_job);
     let mut trainer = prepare_trainer(shared, spec, device, resume_from)?;
     trainer.run(&mut observer, None).map_err(|err| JobFailure {
+        retryable: err.is_retryable(),
         reason: err.to_string(),
-        retryable: true,
     })
 }
 
@@ -239,11 +239,17 @@ pub(super) fn prepare_trainer(
         },
     })?;
     shared.data_pause.found();
-    let mut trainer = Trainer::new(spec, &data, device);
+    let build = || match &*data {
+        Prepared::Memory(memory) => Trainer::new(spec, memory, device),
+        Prepared::Files(files) => {
+            Trainer::streaming(spec, Arc::clone(files), device, shared.loader_threads)
+        }
+    };
+    let mut trainer = build();
     if let Some(bytes) = resume_from {
         if let Err(err) = trainer.resume(&bytes) {
             tracing::warn!(job = %spec.id, %err, "cannot resume from the checkpoint; starting from scratch");
-            trainer = Trainer::new(spec, &data, device);
+            trainer = build();
         } else {
             tracing::info!(job = %spec.id, epoch = trainer.epoch(), "resumed from a checkpoint");
         }
