@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 
 use crate::baseline::{BaseLoss, Sampler};
 use crate::job::{
-    AxisValue, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec, ListConfig, LossConfig, LossPlan,
-    ModelConfig, SweepId, SyntheticConfig, TrainConfig,
+    AxisValue, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec, ListConfig, LossConfig,
+    LossPlan, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
 };
 use crate::spec::{Axis, DEFAULT_CROP, DatasetSection, SweepSpec};
 
@@ -437,7 +437,10 @@ mod tests {
             (list.train.as_str(), list.val, list.test.as_str()),
             ("iNaturalist18_train.txt", None, "val2018.json")
         );
-        assert_eq!((list.crop_size, list.resize_size, list.color_jitter), (112, 128, 0.4));
+        assert_eq!(
+            (list.crop_size, list.resize_size, list.color_jitter),
+            (112, 128, 0.4)
+        );
         // Jobs of the other kinds carry no list settings: their ids are those of before.
         let plain = spec("").jobs();
         assert!(!serde_json::to_string(&plain[0]).unwrap().contains("list"));

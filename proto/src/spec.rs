@@ -1339,9 +1339,7 @@ mod tests {
     #[test]
     fn list_settings_are_checked_and_named() {
         let list = |extra: &str| {
-            SweepSpec::parse(&format!(
-                "name = \"x\"\nseeds = [0]\n[dataset]\n{extra}\n"
-            ))
+            SweepSpec::parse(&format!("name = \"x\"\nseeds = [0]\n[dataset]\n{extra}\n"))
         };
         let err = list("kind = \"list\"\npath = \"d\"\ntest_list = \"t.txt\"").unwrap_err();
         assert!(
@@ -1357,14 +1355,22 @@ mod tests {
             "{err}"
         );
         let err = list("kind = \"places-lt\"\npath = \"d\"\nclasses = 10").unwrap_err();
-        assert!(err.to_string().contains("places-lt has a fixed class count"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("places-lt has a fixed class count"),
+            "{err}"
+        );
         let err = list("kind = \"cifar10\"\npath = \"d\"\ncrop_size = 32").unwrap_err();
         assert_eq!(
             err.to_string(),
             "line 6: dataset.crop_size: applies to list data (kind = \"list\" or a preset) only, not to cifar10"
         );
         let err = list("kind = \"inat2018\"\npath = \"d\"\ncrop_size = 4").unwrap_err();
-        assert!(err.to_string().contains("4 pixels is not between 8 and 512"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("4 pixels is not between 8 and 512"),
+            "{err}"
+        );
         let err = list("kind = \"inat2018\"\npath = \"d\"\nresize_size = 200").unwrap_err();
         assert!(err.to_string().contains("at least the crop (224)"), "{err}");
         let err = list("kind = \"inat2018\"\npath = \"d\"\ncolor_jitter = 1.5").unwrap_err();

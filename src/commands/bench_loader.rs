@@ -17,7 +17,9 @@ use crate::exit::BadInput;
 
 pub fn loader(args: &BenchLoaderArgs) -> anyhow::Result<()> {
     if args.batch < 2 || args.passes == 0 {
-        return Err(BadInput("--batch must be at least 2 and --passes at least 1".to_owned()).into());
+        return Err(
+            BadInput("--batch must be at least 2 and --passes at least 1".to_owned()).into(),
+        );
     }
     let config = DatasetConfig {
         kind: DatasetKind::List,

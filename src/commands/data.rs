@@ -57,7 +57,10 @@ pub fn read_lists(
     head: HeadSplit,
 ) -> anyhow::Result<Lists> {
     if kind.preset().is_some() && classes.is_some() {
-        return Err(BadInput(format!("{kind} has a fixed class count; --classes is for kind list")).into());
+        return Err(BadInput(format!(
+            "{kind} has a fixed class count; --classes is for kind list"
+        ))
+        .into());
     }
     let config = DatasetConfig {
         kind,

@@ -74,10 +74,12 @@ impl Source<'_> {
     fn read(&self, item: &Item<'_>) -> Result<Vec<u8>, String> {
         let entry = &item.split.entries[item.index];
         match self {
-            Source::Files(root) => std::fs::read(root.join(&entry.path)).map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => "no such file".to_owned(),
-                _ => format!("cannot read: {e}"),
-            }),
+            Source::Files(root) => {
+                std::fs::read(root.join(&entry.path)).map_err(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => "no such file".to_owned(),
+                    _ => format!("cannot read: {e}"),
+                })
+            }
             Source::Packed(pack) => pack
                 .record(&entry.path)
                 .map(|record| pack.bytes(record).to_vec())
@@ -129,7 +131,13 @@ fn parallel<T: Send>(
 
 pub fn check(args: &DataCheckArgs) -> anyhow::Result<()> {
     let kind = kind_of(&args.kind)?;
-    let lists = read_lists(kind, &args.path, &args.lists, args.classes, HeadSplit::MinCount(100))?;
+    let lists = read_lists(
+        kind,
+        &args.path,
+        &args.lists,
+        args.classes,
+        HeadSplit::MinCount(100),
+    )?;
     let pack = match &args.lists.packed {
         Some(name) => Some(Pack::open(&lists.root.join(name)).map_err(bad_data)?),
         None => None,
@@ -186,7 +194,11 @@ pub fn pack(args: &DataPackArgs) -> anyhow::Result<()> {
         return Err(BadInput("--packed: a pack is written from the image files".to_owned()).into());
     }
     if !(1..=100).contains(&args.quality) {
-        return Err(BadInput(format!("--quality {} is not between 1 and 100", args.quality)).into());
+        return Err(BadInput(format!(
+            "--quality {} is not between 1 and 100",
+            args.quality
+        ))
+        .into());
     }
     if args.shorter_side < ltsweep_proto::spec::MIN_CROP {
         return Err(BadInput(format!(
@@ -196,7 +208,13 @@ pub fn pack(args: &DataPackArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let lists = read_lists(kind, &args.path, &args.lists, args.classes, HeadSplit::MinCount(100))?;
+    let lists = read_lists(
+        kind,
+        &args.path,
+        &args.lists,
+        args.classes,
+        HeadSplit::MinCount(100),
+    )?;
     // Each image once, however many splits list it.
     let mut seen = HashSet::new();
     let items: Vec<Item<'_>> = items(&lists)

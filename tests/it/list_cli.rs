@@ -121,8 +121,17 @@ fn summary_check_and_pack_of_list_data() {
 
     // The same from COCO-style JSON.
     let output = run(&[
-        "data", "summary", "--kind", "list", "--json", "--path", root, "--train-list",
-        "train.json", "--test-list", "test.json",
+        "data",
+        "summary",
+        "--kind",
+        "list",
+        "--json",
+        "--path",
+        root,
+        "--train-list",
+        "train.json",
+        "--test-list",
+        "test.json",
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
     let from_json: Value = serde_json::from_str(&stdout(&output)).unwrap();
@@ -159,8 +168,15 @@ fn summary_check_and_pack_of_list_data() {
         )),
         "{text}"
     );
-    assert!(text.contains("checked 405 images (325 train, 40 validation, 40 test): 2 unreadable"), "{text}");
-    assert!(stderr(&output).contains("2 of 405 images cannot be read"), "{}", stderr(&output));
+    assert!(
+        text.contains("checked 405 images (325 train, 40 validation, 40 test): 2 unreadable"),
+        "{text}"
+    );
+    assert!(
+        stderr(&output).contains("2 of 405 images cannot be read"),
+        "{}",
+        stderr(&output)
+    );
 
     // A pack refuses broken images, and writes nothing.
     let mut args = vec!["data", "pack", "--kind", "list", "--out"];
@@ -175,8 +191,19 @@ fn summary_check_and_pack_of_list_data() {
     args.extend_from_slice(&["--shorter-side", "48"]);
     let output = run(&args);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(stdout(&output).contains("packed 405 images"), "{}", stdout(&output));
-    let mut args = vec!["data", "check", "--kind", "list", "--packed", "lists.ltpack"];
+    assert!(
+        stdout(&output).contains("packed 405 images"),
+        "{}",
+        stdout(&output)
+    );
+    let mut args = vec![
+        "data",
+        "check",
+        "--kind",
+        "list",
+        "--packed",
+        "lists.ltpack",
+    ];
     args.extend_from_slice(&lists);
     let output = run(&args);
     assert!(output.status.success(), "{}", stdout(&output));
@@ -189,7 +216,11 @@ fn a_two_epoch_job_on_list_data_trains_checkpoints_resumes_exactly_and_reports()
     let spec_path = spec(root, None);
     let straight = root.join("straight");
     let output = train(&spec_path, root, &straight, &[]);
-    assert!(stdout(&output).contains("top-1 %: all"), "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains("top-1 %: all"),
+        "{}",
+        stdout(&output)
+    );
     let result = metrics(&straight);
     assert_eq!(result["train_images"], 325);
     assert_eq!(result["epochs"].as_array().unwrap().len(), 2);

@@ -22,8 +22,8 @@ use std::thread::JoinHandle;
 
 use tch::{Device, Kind, Tensor};
 
-use crate::data::list::{FileData, ImageStore, Split};
 use crate::data::DataError;
+use crate::data::list::{FileData, ImageStore, Split};
 use crate::jpeg::transform::{Pipeline, Scratch};
 use crate::rng::{Rng, purpose};
 
@@ -118,14 +118,6 @@ impl Loader {
             pin: device.is_cuda().then_some(device),
             data,
         }
-    }
-
-    pub fn data(&self) -> &FileData {
-        &self.data
-    }
-
-    pub fn crop(&self) -> i64 {
-        i64::from(self.pipeline.crop)
     }
 
     /// The training batches of an epoch from position `from` of `order` (indices of training
@@ -355,7 +347,10 @@ impl Shared {
 
     fn labels(&self, batch: usize) -> Tensor {
         let (from, to) = self.plan.batch_range(batch);
-        let split = self.data.split(self.plan.split).expect("a feed's split exists");
+        let split = self
+            .data
+            .split(self.plan.split)
+            .expect("a feed's split exists");
         let labels: Vec<i64> = (from..to)
             .map(|p| i64::from(split.entries[self.index(p)].label))
             .collect();
@@ -363,9 +358,17 @@ impl Shared {
     }
 
     /// Reads, decodes and transforms the image at `position` into `out`.
-    fn make(&self, position: usize, scratch: &mut Scratch, out: &mut [f32]) -> Result<(), DataError> {
+    fn make(
+        &self,
+        position: usize,
+        scratch: &mut Scratch,
+        out: &mut [f32],
+    ) -> Result<(), DataError> {
         let index = self.index(position);
-        let split = self.data.split(self.plan.split).expect("a feed's split exists");
+        let split = self
+            .data
+            .split(self.plan.split)
+            .expect("a feed's split exists");
         let entry = &split.entries[index];
         let (path, bytes): (PathBuf, Cow<'_, [u8]>) = match &self.data.images {
             ImageStore::Files(root) => {

@@ -98,9 +98,7 @@ pub async fn run(
     let shared = Arc::new(Shared {
         client: connection.worker_api(),
         loader_threads: config.loader_threads.unwrap_or(slot_cores as usize),
-        threads_per_job: config
-            .threads_per_job
-            .unwrap_or(slot_cores as i32),
+        threads_per_job: config.threads_per_job.unwrap_or(slot_cores as i32),
         config,
         registration: tokio::sync::Mutex::new(None),
         data: Mutex::new(HashMap::new()),

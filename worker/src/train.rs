@@ -557,9 +557,10 @@ impl Trainer {
         let input = match &self.source {
             Source::Memory(memory) => EpochInput::Memory {
                 order: Tensor::from_slice(&order).to_device(self.device),
-                draws: memory.augment.as_ref().map(|a| {
-                    a.draw(order.len(), self.job.seed, epoch, self.device)
-                }),
+                draws: memory
+                    .augment
+                    .as_ref()
+                    .map(|a| a.draw(order.len(), self.job.seed, epoch, self.device)),
             },
             Source::Stream(loader) => EpochInput::Stream(loader.train(
                 Arc::new(order),

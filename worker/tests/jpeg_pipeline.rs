@@ -7,6 +7,8 @@
 //! - decoded at a reduced IDCT scale (an image at least twice the resize), where Pillow
 //!   decodes the whole image and filters it down, a mean at most 0.05 (three levels).
 
+// Only the photographs of the shared module, not its lists.
+#[allow(dead_code)]
 #[path = "common/photos.rs"]
 mod photos;
 
@@ -35,7 +37,9 @@ fn torchvision_python(test: &str) -> Option<PathBuf> {
         std::env::var(REQUIRE).as_deref() != Ok("1"),
         "{test}: {REQUIRE}=1 but torchvision cannot be imported: {why} (./dev setup installs it)"
     );
-    println!("skipped {test}: torchvision and Pillow are not in .venv ({why}); ./dev setup installs them");
+    println!(
+        "skipped {test}: torchvision and Pillow are not in .venv ({why}); ./dev setup installs them"
+    );
     None
 }
 
@@ -45,7 +49,10 @@ fn grey(photo: &Pixels) -> Pixels {
         data: photo
             .data
             .chunks_exact(3)
-            .map(|p| ((u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114) / 1000) as u8)
+            .map(|p| {
+                ((u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114) / 1000)
+                    as u8
+            })
             .collect(),
         channels: 1,
         ..photo.clone()
@@ -138,7 +145,10 @@ fn resize_center_crop_and_normalise_agree_with_pillow_and_torchvision() {
             assert!(mean <= 0.01 && over <= 0.02, "{line}");
         }
     }
-    assert!(reduced.iter().any(|&r| r), "some images decode at a reduced scale");
+    assert!(
+        reduced.iter().any(|&r| r),
+        "some images decode at a reduced scale"
+    );
     println!(
         "{} images: worst mean |difference| {worst_full:.4} at full size, {worst_reduced:.4} decoded smaller",
         lines.len()

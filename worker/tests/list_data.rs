@@ -74,7 +74,10 @@ fn lists_and_coco_json_give_exact_counts_and_shots() {
     ));
     let data = files(&job, f.dir.path());
     assert_eq!(data.train.len(), 528);
-    assert_eq!(data.val.as_ref().map(|v| v.len()), Some(10 * TEST_PER_CLASS));
+    assert_eq!(
+        data.val.as_ref().map(|v| v.len()),
+        Some(10 * TEST_PER_CLASS)
+    );
     assert_eq!(data.test.len(), 10 * TEST_PER_CLASS);
     let expected: Vec<u32> = COUNTS.iter().map(|&n| n as u32).collect();
     assert_eq!(data.classes.train_counts, expected);
@@ -86,7 +89,10 @@ fn lists_and_coco_json_give_exact_counts_and_shots() {
     assert_eq!(data.classes.classes_in(ClassGroup::Head), vec![0, 1, 2, 3]);
     // Entries keep the list's order and its line numbers.
     let first = &data.train.entries[0];
-    assert_eq!((first.path.as_str(), first.label, first.at), (f.train[0].0.as_str(), f.train[0].1, 1));
+    assert_eq!(
+        (first.path.as_str(), first.label, first.at),
+        (f.train[0].0.as_str(), f.train[0].1, 1)
+    );
     assert_eq!(data.val.as_ref().unwrap().entries[3].path, f.val[3].0);
 
     // The same images as COCO-style JSON: category ids 100.. become labels 0..
@@ -98,7 +104,11 @@ fn lists_and_coco_json_give_exact_counts_and_shots() {
     assert_eq!(from_json.classes.train_counts, expected);
     assert!(from_json.val.is_none());
     let pairs = |split: &ltsweep_worker::data::list::FileSplit| -> Vec<(String, u32)> {
-        split.entries.iter().map(|e| (e.path.clone(), e.label)).collect()
+        split
+            .entries
+            .iter()
+            .map(|e| (e.path.clone(), e.label))
+            .collect()
     };
     assert_eq!(pairs(&from_json.train), pairs(&data.train));
     assert_eq!(pairs(&from_json.test), f.test);
@@ -110,7 +120,9 @@ fn bad_input_is_named_with_its_file_and_line() {
     let root = f.dir.path();
     let list_job = |train: &str, extra: &str| {
         job_of(&spec(
-            &format!("kind = \"list\"\npath = \".\"\ntrain_list = \"{train}\"\ntest_list = \"test.txt\"\n{extra}"),
+            &format!(
+                "kind = \"list\"\npath = \".\"\ntrain_list = \"{train}\"\ntest_list = \"test.txt\"\n{extra}"
+            ),
             "epochs = 1\nbatch_size = 8",
         ))
     };
@@ -127,7 +139,11 @@ fn bad_input_is_named_with_its_file_and_line() {
         )
     );
 
-    std::fs::write(root.join("bad_label.txt"), format!("{good}{} 7\n", f.train[0].0)).unwrap();
+    std::fs::write(
+        root.join("bad_label.txt"),
+        format!("{good}{} 7\n", f.train[0].0),
+    )
+    .unwrap();
     assert_eq!(
         error_of(&list_job("bad_label.txt", "classes = 3"), root),
         format!(
@@ -136,7 +152,11 @@ fn bad_input_is_named_with_its_file_and_line() {
         )
     );
 
-    std::fs::write(root.join("missing.txt"), format!("{good}images/gone.jpg 1\n")).unwrap();
+    std::fs::write(
+        root.join("missing.txt"),
+        format!("{good}images/gone.jpg 1\n"),
+    )
+    .unwrap();
     assert_eq!(
         error_of(&list_job("missing.txt", ""), root),
         format!(
@@ -255,7 +275,9 @@ fn a_streamed_job_preempted_mid_epoch_ends_exactly_as_an_uninterrupted_one() {
         other => panic!("expected a preemption, got {other:?}"),
     }
     let mut resumed = Trainer::streaming(&job, Arc::clone(&data), Device::Cpu, 3);
-    resumed.resume(observer.checkpoint.as_ref().unwrap()).unwrap();
+    resumed
+        .resume(observer.checkpoint.as_ref().unwrap())
+        .unwrap();
     assert_eq!(resumed.position(), (1, 32));
     let resumed = finished(resumed.run(&mut Quiet, None).unwrap());
     assert_eq!(resumed, straight);

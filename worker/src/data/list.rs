@@ -131,10 +131,15 @@ pub struct Lists {
 
 /// Reads and checks the lists a spec names; no image is opened.
 pub fn read_lists(config: &DatasetConfig, data_root: &Path) -> Result<Lists, DataError> {
-    let list = config.list.clone().ok_or_else(|| {
-        DataError::Invalid(format!("{}: the spec names no lists", config.kind))
-    })?;
-    let root = data_root.join(config.path.as_deref().unwrap_or_default());
+    let list = config
+        .list
+        .clone()
+        .ok_or_else(|| DataError::Invalid(format!("{}: the spec names no lists", config.kind)))?;
+    // Without `.` components, so that messages name files as a person would.
+    let root: PathBuf = data_root
+        .join(config.path.as_deref().unwrap_or_default())
+        .components()
+        .collect();
     super::require_dir(&root)?;
     let preset = config.kind.preset();
     let declared = preset.map(|p| p.classes).or(config.classes);
@@ -154,7 +159,10 @@ pub fn read_lists(config: &DatasetConfig, data_root: &Path) -> Result<Lists, Dat
         .map(|file| read_split(&root, file, categories.as_ref()).map(|(split, _)| split))
         .transpose()?;
     let (test, _) = read_split(&root, &list.test, categories.as_ref())?;
-    for split in [Some(&train), val.as_ref(), Some(&test)].into_iter().flatten() {
+    for split in [Some(&train), val.as_ref(), Some(&test)]
+        .into_iter()
+        .flatten()
+    {
         check_labels(split, classes)?;
     }
     if let Some(preset) = preset {
@@ -481,7 +489,10 @@ pub fn parse_coco(
     for (i, image) in coco.images.iter().enumerate() {
         check_relative(&image.file_name).map_err(|e| bad(format!("images[{i}]: {e}")))?;
         if index.insert(image.id, i).is_some() {
-            return Err(bad(format!("images[{i}]: image id {} is listed twice", image.id)));
+            return Err(bad(format!(
+                "images[{i}]: image id {} is listed twice",
+                image.id
+            )));
         }
     }
     let mut labels: Vec<Option<u32>> = vec![None; coco.images.len()];
@@ -561,9 +572,16 @@ mod tests {
             "train.txt: line 2: expected `relative/path.jpg label`, found `b.jpg`"
         );
         let err = parse_lines(path, "a.jpg -1\n").unwrap_err();
-        assert!(err.to_string().contains("line 1: label `-1` is not"), "{err}");
+        assert!(
+            err.to_string().contains("line 1: label `-1` is not"),
+            "{err}"
+        );
         let err = parse_lines(path, "a.jpg 1\n../etc/passwd 2\n").unwrap_err();
-        assert!(err.to_string().contains("line 2: `../etc/passwd` is not a path relative"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("line 2: `../etc/passwd` is not a path relative"),
+            "{err}"
+        );
         let err = parse_lines(path, "/abs.jpg 2\n").unwrap_err();
         assert!(err.to_string().contains("line 1:"), "{err}");
     }
@@ -603,9 +621,16 @@ mod tests {
             None,
         )
         .unwrap_err();
-        assert!(err.to_string().contains("images[0] (id 10, a.jpg): no annotation"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("images[0] (id 10, a.jpg): no annotation"),
+            "{err}"
+        );
         let err = parse_coco(path, b"{\"images\": [}", None).unwrap_err();
-        assert!(err.to_string().starts_with("train2018.json: line 1 column"), "{err}");
+        assert!(
+            err.to_string().starts_with("train2018.json: line 1 column"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -614,12 +639,22 @@ mod tests {
         let g = groups_of(&counts, HeadSplit::MinCount(100));
         assert_eq!(
             g,
-            vec![ClassGroup::Tail, ClassGroup::Head, ClassGroup::Tail, ClassGroup::Head]
+            vec![
+                ClassGroup::Tail,
+                ClassGroup::Head,
+                ClassGroup::Tail,
+                ClassGroup::Head
+            ]
         );
         let g = groups_of(&counts, HeadSplit::Fraction(0.25));
         assert_eq!(
             g,
-            vec![ClassGroup::Tail, ClassGroup::Head, ClassGroup::Tail, ClassGroup::Tail]
+            vec![
+                ClassGroup::Tail,
+                ClassGroup::Head,
+                ClassGroup::Tail,
+                ClassGroup::Tail
+            ]
         );
     }
 }

@@ -23,7 +23,7 @@ pub use longtail::{ClassInfo, LongTailData};
 /// A data set ready to train on: held in memory, or files to stream.
 #[derive(Debug)]
 pub enum Prepared {
-    Memory(LongTailData),
+    Memory(Box<LongTailData>),
     Files(Arc<FileData>),
 }
 
@@ -41,7 +41,7 @@ pub fn prepare(config: &DatasetConfig, data_root: &Path) -> Result<Prepared, Dat
     if config.kind.is_list() {
         list::prepare(config, data_root).map(|data| Prepared::Files(Arc::new(data)))
     } else {
-        longtail::prepare(config, data_root).map(Prepared::Memory)
+        longtail::prepare(config, data_root).map(|data| Prepared::Memory(Box::new(data)))
     }
 }
 

@@ -174,7 +174,10 @@ impl PackWriter {
     }
 
     pub fn add(&mut self, name: &str, bytes: &[u8]) -> Result<(), DataError> {
-        let file = self.file.as_mut().expect("a pack is written until finished");
+        let file = self
+            .file
+            .as_mut()
+            .expect("a pack is written until finished");
         file.write_all(bytes).map_err(|source| DataError::Io {
             path: self.temporary.clone(),
             source,
@@ -260,7 +263,10 @@ mod tests {
         let mut missing = split.clone();
         missing.entries[1].path = "c/3.jpg".into();
         let err = pack.records_of(&missing).unwrap_err().to_string();
-        assert!(err.contains("train.txt line 2") && err.contains("`c/3.jpg`"), "{err}");
+        assert!(
+            err.contains("train.txt line 2") && err.contains("`c/3.jpg`"),
+            "{err}"
+        );
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
         let err = Pack::open(&path).unwrap_err().to_string();

@@ -74,10 +74,7 @@ pub fn decode(bytes: &[u8], need_width: u32, need_height: u32) -> Result<Pixels,
         let mut decoder = decoder(bytes)?;
         decoder.read_info().map_err(error_of)?;
         if let Some((w, h)) = [8u32, 4, 2].into_iter().find_map(|denominator| {
-            let (w, h) = (
-                width.div_ceil(denominator),
-                height.div_ceil(denominator),
-            );
+            let (w, h) = (width.div_ceil(denominator), height.div_ceil(denominator));
             (w >= need_width && h >= need_height).then_some((w, h))
         }) {
             // Both sides fit in u16: the header holds them as such.

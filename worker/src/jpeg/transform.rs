@@ -80,7 +80,10 @@ pub fn random_resized_crop(width: u32, height: u32, rng: &mut Rng) -> CropBox {
     let (w, h) = if ratio < 3.0 / 4.0 {
         (width, ((w_f / (3.0 / 4.0)).round_ties_even() as u32).max(1))
     } else if ratio > 4.0 / 3.0 {
-        (((h_f * (4.0 / 3.0)).round_ties_even() as u32).max(1), height)
+        (
+            ((h_f * (4.0 / 3.0)).round_ties_even() as u32).max(1),
+            height,
+        )
     } else {
         (width, height)
     };
@@ -176,12 +179,17 @@ impl Pipeline {
         // Decoded smaller only while the crop still has at least C pixels each way.
         let need_w = (u64::from(width) * u64::from(c)).div_ceil(u64::from(d.crop.width));
         let need_h = (u64::from(height) * u64::from(c)).div_ceil(u64::from(d.crop.height));
-        let pixels = decode(bytes, need_w.min(u64::from(width)) as u32, need_h.min(u64::from(height)) as u32)?;
+        let pixels = decode(
+            bytes,
+            need_w.min(u64::from(width)) as u32,
+            need_h.min(u64::from(height)) as u32,
+        )?;
         let channels = pixels.channels;
         if pixels.width == width && pixels.height == height {
             let image = image_ref(&pixels)?;
-            let cropped = CroppedImage::new(&image, d.crop.left, d.crop.top, d.crop.width, d.crop.height)
-                .map_err(|e| ImageError::Invalid(format!("crop: {e}")))?;
+            let cropped =
+                CroppedImage::new(&image, d.crop.left, d.crop.top, d.crop.width, d.crop.height)
+                    .map_err(|e| ImageError::Invalid(format!("crop: {e}")))?;
             self.resize_into(scratch, &cropped, channels, None)?;
         } else {
             let (sx, sy) = scale_of(&pixels, width, height);
@@ -206,7 +214,12 @@ impl Pipeline {
     }
 
     /// An evaluation image: shorter side resized to `resize`, the centre `crop` x `crop`.
-    pub fn eval(&self, bytes: &[u8], scratch: &mut Scratch, out: &mut [f32]) -> Result<(), ImageError> {
+    pub fn eval(
+        &self,
+        bytes: &[u8],
+        scratch: &mut Scratch,
+        out: &mut [f32],
+    ) -> Result<(), ImageError> {
         let (width, height) = dimensions(bytes)?;
         let (new_w, new_h) = resized_size(width, height, self.resize);
         let c = self.crop;
@@ -241,7 +254,8 @@ impl Pipeline {
         channels: u8,
         window: Option<(f64, f64, f64, f64)>,
     ) -> Result<(), ImageError> {
-        let mut options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+        let mut options =
+            ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
         if let Some((left, top, width, height)) = window {
             options = options.crop(left, top, width, height);
         }
@@ -312,7 +326,8 @@ pub fn shrink(bytes: &[u8], shorter: u32, quality: u8) -> Result<Option<Vec<u8>>
 
 /// torchvision's `Resize(size)` of the shorter side: `(w, h)` after it.
 pub fn resized_size(width: u32, height: u32, size: u32) -> (u32, u32) {
-    let long = |long: u32, short: u32| (u64::from(size) * u64::from(long) / u64::from(short)) as u32;
+    let long =
+        |long: u32, short: u32| (u64::from(size) * u64::from(long) / u64::from(short)) as u32;
     if width <= height {
         (size, long(height, width))
     } else {

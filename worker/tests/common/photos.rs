@@ -75,7 +75,11 @@ pub fn write_images(
     let mut splits: [Listing; 3] = Default::default();
     for (split, name) in ["train", "val", "test"].iter().enumerate() {
         for (class, &train_count) in counts.iter().enumerate() {
-            let count = if split == 0 { train_count } else { test_per_class };
+            let count = if split == 0 {
+                train_count
+            } else {
+                test_per_class
+            };
             let folder = root.join("images").join(name).join(format!("c{class}"));
             std::fs::create_dir_all(&folder).unwrap();
             let mut photo = photos[class % photos.len()].clone();
@@ -120,6 +124,7 @@ pub fn write_coco(path: &Path, listing: &Listing, classes: usize) {
     let categories: Vec<serde_json::Value> = (0..classes)
         .map(|c| serde_json::json!({"id": 100 + c, "name": format!("species {c}")}))
         .collect();
-    let json = serde_json::json!({"images": images, "annotations": annotations, "categories": categories});
+    let json =
+        serde_json::json!({"images": images, "annotations": annotations, "categories": categories});
     std::fs::write(path, serde_json::to_vec(&json).unwrap()).unwrap();
 }
