@@ -248,6 +248,10 @@ pub struct WorkerArgs {
     /// libtorch threads per job (default: the cores shared among the slots).
     #[arg(long, env = "LTSWEEP_THREADS")]
     pub threads: Option<i32>,
+    /// Threads that decode and augment list data's images, per job (default: the cores each
+    /// job's slot owns).
+    #[arg(long, env = "LTSWEEP_LOADER_THREADS")]
+    pub loader_threads: Option<usize>,
     /// Jobs of one shape each slot leases and trains as one fused array: a number, `off`, or
     /// `auto` (off on the CPU, 32 per array on a GPU).
     #[arg(long, env = "LTSWEEP_FUSE", default_value = "off")]
@@ -341,6 +345,10 @@ pub struct RunArgs {
     /// libtorch threads per job (default: the cores shared among the workers).
     #[arg(long)]
     pub threads: Option<i32>,
+    /// Threads that decode and augment list data's images, per job (default: the cores each
+    /// job's slot owns).
+    #[arg(long, env = "LTSWEEP_LOADER_THREADS")]
+    pub loader_threads: Option<usize>,
     /// Jobs of one shape each worker trains as one fused array: a number, `off`, or `auto`
     /// (off on the CPU, 32 per array on a GPU).
     #[arg(long, env = "LTSWEEP_FUSE", default_value = "off")]
@@ -405,10 +413,39 @@ pub enum BenchCommand {
     /// worker processes, from submit to the last result.
     #[cfg(feature = "train")]
     Sweep(BenchSweepArgs),
-    /// `bench train` and `bench sweep` in a build without the trainer.
+    /// The list data loader alone: images/s of decoded, augmented, normalised float batches.
+    #[cfg(feature = "train")]
+    Loader(BenchLoaderArgs),
+    /// `bench train`, `bench sweep` and `bench loader` in a build without the trainer.
     #[cfg(not(feature = "train"))]
     #[command(external_subcommand)]
     Untrained(Vec<String>),
+}
+
+#[cfg(feature = "train")]
+#[derive(clap::Args, Debug)]
+pub struct BenchLoaderArgs {
+    /// The folder the list's paths are relative to.
+    #[arg(long)]
+    pub path: PathBuf,
+    /// The list (`relative/path.jpg label` a line), relative to --path.
+    #[arg(long)]
+    pub list: String,
+    /// A packed copy to read instead, relative to --path.
+    #[arg(long)]
+    pub packed: Option<String>,
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 224)]
+    pub crop: u32,
+    #[arg(long, default_value_t = 0.0)]
+    pub color_jitter: f64,
+    /// Loader threads (default: every core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Timed passes over the list, after one untimed.
+    #[arg(long, default_value_t = 2)]
+    pub passes: u32,
 }
 
 #[derive(clap::Args, Debug)]
@@ -521,6 +558,9 @@ pub struct TrainArgs {
     /// libtorch threads (default: libtorch's choice, one per core).
     #[arg(long)]
     pub threads: Option<i32>,
+    /// Threads that decode and augment list data's images (default: every core).
+    #[arg(long, env = "LTSWEEP_LOADER_THREADS")]
+    pub loader_threads: Option<usize>,
 }
 
 #[cfg(feature = "train")]
@@ -530,17 +570,88 @@ pub enum DataCommand {
     Summary(DataSummaryArgs),
     /// Write a synthetic data set in the official CIFAR binary format.
     Synth(DataSynthArgs),
+    /// Decode every image of list data once, in parallel, and list each unreadable one.
+    Check(DataCheckArgs),
+    /// Write a packed copy of list data: every image re-encoded once at a shorter side, in one
+    /// memory-mapped file (`dataset.packed` in a spec reads it).
+    Pack(DataPackArgs),
+}
+
+/// Which list data set: its kind, folder and lists.
+#[cfg(feature = "train")]
+#[derive(clap::Args, Debug, Clone)]
+pub struct ListArgs {
+    /// The training list, relative to --path (`relative/path.jpg label` a line, or .json);
+    /// presets know theirs.
+    #[arg(long)]
+    pub train_list: Option<String>,
+    #[arg(long)]
+    pub val_list: Option<String>,
+    #[arg(long)]
+    pub test_list: Option<String>,
+    /// A packed copy to read instead of the image files, relative to --path.
+    #[arg(long)]
+    pub packed: Option<String>,
+}
+
+#[cfg(feature = "train")]
+#[derive(clap::Args, Debug)]
+pub struct DataCheckArgs {
+    /// list, imagenet-lt, places-lt or inat2018.
+    #[arg(long)]
+    pub kind: String,
+    /// The data set's folder: the root of the lists' paths.
+    #[arg(long)]
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub lists: ListArgs,
+    /// For kind list: the number of classes (default: from the training list's labels).
+    #[arg(long)]
+    pub classes: Option<u32>,
+    /// Decoding threads (default: every core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[cfg(feature = "train")]
+#[derive(clap::Args, Debug)]
+pub struct DataPackArgs {
+    /// list, imagenet-lt, places-lt or inat2018.
+    #[arg(long)]
+    pub kind: String,
+    /// The data set's folder: the root of the lists' paths.
+    #[arg(long)]
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub lists: ListArgs,
+    #[arg(long)]
+    pub classes: Option<u32>,
+    /// The pack to write (`dataset.packed` names it relative to the data set's folder).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Images with a longer shorter side are resized to it; smaller ones are copied as they are.
+    #[arg(long, default_value_t = 256)]
+    pub shorter_side: u32,
+    /// JPEG quality of the re-encoded images.
+    #[arg(long, default_value_t = 90)]
+    pub quality: u8,
+    /// Threads (default: every core).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 #[cfg(feature = "train")]
 #[derive(clap::Args, Debug)]
 pub struct DataSummaryArgs {
-    /// cifar10, cifar100, fashion-mnist, mnist or synthetic.
+    /// cifar10, cifar100, fashion-mnist, mnist, synthetic, or list data: list, imagenet-lt,
+    /// places-lt, inat2018.
     #[arg(long)]
     pub kind: String,
     /// The data set's folder (not for synthetic).
     #[arg(long)]
     pub path: Option<PathBuf>,
+    #[command(flatten)]
+    pub lists: ListArgs,
     #[arg(long, default_value_t = 100.0)]
     pub imbalance: f64,
     /// Head classes have at least this many training images.

@@ -4,7 +4,8 @@
 use crate::baseline::{BaseLoss, Sampler};
 use crate::job::{
     AxisValue, ClassScope, CompMode, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec,
-    JobState, LossConfig, LossPlan, LrSchedule, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
+    JobState, ListConfig, LossConfig, LossPlan, LrSchedule, ModelConfig, SweepId, SyntheticConfig,
+    TrainConfig,
 };
 use crate::model::{Arch, Precision};
 use crate::pb;
@@ -83,6 +84,10 @@ impl From<DatasetKind> for pb::DatasetKind {
             DatasetKind::FashionMnist => pb::DatasetKind::FashionMnist,
             DatasetKind::Mnist => pb::DatasetKind::Mnist,
             DatasetKind::Synthetic => pb::DatasetKind::Synthetic,
+            DatasetKind::List => pb::DatasetKind::List,
+            DatasetKind::ImagenetLt => pb::DatasetKind::ImagenetLt,
+            DatasetKind::PlacesLt => pb::DatasetKind::PlacesLt,
+            DatasetKind::Inat2018 => pb::DatasetKind::Inat2018,
         }
     }
 }
@@ -284,6 +289,15 @@ impl From<JobSpec> for pb::JobSpec {
                 }),
                 val_per_class: d.val_per_class,
                 subset_seed: d.subset_seed,
+                list: d.list.map(|l| pb::ListConfig {
+                    train: l.train,
+                    val: l.val.unwrap_or_default(),
+                    test: l.test,
+                    crop_size: l.crop_size,
+                    resize_size: l.resize_size,
+                    color_jitter: l.color_jitter,
+                    packed: l.packed.unwrap_or_default(),
+                }),
             }),
             model: Some(pb::ModelConfig {
                 depth: job.model.depth,
@@ -350,6 +364,10 @@ impl TryFrom<pb::JobSpec> for JobSpec {
             Ok(pb::DatasetKind::FashionMnist) => DatasetKind::FashionMnist,
             Ok(pb::DatasetKind::Mnist) => DatasetKind::Mnist,
             Ok(pb::DatasetKind::Synthetic) => DatasetKind::Synthetic,
+            Ok(pb::DatasetKind::List) => DatasetKind::List,
+            Ok(pb::DatasetKind::ImagenetLt) => DatasetKind::ImagenetLt,
+            Ok(pb::DatasetKind::PlacesLt) => DatasetKind::PlacesLt,
+            Ok(pb::DatasetKind::Inat2018) => DatasetKind::Inat2018,
             _ => return Err(unknown("job.dataset.kind")),
         };
         let head = match d.head_split.ok_or(missing("job.dataset.head_split"))? {
@@ -386,6 +404,15 @@ impl TryFrom<pb::JobSpec> for JobSpec {
                 },
                 val_per_class: d.val_per_class,
                 subset_seed: d.subset_seed,
+                list: d.list.map(|l| ListConfig {
+                    train: l.train,
+                    val: Some(l.val).filter(|v| !v.is_empty()),
+                    test: l.test,
+                    crop_size: l.crop_size,
+                    resize_size: l.resize_size,
+                    color_jitter: l.color_jitter,
+                    packed: Some(l.packed).filter(|p| !p.is_empty()),
+                }),
             },
             model: {
                 let m = job.model.ok_or(missing("job.model"))?;

@@ -13,11 +13,11 @@ use sha2::{Digest, Sha256};
 
 use crate::baseline::{BaseLoss, Sampler};
 use crate::job::{
-    AxisValue, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec, LossConfig, LossPlan,
-    LrSchedule, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
+    AxisValue, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec, ListConfig, LossConfig,
+    LossPlan, LrSchedule, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
 };
 use crate::model::Precision;
-use crate::spec::{Axis, SubsetSeed, SweepSpec};
+use crate::spec::{Axis, DEFAULT_CROP, DatasetSection, SubsetSeed, SweepSpec};
 
 /// The settings of one point of the grid, before plan and seed.
 #[derive(Clone, Serialize)]
@@ -71,7 +71,12 @@ impl Resolver<'_> {
         let dataset = DatasetConfig {
             kind: d.kind,
             path: d.path.clone(),
-            imbalance_ratio: self.real("imbalance_ratio", &d.imbalance_ratio),
+            // List data is trained as its lists give it.
+            imbalance_ratio: match &d.imbalance_ratio {
+                Some(axis) => self.real("imbalance_ratio", axis),
+                None if d.kind.is_list() => 1.0,
+                None => 100.0,
+            },
             head,
             sampling_seed: u64::from(self.count("sampling_seed", &d.sampling_seed)),
             classes: match &d.classes {
@@ -90,6 +95,7 @@ impl Resolver<'_> {
             val_per_class: d.val_per_class,
             // Set per job by the grid: it is the job's seed.
             subset_seed: None,
+            list: d.kind.is_list().then(|| list_config(d)),
         };
         let t = &spec.train;
         let arch = spec.model.arch();
@@ -161,6 +167,25 @@ impl Resolver<'_> {
             train,
             losses,
         }
+    }
+}
+
+/// The files of list data: the spec's, else the preset's.
+fn list_config(d: &DatasetSection) -> ListConfig {
+    let preset = d.kind.preset();
+    let named = |given: &Option<String>, known: Option<&str>| {
+        given.clone().or_else(|| known.map(str::to_owned))
+    };
+    let crop_size = d.crop_size.unwrap_or(DEFAULT_CROP);
+    ListConfig {
+        train: named(&d.train_list, preset.map(|p| p.train)).unwrap_or_default(),
+        val: named(&d.val_list, preset.and_then(|p| p.val)),
+        test: named(&d.test_list, preset.map(|p| p.test)).unwrap_or_default(),
+        crop_size,
+        // 256 for 224, as every ImageNet evaluation since AlexNet.
+        resize_size: d.resize_size.unwrap_or(crop_size * 8 / 7),
+        color_jitter: d.color_jitter.unwrap_or(0.0),
+        packed: d.packed.clone(),
     }
 }
 
@@ -449,5 +474,46 @@ subset_seed = \"fixed\""
         assert_ne!(a[0].sweep, c[0].sweep);
         assert_ne!(a[0].id, c[0].id);
         assert!(a[0].sweep.as_str().starts_with("t-"));
+    }
+
+    #[test]
+    fn list_data_resolves_its_preset_files_and_old_specs_keep_their_ids() {
+        let parse = |dataset: &str| {
+            SweepSpec::parse(&format!("name = \"t\"\nseeds = [0]\n[dataset]\n{dataset}"))
+                .unwrap()
+                .jobs()
+                .remove(0)
+        };
+        let job = parse("kind = \"imagenet-lt\"\npath = \"ImageNet\"");
+        assert_eq!(job.dataset.kind, DatasetKind::ImagenetLt);
+        assert_eq!(job.dataset.imbalance_ratio, 1.0);
+        assert_eq!(
+            job.dataset.list,
+            Some(ListConfig {
+                train: "ImageNet_LT_train.txt".into(),
+                val: Some("ImageNet_LT_val.txt".into()),
+                test: "ImageNet_LT_test.txt".into(),
+                crop_size: 224,
+                resize_size: 256,
+                color_jitter: 0.0,
+                packed: None,
+            })
+        );
+        let inat = parse(
+            "kind = \"inat2018\"\npath = \"iNat\"\ntrain_list = \"iNaturalist18_train.txt\"\ncrop_size = 112\ncolor_jitter = 0.4",
+        );
+        let list = inat.dataset.list.unwrap();
+        assert_eq!(
+            (list.train.as_str(), list.val, list.test.as_str()),
+            ("iNaturalist18_train.txt", None, "val2018.json")
+        );
+        assert_eq!(
+            (list.crop_size, list.resize_size, list.color_jitter),
+            (112, 128, 0.4)
+        );
+        // Jobs of the other kinds carry no list settings: their ids are those of before.
+        let plain = spec("").jobs();
+        assert!(!serde_json::to_string(&plain[0]).unwrap().contains("list"));
+        assert_eq!(plain[0].dataset.imbalance_ratio, 100.0);
     }
 }

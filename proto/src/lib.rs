@@ -39,7 +39,8 @@ pub use baseline::{BaseKind, BaseLoss, Sampler};
 pub use convert::ConvertError;
 pub use job::{
     AxisValue, ClassScope, CompMode, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec,
-    JobState, LossConfig, LossPlan, LrSchedule, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
+    JobState, ListConfig, ListPreset, LossConfig, LossPlan, LrSchedule, ModelConfig, PRESETS,
+    SweepId, SyntheticConfig, TrainConfig,
 };
 pub use model::{Arch, Precision};
 pub use remote::{ErrorKind, RemoteError};

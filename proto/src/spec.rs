@@ -46,6 +46,10 @@ pub const MAX_IMAGES_PER_CLASS: u32 = 100_000;
 /// The largest synthetic data set, train and test together, in bytes of pixels (one byte a
 /// pixel and channel, as the worker holds it).
 pub const MAX_SYNTHETIC_BYTES: u64 = 2 << 30;
+/// List data's crop side when the spec gives none: ImageNet's 224.
+pub const DEFAULT_CROP: u32 = 224;
+/// The smallest crop side of list data (the CIFAR ResNet's three stride-2 stages need 8).
+pub const MIN_CROP: u32 = 8;
 
 /// A spec that is not valid: what is wrong, with the key and its line when known.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -223,8 +227,9 @@ pub struct DatasetSection {
     pub kind: DatasetKind,
     #[serde(default)]
     pub path: Option<String>,
-    #[serde(default = "defaults::imbalance_ratio")]
-    pub imbalance_ratio: Axis<f64>,
+    /// When absent: 100 (list data takes its lists as they are).
+    #[serde(default)]
+    pub imbalance_ratio: Option<Axis<f64>>,
     #[serde(default)]
     pub head_min_count: Option<Axis<u32>>,
     #[serde(default)]
@@ -252,6 +257,21 @@ pub struct DatasetSection {
     /// `sampling_seed`) or drawn anew for each job's seed (`job`).
     #[serde(default)]
     pub subset_seed: SubsetSeed,
+    // List data's own settings (see `ListConfig`).
+    #[serde(default)]
+    pub train_list: Option<String>,
+    #[serde(default)]
+    pub val_list: Option<String>,
+    #[serde(default)]
+    pub test_list: Option<String>,
+    #[serde(default)]
+    pub crop_size: Option<u32>,
+    #[serde(default)]
+    pub resize_size: Option<u32>,
+    #[serde(default)]
+    pub color_jitter: Option<f64>,
+    #[serde(default)]
+    pub packed: Option<String>,
 }
 
 /// Which seed draws the long-tailed subset of the training images.
@@ -454,9 +474,6 @@ mod defaults {
         Axis::One(30.0)
     }
 
-    pub fn imbalance_ratio() -> Axis<f64> {
-        Axis::One(100.0)
-    }
     pub fn zero() -> Axis<u32> {
         Axis::One(0)
     }
@@ -754,7 +771,30 @@ impl SweepSpec {
                 )?;
             }
         }
-        for &ratio in d.imbalance_ratio.values() {
+        if d.kind.is_list() {
+            self.validate_list()?;
+        } else {
+            for (key, given) in [
+                ("dataset.train_list", d.train_list.is_some()),
+                ("dataset.val_list", d.val_list.is_some()),
+                ("dataset.test_list", d.test_list.is_some()),
+                ("dataset.crop_size", d.crop_size.is_some()),
+                ("dataset.resize_size", d.resize_size.is_some()),
+                ("dataset.color_jitter", d.color_jitter.is_some()),
+                ("dataset.packed", d.packed.is_some()),
+            ] {
+                check(
+                    !given,
+                    key,
+                    &format!(
+                        "applies to list data (kind = \"list\" or a preset) only, not to {}",
+                        d.kind
+                    ),
+                )?;
+            }
+        }
+        let ratios = d.imbalance_ratio.as_ref().map(Axis::values);
+        for &ratio in ratios.unwrap_or_default() {
             check(
                 ratio >= 1.0,
                 "dataset.imbalance_ratio",
@@ -796,6 +836,14 @@ impl SweepSpec {
             &format!(
                 "{} images a class is over the limit of {MAX_IMAGES_PER_CLASS}",
                 d.val_per_class
+            ),
+        )?;
+        check(
+            !(d.kind.is_list() && d.val_per_class > 0),
+            "dataset.val_per_class",
+            &format!(
+                "list data has its own validation list (val_list); {} takes none from training",
+                d.kind
             ),
         )?;
         if synthetic && d.val_per_class > 0 {
@@ -860,6 +908,86 @@ impl SweepSpec {
             self.validate_synthetic_size()?;
         }
         Ok(())
+    }
+
+    /// List data: the lists named (or known to the preset), crop sizes, jitter; no setting that
+    /// makes a set long-tailed, since the lists already are.
+    fn validate_list(&self) -> Result<(), Invalid> {
+        let d = &self.dataset;
+        check(
+            d.imbalance_ratio.is_none(),
+            "dataset.imbalance_ratio",
+            &format!(
+                "list data is trained as its lists give it ({} is long-tailed already); remove the key",
+                d.kind
+            ),
+        )?;
+        let preset = d.kind.preset();
+        if preset.is_some() {
+            check(
+                d.classes.is_none(),
+                "dataset.classes",
+                &format!(
+                    "{} has a fixed class count; use kind = \"list\" for other lists",
+                    d.kind
+                ),
+            )?;
+        } else {
+            check(
+                d.train_list.is_some(),
+                "dataset.train_list",
+                "give the training list (`relative/path.jpg label` a line, or COCO-style .json), relative to dataset.path",
+            )?;
+            check(
+                d.test_list.is_some(),
+                "dataset.test_list",
+                "give the test list, relative to dataset.path",
+            )?;
+            if let Some(classes) = &d.classes {
+                check(
+                    matches!(classes, Axis::One(_)),
+                    "dataset.classes",
+                    "takes one value for list data: the lists' class count",
+                )?;
+            }
+        }
+        for (key, file) in [
+            ("dataset.train_list", &d.train_list),
+            ("dataset.val_list", &d.val_list),
+            ("dataset.test_list", &d.test_list),
+            ("dataset.packed", &d.packed),
+        ] {
+            if let Some(file) = file {
+                check(
+                    !file.is_empty() && file.len() <= MAX_PATH_BYTES && !file.contains('\0'),
+                    key,
+                    &format!(
+                        "give a file name relative to dataset.path, of 1 to {MAX_PATH_BYTES} bytes"
+                    ),
+                )?;
+            }
+        }
+        let crop = d.crop_size.unwrap_or(DEFAULT_CROP);
+        check(
+            (MIN_CROP..=MAX_IMAGE_SIZE).contains(&crop),
+            "dataset.crop_size",
+            &format!("{crop} pixels is not between {MIN_CROP} and {MAX_IMAGE_SIZE}"),
+        )?;
+        let resize = d.resize_size.unwrap_or(crop * 8 / 7);
+        check(
+            resize >= crop && resize <= 2 * MAX_IMAGE_SIZE,
+            "dataset.resize_size",
+            &format!(
+                "{resize} pixels: evaluation resizes the shorter side to at least the crop ({crop}) and at most {}",
+                2 * MAX_IMAGE_SIZE
+            ),
+        )?;
+        let jitter = d.color_jitter.unwrap_or(0.0);
+        check(
+            jitter.is_finite() && (0.0..1.0).contains(&jitter),
+            "dataset.color_jitter",
+            &format!("{jitter} is not in [0, 1) (0.4 is the decoupling recipe's)"),
+        )
     }
 
     /// The largest synthetic set of the grid (each axis at its largest) must fit the limit.
@@ -1496,5 +1624,52 @@ mod tests {
         let spec = SweepSpec::parse("name = \"x\"\nseeds = [0, 1, 2]\n[dataset]\nkind = \"synthetic\"\n[losses]\npc_weight = [0.1, 1.0]\n").unwrap();
         assert_eq!(spec.job_count(), 9 * 3 * 2);
         assert_eq!(spec.job_count(), spec.jobs().len() as u128);
+    }
+
+    #[test]
+    fn list_settings_are_checked_and_named() {
+        let list = |extra: &str| {
+            SweepSpec::parse(&format!("name = \"x\"\nseeds = [0]\n[dataset]\n{extra}\n"))
+        };
+        let err = list("kind = \"list\"\npath = \"d\"\ntest_list = \"t.txt\"").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("line 3: dataset.train_list: give the training list"),
+            "{err}"
+        );
+        let err = list("kind = \"list\"\npath = \"d\"\ntrain_list = \"a\"\ntest_list = \"b\"\nval_per_class = 5")
+            .unwrap_err();
+        assert!(err.to_string().contains("dataset.val_per_class"), "{err}");
+        assert!(err.to_string().contains("val_list"), "{err}");
+        let err = list("kind = \"imagenet-lt\"\npath = \"d\"\nimbalance_ratio = 10").unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "line 6: dataset.imbalance_ratio: list data is trained as its lists give it"
+            ),
+            "{err}"
+        );
+        let err = list("kind = \"places-lt\"\npath = \"d\"\nclasses = 10").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("places-lt has a fixed class count"),
+            "{err}"
+        );
+        let err = list("kind = \"cifar10\"\npath = \"d\"\ncrop_size = 32").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 6: dataset.crop_size: applies to list data (kind = \"list\" or a preset) only, not to cifar10"
+        );
+        let err = list("kind = \"inat2018\"\npath = \"d\"\ncrop_size = 4").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("4 pixels is not between 8 and 512"),
+            "{err}"
+        );
+        let err = list("kind = \"inat2018\"\npath = \"d\"\nresize_size = 200").unwrap_err();
+        assert!(err.to_string().contains("at least the crop (224)"), "{err}");
+        let err = list("kind = \"inat2018\"\npath = \"d\"\ncolor_jitter = 1.5").unwrap_err();
+        assert!(err.to_string().contains("1.5 is not in [0, 1)"), "{err}");
+        list("kind = \"list\"\npath = \"d\"\ntrain_list = \"a.txt\"\ntest_list = \"b.json\"\nclasses = 3")
+            .unwrap();
     }
 }

@@ -5,6 +5,8 @@ mod client;
 mod coordinator;
 #[cfg(feature = "train")]
 mod data;
+#[cfg(feature = "train")]
+mod data_files;
 mod delete;
 #[cfg(feature = "train")]
 mod doctor;

@@ -28,7 +28,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     for job in spec.jobs() {
         let key = serde_json::to_string(&job.dataset)?;
         if checked.insert(key) {
-            ltsweep_worker::data::longtail::prepare(&job.dataset, &args.data_root)
+            ltsweep_worker::data::prepare(&job.dataset, &args.data_root)
                 .map_err(super::data::bad_data)?;
         }
     }
@@ -96,6 +96,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
                 slots_per_device: 1,
                 data_root: args.data_root.clone(),
                 threads_per_job: Some(threads),
+                // The cores this worker owns, as for libtorch's threads.
+                loader_threads: args.loader_threads.or(Some(threads as usize)),
                 fuse: args.fuse,
             };
             let connection = connection.clone();

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use ltsweep_proto::{EpochMetrics, JobSpec, LossPlan, SweepSpec};
+use ltsweep_worker::data::Prepared;
 use ltsweep_worker::train::{self, Observer, Outcome, Trainer};
 
 use crate::cli::TrainArgs;
@@ -22,14 +23,21 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let data = ltsweep_worker::data::longtail::prepare(&job.dataset, &args.data_root)
+    let data = ltsweep_worker::data::prepare(&job.dataset, &args.data_root)
         .map_err(super::data::bad_data)?;
-    let mut trainer = if args.resume {
-        // The checkpoint replaces every variable: the init weights need no reading.
-        Trainer::new(&job, &data, device)
-    } else {
-        Trainer::start(&job, &data, device, &args.data_root).map_err(|e| BadInput(e.to_string()))?
+    let mut trainer = match data {
+        Prepared::Memory(data) => Trainer::new(&job, &data, device),
+        Prepared::Files(files) => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            Trainer::streaming(&job, files, device, args.loader_threads.unwrap_or(cores))
+        }
     };
+    if !args.resume {
+        // A resumed job's checkpoint replaces every variable: the init weights need no reading.
+        trainer
+            .load_init(&args.data_root)
+            .map_err(|e| BadInput(e.to_string()))?;
+    }
     let checkpoint = args.out.join(CHECKPOINT);
     if args.resume {
         let bytes = std::fs::read(&checkpoint).map_err(|e| {

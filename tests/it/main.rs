@@ -16,6 +16,7 @@ mod docs;
 mod fused_worker;
 mod hostile;
 mod launch;
+mod list_cli;
 mod mlflow;
 mod preemption;
 mod roles;

@@ -63,6 +63,8 @@ pub mod purpose {
     pub const SYNTHETIC: u64 = 4;
     pub const SAMPLER: u64 = 5;
     pub const VALIDATION: u64 = 6;
+    /// A list data image's crop, flip and jitter: `[LIST_AUGMENT, epoch, position]`.
+    pub const LIST_AUGMENT: u64 = 7;
 }
 
 #[cfg(test)]

@@ -7,6 +7,12 @@
 //! cross entropy alone. The test set (and the validation set, for a job that holds one out) is
 //! evaluated at the chosen epochs and at the end.
 //!
+//! The batches come from one of two sources behind the same steps: a data set held on the
+//! device as one uint8 tensor (CIFAR, MNIST-style, synthetic), cropped and flipped there in
+//! batched ops ([`crate::augment`]); or list data streamed from JPEG files by loader threads
+//! ([`crate::loader`]), decoded, augmented and normalised on the CPU. Both draw an epoch's order
+//! from `(seed, epoch)` and each image's augmentation from the seed too, so both resume exactly.
+//!
 //! # Against PyTorch's CIFAR ResNet recipe
 //!
 //! The recipe of LDAM-DRW's code (Cao et al. 2019), which the long-tail literature reuses, item
@@ -27,7 +33,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ltsweep_proto::{
@@ -38,7 +44,9 @@ use tch::{Device, Kind, Tensor, nn};
 use crate::augment::{Augment, EpochDraws, Normalize};
 use crate::baselines::{self, BaseObjective};
 use crate::checkpoint::{self, CheckpointError, CheckpointMeta, PartialEpoch};
-use crate::data::{ClassInfo, ImageSet, LongTailData};
+use crate::data::list::Split;
+use crate::data::{ClassInfo, DataError, FileData, ImageSet, LongTailData};
+use crate::loader::{Feed, Loader};
 use crate::losses;
 use crate::metrics::Confusion;
 use crate::network::Network;
@@ -65,9 +73,25 @@ pub enum TrainError {
     Torch(#[from] tch::TchError),
     #[error("cannot fuse these jobs: {0}")]
     NotFusable(String),
+    /// An image of list data that cannot be used (or read); the message names the file and
+    /// its list line.
+    #[error(transparent)]
+    Data(#[from] DataError),
     /// The job's `model.init` weights cannot be loaded; another attempt would fail the same.
     #[error(transparent)]
     Init(#[from] InitError),
+}
+
+impl TrainError {
+    /// Whether another attempt could succeed: not for data that is broken (a bad image, a bad
+    /// list), since every attempt reads the same.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            TrainError::Data(error) => matches!(error, DataError::Io { .. }),
+            TrainError::Init(_) => false,
+            _ => true,
+        }
+    }
 }
 
 /// How a call to [`Trainer::run`] ended.
@@ -128,8 +152,38 @@ impl Observer for Quiet {}
 
 /// The tensors of a split on the device.
 pub(crate) struct DeviceSet {
-    pub(crate) images: Tensor,
+    images: Tensor,
     labels: Tensor,
+}
+
+/// Where a trainer's batches come from.
+pub(crate) enum Source {
+    /// The whole data set on the device, augmented there.
+    Memory(Box<Memory>),
+    /// List data, streamed by loader threads.
+    Stream(Loader),
+}
+
+/// A data set held on the device.
+pub(crate) struct Memory {
+    train: DeviceSet,
+    /// Evaluated with the test set, at the same epochs only: the training step never waits
+    /// for it.
+    val: Option<DeviceSet>,
+    test: DeviceSet,
+    normalize: Normalize,
+    augment: Option<Augment>,
+}
+
+/// An epoch's input, from the trainer's source.
+enum EpochInput {
+    /// The epoch's order and augmentation draws on the device.
+    Memory {
+        order: Tensor,
+        draws: Option<EpochDraws>,
+    },
+    /// The loader's batches from the epoch's position on.
+    Stream(Feed),
 }
 
 impl DeviceSet {
@@ -167,8 +221,7 @@ pub(crate) struct EpochRun {
     pub(crate) epoch: u32,
     pub(crate) use_pc: bool,
     pub(crate) use_comp: bool,
-    order: Tensor,
-    draws: Option<EpochDraws>,
+    input: EpochInput,
     sums: LossSums,
     /// The next batch's first position in the order.
     pub(crate) from: i64,
@@ -184,16 +237,12 @@ pub struct Trainer {
     pub(crate) model: Network,
     pub(crate) sgd: Sgd,
     pub(crate) centers: Tensor,
-    pub(crate) train: DeviceSet,
+    pub(crate) source: Source,
     /// The training labels on the host, for the sampler.
     train_labels: Vec<i64>,
-    /// Evaluated with the test set, at the same epochs only: the training step never waits
-    /// for it.
-    val: Option<DeviceSet>,
-    test: DeviceSet,
-    normalize: Normalize,
+    /// Input channels of the network.
+    pub(crate) channels: i64,
     base: BaseObjective,
-    augment: Option<Augment>,
     comp_classes: Tensor,
     pc_classes: Tensor,
     pub(crate) classes: ClassInfo,
@@ -224,18 +273,26 @@ impl Trainer {
         data_root: &Path,
     ) -> Result<Self, TrainError> {
         let trainer = Self::new(job, data, device);
-        if let Some(init) = &job.model.init {
-            let path = data_root.join(init);
-            let loaded = pretrained::load(&trainer.vs, &path, &job.model.init_skip)?;
-            tracing::info!(
-                job = %job.id,
-                file = %path.display(),
-                loaded = loaded.loaded,
-                skipped = ?loaded.skipped,
-                "initial weights loaded; the skipped variables keep the seed's draw"
-            );
-        }
+        trainer.load_init(data_root)?;
         Ok(trainer)
+    }
+
+    /// Loads the job's `model.init` weights (relative to `data_root`) over the fresh ones, if
+    /// it names a file; a resumed job needs none, its checkpoint replaces every variable.
+    pub fn load_init(&self, data_root: &Path) -> Result<(), TrainError> {
+        let Some(init) = &self.job.model.init else {
+            return Ok(());
+        };
+        let path = data_root.join(init);
+        let loaded = pretrained::load(&self.vs, &path, &self.job.model.init_skip)?;
+        tracing::info!(
+            job = %self.job.id,
+            file = %path.display(),
+            loaded = loaded.loaded,
+            skipped = ?loaded.skipped,
+            "initial weights loaded; the skipped variables keep the seed's draw"
+        );
+        Ok(())
     }
 
     /// [`Trainer::new`] with the network, the PC centres and the inputs in `kind` (float32 is
@@ -244,12 +301,60 @@ impl Trainer {
     /// float32's, converted.
     pub fn new_in_kind(job: &JobSpec, data: &LongTailData, device: Device, kind: Kind) -> Self {
         let train_set = &data.train;
-        let classes = data.classes.num_classes() as i64;
+        let source = Source::Memory(Box::new(Memory {
+            train: DeviceSet::new(train_set, device),
+            val: data.val.as_ref().map(|val| DeviceSet::new(val, device)),
+            test: DeviceSet::new(&data.test, device),
+            normalize: Normalize::fit(
+                &train_set.pixels,
+                train_set.channels,
+                train_set.height * train_set.width,
+                device,
+            ),
+            augment: job
+                .train
+                .augment
+                .then(|| Augment::new(train_set.height as i64, train_set.width as i64, device)),
+        }));
+        Self::build(
+            job,
+            source,
+            train_set.labels.clone(),
+            train_set.channels as i64,
+            &data.classes,
+            device,
+            kind,
+        )
+    }
+
+    /// A trainer of list data: batches streamed from the files by `loader_threads` threads.
+    pub fn streaming(
+        job: &JobSpec,
+        data: Arc<FileData>,
+        device: Device,
+        loader_threads: usize,
+    ) -> Self {
+        let labels = data.train.labels();
+        let classes = data.classes.clone();
+        let source = Source::Stream(Loader::new(data, loader_threads, device));
+        Self::build(job, source, labels, 3, &classes, device, Kind::Float)
+    }
+
+    fn build(
+        job: &JobSpec,
+        source: Source,
+        train_labels: Vec<i64>,
+        channels: i64,
+        class_info: &ClassInfo,
+        device: Device,
+        kind: Kind,
+    ) -> Self {
+        let classes = class_info.num_classes() as i64;
         let mut vs = nn::VarStore::new(device);
         let (model, centers) = {
             let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             tch::manual_seed(job.seed as i64);
-            let model = Network::new(&vs.root(), job, train_set.channels as i64, classes);
+            let model = Network::new(&vs.root(), job, channels, classes);
             let centers = Tensor::randn([classes, model.features()], (Kind::Float, device))
                 .set_requires_grad(true);
             (model, centers)
@@ -274,8 +379,8 @@ impl Trainer {
             job.train.decay_norm_and_bias,
         );
         let scope_mask = |scope: ClassScope| {
-            let mask: Vec<bool> = (0..data.classes.num_classes())
-                .map(|c| scope.includes(data.classes.is_head(c)))
+            let mask: Vec<bool> = (0..class_info.num_classes())
+                .map(|c| scope.includes(class_info.is_head(c)))
                 .collect();
             Tensor::from_slice(&mask).to_device(device)
         };
@@ -285,24 +390,13 @@ impl Trainer {
             model,
             sgd,
             centers,
-            train: DeviceSet::new(train_set, device),
-            train_labels: train_set.labels.clone(),
-            val: data.val.as_ref().map(|val| DeviceSet::new(val, device)),
-            test: DeviceSet::new(&data.test, device),
-            base: BaseObjective::new(job.losses.base, &data.classes.train_counts, device),
-            normalize: Normalize::fit(
-                &train_set.pixels,
-                train_set.channels,
-                train_set.height * train_set.width,
-                device,
-            ),
-            augment: job
-                .train
-                .augment
-                .then(|| Augment::new(train_set.height as i64, train_set.width as i64, device)),
+            source,
+            train_labels,
+            channels,
+            base: BaseObjective::new(job.losses.base, &class_info.train_counts, device),
             comp_classes: scope_mask(job.plan.comp),
             pc_classes: scope_mask(job.plan.pc),
-            classes: data.classes.clone(),
+            classes: class_info.clone(),
             epoch: 0,
             history: Vec::new(),
             train_seconds: 0.0,
@@ -325,6 +419,16 @@ impl Trainer {
     /// The job this trainer trains.
     pub fn job(&self) -> &JobSpec {
         &self.job
+    }
+
+    /// Training images an epoch steps through.
+    pub(crate) fn train_len(&self) -> i64 {
+        self.train_labels.len() as i64
+    }
+
+    /// Whether the batches are streamed from files (such a job trains alone, never fused).
+    pub fn is_streaming(&self) -> bool {
+        matches!(self.source, Source::Stream(_))
     }
 
     /// Continues from a checkpoint of this job.
@@ -439,7 +543,7 @@ impl Trainer {
                 return Ok(Outcome::Stopped { epoch: self.epoch });
             }
         }
-        Ok(Outcome::Finished(Box::new(self.result())))
+        Ok(Outcome::Finished(Box::new(self.result()?)))
     }
 
     /// Trains one epoch and evaluates if it is an evaluation epoch; `None` if cancelled.
@@ -461,7 +565,7 @@ impl Trainer {
         preempted: &dyn Fn() -> bool,
     ) -> Result<EpochEnd, TrainError> {
         let mut run = self.begin_epoch();
-        while run.from < self.train.len() {
+        while run.from < self.train_len() {
             if cancelled() {
                 return Ok(EpochEnd::Cancelled);
             }
@@ -469,12 +573,12 @@ impl Trainer {
                 self.pause_epoch(run);
                 return Ok(EpochEnd::Preempted);
             }
-            let Some((x, y)) = self.next_batch(&mut run) else {
+            let Some((x, y)) = self.next_batch(&mut run)? else {
                 break;
             };
             self.step(&x, &y, &mut run);
         }
-        Ok(EpochEnd::Done(Box::new(self.end_epoch(run))))
+        Ok(EpochEnd::Done(Box::new(self.end_epoch(run)?)))
     }
 
     /// Starts (or continues, after a checkpoint taken midway) the current epoch: its order,
@@ -492,21 +596,29 @@ impl Trainer {
             self.job.seed,
             epoch,
         );
-        let order = Tensor::from_slice(&order).to_device(self.device);
-        let n = self.train.len();
-        let draws = self
-            .augment
-            .as_ref()
-            .map(|a| a.draw(n as usize, self.job.seed, epoch, self.device));
         let resumed = self.partial.take();
-        let sum = |value: f64| Tensor::full([], value, (Kind::Float, self.device));
         let from = resumed.as_ref().map_or(0, |p| p.from);
+        let input = match &self.source {
+            Source::Memory(memory) => EpochInput::Memory {
+                order: Tensor::from_slice(&order).to_device(self.device),
+                draws: memory
+                    .augment
+                    .as_ref()
+                    .map(|a| a.draw(order.len(), self.job.seed, epoch, self.device)),
+            },
+            Source::Stream(loader) => EpochInput::Stream(loader.train(
+                Arc::new(order),
+                self.job.train.augment.then_some((self.job.seed, epoch)),
+                from as usize,
+                self.job.train.batch_size as usize,
+            )),
+        };
+        let sum = |value: f64| Tensor::full([], value, (Kind::Float, self.device));
         EpochRun {
             epoch,
             use_pc: plan_on && self.job.plan.pc != ClassScope::None,
             use_comp: plan_on && self.job.plan.comp != ClassScope::None,
-            order,
-            draws,
+            input,
             sums: LossSums {
                 ce: sum(resumed.as_ref().map_or(0.0, |p| p.ce)),
                 comp: sum(resumed.as_ref().map_or(0.0, |p| p.comp)),
@@ -522,19 +634,40 @@ impl Trainer {
 
     /// The epoch's next batch (normalised images and labels), and the run moved past it; `None`
     /// at the end of the epoch.
-    pub(crate) fn next_batch(&self, run: &mut EpochRun) -> Option<(Tensor, Tensor)> {
+    pub(crate) fn next_batch(
+        &self,
+        run: &mut EpochRun,
+    ) -> Result<Option<(Tensor, Tensor)>, TrainError> {
         let batch = i64::from(self.job.train.batch_size);
-        let len = batch.min(self.train.len() - run.from);
+        let len = batch.min(self.train_len() - run.from);
         // Batch norm cannot train on a single image.
         if len < 2 {
-            return None;
+            return Ok(None);
         }
-        let index = run.order.narrow(0, run.from, len);
-        let x = self.batch_images(&index, run.draws.as_ref(), run.from, len);
-        let y = self.train.labels.index_select(0, &index);
+        let (x, y) = match (&self.source, &mut run.input) {
+            (Source::Memory(memory), EpochInput::Memory { order, draws }) => {
+                let index = order.narrow(0, run.from, len);
+                let x = self.batch_images(memory, &index, draws.as_ref(), run.from, len);
+                (x, memory.train.labels.index_select(0, &index))
+            }
+            (_, EpochInput::Stream(feed)) => {
+                let Some(batch) = feed.next_batch() else {
+                    return Ok(None);
+                };
+                let (x, y) = batch?;
+                // From pinned memory on CUDA: the copies overlap the previous step.
+                (
+                    self.in_kind(x.to_device_(self.device, Kind::Float, true, false)),
+                    y.to_device_(self.device, Kind::Int64, true, false),
+                )
+            }
+            (Source::Stream(_), EpochInput::Memory { .. }) => {
+                unreachable!("a streaming trainer's epochs are streamed")
+            }
+        };
         run.seen += len;
         run.from += len;
-        Some((x, y))
+        Ok(Some((x, y)))
     }
 
     /// Stops the epoch between two steps; `partial` holds how far it got.
@@ -551,7 +684,7 @@ impl Trainer {
     }
 
     /// Closes the epoch: its metrics, and the test set's at an evaluation epoch.
-    pub(crate) fn end_epoch(&mut self, run: EpochRun) -> EpochMetrics {
+    pub(crate) fn end_epoch(&mut self, run: EpochRun) -> Result<EpochMetrics, TrainError> {
         let sums = run.sums;
         let batches = f64::from(sums.batches.max(1));
         let mut metrics = EpochMetrics {
@@ -573,24 +706,27 @@ impl Trainer {
         self.train_seconds += seconds;
         self.epoch += 1;
         if divergence(&metrics).is_none() && self.job.train.evaluates_after(self.epoch) {
-            let confusion = self.evaluate();
+            let confusion = self.evaluate()?;
             metrics.accuracy = Some(confusion.group_accuracy(&self.classes));
             metrics.per_class = confusion.per_class(&self.classes);
-            metrics.val_accuracy = self.evaluate_val(0.0);
+            metrics.val_accuracy = self
+                .evaluate_val(&[0.0])?
+                .map(|mut accuracies| accuracies.remove(0));
         }
         self.history.push(metrics.clone());
-        metrics
+        Ok(metrics)
     }
 
     fn batch_images(
         &self,
+        memory: &Memory,
         index: &Tensor,
         draws: Option<&EpochDraws>,
         from: i64,
         len: i64,
     ) -> Tensor {
-        let images = self.train.images.index_select(0, index);
-        let images = match (&self.augment, draws) {
+        let images = memory.train.images.index_select(0, index);
+        let images = match (&memory.augment, draws) {
             (Some(augment), Some(d)) => augment.apply(
                 &images,
                 &d.offset_y.narrow(0, from, len),
@@ -599,7 +735,7 @@ impl Trainer {
             ),
             _ => images,
         };
-        self.in_kind(self.normalize.apply(&images))
+        self.in_kind(memory.normalize.apply(&images))
     }
 
     /// Normalised images in the network's kind.
@@ -696,57 +832,115 @@ impl Trainer {
     }
 
     /// The confusion matrix on the test set, in evaluation mode.
-    pub fn evaluate(&self) -> Confusion {
-        self.evaluate_adjusted(0.0)
+    pub fn evaluate(&self) -> Result<Confusion, TrainError> {
+        Ok(self.evaluate_adjusted(&[0.0])?.remove(0))
     }
 
-    /// [`Trainer::evaluate`] with the logits adjusted post hoc: `logits - tau * log(pi)`, pi the
-    /// training class frequencies (Menon et al. 2021); `tau = 0` is the model as trained.
-    pub fn evaluate_adjusted(&self, tau: f64) -> Confusion {
-        self.confusion_on(&self.test, tau)
+    /// The confusion matrices on the test set with the logits adjusted post hoc, one for each
+    /// tau, in one pass: `logits - tau * log(pi)`, pi the training class frequencies (Menon et
+    /// al. 2021); `tau = 0` is the model as trained.
+    pub fn evaluate_adjusted(&self, taus: &[f64]) -> Result<Vec<Confusion>, TrainError> {
+        self.confusions(Split::Test, taus)
     }
 
-    /// Group accuracies on the validation set (logits adjusted by `tau` as in
-    /// [`Trainer::evaluate_adjusted`]); `None` for a job without one.
-    pub fn evaluate_val(&self, tau: f64) -> Option<GroupAccuracy> {
-        let val = self.val.as_ref()?;
-        Some(self.confusion_on(val, tau).group_accuracy(&self.classes))
+    /// Group accuracies on the validation set, one for each tau as in
+    /// [`Trainer::evaluate_adjusted`]; `None` for a job without a validation set.
+    pub fn evaluate_val(&self, taus: &[f64]) -> Result<Option<Vec<GroupAccuracy>>, TrainError> {
+        let held_out = match &self.source {
+            Source::Memory(memory) => memory.val.is_some(),
+            Source::Stream(loader) => loader.has(Split::Val),
+        };
+        if !held_out {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.confusions(Split::Val, taus)?
+                .iter()
+                .map(|confusion| confusion.group_accuracy(&self.classes))
+                .collect(),
+        ))
     }
 
-    /// The confusion matrix of a held-out set, in evaluation mode.
-    fn confusion_on(&self, set: &DeviceSet, tau: f64) -> Confusion {
+    /// The confusion matrices of a held-out split (validation or test), in evaluation mode,
+    /// one for each post-hoc tau.
+    fn confusions(&self, split: Split, taus: &[f64]) -> Result<Vec<Confusion>, TrainError> {
         let k = self.classes.num_classes() as i64;
         tch::no_grad(|| {
             let log_prior = Tensor::from_slice(&baselines::log_priors(&self.classes.train_counts))
                 .to_kind(Kind::Float)
                 .to_device(self.device)
                 .view([1, -1]);
-            let n = set.len();
-            let mut predictions = Vec::new();
-            let mut from = 0;
-            while from < n {
-                let len = EVAL_BATCH.min(n - from);
-                let x = self.in_kind(self.normalize.apply(&set.images.narrow(0, from, len)));
-                let logits = self.model.forward_t(&x, false).0;
-                let logits = if tau == 0.0 {
-                    logits
-                } else {
-                    logits - &log_prior * tau
-                };
-                predictions.push(logits.argmax(1, false));
-                from += len;
+            let mut predictions: Vec<Vec<Tensor>> = taus.iter().map(|_| Vec::new()).collect();
+            let mut labels = Vec::new();
+            let mut predict = |x: &Tensor| {
+                let logits = self.model.forward_t(x, false).0;
+                for (tau, predicted) in taus.iter().zip(&mut predictions) {
+                    let adjusted = if *tau == 0.0 {
+                        logits.shallow_clone()
+                    } else {
+                        &logits - &log_prior * *tau
+                    };
+                    predicted.push(adjusted.argmax(1, false));
+                }
+            };
+            match &self.source {
+                Source::Memory(memory) => {
+                    let set = match split {
+                        Split::Val => memory.val.as_ref().expect("a job with a validation set"),
+                        _ => &memory.test,
+                    };
+                    let n = set.len();
+                    let mut from = 0;
+                    while from < n {
+                        let len = EVAL_BATCH.min(n - from);
+                        let images = set.images.narrow(0, from, len);
+                        predict(&self.in_kind(memory.normalize.apply(&images)));
+                        from += len;
+                    }
+                    labels.push(set.labels.shallow_clone());
+                }
+                Source::Stream(loader) => {
+                    let mut feed = loader.eval(split, self.job.train.batch_size as usize);
+                    while let Some(batch) = feed.next_batch() {
+                        let (x, y) = batch?;
+                        predict(&self.in_kind(x.to_device_(self.device, Kind::Float, true, false)));
+                        labels.push(y.to_device(self.device));
+                    }
+                }
             }
-            let predicted = Tensor::cat(&predictions, 0);
-            let cells = (&set.labels * k + predicted).bincount(None::<Tensor>, k * k);
-            let flat = Vec::<i64>::try_from(cells.to_device(Device::Cpu))
-                .expect("bincount gives a 1-D integer tensor");
-            Confusion::from_flat(&flat, k as usize)
+            let labels = Tensor::cat(&labels, 0);
+            Ok(predictions
+                .iter()
+                .map(|predicted| {
+                    let predicted = Tensor::cat(predicted, 0);
+                    let cells = (&labels * k + predicted).bincount(None::<Tensor>, k * k);
+                    let flat = Vec::<i64>::try_from(cells.to_device(Device::Cpu))
+                        .expect("bincount gives a 1-D integer tensor");
+                    Confusion::from_flat(&flat, k as usize)
+                })
+                .collect())
         })
     }
 
-    pub(crate) fn result(&self) -> JobResult {
-        let confusion = self.evaluate();
-        JobResult {
+    pub(crate) fn result(&self) -> Result<JobResult, TrainError> {
+        let taus = &self.job.train.posthoc_tau;
+        let all: Vec<f64> = std::iter::once(0.0).chain(taus.iter().copied()).collect();
+        let mut confusions = self.evaluate_adjusted(&all)?;
+        let confusion = confusions.remove(0);
+        let val = self.evaluate_val(&all)?;
+        let val_at = |i: usize| val.as_ref().map(|val| val[i].clone());
+        let val_accuracy = val_at(0);
+        let posthoc = taus
+            .iter()
+            .zip(confusions)
+            .enumerate()
+            .map(|(i, (&tau, confusion))| PosthocAccuracy {
+                tau,
+                accuracy: confusion.group_accuracy(&self.classes),
+                val_accuracy: val_at(i + 1),
+            })
+            .collect();
+        Ok(JobResult {
             job_id: self.job.id.to_string(),
             sweep_id: self.job.sweep.to_string(),
             spec: self.job.clone(),
@@ -754,26 +948,16 @@ impl Trainer {
             per_class: confusion.per_class(&self.classes),
             epochs: self.history.clone(),
             num_classes: self.classes.num_classes() as u32,
-            train_images: self.train.len() as u32,
+            train_images: self.train_len() as u32,
             confusion: confusion.counts,
             train_seconds: self.train_seconds,
             device: device_name(self.device),
             worker_id: None,
             attempts: 0,
             epochs_retrained: 0,
-            posthoc: self
-                .job
-                .train
-                .posthoc_tau
-                .iter()
-                .map(|&tau| PosthocAccuracy {
-                    tau,
-                    accuracy: self.evaluate_adjusted(tau).group_accuracy(&self.classes),
-                    val_accuracy: self.evaluate_val(tau),
-                })
-                .collect(),
-            val_accuracy: self.evaluate_val(0.0),
-        }
+            posthoc,
+            val_accuracy,
+        })
     }
 }
 

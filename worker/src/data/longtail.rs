@@ -248,6 +248,7 @@ mod tests {
             },
             val_per_class,
             subset_seed,
+            list: None,
         }
     }
 

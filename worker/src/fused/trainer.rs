@@ -71,7 +71,7 @@ impl Fused {
             &vs.root(),
             n,
             first.job.model.depth,
-            first.train.images.size()[1],
+            first.channels,
             first.classes.num_classes() as i64,
             ShapeKey::of(&first.job).cosine_head,
         );
@@ -136,6 +136,12 @@ impl FusedTrainer {
                 member.job.id, member.job.model.arch
             )));
         }
+        if let Some(streaming) = members.iter().find(|m| m.is_streaming()) {
+            return Err(TrainError::NotFusable(format!(
+                "job {} streams list data; such a job trains alone",
+                streaming.job.id
+            )));
+        }
         let key = ShapeKey::of(&first.job);
         for member in &members[1..] {
             if ShapeKey::of(&member.job) != key {
@@ -190,7 +196,7 @@ impl FusedTrainer {
             if self.members[0].epoch >= epochs {
                 self.sync_out()?;
                 for (member, id) in self.members.drain(..).zip(self.ids.drain(..)) {
-                    outcomes[id] = Some(Outcome::Finished(Box::new(member.result())));
+                    outcomes[id] = Some(Outcome::Finished(Box::new(member.result()?)));
                 }
                 self.fused = None;
                 break;
@@ -221,7 +227,7 @@ impl FusedTrainer {
         outcomes: &mut [Option<Outcome>],
     ) -> Result<(), TrainError> {
         let mut runs: Vec<EpochRun> = self.members.iter_mut().map(Trainer::begin_epoch).collect();
-        let n = self.members[0].train.len();
+        let n = self.members[0].train_len();
         while !self.members.is_empty() && runs[0].from < n {
             self.stop_members(observers, &mut runs, outcomes)?;
             if self.members.is_empty() {
@@ -232,7 +238,7 @@ impl FusedTrainer {
                 .iter()
                 .zip(&mut runs)
                 .map(|(member, run)| member.next_batch(run))
-                .collect();
+                .collect::<Result<_, _>>()?;
             // Every member has the same number of images and batch size.
             let Some(batches) = batches else { break };
             self.step(&mut runs, &batches);
@@ -335,7 +341,7 @@ impl FusedTrainer {
         for (k, run) in runs.into_iter().enumerate() {
             let member = &mut self.members[k];
             let id = self.ids[k];
-            let metrics = member.end_epoch(run);
+            let metrics = member.end_epoch(run)?;
             if let Some(reason) = divergence(&metrics) {
                 outcomes[id] = Some(Outcome::Diverged {
                     epoch: metrics.epoch,

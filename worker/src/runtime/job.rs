@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::lease::JobRunner;
 use super::{Registration, Shared};
-use crate::data::DataError;
+use crate::data::{DataError, Prepared};
 use crate::train::{Observer, Outcome, Trainer, device_name};
 
 /// What the training thread tells the async side.
@@ -217,8 +217,8 @@ pub(super) fn train_caught(
 ) -> Result<Outcome, JobFailure> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(train)) {
         Ok(outcome) => outcome.map_err(|err| JobFailure {
+            retryable: err.is_retryable(),
             reason: err.to_string(),
-            retryable: true,
         }),
         Err(payload) => Err(JobFailure {
             reason: failure_reason(spec, &panic_message(payload.as_ref())),
@@ -291,17 +291,27 @@ pub(super) fn prepare_trainer(
     shared.data_pause.found();
     // A job's `model.init` weights are its starting point; a checkpoint replaces every variable,
     // so a resumed job does not read them.
+    let build = || match &*data {
+        Prepared::Memory(memory) => Trainer::new(spec, memory, device),
+        Prepared::Files(files) => {
+            Trainer::streaming(spec, Arc::clone(files), device, shared.loader_threads)
+        }
+    };
     let start = || {
-        Trainer::start(spec, &data, device, &shared.config.data_root).map_err(|err| JobFailure {
-            reason: format!("{err} (on worker host {})", shared.config.host),
-            // A missing, damaged or mismatched weights file fails every attempt alike.
-            retryable: false,
-        })
+        let trainer = build();
+        trainer
+            .load_init(&shared.config.data_root)
+            .map_err(|err| JobFailure {
+                reason: format!("{err} (on worker host {})", shared.config.host),
+                // A missing, damaged or mismatched weights file fails every attempt alike.
+                retryable: false,
+            })?;
+        Ok(trainer)
     };
     let Some(bytes) = resume_from else {
         return start();
     };
-    let mut trainer = Trainer::new(spec, &data, device);
+    let mut trainer = build();
     if let Err(err) = trainer.resume(&bytes) {
         tracing::warn!(job = %spec.id, %err, "cannot resume from the checkpoint; starting from scratch");
         return start();
