@@ -35,7 +35,7 @@ pub struct Frames {
     /// One row a job, evaluated epoch and class: job_id, plan, seed, epoch, class, train_count,
     /// group, shot, test_total, test_correct, recall, precision, final.
     pub per_class: DataFrame,
-    /// One row a job and epoch: job_id, plan, seed, epoch, lr, loss_ce, loss_comp, loss_pc,
+    /// One row a job and epoch: job_id, plan, seed, epoch, lr, loss_base, loss_comp, loss_pc,
     /// images_per_second, seconds, acc_all .. acc_few (null where the epoch was not evaluated).
     pub epochs: DataFrame,
 }
@@ -209,7 +209,9 @@ impl Export<'_> {
         let prefix = format!("{}.", kind.name());
         for spec in kind.fixed_columns() {
             let column = format!("{prefix}{}", spec.name);
-            if self.table.column(&column).is_err() {
+            let old = schema::former_name(kind, spec.name).map(|old| format!("{prefix}{old}"));
+            let found = |name: &str| self.table.column(name).is_ok();
+            if !found(&column) && !old.as_deref().is_some_and(found) {
                 return Err(self.missing(column));
             }
         }
@@ -224,7 +226,7 @@ impl Export<'_> {
         for column in self.table.columns() {
             if let Some(name) = column.name().strip_prefix(&prefix) {
                 let kept = column.filter(&mask).map_err(reading)?;
-                columns.push(kept.with_name(name.into()));
+                columns.push(kept.with_name(schema::current_name(kind, name).into()));
             }
         }
         let frame = DataFrame::new(height, columns).map_err(reading)?;
@@ -565,7 +567,7 @@ struct EpochColumns {
     keys: JobKeys,
     epoch: Vec<u32>,
     lr: Vec<f64>,
-    loss_ce: Vec<f64>,
+    loss_base: Vec<f64>,
     loss_comp: Vec<f64>,
     loss_pc: Vec<f64>,
     images_per_second: Vec<f64>,
@@ -578,7 +580,7 @@ impl EpochColumns {
         self.keys.push(record);
         self.epoch.push(metrics.epoch);
         self.lr.push(metrics.lr);
-        self.loss_ce.push(metrics.loss_ce);
+        self.loss_base.push(metrics.loss_base);
         self.loss_comp.push(metrics.loss_comp);
         self.loss_pc.push(metrics.loss_pc);
         self.images_per_second.push(metrics.images_per_second);
@@ -592,7 +594,7 @@ impl EpochColumns {
         columns.extend([
             Column::new("epoch".into(), self.epoch),
             Column::new("lr".into(), self.lr),
-            Column::new("loss_ce".into(), self.loss_ce),
+            Column::new("loss_base".into(), self.loss_base),
             Column::new("loss_comp".into(), self.loss_comp),
             Column::new("loss_pc".into(), self.loss_pc),
             Column::new("images_per_second".into(), self.images_per_second),

@@ -93,7 +93,7 @@ pub(crate) const EPOCHS: &[ColumnSpec] = &[
     column("seed", Kind::Seed),
     column("epoch", Kind::Count),
     column("lr", Kind::Real),
-    column("loss_ce", Kind::Real),
+    column("loss_base", Kind::Real),
     column("loss_comp", Kind::Real),
     column("loss_pc", Kind::Real),
     column("images_per_second", Kind::Real),
@@ -105,6 +105,26 @@ pub(crate) const EPOCHS: &[ColumnSpec] = &[
     column("acc_medium", Kind::Real),
     column("acc_few", Kind::Real),
 ];
+
+/// Columns renamed since files were first exported: (frame, former name, name). A file of an
+/// earlier version is read with its columns under their current names.
+const RENAMED: &[(FrameKind, &str, &str)] = &[(FrameKind::Epochs, "loss_ce", "loss_base")];
+
+/// A column's current name, given the name a file holds it under.
+pub(crate) fn current_name(kind: FrameKind, name: &str) -> &str {
+    RENAMED
+        .iter()
+        .find(|(frame, former, _)| *frame == kind && *former == name)
+        .map_or(name, |(_, _, current)| current)
+}
+
+/// The name a column had in files of earlier versions, if it was renamed.
+pub(crate) fn former_name(kind: FrameKind, name: &str) -> Option<&'static str> {
+    RENAMED
+        .iter()
+        .find(|(frame, _, current)| *frame == kind && *current == name)
+        .map(|(_, former, _)| *former)
+}
 
 /// Which of the three frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

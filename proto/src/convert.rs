@@ -428,7 +428,7 @@ impl From<EpochMetrics> for pb::EpochMetrics {
         pb::EpochMetrics {
             epoch: e.epoch,
             lr: e.lr,
-            loss_ce: e.loss_ce,
+            loss_base: e.loss_base,
             loss_comp: e.loss_comp,
             loss_pc: e.loss_pc,
             images_per_second: e.images_per_second,
@@ -446,7 +446,7 @@ impl TryFrom<pb::EpochMetrics> for EpochMetrics {
         Ok(EpochMetrics {
             epoch: e.epoch,
             lr: e.lr,
-            loss_ce: e.loss_ce,
+            loss_base: e.loss_base,
             loss_comp: e.loss_comp,
             loss_pc: e.loss_pc,
             images_per_second: e.images_per_second,

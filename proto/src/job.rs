@@ -268,6 +268,26 @@ pub struct DatasetConfig {
     pub synthetic: SyntheticConfig,
 }
 
+/// The per-class training counts of a long-tailed set: `n_i = floor(n_max *
+/// (1/ratio)^(i/(C-1)))`, written as the common LDAM-DRW code computes it, so the counts match it
+/// exactly.
+pub fn long_tail_counts(n_max: u32, classes: usize, ratio: f64) -> Vec<u32> {
+    if classes == 1 {
+        return vec![n_max];
+    }
+    let factor = 1.0 / ratio;
+    (0..classes)
+        .map(|i| (f64::from(n_max) * factor.powf(i as f64 / (classes - 1) as f64)) as u32)
+        .collect()
+}
+
+/// The first class a long-tailed subset leaves without a training image, if any: its
+/// class-balanced weight and LDAM margin would be NaN, and post-hoc adjustment would predict it
+/// everywhere.
+pub fn first_empty_class(counts: &[u32]) -> Option<usize> {
+    counts.iter().position(|&n| n == 0)
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
     pub depth: u32,

@@ -721,6 +721,34 @@ impl SweepSpec {
         }
         if synthetic {
             self.validate_synthetic_size()?;
+            self.validate_synthetic_counts()?;
+        }
+        Ok(())
+    }
+
+    /// The synthetic set's long-tailed counts are known here: a subset that leaves a class
+    /// without a training image is refused naming the class (a file data set's counts are
+    /// known on the worker, which fails such a job for good).
+    fn validate_synthetic_counts(&self) -> Result<(), Invalid> {
+        let d = &self.dataset;
+        // The defaults the grid resolves absent settings to (see `grid.rs`).
+        let classes = d.classes.as_ref().map_or(&[10][..], Axis::values);
+        let sizes = d.train_per_class.as_ref().map_or(&[500][..], Axis::values);
+        for &ratio in d.imbalance_ratio.values() {
+            for &size in sizes {
+                for &k in classes {
+                    let counts = crate::job::long_tail_counts(size, k as usize, ratio);
+                    if let Some(class) = crate::job::first_empty_class(&counts) {
+                        return Err(Invalid {
+                            key: "dataset.imbalance_ratio".to_owned(),
+                            message: format!(
+                                "at ratio {ratio}, {size} training images a class leave class {class} of {k} with none (n_i = floor({size} * (1/{ratio})^(i/{}))): lower the ratio or raise dataset.train_per_class",
+                                k - 1
+                            ),
+                        });
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -1207,6 +1235,23 @@ mod tests {
             "{err}"
         );
         synthetic("classes = 100\nimage_size = 64").unwrap();
+    }
+
+    #[test]
+    fn a_synthetic_subset_that_leaves_a_class_empty_is_refused_naming_it() {
+        let err = error(
+            "name = \"x\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\ntrain_per_class = 50\nimbalance_ratio = [10, 100]\n",
+        );
+        assert!(
+            err.to_string().starts_with(
+                "line 6: dataset.imbalance_ratio: at ratio 100, 50 training images a class leave class 8 of 10 with none"
+            ),
+            "{err}"
+        );
+        SweepSpec::parse(
+            "name = \"x\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\ntrain_per_class = 50\nimbalance_ratio = 50\n",
+        )
+        .unwrap();
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use ltsweep_proto::{EpochMetrics, JobSpec, LossPlan, SweepSpec};
+use ltsweep_proto::{BaseKind, EpochMetrics, JobSpec, LossPlan, SweepSpec};
 use ltsweep_worker::train::{self, Observer, Outcome, Trainer};
 
 use crate::cli::TrainArgs;
@@ -49,6 +49,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         bar: bar.clone(),
         checkpoint,
         last_accuracy: None,
+        base: job.losses.base.kind(),
     };
     let outcome = trainer.run(&mut observer, args.stop_after)?;
     bar.finish();
@@ -198,6 +199,8 @@ struct BarObserver {
     bar: ProgressBar,
     checkpoint: PathBuf,
     last_accuracy: Option<f64>,
+    /// The base loss, named in the progress line.
+    base: BaseKind,
 }
 
 impl Observer for BarObserver {
@@ -209,8 +212,8 @@ impl Observer for BarObserver {
             .last_accuracy
             .map_or(String::new(), |a| format!(" test {:.1}%", 100.0 * a));
         self.bar.set_message(format!(
-            "ce {:.3} comp {:.3} pc {:.3}{acc} {:.0} img/s",
-            m.loss_ce, m.loss_comp, m.loss_pc, m.images_per_second
+            "{} {:.3} comp {:.3} pc {:.3}{acc} {:.0} img/s",
+            self.base, m.loss_base, m.loss_comp, m.loss_pc, m.images_per_second
         ));
         self.bar.set_position(u64::from(m.epoch));
     }

@@ -29,7 +29,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use ltsweep_proto::{
-    BaseLoss, ClassScope, CompMode, EpochMetrics, JobResult, JobSpec, PosthocAccuracy,
+    BaseKind, ClassScope, CompMode, EpochMetrics, JobResult, JobSpec, PosthocAccuracy,
 };
 use tch::{Device, Kind, Tensor, nn};
 
@@ -39,7 +39,7 @@ use crate::checkpoint::{self, CheckpointError, CheckpointMeta, PartialEpoch};
 use crate::data::{ClassInfo, ImageSet, LongTailData};
 use crate::losses;
 use crate::metrics::Confusion;
-use crate::model::{FEATURES, ResNet};
+use crate::model::{FEATURES, HeadKind, ResNet};
 use crate::optim::{self, Sgd};
 
 /// libtorch's generator is global: initialising two models at once in one process would
@@ -219,7 +219,7 @@ impl Trainer {
                 job.model.depth,
                 train_set.channels as i64,
                 classes,
-                matches!(job.losses.base, BaseLoss::LdamDrw { .. }),
+                HeadKind::of(&job.losses.base),
             );
             let centers =
                 Tensor::randn([classes, FEATURES], (Kind::Float, device)).set_requires_grad(true);
@@ -383,7 +383,7 @@ impl Trainer {
                     return Ok(Outcome::Preempted { epoch: self.epoch });
                 }
             };
-            if let Some(reason) = divergence(&metrics) {
+            if let Some(reason) = divergence(self.job.losses.base.kind(), &metrics) {
                 return Ok(Outcome::Diverged {
                     epoch: metrics.epoch,
                     reason,
@@ -523,7 +523,7 @@ impl Trainer {
             epoch: run.epoch + 1,
             lr: self.job.train.lr_at(run.epoch),
             // Reading the sums waits for the device, so the time below is the real one.
-            loss_ce: sums.ce.double_value(&[]) / batches,
+            loss_base: sums.ce.double_value(&[]) / batches,
             loss_comp: sums.comp.double_value(&[]) / batches,
             loss_pc: sums.pc.double_value(&[]) / batches,
             images_per_second: 0.0,
@@ -536,7 +536,9 @@ impl Trainer {
         metrics.images_per_second = run.seen as f64 / seconds.max(1e-9);
         self.train_seconds += seconds;
         self.epoch += 1;
-        if divergence(&metrics).is_none() && self.job.train.evaluates_after(self.epoch) {
+        if divergence(self.job.losses.base.kind(), &metrics).is_none()
+            && self.job.train.evaluates_after(self.epoch)
+        {
             let confusion = self.evaluate();
             metrics.accuracy = Some(confusion.group_accuracy(&self.classes));
             metrics.per_class = confusion.per_class(&self.classes);
@@ -596,7 +598,7 @@ impl Trainer {
 
     /// The loss of a batch's first step, added to the epoch's sums. The base loss (cross
     /// entropy unless the job names another) takes cross entropy's place in every plan, in the
-    /// CE-only epochs too; its value is reported as `loss_ce`.
+    /// CE-only epochs too; its value is reported as `loss_base`.
     pub(crate) fn first_loss(
         &self,
         logits: &Tensor,
@@ -726,10 +728,11 @@ impl Trainer {
     }
 }
 
-/// Why an epoch's losses show the run diverged, if they do.
-pub(crate) fn divergence(metrics: &EpochMetrics) -> Option<String> {
+/// Why an epoch's losses show the run diverged, if they do; the base loss by its name.
+pub(crate) fn divergence(base: BaseKind, metrics: &EpochMetrics) -> Option<String> {
+    let base = format!("{base} base");
     [
-        ("cross entropy", metrics.loss_ce),
+        (base.as_str(), metrics.loss_base),
         ("Complement Entropy", metrics.loss_comp),
         ("Prototype Conformity", metrics.loss_pc),
     ]

@@ -192,7 +192,7 @@ fn parquet_frames_have_their_columns_in_plain_types() {
             "seed",
             "epoch",
             "lr",
-            "loss_ce",
+            "loss_base",
             "loss_comp",
             "loss_pc",
             "images_per_second",

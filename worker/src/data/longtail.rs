@@ -42,17 +42,7 @@ pub struct LongTailData {
     pub classes: ClassInfo,
 }
 
-/// The per-class counts of the long-tailed training set.
-pub fn class_counts(n_max: u32, classes: usize, ratio: f64) -> Vec<u32> {
-    if classes == 1 {
-        return vec![n_max];
-    }
-    // Written as the common LDAM-DRW code computes it, so the counts match it exactly.
-    let factor = 1.0 / ratio;
-    (0..classes)
-        .map(|i| (f64::from(n_max) * factor.powf(i as f64 / (classes - 1) as f64)) as u32)
-        .collect()
-}
+pub use ltsweep_proto::job::long_tail_counts as class_counts;
 
 /// Head/Tail of classes whose counts are sorted from largest to smallest.
 pub fn groups(counts: &[u32], split: HeadSplit) -> Vec<ClassGroup> {
@@ -102,6 +92,15 @@ pub fn make_long_tailed(
         )));
     }
     let counts = class_counts(n_max, classes, config.imbalance_ratio);
+    if let Some(class) = ltsweep_proto::job::first_empty_class(&counts) {
+        return Err(DataError::EmptyClass {
+            source_name: source_name.to_owned(),
+            class,
+            classes,
+            n_max,
+            ratio: config.imbalance_ratio,
+        });
+    }
     let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
     for (i, &label) in train.labels.iter().enumerate() {
         by_class[label as usize].push(i);
@@ -164,6 +163,41 @@ mod tests {
             (count(Shot::Many), count(Shot::Medium), count(Shot::Few)),
             (35, 35, 30)
         );
+    }
+
+    #[test]
+    fn a_subset_that_leaves_a_class_empty_is_refused_naming_it() {
+        let splits = crate::data::synthetic::splits(
+            10,
+            &ltsweep_proto::SyntheticConfig {
+                train_per_class: 50,
+                test_per_class: 2,
+                image_size: 4,
+                channels: 1,
+                noise: 1.0,
+            },
+        );
+        let config = |ratio: f64| DatasetConfig {
+            kind: ltsweep_proto::DatasetKind::Synthetic,
+            path: None,
+            imbalance_ratio: ratio,
+            head: HeadSplit::MinCount(10),
+            sampling_seed: 0,
+            classes: Some(10),
+            synthetic: ltsweep_proto::SyntheticConfig {
+                train_per_class: 50,
+                test_per_class: 2,
+                image_size: 4,
+                channels: 1,
+                noise: 1.0,
+            },
+        };
+        // 50 * (1/100)^(i/9) is below 1 from class 8 on (0.72).
+        let err = make_long_tailed(splits.clone(), &config(100.0), "synthetic").unwrap_err();
+        assert!(matches!(err, DataError::EmptyClass { class: 8, .. }), "{err}");
+        let message = err.to_string();
+        assert!(message.contains("class 8"), "{message}");
+        make_long_tailed(splits, &config(50.0), "synthetic").unwrap();
     }
 
     #[test]
