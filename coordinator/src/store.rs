@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use ltsweep_proto::{JobId, JobResult, JobSpec, JobState, SweepId, pb};
+use ltsweep_proto::{JobId, JobResult, JobSpec, JobState, SweepId, SweepSpec, pb};
 use prost::Message;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -368,10 +368,12 @@ impl Store {
             .map_err(fail)?;
         let rows = stmt
             .query_map([], |row| {
+                let spec_toml: String = row.get(2)?;
                 Ok(SweepRecord {
                     id: SweepId(row.get(0)?),
                     name: row.get(1)?,
-                    spec_toml: row.get(2)?,
+                    keep_models: SweepSpec::keeps_models(&spec_toml),
+                    spec_toml,
                     submitted_ms: get_u64(row, 3)?,
                     max_attempts: row.get(4)?,
                     cancelled: row.get(5)?,

@@ -67,5 +67,6 @@ pub(crate) fn lease(lease: Lease) -> pb::Lease {
         attempt: lease.attempt,
         job: Some(lease.job.into()),
         checkpoint_epoch: lease.checkpoint_epoch,
+        keep_model: lease.keep_model,
     }
 }

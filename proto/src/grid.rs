@@ -205,7 +205,13 @@ impl SweepSpec {
             grid: &grid,
             distinct: &distinct,
         };
-        let hash = short_hash(&(&self.name, self.max_attempts, content));
+        // Keeping models is the sweep's own setting: the same jobs kept otherwise are another
+        // sweep (it is left out when off, so that older sweeps keep their ids).
+        let hash = if self.keep_models {
+            short_hash(&(&self.name, self.max_attempts, content, "keep_models"))
+        } else {
+            short_hash(&(&self.name, self.max_attempts, content))
+        };
         let sweep = SweepId(format!("{}-{}", self.name, &hash[..8]));
         grid.into_iter()
             .map(|(plan, seed, index)| {
@@ -364,6 +370,23 @@ mod tests {
         let with_la = spec("[losses]\nbase = [\"ce\", \"la\"]").jobs();
         assert_eq!(with_la.len(), 2 * plain.len());
         assert!(!serde_json::to_string(&plain[0]).unwrap().contains("base"));
+    }
+
+    #[test]
+    fn keeping_models_is_another_sweep_of_the_same_jobs() {
+        let plain = spec("").jobs();
+        let kept = SweepSpec::parse(
+            "name = \"t\"\nseeds = [0, 1, 2]\nkeep_models = true\n[dataset]\nkind = \"synthetic\"\n",
+        )
+        .unwrap();
+        assert!(kept.keep_models);
+        assert!(SweepSpec::keeps_models(
+            "keep_models = true\nunknown_key = 1"
+        ));
+        assert!(!SweepSpec::keeps_models("name = \"t\""));
+        let kept = kept.jobs();
+        assert_ne!(kept[0].sweep, plain[0].sweep);
+        assert_eq!(kept.len(), plain.len());
     }
 
     #[test]

@@ -372,6 +372,10 @@ pub struct SweepSpec {
     pub losses: LossesSection,
     #[serde(default)]
     pub eval: EvalSection,
+    /// Keep every job's final model until the sweep is deleted (`ltsweep model` writes one
+    /// out).
+    #[serde(default)]
+    pub keep_models: bool,
 }
 
 mod defaults {
@@ -471,6 +475,15 @@ impl SweepSpec {
             SpecError::Key { key, line, message }
         })?;
         Ok(spec)
+    }
+
+    /// The `keep_models` of a spec's text, read without validating the rest: a spec stored by
+    /// an earlier version may hold what this one refuses, and its sweep must still load.
+    pub fn keeps_models(text: &str) -> bool {
+        toml::from_str::<toml::Table>(text)
+            .ok()
+            .and_then(|table| table.get("keep_models")?.as_bool())
+            .unwrap_or(false)
     }
 
     /// The loss plans of the grid, in order.

@@ -7,6 +7,7 @@ mod data;
 mod delete;
 mod doctor;
 pub(crate) mod launch;
+mod model;
 mod report;
 mod run;
 mod train;
@@ -41,6 +42,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Coordinator(args) => coordinator::run(&args),
         Command::Worker(args) => worker::run(&args),
         Command::Delete(args) => delete::run(&args),
+        Command::Model(args) => model::run(&args),
         Command::Launch(command) => launch::run(&command),
     }
 }

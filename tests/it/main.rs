@@ -12,6 +12,7 @@ mod cluster;
 mod data_root;
 mod fused_worker;
 mod hostile;
+mod kept_model;
 mod launch;
 mod preemption;
 mod slurm;

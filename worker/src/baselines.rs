@@ -282,10 +282,16 @@ mod tests {
         let weighted = ldam(&logits, &labels, &margins, 30.0, Some(&weights)).double_value(&[]);
         assert!((plain - weighted).abs() > 1e-3, "{plain} {weighted}");
         for epoch in 0..4 {
-            assert_eq!(objective.loss(&logits, &labels, epoch).double_value(&[]), plain);
+            assert_eq!(
+                objective.loss(&logits, &labels, epoch).double_value(&[]),
+                plain
+            );
         }
         for epoch in 4..7 {
-            assert_eq!(objective.loss(&logits, &labels, epoch).double_value(&[]), weighted);
+            assert_eq!(
+                objective.loss(&logits, &labels, epoch).double_value(&[]),
+                weighted
+            );
         }
     }
 

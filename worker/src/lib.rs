@@ -7,7 +7,8 @@
 //!   and the samplers;
 //!   [`optim`]: momentum SGD with reachable state; [`augment`]: the on-device input pipeline.
 //! - [`train`]: the training loop, checkpoints and exact resume; [`metrics`]: test metrics;
-//!   [`fused`]: several jobs of one shape trained as one model.
+//!   [`fused`]: several jobs of one shape trained as one model; [`model_file`]: a job's final
+//!   weights as safetensors.
 //! - [`runtime`]: the worker process: pull jobs from a coordinator, train, report;
 //!   [`preempt`]: stop signals and Slurm placement.
 //!
@@ -37,6 +38,7 @@ pub mod fused;
 pub mod losses;
 pub mod metrics;
 pub mod model;
+pub mod model_file;
 pub mod optim;
 pub mod pause;
 pub mod preempt;

@@ -122,7 +122,10 @@ fn normed_linear_weight(p: nn::Path, classes: i64) -> Tensor {
 pub(crate) enum Head {
     Linear(nn::Linear),
     /// `scale * cos(x, w_c)`, one weight column `w_c` per class.
-    Cosine { weight: Tensor, scale: f64 },
+    Cosine {
+        weight: Tensor,
+        scale: f64,
+    },
 }
 
 impl Head {
@@ -140,9 +143,7 @@ impl Head {
     pub(crate) fn forward(&self, features: &Tensor) -> Tensor {
         match self {
             Head::Linear(fc) => features.apply(fc),
-            Head::Cosine { weight, scale } => {
-                unit(features, 1).matmul(&unit(weight, 0)) * *scale
-            }
+            Head::Cosine { weight, scale } => unit(features, 1).matmul(&unit(weight, 0)) * *scale,
         }
     }
 }

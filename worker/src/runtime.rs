@@ -27,6 +27,7 @@ mod checkpoint;
 mod fuse;
 mod job;
 mod lease;
+mod models;
 
 pub use fuse::{AUTO_CUDA, Fuse};
 

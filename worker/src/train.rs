@@ -40,6 +40,7 @@ use crate::data::{ClassInfo, ImageSet, LongTailData};
 use crate::losses;
 use crate::metrics::Confusion;
 use crate::model::{FEATURES, HeadKind, ResNet};
+use crate::model_file;
 use crate::optim::{self, Sgd};
 
 /// libtorch's generator is global: initialising two models at once in one process would
@@ -62,6 +63,8 @@ pub enum TrainError {
     Torch(#[from] tch::TchError),
     #[error("cannot fuse these jobs: {0}")]
     NotFusable(String),
+    #[error("model file: {0}")]
+    ModelFile(#[from] model_file::ModelFileError),
 }
 
 /// How a call to [`Trainer::run`] ended.
@@ -105,6 +108,13 @@ pub trait Observer {
     fn preempted(&self) -> bool {
         false
     }
+    /// Whether the job's final weights are wanted (its sweep keeps models): they then go to
+    /// [`Observer::model`] before the job finishes.
+    fn wants_model(&self) -> bool {
+        false
+    }
+    /// The finished job's final weights, as a safetensors file (see [`crate::model_file`]).
+    fn model(&mut self, _bytes: Vec<u8>) {}
 }
 
 /// How an epoch's training ended.
@@ -404,7 +414,57 @@ impl Trainer {
                 return Ok(Outcome::Stopped { epoch: self.epoch });
             }
         }
+        if observer.wants_model() {
+            observer.model(self.model_bytes()?);
+        }
         Ok(Outcome::Finished(Box::new(self.result())))
+    }
+
+    /// The network's weights and BatchNorm statistics as a safetensors file, named as its
+    /// variables, with the classifier in the metadata.
+    pub fn model_bytes(&self) -> Result<Vec<u8>, TrainError> {
+        let mut tensors: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        tensors.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut metadata = HashMap::from([(model_file::JOB.to_owned(), self.job.id.to_string())]);
+        match HeadKind::of(&self.job.losses.base) {
+            HeadKind::Linear => {
+                metadata.insert(model_file::CLASSIFIER.to_owned(), "linear".to_owned());
+            }
+            HeadKind::Cosine { scale } => {
+                metadata.insert(model_file::CLASSIFIER.to_owned(), "cosine".to_owned());
+                metadata.insert(model_file::SCALE.to_owned(), scale.to_string());
+            }
+        }
+        model_file::encode(&tensors, metadata).map_err(TrainError::ModelFile)
+    }
+
+    /// Takes a finished job's weights (from [`Trainer::model_bytes`] of a job with this
+    /// network) as its own: every variable must be there, in its shape.
+    pub fn load_model(&mut self, bytes: &[u8]) -> Result<(), TrainError> {
+        let (tensors, _) = model_file::decode(bytes).map_err(TrainError::ModelFile)?;
+        let mut saved: HashMap<String, Tensor> = tensors.into_iter().collect();
+        tch::no_grad(|| -> Result<(), TrainError> {
+            for (name, mut variable) in self.vs.variables() {
+                let tensor = saved.remove(&name).ok_or_else(|| {
+                    TrainError::CheckpointMismatch(format!("the model has no tensor {name}"))
+                })?;
+                if tensor.size() != variable.size() {
+                    return Err(TrainError::CheckpointMismatch(format!(
+                        "the model's {name} is {:?}, the network's {:?}",
+                        tensor.size(),
+                        variable.size()
+                    )));
+                }
+                variable.f_copy_(&tensor)?;
+            }
+            Ok(())
+        })?;
+        if let Some(name) = saved.keys().next() {
+            return Err(TrainError::CheckpointMismatch(format!(
+                "the model has a tensor the network lacks: {name}"
+            )));
+        }
+        Ok(())
     }
 
     /// Trains one epoch and evaluates if it is an evaluation epoch; `None` if cancelled.

@@ -44,10 +44,7 @@ fn assert_close(what: &str, actual: &Tensor, expected: &Tensor) {
     let actual = Vec::<f64>::try_from(actual.flatten(0, -1)).unwrap();
     let expected = Vec::<f64>::try_from(expected.flatten(0, -1)).unwrap();
     for (i, (a, e)) in actual.iter().zip(&expected).enumerate() {
-        assert!(
-            close(*a, *e),
-            "{what}[{i}]: {a} against the reference {e}"
-        );
+        assert!(close(*a, *e), "{what}[{i}]: {a} against the reference {e}");
     }
 }
 

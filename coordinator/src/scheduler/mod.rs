@@ -43,8 +43,9 @@
 //!
 //! The code is split by concern: `model` the state's types, `plan` the changes and the
 //! answers of operations, `operations` the plans of sweep and job calls, `leases` the lease
-//! life cycle (renewal, expiry, fencing), `apply` how committed changes (and the store's
-//! records, at recovery) become state, and `queries` the reads.
+//! life cycle (renewal, expiry, fencing), `kept` the models kept of finished jobs, `apply` how
+//! committed changes (and the store's records, at recovery) become state, and `queries` the
+//! reads.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -53,6 +54,7 @@ use ltsweep_proto::{JobId, SweepId};
 mod apply;
 mod delete;
 mod error;
+mod kept;
 mod leases;
 mod model;
 mod operations;
@@ -66,9 +68,9 @@ pub(crate) mod tests;
 
 pub use error::SchedulerError;
 pub use model::{
-    Checkpoint, Counters, DeviceSlots, EndedLease, Job, JobRuntime, LeaseEnd, LeaseId, LiveLease,
-    ReleaseReason, SlurmPlacement, Sweep, SweepCounts, SweepRecord, Timing, Worker, WorkerId,
-    WorkerRecord,
+    Checkpoint, Counters, DeviceSlots, EndedLease, Job, JobRuntime, KeptModel, LeaseEnd, LeaseId,
+    LiveLease, ReleaseReason, SlurmPlacement, Sweep, SweepCounts, SweepRecord, Timing, Worker,
+    WorkerId, WorkerRecord,
 };
 pub use plan::{
     Change, Lease, Planned, ProgressAnswer, Registration, Submission, SubmitAnswer,

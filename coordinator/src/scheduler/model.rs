@@ -79,6 +79,8 @@ pub struct SweepRecord {
     pub max_attempts: u32,
     /// Cancelled: its jobs are not leased until `retry_failed`.
     pub cancelled: bool,
+    /// The spec's `keep_models`: every job's model is kept until the sweep is deleted.
+    pub keep_models: bool,
 }
 
 /// How many of a sweep's jobs are in each state: the contract's type, kept current as jobs move.
@@ -130,6 +132,16 @@ pub struct Checkpoint {
     pub sha256: String,
 }
 
+/// A finished job's final weights the coordinator keeps (see [`crate::checkpoint`]'s files).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptModel {
+    /// Lowercase hex SHA-256 of the file.
+    pub sha256: String,
+    pub size: u64,
+    /// The epochs the model trained.
+    pub epochs: u32,
+}
+
 /// Everything about a job that changes after submission.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobRuntime {
@@ -159,6 +171,9 @@ pub struct JobRuntime {
     /// Test accuracy (All) at the last evaluation reported.
     pub last_accuracy: Option<f64>,
     pub checkpoint: Option<Box<Checkpoint>>,
+    /// Its final weights, kept until the sweep is deleted when the sweep keeps its models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<Box<KeptModel>>,
     pub error: Option<String>,
 }
 
@@ -178,6 +193,7 @@ impl JobRuntime {
             epochs_retrained: 0,
             last_accuracy: None,
             checkpoint: None,
+            model: None,
             error: None,
         }
     }

@@ -33,6 +33,7 @@ impl Scheduler {
             spec_toml,
             name,
             max_attempts,
+            keep_models,
             sweep: sweep_id,
             jobs,
         } = submission;
@@ -78,6 +79,7 @@ impl Scheduler {
                         submitted_ms: now_ms,
                         max_attempts,
                         cancelled: false,
+                        keep_models,
                     },
                     jobs,
                     first_queue_seq,
@@ -178,6 +180,7 @@ impl Scheduler {
             attempt: runtime.attempts,
             job: job.spec(),
             checkpoint_epoch: runtime.checkpoint.as_ref().map_or(0, |c| c.epoch),
+            keep_model: self.keeps_model(job),
         };
         changes.push(Change::JobUpdated {
             job: job_id.clone(),

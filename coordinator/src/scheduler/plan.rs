@@ -95,6 +95,7 @@ pub struct Submission {
     pub(super) spec_toml: String,
     pub(super) name: String,
     pub(super) max_attempts: u32,
+    pub(super) keep_models: bool,
     pub(super) sweep: SweepId,
     pub(super) jobs: Arc<Vec<JobSpec>>,
 }
@@ -115,6 +116,7 @@ impl Submission {
             spec_toml: spec_toml.to_owned(),
             name: spec.name,
             max_attempts: spec.max_attempts,
+            keep_models: spec.keep_models,
             jobs: Arc::new(jobs),
         })
     }
@@ -152,6 +154,8 @@ pub struct Lease {
     pub job: JobSpec,
     /// The epoch of the job's latest checkpoint; 0 for none.
     pub checkpoint_epoch: u32,
+    /// Its final weights are to be kept: the sweep keeps models.
+    pub keep_model: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

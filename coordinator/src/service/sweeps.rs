@@ -1,4 +1,5 @@
-//! `SweepService`: the calls users make (submit, read, watch, cancel, retry, delete).
+//! `SweepService`: the calls users make (submit, read, watch, cancel, retry, delete, a kept
+//! model).
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::{debug, info};
 
-use super::{BoxStream, Coordinator, RpcResult, StateEvent, delete, required, shut_down};
+use super::{BoxStream, Coordinator, RpcResult, StateEvent, delete, models, required, shut_down};
 use crate::error::CoordinatorError;
 use crate::limits;
 use crate::scheduler::Submission;
@@ -193,6 +194,15 @@ impl pb::sweep_service_server::SweepService for SweepApi {
         let jobs = delete::delete_sweep(&self.0, &sweep).await?;
         info!(sweep = %sweep, jobs, "sweep deleted");
         Ok(Response::new(pb::DeleteSweepResponse { jobs }))
+    }
+
+    type GetModelStream = BoxStream<pb::CheckpointChunk>;
+
+    async fn get_model(
+        &self,
+        request: Request<pb::GetModelRequest>,
+    ) -> RpcResult<Self::GetModelStream> {
+        models::get(&self.0, request).await
     }
 
     type GetResultsStream = BoxStream<pb::JobResult>;

@@ -194,7 +194,10 @@ mod tests {
         };
         // 50 * (1/100)^(i/9) is below 1 from class 8 on (0.72).
         let err = make_long_tailed(splits.clone(), &config(100.0), "synthetic").unwrap_err();
-        assert!(matches!(err, DataError::EmptyClass { class: 8, .. }), "{err}");
+        assert!(
+            matches!(err, DataError::EmptyClass { class: 8, .. }),
+            "{err}"
+        );
         let message = err.to_string();
         assert!(message.contains("class 8"), "{message}");
         make_long_tailed(splits, &config(50.0), "synthetic").unwrap();

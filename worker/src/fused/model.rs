@@ -317,14 +317,8 @@ mod tests {
                 assert_eq!(features.size(), [3, 4, 64]);
                 for (i, (_, net)) in members.iter().enumerate() {
                     let (l, f) = net.forward_t(&xs[i], train);
-                    assert!(
-                        close(&logits.get(i as i64), &l),
-                        "{head:?} member {i}"
-                    );
-                    assert!(
-                        close(&features.get(i as i64), &f),
-                        "{head:?} member {i}"
-                    );
+                    assert!(close(&logits.get(i as i64), &l), "{head:?} member {i}");
+                    assert!(close(&features.get(i as i64), &f), "{head:?} member {i}");
                 }
             }
             // Training mode moved the running statistics of each member alike.

@@ -182,6 +182,9 @@ impl FusedTrainer {
             if self.members[0].epoch >= epochs {
                 self.sync_out()?;
                 for (member, id) in self.members.drain(..).zip(self.ids.drain(..)) {
+                    if observers[id].wants_model() {
+                        observers[id].model(member.model_bytes()?);
+                    }
                     outcomes[id] = Some(Outcome::Finished(Box::new(member.result())));
                 }
                 self.fused = None;

@@ -11,6 +11,7 @@ use tch::Device;
 use tokio::sync::mpsc;
 
 use super::lease::JobRunner;
+use super::models::ModelUpload;
 use super::{Registration, Shared};
 use crate::data::DataError;
 use crate::train::{Observer, Outcome, Trainer, device_name};
@@ -19,12 +20,16 @@ use crate::train::{Observer, Outcome, Trainer, device_name};
 pub(super) enum Event {
     Epoch(EpochMetrics),
     Checkpoint(u32, Vec<u8>),
+    /// The finished job's final weights, to keep.
+    Model(Vec<u8>),
 }
 
 pub(super) struct ChannelObserver {
     pub(super) events: mpsc::UnboundedSender<Event>,
     pub(super) cancel: Arc<AtomicBool>,
     pub(super) shared: Arc<Shared>,
+    /// The lease asks for the final weights.
+    pub(super) keep_model: bool,
 }
 
 impl Observer for ChannelObserver {
@@ -44,6 +49,14 @@ impl Observer for ChannelObserver {
 
     fn preempted(&self) -> bool {
         self.shared.preempting()
+    }
+
+    fn wants_model(&self) -> bool {
+        self.keep_model
+    }
+
+    fn model(&mut self, bytes: Vec<u8>) {
+        let _ = self.events.send(Event::Model(bytes));
     }
 }
 
@@ -70,6 +83,7 @@ pub(super) async fn run_job(
         cancelled_by_coordinator: false,
         pending: VecDeque::new(),
         checkpoint: None,
+        model: None,
     };
     let spec = match lease.job {
         Ok(spec) => spec,
@@ -95,6 +109,7 @@ pub(super) async fn run_job(
         events,
         cancel: Arc::clone(&job.cancel),
         shared: Arc::clone(shared),
+        keep_model: lease.keep_model,
     };
     let trainer_shared = Arc::clone(shared);
     let trainer_spec = spec.clone();
@@ -126,6 +141,7 @@ pub(super) async fn run_job(
                     job.checkpoint = Some((epoch, bytes));
                     job.upload_checkpoint().await;
                 }
+                Some(Event::Model(bytes)) => job.model = Some(bytes),
                 None => events_open = false,
             },
             _ = heartbeat.tick() => {
@@ -143,6 +159,7 @@ pub(super) async fn run_job(
         match event {
             Event::Epoch(metrics) => job.pending.push_back(metrics),
             Event::Checkpoint(epoch, bytes) => job.checkpoint = Some((epoch, bytes)),
+            Event::Model(bytes) => job.model = Some(bytes),
         }
     }
     if matches!(outcome, Ok(Ok(Outcome::Finished(_)))) {
@@ -162,7 +179,18 @@ pub(super) async fn run_job(
         return;
     }
     match outcome {
-        Ok(Ok(Outcome::Finished(result))) => job.complete(*result).await,
+        Ok(Ok(Outcome::Finished(result))) => {
+            // The model goes first: the job is not done until its model is kept.
+            if lease.keep_model {
+                let epochs = result.epochs.last().map_or(0, |e| e.epoch);
+                match job.upload_model_until_stored(epochs).await {
+                    ModelUpload::Stored => {}
+                    ModelUpload::Dropped => return,
+                    ModelUpload::Refused(reason) => return job.fail(reason, false, 0).await,
+                }
+            }
+            job.complete(*result).await
+        }
         Ok(Ok(Outcome::Diverged { epoch, reason })) => job.fail(reason, false, epoch).await,
         Ok(Ok(Outcome::Preempted { epoch })) => job.release(epoch).await,
         Ok(Ok(Outcome::Cancelled { epoch } | Outcome::Stopped { epoch })) => {
