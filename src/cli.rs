@@ -235,7 +235,7 @@ pub struct ExportArgs {
 #[derive(clap::Args, Debug)]
 pub struct ModelArgs {
     pub sweep: String,
-    /// The job (of a sweep with `keep_models = true`).
+    /// The job (a stage-1 job of a sweep with stage-2 jobs or `keep_models = true`).
     pub job: String,
     /// The safetensors file to write.
     #[arg(long)]

@@ -26,11 +26,12 @@ use crate::schema::{self, FrameKind, SchemaProblem};
 /// the model's as trained.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Frames {
-    /// One row a job: sweep, job_id, plan, comp_on, pc_on, base (the base loss), sampler, one
-    /// `f64` column per grid axis,
-    /// seed, state, attempts, acc_all_final .. acc_few_final (the last epoch's), final_epoch,
-    /// acc_all_best .. acc_few_best (the evaluated epoch of the highest All accuracy on the test
-    /// set: optimistic), best_epoch, train_seconds, epochs_retrained, worker, error.
+    /// One row a job: sweep, job_id, plan, comp_on, pc_on, base (the base loss), sampler,
+    /// stage2 (`none`, or a stage-2 job's method and settings: `tau_norm(tau=1)`), one `f64`
+    /// column per grid axis, seed, state, attempts, acc_all_final .. acc_few_final (the last
+    /// epoch's), final_epoch, acc_all_best .. acc_few_best (the evaluated epoch of the highest
+    /// All accuracy on the test set: optimistic), best_epoch, train_seconds, epochs_retrained,
+    /// worker, error, parent_id (a stage-2 job's stage-1 job).
     pub jobs: DataFrame,
     /// One row a job, evaluated epoch and class: job_id, plan, seed, epoch, class, train_count,
     /// group, shot, test_total, test_correct, recall, precision, final.
@@ -211,7 +212,8 @@ impl Export<'_> {
             let column = format!("{prefix}{}", spec.name);
             let old = schema::former_name(kind, spec.name).map(|old| format!("{prefix}{old}"));
             let found = |name: &str| self.table.column(name).is_ok();
-            if !found(&column) && !old.as_deref().is_some_and(found) {
+            let added = schema::added_columns(kind).any(|(added, _)| added.name == spec.name);
+            if !found(&column) && !old.as_deref().is_some_and(found) && !added {
                 return Err(self.missing(column));
             }
         }
@@ -227,6 +229,14 @@ impl Export<'_> {
             if let Some(name) = column.name().strip_prefix(&prefix) {
                 let kept = column.filter(&mask).map_err(reading)?;
                 columns.push(kept.with_name(schema::current_name(kind, name).into()));
+            }
+        }
+        // Columns added since files were first exported: an earlier file's rows get their
+        // default.
+        for (added, default) in schema::added_columns(kind) {
+            if !columns.iter().any(|c| c.name().as_str() == added.name) {
+                let values: Vec<Option<&str>> = vec![default; height];
+                columns.push(Column::new(added.name.into(), values));
             }
         }
         let frame = DataFrame::new(height, columns).map_err(reading)?;
@@ -308,6 +318,16 @@ fn axis_names(records: &SweepRecords) -> Result<Vec<String>, AnalysisError> {
     Ok(names)
 }
 
+/// A job's stage-2 method and settings, `tau_norm(tau=1)`; `none` for a stage-1 job.
+pub(crate) fn stage2_label(spec: &ltsweep_proto::JobSpec) -> String {
+    spec.stage2
+        .as_ref()
+        .map_or_else(|| NO_STAGE2.to_owned(), |s| s.method.to_string())
+}
+
+/// The `stage2` of a stage-1 job's row.
+pub(crate) const NO_STAGE2: &str = "none";
+
 /// The result of a succeeded job; a succeeded job without one is a broken record.
 fn usable_result(record: &JobRecord) -> Result<Option<&JobResult>, AnalysisError> {
     match (record.state, &record.result) {
@@ -388,6 +408,7 @@ struct JobColumns {
     pc_on: Vec<String>,
     base: Vec<String>,
     sampler: Vec<String>,
+    stage2: Vec<String>,
     axes: Vec<Vec<f64>>,
     state: Vec<String>,
     attempts: Vec<u32>,
@@ -399,6 +420,7 @@ struct JobColumns {
     epochs_retrained: Vec<Option<u32>>,
     worker: Vec<Option<String>>,
     error: Vec<Option<String>>,
+    parent_id: Vec<Option<String>>,
 }
 
 impl JobColumns {
@@ -419,6 +441,9 @@ impl JobColumns {
         self.pc_on.push(spec.plan.pc.to_string());
         self.base.push(spec.losses.base.kind().to_string());
         self.sampler.push(spec.train.sampler.to_string());
+        self.stage2.push(stage2_label(spec));
+        self.parent_id
+            .push(spec.stage2.as_ref().map(|s| s.parent.to_string()));
         let mut axes: Vec<f64> = spec.axes.iter().map(|axis| axis.value).collect();
         axes.extend(tau);
         self.axes.push(axes);
@@ -439,6 +464,14 @@ impl JobColumns {
         let best = result
             .and_then(JobResult::best_epoch)
             .filter(|_| tau.is_none_or(|t| t == 0.0));
+        // A stage-2 job is evaluated once, at its end (a method that only evaluates has no
+        // epochs): its best is its final.
+        let best = match (&spec.stage2, result) {
+            (Some(_), Some(r)) if best.is_none() => {
+                Some((r.epochs.last().map_or(0, |e| e.epoch), &r.accuracy))
+            }
+            _ => best,
+        };
         self.best.push(best.map(|(_, accuracy)| accuracy));
         self.best_epoch.push(best.map(|(epoch, _)| epoch));
         self.train_seconds.push(result.map(|r| r.train_seconds));
@@ -459,6 +492,7 @@ impl JobColumns {
             Column::new("pc_on".into(), self.pc_on),
             Column::new("base".into(), self.base),
             Column::new("sampler".into(), self.sampler),
+            Column::new("stage2".into(), self.stage2),
         ];
         for (i, name) in axis_names.iter().enumerate() {
             let values: Vec<f64> = self.axes.iter().map(|point| point[i]).collect();
@@ -478,6 +512,7 @@ impl JobColumns {
             Column::new("epochs_retrained".into(), self.epochs_retrained),
             Column::new("worker".into(), self.worker),
             Column::new("error".into(), self.error),
+            Column::new("parent_id".into(), self.parent_id),
         ]);
         DataFrame::new(height, columns)
             .map_err(|source| polars_error("building the jobs frame", source))

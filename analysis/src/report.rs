@@ -9,7 +9,7 @@ use crate::AnalysisError;
 use crate::figures::{Curves, Figure1};
 use crate::frames::{Frames, write_parquet};
 use crate::rows::Tidy;
-use crate::summary::{EpochChoice, JobCounts, Metric, PlanRow, plan_rows};
+use crate::summary::{EpochChoice, JobCounts, Metric, PlanRow, plan_rows, stage1_rows};
 use crate::tables::{self, AccuracyTable, TableText};
 
 /// What [`write_report`] wrote, and what to tell the person who asked for it.
@@ -79,10 +79,11 @@ pub fn write_report_at(
         files.push(path);
     }
 
-    let (figure1, figure_notes) = Figure1::build(&tidy, &rows);
+    let figure_rows = stage1_rows(&rows);
+    let (figure1, figure_notes) = Figure1::build(&tidy, &figure_rows);
     notes.extend(figure_notes);
     files.extend(figure1.save(out_dir)?);
-    files.extend(Curves::build(&tidy, &rows).save(out_dir)?);
+    files.extend(Curves::build(&tidy, &figure_rows).save(out_dir)?);
 
     Ok(Report {
         table1_markdown: table1.markdown,
@@ -104,6 +105,7 @@ pub(crate) fn accuracy_tables(
     // they vary, or where the whole sweep uses another one.
     let show_base = rows.iter().any(|row| row.base != BaseKind::Ce);
     let show_sampler = rows.iter().any(|row| row.sampler != Sampler::Instance);
+    let show_stage2 = rows.iter().any(PlanRow::is_stage2);
     let at = match epoch {
         EpochChoice::Final => "at the final epoch",
         EpochChoice::Best => {
@@ -113,7 +115,8 @@ pub(crate) fn accuracy_tables(
     };
     let differences = if with_differences {
         " Δ vs CE: mean of the seed-paired differences to CE alone (base loss ce, sampler \
-         instance, no Comp., no PC) with the same axis values [95% Student t interval]."
+         instance, no Comp., no PC, no stage 2) with the same axis values [95% Student t \
+         interval]."
     } else {
         ""
     };
@@ -132,6 +135,7 @@ pub(crate) fn accuracy_tables(
         axis_names: &tidy.axis_names,
         show_base,
         show_sampler,
+        show_stage2,
         with_differences,
     }
     .render();
@@ -142,6 +146,7 @@ pub(crate) fn accuracy_tables(
         axis_names: &tidy.axis_names,
         show_base,
         show_sampler,
+        show_stage2,
         with_differences,
     }
     .render();

@@ -44,6 +44,7 @@ pub(crate) const JOBS_LEADING: &[ColumnSpec] = &[
     column("pc_on", Kind::Text),
     column("base", Kind::Text),
     column("sampler", Kind::Text),
+    column("stage2", Kind::Text),
 ];
 
 /// The jobs frame's columns after the grid axes.
@@ -69,6 +70,7 @@ pub(crate) const JOBS_TRAILING: &[ColumnSpec] = &[
     column("epochs_retrained", Kind::Count),
     column("worker", Kind::Text),
     column("error", Kind::Text),
+    column("parent_id", Kind::Text),
 ];
 
 pub(crate) const PER_CLASS: &[ColumnSpec] = &[
@@ -109,6 +111,27 @@ pub(crate) const EPOCHS: &[ColumnSpec] = &[
 /// Columns renamed since files were first exported: (frame, former name, name). A file of an
 /// earlier version is read with its columns under their current names.
 const RENAMED: &[(FrameKind, &str, &str)] = &[(FrameKind::Epochs, "loss_ce", "loss_base")];
+
+/// Text columns added since files were first exported, with the value an earlier file's rows
+/// get: (frame, column, value).
+const ADDED: &[(FrameKind, &str, Option<&str>)] = &[
+    (FrameKind::Jobs, "stage2", Some("none")),
+    (FrameKind::Jobs, "parent_id", None),
+];
+
+/// The columns of `kind` a file of an earlier version may lack, each with its default.
+pub(crate) fn added_columns(
+    kind: FrameKind,
+) -> impl Iterator<Item = (&'static ColumnSpec, Option<&'static str>)> {
+    ADDED
+        .iter()
+        .filter(move |(frame, _, _)| *frame == kind)
+        .filter_map(move |(_, name, default)| {
+            kind.fixed_columns()
+                .find(|spec| spec.name == *name)
+                .map(|spec| (spec, *default))
+        })
+}
 
 /// A column's current name, given the name a file holds it under.
 pub(crate) fn current_name(kind: FrameKind, name: &str) -> &str {

@@ -1,6 +1,6 @@
 //! Checkpoint files, `<state_dir>/checkpoints/<job_id>-<sha256>.ckpt`, the latest one per job
 //! while the job can still resume; and kept models, `<state_dir>/models/<job_id>-<sha256>.safetensors`,
-//! a job's final weights while its sweep keeps them (see the scheduler's `kept`). Both are
+//! a job's final weights while a stage-2 job needs them (see the scheduler's `graph`). Both are
 //! received, checked, installed and read the same way.
 //!
 //! An upload is written to a temporary file named after its lease, checked against the
@@ -207,7 +207,7 @@ impl CheckpointFiles {
     }
 
     /// Reads a job's file and checks it against the SHA-256 of its record. A missing file is
-    /// `NotFound`, a damaged one `Corrupted`.
+    /// `NotFound`, a damaged one `Corrupted`; see [`CheckpointFiles::is_lost`].
     pub(crate) async fn read(&self, job: &JobId, sha256: &str) -> Result<Vec<u8>> {
         let path = self.path(job, sha256);
         let bytes = match tokio::fs::read(&path).await {
@@ -241,6 +241,15 @@ impl CheckpointFiles {
             )));
         }
         Ok(bytes)
+    }
+
+    /// Whether a [`CheckpointFiles::read`] error means the file is lost for good (gone or
+    /// damaged on disk), not that the disk could not be read just now.
+    pub(crate) fn is_lost(error: &CoordinatorError) -> bool {
+        matches!(
+            error,
+            CoordinatorError::NotFound { .. } | CoordinatorError::Corrupted(_)
+        )
     }
 }
 
@@ -298,15 +307,14 @@ pub(crate) fn dropped_models(scheduler: &Scheduler, changes: &[Change]) -> Vec<(
         }
     }
     for change in changes {
-        match change {
-            Change::SweepDeleted { sweep } => {
-                if let Some(record) = scheduler.sweep(sweep) {
-                    dropped.extend(scheduler.jobs_of(record).filter_map(|job| {
-                        Some((job.id.clone(), job.runtime.model.as_deref()?.clone()))
-                    }));
-                }
-            }
-            _ => {}
+        if let Change::SweepDeleted { sweep } = change
+            && let Some(record) = scheduler.sweep(sweep)
+        {
+            dropped.extend(
+                scheduler.jobs_of(record).filter_map(|job| {
+                    Some((job.id.clone(), job.runtime.model.as_deref()?.clone()))
+                }),
+            );
         }
     }
     dropped
@@ -352,7 +360,7 @@ mod tests {
         assert_eq!(files.read(&job, &sha).await.unwrap(), b"hello world");
         files.remove(&job, &sha);
         let gone = files.read(&job, &sha).await.unwrap_err();
-        assert_eq!(gone.code(), tonic::Code::NotFound, "{gone}");
+        assert!(CheckpointFiles::is_lost(&gone), "{gone}");
     }
 
     #[tokio::test]

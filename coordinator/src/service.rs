@@ -12,7 +12,7 @@
 //! not persisted), so a stalled store costs no lease; see [`Coordinator::expiry_round`].
 //!
 //! The handlers by group: `workers` (`WorkerService`), `checkpoints` (its streaming calls),
-//! `models` (kept models: the workers' upload, the user's `GetModel`) and
+//! `models` (kept models: the workers' upload and download, the user's `GetModel`) and
 //! `sweeps` (`SweepService`); `memory` holds the state in memory and `leases` the renewal and
 //! expiry of leases beside the store.
 
@@ -58,7 +58,7 @@ pub(crate) struct Coordinator {
     clock: Clock,
     timing: Timing,
     checkpoints: Arc<CheckpointFiles>,
-    /// Kept models: a job's final weights, for sweeps that keep them.
+    /// Kept models: a job's final weights while a stage-2 job may need them.
     models: Arc<CheckpointFiles>,
     /// Workers whose last-seen time is being committed in the background.
     seen_pending: Mutex<HashSet<WorkerId>>,

@@ -7,6 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::baseline::{BaseLoss, Sampler};
+use crate::stage2::Stage2;
 
 /// Declares a newtype id over a `String` (`Display`, `From<&str>`, serde as the bare string), so
 /// that a job id cannot be passed where a worker id is meant.
@@ -377,11 +378,16 @@ pub struct JobSpec {
     pub model: ModelConfig,
     pub train: TrainConfig,
     pub losses: LossConfig,
+    /// A stage-2 job's stage-1 job and method; left out for a stage-1 job (ids of older specs
+    /// hold). The other settings are the stage-1 job's, the recipe its model was trained with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage2: Option<Stage2>,
 }
 
 impl JobSpec {
     /// `comp=tail,pc=head pc_weight=0.1 seed=0`: what a person reads in a table or a log; a
-    /// base loss other than cross entropy and a sampler other than `instance` come first.
+    /// base loss other than cross entropy and a sampler other than `instance` come first, a
+    /// stage-2 method last before the seed.
     pub fn label(&self) -> String {
         let mut label = String::new();
         if !self.losses.base.is_ce() {
@@ -393,6 +399,9 @@ impl JobSpec {
         label.push_str(&self.plan.to_string());
         for axis in &self.axes {
             label.push_str(&format!(" {}={}", axis.name, axis.value));
+        }
+        if let Some(stage2) = &self.stage2 {
+            label.push_str(&format!(" stage2={}", stage2.method));
         }
         label.push_str(&format!(" seed={}", self.seed));
         label

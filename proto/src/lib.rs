@@ -29,6 +29,7 @@ pub mod paging;
 pub mod remote;
 pub mod result;
 pub mod spec;
+pub mod stage2;
 pub mod status;
 
 pub use baseline::{BaseKind, BaseLoss, Sampler};
@@ -42,6 +43,7 @@ pub use result::{
     ClassGroup, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, PosthocAccuracy, Shot,
 };
 pub use spec::{SpecError, SweepSpec};
+pub use stage2::{Stage2, Stage2Kind, Stage2Method};
 pub use status::{JobStatus, SweepCounts, SweepEvent, SweepStatus, SweepSummary};
 
 /// The generated protocol: messages, `*_client` and `*_server` modules.

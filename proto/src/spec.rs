@@ -25,6 +25,7 @@ use toml::de::{DeTable, DeValue};
 
 use crate::baseline::{BaseKind, BaseLoss, Choice, Sampler};
 use crate::job::{CompMode, DatasetKind, LossPlan};
+use crate::stage2::{Stage2Kind, Stage2Method};
 
 /// The most jobs one sweep may hold.
 pub const MAX_JOBS: usize = 1_000_000;
@@ -343,14 +344,71 @@ impl Default for LossesSection {
     }
 }
 
-/// How the final model is evaluated besides as trained.
+/// `[eval]`. Its `posthoc_tau` moved to the stage-2 axis (`[stage2] method = ["posthoc_la"]`):
+/// a spec that still gives it is refused with a message saying so.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvalSection {
-    /// Post-hoc logit adjustment: each tau evaluates the final model with `logits - tau *
-    /// log(pi)` too; the same trained model, no job more.
     #[serde(default)]
-    pub posthoc_tau: Vec<f64>,
+    pub posthoc_tau: Option<toml::Value>,
+}
+
+/// The settings of a stage-2 method that trains (cRT, LWS); a list is an axis of that
+/// method's jobs alone.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainedStage2 {
+    #[serde(default = "defaults::stage2_epochs")]
+    pub epochs: Axis<u32>,
+    #[serde(default = "defaults::lr")]
+    pub lr: Axis<f64>,
+}
+
+impl Default for TrainedStage2 {
+    fn default() -> Self {
+        toml::from_str("").expect("every stage-2 training setting has a default")
+    }
+}
+
+/// The τ of τ-normalisation or of post-hoc logit adjustment; a list is an axis of that
+/// method's jobs alone.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TauSetting {
+    #[serde(default = "defaults::one")]
+    pub tau: Axis<f64>,
+}
+
+impl Default for TauSetting {
+    fn default() -> Self {
+        toml::from_str("").expect("tau has a default")
+    }
+}
+
+/// `[stage2]`: what follows each stage-1 job, on its final model (Kang et al. 2020's decoupled
+/// classifier re-balancing). Each method other than `none` is one more job per stage-1 job (per
+/// value of its own settings), which waits for its stage-1 job to succeed.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage2Section {
+    /// `none` (the stage-1 jobs, always in the sweep), `crt`, `lws`, `tau_norm`, `ncm`,
+    /// `posthoc_la`.
+    #[serde(default = "defaults::stage2")]
+    pub method: Choice<Stage2Kind>,
+    #[serde(default)]
+    pub crt: Option<TrainedStage2>,
+    #[serde(default)]
+    pub lws: Option<TrainedStage2>,
+    #[serde(default)]
+    pub tau_norm: Option<TauSetting>,
+    #[serde(default)]
+    pub posthoc_la: Option<TauSetting>,
+}
+
+impl Default for Stage2Section {
+    fn default() -> Self {
+        toml::from_str("").expect("every stage-2 setting has a default")
+    }
 }
 
 /// A validated sweep spec. [`SweepSpec::jobs`] expands it into its grid.
@@ -372,14 +430,16 @@ pub struct SweepSpec {
     pub losses: LossesSection,
     #[serde(default)]
     pub eval: EvalSection,
-    /// Keep every job's final model until the sweep is deleted (`ltsweep model` writes one
-    /// out).
+    #[serde(default)]
+    pub stage2: Stage2Section,
+    /// Keep every stage-1 job's final model until the sweep is deleted (`ltsweep model` writes
+    /// one out), not only while a stage-2 job still needs it.
     #[serde(default)]
     pub keep_models: bool,
 }
 
 mod defaults {
-    use super::{Axis, BaseKind, Choice, Sampler};
+    use super::{Axis, BaseKind, Choice, Sampler, Stage2Kind};
     use crate::job::CompMode;
 
     pub fn base() -> Choice<BaseKind> {
@@ -449,6 +509,12 @@ mod defaults {
     pub fn pc_center_lr() -> Axis<f64> {
         Axis::One(0.5)
     }
+    pub fn stage2() -> Choice<Stage2Kind> {
+        Choice::one(Stage2Kind::None)
+    }
+    pub fn stage2_epochs() -> Axis<u32> {
+        Axis::One(10)
+    }
     pub fn max_attempts() -> u32 {
         3
     }
@@ -507,6 +573,53 @@ impl SweepSpec {
     /// The samplers of the grid, in the spec's order.
     pub fn samplers(&self) -> &[Sampler] {
         self.train.sampler.values()
+    }
+
+    /// The stage-2 methods each stage-1 job is followed by, in the spec's order, each with every
+    /// value of its own settings (`none` is the stage-1 job itself and is not among them).
+    pub fn stage2_methods(&self) -> Vec<Stage2Method> {
+        let st = &self.stage2;
+        let mut methods = Vec::new();
+        for &kind in st.method.values() {
+            match kind {
+                Stage2Kind::None => {}
+                Stage2Kind::Crt | Stage2Kind::Lws => {
+                    let trained = match kind {
+                        Stage2Kind::Crt => st.crt.clone(),
+                        _ => st.lws.clone(),
+                    }
+                    .unwrap_or_default();
+                    for &epochs in trained.epochs.values() {
+                        for &lr in trained.lr.values() {
+                            methods.push(match kind {
+                                Stage2Kind::Crt => Stage2Method::Crt { epochs, lr },
+                                _ => Stage2Method::Lws { epochs, lr },
+                            });
+                        }
+                    }
+                }
+                Stage2Kind::TauNorm => {
+                    let taus = st.tau_norm.clone().unwrap_or_default();
+                    methods.extend(
+                        taus.tau
+                            .values()
+                            .iter()
+                            .map(|&tau| Stage2Method::TauNorm { tau }),
+                    );
+                }
+                Stage2Kind::Ncm => methods.push(Stage2Method::Ncm),
+                Stage2Kind::PosthocLa => {
+                    let taus = st.posthoc_la.clone().unwrap_or_default();
+                    methods.extend(
+                        taus.tau
+                            .values()
+                            .iter()
+                            .map(|&tau| Stage2Method::PosthocLa { tau }),
+                    );
+                }
+            }
+        }
+        methods
     }
 
     /// A base loss with the spec's settings, for a job of `epochs` epochs.
@@ -579,6 +692,7 @@ impl SweepSpec {
         self.validate_losses()?;
         self.validate_base()?;
         self.validate_eval()?;
+        self.validate_stage2()?;
         self.validate_grid_size()
     }
 
@@ -589,6 +703,8 @@ impl SweepSpec {
             ("seeds".to_owned(), self.seeds().len()),
             ("losses.base".to_owned(), self.bases().len()),
             ("train.sampler".to_owned(), self.samplers().len()),
+            // Each stage-1 job and one stage-2 job per method and setting.
+            ("stage2.method".to_owned(), 1 + self.stage2_methods().len()),
         ];
         factors.extend(
             self.axes()
@@ -798,7 +914,13 @@ impl SweepSpec {
         self.axes()
             .iter()
             .map(|(_, values)| values.len() as u128)
-            .chain([self.plans().len() as u128, self.seeds().len() as u128])
+            .chain([
+                self.plans().len() as u128,
+                self.seeds().len() as u128,
+                self.bases().len() as u128,
+                self.samplers().len() as u128,
+                1 + self.stage2_methods().len() as u128,
+            ])
             .fold(1u128, u128::saturating_mul)
     }
 
@@ -879,15 +1001,67 @@ impl SweepSpec {
     }
 
     fn validate_eval(&self) -> Result<(), Invalid> {
-        let taus = &self.eval.posthoc_tau;
-        for &tau in taus {
+        check(
+            self.eval.posthoc_tau.is_none(),
+            "eval.posthoc_tau",
+            "post-hoc logit adjustment is a stage-2 method now: write `[stage2] method = [\"none\", \"posthoc_la\"]` and its taus as `[stage2.posthoc_la] tau = [...]` (one job per tau, on the stage-1 job's model)",
+        )
+    }
+
+    /// The stage-2 methods and their settings.
+    fn validate_stage2(&self) -> Result<(), Invalid> {
+        let st = &self.stage2;
+        let methods = st.method.values();
+        no_repeats(methods, "stage2.method")?;
+        for (key, kind, given) in [
+            ("stage2.crt", Stage2Kind::Crt, st.crt.is_some()),
+            ("stage2.lws", Stage2Kind::Lws, st.lws.is_some()),
+            (
+                "stage2.tau_norm",
+                Stage2Kind::TauNorm,
+                st.tau_norm.is_some(),
+            ),
+            (
+                "stage2.posthoc_la",
+                Stage2Kind::PosthocLa,
+                st.posthoc_la.is_some(),
+            ),
+        ] {
             check(
-                tau.is_finite(),
-                "eval.posthoc_tau",
-                &format!("{tau} is not a finite number"),
+                !given || methods.contains(&kind),
+                key,
+                &format!("settings of `{kind}`, which stage2.method does not list: add it there"),
             )?;
         }
-        no_repeats(taus, "eval.posthoc_tau")
+        for (key, trained) in [("stage2.crt", &st.crt), ("stage2.lws", &st.lws)] {
+            let Some(trained) = trained else { continue };
+            positive_counts(Some(&trained.epochs), &format!("{key}.epochs"))?;
+            for &lr in trained.lr.values() {
+                check(
+                    lr > 0.0,
+                    &format!("{key}.lr"),
+                    &format!("{lr} is not positive"),
+                )?;
+            }
+            no_repeats(trained.epochs.values(), &format!("{key}.epochs"))?;
+            no_repeats(trained.lr.values(), &format!("{key}.lr"))?;
+        }
+        if let Some(tau_norm) = &st.tau_norm {
+            for &tau in tau_norm.tau.values() {
+                check(
+                    tau >= 0.0,
+                    "stage2.tau_norm.tau",
+                    &format!(
+                        "{tau} is negative (0 is the stage-1 classifier, 1 unit-norm weights)"
+                    ),
+                )?;
+            }
+            no_repeats(tau_norm.tau.values(), "stage2.tau_norm.tau")?;
+        }
+        if let Some(posthoc) = &st.posthoc_la {
+            no_repeats(posthoc.tau.values(), "stage2.posthoc_la.tau")?;
+        }
+        Ok(())
     }
 
     /// The base losses and their settings.

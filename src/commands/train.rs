@@ -86,7 +86,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The job of the spec's grid with this plan, seed and axis values.
+/// The stage-1 job of the spec's grid with this plan, seed and axis values.
 fn pick_job(spec: &SweepSpec, args: &TrainArgs) -> anyhow::Result<JobSpec> {
     let plan: LossPlan = args
         .plan
@@ -133,7 +133,9 @@ fn pick_job(spec: &SweepSpec, args: &TrainArgs) -> anyhow::Result<JobSpec> {
     spec.jobs()
         .into_iter()
         .find(|job| {
-            job.plan == plan
+            // A stage-2 job needs its stage-1 job's model: this command trains stage-1 jobs.
+            job.stage2.is_none()
+                && job.plan == plan
                 && job.seed == args.seed
                 && job.losses.base.kind() == base
                 && job.train.sampler == sampler

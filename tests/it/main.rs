@@ -19,4 +19,5 @@ mod slurm;
 mod spec_cli;
 mod tls;
 mod train_cli;
+mod two_stage;
 mod web;

@@ -7,8 +7,9 @@
 //!   and the samplers;
 //!   [`optim`]: momentum SGD with reachable state; [`augment`]: the on-device input pipeline.
 //! - [`train`]: the training loop, checkpoints and exact resume; [`metrics`]: test metrics;
-//!   [`fused`]: several jobs of one shape trained as one model; [`model_file`]: a job's final
-//!   weights as safetensors.
+//!   [`fused`]: several jobs of one shape trained as one model; [`stage2`]: a stage-1 model's
+//!   classifier re-balanced (cRT, LWS, τ-norm, NCM, post-hoc adjustment); [`model_file`]: a
+//!   job's final weights as safetensors.
 //! - [`runtime`]: the worker process: pull jobs from a coordinator, train, report;
 //!   [`preempt`]: stop signals and Slurm placement.
 //!
@@ -44,4 +45,5 @@ pub mod pause;
 pub mod preempt;
 pub mod rng;
 pub mod runtime;
+pub mod stage2;
 pub mod train;

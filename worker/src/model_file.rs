@@ -1,5 +1,5 @@
-//! A finished job's final weights as a safetensors file: the model the coordinator keeps, and
-//! what `ltsweep model` writes for PyTorch's `safetensors` package.
+//! A finished job's final weights as a safetensors file: the model the coordinator keeps for
+//! its stage-2 jobs, and what `ltsweep model` writes for PyTorch's `safetensors` package.
 //!
 //! Tensors are named as the network's variables, which are torchvision's names where the
 //! architecture matches (`conv1.weight`, `bn1.running_mean`, `layer2.0.conv1.weight`,

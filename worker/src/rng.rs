@@ -62,6 +62,8 @@ pub mod purpose {
     pub const SUBSET: u64 = 3;
     pub const SYNTHETIC: u64 = 4;
     pub const SAMPLER: u64 = 5;
+    /// A stage-2 job's own draws (its order, crops and fresh classifier).
+    pub const STAGE2: u64 = 6;
 }
 
 #[cfg(test)]

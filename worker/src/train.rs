@@ -46,7 +46,7 @@ use crate::optim::{self, Sgd};
 /// libtorch's generator is global: initialising two models at once in one process would
 /// interleave their draws. Holding this lock while seeding and initialising keeps each job's
 /// initial weights a function of its seed alone.
-static INIT: Mutex<()> = Mutex::new(());
+pub(crate) static INIT: Mutex<()> = Mutex::new(());
 
 /// Test images per forward pass when evaluating.
 const EVAL_BATCH: i64 = 1000;
@@ -108,8 +108,8 @@ pub trait Observer {
     fn preempted(&self) -> bool {
         false
     }
-    /// Whether the job's final weights are wanted (its sweep keeps models): they then go to
-    /// [`Observer::model`] before the job finishes.
+    /// Whether the job's final weights are wanted (a stage-2 job needs them, or its sweep
+    /// keeps models): they then go to [`Observer::model`] before the job finishes.
     fn wants_model(&self) -> bool {
         false
     }
@@ -189,11 +189,11 @@ pub struct Trainer {
     pub(crate) centers: Tensor,
     pub(crate) train: DeviceSet,
     /// The training labels on the host, for the sampler.
-    train_labels: Vec<i64>,
+    pub(crate) train_labels: Vec<i64>,
     test: DeviceSet,
-    normalize: Normalize,
+    pub(crate) normalize: Normalize,
     base: BaseObjective,
-    augment: Option<Augment>,
+    pub(crate) augment: Option<Augment>,
     comp_classes: Tensor,
     pc_classes: Tensor,
     pub(crate) classes: ClassInfo,
@@ -607,6 +607,20 @@ impl Trainer {
         metrics
     }
 
+    /// The normalised images (cropped and flipped with `draws`) and labels of the training
+    /// images `order[from..from + len]`.
+    pub(crate) fn training_batch(
+        &self,
+        order: &Tensor,
+        draws: Option<&EpochDraws>,
+        from: i64,
+        len: i64,
+    ) -> (Tensor, Tensor) {
+        let index = order.narrow(0, from, len);
+        let x = self.batch_images(&index, draws, from, len);
+        (x, self.train.labels.index_select(0, &index))
+    }
+
     fn batch_images(
         &self,
         index: &Tensor,
@@ -728,25 +742,58 @@ impl Trainer {
     /// [`Trainer::evaluate`] with the logits adjusted post hoc: `logits - tau * log(pi)`, pi the
     /// training class frequencies (Menon et al. 2021); `tau = 0` is the model as trained.
     pub fn evaluate_adjusted(&self, tau: f64) -> Confusion {
+        let log_prior = self.log_prior();
+        self.evaluate_with(&|features| {
+            let logits = self.model.head.forward(features);
+            if tau == 0.0 {
+                logits
+            } else {
+                logits - &log_prior * tau
+            }
+        })
+    }
+
+    /// `log(pi)` `[1, K]`, pi the training class frequencies.
+    pub(crate) fn log_prior(&self) -> Tensor {
+        Tensor::from_slice(&baselines::log_priors(&self.classes.train_counts))
+            .to_kind(self.kind)
+            .to_device(self.device)
+            .view([1, -1])
+    }
+
+    /// The pooled features `[N, 64]` of every training image as it is (no crop, no flip), of
+    /// the network in evaluation mode, and their labels `[N]`.
+    pub(crate) fn training_features(&self) -> (Tensor, Tensor) {
+        tch::no_grad(|| {
+            let n = self.train.len();
+            let mut features = Vec::new();
+            let mut from = 0;
+            while from < n {
+                let len = EVAL_BATCH.min(n - from);
+                let x = self.in_kind(
+                    self.normalize
+                        .apply(&self.train.images.narrow(0, from, len)),
+                );
+                features.push(self.model.features_t(&x, false));
+                from += len;
+            }
+            (Tensor::cat(&features, 0), self.train.labels.shallow_clone())
+        })
+    }
+
+    /// The confusion matrix on the test set of the logits `logits_of` gives for the pooled
+    /// features of the network in evaluation mode (its own classifier, or a stage-2 one).
+    pub(crate) fn evaluate_with(&self, logits_of: &dyn Fn(&Tensor) -> Tensor) -> Confusion {
         let k = self.classes.num_classes() as i64;
         tch::no_grad(|| {
-            let log_prior = Tensor::from_slice(&baselines::log_priors(&self.classes.train_counts))
-                .to_kind(Kind::Float)
-                .to_device(self.device)
-                .view([1, -1]);
             let n = self.test.len();
             let mut predictions = Vec::new();
             let mut from = 0;
             while from < n {
                 let len = EVAL_BATCH.min(n - from);
                 let x = self.in_kind(self.normalize.apply(&self.test.images.narrow(0, from, len)));
-                let logits = self.model.forward_t(&x, false).0;
-                let logits = if tau == 0.0 {
-                    logits
-                } else {
-                    logits - &log_prior * tau
-                };
-                predictions.push(logits.argmax(1, false));
+                let features = self.model.features_t(&x, false);
+                predictions.push(logits_of(&features).argmax(1, false));
                 from += len;
             }
             let predicted = Tensor::cat(&predictions, 0);
@@ -758,32 +805,45 @@ impl Trainer {
     }
 
     pub(crate) fn result(&self) -> JobResult {
-        let confusion = self.evaluate();
+        let mut result = self.result_of(self.evaluate(), self.history.clone(), self.train_seconds);
+        // The post-hoc taus of a job of an earlier version (`[eval] posthoc_tau`, now the
+        // stage-2 method `posthoc_la`).
+        result.posthoc = self
+            .job
+            .train
+            .posthoc_tau
+            .iter()
+            .map(|&tau| PosthocAccuracy {
+                tau,
+                accuracy: self.evaluate_adjusted(tau).group_accuracy(&self.classes),
+            })
+            .collect();
+        result
+    }
+
+    /// The job's result with this test-set confusion matrix, epochs and training time.
+    pub(crate) fn result_of(
+        &self,
+        confusion: Confusion,
+        epochs: Vec<EpochMetrics>,
+        train_seconds: f64,
+    ) -> JobResult {
         JobResult {
             job_id: self.job.id.to_string(),
             sweep_id: self.job.sweep.to_string(),
             spec: self.job.clone(),
             accuracy: confusion.group_accuracy(&self.classes),
             per_class: confusion.per_class(&self.classes),
-            epochs: self.history.clone(),
+            epochs,
             num_classes: self.classes.num_classes() as u32,
             train_images: self.train.len() as u32,
             confusion: confusion.counts,
-            train_seconds: self.train_seconds,
+            train_seconds,
             device: device_name(self.device),
             worker_id: None,
             attempts: 0,
             epochs_retrained: 0,
-            posthoc: self
-                .job
-                .train
-                .posthoc_tau
-                .iter()
-                .map(|&tau| PosthocAccuracy {
-                    tau,
-                    accuracy: self.evaluate_adjusted(tau).group_accuracy(&self.classes),
-                })
-                .collect(),
+            posthoc: Vec::new(),
         }
     }
 }

@@ -148,6 +148,8 @@ fn worst_with(a: &[u8], b: &[u8], prefix: &str) -> (f64, String) {
         assert_eq!(ta.size(), tb.size(), "{name}");
         let scale = tb.abs().max().double_value(&[]).max(1e-12);
         let diff = (&ta - tb).abs().max().double_value(&[]) / scale;
+        // A NaN (in either) is the worst difference, not one that compares as none.
+        let diff = if diff.is_nan() { f64::INFINITY } else { diff };
         if diff > worst.0 {
             worst = (diff, name);
         }

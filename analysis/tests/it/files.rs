@@ -141,6 +141,7 @@ fn parquet_frames_have_their_columns_in_plain_types() {
             "pc_on",
             "base",
             "sampler",
+            "stage2",
             "seed",
             "state",
             "attempts",
@@ -162,6 +163,7 @@ fn parquet_frames_have_their_columns_in_plain_types() {
             "epochs_retrained",
             "worker",
             "error",
+            "parent_id",
         ]
     );
     let per_class = columns(&dir.path().join("per_class.parquet"));

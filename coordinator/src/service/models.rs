@@ -1,7 +1,8 @@
-//! Kept models: `UploadModel` of `WorkerService` (a finished job's weights in) and `GetModel` of
-//! `SweepService` (a user's copy). They travel in the checkpoint chunks and are stored like
-//! checkpoints (see [`crate::checkpoint`]); which models are kept, and for how long, is the
-//! scheduler's (its `kept`).
+//! Kept models: `UploadModel` and `DownloadModel` of `WorkerService` (a finished stage-1 job's
+//! weights in, a stage-2 job's starting weights out) and `GetModel` of `SweepService` (a user's
+//! copy). They travel in the checkpoint chunks and are stored like checkpoints (see
+//! [`crate::checkpoint`]); which models are kept, and for how long, is the scheduler's (its
+//! `graph`).
 
 use std::sync::Arc;
 
@@ -9,10 +10,10 @@ use futures::StreamExt;
 use ltsweep_proto::checkpoint::CheckpointHeader;
 use ltsweep_proto::{JobId, SweepId, pb};
 use tonic::{Request, Response, Streaming};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{BoxStream, Coordinator, RpcResult};
-use crate::checkpoint;
+use crate::checkpoint::{self, CheckpointFiles};
 use crate::committer::{After, Before};
 use crate::error::CoordinatorError;
 use crate::limits;
@@ -96,6 +97,56 @@ pub(super) async fn upload(
         .await?;
     info!(job = %job, size = model.size, "model stored");
     Ok(Response::new(pb::UploadModelResponse { size: model.size }))
+}
+
+/// `DownloadModel`: the model a leased stage-2 job starts from. A model the coordinator cannot
+/// give (none recorded, its file gone or damaged) is lost: the stage-1 job is queued to train
+/// again and the stage-2 job waits for it, its lease ended.
+pub(super) async fn download(
+    coordinator: &Coordinator,
+    request: Request<pb::DownloadModelRequest>,
+) -> RpcResult<BoxStream<pb::CheckpointChunk>> {
+    let lease = LeaseId(limits::short_field(
+        request.into_inner().lease_id,
+        "lease_id",
+    )?);
+    let source = coordinator.read(|s| Ok(s.model_source(&lease)?))?;
+    let read = match &source.model {
+        Some(model) => Some(
+            coordinator
+                .models
+                .read(&source.parent, &model.sha256)
+                .await
+                .map(|bytes| (model.clone(), bytes)),
+        ),
+        None => None,
+    };
+    let (model, bytes) = match read {
+        Some(Ok(found)) => found,
+        Some(Err(error)) if !CheckpointFiles::is_lost(&error) => return Err(error.into()),
+        lost => {
+            let why = match lost {
+                Some(Err(error)) => error.to_string(),
+                _ => "none was uploaded".to_owned(),
+            };
+            let parent = coordinator.transact(|s| Ok(s.model_lost(&lease)?)).await?;
+            warn!(stage1 = %parent, lease = %lease, %why, "a stage-2 job's model is lost; its stage-1 job trains again");
+            return Err(CoordinatorError::NotFound {
+                kind: "model of stage-1 job",
+                id: parent.to_string(),
+                hint: "it is lost and its job is queued to train again; this stage-2 job waits for it and its lease has ended",
+            }
+            .into());
+        }
+    };
+    let header = CheckpointHeader {
+        lease_id: lease.0,
+        epoch: model.epochs,
+        size: bytes.len() as u64,
+        sha256: model.sha256,
+    };
+    let stream = futures::stream::iter(ltsweep_proto::checkpoint::chunks(&header, bytes).map(Ok));
+    Ok(Response::new(Box::pin(stream)))
 }
 
 /// `GetModel`: a job's kept model, for `ltsweep model`.

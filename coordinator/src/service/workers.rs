@@ -167,6 +167,15 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
         models::upload(&self.0, request).await
     }
 
+    type DownloadModelStream = BoxStream<pb::CheckpointChunk>;
+
+    async fn download_model(
+        &self,
+        request: Request<pb::DownloadModelRequest>,
+    ) -> RpcResult<Self::DownloadModelStream> {
+        models::download(&self.0, request).await
+    }
+
     async fn complete_job(
         &self,
         request: Request<pb::CompleteJobRequest>,

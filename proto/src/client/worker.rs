@@ -215,6 +215,22 @@ impl WorkerApi {
         Ok(response.into_inner().size)
     }
 
+    /// The model of a leased stage-2 job's stage-1 job, checked against its header's size and
+    /// SHA-256. `NotFound` when it is lost: the coordinator then queues the stage-1 job again
+    /// and has ended this lease.
+    pub async fn download_model(&self, lease: &LeaseId) -> Result<Vec<u8>, RemoteError> {
+        let request = pb::DownloadModelRequest {
+            lease_id: lease.0.clone(),
+        };
+        let stream = self
+            .client
+            .clone()
+            .download_model(request)
+            .await?
+            .into_inner();
+        Ok(checkpoint::receive(stream).await?.1)
+    }
+
     /// Delivers the result; idempotent for the same lease.
     pub async fn complete(
         &self,
