@@ -67,9 +67,11 @@ pub enum Command {
     /// Run a worker: pull jobs from a coordinator and train them on this machine's devices.
     #[cfg(feature = "train")]
     Worker(WorkerArgs),
-    /// Delete a sweep whose jobs all ended (or a cancelled one): its jobs, results and
-    /// checkpoints. `ltsweep export` it first to keep its results.
+    /// Delete a sweep whose jobs all ended (or a cancelled one): its jobs, results,
+    /// checkpoints and models. `ltsweep export` it first to keep its results.
     Delete(SweepArgs),
+    /// Write a job's kept model (its final weights) as a safetensors file.
+    Model(ModelArgs),
     /// Start workers through a cluster's scheduler: a Slurm job array, or Kubernetes manifests.
     #[command(subcommand)]
     Launch(crate::commands::launch::LaunchCommand),
@@ -326,6 +328,18 @@ pub struct MlflowArgs {
 }
 
 #[cfg(feature = "train")]
+#[derive(clap::Args, Debug)]
+pub struct ModelArgs {
+    pub sweep: String,
+    /// The job (a stage-1 job of a sweep with stage-2 jobs or `keep_models = true`).
+    pub job: String,
+    /// The safetensors file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     /// The sweep spec (TOML).

@@ -14,6 +14,7 @@ use crate::stats::PairedTest;
 use crate::stats::resampling::EXACT_MAX_PAIRS;
 use crate::summary::{
     self, EpochChoice, Family, JobCounts, Metric, PlanRow, ReportOptions, plan_rows_selected,
+    stage1_rows,
 };
 use crate::tables::{self, AccuracyTable, TableText};
 use crate::tensorboard;
@@ -88,10 +89,11 @@ pub fn write_report_with(
         files.push(path);
     }
 
-    let (figure1, figure_notes) = Figure1::build(&tidy, &rows);
+    let figure_rows = stage1_rows(&rows);
+    let (figure1, figure_notes) = Figure1::build(&tidy, &figure_rows);
     notes.extend(figure_notes);
     files.extend(figure1.save(out_dir)?);
-    files.extend(Curves::build(&tidy, &rows).save(out_dir)?);
+    files.extend(Curves::build(&tidy, &figure_rows).save(out_dir)?);
     files.extend(tensorboard::write_runs(
         &tidy,
         &out_dir.join("tensorboard"),
@@ -150,7 +152,7 @@ fn differences_sentence(test: PairedTest, family: Family) -> String {
     };
     let mut text = format!(
         " Δ vs CE: mean of the seed-paired differences to CE alone (base loss ce, sampler \
-         instance, no Comp., no PC) with the same axis values [{interval}]; p: {p}, \
+         instance, no Comp., no PC, no stage 2) with the same axis values [{interval}]; p: {p}, \
          Holm-adjusted over this table's {} comparisons with CE (one family: every Δ cell of \
          the table); *: holds after the correction (adjusted p < 0.05). Intervals are not \
          adjusted.",
@@ -183,6 +185,7 @@ pub(crate) fn accuracy_tables(
     // they vary, or where the whole sweep uses another one.
     let show_base = rows.iter().any(|row| row.base != BaseKind::Ce);
     let show_sampler = rows.iter().any(|row| row.sampler != Sampler::Instance);
+    let show_stage2 = rows.iter().any(PlanRow::is_stage2);
     let at = match options.epoch {
         EpochChoice::Final => "at the final epoch",
         EpochChoice::Best => {
@@ -227,6 +230,7 @@ pub(crate) fn accuracy_tables(
         axis_names: &tidy.axis_names,
         show_base,
         show_sampler,
+        show_stage2,
         with_differences,
     }
     .render();
@@ -237,6 +241,7 @@ pub(crate) fn accuracy_tables(
         axis_names: &tidy.axis_names,
         show_base,
         show_sampler,
+        show_stage2,
         with_differences,
     }
     .render();

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::baseline::{BaseLoss, Sampler};
 use crate::model::{Arch, Precision};
+use crate::stage2::Stage2;
 
 /// Declares a newtype id over a `String` (`Display`, `From<&str>`, serde as the bare string), so
 /// that a job id cannot be passed where a worker id is meant.
@@ -390,6 +391,26 @@ fn is_zero_count(n: &u32) -> bool {
     *n == 0
 }
 
+/// The per-class training counts of a long-tailed set: `n_i = floor(n_max *
+/// (1/ratio)^(i/(C-1)))`, written as the common LDAM-DRW code computes it, so the counts match it
+/// exactly.
+pub fn long_tail_counts(n_max: u32, classes: usize, ratio: f64) -> Vec<u32> {
+    if classes == 1 {
+        return vec![n_max];
+    }
+    let factor = 1.0 / ratio;
+    (0..classes)
+        .map(|i| (f64::from(n_max) * factor.powf(i as f64 / (classes - 1) as f64)) as u32)
+        .collect()
+}
+
+/// The first class a long-tailed subset leaves without a training image, if any: its
+/// class-balanced weight and LDAM margin would be NaN, and post-hoc adjustment would predict it
+/// everywhere.
+pub fn first_empty_class(counts: &[u32]) -> Option<usize> {
+    counts.iter().position(|&n| n == 0)
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
     /// The CIFAR ResNet's depth; an ImageNet architecture's nominal depth (50 for ResNet-50).
@@ -563,11 +584,16 @@ pub struct JobSpec {
     pub model: ModelConfig,
     pub train: TrainConfig,
     pub losses: LossConfig,
+    /// A stage-2 job's stage-1 job and method; left out for a stage-1 job (ids of older specs
+    /// hold). The other settings are the stage-1 job's, the recipe its model was trained with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage2: Option<Stage2>,
 }
 
 impl JobSpec {
     /// `comp=tail,pc=head pc_weight=0.1 seed=0`: what a person reads in a table or a log; a
-    /// base loss other than cross entropy and a sampler other than `instance` come first.
+    /// base loss other than cross entropy and a sampler other than `instance` come first, a
+    /// stage-2 method last before the seed.
     pub fn label(&self) -> String {
         let mut label = String::new();
         if !self.losses.base.is_ce() {
@@ -579,6 +605,9 @@ impl JobSpec {
         label.push_str(&self.plan.to_string());
         for axis in &self.axes {
             label.push_str(&format!(" {}={}", axis.name, axis.value));
+        }
+        if let Some(stage2) = &self.stage2 {
+            label.push_str(&format!(" stage2={}", stage2.method));
         }
         label.push_str(&format!(" seed={}", self.seed));
         label

@@ -26,6 +26,7 @@ use toml::de::{DeTable, DeValue};
 use crate::baseline::{BaseKind, BaseLoss, Choice, Sampler};
 use crate::job::{CompMode, DatasetKind, LossPlan, LrSchedule};
 use crate::model::{Arch, Precision};
+use crate::stage2::{Stage2Kind, Stage2Method};
 
 /// The most jobs one sweep may hold.
 pub const MAX_JOBS: usize = 1_000_000;
@@ -420,14 +421,71 @@ impl Default for LossesSection {
     }
 }
 
-/// How the final model is evaluated besides as trained.
+/// `[eval]`. Its `posthoc_tau` moved to the stage-2 axis (`[stage2] method = ["posthoc_la"]`):
+/// a spec that still gives it is refused with a message saying so.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvalSection {
-    /// Post-hoc logit adjustment: each tau evaluates the final model with `logits - tau *
-    /// log(pi)` too; the same trained model, no job more.
     #[serde(default)]
-    pub posthoc_tau: Vec<f64>,
+    pub posthoc_tau: Option<toml::Value>,
+}
+
+/// The settings of a stage-2 method that trains (cRT, LWS); a list is an axis of that
+/// method's jobs alone.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainedStage2 {
+    #[serde(default = "defaults::stage2_epochs")]
+    pub epochs: Axis<u32>,
+    #[serde(default = "defaults::lr")]
+    pub lr: Axis<f64>,
+}
+
+impl Default for TrainedStage2 {
+    fn default() -> Self {
+        toml::from_str("").expect("every stage-2 training setting has a default")
+    }
+}
+
+/// The τ of τ-normalisation or of post-hoc logit adjustment; a list is an axis of that
+/// method's jobs alone.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TauSetting {
+    #[serde(default = "defaults::one")]
+    pub tau: Axis<f64>,
+}
+
+impl Default for TauSetting {
+    fn default() -> Self {
+        toml::from_str("").expect("tau has a default")
+    }
+}
+
+/// `[stage2]`: what follows each stage-1 job, on its final model (Kang et al. 2020's decoupled
+/// classifier re-balancing). Each method other than `none` is one more job per stage-1 job (per
+/// value of its own settings), which waits for its stage-1 job to succeed.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage2Section {
+    /// `none` (the stage-1 jobs, always in the sweep), `crt`, `lws`, `tau_norm`, `ncm`,
+    /// `posthoc_la`.
+    #[serde(default = "defaults::stage2")]
+    pub method: Choice<Stage2Kind>,
+    #[serde(default)]
+    pub crt: Option<TrainedStage2>,
+    #[serde(default)]
+    pub lws: Option<TrainedStage2>,
+    #[serde(default)]
+    pub tau_norm: Option<TauSetting>,
+    #[serde(default)]
+    pub posthoc_la: Option<TauSetting>,
+}
+
+impl Default for Stage2Section {
+    fn default() -> Self {
+        toml::from_str("").expect("every stage-2 setting has a default")
+    }
 }
 
 /// A validated sweep spec. [`SweepSpec::jobs`] expands it into its grid.
@@ -449,10 +507,16 @@ pub struct SweepSpec {
     pub losses: LossesSection,
     #[serde(default)]
     pub eval: EvalSection,
+    #[serde(default)]
+    pub stage2: Stage2Section,
+    /// Keep every stage-1 job's final model until the sweep is deleted (`ltsweep model` writes
+    /// one out), not only while a stage-2 job still needs it.
+    #[serde(default)]
+    pub keep_models: bool,
 }
 
 mod defaults {
-    use super::{Axis, BaseKind, Choice, Sampler};
+    use super::{Axis, BaseKind, Choice, Sampler, Stage2Kind};
     use crate::job::CompMode;
 
     pub fn base() -> Choice<BaseKind> {
@@ -519,6 +583,12 @@ mod defaults {
     pub fn pc_center_lr() -> Axis<f64> {
         Axis::One(0.5)
     }
+    pub fn stage2() -> Choice<Stage2Kind> {
+        Choice::one(Stage2Kind::None)
+    }
+    pub fn stage2_epochs() -> Axis<u32> {
+        Axis::One(10)
+    }
     pub fn max_attempts() -> u32 {
         3
     }
@@ -547,6 +617,15 @@ impl SweepSpec {
         Ok(spec)
     }
 
+    /// The `keep_models` of a spec's text, read without validating the rest: a spec stored by
+    /// an earlier version may hold what this one refuses, and its sweep must still load.
+    pub fn keeps_models(text: &str) -> bool {
+        toml::from_str::<toml::Table>(text)
+            .ok()
+            .and_then(|table| table.get("keep_models")?.as_bool())
+            .unwrap_or(false)
+    }
+
     /// The loss plans of the grid, in order.
     pub fn plans(&self) -> Vec<LossPlan> {
         match (&self.losses.plans, self.losses.grid) {
@@ -568,6 +647,53 @@ impl SweepSpec {
     /// The samplers of the grid, in the spec's order.
     pub fn samplers(&self) -> &[Sampler] {
         self.train.sampler.values()
+    }
+
+    /// The stage-2 methods each stage-1 job is followed by, in the spec's order, each with every
+    /// value of its own settings (`none` is the stage-1 job itself and is not among them).
+    pub fn stage2_methods(&self) -> Vec<Stage2Method> {
+        let st = &self.stage2;
+        let mut methods = Vec::new();
+        for &kind in st.method.values() {
+            match kind {
+                Stage2Kind::None => {}
+                Stage2Kind::Crt | Stage2Kind::Lws => {
+                    let trained = match kind {
+                        Stage2Kind::Crt => st.crt.clone(),
+                        _ => st.lws.clone(),
+                    }
+                    .unwrap_or_default();
+                    for &epochs in trained.epochs.values() {
+                        for &lr in trained.lr.values() {
+                            methods.push(match kind {
+                                Stage2Kind::Crt => Stage2Method::Crt { epochs, lr },
+                                _ => Stage2Method::Lws { epochs, lr },
+                            });
+                        }
+                    }
+                }
+                Stage2Kind::TauNorm => {
+                    let taus = st.tau_norm.clone().unwrap_or_default();
+                    methods.extend(
+                        taus.tau
+                            .values()
+                            .iter()
+                            .map(|&tau| Stage2Method::TauNorm { tau }),
+                    );
+                }
+                Stage2Kind::Ncm => methods.push(Stage2Method::Ncm),
+                Stage2Kind::PosthocLa => {
+                    let taus = st.posthoc_la.clone().unwrap_or_default();
+                    methods.extend(
+                        taus.tau
+                            .values()
+                            .iter()
+                            .map(|&tau| Stage2Method::PosthocLa { tau }),
+                    );
+                }
+            }
+        }
+        methods
     }
 
     /// A base loss with the spec's settings, for a job of `epochs` epochs.
@@ -632,6 +758,7 @@ impl SweepSpec {
         self.validate_losses()?;
         self.validate_base()?;
         self.validate_eval()?;
+        self.validate_stage2()?;
         self.validate_grid_size()
     }
 
@@ -708,6 +835,8 @@ impl SweepSpec {
             ("seeds".to_owned(), self.seeds().len()),
             ("losses.base".to_owned(), self.bases().len()),
             ("train.sampler".to_owned(), self.samplers().len()),
+            // Each stage-1 job and one stage-2 job per method and setting.
+            ("stage2.method".to_owned(), 1 + self.stage2_methods().len()),
         ];
         factors.extend(
             self.axes()
@@ -906,6 +1035,38 @@ impl SweepSpec {
         }
         if synthetic {
             self.validate_synthetic_size()?;
+            self.validate_synthetic_counts()?;
+        }
+        Ok(())
+    }
+
+    /// The synthetic set's long-tailed counts are known here: a subset that leaves a class
+    /// without a training image is refused naming the class (a file data set's counts are
+    /// known on the worker, which fails such a job for good).
+    fn validate_synthetic_counts(&self) -> Result<(), Invalid> {
+        let d = &self.dataset;
+        // The defaults the grid resolves absent settings to (see `grid.rs`).
+        let classes = d.classes.as_ref().map_or(&[10][..], Axis::values);
+        let sizes = d.train_per_class.as_ref().map_or(&[500][..], Axis::values);
+        for &ratio in d
+            .imbalance_ratio
+            .as_ref()
+            .map_or(&[100.0][..], Axis::values)
+        {
+            for &size in sizes {
+                for &k in classes {
+                    let counts = crate::job::long_tail_counts(size, k as usize, ratio);
+                    if let Some(class) = crate::job::first_empty_class(&counts) {
+                        return Err(Invalid {
+                            key: "dataset.imbalance_ratio".to_owned(),
+                            message: format!(
+                                "at ratio {ratio}, {size} training images a class leave class {class} of {k} with none (n_i = floor({size} * (1/{ratio})^(i/{}))): lower the ratio or raise dataset.train_per_class",
+                                k - 1
+                            ),
+                        });
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -1022,7 +1183,13 @@ impl SweepSpec {
         self.axes()
             .iter()
             .map(|(_, values)| values.len() as u128)
-            .chain([self.plans().len() as u128, self.seeds().len() as u128])
+            .chain([
+                self.plans().len() as u128,
+                self.seeds().len() as u128,
+                self.bases().len() as u128,
+                self.samplers().len() as u128,
+                1 + self.stage2_methods().len() as u128,
+            ])
             .fold(1u128, u128::saturating_mul)
     }
 
@@ -1126,15 +1293,76 @@ impl SweepSpec {
     }
 
     fn validate_eval(&self) -> Result<(), Invalid> {
-        let taus = &self.eval.posthoc_tau;
-        for &tau in taus {
+        check(
+            self.eval.posthoc_tau.is_none(),
+            "eval.posthoc_tau",
+            "post-hoc logit adjustment is a stage-2 method now: write `[stage2] method = [\"none\", \"posthoc_la\"]` and its taus as `[stage2.posthoc_la] tau = [...]` (one job per tau, on the stage-1 job's model)",
+        )
+    }
+
+    /// The stage-2 methods and their settings.
+    fn validate_stage2(&self) -> Result<(), Invalid> {
+        let st = &self.stage2;
+        let methods = st.method.values();
+        no_repeats(methods, "stage2.method")?;
+        check(
+            !self.dataset.kind.is_list() || self.stage2_methods().is_empty(),
+            "stage2.method",
+            &format!(
+                "stage 2 re-trains on a data set held in memory; {} streams its images from \
+                 files, which stage 2 does not read yet",
+                self.dataset.kind
+            ),
+        )?;
+        for (key, kind, given) in [
+            ("stage2.crt", Stage2Kind::Crt, st.crt.is_some()),
+            ("stage2.lws", Stage2Kind::Lws, st.lws.is_some()),
+            (
+                "stage2.tau_norm",
+                Stage2Kind::TauNorm,
+                st.tau_norm.is_some(),
+            ),
+            (
+                "stage2.posthoc_la",
+                Stage2Kind::PosthocLa,
+                st.posthoc_la.is_some(),
+            ),
+        ] {
             check(
-                tau.is_finite(),
-                "eval.posthoc_tau",
-                &format!("{tau} is not a finite number"),
+                !given || methods.contains(&kind),
+                key,
+                &format!("settings of `{kind}`, which stage2.method does not list: add it there"),
             )?;
         }
-        no_repeats(taus, "eval.posthoc_tau")
+        for (key, trained) in [("stage2.crt", &st.crt), ("stage2.lws", &st.lws)] {
+            let Some(trained) = trained else { continue };
+            positive_counts(Some(&trained.epochs), &format!("{key}.epochs"))?;
+            for &lr in trained.lr.values() {
+                check(
+                    lr > 0.0,
+                    &format!("{key}.lr"),
+                    &format!("{lr} is not positive"),
+                )?;
+            }
+            no_repeats(trained.epochs.values(), &format!("{key}.epochs"))?;
+            no_repeats(trained.lr.values(), &format!("{key}.lr"))?;
+        }
+        if let Some(tau_norm) = &st.tau_norm {
+            for &tau in tau_norm.tau.values() {
+                check(
+                    tau >= 0.0,
+                    "stage2.tau_norm.tau",
+                    &format!(
+                        "{tau} is negative (0 is the stage-1 classifier, 1 unit-norm weights)"
+                    ),
+                )?;
+            }
+            no_repeats(tau_norm.tau.values(), "stage2.tau_norm.tau")?;
+        }
+        if let Some(posthoc) = &st.posthoc_la {
+            no_repeats(posthoc.tau.values(), "stage2.posthoc_la.tau")?;
+        }
+        Ok(())
     }
 
     /// The base losses and their settings.
@@ -1615,6 +1843,23 @@ mod tests {
         assert!(err.to_string().contains("dataset.subset_seed"), "{err}");
         SweepSpec::parse(
             "name = \"x\"\nseeds = [0]\n[dataset]\nkind = \"cifar10\"\npath = \"c\"\nval_per_class = 50\nsubset_seed = \"job\"\n",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_synthetic_subset_that_leaves_a_class_empty_is_refused_naming_it() {
+        let err = error(
+            "name = \"x\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\ntrain_per_class = 50\nimbalance_ratio = [10, 100]\n",
+        );
+        assert!(
+            err.to_string().starts_with(
+                "line 6: dataset.imbalance_ratio: at ratio 100, 50 training images a class leave class 8 of 10 with none"
+            ),
+            "{err}"
+        );
+        SweepSpec::parse(
+            "name = \"x\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\ntrain_per_class = 50\nimbalance_ratio = 50\n",
         )
         .unwrap();
     }

@@ -87,6 +87,10 @@ pub struct JobStatus {
     /// The full spec, when asked for (reports).
     pub spec: Option<JobSpec>,
     pub preemptions: u32,
+    /// A stage-2 job's stage-1 job.
+    pub parent: Option<JobId>,
+    /// A stage-2 job's method and settings, `tau_norm(tau=1)`.
+    pub stage2: Option<String>,
 }
 
 impl TryFrom<pb::JobStatus> for JobStatus {
@@ -111,6 +115,8 @@ impl TryFrom<pb::JobStatus> for JobStatus {
             epochs_retrained: job.epochs_retrained,
             last_accuracy: job.last_accuracy,
             preemptions: job.preemptions,
+            parent: Some(job.parent_job_id).filter(|p| !p.is_empty()).map(JobId),
+            stage2: Some(job.stage2).filter(|s| !s.is_empty()),
         })
     }
 }

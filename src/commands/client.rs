@@ -119,8 +119,12 @@ pub fn submit(args: &SubmitArgs) -> anyhow::Result<()> {
     })
 }
 
+/// The plan, and a stage-2 job's method: `comp=none,pc=none stage2=ncm`.
 fn plan_label(job: &JobStatus) -> String {
-    job.plan.to_string()
+    match &job.stage2 {
+        Some(stage2) => format!("{} stage2={stage2}", job.plan),
+        None => job.plan.to_string(),
+    }
 }
 
 pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
@@ -157,6 +161,9 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
                 }
                 if let Some(error) = &job.error {
                     row["error"] = json!(error);
+                }
+                if let Some(parent) = &job.parent {
+                    row["after"] = json!(parent);
                 }
                 row
             })
@@ -197,7 +204,12 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
                 format!("{}/{}", job.epoch, job.epochs_total),
                 job.attempts.to_string(),
                 job.worker.clone().unwrap_or_default(),
-                job.error.clone().unwrap_or_default(),
+                // A stage-2 job waits for its stage-1 job: the note names it.
+                job.error.clone().unwrap_or_else(|| {
+                    job.parent
+                        .as_ref()
+                        .map_or_else(String::new, |parent| format!("after {parent}"))
+                }),
             ]
         })
         .collect();

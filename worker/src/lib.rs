@@ -12,7 +12,9 @@
 //!   and the samplers;
 //!   [`optim`]: momentum SGD with reachable state; [`augment`]: the on-device input pipeline.
 //! - [`train`]: the training loop, checkpoints and exact resume; [`metrics`]: test metrics;
-//!   [`fused`]: several jobs of one shape trained as one model.
+//!   [`fused`]: several jobs of one shape trained as one model; [`stage2`]: a stage-1 model's
+//!   classifier re-balanced (cRT, LWS, τ-norm, NCM, post-hoc adjustment); [`model_file`]: a
+//!   job's final weights as safetensors.
 //! - [`runtime`]: the worker process: pull jobs from a coordinator, train, report;
 //!   [`preempt`]: stop signals and Slurm placement.
 //!
@@ -45,6 +47,7 @@ pub mod loader;
 pub mod losses;
 pub mod metrics;
 pub mod model;
+pub mod model_file;
 pub mod network;
 pub mod optim;
 pub mod pause;
@@ -52,4 +55,5 @@ pub mod preempt;
 pub mod pretrained;
 pub mod rng;
 pub mod runtime;
+pub mod stage2;
 pub mod train;

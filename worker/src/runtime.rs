@@ -6,7 +6,9 @@
 //! A coordinator that cannot be reached is retried with backoff while training goes on; a
 //! refused lease (it expired and the job went elsewhere) drops the job; a completion is retried
 //! until the coordinator accepts or refuses it. A preempted worker checkpoints its jobs at the
-//! next step and gives their leases back (see [`crate::preempt`]).
+//! next step and gives their leases back (see [`crate::preempt`]). A finished job whose lease
+//! says so uploads its model before it completes; a stage-2 job downloads its stage-1 job's
+//! model before it starts (`models`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -27,6 +29,7 @@ mod checkpoint;
 mod fuse;
 mod job;
 mod lease;
+mod models;
 
 pub use fuse::{AUTO_CUDA, Fuse};
 

@@ -37,7 +37,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ltsweep_proto::{
-    ClassScope, CompMode, EpochMetrics, GroupAccuracy, JobResult, JobSpec, PosthocAccuracy,
+    BaseKind, ClassScope, CompMode, EpochMetrics, GroupAccuracy, JobResult, JobSpec,
+    PosthocAccuracy,
 };
 use tch::{Device, Kind, Tensor, nn};
 
@@ -49,6 +50,8 @@ use crate::data::{ClassInfo, DataError, FileData, ImageSet, LongTailData};
 use crate::loader::{Feed, Loader};
 use crate::losses;
 use crate::metrics::Confusion;
+use crate::model::HeadKind;
+use crate::model_file;
 use crate::network::Network;
 use crate::optim::{self, Sgd};
 use crate::pretrained::{self, InitError};
@@ -57,6 +60,15 @@ use crate::pretrained::{self, InitError};
 /// interleave their draws. Holding this lock while seeding and initialising keeps each job's
 /// initial weights a function of its seed alone.
 static INIT: Mutex<()> = Mutex::new(());
+
+/// Runs `draw` with libtorch's global generator seeded with `seed`, holding [`INIT`]: what
+/// `draw` initialises is a function of the seed alone, whatever else the process draws (a
+/// test that makes a network of its own seeds it here too).
+pub fn with_seed<T>(seed: i64, draw: impl FnOnce() -> T) -> T {
+    let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    tch::manual_seed(seed);
+    draw()
+}
 
 /// Test images per forward pass when evaluating.
 const EVAL_BATCH: i64 = 1000;
@@ -80,6 +92,11 @@ pub enum TrainError {
     /// The job's `model.init` weights cannot be loaded; another attempt would fail the same.
     #[error(transparent)]
     Init(#[from] InitError),
+    #[error("model file: {0}")]
+    ModelFile(#[from] model_file::ModelFileError),
+    /// A stage-2 job of data streamed from files (refused when the spec is read).
+    #[error("a stage-2 method needs a data set held in memory, not list data")]
+    Stage2OnStream,
 }
 
 impl TrainError {
@@ -88,7 +105,7 @@ impl TrainError {
     pub fn is_retryable(&self) -> bool {
         match self {
             TrainError::Data(error) => matches!(error, DataError::Io { .. }),
-            TrainError::Init(_) => false,
+            TrainError::Init(_) | TrainError::Stage2OnStream => false,
             _ => true,
         }
     }
@@ -135,6 +152,13 @@ pub trait Observer {
     fn preempted(&self) -> bool {
         false
     }
+    /// Whether the job's final weights are wanted (a stage-2 job needs them, or its sweep
+    /// keeps models): they then go to [`Observer::model`] before the job finishes.
+    fn wants_model(&self) -> bool {
+        false
+    }
+    /// The finished job's final weights, as a safetensors file (see [`crate::model_file`]).
+    fn model(&mut self, _bytes: Vec<u8>) {}
 }
 
 /// How an epoch's training ended.
@@ -239,7 +263,7 @@ pub struct Trainer {
     pub(crate) centers: Tensor,
     pub(crate) source: Source,
     /// The training labels on the host, for the sampler.
-    train_labels: Vec<i64>,
+    pub(crate) train_labels: Vec<i64>,
     /// Input channels of the network.
     pub(crate) channels: i64,
     base: BaseObjective,
@@ -351,14 +375,12 @@ impl Trainer {
     ) -> Self {
         let classes = class_info.num_classes() as i64;
         let mut vs = nn::VarStore::new(device);
-        let (model, centers) = {
-            let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            tch::manual_seed(job.seed as i64);
+        let (model, centers) = with_seed(job.seed as i64, || {
             let model = Network::new(&vs.root(), job, channels, classes);
             let centers = Tensor::randn([classes, model.features()], (Kind::Float, device))
                 .set_requires_grad(true);
             (model, centers)
-        };
+        });
         // Before the optimiser takes the parameters into its buffer.
         let centers = if kind == Kind::Float {
             centers
@@ -522,7 +544,7 @@ impl Trainer {
                     return Ok(Outcome::Preempted { epoch: self.epoch });
                 }
             };
-            if let Some(reason) = divergence(&metrics) {
+            if let Some(reason) = divergence(self.job.losses.base.kind(), &metrics) {
                 return Ok(Outcome::Diverged {
                     epoch: metrics.epoch,
                     reason,
@@ -543,7 +565,57 @@ impl Trainer {
                 return Ok(Outcome::Stopped { epoch: self.epoch });
             }
         }
+        if observer.wants_model() {
+            observer.model(self.model_bytes()?);
+        }
         Ok(Outcome::Finished(Box::new(self.result()?)))
+    }
+
+    /// The network's weights and BatchNorm statistics as a safetensors file, named as its
+    /// variables, with the classifier in the metadata.
+    pub fn model_bytes(&self) -> Result<Vec<u8>, TrainError> {
+        let mut tensors: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        tensors.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut metadata = HashMap::from([(model_file::JOB.to_owned(), self.job.id.to_string())]);
+        match HeadKind::of(&self.job.losses.base) {
+            HeadKind::Linear => {
+                metadata.insert(model_file::CLASSIFIER.to_owned(), "linear".to_owned());
+            }
+            HeadKind::Cosine { scale } => {
+                metadata.insert(model_file::CLASSIFIER.to_owned(), "cosine".to_owned());
+                metadata.insert(model_file::SCALE.to_owned(), scale.to_string());
+            }
+        }
+        model_file::encode(&tensors, metadata).map_err(TrainError::ModelFile)
+    }
+
+    /// Takes a finished job's weights (from [`Trainer::model_bytes`] of a job with this
+    /// network) as its own: every variable must be there, in its shape.
+    pub fn load_model(&mut self, bytes: &[u8]) -> Result<(), TrainError> {
+        let (tensors, _) = model_file::decode(bytes).map_err(TrainError::ModelFile)?;
+        let mut saved: HashMap<String, Tensor> = tensors.into_iter().collect();
+        tch::no_grad(|| -> Result<(), TrainError> {
+            for (name, mut variable) in self.vs.variables() {
+                let tensor = saved.remove(&name).ok_or_else(|| {
+                    TrainError::CheckpointMismatch(format!("the model has no tensor {name}"))
+                })?;
+                if tensor.size() != variable.size() {
+                    return Err(TrainError::CheckpointMismatch(format!(
+                        "the model's {name} is {:?}, the network's {:?}",
+                        tensor.size(),
+                        variable.size()
+                    )));
+                }
+                variable.f_copy_(&tensor)?;
+            }
+            Ok(())
+        })?;
+        if let Some(name) = saved.keys().next() {
+            return Err(TrainError::CheckpointMismatch(format!(
+                "the model has a tensor the network lacks: {name}"
+            )));
+        }
+        Ok(())
     }
 
     /// Trains one epoch and evaluates if it is an evaluation epoch; `None` if cancelled.
@@ -691,7 +763,7 @@ impl Trainer {
             epoch: run.epoch + 1,
             lr: self.job.train.lr_at(run.epoch),
             // Reading the sums waits for the device, so the time below is the real one.
-            loss_ce: sums.ce.double_value(&[]) / batches,
+            loss_base: sums.ce.double_value(&[]) / batches,
             loss_comp: sums.comp.double_value(&[]) / batches,
             loss_pc: sums.pc.double_value(&[]) / batches,
             images_per_second: 0.0,
@@ -705,7 +777,9 @@ impl Trainer {
         metrics.images_per_second = run.seen as f64 / seconds.max(1e-9);
         self.train_seconds += seconds;
         self.epoch += 1;
-        if divergence(&metrics).is_none() && self.job.train.evaluates_after(self.epoch) {
+        if divergence(self.job.losses.base.kind(), &metrics).is_none()
+            && self.job.train.evaluates_after(self.epoch)
+        {
             let confusion = self.evaluate()?;
             metrics.accuracy = Some(confusion.group_accuracy(&self.classes));
             metrics.per_class = confusion.per_class(&self.classes);
@@ -715,6 +789,40 @@ impl Trainer {
         }
         self.history.push(metrics.clone());
         Ok(metrics)
+    }
+
+    /// The normalised images (cropped and flipped with `draws`) and labels of the training
+    /// images `order[from..from + len]`, of in-memory data (a stage-2 job's batches).
+    pub(crate) fn training_batch(
+        &self,
+        order: &Tensor,
+        draws: Option<&EpochDraws>,
+        from: i64,
+        len: i64,
+    ) -> Result<(Tensor, Tensor), TrainError> {
+        let Source::Memory(memory) = &self.source else {
+            return Err(TrainError::Stage2OnStream);
+        };
+        let index = order.narrow(0, from, len);
+        let x = self.batch_images(memory, &index, draws, from, len);
+        Ok((x, memory.train.labels.index_select(0, &index)))
+    }
+
+    /// An epoch's augmentation draws for in-memory data under `seed` (a stage-2 job's own);
+    /// `None` where the job does not augment.
+    pub(crate) fn augmentation_draws(
+        &self,
+        seed: u64,
+        epoch: u32,
+    ) -> Result<Option<EpochDraws>, TrainError> {
+        let Source::Memory(memory) = &self.source else {
+            return Err(TrainError::Stage2OnStream);
+        };
+        let n = memory.train.len() as usize;
+        Ok(memory
+            .augment
+            .as_ref()
+            .map(|a| a.draw(n, seed, epoch, self.device)))
     }
 
     fn batch_images(
@@ -769,7 +877,7 @@ impl Trainer {
 
     /// The loss of a batch's first step, added to the epoch's sums. The base loss (cross
     /// entropy unless the job names another) takes cross entropy's place in every plan, in the
-    /// CE-only epochs too; its value is reported as `loss_ce`.
+    /// CE-only epochs too; its value is reported as `loss_base`.
     pub(crate) fn first_loss(
         &self,
         logits: &Tensor,
@@ -843,14 +951,18 @@ impl Trainer {
         self.confusions(Split::Test, taus)
     }
 
+    /// Whether the job holds validation images.
+    pub(crate) fn has_val(&self) -> bool {
+        match &self.source {
+            Source::Memory(memory) => memory.val.is_some(),
+            Source::Stream(loader) => loader.has(Split::Val),
+        }
+    }
+
     /// Group accuracies on the validation set, one for each tau as in
     /// [`Trainer::evaluate_adjusted`]; `None` for a job without a validation set.
     pub fn evaluate_val(&self, taus: &[f64]) -> Result<Option<Vec<GroupAccuracy>>, TrainError> {
-        let held_out = match &self.source {
-            Source::Memory(memory) => memory.val.is_some(),
-            Source::Stream(loader) => loader.has(Split::Val),
-        };
-        if !held_out {
+        if !self.has_val() {
             return Ok(None);
         }
         Ok(Some(
@@ -861,26 +973,62 @@ impl Trainer {
         ))
     }
 
+    /// `log(pi)` `[1, K]`, pi the training class frequencies.
+    pub(crate) fn log_prior(&self) -> Tensor {
+        Tensor::from_slice(&baselines::log_priors(&self.classes.train_counts))
+            .to_kind(self.kind)
+            .to_device(self.device)
+            .view([1, -1])
+    }
+
     /// The confusion matrices of a held-out split (validation or test), in evaluation mode,
     /// one for each post-hoc tau.
     fn confusions(&self, split: Split, taus: &[f64]) -> Result<Vec<Confusion>, TrainError> {
-        let k = self.classes.num_classes() as i64;
-        tch::no_grad(|| {
-            let log_prior = Tensor::from_slice(&baselines::log_priors(&self.classes.train_counts))
-                .to_kind(Kind::Float)
-                .to_device(self.device)
-                .view([1, -1]);
-            let mut predictions: Vec<Vec<Tensor>> = taus.iter().map(|_| Vec::new()).collect();
-            let mut labels = Vec::new();
-            let mut predict = |x: &Tensor| {
-                let logits = self.model.forward_t(x, false).0;
-                for (tau, predicted) in taus.iter().zip(&mut predictions) {
-                    let adjusted = if *tau == 0.0 {
+        let log_prior = self.log_prior();
+        let head = self.model.head();
+        let logits_of = |features: &Tensor| {
+            let logits = head.forward(features);
+            taus.iter()
+                .map(|&tau| {
+                    if tau == 0.0 {
                         logits.shallow_clone()
                     } else {
-                        &logits - &log_prior * *tau
-                    };
-                    predicted.push(adjusted.argmax(1, false));
+                        &logits - &log_prior * tau
+                    }
+                })
+                .collect()
+        };
+        self.confusions_with(split, taus.len(), &logits_of)
+    }
+
+    /// The confusion matrix on `split` (validation or test) of the logits `logits_of` gives
+    /// for the pooled features of the network in evaluation mode (its own classifier, or a
+    /// stage-2 one).
+    pub(crate) fn evaluate_with(
+        &self,
+        split: Split,
+        logits_of: &dyn Fn(&Tensor) -> Tensor,
+    ) -> Result<Confusion, TrainError> {
+        let mut confusions = self.confusions_with(split, 1, &|f| vec![logits_of(f)])?;
+        Ok(confusions.remove(0))
+    }
+
+    /// The confusion matrices of `n` classifiers at once: `logits_of` maps a batch's pooled
+    /// features to each classifier's logits.
+    fn confusions_with(
+        &self,
+        split: Split,
+        n: usize,
+        logits_of: &dyn Fn(&Tensor) -> Vec<Tensor>,
+    ) -> Result<Vec<Confusion>, TrainError> {
+        let k = self.classes.num_classes() as i64;
+        tch::no_grad(|| {
+            let mut predictions: Vec<Vec<Tensor>> = (0..n).map(|_| Vec::new()).collect();
+            let mut labels = Vec::new();
+            let mut predict = |x: &Tensor| {
+                let features = self.model.features_t(x, false);
+                for (logits, predicted) in logits_of(&features).iter().zip(&mut predictions) {
+                    predicted.push(logits.argmax(1, false));
                 }
             };
             match &self.source {
@@ -922,6 +1070,34 @@ impl Trainer {
         })
     }
 
+    /// The pooled features of every training image as it is (no crop, no flip), of the
+    /// network in evaluation mode, and their labels `[N]`; in-memory data only (a stage-2 job
+    /// of list data is refused when its spec is read).
+    pub(crate) fn training_features(&self) -> Result<(Tensor, Tensor), TrainError> {
+        let Source::Memory(memory) = &self.source else {
+            return Err(TrainError::Stage2OnStream);
+        };
+        Ok(tch::no_grad(|| {
+            let n = memory.train.len();
+            let mut features = Vec::new();
+            let mut from = 0;
+            while from < n {
+                let len = EVAL_BATCH.min(n - from);
+                let x = self.in_kind(
+                    memory
+                        .normalize
+                        .apply(&memory.train.images.narrow(0, from, len)),
+                );
+                features.push(self.model.features_t(&x, false).to_kind(Kind::Float));
+                from += len;
+            }
+            (
+                Tensor::cat(&features, 0),
+                memory.train.labels.shallow_clone(),
+            )
+        }))
+    }
+
     pub(crate) fn result(&self) -> Result<JobResult, TrainError> {
         let taus = &self.job.train.posthoc_tau;
         let all: Vec<f64> = std::iter::once(0.0).chain(taus.iter().copied()).collect();
@@ -929,8 +1105,15 @@ impl Trainer {
         let confusion = confusions.remove(0);
         let val = self.evaluate_val(&all)?;
         let val_at = |i: usize| val.as_ref().map(|val| val[i].clone());
-        let val_accuracy = val_at(0);
-        let posthoc = taus
+        let mut result = self.result_of(
+            confusion,
+            val_at(0),
+            self.history.clone(),
+            self.train_seconds,
+        );
+        // The post-hoc taus of a job of an earlier version (`[eval] posthoc_tau`, now the
+        // stage-2 method `posthoc_la`).
+        result.posthoc = taus
             .iter()
             .zip(confusions)
             .enumerate()
@@ -940,31 +1123,44 @@ impl Trainer {
                 val_accuracy: val_at(i + 1),
             })
             .collect();
-        Ok(JobResult {
+        Ok(result)
+    }
+
+    /// The job's result with this test-set confusion matrix, validation accuracy, epochs and
+    /// training time.
+    pub(crate) fn result_of(
+        &self,
+        confusion: Confusion,
+        val_accuracy: Option<GroupAccuracy>,
+        epochs: Vec<EpochMetrics>,
+        train_seconds: f64,
+    ) -> JobResult {
+        JobResult {
             job_id: self.job.id.to_string(),
             sweep_id: self.job.sweep.to_string(),
             spec: self.job.clone(),
             accuracy: confusion.group_accuracy(&self.classes),
             per_class: confusion.per_class(&self.classes),
-            epochs: self.history.clone(),
+            epochs,
             num_classes: self.classes.num_classes() as u32,
             train_images: self.train_len() as u32,
             confusion: confusion.counts,
-            train_seconds: self.train_seconds,
+            train_seconds,
             device: device_name(self.device),
             worker_id: None,
             attempts: 0,
             epochs_retrained: 0,
-            posthoc,
+            posthoc: Vec::new(),
             val_accuracy,
-        })
+        }
     }
 }
 
-/// Why an epoch's losses show the run diverged, if they do.
-pub(crate) fn divergence(metrics: &EpochMetrics) -> Option<String> {
+/// Why an epoch's losses show the run diverged, if they do; the base loss by its name.
+pub(crate) fn divergence(base: BaseKind, metrics: &EpochMetrics) -> Option<String> {
+    let base = format!("{base} base");
     [
-        ("cross entropy", metrics.loss_ce),
+        (base.as_str(), metrics.loss_base),
         ("Complement Entropy", metrics.loss_comp),
         ("Prototype Conformity", metrics.loss_pc),
     ]

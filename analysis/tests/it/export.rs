@@ -111,3 +111,23 @@ fn a_file_without_a_column_is_refused_with_its_name() {
     let message = read_error(&dir.path().join("jobs.parquet"));
     assert!(message.contains("column `frame` is missing"), "{message}");
 }
+
+#[test]
+fn an_export_of_an_earlier_version_reads_under_the_current_column_names() {
+    let frames = Frames::from_records(&fixtures::golden()).expect("frames");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let exported = dir.path().join("results.parquet");
+    frames.export(&exported).expect("export");
+    let mut table = ParquetReader::new(File::open(&exported).expect("open"))
+        .finish()
+        .expect("read");
+    // Before base losses, the epochs' base loss was `loss_ce`.
+    table
+        .rename("epochs.loss_base", "epochs.loss_ce".into())
+        .expect("rename");
+    let older = dir.path().join("older.parquet");
+    ParquetWriter::new(File::create(&older).expect("create"))
+        .finish(&mut table)
+        .expect("write");
+    assert_eq!(Frames::read_results(&older).expect("read back"), frames);
+}

@@ -1,4 +1,5 @@
-//! `WorkerService`: the calls workers make. Checkpoint streaming is in `checkpoints`.
+//! `WorkerService`: the calls workers make. Checkpoint streaming is in `checkpoints`, models in
+//! `models`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,8 +9,8 @@ use tonic::{Request, Response, Streaming};
 use tracing::{debug, info, warn};
 
 use super::{
-    BoxStream, Coordinator, PollerGuard, RpcResult, checkpoints, millis_u32, placement, required,
-    shut_down,
+    BoxStream, Coordinator, PollerGuard, RpcResult, checkpoints, millis_u32, models, placement,
+    required, shut_down,
 };
 use crate::error::CoordinatorError;
 use crate::limits;
@@ -157,6 +158,22 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
         request: Request<pb::DownloadCheckpointRequest>,
     ) -> RpcResult<Self::DownloadCheckpointStream> {
         checkpoints::download(&self.0, request).await
+    }
+
+    async fn upload_model(
+        &self,
+        request: Request<Streaming<pb::CheckpointChunk>>,
+    ) -> RpcResult<pb::UploadModelResponse> {
+        models::upload(&self.0, request).await
+    }
+
+    type DownloadModelStream = BoxStream<pb::CheckpointChunk>;
+
+    async fn download_model(
+        &self,
+        request: Request<pb::DownloadModelRequest>,
+    ) -> RpcResult<Self::DownloadModelStream> {
+        models::download(&self.0, request).await
     }
 
     async fn complete_job(

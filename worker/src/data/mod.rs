@@ -83,6 +83,17 @@ pub enum DataError {
         has: usize,
         source_name: String,
     },
+    #[error(
+        "{source_name}: the long-tailed subset leaves class {class} of {classes} with no training image (n_i = floor({n_max} * (1/{ratio})^(i/{last})), 0 from class {class} on): lower dataset.imbalance_ratio or use fewer classes",
+        last = .classes - 1
+    )]
+    EmptyClass {
+        source_name: String,
+        class: usize,
+        classes: usize,
+        n_max: u32,
+        ratio: f64,
+    },
     #[error("{0}")]
     Invalid(String),
 }

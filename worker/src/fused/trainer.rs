@@ -16,16 +16,17 @@
 use std::collections::HashMap;
 
 use ltsweep_proto::{
-    BaseLoss, ClassScope, CompMode, DatasetConfig, JobSpec, ModelConfig, Sampler, TrainConfig,
+    ClassScope, CompMode, DatasetConfig, JobSpec, ModelConfig, Sampler, TrainConfig,
 };
 use tch::{Tensor, nn};
 
 use super::model::{FusedResNet, stack_inputs};
+use crate::model::HeadKind;
 use crate::optim::Sgd;
 use crate::train::{EpochRun, Observer, Outcome, Quiet, TrainError, Trainer, divergence};
 
-/// What jobs must share to be trained as one fused array: the data, the network, the whole
-/// training schedule (batch size, epochs, learning rate, momentum, weight decay, evaluation and
+/// What jobs must share to be trained as one fused array: the data, the network (its
+/// classifier and a cosine classifier's scale included), the whole training schedule (batch size, epochs, learning rate, momentum, weight decay, evaluation and
 /// checkpoint epochs) and the step structure, i.e. whether a batch takes the Complement Entropy
 /// alternate second step. The sampler and post-hoc evaluation may differ (each member draws and
 /// evaluates on its own); seeds, plans and loss weights of course do.
@@ -34,7 +35,7 @@ pub struct ShapeKey {
     dataset: DatasetConfig,
     model: ModelConfig,
     train: TrainConfig,
-    cosine_head: bool,
+    head: HeadKind,
     second_step: bool,
 }
 
@@ -47,7 +48,7 @@ impl ShapeKey {
             dataset: job.dataset.clone(),
             model: job.model.clone(),
             train,
-            cosine_head: matches!(job.losses.base, BaseLoss::LdamDrw { .. }),
+            head: HeadKind::of(&job.losses.base),
             second_step: job.plan.comp != ClassScope::None
                 && job.losses.comp_mode == CompMode::Alternate,
         }
@@ -73,7 +74,7 @@ impl Fused {
             first.job.model.depth,
             first.channels,
             first.classes.num_classes() as i64,
-            ShapeKey::of(&first.job).cosine_head,
+            ShapeKey::of(&first.job).head,
         );
         if first.kind != tch::Kind::Float {
             vs.set_kind(first.kind);
@@ -196,6 +197,9 @@ impl FusedTrainer {
             if self.members[0].epoch >= epochs {
                 self.sync_out()?;
                 for (member, id) in self.members.drain(..).zip(self.ids.drain(..)) {
+                    if observers[id].wants_model() {
+                        observers[id].model(member.model_bytes()?);
+                    }
                     outcomes[id] = Some(Outcome::Finished(Box::new(member.result()?)));
                 }
                 self.fused = None;
@@ -342,7 +346,7 @@ impl FusedTrainer {
             let member = &mut self.members[k];
             let id = self.ids[k];
             let metrics = member.end_epoch(run)?;
-            if let Some(reason) = divergence(&metrics) {
+            if let Some(reason) = divergence(member.job.losses.base.kind(), &metrics) {
                 outcomes[id] = Some(Outcome::Diverged {
                     epoch: metrics.epoch,
                     reason,
