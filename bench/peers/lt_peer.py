@@ -30,8 +30,9 @@ import time
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+
+from resnet_cifar import ResNet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -116,60 +117,6 @@ def long_tailed(labels, ratio, sampling_seed):
     return sorted(chosen), counts
 
 
-# --- model (LDAM-DRW's resnet_cifar, option A) ---
-
-class Block(nn.Module):
-    def __init__(self, c_in, c_out, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.pad = (c_out - c_in) // 2 if (stride != 1 or c_in != c_out) else None
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        if self.pad is None:
-            shortcut = x
-        else:
-            shortcut = F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
-        return F.relu(out + shortcut)
-
-
-class NormedLinear(nn.Module):
-    def __init__(self, d, k):
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(d, k))
-        self.weight.data.uniform_(-1, 1).renorm_(2, 1, 1e-5).mul_(1e5)
-
-    def forward(self, x):
-        return F.normalize(x, dim=1).mm(F.normalize(self.weight, dim=0))
-
-
-class ResNet(nn.Module):
-    def __init__(self, depth, channels, classes, cosine):
-        super().__init__()
-        n = (depth - 2) // 6
-        self.conv1 = nn.Conv2d(channels, 16, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
-        blocks, c_in = [], 16
-        for stage, c_out in enumerate([16, 32, 64]):
-            for i in range(n):
-                blocks.append(Block(c_in, c_out, 2 if i == 0 and stage > 0 else 1))
-                c_in = c_out
-        self.blocks = nn.Sequential(*blocks)
-        self.fc = NormedLinear(64, classes) if cosine else nn.Linear(64, classes)
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.kaiming_normal_(m.weight)
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.blocks(out)
-        return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
-
-
 # --- training ---
 
 def epoch_order(labels, counts, sampler, gen):
@@ -247,7 +194,7 @@ def main():
 
     torch.manual_seed(a.seed)
     gen = torch.Generator().manual_seed(a.seed)
-    model = ResNet(a.depth, 1, k, cosine=a.base == "ldam_drw")
+    model = ResNet(a.depth, 1, k, a.ldam_s if a.base == "ldam_drw" else None)
     opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum,
                           weight_decay=a.weight_decay)
     decays = [int(e) for e in a.lr_decay_epochs.split(",") if e]
@@ -263,12 +210,13 @@ def main():
             return F.cross_entropy(logits, labels, weight=weight)
         if a.base == "la":
             return F.cross_entropy(logits + a.la_tau * losses.log_priors(counts).float(), labels)
-        margins = losses.ldam_margins(counts, a.ldam_max_margin).float()
-        index = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, labels.view(-1, 1), True)
-        shifted = torch.where(index, logits - margins[labels].view(-1, 1), logits)
+        # The model gives s * cos for ldam_drw: the reference takes those, as ltsweep's loss.
         weight = losses.class_balanced_weights(counts, losses.DRW_BETA).float() \
             if epoch >= drw_epoch else None
-        return F.cross_entropy(a.ldam_s * shifted, labels, weight=weight)
+        margins = losses.ldam_margins(counts, a.ldam_max_margin).float()
+        index = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, labels.view(-1, 1), True)
+        shifted = torch.where(index, logits - a.ldam_s * margins[labels].view(-1, 1), logits)
+        return F.cross_entropy(shifted, labels, weight=weight)
 
     start = time.perf_counter()
     for epoch in range(a.epochs):
