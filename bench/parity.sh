@@ -16,8 +16,9 @@
 # DATA_ROOT (/usr/share/datasets), LTSWEEP_BIN (default: a release build of this checkout),
 # PARITY_OUT (a folder for the runs' results; default: a temporary one).
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+common_flags ltsweep python
+parse_flags "$@"
 
 seeds=${PARITY_SEEDS:-0 1 2}
 bases=${PARITY_BASES:-ce la}
@@ -30,13 +31,9 @@ data_root=${DATA_ROOT:-/usr/share/datasets}
 }
 out=${PARITY_OUT:-$(mktemp -d)}
 mkdir -p "$out"
-python=${PEER_PYTHON:-$root/.venv/bin/python}
 [[ -x $python ]] || ./dev setup
-ltsweep=${LTSWEEP_BIN:-}
-if [[ -z $ltsweep ]]; then
-    cargo build --quiet --release --bin ltsweep
-    ltsweep=${CARGO_TARGET_DIR:-$root/target}/release/ltsweep
-fi
+use_ltsweep
+print_header
 
 # The fashion example's recipe, cut to $epochs: the warm-up and the decays that fit.
 warmup=$((epochs > 1 ? 1 : 0))
