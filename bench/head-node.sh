@@ -52,8 +52,8 @@ for build in full head-node; do
     binary=$builds/ltsweep-$build
     [[ -x $binary && -f $binary.dwp ]] || die "no $binary (and .dwp): run without --skip-build"
     read -r rss hwm < <(idle_memory "$binary")
-    record "$build.binary" "$(stat -c %s "$binary")"
-    record "$build.dwp" "$(stat -c %s "$binary.dwp")"
+    record "$build.binary" "$(stat -L -c %s "$binary")"
+    record "$build.dwp" "$(stat -L -c %s "$binary.dwp")"
     record "$build.libtorch" "$(ldd "$binary" | grep -c -E 'libtorch|libc10' || true)"
     record "$build.rss" "$rss"
     record "$build.hwm" "$hwm"
