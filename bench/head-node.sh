@@ -11,7 +11,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 flag settle 3 "seconds between the coordinator's \"listening\" and the reading" int
-flag builds "${CARGO_TARGET_DIR:-$root/target}/head-node-bench" "where the two release builds are copied (ltsweep-full, ltsweep-head-node)"
+flag builds "${CARGO_TARGET_DIR:-$root/target}/head-node-bench" "where the two release builds are copied (ltsweep-full, ltsweep-head-node)" path
 switch skip-build "measure the two copies already in --builds"
 common_flags out
 parse_flags "$@"

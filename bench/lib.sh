@@ -15,6 +15,8 @@
 # (runs.tsv) and the table is saved (table.md); and prints the table through bench/table.py,
 # which heads it with the date, the commit, the machine and the command that reprints it.
 set -euo pipefail
+# Paths given as options are relative to where the script was started.
+caller_dir=$PWD
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 bench_script=bench/$(basename "${BASH_SOURCE[1]}")
@@ -33,7 +35,7 @@ flag_names=() flag_defaults=() flag_helps=() flag_kinds=()
 
 # `flag NAME DEFAULT HELP [KIND]`: an option `--NAME VALUE` setting the variable NAME (dashes
 # as underscores), DEFAULT when not given. KIND checks the value: int (a whole number >= 0),
-# ints (whole numbers separated by commas), or nothing (any text).
+# ints (whole numbers separated by commas), path (made absolute), or nothing (any text).
 flag() {
     flag_names+=("$1") flag_defaults+=("$2") flag_helps+=("$3") flag_kinds+=("${4:-}")
     printf -v "${1//-/_}" '%s' "$2"
@@ -50,9 +52,9 @@ common_flags() {
         case $name in
             ltsweep) flag ltsweep "${LTSWEEP_BIN:-release}" \
                 "the ltsweep measured: release or debug (build this checkout's in that profile), or the path of a built binary; LTSWEEP_BIN sets the default" ;;
-            python) flag python "$root/.venv/bin/python" "the peers' Python, with torch 2.11.0 (./dev setup makes .venv)" ;;
+            python) flag python "$root/.venv/bin/python" "the peers' Python, with torch 2.11.0 (./dev setup makes .venv)" path ;;
             setup) switch skip-setup "skip ./dev setup and the peers' pip installs (a machine set up before, offline)" ;;
-            out) flag out "" "a folder for the run's figures (runs.tsv), files and table (table.md); default: target/bench/$bench_name/DATE-TIME" ;;
+            out) flag out "" "a folder for the run's figures (runs.tsv), files and table (table.md); default: target/bench/$bench_name/DATE-TIME" path ;;
             *) die "common_flags: no shared option $name" ;;
         esac
     done
@@ -69,6 +71,7 @@ usage() {
             switch) value= ;;
             int) value=" N" ;;
             ints) value=" N,N,..." ;;
+            path) value=" PATH" ;;
             *) value=" VALUE" ;;
         esac
         help=${flag_helps[i]}
@@ -112,6 +115,8 @@ parse_flags() {
         case ${flag_kinds[found]} in
             int) [[ $value =~ ^[0-9]+$ ]] || die "--$name: '$value' is not a whole number" ;;
             ints) [[ $value =~ ^[0-9]+(,[0-9]+)*$ ]] || die "--$name: '$value' is not whole numbers separated by commas" ;;
+            path) [[ -n $value ]] || die "--$name: an empty path"
+                [[ $value == /* ]] || value=$caller_dir/$value ;;
         esac
         printf -v "${name//-/_}" '%s' "$value"
     done
@@ -132,6 +137,7 @@ use_ltsweep() {
             ltsweep_label="$profile build"
             ;;
         *)
+            [[ $ltsweep == /* ]] || ltsweep=$caller_dir/$ltsweep
             [[ -x $ltsweep ]] || die "--ltsweep $ltsweep: no such executable (release, debug or a path)"
             ltsweep_label=${ltsweep#"$root"/}
             ;;

@@ -19,7 +19,7 @@ flag rounds 3 "interleaved rounds; each figure is the median over them" int
 flag cores "$(nproc)" "cores both loaders run on: ltsweep's threads, the peer's 0 to cores + 1 processes" int
 flag batch 128 "batch size" int
 flag passes 2 "timed passes over the list, after one untimed pass" int
-flag data "$root/target/bench-loader" "the folder of the JPEGs, made once for each --images"
+flag data "$root/target/bench-loader" "the folder of the JPEGs, made once for each --images" path
 common_flags ltsweep python setup out
 parse_flags "$@"
 ((cores >= 1)) || die "--cores must be at least 1"

@@ -14,7 +14,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 flag seeds 10 "seeds of each of the 9 plans" int
 flag concurrent 2 "jobs at a time (ltsweep's worker processes, Ray Tune's concurrent trials)" int
 flag rounds 3 "interleaved rounds; each figure is the median over them" int
-flag ray-venv "$root/bench/.venv-ray" "the virtualenv Ray Tune is installed into"
+flag ray-venv "$root/bench/.venv-ray" "the virtualenv Ray Tune is installed into" path
 common_flags ltsweep setup out
 parse_flags "$@"
 if [[ $skip_setup != true ]]; then
