@@ -35,8 +35,8 @@ if [[ $device == cpu ]]; then
 else
     : "${depth:=20}" "${images:=10847}" "${epochs:=2}" "${slots:=4}" "${fuse:=4,9,27}" "${loader_workers:=4}"
 fi
-use_python bench/peers/requirements.txt
 use_ltsweep
+use_python bench/peers/requirements.txt
 use_out
 
 common=(--depth "$depth" --images "$images" --epochs "$epochs" --device "$device")

@@ -23,8 +23,8 @@ flag threads 2 "libtorch threads of each run" int
 flag device cpu "cpu or cuda"
 common_flags ltsweep python setup out
 parse_flags "$@"
-use_python bench/peers/requirements.txt
 use_ltsweep
+use_python bench/peers/requirements.txt
 use_out
 
 common=(--arch "$arch" --image-size "$image_size" --batch "$batch" --images "$images" --epochs "$epochs"

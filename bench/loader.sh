@@ -23,8 +23,8 @@ flag data "$root/target/bench-loader" "the folder of the JPEGs, made once for ea
 common_flags ltsweep python setup out
 parse_flags "$@"
 ((cores >= 1)) || die "--cores must be at least 1"
-use_python bench/peers/requirements.txt
 use_ltsweep
+use_python bench/peers/requirements.txt
 use_out
 
 if [[ ! -f $data/.made-$images ]]; then

@@ -22,8 +22,8 @@ flag threads 0 "libtorch threads of each run (0: libtorch's default)" int
 flag device cpu "cpu or cuda"
 common_flags ltsweep python setup out
 parse_flags "$@"
-use_python bench/peers/requirements.txt
 use_ltsweep
+use_python bench/peers/requirements.txt
 use_out
 
 common=(--depth "$depth" --images "$images" --batch "$batch" --epochs "$epochs" --device "$device")
