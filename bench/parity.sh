@@ -19,8 +19,9 @@
 # PARITY_OUT (a folder for the runs' results; default: a temporary one; runs already there are
 # kept, so an interrupted run goes on where it stopped).
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+common_flags ltsweep python
+parse_flags "$@"
 
 seeds=${PARITY_SEEDS:-0 1 2 3 4 5 6 7}
 configs=${PARITY_CONFIGS:-ce:instance la:instance cb:instance ldam_drw:instance ce:class_balanced}
@@ -35,13 +36,9 @@ data_root=${DATA_ROOT:-/usr/share/datasets}
 }
 out=${PARITY_OUT:-$(mktemp -d)}
 mkdir -p "$out"
-python=${PEER_PYTHON:-$root/.venv/bin/python}
 [[ -x $python ]] || ./dev setup
-ltsweep=${LTSWEEP_BIN:-}
-if [[ -z $ltsweep ]]; then
-    cargo build --quiet --release --bin ltsweep
-    ltsweep=${CARGO_TARGET_DIR:-$root/target}/release/ltsweep
-fi
+use_ltsweep
+print_header
 
 # The fashion example's recipe, cut to $epochs: the warm-up and the decays that fit.
 warmup=$((epochs > 1 ? 1 : 0))

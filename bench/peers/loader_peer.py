@@ -8,12 +8,11 @@ Two decoders, each given its best set-up:
   has 224 pixels each way at half, a quarter or an eighth of the size (as ltsweep does);
 - `tv`: `torchvision.io.decode_jpeg` (libjpeg-turbo) and the tensor transforms (`v2`).
 
-Prints one JSON line: {"decoder", "workers", "images_per_second"} over the timed passes (one
-untimed pass first, as ltsweep's).
+Prints what it ran, then `images_per_second=<float>` over the timed passes (one untimed pass
+first, as ltsweep's), as the other throughput peers and `ltsweep bench loader` end.
 """
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
@@ -111,15 +110,8 @@ def main() -> None:
         if epoch > 0:
             images += count
             seconds += time.perf_counter() - start
-    print(
-        json.dumps(
-            {
-                "decoder": args.decoder,
-                "workers": args.workers,
-                "images_per_second": images / seconds,
-            }
-        )
-    )
+    print(f"decoder={args.decoder} workers={args.workers} images={images} seconds={seconds:.3f}")
+    print(f"images_per_second={images / seconds:.1f}")
 
 
 if __name__ == "__main__":
