@@ -54,9 +54,10 @@ pub enum Command {
     Workers(RemoteArgs),
     /// The sweeps the coordinator knows.
     Sweeps(RemoteArgs),
-    /// Table 1, recall tables and figures of a sweep (or of an exported results file).
+    /// Table 1, recall tables and figures of a sweep (or of exported results).
     Report(ReportArgs),
-    /// A sweep's results as one Parquet file (`report --results` reads it back).
+    /// A sweep's results as Parquet files, one a frame: jobs.parquet (one row a job),
+    /// per_class.parquet and epochs.parquet (`report --results` reads the folder back).
     Export(ExportArgs),
     /// A whole study on this machine: a coordinator and workers in this process, then the
     /// report. Rerun the same command to resume an interrupted study.
@@ -267,7 +268,8 @@ pub struct ReportArgs {
     /// them: aggregate.md (IQM of normalised scores, probability of improvement over CE),
     /// datasets.md (each side by side), and each one's own report in a folder of its name.
     pub sweeps: Vec<String>,
-    /// Exported results files (`ltsweep export`), instead of or beside sweeps.
+    /// Exported results (an `ltsweep export` folder, a report's folder, or the single file an
+    /// earlier version exported), instead of or beside sweeps.
     #[arg(long, num_args = 1..)]
     pub results: Vec<PathBuf>,
     /// The folder for table1.md, table1.csv, table1.tex, recall.csv, figures and Parquet files.
@@ -298,7 +300,7 @@ pub struct ExportArgs {
     pub to: Option<ExportTo>,
     #[arg(required = true)]
     pub sweep: Option<String>,
-    /// The Parquet file to write.
+    /// The folder to write jobs.parquet, per_class.parquet and epochs.parquet into.
     #[arg(long, required = true)]
     pub out: Option<PathBuf>,
     #[command(flatten)]
@@ -327,7 +329,6 @@ pub struct MlflowArgs {
     pub remote: RemoteArgs,
 }
 
-#[cfg(feature = "train")]
 #[derive(clap::Args, Debug)]
 pub struct ModelArgs {
     pub sweep: String,
@@ -340,6 +341,7 @@ pub struct ModelArgs {
     pub remote: RemoteArgs,
 }
 
+#[cfg(feature = "train")]
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     /// The sweep spec (TOML).

@@ -7,7 +7,7 @@
 //! table that pandas or Polars can filter.
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ltsweep_proto::{ChosenEpoch, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, JobState};
 use polars::prelude::{
@@ -47,7 +47,8 @@ pub struct Frames {
     pub epochs: DataFrame,
 }
 
-/// The name of the export's column that says which frame a row belongs to.
+/// The column of a stacked export (versions before one file a frame) that says which frame a
+/// row belongs to.
 const FRAME_COLUMN: &str = "frame";
 
 impl Frames {
@@ -82,62 +83,62 @@ impl Frames {
         })
     }
 
-    /// Writes the three frames into one Parquet file from which [`Frames::read_results`]
-    /// rebuilds them.
-    pub fn export(&self, path: &Path) -> Result<(), AnalysisError> {
+    /// Writes each frame as a Parquet file of its own in `dir` (`jobs.parquet`,
+    /// `per_class.parquet`, `epochs.parquet`: one row a job, a job's class at an evaluated
+    /// epoch, a job's epoch), from which [`Frames::read_results`] rebuilds them; the files.
+    pub fn export(&self, dir: &Path) -> Result<Vec<PathBuf>, AnalysisError> {
         self.check()?;
-        let parts = self.parts();
-        let height: usize = parts.iter().map(|(_, frame)| frame.height()).sum();
-        let mut frame_names = Vec::with_capacity(height);
-        for (kind, frame) in parts {
-            frame_names.extend(std::iter::repeat_n(kind.name(), frame.height()));
-        }
-        let mut columns = vec![Column::new(FRAME_COLUMN.into(), frame_names)];
-        let mut before = 0;
-        for (kind, frame) in parts {
-            let after = height - before - frame.height();
-            for column in frame.columns() {
-                let name = format!("{}.{}", kind.name(), column.name());
-                let exporting = |source| polars_error(format!("exporting column `{name}`"), source);
-                let mut stacked = Column::full_null(name.as_str().into(), before, column.dtype());
-                stacked
-                    .append(&column.clone().with_name(name.as_str().into()))
-                    .map_err(exporting)?;
-                stacked
-                    .append(&Column::full_null(
-                        name.as_str().into(),
-                        after,
-                        column.dtype(),
-                    ))
-                    .map_err(exporting)?;
-                columns.push(stacked);
-            }
-            before += frame.height();
-        }
-        let mut table = DataFrame::new(height, columns)
-            .map_err(|source| polars_error("building the export table", source))?;
-        write_parquet(&mut table, path)
-    }
-
-    /// Reads a file written by [`Frames::export`]. A file without one of the export's columns
-    /// is refused with that column's name.
-    pub fn read_results(path: &Path) -> Result<Frames, AnalysisError> {
-        let file = File::open(path).map_err(|source| AnalysisError::Io {
-            path: path.to_owned(),
+        std::fs::create_dir_all(dir).map_err(|source| AnalysisError::Io {
+            path: dir.to_owned(),
             source,
         })?;
-        let table = ParquetReader::new(file)
-            .finish()
-            .map_err(|source| polars_error(format!("reading {}", path.display()), source))?;
+        let mut files = Vec::new();
+        for (kind, frame) in self.parts() {
+            let path = dir.join(kind.file_name());
+            write_parquet(&mut frame.clone(), &path)?;
+            files.push(path);
+        }
+        Ok(files)
+    }
+
+    /// Reads what [`Frames::export`] wrote into a folder (a report's folder holds the same
+    /// three files), or the single file of stacked frames that versions before it exported. A
+    /// file without one of the frames' columns is refused with that column's name.
+    pub fn read_results(path: &Path) -> Result<Frames, AnalysisError> {
+        if path.is_dir() {
+            let read = |kind: FrameKind| {
+                let file = path.join(kind.file_name());
+                let table = read_parquet(&file)?;
+                Export {
+                    path: &file,
+                    table: &table,
+                }
+                .frame(kind, "", None)
+            };
+            return Ok(Frames {
+                jobs: read(FrameKind::Jobs)?,
+                per_class: read(FrameKind::PerClass)?,
+                epochs: read(FrameKind::Epochs)?,
+            });
+        }
+        let table = read_parquet(path)?;
         let export = Export {
             path,
             table: &table,
         };
-        let which = export.frame_names()?;
+        let which = export.frame_mask()?;
+        let stacked = |kind: FrameKind| {
+            let prefix = format!("{}.", kind.name());
+            let rows: Vec<bool> = which
+                .iter()
+                .map(|&name| name == Some(kind.name()))
+                .collect();
+            export.frame(kind, &prefix, Some(&rows))
+        };
         Ok(Frames {
-            jobs: export.frame(FrameKind::Jobs, &which)?,
-            per_class: export.frame(FrameKind::PerClass, &which)?,
-            epochs: export.frame(FrameKind::Epochs, &which)?,
+            jobs: stacked(FrameKind::Jobs)?,
+            per_class: stacked(FrameKind::PerClass)?,
+            epochs: stacked(FrameKind::Epochs)?,
         })
     }
 
@@ -199,8 +200,8 @@ impl Export<'_> {
         }
     }
 
-    /// The frame each row belongs to.
-    fn frame_names(&self) -> Result<Vec<Option<&str>>, AnalysisError> {
+    /// The frame each row of a stacked file belongs to.
+    fn frame_mask(&self) -> Result<Vec<Option<&str>>, AnalysisError> {
         let column = self
             .table
             .column(FRAME_COLUMN)
@@ -211,9 +212,14 @@ impl Export<'_> {
         Ok(names.iter().collect())
     }
 
-    /// One frame: the rows it owns, its prefixed columns without their prefix.
-    fn frame(&self, kind: FrameKind, which: &[Option<&str>]) -> Result<DataFrame, AnalysisError> {
-        let prefix = format!("{}.", kind.name());
+    /// One frame: its columns (named with `prefix` in a stacked file, whose rows of this frame
+    /// `rows` marks) under their current names, with what an earlier version lacked filled in.
+    fn frame(
+        &self,
+        kind: FrameKind,
+        prefix: &str,
+        rows: Option<&[bool]>,
+    ) -> Result<DataFrame, AnalysisError> {
         for spec in kind.fixed_columns().filter(|spec| !spec.optional) {
             let column = format!("{prefix}{}", spec.name);
             let old = schema::former_name(kind, spec.name).map(|old| format!("{prefix}{old}"));
@@ -223,17 +229,18 @@ impl Export<'_> {
                 return Err(self.missing(column));
             }
         }
-        let mask: Vec<bool> = which
-            .iter()
-            .map(|&name| name == Some(kind.name()))
-            .collect();
-        let height = mask.iter().filter(|&&keep| keep).count();
-        let mask = BooleanChunked::new("mask".into(), mask);
+        let height = rows.map_or(self.table.height(), |rows| {
+            rows.iter().filter(|&&keep| keep).count()
+        });
+        let mask = rows.map(|rows| BooleanChunked::new("mask".into(), rows));
         let reading = |source| polars_error(format!("reading {}", self.path.display()), source);
         let mut columns = Vec::new();
         for column in self.table.columns() {
-            if let Some(name) = column.name().strip_prefix(&prefix) {
-                let kept = column.filter(&mask).map_err(reading)?;
+            if let Some(name) = column.name().strip_prefix(prefix) {
+                let kept = match &mask {
+                    Some(mask) => column.filter(mask).map_err(reading)?,
+                    None => column.clone(),
+                };
                 columns.push(kept.with_name(schema::current_name(kind, name).into()));
             }
         }
@@ -266,6 +273,17 @@ impl Export<'_> {
         })?;
         Ok(frame)
     }
+}
+
+/// Reads one Parquet file.
+fn read_parquet(path: &Path) -> Result<DataFrame, AnalysisError> {
+    let file = File::open(path).map_err(|source| AnalysisError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    ParquetReader::new(file)
+        .finish()
+        .map_err(|source| polars_error(format!("reading {}", path.display()), source))
 }
 
 pub(crate) fn polars_error(context: impl Into<String>, source: PolarsError) -> AnalysisError {

@@ -7,7 +7,7 @@ use ltsweep_proto::{BaseKind, Sampler};
 
 use crate::AnalysisError;
 use crate::figures::{Curves, Figure1};
-use crate::frames::{Frames, write_parquet};
+use crate::frames::Frames;
 use crate::rows::Tidy;
 use crate::select::Selection;
 use crate::stats::PairedTest;
@@ -79,15 +79,7 @@ pub fn write_report_with(
         &mut files,
     )?;
 
-    for (name, frame) in [
-        ("jobs.parquet", &frames.jobs),
-        ("per_class.parquet", &frames.per_class),
-        ("epochs.parquet", &frames.epochs),
-    ] {
-        let path = out_dir.join(name);
-        write_parquet(&mut frame.clone(), &path)?;
-        files.push(path);
-    }
+    files.extend(frames.export(out_dir)?);
 
     let figure_rows = stage1_rows(&rows);
     let (figure1, figure_notes) = Figure1::build(&tidy, &figure_rows);

@@ -203,6 +203,15 @@ impl FrameKind {
         }
     }
 
+    /// The frame's file in an export's or a report's folder.
+    pub(crate) fn file_name(self) -> &'static str {
+        match self {
+            FrameKind::Jobs => "jobs.parquet",
+            FrameKind::PerClass => "per_class.parquet",
+            FrameKind::Epochs => "epochs.parquet",
+        }
+    }
+
     /// The columns every frame of this kind has; the jobs frame has its axes besides.
     pub(crate) fn fixed_columns(self) -> impl Iterator<Item = &'static ColumnSpec> {
         let (first, second): (&[ColumnSpec], &[ColumnSpec]) = match self {

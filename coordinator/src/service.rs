@@ -35,7 +35,7 @@ use crate::clock::Clock;
 use crate::committer::{After, Batch, Before, Committer, MemoryHooks, Turn, Turns};
 use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
-use crate::limits::Limits;
+use crate::limits::{self, Limits};
 use crate::scheduler::{Change, Planned, Scheduler, Timing, WorkerId};
 use crate::store::{ResultReader, Store};
 use crate::streams::{StreamPermit, StreamSlots};
@@ -240,6 +240,7 @@ impl Coordinator {
     fn sweep_status(&self, request: &pb::GetSweepRequest) -> Result<pb::SweepStatus> {
         let page = paging::Page::of(request)?;
         let sweep_id = request.sweep_id.as_str();
+        limits::check_length(sweep_id, "sweep_id")?;
         self.read(|s| {
             let sweep = if sweep_id.is_empty() {
                 s.latest_sweep().ok_or(CoordinatorError::NotFound {

@@ -25,6 +25,8 @@ pub(crate) fn job_status(job: &Job, with_spec: bool) -> pb::JobStatus {
         preemptions: rt.preemptions,
         parent_job_id: job.parent().map(|p| p.0.clone()).unwrap_or_default(),
         stage2: job.stage2().map(|m| m.to_string()).unwrap_or_default(),
+        base: job.base().to_string(),
+        sampler: job.sampler().to_string(),
     }
 }
 

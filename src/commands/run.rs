@@ -137,12 +137,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             );
         };
         let frames = Frames::from_records(&records)?;
-        super::report::write_and_print_with(&frames, &args.out, &Default::default())?;
-        // The export too, so that `ltsweep report --results` can read the study again with
-        // other options (--select, --metric, --test) without its coordinator.
-        let export = args.out.join("results.parquet");
-        frames.export(&export)?;
-        println!("wrote {}", export.display());
-        Ok(())
+        // The report's folder holds the frames too: `ltsweep report --results` reads the study
+        // again from it with other options (--select, --metric, --test), without a coordinator.
+        super::report::write_and_print_with(&frames, &args.out, &Default::default())
     })
 }

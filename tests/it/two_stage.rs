@@ -104,8 +104,16 @@ fn stage2_jobs_run_from_kept_models_and_report_their_method_as_a_column() {
     assert_eq!(stage1.len(), 2);
     for job in jobs.iter().filter(|j| j.get("after").is_some()) {
         assert!(stage1.contains(&job["after"].as_str().unwrap()), "{job}");
-        assert!(job["plan"].as_str().unwrap().contains("stage2="), "{job}");
+        assert!(job["stage2"].is_string(), "{job}");
+        assert_eq!(job["base"], "ce", "{job}");
     }
+    // The table shows the stage-2 method as a column, as `validate` does.
+    let output = cluster.cli(&["status", &sweep]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let table = stdout(&output);
+    let header = table.lines().next().unwrap_or_default();
+    assert!(header.contains("stage 2"), "{table}");
+    assert!(!header.contains("base"), "only what varies: {table}");
 
     // The report: the stage-2 method as a column, each row against CE alone.
     let out = cluster.dir.path().join("report");

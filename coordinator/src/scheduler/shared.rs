@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ltsweep_proto::{
-    AxisValue, DatasetConfig, JobId, JobSpec, LossConfig, ModelConfig, Stage2, Stage2Method,
-    SweepId, TrainConfig,
+    AxisValue, BaseKind, DatasetConfig, JobId, JobSpec, LossConfig, ModelConfig, Sampler, Stage2,
+    Stage2Method, SweepId, TrainConfig,
 };
 use serde::Serialize;
 
@@ -77,6 +77,16 @@ impl Job {
     /// A stage-2 job's method and settings.
     pub fn stage2(&self) -> Option<Stage2Method> {
         self.settings().stage2
+    }
+
+    /// The job's base loss.
+    pub fn base(&self) -> BaseKind {
+        self.settings().losses.base.kind()
+    }
+
+    /// The job's sampler.
+    pub fn sampler(&self) -> Sampler {
+        self.settings().train.sampler
     }
 
     /// The job's whole spec, as submitted.

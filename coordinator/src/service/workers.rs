@@ -10,7 +10,7 @@ use tracing::{debug, info, warn};
 
 use super::{
     BoxStream, Coordinator, PollerGuard, RpcResult, checkpoints, millis_u32, models, placement,
-    required, shut_down,
+    shut_down,
 };
 use crate::error::CoordinatorError;
 use crate::limits;
@@ -224,8 +224,8 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
         request: Request<pb::ReleaseJobRequest>,
     ) -> RpcResult<pb::ReleaseJobResponse> {
         let req = request.into_inner();
-        let worker = WorkerId(required(req.worker_id, "worker_id")?);
-        let lease = LeaseId(required(req.lease_id, "lease_id")?);
+        let worker = WorkerId(limits::short_field(req.worker_id, "worker_id")?);
+        let lease = LeaseId(limits::short_field(req.lease_id, "lease_id")?);
         let reason = placement::release_reason(req.reason)?;
         let now = self.0.now_ms();
         self.0
