@@ -20,7 +20,7 @@ use ltsweep_proto::checkpoint::{self, ChunkError, Verifier, sha256_hex};
 use tokio::io::AsyncWriteExt;
 
 use crate::error::CoordinatorError;
-use crate::scheduler::{Change, Checkpoint, KeptModel, LeaseId, Scheduler};
+use crate::scheduler::{Change, Checkpoint, KeptModel, LeaseId, Scheduler, SchedulerError};
 
 type Result<T> = std::result::Result<T, CoordinatorError>;
 
@@ -213,14 +213,14 @@ impl CheckpointFiles {
         let bytes = match tokio::fs::read(&path).await {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(CoordinatorError::NotFound {
-                    kind: self.kind.noun(),
-                    id: job.to_string(),
-                    hint: match self.kind {
+                return Err(CoordinatorError::not_found(
+                    self.kind.noun(),
+                    job.to_string(),
+                    match self.kind {
                         FileKind::Checkpoints => "its file is gone: start the job from epoch 0",
                         FileKind::Models => "its file is gone",
                     },
-                });
+                ));
             }
             Err(e) => return Err(CoordinatorError::storage(&path, e)),
         };
@@ -248,7 +248,8 @@ impl CheckpointFiles {
     pub(crate) fn is_lost(error: &CoordinatorError) -> bool {
         matches!(
             error,
-            CoordinatorError::NotFound { .. } | CoordinatorError::Corrupted(_)
+            CoordinatorError::Refused(SchedulerError::NotFound { .. })
+                | CoordinatorError::Corrupted(_)
         )
     }
 }

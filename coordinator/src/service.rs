@@ -243,10 +243,12 @@ impl Coordinator {
         limits::check_length(sweep_id, "sweep_id")?;
         self.read(|s| {
             let sweep = if sweep_id.is_empty() {
-                s.latest_sweep().ok_or(CoordinatorError::NotFound {
-                    kind: "sweep",
-                    id: String::new(),
-                    hint: "no sweep was submitted yet: `ltsweep submit` one",
+                s.latest_sweep().ok_or_else(|| {
+                    CoordinatorError::not_found(
+                        "sweep",
+                        "",
+                        "no sweep was submitted yet: `ltsweep submit` one",
+                    )
                 })?
             } else {
                 s.sweep(&SweepId(sweep_id.to_owned()))
@@ -269,11 +271,7 @@ impl Coordinator {
 }
 
 fn unknown_sweep(id: &str) -> CoordinatorError {
-    CoordinatorError::NotFound {
-        kind: "sweep",
-        id: id.to_owned(),
-        hint: "`ltsweep sweeps` lists them",
-    }
+    CoordinatorError::not_found("sweep", id, "`ltsweep sweeps` lists them")
 }
 
 /// Resolves once the coordinator is closing (at once if it already is).

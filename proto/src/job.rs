@@ -48,6 +48,31 @@ string_id!(
     /// A job: a hash of its sweep name and its full configuration; the same spec gives the same ids.
     JobId
 );
+string_id!(
+    /// A worker, as the coordinator named it at registration: `w-17`, from a persisted
+    /// counter, so ids stay unique across coordinator restarts.
+    WorkerId
+);
+string_id!(
+    /// A lease on a job: every call about the job carries it (fencing). `l-1234-<job id>`: a
+    /// persisted counter, then the job it leases, so that any lease id leads to its job.
+    LeaseId
+);
+
+impl LeaseId {
+    /// The `counter`-th lease the coordinator issues, on `job`.
+    pub fn issued(counter: u64, job: &JobId) -> Self {
+        Self(format!("l-{counter}-{job}"))
+    }
+
+    /// The job this lease id was issued for, if it is one of a coordinator's at all.
+    pub fn job(&self) -> Option<JobId> {
+        let rest = self.0.strip_prefix("l-")?;
+        let (counter, job) = rest.split_once('-')?;
+        (!counter.is_empty() && counter.bytes().all(|b| b.is_ascii_digit()) && !job.is_empty())
+            .then(|| JobId(job.to_owned()))
+    }
+}
 
 /// The classes a loss term is switched on for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -40,8 +40,8 @@ pub use baseline::{BaseKind, BaseLoss, Sampler};
 pub use convert::ConvertError;
 pub use job::{
     AxisValue, ClassScope, CompMode, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec,
-    JobState, ListConfig, ListPreset, LossConfig, LossPlan, LrSchedule, ModelConfig, PRESETS,
-    SweepId, SyntheticConfig, TrainConfig,
+    JobState, LeaseId, ListConfig, ListPreset, LossConfig, LossPlan, LrSchedule, ModelConfig,
+    PRESETS, SweepId, SyntheticConfig, TrainConfig, WorkerId,
 };
 pub use model::{Arch, Precision};
 pub use remote::{ErrorKind, RemoteError};

@@ -4,34 +4,11 @@ use std::collections::BTreeSet;
 
 use std::sync::Arc;
 
-use ltsweep_proto::{JobId, JobState, LossPlan, SweepId, string_id};
+use ltsweep_proto::{JobId, JobState, LossPlan, SweepId};
+pub use ltsweep_proto::{LeaseId, WorkerId};
 use serde::{Deserialize, Serialize};
 
 use super::shared::SweepShared;
-
-string_id!(
-    /// `w-17`: from a persisted counter, so ids stay unique across coordinator restarts.
-    WorkerId
-);
-string_id!(
-    /// `l-1234-<job id>`: a persisted counter, then the job it leases, so that any lease id
-    /// leads straight to its job.
-    LeaseId
-);
-
-impl LeaseId {
-    pub(super) fn new(counter: u64, job: &JobId) -> Self {
-        Self(format!("l-{counter}-{job}"))
-    }
-
-    /// The job this lease id was issued for, if it is one of ours at all.
-    pub fn job(&self) -> Option<JobId> {
-        let rest = self.0.strip_prefix("l-")?;
-        let (counter, job) = rest.split_once('-')?;
-        (!counter.is_empty() && counter.bytes().all(|b| b.is_ascii_digit()) && !job.is_empty())
-            .then(|| JobId(job.to_owned()))
-    }
-}
 
 /// The coordinator's clock settings, in milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -162,7 +162,7 @@ impl Scheduler {
             });
         };
         let job = self.job_ref(job_id);
-        let id = LeaseId::new(self.counters.next_lease, job_id);
+        let id = LeaseId::issued(self.counters.next_lease, job_id);
         let deadline_ms = now_ms + self.timing.lease_ttl_ms;
         let mut runtime = job.runtime.clone();
         runtime.state = JobState::Running;

@@ -115,11 +115,11 @@ pub(super) async fn download(
     )?);
     let (job, checkpoint) = coordinator.read(|s| Ok(s.checkpoint_of(&lease)?))?;
     let Some(checkpoint) = checkpoint else {
-        return Err(CoordinatorError::NotFound {
-            kind: "checkpoint of job",
-            id: job.to_string(),
-            hint: "none was uploaded yet: start from epoch 0",
-        }
+        return Err(CoordinatorError::not_found(
+            "checkpoint of job",
+            job.to_string(),
+            "none was uploaded yet: start from epoch 0",
+        )
         .into());
     };
     let bytes = coordinator

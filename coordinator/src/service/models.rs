@@ -131,11 +131,11 @@ pub(super) async fn download(
             };
             let parent = coordinator.transact(|s| Ok(s.model_lost(&lease)?)).await?;
             warn!(stage1 = %parent, lease = %lease, %why, "a stage-2 job's model is lost; its stage-1 job trains again");
-            return Err(CoordinatorError::NotFound {
-                kind: "model of stage-1 job",
-                id: parent.to_string(),
-                hint: "it is lost and its job is queued to train again; this stage-2 job waits for it and its lease has ended",
-            }
+            return Err(CoordinatorError::not_found(
+                "model of stage-1 job",
+                parent.to_string(),
+                "it is lost and its job is queued to train again; this stage-2 job waits for it and its lease has ended",
+            )
             .into());
         }
     };
