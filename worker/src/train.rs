@@ -61,7 +61,7 @@ use crate::pretrained::{self, InitError};
 /// initial weights a function of its seed alone.
 static INIT: Mutex<()> = Mutex::new(());
 
-/// Runs `draw` with libtorch's global generator seeded with `seed`, holding [`INIT`]: what
+/// Runs `draw` with libtorch's global generator seeded with `seed`, holding `INIT`: what
 /// `draw` initialises is a function of the seed alone, whatever else the process draws (a
 /// test that makes a network of its own seeds it here too).
 pub fn with_seed<T>(seed: i64, draw: impl FnOnce() -> T) -> T {
