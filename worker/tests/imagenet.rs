@@ -51,7 +51,9 @@ fn every_architecture_has_torchvisions_parameter_count() {
     assert_eq!(counts.len(), Arch::ALL.len() - 1);
     for arch in Arch::ALL.into_iter().filter(|a| !a.is_cifar()) {
         let vs = nn::VarStore::new(Device::Cpu);
-        let _net = ImageNetResNet::new(&vs.root(), arch, 3, 1000, HeadKind::Linear, Compute::FP32);
+        let _net = with_seed(0, || {
+            ImageNetResNet::new(&vs.root(), arch, 3, 1000, HeadKind::Linear, Compute::FP32)
+        });
         let ours: i64 = vs
             .trainable_variables()
             .iter()
@@ -73,14 +75,16 @@ fn a_torchvision_resnet50_saved_by_pytorch_gives_pytorchs_logits() {
             .collect();
 
     let vs = nn::VarStore::new(Device::Cpu);
-    let net = ImageNetResNet::new(
-        &vs.root(),
-        Arch::Resnet50,
-        3,
-        1000,
-        HeadKind::Linear,
-        Compute::FP32,
-    );
+    let net = with_seed(0, || {
+        ImageNetResNet::new(
+            &vs.root(),
+            Arch::Resnet50,
+            3,
+            1000,
+            HeadKind::Linear,
+            Compute::FP32,
+        )
+    });
     let loaded = pretrained::load(&vs, &weights, &[]).unwrap();
     // 161 tensors: every variable (BatchNorm statistics included); the file's 53
     // num_batches_tracked counters are not variables.
@@ -98,14 +102,16 @@ fn a_torchvision_resnet50_saved_by_pytorch_gives_pytorchs_logits() {
 
     // The same file for 10 classes: the classifier is refused by name, or skipped when asked.
     let vs = nn::VarStore::new(Device::Cpu);
-    let _net = ImageNetResNet::new(
-        &vs.root(),
-        Arch::Resnet50,
-        3,
-        10,
-        HeadKind::Linear,
-        Compute::FP32,
-    );
+    let _net = with_seed(0, || {
+        ImageNetResNet::new(
+            &vs.root(),
+            Arch::Resnet50,
+            3,
+            10,
+            HeadKind::Linear,
+            Compute::FP32,
+        )
+    });
     let err = pretrained::load(&vs, &weights, &[])
         .unwrap_err()
         .to_string();
@@ -117,14 +123,16 @@ fn a_torchvision_resnet50_saved_by_pytorch_gives_pytorchs_logits() {
     assert_eq!(loaded.skipped, ["fc.bias", "fc.weight"]);
     // And a ResNet-101 is not a ResNet-50.
     let vs = nn::VarStore::new(Device::Cpu);
-    let _net = ImageNetResNet::new(
-        &vs.root(),
-        Arch::Resnet101,
-        3,
-        1000,
-        HeadKind::Linear,
-        Compute::FP32,
-    );
+    let _net = with_seed(0, || {
+        ImageNetResNet::new(
+            &vs.root(),
+            Arch::Resnet101,
+            3,
+            1000,
+            HeadKind::Linear,
+            Compute::FP32,
+        )
+    });
     let err = pretrained::load(&vs, &weights, &[])
         .unwrap_err()
         .to_string();
