@@ -6,30 +6,28 @@
 #
 #   bench/head-node.sh       # builds both in release first (the full one about 16 minutes cold)
 #
-# Settings (environment): HEAD_NODE_SETTLE (seconds between "listening" and the reading, 3),
-# HEAD_NODE_SKIP_BUILD=1 (measure the two binaries already in $CARGO_TARGET_DIR/head-node-bench).
-set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
+# Both builds write target/release/ltsweep, so each is copied aside, with its .dwp, into
+# --builds; --skip-build measures the two copies already there.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-target=${CARGO_TARGET_DIR:-$root/target}
-out=$target/head-node-bench
-settle=${HEAD_NODE_SETTLE:-3}
-mkdir -p "$out"
+flag settle 3 "seconds between the coordinator's \"listening\" and the reading" int
+flag builds "${CARGO_TARGET_DIR:-$root/target}/head-node-bench" "where the two release builds are copied (ltsweep-full, ltsweep-head-node)" path
+switch skip-build "measure the two copies already in --builds"
+common_flags out
+parse_flags "$@"
+use_out
 
-# Both builds write target/release/ltsweep: each is copied aside, with its .dwp.
-if [[ ${HEAD_NODE_SKIP_BUILD:-0} != 1 ]]; then
+if [[ $skip_build != true ]]; then
     ./dev setup
+    mkdir -p "$builds"
     for build in full head-node; do
         flags=()
         [[ $build == head-node ]] && flags=(--no-default-features)
         cargo build --quiet --release "${flags[@]}" --bin ltsweep
-        cp "$target/release/ltsweep" "$out/ltsweep-$build"
-        cp "$target/release/ltsweep.dwp" "$out/ltsweep-$build.dwp"
+        cp "${CARGO_TARGET_DIR:-$root/target}/release/ltsweep" "$builds/ltsweep-$build"
+        cp "${CARGO_TARGET_DIR:-$root/target}/release/ltsweep.dwp" "$builds/ltsweep-$build.dwp"
     done
 fi
-
-mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
 
 # Starts a coordinator of `$1` on loopback and prints "VmRSS VmHWM" in KiB.
 idle_memory() {
@@ -50,13 +48,15 @@ idle_memory() {
     rm -rf "$dir"
 }
 
-echo "bench/head-node.sh: $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD), $(nproc) cores, $(uname -m), release builds"
-echo
-echo "| build | binary | split debug info (.dwp) | libtorch in ldd | idle coordinator VmRSS | VmHWM |"
-echo "|---|---|---|---|---|---|"
 for build in full head-node; do
-    binary=$out/ltsweep-$build
+    binary=$builds/ltsweep-$build
+    [[ -x $binary && -f $binary.dwp ]] || die "no $binary (and .dwp): run without --skip-build"
     read -r rss hwm < <(idle_memory "$binary")
-    libtorch=$(ldd "$binary" | grep -c -E 'libtorch|libc10' || true)
-    echo "| $build | $(mib "$(stat -c %s "$binary")") | $(mib "$(stat -c %s "$binary.dwp")") | $libtorch libraries | $(mib $((rss * 1024))) | $(mib $((hwm * 1024))) |"
+    record "$build.binary" "$(stat -L -c %s "$binary")"
+    record "$build.dwp" "$(stat -L -c %s "$binary.dwp")"
+    record "$build.libtorch" "$(ldd "$binary" | grep -c -E 'libtorch|libc10' || true)"
+    record "$build.rss" "$rss"
+    record "$build.hwm" "$hwm"
 done
+
+print_table head-node settle="$settle"

@@ -11,65 +11,32 @@
 # written in PyTorch, torch.autocast(bfloat16) and torch.channels_last for the second setting,
 # torch.optim.SGD(foreach=True) (PyTorch's default; the optimiser is a few milliseconds of a
 # ResNet-50 step). Rounds are interleaved; each figure is the median over rounds.
-# LTSWEEP_BIN picks the binary (default: a release build, made here).
-set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-arch=resnet50 size=224 batch=8 images=16 epochs=2 rounds=1 threads=2 device=cpu
-while [[ $# -gt 0 ]]; do
-    case $1 in
-        --arch) arch=$2; shift 2 ;;
-        --image-size) size=$2; shift 2 ;;
-        --batch) batch=$2; shift 2 ;;
-        --images) images=$2; shift 2 ;;
-        --epochs) epochs=$2; shift 2 ;;
-        --rounds) rounds=$2; shift 2 ;;
-        --threads) threads=$2; shift 2 ;;
-        --device) device=$2; shift 2 ;;
-        *) echo "unknown option $1" >&2; exit 2 ;;
-    esac
-done
+flag arch resnet50 "torchvision's ResNet name (resnet10 ... resnet152, resnext50_32x4d)"
+flag image-size 224 "the side of the square random images" int
+flag batch 8 "batch size" int
+flag images 16 "random images an epoch" int
+flag epochs 2 "timed epochs, after one untimed warm-up epoch" int
+flag rounds 1 "interleaved rounds; each figure is the median over them" int
+flag threads 2 "libtorch threads of each run" int
+flag device cpu "cpu or cuda"
+common_flags ltsweep python setup out
+parse_flags "$@"
+use_ltsweep
+use_python bench/peers/requirements.txt
+use_out
 
-./dev setup
-python=${PEER_PYTHON:-$root/.venv/bin/python}
-ltsweep=${LTSWEEP_BIN:-}
-if [[ -z $ltsweep ]]; then
-    cargo build --quiet --release --bin ltsweep
-    ltsweep=${CARGO_TARGET_DIR:-$root/target}/release/ltsweep
-fi
-
-rate() { sed -n 's/^images_per_second=//p' | tail -1; }
-common=(--arch "$arch" --image-size "$size" --batch "$batch" --images "$images" --epochs "$epochs"
+common=(--arch "$arch" --image-size "$image_size" --batch "$batch" --images "$images" --epochs "$epochs"
         --device "$device" --threads "$threads")
+peer() { "$python" bench/peers/pytorch_loop.py --mode tensor "${common[@]}" "$@" | rate; }
 
-declare -A runs
-names=(ltsweep_fp32 peer_fp32 ltsweep_bf16 peer_bf16)
 for round in $(seq "$rounds"); do
-    runs[ltsweep_fp32]+=" $("$ltsweep" bench train "${common[@]}" --precision fp32 --channels-last false | rate)"
-    runs[peer_fp32]+=" $("$python" bench/peers/pytorch_loop.py --mode tensor "${common[@]}" | rate)"
-    runs[ltsweep_bf16]+=" $("$ltsweep" bench train "${common[@]}" --precision bf16 --channels-last true | rate)"
-    runs[peer_bf16]+=" $("$python" bench/peers/pytorch_loop.py --mode tensor "${common[@]}" --precision bf16 --channels-last | rate)"
-    line="round $round:"
-    for n in "${names[@]}"; do line+=" $n $(awk '{print $NF}' <<<"${runs[$n]}")"; done
-    echo "$line images/s" >&2
+    record ltsweep_fp32 "$("$ltsweep" bench train "${common[@]}" --precision fp32 --channels-last false | rate)"
+    record peer_fp32 "$(peer)"
+    record ltsweep_bf16 "$("$ltsweep" bench train "${common[@]}" --precision bf16 --channels-last true | rate)"
+    record peer_bf16 "$(peer --precision bf16 --channels-last)"
 done
 
-args=()
-for n in "${names[@]}"; do args+=("$n=${runs[$n]}"); done
-"$python" - "$arch" "$size" "$batch" "$images" "$epochs" "$threads" "$device" "${args[@]}" <<'PY'
-import statistics, sys
-arch, size, batch, images, epochs, threads, device = sys.argv[1:8]
-runs = {}
-for arg in sys.argv[8:]:
-    name, values = arg.split("=", 1)
-    runs[name] = statistics.median(float(v) for v in values.split())
-print(f"{arch}, {size}x{size} random images, batch {batch}, {images} images x {epochs} timed epochs, "
-      f"{threads} threads on {device}, median of the rounds")
-print()
-print("| precision | ltsweep images/s | PyTorch images/s | ltsweep / PyTorch |")
-print("|---|--:|--:|--:|")
-for key, label in [("fp32", "float32"), ("bf16", "bf16 autocast, channels-last")]:
-    ours, peer = runs[f"ltsweep_{key}"], runs[f"peer_{key}"]
-    print(f"| {label} | {ours:.3f} | {peer:.3f} | {ours / peer:.2f}x |")
-PY
+print_table imagenet arch="$arch" image_size="$image_size" batch="$batch" images="$images" \
+    epochs="$epochs" threads="$threads" device="$device"

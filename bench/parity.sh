@@ -2,25 +2,31 @@
 # Accuracy parity: ltsweep against a PyTorch trainer of the same recipe (bench/peers/lt_peer.py),
 # on Fashion-MNIST-LT (ratio 100, Head = classes with >= 1,000 images), with the fashion
 # example's recipe (ResNet-8, 6 epochs, batch 128, lr 0.1, 1 warm-up epoch, x0.1 after epochs 4
-# and 5), cross entropy alone, for each base loss, over seeds. Both train on the same long-tailed
-# subset (the peer reimplements ltsweep's choice of images); the random draws (initial weights,
-# order, crops) differ, so the question is whether the difference of the means is within seed
-# noise: |ltsweep - pytorch| < 2 x its standard error.
+# and 5), no Comp. or PC, for each base loss and sampler, over seeds. Both train on the same
+# long-tailed subset (the peer reimplements ltsweep's choice of images); the random draws
+# (initial weights, order, crops) differ, so the question is whether the difference of the means
+# is within seed noise: |ltsweep - pytorch| < 2 x its standard error. The seeds are enough when
+# 2 x that standard error is below 1.5 points All: a difference of 1.5 points would then show.
 #
 #   sudo apt-get install dataset-fashion-mnist
-#   bench/parity.sh                                    # 3 seeds, ce and la: about 25 min on 2 cores
-#   PARITY_SEEDS="0" PARITY_EPOCHS=1 bench/parity.sh   # a quick check that it runs end to end
+#   bench/parity.sh                                    # 8 seeds x 5 configurations: hours on 2 cores
+#   PARITY_SEEDS="0" PARITY_EPOCHS=1 PARITY_CONFIGS=ce:instance bench/parity.sh   # a quick check
 #
-# Settings (environment): PARITY_SEEDS ("0 1 2"), PARITY_BASES ("ce la"), PARITY_EPOCHS (6),
+# Settings (environment): PARITY_SEEDS ("0 1 2 3 4 5 6 7"), PARITY_CONFIGS (BASE:SAMPLER pairs,
+# "ce:instance la:instance cb:instance ldam_drw:instance ce:class_balanced"), PARITY_EPOCHS (6),
 # PARITY_THREADS (2: libtorch threads of each run; the runs go one after another),
 # DATA_ROOT (/usr/share/datasets), LTSWEEP_BIN (default: a release build of this checkout),
-# PARITY_OUT (a folder for the runs' results; default: a temporary one).
+# PARITY_OUT (a folder for the runs' results; default: a temporary one; runs already there are
+# kept, so an interrupted run goes on where it stopped).
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$root"
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+common_flags ltsweep python
+parse_flags "$@"
 
-seeds=${PARITY_SEEDS:-0 1 2}
-bases=${PARITY_BASES:-ce la}
+seeds=${PARITY_SEEDS:-0 1 2 3 4 5 6 7}
+configs=${PARITY_CONFIGS:-ce:instance la:instance cb:instance ldam_drw:instance ce:class_balanced}
+bases=$(for c in $configs; do echo "${c%%:*}"; done | sort -u | tr '\n' ' ')
+samplers=$(for c in $configs; do echo "${c##*:}"; done | sort -u | tr '\n' ' ')
 epochs=${PARITY_EPOCHS:-6}
 threads=${PARITY_THREADS:-2}
 data_root=${DATA_ROOT:-/usr/share/datasets}
@@ -30,13 +36,9 @@ data_root=${DATA_ROOT:-/usr/share/datasets}
 }
 out=${PARITY_OUT:-$(mktemp -d)}
 mkdir -p "$out"
-python=${PEER_PYTHON:-$root/.venv/bin/python}
 [[ -x $python ]] || ./dev setup
-ltsweep=${LTSWEEP_BIN:-}
-if [[ -z $ltsweep ]]; then
-    cargo build --quiet --release --bin ltsweep
-    ltsweep=${CARGO_TARGET_DIR:-$root/target}/release/ltsweep
-fi
+use_ltsweep
+print_header
 
 # The fashion example's recipe, cut to $epochs: the warm-up and the decays that fit.
 warmup=$((epochs > 1 ? 1 : 0))
@@ -44,6 +46,7 @@ decays=()
 for e in 4 5; do ((e < epochs)) && decays+=("$e"); done
 decay_list=$(IFS=,; echo "${decays[*]:-}")
 base_list=$(printf '"%s", ' $bases)
+sampler_list=$(printf '"%s", ' $samplers)
 seed_list=$(echo "$seeds" | tr ' ' ',')
 spec=$out/parity.toml
 cat > "$spec" <<EOF
@@ -64,33 +67,43 @@ warmup_epochs = $warmup
 lr_decay_epochs = [$decay_list]
 lr_decay_factor = 0.1
 checkpoint_every = $epochs
+sampler = [${sampler_list%, }]
 [losses]
 plans = [{}]
 base = [${base_list%, }]
 EOF
 "$ltsweep" validate "$spec" >&2
 
-for base in $bases; do
-    for seed in $seeds; do
-        run=$out/ltsweep-$base-$seed
-        "$ltsweep" train "$spec" --base "$base" --seed "$seed" --threads "$threads" \
-            --data-root "$data_root" --out "$run" >&2
-        "$python" bench/peers/lt_peer.py --data "$data_root/fashion-mnist" --base "$base" \
-            --seed "$seed" --epochs "$epochs" --warmup-epochs "$warmup" \
-            --lr-decay-epochs "$decay_list" --threads "$threads" > "$out/pytorch-$base-$seed.json"
-        echo "[parity] $base seed $seed: ltsweep $(grep -o '"acc_all": *[0-9.]*' "$run/result.json" | head -1), pytorch $(grep -o '"acc_all": *[0-9.]*' "$out/pytorch-$base-$seed.json")" >&2
+# Seeds interleaved with configurations, so that a run cut short still compares every one.
+for seed in $seeds; do
+    for config in $configs; do
+        base=${config%%:*} sampler=${config##*:}
+        run=$out/ltsweep-$base-$sampler-$seed
+        peer=$out/pytorch-$base-$sampler-$seed.json
+        if [[ ! -f $run/result.json ]]; then
+            "$ltsweep" train "$spec" --base "$base" --sampler "$sampler" --seed "$seed" \
+                --threads "$threads" --data-root "$data_root" --out "$run" >&2
+        fi
+        if [[ ! -s $peer ]]; then
+            "$python" bench/peers/lt_peer.py --data "$data_root/fashion-mnist" --base "$base" \
+                --sampler "$sampler" --seed "$seed" --epochs "$epochs" --warmup-epochs "$warmup" \
+                --lr-decay-epochs "$decay_list" --threads "$threads" > "$peer.tmp"
+            mv "$peer.tmp" "$peer"
+        fi
+        echo "[parity] $base $sampler seed $seed: ltsweep $(grep -o '"acc_all": *[0-9.]*' "$run/result.json" | head -1), pytorch $(grep -o '"acc_all": *[0-9.]*' "$peer")" >&2
     done
 done
 
-"$python" - "$out" "$epochs" $bases <<'PY'
-import json, math, statistics, sys
-out, epochs, bases = sys.argv[1], sys.argv[2], sys.argv[3:]
-seeds_of = lambda who, base: sorted(
-    p for p in __import__("glob").glob(f"{out}/{who}-{base}-*") if not p.endswith(".toml"))
+"$python" - "$out" "$epochs" $configs <<'PY'
+import glob, json, math, statistics, sys
+out, epochs, configs = sys.argv[1], sys.argv[2], sys.argv[3:]
 
-def accuracies(who, base):
+def accuracies(who, config):
+    base, sampler = config.split(":")
     runs = []
-    for path in seeds_of(who, base):
+    for path in sorted(glob.glob(f"{out}/{who}-{base}-{sampler}-*")):
+        if path.endswith(".tmp"):
+            continue
         file = f"{path}/result.json" if who == "ltsweep" else path
         with open(file) as f:
             runs.append(json.load(f))
@@ -104,22 +117,29 @@ def cell(values):
     m, s = mean_std(values)
     return f"{m:.2f} ± {s:.2f}" if s is not None else f"{m:.2f}"
 
-print(f"Fashion-MNIST-LT (ratio 100), ResNet-8, {epochs} epochs, cross entropy alone with each "
-      "base loss; top-1 % on the 10,000 test images, mean ± std over seeds")
-print("| base | group | n | ltsweep | PyTorch | difference | its std. error | within 2 SE |")
-print("|---|---|--:|--:|--:|--:|--:|:-:|")
-for base in bases:
-    ours, theirs = accuracies("ltsweep", base), accuracies("pytorch", base)
+print(f"Fashion-MNIST-LT (ratio 100), ResNet-8, {epochs} epochs, no Comp. or PC, each base loss "
+      "and sampler; top-1 % on the 10,000 test images, mean ± std over seeds; 'shows 1.5': "
+      "whether a difference of 1.5 points would exceed 2 standard errors")
+print("| base | sampler | group | n | ltsweep | PyTorch | difference | its std. error | "
+      "within 2 SE | shows 1.5 |")
+print("|---|---|---|--:|--:|--:|--:|--:|:-:|:-:|")
+for config in configs:
+    base, sampler = config.split(":")
+    ours, theirs = accuracies("ltsweep", config), accuracies("pytorch", config)
     for group in ("all", "head", "tail"):
         a, b = ours[group], theirs[group]
+        if not a or not b:
+            continue
         (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
         diff = ma - mb
         if sa is None or sb is None:
-            se, verdict = "n/a", "n/a (one seed)"
+            se, verdict, shows = "n/a", "n/a (one seed)", "n/a"
         else:
             se_value = math.sqrt(sa ** 2 / len(a) + sb ** 2 / len(b))
-            se, verdict = f"{se_value:.2f}", "yes" if abs(diff) < 2 * se_value else "NO"
-        print(f"| {base} | {group.capitalize()} | {len(a)} | {cell(a)} | {cell(b)} | "
-              f"{diff:+.2f} | {se} | {verdict} |")
+            se = f"{se_value:.2f}"
+            verdict = "yes" if abs(diff) < 2 * se_value else "NO"
+            shows = "yes" if 1.5 > 2 * se_value else "no"
+        print(f"| {base} | {sampler} | {group.capitalize()} | {len(a)} | {cell(a)} | {cell(b)} | "
+              f"{diff:+.2f} | {se} | {verdict} | {shows} |")
 PY
 echo "runs in $out" >&2

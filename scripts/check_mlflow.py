@@ -54,7 +54,7 @@ for job, frame in epochs.groupby("job_id"):
         problems.append(f"job {job}: param seed {seed}")
     if run.data.params.get("plan") != frame["plan"].iloc[0]:
         problems.append(f"job {job}: param plan {run.data.params.get('plan')}")
-    for key, column in [("loss_ce", "loss_ce"), ("loss_comp", "loss_comp"),
+    for key, column in [("loss_base", "loss_base"), ("loss_comp", "loss_comp"),
                         ("loss_pc", "loss_pc"), ("lr", "lr"), ("test_acc_all", "acc_all"),
                         ("test_acc_tail", "acc_tail"), ("val_acc_all", "val_all"),
                         ("val_acc_head", "val_head")]:

@@ -17,7 +17,7 @@ EXPECTED = {
                      "acc_tail_best", "best_epoch", "train_seconds", "worker"],
     "per_class.parquet": ["job_id", "plan", "seed", "epoch", "class", "train_count", "group",
                           "shot", "test_total", "test_correct", "recall", "precision"],
-    "epochs.parquet": ["job_id", "plan", "seed", "epoch", "lr", "loss_ce", "loss_comp",
+    "epochs.parquet": ["job_id", "plan", "seed", "epoch", "lr", "loss_base", "loss_comp",
                        "loss_pc", "acc_all", "acc_head", "acc_tail"],
 }
 

@@ -54,9 +54,10 @@ pub enum Command {
     Workers(RemoteArgs),
     /// The sweeps the coordinator knows.
     Sweeps(RemoteArgs),
-    /// Table 1, recall tables and figures of a sweep (or of an exported results file).
+    /// Table 1, recall tables and figures of a sweep (or of exported results).
     Report(ReportArgs),
-    /// A sweep's results as one Parquet file (`report --results` reads it back).
+    /// A sweep's results as Parquet files, one a frame: jobs.parquet (one row a job),
+    /// per_class.parquet and epochs.parquet (`report --results` reads the folder back).
     Export(ExportArgs),
     /// A whole study on this machine: a coordinator and workers in this process, then the
     /// report. Rerun the same command to resume an interrupted study.
@@ -67,9 +68,11 @@ pub enum Command {
     /// Run a worker: pull jobs from a coordinator and train them on this machine's devices.
     #[cfg(feature = "train")]
     Worker(WorkerArgs),
-    /// Delete a sweep whose jobs all ended (or a cancelled one): its jobs, results and
-    /// checkpoints. `ltsweep export` it first to keep its results.
+    /// Delete a sweep whose jobs all ended (or a cancelled one): its jobs, results,
+    /// checkpoints and models. `ltsweep export` it first to keep its results.
     Delete(SweepArgs),
+    /// Write a job's kept model (its final weights) as a safetensors file.
+    Model(ModelArgs),
     /// Start workers through a cluster's scheduler: a Slurm job array, or Kubernetes manifests.
     #[command(subcommand)]
     Launch(crate::commands::launch::LaunchCommand),
@@ -248,6 +251,10 @@ pub struct WorkerArgs {
     /// libtorch threads per job (default: the cores shared among the slots).
     #[arg(long, env = "LTSWEEP_THREADS")]
     pub threads: Option<i32>,
+    /// Threads that decode and augment list data's images, per job (default: the cores each
+    /// job's slot owns).
+    #[arg(long, env = "LTSWEEP_LOADER_THREADS")]
+    pub loader_threads: Option<usize>,
     /// Jobs of one shape each slot leases and trains as one fused array: a number, `off`, or
     /// `auto` (off on the CPU, 32 per array on a GPU).
     #[arg(long, env = "LTSWEEP_FUSE", default_value = "off")]
@@ -261,7 +268,8 @@ pub struct ReportArgs {
     /// them: aggregate.md (IQM of normalised scores, probability of improvement over CE),
     /// datasets.md (each side by side), and each one's own report in a folder of its name.
     pub sweeps: Vec<String>,
-    /// Exported results files (`ltsweep export`), instead of or beside sweeps.
+    /// Exported results (an `ltsweep export` folder, a report's folder, or the single file an
+    /// earlier version exported), instead of or beside sweeps.
     #[arg(long, num_args = 1..)]
     pub results: Vec<PathBuf>,
     /// The folder for table1.md, table1.csv, table1.tex, recall.csv, figures and Parquet files.
@@ -292,7 +300,7 @@ pub struct ExportArgs {
     pub to: Option<ExportTo>,
     #[arg(required = true)]
     pub sweep: Option<String>,
-    /// The Parquet file to write.
+    /// The folder to write jobs.parquet, per_class.parquet and epochs.parquet into.
     #[arg(long, required = true)]
     pub out: Option<PathBuf>,
     #[command(flatten)]
@@ -321,6 +329,18 @@ pub struct MlflowArgs {
     pub remote: RemoteArgs,
 }
 
+#[derive(clap::Args, Debug)]
+pub struct ModelArgs {
+    pub sweep: String,
+    /// The job (a stage-1 job of a sweep with stage-2 jobs or `keep_models = true`).
+    pub job: String,
+    /// The safetensors file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
 #[cfg(feature = "train")]
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
@@ -341,6 +361,10 @@ pub struct RunArgs {
     /// libtorch threads per job (default: the cores shared among the workers).
     #[arg(long)]
     pub threads: Option<i32>,
+    /// Threads that decode and augment list data's images, per job (default: the cores each
+    /// job's slot owns).
+    #[arg(long, env = "LTSWEEP_LOADER_THREADS")]
+    pub loader_threads: Option<usize>,
     /// Jobs of one shape each worker trains as one fused array: a number, `off`, or `auto`
     /// (off on the CPU, 32 per array on a GPU).
     #[arg(long, env = "LTSWEEP_FUSE", default_value = "off")]
@@ -405,10 +429,39 @@ pub enum BenchCommand {
     /// worker processes, from submit to the last result.
     #[cfg(feature = "train")]
     Sweep(BenchSweepArgs),
-    /// `bench train` and `bench sweep` in a build without the trainer.
+    /// The list data loader alone: images/s of decoded, augmented, normalised float batches.
+    #[cfg(feature = "train")]
+    Loader(BenchLoaderArgs),
+    /// `bench train`, `bench sweep` and `bench loader` in a build without the trainer.
     #[cfg(not(feature = "train"))]
     #[command(external_subcommand)]
     Untrained(Vec<String>),
+}
+
+#[cfg(feature = "train")]
+#[derive(clap::Args, Debug)]
+pub struct BenchLoaderArgs {
+    /// The folder the list's paths are relative to.
+    #[arg(long)]
+    pub path: PathBuf,
+    /// The list (`relative/path.jpg label` a line), relative to --path.
+    #[arg(long)]
+    pub list: String,
+    /// A packed copy to read instead, relative to --path.
+    #[arg(long)]
+    pub packed: Option<String>,
+    #[arg(long, default_value_t = 128)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 224)]
+    pub crop: u32,
+    #[arg(long, default_value_t = 0.0)]
+    pub color_jitter: f64,
+    /// Loader threads (default: every core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Timed passes over the list, after one untimed.
+    #[arg(long, default_value_t = 2)]
+    pub passes: u32,
 }
 
 #[derive(clap::Args, Debug)]
@@ -521,6 +574,9 @@ pub struct TrainArgs {
     /// libtorch threads (default: libtorch's choice, one per core).
     #[arg(long)]
     pub threads: Option<i32>,
+    /// Threads that decode and augment list data's images (default: every core).
+    #[arg(long, env = "LTSWEEP_LOADER_THREADS")]
+    pub loader_threads: Option<usize>,
 }
 
 #[cfg(feature = "train")]
@@ -530,17 +586,88 @@ pub enum DataCommand {
     Summary(DataSummaryArgs),
     /// Write a synthetic data set in the official CIFAR binary format.
     Synth(DataSynthArgs),
+    /// Decode every image of list data once, in parallel, and list each unreadable one.
+    Check(DataCheckArgs),
+    /// Write a packed copy of list data: every image re-encoded once at a shorter side, in one
+    /// memory-mapped file (`dataset.packed` in a spec reads it).
+    Pack(DataPackArgs),
+}
+
+/// Which list data set: its kind, folder and lists.
+#[cfg(feature = "train")]
+#[derive(clap::Args, Debug, Clone)]
+pub struct ListArgs {
+    /// The training list, relative to --path (`relative/path.jpg label` a line, or .json);
+    /// presets know theirs.
+    #[arg(long)]
+    pub train_list: Option<String>,
+    #[arg(long)]
+    pub val_list: Option<String>,
+    #[arg(long)]
+    pub test_list: Option<String>,
+    /// A packed copy to read instead of the image files, relative to --path.
+    #[arg(long)]
+    pub packed: Option<String>,
+}
+
+#[cfg(feature = "train")]
+#[derive(clap::Args, Debug)]
+pub struct DataCheckArgs {
+    /// list, imagenet-lt, places-lt or inat2018.
+    #[arg(long)]
+    pub kind: String,
+    /// The data set's folder: the root of the lists' paths.
+    #[arg(long)]
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub lists: ListArgs,
+    /// For kind list: the number of classes (default: from the training list's labels).
+    #[arg(long)]
+    pub classes: Option<u32>,
+    /// Decoding threads (default: every core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[cfg(feature = "train")]
+#[derive(clap::Args, Debug)]
+pub struct DataPackArgs {
+    /// list, imagenet-lt, places-lt or inat2018.
+    #[arg(long)]
+    pub kind: String,
+    /// The data set's folder: the root of the lists' paths.
+    #[arg(long)]
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub lists: ListArgs,
+    #[arg(long)]
+    pub classes: Option<u32>,
+    /// The pack to write (`dataset.packed` names it relative to the data set's folder).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Images with a longer shorter side are resized to it; smaller ones are copied as they are.
+    #[arg(long, default_value_t = 256)]
+    pub shorter_side: u32,
+    /// JPEG quality of the re-encoded images.
+    #[arg(long, default_value_t = 90)]
+    pub quality: u8,
+    /// Threads (default: every core).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 #[cfg(feature = "train")]
 #[derive(clap::Args, Debug)]
 pub struct DataSummaryArgs {
-    /// cifar10, cifar100, fashion-mnist, mnist or synthetic.
+    /// cifar10, cifar100, fashion-mnist, mnist, synthetic, or list data: list, imagenet-lt,
+    /// places-lt, inat2018.
     #[arg(long)]
     pub kind: String,
     /// The data set's folder (not for synthetic).
     #[arg(long)]
     pub path: Option<PathBuf>,
+    #[command(flatten)]
+    pub lists: ListArgs,
     #[arg(long, default_value_t = 100.0)]
     pub imbalance: f64,
     /// Head classes have at least this many training images.

@@ -7,9 +7,9 @@
 //! table that pandas or Polars can filter.
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use ltsweep_proto::{ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, JobState};
+use ltsweep_proto::{ChosenEpoch, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, JobState};
 use polars::prelude::{
     BooleanChunked, Column, DataFrame, DataType, NamedFrom, ParquetReader, ParquetWriter,
     PolarsError, SerReader,
@@ -26,27 +26,29 @@ use crate::schema::{self, FrameKind, SchemaProblem};
 /// the model's as trained.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Frames {
-    /// One row a job: sweep, job_id, plan, comp_on, pc_on, base (the base loss), sampler, one
-    /// `f64` column per grid axis,
-    /// seed, state, attempts, acc_all_final .. acc_few_final (the last epoch's), final_epoch,
+    /// One row a job: sweep, job_id, plan, comp_on, pc_on, base (the base loss), sampler,
+    /// stage2 (`none`, or a stage-2 job's method and settings: `tau_norm(tau=1)`), one `f64`
+    /// column per grid axis, seed, state, attempts, acc_all_final .. acc_few_final (the last epoch's), final_epoch,
     /// acc_all_best .. acc_few_best (the evaluated epoch of the highest All accuracy on the test
     /// set: optimistic), best_epoch, train_seconds, epochs_retrained, worker, error; then, for
     /// jobs with a validation set (null otherwise, and in exports of older versions):
     /// val_all_final .. val_few_final (the validation set's at the last epoch),
     /// acc_all_best_val .. acc_few_best_val (the test set's at the evaluated epoch of the
     /// highest All accuracy on the validation set), val_all_best_val .. val_few_best_val (the
-    /// validation set's there) and best_val_epoch.
+    /// validation set's there) and best_val_epoch; and parent_id (a stage-2 job's stage-1 job;
+    /// null otherwise).
     pub jobs: DataFrame,
     /// One row a job, evaluated epoch and class: job_id, plan, seed, epoch, class, train_count,
     /// group, shot, test_total, test_correct, recall, precision, final.
     pub per_class: DataFrame,
-    /// One row a job and epoch: job_id, plan, seed, epoch, lr, loss_ce, loss_comp, loss_pc,
+    /// One row a job and epoch: job_id, plan, seed, epoch, lr, loss_base, loss_comp, loss_pc,
     /// images_per_second, seconds, acc_all .. acc_few (null where the epoch was not evaluated),
     /// val_all .. val_few (the validation set's; null without one).
     pub epochs: DataFrame,
 }
 
-/// The name of the export's column that says which frame a row belongs to.
+/// The column of a stacked export (versions before one file a frame) that says which frame a
+/// row belongs to.
 const FRAME_COLUMN: &str = "frame";
 
 impl Frames {
@@ -81,62 +83,62 @@ impl Frames {
         })
     }
 
-    /// Writes the three frames into one Parquet file from which [`Frames::read_results`]
-    /// rebuilds them.
-    pub fn export(&self, path: &Path) -> Result<(), AnalysisError> {
+    /// Writes each frame as a Parquet file of its own in `dir` (`jobs.parquet`,
+    /// `per_class.parquet`, `epochs.parquet`: one row a job, a job's class at an evaluated
+    /// epoch, a job's epoch), from which [`Frames::read_results`] rebuilds them; the files.
+    pub fn export(&self, dir: &Path) -> Result<Vec<PathBuf>, AnalysisError> {
         self.check()?;
-        let parts = self.parts();
-        let height: usize = parts.iter().map(|(_, frame)| frame.height()).sum();
-        let mut frame_names = Vec::with_capacity(height);
-        for (kind, frame) in parts {
-            frame_names.extend(std::iter::repeat_n(kind.name(), frame.height()));
-        }
-        let mut columns = vec![Column::new(FRAME_COLUMN.into(), frame_names)];
-        let mut before = 0;
-        for (kind, frame) in parts {
-            let after = height - before - frame.height();
-            for column in frame.columns() {
-                let name = format!("{}.{}", kind.name(), column.name());
-                let exporting = |source| polars_error(format!("exporting column `{name}`"), source);
-                let mut stacked = Column::full_null(name.as_str().into(), before, column.dtype());
-                stacked
-                    .append(&column.clone().with_name(name.as_str().into()))
-                    .map_err(exporting)?;
-                stacked
-                    .append(&Column::full_null(
-                        name.as_str().into(),
-                        after,
-                        column.dtype(),
-                    ))
-                    .map_err(exporting)?;
-                columns.push(stacked);
-            }
-            before += frame.height();
-        }
-        let mut table = DataFrame::new(height, columns)
-            .map_err(|source| polars_error("building the export table", source))?;
-        write_parquet(&mut table, path)
-    }
-
-    /// Reads a file written by [`Frames::export`]. A file without one of the export's columns
-    /// is refused with that column's name.
-    pub fn read_results(path: &Path) -> Result<Frames, AnalysisError> {
-        let file = File::open(path).map_err(|source| AnalysisError::Io {
-            path: path.to_owned(),
+        std::fs::create_dir_all(dir).map_err(|source| AnalysisError::Io {
+            path: dir.to_owned(),
             source,
         })?;
-        let table = ParquetReader::new(file)
-            .finish()
-            .map_err(|source| polars_error(format!("reading {}", path.display()), source))?;
+        let mut files = Vec::new();
+        for (kind, frame) in self.parts() {
+            let path = dir.join(kind.file_name());
+            write_parquet(&mut frame.clone(), &path)?;
+            files.push(path);
+        }
+        Ok(files)
+    }
+
+    /// Reads what [`Frames::export`] wrote into a folder (a report's folder holds the same
+    /// three files), or the single file of stacked frames that versions before it exported. A
+    /// file without one of the frames' columns is refused with that column's name.
+    pub fn read_results(path: &Path) -> Result<Frames, AnalysisError> {
+        if path.is_dir() {
+            let read = |kind: FrameKind| {
+                let file = path.join(kind.file_name());
+                let table = read_parquet(&file)?;
+                Export {
+                    path: &file,
+                    table: &table,
+                }
+                .frame(kind, "", None)
+            };
+            return Ok(Frames {
+                jobs: read(FrameKind::Jobs)?,
+                per_class: read(FrameKind::PerClass)?,
+                epochs: read(FrameKind::Epochs)?,
+            });
+        }
+        let table = read_parquet(path)?;
         let export = Export {
             path,
             table: &table,
         };
-        let which = export.frame_names()?;
+        let which = export.frame_mask()?;
+        let stacked = |kind: FrameKind| {
+            let prefix = format!("{}.", kind.name());
+            let rows: Vec<bool> = which
+                .iter()
+                .map(|&name| name == Some(kind.name()))
+                .collect();
+            export.frame(kind, &prefix, Some(&rows))
+        };
         Ok(Frames {
-            jobs: export.frame(FrameKind::Jobs, &which)?,
-            per_class: export.frame(FrameKind::PerClass, &which)?,
-            epochs: export.frame(FrameKind::Epochs, &which)?,
+            jobs: stacked(FrameKind::Jobs)?,
+            per_class: stacked(FrameKind::PerClass)?,
+            epochs: stacked(FrameKind::Epochs)?,
         })
     }
 
@@ -198,8 +200,8 @@ impl Export<'_> {
         }
     }
 
-    /// The frame each row belongs to.
-    fn frame_names(&self) -> Result<Vec<Option<&str>>, AnalysisError> {
+    /// The frame each row of a stacked file belongs to.
+    fn frame_mask(&self) -> Result<Vec<Option<&str>>, AnalysisError> {
         let column = self
             .table
             .column(FRAME_COLUMN)
@@ -210,27 +212,44 @@ impl Export<'_> {
         Ok(names.iter().collect())
     }
 
-    /// One frame: the rows it owns, its prefixed columns without their prefix.
-    fn frame(&self, kind: FrameKind, which: &[Option<&str>]) -> Result<DataFrame, AnalysisError> {
-        let prefix = format!("{}.", kind.name());
+    /// One frame: its columns (named with `prefix` in a stacked file, whose rows of this frame
+    /// `rows` marks) under their current names, with what an earlier version lacked filled in.
+    fn frame(
+        &self,
+        kind: FrameKind,
+        prefix: &str,
+        rows: Option<&[bool]>,
+    ) -> Result<DataFrame, AnalysisError> {
         for spec in kind.fixed_columns().filter(|spec| !spec.optional) {
             let column = format!("{prefix}{}", spec.name);
-            if self.table.column(&column).is_err() {
+            let old = schema::former_name(kind, spec.name).map(|old| format!("{prefix}{old}"));
+            let found = |name: &str| self.table.column(name).is_ok();
+            let added = schema::added_columns(kind).any(|(added, _)| added.name == spec.name);
+            if !found(&column) && !old.as_deref().is_some_and(found) && !added {
                 return Err(self.missing(column));
             }
         }
-        let mask: Vec<bool> = which
-            .iter()
-            .map(|&name| name == Some(kind.name()))
-            .collect();
-        let height = mask.iter().filter(|&&keep| keep).count();
-        let mask = BooleanChunked::new("mask".into(), mask);
+        let height = rows.map_or(self.table.height(), |rows| {
+            rows.iter().filter(|&&keep| keep).count()
+        });
+        let mask = rows.map(|rows| BooleanChunked::new("mask".into(), rows));
         let reading = |source| polars_error(format!("reading {}", self.path.display()), source);
         let mut columns = Vec::new();
         for column in self.table.columns() {
-            if let Some(name) = column.name().strip_prefix(&prefix) {
-                let kept = column.filter(&mask).map_err(reading)?;
-                columns.push(kept.with_name(name.into()));
+            if let Some(name) = column.name().strip_prefix(prefix) {
+                let kept = match &mask {
+                    Some(mask) => column.filter(mask).map_err(reading)?,
+                    None => column.clone(),
+                };
+                columns.push(kept.with_name(schema::current_name(kind, name).into()));
+            }
+        }
+        // Columns added since files were first exported: an earlier file's rows get their
+        // default.
+        for (added, default) in schema::added_columns(kind) {
+            if !columns.iter().any(|c| c.name().as_str() == added.name) {
+                let values: Vec<Option<&str>> = vec![default; height];
+                columns.push(Column::new(added.name.into(), values));
             }
         }
         // An older export lacks the columns added since: they read as null.
@@ -254,6 +273,17 @@ impl Export<'_> {
         })?;
         Ok(frame)
     }
+}
+
+/// Reads one Parquet file.
+fn read_parquet(path: &Path) -> Result<DataFrame, AnalysisError> {
+    let file = File::open(path).map_err(|source| AnalysisError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    ParquetReader::new(file)
+        .finish()
+        .map_err(|source| polars_error(format!("reading {}", path.display()), source))
 }
 
 pub(crate) fn polars_error(context: impl Into<String>, source: PolarsError) -> AnalysisError {
@@ -321,6 +351,16 @@ fn axis_names(records: &SweepRecords) -> Result<Vec<String>, AnalysisError> {
     }
     Ok(names)
 }
+
+/// A job's stage-2 method and settings, `tau_norm(tau=1)`; `none` for a stage-1 job.
+pub(crate) fn stage2_label(spec: &ltsweep_proto::JobSpec) -> String {
+    spec.stage2
+        .as_ref()
+        .map_or_else(|| NO_STAGE2.to_owned(), |s| s.method.to_string())
+}
+
+/// The `stage2` of a stage-1 job's row.
+pub(crate) const NO_STAGE2: &str = "none";
 
 /// The result of a succeeded job; a succeeded job without one is a broken record.
 fn usable_result(record: &JobRecord) -> Result<Option<&JobResult>, AnalysisError> {
@@ -407,6 +447,7 @@ struct JobColumns {
     pc_on: Vec<String>,
     base: Vec<String>,
     sampler: Vec<String>,
+    stage2: Vec<String>,
     axes: Vec<Vec<f64>>,
     state: Vec<String>,
     attempts: Vec<u32>,
@@ -422,6 +463,7 @@ struct JobColumns {
     epochs_retrained: Vec<Option<u32>>,
     worker: Vec<Option<String>>,
     error: Vec<Option<String>>,
+    parent_id: Vec<Option<String>>,
 }
 
 impl JobColumns {
@@ -442,6 +484,9 @@ impl JobColumns {
         self.pc_on.push(spec.plan.pc.to_string());
         self.base.push(spec.losses.base.kind().to_string());
         self.sampler.push(spec.train.sampler.to_string());
+        self.stage2.push(stage2_label(spec));
+        self.parent_id
+            .push(spec.stage2.as_ref().map(|s| s.parent.to_string()));
         let mut axes: Vec<f64> = spec.axes.iter().map(|axis| axis.value).collect();
         axes.extend(tau);
         self.axes.push(axes);
@@ -470,11 +515,28 @@ impl JobColumns {
         let best = result
             .and_then(JobResult::best_test_epoch)
             .filter(|_| unadjusted);
+        // A stage-2 job is evaluated once, at its end (a method that only evaluates has no
+        // epochs): its best is its final, on either set.
+        let last_epoch = result.map(|r| r.epochs.last().map_or(0, |e| e.epoch));
+        let best = match (&spec.stage2, result) {
+            (Some(_), Some(r)) if best.is_none() => Some((last_epoch.unwrap_or(0), &r.accuracy)),
+            _ => best,
+        };
         self.best.push(best.map(|(_, accuracy)| accuracy));
         self.best_epoch.push(best.map(|(epoch, _)| epoch));
         let best_val = result
             .and_then(JobResult::best_val_epoch)
             .filter(|_| unadjusted);
+        let best_val = match (&spec.stage2, result) {
+            (Some(_), Some(r)) if best_val.is_none() => {
+                r.val_accuracy.as_ref().map(|val| ChosenEpoch {
+                    epoch: last_epoch.unwrap_or(0),
+                    test: &r.accuracy,
+                    val,
+                })
+            }
+            _ => best_val,
+        };
         self.best_val.push(best_val.map(|chosen| chosen.test));
         self.best_val_val.push(best_val.map(|chosen| chosen.val));
         self.best_val_epoch
@@ -497,6 +559,7 @@ impl JobColumns {
             Column::new("pc_on".into(), self.pc_on),
             Column::new("base".into(), self.base),
             Column::new("sampler".into(), self.sampler),
+            Column::new("stage2".into(), self.stage2),
         ];
         for (i, name) in axis_names.iter().enumerate() {
             let values: Vec<f64> = self.axes.iter().map(|point| point[i]).collect();
@@ -516,6 +579,7 @@ impl JobColumns {
             Column::new("epochs_retrained".into(), self.epochs_retrained),
             Column::new("worker".into(), self.worker),
             Column::new("error".into(), self.error),
+            Column::new("parent_id".into(), self.parent_id),
         ]);
         columns.extend(self.val.into_columns_named("val", "_final"));
         columns.extend(self.best_val.into_columns("_best_val"));
@@ -609,7 +673,7 @@ struct EpochColumns {
     keys: JobKeys,
     epoch: Vec<u32>,
     lr: Vec<f64>,
-    loss_ce: Vec<f64>,
+    loss_base: Vec<f64>,
     loss_comp: Vec<f64>,
     loss_pc: Vec<f64>,
     images_per_second: Vec<f64>,
@@ -623,7 +687,7 @@ impl EpochColumns {
         self.keys.push(record);
         self.epoch.push(metrics.epoch);
         self.lr.push(metrics.lr);
-        self.loss_ce.push(metrics.loss_ce);
+        self.loss_base.push(metrics.loss_base);
         self.loss_comp.push(metrics.loss_comp);
         self.loss_pc.push(metrics.loss_pc);
         self.images_per_second.push(metrics.images_per_second);
@@ -638,7 +702,7 @@ impl EpochColumns {
         columns.extend([
             Column::new("epoch".into(), self.epoch),
             Column::new("lr".into(), self.lr),
-            Column::new("loss_ce".into(), self.loss_ce),
+            Column::new("loss_base".into(), self.loss_base),
             Column::new("loss_comp".into(), self.loss_comp),
             Column::new("loss_pc".into(), self.loss_pc),
             Column::new("images_per_second".into(), self.images_per_second),

@@ -24,7 +24,7 @@
 //!
 //! fn report(records: &SweepRecords, out_dir: &Path) -> Result<(), AnalysisError> {
 //!     let frames = Frames::from_records(records)?;
-//!     frames.export(&out_dir.join("results.parquet"))?;
+//!     // The report's folder holds the frames too (`Frames::read_results` reads it back).
 //!     let report = write_report(&frames, out_dir)?;
 //!     print!("{}\n{}", report.table1_markdown, report.shots_markdown);
 //!     for note in &report.notes {

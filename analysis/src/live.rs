@@ -7,7 +7,7 @@ use crate::figures::{Curves, Figure1};
 use crate::frames::Frames;
 use crate::report::{accuracy_tables, table_notes};
 use crate::rows::Tidy;
-use crate::summary::{PlanRow, ReportOptions, plan_rows};
+use crate::summary::{PlanRow, ReportOptions, plan_rows, stage1_rows};
 use crate::tables;
 
 /// Everything a page shows of the results so far.
@@ -40,12 +40,13 @@ pub fn live_report(frames: &Frames) -> Result<LiveReport, AnalysisError> {
     let with_differences = rows.iter().any(PlanRow::is_ce_only);
     let mut notes = table_notes(&rows, with_differences);
     let (table1, shots) = accuracy_tables(&tidy, &rows, with_differences, &options);
-    let (figure1, figure_notes) = Figure1::build(&tidy, &rows);
+    let figure_rows = stage1_rows(&rows);
+    let (figure1, figure_notes) = Figure1::build(&tidy, &figure_rows);
     notes.extend(figure_notes);
     Ok(LiveReport {
         recall_csv: tables::recall_csv(&tidy, &rows),
         figure1_svg: figure1.svg()?,
-        curves_svg: Curves::build(&tidy, &rows).svg()?,
+        curves_svg: Curves::build(&tidy, &figure_rows).svg()?,
         table1_markdown: table1.markdown,
         shots_markdown: shots.markdown,
         rows,

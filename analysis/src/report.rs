@@ -7,13 +7,14 @@ use ltsweep_proto::{BaseKind, Sampler};
 
 use crate::AnalysisError;
 use crate::figures::{Curves, Figure1};
-use crate::frames::{Frames, write_parquet};
+use crate::frames::Frames;
 use crate::rows::Tidy;
 use crate::select::Selection;
 use crate::stats::PairedTest;
 use crate::stats::resampling::EXACT_MAX_PAIRS;
 use crate::summary::{
     self, EpochChoice, Family, JobCounts, Metric, PlanRow, ReportOptions, plan_rows_selected,
+    stage1_rows,
 };
 use crate::tables::{self, AccuracyTable, TableText};
 use crate::tensorboard;
@@ -78,20 +79,13 @@ pub fn write_report_with(
         &mut files,
     )?;
 
-    for (name, frame) in [
-        ("jobs.parquet", &frames.jobs),
-        ("per_class.parquet", &frames.per_class),
-        ("epochs.parquet", &frames.epochs),
-    ] {
-        let path = out_dir.join(name);
-        write_parquet(&mut frame.clone(), &path)?;
-        files.push(path);
-    }
+    files.extend(frames.export(out_dir)?);
 
-    let (figure1, figure_notes) = Figure1::build(&tidy, &rows);
+    let figure_rows = stage1_rows(&rows);
+    let (figure1, figure_notes) = Figure1::build(&tidy, &figure_rows);
     notes.extend(figure_notes);
     files.extend(figure1.save(out_dir)?);
-    files.extend(Curves::build(&tidy, &rows).save(out_dir)?);
+    files.extend(Curves::build(&tidy, &figure_rows).save(out_dir)?);
     files.extend(tensorboard::write_runs(
         &tidy,
         &out_dir.join("tensorboard"),
@@ -150,7 +144,7 @@ fn differences_sentence(test: PairedTest, family: Family) -> String {
     };
     let mut text = format!(
         " Δ vs CE: mean of the seed-paired differences to CE alone (base loss ce, sampler \
-         instance, no Comp., no PC) with the same axis values [{interval}]; p: {p}, \
+         instance, no Comp., no PC, no stage 2) with the same axis values [{interval}]; p: {p}, \
          Holm-adjusted over this table's {} comparisons with CE (one family: every Δ cell of \
          the table); *: holds after the correction (adjusted p < 0.05). Intervals are not \
          adjusted.",
@@ -183,6 +177,7 @@ pub(crate) fn accuracy_tables(
     // they vary, or where the whole sweep uses another one.
     let show_base = rows.iter().any(|row| row.base != BaseKind::Ce);
     let show_sampler = rows.iter().any(|row| row.sampler != Sampler::Instance);
+    let show_stage2 = rows.iter().any(PlanRow::is_stage2);
     let at = match options.epoch {
         EpochChoice::Final => "at the final epoch",
         EpochChoice::Best => {
@@ -227,6 +222,7 @@ pub(crate) fn accuracy_tables(
         axis_names: &tidy.axis_names,
         show_base,
         show_sampler,
+        show_stage2,
         with_differences,
     }
     .render();
@@ -237,6 +233,7 @@ pub(crate) fn accuracy_tables(
         axis_names: &tidy.axis_names,
         show_base,
         show_sampler,
+        show_stage2,
         with_differences,
     }
     .render();

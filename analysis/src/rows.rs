@@ -13,6 +13,8 @@ pub(crate) struct JobRow {
     pub(crate) plan: LossPlan,
     pub(crate) base: BaseKind,
     pub(crate) sampler: Sampler,
+    /// `none`, or a stage-2 job's method and settings.
+    pub(crate) stage2: String,
     /// Values of the grid axes, in the order of [`Tidy::axis_names`].
     pub(crate) axes: Vec<f64>,
     pub(crate) seed: u64,
@@ -221,6 +223,7 @@ fn read_jobs(frame: &DataFrame, axis_names: &[String]) -> Result<Vec<JobRow>, An
     let plans = reader.texts("plan")?;
     let bases = reader.texts("base")?;
     let samplers = reader.texts("sampler")?;
+    let stage2 = reader.texts("stage2")?;
     let seeds = reader.seeds("seed")?;
     let states = reader.texts("state")?;
     let accuracies = reader.accuracies("_final")?;
@@ -246,6 +249,7 @@ fn read_jobs(frame: &DataFrame, axis_names: &[String]) -> Result<Vec<JobRow>, An
             plan: reader.parsed("plan", i, plans[i], |text| text.parse().ok())?,
             base: reader.parsed("base", i, bases[i], |text| text.parse().ok())?,
             sampler: reader.parsed("sampler", i, samplers[i], |text| text.parse().ok())?,
+            stage2: reader.required("stage2", i, stage2[i])?.to_owned(),
             axes,
             seed: reader.required("seed", i, seeds[i])?,
             state: reader.parsed("state", i, states[i], parse_state)?,
@@ -300,7 +304,7 @@ fn read_epochs(frame: &DataFrame) -> Result<Vec<EpochRow>, AnalysisError> {
     let epochs = reader.counts("epoch")?;
     let lrs = reader.reals("lr")?;
     let seconds = reader.reals("seconds")?;
-    let ce = reader.reals("loss_ce")?;
+    let ce = reader.reals("loss_base")?;
     let (comp, pc) = (reader.reals("loss_comp")?, reader.reals("loss_pc")?);
     let accuracies = reader.accuracies("")?;
     let mut vals = reader.accuracies_named("val", "")?.into_iter();
@@ -313,7 +317,7 @@ fn read_epochs(frame: &DataFrame) -> Result<Vec<EpochRow>, AnalysisError> {
                 epoch: reader.required("epoch", i, epochs[i])?,
                 lr: reader.required("lr", i, lrs[i])?,
                 losses: [
-                    reader.required("loss_ce", i, ce[i])?,
+                    reader.required("loss_base", i, ce[i])?,
                     reader.required("loss_comp", i, comp[i])?,
                     reader.required("loss_pc", i, pc[i])?,
                 ],

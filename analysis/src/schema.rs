@@ -59,6 +59,7 @@ pub(crate) const JOBS_LEADING: &[ColumnSpec] = &[
     column("pc_on", Kind::Text),
     column("base", Kind::Text),
     column("sampler", Kind::Text),
+    column("stage2", Kind::Text),
 ];
 
 /// The jobs frame's columns after the grid axes.
@@ -84,6 +85,7 @@ pub(crate) const JOBS_TRAILING: &[ColumnSpec] = &[
     column("epochs_retrained", Kind::Count),
     column("worker", Kind::Text),
     column("error", Kind::Text),
+    later("parent_id", Kind::Text),
     later("val_all_final", Kind::Real),
     later("val_head_final", Kind::Real),
     later("val_tail_final", Kind::Real),
@@ -127,7 +129,7 @@ pub(crate) const EPOCHS: &[ColumnSpec] = &[
     column("seed", Kind::Seed),
     column("epoch", Kind::Count),
     column("lr", Kind::Real),
-    column("loss_ce", Kind::Real),
+    column("loss_base", Kind::Real),
     column("loss_comp", Kind::Real),
     column("loss_pc", Kind::Real),
     column("images_per_second", Kind::Real),
@@ -146,6 +148,44 @@ pub(crate) const EPOCHS: &[ColumnSpec] = &[
     later("val_few", Kind::Real),
 ];
 
+/// Columns renamed since files were first exported: (frame, former name, name). A file of an
+/// earlier version is read with its columns under their current names.
+const RENAMED: &[(FrameKind, &str, &str)] = &[(FrameKind::Epochs, "loss_ce", "loss_base")];
+
+/// Text columns added since files were first exported, with the value an earlier file's rows
+/// get: (frame, column, value).
+const ADDED: &[(FrameKind, &str, Option<&str>)] = &[(FrameKind::Jobs, "stage2", Some("none"))];
+
+/// The columns of `kind` a file of an earlier version may lack, each with its default.
+pub(crate) fn added_columns(
+    kind: FrameKind,
+) -> impl Iterator<Item = (&'static ColumnSpec, Option<&'static str>)> {
+    ADDED
+        .iter()
+        .filter(move |(frame, _, _)| *frame == kind)
+        .filter_map(move |(_, name, default)| {
+            kind.fixed_columns()
+                .find(|spec| spec.name == *name)
+                .map(|spec| (spec, *default))
+        })
+}
+
+/// A column's current name, given the name a file holds it under.
+pub(crate) fn current_name(kind: FrameKind, name: &str) -> &str {
+    RENAMED
+        .iter()
+        .find(|(frame, former, _)| *frame == kind && *former == name)
+        .map_or(name, |(_, _, current)| current)
+}
+
+/// The name a column had in files of earlier versions, if it was renamed.
+pub(crate) fn former_name(kind: FrameKind, name: &str) -> Option<&'static str> {
+    RENAMED
+        .iter()
+        .find(|(frame, _, current)| *frame == kind && *current == name)
+        .map(|(_, former, _)| *former)
+}
+
 /// Which of the three frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum FrameKind {
@@ -160,6 +200,15 @@ impl FrameKind {
             FrameKind::Jobs => "jobs",
             FrameKind::PerClass => "per_class",
             FrameKind::Epochs => "epochs",
+        }
+    }
+
+    /// The frame's file in an export's or a report's folder.
+    pub(crate) fn file_name(self) -> &'static str {
+        match self {
+            FrameKind::Jobs => "jobs.parquet",
+            FrameKind::PerClass => "per_class.parquet",
+            FrameKind::Epochs => "epochs.parquet",
         }
     }
 

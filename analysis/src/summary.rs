@@ -8,7 +8,7 @@ use ltsweep_proto::{
 };
 
 use crate::AnalysisError;
-use crate::frames::Frames;
+use crate::frames::{Frames, NO_STAGE2};
 use crate::rows::{ClassRow, JobRow, Tidy};
 use crate::select::{self, Selection};
 use crate::stats::{self, PairedDifference, PairedTest, multiple};
@@ -88,7 +88,7 @@ pub struct MetricSummary {
     /// Sample standard deviation over seeds; `None` for fewer than two.
     pub std: Option<f64>,
     /// This row minus the reference row (CE alone: base loss `ce`, sampler `instance`, no Comp.,
-    /// no PC) of the same axis values, paired by seed. `None` for the reference row itself, when
+    /// no PC, no stage 2) of the same axis values, paired by seed. `None` for the reference row itself, when
     /// there is none, or when no seed succeeded in both.
     pub vs_ce: Option<PairedDifference>,
     /// The values the summary is of, by seed, in percent.
@@ -143,13 +143,15 @@ impl JobCounts {
     }
 }
 
-/// One row of Table 1: a base loss, sampler and loss plan at one combination of the other grid
-/// axes.
+/// One row of Table 1: a base loss, sampler, loss plan and stage-2 method at one combination of
+/// the other grid axes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlanRow {
     pub plan: LossPlan,
     pub base: BaseKind,
     pub sampler: Sampler,
+    /// `none`, or the stage-2 method and settings of the row's jobs: `tau_norm(tau=1)`.
+    pub stage2: String,
     /// The other grid axes' values, in the jobs frame's column order.
     pub axes: Vec<AxisValue>,
     pub jobs: JobCounts,
@@ -169,15 +171,21 @@ impl PlanRow {
     }
 
     /// The reference row every other row is compared with: cross entropy alone (base loss
-    /// `ce`, sampler `instance`, no Comp., no PC).
+    /// `ce`, sampler `instance`, no Comp., no PC, no stage 2).
     pub fn is_ce_only(&self) -> bool {
         self.plan == LossPlan::CE_ONLY
             && self.base == BaseKind::Ce
             && self.sampler == Sampler::Instance
+            && !self.is_stage2()
+    }
+
+    /// A row of stage-2 jobs.
+    pub fn is_stage2(&self) -> bool {
+        self.stage2 != NO_STAGE2
     }
 
     /// `comp=tail,pc=head pc_weight=0.1`, with `base=la sampler=sqrt` first when they are not
-    /// the defaults: the row as a person names it.
+    /// the defaults and `stage2=crt(epochs=10,lr=0.1)` last: the row as a person names it.
     pub fn label(&self) -> String {
         let mut label = String::new();
         if self.base != BaseKind::Ce {
@@ -189,6 +197,9 @@ impl PlanRow {
         label.push_str(&self.plan.to_string());
         for axis in &self.axes {
             label.push_str(&format!(" {}={}", axis.name, axis.value));
+        }
+        if self.is_stage2() {
+            label.push_str(&format!(" stage2={}", self.stage2));
         }
         label
     }
@@ -367,7 +378,7 @@ pub(crate) fn plan_rows_selected(
             .collect()
     };
     let mut points: Vec<Vec<u64>> = Vec::new();
-    type RowKey = (LossPlan, BaseKind, Sampler);
+    type RowKey = (LossPlan, BaseKind, Sampler, String);
     let mut groups: Vec<(usize, RowKey, Vec<&JobRow>)> = Vec::new();
     for job in kept {
         let point = key(job);
@@ -378,7 +389,7 @@ pub(crate) fn plan_rows_selected(
                 points.len() - 1
             }
         };
-        let row_key = (job.plan, job.base, job.sampler);
+        let row_key = (job.plan, job.base, job.sampler, job.stage2.clone());
         match groups
             .iter_mut()
             .find(|(p, k, _)| *p == point_index && *k == row_key)
@@ -398,7 +409,7 @@ pub(crate) fn plan_rows_selected(
     };
     let mut rows: Vec<PlanRow> = groups
         .iter()
-        .map(|(_, (plan, base, sampler), jobs)| {
+        .map(|(_, (plan, base, sampler, stage2), jobs)| {
             let mut counts = JobCounts::default();
             for job in jobs {
                 counts.add(job.state);
@@ -418,6 +429,7 @@ pub(crate) fn plan_rows_selected(
                 plan: *plan,
                 base: *base,
                 sampler: *sampler,
+                stage2: stage2.clone(),
                 axes: tidy
                     .axis_names
                     .iter()
@@ -469,16 +481,25 @@ pub(crate) fn plan_rows_selected(
         adjust_by_holm(&mut rows, &family);
     }
 
+    mark_best(&mut rows);
+    Ok((rows, selection))
+}
+
+/// Marks the row of the highest mean All accuracy (the first of equal ones) as the best, and
+/// no other.
+pub(crate) fn mark_best(rows: &mut [PlanRow]) {
     let best = rows
         .iter()
         .enumerate()
         .filter_map(|(i, row)| Some((i, row.metric(Metric::All).mean?)))
         // The first of equal rows wins: `max_by` keeps the last, so compare reversed indices.
         .max_by(|(i, a), (j, b)| a.total_cmp(b).then(j.cmp(i)));
+    for row in rows.iter_mut() {
+        row.best = false;
+    }
     if let Some((i, _)) = best {
         rows[i].best = true;
     }
-    Ok((rows, selection))
 }
 
 /// The seed of a comparison's resamples: a hash of its row and metric, so that each
@@ -531,6 +552,14 @@ pub fn family(rows: &[PlanRow], metrics: &[Metric]) -> Family {
         comparisons: differences.iter().filter(|d| d.p.is_some()).count(),
         fewest_pairs: differences.iter().map(|d| d.pairs).min(),
     }
+}
+
+/// The rows of stage-1 jobs, the best among them marked: what the figures draw (a stage-2
+/// job's epochs are its classifier's, not a training run's).
+pub(crate) fn stage1_rows(rows: &[PlanRow]) -> Vec<PlanRow> {
+    let mut stage1: Vec<PlanRow> = rows.iter().filter(|r| !r.is_stage2()).cloned().collect();
+    mark_best(&mut stage1);
+    stage1
 }
 
 /// Mean recall and precision of one class group, over the group's classes, then over seeds.

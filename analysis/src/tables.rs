@@ -26,6 +26,9 @@ pub(crate) struct AccuracyTable<'a> {
     /// or are not the defaults; the CSV always has them).
     pub(crate) show_base: bool,
     pub(crate) show_sampler: bool,
+    /// Whether the stage-2 method gets a column (in every format: a sweep without stage 2
+    /// keeps its CSV's columns).
+    pub(crate) show_stage2: bool,
     /// Whether the differences to CE alone are shown: only when the sweep has a CE-only plan.
     pub(crate) with_differences: bool,
 }
@@ -88,6 +91,9 @@ impl AccuracyTable<'_> {
         if self.show_sampler {
             names.push("sampler".to_owned());
         }
+        if self.show_stage2 {
+            names.push("stage 2".to_owned());
+        }
         names
     }
 
@@ -98,6 +104,9 @@ impl AccuracyTable<'_> {
         }
         if self.show_sampler {
             cells.push(row.sampler.to_string());
+        }
+        if self.show_stage2 {
+            cells.push(row.stage2.clone());
         }
         cells
     }
@@ -196,6 +205,9 @@ impl AccuracyTable<'_> {
         ]
         .map(String::from)
         .to_vec();
+        if self.show_stage2 {
+            header.push("stage2".to_owned());
+        }
         header.extend(self.axis_names.iter().cloned());
         header.extend(["jobs", "n", "failed", "pending", "running", "cancelled"].map(String::from));
         for metric in self.metrics {
@@ -230,6 +242,9 @@ impl AccuracyTable<'_> {
                 row.sampler.to_string(),
             ];
             cells.extend(checks(row).map(|on| u8::from(on).to_string()));
+            if self.show_stage2 {
+                cells.push(row.stage2.clone());
+            }
             cells.extend(row.axes.iter().map(|axis| axis.value.to_string()));
             let jobs = &row.jobs;
             cells.extend(

@@ -104,7 +104,7 @@ fn record(out: &mut Vec<u8>, data: &[u8]) {
 /// The scalars of one epoch: `(tag, value)`, accuracies in percent.
 fn scalars(epoch: &EpochRow) -> Vec<(String, f64)> {
     let mut values = vec![
-        ("loss/ce".to_owned(), epoch.losses[0]),
+        ("loss/base".to_owned(), epoch.losses[0]),
         ("loss/comp".to_owned(), epoch.losses[1]),
         ("loss/pc".to_owned(), epoch.losses[2]),
         ("lr".to_owned(), epoch.lr),

@@ -9,10 +9,14 @@ It trains what one ltsweep job with the plan `comp=none,pc=none` trains, from th
 - the long-tailed subset exactly as ltsweep picks it: n_i = floor(n_max * (1/ratio)^(i/(C-1)))
   images of class i, chosen by ltsweep's SplitMix64 generator from the sampling seed, so both
   train on the same images; Head = classes with at least --head-min-count images;
-- normalisation by the subset's own per-channel mean and std, a zero-padded random crop (an
-  eighth of the side) and a horizontal flip, drawn by PyTorch's generator from --seed;
-- the CIFAR ResNet (6n+2, 16/32/64 channels, option-A shortcuts), Kaiming-normal convolution and
-  linear weights, PyTorch's BatchNorm (scale 1, shift 0); a cosine classifier for ldam_drw;
+- a random crop of the zero-padded image (an eighth of the side) and a horizontal flip, drawn
+  by PyTorch's generator from --seed, then normalisation by the subset's own per-channel mean
+  and std: pad, then normalise, as ltsweep and Cao et al.'s torchvision transforms do, so the
+  padding is black, not the mean;
+- the CIFAR ResNet (6n+2, 16/32/64 channels, option-A shortcuts) initialised as ltsweep does:
+  Kaiming-normal (fan-in) convolution and linear weights, PyTorch's linear bias, BatchNorm scale
+  1 and shift 0; for ldam_drw the cosine classifier with unit-norm columns (NormedLinear) and
+  logits s * cos, LDAM subtracting s * m_y, as ltsweep computes them;
 - momentum SGD (0.9, weight decay 2e-4 on every parameter), linear warm-up, step decays;
 - the base loss: ce, focal, cb, la or ldam_drw, from the reference definitions in
   worker/tests/data/losses/make_baselines.py (the ones ltsweep's losses are tested against);
@@ -30,8 +34,9 @@ import time
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+
+from resnet_cifar import ResNet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -116,60 +121,6 @@ def long_tailed(labels, ratio, sampling_seed):
     return sorted(chosen), counts
 
 
-# --- model (LDAM-DRW's resnet_cifar, option A) ---
-
-class Block(nn.Module):
-    def __init__(self, c_in, c_out, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.pad = (c_out - c_in) // 2 if (stride != 1 or c_in != c_out) else None
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        if self.pad is None:
-            shortcut = x
-        else:
-            shortcut = F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
-        return F.relu(out + shortcut)
-
-
-class NormedLinear(nn.Module):
-    def __init__(self, d, k):
-        super().__init__()
-        self.weight = nn.Parameter(torch.empty(d, k))
-        self.weight.data.uniform_(-1, 1).renorm_(2, 1, 1e-5).mul_(1e5)
-
-    def forward(self, x):
-        return F.normalize(x, dim=1).mm(F.normalize(self.weight, dim=0))
-
-
-class ResNet(nn.Module):
-    def __init__(self, depth, channels, classes, cosine):
-        super().__init__()
-        n = (depth - 2) // 6
-        self.conv1 = nn.Conv2d(channels, 16, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
-        blocks, c_in = [], 16
-        for stage, c_out in enumerate([16, 32, 64]):
-            for i in range(n):
-                blocks.append(Block(c_in, c_out, 2 if i == 0 and stage > 0 else 1))
-                c_in = c_out
-        self.blocks = nn.Sequential(*blocks)
-        self.fc = NormedLinear(64, classes) if cosine else nn.Linear(64, classes)
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.kaiming_normal_(m.weight)
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.blocks(out)
-        return self.fc(F.adaptive_avg_pool2d(out, 1).flatten(1))
-
-
 # --- training ---
 
 def epoch_order(labels, counts, sampler, gen):
@@ -237,17 +188,17 @@ def main():
     keep, counts = long_tailed(train_y, a.imbalance_ratio, a.sampling_seed)
     k = len(counts)
     head = torch.tensor([c >= a.head_min_count for c in counts])
+    # In [0, 1]: crops are padded with black before the images are normalised.
     x = torch.from_numpy(train_x[keep]).float().unsqueeze(1) / 255.0
     y = torch.from_numpy(train_y[keep])
     mean, std = x.mean().item(), x.std(unbiased=False).item()
-    x = (x - mean) / std
     tx = (torch.from_numpy(test_x.copy()).float().unsqueeze(1) / 255.0 - mean) / std
     ty = torch.from_numpy(test_y)
     pad = max(1, x.shape[2] // 8)
 
     torch.manual_seed(a.seed)
     gen = torch.Generator().manual_seed(a.seed)
-    model = ResNet(a.depth, 1, k, cosine=a.base == "ldam_drw")
+    model = ResNet(a.depth, 1, k, a.ldam_s if a.base == "ldam_drw" else None)
     opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum,
                           weight_decay=a.weight_decay)
     decays = [int(e) for e in a.lr_decay_epochs.split(",") if e]
@@ -263,12 +214,13 @@ def main():
             return F.cross_entropy(logits, labels, weight=weight)
         if a.base == "la":
             return F.cross_entropy(logits + a.la_tau * losses.log_priors(counts).float(), labels)
-        margins = losses.ldam_margins(counts, a.ldam_max_margin).float()
-        index = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, labels.view(-1, 1), True)
-        shifted = torch.where(index, logits - margins[labels].view(-1, 1), logits)
+        # The model gives s * cos for ldam_drw: the reference takes those, as ltsweep's loss.
         weight = losses.class_balanced_weights(counts, losses.DRW_BETA).float() \
             if epoch >= drw_epoch else None
-        return F.cross_entropy(a.ldam_s * shifted, labels, weight=weight)
+        margins = losses.ldam_margins(counts, a.ldam_max_margin).float()
+        index = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, labels.view(-1, 1), True)
+        shifted = torch.where(index, logits - a.ldam_s * margins[labels].view(-1, 1), logits)
+        return F.cross_entropy(shifted, labels, weight=weight)
 
     start = time.perf_counter()
     for epoch in range(a.epochs):
@@ -284,7 +236,7 @@ def main():
             index = order[i:i + a.batch]
             if len(index) < 2:
                 break
-            xb = augment(x[index], pad, gen)
+            xb = (augment(x[index], pad, gen) - mean) / std
             loss = loss_of(model(xb), y[index], epoch)
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -3,10 +3,10 @@
 way the common long-tail recognition scripts write it (LDAM-DRW style), with the knobs a careful
 PyTorch user would turn to make it fast on the machine at hand.
 
-The recipe: the CIFAR ResNet (option-A shortcuts, depth 6n+2), batch 128, 4-pixel padded random
-crop, horizontal flip, normalisation, cross entropy, momentum SGD (lr 0.1, momentum 0.9, weight
-decay 2e-4). Data is random pixels and labels, as in `ltsweep bench train`: throughput does not
-depend on content.
+The recipe: the CIFAR ResNet of resnet_cifar.py (option-A shortcuts, depth 6n+2), batch 128,
+4-pixel padded random crop, horizontal flip, normalisation, cross entropy, momentum SGD (lr 0.1,
+momentum 0.9, weight decay 2e-4). Data is random pixels and labels, as in `ltsweep bench
+train`: throughput does not depend on content.
 
 Modes (the input pipeline):
   loader   torchvision transforms in a DataLoader, `--workers N` processes (0: in the training
@@ -37,62 +37,12 @@ import time
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+
+import resnet_cifar
 
 MEAN = (0.5071, 0.4865, 0.4409)
 STD = (0.2673, 0.2564, 0.2762)
-
-
-class Shortcut(nn.Module):
-    """Option A: subsample and zero-pad the channels."""
-
-    def __init__(self, pad):
-        super().__init__()
-        self.pad = pad
-
-    def forward(self, x):
-        return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, c_in, c_out, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.shortcut = nn.Identity()
-        if stride != 1 or c_in != c_out:
-            self.shortcut = Shortcut((c_out - c_in) // 2)
-
-    def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
-
-
-class ResNetCifar(nn.Module):
-    def __init__(self, depth, num_classes, in_channels=3):
-        super().__init__()
-        n = (depth - 2) // 6
-        self.conv1 = nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
-        layers, c_in = [], 16
-        for stage, c in enumerate([16, 32, 64]):
-            for i in range(n):
-                layers.append(BasicBlock(c_in, c, 2 if (i == 0 and stage > 0) else 1))
-                c_in = c
-        self.layers = nn.Sequential(*layers)
-        self.fc = nn.Linear(64, num_classes)
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.kaiming_normal_(m.weight)
-
-    def forward(self, x):
-        x = F.relu(self.bn1(self.conv1(x)))
-        x = self.layers(x)
-        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
 def keep_freed_memory():
@@ -164,7 +114,7 @@ def main():
     if a.arch:
         model = imagenet_model(a.arch, a.classes).to(device)
     else:
-        model = ResNetCifar(a.depth, a.classes).to(device)
+        model = resnet_cifar.ResNet(a.depth, 3, a.classes).to(device)
     memory_format = torch.channels_last if a.channels_last else torch.contiguous_format
     model = model.to(memory_format=memory_format)
     size = a.image_size

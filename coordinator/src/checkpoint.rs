@@ -1,5 +1,7 @@
-//! Checkpoint files: `<state_dir>/checkpoints/<job_id>-<sha256>.ckpt`, the latest one per job
-//! while the job can still resume.
+//! Checkpoint files, `<state_dir>/checkpoints/<job_id>-<sha256>.ckpt`, the latest one per job
+//! while the job can still resume; and kept models, `<state_dir>/models/<job_id>-<sha256>.safetensors`,
+//! a job's final weights while a stage-2 job needs them (see the scheduler's `graph`). Both are
+//! received, checked, installed and read the same way.
 //!
 //! An upload is written to a temporary file named after its lease, checked against the
 //! header's size and SHA-256, flushed to disk, and only then renamed to a name of its own (its
@@ -18,14 +20,46 @@ use ltsweep_proto::checkpoint::{self, ChunkError, Verifier, sha256_hex};
 use tokio::io::AsyncWriteExt;
 
 use crate::error::CoordinatorError;
-use crate::scheduler::{Change, Checkpoint, LeaseId, Scheduler};
+use crate::scheduler::{Change, Checkpoint, KeptModel, LeaseId, Scheduler, SchedulerError};
 
 type Result<T> = std::result::Result<T, CoordinatorError>;
 
-/// The checkpoint folder of a state dir.
+/// Which files a folder holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    Checkpoints,
+    Models,
+}
+
+impl FileKind {
+    fn folder(self) -> &'static str {
+        match self {
+            FileKind::Checkpoints => "checkpoints",
+            FileKind::Models => "models",
+        }
+    }
+
+    fn extension(self) -> &'static str {
+        match self {
+            FileKind::Checkpoints => "ckpt",
+            FileKind::Models => "safetensors",
+        }
+    }
+
+    /// What a file is, in messages: `checkpoint of job`.
+    fn noun(self) -> &'static str {
+        match self {
+            FileKind::Checkpoints => "checkpoint of job",
+            FileKind::Models => "model of job",
+        }
+    }
+}
+
+/// The checkpoint or model folder of a state dir.
 #[derive(Debug)]
 pub(crate) struct CheckpointFiles {
     dir: PathBuf,
+    kind: FileKind,
 }
 
 /// A verified upload on disk, not yet installed. Removed when dropped uninstalled.
@@ -45,10 +79,13 @@ impl Drop for Received {
 
 impl CheckpointFiles {
     /// Creates the folder and removes temporary files a killed coordinator left behind.
-    pub(crate) fn open(state_dir: &Path) -> Result<Self> {
-        let dir = state_dir.join("checkpoints");
+    pub(crate) fn open(state_dir: &Path, kind: FileKind) -> Result<Self> {
+        let dir = state_dir.join(kind.folder());
         std::fs::create_dir_all(&dir).map_err(|e| {
-            CoordinatorError::storage(&dir, format!("cannot create the checkpoint folder: {e}"))
+            CoordinatorError::storage(
+                &dir,
+                format!("cannot create the {} folder: {e}", kind.folder()),
+            )
         })?;
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for entry in entries.flatten() {
@@ -57,12 +94,13 @@ impl CheckpointFiles {
                 }
             }
         }
-        Ok(Self { dir })
+        Ok(Self { dir, kind })
     }
 
     /// Job ids and SHA-256s are hex and lease ids are ours, so all are safe file names.
-    pub(crate) fn path(&self, job: &JobId, checkpoint: &Checkpoint) -> PathBuf {
-        self.dir.join(format!("{job}-{}.ckpt", checkpoint.sha256))
+    pub(crate) fn path(&self, job: &JobId, sha256: &str) -> PathBuf {
+        self.dir
+            .join(format!("{job}-{sha256}.{}", self.kind.extension()))
     }
 
     /// The one file name of earlier versions, the same for every checkpoint of a job.
@@ -70,20 +108,26 @@ impl CheckpointFiles {
         self.dir.join(format!("{job}.ckpt"))
     }
 
-    /// Removes every file but the checkpoints that jobs which can still resume (pending or
-    /// running) hold; a file of an earlier version's name is renamed to the new one. Answers
-    /// how many files were removed.
+    /// Removes every file no record names: of checkpoints, those that jobs which can still
+    /// resume (pending or running) hold (a file of an earlier version's name is renamed to the
+    /// new one); of models, those the jobs' records keep. Answers how many files were removed.
     pub(crate) fn reclaim(&self, scheduler: &Scheduler) -> Result<usize> {
         let mut keep = std::collections::HashSet::new();
         for sweep in scheduler.sweeps() {
             for job in scheduler.jobs_of(sweep) {
+                if self.kind == FileKind::Models {
+                    if let Some(model) = &job.runtime.model {
+                        keep.insert(self.path(&job.id, &model.sha256));
+                    }
+                    continue;
+                }
                 let Some(checkpoint) = &job.runtime.checkpoint else {
                     continue;
                 };
                 if job.runtime.state.is_final() {
                     continue;
                 }
-                let path = self.path(&job.id, checkpoint);
+                let path = self.path(&job.id, &checkpoint.sha256);
                 let legacy = self.legacy_path(&job.id);
                 if !path.exists() && legacy.exists() {
                     std::fs::rename(&legacy, &path)
@@ -104,14 +148,14 @@ impl CheckpointFiles {
         Ok(removed)
     }
 
-    /// Removes a checkpoint whose record no longer names it; a missing file is no error.
-    pub(crate) fn remove(&self, job: &JobId, checkpoint: &Checkpoint) {
-        let path = self.path(job, checkpoint);
+    /// Removes a file whose record no longer names it; a missing file is no error.
+    pub(crate) fn remove(&self, job: &JobId, sha256: &str) {
+        let path = self.path(job, sha256);
         match std::fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "cannot remove an old checkpoint; it is removed at the next start")
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove a file no record names; it is removed at the next start")
             }
         }
     }
@@ -125,7 +169,9 @@ impl CheckpointFiles {
         sha256: &str,
         mut chunks: impl Stream<Item = Result<Vec<u8>>> + Unpin,
     ) -> Result<Received> {
-        let path = self.dir.join(format!("{lease}.ckpt.tmp"));
+        let path = self
+            .dir
+            .join(format!("{lease}.{}.tmp", self.kind.extension()));
         let io = |e: std::io::Error| CoordinatorError::storage(&path, e);
         let mut file = tokio::fs::File::create(&path).await.map_err(io)?;
         let received = Received {
@@ -147,14 +193,9 @@ impl CheckpointFiles {
     }
 
     /// Renames a verified upload to its own name and makes the rename durable. No record
-    /// names the file yet: the previous checkpoint stays whole until the new record commits.
-    pub(crate) fn install(
-        &self,
-        mut received: Received,
-        job: &JobId,
-        checkpoint: &Checkpoint,
-    ) -> Result<()> {
-        let target = self.path(job, checkpoint);
+    /// names the file yet: the previous file stays whole until the new record commits.
+    pub(crate) fn install(&self, mut received: Received, job: &JobId, sha256: &str) -> Result<()> {
+        let target = self.path(job, sha256);
         std::fs::rename(&received.path, &target)
             .map_err(|e| CoordinatorError::storage(&target, e))?;
         received.installed = true;
@@ -165,17 +206,21 @@ impl CheckpointFiles {
         Ok(())
     }
 
-    /// Reads a job's checkpoint and checks it against its record.
-    pub(crate) async fn read(&self, job: &JobId, checkpoint: &Checkpoint) -> Result<Vec<u8>> {
-        let path = self.path(job, checkpoint);
+    /// Reads a job's file and checks it against the SHA-256 of its record. A missing file is
+    /// `NotFound`, a damaged one `Corrupted`; see [`CheckpointFiles::is_lost`].
+    pub(crate) async fn read(&self, job: &JobId, sha256: &str) -> Result<Vec<u8>> {
+        let path = self.path(job, sha256);
         let bytes = match tokio::fs::read(&path).await {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(CoordinatorError::NotFound {
-                    kind: "checkpoint of job",
-                    id: job.to_string(),
-                    hint: "its file is gone: start the job from epoch 0",
-                });
+                return Err(CoordinatorError::not_found(
+                    self.kind.noun(),
+                    job.to_string(),
+                    match self.kind {
+                        FileKind::Checkpoints => "its file is gone: start the job from epoch 0",
+                        FileKind::Models => "its file is gone",
+                    },
+                ));
             }
             Err(e) => return Err(CoordinatorError::storage(&path, e)),
         };
@@ -185,12 +230,27 @@ impl CheckpointFiles {
         })
         .await
         .map_err(|e| CoordinatorError::Internal(e.to_string()))?;
-        if digest != checkpoint.sha256 {
+        if digest != sha256 {
             return Err(CoordinatorError::Corrupted(format!(
-                "the file of job {job} no longer matches the SHA-256 recorded at upload; start the job from epoch 0"
+                "the {} {job} no longer matches the SHA-256 recorded at upload{}",
+                self.kind.noun(),
+                match self.kind {
+                    FileKind::Checkpoints => "; start the job from epoch 0",
+                    FileKind::Models => "",
+                }
             )));
         }
         Ok(bytes)
+    }
+
+    /// Whether a [`CheckpointFiles::read`] error means the file is lost for good (gone or
+    /// damaged on disk), not that the disk could not be read just now.
+    pub(crate) fn is_lost(error: &CoordinatorError) -> bool {
+        matches!(
+            error,
+            CoordinatorError::Refused(SchedulerError::NotFound { .. })
+                | CoordinatorError::Corrupted(_)
+        )
     }
 }
 
@@ -224,6 +284,43 @@ pub(crate) fn take_ended(changes: &mut [Change]) -> Vec<(JobId, Checkpoint)> {
         .collect()
 }
 
+/// The model files these changes stop naming (a record replaced or dropped, a sweep deleted),
+/// as the state before them holds them: each is removed once the changes are committed.
+pub(crate) fn dropped_models(scheduler: &Scheduler, changes: &[Change]) -> Vec<(JobId, KeptModel)> {
+    let mut dropped = Vec::new();
+    // A job's last update is what it ends as.
+    let mut last = std::collections::HashMap::new();
+    for change in changes {
+        if let Change::JobUpdated { job, runtime } = change {
+            last.insert(job, runtime);
+        }
+    }
+    for (job, runtime) in last {
+        let Some(old) = scheduler.job(job).and_then(|j| j.runtime.model.as_deref()) else {
+            continue;
+        };
+        if runtime
+            .model
+            .as_deref()
+            .is_none_or(|new| new.sha256 != old.sha256)
+        {
+            dropped.push((job.clone(), old.clone()));
+        }
+    }
+    for change in changes {
+        if let Change::SweepDeleted { sweep } = change
+            && let Some(record) = scheduler.sweep(sweep)
+        {
+            dropped.extend(
+                scheduler.jobs_of(record).filter_map(|job| {
+                    Some((job.id.clone(), job.runtime.model.as_deref()?.clone()))
+                }),
+            );
+        }
+    }
+    dropped
+}
+
 /// A SHA-256 as a header carries it: 64 hex digits, either case; answered in lowercase.
 pub(crate) fn parse_sha256(text: &str) -> Result<String> {
     if checkpoint::is_sha256(text) {
@@ -242,7 +339,7 @@ mod tests {
 
     fn files() -> (tempfile::TempDir, CheckpointFiles) {
         let dir = tempfile::tempdir().unwrap();
-        let files = CheckpointFiles::open(dir.path()).unwrap();
+        let files = CheckpointFiles::open(dir.path(), FileKind::Checkpoints).unwrap();
         (dir, files)
     }
 
@@ -260,14 +357,11 @@ mod tests {
             .receive(&lease, 11, &sha, chunks(&[b"hello ", b"world"]))
             .await
             .unwrap();
-        let checkpoint = Checkpoint {
-            epoch: 3,
-            sha256: sha,
-        };
-        files.install(received, &job, &checkpoint).unwrap();
-        assert_eq!(files.read(&job, &checkpoint).await.unwrap(), b"hello world");
-        files.remove(&job, &checkpoint);
-        assert!(files.read(&job, &checkpoint).await.is_err());
+        files.install(received, &job, &sha).unwrap();
+        assert_eq!(files.read(&job, &sha).await.unwrap(), b"hello world");
+        files.remove(&job, &sha);
+        let gone = files.read(&job, &sha).await.unwrap_err();
+        assert!(CheckpointFiles::is_lost(&gone), "{gone}");
     }
 
     #[tokio::test]

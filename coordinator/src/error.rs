@@ -5,38 +5,19 @@ use std::path::PathBuf;
 use ltsweep_proto::{ConvertError, ErrorKind, SpecError};
 use tonic::{Code, Status};
 
-use crate::scheduler::{LeaseId, SchedulerError};
+use crate::scheduler::SchedulerError;
 
 /// Everything that can go wrong in the coordinator, from a bad request to a full disk.
 ///
 /// Messages are lowercase and end with what the caller can do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum CoordinatorError {
-    /// The submitted sweep spec is not valid; the message names the key and its line.
-    #[error("invalid sweep spec: {0}")]
-    InvalidSpec(#[from] SpecError),
-    /// A request field is missing or holds a value that cannot be used.
-    #[error("{field}: {problem}")]
-    InvalidArgument { field: String, problem: String },
-    /// A sweep, worker or checkpoint the request names does not exist.
-    #[error("unknown {kind} `{id}`: {hint}")]
-    NotFound {
-        kind: &'static str,
-        id: String,
-        hint: &'static str,
-    },
-    /// A call with a lease that is not the job's current one: it changes nothing (fencing).
-    #[error("stale lease `{lease}`: {reason}; drop the job, it is no longer yours")]
-    StaleLease { lease: LeaseId, reason: String },
-    /// A worker that speaks another protocol version.
-    #[error(
-        "worker speaks protocol {worker}, this coordinator speaks {coordinator}: run the same ltsweep version on both"
-    )]
-    VersionMismatch { worker: u32, coordinator: u32 },
-    /// The request cannot be done in the current state (deleting a sweep that still runs); the
-    /// message says what to do first.
-    #[error("{0}")]
-    Precondition(String),
+    /// A refused request, as the scheduler refuses one: a bad spec or field, an unknown sweep,
+    /// worker or checkpoint, a stale lease, another protocol version, a step out of order. The
+    /// coordinator's own checks of a request (field bounds, a checkpoint not on disk) refuse
+    /// with it too, so that each kind of refusal is written once.
+    #[error(transparent)]
+    Refused(#[from] SchedulerError),
     /// An uploaded checkpoint whose bytes do not match its header's SHA-256.
     #[error("checkpoint corrupted: {0}; upload it again")]
     Corrupted(String),
@@ -71,10 +52,17 @@ pub enum CoordinatorError {
 
 impl CoordinatorError {
     pub(crate) fn invalid(field: impl Into<String>, problem: impl Into<String>) -> Self {
-        Self::InvalidArgument {
-            field: field.into(),
-            problem: problem.into(),
+        SchedulerError::invalid(field, problem).into()
+    }
+
+    /// An unknown sweep, worker, checkpoint or model; `hint` says what to do.
+    pub(crate) fn not_found(kind: &'static str, id: impl Into<String>, hint: &'static str) -> Self {
+        SchedulerError::NotFound {
+            kind,
+            id: id.into(),
+            hint,
         }
+        .into()
     }
 
     pub(crate) fn storage(path: impl Into<PathBuf>, message: impl ToString) -> Self {
@@ -88,13 +76,8 @@ impl CoordinatorError {
     /// same kind back from the code ([`ltsweep_proto::RemoteError`]), through one table.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::InvalidSpec(_) | Self::InvalidArgument { .. } | Self::Config(_) => {
-                ErrorKind::InvalidArgument
-            }
-            Self::NotFound { .. } => ErrorKind::NotFound,
-            Self::StaleLease { .. } | Self::VersionMismatch { .. } | Self::Precondition(_) => {
-                ErrorKind::Precondition
-            }
+            Self::Refused(err) => err.kind(),
+            Self::Config(_) => ErrorKind::InvalidArgument,
             Self::Corrupted(_) => ErrorKind::Corrupted,
             Self::Storage { .. } | Self::Transport(_) | Self::ShuttingDown => {
                 ErrorKind::Unavailable
@@ -119,32 +102,17 @@ impl From<CoordinatorError> for Status {
     }
 }
 
+/// A spec that does not parse is refused as the scheduler refuses an invalid one.
+impl From<SpecError> for CoordinatorError {
+    fn from(err: SpecError) -> Self {
+        SchedulerError::InvalidSpec(err).into()
+    }
+}
+
 /// A wire message that lacks a field: the field's name reaches the caller.
 impl From<ConvertError> for CoordinatorError {
     fn from(err: ConvertError) -> Self {
         Self::invalid(err.field, err.problem)
-    }
-}
-
-/// A refused plan: the same message, and the status code of the same kind of error.
-impl From<SchedulerError> for CoordinatorError {
-    fn from(err: SchedulerError) -> Self {
-        match err {
-            SchedulerError::InvalidSpec(err) => Self::InvalidSpec(err),
-            SchedulerError::InvalidArgument { field, problem } => {
-                Self::InvalidArgument { field, problem }
-            }
-            SchedulerError::NotFound { kind, id, hint } => Self::NotFound { kind, id, hint },
-            SchedulerError::StaleLease { lease, reason } => Self::StaleLease { lease, reason },
-            SchedulerError::VersionMismatch {
-                worker,
-                coordinator,
-            } => Self::VersionMismatch {
-                worker,
-                coordinator,
-            },
-            SchedulerError::Precondition(message) => Self::Precondition(message),
-        }
     }
 }
 
@@ -153,6 +121,7 @@ mod tests {
     use ltsweep_proto::RemoteError;
 
     use super::*;
+    use crate::scheduler::LeaseId;
 
     /// The coordinator's side of the contract's table: each error reaches a client as the kind
     /// the coordinator meant, with its message.
@@ -160,20 +129,18 @@ mod tests {
     fn every_error_reads_back_as_its_kind() {
         let errors = [
             CoordinatorError::invalid("sweep_id", "empty"),
-            CoordinatorError::NotFound {
-                kind: "sweep",
-                id: "s".into(),
-                hint: "submit it",
-            },
-            CoordinatorError::StaleLease {
+            CoordinatorError::not_found("sweep", "s", "submit it"),
+            SchedulerError::StaleLease {
                 lease: LeaseId("l".into()),
                 reason: "expired".into(),
-            },
-            CoordinatorError::VersionMismatch {
+            }
+            .into(),
+            SchedulerError::VersionMismatch {
                 worker: 2,
                 coordinator: 1,
-            },
-            CoordinatorError::Precondition("still running".into()),
+            }
+            .into(),
+            SchedulerError::Precondition("still running".into()).into(),
             CoordinatorError::Corrupted("sha".into()),
             CoordinatorError::storage("/state", "disk full"),
             CoordinatorError::Exhausted("--max-jobs".into()),

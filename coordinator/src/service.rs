@@ -12,8 +12,9 @@
 //! not persisted), so a stalled store costs no lease; see [`Coordinator::expiry_round`].
 //!
 //! The handlers by group: `workers` (`WorkerService`), `checkpoints` (its streaming calls),
-//! `sweeps` (`SweepService`) and `watchers` (its `WatchSweep` streams); `memory` holds the
-//! state in memory and `leases` the renewal and expiry of leases beside the store.
+//! `models` (kept models: the workers' upload and download, the user's `GetModel`), `sweeps`
+//! (`SweepService`) and `watchers` (its `WatchSweep` streams); `memory` holds the state in
+//! memory and `leases` the renewal and expiry of leases beside the store.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -29,12 +30,12 @@ use tonic::{Request, Response, Status};
 use tracing::info;
 
 use crate::access::Caller;
-use crate::checkpoint::{self, CheckpointFiles};
+use crate::checkpoint::{self, CheckpointFiles, FileKind};
 use crate::clock::Clock;
 use crate::committer::{After, Batch, Before, Committer, MemoryHooks, Turn, Turns};
 use crate::config::CoordinatorConfig;
 use crate::error::CoordinatorError;
-use crate::limits::Limits;
+use crate::limits::{self, Limits};
 use crate::scheduler::{Change, Planned, Scheduler, Timing, WorkerId};
 use crate::store::{ResultReader, Store};
 use crate::streams::{StreamPermit, StreamSlots};
@@ -58,6 +59,8 @@ pub(crate) struct Coordinator {
     clock: Clock,
     timing: Timing,
     checkpoints: Arc<CheckpointFiles>,
+    /// Kept models: a job's final weights while a stage-2 job may need them.
+    models: Arc<CheckpointFiles>,
     /// Workers whose last-seen time is being committed in the background.
     seen_pending: Mutex<HashSet<WorkerId>>,
     /// Set at shutdown: long polls and watch streams end so the server can stop.
@@ -86,10 +89,11 @@ impl Coordinator {
 
     pub(crate) fn open_with_clock(config: &CoordinatorConfig, clock: Clock) -> Result<Arc<Self>> {
         let store = Store::open(&config.state_dir, config.durability)?;
-        let checkpoints = CheckpointFiles::open(&config.state_dir)?;
+        let checkpoints = CheckpointFiles::open(&config.state_dir, FileKind::Checkpoints)?;
+        let models = CheckpointFiles::open(&config.state_dir, FileKind::Models)?;
         // Every recovered lease gets a full TTL from this start.
         let scheduler = store.load(config.timing(), clock.now_ms())?;
-        let reclaimed = checkpoints.reclaim(&scheduler)?;
+        let reclaimed = checkpoints.reclaim(&scheduler)? + models.reclaim(&scheduler)?;
         info!(
             db = %store.db_path().display(),
             sweeps = scheduler.sweeps().count(),
@@ -125,6 +129,7 @@ impl Coordinator {
             clock,
             timing,
             checkpoints: Arc::new(checkpoints),
+            models: Arc::new(models),
             seen_pending: Mutex::new(HashSet::new()),
             closing: watch::channel(false).0,
             limits: config.limits,
@@ -173,9 +178,10 @@ impl Coordinator {
     }
 
     /// Commits a plan made in `turn` on the store thread, with file work before and after;
-    /// the checkpoints of jobs the changes end are removed once committed. Changes that need
-    /// no write are applied here, at once; so are those without `before`, committed with the
-    /// next group. With `before`, they are applied once committed.
+    /// the checkpoints of jobs the changes end, and the models they stop keeping, are removed
+    /// once committed. Changes that need no write are applied here, at once; so are those
+    /// without `before`, committed with the next group. With `before`, they are applied once
+    /// committed.
     async fn commit<T>(
         &self,
         turn: Turn,
@@ -188,14 +194,20 @@ impl Coordinator {
             mut changes,
         } = planned;
         let ended = checkpoint::take_ended(&mut changes);
-        let after = if ended.is_empty() {
+        // Read in this turn, before the changes apply: the state the plan was made against.
+        let dropped = self.read(|s| Ok(checkpoint::dropped_models(s, &changes)))?;
+        let after = if ended.is_empty() && dropped.is_empty() {
             after
         } else {
             let files = Arc::clone(&self.checkpoints);
+            let models = Arc::clone(&self.models);
             Some(Box::new(move |committed: bool| {
                 if committed {
                     for (job, checkpoint) in &ended {
-                        files.remove(job, checkpoint);
+                        files.remove(job, &checkpoint.sha256);
+                    }
+                    for (job, model) in &dropped {
+                        models.remove(job, &model.sha256);
                     }
                 }
                 if let Some(after) = after {
@@ -228,12 +240,15 @@ impl Coordinator {
     fn sweep_status(&self, request: &pb::GetSweepRequest) -> Result<pb::SweepStatus> {
         let page = paging::Page::of(request)?;
         let sweep_id = request.sweep_id.as_str();
+        limits::check_length(sweep_id, "sweep_id")?;
         self.read(|s| {
             let sweep = if sweep_id.is_empty() {
-                s.latest_sweep().ok_or(CoordinatorError::NotFound {
-                    kind: "sweep",
-                    id: String::new(),
-                    hint: "no sweep was submitted yet: `ltsweep submit` one",
+                s.latest_sweep().ok_or_else(|| {
+                    CoordinatorError::not_found(
+                        "sweep",
+                        "",
+                        "no sweep was submitted yet: `ltsweep submit` one",
+                    )
                 })?
             } else {
                 s.sweep(&SweepId(sweep_id.to_owned()))
@@ -256,11 +271,7 @@ impl Coordinator {
 }
 
 fn unknown_sweep(id: &str) -> CoordinatorError {
-    CoordinatorError::NotFound {
-        kind: "sweep",
-        id: id.to_owned(),
-        hint: "`ltsweep sweeps` lists them",
-    }
+    CoordinatorError::not_found("sweep", id, "`ltsweep sweeps` lists them")
 }
 
 /// Resolves once the coordinator is closing (at once if it already is).
@@ -302,6 +313,7 @@ mod checkpoints;
 mod delete;
 mod leases;
 mod memory;
+mod models;
 mod paging;
 mod placement;
 mod sweeps;

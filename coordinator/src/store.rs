@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use ltsweep_proto::{JobId, JobResult, JobSpec, JobState, SweepId, pb};
+use ltsweep_proto::{JobId, JobResult, JobSpec, SweepId, SweepSpec, pb};
 use prost::Message;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
@@ -23,7 +23,7 @@ use crate::config::Durability;
 use crate::error::CoordinatorError;
 use crate::scheduler::{
     Change, Counters, DeviceSlots, JobRuntime, Scheduler, SlurmPlacement, SweepRecord, Timing,
-    WorkerId, WorkerRecord,
+    WorkerId, WorkerRecord, initial_runtimes,
 };
 
 type Result<T> = std::result::Result<T, CoordinatorError>;
@@ -345,15 +345,11 @@ impl Store {
                 .map_err(|e| corrupt(format!("spec of job {id}: {e}")))?;
             let runtime: JobRuntime = serde_json::from_str(&runtime)
                 .map_err(|e| corrupt(format!("state of job {id}: {e}")))?;
-            if results.remove(&id) != (runtime.state == JobState::Succeeded) {
+            if results.remove(&id) != runtime.has_result() {
                 return Err(corrupt(format!(
                     "job {id} is {:?} but has {} result",
                     runtime.state,
-                    if runtime.state == JobState::Succeeded {
-                        "no"
-                    } else {
-                        "a"
-                    }
+                    if runtime.has_result() { "no" } else { "a" }
                 )));
             }
             jobs.entry(sweep).or_default().push((spec, runtime));
@@ -368,10 +364,12 @@ impl Store {
             .map_err(fail)?;
         let rows = stmt
             .query_map([], |row| {
+                let spec_toml: String = row.get(2)?;
                 Ok(SweepRecord {
                     id: SweepId(row.get(0)?),
                     name: row.get(1)?,
-                    spec_toml: row.get(2)?,
+                    keep_models: SweepSpec::keeps_models(&spec_toml),
+                    spec_toml,
                     submitted_ms: get_u64(row, 3)?,
                     max_attempts: row.get(4)?,
                     cancelled: row.get(5)?,
@@ -463,14 +461,15 @@ fn write_change(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<()> {
                 "INSERT INTO jobs (id, sweep_id, grid_index, spec, runtime)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            for ((index, spec), seq) in jobs.iter().enumerate().zip(*first_queue_seq..) {
+            let runtimes = initial_runtimes(jobs, *first_queue_seq);
+            for ((index, spec), runtime) in jobs.iter().enumerate().zip(runtimes) {
                 let bytes = pb::JobSpec::from(JobSpec::clone(spec)).encode_to_vec();
                 insert.execute(params![
                     spec.id.as_str(),
                     sweep.id.as_str(),
                     sql_int(index as u64),
                     bytes,
-                    runtime_json(&JobRuntime::pending(seq))?,
+                    runtime_json(&runtime)?,
                 ])?;
             }
         }

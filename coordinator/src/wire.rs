@@ -23,6 +23,10 @@ pub(crate) fn job_status(job: &Job, with_spec: bool) -> pb::JobStatus {
         epochs_retrained: rt.epochs_retrained,
         last_accuracy: rt.last_accuracy,
         preemptions: rt.preemptions,
+        parent_job_id: job.parent().map(|p| p.0.clone()).unwrap_or_default(),
+        stage2: job.stage2().map(|m| m.to_string()).unwrap_or_default(),
+        base: job.base().to_string(),
+        sampler: job.sampler().to_string(),
     }
 }
 
@@ -67,5 +71,6 @@ pub(crate) fn lease(lease: Lease) -> pb::Lease {
         attempt: lease.attempt,
         job: Some(lease.job.into()),
         checkpoint_epoch: lease.checkpoint_epoch,
+        keep_model: lease.keep_model,
     }
 }

@@ -1,5 +1,6 @@
 //! The checkpoint chunk format, both ways (upload and download): one header chunk (lease,
 //! epoch, size, SHA-256 of the whole checkpoint), then data chunks of at most [`CHUNK_BYTES`].
+//! Kept models travel in the same chunks.
 //! The receiving end checks the bytes against the header with a [`Verifier`] as they arrive,
 //! so a sender that announces one size and sends more is stopped at the first byte too many.
 
@@ -7,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::pb;
 use crate::pb::checkpoint_chunk::Part;
+use crate::remote::RemoteError;
 
 /// Bytes of checkpoint per data chunk: far below any gRPC message limit.
 pub const CHUNK_BYTES: usize = 1 << 20;
@@ -158,6 +160,49 @@ impl Verifier {
         }
         Ok(())
     }
+}
+
+/// Reads a whole stream of chunks (a header, then data), checking the bytes against the
+/// header's size and SHA-256 as they arrive; answers the header and the bytes.
+pub async fn receive(
+    mut stream: tonic::Streaming<pb::CheckpointChunk>,
+) -> Result<(CheckpointHeader, Vec<u8>), RemoteError> {
+    let mut header: Option<CheckpointHeader> = None;
+    let mut verifier = None;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.message().await? {
+        match Chunk::from(chunk) {
+            Chunk::Header(h) if header.is_none() => {
+                verifier = Some(h.verifier());
+                header = Some(h);
+            }
+            Chunk::Header(_) => {
+                return Err(RemoteError::Malformed(
+                    "the stream of chunks has two headers".to_owned(),
+                ));
+            }
+            Chunk::Data(data) => {
+                let verifier = verifier.as_mut().ok_or_else(|| {
+                    RemoteError::Malformed(
+                        "the stream of chunks starts without its header".to_owned(),
+                    )
+                })?;
+                verifier
+                    .update(&data)
+                    .map_err(|e| RemoteError::Damaged(e.to_string()))?;
+                bytes.extend_from_slice(&data);
+            }
+        }
+    }
+    let (Some(header), Some(verifier)) = (header, verifier) else {
+        return Err(RemoteError::Malformed(
+            "the stream of chunks has no header".to_owned(),
+        ));
+    };
+    verifier
+        .finish()
+        .map_err(|e| RemoteError::Damaged(e.to_string()))?;
+    Ok((header, bytes))
 }
 
 /// Lowercase hex SHA-256.

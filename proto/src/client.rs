@@ -66,14 +66,7 @@ impl Interceptor for Auth {
     }
 }
 
-crate::string_id!(
-    /// A worker, as the coordinator named it at registration.
-    WorkerId
-);
-crate::string_id!(
-    /// A lease on a job: every call about the job carries it (fencing).
-    LeaseId
-);
+pub use crate::job::{LeaseId, WorkerId};
 
 pub type WorkerClient = WorkerServiceClient<InterceptedService<Channel, Auth>>;
 pub type SweepClient = SweepServiceClient<InterceptedService<Channel, Auth>>;

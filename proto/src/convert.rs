@@ -4,13 +4,15 @@
 use crate::baseline::{BaseLoss, Sampler};
 use crate::job::{
     AxisValue, ClassScope, CompMode, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec,
-    JobState, LossConfig, LossPlan, LrSchedule, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
+    JobState, ListConfig, LossConfig, LossPlan, LrSchedule, ModelConfig, SweepId, SyntheticConfig,
+    TrainConfig,
 };
 use crate::model::{Arch, Precision};
 use crate::pb;
 use crate::result::{
     ClassGroup, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, PosthocAccuracy, Shot,
 };
+use crate::stage2::{Stage2, Stage2Method};
 
 /// A message that lacks a field or holds a value this version does not know.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -83,6 +85,10 @@ impl From<DatasetKind> for pb::DatasetKind {
             DatasetKind::FashionMnist => pb::DatasetKind::FashionMnist,
             DatasetKind::Mnist => pb::DatasetKind::Mnist,
             DatasetKind::Synthetic => pb::DatasetKind::Synthetic,
+            DatasetKind::List => pb::DatasetKind::List,
+            DatasetKind::ImagenetLt => pb::DatasetKind::ImagenetLt,
+            DatasetKind::PlacesLt => pb::DatasetKind::PlacesLt,
+            DatasetKind::Inat2018 => pb::DatasetKind::Inat2018,
         }
     }
 }
@@ -284,6 +290,15 @@ impl From<JobSpec> for pb::JobSpec {
                 }),
                 val_per_class: d.val_per_class,
                 subset_seed: d.subset_seed,
+                list: d.list.map(|l| pb::ListConfig {
+                    train: l.train,
+                    val: l.val.unwrap_or_default(),
+                    test: l.test,
+                    crop_size: l.crop_size,
+                    resize_size: l.resize_size,
+                    color_jitter: l.color_jitter,
+                    packed: l.packed.unwrap_or_default(),
+                }),
             }),
             model: Some(pb::ModelConfig {
                 depth: job.model.depth,
@@ -332,7 +347,67 @@ impl From<JobSpec> for pb::JobSpec {
                 pc_center_lr: l.pc_center_lr,
                 base: Some(l.base.into()),
             }),
+            stage2: job.stage2.map(Into::into),
         }
+    }
+}
+
+impl From<Stage2> for pb::Stage2 {
+    fn from(stage2: Stage2) -> Self {
+        let method = |m: pb::Stage2Method| pb::Stage2 {
+            parent_job_id: stage2.parent.0.clone(),
+            method: m.into(),
+            ..Default::default()
+        };
+        match stage2.method {
+            Stage2Method::Crt { epochs, lr } => pb::Stage2 {
+                epochs,
+                lr,
+                ..method(pb::Stage2Method::Crt)
+            },
+            Stage2Method::Lws { epochs, lr } => pb::Stage2 {
+                epochs,
+                lr,
+                ..method(pb::Stage2Method::Lws)
+            },
+            Stage2Method::TauNorm { tau } => pb::Stage2 {
+                tau,
+                ..method(pb::Stage2Method::TauNorm)
+            },
+            Stage2Method::Ncm => method(pb::Stage2Method::Ncm),
+            Stage2Method::PosthocLa { tau } => pb::Stage2 {
+                tau,
+                ..method(pb::Stage2Method::PosthocLa)
+            },
+        }
+    }
+}
+
+impl TryFrom<pb::Stage2> for Stage2 {
+    type Error = ConvertError;
+
+    fn try_from(s: pb::Stage2) -> Result<Self, ConvertError> {
+        if s.parent_job_id.is_empty() {
+            return Err(missing("job.stage2.parent_job_id"));
+        }
+        let method = match pb::Stage2Method::try_from(s.method) {
+            Ok(pb::Stage2Method::Crt) => Stage2Method::Crt {
+                epochs: s.epochs,
+                lr: s.lr,
+            },
+            Ok(pb::Stage2Method::Lws) => Stage2Method::Lws {
+                epochs: s.epochs,
+                lr: s.lr,
+            },
+            Ok(pb::Stage2Method::TauNorm) => Stage2Method::TauNorm { tau: s.tau },
+            Ok(pb::Stage2Method::Ncm) => Stage2Method::Ncm,
+            Ok(pb::Stage2Method::PosthocLa) => Stage2Method::PosthocLa { tau: s.tau },
+            _ => return Err(unknown("job.stage2.method")),
+        };
+        Ok(Stage2 {
+            parent: JobId(s.parent_job_id),
+            method,
+        })
     }
 }
 
@@ -350,6 +425,10 @@ impl TryFrom<pb::JobSpec> for JobSpec {
             Ok(pb::DatasetKind::FashionMnist) => DatasetKind::FashionMnist,
             Ok(pb::DatasetKind::Mnist) => DatasetKind::Mnist,
             Ok(pb::DatasetKind::Synthetic) => DatasetKind::Synthetic,
+            Ok(pb::DatasetKind::List) => DatasetKind::List,
+            Ok(pb::DatasetKind::ImagenetLt) => DatasetKind::ImagenetLt,
+            Ok(pb::DatasetKind::PlacesLt) => DatasetKind::PlacesLt,
+            Ok(pb::DatasetKind::Inat2018) => DatasetKind::Inat2018,
             _ => return Err(unknown("job.dataset.kind")),
         };
         let head = match d.head_split.ok_or(missing("job.dataset.head_split"))? {
@@ -386,6 +465,15 @@ impl TryFrom<pb::JobSpec> for JobSpec {
                 },
                 val_per_class: d.val_per_class,
                 subset_seed: d.subset_seed,
+                list: d.list.map(|l| ListConfig {
+                    train: l.train,
+                    val: Some(l.val).filter(|v| !v.is_empty()),
+                    test: l.test,
+                    crop_size: l.crop_size,
+                    resize_size: l.resize_size,
+                    color_jitter: l.color_jitter,
+                    packed: Some(l.packed).filter(|p| !p.is_empty()),
+                }),
             },
             model: {
                 let m = job.model.ok_or(missing("job.model"))?;
@@ -425,6 +513,7 @@ impl TryFrom<pb::JobSpec> for JobSpec {
                 pc_center_lr: l.pc_center_lr,
                 base: base_from(l.base)?,
             },
+            stage2: job.stage2.map(Stage2::try_from).transpose()?,
         })
     }
 }
@@ -506,7 +595,7 @@ impl From<EpochMetrics> for pb::EpochMetrics {
         pb::EpochMetrics {
             epoch: e.epoch,
             lr: e.lr,
-            loss_ce: e.loss_ce,
+            loss_base: e.loss_base,
             loss_comp: e.loss_comp,
             loss_pc: e.loss_pc,
             images_per_second: e.images_per_second,
@@ -525,7 +614,7 @@ impl TryFrom<pb::EpochMetrics> for EpochMetrics {
         Ok(EpochMetrics {
             epoch: e.epoch,
             lr: e.lr,
-            loss_ce: e.loss_ce,
+            loss_base: e.loss_base,
             loss_comp: e.loss_comp,
             loss_pc: e.loss_pc,
             images_per_second: e.images_per_second,
@@ -665,6 +754,23 @@ mod tests {
     }
 
     #[test]
+    fn stage2_jobs_survive_the_wire() {
+        let spec = SweepSpec::parse(
+            "name = \"w\"\nseeds = [3]\n[dataset]\nkind = \"synthetic\"\n[losses]\nplans = [{}]\n\
+             [stage2]\nmethod = [\"none\", \"crt\", \"lws\", \"tau_norm\", \"ncm\", \"posthoc_la\"]\n\
+             [stage2.tau_norm]\ntau = [0.5, 1.0]\n",
+        )
+        .unwrap();
+        let jobs = spec.jobs();
+        assert_eq!(jobs.len(), 1 + 6);
+        assert!(jobs[0].stage2.is_none());
+        for job in jobs {
+            let wire = pb::JobSpec::from(job.clone());
+            assert_eq!(JobSpec::try_from(wire).unwrap(), job);
+        }
+    }
+
+    #[test]
     fn an_older_sender_means_cross_entropy_and_every_image() {
         let job = SweepSpec::parse("name = \"w\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"")
             .unwrap()
@@ -689,7 +795,7 @@ mod tests {
         let epoch = EpochMetrics {
             epoch: 1,
             lr: 0.1,
-            loss_ce: 1.0,
+            loss_base: 1.0,
             loss_comp: 0.0,
             loss_pc: 0.0,
             images_per_second: 1.0,

@@ -1,5 +1,6 @@
 //! A [`SweepSpec`] expanded into its grid of [`JobSpec`]s: base losses × samplers × plans ×
-//! list-valued settings × seeds.
+//! list-valued settings × seeds, each such stage-1 job followed by its stage-2 jobs (one per
+//! stage-2 method and setting).
 //!
 //! Ids are hashes of content, so the same spec always gives the same sweep id and job ids, and a
 //! spec that differs in any setting gives different ones.
@@ -13,11 +14,12 @@ use sha2::{Digest, Sha256};
 
 use crate::baseline::{BaseLoss, Sampler};
 use crate::job::{
-    AxisValue, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec, LossConfig, LossPlan,
-    LrSchedule, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
+    AxisValue, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec, ListConfig, LossConfig,
+    LossPlan, LrSchedule, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
 };
 use crate::model::Precision;
-use crate::spec::{Axis, SubsetSeed, SweepSpec};
+use crate::spec::{Axis, DEFAULT_CROP, DatasetSection, SubsetSeed, SweepSpec};
+use crate::stage2::{Stage2, Stage2Method};
 
 /// The settings of one point of the grid, before plan and seed.
 #[derive(Clone, Serialize)]
@@ -26,6 +28,10 @@ struct Settings {
     model: ModelConfig,
     train: TrainConfig,
     losses: LossConfig,
+    /// A stage-2 job's method; left out of a stage-1 job's hash, so its id is the one it had
+    /// before stage 2 existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stage2: Option<Stage2Method>,
 }
 
 /// Reads each setting of the spec for one choice of axis values, and notes which settings are
@@ -71,7 +77,12 @@ impl Resolver<'_> {
         let dataset = DatasetConfig {
             kind: d.kind,
             path: d.path.clone(),
-            imbalance_ratio: self.real("imbalance_ratio", &d.imbalance_ratio),
+            // List data is trained as its lists give it.
+            imbalance_ratio: match &d.imbalance_ratio {
+                Some(axis) => self.real("imbalance_ratio", axis),
+                None if d.kind.is_list() => 1.0,
+                None => 100.0,
+            },
             head,
             sampling_seed: u64::from(self.count("sampling_seed", &d.sampling_seed)),
             classes: match &d.classes {
@@ -90,6 +101,7 @@ impl Resolver<'_> {
             val_per_class: d.val_per_class,
             // Set per job by the grid: it is the job's seed.
             subset_seed: None,
+            list: d.kind.is_list().then(|| list_config(d)),
         };
         let t = &spec.train;
         let arch = spec.model.arch();
@@ -129,7 +141,9 @@ impl Resolver<'_> {
             augment: t.augment,
             // Set per job by the grid: the sampler and the base loss are axes of names.
             sampler: Sampler::Instance,
-            posthoc_tau: spec.eval.posthoc_tau.clone(),
+            // `[eval] posthoc_tau` is refused (it moved to stage 2); the field stays for the
+            // jobs of earlier versions.
+            posthoc_tau: Vec::new(),
             lr_schedule: t.lr_schedule,
             lr_reference_batch: t.lr_reference_batch,
             decay_norm_and_bias: t.decay_norm_and_bias,
@@ -160,7 +174,27 @@ impl Resolver<'_> {
             },
             train,
             losses,
+            stage2: None,
         }
+    }
+}
+
+/// The files of list data: the spec's, else the preset's.
+fn list_config(d: &DatasetSection) -> ListConfig {
+    let preset = d.kind.preset();
+    let named = |given: &Option<String>, known: Option<&str>| {
+        given.clone().or_else(|| known.map(str::to_owned))
+    };
+    let crop_size = d.crop_size.unwrap_or(DEFAULT_CROP);
+    ListConfig {
+        train: named(&d.train_list, preset.map(|p| p.train)).unwrap_or_default(),
+        val: named(&d.val_list, preset.and_then(|p| p.val)),
+        test: named(&d.test_list, preset.map(|p| p.test)).unwrap_or_default(),
+        crop_size,
+        // 256 for 224, as every ImageNet evaluation since AlexNet.
+        resize_size: d.resize_size.unwrap_or(crop_size * 8 / 7),
+        color_jitter: d.color_jitter.unwrap_or(0.0),
+        packed: d.packed.clone(),
     }
 }
 
@@ -177,7 +211,7 @@ impl SweepSpec {
     }
 
     /// Every job of the sweep: for each base loss, each sampler, each plan, each combination of
-    /// axis values, each seed.
+    /// axis values, each seed, a stage-1 job and right after it its stage-2 jobs.
     pub fn jobs(&self) -> Vec<JobSpec> {
         let axes = self.axes();
         let mut points: Vec<Vec<AxisValue>> = vec![Vec::new()];
@@ -200,6 +234,7 @@ impl SweepSpec {
         // is not held twice over while its specs are made.
         let mut distinct: Vec<(Vec<AxisValue>, Settings)> = Vec::new();
         let mut grid: Vec<(LossPlan, u64, usize)> = Vec::new();
+        let stage2 = self.stage2_methods();
         for &base in self.bases() {
             for &sampler in self.samplers() {
                 for plan in self.plans() {
@@ -216,9 +251,18 @@ impl SweepSpec {
                         let mut settings = resolver.settings(self);
                         settings.losses.base = self.base_loss(base, settings.train.epochs);
                         settings.train.sampler = sampler;
+                        let index = distinct.len();
+                        let children = stage2.iter().map(|&method| Settings {
+                            stage2: Some(method),
+                            ..settings.clone()
+                        });
+                        let children: Vec<Settings> = children.collect();
                         distinct.push((point.clone(), settings));
-                        let index = distinct.len() - 1;
-                        grid.extend(self.seeds().iter().map(|&seed| (plan, seed, index)));
+                        distinct.extend(children.into_iter().map(|c| (point.clone(), c)));
+                        for &seed in self.seeds() {
+                            grid.push((plan, seed, index));
+                            grid.extend((1..=stage2.len()).map(|k| (plan, seed, index + k)));
+                        }
                     }
                 }
             }
@@ -229,15 +273,34 @@ impl SweepSpec {
             distinct: &distinct,
             per_job_subset,
         };
-        let hash = short_hash(&(&self.name, self.max_attempts, content));
+        // Keeping models is the sweep's own setting: the same jobs kept otherwise are another
+        // sweep (it is left out when off, so that older sweeps keep their ids).
+        let hash = if self.keep_models {
+            short_hash(&(&self.name, self.max_attempts, content, "keep_models"))
+        } else {
+            short_hash(&(&self.name, self.max_attempts, content))
+        };
         let sweep = SweepId(format!("{}-{}", self.name, &hash[..8]));
+        // A stage-2 job follows its stage-1 job in the grid.
+        let mut parent: Option<JobId> = None;
         grid.into_iter()
             .map(|(plan, seed, index)| {
                 let (axes, shared) = &distinct[index];
                 let own = per_job_subset.then(|| shared.with_subset_seed(seed));
                 let settings = own.as_ref().unwrap_or(shared);
+                let id = JobId(short_hash(&(sweep.as_str(), plan, seed, settings)));
+                let stage2 = match settings.stage2 {
+                    None => {
+                        parent = Some(id.clone());
+                        None
+                    }
+                    Some(method) => Some(Stage2 {
+                        parent: parent.clone().expect("a stage-1 job comes first"),
+                        method,
+                    }),
+                };
                 JobSpec {
-                    id: JobId(short_hash(&(sweep.as_str(), plan, seed, settings))),
+                    id,
                     sweep: sweep.clone(),
                     plan,
                     seed,
@@ -246,6 +309,7 @@ impl SweepSpec {
                     model: settings.model.clone(),
                     train: settings.train.clone(),
                     losses: settings.losses.clone(),
+                    stage2,
                 }
             })
             .collect()
@@ -437,6 +501,120 @@ subset_seed = \"fixed\""
     }
 
     #[test]
+    fn each_stage1_job_is_followed_by_its_stage2_jobs_whose_settings_are_their_own_axes() {
+        let plain = spec("[losses]\nplans = [{}, { comp = \"tail\" }]").jobs();
+        let jobs = spec(
+            "[losses]\nplans = [{}, { comp = \"tail\" }]\n\
+             [stage2]\nmethod = [\"none\", \"crt\", \"tau_norm\", \"ncm\"]\n\
+             [stage2.crt]\nepochs = [5, 10]\n[stage2.tau_norm]\ntau = [0.5, 1.0, 2.0]",
+        )
+        .jobs();
+        // Per stage-1 job: cRT at 2 epoch counts, τ-norm at 3 taus, NCM: 6 stage-2 jobs.
+        assert_eq!(jobs.len(), plain.len() * 7);
+        let stage1: Vec<&JobSpec> = jobs.iter().filter(|j| j.stage2.is_none()).collect();
+        assert_eq!(stage1.len(), plain.len());
+        // The same settings as without stage 2 (the ids differ: the sweep does).
+        for (a, b) in stage1.iter().zip(&plain) {
+            assert_eq!(
+                (a.plan, a.seed, &a.train, &a.losses),
+                (b.plan, b.seed, &b.train, &b.losses)
+            );
+        }
+        for chunk in jobs.chunks(7) {
+            let parent = &chunk[0];
+            assert!(parent.stage2.is_none());
+            let methods: Vec<String> = chunk[1..]
+                .iter()
+                .map(|child| {
+                    let stage2 = child.stage2.as_ref().unwrap();
+                    assert_eq!(stage2.parent, parent.id);
+                    assert_eq!((child.plan, child.seed), (parent.plan, parent.seed));
+                    assert_eq!(child.train, parent.train);
+                    assert_eq!(child.losses, parent.losses);
+                    stage2.method.to_string()
+                })
+                .collect();
+            assert_eq!(
+                methods,
+                [
+                    "crt(epochs=5,lr=0.1)",
+                    "crt(epochs=10,lr=0.1)",
+                    "tau_norm(tau=0.5)",
+                    "tau_norm(tau=1)",
+                    "tau_norm(tau=2)",
+                    "ncm"
+                ]
+            );
+            // The method's settings are no axis of the grid.
+            assert!(chunk.iter().all(|j| j.axes.is_empty()));
+        }
+        let mut unique: Vec<&JobId> = jobs.iter().map(|j| &j.id).collect();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), jobs.len());
+    }
+
+    #[test]
+    fn keeping_models_is_another_sweep_of_the_same_jobs() {
+        let plain = spec("").jobs();
+        let kept = SweepSpec::parse(
+            "name = \"t\"\nseeds = [0, 1, 2]\nkeep_models = true\n[dataset]\nkind = \"synthetic\"\n",
+        )
+        .unwrap();
+        assert!(kept.keep_models);
+        assert!(SweepSpec::keeps_models(
+            "keep_models = true\n[eval]\nposthoc_tau = [1]"
+        ));
+        assert!(!SweepSpec::keeps_models("name = \"t\""));
+        let kept = kept.jobs();
+        assert_ne!(kept[0].sweep, plain[0].sweep);
+        assert_eq!(kept.len(), plain.len());
+    }
+
+    #[test]
+    fn stage2_settings_of_a_method_not_listed_and_posthoc_tau_are_refused() {
+        let parse = |extra: &str| {
+            SweepSpec::parse(&format!(
+                "name = \"t\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\n{extra}"
+            ))
+        };
+        let err = parse("[stage2]\nmethod = [\"crt\"]\n[stage2.tau_norm]\ntau = 1").unwrap_err();
+        assert!(
+            err.to_string().contains(
+                "stage2.tau_norm: settings of `tau_norm`, which stage2.method does not list"
+            ),
+            "{err}"
+        );
+        let err =
+            parse("[stage2]\nmethod = [\"tau_norm\"]\n[stage2.tau_norm]\ntau = -1").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("stage2.tau_norm.tau: -1 is negative"),
+            "{err}"
+        );
+        let err = parse("[stage2]\nmethod = [\"crt\", \"crt\"]").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("stage2.method: crt is listed twice"),
+            "{err}"
+        );
+        let err = parse("[stage2]\nmethod = [\"decoupled\"]").unwrap_err();
+        assert!(err.to_string().contains("stage2.method"), "{err}");
+        let err = parse("[eval]\nposthoc_tau = [1.0]").unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "line 6: eval.posthoc_tau: post-hoc logit adjustment is a stage-2 method now"
+            ),
+            "{err}"
+        );
+        let spec =
+            parse("[stage2]\nmethod = [\"posthoc_la\"]\n[stage2.posthoc_la]\ntau = [0.5, 1]")
+                .unwrap();
+        assert_eq!(spec.jobs().len(), 9 * 3);
+        assert_eq!(spec.job_count(), 27);
+    }
+
+    #[test]
     fn ids_are_deterministic_and_unique() {
         let a = spec("[losses]\npc_weight = [0.1, 1.0]").jobs();
         let b = spec("[losses]\npc_weight = [0.1, 1.0]").jobs();
@@ -449,5 +627,46 @@ subset_seed = \"fixed\""
         assert_ne!(a[0].sweep, c[0].sweep);
         assert_ne!(a[0].id, c[0].id);
         assert!(a[0].sweep.as_str().starts_with("t-"));
+    }
+
+    #[test]
+    fn list_data_resolves_its_preset_files_and_old_specs_keep_their_ids() {
+        let parse = |dataset: &str| {
+            SweepSpec::parse(&format!("name = \"t\"\nseeds = [0]\n[dataset]\n{dataset}"))
+                .unwrap()
+                .jobs()
+                .remove(0)
+        };
+        let job = parse("kind = \"imagenet-lt\"\npath = \"ImageNet\"");
+        assert_eq!(job.dataset.kind, DatasetKind::ImagenetLt);
+        assert_eq!(job.dataset.imbalance_ratio, 1.0);
+        assert_eq!(
+            job.dataset.list,
+            Some(ListConfig {
+                train: "ImageNet_LT_train.txt".into(),
+                val: Some("ImageNet_LT_val.txt".into()),
+                test: "ImageNet_LT_test.txt".into(),
+                crop_size: 224,
+                resize_size: 256,
+                color_jitter: 0.0,
+                packed: None,
+            })
+        );
+        let inat = parse(
+            "kind = \"inat2018\"\npath = \"iNat\"\ntrain_list = \"iNaturalist18_train.txt\"\ncrop_size = 112\ncolor_jitter = 0.4",
+        );
+        let list = inat.dataset.list.unwrap();
+        assert_eq!(
+            (list.train.as_str(), list.val, list.test.as_str()),
+            ("iNaturalist18_train.txt", None, "val2018.json")
+        );
+        assert_eq!(
+            (list.crop_size, list.resize_size, list.color_jitter),
+            (112, 128, 0.4)
+        );
+        // Jobs of the other kinds carry no list settings: their ids are those of before.
+        let plain = spec("").jobs();
+        assert!(!serde_json::to_string(&plain[0]).unwrap().contains("list"));
+        assert_eq!(plain[0].dataset.imbalance_ratio, 100.0);
     }
 }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::baseline::{BaseLoss, Sampler};
 use crate::model::{Arch, Precision};
+use crate::stage2::Stage2;
 
 /// Declares a newtype id over a `String` (`Display`, `From<&str>`, serde as the bare string), so
 /// that a job id cannot be passed where a worker id is meant.
@@ -47,6 +48,31 @@ string_id!(
     /// A job: a hash of its sweep name and its full configuration; the same spec gives the same ids.
     JobId
 );
+string_id!(
+    /// A worker, as the coordinator named it at registration: `w-17`, from a persisted
+    /// counter, so ids stay unique across coordinator restarts.
+    WorkerId
+);
+string_id!(
+    /// A lease on a job: every call about the job carries it (fencing). `l-1234-<job id>`: a
+    /// persisted counter, then the job it leases, so that any lease id leads to its job.
+    LeaseId
+);
+
+impl LeaseId {
+    /// The `counter`-th lease the coordinator issues, on `job`.
+    pub fn issued(counter: u64, job: &JobId) -> Self {
+        Self(format!("l-{counter}-{job}"))
+    }
+
+    /// The job this lease id was issued for, if it is one of a coordinator's at all.
+    pub fn job(&self) -> Option<JobId> {
+        let rest = self.0.strip_prefix("l-")?;
+        let (counter, job) = rest.split_once('-')?;
+        (!counter.is_empty() && counter.bytes().all(|b| b.is_ascii_digit()) && !job.is_empty())
+            .then(|| JobId(job.to_owned()))
+    }
+}
 
 /// The classes a loss term is switched on for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -195,9 +221,30 @@ pub enum DatasetKind {
     FashionMnist,
     Mnist,
     Synthetic,
+    /// JPEG files under a root folder, named by list files (`relative/path.jpg label` a line)
+    /// or COCO-style JSON annotations.
+    List,
+    /// ImageNet-LT (Liu et al. 2019): [`DatasetKind::List`] with its files and counts known.
+    ImagenetLt,
+    /// Places-LT (Liu et al. 2019).
+    PlacesLt,
+    /// iNaturalist 2018 from its own JSON annotations; its validation set is the test set.
+    Inat2018,
 }
 
 impl DatasetKind {
+    pub const ALL: [DatasetKind; 9] = [
+        Self::Cifar10,
+        Self::Cifar100,
+        Self::FashionMnist,
+        Self::Mnist,
+        Self::Synthetic,
+        Self::List,
+        Self::ImagenetLt,
+        Self::PlacesLt,
+        Self::Inat2018,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Cifar10 => "cifar10",
@@ -205,8 +252,96 @@ impl DatasetKind {
             Self::FashionMnist => "fashion-mnist",
             Self::Mnist => "mnist",
             Self::Synthetic => "synthetic",
+            Self::List => "list",
+            Self::ImagenetLt => "imagenet-lt",
+            Self::PlacesLt => "places-lt",
+            Self::Inat2018 => "inat2018",
         }
     }
+
+    /// Whether the images are files named by lists (streamed while training) rather than a
+    /// set held in memory.
+    pub fn is_list(self) -> bool {
+        matches!(
+            self,
+            Self::List | Self::ImagenetLt | Self::PlacesLt | Self::Inat2018
+        )
+    }
+
+    /// The files, class count and split sizes a preset knows; `None` for other kinds.
+    pub fn preset(self) -> Option<&'static ListPreset> {
+        PRESETS.iter().find(|p| p.kind == self)
+    }
+}
+
+/// A published long-tailed benchmark: its list files (relative to the data set's folder), its
+/// classes and the images each split must hold.
+#[derive(Debug, PartialEq)]
+pub struct ListPreset {
+    pub kind: DatasetKind,
+    pub train: &'static str,
+    pub val: Option<&'static str>,
+    pub test: &'static str,
+    pub classes: u32,
+    /// Images in the train, validation and test lists.
+    pub counts: [usize; 3],
+}
+
+/// The three benchmarks of the long-tail literature besides CIFAR-LT: ImageNet-LT and
+/// Places-LT as Liu et al. (2019) released their lists, iNaturalist 2018 as its JSON files
+/// (8,142 species; the 24,426 validation images are the test set every paper reports).
+pub const PRESETS: [ListPreset; 3] = [
+    ListPreset {
+        kind: DatasetKind::ImagenetLt,
+        train: "ImageNet_LT_train.txt",
+        val: Some("ImageNet_LT_val.txt"),
+        test: "ImageNet_LT_test.txt",
+        classes: 1000,
+        counts: [115_846, 20_000, 50_000],
+    },
+    ListPreset {
+        kind: DatasetKind::PlacesLt,
+        train: "Places_LT_train.txt",
+        val: Some("Places_LT_val.txt"),
+        test: "Places_LT_test.txt",
+        classes: 365,
+        counts: [62_500, 7_300, 36_500],
+    },
+    ListPreset {
+        kind: DatasetKind::Inat2018,
+        train: "train2018.json",
+        val: None,
+        test: "val2018.json",
+        classes: 8142,
+        counts: [437_513, 0, 24_426],
+    },
+];
+
+/// The files of a data set of [`DatasetKind::List`] or a preset, and how its images are read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ListConfig {
+    /// The training list, relative to the data set's folder (`.json`: COCO-style annotations).
+    pub train: String,
+    /// The validation list, if the data set has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val: Option<String>,
+    pub test: String,
+    /// The side of the square training crop and evaluation centre crop (224).
+    pub crop_size: u32,
+    /// The shorter side evaluation images are resized to before the centre crop (256).
+    pub resize_size: u32,
+    /// Brightness, contrast and saturation jitter of training images (0: off; the decoupling
+    /// recipe's 0.4).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub color_jitter: f64,
+    /// A packed copy (`ltsweep data pack`) read instead of the image files, relative to the
+    /// data set's folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packed: Option<String>,
+}
+
+fn is_zero(value: &f64) -> bool {
+    *value == 0.0
 }
 
 impl fmt::Display for DatasetKind {
@@ -219,20 +354,13 @@ impl FromStr for DatasetKind {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, String> {
-        [
-            Self::Cifar10,
-            Self::Cifar100,
-            Self::FashionMnist,
-            Self::Mnist,
-            Self::Synthetic,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-        .ok_or_else(|| {
-            format!(
-                "`{s}` is not a data set kind (cifar10, cifar100, fashion-mnist, mnist, synthetic)"
-            )
-        })
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                let kinds: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
+                format!("`{s}` is not a data set kind ({})", kinds.join(", "))
+            })
     }
 }
 
@@ -264,23 +392,48 @@ pub struct DatasetConfig {
     pub imbalance_ratio: f64,
     pub head: HeadSplit,
     pub sampling_seed: u64,
-    /// Use the first `classes` classes; `None` for all of the data set's.
+    /// Use the first `classes` classes; `None` for all of the data set's. For list data: the
+    /// number of classes (a label at or past it is an error); `None` to count them from the
+    /// training list.
     pub classes: Option<u32>,
     pub synthetic: SyntheticConfig,
     /// Images of every class held out of the balanced training images as the validation set,
     /// drawn from `sampling_seed` before the long-tailed subset is; 0 for none (left out then,
     /// so ids of older specs hold).
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero_count")]
     pub val_per_class: u32,
     /// The job's seed when the long-tailed subset's draw varies with it (`[dataset]
     /// subset_seed = "job"`); `None`: drawn from `sampling_seed` alone, the same for every job
     /// (left out then, so ids of older specs hold).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subset_seed: Option<u64>,
+    /// The files of list data; absent for the other kinds (ids of older specs hold).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list: Option<ListConfig>,
 }
 
-fn is_zero(n: &u32) -> bool {
+fn is_zero_count(n: &u32) -> bool {
     *n == 0
+}
+
+/// The per-class training counts of a long-tailed set: `n_i = floor(n_max *
+/// (1/ratio)^(i/(C-1)))`, written as the common LDAM-DRW code computes it, so the counts match it
+/// exactly.
+pub fn long_tail_counts(n_max: u32, classes: usize, ratio: f64) -> Vec<u32> {
+    if classes == 1 {
+        return vec![n_max];
+    }
+    let factor = 1.0 / ratio;
+    (0..classes)
+        .map(|i| (f64::from(n_max) * factor.powf(i as f64 / (classes - 1) as f64)) as u32)
+        .collect()
+}
+
+/// The first class a long-tailed subset leaves without a training image, if any: its
+/// class-balanced weight and LDAM margin would be NaN, and post-hoc adjustment would predict it
+/// everywhere.
+pub fn first_empty_class(counts: &[u32]) -> Option<usize> {
+    counts.iter().position(|&n| n == 0)
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -456,11 +609,16 @@ pub struct JobSpec {
     pub model: ModelConfig,
     pub train: TrainConfig,
     pub losses: LossConfig,
+    /// A stage-2 job's stage-1 job and method; left out for a stage-1 job (ids of older specs
+    /// hold). The other settings are the stage-1 job's, the recipe its model was trained with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage2: Option<Stage2>,
 }
 
 impl JobSpec {
     /// `comp=tail,pc=head pc_weight=0.1 seed=0`: what a person reads in a table or a log; a
-    /// base loss other than cross entropy and a sampler other than `instance` come first.
+    /// base loss other than cross entropy and a sampler other than `instance` come first, a
+    /// stage-2 method last before the seed.
     pub fn label(&self) -> String {
         let mut label = String::new();
         if !self.losses.base.is_ce() {
@@ -472,6 +630,9 @@ impl JobSpec {
         label.push_str(&self.plan.to_string());
         for axis in &self.axes {
             label.push_str(&format!(" {}={}", axis.name, axis.value));
+        }
+        if let Some(stage2) = &self.stage2 {
+            label.push_str(&format!(" stage2={}", stage2.method));
         }
         label.push_str(&format!(" seed={}", self.seed));
         label

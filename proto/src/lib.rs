@@ -32,6 +32,7 @@ pub mod remote;
 pub mod result;
 pub mod roles;
 pub mod spec;
+pub mod stage2;
 pub mod status;
 pub mod token;
 
@@ -39,7 +40,8 @@ pub use baseline::{BaseKind, BaseLoss, Sampler};
 pub use convert::ConvertError;
 pub use job::{
     AxisValue, ClassScope, CompMode, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec,
-    JobState, LossConfig, LossPlan, LrSchedule, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
+    JobState, LeaseId, ListConfig, ListPreset, LossConfig, LossPlan, LrSchedule, ModelConfig,
+    PRESETS, SweepId, SyntheticConfig, TrainConfig, WorkerId,
 };
 pub use model::{Arch, Precision};
 pub use remote::{ErrorKind, RemoteError};
@@ -48,6 +50,7 @@ pub use result::{
     Shot,
 };
 pub use spec::{SpecError, SubsetSeed, SweepSpec};
+pub use stage2::{Stage2, Stage2Kind, Stage2Method};
 pub use status::{JobStatus, SweepCounts, SweepEvent, SweepStatus, SweepSummary};
 
 /// The generated protocol: messages, `*_client` and `*_server` modules.

@@ -78,7 +78,10 @@ pub struct EpochMetrics {
     /// Epochs finished (1-based).
     pub epoch: u32,
     pub lr: f64,
-    pub loss_ce: f64,
+    /// The mean base loss of the epoch's batches (the job's `losses.base`: cross entropy,
+    /// focal, ...). Results written before base losses existed call it `loss_ce`.
+    #[serde(alias = "loss_ce")]
+    pub loss_base: f64,
     pub loss_comp: f64,
     pub loss_pc: f64,
     pub images_per_second: f64,
@@ -187,4 +190,19 @@ fn first_highest<'a>(
         }
     }
     best.map(|(metrics, _)| metrics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_epoch_of_an_earlier_version_reads_its_loss_ce_as_the_base_loss() {
+        let old = r#"{"epoch": 2, "lr": 0.1, "loss_ce": 1.5, "loss_comp": 0.0, "loss_pc": 0.0,
+                      "images_per_second": 10.0, "seconds": 1.0}"#;
+        let metrics: EpochMetrics = serde_json::from_str(old).unwrap();
+        assert_eq!(metrics.loss_base, 1.5);
+        let written = serde_json::to_string(&metrics).unwrap();
+        assert!(written.contains("\"loss_base\":1.5"), "{written}");
+    }
 }

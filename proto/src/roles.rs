@@ -88,7 +88,7 @@ impl fmt::Debug for Roles {
 }
 
 /// Every RPC of `ltsweep.v1` and the role it needs. A new RPC gets its line here.
-pub const RPC_ROLES: [(&str, Role); 17] = [
+pub const RPC_ROLES: [(&str, Role); 20] = [
     // What a worker does with the jobs it holds, and nothing else.
     ("/ltsweep.v1.WorkerService/RegisterWorker", Role::Worker),
     ("/ltsweep.v1.WorkerService/PollWork", Role::Worker),
@@ -98,12 +98,17 @@ pub const RPC_ROLES: [(&str, Role); 17] = [
     ("/ltsweep.v1.WorkerService/CompleteJob", Role::Worker),
     ("/ltsweep.v1.WorkerService/FailJob", Role::Worker),
     ("/ltsweep.v1.WorkerService/ReleaseJob", Role::Worker),
+    // A finished job's model goes up; a stage-2 job's stage-1 model comes down.
+    ("/ltsweep.v1.WorkerService/UploadModel", Role::Worker),
+    ("/ltsweep.v1.WorkerService/DownloadModel", Role::Worker),
     // Reads.
     ("/ltsweep.v1.SweepService/GetSweep", Role::Viewer),
     ("/ltsweep.v1.SweepService/ListSweeps", Role::Viewer),
     ("/ltsweep.v1.SweepService/WatchSweep", Role::Viewer),
     ("/ltsweep.v1.SweepService/ListWorkers", Role::Viewer),
     ("/ltsweep.v1.SweepService/GetResults", Role::Viewer),
+    // A kept model is a result, read as the others are (`ltsweep model`).
+    ("/ltsweep.v1.SweepService/GetModel", Role::Viewer),
     // Changes to sweeps.
     ("/ltsweep.v1.SweepService/SubmitSweep", Role::User),
     ("/ltsweep.v1.SweepService/CancelSweep", Role::User),

@@ -26,6 +26,7 @@ use toml::de::{DeTable, DeValue};
 use crate::baseline::{BaseKind, BaseLoss, Choice, Sampler};
 use crate::job::{CompMode, DatasetKind, LossPlan, LrSchedule};
 use crate::model::{Arch, Precision};
+use crate::stage2::{Stage2Kind, Stage2Method};
 
 /// The most jobs one sweep may hold.
 pub const MAX_JOBS: usize = 1_000_000;
@@ -46,6 +47,10 @@ pub const MAX_IMAGES_PER_CLASS: u32 = 100_000;
 /// The largest synthetic data set, train and test together, in bytes of pixels (one byte a
 /// pixel and channel, as the worker holds it).
 pub const MAX_SYNTHETIC_BYTES: u64 = 2 << 30;
+/// List data's crop side when the spec gives none: ImageNet's 224.
+pub const DEFAULT_CROP: u32 = 224;
+/// The smallest crop side of list data (the CIFAR ResNet's three stride-2 stages need 8).
+pub const MIN_CROP: u32 = 8;
 
 /// A spec that is not valid: what is wrong, with the key and its line when known.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -223,8 +228,9 @@ pub struct DatasetSection {
     pub kind: DatasetKind,
     #[serde(default)]
     pub path: Option<String>,
-    #[serde(default = "defaults::imbalance_ratio")]
-    pub imbalance_ratio: Axis<f64>,
+    /// When absent: 100 (list data takes its lists as they are).
+    #[serde(default)]
+    pub imbalance_ratio: Option<Axis<f64>>,
     #[serde(default)]
     pub head_min_count: Option<Axis<u32>>,
     #[serde(default)]
@@ -252,6 +258,21 @@ pub struct DatasetSection {
     /// `sampling_seed`) or drawn anew for each job's seed (`job`).
     #[serde(default)]
     pub subset_seed: SubsetSeed,
+    // List data's own settings (see `ListConfig`).
+    #[serde(default)]
+    pub train_list: Option<String>,
+    #[serde(default)]
+    pub val_list: Option<String>,
+    #[serde(default)]
+    pub test_list: Option<String>,
+    #[serde(default)]
+    pub crop_size: Option<u32>,
+    #[serde(default)]
+    pub resize_size: Option<u32>,
+    #[serde(default)]
+    pub color_jitter: Option<f64>,
+    #[serde(default)]
+    pub packed: Option<String>,
 }
 
 /// Which seed draws the long-tailed subset of the training images.
@@ -400,14 +421,71 @@ impl Default for LossesSection {
     }
 }
 
-/// How the final model is evaluated besides as trained.
+/// `[eval]`. Its `posthoc_tau` moved to the stage-2 axis (`[stage2] method = ["posthoc_la"]`):
+/// a spec that still gives it is refused with a message saying so.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvalSection {
-    /// Post-hoc logit adjustment: each tau evaluates the final model with `logits - tau *
-    /// log(pi)` too; the same trained model, no job more.
     #[serde(default)]
-    pub posthoc_tau: Vec<f64>,
+    pub posthoc_tau: Option<toml::Value>,
+}
+
+/// The settings of a stage-2 method that trains (cRT, LWS); a list is an axis of that
+/// method's jobs alone.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainedStage2 {
+    #[serde(default = "defaults::stage2_epochs")]
+    pub epochs: Axis<u32>,
+    #[serde(default = "defaults::lr")]
+    pub lr: Axis<f64>,
+}
+
+impl Default for TrainedStage2 {
+    fn default() -> Self {
+        toml::from_str("").expect("every stage-2 training setting has a default")
+    }
+}
+
+/// The τ of τ-normalisation or of post-hoc logit adjustment; a list is an axis of that
+/// method's jobs alone.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TauSetting {
+    #[serde(default = "defaults::one")]
+    pub tau: Axis<f64>,
+}
+
+impl Default for TauSetting {
+    fn default() -> Self {
+        toml::from_str("").expect("tau has a default")
+    }
+}
+
+/// `[stage2]`: what follows each stage-1 job, on its final model (Kang et al. 2020's decoupled
+/// classifier re-balancing). Each method other than `none` is one more job per stage-1 job (per
+/// value of its own settings), which waits for its stage-1 job to succeed.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage2Section {
+    /// `none` (the stage-1 jobs, always in the sweep), `crt`, `lws`, `tau_norm`, `ncm`,
+    /// `posthoc_la`.
+    #[serde(default = "defaults::stage2")]
+    pub method: Choice<Stage2Kind>,
+    #[serde(default)]
+    pub crt: Option<TrainedStage2>,
+    #[serde(default)]
+    pub lws: Option<TrainedStage2>,
+    #[serde(default)]
+    pub tau_norm: Option<TauSetting>,
+    #[serde(default)]
+    pub posthoc_la: Option<TauSetting>,
+}
+
+impl Default for Stage2Section {
+    fn default() -> Self {
+        toml::from_str("").expect("every stage-2 setting has a default")
+    }
 }
 
 /// A validated sweep spec. [`SweepSpec::jobs`] expands it into its grid.
@@ -429,10 +507,16 @@ pub struct SweepSpec {
     pub losses: LossesSection,
     #[serde(default)]
     pub eval: EvalSection,
+    #[serde(default)]
+    pub stage2: Stage2Section,
+    /// Keep every stage-1 job's final model until the sweep is deleted (`ltsweep model` writes
+    /// one out), not only while a stage-2 job still needs it.
+    #[serde(default)]
+    pub keep_models: bool,
 }
 
 mod defaults {
-    use super::{Axis, BaseKind, Choice, Sampler};
+    use super::{Axis, BaseKind, Choice, Sampler, Stage2Kind};
     use crate::job::CompMode;
 
     pub fn base() -> Choice<BaseKind> {
@@ -454,9 +538,6 @@ mod defaults {
         Axis::One(30.0)
     }
 
-    pub fn imbalance_ratio() -> Axis<f64> {
-        Axis::One(100.0)
-    }
     pub fn zero() -> Axis<u32> {
         Axis::One(0)
     }
@@ -502,6 +583,12 @@ mod defaults {
     pub fn pc_center_lr() -> Axis<f64> {
         Axis::One(0.5)
     }
+    pub fn stage2() -> Choice<Stage2Kind> {
+        Choice::one(Stage2Kind::None)
+    }
+    pub fn stage2_epochs() -> Axis<u32> {
+        Axis::One(10)
+    }
     pub fn max_attempts() -> u32 {
         3
     }
@@ -530,6 +617,15 @@ impl SweepSpec {
         Ok(spec)
     }
 
+    /// The `keep_models` of a spec's text, read without validating the rest: a spec stored by
+    /// an earlier version may hold what this one refuses, and its sweep must still load.
+    pub fn keeps_models(text: &str) -> bool {
+        toml::from_str::<toml::Table>(text)
+            .ok()
+            .and_then(|table| table.get("keep_models")?.as_bool())
+            .unwrap_or(false)
+    }
+
     /// The loss plans of the grid, in order.
     pub fn plans(&self) -> Vec<LossPlan> {
         match (&self.losses.plans, self.losses.grid) {
@@ -551,6 +647,53 @@ impl SweepSpec {
     /// The samplers of the grid, in the spec's order.
     pub fn samplers(&self) -> &[Sampler] {
         self.train.sampler.values()
+    }
+
+    /// The stage-2 methods each stage-1 job is followed by, in the spec's order, each with every
+    /// value of its own settings (`none` is the stage-1 job itself and is not among them).
+    pub fn stage2_methods(&self) -> Vec<Stage2Method> {
+        let st = &self.stage2;
+        let mut methods = Vec::new();
+        for &kind in st.method.values() {
+            match kind {
+                Stage2Kind::None => {}
+                Stage2Kind::Crt | Stage2Kind::Lws => {
+                    let trained = match kind {
+                        Stage2Kind::Crt => st.crt.clone(),
+                        _ => st.lws.clone(),
+                    }
+                    .unwrap_or_default();
+                    for &epochs in trained.epochs.values() {
+                        for &lr in trained.lr.values() {
+                            methods.push(match kind {
+                                Stage2Kind::Crt => Stage2Method::Crt { epochs, lr },
+                                _ => Stage2Method::Lws { epochs, lr },
+                            });
+                        }
+                    }
+                }
+                Stage2Kind::TauNorm => {
+                    let taus = st.tau_norm.clone().unwrap_or_default();
+                    methods.extend(
+                        taus.tau
+                            .values()
+                            .iter()
+                            .map(|&tau| Stage2Method::TauNorm { tau }),
+                    );
+                }
+                Stage2Kind::Ncm => methods.push(Stage2Method::Ncm),
+                Stage2Kind::PosthocLa => {
+                    let taus = st.posthoc_la.clone().unwrap_or_default();
+                    methods.extend(
+                        taus.tau
+                            .values()
+                            .iter()
+                            .map(|&tau| Stage2Method::PosthocLa { tau }),
+                    );
+                }
+            }
+        }
+        methods
     }
 
     /// A base loss with the spec's settings, for a job of `epochs` epochs.
@@ -615,6 +758,7 @@ impl SweepSpec {
         self.validate_losses()?;
         self.validate_base()?;
         self.validate_eval()?;
+        self.validate_stage2()?;
         self.validate_grid_size()
     }
 
@@ -691,6 +835,8 @@ impl SweepSpec {
             ("seeds".to_owned(), self.seeds().len()),
             ("losses.base".to_owned(), self.bases().len()),
             ("train.sampler".to_owned(), self.samplers().len()),
+            // Each stage-1 job and one stage-2 job per method and setting.
+            ("stage2.method".to_owned(), 1 + self.stage2_methods().len()),
         ];
         factors.extend(
             self.axes()
@@ -754,7 +900,30 @@ impl SweepSpec {
                 )?;
             }
         }
-        for &ratio in d.imbalance_ratio.values() {
+        if d.kind.is_list() {
+            self.validate_list()?;
+        } else {
+            for (key, given) in [
+                ("dataset.train_list", d.train_list.is_some()),
+                ("dataset.val_list", d.val_list.is_some()),
+                ("dataset.test_list", d.test_list.is_some()),
+                ("dataset.crop_size", d.crop_size.is_some()),
+                ("dataset.resize_size", d.resize_size.is_some()),
+                ("dataset.color_jitter", d.color_jitter.is_some()),
+                ("dataset.packed", d.packed.is_some()),
+            ] {
+                check(
+                    !given,
+                    key,
+                    &format!(
+                        "applies to list data (kind = \"list\" or a preset) only, not to {}",
+                        d.kind
+                    ),
+                )?;
+            }
+        }
+        let ratios = d.imbalance_ratio.as_ref().map(Axis::values);
+        for &ratio in ratios.unwrap_or_default() {
             check(
                 ratio >= 1.0,
                 "dataset.imbalance_ratio",
@@ -796,6 +965,14 @@ impl SweepSpec {
             &format!(
                 "{} images a class is over the limit of {MAX_IMAGES_PER_CLASS}",
                 d.val_per_class
+            ),
+        )?;
+        check(
+            !(d.kind.is_list() && d.val_per_class > 0),
+            "dataset.val_per_class",
+            &format!(
+                "list data has its own validation list (val_list); {} takes none from training",
+                d.kind
             ),
         )?;
         if synthetic && d.val_per_class > 0 {
@@ -858,8 +1035,120 @@ impl SweepSpec {
         }
         if synthetic {
             self.validate_synthetic_size()?;
+            self.validate_synthetic_counts()?;
         }
         Ok(())
+    }
+
+    /// The synthetic set's long-tailed counts are known here: a subset that leaves a class
+    /// without a training image is refused naming the class (a file data set's counts are
+    /// known on the worker, which fails such a job for good).
+    fn validate_synthetic_counts(&self) -> Result<(), Invalid> {
+        let d = &self.dataset;
+        // The defaults the grid resolves absent settings to (see `grid.rs`).
+        let classes = d.classes.as_ref().map_or(&[10][..], Axis::values);
+        let sizes = d.train_per_class.as_ref().map_or(&[500][..], Axis::values);
+        for &ratio in d
+            .imbalance_ratio
+            .as_ref()
+            .map_or(&[100.0][..], Axis::values)
+        {
+            for &size in sizes {
+                for &k in classes {
+                    let counts = crate::job::long_tail_counts(size, k as usize, ratio);
+                    if let Some(class) = crate::job::first_empty_class(&counts) {
+                        return Err(Invalid {
+                            key: "dataset.imbalance_ratio".to_owned(),
+                            message: format!(
+                                "at ratio {ratio}, {size} training images a class leave class {class} of {k} with none (n_i = floor({size} * (1/{ratio})^(i/{}))): lower the ratio or raise dataset.train_per_class",
+                                k - 1
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// List data: the lists named (or known to the preset), crop sizes, jitter; no setting that
+    /// makes a set long-tailed, since the lists already are.
+    fn validate_list(&self) -> Result<(), Invalid> {
+        let d = &self.dataset;
+        check(
+            d.imbalance_ratio.is_none(),
+            "dataset.imbalance_ratio",
+            &format!(
+                "list data is trained as its lists give it ({} is long-tailed already); remove the key",
+                d.kind
+            ),
+        )?;
+        let preset = d.kind.preset();
+        if preset.is_some() {
+            check(
+                d.classes.is_none(),
+                "dataset.classes",
+                &format!(
+                    "{} has a fixed class count; use kind = \"list\" for other lists",
+                    d.kind
+                ),
+            )?;
+        } else {
+            check(
+                d.train_list.is_some(),
+                "dataset.train_list",
+                "give the training list (`relative/path.jpg label` a line, or COCO-style .json), relative to dataset.path",
+            )?;
+            check(
+                d.test_list.is_some(),
+                "dataset.test_list",
+                "give the test list, relative to dataset.path",
+            )?;
+            if let Some(classes) = &d.classes {
+                check(
+                    matches!(classes, Axis::One(_)),
+                    "dataset.classes",
+                    "takes one value for list data: the lists' class count",
+                )?;
+            }
+        }
+        for (key, file) in [
+            ("dataset.train_list", &d.train_list),
+            ("dataset.val_list", &d.val_list),
+            ("dataset.test_list", &d.test_list),
+            ("dataset.packed", &d.packed),
+        ] {
+            if let Some(file) = file {
+                check(
+                    !file.is_empty() && file.len() <= MAX_PATH_BYTES && !file.contains('\0'),
+                    key,
+                    &format!(
+                        "give a file name relative to dataset.path, of 1 to {MAX_PATH_BYTES} bytes"
+                    ),
+                )?;
+            }
+        }
+        let crop = d.crop_size.unwrap_or(DEFAULT_CROP);
+        check(
+            (MIN_CROP..=MAX_IMAGE_SIZE).contains(&crop),
+            "dataset.crop_size",
+            &format!("{crop} pixels is not between {MIN_CROP} and {MAX_IMAGE_SIZE}"),
+        )?;
+        let resize = d.resize_size.unwrap_or(crop * 8 / 7);
+        check(
+            resize >= crop && resize <= 2 * MAX_IMAGE_SIZE,
+            "dataset.resize_size",
+            &format!(
+                "{resize} pixels: evaluation resizes the shorter side to at least the crop ({crop}) and at most {}",
+                2 * MAX_IMAGE_SIZE
+            ),
+        )?;
+        let jitter = d.color_jitter.unwrap_or(0.0);
+        check(
+            jitter.is_finite() && (0.0..1.0).contains(&jitter),
+            "dataset.color_jitter",
+            &format!("{jitter} is not in [0, 1) (0.4 is the decoupling recipe's)"),
+        )
     }
 
     /// The largest synthetic set of the grid (each axis at its largest) must fit the limit.
@@ -894,7 +1183,13 @@ impl SweepSpec {
         self.axes()
             .iter()
             .map(|(_, values)| values.len() as u128)
-            .chain([self.plans().len() as u128, self.seeds().len() as u128])
+            .chain([
+                self.plans().len() as u128,
+                self.seeds().len() as u128,
+                self.bases().len() as u128,
+                self.samplers().len() as u128,
+                1 + self.stage2_methods().len() as u128,
+            ])
             .fold(1u128, u128::saturating_mul)
     }
 
@@ -998,15 +1293,76 @@ impl SweepSpec {
     }
 
     fn validate_eval(&self) -> Result<(), Invalid> {
-        let taus = &self.eval.posthoc_tau;
-        for &tau in taus {
+        check(
+            self.eval.posthoc_tau.is_none(),
+            "eval.posthoc_tau",
+            "post-hoc logit adjustment is a stage-2 method now: write `[stage2] method = [\"none\", \"posthoc_la\"]` and its taus as `[stage2.posthoc_la] tau = [...]` (one job per tau, on the stage-1 job's model)",
+        )
+    }
+
+    /// The stage-2 methods and their settings.
+    fn validate_stage2(&self) -> Result<(), Invalid> {
+        let st = &self.stage2;
+        let methods = st.method.values();
+        no_repeats(methods, "stage2.method")?;
+        check(
+            !self.dataset.kind.is_list() || self.stage2_methods().is_empty(),
+            "stage2.method",
+            &format!(
+                "stage 2 re-trains on a data set held in memory; {} streams its images from \
+                 files, which stage 2 does not read yet",
+                self.dataset.kind
+            ),
+        )?;
+        for (key, kind, given) in [
+            ("stage2.crt", Stage2Kind::Crt, st.crt.is_some()),
+            ("stage2.lws", Stage2Kind::Lws, st.lws.is_some()),
+            (
+                "stage2.tau_norm",
+                Stage2Kind::TauNorm,
+                st.tau_norm.is_some(),
+            ),
+            (
+                "stage2.posthoc_la",
+                Stage2Kind::PosthocLa,
+                st.posthoc_la.is_some(),
+            ),
+        ] {
             check(
-                tau.is_finite(),
-                "eval.posthoc_tau",
-                &format!("{tau} is not a finite number"),
+                !given || methods.contains(&kind),
+                key,
+                &format!("settings of `{kind}`, which stage2.method does not list: add it there"),
             )?;
         }
-        no_repeats(taus, "eval.posthoc_tau")
+        for (key, trained) in [("stage2.crt", &st.crt), ("stage2.lws", &st.lws)] {
+            let Some(trained) = trained else { continue };
+            positive_counts(Some(&trained.epochs), &format!("{key}.epochs"))?;
+            for &lr in trained.lr.values() {
+                check(
+                    lr > 0.0,
+                    &format!("{key}.lr"),
+                    &format!("{lr} is not positive"),
+                )?;
+            }
+            no_repeats(trained.epochs.values(), &format!("{key}.epochs"))?;
+            no_repeats(trained.lr.values(), &format!("{key}.lr"))?;
+        }
+        if let Some(tau_norm) = &st.tau_norm {
+            for &tau in tau_norm.tau.values() {
+                check(
+                    tau >= 0.0,
+                    "stage2.tau_norm.tau",
+                    &format!(
+                        "{tau} is negative (0 is the stage-1 classifier, 1 unit-norm weights)"
+                    ),
+                )?;
+            }
+            no_repeats(tau_norm.tau.values(), "stage2.tau_norm.tau")?;
+        }
+        if let Some(posthoc) = &st.posthoc_la {
+            no_repeats(posthoc.tau.values(), "stage2.posthoc_la.tau")?;
+        }
+        Ok(())
     }
 
     /// The base losses and their settings.
@@ -1492,9 +1848,73 @@ mod tests {
     }
 
     #[test]
+    fn a_synthetic_subset_that_leaves_a_class_empty_is_refused_naming_it() {
+        let err = error(
+            "name = \"x\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\ntrain_per_class = 50\nimbalance_ratio = [10, 100]\n",
+        );
+        assert!(
+            err.to_string().starts_with(
+                "line 6: dataset.imbalance_ratio: at ratio 100, 50 training images a class leave class 8 of 10 with none"
+            ),
+            "{err}"
+        );
+        SweepSpec::parse(
+            "name = \"x\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\ntrain_per_class = 50\nimbalance_ratio = 50\n",
+        )
+        .unwrap();
+    }
+
+    #[test]
     fn the_job_count_is_the_product_of_the_axes() {
         let spec = SweepSpec::parse("name = \"x\"\nseeds = [0, 1, 2]\n[dataset]\nkind = \"synthetic\"\n[losses]\npc_weight = [0.1, 1.0]\n").unwrap();
         assert_eq!(spec.job_count(), 9 * 3 * 2);
         assert_eq!(spec.job_count(), spec.jobs().len() as u128);
+    }
+
+    #[test]
+    fn list_settings_are_checked_and_named() {
+        let list = |extra: &str| {
+            SweepSpec::parse(&format!("name = \"x\"\nseeds = [0]\n[dataset]\n{extra}\n"))
+        };
+        let err = list("kind = \"list\"\npath = \"d\"\ntest_list = \"t.txt\"").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("line 3: dataset.train_list: give the training list"),
+            "{err}"
+        );
+        let err = list("kind = \"list\"\npath = \"d\"\ntrain_list = \"a\"\ntest_list = \"b\"\nval_per_class = 5")
+            .unwrap_err();
+        assert!(err.to_string().contains("dataset.val_per_class"), "{err}");
+        assert!(err.to_string().contains("val_list"), "{err}");
+        let err = list("kind = \"imagenet-lt\"\npath = \"d\"\nimbalance_ratio = 10").unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "line 6: dataset.imbalance_ratio: list data is trained as its lists give it"
+            ),
+            "{err}"
+        );
+        let err = list("kind = \"places-lt\"\npath = \"d\"\nclasses = 10").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("places-lt has a fixed class count"),
+            "{err}"
+        );
+        let err = list("kind = \"cifar10\"\npath = \"d\"\ncrop_size = 32").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 6: dataset.crop_size: applies to list data (kind = \"list\" or a preset) only, not to cifar10"
+        );
+        let err = list("kind = \"inat2018\"\npath = \"d\"\ncrop_size = 4").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("4 pixels is not between 8 and 512"),
+            "{err}"
+        );
+        let err = list("kind = \"inat2018\"\npath = \"d\"\nresize_size = 200").unwrap_err();
+        assert!(err.to_string().contains("at least the crop (224)"), "{err}");
+        let err = list("kind = \"inat2018\"\npath = \"d\"\ncolor_jitter = 1.5").unwrap_err();
+        assert!(err.to_string().contains("1.5 is not in [0, 1)"), "{err}");
+        list("kind = \"list\"\npath = \"d\"\ntrain_list = \"a.txt\"\ntest_list = \"b.json\"\nclasses = 3")
+            .unwrap();
     }
 }

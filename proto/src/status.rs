@@ -1,6 +1,7 @@
 //! A sweep's and its jobs' status as a user client reads them: the domain side of `GetSweep`,
 //! `ListSweeps` and `WatchSweep`, converted at the boundary like the job types.
 
+use crate::baseline::{BaseKind, Sampler};
 use crate::convert::ConvertError;
 use crate::job::{AxisValue, JobId, JobSpec, JobState, LossPlan, SweepId};
 use crate::pb;
@@ -87,6 +88,35 @@ pub struct JobStatus {
     /// The full spec, when asked for (reports).
     pub spec: Option<JobSpec>,
     pub preemptions: u32,
+    /// A stage-2 job's stage-1 job.
+    pub parent: Option<JobId>,
+    /// A stage-2 job's method and settings, `tau_norm(tau=1)`.
+    pub stage2: Option<String>,
+    /// The base loss and sampler; `None` from a coordinator of an earlier version.
+    pub base: Option<BaseKind>,
+    pub sampler: Option<Sampler>,
+}
+
+impl JobStatus {
+    /// The job's place in the grid on one line, as `validate` shows it: its plan, a base loss
+    /// and sampler other than the defaults, its grid axes, and a stage-2 job's method:
+    /// `comp=tail,pc=head base=la lr=0.05 stage2=ncm`.
+    pub fn label(&self) -> String {
+        let mut label = self.plan.to_string();
+        if let Some(base) = self.base.filter(|&b| b != BaseKind::Ce) {
+            label.push_str(&format!(" base={base}"));
+        }
+        if let Some(sampler) = self.sampler.filter(|&s| s != Sampler::Instance) {
+            label.push_str(&format!(" sampler={sampler}"));
+        }
+        for axis in &self.axes {
+            label.push_str(&format!(" {}={}", axis.name, axis.value));
+        }
+        if let Some(stage2) = &self.stage2 {
+            label.push_str(&format!(" stage2={stage2}"));
+        }
+        label
+    }
 }
 
 impl TryFrom<pb::JobStatus> for JobStatus {
@@ -111,6 +141,22 @@ impl TryFrom<pb::JobStatus> for JobStatus {
             epochs_retrained: job.epochs_retrained,
             last_accuracy: job.last_accuracy,
             preemptions: job.preemptions,
+            parent: Some(job.parent_job_id).filter(|p| !p.is_empty()).map(JobId),
+            stage2: Some(job.stage2).filter(|s| !s.is_empty()),
+            base: match job.base.as_str() {
+                "" => None,
+                name => Some(name.parse().map_err(|_| ConvertError {
+                    field: "job.base",
+                    problem: "not a base loss",
+                })?),
+            },
+            sampler: match job.sampler.as_str() {
+                "" => None,
+                name => Some(name.parse().map_err(|_| ConvertError {
+                    field: "job.sampler",
+                    problem: "not a sampler",
+                })?),
+            },
         })
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use ltsweep_proto::client::{Connection, Which};
 use ltsweep_proto::token::{Token, read_token_file, sent_in_clear, systemd_credential};
-use ltsweep_proto::{ErrorKind, JobId, JobState, JobStatus, RemoteError, SweepId};
+use ltsweep_proto::{BaseKind, ErrorKind, JobId, JobState, RemoteError, Sampler, SweepId};
 use serde_json::json;
 
 use crate::cli::{RemoteArgs, StatusArgs, SubmitArgs, SweepArgs};
@@ -119,10 +119,6 @@ pub fn submit(args: &SubmitArgs) -> anyhow::Result<()> {
     })
 }
 
-fn plan_label(job: &JobStatus) -> String {
-    job.plan.to_string()
-}
-
 pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
     let sweep = block_on(async {
         let connection = connect(&args.remote)?;
@@ -142,7 +138,7 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
             .map(|job| {
                 let mut row = json!({
                     "id": job.id,
-                    "plan": plan_label(job),
+                    "plan": job.plan.to_string(),
                     "seed": job.seed,
                     "state": job.state.as_str(),
                     "attempts": job.attempts,
@@ -157,6 +153,18 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
                 }
                 if let Some(error) = &job.error {
                     row["error"] = json!(error);
+                }
+                if let Some(parent) = &job.parent {
+                    row["after"] = json!(parent);
+                }
+                if let Some(stage2) = &job.stage2 {
+                    row["stage2"] = json!(stage2);
+                }
+                if let Some(base) = job.base {
+                    row["base"] = json!(base.as_str());
+                }
+                if let Some(sampler) = job.sampler {
+                    row["sampler"] = json!(sampler.as_str());
                 }
                 row
             })
@@ -175,30 +183,60 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    let header: Vec<String> = [
-        "id", "plan", "seed", "state", "epoch", "attempts", "worker", "note",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    let rows: Vec<Vec<String>> = sweep
-        .jobs
+    // Every axis that varies has a column, as in `validate`: the base loss and sampler where
+    // any job has other than the default, a stage-2 job's method, then the grid's axes.
+    let jobs = &sweep.jobs;
+    let show_base = jobs
+        .iter()
+        .any(|j| j.base.is_some_and(|b| b != BaseKind::Ce));
+    let show_sampler = jobs
+        .iter()
+        .any(|j| j.sampler.is_some_and(|s| s != Sampler::Instance));
+    let show_stage2 = jobs.iter().any(|j| j.stage2.is_some());
+    let axis_names: Vec<&str> = jobs.first().map_or_else(Vec::new, |job| {
+        job.axes.iter().map(|a| a.name.as_str()).collect()
+    });
+    let mut header = vec!["id", "plan"];
+    if show_base {
+        header.push("base");
+    }
+    if show_sampler {
+        header.push("sampler");
+    }
+    header.extend(&axis_names);
+    if show_stage2 {
+        header.push("stage 2");
+    }
+    header.extend(["seed", "state", "epoch", "attempts", "worker", "note"]);
+    let header: Vec<String> = header.into_iter().map(str::to_owned).collect();
+    let rows: Vec<Vec<String>> = jobs
         .iter()
         .map(|job| {
-            let mut plan = plan_label(job);
-            for axis in &job.axes {
-                plan.push_str(&format!(" {}={}", axis.name, axis.value));
+            let mut row = vec![job.id.to_string(), job.plan.to_string()];
+            if show_base {
+                row.push(job.base.map_or_else(String::new, |b| b.to_string()));
             }
-            vec![
-                job.id.to_string(),
-                plan,
+            if show_sampler {
+                row.push(job.sampler.map_or_else(String::new, |s| s.to_string()));
+            }
+            row.extend(job.axes.iter().map(|axis| axis.value.to_string()));
+            if show_stage2 {
+                row.push(job.stage2.clone().unwrap_or_else(|| "none".to_owned()));
+            }
+            row.extend([
                 job.seed.to_string(),
                 job.state.as_str().to_owned(),
                 format!("{}/{}", job.epoch, job.epochs_total),
                 job.attempts.to_string(),
                 job.worker.clone().unwrap_or_default(),
-                job.error.clone().unwrap_or_default(),
-            ]
+                // A stage-2 job waits for its stage-1 job: the note names it.
+                job.error.clone().unwrap_or_else(|| {
+                    job.parent
+                        .as_ref()
+                        .map_or_else(String::new, |parent| format!("after {parent}"))
+                }),
+            ]);
+            row
         })
         .collect();
     print!("{}", crate::table::render(&header, &rows));
@@ -277,7 +315,7 @@ pub async fn watch_sweep(
                         let bar = running.entry(key).or_insert_with(|| {
                             let bar = bars.add(ProgressBar::new(u64::from(job.epochs_total)));
                             bar.set_style(job_style.clone());
-                            bar.set_prefix(format!("{} seed {}", plan_label(&job), job.seed));
+                            bar.set_prefix(format!("{} seed {}", job.label(), job.seed));
                             bar
                         });
                         bar.set_position(u64::from(job.epoch));

@@ -1,19 +1,80 @@
-//! `ltsweep data summary` and `ltsweep data synth`.
+//! `ltsweep data summary`, `ltsweep data synth`, and for list data `ltsweep data check` and
+//! `ltsweep data pack`.
 
 use std::path::Path;
 
-use ltsweep_proto::{ClassGroup, DatasetConfig, DatasetKind, HeadSplit, Shot, SyntheticConfig};
-use ltsweep_worker::data::{self, DataError, ImageSet, Splits, cifar, synthetic};
+use ltsweep_proto::{
+    ClassGroup, DatasetConfig, DatasetKind, HeadSplit, ListConfig, Shot, SyntheticConfig,
+};
+use ltsweep_worker::data::list::Lists;
+use ltsweep_worker::data::{self, ClassInfo, DataError, ImageSet, Splits, cifar, synthetic};
 use serde_json::json;
 
-use crate::cli::{CifarFormat, DataCommand, DataSummaryArgs, DataSynthArgs};
+use crate::cli::{CifarFormat, DataCommand, DataSummaryArgs, DataSynthArgs, ListArgs};
 use crate::exit::BadInput;
 
 pub fn run(command: &DataCommand) -> anyhow::Result<()> {
     match command {
         DataCommand::Summary(args) => summary(args),
         DataCommand::Synth(args) => synth(args),
+        DataCommand::Check(args) => super::data_files::check(args),
+        DataCommand::Pack(args) => super::data_files::pack(args),
     }
+}
+
+/// The lists a command's flags name: the flags' files, else the preset's.
+pub fn list_config(kind: DatasetKind, lists: &ListArgs) -> anyhow::Result<ListConfig> {
+    if !kind.is_list() {
+        return Err(BadInput(format!("{kind} is not list data")).into());
+    }
+    let preset = kind.preset();
+    let named = |flag: &str, given: &Option<String>, known: Option<&str>| {
+        given
+            .clone()
+            .or_else(|| known.map(str::to_owned))
+            .ok_or_else(|| BadInput(format!("{flag} is needed for kind {kind}")))
+    };
+    Ok(ListConfig {
+        train: named("--train-list", &lists.train_list, preset.map(|p| p.train))?,
+        val: lists
+            .val_list
+            .clone()
+            .or_else(|| preset.and_then(|p| p.val.map(str::to_owned))),
+        test: named("--test-list", &lists.test_list, preset.map(|p| p.test))?,
+        crop_size: ltsweep_proto::spec::DEFAULT_CROP,
+        resize_size: ltsweep_proto::spec::DEFAULT_CROP * 8 / 7,
+        color_jitter: 0.0,
+        packed: lists.packed.clone(),
+    })
+}
+
+/// Reads and checks the lists of list data named by flags.
+pub fn read_lists(
+    kind: DatasetKind,
+    path: &Path,
+    lists: &ListArgs,
+    classes: Option<u32>,
+    head: HeadSplit,
+) -> anyhow::Result<Lists> {
+    if kind.preset().is_some() && classes.is_some() {
+        return Err(BadInput(format!(
+            "{kind} has a fixed class count; --classes is for kind list"
+        ))
+        .into());
+    }
+    let config = DatasetConfig {
+        kind,
+        path: Some(path.display().to_string()),
+        imbalance_ratio: 1.0,
+        head,
+        sampling_seed: 0,
+        classes,
+        synthetic: default_synthetic(),
+        val_per_class: 0,
+        subset_seed: None,
+        list: Some(list_config(kind, lists)?),
+    };
+    data::list::read_lists(&config, Path::new("")).map_err(bad_data)
 }
 
 /// Data errors are the user's to fix: a wrong path or a broken file.
@@ -26,32 +87,59 @@ fn summary(args: &DataSummaryArgs) -> anyhow::Result<()> {
     if args.imbalance < 1.0 {
         return Err(BadInput(format!("--imbalance {} is below 1", args.imbalance)).into());
     }
+    let head = match (args.head_min_count, args.head_fraction) {
+        (_, Some(f)) => HeadSplit::Fraction(f),
+        (count, None) => HeadSplit::MinCount(count.unwrap_or(100)),
+    };
     let config = DatasetConfig {
         kind,
         path: args.path.as_ref().map(|p| p.display().to_string()),
         imbalance_ratio: args.imbalance,
-        head: match (args.head_min_count, args.head_fraction) {
-            (_, Some(f)) => HeadSplit::Fraction(f),
-            (count, None) => HeadSplit::MinCount(count.unwrap_or(100)),
-        },
+        head,
         sampling_seed: args.sampling_seed,
         classes: args.classes,
         synthetic: default_synthetic(),
         val_per_class: args.val_per_class,
         subset_seed: None,
+        list: None,
     };
     if kind != DatasetKind::Synthetic && config.path.is_none() {
         return Err(BadInput(format!("--path is needed for {kind}")).into());
     }
+    if kind.is_list() {
+        let path = args.path.as_deref().unwrap_or(Path::new(""));
+        let lists = read_lists(kind, path, &args.lists, args.classes, head)?;
+        let val = lists.val.as_ref().map(|v| v.len());
+        return print_summary(
+            &lists.classes,
+            (lists.train.len(), val, lists.test.len()),
+            args.json,
+        );
+    }
     let data = data::longtail::prepare(&config, Path::new("")).map_err(bad_data)?;
-    let info = &data.classes;
+    print_summary(
+        &data.classes,
+        (
+            data.train.len(),
+            data.val.as_ref().map(ImageSet::len),
+            data.test.len(),
+        ),
+        args.json,
+    )
+}
+
+/// Counts and class groups, as JSON or text; `val` is shown for data sets that have one.
+fn print_summary(
+    info: &ClassInfo,
+    (train, val, test): (usize, Option<usize>, usize),
+    as_json: bool,
+) -> anyhow::Result<()> {
     let classes_where = |keep: &dyn Fn(usize) -> bool| -> Vec<usize> {
         (0..info.num_classes()).filter(|&c| keep(c)).collect()
     };
-    let summary = json!({
-        "train_total": data.train.len(),
-        "val_total": data.val.as_ref().map_or(0, ImageSet::len),
-        "test_total": data.test.len(),
+    let mut summary = json!({
+        "train_total": train,
+        "test_total": test,
         "class_counts": info.train_counts,
         "head_classes": info.classes_in(ClassGroup::Head),
         "tail_classes": info.classes_in(ClassGroup::Tail),
@@ -59,18 +147,19 @@ fn summary(args: &DataSummaryArgs) -> anyhow::Result<()> {
         "medium": classes_where(&|c| info.shots[c] == Shot::Medium),
         "few": classes_where(&|c| info.shots[c] == Shot::Few),
     });
-    if args.json {
+    if let Some(val) = val {
+        summary["val_total"] = json!(val);
+    }
+    if as_json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         let counts = &info.train_counts;
+        let val = val.map_or(String::new(), |v| format!("{v} validation images, "));
         println!(
-            "{} training images in {} classes ({} to {} a class), {} validation images, {} test images",
-            data.train.len(),
+            "{train} training images in {} classes ({} to {} a class), {val}{test} test images",
             counts.len(),
-            counts.first().unwrap_or(&0),
-            counts.last().unwrap_or(&0),
-            data.val.as_ref().map_or(0, ImageSet::len),
-            data.test.len()
+            counts.iter().max().unwrap_or(&0),
+            counts.iter().min().unwrap_or(&0),
         );
         for (name, key) in [
             ("Head", "head_classes"),

@@ -15,7 +15,7 @@ pub fn run(args: &SweepArgs) -> anyhow::Result<()> {
             .map_err(|e| remote_error(e, &args.remote))
     })?;
     println!(
-        "deleted {} with its {jobs} jobs, their results and checkpoints",
+        "deleted {} with its {jobs} jobs, their results, checkpoints and models",
         args.sweep
     );
     Ok(())

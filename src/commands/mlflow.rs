@@ -201,7 +201,7 @@ fn metrics(epochs: &[EpochMetrics], start: i64) -> Vec<Point> {
         at += (epoch.seconds * 1000.0) as i64;
         let step = epoch.epoch;
         for (key, value) in [
-            ("loss_ce", epoch.loss_ce),
+            ("loss_base", epoch.loss_base),
             ("loss_comp", epoch.loss_comp),
             ("loss_pc", epoch.loss_pc),
             ("lr", epoch.lr),

@@ -5,11 +5,14 @@ mod client;
 mod coordinator;
 #[cfg(feature = "train")]
 mod data;
+#[cfg(feature = "train")]
+mod data_files;
 mod delete;
 #[cfg(feature = "train")]
 mod doctor;
 pub(crate) mod launch;
 mod mlflow;
+mod model;
 mod report;
 #[cfg(feature = "train")]
 mod run;
@@ -54,6 +57,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         #[cfg(feature = "train")]
         Command::Worker(args) => worker::run(&args),
         Command::Delete(args) => delete::run(&args),
+        Command::Model(args) => model::run(&args),
         Command::Launch(command) => launch::run(&command),
         #[cfg(not(feature = "train"))]
         Command::Untrained(words) => Err(untrained::refuse("", &words)),

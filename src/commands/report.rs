@@ -150,19 +150,30 @@ pub fn export(args: &ExportArgs) -> anyhow::Result<()> {
         return super::mlflow::export(mlflow);
     }
     let (Some(sweep), Some(out)) = (&args.sweep, &args.out) else {
-        return Err(BadInput("give a sweep and --out FILE.parquet".to_owned()).into());
+        return Err(BadInput("give a sweep and --out FOLDER".to_owned()).into());
     };
+    if out.is_file() || out.extension().is_some_and(|e| e == "parquet") {
+        return Err(BadInput(format!(
+            "--out {}: give a folder; the export writes one Parquet file a frame into it \
+             (jobs.parquet, per_class.parquet, epochs.parquet)",
+            out.display()
+        ))
+        .into());
+    }
     let records = block_on(async {
         let connection = connect(&args.remote)?;
         records(&connection, sweep, &args.remote).await
     })?;
     let succeeded = records.jobs.iter().filter(|j| j.result.is_some()).count();
-    Frames::from_records(&records)?.export(out)?;
+    let files = Frames::from_records(&records)?.export(out)?;
     println!(
         "wrote {} jobs ({succeeded} with results) of {} to {}",
         records.jobs.len(),
         records.sweep_id,
         out.display()
     );
+    for file in files {
+        println!("  {}", file.display());
+    }
     Ok(())
 }

@@ -28,7 +28,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     for job in spec.jobs() {
         let key = serde_json::to_string(&job.dataset)?;
         if checked.insert(key) {
-            ltsweep_worker::data::longtail::prepare(&job.dataset, &args.data_root)
+            ltsweep_worker::data::prepare(&job.dataset, &args.data_root)
                 .map_err(super::data::bad_data)?;
         }
     }
@@ -96,6 +96,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
                 slots_per_device: 1,
                 data_root: args.data_root.clone(),
                 threads_per_job: Some(threads),
+                // The cores this worker owns, as for libtorch's threads.
+                loader_threads: args.loader_threads.or(Some(threads as usize)),
                 fuse: args.fuse,
             };
             let connection = connection.clone();
@@ -135,12 +137,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             );
         };
         let frames = Frames::from_records(&records)?;
-        super::report::write_and_print_with(&frames, &args.out, &Default::default())?;
-        // The export too, so that `ltsweep report --results` can read the study again with
-        // other options (--select, --metric, --test) without its coordinator.
-        let export = args.out.join("results.parquet");
-        frames.export(&export)?;
-        println!("wrote {}", export.display());
-        Ok(())
+        // The report's folder holds the frames too: `ltsweep report --results` reads the study
+        // again from it with other options (--select, --metric, --test), without a coordinator.
+        super::report::write_and_print_with(&frames, &args.out, &Default::default())
     })
 }

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use ltsweep_proto::{EpochMetrics, JobSpec, LossPlan, SweepSpec};
+use ltsweep_proto::{BaseKind, EpochMetrics, JobSpec, LossPlan, SweepSpec};
+use ltsweep_worker::data::Prepared;
 use ltsweep_worker::train::{self, Observer, Outcome, Trainer};
 
 use crate::cli::TrainArgs;
@@ -22,14 +23,21 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let data = ltsweep_worker::data::longtail::prepare(&job.dataset, &args.data_root)
+    let data = ltsweep_worker::data::prepare(&job.dataset, &args.data_root)
         .map_err(super::data::bad_data)?;
-    let mut trainer = if args.resume {
-        // The checkpoint replaces every variable: the init weights need no reading.
-        Trainer::new(&job, &data, device)
-    } else {
-        Trainer::start(&job, &data, device, &args.data_root).map_err(|e| BadInput(e.to_string()))?
+    let mut trainer = match data {
+        Prepared::Memory(data) => Trainer::new(&job, &data, device),
+        Prepared::Files(files) => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            Trainer::streaming(&job, files, device, args.loader_threads.unwrap_or(cores))
+        }
     };
+    if !args.resume {
+        // A resumed job's checkpoint replaces every variable: the init weights need no reading.
+        trainer
+            .load_init(&args.data_root)
+            .map_err(|e| BadInput(e.to_string()))?;
+    }
     let checkpoint = args.out.join(CHECKPOINT);
     if args.resume {
         let bytes = std::fs::read(&checkpoint).map_err(|e| {
@@ -54,6 +62,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         bar: bar.clone(),
         checkpoint,
         last_accuracy: None,
+        base: job.losses.base.kind(),
     };
     let outcome = trainer.run(&mut observer, args.stop_after)?;
     bar.finish();
@@ -90,7 +99,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     }
 }
 
-/// The job of the spec's grid with this plan, seed and axis values.
+/// The stage-1 job of the spec's grid with this plan, seed and axis values.
 fn pick_job(spec: &SweepSpec, args: &TrainArgs) -> anyhow::Result<JobSpec> {
     let plan: LossPlan = args
         .plan
@@ -137,7 +146,9 @@ fn pick_job(spec: &SweepSpec, args: &TrainArgs) -> anyhow::Result<JobSpec> {
     spec.jobs()
         .into_iter()
         .find(|job| {
-            job.plan == plan
+            // A stage-2 job needs its stage-1 job's model: this command trains stage-1 jobs.
+            job.stage2.is_none()
+                && job.plan == plan
                 && job.seed == args.seed
                 && job.losses.base.kind() == base
                 && job.train.sampler == sampler
@@ -203,6 +214,8 @@ struct BarObserver {
     bar: ProgressBar,
     checkpoint: PathBuf,
     last_accuracy: Option<f64>,
+    /// The base loss, named in the progress line.
+    base: BaseKind,
 }
 
 impl Observer for BarObserver {
@@ -214,8 +227,8 @@ impl Observer for BarObserver {
             .last_accuracy
             .map_or(String::new(), |a| format!(" test {:.1}%", 100.0 * a));
         self.bar.set_message(format!(
-            "ce {:.3} comp {:.3} pc {:.3}{acc} {:.0} img/s",
-            m.loss_ce, m.loss_comp, m.loss_pc, m.images_per_second
+            "{} {:.3} comp {:.3} pc {:.3}{acc} {:.0} img/s",
+            self.base, m.loss_base, m.loss_comp, m.loss_pc, m.images_per_second
         ));
         self.bar.set_position(u64::from(m.epoch));
     }

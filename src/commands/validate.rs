@@ -1,4 +1,5 @@
-//! `ltsweep validate SPEC.toml [--json]`: the expanded grid, as a table or JSON.
+//! `ltsweep validate SPEC.toml [--json]`: the expanded grid, as a table or JSON, each stage-2
+//! job with the stage-1 job it waits for (the graph the scheduler follows).
 
 use serde_json::{Map, Value, json};
 
@@ -22,12 +23,17 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<()> {
                 for axis in &job.axes {
                     row.insert(axis.name.clone(), json!(axis.value));
                 }
+                if let Some(stage2) = &job.stage2 {
+                    row.insert("stage2".into(), json!(stage2.method.to_string()));
+                    row.insert("after".into(), json!(stage2.parent));
+                }
                 Value::Object(row)
             })
             .collect();
         let sweep = json!({
             "sweep": spec.name,
             "sweep_id": jobs.first().map(|_| spec.sweep_id()),
+            "keep_models": spec.keep_models,
             "jobs": jobs,
         });
         println!("{}", serde_json::to_string_pretty(&sweep)?);
@@ -47,6 +53,16 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<()> {
     header.push("plan".to_owned());
     header.extend(axes.iter().map(|(name, _)| (*name).to_owned()));
     header.push("seed".to_owned());
+    let stage2 = spec.stage2_methods();
+    if !stage2.is_empty() {
+        header.extend(["stage 2".to_owned(), "after".to_owned()]);
+    }
+    // A stage-2 job waits for its stage-1 job: shown by that job's row number.
+    let row_of: std::collections::HashMap<&ltsweep_proto::JobId, usize> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, job)| (&job.id, i + 1))
+        .collect();
     let rows: Vec<Vec<String>> = jobs
         .iter()
         .enumerate()
@@ -61,6 +77,15 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<()> {
             row.push(job.plan.to_string());
             row.extend(job.axes.iter().map(|a| a.value.to_string()));
             row.push(job.seed.to_string());
+            if !stage2.is_empty() {
+                match &job.stage2 {
+                    Some(s) => row.extend([
+                        s.method.to_string(),
+                        format!("#{} ({})", row_of[&s.parent], s.parent),
+                    ]),
+                    None => row.extend(["none".to_owned(), String::new()]),
+                }
+            }
             row
         })
         .collect();
@@ -77,11 +102,20 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<()> {
         shape.push_str(&format!(" x {} {name}", values.len()));
     }
     shape.push_str(&format!(" x {} seeds", spec.seeds().len()));
+    if !stage2.is_empty() {
+        shape.push_str(&format!(
+            " x (1 stage-1 job + {} stage-2 jobs after it)",
+            stage2.len()
+        ));
+    }
     println!(
         "sweep {} ({}): {} jobs = {shape}",
         spec.name,
         spec.sweep_id(),
         jobs.len()
     );
+    if spec.keep_models {
+        println!("keep_models: every stage-1 job's model is kept until the sweep is deleted");
+    }
     Ok(())
 }

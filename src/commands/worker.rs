@@ -24,6 +24,7 @@ pub fn run(args: &WorkerArgs) -> anyhow::Result<()> {
         slots_per_device: args.slots_per_device,
         data_root: args.data_root.clone(),
         threads_per_job: args.threads,
+        loader_threads: args.loader_threads,
         fuse: args.fuse,
     };
     super::client::block_on(async {

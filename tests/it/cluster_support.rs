@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,6 +23,9 @@ pub const LEASE_TTL: &str = "3s";
 pub struct Process {
     pub child: Child,
     pub lines: Arc<Mutex<Vec<String>>>,
+    /// Set once the process closed its stderr (it exited): a test waiting for a line says so
+    /// at once, with what the process wrote, instead of timing out.
+    closed: Arc<AtomicBool>,
 }
 
 impl Process {
@@ -31,15 +35,28 @@ impl Process {
             .stderr(Stdio::piped())
             .spawn()
             .expect("the ltsweep binary starts");
-        let lines = Arc::new(Mutex::new(Vec::new()));
         let stderr = child.stderr.take().expect("a piped stderr");
+        Process::collecting(child, stderr)
+    }
+
+    /// A process whose `output` (its stderr, or stdout for a tool that reports there) is
+    /// collected line by line.
+    pub fn collecting(child: Child, output: impl std::io::Read + Send + 'static) -> Process {
+        let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&lines);
+        let closed = Arc::new(AtomicBool::new(false));
+        let done = Arc::clone(&closed);
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            for line in BufReader::new(output).lines().map_while(Result::ok) {
                 sink.lock().unwrap().push(line);
             }
+            done.store(true, Ordering::SeqCst);
         });
-        Process { child, lines }
+        Process {
+            child,
+            lines,
+            closed,
+        }
     }
 
     pub fn kill(&mut self) {
@@ -390,6 +407,11 @@ pub fn listening_address(process: &Process) -> String {
     let mut line = None;
     wait_until("the coordinator to listen", Duration::from_secs(60), || {
         line = process.line_containing("listening on");
+        assert!(
+            line.is_some() || !process.closed.load(Ordering::SeqCst),
+            "the coordinator exited before it listened:\n{}",
+            process.lines.lock().unwrap().join("\n")
+        );
         line.is_some()
     });
     line.unwrap()

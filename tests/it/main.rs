@@ -17,7 +17,9 @@ mod deploy_checks;
 mod docs;
 mod fused_worker;
 mod hostile;
+mod kept_model;
 mod launch;
+mod list_cli;
 mod mlflow;
 mod preemption;
 mod roles;
@@ -25,6 +27,7 @@ mod slurm;
 mod spec_cli;
 mod tls;
 mod train_cli;
+mod two_stage;
 mod web;
 
 fn main() -> std::process::ExitCode {

@@ -8,7 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::cluster_support::{Process, listening_address};
+use crate::cluster_support::{Process, TOKEN, listening_address};
 use crate::harness::mlflow_python;
 use crate::harness::register;
 use crate::support::{ltsweep, repo, run, stderr, stdout, wait_until, write};
@@ -124,7 +124,7 @@ fn an_mlflow_export_holds_every_run_and_metric_once() {
     command
         .args(["coordinator", "--listen", "127.0.0.1:0"])
         .args(["--state-dir", out.join("state").to_str().unwrap()])
-        .env("LTSWEEP_TOKEN", "t");
+        .env("LTSWEEP_TOKEN", TOKEN);
     let coordinator = Process::spawn(command);
     let address = listening_address(&coordinator);
 
@@ -132,7 +132,7 @@ fn an_mlflow_export_holds_every_run_and_metric_once() {
         let output = ltsweep()
             .args(["export", "mlflow", &sweep, "--tracking-uri", &uri])
             .args(["--coordinator", &format!("http://{address}")])
-            .env("LTSWEEP_TOKEN", "t")
+            .env("LTSWEEP_TOKEN", TOKEN)
             .output()
             .unwrap();
         assert!(output.status.success(), "{}", stderr(&output));

@@ -148,7 +148,7 @@ fn an_export_reports_offline_and_a_wrong_file_names_the_missing_column() {
         .env("LTSWEEP_TOKEN", crate::cluster_support::TOKEN);
     let coordinator = Process::spawn(command);
     let address = listening_address(&coordinator);
-    let results = dir.path().join("results.parquet");
+    let results = dir.path().join("results");
     let output = ltsweep()
         .args(["export", &sweep, "--out", results.to_str().unwrap()])
         .args(["--coordinator", &format!("http://{address}")])
@@ -222,7 +222,8 @@ fn several_studies_make_one_report_with_choices_on_the_validation_set() {
             out.to_str().unwrap(),
         ]);
         assert!(output.status.success(), "{}", stderr(&output));
-        exports.push(out.join("results.parquet"));
+        // A study's report folder holds its frames: `report --results` reads them.
+        exports.push(out.clone());
     }
     let all = dir.path().join("all");
     let output = run(&[
@@ -289,7 +290,7 @@ fn several_studies_make_one_report_with_choices_on_the_validation_set() {
     let output = run(&[
         "report",
         "--results",
-        plain.join("results.parquet").to_str().unwrap(),
+        plain.to_str().unwrap(),
         "--metric",
         "best",
         "--out",

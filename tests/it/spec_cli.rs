@@ -11,6 +11,26 @@ fn validate_json(spec: &str) -> Value {
     serde_json::from_slice(&output.stdout).expect("--json prints JSON")
 }
 
+register!(the_large_data_set_examples_validate);
+/// The large data sets' examples are valid specs, each the grid its comments describe.
+fn the_large_data_set_examples_validate() {
+    for (name, jobs, bases) in [
+        ("imagenet-lt", 6, vec!["ce", "la"]),
+        ("inat2018", 2, vec!["ce", "ldam_drw"]),
+        ("places-lt", 6, vec!["ce", "la"]),
+    ] {
+        let path = repo().join(format!("examples/{name}.toml"));
+        let grid = validate_json(path.to_str().unwrap());
+        assert_eq!(grid["sweep"], name);
+        let listed = grid["jobs"].as_array().unwrap();
+        assert_eq!(listed.len(), jobs, "{name}");
+        let mut seen: Vec<&str> = listed.iter().map(|j| j["base"].as_str().unwrap()).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen, bases, "{name}");
+    }
+}
+
 register!(paper_example_is_81_jobs_of_the_papers_plans_at_three_pc_weights);
 fn paper_example_is_81_jobs_of_the_papers_plans_at_three_pc_weights() {
     let path = repo().join("examples/paper-table1.toml");

@@ -189,7 +189,7 @@ fn bad_data_files_are_named() {
         "--path",
         path,
         "--imbalance",
-        "10",
+        "5",
     ];
     assert_bad_data(&summary, path);
 
@@ -209,6 +209,11 @@ fn bad_data_files_are_named() {
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(run(&summary).status.success());
+    // 5 images a class at ratio 10: floor(5 * 0.1^(7/9)) = 0 images of class 7.
+    let mut steeper = summary.to_vec();
+    let last = steeper.len() - 1;
+    steeper[last] = "10";
+    assert_bad_data(&steeper, "leaves class 7 of 10 with no training image");
     let mut more = summary.to_vec();
     more.extend(["--classes", "20"]);
     assert_bad_data(&more, "20 classes asked");

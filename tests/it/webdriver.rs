@@ -6,7 +6,6 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -186,15 +185,8 @@ fn spawn_reading_stdout(mut command: Command) -> Process {
         .stderr(Stdio::null())
         .spawn()
         .expect("chromedriver starts");
-    let lines = Arc::new(Mutex::new(Vec::new()));
     let stdout = child.stdout.take().expect("a piped stdout");
-    let sink = Arc::clone(&lines);
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    Process { child, lines }
+    Process::collecting(child, stdout)
 }
 
 impl Drop for Browser {

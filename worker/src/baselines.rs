@@ -23,10 +23,20 @@ fn per_sample_ce(logits: &Tensor, labels: &Tensor) -> Tensor {
 
 /// Focal loss (Lin et al. 2017): the mean of `(1 - p_y)^gamma * (-log p_y)`, with `p_y` not
 /// detached (Cao et al.'s code); `gamma = 0` is cross entropy.
+///
+/// `1 - p_y` is computed as `-expm1(-ce)` and kept above the smallest normal number: Cao et
+/// al.'s `1 - exp(-ce)` rounds to exactly 0 on a confident sample (in float32 once `ce` is
+/// below about 6e-8), where the derivative of `x^gamma`, `gamma x^(gamma-1)`, is infinite for
+/// `gamma < 1` and the gradient becomes NaN. The loss is `ce^(1+gamma)` there, of gradient 0;
+/// elsewhere the two forms agree to rounding.
 pub fn focal(logits: &Tensor, labels: &Tensor, gamma: f64) -> Tensor {
     let ce = per_sample_ce(logits, labels);
-    let p = (-&ce).exp();
-    let modulator = (-p + 1.0).pow_tensor_scalar(gamma);
+    let tiny = match logits.kind() {
+        Kind::Double => f64::MIN_POSITIVE,
+        _ => f64::from(f32::MIN_POSITIVE),
+    };
+    let one_minus_p = -(-&ce).expm1();
+    let modulator = one_minus_p.clamp_min(tiny).pow_tensor_scalar(gamma);
     (modulator * ce).mean(logits.kind())
 }
 
@@ -44,8 +54,10 @@ pub fn logit_adjusted(logits: &Tensor, labels: &Tensor, log_prior: &Tensor, tau:
     losses::cross_entropy(&adjusted, labels)
 }
 
-/// LDAM (Cao et al. 2019): cross entropy of `s * (z - m_y e_y)`, weighted by class when
-/// `weights` is given (deferred re-weighting), plain mean otherwise.
+/// LDAM (Cao et al. 2019): cross entropy of `s * (cos - m_y e_y)`, weighted by class when
+/// `weights` is given (deferred re-weighting), plain mean otherwise. `logits` are the cosine
+/// classifier's, already scaled: `s * cos` (see [`crate::model::HeadKind::Cosine`]), so the
+/// margin is subtracted as `s * m_y`.
 pub fn ldam(
     logits: &Tensor,
     labels: &Tensor,
@@ -54,11 +66,11 @@ pub fn ldam(
     weights: Option<&Tensor>,
 ) -> Tensor {
     let kind = logits.kind();
-    let margin = margins.to_kind(kind).index_select(0, labels).view([-1, 1]);
+    let margin = margins.to_kind(kind).index_select(0, labels).view([-1, 1]) * s;
     let at_label = logits
         .zeros_like()
         .scatter_value(1, &labels.view([-1, 1]), 1.0);
-    let shifted = (logits - at_label * margin) * s;
+    let shifted = logits - at_label * margin;
     match weights {
         Some(w) => weighted_cross_entropy(&shifted, labels, w),
         None => losses::cross_entropy(&shifted, labels),
@@ -217,6 +229,70 @@ mod tests {
         assert!((m[0] / m[2] - (10.0f64 / 500.0).powf(0.25)).abs() < 1e-12);
         let p = log_priors(&counts);
         assert!((p.iter().map(|l| l.exp()).sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+
+    /// Float32 logits of confident samples: the label's logit 40 above the rest, so that
+    /// `exp(-ce)` rounds to exactly 1.
+    fn confident_logits() -> (Tensor, Tensor) {
+        let labels = Tensor::from_slice(&[0i64, 1, 2, 1]);
+        let logits = Tensor::zeros([4, 3], (Kind::Float, Device::Cpu))
+            .scatter_value(1, &labels.view([-1, 1]), 40.0)
+            .set_requires_grad(true);
+        (logits, labels)
+    }
+
+    #[test]
+    fn focal_loss_below_gamma_one_has_finite_gradients_on_confident_samples() {
+        for gamma in [0.1, 0.5, 0.9, 1.0, 2.0] {
+            let (logits, labels) = confident_logits();
+            let loss = focal(&logits, &labels, gamma);
+            loss.backward();
+            let grad = logits.grad();
+            assert!(
+                bool::try_from(grad.isfinite().all()).unwrap(),
+                "gamma {gamma}: {grad}"
+            );
+            assert!(loss.double_value(&[]).is_finite());
+        }
+        // Cao et al.'s `(1 - exp(-ce))^gamma * ce` on the same samples: the NaN this avoids.
+        let (logits, labels) = confident_logits();
+        let ce = per_sample_ce(&logits, &labels);
+        let literal = ((-(-&ce).exp() + 1.0).pow_tensor_scalar(0.5) * ce).mean(Kind::Float);
+        literal.backward();
+        assert!(bool::try_from(logits.grad().isnan().any()).unwrap());
+    }
+
+    #[test]
+    fn deferred_re_weighting_starts_at_its_epoch() {
+        let counts = [500, 50, 5];
+        let base = BaseLoss::LdamDrw {
+            max_margin: 0.5,
+            s: 30.0,
+            drw_epoch: 4,
+        };
+        let objective = BaseObjective::new(base, &counts, Device::Cpu);
+        let logits = Tensor::from_slice(&[0.2f32, -0.1, 0.3, 0.5, 0.1, -0.4, 0.0, 0.2, 0.1])
+            .view([3, 3])
+            * 30.0;
+        let labels = Tensor::from_slice(&[0i64, 1, 2]);
+        let margins = Tensor::from_slice(&ldam_margins(&counts, 0.5)).to_kind(Kind::Float);
+        let weights = Tensor::from_slice(&class_balanced_weights(&counts, BaseLoss::DRW_BETA))
+            .to_kind(Kind::Float);
+        let plain = ldam(&logits, &labels, &margins, 30.0, None).double_value(&[]);
+        let weighted = ldam(&logits, &labels, &margins, 30.0, Some(&weights)).double_value(&[]);
+        assert!((plain - weighted).abs() > 1e-3, "{plain} {weighted}");
+        for epoch in 0..4 {
+            assert_eq!(
+                objective.loss(&logits, &labels, epoch).double_value(&[]),
+                plain
+            );
+        }
+        for epoch in 4..7 {
+            assert_eq!(
+                objective.loss(&logits, &labels, epoch).double_value(&[]),
+                weighted
+            );
+        }
     }
 
     /// Counts of each class among an epoch's draws.

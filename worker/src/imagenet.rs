@@ -23,7 +23,7 @@ use ltsweep_proto::{Arch, Precision};
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 
-use crate::model::{Head, LinearInit, batch_norm};
+use crate::model::{Head, HeadKind, LinearInit, batch_norm};
 
 /// torchvision's convolution initialisation: `kaiming_normal_(mode="fan_out",
 /// nonlinearity="relu")`.
@@ -253,7 +253,7 @@ impl ImageNetResNet {
         arch: Arch,
         in_channels: i64,
         classes: i64,
-        cosine: bool,
+        head: HeadKind,
         compute: Compute,
     ) -> Self {
         let shape = Shape::of(arch).expect("an ImageNet architecture");
@@ -277,7 +277,7 @@ impl ImageNetResNet {
             }
         }
         let features = 512 * expansion;
-        let head = Head::new(p, features, classes, cosine, LinearInit::PyTorch);
+        let head = Head::new(p, features, classes, head, LinearInit::PyTorch);
         Self {
             conv1,
             bn1,
@@ -299,6 +299,13 @@ impl ImageNetResNet {
 
     /// Logits `[N, classes]` and pooled features `[N, features]`, both in the weights' kind.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let features = self.features_t(x, train);
+        (self.head.forward(&features), features)
+    }
+
+    /// The pooled features `[N, features]` alone, in the weights' kind: the backbone without
+    /// its classifier.
+    pub fn features_t(&self, x: &Tensor, train: bool) -> Tensor {
         let compute = self.compute;
         let x = compute.input(x);
         let mut out = self
@@ -312,12 +319,16 @@ impl ImageNetResNet {
         }
         let features = out.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
         let kind = self.conv1.weight.kind();
-        let features = if features.kind() == kind {
+        if features.kind() == kind {
             features
         } else {
             features.to_kind(kind)
-        };
-        (self.head.forward(&features), features)
+        }
+    }
+
+    /// The classifier on the pooled features.
+    pub(crate) fn head(&self) -> &Head {
+        &self.head
     }
 }
 
@@ -356,7 +367,8 @@ mod tests {
     fn parameter_counts_equal_torchvisions() {
         for (arch, expected) in TORCHVISION_PARAMETERS {
             let vs = nn::VarStore::new(Device::Cpu);
-            let net = ImageNetResNet::new(&vs.root(), arch, 3, 1000, false, Compute::FP32);
+            let net =
+                ImageNetResNet::new(&vs.root(), arch, 3, 1000, HeadKind::Linear, Compute::FP32);
             assert_eq!(parameters(&vs), expected, "{arch}");
             let basic = matches!(arch, Arch::Resnet10 | Arch::Resnet18 | Arch::Resnet34);
             assert_eq!(net.features(), if basic { 512 } else { 2048 }, "{arch}");
@@ -367,7 +379,14 @@ mod tests {
     fn variables_carry_torchvisions_names_and_initialisation() {
         tch::manual_seed(0);
         let vs = nn::VarStore::new(Device::Cpu);
-        let _net = ImageNetResNet::new(&vs.root(), Arch::Resnet50, 3, 10, false, Compute::FP32);
+        let _net = ImageNetResNet::new(
+            &vs.root(),
+            Arch::Resnet50,
+            3,
+            10,
+            HeadKind::Linear,
+            Compute::FP32,
+        );
         let vars = vs.variables();
         for name in [
             "conv1.weight",
@@ -411,7 +430,14 @@ mod tests {
     #[test]
     fn small_images_one_channel_and_a_cosine_head_work() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let net = ImageNetResNet::new(&vs.root(), Arch::Resnet10, 1, 7, true, Compute::FP32);
+        let net = ImageNetResNet::new(
+            &vs.root(),
+            Arch::Resnet10,
+            1,
+            7,
+            HeadKind::Cosine { scale: 1.0 },
+            Compute::FP32,
+        );
         let x = Tensor::randn([3, 1, 32, 32], (Kind::Float, Device::Cpu));
         let (logits, features) = net.forward_t(&x, true);
         assert_eq!(logits.size(), [3, 7]);
@@ -423,7 +449,14 @@ mod tests {
     fn bf16_and_channels_last_give_float32_logits_close_to_float32s() {
         tch::manual_seed(1);
         let vs = nn::VarStore::new(Device::Cpu);
-        let mut net = ImageNetResNet::new(&vs.root(), Arch::Resnet18, 3, 10, false, Compute::FP32);
+        let mut net = ImageNetResNet::new(
+            &vs.root(),
+            Arch::Resnet18,
+            3,
+            10,
+            HeadKind::Linear,
+            Compute::FP32,
+        );
         let x = Tensor::randn([4, 3, 64, 64], (Kind::Float, Device::Cpu));
         let (reference, _) = net.forward_t(&x, false);
         for (precision, channels_last, tolerance) in [
@@ -463,7 +496,7 @@ mod tests {
             Arch::Resnet10,
             3,
             5,
-            false,
+            HeadKind::Linear,
             Compute {
                 precision: Precision::Bf16,
                 channels_last: true,

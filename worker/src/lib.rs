@@ -1,14 +1,20 @@
 //! ltsweep's worker: the trainer that runs one job with tch (libtorch), and the runtime that
 //! pulls jobs from a coordinator.
 //!
-//! - [`data`]: CIFAR-10/100, MNIST-style IDX files and the synthetic set, made long-tailed.
+//! - [`data`]: CIFAR-10/100, MNIST-style IDX files and the synthetic set, made long-tailed;
+//!   list data (ImageNet-LT, Places-LT, iNaturalist 2018, any JPEG list) and packed copies.
+//! - [`jpeg`]: JPEG decoding and the ImageNet augmentations; [`loader`]: the threads that
+//!   stream list data to the trainer in batches.
 //! - [`model`]: the CIFAR ResNet; [`imagenet`]: torchvision's ImageNet ResNets; [`network`]:
-//!   the one a job names; [`pretrained`]: initial weights from a safetensors file; [`losses`]: CE, Complement Entropy, Prototype Conformity;
+//!   the one a job names; [`pretrained`]: initial weights from a safetensors file;
+//!   [`losses`]: CE, Complement Entropy, Prototype Conformity;
 //!   [`baselines`]: the long-tail base losses (focal, class-balanced, logit-adjusted, LDAM-DRW)
 //!   and the samplers;
 //!   [`optim`]: momentum SGD with reachable state; [`augment`]: the on-device input pipeline.
 //! - [`train`]: the training loop, checkpoints and exact resume; [`metrics`]: test metrics;
-//!   [`fused`]: several jobs of one shape trained as one model.
+//!   [`fused`]: several jobs of one shape trained as one model; [`stage2`]: a stage-1 model's
+//!   classifier re-balanced (cRT, LWS, τ-norm, NCM, post-hoc adjustment); [`model_file`]: a
+//!   job's final weights as safetensors.
 //! - [`runtime`]: the worker process: pull jobs from a coordinator, train, report;
 //!   [`preempt`]: stop signals and Slurm placement.
 //!
@@ -36,9 +42,12 @@ pub mod checkpoint;
 pub mod data;
 pub mod fused;
 pub mod imagenet;
+pub mod jpeg;
+pub mod loader;
 pub mod losses;
 pub mod metrics;
 pub mod model;
+pub mod model_file;
 pub mod network;
 pub mod optim;
 pub mod pause;
@@ -46,4 +55,5 @@ pub mod preempt;
 pub mod pretrained;
 pub mod rng;
 pub mod runtime;
+pub mod stage2;
 pub mod train;

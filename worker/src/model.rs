@@ -9,6 +9,7 @@
 //! and eps 1e-5. tch's own BatchNorm default draws the scale from Uniform(0, 1): in a PyTorch
 //! trainer of the Fashion-MNIST-LT recipe that alone cost 3.7 points All and 5.8 Tail.
 
+use ltsweep_proto::BaseLoss;
 use tch::Tensor;
 use tch::nn::{self, ModuleT};
 
@@ -82,57 +83,99 @@ pub(crate) enum LinearInit {
     PyTorch,
 }
 
+/// Which classifier a job's network ends in.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum HeadKind {
+    /// `W x + b`.
+    Linear,
+    /// `scale * cos(x, w_c)`: LDAM's classifier (`NormedLinear` of Cao et al.'s code), with the
+    /// scale `s` their loss multiplies the cosines by. The network's logits are the scaled
+    /// ones, the logits the loss sees, so that everything that reads logits (Complement
+    /// Entropy, post-hoc adjustment, the stage-2 methods) reads what the loss saw.
+    Cosine { scale: f64 },
+}
+
+impl HeadKind {
+    /// The classifier a base loss trains: the cosine one for LDAM-DRW.
+    pub fn of(base: &BaseLoss) -> Self {
+        match *base {
+            BaseLoss::LdamDrw { s, .. } => HeadKind::Cosine { scale: s },
+            _ => HeadKind::Linear,
+        }
+    }
+}
+
+/// Rows (`dim` 1) or columns (`dim` 0) of unit length.
+pub(crate) fn unit(t: &Tensor, dim: i64) -> Tensor {
+    t / t.norm_scalaropt_dim(2, [dim], true).clamp_min(1e-12)
+}
+
+/// A cosine classifier's weight `[features, classes]` as `NormedLinear` draws it:
+/// `uniform_(-1, 1).renorm_(2, 1, 1e-5).mul_(1e5)`, Uniform(-1, 1) columns rescaled to unit
+/// norm. The norm matters although the forward pass normalises: a cosine's gradient with
+/// respect to a column is inversely proportional to the column's norm, so columns of norm
+/// about 4.7 (64 Uniform(-1, 1) draws) would take angular steps about 21 times smaller.
+fn normed_linear_weight(p: nn::Path, features: i64, classes: i64) -> Tensor {
+    let init = nn::Init::Uniform { lo: -1.0, up: 1.0 };
+    let weight = p.var("weight", &[features, classes], init);
+    tch::no_grad(|| {
+        let mut columns = weight.shallow_clone();
+        let _ = columns.renorm_(2.0, 1, 1e-5);
+        let _ = columns.g_mul_scalar_(1e5);
+    });
+    weight
+}
+
 /// The classifier on the pooled features, of every network the trainer builds.
 #[derive(Debug)]
 pub(crate) enum Head {
     Linear(nn::Linear),
-    /// Cosine similarities of the features to one weight column per class: LDAM's classifier
-    /// (`NormedLinear` of Cao et al.'s code), whose logits LDAM scales by `s`.
-    Cosine(Tensor),
+    /// `scale * cos(x, w_c)`, one weight column `w_c` per class.
+    Cosine {
+        weight: Tensor,
+        scale: f64,
+    },
 }
 
 impl Head {
-    /// The cosine classifier when `cosine` (LDAM-DRW), a linear one otherwise; its variables
-    /// are `fc.weight` (and `fc.bias` for the linear one) under `p`.
+    /// A classifier of `kind` on `features` pooled features, drawn as its recipe draws it;
+    /// its variables are `fc.weight` (and `fc.bias` for the linear one) under `p`.
     pub(crate) fn new(
         p: &nn::Path,
         features: i64,
         classes: i64,
-        cosine: bool,
+        kind: HeadKind,
         linear_init: LinearInit,
     ) -> Self {
-        if cosine {
-            // Uniform(-1, 1) columns, as NormedLinear draws them; only their direction matters.
-            let init = nn::Init::Uniform { lo: -1.0, up: 1.0 };
-            Head::Cosine((p / "fc").var("weight", &[features, classes], init))
-        } else {
-            let ws_init = match linear_init {
-                LinearInit::KaimingNormal => nn::init::DEFAULT_KAIMING_NORMAL,
-                LinearInit::PyTorch => {
-                    let bound = 1.0 / (features as f64).sqrt();
-                    nn::Init::Uniform {
-                        lo: -bound,
-                        up: bound,
+        match kind {
+            HeadKind::Cosine { scale } => Head::Cosine {
+                weight: normed_linear_weight(p / "fc", features, classes),
+                scale,
+            },
+            HeadKind::Linear => {
+                let ws_init = match linear_init {
+                    LinearInit::KaimingNormal => nn::init::DEFAULT_KAIMING_NORMAL,
+                    LinearInit::PyTorch => {
+                        let bound = 1.0 / (features as f64).sqrt();
+                        nn::Init::Uniform {
+                            lo: -bound,
+                            up: bound,
+                        }
                     }
-                }
-            };
-            let fc_config = nn::LinearConfig {
-                ws_init,
-                ..Default::default()
-            };
-            Head::Linear(nn::linear(p / "fc", features, classes, fc_config))
+                };
+                let fc_config = nn::LinearConfig {
+                    ws_init,
+                    ..Default::default()
+                };
+                Head::Linear(nn::linear(p / "fc", features, classes, fc_config))
+            }
         }
     }
 
     pub(crate) fn forward(&self, features: &Tensor) -> Tensor {
         match self {
             Head::Linear(fc) => features.apply(fc),
-            Head::Cosine(weight) => {
-                let unit = |t: &Tensor, dim: i64| {
-                    t / t.norm_scalaropt_dim(2, [dim], true).clamp_min(1e-12)
-                };
-                unit(features, 1).matmul(&unit(weight, 0))
-            }
+            Head::Cosine { weight, scale } => unit(features, 1).matmul(&unit(weight, 0)) * *scale,
         }
     }
 }
@@ -142,22 +185,22 @@ pub struct ResNet {
     conv1: nn::Conv2D,
     bn1: nn::BatchNorm,
     blocks: Vec<BasicBlock>,
-    head: Head,
+    pub(crate) head: Head,
 }
 
 impl ResNet {
     /// `depth` must be 6n+2 (checked when the spec is validated).
     pub fn new(p: &nn::Path, depth: u32, in_channels: i64, classes: i64) -> Self {
-        Self::with_head(p, depth, in_channels, classes, false)
+        Self::with_head(p, depth, in_channels, classes, HeadKind::Linear)
     }
 
-    /// With a cosine classifier when `cosine` (LDAM-DRW), a linear one otherwise.
+    /// With the classifier `head`.
     pub fn with_head(
         p: &nn::Path,
         depth: u32,
         in_channels: i64,
         classes: i64,
-        cosine: bool,
+        head: HeadKind,
     ) -> Self {
         let n = (depth as usize - 2) / 6;
         let mut blocks = Vec::with_capacity(3 * n);
@@ -174,7 +217,8 @@ impl ResNet {
                 c_in = c_out;
             }
         }
-        let head = Head::new(p, FEATURES, classes, cosine, LinearInit::KaimingNormal);
+        // The order of the draws from the seed: the blocks, the classifier, then conv1.
+        let head = Head::new(p, FEATURES, classes, head, LinearInit::KaimingNormal);
         Self {
             conv1: conv3x3(p / "conv1", in_channels, 16, 1),
             bn1: batch_norm(p / "bn1", 16),
@@ -185,12 +229,17 @@ impl ResNet {
 
     /// Logits `[N, classes]` and pooled features `[N, 64]`.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let features = self.features_t(x, train);
+        (self.head.forward(&features), features)
+    }
+
+    /// The pooled features `[N, 64]` alone: the backbone without its classifier.
+    pub fn features_t(&self, x: &Tensor, train: bool) -> Tensor {
         let mut out = x.apply(&self.conv1).apply_t(&self.bn1, train).relu();
         for block in &self.blocks {
             out = block.forward_t(&out, train);
         }
-        let features = out.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
-        (self.head.forward(&features), features)
+        out.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
     }
 }
 
@@ -247,14 +296,30 @@ mod tests {
     }
 
     #[test]
-    fn a_cosine_head_gives_cosines() {
+    fn a_cosine_head_gives_scaled_cosines_and_starts_with_unit_columns() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let net = ResNet::with_head(&vs.root(), 8, 3, 5, true);
+        let net = ResNet::with_head(&vs.root(), 8, 3, 5, HeadKind::Cosine { scale: 30.0 });
         let x = Tensor::randn([4, 3, 16, 16], (Kind::Float, Device::Cpu));
-        let (logits, _) = net.forward_t(&x, true);
+        let (logits, features) = net.forward_t(&x, true);
         assert_eq!(logits.size(), [4, 5]);
         let largest = logits.abs().max().double_value(&[]);
-        assert!(largest <= 1.0 + 1e-5, "{largest}");
+        assert!(largest <= 30.0 * (1.0 + 1e-5), "{largest}");
+        // The logits are 30 times the cosines, not the cosines.
+        let weight = &vs.variables()["fc.weight"];
+        let cosines = unit(&features, 1).matmul(&unit(weight, 0));
+        let gap = (&logits - cosines * 30.0).abs().max().double_value(&[]);
+        assert!(gap < 1e-4, "{gap}");
+        // NormedLinear's columns start at unit norm, not at the ~4.7 of Uniform(-1, 1) draws.
+        let norms = Vec::<f64>::try_from(
+            weight
+                .norm_scalaropt_dim(2, [0], false)
+                .to_kind(Kind::Double),
+        )
+        .unwrap();
+        assert_eq!(norms.len(), 5);
+        for norm in norms {
+            assert!((norm - 1.0).abs() < 1e-5, "a column of norm {norm}");
+        }
     }
 
     #[test]

@@ -2,12 +2,12 @@
 //! torchvision's ImageNet ResNets named by `model.arch` ([`crate::imagenet`]), each with the
 //! classifier its base loss needs (the cosine one for LDAM-DRW).
 
-use ltsweep_proto::{Arch, BaseLoss, JobSpec};
+use ltsweep_proto::{Arch, JobSpec};
 use tch::Tensor;
 use tch::nn::{self, ModuleT};
 
 use crate::imagenet::{Compute, ImageNetResNet};
-use crate::model::{FEATURES, ResNet};
+use crate::model::{FEATURES, Head, HeadKind, LinearInit, ResNet};
 
 #[derive(Debug)]
 pub enum Network {
@@ -18,21 +18,21 @@ pub enum Network {
 impl Network {
     /// The job's network, its variables under `p`, drawn from libtorch's generator as it stands.
     pub fn new(p: &nn::Path, job: &JobSpec, in_channels: i64, classes: i64) -> Self {
-        let cosine = matches!(job.losses.base, BaseLoss::LdamDrw { .. });
+        let head = HeadKind::of(&job.losses.base);
         match job.model.arch {
             Arch::Cifar => Network::Cifar(ResNet::with_head(
                 p,
                 job.model.depth,
                 in_channels,
                 classes,
-                cosine,
+                head,
             )),
             arch => Network::ImageNet(ImageNetResNet::new(
                 p,
                 arch,
                 in_channels,
                 classes,
-                cosine,
+                head,
                 Compute {
                     precision: job.train.precision,
                     channels_last: job.train.channels_last,
@@ -46,6 +46,30 @@ impl Network {
         match self {
             Network::Cifar(net) => net.forward_t(x, train),
             Network::ImageNet(net) => net.forward_t(x, train),
+        }
+    }
+
+    /// The pooled features `[N, features]` alone: the backbone without its classifier.
+    pub fn features_t(&self, x: &Tensor, train: bool) -> Tensor {
+        match self {
+            Network::Cifar(net) => net.features_t(x, train),
+            Network::ImageNet(net) => net.features_t(x, train),
+        }
+    }
+
+    /// The classifier on the pooled features.
+    pub(crate) fn head(&self) -> &Head {
+        match self {
+            Network::Cifar(net) => &net.head,
+            Network::ImageNet(net) => net.head(),
+        }
+    }
+
+    /// How the network's linear classifier is drawn (a stage-2 job draws a fresh one so).
+    pub(crate) fn linear_init(&self) -> LinearInit {
+        match self {
+            Network::Cifar(_) => LinearInit::KaimingNormal,
+            Network::ImageNet(_) => LinearInit::PyTorch,
         }
     }
 

@@ -63,6 +63,10 @@ pub mod purpose {
     pub const SYNTHETIC: u64 = 4;
     pub const SAMPLER: u64 = 5;
     pub const VALIDATION: u64 = 6;
+    /// A list data image's crop, flip and jitter: `[LIST_AUGMENT, epoch, position]`.
+    pub const LIST_AUGMENT: u64 = 7;
+    /// A stage-2 job's own draws (its order, crops and fresh classifier).
+    pub const STAGE2: u64 = 8;
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@
 //! A coordinator that cannot be reached is retried with backoff while training goes on; a
 //! refused lease (it expired and the job went elsewhere) drops the job; a completion is retried
 //! until the coordinator accepts or refuses it. A preempted worker checkpoints its jobs at the
-//! next step and gives their leases back (see [`crate::preempt`]).
+//! next step and gives their leases back (see [`crate::preempt`]). A finished job whose lease
+//! says so uploads its model before it completes; a stage-2 job downloads its stage-1 job's
+//! model before it starts (`models`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -19,7 +21,7 @@ use tch::Device;
 use tokio::sync::watch;
 
 use crate::backoff::Backoff;
-use crate::data::{DataError, LongTailData, longtail};
+use crate::data::{self, DataError, Prepared};
 use crate::pause::DataPause;
 use crate::train::device_name;
 
@@ -27,6 +29,7 @@ mod checkpoint;
 mod fuse;
 mod job;
 mod lease;
+mod models;
 
 pub use fuse::{AUTO_CUDA, Fuse};
 
@@ -55,6 +58,8 @@ pub struct WorkerConfig {
     pub data_root: PathBuf,
     /// libtorch threads per job; `None` shares the cores among the slots.
     pub threads_per_job: Option<i32>,
+    /// Loader threads per job of list data; `None`: the cores the slot owns.
+    pub loader_threads: Option<usize>,
     /// Jobs of one shape a slot leases and trains as one fused array (see [`Fuse`]).
     pub fuse: Fuse,
 }
@@ -77,8 +82,9 @@ pub(super) struct Shared {
     client: WorkerApi,
     config: WorkerConfig,
     threads_per_job: i32,
+    loader_threads: usize,
     registration: tokio::sync::Mutex<Option<Registration>>,
-    data: Mutex<HashMap<String, Arc<LongTailData>>>,
+    data: Mutex<HashMap<String, Arc<Prepared>>>,
     data_pause: DataPause,
     shutdown: watch::Receiver<Shutdown>,
 }
@@ -91,11 +97,11 @@ pub async fn run(
 ) -> Result<(), RuntimeError> {
     let slots = config.devices.len() as u32 * config.slots_per_device;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+    let slot_cores = (cores / slots.max(1)).max(1);
     let shared = Arc::new(Shared {
         client: connection.worker_api(),
-        threads_per_job: config
-            .threads_per_job
-            .unwrap_or_else(|| (cores / slots.max(1)).max(1) as i32),
+        loader_threads: config.loader_threads.unwrap_or(slot_cores as usize),
+        threads_per_job: config.threads_per_job.unwrap_or(slot_cores as i32),
         config,
         registration: tokio::sync::Mutex::new(None),
         data: Mutex::new(HashMap::new()),
@@ -194,13 +200,14 @@ impl Shared {
         }
     }
 
-    /// The long-tailed data of a job, loaded once per worker and data set.
-    fn data(&self, config: &DatasetConfig) -> Result<Arc<LongTailData>, DataError> {
+    /// The long-tailed data of a job (or the lists of list data), loaded once per worker and
+    /// data set.
+    fn data(&self, config: &DatasetConfig) -> Result<Arc<Prepared>, DataError> {
         let key = serde_json::to_string(config).expect("a data set config serialises");
         if let Some(data) = self.data.lock().expect("data cache").get(&key) {
             return Ok(Arc::clone(data));
         }
-        let data = Arc::new(longtail::prepare(config, &self.config.data_root)?);
+        let data = Arc::new(data::prepare(config, &self.config.data_root)?);
         let mut cache = self.data.lock().expect("data cache");
         // A few data sets at most: enough for a sweep's axes without holding every one.
         if cache.len() >= 4 {
@@ -228,6 +235,14 @@ async fn run_slot(
             continue;
         }
         let registration = shared.registration().await?;
+        // A fused slot's lease tasks take turns to poll (see `Fuser::turn`).
+        let turn = match &fuser {
+            Some(fuser) => tokio::select! {
+                turn = fuser.turn() => Some(turn),
+                _ = shutdown.changed() => continue,
+            },
+            None => None,
+        };
         let device_label = device_name(device);
         let poll = shared.client.poll(
             &registration.worker_id,
@@ -242,7 +257,11 @@ async fn run_slot(
             Ok(lease) => {
                 backoff.reset();
                 if let Some(lease) = lease {
+                    let alone = lease.job.as_ref().is_ok_and(fuse::trains_alone);
+                    // Others may lease beside a job that can join a fused array.
+                    let turn = turn.filter(|_| alone);
                     run_job(&shared, device, &registration, lease, fuser.as_ref()).await;
+                    drop(turn);
                 }
             }
             Err(err) if err.kind() == Some(ErrorKind::NotFound) => {

@@ -7,6 +7,12 @@
 //! cross entropy alone. The test set (and the validation set, for a job that holds one out) is
 //! evaluated at the chosen epochs and at the end.
 //!
+//! The batches come from one of two sources behind the same steps: a data set held on the
+//! device as one uint8 tensor (CIFAR, MNIST-style, synthetic), cropped and flipped there in
+//! batched ops ([`crate::augment`]); or list data streamed from JPEG files by loader threads
+//! ([`crate::loader`]), decoded, augmented and normalised on the CPU. Both draw an epoch's order
+//! from `(seed, epoch)` and each image's augmentation from the seed too, so both resume exactly.
+//!
 //! # Against PyTorch's CIFAR ResNet recipe
 //!
 //! The recipe of LDAM-DRW's code (Cao et al. 2019), which the long-tail literature reuses, item
@@ -27,20 +33,25 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ltsweep_proto::{
-    ClassScope, CompMode, EpochMetrics, GroupAccuracy, JobResult, JobSpec, PosthocAccuracy,
+    BaseKind, ClassScope, CompMode, EpochMetrics, GroupAccuracy, JobResult, JobSpec,
+    PosthocAccuracy,
 };
 use tch::{Device, Kind, Tensor, nn};
 
 use crate::augment::{Augment, EpochDraws, Normalize};
 use crate::baselines::{self, BaseObjective};
 use crate::checkpoint::{self, CheckpointError, CheckpointMeta, PartialEpoch};
-use crate::data::{ClassInfo, ImageSet, LongTailData};
+use crate::data::list::Split;
+use crate::data::{ClassInfo, DataError, FileData, ImageSet, LongTailData};
+use crate::loader::{Feed, Loader};
 use crate::losses;
 use crate::metrics::Confusion;
+use crate::model::HeadKind;
+use crate::model_file;
 use crate::network::Network;
 use crate::optim::{self, Sgd};
 use crate::pretrained::{self, InitError};
@@ -49,6 +60,15 @@ use crate::pretrained::{self, InitError};
 /// interleave their draws. Holding this lock while seeding and initialising keeps each job's
 /// initial weights a function of its seed alone.
 static INIT: Mutex<()> = Mutex::new(());
+
+/// Runs `draw` with libtorch's global generator seeded with `seed`, holding `INIT`: what
+/// `draw` initialises is a function of the seed alone, whatever else the process draws (a
+/// test that makes a network of its own seeds it here too).
+pub fn with_seed<T>(seed: i64, draw: impl FnOnce() -> T) -> T {
+    let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    tch::manual_seed(seed);
+    draw()
+}
 
 /// Test images per forward pass when evaluating.
 const EVAL_BATCH: i64 = 1000;
@@ -65,9 +85,30 @@ pub enum TrainError {
     Torch(#[from] tch::TchError),
     #[error("cannot fuse these jobs: {0}")]
     NotFusable(String),
+    /// An image of list data that cannot be used (or read); the message names the file and
+    /// its list line.
+    #[error(transparent)]
+    Data(#[from] DataError),
     /// The job's `model.init` weights cannot be loaded; another attempt would fail the same.
     #[error(transparent)]
     Init(#[from] InitError),
+    #[error("model file: {0}")]
+    ModelFile(#[from] model_file::ModelFileError),
+    /// A stage-2 job of data streamed from files (refused when the spec is read).
+    #[error("a stage-2 method needs a data set held in memory, not list data")]
+    Stage2OnStream,
+}
+
+impl TrainError {
+    /// Whether another attempt could succeed: not for data that is broken (a bad image, a bad
+    /// list), since every attempt reads the same.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            TrainError::Data(error) => matches!(error, DataError::Io { .. }),
+            TrainError::Init(_) | TrainError::Stage2OnStream => false,
+            _ => true,
+        }
+    }
 }
 
 /// How a call to [`Trainer::run`] ended.
@@ -111,6 +152,13 @@ pub trait Observer {
     fn preempted(&self) -> bool {
         false
     }
+    /// Whether the job's final weights are wanted (a stage-2 job needs them, or its sweep
+    /// keeps models): they then go to [`Observer::model`] before the job finishes.
+    fn wants_model(&self) -> bool {
+        false
+    }
+    /// The finished job's final weights, as a safetensors file (see [`crate::model_file`]).
+    fn model(&mut self, _bytes: Vec<u8>) {}
 }
 
 /// How an epoch's training ended.
@@ -128,8 +176,38 @@ impl Observer for Quiet {}
 
 /// The tensors of a split on the device.
 pub(crate) struct DeviceSet {
-    pub(crate) images: Tensor,
+    images: Tensor,
     labels: Tensor,
+}
+
+/// Where a trainer's batches come from.
+pub(crate) enum Source {
+    /// The whole data set on the device, augmented there.
+    Memory(Box<Memory>),
+    /// List data, streamed by loader threads.
+    Stream(Loader),
+}
+
+/// A data set held on the device.
+pub(crate) struct Memory {
+    train: DeviceSet,
+    /// Evaluated with the test set, at the same epochs only: the training step never waits
+    /// for it.
+    val: Option<DeviceSet>,
+    test: DeviceSet,
+    normalize: Normalize,
+    augment: Option<Augment>,
+}
+
+/// An epoch's input, from the trainer's source.
+enum EpochInput {
+    /// The epoch's order and augmentation draws on the device.
+    Memory {
+        order: Tensor,
+        draws: Option<EpochDraws>,
+    },
+    /// The loader's batches from the epoch's position on.
+    Stream(Feed),
 }
 
 impl DeviceSet {
@@ -167,8 +245,7 @@ pub(crate) struct EpochRun {
     pub(crate) epoch: u32,
     pub(crate) use_pc: bool,
     pub(crate) use_comp: bool,
-    order: Tensor,
-    draws: Option<EpochDraws>,
+    input: EpochInput,
     sums: LossSums,
     /// The next batch's first position in the order.
     pub(crate) from: i64,
@@ -184,16 +261,12 @@ pub struct Trainer {
     pub(crate) model: Network,
     pub(crate) sgd: Sgd,
     pub(crate) centers: Tensor,
-    pub(crate) train: DeviceSet,
+    pub(crate) source: Source,
     /// The training labels on the host, for the sampler.
-    train_labels: Vec<i64>,
-    /// Evaluated with the test set, at the same epochs only: the training step never waits
-    /// for it.
-    val: Option<DeviceSet>,
-    test: DeviceSet,
-    normalize: Normalize,
+    pub(crate) train_labels: Vec<i64>,
+    /// Input channels of the network.
+    pub(crate) channels: i64,
     base: BaseObjective,
-    augment: Option<Augment>,
     comp_classes: Tensor,
     pc_classes: Tensor,
     pub(crate) classes: ClassInfo,
@@ -224,18 +297,26 @@ impl Trainer {
         data_root: &Path,
     ) -> Result<Self, TrainError> {
         let trainer = Self::new(job, data, device);
-        if let Some(init) = &job.model.init {
-            let path = data_root.join(init);
-            let loaded = pretrained::load(&trainer.vs, &path, &job.model.init_skip)?;
-            tracing::info!(
-                job = %job.id,
-                file = %path.display(),
-                loaded = loaded.loaded,
-                skipped = ?loaded.skipped,
-                "initial weights loaded; the skipped variables keep the seed's draw"
-            );
-        }
+        trainer.load_init(data_root)?;
         Ok(trainer)
+    }
+
+    /// Loads the job's `model.init` weights (relative to `data_root`) over the fresh ones, if
+    /// it names a file; a resumed job needs none, its checkpoint replaces every variable.
+    pub fn load_init(&self, data_root: &Path) -> Result<(), TrainError> {
+        let Some(init) = &self.job.model.init else {
+            return Ok(());
+        };
+        let path = data_root.join(init);
+        let loaded = pretrained::load(&self.vs, &path, &self.job.model.init_skip)?;
+        tracing::info!(
+            job = %self.job.id,
+            file = %path.display(),
+            loaded = loaded.loaded,
+            skipped = ?loaded.skipped,
+            "initial weights loaded; the skipped variables keep the seed's draw"
+        );
+        Ok(())
     }
 
     /// [`Trainer::new`] with the network, the PC centres and the inputs in `kind` (float32 is
@@ -244,16 +325,62 @@ impl Trainer {
     /// float32's, converted.
     pub fn new_in_kind(job: &JobSpec, data: &LongTailData, device: Device, kind: Kind) -> Self {
         let train_set = &data.train;
-        let classes = data.classes.num_classes() as i64;
+        let source = Source::Memory(Box::new(Memory {
+            train: DeviceSet::new(train_set, device),
+            val: data.val.as_ref().map(|val| DeviceSet::new(val, device)),
+            test: DeviceSet::new(&data.test, device),
+            normalize: Normalize::fit(
+                &train_set.pixels,
+                train_set.channels,
+                train_set.height * train_set.width,
+                device,
+            ),
+            augment: job
+                .train
+                .augment
+                .then(|| Augment::new(train_set.height as i64, train_set.width as i64, device)),
+        }));
+        Self::build(
+            job,
+            source,
+            train_set.labels.clone(),
+            train_set.channels as i64,
+            &data.classes,
+            device,
+            kind,
+        )
+    }
+
+    /// A trainer of list data: batches streamed from the files by `loader_threads` threads.
+    pub fn streaming(
+        job: &JobSpec,
+        data: Arc<FileData>,
+        device: Device,
+        loader_threads: usize,
+    ) -> Self {
+        let labels = data.train.labels();
+        let classes = data.classes.clone();
+        let source = Source::Stream(Loader::new(data, loader_threads, device));
+        Self::build(job, source, labels, 3, &classes, device, Kind::Float)
+    }
+
+    fn build(
+        job: &JobSpec,
+        source: Source,
+        train_labels: Vec<i64>,
+        channels: i64,
+        class_info: &ClassInfo,
+        device: Device,
+        kind: Kind,
+    ) -> Self {
+        let classes = class_info.num_classes() as i64;
         let mut vs = nn::VarStore::new(device);
-        let (model, centers) = {
-            let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            tch::manual_seed(job.seed as i64);
-            let model = Network::new(&vs.root(), job, train_set.channels as i64, classes);
+        let (model, centers) = with_seed(job.seed as i64, || {
+            let model = Network::new(&vs.root(), job, channels, classes);
             let centers = Tensor::randn([classes, model.features()], (Kind::Float, device))
                 .set_requires_grad(true);
             (model, centers)
-        };
+        });
         // Before the optimiser takes the parameters into its buffer.
         let centers = if kind == Kind::Float {
             centers
@@ -274,8 +401,8 @@ impl Trainer {
             job.train.decay_norm_and_bias,
         );
         let scope_mask = |scope: ClassScope| {
-            let mask: Vec<bool> = (0..data.classes.num_classes())
-                .map(|c| scope.includes(data.classes.is_head(c)))
+            let mask: Vec<bool> = (0..class_info.num_classes())
+                .map(|c| scope.includes(class_info.is_head(c)))
                 .collect();
             Tensor::from_slice(&mask).to_device(device)
         };
@@ -285,24 +412,13 @@ impl Trainer {
             model,
             sgd,
             centers,
-            train: DeviceSet::new(train_set, device),
-            train_labels: train_set.labels.clone(),
-            val: data.val.as_ref().map(|val| DeviceSet::new(val, device)),
-            test: DeviceSet::new(&data.test, device),
-            base: BaseObjective::new(job.losses.base, &data.classes.train_counts, device),
-            normalize: Normalize::fit(
-                &train_set.pixels,
-                train_set.channels,
-                train_set.height * train_set.width,
-                device,
-            ),
-            augment: job
-                .train
-                .augment
-                .then(|| Augment::new(train_set.height as i64, train_set.width as i64, device)),
+            source,
+            train_labels,
+            channels,
+            base: BaseObjective::new(job.losses.base, &class_info.train_counts, device),
             comp_classes: scope_mask(job.plan.comp),
             pc_classes: scope_mask(job.plan.pc),
-            classes: data.classes.clone(),
+            classes: class_info.clone(),
             epoch: 0,
             history: Vec::new(),
             train_seconds: 0.0,
@@ -325,6 +441,16 @@ impl Trainer {
     /// The job this trainer trains.
     pub fn job(&self) -> &JobSpec {
         &self.job
+    }
+
+    /// Training images an epoch steps through.
+    pub(crate) fn train_len(&self) -> i64 {
+        self.train_labels.len() as i64
+    }
+
+    /// Whether the batches are streamed from files (such a job trains alone, never fused).
+    pub fn is_streaming(&self) -> bool {
+        matches!(self.source, Source::Stream(_))
     }
 
     /// Continues from a checkpoint of this job.
@@ -418,7 +544,7 @@ impl Trainer {
                     return Ok(Outcome::Preempted { epoch: self.epoch });
                 }
             };
-            if let Some(reason) = divergence(&metrics) {
+            if let Some(reason) = divergence(self.job.losses.base.kind(), &metrics) {
                 return Ok(Outcome::Diverged {
                     epoch: metrics.epoch,
                     reason,
@@ -439,7 +565,57 @@ impl Trainer {
                 return Ok(Outcome::Stopped { epoch: self.epoch });
             }
         }
-        Ok(Outcome::Finished(Box::new(self.result())))
+        if observer.wants_model() {
+            observer.model(self.model_bytes()?);
+        }
+        Ok(Outcome::Finished(Box::new(self.result()?)))
+    }
+
+    /// The network's weights and BatchNorm statistics as a safetensors file, named as its
+    /// variables, with the classifier in the metadata.
+    pub fn model_bytes(&self) -> Result<Vec<u8>, TrainError> {
+        let mut tensors: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        tensors.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut metadata = HashMap::from([(model_file::JOB.to_owned(), self.job.id.to_string())]);
+        match HeadKind::of(&self.job.losses.base) {
+            HeadKind::Linear => {
+                metadata.insert(model_file::CLASSIFIER.to_owned(), "linear".to_owned());
+            }
+            HeadKind::Cosine { scale } => {
+                metadata.insert(model_file::CLASSIFIER.to_owned(), "cosine".to_owned());
+                metadata.insert(model_file::SCALE.to_owned(), scale.to_string());
+            }
+        }
+        model_file::encode(&tensors, metadata).map_err(TrainError::ModelFile)
+    }
+
+    /// Takes a finished job's weights (from [`Trainer::model_bytes`] of a job with this
+    /// network) as its own: every variable must be there, in its shape.
+    pub fn load_model(&mut self, bytes: &[u8]) -> Result<(), TrainError> {
+        let (tensors, _) = model_file::decode(bytes).map_err(TrainError::ModelFile)?;
+        let mut saved: HashMap<String, Tensor> = tensors.into_iter().collect();
+        tch::no_grad(|| -> Result<(), TrainError> {
+            for (name, mut variable) in self.vs.variables() {
+                let tensor = saved.remove(&name).ok_or_else(|| {
+                    TrainError::CheckpointMismatch(format!("the model has no tensor {name}"))
+                })?;
+                if tensor.size() != variable.size() {
+                    return Err(TrainError::CheckpointMismatch(format!(
+                        "the model's {name} is {:?}, the network's {:?}",
+                        tensor.size(),
+                        variable.size()
+                    )));
+                }
+                variable.f_copy_(&tensor)?;
+            }
+            Ok(())
+        })?;
+        if let Some(name) = saved.keys().next() {
+            return Err(TrainError::CheckpointMismatch(format!(
+                "the model has a tensor the network lacks: {name}"
+            )));
+        }
+        Ok(())
     }
 
     /// Trains one epoch and evaluates if it is an evaluation epoch; `None` if cancelled.
@@ -461,7 +637,7 @@ impl Trainer {
         preempted: &dyn Fn() -> bool,
     ) -> Result<EpochEnd, TrainError> {
         let mut run = self.begin_epoch();
-        while run.from < self.train.len() {
+        while run.from < self.train_len() {
             if cancelled() {
                 return Ok(EpochEnd::Cancelled);
             }
@@ -469,12 +645,12 @@ impl Trainer {
                 self.pause_epoch(run);
                 return Ok(EpochEnd::Preempted);
             }
-            let Some((x, y)) = self.next_batch(&mut run) else {
+            let Some((x, y)) = self.next_batch(&mut run)? else {
                 break;
             };
             self.step(&x, &y, &mut run);
         }
-        Ok(EpochEnd::Done(Box::new(self.end_epoch(run))))
+        Ok(EpochEnd::Done(Box::new(self.end_epoch(run)?)))
     }
 
     /// Starts (or continues, after a checkpoint taken midway) the current epoch: its order,
@@ -492,21 +668,29 @@ impl Trainer {
             self.job.seed,
             epoch,
         );
-        let order = Tensor::from_slice(&order).to_device(self.device);
-        let n = self.train.len();
-        let draws = self
-            .augment
-            .as_ref()
-            .map(|a| a.draw(n as usize, self.job.seed, epoch, self.device));
         let resumed = self.partial.take();
-        let sum = |value: f64| Tensor::full([], value, (Kind::Float, self.device));
         let from = resumed.as_ref().map_or(0, |p| p.from);
+        let input = match &self.source {
+            Source::Memory(memory) => EpochInput::Memory {
+                order: Tensor::from_slice(&order).to_device(self.device),
+                draws: memory
+                    .augment
+                    .as_ref()
+                    .map(|a| a.draw(order.len(), self.job.seed, epoch, self.device)),
+            },
+            Source::Stream(loader) => EpochInput::Stream(loader.train(
+                Arc::new(order),
+                self.job.train.augment.then_some((self.job.seed, epoch)),
+                from as usize,
+                self.job.train.batch_size as usize,
+            )),
+        };
+        let sum = |value: f64| Tensor::full([], value, (Kind::Float, self.device));
         EpochRun {
             epoch,
             use_pc: plan_on && self.job.plan.pc != ClassScope::None,
             use_comp: plan_on && self.job.plan.comp != ClassScope::None,
-            order,
-            draws,
+            input,
             sums: LossSums {
                 ce: sum(resumed.as_ref().map_or(0.0, |p| p.ce)),
                 comp: sum(resumed.as_ref().map_or(0.0, |p| p.comp)),
@@ -522,19 +706,40 @@ impl Trainer {
 
     /// The epoch's next batch (normalised images and labels), and the run moved past it; `None`
     /// at the end of the epoch.
-    pub(crate) fn next_batch(&self, run: &mut EpochRun) -> Option<(Tensor, Tensor)> {
+    pub(crate) fn next_batch(
+        &self,
+        run: &mut EpochRun,
+    ) -> Result<Option<(Tensor, Tensor)>, TrainError> {
         let batch = i64::from(self.job.train.batch_size);
-        let len = batch.min(self.train.len() - run.from);
+        let len = batch.min(self.train_len() - run.from);
         // Batch norm cannot train on a single image.
         if len < 2 {
-            return None;
+            return Ok(None);
         }
-        let index = run.order.narrow(0, run.from, len);
-        let x = self.batch_images(&index, run.draws.as_ref(), run.from, len);
-        let y = self.train.labels.index_select(0, &index);
+        let (x, y) = match (&self.source, &mut run.input) {
+            (Source::Memory(memory), EpochInput::Memory { order, draws }) => {
+                let index = order.narrow(0, run.from, len);
+                let x = self.batch_images(memory, &index, draws.as_ref(), run.from, len);
+                (x, memory.train.labels.index_select(0, &index))
+            }
+            (_, EpochInput::Stream(feed)) => {
+                let Some(batch) = feed.next_batch() else {
+                    return Ok(None);
+                };
+                let (x, y) = batch?;
+                // From pinned memory on CUDA: the copies overlap the previous step.
+                (
+                    self.in_kind(x.to_device_(self.device, Kind::Float, true, false)),
+                    y.to_device_(self.device, Kind::Int64, true, false),
+                )
+            }
+            (Source::Stream(_), EpochInput::Memory { .. }) => {
+                unreachable!("a streaming trainer's epochs are streamed")
+            }
+        };
         run.seen += len;
         run.from += len;
-        Some((x, y))
+        Ok(Some((x, y)))
     }
 
     /// Stops the epoch between two steps; `partial` holds how far it got.
@@ -551,14 +756,14 @@ impl Trainer {
     }
 
     /// Closes the epoch: its metrics, and the test set's at an evaluation epoch.
-    pub(crate) fn end_epoch(&mut self, run: EpochRun) -> EpochMetrics {
+    pub(crate) fn end_epoch(&mut self, run: EpochRun) -> Result<EpochMetrics, TrainError> {
         let sums = run.sums;
         let batches = f64::from(sums.batches.max(1));
         let mut metrics = EpochMetrics {
             epoch: run.epoch + 1,
             lr: self.job.train.lr_at(run.epoch),
             // Reading the sums waits for the device, so the time below is the real one.
-            loss_ce: sums.ce.double_value(&[]) / batches,
+            loss_base: sums.ce.double_value(&[]) / batches,
             loss_comp: sums.comp.double_value(&[]) / batches,
             loss_pc: sums.pc.double_value(&[]) / batches,
             images_per_second: 0.0,
@@ -572,25 +777,64 @@ impl Trainer {
         metrics.images_per_second = run.seen as f64 / seconds.max(1e-9);
         self.train_seconds += seconds;
         self.epoch += 1;
-        if divergence(&metrics).is_none() && self.job.train.evaluates_after(self.epoch) {
-            let confusion = self.evaluate();
+        if divergence(self.job.losses.base.kind(), &metrics).is_none()
+            && self.job.train.evaluates_after(self.epoch)
+        {
+            let confusion = self.evaluate()?;
             metrics.accuracy = Some(confusion.group_accuracy(&self.classes));
             metrics.per_class = confusion.per_class(&self.classes);
-            metrics.val_accuracy = self.evaluate_val(0.0);
+            metrics.val_accuracy = self
+                .evaluate_val(&[0.0])?
+                .map(|mut accuracies| accuracies.remove(0));
         }
         self.history.push(metrics.clone());
-        metrics
+        Ok(metrics)
+    }
+
+    /// The normalised images (cropped and flipped with `draws`) and labels of the training
+    /// images `order[from..from + len]`, of in-memory data (a stage-2 job's batches).
+    pub(crate) fn training_batch(
+        &self,
+        order: &Tensor,
+        draws: Option<&EpochDraws>,
+        from: i64,
+        len: i64,
+    ) -> Result<(Tensor, Tensor), TrainError> {
+        let Source::Memory(memory) = &self.source else {
+            return Err(TrainError::Stage2OnStream);
+        };
+        let index = order.narrow(0, from, len);
+        let x = self.batch_images(memory, &index, draws, from, len);
+        Ok((x, memory.train.labels.index_select(0, &index)))
+    }
+
+    /// An epoch's augmentation draws for in-memory data under `seed` (a stage-2 job's own);
+    /// `None` where the job does not augment.
+    pub(crate) fn augmentation_draws(
+        &self,
+        seed: u64,
+        epoch: u32,
+    ) -> Result<Option<EpochDraws>, TrainError> {
+        let Source::Memory(memory) = &self.source else {
+            return Err(TrainError::Stage2OnStream);
+        };
+        let n = memory.train.len() as usize;
+        Ok(memory
+            .augment
+            .as_ref()
+            .map(|a| a.draw(n, seed, epoch, self.device)))
     }
 
     fn batch_images(
         &self,
+        memory: &Memory,
         index: &Tensor,
         draws: Option<&EpochDraws>,
         from: i64,
         len: i64,
     ) -> Tensor {
-        let images = self.train.images.index_select(0, index);
-        let images = match (&self.augment, draws) {
+        let images = memory.train.images.index_select(0, index);
+        let images = match (&memory.augment, draws) {
             (Some(augment), Some(d)) => augment.apply(
                 &images,
                 &d.offset_y.narrow(0, from, len),
@@ -599,7 +843,7 @@ impl Trainer {
             ),
             _ => images,
         };
-        self.in_kind(self.normalize.apply(&images))
+        self.in_kind(memory.normalize.apply(&images))
     }
 
     /// Normalised images in the network's kind.
@@ -633,7 +877,7 @@ impl Trainer {
 
     /// The loss of a batch's first step, added to the epoch's sums. The base loss (cross
     /// entropy unless the job names another) takes cross entropy's place in every plan, in the
-    /// CE-only epochs too; its value is reported as `loss_ce`.
+    /// CE-only epochs too; its value is reported as `loss_base`.
     pub(crate) fn first_loss(
         &self,
         logits: &Tensor,
@@ -696,91 +940,227 @@ impl Trainer {
     }
 
     /// The confusion matrix on the test set, in evaluation mode.
-    pub fn evaluate(&self) -> Confusion {
-        self.evaluate_adjusted(0.0)
+    pub fn evaluate(&self) -> Result<Confusion, TrainError> {
+        Ok(self.evaluate_adjusted(&[0.0])?.remove(0))
     }
 
-    /// [`Trainer::evaluate`] with the logits adjusted post hoc: `logits - tau * log(pi)`, pi the
-    /// training class frequencies (Menon et al. 2021); `tau = 0` is the model as trained.
-    pub fn evaluate_adjusted(&self, tau: f64) -> Confusion {
-        self.confusion_on(&self.test, tau)
+    /// The confusion matrices on the test set with the logits adjusted post hoc, one for each
+    /// tau, in one pass: `logits - tau * log(pi)`, pi the training class frequencies (Menon et
+    /// al. 2021); `tau = 0` is the model as trained.
+    pub fn evaluate_adjusted(&self, taus: &[f64]) -> Result<Vec<Confusion>, TrainError> {
+        self.confusions(Split::Test, taus)
     }
 
-    /// Group accuracies on the validation set (logits adjusted by `tau` as in
-    /// [`Trainer::evaluate_adjusted`]); `None` for a job without one.
-    pub fn evaluate_val(&self, tau: f64) -> Option<GroupAccuracy> {
-        let val = self.val.as_ref()?;
-        Some(self.confusion_on(val, tau).group_accuracy(&self.classes))
+    /// Whether the job holds validation images.
+    pub(crate) fn has_val(&self) -> bool {
+        match &self.source {
+            Source::Memory(memory) => memory.val.is_some(),
+            Source::Stream(loader) => loader.has(Split::Val),
+        }
     }
 
-    /// The confusion matrix of a held-out set, in evaluation mode.
-    fn confusion_on(&self, set: &DeviceSet, tau: f64) -> Confusion {
+    /// Group accuracies on the validation set, one for each tau as in
+    /// [`Trainer::evaluate_adjusted`]; `None` for a job without a validation set.
+    pub fn evaluate_val(&self, taus: &[f64]) -> Result<Option<Vec<GroupAccuracy>>, TrainError> {
+        if !self.has_val() {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.confusions(Split::Val, taus)?
+                .iter()
+                .map(|confusion| confusion.group_accuracy(&self.classes))
+                .collect(),
+        ))
+    }
+
+    /// `log(pi)` `[1, K]`, pi the training class frequencies.
+    pub(crate) fn log_prior(&self) -> Tensor {
+        Tensor::from_slice(&baselines::log_priors(&self.classes.train_counts))
+            .to_kind(self.kind)
+            .to_device(self.device)
+            .view([1, -1])
+    }
+
+    /// The confusion matrices of a held-out split (validation or test), in evaluation mode,
+    /// one for each post-hoc tau.
+    fn confusions(&self, split: Split, taus: &[f64]) -> Result<Vec<Confusion>, TrainError> {
+        let log_prior = self.log_prior();
+        let head = self.model.head();
+        let logits_of = |features: &Tensor| {
+            let logits = head.forward(features);
+            taus.iter()
+                .map(|&tau| {
+                    if tau == 0.0 {
+                        logits.shallow_clone()
+                    } else {
+                        &logits - &log_prior * tau
+                    }
+                })
+                .collect()
+        };
+        self.confusions_with(split, taus.len(), &logits_of)
+    }
+
+    /// The confusion matrix on `split` (validation or test) of the logits `logits_of` gives
+    /// for the pooled features of the network in evaluation mode (its own classifier, or a
+    /// stage-2 one).
+    pub(crate) fn evaluate_with(
+        &self,
+        split: Split,
+        logits_of: &dyn Fn(&Tensor) -> Tensor,
+    ) -> Result<Confusion, TrainError> {
+        let mut confusions = self.confusions_with(split, 1, &|f| vec![logits_of(f)])?;
+        Ok(confusions.remove(0))
+    }
+
+    /// The confusion matrices of `n` classifiers at once: `logits_of` maps a batch's pooled
+    /// features to each classifier's logits.
+    fn confusions_with(
+        &self,
+        split: Split,
+        n: usize,
+        logits_of: &dyn Fn(&Tensor) -> Vec<Tensor>,
+    ) -> Result<Vec<Confusion>, TrainError> {
         let k = self.classes.num_classes() as i64;
         tch::no_grad(|| {
-            let log_prior = Tensor::from_slice(&baselines::log_priors(&self.classes.train_counts))
-                .to_kind(Kind::Float)
-                .to_device(self.device)
-                .view([1, -1]);
-            let n = set.len();
-            let mut predictions = Vec::new();
-            let mut from = 0;
-            while from < n {
-                let len = EVAL_BATCH.min(n - from);
-                let x = self.in_kind(self.normalize.apply(&set.images.narrow(0, from, len)));
-                let logits = self.model.forward_t(&x, false).0;
-                let logits = if tau == 0.0 {
-                    logits
-                } else {
-                    logits - &log_prior * tau
-                };
-                predictions.push(logits.argmax(1, false));
-                from += len;
+            let mut predictions: Vec<Vec<Tensor>> = (0..n).map(|_| Vec::new()).collect();
+            let mut labels = Vec::new();
+            let mut predict = |x: &Tensor| {
+                let features = self.model.features_t(x, false);
+                for (logits, predicted) in logits_of(&features).iter().zip(&mut predictions) {
+                    predicted.push(logits.argmax(1, false));
+                }
+            };
+            match &self.source {
+                Source::Memory(memory) => {
+                    let set = match split {
+                        Split::Val => memory.val.as_ref().expect("a job with a validation set"),
+                        _ => &memory.test,
+                    };
+                    let n = set.len();
+                    let mut from = 0;
+                    while from < n {
+                        let len = EVAL_BATCH.min(n - from);
+                        let images = set.images.narrow(0, from, len);
+                        predict(&self.in_kind(memory.normalize.apply(&images)));
+                        from += len;
+                    }
+                    labels.push(set.labels.shallow_clone());
+                }
+                Source::Stream(loader) => {
+                    let mut feed = loader.eval(split, self.job.train.batch_size as usize);
+                    while let Some(batch) = feed.next_batch() {
+                        let (x, y) = batch?;
+                        predict(&self.in_kind(x.to_device_(self.device, Kind::Float, true, false)));
+                        labels.push(y.to_device(self.device));
+                    }
+                }
             }
-            let predicted = Tensor::cat(&predictions, 0);
-            let cells = (&set.labels * k + predicted).bincount(None::<Tensor>, k * k);
-            let flat = Vec::<i64>::try_from(cells.to_device(Device::Cpu))
-                .expect("bincount gives a 1-D integer tensor");
-            Confusion::from_flat(&flat, k as usize)
+            let labels = Tensor::cat(&labels, 0);
+            Ok(predictions
+                .iter()
+                .map(|predicted| {
+                    let predicted = Tensor::cat(predicted, 0);
+                    let cells = (&labels * k + predicted).bincount(None::<Tensor>, k * k);
+                    let flat = Vec::<i64>::try_from(cells.to_device(Device::Cpu))
+                        .expect("bincount gives a 1-D integer tensor");
+                    Confusion::from_flat(&flat, k as usize)
+                })
+                .collect())
         })
     }
 
-    pub(crate) fn result(&self) -> JobResult {
-        let confusion = self.evaluate();
+    /// The pooled features of every training image as it is (no crop, no flip), of the
+    /// network in evaluation mode, and their labels `[N]`; in-memory data only (a stage-2 job
+    /// of list data is refused when its spec is read).
+    pub(crate) fn training_features(&self) -> Result<(Tensor, Tensor), TrainError> {
+        let Source::Memory(memory) = &self.source else {
+            return Err(TrainError::Stage2OnStream);
+        };
+        Ok(tch::no_grad(|| {
+            let n = memory.train.len();
+            let mut features = Vec::new();
+            let mut from = 0;
+            while from < n {
+                let len = EVAL_BATCH.min(n - from);
+                let x = self.in_kind(
+                    memory
+                        .normalize
+                        .apply(&memory.train.images.narrow(0, from, len)),
+                );
+                features.push(self.model.features_t(&x, false).to_kind(Kind::Float));
+                from += len;
+            }
+            (
+                Tensor::cat(&features, 0),
+                memory.train.labels.shallow_clone(),
+            )
+        }))
+    }
+
+    pub(crate) fn result(&self) -> Result<JobResult, TrainError> {
+        let taus = &self.job.train.posthoc_tau;
+        let all: Vec<f64> = std::iter::once(0.0).chain(taus.iter().copied()).collect();
+        let mut confusions = self.evaluate_adjusted(&all)?;
+        let confusion = confusions.remove(0);
+        let val = self.evaluate_val(&all)?;
+        let val_at = |i: usize| val.as_ref().map(|val| val[i].clone());
+        let mut result = self.result_of(
+            confusion,
+            val_at(0),
+            self.history.clone(),
+            self.train_seconds,
+        );
+        // The post-hoc taus of a job of an earlier version (`[eval] posthoc_tau`, now the
+        // stage-2 method `posthoc_la`).
+        result.posthoc = taus
+            .iter()
+            .zip(confusions)
+            .enumerate()
+            .map(|(i, (&tau, confusion))| PosthocAccuracy {
+                tau,
+                accuracy: confusion.group_accuracy(&self.classes),
+                val_accuracy: val_at(i + 1),
+            })
+            .collect();
+        Ok(result)
+    }
+
+    /// The job's result with this test-set confusion matrix, validation accuracy, epochs and
+    /// training time.
+    pub(crate) fn result_of(
+        &self,
+        confusion: Confusion,
+        val_accuracy: Option<GroupAccuracy>,
+        epochs: Vec<EpochMetrics>,
+        train_seconds: f64,
+    ) -> JobResult {
         JobResult {
             job_id: self.job.id.to_string(),
             sweep_id: self.job.sweep.to_string(),
             spec: self.job.clone(),
             accuracy: confusion.group_accuracy(&self.classes),
             per_class: confusion.per_class(&self.classes),
-            epochs: self.history.clone(),
+            epochs,
             num_classes: self.classes.num_classes() as u32,
-            train_images: self.train.len() as u32,
+            train_images: self.train_len() as u32,
             confusion: confusion.counts,
-            train_seconds: self.train_seconds,
+            train_seconds,
             device: device_name(self.device),
             worker_id: None,
             attempts: 0,
             epochs_retrained: 0,
-            posthoc: self
-                .job
-                .train
-                .posthoc_tau
-                .iter()
-                .map(|&tau| PosthocAccuracy {
-                    tau,
-                    accuracy: self.evaluate_adjusted(tau).group_accuracy(&self.classes),
-                    val_accuracy: self.evaluate_val(tau),
-                })
-                .collect(),
-            val_accuracy: self.evaluate_val(0.0),
+            posthoc: Vec::new(),
+            val_accuracy,
         }
     }
 }
 
-/// Why an epoch's losses show the run diverged, if they do.
-pub(crate) fn divergence(metrics: &EpochMetrics) -> Option<String> {
+/// Why an epoch's losses show the run diverged, if they do; the base loss by its name.
+pub(crate) fn divergence(base: BaseKind, metrics: &EpochMetrics) -> Option<String> {
+    let base = format!("{base} base");
     [
-        ("cross entropy", metrics.loss_ce),
+        (base.as_str(), metrics.loss_base),
         ("Complement Entropy", metrics.loss_comp),
         ("Prototype Conformity", metrics.loss_pc),
     ]

@@ -160,7 +160,7 @@ fn result(spec: &JobSpec, recalls: [f64; 4]) -> JobResult {
             EpochMetrics {
                 epoch,
                 lr: 0.1,
-                loss_ce: 2.0 / f64::from(epoch),
+                loss_base: 2.0 / f64::from(epoch),
                 loss_comp: 0.5,
                 loss_pc: 0.25,
                 images_per_second: 1000.0,

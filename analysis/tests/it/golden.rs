@@ -404,12 +404,10 @@ fn tables_report_the_final_epoch_or_the_best_one_on_the_test_set_when_asked() {
     assert!(best_report.table1_markdown.contains("48.67 ± "));
 }
 
+/// Results of an earlier version's `[eval] posthoc_tau` (now the stage-2 method `posthoc_la`,
+/// which a spec can no longer ask for this way) still read as before.
 #[test]
-fn post_hoc_taus_are_an_axis_of_the_same_jobs() {
-    let spec = format!(
-        "{}[eval]\nposthoc_tau = [0.0, 1.0]\n",
-        fixtures::GOLDEN_SPEC
-    );
+fn post_hoc_taus_of_an_earlier_version_are_an_axis_of_the_same_jobs() {
     let golden = fixtures::golden();
     let outcomes: Vec<fixtures::Outcome> = golden
         .jobs
@@ -419,10 +417,12 @@ fn post_hoc_taus_are_an_axis_of_the_same_jobs() {
             fixtures::succeeded(a.acc_head.unwrap() * 100.0, a.acc_tail.unwrap() * 100.0)
         })
         .collect();
-    let mut records = fixtures::sweep(&spec, &outcomes);
+    let mut records = fixtures::sweep(fixtures::GOLDEN_SPEC, &outcomes);
     // Adjusted by tau = 1: Head 4 points lower, Tail 10 higher, in every job.
     for job in &mut records.jobs {
+        job.spec.train.posthoc_tau = vec![0.0, 1.0];
         let result = job.result.as_mut().expect("a result");
+        result.spec.train.posthoc_tau = vec![0.0, 1.0];
         let a = result.accuracy.clone();
         let (head, tail) = (a.acc_head.unwrap() - 0.04, a.acc_tail.unwrap() + 0.10);
         let adjusted = ltsweep_proto::GroupAccuracy {
@@ -483,4 +483,95 @@ fn post_hoc_taus_are_an_axis_of_the_same_jobs() {
         .find(|line| line.starts_with("4,") && line.contains(",head,"))
         .expect("row 4's head line");
     assert!(adjusted_head.contains(",head,0,0,"), "{adjusted_head}");
+}
+
+/// CE alone with its stage-2 jobs, and the logit-adjusted loss without: every row is compared
+/// with CE alone without stage 2.
+const STAGE2_SPEC: &str = r#"
+name = "two-stage"
+seeds = [0, 1, 2]
+[dataset]
+kind = "synthetic"
+classes = 4
+[train]
+epochs = 4
+eval_epochs = [2]
+[losses]
+plans = [{}]
+base = ["ce", "la"]
+[stage2]
+method = ["none", "crt", "tau_norm"]
+[stage2.tau_norm]
+tau = [0.5, 1.0]
+"#;
+
+#[test]
+fn stage2_methods_are_a_column_and_every_row_pairs_with_ce_alone_without_stage2() {
+    let jobs = fixtures::jobs_of(STAGE2_SPEC);
+    // Each stage-1 job is followed by its three stage-2 jobs.
+    assert_eq!(jobs.len(), 2 * 3 * 4);
+    let s = fixtures::succeeded;
+    // CE alone: All 40, 42, 44; its cRT +6 All in every seed (Head -2, Tail +14); τ-norm 0.5
+    // +2 (Head 0, Tail +4); τ-norm 1 +4 (Head -4, Tail +12). la: All 46, 48, 50, and its
+    // stage-2 jobs as la alone.
+    let seed = |k: f64| {
+        [
+            s(60.0 + k, 20.0 + k),
+            s(58.0 + k, 34.0 + k),
+            s(60.0 + k, 24.0 + k),
+            s(56.0 + k, 32.0 + k),
+        ]
+    };
+    let la = |k: f64| [s(62.0 + k, 30.0 + k); 4];
+    let outcomes: Vec<fixtures::Outcome> = [0.0, 2.0, 4.0]
+        .into_iter()
+        .flat_map(seed)
+        .chain([0.0, 2.0, 4.0].into_iter().flat_map(la))
+        .collect();
+    let frames = Frames::from_records(&fixtures::sweep(STAGE2_SPEC, &outcomes)).expect("frames");
+    let rows = table1_rows(&frames).expect("rows");
+    let labels: Vec<String> = rows.iter().map(PlanRow::label).collect();
+    assert_eq!(
+        labels,
+        [
+            "comp=none,pc=none",
+            "comp=none,pc=none stage2=crt(epochs=10,lr=0.1)",
+            "comp=none,pc=none stage2=tau_norm(tau=0.5)",
+            "comp=none,pc=none stage2=tau_norm(tau=1)",
+            "base=la comp=none,pc=none",
+            "base=la comp=none,pc=none stage2=crt(epochs=10,lr=0.1)",
+            "base=la comp=none,pc=none stage2=tau_norm(tau=0.5)",
+            "base=la comp=none,pc=none stage2=tau_norm(tau=1)",
+        ]
+    );
+    assert!(rows[0].is_ce_only());
+    assert!(rows[1..].iter().all(|row| !row.is_ce_only()));
+    assert_difference(&rows[1], Metric::All, 6.0, 0.0, 0.0);
+    assert_difference(&rows[1], Metric::Head, -2.0, 0.0, 0.0);
+    assert_difference(&rows[1], Metric::Tail, 14.0, 0.0, 0.0);
+    assert_difference(&rows[3], Metric::All, 4.0, 0.0, 0.0);
+    assert_difference(&rows[7], Metric::All, 6.0, 0.0, 0.0);
+
+    let out = tempfile::tempdir().expect("a temporary directory");
+    let report = write_report(&frames, out.path()).expect("report");
+    let table = &report.table1_markdown;
+    assert!(
+        table.contains("| base | stage 2 | Comp. on Head |"),
+        "the stage-2 method is a column: {table}"
+    );
+    assert!(
+        table.contains("| ce | crt(epochs=10,lr=0.1) |  |  |  |  | 3 | **48.00 ± 2.00** |"),
+        "{table}"
+    );
+    assert!(table.contains("no stage 2"), "{table}");
+    let csv = std::fs::read_to_string(out.path().join("table1.csv")).expect("table1.csv");
+    assert!(csv.lines().next().unwrap().contains(",stage2,"), "{csv}");
+    // The jobs frame names each stage-2 job's method and stage-1 job.
+    let stage2 = frames.jobs.column("stage2").expect("a stage2 column");
+    let parents = frames.jobs.column("parent_id").expect("a parent_id column");
+    assert_eq!(stage2.str().unwrap().get(0), Some("none"));
+    assert_eq!(parents.str().unwrap().get(0), None);
+    assert_eq!(stage2.str().unwrap().get(1), Some("crt(epochs=10,lr=0.1)"));
+    let job_ids = frames.jobs.column("job_id").expect("job ids");
+    assert_eq!(parents.str().unwrap().get(1), job_ids.str().unwrap().get(0));
 }

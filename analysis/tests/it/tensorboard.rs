@@ -93,7 +93,7 @@ fn tensorboards_reader_reads_every_scalar_back() {
                 })
                 .collect::<Vec<_>>()
         };
-        for (found, expected) in every("loss/ce", &|m| m.loss_ce)
+        for (found, expected) in every("loss/base", &|m| m.loss_base)
             .into_iter()
             .chain(every("loss/comp", &|m| m.loss_comp))
             .chain(every("loss/pc", &|m| m.loss_pc))

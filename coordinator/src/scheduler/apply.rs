@@ -6,7 +6,7 @@ use std::sync::Arc;
 use ltsweep_proto::{JobId, JobSpec, SweepId};
 
 use super::model::{Counters, Job, JobRuntime, Sweep, SweepCounts, SweepRecord, Worker};
-use super::plan::Change;
+use super::plan::{Change, initial_runtimes};
 use super::{Scheduler, shared};
 
 impl Scheduler {
@@ -20,7 +20,7 @@ impl Scheduler {
                     jobs,
                     first_queue_seq,
                 } => {
-                    let runtimes = (*first_queue_seq..).map(JobRuntime::pending);
+                    let runtimes = initial_runtimes(jobs, *first_queue_seq);
                     self.insert_sweep(sweep.clone(), jobs.iter(), runtimes);
                 }
                 Change::SweepCancelled { sweep, cancelled } => {

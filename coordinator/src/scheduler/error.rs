@@ -1,8 +1,8 @@
-//! The scheduler's one error type: why a plan was refused. It knows nothing of gRPC;
-//! `crate::error` converts it into the coordinator's error, whose one mapping gives the status
-//! code a client sees.
+//! The scheduler's one error type: why a plan was refused, and its kind in the contract's terms.
+//! It knows nothing of gRPC; the coordinator's error holds it, and that error's one mapping
+//! gives the status code a client sees.
 
-use ltsweep_proto::SpecError;
+use ltsweep_proto::{ErrorKind, SpecError};
 
 use super::LeaseId;
 
@@ -37,6 +37,17 @@ pub enum SchedulerError {
 }
 
 impl SchedulerError {
+    /// What the caller can do about it, in the contract's terms.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::InvalidSpec(_) | Self::InvalidArgument { .. } => ErrorKind::InvalidArgument,
+            Self::NotFound { .. } => ErrorKind::NotFound,
+            Self::StaleLease { .. } | Self::VersionMismatch { .. } | Self::Precondition(_) => {
+                ErrorKind::Precondition
+            }
+        }
+    }
+
     pub(crate) fn invalid(field: impl Into<String>, problem: impl Into<String>) -> Self {
         Self::InvalidArgument {
             field: field.into(),

@@ -126,6 +126,7 @@ impl Scheduler {
                 ..self.counters
             }));
         }
+        self.settle(&mut changes);
         Planned {
             answer: expired,
             changes,

@@ -16,7 +16,11 @@
 //!   is always in exactly one of the pending queue, the running set, or a final state;
 //! - a cancelled sweep's jobs are never leased until `retry_failed`;
 //! - a lease given back as preempted returns its job to the queue at once and never brings it
-//!   closer to failing for good.
+//!   closer to failing for good;
+//! - a stage-2 job is leased only once its stage-1 job succeeded (until then it waits: pending,
+//!   out of the queue); a stage-1 job that fails for good fails its waiting stage-2 jobs with
+//!   its reason; a stage-2 job that finds the model lost sends its stage-1 job back to the
+//!   queue and waits again, with its siblings.
 //!
 //! Per-call work is O(log n) in the number of jobs: the pending queue, the lease deadlines and
 //! the per-sweep counts are kept incrementally, never recomputed by a scan.
@@ -43,7 +47,8 @@
 //!
 //! The code is split by concern: `model` the state's types, `plan` the changes and the
 //! answers of operations, `operations` the plans of sweep and job calls, `leases` the lease
-//! life cycle (renewal, expiry, fencing), `apply` how committed changes (and the store's
+//! life cycle (renewal, expiry, fencing), `graph` the stage-2 jobs' dependence on their
+//! stage-1 jobs and the models between them, `apply` how committed changes (and the store's
 //! records, at recovery) become state, and `queries` the reads.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -53,6 +58,9 @@ use ltsweep_proto::{JobId, SweepId};
 mod apply;
 mod delete;
 mod error;
+mod graph;
+#[cfg(test)]
+mod graph_tests;
 mod leases;
 mod model;
 mod operations;
@@ -65,14 +73,15 @@ mod shared;
 pub(crate) mod tests;
 
 pub use error::SchedulerError;
+pub use graph::ModelSource;
 pub use model::{
-    Checkpoint, Counters, DeviceSlots, EndedLease, Job, JobRuntime, LeaseEnd, LeaseId, LiveLease,
-    ReleaseReason, SlurmPlacement, Sweep, SweepCounts, SweepRecord, Timing, Worker, WorkerId,
-    WorkerRecord,
+    Checkpoint, Counters, DeviceSlots, EndedLease, Job, JobRuntime, KeptModel, LeaseEnd, LeaseId,
+    LiveLease, ReleaseReason, SlurmPlacement, Sweep, SweepCounts, SweepRecord, Timing, Worker,
+    WorkerId, WorkerRecord,
 };
 pub use plan::{
     Change, Lease, Planned, ProgressAnswer, Registration, Submission, SubmitAnswer,
-    jobs_made_pending,
+    initial_runtimes, jobs_made_pending,
 };
 
 type Result<T> = std::result::Result<T, SchedulerError>;

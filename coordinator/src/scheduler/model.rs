@@ -4,34 +4,11 @@ use std::collections::BTreeSet;
 
 use std::sync::Arc;
 
-use ltsweep_proto::{JobId, JobState, LossPlan, SweepId, string_id};
+use ltsweep_proto::{JobId, JobState, LossPlan, SweepId};
+pub use ltsweep_proto::{LeaseId, WorkerId};
 use serde::{Deserialize, Serialize};
 
 use super::shared::SweepShared;
-
-string_id!(
-    /// `w-17`: from a persisted counter, so ids stay unique across coordinator restarts.
-    WorkerId
-);
-string_id!(
-    /// `l-1234-<job id>`: a persisted counter, then the job it leases, so that any lease id
-    /// leads straight to its job.
-    LeaseId
-);
-
-impl LeaseId {
-    pub(super) fn new(counter: u64, job: &JobId) -> Self {
-        Self(format!("l-{counter}-{job}"))
-    }
-
-    /// The job this lease id was issued for, if it is one of ours at all.
-    pub fn job(&self) -> Option<JobId> {
-        let rest = self.0.strip_prefix("l-")?;
-        let (counter, job) = rest.split_once('-')?;
-        (!counter.is_empty() && counter.bytes().all(|b| b.is_ascii_digit()) && !job.is_empty())
-            .then(|| JobId(job.to_owned()))
-    }
-}
 
 /// The coordinator's clock settings, in milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,6 +56,8 @@ pub struct SweepRecord {
     pub max_attempts: u32,
     /// Cancelled: its jobs are not leased until `retry_failed`.
     pub cancelled: bool,
+    /// The spec's `keep_models`: every stage-1 job's model is kept until the sweep is deleted.
+    pub keep_models: bool,
 }
 
 /// How many of a sweep's jobs are in each state: the contract's type, kept current as jobs move.
@@ -130,6 +109,17 @@ pub struct Checkpoint {
     pub sha256: String,
 }
 
+/// A finished job's final weights the coordinator keeps (its file is in the state dir's
+/// `models/`, named after the job and this SHA-256).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptModel {
+    /// Lowercase hex SHA-256 of the file.
+    pub sha256: String,
+    pub size: u64,
+    /// The epochs the model trained.
+    pub epochs: u32,
+}
+
 /// Everything about a job that changes after submission.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobRuntime {
@@ -143,7 +133,8 @@ pub struct JobRuntime {
     /// Leases given back as preempted, over the job's whole life.
     #[serde(default)]
     pub preemptions: u32,
-    /// Its place in the pending queue; set exactly when pending.
+    /// Its place in the pending queue; set exactly when pending and not waiting: a stage-2 job
+    /// is pending without a place while its stage-1 job has not succeeded.
     pub queue_seq: Option<u64>,
     /// Set exactly when running.
     pub lease: Option<Box<LiveLease>>,
@@ -159,6 +150,14 @@ pub struct JobRuntime {
     /// Test accuracy (All) at the last evaluation reported.
     pub last_accuracy: Option<f64>,
     pub checkpoint: Option<Box<Checkpoint>>,
+    /// Its final weights, kept while a stage-2 job may need them (or for good when the sweep
+    /// keeps its models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<Box<KeptModel>>,
+    /// It runs again only to make its lost model: its result (recorded by its first run) stays,
+    /// and the new run's is not recorded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rerun_for_model: bool,
     pub error: Option<String>,
 }
 
@@ -178,8 +177,37 @@ impl JobRuntime {
             epochs_retrained: 0,
             last_accuracy: None,
             checkpoint: None,
+            model: None,
+            rerun_for_model: false,
             error: None,
         }
+    }
+
+    /// A stage-2 job waiting for its stage-1 job: pending, without a place in the queue.
+    pub(crate) fn waiting() -> Self {
+        Self {
+            queue_seq: None,
+            ..Self::pending(0)
+        }
+    }
+
+    /// Pending without a place in the queue: a stage-2 job waiting for its stage-1 job.
+    pub fn is_waiting(&self) -> bool {
+        self.state == JobState::Pending && self.queue_seq.is_none()
+    }
+
+    /// Whether the store holds a result of this job: it succeeded, or it runs again only to
+    /// make its lost model.
+    pub fn has_result(&self) -> bool {
+        self.state == JobState::Succeeded || self.rerun_for_model
+    }
+
+    /// Back to waiting for its stage-1 job (pending, out of the queue).
+    pub(super) fn wait(&mut self) {
+        self.state = JobState::Pending;
+        self.queue_seq = None;
+        self.lease = None;
+        self.worker = None;
     }
 
     /// Back into the queue (its end), as after a retryable failure or an expired lease.

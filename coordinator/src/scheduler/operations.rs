@@ -33,6 +33,7 @@ impl Scheduler {
             spec_toml,
             name,
             max_attempts,
+            keep_models,
             sweep: sweep_id,
             jobs,
         } = submission;
@@ -59,8 +60,10 @@ impl Scheduler {
             }
         }
         let first_queue_seq = self.counters.next_queue_seq;
+        // Stage-2 jobs wait for their stage-1 jobs out of the queue.
+        let queued = jobs.iter().filter(|job| job.stage2.is_none()).count() as u64;
         let counters = Counters {
-            next_queue_seq: first_queue_seq + u64::from(count),
+            next_queue_seq: first_queue_seq + queued,
             ..self.counters
         };
         Ok(Planned {
@@ -78,6 +81,7 @@ impl Scheduler {
                         submitted_ms: now_ms,
                         max_attempts,
                         cancelled: false,
+                        keep_models,
                     },
                     jobs,
                     first_queue_seq,
@@ -158,7 +162,7 @@ impl Scheduler {
             });
         };
         let job = self.job_ref(job_id);
-        let id = LeaseId::new(self.counters.next_lease, job_id);
+        let id = LeaseId::issued(self.counters.next_lease, job_id);
         let deadline_ms = now_ms + self.timing.lease_ttl_ms;
         let mut runtime = job.runtime.clone();
         runtime.state = JobState::Running;
@@ -178,6 +182,7 @@ impl Scheduler {
             attempt: runtime.attempts,
             job: job.spec(),
             checkpoint_epoch: runtime.checkpoint.as_ref().map_or(0, |c| c.epoch),
+            keep_model: self.keeps_model(job),
         };
         changes.push(Change::JobUpdated {
             job: job_id.clone(),
@@ -251,15 +256,20 @@ impl Scheduler {
         result.attempts = runtime.attempts;
         result.epochs_retrained = runtime.epochs_retrained;
         result.worker_id = Some(worker.0.clone());
+        // A run that only made a lost model again: the job keeps its first result.
+        let first_result = !std::mem::take(&mut runtime.rerun_for_model);
         let mut changes: Vec<Change> = self.seen(worker, now_ms).into_iter().collect();
         changes.push(Change::JobUpdated {
             job: job_id.clone(),
             runtime,
         });
-        changes.push(Change::ResultRecorded {
-            job: job_id,
-            result: Arc::new(result),
-        });
+        if first_result {
+            changes.push(Change::ResultRecorded {
+                job: job_id,
+                result: Arc::new(result),
+            });
+        }
+        self.settle(&mut changes);
         Ok(Planned {
             answer: (),
             changes,
@@ -315,6 +325,7 @@ impl Scheduler {
             job: job_id,
             runtime,
         });
+        self.settle(&mut changes);
         Ok(Planned {
             answer: (),
             changes,
@@ -362,6 +373,7 @@ impl Scheduler {
             next_queue_seq: self.counters.next_queue_seq + 1,
             ..self.counters
         }));
+        self.settle(&mut changes);
         Ok(Planned {
             answer: (),
             changes,
@@ -408,8 +420,9 @@ impl Scheduler {
         })
     }
 
-    /// Returns a sweep's failed and cancelled jobs to the queue with a fresh attempt budget;
-    /// the sweep is no longer cancelled. Answers how many jobs were requeued.
+    /// Returns a sweep's failed and cancelled jobs to the queue with a fresh attempt budget (a
+    /// stage-2 job to wait for its stage-1 job, until that succeeded); the sweep is no longer
+    /// cancelled. Answers how many jobs were requeued.
     pub fn retry_failed(&self, sweep: &SweepId) -> Result<Planned<u32>> {
         let record = self.sweep_or_not_found(sweep)?;
         let mut changes = Vec::new();
@@ -444,6 +457,8 @@ impl Scheduler {
                 cancelled: false,
             });
         }
+        // A stage-2 job whose stage-1 job has not succeeded waits for it instead.
+        self.settle(&mut changes);
         Ok(Planned {
             answer: requeued,
             changes,

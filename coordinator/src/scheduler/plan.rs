@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ltsweep_proto::{JobId, JobResult, JobSpec, JobState, SweepId, SweepSpec};
+use ltsweep_proto::{JobId, JobResult, JobSpec, SweepId, SweepSpec};
 
 use super::model::{Counters, JobRuntime, LeaseId, SweepRecord, Timing, WorkerId, WorkerRecord};
 use super::{Result, SchedulerError};
@@ -11,7 +11,8 @@ use super::{Result, SchedulerError};
 /// [`Scheduler::apply`](super::Scheduler::apply) performs it in memory.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Change {
-    /// A new sweep; its jobs enter the queue in grid order at `first_queue_seq`, `+1`, ...
+    /// A new sweep; its stage-1 jobs enter the queue in grid order at `first_queue_seq`, `+1`,
+    /// ..., its stage-2 jobs wait (see [`initial_runtimes`]).
     SweepSubmitted {
         sweep: SweepRecord,
         /// One allocation for the whole grid: a change is cloned cheaply, and a large sweep's
@@ -62,11 +63,30 @@ pub fn jobs_made_pending(changes: &[Change]) -> usize {
     changes
         .iter()
         .map(|change| match change {
-            Change::SweepSubmitted { jobs, .. } => jobs.len(),
-            Change::JobUpdated { runtime, .. } if runtime.state == JobState::Pending => 1,
+            Change::SweepSubmitted { jobs, .. } => {
+                jobs.iter().filter(|j| j.stage2.is_none()).count()
+            }
+            Change::JobUpdated { runtime, .. } if runtime.queue_seq.is_some() => 1,
             _ => 0,
         })
         .sum()
+}
+
+/// The runtime state a submitted sweep's jobs start in, in grid order: each stage-1 job
+/// queued, at `first_queue_seq`, `+1`, ...; each stage-2 job waiting for its stage-1 job.
+pub fn initial_runtimes(
+    jobs: &[JobSpec],
+    first_queue_seq: u64,
+) -> impl Iterator<Item = JobRuntime> + '_ {
+    let mut next = first_queue_seq;
+    jobs.iter().map(move |job| {
+        if job.stage2.is_some() {
+            JobRuntime::waiting()
+        } else {
+            next += 1;
+            JobRuntime::pending(next - 1)
+        }
+    })
 }
 
 /// An operation's answer and the changes that must be committed before it is given.
@@ -95,6 +115,7 @@ pub struct Submission {
     pub(super) spec_toml: String,
     pub(super) name: String,
     pub(super) max_attempts: u32,
+    pub(super) keep_models: bool,
     pub(super) sweep: SweepId,
     pub(super) jobs: Arc<Vec<JobSpec>>,
 }
@@ -115,6 +136,7 @@ impl Submission {
             spec_toml: spec_toml.to_owned(),
             name: spec.name,
             max_attempts: spec.max_attempts,
+            keep_models: spec.keep_models,
             jobs: Arc::new(jobs),
         })
     }
@@ -152,6 +174,8 @@ pub struct Lease {
     pub job: JobSpec,
     /// The epoch of the job's latest checkpoint; 0 for none.
     pub checkpoint_epoch: u32,
+    /// Its final weights are to be kept: a stage-2 job needs them, or the sweep keeps models.
+    pub keep_model: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

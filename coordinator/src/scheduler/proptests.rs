@@ -13,11 +13,12 @@ use super::tests::{TIMING, metrics, result_for};
 use super::*;
 use crate::store::Store;
 
-/// Three small sweeps with different attempt budgets.
-const SPECS: [&str; 3] = [
+/// Small sweeps with different attempt budgets; the last has stage-2 jobs.
+const SPECS: [&str; 4] = [
     "name = \"a\"\nseeds = [0, 1]\nmax_attempts = 2\n[dataset]\nkind = \"synthetic\"\n[losses]\nplans = [{ comp = \"none\", pc = \"none\" }]",
     "name = \"b\"\nseeds = [0, 1, 2]\nmax_attempts = 1\n[dataset]\nkind = \"synthetic\"\n[losses]\nplans = [{ comp = \"tail\", pc = \"none\" }]",
     "name = \"c\"\nseeds = [7]\nmax_attempts = 3\n[dataset]\nkind = \"synthetic\"\n[losses]\nplans = [{ comp = \"none\", pc = \"head\" }]",
+    "name = \"d\"\nseeds = [0, 1]\nmax_attempts = 2\n[dataset]\nkind = \"synthetic\"\n[losses]\nplans = [{}]\n[stage2]\nmethod = [\"ncm\", \"posthoc_la\"]",
 ];
 
 #[derive(Clone, Debug)]
@@ -49,6 +50,14 @@ pub(crate) enum Op {
         lease: usize,
         worker: Option<usize>,
     },
+    /// A stage-1 job's model uploaded under its lease.
+    RecordModel {
+        lease: usize,
+    },
+    /// A stage-2 job found its stage-1 job's model lost.
+    ModelLost {
+        lease: usize,
+    },
     Advance(u64),
     Expire,
     Cancel(usize),
@@ -62,7 +71,7 @@ fn worker_again() -> impl Strategy<Value = Option<usize>> {
 fn op() -> impl Strategy<Value = Op> {
     let worker = proptest::option::weighted(0.2, 0..4usize);
     prop_oneof![
-        2 => (0..3usize).prop_map(Op::Submit),
+        2 => (0..SPECS.len()).prop_map(Op::Submit),
         1 => Just(Op::Register),
         5 => (0..4usize).prop_map(Op::Poll),
         4 => (0..64usize, worker.clone(), proptest::option::of(1..6u32))
@@ -72,10 +81,12 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(lease, worker, retryable)| Op::Fail { lease, worker, retryable }),
         1 => (0..64usize, 1..6u32).prop_map(|(lease, epoch)| Op::Checkpoint { lease, epoch }),
         2 => (0..64usize, worker_again()).prop_map(|(lease, worker)| Op::Release { lease, worker }),
+        2 => (0..64usize).prop_map(|lease| Op::RecordModel { lease }),
+        1 => (0..64usize).prop_map(|lease| Op::ModelLost { lease }),
         3 => (0..1_500u64).prop_map(Op::Advance),
         2 => Just(Op::Expire),
-        1 => (0..3usize).prop_map(Op::Cancel),
-        1 => (0..3usize).prop_map(Op::Retry),
+        1 => (0..SPECS.len()).prop_map(Op::Cancel),
+        1 => (0..SPECS.len()).prop_map(Op::Retry),
     ]
 }
 
@@ -163,7 +174,16 @@ impl Harness {
                 let Some(worker) = self.pick_worker(*i) else {
                     return Ok(());
                 };
+                let before = self.scheduler.clone();
                 if let Some(lease) = self.commit(self.scheduler.poll(now, &worker)).unwrap() {
+                    if let Some(stage2) = &lease.job.stage2 {
+                        let parent = before.job(&stage2.parent).map(|j| j.runtime.state);
+                        prop_assert_eq!(
+                            parent,
+                            Some(JobState::Succeeded),
+                            "a stage-2 job was leased before its stage-1 job succeeded"
+                        );
+                    }
                     prop_assert!(
                         !self.cancelled.contains(&lease.job.sweep),
                         "a job of a cancelled sweep was leased"
@@ -244,6 +264,48 @@ impl Harness {
                     );
                     prop_assert_eq!(after.preemptions, before.preemptions + 1);
                     *self.counted.entry(job).or_default() -= 1;
+                }
+            }
+            Op::RecordModel { lease } => {
+                let model = KeptModel {
+                    sha256: "0".repeat(64),
+                    size: 1,
+                    epochs: 1,
+                };
+                self.lease_call(*lease, None, |s, _, l, now| {
+                    unit(s.record_model(now, l, model))
+                })?;
+            }
+            Op::ModelLost { lease } => {
+                let Some((id, _)) = self.issued(*lease) else {
+                    return Ok(());
+                };
+                let job = id.job().expect("our lease ids name their job");
+                let before = self.scheduler.clone();
+                let live = before
+                    .job(&job)
+                    .and_then(|j| j.runtime.lease.as_ref())
+                    .is_some_and(|l| l.id == id);
+                let parent = before.job(&job).and_then(|j| j.parent().cloned());
+                self.lease_call(*lease, None, |s, _, l, _| unit(s.model_lost(l)))?;
+                if let (true, Some(parent)) = (live, parent) {
+                    let child = &self.scheduler.job(&job).expect("known job").runtime;
+                    prop_assert!(
+                        child.is_waiting(),
+                        "a stage-2 job that lost its model does not wait"
+                    );
+                    *self.counted.entry(job).or_default() -= 1;
+                    let was = before.job(&parent).expect("known job").runtime.state;
+                    let now_rt = &self.scheduler.job(&parent).expect("known job").runtime;
+                    if was == JobState::Succeeded {
+                        prop_assert_eq!(
+                            now_rt.state,
+                            JobState::Pending,
+                            "a lost model did not re-run its stage-1 job"
+                        );
+                        prop_assert!(now_rt.rerun_for_model && now_rt.model.is_none());
+                        self.counted.insert(parent, 0);
+                    }
                 }
             }
             Op::Advance(ms) => self.now += ms,
@@ -351,11 +413,29 @@ impl Harness {
         }
         let total: u32 = s.sweeps().map(|sweep| sweep.counts.total).sum();
         prop_assert_eq!(total, self.jobs, "a job was lost or duplicated");
-        // A result is recorded exactly when a job succeeds, and never a second one.
+        // A result is recorded exactly when a job succeeds (it stays while the job trains again
+        // only to make its lost model), and never a second one.
         for (job, recorded) in &self.results {
             prop_assert_eq!(*recorded, 1, "job {} has {} results", job, recorded);
-            let state = s.job(job).map(|j| j.runtime.state);
-            prop_assert_eq!(state, Some(JobState::Succeeded), "job {} has a result", job);
+            let has = s.job(job).map(|j| j.runtime.has_result());
+            prop_assert_eq!(has, Some(true), "job {} has a result", job);
+        }
+        // A stage-1 job that failed for good has failed its stage-2 jobs with it: none waits.
+        for sweep in s.sweeps() {
+            for job in s.jobs_of(sweep) {
+                if job.runtime.state != JobState::Failed {
+                    continue;
+                }
+                for child in job.children() {
+                    let state = s.job(child).expect("known job").runtime.state;
+                    prop_assert!(
+                        state != JobState::Pending,
+                        "stage-2 job {} is pending under failed stage-1 job {}",
+                        child,
+                        job.id
+                    );
+                }
+            }
         }
         for sweep in s.sweeps() {
             prop_assert_eq!(
@@ -414,7 +494,13 @@ impl Harness {
 
 /// Starts every case with work and workers, so that short sequences still lease.
 pub(crate) fn prelude() -> Vec<Op> {
-    vec![Op::Submit(0), Op::Submit(1), Op::Register, Op::Register]
+    vec![
+        Op::Submit(0),
+        Op::Submit(1),
+        Op::Submit(3),
+        Op::Register,
+        Op::Register,
+    ]
 }
 
 proptest! {

@@ -86,10 +86,37 @@ impl Scheduler {
             counts.entry(job.sweep()).or_default().total += 1;
             match rt.state {
                 JobState::Pending => {
-                    queued += 1;
-                    let seq = rt.queue_seq.ok_or(format!("pending job {id} not queued"))?;
-                    if self.queue.get(&seq) != Some(id) {
-                        return Err(format!("pending job {id} not in the queue at {seq}"));
+                    // A stage-2 job is queued exactly when its stage-1 job succeeded.
+                    let parent_ready = job
+                        .parent()
+                        .map(|p| self.jobs.get(p).map(|p| p.runtime.state));
+                    match (parent_ready, rt.queue_seq) {
+                        (Some(Some(JobState::Succeeded)), None) => {
+                            return Err(format!(
+                                "stage-2 job {id} waits although its stage-1 job succeeded"
+                            ));
+                        }
+                        (Some(Some(JobState::Failed)), _) => {
+                            return Err(format!(
+                                "stage-2 job {id} is pending although its stage-1 job failed"
+                            ));
+                        }
+                        (Some(Some(state)), Some(_)) if state != JobState::Succeeded => {
+                            return Err(format!(
+                                "stage-2 job {id} is queued while its stage-1 job is {state}"
+                            ));
+                        }
+                        (Some(None), _) => {
+                            return Err(format!("stage-2 job {id} has no stage-1 job"));
+                        }
+                        (None, None) => return Err(format!("pending job {id} not queued")),
+                        _ => {}
+                    }
+                    if let Some(seq) = rt.queue_seq {
+                        queued += 1;
+                        if self.queue.get(&seq) != Some(id) {
+                            return Err(format!("pending job {id} not in the queue at {seq}"));
+                        }
                     }
                     if rt.lease.is_some() {
                         return Err(format!("pending job {id} holds a lease"));

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ltsweep_proto::{
-    AxisValue, DatasetConfig, JobSpec, LossConfig, ModelConfig, SweepId, TrainConfig,
+    AxisValue, BaseKind, DatasetConfig, JobId, JobSpec, LossConfig, ModelConfig, Sampler, Stage2,
+    Stage2Method, SweepId, TrainConfig,
 };
 use serde::Serialize;
 
@@ -24,13 +25,18 @@ struct Settings {
     model: ModelConfig,
     train: TrainConfig,
     losses: LossConfig,
+    stage2: Option<Stage2Method>,
 }
 
-/// A sweep's id and the distinct settings of its jobs.
+/// A sweep's id, the distinct settings of its jobs, and its graph of stage-2 jobs.
 #[derive(Debug, PartialEq)]
 pub struct SweepShared {
     sweep: SweepId,
     settings: Vec<Settings>,
+    /// Each stage-2 job's stage-1 job.
+    parents: HashMap<JobId, JobId>,
+    /// Each stage-1 job's stage-2 jobs, in grid order.
+    children: HashMap<JobId, Vec<JobId>>,
 }
 
 impl Job {
@@ -47,8 +53,40 @@ impl Job {
         &self.settings().axes
     }
 
+    /// The epochs the job trains: a stage-2 job's method's (0 for one that only evaluates).
     pub fn epochs(&self) -> u32 {
-        self.settings().train.epochs
+        let settings = self.settings();
+        settings
+            .stage2
+            .map_or(settings.train.epochs, |method| method.epochs())
+    }
+
+    /// A stage-2 job's stage-1 job.
+    pub fn parent(&self) -> Option<&JobId> {
+        self.shared.parents.get(&self.id)
+    }
+
+    /// A stage-1 job's stage-2 jobs (none for a sweep without stage 2).
+    pub fn children(&self) -> &[JobId] {
+        self.shared
+            .children
+            .get(&self.id)
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// A stage-2 job's method and settings.
+    pub fn stage2(&self) -> Option<Stage2Method> {
+        self.settings().stage2
+    }
+
+    /// The job's base loss.
+    pub fn base(&self) -> BaseKind {
+        self.settings().losses.base.kind()
+    }
+
+    /// The job's sampler.
+    pub fn sampler(&self) -> Sampler {
+        self.settings().train.sampler
     }
 
     /// The job's whole spec, as submitted.
@@ -64,6 +102,13 @@ impl Job {
             model: settings.model,
             train: settings.train,
             losses: settings.losses,
+            stage2: settings.stage2.map(|method| Stage2 {
+                parent: self
+                    .parent()
+                    .cloned()
+                    .expect("a stage-2 job has a stage-1 job"),
+                method,
+            }),
         }
     }
 }
@@ -99,7 +144,16 @@ pub(super) fn split<'a>(
     let mut settings: Vec<Settings> = Vec::new();
     let mut index_of: HashMap<Vec<u8>, u32> = HashMap::new();
     let mut indices: Vec<u32> = Vec::with_capacity(specs.size_hint().0);
+    let mut parents = HashMap::new();
+    let mut children: HashMap<JobId, Vec<JobId>> = HashMap::new();
     for spec in specs {
+        if let Some(stage2) = &spec.stage2 {
+            parents.insert(spec.id.clone(), stage2.parent.clone());
+            children
+                .entry(stage2.parent.clone())
+                .or_default()
+                .push(spec.id.clone());
+        }
         debug_assert_eq!(&spec.sweep, sweep, "a job of another sweep");
         let own = Settings {
             axes: spec.axes.clone(),
@@ -107,6 +161,7 @@ pub(super) fn split<'a>(
             model: spec.model.clone(),
             train: spec.train.clone(),
             losses: spec.losses.clone(),
+            stage2: spec.stage2.as_ref().map(|s| s.method),
         };
         let index = match indices.last() {
             Some(&last) if settings[last as usize] == own => last,
@@ -123,6 +178,8 @@ pub(super) fn split<'a>(
     let shared = Arc::new(SweepShared {
         sweep: sweep.clone(),
         settings,
+        parents,
+        children,
     });
     (shared, indices)
 }

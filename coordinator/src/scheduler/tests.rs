@@ -78,7 +78,7 @@ pub(crate) fn metrics(epoch: u32, accuracy: Option<f64>) -> EpochMetrics {
     EpochMetrics {
         epoch,
         lr: 0.1,
-        loss_ce: 1.0,
+        loss_base: 1.0,
         loss_comp: 0.0,
         loss_pc: 0.0,
         images_per_second: 100.0,

@@ -80,7 +80,8 @@ pub(super) async fn upload(
     // file steps run on the store thread.
     let files = Arc::clone(&coordinator.checkpoints);
     let (installed, new) = ((job.clone(), checkpoint.clone()), (job.clone(), checkpoint));
-    let before: Before = Box::new(move || files.install(received, &installed.0, &installed.1));
+    let before: Before =
+        Box::new(move || files.install(received, &installed.0, &installed.1.sha256));
     let files = Arc::clone(&coordinator.checkpoints);
     let after: After = Box::new(move |committed| {
         if same_file {
@@ -89,11 +90,11 @@ pub(super) async fn upload(
         if committed {
             // The previous file is no one's now.
             if let Some(previous) = previous {
-                files.remove(&new.0, &previous);
+                files.remove(&new.0, &previous.sha256);
             }
         } else {
             // The new file is no one's, the previous one still the job's.
-            files.remove(&new.0, &new.1);
+            files.remove(&new.0, &new.1.sha256);
         }
     });
     let epoch = coordinator
@@ -114,14 +115,17 @@ pub(super) async fn download(
     )?);
     let (job, checkpoint) = coordinator.read(|s| Ok(s.checkpoint_of(&lease)?))?;
     let Some(checkpoint) = checkpoint else {
-        return Err(CoordinatorError::NotFound {
-            kind: "checkpoint of job",
-            id: job.to_string(),
-            hint: "none was uploaded yet: start from epoch 0",
-        }
+        return Err(CoordinatorError::not_found(
+            "checkpoint of job",
+            job.to_string(),
+            "none was uploaded yet: start from epoch 0",
+        )
         .into());
     };
-    let bytes = coordinator.checkpoints.read(&job, &checkpoint).await?;
+    let bytes = coordinator
+        .checkpoints
+        .read(&job, &checkpoint.sha256)
+        .await?;
     let header = CheckpointHeader {
         lease_id: lease.0,
         epoch: checkpoint.epoch,

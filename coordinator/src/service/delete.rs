@@ -1,4 +1,5 @@
-//! `DeleteSweep`: the sweep's rows go in one commit, then its checkpoint files.
+//! `DeleteSweep`: the sweep's rows go in one commit, then its checkpoint and model files (the
+//! models go by the commit's own rule, see `Coordinator::commit`).
 
 use std::sync::Arc;
 
@@ -28,7 +29,7 @@ pub(super) async fn delete_sweep(coordinator: &Coordinator, sweep: &SweepId) -> 
     let after: After = Box::new(move |committed| {
         if committed {
             for (job, checkpoint) in files {
-                checkpoints.remove(&job, &checkpoint);
+                checkpoints.remove(&job, &checkpoint.sha256);
             }
         }
     });

@@ -1,4 +1,5 @@
-//! `SweepService`: the calls users make (submit, read, watch, cancel, retry, delete).
+//! `SweepService`: the calls users make (submit, read, watch, cancel, retry, delete, a kept
+//! model).
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::info;
 
-use super::{BoxStream, Coordinator, RpcResult, delete, required, watchers};
+use super::{BoxStream, Coordinator, RpcResult, delete, models, required, watchers};
 use crate::error::CoordinatorError;
 use crate::limits;
 use crate::scheduler::Submission;
@@ -136,6 +137,15 @@ impl pb::sweep_service_server::SweepService for SweepApi {
         let jobs = delete::delete_sweep(&self.0, &sweep).await?;
         info!(sweep = %sweep, jobs, "sweep deleted");
         Ok(Response::new(pb::DeleteSweepResponse { jobs }))
+    }
+
+    type GetModelStream = BoxStream<pb::CheckpointChunk>;
+
+    async fn get_model(
+        &self,
+        request: Request<pb::GetModelRequest>,
+    ) -> RpcResult<Self::GetModelStream> {
+        models::get(&self.0, request).await
     }
 
     type GetResultsStream = BoxStream<pb::JobResult>;

@@ -1,4 +1,5 @@
-//! `WorkerService`: the calls workers make. Checkpoint streaming is in `checkpoints`.
+//! `WorkerService`: the calls workers make. Checkpoint streaming is in `checkpoints`, models in
+//! `models`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use tonic::{Request, Response, Streaming};
 use tracing::{debug, info, warn};
 
 use super::{
-    BoxStream, Coordinator, PollerGuard, RpcResult, checkpoints, millis_u32, placement, required,
+    BoxStream, Coordinator, PollerGuard, RpcResult, checkpoints, millis_u32, models, placement,
     shut_down,
 };
 use crate::error::CoordinatorError;
@@ -159,6 +160,22 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
         checkpoints::download(&self.0, request).await
     }
 
+    async fn upload_model(
+        &self,
+        request: Request<Streaming<pb::CheckpointChunk>>,
+    ) -> RpcResult<pb::UploadModelResponse> {
+        models::upload(&self.0, request).await
+    }
+
+    type DownloadModelStream = BoxStream<pb::CheckpointChunk>;
+
+    async fn download_model(
+        &self,
+        request: Request<pb::DownloadModelRequest>,
+    ) -> RpcResult<Self::DownloadModelStream> {
+        models::download(&self.0, request).await
+    }
+
     async fn complete_job(
         &self,
         request: Request<pb::CompleteJobRequest>,
@@ -207,8 +224,8 @@ impl pb::worker_service_server::WorkerService for WorkerApi {
         request: Request<pb::ReleaseJobRequest>,
     ) -> RpcResult<pb::ReleaseJobResponse> {
         let req = request.into_inner();
-        let worker = WorkerId(required(req.worker_id, "worker_id")?);
-        let lease = LeaseId(required(req.lease_id, "lease_id")?);
+        let worker = WorkerId(limits::short_field(req.worker_id, "worker_id")?);
+        let lease = LeaseId(limits::short_field(req.lease_id, "lease_id")?);
         let reason = placement::release_reason(req.reason)?;
         let now = self.0.now_ms();
         self.0

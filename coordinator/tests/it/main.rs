@@ -5,6 +5,7 @@ mod delete;
 mod helpers;
 mod leases;
 mod limits;
+mod models;
 mod security;
 mod stalled;
 mod sweeps;

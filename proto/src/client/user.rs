@@ -5,7 +5,7 @@ use crate::paging;
 use crate::pb;
 use crate::remote::RemoteError;
 use crate::status::{SweepEvent, SweepStatus, SweepSummary};
-use crate::{JobResult, SweepId};
+use crate::{JobId, JobResult, SweepId};
 
 use super::SweepClient;
 
@@ -154,6 +154,20 @@ impl SweepApi {
             .list_workers(pb::ListWorkersRequest {})
             .await?;
         Ok(response.into_inner().workers)
+    }
+
+    /// A job's kept model (safetensors bytes), checked against its header's size and SHA-256.
+    pub async fn model(&self, sweep: &SweepId, job: &JobId) -> Result<Vec<u8>, RemoteError> {
+        let stream = self
+            .client
+            .clone()
+            .get_model(pb::GetModelRequest {
+                sweep_id: sweep.0.clone(),
+                job_id: job.0.clone(),
+            })
+            .await?
+            .into_inner();
+        Ok(crate::checkpoint::receive(stream).await?.1)
     }
 
     /// The results of the sweep's succeeded jobs (a stream: one message a job).

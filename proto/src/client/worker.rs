@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::checkpoint::{self, CheckpointHeader, Chunk};
+use crate::checkpoint::{self, CheckpointHeader};
 use crate::pb;
 use crate::remote::RemoteError;
 use crate::{ConvertError, EpochMetrics, JobResult, JobSpec, PROTOCOL_VERSION};
@@ -44,6 +44,8 @@ pub struct Lease {
     pub job: Result<JobSpec, ConvertError>,
     /// The epoch of the job's latest checkpoint the coordinator holds; 0 for none.
     pub checkpoint_epoch: u32,
+    /// Upload the final weights ([`WorkerApi::upload_model`]) before completing the job.
+    pub keep_model: bool,
 }
 
 /// The coordinator's answer to a progress report.
@@ -135,6 +137,7 @@ impl WorkerApi {
                 })
                 .and_then(JobSpec::try_from),
             checkpoint_epoch: lease.checkpoint_epoch,
+            keep_model: lease.keep_model,
         }))
     }
 
@@ -184,48 +187,48 @@ impl WorkerApi {
         let request = pb::DownloadCheckpointRequest {
             lease_id: lease.0.clone(),
         };
-        let mut stream = self
+        let stream = self
             .client
             .clone()
             .download_checkpoint(request)
             .await?
             .into_inner();
-        let mut header: Option<CheckpointHeader> = None;
-        let mut verifier = None;
-        let mut bytes = Vec::new();
-        while let Some(chunk) = stream.message().await? {
-            match Chunk::from(chunk) {
-                Chunk::Header(h) if header.is_none() => {
-                    verifier = Some(h.verifier());
-                    header = Some(h);
-                }
-                Chunk::Header(_) => {
-                    return Err(RemoteError::Malformed(
-                        "the checkpoint stream has two headers".to_owned(),
-                    ));
-                }
-                Chunk::Data(data) => {
-                    let verifier = verifier.as_mut().ok_or_else(|| {
-                        RemoteError::Malformed(
-                            "the checkpoint stream starts without its header".to_owned(),
-                        )
-                    })?;
-                    verifier
-                        .update(&data)
-                        .map_err(|e| RemoteError::Damaged(e.to_string()))?;
-                    bytes.extend_from_slice(&data);
-                }
-            }
-        }
-        let (Some(header), Some(verifier)) = (header, verifier) else {
-            return Err(RemoteError::Malformed(
-                "the checkpoint stream has no header".to_owned(),
-            ));
-        };
-        verifier
-            .finish()
-            .map_err(|e| RemoteError::Damaged(e.to_string()))?;
+        let (header, bytes) = checkpoint::receive(stream).await?;
         Ok((header.epoch, bytes))
+    }
+
+    /// Uploads a finished job's final weights (safetensors) in the checkpoint chunk format,
+    /// `epochs` the epochs it trained; answers the size stored.
+    pub async fn upload_model(
+        &self,
+        lease: &LeaseId,
+        epochs: u32,
+        bytes: &[u8],
+    ) -> Result<u64, RemoteError> {
+        let header = CheckpointHeader::of(lease.as_str(), epochs, bytes);
+        let chunks = checkpoint::chunks(&header, bytes.to_vec());
+        let response = self
+            .client
+            .clone()
+            .upload_model(tokio_stream::iter(chunks))
+            .await?;
+        Ok(response.into_inner().size)
+    }
+
+    /// The model of a leased stage-2 job's stage-1 job, checked against its header's size and
+    /// SHA-256. `NotFound` when it is lost: the coordinator then queues the stage-1 job again
+    /// and has ended this lease.
+    pub async fn download_model(&self, lease: &LeaseId) -> Result<Vec<u8>, RemoteError> {
+        let request = pb::DownloadModelRequest {
+            lease_id: lease.0.clone(),
+        };
+        let stream = self
+            .client
+            .clone()
+            .download_model(request)
+            .await?
+            .into_inner();
+        Ok(checkpoint::receive(stream).await?.1)
     }
 
     /// Delivers the result; idempotent for the same lease.

@@ -1,10 +1,12 @@
 //! `ltsweep bench ...`: benchmark programs. Each prints a table of measured figures and, last,
 //! one `key=value` line for scripts; the scripts in `bench/` run the peers in the same run.
 //!
-//! `bench coordinator` needs no trainer and is in every build; `bench train` and `bench sweep`
-//! train, and only a build with the `train` feature has them.
+//! `bench coordinator` needs no trainer and is in every build; `bench train`, `bench sweep` and
+//! `bench loader` train or decode, and only a build with the `train` feature has them.
 
 mod coordinator;
+#[cfg(feature = "train")]
+mod loader;
 #[cfg(feature = "train")]
 mod training;
 
@@ -22,6 +24,8 @@ pub fn run(command: &BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Train(args) => training::train(args),
         #[cfg(feature = "train")]
         BenchCommand::Sweep(args) => training::sweep(args),
+        #[cfg(feature = "train")]
+        BenchCommand::Loader(args) => loader::loader(args),
         #[cfg(not(feature = "train"))]
         BenchCommand::Untrained(words) => Err(super::untrained::refuse("bench", words)),
     }

@@ -45,17 +45,7 @@ pub struct LongTailData {
     pub classes: ClassInfo,
 }
 
-/// The per-class counts of the long-tailed training set.
-pub fn class_counts(n_max: u32, classes: usize, ratio: f64) -> Vec<u32> {
-    if classes == 1 {
-        return vec![n_max];
-    }
-    // Written as the common LDAM-DRW code computes it, so the counts match it exactly.
-    let factor = 1.0 / ratio;
-    (0..classes)
-        .map(|i| (f64::from(n_max) * factor.powf(i as f64 / (classes - 1) as f64)) as u32)
-        .collect()
-}
+pub use ltsweep_proto::job::long_tail_counts as class_counts;
 
 /// Head/Tail of classes whose counts are sorted from largest to smallest.
 pub fn groups(counts: &[u32], split: HeadSplit) -> Vec<ClassGroup> {
@@ -134,6 +124,15 @@ pub fn split_indices(
     }
     let n_max = by_class.iter().map(Vec::len).min().unwrap_or(0) as u32;
     let counts = class_counts(n_max, classes, config.imbalance_ratio);
+    if let Some(class) = ltsweep_proto::job::first_empty_class(&counts) {
+        return Err(DataError::EmptyClass {
+            source_name: source_name.to_owned(),
+            class,
+            classes,
+            n_max,
+            ratio: config.imbalance_ratio,
+        });
+    }
     let mut train = Vec::with_capacity(counts.iter().map(|&n| n as usize).sum());
     for (class, images) in by_class.iter_mut().enumerate() {
         let mut path = vec![purpose::SUBSET, class as u64];
@@ -248,6 +247,7 @@ mod tests {
             },
             val_per_class,
             subset_seed,
+            list: None,
         }
     }
 
@@ -332,7 +332,12 @@ mod tests {
             err.to_string(),
             "fmnist: dataset.val_per_class = 5 leaves class 3 no training image: it has 5 (at most 4 can be held out)"
         );
-        assert!(split_indices(&labels, 4, &config(4, None), "fmnist").is_ok());
+        // Four held out leave it one image: balanced, every class keeps one.
+        let balanced = DatasetConfig {
+            imbalance_ratio: 1.0,
+            ..config(4, None)
+        };
+        assert!(split_indices(&labels, 4, &balanced, "fmnist").is_ok());
     }
 
     #[test]
@@ -362,6 +367,47 @@ mod tests {
             err.to_string().contains("ships its own validation images"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_subset_that_leaves_a_class_empty_is_refused_naming_it() {
+        let splits = crate::data::synthetic::splits(
+            10,
+            &ltsweep_proto::SyntheticConfig {
+                train_per_class: 50,
+                test_per_class: 2,
+                image_size: 4,
+                channels: 1,
+                noise: 1.0,
+            },
+        );
+        let config = |ratio: f64| DatasetConfig {
+            kind: ltsweep_proto::DatasetKind::Synthetic,
+            path: None,
+            imbalance_ratio: ratio,
+            head: HeadSplit::MinCount(10),
+            sampling_seed: 0,
+            classes: Some(10),
+            synthetic: ltsweep_proto::SyntheticConfig {
+                train_per_class: 50,
+                test_per_class: 2,
+                image_size: 4,
+                channels: 1,
+                noise: 1.0,
+            },
+            val_per_class: 0,
+            subset_seed: None,
+            list: None,
+        };
+        // 50 * (1/100)^(i/9) is below 1 from class 8 on (0.72).
+        let err = make_long_tailed(splits.clone(), &config(100.0), "synthetic").unwrap_err();
+        assert!(
+            matches!(err, DataError::EmptyClass { class: 8, .. }),
+            "{err}"
+        );
+        let message = err.to_string();
+        assert!(message.contains("class 8"), "{message}");
+        make_long_tailed(splits, &config(50.0), "synthetic").unwrap();
     }
 
     #[test]

@@ -1,19 +1,49 @@
 //! Data sets: the files (CIFAR-10/100 binary, MNIST-style IDX) or the synthetic set, made
-//! long-tailed, with each class's group.
+//! long-tailed, with each class's group; and list data (JPEGs named by list files), which is
+//! long-tailed as listed and streamed while training.
 //!
 //! Loading is plain Rust on bytes; the trainer turns an [`ImageSet`] into one uint8 tensor on
-//! the training device.
+//! the training device, and streams a [`FileData`] through [`crate::loader`].
 
 pub mod cifar;
 pub mod idx;
+pub mod list;
 pub mod longtail;
+pub mod pack;
 pub mod synthetic;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use ltsweep_proto::{DatasetConfig, DatasetKind};
 
+pub use list::FileData;
 pub use longtail::{ClassInfo, LongTailData};
+
+/// A data set ready to train on: held in memory, or files to stream.
+#[derive(Debug)]
+pub enum Prepared {
+    Memory(Box<LongTailData>),
+    Files(Arc<FileData>),
+}
+
+impl Prepared {
+    pub fn classes(&self) -> &ClassInfo {
+        match self {
+            Prepared::Memory(data) => &data.classes,
+            Prepared::Files(data) => &data.classes,
+        }
+    }
+}
+
+/// Loads the data set a job names: made long-tailed in memory, or its lists read and checked.
+pub fn prepare(config: &DatasetConfig, data_root: &Path) -> Result<Prepared, DataError> {
+    if config.kind.is_list() {
+        list::prepare(config, data_root).map(|data| Prepared::Files(Arc::new(data)))
+    } else {
+        longtail::prepare(config, data_root).map(|data| Prepared::Memory(Box::new(data)))
+    }
+}
 
 /// A data file that is missing or not what it claims to be. Every message names the file.
 #[derive(Debug, thiserror::Error)]
@@ -34,11 +64,35 @@ pub enum DataError {
         label: i64,
         classes: usize,
     },
+    #[error("{}: line {line}: {detail}", .path.display())]
+    ListLine {
+        path: PathBuf,
+        line: usize,
+        detail: String,
+    },
+    /// An image a list names that cannot be used: missing, not a JPEG, cut short.
+    #[error("{}: {detail} (listed at {entry})", .path.display())]
+    Image {
+        path: PathBuf,
+        entry: String,
+        detail: String,
+    },
     #[error("{asked} classes asked, but {source_name} has {has}")]
     TooManyClasses {
         asked: usize,
         has: usize,
         source_name: String,
+    },
+    #[error(
+        "{source_name}: the long-tailed subset leaves class {class} of {classes} with no training image (n_i = floor({n_max} * (1/{ratio})^(i/{last})), 0 from class {class} on): lower dataset.imbalance_ratio or use fewer classes",
+        last = .classes - 1
+    )]
+    EmptyClass {
+        source_name: String,
+        class: usize,
+        classes: usize,
+        n_max: u32,
+        ratio: f64,
     },
     #[error("{0}")]
     Invalid(String),
@@ -149,11 +203,14 @@ pub fn load_splits(config: &DatasetConfig, data_root: &Path) -> Result<Splits, D
             config.classes.unwrap_or(10) as usize,
             &config.synthetic,
         )),
+        kind => Err(DataError::Invalid(format!(
+            "{kind} is list data: its images are streamed, not loaded whole"
+        ))),
     }
 }
 
 /// Reads a whole file, naming it in any error.
-fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
     std::fs::read(path).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => DataError::Missing {
             path: path.to_owned(),
@@ -167,7 +224,7 @@ fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
 }
 
 /// A folder that must exist before its files are looked for.
-fn require_dir(path: &Path) -> Result<(), DataError> {
+pub(crate) fn require_dir(path: &Path) -> Result<(), DataError> {
     if path.is_dir() {
         Ok(())
     } else {

@@ -18,7 +18,7 @@
 use tch::Tensor;
 use tch::nn::{self, ModuleT};
 
-use crate::model::FEATURES;
+use crate::model::{FEATURES, HeadKind, unit};
 
 /// Fused variables start at zero: they are always overwritten by the members' values, and
 /// drawing them would move libtorch's global generator under a job initialising on another
@@ -94,8 +94,9 @@ impl FusedBlock {
 enum FusedHead {
     /// `[N*K, 64]` weights and `[N*K]` biases.
     Linear { weight: Tensor, bias: Tensor },
-    /// `[N*64, K]`: member i's cosine classifier's columns are rows `64*i..64*(i+1)`.
-    Cosine(Tensor),
+    /// `[N*64, K]`: member i's cosine classifier's columns are rows `64*i..64*(i+1)`; every
+    /// member's scale is the same (the shape key requires it).
+    Cosine { weight: Tensor, scale: f64 },
 }
 
 /// N ResNets of one depth, input channels, classes and head as one model.
@@ -118,7 +119,7 @@ impl FusedResNet {
         depth: u32,
         in_channels: i64,
         classes: i64,
-        cosine: bool,
+        head: HeadKind,
     ) -> Self {
         let n = members;
         let per_stage = (depth as usize - 2) / 6;
@@ -138,13 +139,15 @@ impl FusedResNet {
             }
         }
         let fc = p / "fc";
-        let head = if cosine {
-            FusedHead::Cosine(fc.var("weight", &[n * FEATURES, classes], ZERO))
-        } else {
-            FusedHead::Linear {
+        let head = match head {
+            HeadKind::Cosine { scale } => FusedHead::Cosine {
+                weight: fc.var("weight", &[n * FEATURES, classes], ZERO),
+                scale,
+            },
+            HeadKind::Linear => FusedHead::Linear {
                 weight: fc.var("weight", &[n * classes, FEATURES], ZERO),
                 bias: fc.var("bias", &[n * classes], ZERO),
-            }
+            },
         };
         Self {
             n,
@@ -182,11 +185,8 @@ impl FusedResNet {
                 1,
                 1,
             ),
-            FusedHead::Cosine(weight) => {
-                let unit = |t: &Tensor, dim: i64| {
-                    t / t.norm_scalaropt_dim(2, [dim], true).clamp_min(1e-12)
-                };
-                unit(&features, 2).bmm(&unit(&weight.view([n, FEATURES, k]), 1))
+            FusedHead::Cosine { weight, scale } => {
+                unit(&features, 2).bmm(&unit(&weight.view([n, FEATURES, k]), 1)) * *scale
             }
         };
         (logits, features)
@@ -281,12 +281,12 @@ mod tests {
     use crate::model::ResNet;
     use tch::{Device, Kind};
 
-    fn members(n: usize, cosine: bool) -> Vec<(nn::VarStore, ResNet)> {
+    fn members(n: usize, head: HeadKind) -> Vec<(nn::VarStore, ResNet)> {
         (0..n)
             .map(|i| {
                 tch::manual_seed(i as i64);
                 let vs = nn::VarStore::new(Device::Cpu);
-                let net = ResNet::with_head(&vs.root(), 8, 3, 5, cosine);
+                let net = ResNet::with_head(&vs.root(), 8, 3, 5, head);
                 (vs, net)
             })
             .collect()
@@ -299,10 +299,10 @@ mod tests {
 
     #[test]
     fn a_fused_array_computes_what_its_members_compute_and_converts_back_losslessly() {
-        for cosine in [false, true] {
-            let members = members(3, cosine);
+        for head in [HeadKind::Linear, HeadKind::Cosine { scale: 30.0 }] {
+            let members = members(3, head);
             let fused_vs = nn::VarStore::new(Device::Cpu);
-            let fused = FusedResNet::new(&fused_vs.root(), 3, 8, 3, 5, cosine);
+            let fused = FusedResNet::new(&fused_vs.root(), 3, 8, 3, 5, head);
             let vars: Vec<Vec<(String, Tensor)>> = members
                 .iter()
                 .map(|(vs, _)| vs.variables().into_iter().collect())
@@ -317,14 +317,8 @@ mod tests {
                 assert_eq!(features.size(), [3, 4, 64]);
                 for (i, (_, net)) in members.iter().enumerate() {
                     let (l, f) = net.forward_t(&xs[i], train);
-                    assert!(
-                        close(&logits.get(i as i64), &l),
-                        "cosine {cosine} member {i}"
-                    );
-                    assert!(
-                        close(&features.get(i as i64), &f),
-                        "cosine {cosine} member {i}"
-                    );
+                    assert!(close(&logits.get(i as i64), &l), "{head:?} member {i}");
+                    assert!(close(&features.get(i as i64), &f), "{head:?} member {i}");
                 }
             }
             // Training mode moved the running statistics of each member alike.
@@ -341,9 +335,9 @@ mod tests {
 
     #[test]
     fn members_of_another_shape_are_refused() {
-        let members = members(2, false);
+        let members = members(2, HeadKind::Linear);
         let fused_vs = nn::VarStore::new(Device::Cpu);
-        let _fused = FusedResNet::new(&fused_vs.root(), 2, 8, 3, 6, false);
+        let _fused = FusedResNet::new(&fused_vs.root(), 2, 8, 3, 6, HeadKind::Linear);
         let vars: Vec<Vec<(String, Tensor)>> = members
             .iter()
             .map(|(vs, _)| vs.variables().into_iter().collect())
@@ -359,9 +353,9 @@ mod tests {
         batch: i64,
         loss: &dyn Fn(&Tensor, &Tensor) -> Tensor,
     ) -> (Vec<Vec<Tensor>>, Vec<Vec<Tensor>>) {
-        let mut members = members(3, false);
+        let mut members = members(3, HeadKind::Linear);
         let mut fused_vs = nn::VarStore::new(Device::Cpu);
-        let fused = FusedResNet::new(&fused_vs.root(), 3, 8, 3, 5, false);
+        let fused = FusedResNet::new(&fused_vs.root(), 3, 8, 3, 5, HeadKind::Linear);
         let vars: Vec<Vec<(String, Tensor)>> = members
             .iter()
             .map(|(vs, _)| vs.variables().into_iter().collect())

@@ -16,16 +16,17 @@
 use std::collections::HashMap;
 
 use ltsweep_proto::{
-    BaseLoss, ClassScope, CompMode, DatasetConfig, JobSpec, ModelConfig, Sampler, TrainConfig,
+    ClassScope, CompMode, DatasetConfig, JobSpec, ModelConfig, Sampler, TrainConfig,
 };
 use tch::{Tensor, nn};
 
 use super::model::{FusedResNet, stack_inputs};
+use crate::model::HeadKind;
 use crate::optim::Sgd;
 use crate::train::{EpochRun, Observer, Outcome, Quiet, TrainError, Trainer, divergence};
 
-/// What jobs must share to be trained as one fused array: the data, the network, the whole
-/// training schedule (batch size, epochs, learning rate, momentum, weight decay, evaluation and
+/// What jobs must share to be trained as one fused array: the data, the network (its
+/// classifier and a cosine classifier's scale included), the whole training schedule (batch size, epochs, learning rate, momentum, weight decay, evaluation and
 /// checkpoint epochs) and the step structure, i.e. whether a batch takes the Complement Entropy
 /// alternate second step. The sampler and post-hoc evaluation may differ (each member draws and
 /// evaluates on its own); seeds, plans and loss weights of course do.
@@ -34,7 +35,7 @@ pub struct ShapeKey {
     dataset: DatasetConfig,
     model: ModelConfig,
     train: TrainConfig,
-    cosine_head: bool,
+    head: HeadKind,
     second_step: bool,
 }
 
@@ -47,7 +48,7 @@ impl ShapeKey {
             dataset: job.dataset.clone(),
             model: job.model.clone(),
             train,
-            cosine_head: matches!(job.losses.base, BaseLoss::LdamDrw { .. }),
+            head: HeadKind::of(&job.losses.base),
             second_step: job.plan.comp != ClassScope::None
                 && job.losses.comp_mode == CompMode::Alternate,
         }
@@ -71,9 +72,9 @@ impl Fused {
             &vs.root(),
             n,
             first.job.model.depth,
-            first.train.images.size()[1],
+            first.channels,
             first.classes.num_classes() as i64,
-            ShapeKey::of(&first.job).cosine_head,
+            ShapeKey::of(&first.job).head,
         );
         if first.kind != tch::Kind::Float {
             vs.set_kind(first.kind);
@@ -136,6 +137,12 @@ impl FusedTrainer {
                 member.job.id, member.job.model.arch
             )));
         }
+        if let Some(streaming) = members.iter().find(|m| m.is_streaming()) {
+            return Err(TrainError::NotFusable(format!(
+                "job {} streams list data; such a job trains alone",
+                streaming.job.id
+            )));
+        }
         let key = ShapeKey::of(&first.job);
         for member in &members[1..] {
             if ShapeKey::of(&member.job) != key {
@@ -190,7 +197,10 @@ impl FusedTrainer {
             if self.members[0].epoch >= epochs {
                 self.sync_out()?;
                 for (member, id) in self.members.drain(..).zip(self.ids.drain(..)) {
-                    outcomes[id] = Some(Outcome::Finished(Box::new(member.result())));
+                    if observers[id].wants_model() {
+                        observers[id].model(member.model_bytes()?);
+                    }
+                    outcomes[id] = Some(Outcome::Finished(Box::new(member.result()?)));
                 }
                 self.fused = None;
                 break;
@@ -221,7 +231,7 @@ impl FusedTrainer {
         outcomes: &mut [Option<Outcome>],
     ) -> Result<(), TrainError> {
         let mut runs: Vec<EpochRun> = self.members.iter_mut().map(Trainer::begin_epoch).collect();
-        let n = self.members[0].train.len();
+        let n = self.members[0].train_len();
         while !self.members.is_empty() && runs[0].from < n {
             self.stop_members(observers, &mut runs, outcomes)?;
             if self.members.is_empty() {
@@ -232,7 +242,7 @@ impl FusedTrainer {
                 .iter()
                 .zip(&mut runs)
                 .map(|(member, run)| member.next_batch(run))
-                .collect();
+                .collect::<Result<_, _>>()?;
             // Every member has the same number of images and batch size.
             let Some(batches) = batches else { break };
             self.step(&mut runs, &batches);
@@ -335,8 +345,8 @@ impl FusedTrainer {
         for (k, run) in runs.into_iter().enumerate() {
             let member = &mut self.members[k];
             let id = self.ids[k];
-            let metrics = member.end_epoch(run);
-            if let Some(reason) = divergence(&metrics) {
+            let metrics = member.end_epoch(run)?;
+            if let Some(reason) = divergence(member.job.losses.base.kind(), &metrics) {
                 outcomes[id] = Some(Outcome::Diverged {
                     epoch: metrics.epoch,
                     reason,

@@ -13,9 +13,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ltsweep_proto::JobSpec;
+use ltsweep_proto::{DatasetKind, JobSpec};
 use tch::Device;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::Shared;
@@ -82,10 +82,21 @@ struct Request {
     reply: oneshot::Sender<Result<Outcome, JobFailure>>,
 }
 
+/// Whether a job trains alone even in a fused slot: an ImageNet network would not fit N times
+/// on one GPU, and a job that streams list data decodes each image on the CPU per job, so
+/// fusing it would share nothing.
+pub(super) fn trains_alone(spec: &JobSpec) -> bool {
+    !spec.model.arch.is_cifar() || spec.dataset.kind == DatasetKind::List
+}
+
 /// The trainer side of a fused slot.
 #[derive(Clone)]
 pub(super) struct Fuser {
     requests: mpsc::UnboundedSender<Request>,
+    /// The slot's turn to lease: its lease tasks poll one at a time, and a task that leased a
+    /// job which [trains alone](trains_alone) keeps the turn until that job ends, so the slot
+    /// never holds leases of jobs it would not train yet.
+    turn: Arc<Semaphore>,
 }
 
 impl Fuser {
@@ -93,7 +104,18 @@ impl Fuser {
     pub(super) fn start(shared: Arc<Shared>, device: Device, size: u32) -> Self {
         let (requests, received) = mpsc::unbounded_channel();
         tokio::spawn(gather(shared, device, size as usize, received));
-        Self { requests }
+        Self {
+            requests,
+            turn: Arc::new(Semaphore::new(1)),
+        }
+    }
+
+    /// Waits for the slot's turn to lease; the permit is given back when dropped.
+    pub(super) async fn turn(&self) -> OwnedSemaphorePermit {
+        Arc::clone(&self.turn)
+            .acquire_owned()
+            .await
+            .expect("the turn's semaphore is never closed")
     }
 
     /// Trains the job in the next array; the handle ends with its outcome.
@@ -164,13 +186,13 @@ fn train_requests(shared: &Shared, device: Device, requests: Vec<Request>) {
             }
         };
         let key = (ShapeKey::of(trainer.job()), trainer.position());
-        // An ImageNet network never joins a fused array: it trains alone.
-        let fusable = trainer.job().model.arch.is_cifar();
+        let alone = trains_alone(trainer.job());
         let member = (trainer, request.observer, request.reply);
-        match groups
-            .iter_mut()
-            .find(|g| fusable && (ShapeKey::of(g[0].0.job()), g[0].0.position()) == key)
-        {
+        match groups.iter_mut().find(|g| {
+            !alone
+                && !trains_alone(g[0].0.job())
+                && (ShapeKey::of(g[0].0.job()), g[0].0.position()) == key
+        }) {
             Some(group) => group.push(member),
             None => groups.push(vec![member]),
         }

@@ -11,8 +11,10 @@ use tch::Device;
 use tokio::sync::mpsc;
 
 use super::lease::JobRunner;
+use super::models::ModelUpload;
 use super::{Registration, Shared};
-use crate::data::DataError;
+use crate::data::{DataError, Prepared};
+use crate::stage2;
 use crate::train::{Observer, Outcome, Trainer, device_name};
 
 /// What the training thread tells the async side.
@@ -20,12 +22,16 @@ pub(super) enum Event {
     /// Boxed: an epoch's metrics are large beside a checkpoint's handle.
     Epoch(Box<EpochMetrics>),
     Checkpoint(u32, Vec<u8>),
+    /// The finished job's final weights, to keep.
+    Model(Vec<u8>),
 }
 
 pub(super) struct ChannelObserver {
     pub(super) events: mpsc::UnboundedSender<Event>,
     pub(super) cancel: Arc<AtomicBool>,
     pub(super) shared: Arc<Shared>,
+    /// The lease asks for the final weights.
+    pub(super) keep_model: bool,
 }
 
 impl Observer for ChannelObserver {
@@ -45,6 +51,14 @@ impl Observer for ChannelObserver {
 
     fn preempted(&self) -> bool {
         self.shared.preempting()
+    }
+
+    fn wants_model(&self) -> bool {
+        self.keep_model
+    }
+
+    fn model(&mut self, bytes: Vec<u8>) {
+        let _ = self.events.send(Event::Model(bytes));
     }
 }
 
@@ -71,6 +85,7 @@ pub(super) async fn run_job(
         cancelled_by_coordinator: false,
         pending: VecDeque::new(),
         checkpoint: None,
+        model: None,
     };
     let spec = match lease.job {
         Ok(spec) => spec,
@@ -81,10 +96,27 @@ pub(super) async fn run_job(
         }
     };
     tracing::info!(job = %spec.id, plan = %spec.plan, seed = spec.seed, attempt = lease.attempt, device = %device_name(device), "job started");
-    let resume_from = if lease.checkpoint_epoch > 0 {
-        job.download_checkpoint().await
+    // A stage-2 job starts from its stage-1 job's model; a stage-1 job may resume.
+    let start = if spec.stage2.is_some() {
+        match job.download_model().await {
+            Some(bytes) => Start::Stage2(bytes),
+            None if job.lost => Start::Fresh,
+            None => {
+                return job
+                    .fail(
+                        "the stage-1 job's model could not be downloaded".to_owned(),
+                        true,
+                        0,
+                    )
+                    .await;
+            }
+        }
+    } else if lease.checkpoint_epoch > 0 {
+        job.download_checkpoint()
+            .await
+            .map_or(Start::Fresh, Start::Resume)
     } else {
-        None
+        Start::Fresh
     };
     if job.lost {
         tracing::warn!(job = %spec.id, lease = %job.lease_id, "the lease was given to another worker; dropping the job");
@@ -96,17 +128,22 @@ pub(super) async fn run_job(
         events,
         cancel: Arc::clone(&job.cancel),
         shared: Arc::clone(shared),
+        keep_model: lease.keep_model,
     };
     let trainer_shared = Arc::clone(shared);
     let trainer_spec = spec.clone();
-    let mut training = match fuser {
-        Some(fuser) => fuser.submit(trainer_spec, resume_from, observer),
-        None => tokio::task::spawn_blocking(move || {
+    let mut training = match (start, fuser) {
+        // A stage-2 job trains a classifier at most: it is never fused.
+        (Start::Stage2(model), _) => tokio::task::spawn_blocking(move || {
+            stage2_blocking(&trainer_shared, &trainer_spec, device, &model, observer)
+        }),
+        (start, Some(fuser)) => fuser.submit(trainer_spec, start.checkpoint(), observer),
+        (start, None) => tokio::task::spawn_blocking(move || {
             train_blocking(
                 &trainer_shared,
                 &trainer_spec,
                 device,
-                resume_from,
+                start.checkpoint(),
                 observer,
             )
         }),
@@ -127,6 +164,7 @@ pub(super) async fn run_job(
                     job.checkpoint = Some((epoch, bytes));
                     job.upload_checkpoint().await;
                 }
+                Some(Event::Model(bytes)) => job.model = Some(bytes),
                 None => events_open = false,
             },
             _ = heartbeat.tick() => {
@@ -144,6 +182,7 @@ pub(super) async fn run_job(
         match event {
             Event::Epoch(metrics) => job.pending.push_back(*metrics),
             Event::Checkpoint(epoch, bytes) => job.checkpoint = Some((epoch, bytes)),
+            Event::Model(bytes) => job.model = Some(bytes),
         }
     }
     if matches!(outcome, Ok(Ok(Outcome::Finished(_)))) {
@@ -163,7 +202,18 @@ pub(super) async fn run_job(
         return;
     }
     match outcome {
-        Ok(Ok(Outcome::Finished(result))) => job.complete(*result).await,
+        Ok(Ok(Outcome::Finished(result))) => {
+            // The model goes first: a stage-2 job may start the moment this one succeeds.
+            if lease.keep_model {
+                let epochs = result.epochs.last().map_or(0, |e| e.epoch);
+                match job.upload_model_until_stored(epochs).await {
+                    ModelUpload::Stored => {}
+                    ModelUpload::Dropped => return,
+                    ModelUpload::Refused(reason) => return job.fail(reason, false, 0).await,
+                }
+            }
+            job.complete(*result).await
+        }
         Ok(Ok(Outcome::Diverged { epoch, reason })) => job.fail(reason, false, epoch).await,
         Ok(Ok(Outcome::Preempted { epoch })) => job.release(epoch).await,
         Ok(Ok(Outcome::Cancelled { epoch } | Outcome::Stopped { epoch })) => {
@@ -194,6 +244,51 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a panic".to_owned())
 }
 
+/// How a leased job starts.
+enum Start {
+    Fresh,
+    /// From its latest checkpoint.
+    Resume(Vec<u8>),
+    /// A stage-2 job, from its stage-1 job's model.
+    Stage2(Vec<u8>),
+}
+
+impl Start {
+    fn checkpoint(self) -> Option<Vec<u8>> {
+        match self {
+            Start::Resume(bytes) => Some(bytes),
+            _ => None,
+        }
+    }
+}
+
+/// Runs a stage-2 job on a blocking thread: the data, its stage-1 model, the method.
+fn stage2_blocking(
+    shared: &Shared,
+    spec: &JobSpec,
+    device: Device,
+    model: &[u8],
+    mut observer: ChannelObserver,
+) -> Result<Outcome, JobFailure> {
+    tch::set_num_threads(shared.threads_per_job);
+    let method = spec
+        .stage2
+        .as_ref()
+        .map(|s| s.method)
+        .expect("a stage-2 job");
+    let mut trainer = prepare_trainer(shared, spec, device, None)?;
+    // A model that does not fit the network is a broken upload or another version's: the
+    // same bytes would not fit on another worker either.
+    trainer.load_model(model).map_err(|err| JobFailure {
+        reason: format!("the stage-1 model does not fit this job's network: {err}"),
+        retryable: false,
+    })?;
+    stage2::run(&trainer, method, &mut observer).map_err(|err| JobFailure {
+        reason: err.to_string(),
+        retryable: true,
+    })
+}
+
 /// Runs on a blocking thread: loads the data, builds the trainer, resumes, trains.
 fn train_blocking(
     shared: &Shared,
@@ -217,8 +312,8 @@ pub(super) fn train_caught(
 ) -> Result<Outcome, JobFailure> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(train)) {
         Ok(outcome) => outcome.map_err(|err| JobFailure {
+            retryable: err.is_retryable(),
             reason: err.to_string(),
-            retryable: true,
         }),
         Err(payload) => Err(JobFailure {
             reason: failure_reason(spec, &panic_message(payload.as_ref())),
@@ -291,17 +386,27 @@ pub(super) fn prepare_trainer(
     shared.data_pause.found();
     // A job's `model.init` weights are its starting point; a checkpoint replaces every variable,
     // so a resumed job does not read them.
+    let build = || match &*data {
+        Prepared::Memory(memory) => Trainer::new(spec, memory, device),
+        Prepared::Files(files) => {
+            Trainer::streaming(spec, Arc::clone(files), device, shared.loader_threads)
+        }
+    };
     let start = || {
-        Trainer::start(spec, &data, device, &shared.config.data_root).map_err(|err| JobFailure {
-            reason: format!("{err} (on worker host {})", shared.config.host),
-            // A missing, damaged or mismatched weights file fails every attempt alike.
-            retryable: false,
-        })
+        let trainer = build();
+        trainer
+            .load_init(&shared.config.data_root)
+            .map_err(|err| JobFailure {
+                reason: format!("{err} (on worker host {})", shared.config.host),
+                // A missing, damaged or mismatched weights file fails every attempt alike.
+                retryable: false,
+            })?;
+        Ok(trainer)
     };
     let Some(bytes) = resume_from else {
         return start();
     };
-    let mut trainer = Trainer::new(spec, &data, device);
+    let mut trainer = build();
     if let Err(err) = trainer.resume(&bytes) {
         tracing::warn!(job = %spec.id, %err, "cannot resume from the checkpoint; starting from scratch");
         return start();

@@ -22,6 +22,8 @@ pub(super) struct JobRunner {
     pub(super) cancelled_by_coordinator: bool,
     pub(super) pending: VecDeque<EpochMetrics>,
     pub(super) checkpoint: Option<(u32, Vec<u8>)>,
+    /// The finished job's final weights, until they are uploaded.
+    pub(super) model: Option<Vec<u8>>,
 }
 
 impl JobRunner {

@@ -13,8 +13,9 @@ use std::process::Command;
 use ltsweep_proto::{Arch, JobResult, SweepSpec};
 use ltsweep_worker::data::longtail;
 use ltsweep_worker::imagenet::{Compute, ImageNetResNet};
+use ltsweep_worker::model::HeadKind;
 use ltsweep_worker::pretrained;
-use ltsweep_worker::train::{Observer, Outcome, Quiet, TrainError, Trainer};
+use ltsweep_worker::train::{Observer, Outcome, Quiet, TrainError, Trainer, with_seed};
 use tch::{Device, Kind, Tensor, nn};
 
 fn repo() -> PathBuf {
@@ -50,7 +51,9 @@ fn every_architecture_has_torchvisions_parameter_count() {
     assert_eq!(counts.len(), Arch::ALL.len() - 1);
     for arch in Arch::ALL.into_iter().filter(|a| !a.is_cifar()) {
         let vs = nn::VarStore::new(Device::Cpu);
-        let _net = ImageNetResNet::new(&vs.root(), arch, 3, 1000, false, Compute::FP32);
+        let _net = with_seed(0, || {
+            ImageNetResNet::new(&vs.root(), arch, 3, 1000, HeadKind::Linear, Compute::FP32)
+        });
         let ours: i64 = vs
             .trainable_variables()
             .iter()
@@ -72,7 +75,16 @@ fn a_torchvision_resnet50_saved_by_pytorch_gives_pytorchs_logits() {
             .collect();
 
     let vs = nn::VarStore::new(Device::Cpu);
-    let net = ImageNetResNet::new(&vs.root(), Arch::Resnet50, 3, 1000, false, Compute::FP32);
+    let net = with_seed(0, || {
+        ImageNetResNet::new(
+            &vs.root(),
+            Arch::Resnet50,
+            3,
+            1000,
+            HeadKind::Linear,
+            Compute::FP32,
+        )
+    });
     let loaded = pretrained::load(&vs, &weights, &[]).unwrap();
     // 161 tensors: every variable (BatchNorm statistics included); the file's 53
     // num_batches_tracked counters are not variables.
@@ -90,7 +102,16 @@ fn a_torchvision_resnet50_saved_by_pytorch_gives_pytorchs_logits() {
 
     // The same file for 10 classes: the classifier is refused by name, or skipped when asked.
     let vs = nn::VarStore::new(Device::Cpu);
-    let _net = ImageNetResNet::new(&vs.root(), Arch::Resnet50, 3, 10, false, Compute::FP32);
+    let _net = with_seed(0, || {
+        ImageNetResNet::new(
+            &vs.root(),
+            Arch::Resnet50,
+            3,
+            10,
+            HeadKind::Linear,
+            Compute::FP32,
+        )
+    });
     let err = pretrained::load(&vs, &weights, &[])
         .unwrap_err()
         .to_string();
@@ -102,7 +123,16 @@ fn a_torchvision_resnet50_saved_by_pytorch_gives_pytorchs_logits() {
     assert_eq!(loaded.skipped, ["fc.bias", "fc.weight"]);
     // And a ResNet-101 is not a ResNet-50.
     let vs = nn::VarStore::new(Device::Cpu);
-    let _net = ImageNetResNet::new(&vs.root(), Arch::Resnet101, 3, 1000, false, Compute::FP32);
+    let _net = with_seed(0, || {
+        ImageNetResNet::new(
+            &vs.root(),
+            Arch::Resnet101,
+            3,
+            1000,
+            HeadKind::Linear,
+            Compute::FP32,
+        )
+    });
     let err = pretrained::load(&vs, &weights, &[])
         .unwrap_err()
         .to_string();
@@ -176,16 +206,17 @@ fn a_resnet10_job_from_pretrained_weights_trains_and_resumes_exactly() {
     tch::set_num_threads(1);
     let root = tempfile::tempdir().unwrap();
     // "Pretrained" weights: another seed's ResNet-10 with ImageNet's 1,000 classes.
-    tch::manual_seed(99);
     let source = nn::VarStore::new(Device::Cpu);
-    let _net = ImageNetResNet::new(
-        &source.root(),
-        Arch::Resnet10,
-        3,
-        1000,
-        false,
-        Compute::FP32,
-    );
+    let _net = with_seed(99, || {
+        ImageNetResNet::new(
+            &source.root(),
+            Arch::Resnet10,
+            3,
+            1000,
+            HeadKind::Linear,
+            Compute::FP32,
+        )
+    });
     let tensors: Vec<(String, Tensor)> = source.variables().into_iter().collect();
     Tensor::write_safetensors(&tensors, root.path().join("r10.safetensors")).unwrap();
 
@@ -208,7 +239,7 @@ fn a_resnet10_job_from_pretrained_weights_trains_and_resumes_exactly() {
         result
             .epochs
             .iter()
-            .all(|e| e.loss_ce.is_finite() && e.loss_pc > 0.0)
+            .all(|e| e.loss_base.is_finite() && e.loss_pc > 0.0)
     );
 
     let mut keep = Keep::default();
@@ -229,9 +260,17 @@ fn a_resnet10_job_from_pretrained_weights_trains_and_resumes_exactly() {
 fn initial_weights_come_from_the_file_except_what_is_skipped() {
     tch::set_num_threads(1);
     let root = tempfile::tempdir().unwrap();
-    tch::manual_seed(99);
     let source = nn::VarStore::new(Device::Cpu);
-    let _net = ImageNetResNet::new(&source.root(), Arch::Resnet10, 3, 4, false, Compute::FP32);
+    let _net = with_seed(99, || {
+        ImageNetResNet::new(
+            &source.root(),
+            Arch::Resnet10,
+            3,
+            4,
+            HeadKind::Linear,
+            Compute::FP32,
+        )
+    });
     let tensors: Vec<(String, Tensor)> = source.variables().into_iter().collect();
     Tensor::write_safetensors(&tensors, root.path().join("r10.safetensors")).unwrap();
     let file = source.variables();

@@ -11,7 +11,9 @@ It writes `baselines_<case>.json` files of the same format as the other vectors,
 settings. Every loss takes logits [N][K] and gives `grad_logits` [N][K]:
 
 - `focal`: mean over the batch of (1 - p_y)^gamma * (-log p_y), p_y not detached (Lin et al.
-  2017, as Cao et al.'s LDAM-DRW code writes it); `gamma`.
+  2017, as Cao et al.'s LDAM-DRW code writes it), with 1 - p_y computed as -expm1(-ce) and kept
+  above the smallest normal number: Cao et al.'s 1 - exp(-ce) rounds to 0 on a confident sample,
+  where gamma < 1 gives NaN gradients; elsewhere the two agree to rounding; `gamma`.
 - `class_balanced`: cross entropy weighted by w_y, w_c = (1 - beta) / (1 - beta^n_c) normalised
   to sum to K (Cui et al. 2019), reduced as PyTorch's `cross_entropy(weight=w)`: the weighted
   mean sum_i w_{y_i} l_i / sum_i w_{y_i}; `beta`.
@@ -20,7 +22,8 @@ settings. Every loss takes logits [N][K] and gives `grad_logits` [N][K]:
 - `ldam`: cross entropy of s * (z - m_y e_y) with m_c = n_c^(-1/4) scaled so the largest is
   `max_margin` (Cao et al. 2019), plain mean, or, with `drw` true, weighted by the
   class-balanced weights of beta 0.9999 as above (deferred re-weighting once it is on);
-  `max_margin`, `s`, `drw`.
+  `max_margin`, `s`, `drw`. Its `logits` are the scaled ones the loss sees, s * z (ltsweep's
+  cosine classifier outputs s * cos), and `grad_logits` is with respect to them.
 """
 import json
 import math
@@ -54,8 +57,8 @@ def log_priors(counts):
 
 def focal(logits, labels, gamma):
     ce = F.cross_entropy(logits, labels, reduction="none")
-    p = torch.exp(-ce)
-    return ((1.0 - p) ** gamma * ce).mean()
+    one_minus_p = (-torch.expm1(-ce)).clamp_min(torch.finfo(logits.dtype).tiny)
+    return (one_minus_p ** gamma * ce).mean()
 
 
 def class_balanced(logits, labels, counts, beta):
@@ -66,10 +69,12 @@ def logit_adjusted(logits, labels, counts, tau):
     return F.cross_entropy(logits + tau * log_priors(counts), labels)
 
 
-def ldam(logits, labels, counts, max_margin, s, drw):
+def ldam(scaled, labels, counts, max_margin, s, drw):
+    """Cao et al.'s LDAMLoss of the cosines z = scaled / s."""
+    z = scaled / s
     margins = ldam_margins(counts, max_margin)
-    index = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, labels.view(-1, 1), True)
-    shifted = torch.where(index, logits - margins[labels].view(-1, 1), logits)
+    index = torch.zeros_like(z, dtype=torch.bool).scatter_(1, labels.view(-1, 1), True)
+    shifted = torch.where(index, z - margins[labels].view(-1, 1), z)
     weight = class_balanced_weights(counts, DRW_BETA) if drw else None
     return F.cross_entropy(s * shifted, labels, weight=weight)
 
@@ -84,12 +89,11 @@ def long_tail_counts(n_max, k, ratio):
 def _case(gen, name, n, k, counts, scale, confident=False, cosine=False):
     logits = torch.randn(n, k, generator=gen) * scale
     if cosine:
-        # LDAM sees a cosine classifier's logits, in [-1, 1].
+        # Cosines, in [-1, 1]; LDAM sees them scaled by its s.
         logits = torch.tanh(logits)
     labels = torch.randint(0, k, (n,), generator=gen)
     if confident:
         logits[torch.arange(n), labels] += 15.0
-    logits.requires_grad_(True)
     runs = [
         ("focal", {"gamma": 1.0}, lambda z: focal(z, labels, 1.0)),
         ("focal", {"gamma": 2.0}, lambda z: focal(z, labels, 2.0)),
@@ -107,10 +111,12 @@ def _case(gen, name, n, k, counts, scale, confident=False, cosine=False):
     ]
     out = []
     for loss, settings, fn in runs:
-        value = fn(logits)
-        (grad,) = torch.autograd.grad(value, [logits])
+        # LDAM's input is the scaled logits s * z its loss sees.
+        seen = (logits * settings["s"] if loss == "ldam" else logits).clone().requires_grad_(True)
+        value = fn(seen)
+        (grad,) = torch.autograd.grad(value, [seen])
         vector = {"case": name, "loss": loss, "num_classes": k, "class_counts": counts,
-                  "logits": logits.tolist(), "labels": labels.tolist(),
+                  "logits": seen.tolist(), "labels": labels.tolist(),
                   "value": value.item(), "grad_logits": grad.tolist()}
         vector.update(settings)
         out.append(vector)
@@ -133,6 +139,7 @@ def main():
     for name, *rest in cases:
         vectors = _case(gen, name, *rest)
         assert all(math.isfinite(v["value"]) for v in vectors)
+        assert all(math.isfinite(g) for v in vectors for row in v["grad_logits"] for g in row)
         with open(os.path.join(out_dir, f"baselines_{name}.json"), "w") as f:
             json.dump({"generator": "make_baselines.py", "seed": seed, "vectors": vectors}, f)
     print(f"wrote {len(cases)} files to {out_dir}")

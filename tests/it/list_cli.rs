@@ -1,0 +1,325 @@
+//! List data through the binary, on a few hundred small photographic JPEGs the test writes:
+//! `ltsweep data summary` (exact counts and shots), `data check` (every unreadable image with
+//! its list line), `data pack`, and a two-epoch job that trains, checkpoints, resumes exactly
+//! and reports, from the files and from the pack.
+
+#[path = "../../worker/tests/it/photos.rs"]
+mod photos;
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::harness::register;
+use crate::support::{repo, run, stderr, stdout, write};
+
+const COUNTS: [usize; 8] = [120, 80, 50, 30, 20, 12, 8, 5];
+
+fn fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = photos::photos(&repo().join("worker/tests/data/photos"));
+    let (train, val, test) = photos::write_images(dir.path(), &photos, &COUNTS, 5);
+    photos::write_list(&dir.path().join("train.txt"), &train);
+    photos::write_list(&dir.path().join("val.txt"), &val);
+    photos::write_list(&dir.path().join("test.txt"), &test);
+    photos::write_coco(&dir.path().join("train.json"), &train, COUNTS.len());
+    photos::write_coco(&dir.path().join("test.json"), &test, COUNTS.len());
+    dir
+}
+
+fn spec(dir: &Path, packed: Option<&str>) -> std::path::PathBuf {
+    let packed = packed.map_or(String::new(), |p| format!("packed = \"{p}\"\n"));
+    write(
+        dir,
+        "spec.toml",
+        &format!(
+            r#"
+name = "lists"
+seeds = [0]
+[dataset]
+kind = "list"
+path = "."
+train_list = "train.txt"
+val_list = "val.txt"
+test_list = "test.txt"
+crop_size = 32
+resize_size = 36
+head_min_count = 40
+{packed}[model]
+depth = 8
+[train]
+epochs = 2
+batch_size = 32
+lr = 0.05
+warmup_epochs = 0
+checkpoint_every = 1
+[losses]
+plans = [{{}}]
+"#
+        ),
+    )
+}
+
+fn train(spec: &Path, root: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "train",
+        spec.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--loader-threads",
+        "2",
+        "--data-root",
+        root.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let output = run(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    output
+}
+
+/// result.json without the clock.
+fn metrics(dir: &Path) -> Value {
+    let mut result: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("result.json")).unwrap()).unwrap();
+    result["train_seconds"] = Value::Null;
+    for epoch in result["epochs"].as_array_mut().unwrap() {
+        epoch["seconds"] = Value::Null;
+        epoch["images_per_second"] = Value::Null;
+    }
+    result
+}
+
+register!(summary_check_and_pack_of_list_data);
+fn summary_check_and_pack_of_list_data() {
+    let dir = fixture();
+    let root = dir.path().to_str().unwrap();
+    let lists = [
+        "--path",
+        root,
+        "--train-list",
+        "train.txt",
+        "--val-list",
+        "val.txt",
+        "--test-list",
+        "test.txt",
+    ];
+    let mut args = vec!["data", "summary", "--kind", "list", "--json"];
+    args.extend_from_slice(&lists);
+    let output = run(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(summary["train_total"], 325);
+    assert_eq!(summary["val_total"], 40);
+    assert_eq!(summary["test_total"], 40);
+    assert_eq!(summary["class_counts"], serde_json::json!(COUNTS));
+    assert_eq!(summary["many"], serde_json::json!([0]));
+    assert_eq!(summary["medium"], serde_json::json!([1, 2, 3, 4]));
+    assert_eq!(summary["few"], serde_json::json!([5, 6, 7]));
+
+    // The same from COCO-style JSON.
+    let output = run(&[
+        "data",
+        "summary",
+        "--kind",
+        "list",
+        "--json",
+        "--path",
+        root,
+        "--train-list",
+        "train.json",
+        "--test-list",
+        "test.json",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let from_json: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(from_json["class_counts"], summary["class_counts"]);
+    assert_eq!(from_json["test_total"], 40);
+
+    // Two broken images: `data check` names both with their list lines, and fails.
+    let test_list = std::fs::read_to_string(dir.path().join("test.txt")).unwrap();
+    let lines: Vec<&str> = test_list.lines().collect();
+    let cut = lines[3].split(' ').next().unwrap();
+    let whole = std::fs::read(dir.path().join(cut)).unwrap();
+    std::fs::write(dir.path().join(cut), &whole[..whole.len() / 3]).unwrap();
+    let png = lines[17].split(' ').next().unwrap();
+    std::fs::write(dir.path().join(png), b"\x89PNG\r\n\x1a\n").unwrap();
+    let mut args = vec!["data", "check", "--kind", "list", "--threads", "2"];
+    args.extend_from_slice(&lists);
+    let output = run(&args);
+    assert!(!output.status.success());
+    let text = stdout(&output);
+    let test_txt = dir.path().join("test.txt");
+    assert!(
+        text.contains(&format!(
+            "{}: truncated JPEG: the data ends before the image does (listed at {} line 4)",
+            dir.path().join(cut).display(),
+            test_txt.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "{}: not a JPEG file (it starts with bytes 89 50 4e 47) (listed at {} line 18)",
+            dir.path().join(png).display(),
+            test_txt.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("checked 405 images (325 train, 40 validation, 40 test): 2 unreadable"),
+        "{text}"
+    );
+    assert!(
+        stderr(&output).contains("2 of 405 images cannot be read"),
+        "{}",
+        stderr(&output)
+    );
+
+    // A pack refuses broken images, and writes nothing.
+    let mut args = vec!["data", "pack", "--kind", "list", "--out"];
+    let pack = dir.path().join("lists.ltpack");
+    args.push(pack.to_str().unwrap());
+    args.extend_from_slice(&lists);
+    let output = run(&args);
+    assert!(!output.status.success());
+    assert!(!pack.exists() && !dir.path().join("lists.partial").exists());
+    std::fs::write(dir.path().join(cut), &whole).unwrap();
+    std::fs::write(dir.path().join(png), &whole).unwrap();
+    args.extend_from_slice(&["--shorter-side", "48"]);
+    let output = run(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("packed 405 images"),
+        "{}",
+        stdout(&output)
+    );
+    let mut args = vec![
+        "data",
+        "check",
+        "--kind",
+        "list",
+        "--packed",
+        "lists.ltpack",
+    ];
+    args.extend_from_slice(&lists);
+    let output = run(&args);
+    assert!(output.status.success(), "{}", stdout(&output));
+}
+
+register!(a_two_epoch_job_on_list_data_trains_checkpoints_resumes_exactly_and_reports);
+fn a_two_epoch_job_on_list_data_trains_checkpoints_resumes_exactly_and_reports() {
+    let dir = fixture();
+    let root = dir.path();
+    let spec_path = spec(root, None);
+    let straight = root.join("straight");
+    let output = train(&spec_path, root, &straight, &[]);
+    assert!(
+        stdout(&output).contains("top-1 %: all"),
+        "{}",
+        stdout(&output)
+    );
+    let result = metrics(&straight);
+    assert_eq!(result["train_images"], 325);
+    assert_eq!(result["epochs"].as_array().unwrap().len(), 2);
+    assert!(result["acc_few"].is_number());
+
+    // Stopped after the first epoch with its checkpoint, resumed with one thread more.
+    let resumed = root.join("resumed");
+    let output = train(&spec_path, root, &resumed, &["--stop-after", "1"]);
+    assert!(stdout(&output).contains("stopped after epoch 1"));
+    assert!(resumed.join("checkpoint.ltsw").exists());
+    let mut args = vec![
+        "train",
+        spec_path.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--loader-threads",
+        "3",
+        "--data-root",
+        root.to_str().unwrap(),
+        "--out",
+        resumed.to_str().unwrap(),
+        "--resume",
+    ];
+    let output = run(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(metrics(&resumed), result);
+
+    // From a packed copy (images kept as they are, all being smaller than 96): the same bytes,
+    // so the same result.
+    let pack = root.join("lists.ltpack");
+    let output = run(&[
+        "data",
+        "pack",
+        "--kind",
+        "list",
+        "--path",
+        root.to_str().unwrap(),
+        "--train-list",
+        "train.txt",
+        "--val-list",
+        "val.txt",
+        "--test-list",
+        "test.txt",
+        "--shorter-side",
+        "96",
+        "--out",
+        pack.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let packed_spec = spec(root, Some("lists.ltpack"));
+    let from_pack = root.join("from-pack");
+    args[1] = packed_spec.to_str().unwrap();
+    args[11] = from_pack.to_str().unwrap();
+    args.pop();
+    let output = run(&args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let mut packed = metrics(&from_pack);
+    // The spec differs in `packed`: its job id and spec do, nothing else.
+    for key in ["job_id", "sweep_id", "spec"] {
+        packed[key] = result[key].clone();
+    }
+    assert_eq!(packed, result);
+}
+
+register!(a_fused_slot_leases_list_data_jobs_one_at_a_time);
+/// A fused slot (`--fuse 3`) takes a job that trains alone (list data streams from the files)
+/// one at a time: it never holds the lease of a job it is not training.
+fn a_fused_slot_leases_list_data_jobs_one_at_a_time() {
+    let dir = fixture();
+    let root = dir.path();
+    let text = std::fs::read_to_string(spec(root, None))
+        .unwrap()
+        .replace("seeds = [0]", "seeds = [0, 1, 2]")
+        .replace("epochs = 2", "epochs = 1");
+    let spec_path = write(root, "three.toml", &text);
+    let output = crate::support::ltsweep()
+        .args(["run", spec_path.to_str().unwrap()])
+        .args(["--workers", "1", "--devices", "cpu", "--threads", "1"])
+        .args(["--fuse", "3", "--data-root", root.to_str().unwrap()])
+        .args(["--out", root.join("out").to_str().unwrap()])
+        .env("RUST_LOG", "ltsweep_worker=info")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let log = stderr(&output);
+    let events: Vec<&str> = log
+        .lines()
+        .filter_map(|line| {
+            if line.contains("job started") {
+                Some("started")
+            } else if line.contains("job completed") {
+                Some("completed")
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(events, ["started", "completed"].repeat(3), "{log}");
+}

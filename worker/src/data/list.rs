@@ -1,0 +1,660 @@
+//! List data: JPEG files under a root folder, named by list files (`relative/path.jpg label`
+//! a line, as Liu et al. 2019 released ImageNet-LT and Places-LT) or by COCO-style JSON
+//! annotations (iNaturalist 2018's `train2018.json`: `images`, `annotations`, `categories`).
+//!
+//! The lists are read whole and checked before anything trains: every malformed line, label out
+//! of range, annotation without its image (or image without its annotation) is an error naming
+//! the file and the line (or the JSON entry). The images themselves are read while training, by
+//! [`crate::loader`]; [`prepare`] checks that each one is there first (or in the packed copy).
+
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+
+use ltsweep_proto::{ClassGroup, DatasetConfig, HeadSplit, ListConfig, Shot};
+use serde::Deserialize;
+
+use super::pack::Pack;
+use super::{ClassInfo, DataError};
+
+/// The largest list or annotation file read (iNaturalist 2018's `train2018.json` is about
+/// 200 MB).
+pub const MAX_LIST_BYTES: u64 = 2 << 30;
+/// The most images one split may list.
+pub const MAX_IMAGES: usize = 20_000_000;
+
+/// One image of a split.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Relative to the data set's folder, without `..`.
+    pub path: String,
+    pub label: u32,
+    /// The 1-based line of a list file, or the 0-based index in a JSON file's `images`.
+    pub at: u32,
+}
+
+/// How a split's list is written, for naming where an entry came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListFormat {
+    Lines,
+    Coco,
+}
+
+/// The images of one split, in the list's order.
+#[derive(Clone, Debug)]
+pub struct FileSplit {
+    /// The list file it was read from.
+    pub list: PathBuf,
+    pub format: ListFormat,
+    pub entries: Vec<Entry>,
+}
+
+impl FileSplit {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn labels(&self) -> Vec<i64> {
+        self.entries.iter().map(|e| i64::from(e.label)).collect()
+    }
+
+    /// Where entry `index` is written: `ImageNet_LT_train.txt line 17`, `val2018.json images[16]`.
+    pub fn locate(&self, index: usize) -> String {
+        let entry = &self.entries[index];
+        match self.format {
+            ListFormat::Lines => format!("{} line {}", self.list.display(), entry.at),
+            ListFormat::Coco => format!("{} images[{}]", self.list.display(), entry.at),
+        }
+    }
+}
+
+/// Where the images' bytes come from.
+#[derive(Debug)]
+pub enum ImageStore {
+    /// The files themselves, under this folder.
+    Files(PathBuf),
+    /// A packed copy; each split's entries mapped to the pack's records.
+    Packed {
+        pack: Pack,
+        train: Vec<u32>,
+        val: Vec<u32>,
+        test: Vec<u32>,
+    },
+}
+
+/// Which split an image belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    Train,
+    Val,
+    Test,
+}
+
+/// A list data set ready to stream: its lists, class groups and where the bytes are.
+#[derive(Debug)]
+pub struct FileData {
+    pub config: ListConfig,
+    /// The data set's folder.
+    pub root: PathBuf,
+    pub train: FileSplit,
+    /// The validation list, when the data set has one: kept for model selection, never
+    /// trained on.
+    pub val: Option<FileSplit>,
+    pub test: FileSplit,
+    pub classes: ClassInfo,
+    pub images: ImageStore,
+}
+
+impl FileData {
+    pub fn split(&self, split: Split) -> Option<&FileSplit> {
+        match split {
+            Split::Train => Some(&self.train),
+            Split::Val => self.val.as_ref(),
+            Split::Test => Some(&self.test),
+        }
+    }
+}
+
+/// The lists of a data set, read and checked, with the class count they use.
+#[derive(Clone, Debug)]
+pub struct Lists {
+    pub config: ListConfig,
+    pub root: PathBuf,
+    pub train: FileSplit,
+    pub val: Option<FileSplit>,
+    pub test: FileSplit,
+    pub classes: ClassInfo,
+}
+
+/// Reads and checks the lists a spec names; no image is opened.
+pub fn read_lists(config: &DatasetConfig, data_root: &Path) -> Result<Lists, DataError> {
+    let list = config
+        .list
+        .clone()
+        .ok_or_else(|| DataError::Invalid(format!("{}: the spec names no lists", config.kind)))?;
+    // Without `.` components, so that messages name files as a person would.
+    let root: PathBuf = data_root
+        .join(config.path.as_deref().unwrap_or_default())
+        .components()
+        .collect();
+    super::require_dir(&root)?;
+    let preset = config.kind.preset();
+    let declared = preset.map(|p| p.classes).or(config.classes);
+    let (train, categories) = read_split(&root, &list.train, None)?;
+    let classes = match declared {
+        Some(n) => n as usize,
+        None => train
+            .entries
+            .iter()
+            .map(|e| e.label as usize + 1)
+            .max()
+            .unwrap_or(0),
+    };
+    let val = list
+        .val
+        .as_deref()
+        .map(|file| read_split(&root, file, categories.as_ref()).map(|(split, _)| split))
+        .transpose()?;
+    let (test, _) = read_split(&root, &list.test, categories.as_ref())?;
+    for split in [Some(&train), val.as_ref(), Some(&test)]
+        .into_iter()
+        .flatten()
+    {
+        check_labels(split, classes)?;
+    }
+    if let Some(preset) = preset {
+        for (split, expected) in [Some(&train), val.as_ref(), Some(&test)]
+            .into_iter()
+            .zip(preset.counts)
+        {
+            if let Some(split) = split
+                && split.len() != expected
+            {
+                return Err(DataError::Invalid(format!(
+                    "{}: {} images, but {} lists {expected}; use kind = \"list\" for other lists",
+                    split.list.display(),
+                    split.len(),
+                    config.kind
+                )));
+            }
+        }
+    }
+    let mut counts = vec![0u32; classes];
+    for entry in &train.entries {
+        counts[entry.label as usize] += 1;
+    }
+    if let Some(empty) = counts.iter().position(|&n| n == 0) {
+        return Err(DataError::Invalid(format!(
+            "{}: class {empty} has no training image ({classes} classes); every class needs one",
+            train.list.display()
+        )));
+    }
+    Ok(Lists {
+        classes: ClassInfo {
+            groups: groups_of(&counts, config.head),
+            shots: counts.iter().map(|&n| Shot::of_count(n)).collect(),
+            train_counts: counts,
+        },
+        config: list,
+        root,
+        train,
+        val,
+        test,
+    })
+}
+
+/// Reads the lists and checks that every image they name can be read: a file under the root,
+/// or a record of the packed copy.
+pub fn prepare(config: &DatasetConfig, data_root: &Path) -> Result<FileData, DataError> {
+    let lists = read_lists(config, data_root)?;
+    let images = match &lists.config.packed {
+        Some(name) => {
+            let pack = Pack::open(&lists.root.join(name))?;
+            let find = |split: Option<&FileSplit>| match split {
+                Some(split) => pack.records_of(split),
+                None => Ok(Vec::new()),
+            };
+            ImageStore::Packed {
+                train: find(Some(&lists.train))?,
+                val: find(lists.val.as_ref())?,
+                test: find(Some(&lists.test))?,
+                pack,
+            }
+        }
+        None => {
+            for split in [Some(&lists.train), lists.val.as_ref(), Some(&lists.test)]
+                .into_iter()
+                .flatten()
+            {
+                for (i, entry) in split.entries.iter().enumerate() {
+                    let path = lists.root.join(&entry.path);
+                    if !path.is_file() {
+                        return Err(DataError::Image {
+                            path,
+                            entry: split.locate(i),
+                            detail: "no such file".to_owned(),
+                        });
+                    }
+                }
+            }
+            ImageStore::Files(lists.root.clone())
+        }
+    };
+    Ok(FileData {
+        config: lists.config,
+        root: lists.root,
+        train: lists.train,
+        val: lists.val,
+        test: lists.test,
+        classes: lists.classes,
+        images,
+    })
+}
+
+/// Head/Tail of classes in any order: by the count threshold, or the most frequent fraction
+/// (ties broken by class index).
+pub fn groups_of(counts: &[u32], split: HeadSplit) -> Vec<ClassGroup> {
+    match split {
+        HeadSplit::MinCount(min) => counts
+            .iter()
+            .map(|&n| {
+                if n >= min {
+                    ClassGroup::Head
+                } else {
+                    ClassGroup::Tail
+                }
+            })
+            .collect(),
+        HeadSplit::Fraction(f) => {
+            let heads = ((f * counts.len() as f64).round() as usize).max(1);
+            let mut by_count: Vec<usize> = (0..counts.len()).collect();
+            by_count.sort_by_key(|&c| (std::cmp::Reverse(counts[c]), c));
+            let mut groups = vec![ClassGroup::Tail; counts.len()];
+            for &c in &by_count[..heads.min(counts.len())] {
+                groups[c] = ClassGroup::Head;
+            }
+            groups
+        }
+    }
+}
+
+fn check_labels(split: &FileSplit, classes: usize) -> Result<(), DataError> {
+    if let Some(i) = split
+        .entries
+        .iter()
+        .position(|e| e.label as usize >= classes)
+    {
+        let detail = format!(
+            "label {} is out of range: the data set has {classes} classes (0 to {})",
+            split.entries[i].label,
+            classes.saturating_sub(1)
+        );
+        return Err(match split.format {
+            ListFormat::Lines => DataError::ListLine {
+                path: split.list.clone(),
+                line: split.entries[i].at as usize,
+                detail,
+            },
+            ListFormat::Coco => DataError::Malformed {
+                path: split.list.clone(),
+                detail: format!("images[{}]: {detail}", split.entries[i].at),
+            },
+        });
+    }
+    Ok(())
+}
+
+/// Category ids of a COCO-style file, mapped to labels 0..K by their order.
+type Categories = HashMap<u64, u32>;
+
+/// Reads one list (a `.json` file is COCO-style); with `categories`, JSON labels follow the
+/// training file's categories.
+fn read_split(
+    root: &Path,
+    file: &str,
+    categories: Option<&Categories>,
+) -> Result<(FileSplit, Option<Categories>), DataError> {
+    let path = root.join(file);
+    let size = std::fs::metadata(&path)
+        .map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => DataError::Missing {
+                path: path.clone(),
+                hint: "a list named by the spec; check its name and the data set's path".to_owned(),
+            },
+            _ => DataError::Io {
+                path: path.clone(),
+                source,
+            },
+        })?
+        .len();
+    if size > MAX_LIST_BYTES {
+        return Err(DataError::Malformed {
+            path,
+            detail: format!("{size} bytes is over the limit of {MAX_LIST_BYTES} for a list"),
+        });
+    }
+    let bytes = super::read_file(&path)?;
+    if file.ends_with(".json") {
+        let (entries, categories) = parse_coco(&path, &bytes, categories)?;
+        Ok((
+            FileSplit {
+                list: path,
+                format: ListFormat::Coco,
+                entries,
+            },
+            Some(categories),
+        ))
+    } else {
+        let text = std::str::from_utf8(&bytes).map_err(|e| DataError::Malformed {
+            path: path.clone(),
+            detail: format!("not UTF-8 text (byte {})", e.valid_up_to()),
+        })?;
+        Ok((
+            FileSplit {
+                entries: parse_lines(&path, text)?,
+                list: path,
+                format: ListFormat::Lines,
+            },
+            None,
+        ))
+    }
+}
+
+/// `relative/path.jpg label` a line; blank lines are skipped.
+pub fn parse_lines(path: &Path, text: &str) -> Result<Vec<Entry>, DataError> {
+    let mut entries = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let number = i + 1;
+        let bad = |detail: String| DataError::ListLine {
+            path: path.to_owned(),
+            line: number,
+            detail,
+        };
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let mut fields = line.split_whitespace();
+        let (Some(file), Some(label), None) = (fields.next(), fields.next(), fields.next()) else {
+            return Err(bad(format!(
+                "expected `relative/path.jpg label`, found `{}`",
+                shorten(line)
+            )));
+        };
+        let label: u32 = label.parse().map_err(|_| {
+            bad(format!(
+                "label `{}` is not a class number (0, 1, 2, ...)",
+                shorten(label)
+            ))
+        })?;
+        check_relative(file).map_err(bad)?;
+        if entries.len() == MAX_IMAGES {
+            return Err(bad(format!("more than {MAX_IMAGES} images in one list")));
+        }
+        entries.push(Entry {
+            path: file.to_owned(),
+            label,
+            at: number as u32,
+        });
+    }
+    Ok(entries)
+}
+
+/// A path an entry may name: relative, and never out of the root.
+fn check_relative(file: &str) -> Result<(), String> {
+    let path = Path::new(file);
+    if path
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not a path relative to the data set's folder (no leading `/`, no `..`)",
+            shorten(file)
+        ))
+    }
+}
+
+/// At most 80 characters of outside text in a message.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(80) {
+        Some((end, _)) => format!("{}...", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+#[derive(Deserialize)]
+struct Coco {
+    images: Vec<CocoImage>,
+    annotations: Vec<CocoAnnotation>,
+    categories: Vec<CocoCategory>,
+}
+
+#[derive(Deserialize)]
+struct CocoImage {
+    id: u64,
+    file_name: String,
+}
+
+#[derive(Deserialize)]
+struct CocoAnnotation {
+    #[serde(default)]
+    id: Option<u64>,
+    image_id: u64,
+    category_id: u64,
+}
+
+#[derive(Deserialize)]
+struct CocoCategory {
+    id: u64,
+}
+
+/// COCO-style annotations: one annotation per image, labels from the categories' order.
+pub fn parse_coco(
+    path: &Path,
+    bytes: &[u8],
+    known: Option<&Categories>,
+) -> Result<(Vec<Entry>, Categories), DataError> {
+    let bad = |detail: String| DataError::Malformed {
+        path: path.to_owned(),
+        detail,
+    };
+    let coco: Coco = serde_json::from_slice(bytes).map_err(|e| {
+        bad(format!(
+            "line {} column {}: not COCO-style annotations ({{\"images\", \"annotations\", \"categories\"}}): {e}",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    if coco.images.len() > MAX_IMAGES {
+        return Err(bad(format!("more than {MAX_IMAGES} images")));
+    }
+    let categories = match known {
+        Some(known) => known.clone(),
+        None => {
+            let mut ids: Vec<u64> = coco.categories.iter().map(|c| c.id).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids.into_iter()
+                .enumerate()
+                .map(|(label, id)| (id, label as u32))
+                .collect()
+        }
+    };
+    let mut index: HashMap<u64, usize> = HashMap::with_capacity(coco.images.len());
+    for (i, image) in coco.images.iter().enumerate() {
+        check_relative(&image.file_name).map_err(|e| bad(format!("images[{i}]: {e}")))?;
+        if index.insert(image.id, i).is_some() {
+            return Err(bad(format!(
+                "images[{i}]: image id {} is listed twice",
+                image.id
+            )));
+        }
+    }
+    let mut labels: Vec<Option<u32>> = vec![None; coco.images.len()];
+    for (a, annotation) in coco.annotations.iter().enumerate() {
+        let name = match annotation.id {
+            Some(id) => format!("annotations[{a}] (id {id})"),
+            None => format!("annotations[{a}]"),
+        };
+        let Some(&i) = index.get(&annotation.image_id) else {
+            return Err(bad(format!(
+                "{name}: image_id {} has no entry in `images`",
+                annotation.image_id
+            )));
+        };
+        let Some(&label) = categories.get(&annotation.category_id) else {
+            return Err(bad(format!(
+                "{name}: category_id {} is not among the training file's categories",
+                annotation.category_id
+            )));
+        };
+        if labels[i].replace(label).is_some() {
+            return Err(bad(format!(
+                "{name}: image_id {} has a second annotation (one label an image)",
+                annotation.image_id
+            )));
+        }
+    }
+    let entries = coco
+        .images
+        .into_iter()
+        .zip(labels)
+        .enumerate()
+        .map(|(i, (image, label))| {
+            let label = label.ok_or_else(|| {
+                bad(format!(
+                    "images[{i}] (id {}, {}): no annotation gives its label",
+                    image.id,
+                    shorten(&image.file_name)
+                ))
+            })?;
+            Ok(Entry {
+                path: image.file_name,
+                label,
+                at: i as u32,
+            })
+        })
+        .collect::<Result<Vec<_>, DataError>>()?;
+    Ok((entries, categories))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_parse_and_bad_lines_are_named() {
+        let path = Path::new("train.txt");
+        let entries = parse_lines(path, "a/b.jpg 3\n\nc.jpg 0\n").unwrap();
+        assert_eq!(
+            entries,
+            vec![
+                Entry {
+                    path: "a/b.jpg".into(),
+                    label: 3,
+                    at: 1
+                },
+                Entry {
+                    path: "c.jpg".into(),
+                    label: 0,
+                    at: 3
+                }
+            ]
+        );
+        let err = parse_lines(path, "a.jpg 1\nb.jpg\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "train.txt: line 2: expected `relative/path.jpg label`, found `b.jpg`"
+        );
+        let err = parse_lines(path, "a.jpg -1\n").unwrap_err();
+        assert!(
+            err.to_string().contains("line 1: label `-1` is not"),
+            "{err}"
+        );
+        let err = parse_lines(path, "a.jpg 1\n../etc/passwd 2\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("line 2: `../etc/passwd` is not a path relative"),
+            "{err}"
+        );
+        let err = parse_lines(path, "/abs.jpg 2\n").unwrap_err();
+        assert!(err.to_string().contains("line 1:"), "{err}");
+    }
+
+    #[test]
+    fn coco_annotations_need_their_images_and_the_reverse() {
+        let path = Path::new("train2018.json");
+        let json = |annotations: &str| {
+            format!(
+                r#"{{"images": [{{"id": 10, "file_name": "a.jpg"}}, {{"id": 11, "file_name": "b.jpg"}}],
+                   "annotations": [{annotations}],
+                   "categories": [{{"id": 5}}, {{"id": 7}}]}}"#
+            )
+        };
+        let (entries, categories) = parse_coco(
+            path,
+            json(r#"{"id": 1, "image_id": 11, "category_id": 5}, {"id": 2, "image_id": 10, "category_id": 7}"#)
+                .as_bytes(),
+            None,
+        )
+        .unwrap();
+        assert_eq!(categories[&7], 1);
+        assert_eq!((entries[0].label, entries[1].label), (1, 0));
+        let err = parse_coco(
+            path,
+            json(r#"{"id": 1, "image_id": 12, "category_id": 5}"#).as_bytes(),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "train2018.json: annotations[0] (id 1): image_id 12 has no entry in `images`"
+        );
+        let err = parse_coco(
+            path,
+            json(r#"{"id": 1, "image_id": 11, "category_id": 5}"#).as_bytes(),
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("images[0] (id 10, a.jpg): no annotation"),
+            "{err}"
+        );
+        let err = parse_coco(path, b"{\"images\": [}", None).unwrap_err();
+        assert!(
+            err.to_string().starts_with("train2018.json: line 1 column"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn groups_of_unsorted_counts() {
+        let counts = [5, 200, 50, 120];
+        let g = groups_of(&counts, HeadSplit::MinCount(100));
+        assert_eq!(
+            g,
+            vec![
+                ClassGroup::Tail,
+                ClassGroup::Head,
+                ClassGroup::Tail,
+                ClassGroup::Head
+            ]
+        );
+        let g = groups_of(&counts, HeadSplit::Fraction(0.25));
+        assert_eq!(
+            g,
+            vec![
+                ClassGroup::Tail,
+                ClassGroup::Head,
+                ClassGroup::Tail,
+                ClassGroup::Tail
+            ]
+        );
+    }
+}

@@ -1,0 +1,275 @@
+//! A packed copy of list data: every image once, in one file that is memory-mapped, with an
+//! index from its path under the data set's folder to its bytes. Small files on a shared file
+//! system are what slow real clusters down; one file read through the page cache is not.
+//!
+//! Layout: `LTSWPACK`, a little-endian u32 format version, the u32 shorter side the images were
+//! re-encoded at, the u64 offset and u64 length of the index; the images' JPEG bytes; the index
+//! as JSON (`{"records": [[path, offset, length], ...]}`). A pack is written under a temporary
+//! name and renamed when complete, so a killed `ltsweep data pack` leaves no half pack.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use super::DataError;
+use super::list::{FileSplit, MAX_LIST_BYTES};
+
+const MAGIC: &[u8; 8] = b"LTSWPACK";
+const VERSION: u32 = 1;
+const HEADER: u64 = 32;
+
+/// An open pack.
+#[derive(Debug)]
+pub struct Pack {
+    path: PathBuf,
+    map: Mmap,
+    records: Vec<(u64, u64)>,
+    index: HashMap<String, u32>,
+    /// The shorter side the images were re-encoded at.
+    pub shorter_side: u32,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Index {
+    records: Vec<(String, u64, u64)>,
+}
+
+impl Pack {
+    pub fn open(path: &Path) -> Result<Pack, DataError> {
+        let bad = |detail: String| DataError::Malformed {
+            path: path.to_owned(),
+            detail,
+        };
+        let file = File::open(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => DataError::Missing {
+                path: path.to_owned(),
+                hint: "the packed copy dataset.packed names; write it with `ltsweep data pack`"
+                    .to_owned(),
+            },
+            _ => DataError::Io {
+                path: path.to_owned(),
+                source,
+            },
+        })?;
+        // SAFETY: the map is read-only, and a pack is written once under a temporary name and
+        // renamed into place, never changed after; a pack truncated by someone while a job
+        // reads it would fault like any other mapped file.
+        let map = unsafe { Mmap::map(&file) }.map_err(|source| DataError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        if map.len() < HEADER as usize || &map[..8] != MAGIC {
+            return Err(bad("not an ltsweep pack (no LTSWPACK header)".to_owned()));
+        }
+        let u32_at = |at: usize| u32::from_le_bytes(map[at..at + 4].try_into().expect("4 bytes"));
+        let u64_at = |at: usize| u64::from_le_bytes(map[at..at + 8].try_into().expect("8 bytes"));
+        let version = u32_at(8);
+        if version != VERSION {
+            return Err(bad(format!(
+                "pack format version {version}; this build reads version {VERSION}"
+            )));
+        }
+        let (index_at, index_len) = (u64_at(16), u64_at(24));
+        let end = index_at.checked_add(index_len);
+        if index_at < HEADER || index_len > MAX_LIST_BYTES || end != Some(map.len() as u64) {
+            return Err(bad(
+                "the index is not where the header says (a truncated pack?)".to_owned(),
+            ));
+        }
+        let index: Index = serde_json::from_slice(&map[index_at as usize..])
+            .map_err(|e| bad(format!("the index: {e}")))?;
+        let mut by_path = HashMap::with_capacity(index.records.len());
+        let mut records = Vec::with_capacity(index.records.len());
+        for (i, (name, offset, len)) in index.records.into_iter().enumerate() {
+            if offset < HEADER || offset.checked_add(len).is_none_or(|e| e > index_at) {
+                return Err(bad(format!("record {i} ({name}) lies outside the images")));
+            }
+            by_path.insert(name, i as u32);
+            records.push((offset, len));
+        }
+        Ok(Pack {
+            path: path.to_owned(),
+            shorter_side: u32_at(12),
+            map,
+            records,
+            index: by_path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The record of an image, by its path under the data set's folder.
+    pub fn record(&self, path: &str) -> Option<u32> {
+        self.index.get(path).copied()
+    }
+
+    /// The record of each image of a split; an image the pack lacks is an error naming it.
+    pub fn records_of(&self, split: &FileSplit) -> Result<Vec<u32>, DataError> {
+        split
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                self.record(&entry.path).ok_or_else(|| DataError::Image {
+                    path: self.path.clone(),
+                    entry: split.locate(i),
+                    detail: format!(
+                        "the pack holds no `{}`; pack the data set again",
+                        entry.path
+                    ),
+                })
+            })
+            .collect()
+    }
+
+    /// The JPEG bytes of a record.
+    pub fn bytes(&self, record: u32) -> &[u8] {
+        let (offset, len) = self.records[record as usize];
+        &self.map[offset as usize..(offset + len) as usize]
+    }
+}
+
+/// Writes a pack record by record; dropped before [`PackWriter::finish`], it removes what it
+/// wrote.
+pub struct PackWriter {
+    path: PathBuf,
+    temporary: PathBuf,
+    /// `None` once finished.
+    file: Option<BufWriter<File>>,
+    offset: u64,
+    records: Vec<(String, u64, u64)>,
+    shorter_side: u32,
+}
+
+impl PackWriter {
+    pub fn create(path: &Path, shorter_side: u32) -> Result<PackWriter, DataError> {
+        let temporary = path.with_extension("partial");
+        let io = |source| DataError::Io {
+            path: temporary.clone(),
+            source,
+        };
+        let mut file = BufWriter::new(File::create(&temporary).map_err(io)?);
+        file.write_all(&[0; HEADER as usize]).map_err(io)?;
+        Ok(PackWriter {
+            path: path.to_owned(),
+            file: Some(file),
+            offset: HEADER,
+            records: Vec::new(),
+            shorter_side,
+            temporary,
+        })
+    }
+
+    pub fn add(&mut self, name: &str, bytes: &[u8]) -> Result<(), DataError> {
+        let file = self
+            .file
+            .as_mut()
+            .expect("a pack is written until finished");
+        file.write_all(bytes).map_err(|source| DataError::Io {
+            path: self.temporary.clone(),
+            source,
+        })?;
+        self.records
+            .push((name.to_owned(), self.offset, bytes.len() as u64));
+        self.offset += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Writes the index and the header, and renames the pack into place.
+    pub fn finish(mut self) -> Result<u64, DataError> {
+        let io = |source| DataError::Io {
+            path: self.temporary.clone(),
+            source,
+        };
+        let index = serde_json::to_vec(&Index {
+            records: std::mem::take(&mut self.records),
+        })
+        .map_err(|e| DataError::Invalid(format!("the pack's index: {e}")))?;
+        let mut file = self.file.take().expect("a pack is finished once");
+        file.write_all(&index).map_err(io)?;
+        let mut header = Vec::with_capacity(HEADER as usize);
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&VERSION.to_le_bytes());
+        header.extend_from_slice(&self.shorter_side.to_le_bytes());
+        header.extend_from_slice(&self.offset.to_le_bytes());
+        header.extend_from_slice(&(index.len() as u64).to_le_bytes());
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        file.write_all(&header).map_err(io)?;
+        let file = file.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&self.temporary, &self.path).map_err(|source| DataError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        Ok(self.offset + index.len() as u64)
+    }
+}
+
+impl Drop for PackWriter {
+    fn drop(&mut self) {
+        // Unfinished (an error, a bad image): no partial pack stays behind. After a finish the
+        // temporary name is gone already.
+        let _ = std::fs::remove_file(&self.temporary);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::list::{Entry, ListFormat};
+
+    #[test]
+    fn a_pack_round_trips_and_names_what_it_lacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.ltpack");
+        let mut writer = PackWriter::create(&path, 256).unwrap();
+        writer.add("a/1.jpg", b"first").unwrap();
+        writer.add("b/2.jpg", b"second!").unwrap();
+        writer.finish().unwrap();
+        let pack = Pack::open(&path).unwrap();
+        assert_eq!(pack.shorter_side, 256);
+        let split = FileSplit {
+            list: "train.txt".into(),
+            format: ListFormat::Lines,
+            entries: vec![
+                Entry {
+                    path: "b/2.jpg".into(),
+                    label: 0,
+                    at: 1,
+                },
+                Entry {
+                    path: "a/1.jpg".into(),
+                    label: 1,
+                    at: 2,
+                },
+            ],
+        };
+        let records = pack.records_of(&split).unwrap();
+        assert_eq!(pack.bytes(records[0]), b"second!");
+        assert_eq!(pack.bytes(records[1]), b"first");
+        let mut missing = split.clone();
+        missing.entries[1].path = "c/3.jpg".into();
+        let err = pack.records_of(&missing).unwrap_err().to_string();
+        assert!(
+            err.contains("train.txt line 2") && err.contains("`c/3.jpg`"),
+            "{err}"
+        );
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+        let err = Pack::open(&path).unwrap_err().to_string();
+        assert!(err.contains("truncated pack"), "{err}");
+    }
+}

@@ -1,0 +1,85 @@
+//! A job's kept model to and from the coordinator: a finished stage-1 job's weights uploaded
+//! before it completes, a stage-2 job's starting weights downloaded before it starts.
+
+use ltsweep_proto::ErrorKind;
+
+use super::lease::JobRunner;
+use crate::backoff::Backoff;
+
+/// Tries of a model download that fails on the way before the job is failed (retryable).
+const DOWNLOAD_TRIES: u32 = 5;
+
+/// How the upload of a finished job's model ended.
+pub(super) enum ModelUpload {
+    Stored,
+    /// The lease was lost or the worker stops at once: the job is no longer this worker's.
+    Dropped,
+    /// Refused for good (over the size limit, say): the job fails with this reason rather
+    /// than succeed without the model its stage-2 jobs need.
+    Refused(String),
+}
+
+impl JobRunner {
+    /// Uploads the finished job's model (`epochs` trained), retrying through outages.
+    pub(super) async fn upload_model_until_stored(&mut self, epochs: u32) -> ModelUpload {
+        let Some(bytes) = self.model.take() else {
+            return ModelUpload::Refused(
+                "the trainer gave no model although the lease asks to keep it".to_owned(),
+            );
+        };
+        let mut backoff = Backoff::default();
+        loop {
+            match self
+                .shared
+                .client
+                .upload_model(&self.lease_id, epochs, &bytes)
+                .await
+            {
+                Ok(size) => {
+                    tracing::debug!(lease = %self.lease_id, size, "model uploaded");
+                    return ModelUpload::Stored;
+                }
+                Err(err) if err.is_lost_lease() => {
+                    self.lost = true;
+                    return ModelUpload::Dropped;
+                }
+                Err(err) if err.is_transient() => {
+                    if self.shared.stopping_now() {
+                        return ModelUpload::Dropped;
+                    }
+                    backoff.wait("upload the model", &err).await;
+                }
+                Err(err) => {
+                    return ModelUpload::Refused(format!("its model was not kept: {err}"));
+                }
+            }
+        }
+    }
+
+    /// The stage-1 model a stage-2 job starts from, retried through transient failures;
+    /// `None` when it cannot be had. A lost model (NOT_FOUND) sets `lost`: the coordinator
+    /// has ended this lease and queued the stage-1 job to train again.
+    pub(super) async fn download_model(&mut self) -> Option<Vec<u8>> {
+        let mut backoff = Backoff::default();
+        for attempt in 1..=DOWNLOAD_TRIES {
+            match self.shared.client.download_model(&self.lease_id).await {
+                Ok(bytes) => return Some(bytes),
+                Err(err) if err.is_lost_lease() => {
+                    if err.kind() == Some(ErrorKind::NotFound) {
+                        tracing::warn!(lease = %self.lease_id, %err, "the stage-1 model is lost; the coordinator trains it again and this job waits");
+                    }
+                    self.lost = true;
+                    return None;
+                }
+                Err(err) if err.is_transient() && attempt < DOWNLOAD_TRIES => {
+                    backoff.wait("download the model", &err).await;
+                }
+                Err(err) => {
+                    tracing::warn!(lease = %self.lease_id, %err, "the stage-1 model is unavailable");
+                    return None;
+                }
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,283 @@
+//! List data in the trainer, on a few hundred small photographic JPEGs the test writes: exact
+//! counts and shots from `path label` lists and from COCO-style JSON, every kind of bad input
+//! named with its file and line, and a streamed job preempted mid-epoch that ends exactly as an
+//! uninterrupted one.
+
+use std::cell::Cell;
+use std::path::Path;
+use std::sync::Arc;
+
+use ltsweep_proto::{ClassGroup, JobResult, JobSpec, Shot, SweepSpec};
+use ltsweep_worker::data::{self, FileData, Prepared};
+use ltsweep_worker::train::{Observer, Outcome, Quiet, Trainer};
+use tch::Device;
+
+use crate::photos;
+
+/// Training images a class: Many (over 100), Medium (20 to 100) and Few (under 20) shots.
+const COUNTS: [usize; 10] = [150, 120, 90, 60, 40, 25, 18, 12, 8, 5];
+const TEST_PER_CLASS: usize = 6;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    train: photos::Listing,
+    val: photos::Listing,
+    test: photos::Listing,
+}
+
+fn fixture(counts: &[usize]) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let photos = photos::photos(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/photos"));
+    let (train, val, test) = photos::write_images(dir.path(), &photos, counts, TEST_PER_CLASS);
+    photos::write_list(&dir.path().join("train.txt"), &train);
+    photos::write_list(&dir.path().join("val.txt"), &val);
+    photos::write_list(&dir.path().join("test.txt"), &test);
+    photos::write_coco(&dir.path().join("train.json"), &train, counts.len());
+    photos::write_coco(&dir.path().join("test.json"), &test, counts.len());
+    Fixture {
+        dir,
+        train,
+        val,
+        test,
+    }
+}
+
+fn spec(dataset: &str, train: &str) -> SweepSpec {
+    SweepSpec::parse(&format!(
+        "name = \"lists\"\nseeds = [1]\n[dataset]\n{dataset}\n[model]\ndepth = 8\n[train]\n{train}\n[losses]\nplans = [{{}}]\n"
+    ))
+    .unwrap()
+}
+
+fn job_of(spec: &SweepSpec) -> JobSpec {
+    spec.jobs().remove(0)
+}
+
+fn files(job: &JobSpec, root: &Path) -> Arc<FileData> {
+    match data::prepare(&job.dataset, root).unwrap() {
+        Prepared::Files(files) => files,
+        Prepared::Memory(_) => panic!("list data is streamed"),
+    }
+}
+
+fn error_of(job: &JobSpec, root: &Path) -> String {
+    data::prepare(&job.dataset, root).unwrap_err().to_string()
+}
+
+#[test]
+fn lists_and_coco_json_give_exact_counts_and_shots() {
+    let f = fixture(&COUNTS);
+    let job = job_of(&spec(
+        "kind = \"list\"\npath = \".\"\ntrain_list = \"train.txt\"\nval_list = \"val.txt\"\ntest_list = \"test.txt\"\nhead_min_count = 50",
+        "",
+    ));
+    let data = files(&job, f.dir.path());
+    assert_eq!(data.train.len(), 528);
+    assert_eq!(
+        data.val.as_ref().map(|v| v.len()),
+        Some(10 * TEST_PER_CLASS)
+    );
+    assert_eq!(data.test.len(), 10 * TEST_PER_CLASS);
+    let expected: Vec<u32> = COUNTS.iter().map(|&n| n as u32).collect();
+    assert_eq!(data.classes.train_counts, expected);
+    let count = |shot| data.classes.shots.iter().filter(|&&s| s == shot).count();
+    assert_eq!(
+        (count(Shot::Many), count(Shot::Medium), count(Shot::Few)),
+        (2, 4, 4)
+    );
+    assert_eq!(data.classes.classes_in(ClassGroup::Head), vec![0, 1, 2, 3]);
+    // Entries keep the list's order and its line numbers.
+    let first = &data.train.entries[0];
+    assert_eq!(
+        (first.path.as_str(), first.label, first.at),
+        (f.train[0].0.as_str(), f.train[0].1, 1)
+    );
+    assert_eq!(data.val.as_ref().unwrap().entries[3].path, f.val[3].0);
+
+    // The same images as COCO-style JSON: category ids 100.. become labels 0..
+    let json = job_of(&spec(
+        "kind = \"list\"\npath = \".\"\ntrain_list = \"train.json\"\ntest_list = \"test.json\"\nhead_min_count = 50",
+        "",
+    ));
+    let from_json = files(&json, f.dir.path());
+    assert_eq!(from_json.classes.train_counts, expected);
+    assert!(from_json.val.is_none());
+    let pairs = |split: &ltsweep_worker::data::list::FileSplit| -> Vec<(String, u32)> {
+        split
+            .entries
+            .iter()
+            .map(|e| (e.path.clone(), e.label))
+            .collect()
+    };
+    assert_eq!(pairs(&from_json.train), pairs(&data.train));
+    assert_eq!(pairs(&from_json.test), f.test);
+}
+
+#[test]
+fn bad_input_is_named_with_its_file_and_line() {
+    let f = fixture(&[12, 10, 8]);
+    let root = f.dir.path();
+    let list_job = |train: &str, extra: &str| {
+        job_of(&spec(
+            &format!(
+                "kind = \"list\"\npath = \".\"\ntrain_list = \"{train}\"\ntest_list = \"test.txt\"\n{extra}"
+            ),
+            "epochs = 1\nbatch_size = 8",
+        ))
+    };
+    let good: String = f.train.iter().map(|(p, l)| format!("{p} {l}\n")).collect();
+    let train = root.join("train.txt").display().to_string();
+
+    std::fs::write(root.join("bad_line.txt"), format!("{good}images/x.jpg\n")).unwrap();
+    let line = f.train.len() + 1;
+    assert_eq!(
+        error_of(&list_job("bad_line.txt", ""), root),
+        format!(
+            "{}: line {line}: expected `relative/path.jpg label`, found `images/x.jpg`",
+            root.join("bad_line.txt").display()
+        )
+    );
+
+    std::fs::write(
+        root.join("bad_label.txt"),
+        format!("{good}{} 7\n", f.train[0].0),
+    )
+    .unwrap();
+    assert_eq!(
+        error_of(&list_job("bad_label.txt", "classes = 3"), root),
+        format!(
+            "{}: line {line}: label 7 is out of range: the data set has 3 classes (0 to 2)",
+            root.join("bad_label.txt").display()
+        )
+    );
+
+    std::fs::write(
+        root.join("missing.txt"),
+        format!("{good}images/gone.jpg 1\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        error_of(&list_job("missing.txt", ""), root),
+        format!(
+            "{}: no such file (listed at {} line {line})",
+            root.join("images/gone.jpg").display(),
+            root.join("missing.txt").display()
+        )
+    );
+
+    let coco = r#"{"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": [{"id": 9, "image_id": 2, "category_id": 0}], "categories": [{"id": 0}]}"#;
+    std::fs::write(root.join("orphan.json"), coco).unwrap();
+    assert_eq!(
+        error_of(&list_job("orphan.json", ""), root),
+        format!(
+            "{}: annotations[0] (id 9): image_id 2 has no entry in `images`",
+            root.join("orphan.json").display()
+        )
+    );
+    assert!(error_of(&list_job("nope.txt", ""), root).contains("nope.txt: not found"));
+
+    // A truncated JPEG and a file that is no JPEG are there, so they are found while training:
+    // the job fails, not retryable, naming the file and its list line.
+    for (name, bytes) in [
+        ("cut.jpg", {
+            let whole = std::fs::read(root.join(&f.train[0].0)).unwrap();
+            whole[..whole.len() / 2].to_vec()
+        }),
+        ("text.jpg", b"GIF89a, not a JPEG".to_vec()),
+    ] {
+        std::fs::write(root.join(name), bytes).unwrap();
+        std::fs::write(root.join("broken.txt"), format!("{good}{name} 2\n")).unwrap();
+        let job = list_job("broken.txt", "");
+        let mut trainer = Trainer::streaming(&job, files(&job, root), Device::Cpu, 2);
+        let err = trainer.run(&mut Quiet, None).unwrap_err();
+        assert!(!err.is_retryable(), "{err}");
+        let message = err.to_string();
+        let detail = if name == "cut.jpg" {
+            "truncated JPEG: the data ends before the image does".to_owned()
+        } else {
+            "not a JPEG file (it starts with bytes 47 49 46 38)".to_owned()
+        };
+        assert_eq!(
+            message,
+            format!(
+                "{}: {detail} (listed at {} line {line})",
+                root.join(name).display(),
+                train.replace("train.txt", "broken.txt")
+            )
+        );
+    }
+}
+
+/// Preempts at the `at`-th step boundary it is asked about, keeping the checkpoint it is given.
+struct PreemptAt {
+    at: u32,
+    asked: Cell<u32>,
+    checkpoint: Option<Vec<u8>>,
+}
+
+impl Observer for PreemptAt {
+    fn checkpoint(&mut self, _epoch: u32, bytes: Vec<u8>) -> Result<(), String> {
+        self.checkpoint = Some(bytes);
+        Ok(())
+    }
+
+    fn preempted(&self) -> bool {
+        self.asked.set(self.asked.get() + 1);
+        self.asked.get() >= self.at
+    }
+}
+
+fn without_timing(mut result: JobResult) -> JobResult {
+    result.train_seconds = 0.0;
+    for epoch in &mut result.epochs {
+        epoch.seconds = 0.0;
+        epoch.images_per_second = 0.0;
+    }
+    result
+}
+
+fn finished(outcome: Outcome) -> JobResult {
+    match outcome {
+        Outcome::Finished(result) => without_timing(*result),
+        other => panic!("the run did not finish: {other:?}"),
+    }
+}
+
+#[test]
+fn a_streamed_job_preempted_mid_epoch_ends_exactly_as_an_uninterrupted_one() {
+    let f = fixture(&[40, 30, 20, 14, 10, 6]);
+    let job = job_of(&spec(
+        "kind = \"list\"\npath = \".\"\ntrain_list = \"train.txt\"\ntest_list = \"test.txt\"\ncrop_size = 32\nresize_size = 36\ncolor_jitter = 0.4\nhead_min_count = 20",
+        "epochs = 2\nbatch_size = 16\nlr = 0.05\nwarmup_epochs = 0\ncheckpoint_every = 1",
+    ));
+    let data = files(&job, f.dir.path());
+    // One loader thread against three: the batches do not depend on the threads' timing.
+    let straight = finished(
+        Trainer::streaming(&job, Arc::clone(&data), Device::Cpu, 1)
+            .run(&mut Quiet, None)
+            .unwrap(),
+    );
+    assert_eq!(straight.epochs.len(), 2);
+    assert_eq!(straight.train_images, 120);
+    assert!(straight.accuracy.acc_all.is_some());
+
+    // 120 images in batches of 16: 8 steps an epoch (the last of 8 images). Stop in the second
+    // epoch before its third step, with a checkpoint of the epoch in progress; resume, finish.
+    let mut first = Trainer::streaming(&job, Arc::clone(&data), Device::Cpu, 3);
+    let mut observer = PreemptAt {
+        at: 8 + 3,
+        asked: Cell::new(0),
+        checkpoint: None,
+    };
+    match first.run(&mut observer, None).unwrap() {
+        Outcome::Preempted { epoch } => assert_eq!(epoch, 1),
+        other => panic!("expected a preemption, got {other:?}"),
+    }
+    let mut resumed = Trainer::streaming(&job, Arc::clone(&data), Device::Cpu, 3);
+    resumed
+        .resume(observer.checkpoint.as_ref().unwrap())
+        .unwrap();
+    assert_eq!(resumed.position(), (1, 32));
+    let resumed = finished(resumed.run(&mut Quiet, None).unwrap());
+    assert_eq!(resumed, straight);
+}
