@@ -23,7 +23,9 @@ use tch::{Tensor, nn};
 use super::model::{FusedResNet, stack_inputs};
 use crate::model::HeadKind;
 use crate::optim::Sgd;
-use crate::train::{EpochRun, Observer, Outcome, Quiet, TrainError, Trainer, divergence};
+use crate::train::{
+    EpochRun, Observer, Outcome, Quiet, TrainError, Trainer, divergence, with_seed,
+};
 
 /// What jobs must share to be trained as one fused array: the data, the network (its
 /// classifier and a cosine classifier's scale included), the whole training schedule (batch size, epochs, learning rate, momentum, weight decay, evaluation and
@@ -68,14 +70,19 @@ impl Fused {
         let first = &members[0];
         let n = members.len() as i64;
         let mut vs = nn::VarStore::new(first.device);
-        let model = FusedResNet::new(
-            &vs.root(),
-            n,
-            first.job.model.depth,
-            first.channels,
-            first.classes.num_classes() as i64,
-            ShapeKey::of(&first.job).head,
-        );
+        // Its random initialisation is replaced by the members' weights below, but it draws
+        // from libtorch's global generator: under the lock, so that a job initialising in
+        // another slot meanwhile keeps weights that are a function of its seed alone.
+        let model = with_seed(0, || {
+            FusedResNet::new(
+                &vs.root(),
+                n,
+                first.job.model.depth,
+                first.channels,
+                first.classes.num_classes() as i64,
+                ShapeKey::of(&first.job).head,
+            )
+        });
         if first.kind != tch::Kind::Float {
             vs.set_kind(first.kind);
         }
