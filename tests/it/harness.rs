@@ -149,6 +149,32 @@ pub fn head_node_binary() -> Option<PathBuf> {
         .map(|path| repo().join(path))
 }
 
+register!(no_test_is_left_to_libtest);
+/// A `#[test]` here is compiled out without a word (this binary has no libtest), so a test
+/// written the usual way, or merged in from a branch that predates this runner, would never
+/// run: each must be a registered plain function instead.
+fn no_test_is_left_to_libtest() {
+    let mut unregistered = Vec::new();
+    for entry in std::fs::read_dir(repo().join("tests/it")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim_start();
+            if line.starts_with("#[test]") || line.starts_with("#[tokio::test") {
+                unregistered.push(format!("{}:{}", path.display(), number + 1));
+            }
+        }
+    }
+    assert!(
+        unregistered.is_empty(),
+        "tests that would never run (make each a plain fn with register!(name) above it): {}",
+        unregistered.join(", ")
+    );
+}
+
 fn trial(test: &'static Test) -> Trial {
     let name = test.name.strip_prefix("it::").unwrap_or(test.name);
     Trial::ignorable_test(name, move || {
