@@ -43,15 +43,28 @@ impl Scheduler {
         }
         let mut changes: Vec<Change> = self.seen(worker, now_ms).into_iter().collect();
         let deadline_ms = now_ms + self.timing.lease_ttl_ms;
+        let reported_before = job
+            .runtime
+            .lease
+            .as_ref()
+            .map_or(0, |live| live.reported_epoch);
         match metrics {
+            // A heartbeat, or an epoch this lease reported already (a retried call).
             None => changes.push(Change::LeaseRenewed {
                 job: job_id,
                 deadline_ms,
             }),
+            Some(metrics) if metrics.epoch <= reported_before => {
+                changes.push(Change::LeaseRenewed {
+                    job: job_id,
+                    deadline_ms,
+                })
+            }
             Some(metrics) => {
                 let mut runtime = job.runtime.clone();
                 if let Some(live) = &mut runtime.lease {
                     live.deadline_ms = deadline_ms;
+                    live.reported_epoch = metrics.epoch;
                 }
                 if metrics.epoch <= runtime.max_epoch {
                     runtime.epochs_retrained += 1;

@@ -77,6 +77,11 @@ pub struct LiveLease {
     pub id: LeaseId,
     pub worker: WorkerId,
     pub deadline_ms: u64,
+    /// The last epoch reported under this lease: a worker never trains an epoch twice in one
+    /// attempt, so the same report again is a retried call (its answer was lost, or arrived
+    /// after the caller's deadline), not work redone.
+    #[serde(default)]
+    pub reported_epoch: u32,
 }
 
 /// How a lease ended when it did not simply expire.

@@ -172,6 +172,7 @@ impl Scheduler {
             id: id.clone(),
             worker: worker.clone(),
             deadline_ms,
+            reported_epoch: 0,
         }));
         runtime.ended_lease = None;
         runtime.worker = Some(worker.clone());

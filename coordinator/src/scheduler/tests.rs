@@ -234,6 +234,30 @@ fn progress_renews_the_lease_and_counts_retrained_epochs() {
 }
 
 #[test]
+fn a_retried_progress_report_is_not_a_retrained_epoch() {
+    // A worker held stopped (SIGSTOP ahead of Slurm's time limit) sends epoch 4, and its
+    // deadline passes before the answer comes: it sends epoch 4 again under the same lease.
+    let (mut s, _, worker) = setup();
+    let l = lease(&mut s, 0, &worker);
+    for epoch in [1, 2, 3, 4, 4, 3, 5] {
+        run(&mut s, |s| {
+            s.progress(600, &worker, &l.id, Some(&metrics(epoch, None)))
+        })
+        .unwrap();
+    }
+    let rt = &s.job(&l.job.id).unwrap().runtime;
+    assert_eq!((rt.epoch, rt.max_epoch, rt.epochs_retrained), (5, 5, 0));
+    let planned = s
+        .progress(700, &worker, &l.id, Some(&metrics(5, None)))
+        .unwrap();
+    assert!(
+        matches!(planned.changes.as_slice(), [Change::LeaseRenewed { .. }]),
+        "a repeat only renews the lease: {:?}",
+        planned.changes
+    );
+}
+
+#[test]
 fn a_bare_heartbeat_is_not_durable() {
     let (mut s, _, worker) = setup();
     let l = lease(&mut s, 0, &worker);
