@@ -6,7 +6,9 @@ mod user;
 mod worker;
 
 pub use user::{Submitted, SweepApi, Watch, Which};
-pub use worker::{Failure, Lease, Progress, Registered, Registration, WorkerApi};
+pub use worker::{
+    Failure, Lease, Polled, Progress, Registered, Registration, StageOneModel, WorkerApi,
+};
 
 use std::path::Path;
 use std::time::Duration;

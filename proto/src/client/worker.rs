@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::checkpoint::{self, CheckpointHeader};
 use crate::pb;
 use crate::remote::RemoteError;
-use crate::{ConvertError, EpochMetrics, JobResult, JobSpec, PROTOCOL_VERSION};
+use crate::{ConvertError, EpochMetrics, ErrorKind, JobResult, JobSpec, PROTOCOL_VERSION};
 
 use super::{LeaseId, WorkerClient, WorkerId};
 
@@ -46,6 +46,28 @@ pub struct Lease {
     pub checkpoint_epoch: u32,
     /// Upload the final weights ([`WorkerApi::upload_model`]) before completing the job.
     pub keep_model: bool,
+}
+
+/// The coordinator's answer to a long poll.
+#[derive(Debug)]
+pub enum Polled {
+    /// A job for the slot.
+    Leased(Box<Lease>),
+    /// None came up within the poll timeout.
+    NoWork,
+    /// The coordinator does not know this worker id (it forgot it, or never issued it):
+    /// register again.
+    UnknownWorker,
+}
+
+/// The coordinator's answer to a stage-2 job's request for its stage-1 model.
+#[derive(Debug)]
+pub enum StageOneModel {
+    /// The safetensors bytes, checked against their header's size and SHA-256.
+    Model(Vec<u8>),
+    /// The model is lost: the coordinator has queued the stage-1 job to train again and ended
+    /// this lease, so the stage-2 job waits for it.
+    Lost(RemoteError),
 }
 
 /// The coordinator's answer to a progress report.
@@ -106,27 +128,30 @@ impl WorkerApi {
         })
     }
 
-    /// Long-polls for a job for a free slot of `device`; `None` when none came up within the
-    /// coordinator's `poll_timeout`.
+    /// Long-polls for a job for a free slot of `device`.
     pub async fn poll(
         &self,
         worker: &WorkerId,
         device: &str,
         poll_timeout: Duration,
-    ) -> Result<Option<Lease>, RemoteError> {
+    ) -> Result<Polled, RemoteError> {
         let mut request = tonic::Request::new(pb::PollWorkRequest {
             worker_id: worker.0.clone(),
             device: device.to_owned(),
         });
         request.set_timeout(poll_timeout + POLL_SLACK);
-        let lease = self
-            .client
-            .clone()
-            .poll_work(request)
-            .await?
-            .into_inner()
-            .lease;
-        Ok(lease.map(|lease| Lease {
+        let lease = match self.client.clone().poll_work(request).await {
+            Ok(response) => response.into_inner().lease,
+            // The one thing a poll can be refused as NOT_FOUND for: its worker id.
+            Err(status) if status.code() == ErrorKind::NotFound.code() => {
+                return Ok(Polled::UnknownWorker);
+            }
+            Err(status) => return Err(status.into()),
+        };
+        let Some(lease) = lease else {
+            return Ok(Polled::NoWork);
+        };
+        Ok(Polled::Leased(Box::new(Lease {
             id: LeaseId(lease.lease_id),
             attempt: lease.attempt,
             job: lease
@@ -138,7 +163,7 @@ impl WorkerApi {
                 .and_then(JobSpec::try_from),
             checkpoint_epoch: lease.checkpoint_epoch,
             keep_model: lease.keep_model,
-        }))
+        })))
     }
 
     /// An epoch's metrics, or with `None` a bare heartbeat; extends the lease.
@@ -179,22 +204,22 @@ impl WorkerApi {
     }
 
     /// Downloads the job's latest checkpoint, checked against its header's size and SHA-256;
-    /// answers its epoch and bytes.
+    /// answers its epoch and bytes, or `None` when the coordinator holds none. A lease no
+    /// longer this worker's is an error that [`RemoteError::is_lost_lease`].
     pub async fn download_checkpoint(
         &self,
         lease: &LeaseId,
-    ) -> Result<(u32, Vec<u8>), RemoteError> {
+    ) -> Result<Option<(u32, Vec<u8>)>, RemoteError> {
         let request = pb::DownloadCheckpointRequest {
             lease_id: lease.0.clone(),
         };
-        let stream = self
-            .client
-            .clone()
-            .download_checkpoint(request)
-            .await?
-            .into_inner();
+        let stream = match self.client.clone().download_checkpoint(request).await {
+            Ok(response) => response.into_inner(),
+            Err(status) if status.code() == ErrorKind::NotFound.code() => return Ok(None),
+            Err(status) => return Err(status.into()),
+        };
         let (header, bytes) = checkpoint::receive(stream).await?;
-        Ok((header.epoch, bytes))
+        Ok(Some((header.epoch, bytes)))
     }
 
     /// Uploads a finished job's final weights (safetensors) in the checkpoint chunk format,
@@ -215,20 +240,20 @@ impl WorkerApi {
         Ok(response.into_inner().size)
     }
 
-    /// The model of a leased stage-2 job's stage-1 job, checked against its header's size and
-    /// SHA-256. `NotFound` when it is lost: the coordinator then queues the stage-1 job again
-    /// and has ended this lease.
-    pub async fn download_model(&self, lease: &LeaseId) -> Result<Vec<u8>, RemoteError> {
+    /// The model of a leased stage-2 job's stage-1 job. A lease no longer this worker's is an
+    /// error that [`RemoteError::is_lost_lease`].
+    pub async fn download_model(&self, lease: &LeaseId) -> Result<StageOneModel, RemoteError> {
         let request = pb::DownloadModelRequest {
             lease_id: lease.0.clone(),
         };
-        let stream = self
-            .client
-            .clone()
-            .download_model(request)
-            .await?
-            .into_inner();
-        Ok(checkpoint::receive(stream).await?.1)
+        let stream = match self.client.clone().download_model(request).await {
+            Ok(response) => response.into_inner(),
+            Err(status) if status.code() == ErrorKind::NotFound.code() => {
+                return Ok(StageOneModel::Lost(status.into()));
+            }
+            Err(status) => return Err(status.into()),
+        };
+        Ok(StageOneModel::Model(checkpoint::receive(stream).await?.1))
     }
 
     /// Delivers the result; idempotent for the same lease.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use ltsweep_proto::client::{Connection, Registration, Which};
+use ltsweep_proto::client::{Connection, Polled, Registration, Which};
 use ltsweep_proto::{GroupAccuracy, JobResult};
 
 use super::start_coordinator;
@@ -197,8 +197,11 @@ async fn simulated_worker(
             next += period;
         }
         let start = Instant::now();
-        let lease = api.poll(&worker, "cpu", registered.poll_timeout).await?;
-        let Some(lease) = lease else { continue };
+        let lease = match api.poll(&worker, "cpu", registered.poll_timeout).await? {
+            Polled::Leased(lease) => lease,
+            Polled::NoWork => continue,
+            Polled::UnknownWorker => anyhow::bail!("the coordinator forgot load worker {worker}"),
+        };
         latencies.poll.push(start.elapsed().as_micros() as u32);
         let job = lease.job?;
         let result = JobResult {

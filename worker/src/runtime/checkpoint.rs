@@ -1,8 +1,6 @@
 //! A job's checkpoints to and from the coordinator: uploads kept for a retry while the
 //! failure is transient, downloads retried before a job starts from scratch.
 
-use ltsweep_proto::ErrorKind;
-
 use super::lease::JobRunner;
 use crate::backoff::Backoff;
 
@@ -59,8 +57,12 @@ impl JobRunner {
         let mut backoff = Backoff::default();
         for attempt in 1..=DOWNLOAD_TRIES {
             match self.shared.client.download_checkpoint(&self.lease_id).await {
-                Ok((_, bytes)) => return Some(bytes),
-                Err(err) if err.kind() == Some(ErrorKind::Precondition) => {
+                Ok(Some((_, bytes))) => return Some(bytes),
+                Ok(None) => {
+                    tracing::warn!(lease = %self.lease_id, "the coordinator holds no checkpoint; starting from scratch");
+                    return None;
+                }
+                Err(err) if err.is_lost_lease() => {
                     self.lost = true;
                     return None;
                 }

@@ -1,7 +1,7 @@
 //! A job's kept model to and from the coordinator: a finished stage-1 job's weights uploaded
 //! before it completes, a stage-2 job's starting weights downloaded before it starts.
 
-use ltsweep_proto::ErrorKind;
+use ltsweep_proto::client::StageOneModel;
 
 use super::lease::JobRunner;
 use crate::backoff::Backoff;
@@ -63,11 +63,13 @@ impl JobRunner {
         let mut backoff = Backoff::default();
         for attempt in 1..=DOWNLOAD_TRIES {
             match self.shared.client.download_model(&self.lease_id).await {
-                Ok(bytes) => return Some(bytes),
+                Ok(StageOneModel::Model(bytes)) => return Some(bytes),
+                Ok(StageOneModel::Lost(err)) => {
+                    tracing::warn!(lease = %self.lease_id, %err, "the stage-1 model is lost; the coordinator trains it again and this job waits");
+                    self.lost = true;
+                    return None;
+                }
                 Err(err) if err.is_lost_lease() => {
-                    if err.kind() == Some(ErrorKind::NotFound) {
-                        tracing::warn!(lease = %self.lease_id, %err, "the stage-1 model is lost; the coordinator trains it again and this job waits");
-                    }
                     self.lost = true;
                     return None;
                 }
