@@ -1,7 +1,8 @@
 //! List data through the binary, on a few hundred small photographic JPEGs the test writes:
 //! `ltsweep data summary` (exact counts and shots), `data check` (every unreadable image with
 //! its list line), `data pack`, and a two-epoch job that trains, checkpoints, resumes exactly
-//! and reports, from the files and from the pack.
+//! and reports, from the files and from the pack, on torchvision's ResNet-10 (the network
+//! ImageNet-LT papers train).
 
 #[path = "../../worker/tests/it/photos.rs"]
 mod photos;
@@ -27,7 +28,11 @@ fn fixture() -> tempfile::TempDir {
     dir
 }
 
-fn spec(dir: &Path, packed: Option<&str>) -> std::path::PathBuf {
+/// The CIFAR ResNet-8: the quickest network, for tests about scheduling rather than training.
+const RESNET8: &str = "depth = 8";
+const RESNET10: &str = "arch = \"resnet10\"";
+
+fn spec(dir: &Path, packed: Option<&str>, model: &str) -> std::path::PathBuf {
     let packed = packed.map_or(String::new(), |p| format!("packed = \"{p}\"\n"));
     write(
         dir,
@@ -46,7 +51,7 @@ crop_size = 32
 resize_size = 36
 head_min_count = 40
 {packed}[model]
-depth = 8
+{model}
 [train]
 epochs = 2
 batch_size = 32
@@ -214,7 +219,7 @@ register!(a_two_epoch_job_on_list_data_trains_checkpoints_resumes_exactly_and_re
 fn a_two_epoch_job_on_list_data_trains_checkpoints_resumes_exactly_and_reports() {
     let dir = fixture();
     let root = dir.path();
-    let spec_path = spec(root, None);
+    let spec_path = spec(root, None, RESNET10);
     let straight = root.join("straight");
     let output = train(&spec_path, root, &straight, &[]);
     assert!(
@@ -223,6 +228,7 @@ fn a_two_epoch_job_on_list_data_trains_checkpoints_resumes_exactly_and_reports()
         stdout(&output)
     );
     let result = metrics(&straight);
+    assert_eq!(result["spec"]["model"]["arch"], "resnet10", "{result}");
     assert_eq!(result["train_images"], 325);
     assert_eq!(result["epochs"].as_array().unwrap().len(), 2);
     assert!(result["acc_few"].is_number());
@@ -273,7 +279,7 @@ fn a_two_epoch_job_on_list_data_trains_checkpoints_resumes_exactly_and_reports()
         pack.to_str().unwrap(),
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
-    let packed_spec = spec(root, Some("lists.ltpack"));
+    let packed_spec = spec(root, Some("lists.ltpack"), RESNET10);
     let from_pack = root.join("from-pack");
     args[1] = packed_spec.to_str().unwrap();
     args[11] = from_pack.to_str().unwrap();
@@ -294,7 +300,7 @@ register!(a_fused_slot_leases_list_data_jobs_one_at_a_time);
 fn a_fused_slot_leases_list_data_jobs_one_at_a_time() {
     let dir = fixture();
     let root = dir.path();
-    let text = std::fs::read_to_string(spec(root, None))
+    let text = std::fs::read_to_string(spec(root, None, RESNET8))
         .unwrap()
         .replace("seeds = [0]", "seeds = [0, 1, 2]")
         .replace("epochs = 2", "epochs = 1");
