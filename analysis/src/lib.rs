@@ -55,10 +55,10 @@ pub use frames::Frames;
 pub use live::{LiveReport, live_report};
 pub use records::{JobRecord, SweepRecords};
 pub use report::{Report, write_report, write_report_with};
+pub use select::EpochChoice;
 pub use stats::PairedTest;
 pub use summary::{
-    EpochChoice, Family, JobCounts, Metric, MetricSummary, PlanRow, ReportOptions, table1_rows,
-    table1_rows_with,
+    Family, JobCounts, Metric, MetricSummary, PlanRow, ReportOptions, table1_rows, table1_rows_with,
 };
 
 /// Everything that can go wrong between records and report files.

@@ -9,12 +9,11 @@ use crate::AnalysisError;
 use crate::figures::{Curves, Figure1};
 use crate::frames::Frames;
 use crate::rows::Tidy;
-use crate::select::Selection;
+use crate::select::{EpochChoice, Selection};
 use crate::stats::PairedTest;
 use crate::stats::resampling::EXACT_MAX_PAIRS;
 use crate::summary::{
-    self, EpochChoice, Family, JobCounts, Metric, PlanRow, ReportOptions, plan_rows_selected,
-    stage1_rows,
+    self, Family, JobCounts, Metric, PlanRow, ReportOptions, plan_rows_selected, stage1_rows,
 };
 use crate::tables::{self, AccuracyTable, TableText};
 use crate::tensorboard;

@@ -1,15 +1,48 @@
-//! `--select AXIS`: for each row of the tables, the value of one grid axis chosen on the
-//! validation set. The choice reads validation accuracies only ([`validation_score`]); the
-//! test set is read afterwards, at the value chosen, by the tables.
+//! What the tables choose per job or row: the epoch of each job ([`EpochChoice`]), and with
+//! `--select AXIS`, for each row, the value of one grid axis chosen on the validation set. The
+//! choice reads validation accuracies only ([`validation_score`]); the test set is read
+//! afterwards, at the value chosen, by the tables.
 
 use std::collections::HashSet;
 
-use ltsweep_proto::{BaseKind, JobState, LossPlan, Sampler};
+use ltsweep_proto::{BaseKind, GroupAccuracy, JobState, LossPlan, Sampler};
 
 use crate::AnalysisError;
 use crate::rows::{JobRow, Tidy};
 use crate::stats;
-use crate::summary::EpochChoice;
+
+/// Which epoch of each job the tables report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EpochChoice {
+    /// The last epoch: what a run delivers.
+    #[default]
+    Final,
+    /// Each job's evaluated epoch of the highest All accuracy on the validation set; the test
+    /// set's accuracies there. Needs a validation set (`[dataset] val_per_class`).
+    Best,
+    /// Each job's evaluated epoch of the highest All accuracy on the test set: an optimistic
+    /// figure (the test set chose the epoch), as papers that report the best epoch do.
+    BestTest,
+}
+
+impl EpochChoice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EpochChoice::Final => "final",
+            EpochChoice::Best => "best",
+            EpochChoice::BestTest => "best-test",
+        }
+    }
+
+    /// The test accuracies a job contributes at this choice.
+    pub(crate) fn test_accuracy(self, job: &JobRow) -> &GroupAccuracy {
+        match self {
+            EpochChoice::Final => &job.accuracy,
+            EpochChoice::Best => &job.best_val,
+            EpochChoice::BestTest => &job.best,
+        }
+    }
+}
 
 /// A job's validation All accuracy at the epoch the tables report: the final epoch's, or the
 /// one at the epoch chosen on the validation set. Never the test set's.

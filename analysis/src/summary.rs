@@ -10,7 +10,7 @@ use ltsweep_proto::{
 use crate::AnalysisError;
 use crate::frames::{Frames, NO_STAGE2};
 use crate::rows::{ClassRow, JobRow, Tidy};
-use crate::select::{self, Selection};
+use crate::select::{self, EpochChoice, Selection};
 use crate::stats::{self, PairedDifference, PairedTest, multiple};
 
 /// A top-1 accuracy of Table 1 (All, Head, Tail) or of the shots table (Many, Medium, Few).
@@ -247,39 +247,6 @@ impl PlanRow {
             .zip(&other.axes)
             .enumerate()
             .all(|(i, (a, b))| Some(i) == self.selected || a.value.to_bits() == b.value.to_bits())
-    }
-}
-
-/// Which epoch of each job the tables report.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum EpochChoice {
-    /// The last epoch: what a run delivers.
-    #[default]
-    Final,
-    /// Each job's evaluated epoch of the highest All accuracy on the validation set; the test
-    /// set's accuracies there. Needs a validation set (`[dataset] val_per_class`).
-    Best,
-    /// Each job's evaluated epoch of the highest All accuracy on the test set: an optimistic
-    /// figure (the test set chose the epoch), as papers that report the best epoch do.
-    BestTest,
-}
-
-impl EpochChoice {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EpochChoice::Final => "final",
-            EpochChoice::Best => "best",
-            EpochChoice::BestTest => "best-test",
-        }
-    }
-
-    /// The test accuracies a job contributes at this choice.
-    fn test_accuracy(self, job: &JobRow) -> &GroupAccuracy {
-        match self {
-            EpochChoice::Final => &job.accuracy,
-            EpochChoice::Best => &job.best_val,
-            EpochChoice::BestTest => &job.best,
-        }
     }
 }
 

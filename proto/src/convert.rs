@@ -2,6 +2,7 @@
 //! boundary: a missing or unknown field becomes a [`ConvertError`] naming the field.
 
 use crate::baseline::{BaseLoss, Sampler};
+use crate::job::Stage2;
 use crate::job::{
     AxisValue, ClassScope, CompMode, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec,
     JobState, ListConfig, LossConfig, LossPlan, LrSchedule, ModelConfig, SweepId, SyntheticConfig,
@@ -12,7 +13,7 @@ use crate::pb;
 use crate::result::{
     ClassGroup, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, PosthocAccuracy, Shot,
 };
-use crate::stage2::{Stage2, Stage2Method};
+use crate::stage2::Stage2Method;
 
 /// A message that lacks a field or holds a value this version does not know.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

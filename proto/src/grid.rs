@@ -13,13 +13,14 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::baseline::{BaseLoss, Sampler};
+use crate::job::Stage2;
 use crate::job::{
     AxisValue, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec, ListConfig, LossConfig,
     LossPlan, LrSchedule, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
 };
 use crate::model::Precision;
 use crate::spec::{Axis, DEFAULT_CROP, DatasetSection, SubsetSeed, SweepSpec};
-use crate::stage2::{Stage2, Stage2Method};
+use crate::stage2::Stage2Method;
 
 /// The settings of one point of the grid, before plan and seed.
 #[derive(Clone, Serialize)]

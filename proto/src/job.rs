@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::baseline::{BaseLoss, Sampler};
 use crate::model::{Arch, Precision};
-use crate::stage2::Stage2;
+use crate::stage2::Stage2Method;
 
 /// Declares a newtype id over a `String` (`Display`, `From<&str>`, serde as the bare string), so
 /// that a job id cannot be passed where a worker id is meant.
@@ -597,6 +597,15 @@ pub struct AxisValue {
     pub value: f64,
 }
 
+/// What makes a job a stage-2 job: the stage-1 job whose final model it starts from, and what
+/// it does with it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stage2 {
+    pub parent: JobId,
+    #[serde(flatten)]
+    pub method: Stage2Method,
+}
+
 /// One training run of a sweep.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobSpec {
@@ -786,5 +795,16 @@ mod tests {
         };
         assert!(close(train.lr_at(4), 0.025));
         assert!(close(train.lr_at(240), 0.000_25));
+    }
+
+    #[test]
+    fn a_stage2_serialises_with_its_parent_and_method() {
+        let stage2 = Stage2 {
+            parent: JobId("abc".into()),
+            method: Stage2Method::PosthocLa { tau: 1.0 },
+        };
+        let json = serde_json::to_string(&stage2).unwrap();
+        assert_eq!(json, r#"{"parent":"abc","method":"posthoc_la","tau":1.0}"#);
+        assert_eq!(serde_json::from_str::<Stage2>(&json).unwrap(), stage2);
     }
 }

@@ -41,7 +41,7 @@ pub use convert::ConvertError;
 pub use job::{
     AxisValue, ClassScope, CompMode, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec,
     JobState, LeaseId, ListConfig, ListPreset, LossConfig, LossPlan, LrSchedule, ModelConfig,
-    PRESETS, SweepId, SyntheticConfig, TrainConfig, WorkerId,
+    PRESETS, Stage2, SweepId, SyntheticConfig, TrainConfig, WorkerId,
 };
 pub use model::{Arch, Precision};
 pub use remote::{ErrorKind, RemoteError};
@@ -50,7 +50,7 @@ pub use result::{
     Shot,
 };
 pub use spec::{SpecError, SubsetSeed, SweepSpec};
-pub use stage2::{Stage2, Stage2Kind, Stage2Method};
+pub use stage2::{Stage2Kind, Stage2Method};
 pub use status::{JobStatus, SweepCounts, SweepEvent, SweepStatus, SweepSummary};
 
 /// The generated protocol: messages, `*_client` and `*_server` modules.

@@ -7,8 +7,6 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::job::JobId;
-
 /// The name of a stage-2 method, as the spec's `stage2.method` lists it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -124,15 +122,6 @@ impl fmt::Display for Stage2Method {
     }
 }
 
-/// What makes a job a stage-2 job: the stage-1 job whose final model it starts from, and what
-/// it does with it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Stage2 {
-    pub parent: JobId,
-    #[serde(flatten)]
-    pub method: Stage2Method,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,16 +145,5 @@ mod tests {
             "tau_norm(tau=1)"
         );
         assert_eq!(Stage2Method::Ncm.to_string(), "ncm");
-    }
-
-    #[test]
-    fn a_stage2_serialises_with_its_parent_and_method() {
-        let stage2 = Stage2 {
-            parent: JobId("abc".into()),
-            method: Stage2Method::PosthocLa { tau: 1.0 },
-        };
-        let json = serde_json::to_string(&stage2).unwrap();
-        assert_eq!(json, r#"{"parent":"abc","method":"posthoc_la","tau":1.0}"#);
-        assert_eq!(serde_json::from_str::<Stage2>(&json).unwrap(), stage2);
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use ltsweep_analysis::SweepRecords;
 use ltsweep_proto::client::{Connection, Which};
 use ltsweep_proto::token::{Token, read_token_file, sent_in_clear, systemd_credential};
 use ltsweep_proto::{BaseKind, ErrorKind, JobId, JobState, RemoteError, Sampler, SweepId};
@@ -90,6 +91,26 @@ pub fn remote_error(err: RemoteError, remote: &RemoteArgs) -> anyhow::Error {
         ),
         _ => anyhow::anyhow!("the coordinator call failed: {err}"),
     }
+}
+
+/// Every job of a sweep with its state and, when it succeeded, its result; an empty `sweep`
+/// is the latest one.
+pub async fn records(
+    connection: &Connection,
+    sweep: &str,
+    remote: &RemoteArgs,
+) -> anyhow::Result<SweepRecords> {
+    let api = connection.sweep_api();
+    let id = (!sweep.is_empty()).then(|| SweepId::from(sweep));
+    let status = api
+        .status(id.as_ref().map_or(Which::Latest, Which::Sweep), true)
+        .await
+        .map_err(|e| remote_error(e, remote))?;
+    let results = api
+        .results(&status.id)
+        .await
+        .map_err(|e| remote_error(e, remote))?;
+    Ok(SweepRecords::from_status(status, results)?)
 }
 
 pub fn submit(args: &SubmitArgs) -> anyhow::Result<()> {

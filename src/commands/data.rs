@@ -1,5 +1,5 @@
-//! `ltsweep data summary`, `ltsweep data synth`, and for list data `ltsweep data check` and
-//! `ltsweep data pack`.
+//! `ltsweep data summary` and `ltsweep data synth`, and the list flags every `data` command
+//! reads (`data check` and `data pack` are in `data_files`).
 
 use std::path::Path;
 
@@ -10,17 +10,8 @@ use ltsweep_worker::data::list::Lists;
 use ltsweep_worker::data::{self, ClassInfo, DataError, ImageSet, Splits, cifar, synthetic};
 use serde_json::json;
 
-use crate::cli::{CifarFormat, DataCommand, DataSummaryArgs, DataSynthArgs, ListArgs};
+use crate::cli::{CifarFormat, DataSummaryArgs, DataSynthArgs, ListArgs};
 use crate::exit::BadInput;
-
-pub fn run(command: &DataCommand) -> anyhow::Result<()> {
-    match command {
-        DataCommand::Summary(args) => summary(args),
-        DataCommand::Synth(args) => synth(args),
-        DataCommand::Check(args) => super::data_files::check(args),
-        DataCommand::Pack(args) => super::data_files::pack(args),
-    }
-}
 
 /// The lists a command's flags name: the flags' files, else the preset's.
 pub fn list_config(kind: DatasetKind, lists: &ListArgs) -> anyhow::Result<ListConfig> {
@@ -82,7 +73,7 @@ pub fn bad_data(err: DataError) -> anyhow::Error {
     BadInput(err.to_string()).into()
 }
 
-fn summary(args: &DataSummaryArgs) -> anyhow::Result<()> {
+pub fn summary(args: &DataSummaryArgs) -> anyhow::Result<()> {
     let kind: DatasetKind = args.kind.parse().map_err(BadInput)?;
     if args.imbalance < 1.0 {
         return Err(BadInput(format!("--imbalance {} is below 1", args.imbalance)).into());
@@ -188,7 +179,7 @@ fn default_synthetic() -> SyntheticConfig {
     }
 }
 
-fn synth(args: &DataSynthArgs) -> anyhow::Result<()> {
+pub fn synth(args: &DataSynthArgs) -> anyhow::Result<()> {
     let (format, most) = match args.format {
         CifarFormat::Cifar10 => (cifar::Format::Cifar10, 10),
         CifarFormat::Cifar100 => (cifar::Format::Cifar100, 100),

@@ -22,8 +22,7 @@ use ltsweep_proto::{EpochMetrics, GroupAccuracy, JobSpec};
 use serde_json::{Value, json};
 
 use self::http::Endpoint;
-use super::client::{block_on, connect};
-use super::report::records;
+use super::client::{block_on, connect, records};
 use crate::cli::MlflowArgs;
 use crate::exit::BadInput;
 

@@ -40,7 +40,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         #[cfg(feature = "train")]
         Command::Train(args) => train::run(&args),
         #[cfg(feature = "train")]
-        Command::Data(command) => data::run(&command),
+        Command::Data(command) => match command {
+            crate::cli::DataCommand::Summary(args) => data::summary(&args),
+            crate::cli::DataCommand::Synth(args) => data::synth(&args),
+            crate::cli::DataCommand::Check(args) => data_files::check(&args),
+            crate::cli::DataCommand::Pack(args) => data_files::pack(&args),
+        },
         Command::Bench(command) => bench::run(&command),
         Command::Submit(args) => client::submit(&args),
         Command::Status(args) => client::status(&args),

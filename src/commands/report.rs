@@ -3,35 +3,13 @@
 use std::path::Path;
 
 use ltsweep_analysis::{
-    AnalysisError, EpochChoice, Frames, PairedTest, ReportOptions, Sweep, SweepRecords,
-    write_report_with, write_several,
+    AnalysisError, EpochChoice, Frames, PairedTest, ReportOptions, Sweep, write_report_with,
+    write_several,
 };
-use ltsweep_proto::SweepId;
-use ltsweep_proto::client::{Connection, Which};
 
-use super::client::{block_on, connect, remote_error};
-use crate::cli::{ExportArgs, ExportTo, RemoteArgs, ReportArgs};
+use super::client::{block_on, connect, records};
+use crate::cli::{ExportArgs, ExportTo, ReportArgs};
 use crate::exit::BadInput;
-
-/// Every job of a sweep with its state and, when it succeeded, its result; an empty `sweep`
-/// is the latest one.
-pub async fn records(
-    connection: &Connection,
-    sweep: &str,
-    remote: &RemoteArgs,
-) -> anyhow::Result<SweepRecords> {
-    let api = connection.sweep_api();
-    let id = (!sweep.is_empty()).then(|| SweepId::from(sweep));
-    let status = api
-        .status(id.as_ref().map_or(Which::Latest, Which::Sweep), true)
-        .await
-        .map_err(|e| remote_error(e, remote))?;
-    let results = api
-        .results(&status.id)
-        .await
-        .map_err(|e| remote_error(e, remote))?;
-    Ok(SweepRecords::from_status(status, results)?)
-}
 
 /// Writes the report files (the tables read as `options` say) and prints the tables.
 pub fn write_and_print_with(

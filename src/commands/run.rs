@@ -124,7 +124,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         let records = match finished {
             Some(watched) => {
                 watched?;
-                Some(super::report::records(&connection, submitted.sweep.as_str(), &remote).await?)
+                Some(super::client::records(&connection, submitted.sweep.as_str(), &remote).await?)
             }
             None => None,
         };

@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::html::page;
-use crate::pages::error_response;
+use crate::respond::error_response;
 use crate::session::{self, cookie_name};
 
 /// The largest login form read: one token, with room to spare.

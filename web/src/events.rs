@@ -17,7 +17,8 @@ use ltsweep_proto::pb;
 use ltsweep_proto::pb::sweep_service_server::SweepService;
 use serde::Serialize;
 
-use crate::pages::{counts_line, job_row, status_response};
+use crate::pages::{counts_line, job_row};
+use crate::respond::status_response;
 use crate::{AppState, request_of};
 
 #[derive(Serialize)]

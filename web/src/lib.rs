@@ -45,6 +45,7 @@ mod host;
 mod html;
 mod pages;
 mod report;
+mod respond;
 mod serve;
 mod session;
 mod tls;

@@ -2,20 +2,18 @@
 //! the script only swaps fragments in.
 
 use std::fmt::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
-use ltsweep_coordinator::CoordinatorError;
-use ltsweep_proto::RemoteError;
 use ltsweep_proto::pb::sweep_service_server::SweepService;
 use ltsweep_proto::{AxisValue, JobState, LossPlan, pb};
 
 use crate::AppState;
 use crate::auth::same_origin;
 use crate::html::{ago, escape, nav, page, path_segment};
+use crate::respond::{now_ms, status_response};
 
 const STYLE: &str = include_str!("../assets/style.css");
 const SCRIPT: &str = include_str!("../assets/app.js");
@@ -61,30 +59,6 @@ pub(crate) async fn security_headers(
         headers.insert(name, HeaderValue::from_static(value));
     }
     response
-}
-
-/// A failed call to the coordinator, as the page shows it: the HTTP status of its kind, from
-/// the contract's table.
-pub(crate) fn status_response(status: tonic::Status) -> Response {
-    let err = RemoteError::from(status);
-    let code = err
-        .kind()
-        .and_then(|kind| StatusCode::from_u16(kind.http_status()).ok())
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (code, err.message().to_owned()).into_response()
-}
-
-/// A refusal of the coordinator's (a role, a limit), as the page shows it.
-pub(crate) fn error_response(err: &CoordinatorError) -> Response {
-    let code =
-        StatusCode::from_u16(err.kind().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (code, err.to_string()).into_response()
-}
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 // ---------------------------------------------------------------------------------------------

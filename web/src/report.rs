@@ -24,7 +24,7 @@ use ltsweep_proto::pb;
 use ltsweep_proto::pb::sweep_service_server::SweepService;
 
 use crate::html::escape;
-use crate::pages::status_response;
+use crate::respond::status_response;
 use crate::{AppState, request_of};
 
 /// The last fragment of each sweep and a fingerprint of the job states it was made from:

@@ -16,7 +16,8 @@
 //!   classifier re-balanced (cRT, LWS, τ-norm, NCM, post-hoc adjustment); [`model_file`]: a
 //!   job's final weights as safetensors.
 //! - [`runtime`]: the worker process: pull jobs from a coordinator, train, report;
-//!   [`preempt`]: stop signals and Slurm placement.
+//!   [`preempt`]: stop signals and the shutdown they ask for; `placement`: the Slurm job a
+//!   worker runs in, and its readiness file.
 //!
 //! ```no_run
 //! use ltsweep_proto::SweepSpec;
@@ -51,6 +52,7 @@ pub mod model_file;
 pub mod network;
 pub mod optim;
 pub mod pause;
+mod placement;
 pub mod preempt;
 pub mod pretrained;
 pub mod rng;

@@ -13,15 +13,23 @@
 //! checkpoint), and a third exits the process. SIGUSR1 never escalates, and neither does the
 //! first SIGTERM after it: that is Slurm's time limit arriving after its warning, while the
 //! checkpoint the warning started may still be uploading.
-//!
-//! Also what a cluster learns from a worker: the Slurm job it runs in, and (for a Kubernetes
-//! readiness probe) a file that says it registered.
 
-use ltsweep_proto::pb;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
-use crate::runtime::Shutdown;
+/// What the process was asked to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    Run,
+    /// No new work; running jobs finish.
+    Drain,
+    /// No new work; running jobs stop at their next step boundary, upload a checkpoint and
+    /// give their leases back as preempted (the attempt does not count).
+    Preempt,
+    /// Stop now: running jobs are abandoned and their leases given back as preempted, from
+    /// the last checkpoint uploaded.
+    Now,
+}
 
 /// A stop signal the worker handles.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,33 +111,6 @@ pub fn forward_signals(levels: watch::Sender<Shutdown>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Creates the file `LTSWEEP_READY_FILE` names, if set, once the worker is registered: a
-/// Kubernetes readiness probe tests for it.
-pub fn mark_ready() {
-    if let Some(path) = std::env::var_os("LTSWEEP_READY_FILE")
-        && let Err(err) = std::fs::write(&path, b"registered\n")
-    {
-        tracing::warn!(path = %std::path::Path::new(&path).display(), %err, "cannot write the ready file");
-    }
-}
-
-/// The Slurm job this process runs in, from the variables Slurm sets for it.
-///
-/// For a task of a job array the job id is the array's (`SLURM_ARRAY_JOB_ID`, the id `sbatch`
-/// printed and `squeue` shows as `ID_TASK`), else `SLURM_JOB_ID`.
-pub fn slurm_placement() -> Option<pb::SlurmPlacement> {
-    slurm_placement_from(|name| std::env::var(name).ok())
-}
-
-fn slurm_placement_from(var: impl Fn(&str) -> Option<String>) -> Option<pb::SlurmPlacement> {
-    let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
-    let job_id = set("SLURM_ARRAY_JOB_ID").or_else(|| set("SLURM_JOB_ID"))?;
-    Some(pb::SlurmPlacement {
-        job_id,
-        array_task_id: set("SLURM_ARRAY_TASK_ID").unwrap_or_default(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,37 +140,5 @@ mod tests {
                 Some(Shutdown::Now)
             ]
         );
-    }
-
-    fn placement(vars: &[(&str, &str)]) -> Option<pb::SlurmPlacement> {
-        slurm_placement_from(|name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| (*v).to_owned())
-        })
-    }
-
-    #[test]
-    fn slurm_placement_prefers_the_array_job() {
-        assert_eq!(placement(&[]), None);
-        assert_eq!(
-            placement(&[("SLURM_JOB_ID", "41")]),
-            Some(pb::SlurmPlacement {
-                job_id: "41".into(),
-                array_task_id: String::new()
-            })
-        );
-        assert_eq!(
-            placement(&[
-                ("SLURM_JOB_ID", "43"),
-                ("SLURM_ARRAY_JOB_ID", "42"),
-                ("SLURM_ARRAY_TASK_ID", "1")
-            ]),
-            Some(pb::SlurmPlacement {
-                job_id: "42".into(),
-                array_task_id: "1".into()
-            })
-        );
-        assert_eq!(placement(&[("SLURM_JOB_ID", " ")]), None);
     }
 }

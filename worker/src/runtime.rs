@@ -15,8 +15,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ltsweep_proto::client::{Connection, Registration as Announcement, WorkerApi, WorkerId};
-use ltsweep_proto::{DatasetConfig, ErrorKind};
+use ltsweep_proto::DatasetConfig;
+use ltsweep_proto::client::{
+    Connection, Polled, Registration as Announcement, WorkerApi, WorkerId,
+};
 use tch::Device;
 use tokio::sync::watch;
 
@@ -25,29 +27,19 @@ use crate::data::{self, DataError, Prepared};
 use crate::pause::DataPause;
 use crate::train::device_name;
 
+mod blocking;
 mod checkpoint;
 mod fuse;
 mod job;
 mod lease;
 mod models;
+mod training;
 
 pub use fuse::{AUTO_CUDA, Fuse};
 
 use job::run_job;
 
-/// What the process was asked to do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Shutdown {
-    Run,
-    /// No new work; running jobs finish.
-    Drain,
-    /// No new work; running jobs stop at their next step boundary, upload a checkpoint and
-    /// give their leases back as preempted (the attempt does not count).
-    Preempt,
-    /// Stop now: running jobs are abandoned and their leases given back as preempted, from
-    /// the last checkpoint uploaded.
-    Now,
-}
+pub use crate::preempt::Shutdown;
 
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
@@ -160,7 +152,7 @@ impl Shared {
                 .map(|&d| (device_name(d), self.config.slots_per_device))
                 .collect(),
             version: env!("CARGO_PKG_VERSION").to_owned(),
-            slurm: crate::preempt::slurm_placement(),
+            slurm: crate::placement::slurm_placement(),
         };
         let mut backoff = Backoff::default();
         loop {
@@ -172,7 +164,7 @@ impl Shared {
                         poll_timeout: registered.poll_timeout,
                     };
                     tracing::info!(worker = %registration.worker_id, "registered");
-                    crate::preempt::mark_ready();
+                    crate::placement::mark_ready();
                     *guard = Some(registration.clone());
                     return Ok(registration);
                 }
@@ -254,17 +246,16 @@ async fn run_slot(
             _ = shutdown.changed() => continue,
         };
         match polled {
-            Ok(lease) => {
+            Ok(Polled::Leased(lease)) => {
                 backoff.reset();
-                if let Some(lease) = lease {
-                    let alone = lease.job.as_ref().is_ok_and(fuse::trains_alone);
-                    // Others may lease beside a job that can join a fused array.
-                    let turn = turn.filter(|_| alone);
-                    run_job(&shared, device, &registration, lease, fuser.as_ref()).await;
-                    drop(turn);
-                }
+                let alone = lease.job.as_ref().is_ok_and(fuse::trains_alone);
+                // Others may lease beside a job that can join a fused array.
+                let turn = turn.filter(|_| alone);
+                run_job(&shared, device, &registration, *lease, fuser.as_ref()).await;
+                drop(turn);
             }
-            Err(err) if err.kind() == Some(ErrorKind::NotFound) => {
+            Ok(Polled::NoWork) => backoff.reset(),
+            Ok(Polled::UnknownWorker) => {
                 tracing::warn!(worker = %registration.worker_id, "the coordinator does not know this worker; registering again");
                 shared.forget(&registration.worker_id).await;
             }

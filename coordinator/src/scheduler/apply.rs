@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use ltsweep_proto::{JobId, JobSpec, SweepId};
 
-use super::model::{Counters, Job, JobRuntime, Sweep, SweepCounts, SweepRecord, Worker};
+use super::model::{Counters, JobRuntime, Sweep, SweepCounts, SweepRecord, Worker};
 use super::plan::{Change, initial_runtimes};
+use super::shared::Job;
 use super::{Scheduler, shared};
 
 impl Scheduler {

@@ -20,8 +20,9 @@ use std::collections::BTreeSet;
 use ltsweep_proto::{JobId, JobState, SweepId};
 
 use super::leases::{LeaseStatus, stale};
-use super::model::{EndedLease, Job, JobRuntime, KeptModel, LeaseEnd, LeaseId};
+use super::model::{EndedLease, JobRuntime, KeptModel, LeaseEnd, LeaseId};
 use super::plan::{Change, Planned};
+use super::shared::Job;
 use super::{Result, Scheduler, SchedulerError};
 
 /// Where a leased stage-2 job's model comes from.

@@ -75,7 +75,7 @@ pub(crate) mod tests;
 pub use error::SchedulerError;
 pub use graph::ModelSource;
 pub use model::{
-    Checkpoint, Counters, DeviceSlots, EndedLease, Job, JobRuntime, KeptModel, LeaseEnd, LeaseId,
+    Checkpoint, Counters, DeviceSlots, EndedLease, JobRuntime, KeptModel, LeaseEnd, LeaseId,
     LiveLease, ReleaseReason, SlurmPlacement, Sweep, SweepCounts, SweepRecord, Timing, Worker,
     WorkerId, WorkerRecord,
 };
@@ -83,6 +83,7 @@ pub use plan::{
     Change, Lease, Planned, ProgressAnswer, Registration, Submission, SubmitAnswer,
     initial_runtimes, jobs_made_pending,
 };
+pub use shared::Job;
 
 type Result<T> = std::result::Result<T, SchedulerError>;
 

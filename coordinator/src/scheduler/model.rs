@@ -1,14 +1,10 @@
-//! The state's types: sweeps, jobs and their runtime state, leases, workers, ids.
+//! The state's types: sweeps, jobs' runtime state, leases, workers, ids (a job itself is in `shared`).
 
 use std::collections::BTreeSet;
 
-use std::sync::Arc;
-
-use ltsweep_proto::{JobId, JobState, LossPlan, SweepId};
+use ltsweep_proto::{JobId, JobState, SweepId};
 pub use ltsweep_proto::{LeaseId, WorkerId};
 use serde::{Deserialize, Serialize};
-
-use super::shared::SweepShared;
 
 /// The coordinator's clock settings, in milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -222,20 +218,6 @@ impl JobRuntime {
         self.lease = None;
         self.worker = None;
     }
-}
-
-/// A job: who it is (its id, plan and seed; the rest of its spec is shared with its sweep's
-/// other jobs, held once per sweep) and its runtime state. Its result is in the store only:
-/// results are large (a confusion matrix, every epoch's metrics) and only reports read them.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Job {
-    pub id: JobId,
-    pub plan: LossPlan,
-    pub seed: u64,
-    pub(super) shared: Arc<SweepShared>,
-    /// Which of the sweep's distinct settings are this job's.
-    pub(super) settings: u32,
-    pub runtime: JobRuntime,
 }
 
 /// A device of a worker and how many jobs it runs at once.

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use ltsweep_proto::{JobId, JobState, SweepId};
 
-use super::model::{Job, Sweep, SweepCounts, Worker, WorkerId};
+use super::model::{Sweep, SweepCounts, Worker, WorkerId};
+use super::shared::Job;
 use super::{Result, Scheduler, SchedulerError};
 
 /// A worker is alive while it was seen within this many heartbeat intervals.

@@ -1,4 +1,4 @@
-//! What the jobs of one sweep share, held once per sweep rather than once per job.
+//! A job, and what the jobs of one sweep share, held once per sweep rather than once per job.
 //!
 //! A job's spec is its id, plan and seed, plus settings (data set, model, recipe, losses, axis
 //! values) that differ only along the grid's other axes: a sweep of 100,000 seeds has one set of
@@ -10,12 +10,26 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use ltsweep_proto::{
-    AxisValue, BaseKind, DatasetConfig, JobId, JobSpec, LossConfig, ModelConfig, Sampler, Stage2,
-    Stage2Method, SweepId, TrainConfig,
+    AxisValue, BaseKind, DatasetConfig, JobId, JobSpec, LossConfig, LossPlan, ModelConfig, Sampler,
+    Stage2, Stage2Method, SweepId, TrainConfig,
 };
 use serde::Serialize;
 
-use super::model::{Job, JobRuntime};
+use super::model::JobRuntime;
+
+/// A job: who it is (its id, plan and seed; the rest of its spec is shared with its sweep's
+/// other jobs, held once per sweep) and its runtime state. Its result is in the store only:
+/// results are large (a confusion matrix, every epoch's metrics) and only reports read them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Job {
+    pub id: JobId,
+    pub plan: LossPlan,
+    pub seed: u64,
+    pub(super) shared: Arc<SweepShared>,
+    /// Which of the sweep's distinct settings are this job's.
+    pub(super) settings: u32,
+    pub runtime: JobRuntime,
+}
 
 /// One distinct set of settings of a sweep's jobs.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -14,11 +14,8 @@ use ltsweep_proto::{ClassGroup, DatasetConfig, HeadSplit, ListConfig, Shot};
 use serde::Deserialize;
 
 use super::pack::Pack;
-use super::{ClassInfo, DataError};
+use super::{ClassInfo, DataError, MAX_LIST_BYTES};
 
-/// The largest list or annotation file read (iNaturalist 2018's `train2018.json` is about
-/// 200 MB).
-pub const MAX_LIST_BYTES: u64 = 2 << 30;
 /// The most images one split may list.
 pub const MAX_IMAGES: usize = 20_000_000;
 
@@ -206,6 +203,26 @@ pub fn read_lists(config: &DatasetConfig, data_root: &Path) -> Result<Lists, Dat
     })
 }
 
+/// The record of each image of a split in the packed copy; an image the pack lacks is an
+/// error naming it.
+fn records_of(pack: &Pack, split: &FileSplit) -> Result<Vec<u32>, DataError> {
+    split
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            pack.record(&entry.path).ok_or_else(|| DataError::Image {
+                path: pack.path().to_owned(),
+                entry: split.locate(i),
+                detail: format!(
+                    "the pack holds no `{}`; pack the data set again",
+                    entry.path
+                ),
+            })
+        })
+        .collect()
+}
+
 /// Reads the lists and checks that every image they name can be read: a file under the root,
 /// or a record of the packed copy.
 pub fn prepare(config: &DatasetConfig, data_root: &Path) -> Result<FileData, DataError> {
@@ -214,7 +231,7 @@ pub fn prepare(config: &DatasetConfig, data_root: &Path) -> Result<FileData, Dat
         Some(name) => {
             let pack = Pack::open(&lists.root.join(name))?;
             let find = |split: Option<&FileSplit>| match split {
-                Some(split) => pack.records_of(split),
+                Some(split) => records_of(&pack, split),
                 None => Ok(Vec::new()),
             };
             ImageStore::Packed {
@@ -656,5 +673,47 @@ mod tests {
                 ClassGroup::Tail
             ]
         );
+    }
+
+    #[test]
+    fn a_pack_round_trips_and_names_what_it_lacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.ltpack");
+        let mut writer = crate::data::pack::PackWriter::create(&path, 256).unwrap();
+        writer.add("a/1.jpg", b"first").unwrap();
+        writer.add("b/2.jpg", b"second!").unwrap();
+        writer.finish().unwrap();
+        let pack = Pack::open(&path).unwrap();
+        assert_eq!(pack.shorter_side, 256);
+        let split = FileSplit {
+            list: "train.txt".into(),
+            format: ListFormat::Lines,
+            entries: vec![
+                Entry {
+                    path: "b/2.jpg".into(),
+                    label: 0,
+                    at: 1,
+                },
+                Entry {
+                    path: "a/1.jpg".into(),
+                    label: 1,
+                    at: 2,
+                },
+            ],
+        };
+        let records = records_of(&pack, &split).unwrap();
+        assert_eq!(pack.bytes(records[0]), b"second!");
+        assert_eq!(pack.bytes(records[1]), b"first");
+        let mut missing = split.clone();
+        missing.entries[1].path = "c/3.jpg".into();
+        let err = records_of(&pack, &missing).unwrap_err().to_string();
+        assert!(
+            err.contains("train.txt line 2") && err.contains("`c/3.jpg`"),
+            "{err}"
+        );
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+        let err = Pack::open(&path).unwrap_err().to_string();
+        assert!(err.contains("truncated pack"), "{err}");
     }
 }

@@ -18,6 +18,10 @@ use std::sync::Arc;
 use ltsweep_proto::{DatasetConfig, DatasetKind};
 
 pub use list::FileData;
+
+/// The largest list or annotation file read (iNaturalist 2018's `train2018.json` is about
+/// 200 MB), and the largest index of a packed copy.
+pub const MAX_LIST_BYTES: u64 = 2 << 30;
 pub use longtail::{ClassInfo, LongTailData};
 
 /// A data set ready to train on: held in memory, or files to stream.

@@ -14,8 +14,7 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-use super::DataError;
-use super::list::{FileSplit, MAX_LIST_BYTES};
+use super::{DataError, MAX_LIST_BYTES};
 
 const MAGIC: &[u8; 8] = b"LTSWPACK";
 const VERSION: u32 = 1;
@@ -116,25 +115,6 @@ impl Pack {
         self.index.get(path).copied()
     }
 
-    /// The record of each image of a split; an image the pack lacks is an error naming it.
-    pub fn records_of(&self, split: &FileSplit) -> Result<Vec<u32>, DataError> {
-        split
-            .entries
-            .iter()
-            .enumerate()
-            .map(|(i, entry)| {
-                self.record(&entry.path).ok_or_else(|| DataError::Image {
-                    path: self.path.clone(),
-                    entry: split.locate(i),
-                    detail: format!(
-                        "the pack holds no `{}`; pack the data set again",
-                        entry.path
-                    ),
-                })
-            })
-            .collect()
-    }
-
     /// The JPEG bytes of a record.
     pub fn bytes(&self, record: u32) -> &[u8] {
         let (offset, len) = self.records[record as usize];
@@ -223,53 +203,5 @@ impl Drop for PackWriter {
         // Unfinished (an error, a bad image): no partial pack stays behind. After a finish the
         // temporary name is gone already.
         let _ = std::fs::remove_file(&self.temporary);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::data::list::{Entry, ListFormat};
-
-    #[test]
-    fn a_pack_round_trips_and_names_what_it_lacks() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("p.ltpack");
-        let mut writer = PackWriter::create(&path, 256).unwrap();
-        writer.add("a/1.jpg", b"first").unwrap();
-        writer.add("b/2.jpg", b"second!").unwrap();
-        writer.finish().unwrap();
-        let pack = Pack::open(&path).unwrap();
-        assert_eq!(pack.shorter_side, 256);
-        let split = FileSplit {
-            list: "train.txt".into(),
-            format: ListFormat::Lines,
-            entries: vec![
-                Entry {
-                    path: "b/2.jpg".into(),
-                    label: 0,
-                    at: 1,
-                },
-                Entry {
-                    path: "a/1.jpg".into(),
-                    label: 1,
-                    at: 2,
-                },
-            ],
-        };
-        let records = pack.records_of(&split).unwrap();
-        assert_eq!(pack.bytes(records[0]), b"second!");
-        assert_eq!(pack.bytes(records[1]), b"first");
-        let mut missing = split.clone();
-        missing.entries[1].path = "c/3.jpg".into();
-        let err = pack.records_of(&missing).unwrap_err().to_string();
-        assert!(
-            err.contains("train.txt line 2") && err.contains("`c/3.jpg`"),
-            "{err}"
-        );
-        let bytes = std::fs::read(&path).unwrap();
-        std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
-        let err = Pack::open(&path).unwrap_err().to_string();
-        assert!(err.contains("truncated pack"), "{err}");
     }
 }

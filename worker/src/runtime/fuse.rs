@@ -19,7 +19,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::Shared;
-use super::job::{ChannelObserver, JobFailure, prepare_trainer, train_caught};
+use super::blocking::{ChannelObserver, JobFailure, prepare_trainer, train_caught};
 use crate::fused::{FusedTrainer, ShapeKey};
 use crate::train::{Observer, Outcome, Trainer};
 
