@@ -176,7 +176,7 @@ async fn gather(
 /// on a thread of its own.
 fn train_requests(shared: &Shared, device: Device, requests: Vec<Request>) {
     tch::set_num_threads(shared.threads_per_job);
-    let mut groups: Vec<Vec<(Trainer, ChannelObserver, oneshot::Sender<_>)>> = Vec::new();
+    let mut groups: Vec<Vec<Member>> = Vec::new();
     for request in requests {
         let trainer = match prepare_trainer(shared, &request.spec, device, request.resume_from) {
             Ok(trainer) => trainer,
@@ -185,14 +185,16 @@ fn train_requests(shared: &Shared, device: Device, requests: Vec<Request>) {
                 continue;
             }
         };
-        let key = (ShapeKey::of(trainer.job()), trainer.position());
-        let alone = trains_alone(trainer.job());
-        let member = (trainer, request.observer, request.reply);
-        match groups.iter_mut().find(|g| {
-            !alone
-                && !trains_alone(g[0].0.job())
-                && (ShapeKey::of(g[0].0.job()), g[0].0.position()) == key
-        }) {
+        let member = Member {
+            trainer,
+            observer: request.observer,
+            reply: request.reply,
+        };
+        let alone = trains_alone(member.trainer.job());
+        match groups
+            .iter_mut()
+            .find(|g| !alone && !trains_alone(g[0].trainer.job()) && g[0].joins(&member))
+        {
             Some(group) => group.push(member),
             None => groups.push(vec![member]),
         }
@@ -207,16 +209,32 @@ fn train_requests(shared: &Shared, device: Device, requests: Vec<Request>) {
     });
 }
 
-type Member = (
-    Trainer,
-    ChannelObserver,
-    oneshot::Sender<Result<Outcome, JobFailure>>,
-);
+/// A job of a group that trains together: its trainer (built and resumed), what it reports
+/// through, and where its outcome goes.
+struct Member {
+    trainer: Trainer,
+    observer: ChannelObserver,
+    reply: oneshot::Sender<Result<Outcome, JobFailure>>,
+}
+
+impl Member {
+    /// Whether `other` can train in one array with this member: the same shape, at the same
+    /// point of training.
+    fn joins(&self, other: &Member) -> bool {
+        ShapeKey::of(self.trainer.job()) == ShapeKey::of(other.trainer.job())
+            && self.trainer.position() == other.trainer.position()
+    }
+}
 
 fn train_group(group: Vec<Member>) {
-    let (trainers, rest): (Vec<Trainer>, Vec<_>) =
-        group.into_iter().map(|(t, o, r)| (t, (o, r))).unzip();
-    let (mut observers, replies): (Vec<ChannelObserver>, Vec<_>) = rest.into_iter().unzip();
+    let mut trainers = Vec::with_capacity(group.len());
+    let mut observers = Vec::with_capacity(group.len());
+    let mut replies = Vec::with_capacity(group.len());
+    for member in group {
+        trainers.push(member.trainer);
+        observers.push(member.observer);
+        replies.push(member.reply);
+    }
     if trainers.len() == 1 {
         let mut trainer = trainers.into_iter().next().expect("one");
         let spec = trainer.job().clone();
