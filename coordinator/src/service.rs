@@ -319,6 +319,7 @@ mod placement;
 mod sweeps;
 #[cfg(test)]
 mod tests;
+mod uploads;
 mod watchers;
 mod workers;
 

@@ -2,13 +2,11 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
 use ltsweep_proto::pb;
 use tonic::{Request, Response, Streaming};
 use tracing::info;
 
-use super::{BoxStream, Coordinator, RpcResult};
-use crate::checkpoint;
+use super::{BoxStream, Coordinator, RpcResult, uploads};
 use crate::committer::{After, Before};
 use crate::error::CoordinatorError;
 use crate::limits;
@@ -21,20 +19,12 @@ pub(super) async fn upload(
     coordinator: &Coordinator,
     request: Request<Streaming<pb::CheckpointChunk>>,
 ) -> RpcResult<pb::UploadCheckpointResponse> {
-    use pb::checkpoint_chunk::Part;
     let mut stream = request.into_inner();
-    let header = match stream.message().await?.and_then(|chunk| chunk.part) {
-        Some(Part::Header(header)) => header,
-        _ => {
-            return Err(CoordinatorError::invalid(
-                "header",
-                "missing: the first chunk must be the checkpoint header",
-            )
-            .into());
-        }
-    };
-    let lease = LeaseId(limits::short_field(header.lease_id, "header.lease_id")?);
-    let sha256 = checkpoint::parse_sha256(&header.sha256)?;
+    let uploads::Header {
+        header,
+        lease,
+        sha256,
+    } = uploads::header(&mut stream, "checkpoint").await?;
     if header.epoch == 0 {
         return Err(
             CoordinatorError::invalid("header.epoch", "count finished epochs from 1").into(),
@@ -44,18 +34,7 @@ pub(super) async fn upload(
     coordinator
         .limits
         .check_upload(header.size, &coordinator.state_dir)?;
-    let data = stream.map(|chunk| match chunk.map(|c| c.part) {
-        Ok(Some(Part::Data(bytes))) => Ok(bytes),
-        Ok(Some(Part::Header(_))) => Err(CoordinatorError::invalid(
-            "header",
-            "sent twice: send one header, then data chunks",
-        )),
-        Ok(None) => Ok(Vec::new()),
-        Err(status) => Err(CoordinatorError::Transport(format!(
-            "the upload broke off ({}): upload the checkpoint again",
-            status.message()
-        ))),
-    });
+    let data = uploads::data(stream, "checkpoint");
     let received = coordinator
         .checkpoints
         .receive(&lease, header.size, &sha256, Box::pin(data))

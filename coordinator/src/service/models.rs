@@ -6,14 +6,13 @@
 
 use std::sync::Arc;
 
-use futures::StreamExt;
 use ltsweep_proto::checkpoint::CheckpointHeader;
 use ltsweep_proto::{JobId, SweepId, pb};
 use tonic::{Request, Response, Streaming};
 use tracing::{info, warn};
 
-use super::{BoxStream, Coordinator, RpcResult};
-use crate::checkpoint::{self, CheckpointFiles};
+use super::{BoxStream, Coordinator, RpcResult, uploads};
+use crate::checkpoint::CheckpointFiles;
 use crate::committer::{After, Before};
 use crate::error::CoordinatorError;
 use crate::limits;
@@ -25,20 +24,12 @@ pub(super) async fn upload(
     coordinator: &Coordinator,
     request: Request<Streaming<pb::CheckpointChunk>>,
 ) -> RpcResult<pb::UploadModelResponse> {
-    use pb::checkpoint_chunk::Part;
     let mut stream = request.into_inner();
-    let header = match stream.message().await?.and_then(|chunk| chunk.part) {
-        Some(Part::Header(header)) => header,
-        _ => {
-            return Err(CoordinatorError::invalid(
-                "header",
-                "missing: the first chunk must be the model's header",
-            )
-            .into());
-        }
-    };
-    let lease = LeaseId(limits::short_field(header.lease_id, "header.lease_id")?);
-    let sha256 = checkpoint::parse_sha256(&header.sha256)?;
+    let uploads::Header {
+        header,
+        lease,
+        sha256,
+    } = uploads::header(&mut stream, "model").await?;
     let job = coordinator.read(|s| {
         let job = s.check_upload(&lease)?;
         let keeps = s.job(&job).is_some_and(|j| s.keeps_model(j));
@@ -53,18 +44,7 @@ pub(super) async fn upload(
     coordinator
         .limits
         .check_upload(header.size, &coordinator.state_dir)?;
-    let data = stream.map(|chunk| match chunk.map(|c| c.part) {
-        Ok(Some(Part::Data(bytes))) => Ok(bytes),
-        Ok(Some(Part::Header(_))) => Err(CoordinatorError::invalid(
-            "header",
-            "sent twice: send one header, then data chunks",
-        )),
-        Ok(None) => Ok(Vec::new()),
-        Err(status) => Err(CoordinatorError::Transport(format!(
-            "the upload broke off ({}): upload the model again",
-            status.message()
-        ))),
-    });
+    let data = uploads::data(stream, "model");
     let received = coordinator
         .models
         .receive(&lease, header.size, &sha256, Box::pin(data))
