@@ -377,16 +377,17 @@ mod tests {
 
     #[test]
     fn variables_carry_torchvisions_names_and_initialisation() {
-        tch::manual_seed(0);
         let vs = nn::VarStore::new(Device::Cpu);
-        let _net = ImageNetResNet::new(
-            &vs.root(),
-            Arch::Resnet50,
-            3,
-            10,
-            HeadKind::Linear,
-            Compute::FP32,
-        );
+        let _net = crate::train::with_seed(0, || {
+            ImageNetResNet::new(
+                &vs.root(),
+                Arch::Resnet50,
+                3,
+                10,
+                HeadKind::Linear,
+                Compute::FP32,
+            )
+        });
         let vars = vs.variables();
         for name in [
             "conv1.weight",
@@ -447,17 +448,21 @@ mod tests {
 
     #[test]
     fn bf16_and_channels_last_give_float32_logits_close_to_float32s() {
-        tch::manual_seed(1);
         let vs = nn::VarStore::new(Device::Cpu);
-        let mut net = ImageNetResNet::new(
-            &vs.root(),
-            Arch::Resnet18,
-            3,
-            10,
-            HeadKind::Linear,
-            Compute::FP32,
-        );
-        let x = Tensor::randn([4, 3, 64, 64], (Kind::Float, Device::Cpu));
+        let (mut net, x) = crate::train::with_seed(1, || {
+            let net = ImageNetResNet::new(
+                &vs.root(),
+                Arch::Resnet18,
+                3,
+                10,
+                HeadKind::Linear,
+                Compute::FP32,
+            );
+            (
+                net,
+                Tensor::randn([4, 3, 64, 64], (Kind::Float, Device::Cpu)),
+            )
+        });
         let (reference, _) = net.forward_t(&x, false);
         for (precision, channels_last, tolerance) in [
             (Precision::Fp32, true, 1e-4),

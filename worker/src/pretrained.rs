@@ -212,9 +212,10 @@ mod tests {
     use tch::Device;
 
     fn net(classes: i64, seed: i64) -> nn::VarStore {
-        tch::manual_seed(seed);
         let vs = nn::VarStore::new(Device::Cpu);
-        let _ = crate::model::ResNet::new(&vs.root(), 8, 3, classes);
+        crate::train::with_seed(seed, || {
+            crate::model::ResNet::new(&vs.root(), 8, 3, classes)
+        });
         vs
     }
 

@@ -284,9 +284,10 @@ mod tests {
     fn members(n: usize, head: HeadKind) -> Vec<(nn::VarStore, ResNet)> {
         (0..n)
             .map(|i| {
-                tch::manual_seed(i as i64);
                 let vs = nn::VarStore::new(Device::Cpu);
-                let net = ResNet::with_head(&vs.root(), 8, 3, 5, head);
+                let net = crate::train::with_seed(i as i64, || {
+                    ResNet::with_head(&vs.root(), 8, 3, 5, head)
+                });
                 (vs, net)
             })
             .collect()
@@ -367,13 +368,17 @@ mod tests {
                 vs.double();
             }
         }
-        tch::manual_seed(7);
-        let xs: Vec<Tensor> = (0..3)
-            .map(|_| Tensor::randn([batch, 3, 12, 12], (Kind::Float, Device::Cpu)).to_kind(kind))
-            .collect();
-        let ys: Vec<Tensor> = (0..3)
-            .map(|_| Tensor::randint(5, [batch], (Kind::Int64, Device::Cpu)))
-            .collect();
+        let (xs, ys): (Vec<Tensor>, Vec<Tensor>) = crate::train::with_seed(7, || {
+            let xs = (0..3)
+                .map(|_| {
+                    Tensor::randn([batch, 3, 12, 12], (Kind::Float, Device::Cpu)).to_kind(kind)
+                })
+                .collect();
+            let ys = (0..3)
+                .map(|_| Tensor::randint(5, [batch], (Kind::Int64, Device::Cpu)))
+                .collect();
+            (xs, ys)
+        });
         let names = |vs: &nn::VarStore| {
             let mut v: Vec<(String, Tensor)> = vs
                 .variables()
