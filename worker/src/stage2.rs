@@ -93,12 +93,12 @@ pub fn run(
     let confusion = trainer.evaluate_with(Split::Test, &*logits_of)?;
     let val_accuracy = if trainer.has_val() {
         let val = trainer.evaluate_with(Split::Val, &*logits_of)?;
-        Some(val.group_accuracy(&trainer.classes))
+        Some(val.group_accuracy(trainer.classes()))
     } else {
         None
     };
-    let accuracy = confusion.group_accuracy(&trainer.classes);
-    let per_class = confusion.per_class(&trainer.classes);
+    let accuracy = confusion.group_accuracy(trainer.classes());
+    let per_class = confusion.per_class(trainer.classes());
     if let Some(last) = epochs.last_mut() {
         last.accuracy = Some(accuracy);
         last.per_class = per_class;
@@ -133,8 +133,8 @@ fn learn_scales(
     lr: f64,
     observer: &mut dyn Observer,
 ) -> Result<(Trained, Tensor), TrainError> {
-    let k = trainer.classes.num_classes() as i64;
-    let scales = Tensor::ones([k], (trainer.kind, trainer.device)).set_requires_grad(true);
+    let k = trainer.classes().num_classes() as i64;
+    let scales = Tensor::ones([k], (trainer.kind(), trainer.device())).set_requires_grad(true);
     let params = vec![("scales".to_owned(), scales.shallow_clone())];
     let head = trainer.model.head();
     let trained = train(
@@ -184,7 +184,7 @@ pub(crate) fn tau_normalised(head: &Head, tau: f64) -> Head {
 pub(crate) fn class_means(trainer: &Trainer) -> Result<Tensor, TrainError> {
     let (features, labels) = trainer.training_features()?;
     Ok(tch::no_grad(|| {
-        let k = trainer.classes.num_classes() as i64;
+        let k = trainer.classes().num_classes() as i64;
         let normalised = unit(&features, 1);
         let sums = Tensor::zeros(
             [k, normalised.size()[1]],
@@ -214,20 +214,20 @@ pub(crate) fn nearest_mean_logits(features: &Tensor, means: &Tensor) -> Tensor {
 /// A classifier of the job's kind drawn afresh, in its own variable store (the network's
 /// classifier stays the stage-1 one), from the job's seed.
 fn fresh_classifier(trainer: &Trainer) -> (nn::VarStore, Head) {
-    let vs = nn::VarStore::new(trainer.device);
-    let k = trainer.classes.num_classes() as i64;
+    let vs = nn::VarStore::new(trainer.device());
+    let k = trainer.classes().num_classes() as i64;
     let head = with_seed(stage2_seed(trainer) as i64, || {
         Head::new(
             &vs.root(),
             trainer.model.features(),
             k,
-            HeadKind::of(&trainer.job.losses.base),
+            HeadKind::of(&trainer.job().losses.base),
             trainer.model.linear_init(),
         )
     });
     let mut vs = vs;
-    if trainer.kind != Kind::Float {
-        vs.set_kind(trainer.kind);
+    if trainer.kind() != Kind::Float {
+        vs.set_kind(trainer.kind());
     }
     (vs, head)
 }
@@ -244,7 +244,7 @@ fn trainable(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
 
 /// The seed of stage 2's own draws.
 fn stage2_seed(trainer: &Trainer) -> u64 {
-    Rng::derive(trainer.job.seed, &[purpose::STAGE2]).next_u64()
+    Rng::derive(trainer.job().seed, &[purpose::STAGE2]).next_u64()
 }
 
 /// The learning rate of a 0-based epoch of `epochs`: `lr` down to 0 on a cosine.
@@ -262,7 +262,7 @@ fn train(
     lr: f64,
     observer: &mut dyn Observer,
 ) -> Result<Trained, TrainError> {
-    let job = &trainer.job;
+    let job = trainer.job();
     let mut sgd = Sgd::new(
         params,
         job.train.momentum,
@@ -270,22 +270,22 @@ fn train(
         job.train.decay_norm_and_bias,
     );
     let seed = stage2_seed(trainer);
-    let n = trainer.train_labels.len();
+    let n = trainer.train_labels().len();
     let batch = i64::from(job.train.batch_size);
     let mut history = Vec::with_capacity(epochs as usize);
     for epoch in 0..epochs {
         let start = Instant::now();
         let lr_now = cosine_lr(lr, epoch, epochs);
         let order = baselines::epoch_order(
-            &trainer.train_labels,
-            trainer.classes.num_classes(),
+            trainer.train_labels(),
+            trainer.classes().num_classes(),
             Sampler::ClassBalanced,
             seed,
             epoch,
         );
-        let order = Tensor::from_slice(&order).to_device(trainer.device);
+        let order = Tensor::from_slice(&order).to_device(trainer.device());
         let draws = trainer.augmentation_draws(seed, epoch)?;
-        let mut loss_sum = Tensor::zeros([], (Kind::Float, trainer.device));
+        let mut loss_sum = Tensor::zeros([], (Kind::Float, trainer.device()));
         let mut batches = 0u32;
         let mut from = 0;
         while from < n as i64 {
@@ -454,7 +454,7 @@ tau = [0, 2]
             let trainer = stage2_trainer(&jobs, &data, &model, method);
             let adjusted = finished(run(&trainer, method, &mut Quiet).unwrap());
             assert_eq!(adjusted.confusion, result.confusion, "{method}");
-            assert_eq!(adjusted.job_id, trainer.job.id.to_string());
+            assert_eq!(adjusted.job_id, trainer.job().id.to_string());
         }
         // τ = 1 changes the classifier: its class vectors are unit vectors.
         let trainer = stage2_trainer(&jobs, &data, &model, Stage2Method::TauNorm { tau: 1.0 });

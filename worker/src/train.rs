@@ -254,31 +254,35 @@ pub(crate) struct EpochRun {
     start: Instant,
 }
 
+/// One job's training. The fused trainer (`crate::fused`) and stage 2 (`crate::stage2`) work on
+/// its network directly: the weights (`vs`, `model`), the optimiser's state (`sgd`) and the PC
+/// centres (`centers`) are theirs to read and, for the fused trainer, to gather and scatter;
+/// everything else they read through its methods.
 pub struct Trainer {
-    pub(crate) job: JobSpec,
-    pub(crate) device: Device,
+    job: JobSpec,
+    device: Device,
     pub(crate) vs: nn::VarStore,
     pub(crate) model: Network,
     pub(crate) sgd: Sgd,
     pub(crate) centers: Tensor,
-    pub(crate) source: Source,
+    source: Source,
     /// The training labels on the host, for the sampler.
-    pub(crate) train_labels: Vec<i64>,
+    train_labels: Vec<i64>,
     /// Input channels of the network.
-    pub(crate) channels: i64,
+    channels: i64,
     base: BaseObjective,
     comp_classes: Tensor,
     pc_classes: Tensor,
-    pub(crate) classes: ClassInfo,
+    classes: ClassInfo,
     /// Epochs finished.
-    pub(crate) epoch: u32,
+    epoch: u32,
     history: Vec<EpochMetrics>,
     train_seconds: f64,
     /// The epoch in progress, stopped by a preemption (and saved) or read from a checkpoint
     /// (and continued by the next epoch trained).
-    pub(crate) partial: Option<PartialEpoch>,
+    partial: Option<PartialEpoch>,
     /// The kind of the network and its inputs.
-    pub(crate) kind: Kind,
+    kind: Kind,
 }
 
 impl Trainer {
@@ -441,6 +445,31 @@ impl Trainer {
     /// The job this trainer trains.
     pub fn job(&self) -> &JobSpec {
         &self.job
+    }
+
+    /// The device it trains on.
+    pub(crate) fn device(&self) -> Device {
+        self.device
+    }
+
+    /// The kind of the network and its inputs (float32, or float64 in gradient checks).
+    pub(crate) fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The classes and their groups.
+    pub(crate) fn classes(&self) -> &ClassInfo {
+        &self.classes
+    }
+
+    /// Input channels of the network.
+    pub(crate) fn channels(&self) -> i64 {
+        self.channels
+    }
+
+    /// The training labels on the host, in the data set's order.
+    pub(crate) fn train_labels(&self) -> &[i64] {
+        &self.train_labels
     }
 
     /// Training images an epoch steps through.

@@ -69,7 +69,7 @@ impl Fused {
     fn new(members: &[Trainer]) -> Result<Self, TrainError> {
         let first = &members[0];
         let n = members.len() as i64;
-        let mut vs = nn::VarStore::new(first.device);
+        let mut vs = nn::VarStore::new(first.device());
         // Its random initialisation is replaced by the members' weights below, but it draws
         // from libtorch's global generator: under the lock, so that a job initialising in
         // another slot meanwhile keeps weights that are a function of its seed alone.
@@ -77,14 +77,14 @@ impl Fused {
             FusedResNet::new(
                 &vs.root(),
                 n,
-                first.job.model.depth,
-                first.channels,
-                first.classes.num_classes() as i64,
-                ShapeKey::of(&first.job).head,
+                first.job().model.depth,
+                first.channels(),
+                first.classes().num_classes() as i64,
+                ShapeKey::of(first.job()).head,
             )
         });
-        if first.kind != tch::Kind::Float {
-            vs.set_kind(first.kind);
+        if first.kind() != tch::Kind::Float {
+            vs.set_kind(first.kind());
         }
         let vars: Vec<Vec<(String, Tensor)>> = members
             .iter()
@@ -99,9 +99,9 @@ impl Fused {
         params.sort_by(|a, b| a.0.cmp(&b.0));
         let mut sgd = Sgd::new(
             params,
-            first.job.train.momentum,
-            first.job.train.weight_decay,
-            first.job.train.decay_norm_and_bias,
+            first.job().train.momentum,
+            first.job().train.weight_decay,
+            first.job().train.decay_norm_and_bias,
         );
         let states: Vec<HashMap<String, Tensor>> = members
             .iter()
@@ -138,39 +138,44 @@ impl FusedTrainer {
         };
         // The fused model is N CIFAR ResNets; an ImageNet network of this size leaves no GPU
         // idle on its own, and N of them would not fit one.
-        if let Some(member) = members.iter().find(|m| !m.job.model.arch.is_cifar()) {
+        if let Some(member) = members.iter().find(|m| !m.job().model.arch.is_cifar()) {
             return Err(TrainError::NotFusable(format!(
                 "job {} trains a {}: fused arrays hold CIFAR ResNets only",
-                member.job.id, member.job.model.arch
+                member.job().id,
+                member.job().model.arch
             )));
         }
         if let Some(streaming) = members.iter().find(|m| m.is_streaming()) {
             return Err(TrainError::NotFusable(format!(
                 "job {} streams list data; such a job trains alone",
-                streaming.job.id
+                streaming.job().id
             )));
         }
-        let key = ShapeKey::of(&first.job);
+        let key = ShapeKey::of(first.job());
         for member in &members[1..] {
-            if ShapeKey::of(&member.job) != key {
+            if ShapeKey::of(member.job()) != key {
                 return Err(TrainError::NotFusable(format!(
                     "job {} differs in shape (data, model, training schedule or step structure) from job {}",
-                    member.job.id, first.job.id
+                    member.job().id,
+                    first.job().id
                 )));
             }
-            if member.kind != first.kind {
+            if member.kind() != first.kind() {
                 return Err(TrainError::NotFusable(format!(
                     "job {} trains in {:?} and job {} in {:?}",
-                    member.job.id, member.kind, first.job.id, first.kind
+                    member.job().id,
+                    member.kind(),
+                    first.job().id,
+                    first.kind()
                 )));
             }
             if member.position() != first.position() {
                 return Err(TrainError::NotFusable(format!(
                     "job {} is at epoch {} step {:?} and job {} at {:?}",
-                    member.job.id,
+                    member.job().id,
                     member.position().0,
                     member.position(),
-                    first.job.id,
+                    first.job().id,
                     first.position()
                 )));
             }
@@ -200,8 +205,8 @@ impl FusedTrainer {
         assert_eq!(observers.len(), self.ids.len(), "one observer per member");
         let mut outcomes: Vec<Option<Outcome>> = (0..observers.len()).map(|_| None).collect();
         while !self.members.is_empty() {
-            let epochs = self.members[0].job.train.epochs;
-            if self.members[0].epoch >= epochs {
+            let epochs = self.members[0].job().train.epochs;
+            if self.members[0].epoch() >= epochs {
                 self.sync_out()?;
                 for (member, id) in self.members.drain(..).zip(self.ids.drain(..)) {
                     if observers[id].wants_model() {
@@ -290,7 +295,7 @@ impl FusedTrainer {
             let run = runs.remove(k);
             let mut member = self.members.remove(k);
             let id = self.ids.remove(k);
-            let epoch = member.epoch;
+            let epoch = member.epoch();
             outcomes[id] = Some(if cancelled[k] {
                 Outcome::Cancelled { epoch }
             } else {
@@ -298,7 +303,7 @@ impl FusedTrainer {
                 if epoch > 0 {
                     let bytes = member.checkpoint()?;
                     if let Err(error) = observers[id].checkpoint(epoch, bytes) {
-                        tracing::warn!(job = %member.job.id, epoch, %error, "checkpoint not kept");
+                        tracing::warn!(job = %member.job().id, epoch, %error, "checkpoint not kept");
                     }
                 }
                 Outcome::Preempted { epoch }
@@ -313,7 +318,7 @@ impl FusedTrainer {
             .fused
             .as_mut()
             .expect("a fused model while members train");
-        let lr = self.members[0].job.train.lr_at(runs[0].epoch);
+        let lr = self.members[0].job().train.lr_at(runs[0].epoch);
         let inputs: Vec<Tensor> = batches.iter().map(|(x, _)| x.shallow_clone()).collect();
         let x = stack_inputs(&inputs);
         let (logits, features) = fused.model.forward_t(&x, true);
@@ -353,7 +358,7 @@ impl FusedTrainer {
             let member = &mut self.members[k];
             let id = self.ids[k];
             let metrics = member.end_epoch(run)?;
-            if let Some(reason) = divergence(member.job.losses.base.kind(), &metrics) {
+            if let Some(reason) = divergence(member.job().losses.base.kind(), &metrics) {
                 outcomes[id] = Some(Outcome::Diverged {
                     epoch: metrics.epoch,
                     reason,
@@ -361,14 +366,14 @@ impl FusedTrainer {
                 ended.push(k);
                 continue;
             }
-            let epochs = member.job.train.epochs;
-            let epoch = member.epoch;
+            let epochs = member.job().train.epochs;
+            let epoch = member.epoch();
             let stop_here = stop_after == Some(epoch);
-            let due = epoch.is_multiple_of(member.job.train.checkpoint_every);
+            let due = epoch.is_multiple_of(member.job().train.checkpoint_every);
             if epoch < epochs && (due || stop_here) {
                 let bytes = member.checkpoint()?;
                 if let Err(error) = observers[id].checkpoint(epoch, bytes) {
-                    tracing::warn!(job = %member.job.id, epoch, %error, "checkpoint not kept");
+                    tracing::warn!(job = %member.job().id, epoch, %error, "checkpoint not kept");
                 }
             }
             observers[id].epoch(&metrics);
