@@ -26,6 +26,8 @@ use ltsweep_worker::fused::{FusedTrainer, ShapeKey};
 use ltsweep_worker::train::{Observer, Outcome, Quiet, Trainer};
 use tch::{Device, Kind, Tensor};
 
+use crate::support::finished;
+
 /// Three plans (Comp. on Head, Tail, all; PC on Tail, Head, none) and three seeds: members
 /// differ in their batches, augmentation, initial weights, loss masks and PC centres.
 fn spec(comp_mode: &str, extra_train: &str) -> SweepSpec {
@@ -216,22 +218,6 @@ fn each_member_of_a_fused_array_trains_as_its_job_alone() {
             );
             // float32 is printed above, not asserted: see the module's note.
         }
-    }
-}
-
-fn without_timing(mut result: JobResult) -> JobResult {
-    result.train_seconds = 0.0;
-    for epoch in &mut result.epochs {
-        epoch.seconds = 0.0;
-        epoch.images_per_second = 0.0;
-    }
-    result
-}
-
-fn finished(outcome: Outcome) -> JobResult {
-    match outcome {
-        Outcome::Finished(result) => without_timing(*result),
-        other => panic!("the run did not finish: {other:?}"),
     }
 }
 

@@ -18,6 +18,8 @@ use ltsweep_worker::pretrained;
 use ltsweep_worker::train::{Observer, Outcome, Quiet, TrainError, Trainer, with_seed};
 use tch::{Device, Kind, Tensor, nn};
 
+use crate::support::without_timing;
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -188,15 +190,6 @@ fn finish(outcome: Outcome) -> JobResult {
         Outcome::Finished(result) => *result,
         other => panic!("the run did not finish: {other:?}"),
     }
-}
-
-fn without_timing(mut result: JobResult) -> JobResult {
-    result.train_seconds = 0.0;
-    for epoch in &mut result.epochs {
-        epoch.seconds = 0.0;
-        epoch.images_per_second = 0.0;
-    }
-    result
 }
 
 #[test]

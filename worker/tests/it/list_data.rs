@@ -7,12 +7,14 @@ use std::cell::Cell;
 use std::path::Path;
 use std::sync::Arc;
 
-use ltsweep_proto::{ClassGroup, JobResult, JobSpec, Shot, SweepSpec};
+use ltsweep_proto::{ClassGroup, JobSpec, Shot, SweepSpec};
 use ltsweep_worker::data::{self, FileData, Prepared};
-use ltsweep_worker::train::{Observer, Outcome, Quiet, Trainer};
+use ltsweep_worker::train::{Outcome, Quiet, Trainer};
 use tch::Device;
 
 use crate::photos;
+
+use crate::support::{PreemptAt, finished};
 
 /// Training images a class: Many (over 100), Medium (20 to 100) and Few (under 20) shots.
 const COUNTS: [usize; 10] = [150, 120, 90, 60, 40, 25, 18, 12, 8, 5];
@@ -208,41 +210,6 @@ fn bad_input_is_named_with_its_file_and_line() {
     }
 }
 
-/// Preempts at the `at`-th step boundary it is asked about, keeping the checkpoint it is given.
-struct PreemptAt {
-    at: u32,
-    asked: Cell<u32>,
-    checkpoint: Option<Vec<u8>>,
-}
-
-impl Observer for PreemptAt {
-    fn checkpoint(&mut self, _epoch: u32, bytes: Vec<u8>) -> Result<(), String> {
-        self.checkpoint = Some(bytes);
-        Ok(())
-    }
-
-    fn preempted(&self) -> bool {
-        self.asked.set(self.asked.get() + 1);
-        self.asked.get() >= self.at
-    }
-}
-
-fn without_timing(mut result: JobResult) -> JobResult {
-    result.train_seconds = 0.0;
-    for epoch in &mut result.epochs {
-        epoch.seconds = 0.0;
-        epoch.images_per_second = 0.0;
-    }
-    result
-}
-
-fn finished(outcome: Outcome) -> JobResult {
-    match outcome {
-        Outcome::Finished(result) => without_timing(*result),
-        other => panic!("the run did not finish: {other:?}"),
-    }
-}
-
 #[test]
 fn a_streamed_job_preempted_mid_epoch_ends_exactly_as_an_uninterrupted_one() {
     let f = fixture(&[40, 30, 20, 14, 10, 6]);
@@ -275,7 +242,7 @@ fn a_streamed_job_preempted_mid_epoch_ends_exactly_as_an_uninterrupted_one() {
     }
     let mut resumed = Trainer::streaming(&job, Arc::clone(&data), Device::Cpu, 3);
     resumed
-        .resume(observer.checkpoint.as_ref().unwrap())
+        .resume(&observer.checkpoint.as_ref().unwrap().1)
         .unwrap();
     assert_eq!(resumed.position(), (1, 32));
     let resumed = finished(resumed.run(&mut Quiet, None).unwrap());

@@ -10,4 +10,5 @@ mod list_data;
 mod loss_vectors;
 mod photos;
 mod preemption;
+mod support;
 mod training;

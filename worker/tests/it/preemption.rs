@@ -4,39 +4,12 @@
 use std::cell::Cell;
 use std::path::Path;
 
-use ltsweep_proto::{JobResult, SweepSpec};
+use ltsweep_proto::SweepSpec;
 use ltsweep_worker::data::longtail;
-use ltsweep_worker::train::{Observer, Outcome, Quiet, Trainer};
+use ltsweep_worker::train::{Outcome, Quiet, Trainer};
 use tch::Device;
 
-/// Preempts at the `at`-th step boundary it is asked about, keeping the checkpoint it is given.
-struct PreemptAt {
-    at: u32,
-    asked: Cell<u32>,
-    checkpoint: Option<(u32, Vec<u8>)>,
-}
-
-impl Observer for PreemptAt {
-    fn checkpoint(&mut self, epoch: u32, bytes: Vec<u8>) -> Result<(), String> {
-        self.checkpoint = Some((epoch, bytes));
-        Ok(())
-    }
-
-    fn preempted(&self) -> bool {
-        self.asked.set(self.asked.get() + 1);
-        self.asked.get() >= self.at
-    }
-}
-
-/// Everything but the clock.
-fn without_timing(mut result: JobResult) -> JobResult {
-    result.train_seconds = 0.0;
-    for epoch in &mut result.epochs {
-        epoch.seconds = 0.0;
-        epoch.images_per_second = 0.0;
-    }
-    result
-}
+use crate::support::{PreemptAt, without_timing};
 
 #[test]
 fn a_run_preempted_mid_epoch_five_times_ends_exactly_as_an_uninterrupted_one() {

@@ -9,6 +9,8 @@ use ltsweep_worker::data::longtail::{self, LongTailData};
 use ltsweep_worker::train::{Observer, Outcome, Quiet, Trainer};
 use tch::Device;
 
+use crate::support::without_timing;
+
 fn spec(extra_train: &str) -> SweepSpec {
     SweepSpec::parse(&format!(
         r#"
@@ -110,16 +112,6 @@ impl Observer for Keep {
         self.0.push((epoch, bytes));
         Ok(())
     }
-}
-
-/// Everything but the clock.
-fn without_timing(mut result: JobResult) -> JobResult {
-    result.train_seconds = 0.0;
-    for epoch in &mut result.epochs {
-        epoch.seconds = 0.0;
-        epoch.images_per_second = 0.0;
-    }
-    result
 }
 
 #[test]
