@@ -5,7 +5,7 @@
 //!
 //! Exactly one credential is tried per call: several `authorization` values are refused, not
 //! tried in turn. An address that sent too many wrong tokens is refused before its token is
-//! compared (see [`crate::throttle`]).
+//! compared (see [`AuthThrottle`]).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -14,15 +14,15 @@ use std::task::{Context, Poll};
 use futures::future::BoxFuture;
 use http::HeaderMap;
 use ltsweep_proto::roles::{Role, role_of};
+use ltsweep_proto::server::{
+    Access, AuthThrottle, Caller, ConnectionInfo, Refusal, authenticate, require,
+};
 use tonic::Status;
 use tonic::transport::server::TlsConnectInfo;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::access::{Access, Caller};
-use crate::connection::ConnectionInfo;
 use crate::error::CoordinatorError;
-use crate::throttle::AuthThrottle;
 
 /// Services anyone may call: the standard health and reflection services.
 const OPEN_SERVICES: [&str; 2] = ["/grpc.health.v1.Health/", "/grpc.reflection.v1."];
@@ -36,51 +36,6 @@ pub(crate) struct Gate {
     pub(crate) throttle: Arc<AuthThrottle>,
 }
 
-/// The caller a set of `authorization` values makes; `Err` for a call to refuse. `remote` is
-/// the client's address, for the throttle.
-pub fn authenticate<'a>(
-    access: &Access,
-    throttle: &AuthThrottle,
-    mut values: impl Iterator<Item = &'a [u8]>,
-    remote: Option<IpAddr>,
-    what: &str,
-) -> Result<Caller, CoordinatorError> {
-    if access.is_open() {
-        return Ok(Caller::NO_TOKEN);
-    }
-    let value = match (values.next(), values.next()) {
-        (Some(value), None) => value,
-        (None, _) => return Err(CoordinatorError::Unauthenticated),
-        // Several tokens at once are guesses, counted as one wrong token.
-        (Some(_), Some(_)) => {
-            throttle.admit(remote)?;
-            throttle.failed(remote, what);
-            return Err(CoordinatorError::Unauthenticated);
-        }
-    };
-    throttle.admit(remote)?;
-    let caller = value
-        .strip_prefix(b"Bearer ")
-        .and_then(|token| access.caller(token));
-    caller.ok_or_else(|| {
-        throttle.failed(remote, what);
-        CoordinatorError::Unauthenticated
-    })
-}
-
-/// Refuses a caller without the role a call needs, naming the token that has it.
-pub fn require(caller: &Caller, role: Role, call: &str) -> Result<(), CoordinatorError> {
-    if caller.roles.allows(role) {
-        Ok(())
-    } else {
-        Err(CoordinatorError::PermissionDenied(format!(
-            "the {} may not call {call}: it needs the {role} role, which the token of the coordinator's {} holds",
-            caller.credential,
-            role.token_flag()
-        )))
-    }
-}
-
 impl Gate {
     /// `Ok(None)` lets an open call through without a caller.
     fn admit(
@@ -88,14 +43,14 @@ impl Gate {
         path: &str,
         headers: &HeaderMap,
         remote: Option<IpAddr>,
-    ) -> Result<Option<Caller>, CoordinatorError> {
+    ) -> Result<Option<Caller>, Refusal> {
         if OPEN_SERVICES.iter().any(|open| path.starts_with(open)) {
             return Ok(None);
         }
         let role = match role_of(path) {
             Some(role) => role,
             None if path.starts_with(PROTOCOL) => {
-                return Err(CoordinatorError::PermissionDenied(format!(
+                return Err(Refusal::PermissionDenied(format!(
                     "no one may call {path}: it is not in this coordinator's role table"
                 )));
             }
@@ -175,7 +130,7 @@ where
                 Box::pin(self.inner.call(request))
             }
             Err(err) => {
-                let response = Status::from(err).into_http();
+                let response = Status::from(CoordinatorError::from(err)).into_http();
                 Box::pin(async move { Ok(response) })
             }
         }
@@ -211,7 +166,7 @@ mod tests {
     fn code(gate: &Gate, path: &str, values: &[String]) -> Result<(), tonic::Code> {
         gate.admit(path, &headers(values), None)
             .map(drop)
-            .map_err(|e| e.code())
+            .map_err(|e| e.kind().code())
     }
 
     #[test]

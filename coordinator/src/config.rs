@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::access::Access;
 use crate::error::CoordinatorError;
 use crate::limits::Limits;
 use crate::scheduler::Timing;
+use ltsweep_proto::server::{Access, TlsFiles};
 
 /// How hard SQLite works to keep a commit across failures.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -17,14 +17,6 @@ pub enum Durability {
     Normal,
     /// WAL with `synchronous=FULL`: every commit is on disk before the call answers.
     Full,
-}
-
-/// The PEM files of the server's TLS identity.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TlsFiles {
-    /// The certificate chain, leaf first.
-    pub cert: PathBuf,
-    pub key: PathBuf,
 }
 
 /// Everything [`crate::serve`] needs. Its `Debug` print leaves the tokens out.

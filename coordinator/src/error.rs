@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use ltsweep_proto::server::{Refusal, SameToken};
 use ltsweep_proto::{ConvertError, ErrorKind, SpecError};
 use tonic::{Code, Status};
 
@@ -28,14 +29,10 @@ pub enum CoordinatorError {
     /// passed; the message names the limit and its flag.
     #[error("{0}")]
     Exhausted(String),
-    /// Missing or wrong bearer token, or more than one.
-    #[error(
-        "missing or wrong token: send one `authorization: Bearer <token>` with a token of the coordinator's"
-    )]
-    Unauthenticated,
-    /// A token without the role the call needs; the message names the role and its flag.
-    #[error("{0}")]
-    PermissionDenied(String),
+    /// A caller the gate turns away: no or a wrong token, a role it lacks, an address that
+    /// sent too many wrong tokens.
+    #[error(transparent)]
+    Gate(#[from] Refusal),
     /// Settings that contradict each other; found before anything starts.
     #[error("invalid coordinator settings: {0}")]
     Config(String),
@@ -82,8 +79,7 @@ impl CoordinatorError {
             Self::Storage { .. } | Self::Transport(_) | Self::ShuttingDown => {
                 ErrorKind::Unavailable
             }
-            Self::Unauthenticated => ErrorKind::Unauthenticated,
-            Self::PermissionDenied(_) => ErrorKind::PermissionDenied,
+            Self::Gate(refusal) => refusal.kind(),
             Self::Exhausted(_) => ErrorKind::Exhausted,
             Self::Internal(_) => ErrorKind::Internal,
         }
@@ -106,6 +102,13 @@ impl From<CoordinatorError> for Status {
 impl From<SpecError> for CoordinatorError {
     fn from(err: SpecError) -> Self {
         SchedulerError::InvalidSpec(err).into()
+    }
+}
+
+/// Two roles given one token: settings that contradict each other.
+impl From<SameToken> for CoordinatorError {
+    fn from(err: SameToken) -> Self {
+        Self::Config(err.to_string())
     }
 }
 
@@ -144,8 +147,8 @@ mod tests {
             CoordinatorError::Corrupted("sha".into()),
             CoordinatorError::storage("/state", "disk full"),
             CoordinatorError::Exhausted("--max-jobs".into()),
-            CoordinatorError::Unauthenticated,
-            CoordinatorError::PermissionDenied("the worker token may not".into()),
+            Refusal::Unauthenticated.into(),
+            Refusal::PermissionDenied("the worker token may not".into()).into(),
             CoordinatorError::Config("heartbeat".into()),
             CoordinatorError::ShuttingDown,
             CoordinatorError::Transport("bind".into()),

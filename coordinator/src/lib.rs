@@ -4,11 +4,13 @@
 //! - [`scheduler`]: the pure state machine (sweeps, jobs, leases, workers; time passed in).
 //! - [`store`]: its SQLite record, written before any call answers and read back on start.
 //! - the gRPC services `ltsweep.v1.WorkerService` and `ltsweep.v1.SweepService`, with health,
-//!   reflection, tokens by role ([`Access`]), optional TLS, and bounds on every connection
-//!   ([`Limits`]), started by [`serve`].
+//!   reflection, tokens by role ([`Access`](ltsweep_proto::server::Access)), optional TLS, and
+//!   bounds on every connection ([`Limits`]), started by [`serve`]; [`Opened::sweep_client`]
+//!   is the typed client of the `SweepService` in this process (the web page's).
 //!
 //! ```no_run
-//! use ltsweep_coordinator::{Access, CoordinatorConfig, serve};
+//! use ltsweep_coordinator::{CoordinatorConfig, serve};
+//! use ltsweep_proto::server::Access;
 //! use ltsweep_proto::token::Token;
 //!
 //! # async fn run() -> Result<(), ltsweep_coordinator::CoordinatorError> {
@@ -25,13 +27,11 @@
 //! # }
 //! ```
 
-mod access;
 mod auth;
 mod checkpoint;
 mod clock;
 mod committer;
 mod config;
-mod connection;
 mod error;
 mod expiry;
 mod limits;
@@ -39,7 +39,6 @@ pub mod scheduler;
 mod service;
 pub mod store;
 mod streams;
-mod throttle;
 mod wire;
 
 use std::future::Future;
@@ -54,16 +53,13 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tracing::{info, warn};
 
-pub use access::{Access, Caller};
-pub use auth::{authenticate, require};
-pub use config::{CoordinatorConfig, Durability, TlsFiles};
-pub use connection::{ConnectionInfo, Deadlines, GuardedIo};
+pub use config::{CoordinatorConfig, Durability};
 pub use error::CoordinatorError;
 pub use limits::Limits;
-pub use service::SweepApi;
-pub use throttle::AuthThrottle;
 
-use service::{Coordinator, WorkerApi};
+use ltsweep_proto::client::SweepApi;
+use ltsweep_proto::server::{AuthThrottle, Deadlines, GuardedIo, TlsFiles};
+use service::{Coordinator, SweepHandlers, WorkerHandlers};
 
 /// The largest message accepted: a job result with per-class metrics of every evaluation.
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
@@ -104,11 +100,19 @@ impl Opened {
         })
     }
 
-    /// The `SweepService` of this coordinator, to call in-process. No role is checked: the
-    /// caller checks its own callers' and puts the [`Caller`] in each request's extensions,
-    /// which streams are counted by.
-    pub fn sweep_api(&self) -> SweepApi {
-        SweepApi(Arc::clone(&self.coordinator))
+    /// The typed client of this coordinator's `SweepService`, in-process (the web page's). No
+    /// role is checked: the caller checks its own callers' and names each with
+    /// [`SweepApi::as_caller`], by which streams are counted.
+    pub fn sweep_client(&self) -> SweepApi {
+        SweepApi::in_process(self.sweep_server())
+    }
+
+    /// The `SweepService` as gRPC and the in-process client serve it: users send specs and ids
+    /// only, so no room for a 64 MiB spec in memory.
+    fn sweep_server(&self) -> SweepServiceServer<SweepHandlers> {
+        SweepServiceServer::new(SweepHandlers(Arc::clone(&self.coordinator)))
+            .max_decoding_message_size(self.config.limits.sweep_message_bytes())
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 
     /// The throttle of wrong tokens by client address, for the web page to share with gRPC.
@@ -123,6 +127,7 @@ impl Opened {
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), CoordinatorError> {
+        let sweeps = self.sweep_server();
         let Opened {
             config,
             tls,
@@ -134,19 +139,19 @@ impl Opened {
             .map_err(|e| CoordinatorError::Transport(e.to_string()))?;
 
         let (health, health_service) = tonic_health::server::health_reporter();
-        health.set_serving::<WorkerServiceServer<WorkerApi>>().await;
-        health.set_serving::<SweepServiceServer<SweepApi>>().await;
+        health
+            .set_serving::<WorkerServiceServer<WorkerHandlers>>()
+            .await;
+        health
+            .set_serving::<SweepServiceServer<SweepHandlers>>()
+            .await;
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()
             .map_err(|e| CoordinatorError::Internal(format!("reflection descriptors: {e}")))?;
-        let workers = WorkerServiceServer::new(WorkerApi(Arc::clone(&coordinator)))
+        let workers = WorkerServiceServer::new(WorkerHandlers(Arc::clone(&coordinator)))
             .max_decoding_message_size(MAX_MESSAGE_BYTES);
-        let sweeps = SweepServiceServer::new(SweepApi(Arc::clone(&coordinator)))
-            // Users send specs and ids only: no room for a 64 MiB spec in memory.
-            .max_decoding_message_size(config.limits.sweep_message_bytes())
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
         let gate = auth::GateLayer(Arc::new(auth::Gate {
             access: config.access.clone(),
             throttle,

@@ -29,7 +29,6 @@ use tokio::sync::{Notify, broadcast, watch};
 use tonic::{Request, Response, Status};
 use tracing::info;
 
-use crate::access::Caller;
 use crate::checkpoint::{self, CheckpointFiles, FileKind};
 use crate::clock::Clock;
 use crate::committer::{After, Batch, Before, Committer, MemoryHooks, Turn, Turns};
@@ -39,6 +38,7 @@ use crate::limits::{self, Limits};
 use crate::scheduler::{Change, Planned, Scheduler, Timing, WorkerId};
 use crate::store::{ResultReader, Store};
 use crate::streams::{StreamPermit, StreamSlots};
+use ltsweep_proto::server::Caller;
 
 type Result<T> = std::result::Result<T, CoordinatorError>;
 type RpcResult<T> = std::result::Result<Response<T>, Status>;
@@ -324,5 +324,5 @@ mod watchers;
 mod workers;
 
 use memory::Memory;
-pub use sweeps::SweepApi;
-pub(crate) use workers::WorkerApi;
+pub(crate) use sweeps::SweepHandlers;
+pub(crate) use workers::WorkerHandlers;

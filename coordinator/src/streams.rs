@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::access::Caller;
+use ltsweep_proto::server::Caller;
+
 use crate::error::CoordinatorError;
 
 #[derive(Debug, Default)]

@@ -1,6 +1,10 @@
 //! Connecting to a coordinator: the channel (plaintext or TLS) and the bearer token every call
 //! carries; and the typed clients over it, [`WorkerApi`] and [`SweepApi`], which take and answer
 //! the domain types and turn every failure into one [`RemoteError`](crate::RemoteError).
+//!
+//! A [`SweepApi`] also runs over the coordinator's service in the same process
+//! ([`SweepApi::in_process`]), as the web page calls it: the same messages, the same paging and
+//! the same errors as over the network, without a socket.
 
 mod user;
 mod worker;
@@ -17,6 +21,8 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+use tower::ServiceExt;
+use tower::util::BoxCloneSyncService;
 
 use crate::pb::sweep_service_client::SweepServiceClient;
 use crate::pb::worker_service_client::WorkerServiceClient;
@@ -73,6 +79,19 @@ pub use crate::job::{LeaseId, WorkerId};
 pub type WorkerClient = WorkerServiceClient<InterceptedService<Channel, Auth>>;
 pub type SweepClient = SweepServiceClient<InterceptedService<Channel, Auth>>;
 
+/// The most bytes of one message either way: a sweep's results with per-class metrics of every
+/// evaluation, a checkpoint's chunk.
+const MAX_MESSAGE_BYTES: usize = 256 << 20;
+
+/// What a typed client's calls travel over: a channel to a coordinator, or a coordinator's
+/// service in this process (which never fails as a service). The error is the channel's, a
+/// concrete type: with a boxed `dyn Error` the compiler cannot prove a handler's future `Send`.
+type Transport = BoxCloneSyncService<
+    http::Request<tonic::body::Body>,
+    http::Response<tonic::body::Body>,
+    tonic::transport::Error,
+>;
+
 /// How to reach a coordinator.
 #[derive(Clone, Debug)]
 pub struct Connection {
@@ -116,21 +135,24 @@ impl Connection {
 
     /// The user's typed client.
     pub fn sweep_api(&self) -> SweepApi {
-        SweepApi::new(self.sweeps())
+        let channel = InterceptedService::new(self.channel.clone(), self.auth.clone());
+        SweepApi::over(BoxCloneSyncService::new(
+            channel.map_response(|response| response.map(tonic::body::Body::new)),
+        ))
     }
 
     /// The generated client, for tests that send what the typed one never would.
     pub fn worker(&self) -> WorkerClient {
         WorkerServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
-            .max_decoding_message_size(256 << 20)
-            .max_encoding_message_size(256 << 20)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 
     /// The generated client, for tests that send what the typed one never would.
     pub fn sweeps(&self) -> SweepClient {
         SweepServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
-            .max_decoding_message_size(256 << 20)
-            .max_encoding_message_size(256 << 20)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 }
 

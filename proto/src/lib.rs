@@ -6,6 +6,8 @@
 //! - [`JobResult`]: what a finished job produced.
 //! - [`convert`]: the wire messages ⇄ these types, checked at the boundary.
 //! - [`roles`]: the role each RPC needs; [`token`]: tokens and the one check of a token file.
+//! - [`client`]: the typed clients, over a channel or in-process; [`server`]: what the
+//!   coordinator's gRPC and the page's HTTP server share to let a caller in.
 //!
 //! ```
 //! use ltsweep_proto::{LossPlan, SweepSpec};
@@ -31,6 +33,7 @@ pub mod paging;
 pub mod remote;
 pub mod result;
 pub mod roles;
+pub mod server;
 pub mod spec;
 pub mod stage2;
 pub mod status;

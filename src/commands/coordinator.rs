@@ -3,8 +3,9 @@
 use std::path::Path;
 
 use anyhow::Context;
-use ltsweep_coordinator::{Access, CoordinatorConfig, Durability, Limits, Opened, TlsFiles};
+use ltsweep_coordinator::{CoordinatorConfig, Durability, Limits, Opened};
 use ltsweep_proto::roles::Role;
+use ltsweep_proto::server::{Access, TlsFiles};
 use ltsweep_proto::token::{Token, read_token_file, systemd_credential};
 use ltsweep_web::{Web, WebConfig};
 
@@ -111,13 +112,14 @@ pub fn run(args: &CoordinatorArgs) -> anyhow::Result<()> {
             .as_ref()
             .map(|address| {
                 let web = Web::new(
-                    opened.sweep_api(),
+                    opened.sweep_client(),
                     opened.auth_throttle(),
                     WebConfig {
                         access: config.access.clone(),
                         tls: config.tls.clone(),
                         hosts: args.http_host.clone(),
-                        limits: config.limits,
+                        header_read_timeout: config.limits.header_read_timeout,
+                        idle_timeout: config.limits.idle_timeout,
                     },
                 )
                 .map_err(|e| BadInput(e.to_string()))?;

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use ltsweep_analysis::Frames;
-use ltsweep_coordinator::{Access, CoordinatorConfig};
+use ltsweep_coordinator::CoordinatorConfig;
 use ltsweep_proto::client::Connection;
+use ltsweep_proto::server::Access;
 use ltsweep_proto::token::Token;
 use ltsweep_worker::runtime::{self, Shutdown, WorkerConfig};
 use tokio::sync::{oneshot, watch};

@@ -14,13 +14,13 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use ltsweep_coordinator::{Caller, CoordinatorError, authenticate, require};
 use ltsweep_proto::roles::{Role, role_of, sweep_rpc};
+use ltsweep_proto::server::{Caller, Refusal, authenticate, require};
 use serde::Deserialize;
 
 use crate::AppState;
 use crate::html::page;
-use crate::respond::error_response;
+use crate::respond::refusal_response;
 use crate::session::{self, cookie_name};
 
 /// The largest login form read: one token, with room to spare.
@@ -93,7 +93,7 @@ pub(crate) async fn identify(
                     "the web page",
                 ) {
                     Ok(caller) => Some(caller),
-                    Err(err) => return error_response(&err),
+                    Err(err) => return refusal_response(&err),
                 }
             }
             Ok(Presented::Session(value)) => state.sessions.check(&state.access, value),
@@ -143,14 +143,14 @@ pub(crate) async fn guard(State(guard): State<Guard>, request: Request, next: Ne
     };
     let allowed = match guard.role {
         Some(role) => require(&caller, role, guard.call),
-        None => Err(CoordinatorError::PermissionDenied(format!(
+        None => Err(Refusal::PermissionDenied(format!(
             "no one may call {}: it is not in the role table",
             guard.call
         ))),
     };
     match allowed {
         Ok(()) => next.run(request).await,
-        Err(err) => error_response(&err),
+        Err(err) => refusal_response(&err),
     }
 }
 

@@ -11,15 +11,16 @@ use axum::Extension;
 use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures::{Stream, StreamExt, stream};
-use ltsweep_coordinator::Caller;
-use ltsweep_proto::pb;
-use ltsweep_proto::pb::sweep_service_server::SweepService;
+use futures::{Stream, stream};
+use ltsweep_proto::SweepId;
+use ltsweep_proto::client::Watch;
+use ltsweep_proto::server::Caller;
+use ltsweep_proto::status::SweepEvent;
 use serde::Serialize;
 
+use crate::AppState;
 use crate::pages::{counts_line, job_row};
-use crate::respond::status_response;
-use crate::{AppState, request_of};
+use crate::respond::remote_response;
 
 #[derive(Serialize)]
 struct JobUpdate {
@@ -29,13 +30,11 @@ struct JobUpdate {
     counts: String,
 }
 
-fn job_event(event: &pb::SweepEvent) -> Option<Event> {
+fn job_event(event: &SweepEvent) -> Option<Event> {
     let job = event.job.as_ref()?;
     let update = JobUpdate {
-        job: job.job_id.clone(),
-        state: ltsweep_proto::JobState::try_from(job.state)
-            .map_or("unknown", ltsweep_proto::JobState::as_str)
-            .to_owned(),
+        job: job.id.to_string(),
+        state: job.state.as_str().to_owned(),
         row: job_row(job),
         counts: counts_line(&event.counts.unwrap_or_default()),
     };
@@ -50,16 +49,9 @@ pub(crate) async fn sweep_events(
     Extension(caller): Extension<Caller>,
     Path(sweep): Path<String>,
 ) -> Response {
-    let watch = match state
-        .api
-        .watch_sweep(request_of(
-            caller,
-            pb::WatchSweepRequest { sweep_id: sweep },
-        ))
-        .await
-    {
-        Ok(watch) => watch.into_inner(),
-        Err(status) => return status_response(status),
+    let watch = match state.api(caller).watch(&SweepId(sweep)).await {
+        Ok(watch) => watch,
+        Err(err) => return remote_response(&err),
     };
     Sse::new(relay(watch))
         // Proxies and browsers drop a silent connection; a comment now and then keeps it.
@@ -70,20 +62,18 @@ pub(crate) async fn sweep_events(
 /// The watch stream as events. The coordinator ends it cleanly only once the sweep is over:
 /// then `end` follows. An error (the coordinator shutting down) ends it without `end`, so the
 /// browser reconnects.
-fn relay(
-    watch: impl Stream<Item = Result<pb::SweepEvent, tonic::Status>> + Send + 'static,
-) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
-    stream::unfold(Some(Box::pin(watch)), |watch| async move {
+fn relay(watch: Watch) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+    stream::unfold(Some(watch), |watch| async move {
         let mut watch = watch?;
         loop {
             match watch.next().await {
-                Some(Ok(event)) => {
+                Ok(Some(event)) => {
                     if let Some(event) = job_event(&event) {
                         return Some((Ok(event), Some(watch)));
                     }
                 }
-                Some(Err(_)) => return None,
-                None => return Some((Ok(Event::default().event("end").data("over")), None)),
+                Err(_) => return None,
+                Ok(None) => return Some((Ok(Event::default().event("end").data("over")), None)),
             }
         }
     })

@@ -2,35 +2,44 @@
 //! the sweeps, each sweep's jobs and workers, and Table 1, the Many/Medium/Few table, the
 //! recall table and the figures of the results so far, updated live without a reload.
 //!
-//! The page reads the coordinator through its own [`SweepApi`], in-process: the same reads
-//! `ltsweep status` and `ltsweep watch` make, and the live updates are the `WatchSweep`
-//! stream relayed as server-sent events. The tables and figures come from
-//! [`ltsweep_analysis::live_report`]. HTML, CSS and script are compiled into the binary.
+//! The page is a client of the coordinator like the CLI: it calls the user's typed client,
+//! [`SweepApi`], in domain types, over the coordinator's service in the same process (the
+//! coordinator hands it one: `Opened::sweep_client`), making the same reads `ltsweep status`
+//! and `ltsweep watch` make; the live updates are the `WatchSweep` stream relayed as
+//! server-sent events. A failed call is a [`RemoteError`](ltsweep_proto::RemoteError), whose
+//! HTTP status comes from the contract's one error table, as its gRPC code does. The tables and
+//! figures come from [`ltsweep_analysis::live_report`]. HTML, CSS and script are compiled into
+//! the binary.
 //!
-//! Who may see what is the coordinator's business: a request's token (an `Authorization:
-//! Bearer` header) or session cookie (from the login form) makes a [`Caller`] with the token's
-//! roles, and each endpoint needs the role of the RPC it stands for, from the same table gRPC
-//! reads ([`ltsweep_proto::roles::RPC_ROLES`]). The page also refuses a `Host` it does not
-//! serve (DNS rebinding), several credentials in one request, and, from one address, more
-//! wrong tokens than `--auth-failures-per-minute`. See `docs/guide/security.md`.
+//! Who may see what is the coordinator's rule, checked here with the same pieces its gRPC gate
+//! uses ([`ltsweep_proto::server`]): a request's token (an `Authorization: Bearer` header) or
+//! session cookie (from the login form) makes a [`Caller`] with the token's roles, and each
+//! endpoint needs the role of the RPC it stands for, from the same table gRPC reads
+//! ([`ltsweep_proto::roles::RPC_ROLES`]); each call is made as that caller. The page also
+//! refuses a `Host` it does not serve (DNS rebinding), several credentials in one request, and,
+//! from one address, more wrong tokens than `--auth-failures-per-minute`. See
+//! `docs/guide/security.md`.
 //!
 //! ```no_run
-//! use ltsweep_coordinator::{Access, CoordinatorConfig, Opened};
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//!
+//! use ltsweep_proto::client::SweepApi;
+//! use ltsweep_proto::server::{Access, AuthThrottle};
 //! use ltsweep_proto::token::Token;
 //! use ltsweep_web::{Web, WebConfig};
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let mut config = CoordinatorConfig::new("state");
-//! config.access = Access::shared(&Token::generate());
-//! let opened = Opened::open(config.clone())?;
+//! # async fn run(sweeps: SweepApi) -> Result<(), Box<dyn std::error::Error>> {
+//! // `sweeps`: the coordinator's in-process client (`Opened::sweep_client`).
 //! let web = Web::new(
-//!     opened.sweep_api(),
-//!     opened.auth_throttle(),
+//!     sweeps,
+//!     Arc::new(AuthThrottle::new(10)),
 //!     WebConfig {
-//!         access: config.access.clone(),
-//!         tls: config.tls.clone(),
+//!         access: Access::shared(&Token::generate()),
+//!         tls: None,
 //!         hosts: vec!["sweeps.example.org".into()],
-//!         limits: config.limits,
+//!         header_read_timeout: Duration::from_secs(10),
+//!         idle_timeout: Duration::from_secs(120),
 //!     },
 //! )?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
@@ -52,16 +61,18 @@ mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use ltsweep_coordinator::{Access, AuthThrottle, Caller, Limits, SweepApi, TlsFiles};
+use ltsweep_proto::client::SweepApi;
+use ltsweep_proto::server::{Access, AuthThrottle, Caller, TlsFiles};
 use tracing::info;
 
-/// The page's settings: the coordinator's tokens, TLS files and limits, so that the page asks
-/// for what gRPC asks for, and the host names it answers to.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// The page's settings: the coordinator's tokens, TLS files and connection deadlines, so that
+/// the page asks for what gRPC asks for, and the host names it answers to.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WebConfig {
     /// The coordinator's tokens; without any the page is open to whoever reaches it.
     pub access: Access,
@@ -69,8 +80,11 @@ pub struct WebConfig {
     pub tls: Option<TlsFiles>,
     /// Names the page answers to besides IP addresses and `localhost` (`--http-host`).
     pub hosts: Vec<String>,
-    /// The header-read and idle timeouts, the wrong-token budget.
-    pub limits: Limits,
+    /// Every request's headers (and a TLS handshake) must arrive within this
+    /// (`--header-read-timeout`).
+    pub header_read_timeout: Duration,
+    /// A connection without a byte either way for this long is closed (`--idle-timeout`).
+    pub idle_timeout: Duration,
 }
 
 /// What can stop the page from serving.
@@ -99,11 +113,19 @@ struct AppState {
     reports: Arc<report::ReportCache>,
 }
 
+impl AppState {
+    /// The coordinator's client, calling as `caller`: the coordinator counts the caller's
+    /// streams by it.
+    fn api(&self, caller: Caller) -> SweepApi {
+        self.api.as_caller(caller)
+    }
+}
+
 /// The page, ready to serve.
 pub struct Web {
     state: AppState,
     hosts: Vec<String>,
-    limits: Limits,
+    timeouts: serve::Timeouts,
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
@@ -127,7 +149,10 @@ impl Web {
         Ok(Web {
             state,
             hosts: config.hosts,
-            limits: config.limits,
+            timeouts: serve::Timeouts {
+                header_read: config.header_read_timeout,
+                idle: config.idle_timeout,
+            },
             tls,
         })
     }
@@ -143,7 +168,7 @@ impl Web {
         info!(%address, tls = self.tls.is_some(), "web page listening");
         let hosts = host::Hosts::new(address, &self.hosts);
         let router = router(self.state, hosts);
-        serve::serve(listener, router, self.tls, self.limits, shutdown).await?;
+        serve::serve(listener, router, self.tls, self.timeouts, shutdown).await?;
         Ok(())
     }
 }
@@ -210,11 +235,4 @@ fn router(state: AppState, hosts: host::Hosts) -> Router {
             pages::security_headers,
         ))
         .with_state(state)
-}
-
-/// A call to the coordinator in-process on behalf of `caller`, whose streams it counts.
-fn request_of<T>(caller: Caller, message: T) -> tonic::Request<T> {
-    let mut request = tonic::Request::new(message);
-    request.extensions_mut().insert(caller);
-    request
 }

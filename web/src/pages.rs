@@ -3,17 +3,20 @@
 
 use std::fmt::Write as _;
 
+use axum::Extension;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
-use ltsweep_proto::pb::sweep_service_server::SweepService;
-use ltsweep_proto::{AxisValue, JobState, LossPlan, pb};
+use ltsweep_proto::client::Which;
+use ltsweep_proto::server::Caller;
+use ltsweep_proto::status::{JobStatus, SweepCounts};
+use ltsweep_proto::{RemoteError, SweepId, pb};
 
 use crate::AppState;
 use crate::auth::same_origin;
 use crate::html::{ago, escape, nav, page, path_segment};
-use crate::respond::{now_ms, status_response};
+use crate::respond::{now_ms, remote_response};
 
 const STYLE: &str = include_str!("../assets/style.css");
 const SCRIPT: &str = include_str!("../assets/app.js");
@@ -64,8 +67,11 @@ pub(crate) async fn security_headers(
 // ---------------------------------------------------------------------------------------------
 // The sweeps
 
-pub(crate) async fn sweeps_page(State(state): State<AppState>) -> Response {
-    match sweeps_table(&state).await {
+pub(crate) async fn sweeps_page(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    match sweeps_table(&state, caller).await {
         Ok(table) => page(
             "ltsweep: sweeps",
             &format!(
@@ -80,21 +86,22 @@ pub(crate) async fn sweeps_page(State(state): State<AppState>) -> Response {
     }
 }
 
-pub(crate) async fn sweeps_fragment(State(state): State<AppState>) -> Response {
-    match sweeps_table(&state).await {
+pub(crate) async fn sweeps_fragment(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    match sweeps_table(&state, caller).await {
         Ok(table) => Html(table).into_response(),
         Err(response) => response,
     }
 }
 
-async fn sweeps_table(state: &AppState) -> Result<String, Response> {
+async fn sweeps_table(state: &AppState, caller: Caller) -> Result<String, Response> {
     let sweeps = state
-        .api
-        .list_sweeps(tonic::Request::new(pb::ListSweepsRequest {}))
+        .api(caller)
+        .sweeps()
         .await
-        .map_err(status_response)?
-        .into_inner()
-        .sweeps;
+        .map_err(|err| remote_response(&err))?;
     if sweeps.is_empty() {
         return Ok(
             r#"<p class="empty">No sweep yet: <code>ltsweep submit SPEC.toml</code> one.</p>"#
@@ -107,15 +114,14 @@ async fn sweeps_table(state: &AppState) -> Result<String, Response> {
     let now = now_ms();
     // Newest first: the one a researcher just submitted.
     for sweep in sweeps.iter().rev() {
-        let counts = sweep.counts.unwrap_or_default();
         let _ = write!(
             html,
             r#"<tr><td><a href="/sweeps/{path}">{name}</a></td><td><code>{id}</code></td><td>{when}</td><td>{counts}</td></tr>"#,
-            path = path_segment(&sweep.sweep_id),
-            id = escape(&sweep.sweep_id),
+            path = path_segment(sweep.id.as_str()),
+            id = escape(sweep.id.as_str()),
             name = escape(&sweep.name),
             when = ago(now, sweep.submitted_unix_ms),
-            counts = counts_line(&counts),
+            counts = counts_line(&sweep.counts),
         );
     }
     html.push_str("</tbody></table>");
@@ -123,7 +129,7 @@ async fn sweeps_table(state: &AppState) -> Result<String, Response> {
 }
 
 /// `3 pending · 1 running · 5 succeeded of 9`, with a bar.
-pub(crate) fn counts_line(counts: &pb::SweepCounts) -> String {
+pub(crate) fn counts_line(counts: &SweepCounts) -> String {
     let mut html = String::from(r#"<span class="counts">"#);
     let total = counts.total.max(1);
     html.push_str(r#"<span class="bar">"#);
@@ -163,15 +169,16 @@ pub(crate) fn counts_line(counts: &pb::SweepCounts) -> String {
 
 pub(crate) async fn sweep_page(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(sweep): Path<String>,
 ) -> Response {
-    let status = match crate::report::sweep_status(&state, sweep, false).await {
+    let sweep = SweepId(sweep);
+    let status = match state.api(caller).status(Which::Sweep(&sweep), false).await {
         Ok(status) => status,
-        Err(response) => return response,
+        Err(err) => return remote_response(&err),
     };
-    let id = escape(&status.sweep_id);
+    let id = escape(status.id.as_str());
     let name = escape(&status.name);
-    let counts = status.counts.unwrap_or_default();
     let mut rows = String::new();
     for job in &status.jobs {
         rows.push_str(&job_row(job));
@@ -200,48 +207,33 @@ pub(crate) async fn sweep_page(
 <section><h2>Results so far</h2><div id="report" data-refresh="/api/sweeps/{path}/report"><p class="empty">loading…</p></div></section>
 </main>"#,
         nav = nav(&status.name),
-        path = path_segment(&status.sweep_id),
-        counts = counts_line(&counts),
+        path = path_segment(status.id.as_str()),
+        counts = counts_line(&status.counts),
     );
     page(&format!("ltsweep: {}", status.name), &body, true).into_response()
 }
 
-fn plan_label(plan: Option<pb::LossPlan>) -> String {
-    plan.and_then(|p| LossPlan::try_from(p).ok())
-        .map_or_else(|| "?".to_owned(), |p| p.to_string())
-}
-
-fn state_of(job: &pb::JobStatus) -> &'static str {
-    JobState::try_from(job.state).map_or("unknown", JobState::as_str)
-}
-
 /// One job's row; its id and `data-state` let the script replace it when the job changes.
-pub(crate) fn job_row(job: &pb::JobStatus) -> String {
-    let state = state_of(job);
+pub(crate) fn job_row(job: &JobStatus) -> String {
+    let state = job.state.as_str();
     let axes: Vec<String> = job
         .axes
         .iter()
-        .cloned()
-        .map(|axis| {
-            let axis = AxisValue::from(axis);
-            format!("{}={}", axis.name, axis.value)
-        })
+        .map(|axis| format!("{}={}", axis.name, axis.value))
         .collect();
     let accuracy = job
         .last_accuracy
         .map_or(String::new(), |a| format!("{:.2}", a * 100.0));
-    let error = if job.error.is_empty() {
-        String::new()
-    } else {
-        format!(r#" title="{}""#, escape(&job.error))
-    };
+    let error = job.error.as_ref().map_or(String::new(), |error| {
+        format!(r#" title="{}""#, escape(error))
+    });
     format!(
         r#"<tr id="job-{id}" data-state="{state}"><td>{plan}</td><td>{seed}</td><td>{axes}</td><td class="state"><span class="badge s-{state}"{error}>{state}</span></td><td class="worker">{worker}</td><td class="epoch">{epoch}/{epochs}</td><td>{attempts}</td><td class="acc">{accuracy}</td></tr>"#,
-        id = escape(&job.job_id),
-        plan = escape(&plan_label(job.plan)),
+        id = escape(job.id.as_str()),
+        plan = escape(&job.plan.to_string()),
         seed = job.seed,
         axes = escape(&axes.join(" ")),
-        worker = escape(&job.worker_id),
+        worker = escape(job.worker.as_deref().unwrap_or_default()),
         epoch = job.epoch,
         epochs = job.epochs_total,
         attempts = job.attempts,
@@ -251,14 +243,13 @@ pub(crate) fn job_row(job: &pb::JobStatus) -> String {
 // ---------------------------------------------------------------------------------------------
 // Workers
 
-pub(crate) async fn workers_fragment(State(state): State<AppState>) -> Response {
-    match state
-        .api
-        .list_workers(tonic::Request::new(pb::ListWorkersRequest {}))
-        .await
-    {
-        Ok(workers) => Html(workers_table(&workers.into_inner().workers, now_ms())).into_response(),
-        Err(status) => status_response(status),
+pub(crate) async fn workers_fragment(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    match state.api(caller).workers().await {
+        Ok(workers) => Html(workers_table(&workers, now_ms())).into_response(),
+        Err(err) => remote_response(&err),
     }
 }
 
@@ -325,42 +316,42 @@ fn json(value: &serde_json::Value) -> Response {
 
 pub(crate) async fn cancel(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(sweep): Path<String>,
     headers: HeaderMap,
 ) -> Response {
     if let Some(refused) = check_write(&state, &headers) {
         return refused;
     }
-    let request = tonic::Request::new(pb::CancelSweepRequest { sweep_id: sweep });
     answer(
-        state.api.cancel_sweep(request).await,
-        |a| serde_json::json!({ "cancelled": a.cancelled }),
+        state.api(caller).cancel(&SweepId(sweep)).await,
+        |cancelled| serde_json::json!({ "cancelled": cancelled }),
     )
 }
 
 pub(crate) async fn retry_failed(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(sweep): Path<String>,
     headers: HeaderMap,
 ) -> Response {
     if let Some(refused) = check_write(&state, &headers) {
         return refused;
     }
-    let request = tonic::Request::new(pb::RetryFailedRequest { sweep_id: sweep });
     answer(
-        state.api.retry_failed(request).await,
-        |a| serde_json::json!({ "requeued": a.requeued }),
+        state.api(caller).retry_failed(&SweepId(sweep)).await,
+        |requeued| serde_json::json!({ "requeued": requeued }),
     )
 }
 
-/// A write action's answer as JSON, or its gRPC status as the HTTP one.
+/// A write action's answer as JSON, or its error's HTTP status.
 fn answer<T>(
-    result: Result<tonic::Response<T>, tonic::Status>,
+    result: Result<T, RemoteError>,
     body: impl FnOnce(T) -> serde_json::Value,
 ) -> Response {
     match result {
-        Ok(answer) => json(&body(answer.into_inner())),
-        Err(status) => status_response(status),
+        Ok(answer) => json(&body(answer)),
+        Err(err) => remote_response(&err),
     }
 }
 
@@ -370,9 +361,9 @@ mod tests {
 
     #[test]
     fn a_job_row_carries_its_state_and_escapes_its_error() {
-        let job = pb::JobStatus {
+        let job = JobStatus::try_from(pb::JobStatus {
             job_id: "j1".into(),
-            plan: Some(LossPlan::CE_ONLY.into()),
+            plan: Some(ltsweep_proto::LossPlan::CE_ONLY.into()),
             seed: 2,
             state: pb::JobState::Failed.into(),
             epoch: 3,
@@ -380,7 +371,8 @@ mod tests {
             error: "<b>boom</b>".into(),
             last_accuracy: Some(0.5),
             ..Default::default()
-        };
+        })
+        .unwrap();
         let row = job_row(&job);
         assert!(
             row.starts_with(r#"<tr id="job-j1" data-state="failed">"#),

@@ -17,15 +17,15 @@ use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use futures::StreamExt;
 use ltsweep_analysis::{Frames, LiveReport, PlanRow, SweepRecords, live_report};
-use ltsweep_coordinator::Caller;
-use ltsweep_proto::pb;
-use ltsweep_proto::pb::sweep_service_server::SweepService;
+use ltsweep_proto::SweepId;
+use ltsweep_proto::client::{SweepApi, Which};
+use ltsweep_proto::server::Caller;
+use ltsweep_proto::status::SweepStatus;
 
+use crate::AppState;
 use crate::html::escape;
-use crate::respond::status_response;
-use crate::{AppState, request_of};
+use crate::respond::remote_response;
 
 /// The last fragment of each sweep and a fingerprint of the job states it was made from:
 /// open pages refetch the report whenever a job ends, and each change is computed once.
@@ -56,36 +56,24 @@ impl ReportCache {
 
 /// Every job's id and state: the report changes only when one of them does (a succeeded
 /// job's result never changes).
-fn fingerprint(status: &pb::SweepStatus) -> u64 {
+fn fingerprint(status: &SweepStatus) -> u64 {
     let mut hasher = DefaultHasher::new();
     for job in &status.jobs {
-        job.job_id.hash(&mut hasher);
+        job.id.hash(&mut hasher);
         job.state.hash(&mut hasher);
     }
     hasher.finish()
 }
 
-/// The whole sweep, every page of it (the service pages its answers as it does for remote
-/// clients).
-pub(crate) async fn sweep_status(
-    state: &AppState,
-    sweep: String,
+/// The whole sweep, every page of it, with or without the jobs' specs.
+async fn sweep_status(
+    api: &SweepApi,
+    sweep: &SweepId,
     with_specs: bool,
-) -> Result<pb::SweepStatus, Response> {
-    let request = pb::GetSweepRequest {
-        sweep_id: sweep,
-        with_specs,
-        ..Default::default()
-    };
-    ltsweep_proto::paging::all_pages(request, |request| async move {
-        state
-            .api
-            .get_sweep(tonic::Request::new(request))
-            .await
-            .map(tonic::Response::into_inner)
-    })
-    .await
-    .map_err(status_response)
+) -> Result<SweepStatus, Response> {
+    api.status(Which::Sweep(sweep), with_specs)
+        .await
+        .map_err(|err| remote_response(&err))
 }
 
 pub(crate) async fn report_fragment(
@@ -93,7 +81,7 @@ pub(crate) async fn report_fragment(
     Extension(caller): Extension<Caller>,
     Path(sweep): Path<String>,
 ) -> Response {
-    match report_html(&state, caller, sweep).await {
+    match report_html(&state, caller, SweepId(sweep)).await {
         Ok(html) => Html(html.to_string()).into_response(),
         Err(response) => response,
     }
@@ -102,33 +90,22 @@ pub(crate) async fn report_fragment(
 async fn report_html(
     state: &AppState,
     caller: Caller,
-    sweep: String,
+    sweep: SweepId,
 ) -> Result<Arc<str>, Response> {
-    let states = sweep_status(state, sweep, false).await?;
-    if let Some(html) = state.reports.get(&states.sweep_id, fingerprint(&states)) {
+    let api = state.api(caller);
+    let states = sweep_status(&api, &sweep, false).await?;
+    if let Some(html) = state.reports.get(sweep.as_str(), fingerprint(&states)) {
         return Ok(html);
     }
-    let status = sweep_status(state, states.sweep_id, true).await?;
+    let status = sweep_status(&api, &sweep, true).await?;
     let made_from = fingerprint(&status);
-    let mut stream = state
-        .api
-        .get_results(request_of(
-            caller,
-            pb::GetResultsRequest {
-                sweep_id: status.sweep_id.clone(),
-            },
-        ))
+    let results = api
+        .results(&sweep)
         .await
-        .map_err(status_response)?
-        .into_inner();
-    let mut results = Vec::new();
-    while let Some(result) = stream.next().await {
-        results.push(result.map_err(status_response)?);
-    }
-    let sweep = status.sweep_id.clone();
+        .map_err(|err| remote_response(&err))?;
     // Polars and plotters are CPU work: off the async threads.
     let rendered = tokio::task::spawn_blocking(move || {
-        let records = SweepRecords::from_wire(status, results)?;
+        let records = SweepRecords::from_status(status, results)?;
         let frames = Frames::from_records(&records)?;
         live_report(&frames).map(|report| render(&report))
     })
@@ -146,7 +123,7 @@ async fn report_html(
                 .into_response());
         }
     };
-    state.reports.put(sweep, made_from, Arc::clone(&html));
+    state.reports.put(sweep.0, made_from, Arc::clone(&html));
     Ok(html)
 }
 

@@ -6,25 +6,24 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use ltsweep_coordinator::CoordinatorError;
-use ltsweep_proto::RemoteError;
+use ltsweep_proto::server::Refusal;
+use ltsweep_proto::{ErrorKind, RemoteError};
+
+fn status_of(kind: Option<ErrorKind>) -> StatusCode {
+    kind.and_then(|kind| StatusCode::from_u16(kind.http_status()).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
 
 /// A failed call to the coordinator, as the page shows it: the HTTP status of its kind, from
 /// the contract's table.
-pub(crate) fn status_response(status: tonic::Status) -> Response {
-    let err = RemoteError::from(status);
-    let code = err
-        .kind()
-        .and_then(|kind| StatusCode::from_u16(kind.http_status()).ok())
-        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (code, err.message().to_owned()).into_response()
+pub(crate) fn remote_response(err: &RemoteError) -> Response {
+    (status_of(err.kind()), err.message().to_owned()).into_response()
 }
 
-/// A refusal of the coordinator's (a role, a limit), as the page shows it.
-pub(crate) fn error_response(err: &CoordinatorError) -> Response {
-    let code =
-        StatusCode::from_u16(err.kind().http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (code, err.to_string()).into_response()
+/// The page's own refusal (no or a wrong token, a role, a throttled address), from the same
+/// table.
+pub(crate) fn refusal_response(refusal: &Refusal) -> Response {
+    (status_of(Some(refusal.kind())), refusal.to_string()).into_response()
 }
 
 /// Now, in milliseconds since the Unix epoch (the contract's timestamps).

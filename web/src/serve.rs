@@ -1,4 +1,4 @@
-//! The page's HTTP/1.1 server: each connection under the coordinator's connection deadlines
+//! The page's HTTP/1.1 server: each connection under the deadlines gRPC's connections keep
 //! ([`GuardedIo`]), its TLS handshake and every request's headers within
 //! `--header-read-timeout` (hyper's timer also closes a kept-alive connection that sends no
 //! next request in that time), its buffers bounded.
@@ -9,12 +9,13 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use ltsweep_coordinator::{Deadlines, GuardedIo, Limits};
+use ltsweep_proto::server::{Deadlines, GuardedIo};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -25,12 +26,19 @@ use tracing::debug;
 /// and a bound on what a client that does not read leaves in memory.
 const MAX_BUFFER_BYTES: usize = 64 << 10;
 
+/// How long a connection may take to send a request's headers, and stay silent.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Timeouts {
+    pub(crate) header_read: Duration,
+    pub(crate) idle: Duration,
+}
+
 /// Accepts until `shutdown` completes, then waits for the open connections to finish.
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     tls: Option<TlsAcceptor>,
-    limits: Limits,
+    timeouts: Timeouts,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let (stop, stopped) = watch::channel(false);
@@ -43,7 +51,7 @@ pub(crate) async fn serve(
                 Err(err) => {
                     // Out of file descriptors and the like: wait, then go on accepting.
                     debug!(error = %err, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             },
@@ -54,7 +62,7 @@ pub(crate) async fn serve(
             remote,
             router.clone(),
             tls.clone(),
-            limits,
+            timeouts,
             stopped.clone(),
         ));
     }
@@ -71,21 +79,21 @@ async fn connection(
     remote: SocketAddr,
     router: Router,
     tls: Option<TlsAcceptor>,
-    limits: Limits,
+    timeouts: Timeouts,
     stopped: watch::Receiver<bool>,
 ) {
     let io = GuardedIo::new(
         tcp,
         Deadlines {
             first_request: None,
-            idle: limits.idle_timeout,
+            idle: timeouts.idle,
         },
     );
     match tls {
-        None => http(TokioIo::new(io), remote, router, limits, stopped).await,
+        None => http(TokioIo::new(io), remote, router, timeouts, stopped).await,
         Some(acceptor) => {
-            match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(io)).await {
-                Ok(Ok(tls)) => http(TokioIo::new(tls), remote, router, limits, stopped).await,
+            match tokio::time::timeout(timeouts.header_read, acceptor.accept(io)).await {
+                Ok(Ok(tls)) => http(TokioIo::new(tls), remote, router, timeouts, stopped).await,
                 Ok(Err(err)) => debug!(%remote, error = %err, "TLS handshake failed"),
                 Err(_) => debug!(%remote, "TLS handshake timed out (--header-read-timeout)"),
             }
@@ -97,7 +105,7 @@ async fn http<I>(
     io: I,
     remote: SocketAddr,
     router: Router,
-    limits: Limits,
+    timeouts: Timeouts,
     mut stopped: watch::Receiver<bool>,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -109,7 +117,7 @@ async fn http<I>(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        .header_read_timeout(timeouts.header_read)
         .max_buf_size(MAX_BUFFER_BYTES);
     let mut conn = pin!(builder.serve_connection(io, service));
     // The guard `wait_for` answers with is not `Send`: it must not live on.

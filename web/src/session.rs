@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ltsweep_coordinator::{Access, Caller};
+use ltsweep_proto::server::{Access, Caller};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 

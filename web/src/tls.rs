@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use ltsweep_coordinator::TlsFiles;
+use ltsweep_proto::server::TlsFiles;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::pki_types::pem::PemObject as _;

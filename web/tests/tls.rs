@@ -1,10 +1,12 @@
 //! The page over HTTPS with the coordinator's certificate: a client that trusts the CA gets
 //! the login form (with HSTS) and a `Secure`, `__Host-` session cookie; a plaintext client gets
-//! no page.
+//! no page. None of that calls the coordinator: the page's client points at no one.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use ltsweep_coordinator::{Access, CoordinatorConfig, Opened, TlsFiles};
+use ltsweep_proto::client::Connection;
+use ltsweep_proto::server::{Access, AuthThrottle, TlsFiles};
 use ltsweep_proto::token::Token;
 use ltsweep_web::{Web, WebConfig};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
@@ -41,18 +43,17 @@ async fn the_page_speaks_https_with_the_coordinators_certificate() {
     std::fs::write(&tls.key, leaf_key.serialize_pem()).unwrap();
 
     let token = Token::generate();
-    let mut config = CoordinatorConfig::new(dir.path().join("state"));
-    config.access = Access::shared(&token);
-    config.tls = Some(tls.clone());
-    let opened = Opened::open(config.clone()).unwrap();
+    // A lazy channel: it would connect on the first call, and none is made.
+    let nowhere = Connection::new("http://127.0.0.1:9", None, None).unwrap();
     let web = Web::new(
-        opened.sweep_api(),
-        opened.auth_throttle(),
+        nowhere.sweep_api(),
+        Arc::new(AuthThrottle::new(10)),
         WebConfig {
-            access: config.access.clone(),
+            access: Access::shared(&token),
             tls: Some(tls),
             hosts: Vec::new(),
-            limits: config.limits,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
         },
     )
     .unwrap();

@@ -18,13 +18,14 @@ use crate::wire;
 /// Results read from the store ahead of a `GetResults` client.
 const RESULTS_AHEAD: usize = 32;
 
-/// The calls users make. Besides serving gRPC, it is the in-process way to read the
-/// coordinator (the web page calls it directly), so every reader sees the same answers.
+/// The server's handlers of the calls users make: behind the gate over gRPC, and in-process
+/// under the web page's typed client ([`crate::Opened::sweep_client`]), so every reader sees
+/// the same answers.
 #[derive(Clone, Debug)]
-pub struct SweepApi(pub(crate) Arc<Coordinator>);
+pub(crate) struct SweepHandlers(pub(crate) Arc<Coordinator>);
 
 #[tonic::async_trait]
-impl pb::sweep_service_server::SweepService for SweepApi {
+impl pb::sweep_service_server::SweepService for SweepHandlers {
     async fn submit_sweep(
         &self,
         request: Request<pb::SubmitSweepRequest>,

@@ -34,7 +34,7 @@ async fn wait_until<F: Future<Output = bool>>(what: &str, mut condition: impl Fn
     }
 }
 
-async fn register(workers: &WorkerApi) -> String {
+async fn register(workers: &WorkerHandlers) -> String {
     workers
         .register_worker(Request::new(pb::RegisterWorkerRequest {
             host: "test".into(),
@@ -49,7 +49,7 @@ async fn register(workers: &WorkerApi) -> String {
         .worker_id
 }
 
-async fn submit(sweeps: &SweepApi, spec: &str) -> pb::SubmitSweepResponse {
+async fn submit(sweeps: &SweepHandlers, spec: &str) -> pb::SubmitSweepResponse {
     sweeps
         .submit_sweep(Request::new(pb::SubmitSweepRequest {
             spec_toml: spec.into(),
@@ -60,7 +60,7 @@ async fn submit(sweeps: &SweepApi, spec: &str) -> pb::SubmitSweepResponse {
 }
 
 fn spawn_poll(
-    workers: &WorkerApi,
+    workers: &WorkerHandlers,
     worker_id: &str,
 ) -> tokio::task::JoinHandle<std::result::Result<Option<pb::Lease>, Status>> {
     let workers = workers.clone();
@@ -78,7 +78,7 @@ fn spawn_poll(
 async fn a_failed_commit_fails_the_call_with_unavailable_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = coordinator(dir.path());
-    let sweeps = SweepApi(Arc::clone(&coordinator));
+    let sweeps = SweepHandlers(Arc::clone(&coordinator));
     let before = coordinator.memory.read().unwrap().clone();
     coordinator.store.with_store(|store| store.fail_commits());
 
@@ -97,7 +97,7 @@ async fn a_failed_commit_fails_the_call_with_unavailable_and_changes_nothing() {
 async fn a_waiting_poll_wakes_when_a_job_is_submitted() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = coordinator(dir.path());
-    let workers = WorkerApi(Arc::clone(&coordinator));
+    let workers = WorkerHandlers(Arc::clone(&coordinator));
     let worker = register(&workers).await;
     let poll = spawn_poll(&workers, &worker);
     wait_until("the poll waits", || async {
@@ -105,7 +105,7 @@ async fn a_waiting_poll_wakes_when_a_job_is_submitted() {
     })
     .await;
 
-    submit(&SweepApi(Arc::clone(&coordinator)), ONE_JOB).await;
+    submit(&SweepHandlers(Arc::clone(&coordinator)), ONE_JOB).await;
     // Far sooner than the 30 s poll timeout, or the test's own timeout fails it.
     let lease = tokio::time::timeout(Duration::from_secs(10), poll)
         .await
@@ -119,7 +119,7 @@ async fn a_waiting_poll_wakes_when_a_job_is_submitted() {
 async fn one_job_wakes_one_waiting_poll_and_shutdown_ends_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let coordinator = coordinator(dir.path());
-    let workers = WorkerApi(Arc::clone(&coordinator));
+    let workers = WorkerHandlers(Arc::clone(&coordinator));
     let worker = register(&workers).await;
     let polls: Vec<_> = (0..5).map(|_| spawn_poll(&workers, &worker)).collect();
     wait_until("five polls wait", || async {
@@ -127,7 +127,7 @@ async fn one_job_wakes_one_waiting_poll_and_shutdown_ends_the_rest() {
     })
     .await;
 
-    submit(&SweepApi(Arc::clone(&coordinator)), ONE_JOB).await;
+    submit(&SweepHandlers(Arc::clone(&coordinator)), ONE_JOB).await;
     wait_until("one poll got the job", || async {
         polls.iter().filter(|p| p.is_finished()).count() == 1
     })
@@ -150,7 +150,7 @@ async fn one_job_wakes_one_waiting_poll_and_shutdown_ends_the_rest() {
 #[tokio::test]
 async fn a_missing_field_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let workers = WorkerApi(coordinator(dir.path()));
+    let workers = WorkerHandlers(coordinator(dir.path()));
     let err = workers
         .report_progress(Request::new(pb::ReportProgressRequest {
             worker_id: "w-1".into(),
@@ -186,7 +186,7 @@ fn with_manual_clock(dir: &std::path::Path) -> (Arc<Coordinator>, Arc<AtomicU64>
     (coordinator, ms)
 }
 
-async fn lease_for(workers: &WorkerApi, worker: &str) -> pb::Lease {
+async fn lease_for(workers: &WorkerHandlers, worker: &str) -> pb::Lease {
     workers
         .poll_work(Request::new(pb::PollWorkRequest {
             worker_id: worker.into(),
@@ -200,7 +200,7 @@ async fn lease_for(workers: &WorkerApi, worker: &str) -> pb::Lease {
 }
 
 async fn heartbeat(
-    workers: &WorkerApi,
+    workers: &WorkerHandlers,
     worker: &str,
     lease: &pb::Lease,
 ) -> pb::ReportProgressResponse {
@@ -242,8 +242,8 @@ async fn a_failing_store_loses_no_lease_and_a_dead_worker_still_loses_its_own() 
     let (coordinator, clock) = with_manual_clock(dir.path());
     let ttl = coordinator.timing.lease_ttl_ms;
     let advance = |ms: u64| clock.fetch_add(ms, Ordering::SeqCst);
-    let workers = WorkerApi(Arc::clone(&coordinator));
-    let sweeps = SweepApi(Arc::clone(&coordinator));
+    let workers = WorkerHandlers(Arc::clone(&coordinator));
+    let sweeps = SweepHandlers(Arc::clone(&coordinator));
     submit(&sweeps, TWO_JOBS).await;
     let (live, dead) = (register(&workers).await, register(&workers).await);
     let live_lease = lease_for(&workers, &live).await;
@@ -332,8 +332,8 @@ async fn a_lease_expires_by_the_coordinators_clock_alone() {
     let dir = tempfile::tempdir().unwrap();
     let (coordinator, clock) = with_manual_clock(dir.path());
     let ttl = coordinator.timing.lease_ttl_ms;
-    let workers = WorkerApi(Arc::clone(&coordinator));
-    submit(&SweepApi(Arc::clone(&coordinator)), ONE_JOB).await;
+    let workers = WorkerHandlers(Arc::clone(&coordinator));
+    submit(&SweepHandlers(Arc::clone(&coordinator)), ONE_JOB).await;
     let worker = register(&workers).await;
     let lease = lease_for(&workers, &worker).await;
     assert_eq!(lease.deadline_unix_ms, 1_000_000 + ttl);
@@ -353,8 +353,8 @@ async fn calls_queued_behind_a_failed_group_commit_all_fail_and_memory_returns_t
     use futures::StreamExt;
     let dir = tempfile::tempdir().unwrap();
     let coordinator = coordinator(dir.path());
-    let workers = WorkerApi(Arc::clone(&coordinator));
-    let sweeps = SweepApi(Arc::clone(&coordinator));
+    let workers = WorkerHandlers(Arc::clone(&coordinator));
+    let sweeps = SweepHandlers(Arc::clone(&coordinator));
     let sweep = submit(&sweeps, TWO_JOBS).await.sweep_id;
     let (first, second) = (register(&workers).await, register(&workers).await);
     settle(&coordinator).await;
@@ -415,7 +415,7 @@ async fn a_watcher_that_falls_behind_still_ends_with_every_jobs_last_state() {
     use futures::StreamExt;
     let dir = tempfile::tempdir().unwrap();
     let coordinator = coordinator(dir.path());
-    let sweeps = SweepApi(Arc::clone(&coordinator));
+    let sweeps = SweepHandlers(Arc::clone(&coordinator));
     // More jobs than a watcher remembers changes of by id: cancelling them all makes it go
     // over every job again instead.
     let seeds: Vec<String> = (0..300).map(|s| s.to_string()).collect();

@@ -19,10 +19,10 @@ use crate::wire;
 
 /// The calls workers make.
 #[derive(Clone, Debug)]
-pub(crate) struct WorkerApi(pub(crate) Arc<Coordinator>);
+pub(crate) struct WorkerHandlers(pub(crate) Arc<Coordinator>);
 
 #[tonic::async_trait]
-impl pb::worker_service_server::WorkerService for WorkerApi {
+impl pb::worker_service_server::WorkerService for WorkerHandlers {
     async fn register_worker(
         &self,
         request: Request<pb::RegisterWorkerRequest>,

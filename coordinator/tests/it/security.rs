@@ -1,12 +1,18 @@
-//! The tokens and their roles, the open health and reflection services, and TLS.
+//! The tokens and their roles, the open health and reflection services, TLS, and the
+//! in-process client the web page calls as its own callers.
 
 use std::time::Duration;
 
-use ltsweep_coordinator::{Access, TlsFiles};
+use ltsweep_coordinator::Opened;
+use ltsweep_proto::client::Which;
 use ltsweep_proto::pb;
 use ltsweep_proto::pb::sweep_service_client::SweepServiceClient;
 use ltsweep_proto::pb::worker_service_client::WorkerServiceClient;
+use ltsweep_proto::roles::Roles;
+use ltsweep_proto::server::Caller;
+use ltsweep_proto::server::{Access, TlsFiles};
 use ltsweep_proto::token;
+use ltsweep_proto::{ErrorKind, SweepId};
 use tonic::Code;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -163,4 +169,41 @@ async fn a_missing_tls_file_is_named_at_start() {
         err.to_string().contains(&cert.display().to_string()),
         "{err}"
     );
+}
+
+/// The page's way in: the typed client over the service in this process answers as gRPC does,
+/// and each call is made as the caller the page names, whose streams are counted.
+#[tokio::test]
+async fn the_in_process_client_answers_as_grpc_does_and_counts_each_callers_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.limits.max_streams_per_credential = 1;
+    let opened = Opened::open(config).unwrap();
+    let api = opened.sweep_client();
+    let submitted = api.submit(SPEC).await.unwrap();
+    let status = api.status(Which::Sweep(&submitted.sweep), false).await;
+    assert_eq!(status.unwrap().counts.pending, 2);
+    let unknown = api
+        .status(Which::Sweep(&SweepId("no-such-sweep".into())), false)
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.kind(), Some(ErrorKind::NotFound), "{unknown}");
+
+    let viewer = Caller {
+        credential: "viewer token",
+        roles: Roles::VIEWER,
+    };
+    let user = Caller {
+        credential: "user token",
+        roles: Roles::USER,
+    };
+    let _held = api.as_caller(viewer).watch(&submitted.sweep).await.unwrap();
+    let refused = match api.as_caller(viewer).watch(&submitted.sweep).await {
+        Ok(_) => panic!("a second stream of the viewer's past --max-streams-per-credential 1"),
+        Err(err) => err,
+    };
+    assert_eq!(refused.kind(), Some(ErrorKind::Exhausted), "{refused}");
+    assert!(refused.message().contains("viewer token"), "{refused}");
+    // Another caller has streams of its own.
+    let _other = api.as_caller(user).watch(&submitted.sweep).await.unwrap();
 }

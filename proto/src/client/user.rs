@@ -1,13 +1,21 @@
-//! The calls a user makes (the CLI, the benchmark, a notebook), in domain types. Large reads are
-//! paged underneath: [`SweepApi::status`] answers the whole sweep however many jobs it has.
+//! The calls a user makes (the CLI, the web page, the benchmark, a notebook), in domain types.
+//! Large reads are paged underneath: [`SweepApi::status`] answers the whole sweep however many
+//! jobs it has.
+
+use std::convert::Infallible;
+
+use tower::ServiceExt;
+use tower::util::BoxCloneSyncService;
 
 use crate::paging;
 use crate::pb;
+use crate::pb::sweep_service_client::SweepServiceClient;
 use crate::remote::RemoteError;
+use crate::server::Caller;
 use crate::status::{SweepEvent, SweepStatus, SweepSummary};
 use crate::{JobId, JobResult, SweepId};
 
-use super::SweepClient;
+use super::{MAX_MESSAGE_BYTES, Transport};
 
 /// The coordinator's answer to a submission.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,19 +34,69 @@ pub enum Which<'a> {
     Sweep(&'a SweepId),
 }
 
-/// A user's typed client; cheap to clone (one channel underneath).
-#[derive(Clone, Debug)]
+/// A user's typed client; cheap to clone (one channel, or one service, underneath).
+#[derive(Clone)]
 pub struct SweepApi {
-    client: SweepClient,
+    transport: Transport,
+    client: SweepServiceClient<Transport>,
     /// Jobs per `GetSweep` page; 0 for the coordinator's default.
     page_size: u32,
 }
 
+impl std::fmt::Debug for SweepApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SweepApi")
+            .field("page_size", &self.page_size)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SweepApi {
-    pub(super) fn new(client: SweepClient) -> Self {
+    pub(super) fn over(transport: Transport) -> Self {
+        let client = SweepServiceClient::new(transport.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
         Self {
+            transport,
             client,
             page_size: 0,
+        }
+    }
+
+    /// The client of a coordinator's `SweepService` in this process: a tonic server of the
+    /// protocol, which never fails as a service (its refusals are statuses in its answers).
+    /// The service checks no role: the caller checks its own callers' and names each with
+    /// [`SweepApi::as_caller`].
+    pub fn in_process<S>(service: S) -> Self
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = Infallible,
+            > + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        Self::over(BoxCloneSyncService::new(service.map_err(
+            |never: Infallible| -> tonic::transport::Error { match never {} },
+        )))
+    }
+
+    /// This client with every call made as `caller`, in-process: the coordinator counts the
+    /// caller's streams by it (`--max-streams-per-credential`). Over a channel the token
+    /// decides who calls, and this changes nothing.
+    pub fn as_caller(&self, caller: Caller) -> Self {
+        let transport = self.transport.clone().map_request(
+            move |mut request: http::Request<tonic::body::Body>| {
+                request.extensions_mut().insert(caller);
+                request
+            },
+        );
+        Self {
+            page_size: self.page_size,
+            ..Self::over(BoxCloneSyncService::new(transport))
         }
     }
 

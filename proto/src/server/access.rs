@@ -1,4 +1,4 @@
-//! Who the coordinator lets in: its tokens and the roles each holds.
+//! Who the coordinator (and its page) lets in: its tokens and the roles each holds.
 //!
 //! A coordinator has no token (everyone holds every role: a laptop, loopback only unless told
 //! otherwise), one shared token holding every role (`--token-file`), or a token per role
@@ -6,11 +6,10 @@
 //! compared with every configured one by the SHA-256 of each, in constant time: the comparison
 //! reveals neither which byte differs nor a token's length.
 
-use ltsweep_proto::roles::Roles;
-use ltsweep_proto::token::Token;
 use sha2::{Digest, Sha256};
 
-use crate::error::CoordinatorError;
+use crate::roles::Roles;
+use crate::token::Token;
 
 /// Who made a call, as the gate (gRPC) or the web page found it; carried in the request's
 /// extensions. `credential` names the token (never holds it): streams are counted by it.
@@ -81,7 +80,7 @@ impl Access {
         worker: Option<&Token>,
         user: Option<&Token>,
         viewer: Option<&Token>,
-    ) -> Result<Access, CoordinatorError> {
+    ) -> Result<Access, SameToken> {
         let mut credentials: Vec<Credential> = Vec::new();
         for (name, token, roles) in [
             ("worker token", worker, Roles::WORKER),
@@ -91,10 +90,10 @@ impl Access {
             let Some(token) = token else { continue };
             let digest = digest(token.as_str().as_bytes());
             if let Some(same) = credentials.iter().find(|c| c.digest == digest) {
-                return Err(CoordinatorError::Config(format!(
-                    "the {} and the {name} are the same token: give each role its own",
-                    same.name
-                )));
+                return Err(SameToken {
+                    first: same.name,
+                    second: name,
+                });
             }
             credentials.push(Credential {
                 name,
@@ -157,6 +156,14 @@ impl Access {
     }
 }
 
+/// Two roles given the same token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the {first} and the {second} are the same token: give each role its own")]
+pub struct SameToken {
+    pub first: &'static str,
+    pub second: &'static str,
+}
+
 /// Compares without stopping at the first difference, so timing does not reveal the token.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -164,7 +171,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use ltsweep_proto::roles::Role;
+    use crate::roles::Role;
 
     use super::*;
 

@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use tracing::warn;
 
-use crate::error::CoordinatorError;
+use super::Refusal;
 
 /// Addresses remembered at once; past it, those whose bucket drained are forgotten first.
 const MAX_CLIENTS: usize = 16_384;
@@ -59,13 +59,13 @@ impl AuthThrottle {
 
     /// Refuses an address whose bucket is full; call before comparing its token. An unknown
     /// address (a call from inside the process) is never throttled.
-    pub fn admit(&self, ip: Option<IpAddr>) -> Result<(), CoordinatorError> {
+    pub fn admit(&self, ip: Option<IpAddr>) -> Result<(), Refusal> {
         let Some(ip) = ip else { return Ok(()) };
         let now = Instant::now();
         let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         match clients.get(&key(ip)) {
             Some(&bucket) if self.drained(bucket, now) + 1.0 > f64::from(self.per_minute) => {
-                Err(CoordinatorError::Exhausted(format!(
+                Err(Refusal::Throttled(format!(
                     "too many wrong tokens from {ip}: wait a minute before trying again (at most {} a minute: --auth-failures-per-minute; behind a proxy, every client shares its address)",
                     self.per_minute
                 )))
