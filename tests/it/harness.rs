@@ -8,6 +8,8 @@
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Completion, Trial};
 
@@ -187,9 +189,32 @@ fn trial(test: &'static Test) -> Trial {
                 return Ok(Completion::ignored_with(why));
             }
         }
+        let started = Instant::now();
         (test.run)();
+        TIMES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((name, started.elapsed()));
         Ok(Completion::Completed)
     })
+}
+
+/// How long each test that ran took, for the summary of the slowest.
+static TIMES: Mutex<Vec<(&str, Duration)>> = Mutex::new(Vec::new());
+
+/// The slowest tests that ran, after the runner's summary: where `./dev test`'s time goes.
+fn print_slowest(count: usize) {
+    let mut times = TIMES.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    times.sort_by_key(|&(_, took)| std::cmp::Reverse(took));
+    if times.is_empty() {
+        return;
+    }
+    let slowest: Vec<String> = times
+        .iter()
+        .take(count)
+        .map(|(name, took)| format!("{name} {:.0} s", took.as_secs_f64()))
+        .collect();
+    println!("slowest: {}", slowest.join(", "));
 }
 
 /// Runs the registered tests as the command line asks (`--test-threads`, `--exact`,
@@ -212,7 +237,9 @@ pub fn main() -> ExitCode {
         })
         .collect();
     trials.sort_by(|a, b| a.name().cmp(b.name()));
-    libtest_mimic::run(&arguments, trials).exit_code()
+    let conclusion = libtest_mimic::run(&arguments, trials);
+    print_slowest(8);
+    conclusion.exit_code()
 }
 
 /// The free arguments (filters) apart from the rest: libtest-mimic takes one filter, libtest
