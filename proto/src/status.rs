@@ -98,6 +98,42 @@ pub struct JobStatus {
 }
 
 impl JobStatus {
+    /// The job's row of [`SweepStatus::to_json`].
+    fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let mut row = json!({
+            "id": self.id,
+            "plan": self.plan.to_string(),
+            "seed": self.seed,
+            "state": self.state.as_str(),
+            "attempts": self.attempts,
+            "worker": self.worker,
+            "epoch": self.epoch,
+            "epochs": self.epochs_total,
+            "epochs_retrained": self.epochs_retrained,
+            "preemptions": self.preemptions,
+        });
+        for axis in &self.axes {
+            row[axis.name.as_str()] = json!(axis.value);
+        }
+        if let Some(error) = &self.error {
+            row["error"] = json!(error);
+        }
+        if let Some(parent) = &self.parent {
+            row["after"] = json!(parent);
+        }
+        if let Some(stage2) = &self.stage2 {
+            row["stage2"] = json!(stage2);
+        }
+        if let Some(base) = self.base {
+            row["base"] = json!(base.as_str());
+        }
+        if let Some(sampler) = self.sampler {
+            row["sampler"] = json!(sampler.as_str());
+        }
+        row
+    }
+
     /// The job's place in the grid on one line, as `validate` shows it: its plan, a base loss
     /// and sampler other than the defaults, its grid axes, and a stage-2 job's method:
     /// `comp=tail,pc=head base=la lr=0.05 stage2=ncm`.
@@ -170,6 +206,27 @@ pub struct SweepStatus {
     pub jobs: Vec<JobStatus>,
     pub cancelled: bool,
     pub submitted_unix_ms: u64,
+}
+
+impl SweepStatus {
+    /// The status as `ltsweep status --json` prints it, the form scripts read: the counts, and a
+    /// row a job with its grid axes as keys and the stage-2, base-loss and sampler keys only
+    /// where they apply.
+    pub fn to_json(&self) -> serde_json::Value {
+        let jobs: Vec<serde_json::Value> = self.jobs.iter().map(JobStatus::to_json).collect();
+        let counts = &self.counts;
+        serde_json::json!({
+            "sweep": self.id,
+            "name": self.name,
+            "total": counts.total,
+            "pending": counts.pending,
+            "running": counts.running,
+            "succeeded": counts.succeeded,
+            "failed": counts.failed,
+            "cancelled": counts.cancelled,
+            "jobs": jobs,
+        })
+    }
 }
 
 impl TryFrom<pb::SweepStatus> for SweepStatus {

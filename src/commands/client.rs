@@ -10,7 +10,6 @@ use ltsweep_analysis::SweepRecords;
 use ltsweep_proto::client::{Connection, Which};
 use ltsweep_proto::token::{Token, read_token_file, sent_in_clear, systemd_credential};
 use ltsweep_proto::{BaseKind, ErrorKind, JobId, JobState, RemoteError, Sampler, SweepId};
-use serde_json::json;
 
 use crate::cli::{RemoteArgs, StatusArgs, SubmitArgs, SweepArgs};
 use crate::exit::{BadInput, Refused};
@@ -151,57 +150,8 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
             .await
             .map_err(|e| remote_error(e, &args.remote))
     })?;
-    let counts = sweep.counts;
     if args.json {
-        let jobs: Vec<_> = sweep
-            .jobs
-            .iter()
-            .map(|job| {
-                let mut row = json!({
-                    "id": job.id,
-                    "plan": job.plan.to_string(),
-                    "seed": job.seed,
-                    "state": job.state.as_str(),
-                    "attempts": job.attempts,
-                    "worker": job.worker,
-                    "epoch": job.epoch,
-                    "epochs": job.epochs_total,
-                    "epochs_retrained": job.epochs_retrained,
-                    "preemptions": job.preemptions,
-                });
-                for axis in &job.axes {
-                    row[axis.name.as_str()] = json!(axis.value);
-                }
-                if let Some(error) = &job.error {
-                    row["error"] = json!(error);
-                }
-                if let Some(parent) = &job.parent {
-                    row["after"] = json!(parent);
-                }
-                if let Some(stage2) = &job.stage2 {
-                    row["stage2"] = json!(stage2);
-                }
-                if let Some(base) = job.base {
-                    row["base"] = json!(base.as_str());
-                }
-                if let Some(sampler) = job.sampler {
-                    row["sampler"] = json!(sampler.as_str());
-                }
-                row
-            })
-            .collect();
-        let out = json!({
-            "sweep": sweep.id,
-            "name": sweep.name,
-            "total": counts.total,
-            "pending": counts.pending,
-            "running": counts.running,
-            "succeeded": counts.succeeded,
-            "failed": counts.failed,
-            "cancelled": counts.cancelled,
-            "jobs": jobs,
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        println!("{}", serde_json::to_string_pretty(&sweep.to_json())?);
         return Ok(());
     }
     // Every axis that varies has a column, as in `validate`: the base loss and sampler where
@@ -261,6 +211,7 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
         })
         .collect();
     print!("{}", crate::table::render(&header, &rows));
+    let counts = sweep.counts;
     println!(
         "{} ({}): {} jobs: {} pending, {} running, {} succeeded, {} failed, {} cancelled",
         sweep.id,

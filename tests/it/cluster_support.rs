@@ -215,23 +215,17 @@ impl TestCluster {
             .to_owned()
     }
 
+    /// The sweep's status as `ltsweep status --json` prints it, read in-process: a poll that
+    /// started a CLI process each time would spend half a CPU-second on loading libtorch, taken
+    /// from the workers the test waits for.
     pub fn status(&self, sweep: &str) -> serde_json::Value {
-        let output = self.cli(&["status", sweep, "--json"]);
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).unwrap()
+        self.try_status(sweep)
+            .expect("the coordinator answers the sweep's status")
     }
 
     /// Status, or None while the coordinator does not answer (restarting).
     pub fn try_status(&self, sweep: &str) -> Option<serde_json::Value> {
-        let output = self.cli(&["status", sweep, "--json"]);
-        output
-            .status
-            .success()
-            .then(|| serde_json::from_slice(&output.stdout).unwrap())
+        self.sweep_status(sweep).map(|status| status.to_json())
     }
 
     pub fn connection(&self) -> Connection {

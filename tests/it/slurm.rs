@@ -1,23 +1,24 @@
 //! A real Slurm: `ltsweep launch slurm` submits a job array of workers to a one-node Slurm of
-//! the test's own; they run the quickstart sweep to the end. Then the worker running a job is
+//! the test's own; they run a sweep of 18 jobs to the end. Then the worker running a job is
 //! stopped the three ways Slurm stops jobs: `scancel --full --signal=TERM` (the batch step and
 //! every job step), a plain `scancel` (the job ends: SIGCONT and SIGTERM, SIGKILL after
 //! KillWait), and its time limit (the warning, SIGUSR1, then SIGTERM). Each time that worker
 //! reaches the coordinator over a slow link, so its checkpoint takes seconds to upload; the
 //! job goes back and a second worker finishes it, with no attempt counted and the undisturbed
-//! run's result.
+//! run's result. The three stops run at once, each with a coordinator and job arrays of its
+//! own: most of each is waiting on Slurm (the time limit alone is a minute), not training.
 
 use std::time::Duration;
 
 use ltsweep_proto::{JobResult, pb};
 use serde_json::Value;
 
-use crate::cluster_support::{TOKEN, TestCluster};
+use crate::cluster_support::{TOKEN, TestCluster, tiny_spec};
 use crate::harness::register;
 use crate::preemption::{comparable, one_job_spec, undisturbed};
 use crate::proxy::Proxy;
 use crate::slurm_support::{ProcessSignals, TestSlurm, send, worker_pid};
-use crate::support::{repo, stderr, stdout, wait_until};
+use crate::support::{stderr, stdout, wait_until};
 
 const TIMEOUT: Duration = Duration::from_secs(1800);
 
@@ -96,6 +97,7 @@ fn wait_for_workers(
     found
 }
 
+/// `ltsweep launch slurm --cancel JOB`, then waits until `squeue` lists none of its tasks.
 fn cancel(slurm: &TestSlurm, job: &str) {
     let output = slurm
         .command(env!("CARGO_BIN_EXE_ltsweep"))
@@ -103,7 +105,10 @@ fn cancel(slurm: &TestSlurm, job: &str) {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
-    slurm.wait_for_empty_queue();
+    let task_of_job = format!("{job}_");
+    wait_until("the cancelled job to leave squeue", TIMEOUT, || {
+        !slurm.queue().iter().any(|l| l.starts_with(&task_of_job))
+    });
 }
 
 /// How Slurm is asked to stop the worker that runs the job.
@@ -224,7 +229,7 @@ fn preempted_by(slurm: &TestSlurm, reference: &JobResult, stop: SlurmStop) -> St
     assert_eq!(comparable(&result), comparable(reference), "{stop:?}");
     cancel(slurm, &finisher);
     format!(
-        "slurm: {program} {} at epoch {} of a job on {victim_worker} over a {} KiB/s link -> checkpoint uploaded ({}), job finished on {finisher_worker} with attempts 2, preemptions 1, failed attempts 0, epochs retrained 0, result equal to the undisturbed run; squeue empty",
+        "slurm: {program} {} at epoch {} of a job on {victim_worker} over a {} KiB/s link -> checkpoint uploaded ({}), job finished on {finisher_worker} with attempts 2, preemptions 1, failed attempts 0, epochs retrained 0, result equal to the undisturbed run; both arrays gone from squeue",
         args.join(" "),
         running["jobs"][0]["epoch"],
         SLOW_LINK / 1024,
@@ -262,11 +267,12 @@ fn slurm_job_array_workers_run_a_sweep_and_survive_slurms_own_stops() {
         stderr(&refused).lines().last().unwrap_or_default()
     );
 
-    // The quickstart sweep through a job array of two workers.
+    // A sweep through a job array of two workers: both registered before it is submitted, so
+    // both are waiting for work when it arrives.
     let job = launch(&slurm, &cluster.url(), 2);
     let workers = wait_for_workers(&slurm, &cluster, &job, 2);
-    let sweep = cluster.submit(&repo().join("examples/quickstart.toml"));
-    let status = cluster.wait_for_state(&sweep, "the quickstart sweep", TIMEOUT, |s| {
+    let sweep = cluster.submit(&cluster.write_spec(&tiny_spec(4)));
+    let status = cluster.wait_for_state(&sweep, "the sweep", TIMEOUT, |s| {
         s["succeeded"] == s["total"]
     });
     let total = status["total"].as_u64().unwrap();
@@ -289,14 +295,32 @@ fn slurm_job_array_workers_run_a_sweep_and_survive_slurms_own_stops() {
         stdout(&table)
     );
     cancel(&slurm, &job);
+    slurm.wait_for_empty_queue();
     println!(
-        "slurm: job array {job} (tasks 0 and 1) ran the quickstart sweep: {total} jobs succeeded ({} on task 0, {} on task 1); squeue empty after --cancel",
+        "slurm: job array {job} (tasks 0 and 1) ran a sweep: {total} jobs succeeded ({} on task 0, {} on task 1); squeue empty after --cancel",
         ran_on(&workers[0].0),
         ran_on(&workers[1].0)
     );
     drop(cluster);
 
-    for stop in [SlurmStop::FullTerm, SlurmStop::Cancel, SlurmStop::TimeLimit] {
-        println!("{}", preempted_by(&slurm, &reference, stop));
+    let stops = [SlurmStop::FullTerm, SlurmStop::Cancel, SlurmStop::TimeLimit];
+    let (slurm_ref, reference) = (&slurm, &reference);
+    let lines: Vec<String> = std::thread::scope(|scope| {
+        let running: Vec<_> = stops
+            .map(|stop| scope.spawn(move || preempted_by(slurm_ref, reference, stop)))
+            .into_iter()
+            .collect();
+        running
+            .into_iter()
+            .map(|stop| {
+                stop.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    for line in lines {
+        println!("{line}");
     }
+    slurm.wait_for_empty_queue();
+    println!("slurm: squeue empty after the three stops");
 }
