@@ -56,10 +56,7 @@ pub(crate) fn worker_info(scheduler: &Scheduler, worker: &Worker, now_ms: u64) -
         last_seen_unix_ms: record.last_seen_ms,
         running_jobs: worker.running.iter().map(|j| j.0.clone()).collect(),
         alive: scheduler.is_alive(worker, now_ms),
-        slurm: record.slurm.as_ref().map(|p| pb::SlurmPlacement {
-            job_id: p.job_id.clone(),
-            array_task_id: p.array_task_id.clone(),
-        }),
+        slurm: record.slurm.clone().map(Into::into),
     }
 }
 

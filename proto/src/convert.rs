@@ -712,16 +712,6 @@ impl TryFrom<pb::JobResult> for JobResult {
     }
 }
 
-/// `1234_0` for a task of a job array (as `squeue` writes it), `1234` for a plain job.
-impl std::fmt::Display for pb::SlurmPlacement {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.array_task_id.as_str() {
-            "" => f.write_str(&self.job_id),
-            task => write!(f, "{}_{task}", self.job_id),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -846,15 +836,5 @@ mod tests {
     fn a_missing_field_is_named() {
         let err = JobSpec::try_from(pb::JobSpec::default()).unwrap_err();
         assert_eq!(err.field, "job.dataset");
-    }
-
-    #[test]
-    fn slurm_placements_print_as_squeue_names_them() {
-        let placement = |job: &str, task: &str| pb::SlurmPlacement {
-            job_id: job.into(),
-            array_task_id: task.into(),
-        };
-        assert_eq!(placement("4242", "").to_string(), "4242");
-        assert_eq!(placement("4242", "7").to_string(), "4242_7");
     }
 }

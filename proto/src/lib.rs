@@ -38,6 +38,7 @@ pub mod spec;
 pub mod stage2;
 pub mod status;
 pub mod token;
+pub mod workers;
 
 pub use baseline::{BaseKind, BaseLoss, Sampler};
 pub use convert::ConvertError;
@@ -55,6 +56,7 @@ pub use result::{
 pub use spec::{SpecError, SubsetSeed, SweepSpec};
 pub use stage2::{Stage2Kind, Stage2Method};
 pub use status::{JobStatus, SweepCounts, SweepEvent, SweepStatus, SweepSummary};
+pub use workers::{SlurmPlacement, WorkerInfo};
 
 /// The generated protocol: messages, `*_client` and `*_server` modules.
 #[allow(clippy::all, missing_docs)]

@@ -374,10 +374,10 @@ pub fn workers(remote: &RemoteArgs) -> anyhow::Result<()> {
             let devices: Vec<String> = w
                 .devices
                 .iter()
-                .map(|d| format!("{}x{}", d.name, d.slots))
+                .map(|(name, slots)| format!("{name}x{slots}"))
                 .collect();
             vec![
-                w.worker_id.clone(),
+                w.id.0.clone(),
                 w.host.clone(),
                 devices.join(","),
                 w.running_jobs.len().to_string(),

@@ -11,7 +11,7 @@ use axum::response::{Html, IntoResponse, Response};
 use ltsweep_proto::client::Which;
 use ltsweep_proto::server::Caller;
 use ltsweep_proto::status::{JobStatus, SweepCounts};
-use ltsweep_proto::{RemoteError, SweepId, pb};
+use ltsweep_proto::{RemoteError, SweepId, WorkerInfo};
 
 use crate::AppState;
 use crate::auth::same_origin;
@@ -253,7 +253,7 @@ pub(crate) async fn workers_fragment(
     }
 }
 
-pub(crate) fn workers_table(workers: &[pb::WorkerInfo], now_ms: u64) -> String {
+pub(crate) fn workers_table(workers: &[WorkerInfo], now_ms: u64) -> String {
     if workers.is_empty() {
         return r#"<p class="empty">No worker has registered: start one with <code>ltsweep worker --coordinator URL</code>.</p>"#.to_owned();
     }
@@ -264,19 +264,18 @@ pub(crate) fn workers_table(workers: &[pb::WorkerInfo], now_ms: u64) -> String {
         let devices: Vec<String> = worker
             .devices
             .iter()
-            .map(|d| format!("{} ×{}", d.name, d.slots))
+            .map(|(name, slots)| format!("{name} ×{slots}"))
             .collect();
         let _ = write!(
             html,
             r#"<tr class="{alive}"><td><code>{id}</code></td><td>{host}</td><td>{devices}</td><td>{slurm}</td><td>{jobs}</td><td>{version}</td><td>{seen}</td></tr>"#,
             alive = if worker.alive { "alive" } else { "gone" },
-            id = escape(&worker.worker_id),
+            id = escape(&worker.id.0),
             host = escape(&worker.host),
             devices = escape(&devices.join(", ")),
             slurm = worker
                 .slurm
                 .as_ref()
-                .filter(|p| !p.job_id.is_empty())
                 .map_or_else(|| "—".to_owned(), |p| escape(&p.to_string())),
             jobs = worker.running_jobs.len(),
             version = escape(&worker.version),
@@ -358,6 +357,7 @@ fn answer<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ltsweep_proto::pb;
 
     #[test]
     fn a_job_row_carries_its_state_and_escapes_its_error() {

@@ -1,7 +1,7 @@
 //! What a cluster learns from a worker: the Slurm job it runs in, and (for a Kubernetes
 //! readiness probe) a file that says it registered.
 
-use ltsweep_proto::pb;
+use ltsweep_proto::SlurmPlacement;
 
 /// Creates the file `LTSWEEP_READY_FILE` names, if set, once the worker is registered: a
 /// Kubernetes readiness probe tests for it.
@@ -17,14 +17,14 @@ pub fn mark_ready() {
 ///
 /// For a task of a job array the job id is the array's (`SLURM_ARRAY_JOB_ID`, the id `sbatch`
 /// printed and `squeue` shows as `ID_TASK`), else `SLURM_JOB_ID`.
-pub fn slurm_placement() -> Option<pb::SlurmPlacement> {
+pub fn slurm_placement() -> Option<SlurmPlacement> {
     slurm_placement_from(|name| std::env::var(name).ok())
 }
 
-fn slurm_placement_from(var: impl Fn(&str) -> Option<String>) -> Option<pb::SlurmPlacement> {
+fn slurm_placement_from(var: impl Fn(&str) -> Option<String>) -> Option<SlurmPlacement> {
     let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
     let job_id = set("SLURM_ARRAY_JOB_ID").or_else(|| set("SLURM_JOB_ID"))?;
-    Some(pb::SlurmPlacement {
+    Some(SlurmPlacement {
         job_id,
         array_task_id: set("SLURM_ARRAY_TASK_ID").unwrap_or_default(),
     })
@@ -34,7 +34,7 @@ fn slurm_placement_from(var: impl Fn(&str) -> Option<String>) -> Option<pb::Slur
 mod tests {
     use super::*;
 
-    fn placement(vars: &[(&str, &str)]) -> Option<pb::SlurmPlacement> {
+    fn placement(vars: &[(&str, &str)]) -> Option<SlurmPlacement> {
         slurm_placement_from(|name| {
             vars.iter()
                 .find(|(k, _)| *k == name)
@@ -47,7 +47,7 @@ mod tests {
         assert_eq!(placement(&[]), None);
         assert_eq!(
             placement(&[("SLURM_JOB_ID", "41")]),
-            Some(pb::SlurmPlacement {
+            Some(SlurmPlacement {
                 job_id: "41".into(),
                 array_task_id: String::new()
             })
@@ -58,7 +58,7 @@ mod tests {
                 ("SLURM_ARRAY_JOB_ID", "42"),
                 ("SLURM_ARRAY_TASK_ID", "1")
             ]),
-            Some(pb::SlurmPlacement {
+            Some(SlurmPlacement {
                 job_id: "42".into(),
                 array_task_id: "1".into()
             })

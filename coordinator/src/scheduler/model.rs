@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use ltsweep_proto::{JobId, JobState, SweepId};
-pub use ltsweep_proto::{LeaseId, WorkerId};
+pub use ltsweep_proto::{LeaseId, SlurmPlacement, WorkerId};
 use serde::{Deserialize, Serialize};
 
 /// The coordinator's clock settings, in milliseconds.
@@ -240,14 +240,6 @@ pub struct WorkerRecord {
     pub last_seen_ms: u64,
     /// The Slurm job it runs in, when Slurm started it.
     pub slurm: Option<SlurmPlacement>,
-}
-
-/// A worker's Slurm job and array task, as it reported them at registration.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SlurmPlacement {
-    pub job_id: String,
-    /// Empty when the job is not an array.
-    pub array_task_id: String,
 }
 
 /// Why a worker gave a lease back.

@@ -12,7 +12,7 @@ const MAX_SLURM_ID: usize = 64;
 pub(crate) fn slurm_placement(
     placement: Option<pb::SlurmPlacement>,
 ) -> Result<Option<SlurmPlacement>, CoordinatorError> {
-    let Some(placement) = placement.filter(|p| !p.job_id.is_empty()) else {
+    let Some(placement) = SlurmPlacement::from_wire(placement) else {
         return Ok(None);
     };
     for (field, value) in [
@@ -28,10 +28,7 @@ pub(crate) fn slurm_placement(
             ));
         }
     }
-    Ok(Some(SlurmPlacement {
-        job_id: placement.job_id,
-        array_task_id: placement.array_task_id,
-    }))
+    Ok(Some(placement))
 }
 
 pub(crate) fn release_reason(reason: i32) -> Result<ReleaseReason, CoordinatorError> {

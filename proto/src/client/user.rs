@@ -13,7 +13,7 @@ use crate::pb::sweep_service_client::SweepServiceClient;
 use crate::remote::RemoteError;
 use crate::server::Caller;
 use crate::status::{SweepEvent, SweepStatus, SweepSummary};
-use crate::{JobId, JobResult, SweepId};
+use crate::{JobId, JobResult, SweepId, WorkerInfo};
 
 use super::{MAX_MESSAGE_BYTES, Transport};
 
@@ -205,13 +205,18 @@ impl SweepApi {
         Ok(response.into_inner().jobs)
     }
 
-    pub async fn workers(&self) -> Result<Vec<pb::WorkerInfo>, RemoteError> {
+    pub async fn workers(&self) -> Result<Vec<WorkerInfo>, RemoteError> {
         let response = self
             .client
             .clone()
             .list_workers(pb::ListWorkersRequest {})
             .await?;
-        Ok(response.into_inner().workers)
+        Ok(response
+            .into_inner()
+            .workers
+            .into_iter()
+            .map(WorkerInfo::from)
+            .collect())
     }
 
     /// A job's kept model (safetensors bytes), checked against its header's size and SHA-256.

@@ -6,7 +6,9 @@ use std::time::Duration;
 use crate::checkpoint::{self, CheckpointHeader};
 use crate::pb;
 use crate::remote::RemoteError;
-use crate::{ConvertError, EpochMetrics, ErrorKind, JobResult, JobSpec, PROTOCOL_VERSION};
+use crate::{
+    ConvertError, EpochMetrics, ErrorKind, JobResult, JobSpec, PROTOCOL_VERSION, SlurmPlacement,
+};
 
 use super::{LeaseId, WorkerClient, WorkerId};
 
@@ -23,7 +25,7 @@ pub struct Registration {
     pub devices: Vec<(String, u32)>,
     /// The ltsweep version, for `ltsweep workers`.
     pub version: String,
-    pub slurm: Option<pb::SlurmPlacement>,
+    pub slurm: Option<SlurmPlacement>,
 }
 
 /// The coordinator's answer to a registration: the worker's id and the timing it must keep.
@@ -111,7 +113,7 @@ impl WorkerApi {
                 .collect(),
             protocol_version: PROTOCOL_VERSION,
             version: registration.version.clone(),
-            slurm: registration.slurm.clone(),
+            slurm: registration.slurm.clone().map(Into::into),
         };
         let r = self
             .client
