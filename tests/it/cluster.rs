@@ -7,7 +7,7 @@ use ltsweep_proto::{GroupAccuracy, JobResult, JobSpec, PROTOCOL_VERSION, pb};
 use serde_json::Value;
 use tonic::Code;
 
-use crate::cluster_support::{TestCluster, assert_one_result_per_job, tiny_spec};
+use crate::cluster_support::{TestCluster, assert_one_result_per_job, spec_with, tiny_spec};
 use crate::harness::register;
 
 /// How long a sweep may go without any change of its status before a test fails.
@@ -50,7 +50,8 @@ fn three_workers_run_the_paper_grid_of_two_seeds() {
 register!(a_job_of_a_killed_worker_completes_elsewhere);
 fn a_job_of_a_killed_worker_completes_elsewhere() {
     let mut cluster = TestCluster::start(1);
-    let spec = cluster.write_spec(&tiny_spec(30));
+    // The nine plans of one seed: the killed job, and others for the new workers to share.
+    let spec = cluster.write_spec(&spec_with(30, 1, "[0]"));
     let sweep = cluster.submit(&spec);
     let doomed = cluster.worker_id(0);
     // The worker is stopped while its job is read and it is killed: the job is certainly in
@@ -64,8 +65,8 @@ fn a_job_of_a_killed_worker_completes_elsewhere() {
     );
     cluster.add_worker();
     cluster.add_worker();
-    let status = cluster.wait_for_state(&sweep, "18 jobs to succeed", SWEEP_TIMEOUT, |s| {
-        count(s, "succeeded") == 18
+    let status = cluster.wait_for_state(&sweep, "9 jobs to succeed", SWEEP_TIMEOUT, |s| {
+        count(s, "succeeded") == 9
     });
     let job = status["jobs"]
         .as_array()
@@ -76,7 +77,7 @@ fn a_job_of_a_killed_worker_completes_elsewhere() {
         .clone();
     assert!(job["attempts"].as_u64().unwrap() >= 2, "{job}");
     assert_ne!(job["worker"], doomed.as_str(), "{job}");
-    assert_one_result_per_job(&cluster.results(&sweep), 18);
+    assert_one_result_per_job(&cluster.results(&sweep), 9);
 }
 
 register!(a_killed_coordinator_restarts_with_nothing_lost);
