@@ -9,13 +9,14 @@ const DOWNLOAD_TRIES: u32 = 5;
 
 impl JobRunner {
     pub(super) async fn upload_checkpoint(&mut self) {
-        let Some((epoch, bytes)) = self.checkpoint.take() else {
+        let Some(unstored) = self.checkpoint.take() else {
             return;
         };
+        let epoch = unstored.epoch;
         match self
             .shared
             .client
-            .upload_checkpoint(&self.lease_id, epoch, &bytes)
+            .upload_checkpoint(&self.lease_id, epoch, &unstored.bytes)
             .await
         {
             Ok(_) => tracing::debug!(lease = %self.lease_id, epoch, "checkpoint uploaded"),
@@ -23,7 +24,7 @@ impl JobRunner {
             Err(err) if err.is_transient() => {
                 tracing::warn!(lease = %self.lease_id, epoch, %err, "checkpoint not uploaded; will retry");
                 // Kept for the next heartbeat unless a newer one arrives first.
-                self.checkpoint = Some((epoch, bytes));
+                self.checkpoint = Some(unstored);
             }
             Err(err) => {
                 // Refused for good (over the size limit, say): the same bytes would be refused

@@ -95,7 +95,7 @@ pub(super) async fn run_job(
                     job.report().await;
                 }
                 Some(Event::Checkpoint(epoch, bytes)) => {
-                    job.checkpoint = Some((epoch, bytes));
+                    job.checkpoint_taken(epoch, bytes);
                     job.upload_checkpoint().await;
                 }
                 Some(Event::Model(bytes)) => job.model = Some(bytes),
@@ -115,7 +115,7 @@ pub(super) async fn run_job(
     while let Ok(event) = received.try_recv() {
         match event {
             Event::Epoch(metrics) => job.pending.push_back(*metrics),
-            Event::Checkpoint(epoch, bytes) => job.checkpoint = Some((epoch, bytes)),
+            Event::Checkpoint(epoch, bytes) => job.checkpoint_taken(epoch, bytes),
             Event::Model(bytes) => job.model = Some(bytes),
         }
     }

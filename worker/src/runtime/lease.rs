@@ -21,20 +21,47 @@ pub(super) struct JobRunner {
     pub(super) lost: bool,
     pub(super) cancelled_by_coordinator: bool,
     pub(super) pending: VecDeque<EpochMetrics>,
-    pub(super) checkpoint: Option<(u32, Vec<u8>)>,
+    /// The newest checkpoint the coordinator has not stored yet.
+    pub(super) checkpoint: Option<Unstored>,
     /// The finished job's final weights, until they are uploaded.
     pub(super) model: Option<Vec<u8>>,
 }
 
+/// A checkpoint waiting for its upload.
+pub(super) struct Unstored {
+    pub(super) epoch: u32,
+    pub(super) bytes: Vec<u8>,
+    /// The epoch of the oldest checkpoint taken since the coordinator last stored one: a newer
+    /// checkpoint that replaces an unstored one keeps it, so progress stays held back there.
+    held_back_after: u32,
+}
+
+impl Unstored {
+    /// The checkpoint of `epoch`, in place of `older` (not stored either, if any).
+    fn replacing(older: Option<Unstored>, epoch: u32, bytes: Vec<u8>) -> Unstored {
+        Unstored {
+            epoch,
+            bytes,
+            held_back_after: older.map_or(epoch, |older| older.held_back_after),
+        }
+    }
+}
+
 impl JobRunner {
+    /// The trainer took a checkpoint at `epoch`: it replaces any that waits for its upload.
+    pub(super) fn checkpoint_taken(&mut self, epoch: u32, bytes: Vec<u8>) {
+        self.checkpoint = Some(Unstored::replacing(self.checkpoint.take(), epoch, bytes));
+    }
+
     /// Sends the undelivered epochs (or a bare heartbeat) until one fails to arrive.
     ///
-    /// While a checkpoint waits for its upload, epochs after it are held back: the
-    /// coordinator counts the epochs a resumed attempt trains again from the progress it has
-    /// seen, so it must never see progress far past the checkpoint it holds.
+    /// While a checkpoint waits for its upload, epochs after the oldest one not stored are
+    /// held back: the coordinator counts the epochs a resumed attempt trains again from the
+    /// progress it has seen, so it must never see progress more than one checkpoint interval
+    /// past the checkpoint it holds, however many checkpoints an outage keeps from it.
     pub(super) async fn report(&mut self) {
         loop {
-            let held_back_after = self.checkpoint.as_ref().map(|(epoch, _)| *epoch);
+            let held_back_after = self.checkpoint.as_ref().map(|c| c.held_back_after);
             let epoch = self
                 .pending
                 .front()
@@ -141,5 +168,26 @@ impl JobRunner {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Unstored;
+
+    #[test]
+    fn progress_stays_held_back_at_the_oldest_checkpoint_not_stored() {
+        let first = Unstored::replacing(None, 3, vec![3]);
+        assert_eq!(first.held_back_after, 3);
+        // The upload of epoch 3 failed; epoch 6 replaces it, and epoch 9 that one: the
+        // coordinator still holds no checkpoint after epoch 0, so no progress past 3 goes out.
+        let second = Unstored::replacing(Some(first), 6, vec![6]);
+        let third = Unstored::replacing(Some(second), 9, vec![9]);
+        assert_eq!(
+            (third.epoch, third.bytes, third.held_back_after),
+            (9, vec![9], 3)
+        );
+        // Once one is stored (none waits), the next starts a new interval.
+        assert_eq!(Unstored::replacing(None, 12, vec![12]).held_back_after, 12);
     }
 }
