@@ -28,12 +28,12 @@ max_attempts = 10
 [dataset]
 kind = "synthetic"
 classes = 4
-train_per_class = 80
+train_per_class = 40
 test_per_class = 10
-image_size = 12
+image_size = 8
 noise = 2.0
 imbalance_ratio = 5
-head_min_count = 40
+head_min_count = 20
 [model]
 depth = 8
 [train]
