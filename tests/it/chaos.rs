@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::cluster_support::{TestCluster, assert_one_result_per_job};
 use crate::harness::register;
+use crate::preemption::comparable;
 use crate::proxy::Proxy;
 
 /// How long a sweep may go without any change of its status before a test fails.
@@ -47,20 +48,6 @@ checkpoint_every = {CHECKPOINT_EVERY}
 eval_epochs = [5]
 "#
     )
-}
-
-/// What two runs of a job must agree on: everything but the clock and the run's history.
-fn comparable(result: &JobResult) -> JobResult {
-    let mut result = result.clone();
-    result.train_seconds = 0.0;
-    result.attempts = 0;
-    result.epochs_retrained = 0;
-    result.worker_id = None;
-    for epoch in &mut result.epochs {
-        epoch.seconds = 0.0;
-        epoch.images_per_second = 0.0;
-    }
-    result
 }
 
 fn jobs(status: &Value) -> &Vec<Value> {

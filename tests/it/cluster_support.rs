@@ -395,6 +395,21 @@ fn coordinator_binary() -> std::process::Command {
     }
 }
 
+/// A coordinator serving the state a finished `ltsweep run --out DIR` left in `DIR/state`, on a
+/// port of its own choosing (it holds the port it says it listens on; none is probed): the
+/// process and its address.
+pub fn serve_finished_study(out: &Path) -> (Process, String) {
+    let mut command = ltsweep();
+    command
+        .args(["coordinator", "--listen", "127.0.0.1:0"])
+        .arg("--state-dir")
+        .arg(out.join("state"))
+        .env("LTSWEEP_TOKEN", TOKEN);
+    let coordinator = Process::spawn(command);
+    let address = listening_address(&coordinator);
+    (coordinator, address)
+}
+
 /// Waits until a coordinator process says where it listens, and answers that address: with
 /// `--listen 127.0.0.1:0` it holds its port from the start, and no test probes for a free one.
 pub fn listening_address(process: &Process) -> String {

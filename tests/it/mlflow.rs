@@ -8,7 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::cluster_support::{Process, TOKEN, listening_address};
+use crate::cluster_support::{TOKEN, serve_finished_study};
 use crate::harness::mlflow_python;
 use crate::harness::register;
 use crate::support::{ltsweep, repo, run, stderr, stdout, wait_until, write};
@@ -120,13 +120,7 @@ fn an_mlflow_export_holds_every_run_and_metric_once() {
         .unwrap()
         .trim_end_matches(':')
         .to_owned();
-    let mut command = ltsweep();
-    command
-        .args(["coordinator", "--listen", "127.0.0.1:0"])
-        .args(["--state-dir", out.join("state").to_str().unwrap()])
-        .env("LTSWEEP_TOKEN", TOKEN);
-    let coordinator = Process::spawn(command);
-    let address = listening_address(&coordinator);
+    let (_coordinator, address) = serve_finished_study(&out);
 
     let export = || {
         let output = ltsweep()

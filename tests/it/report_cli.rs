@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::cluster_support::{Process, listening_address};
+use crate::cluster_support::serve_finished_study;
 use crate::harness::register;
 use crate::support::{ltsweep, repo, run, stderr, stdout, write};
 
@@ -140,14 +140,7 @@ fn an_export_reports_offline_and_a_wrong_file_names_the_missing_column() {
         .to_owned();
 
     // A coordinator on the finished study's state serves its results for an export.
-    // Port 0: the coordinator holds the port it says it listens on, none is probed.
-    let mut command = ltsweep();
-    command
-        .args(["coordinator", "--listen", "127.0.0.1:0"])
-        .args(["--state-dir", out.join("state").to_str().unwrap()])
-        .env("LTSWEEP_TOKEN", crate::cluster_support::TOKEN);
-    let coordinator = Process::spawn(command);
-    let address = listening_address(&coordinator);
+    let (_coordinator, address) = serve_finished_study(&out);
     let results = dir.path().join("results");
     let output = ltsweep()
         .args(["export", &sweep, "--out", results.to_str().unwrap()])
