@@ -7,38 +7,38 @@
 # (initial weights, order, crops) differ, so the question is whether the difference of the means
 # is within seed noise: |ltsweep - pytorch| < 2 x its standard error. The seeds are enough when
 # 2 x that standard error is below 1.5 points All: a difference of 1.5 points would then show.
+# The runs go one after another; the run's folder keeps every finished one, so the same command
+# with the same --out goes on where an interrupted run stopped (seeds are interleaved with
+# configurations, so a run cut short still compares every one).
 #
 #   sudo apt-get install dataset-fashion-mnist
-#   bench/parity.sh                                    # 8 seeds x 5 configurations: hours on 2 cores
-#   PARITY_SEEDS="0" PARITY_EPOCHS=1 PARITY_CONFIGS=ce:instance bench/parity.sh   # a quick check
-#
-# Settings (environment): PARITY_SEEDS ("0 1 2 3 4 5 6 7"), PARITY_CONFIGS (BASE:SAMPLER pairs,
-# "ce:instance la:instance cb:instance ldam_drw:instance ce:class_balanced"), PARITY_EPOCHS (6),
-# PARITY_THREADS (2: libtorch threads of each run; the runs go one after another),
-# DATA_ROOT (/usr/share/datasets), LTSWEEP_BIN (default: a release build of this checkout),
-# PARITY_OUT (a folder for the runs' results; default: a temporary one; runs already there are
-# kept, so an interrupted run goes on where it stopped).
+#   bench/parity.sh                                             # 8 seeds x 5 configurations: RUN_TIME
+#   bench/parity.sh --seeds 0 --epochs 1 --configs ce:instance  # a quick check
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-common_flags ltsweep python
+common_flags ltsweep python setup out
+flag seeds 0,1,2,3,4,5,6,7 "the seeds; each configuration trains once a seed in each trainer" ints
+flag configs ce:instance,la:instance,cb:instance,ldam_drw:instance,ce:class_balanced \
+    "BASE:SAMPLER pairs separated by commas (bases: ce, focal, cb, la, ldam_drw; samplers: instance, class_balanced, sqrt)"
+flag epochs 6 "epochs of the recipe (its warm-up and the decays that fit are kept)" int
+flag threads 2 "libtorch threads of each run" int
+flag data-root /usr/share/datasets "the folder that holds fashion-mnist/" path
 parse_flags "$@"
 
-seeds=${PARITY_SEEDS:-0 1 2 3 4 5 6 7}
-configs=${PARITY_CONFIGS:-ce:instance la:instance cb:instance ldam_drw:instance ce:class_balanced}
+seeds=${seeds//,/ }
+configs=${configs//,/ }
+for c in $configs; do
+    [[ $c =~ ^[a-z_]+:[a-z_]+$ ]] || die "--configs: '$c' is not BASE:SAMPLER"
+done
+((epochs > 0)) || die "--epochs: at least 1"
 bases=$(for c in $configs; do echo "${c%%:*}"; done | sort -u | tr '\n' ' ')
 samplers=$(for c in $configs; do echo "${c##*:}"; done | sort -u | tr '\n' ' ')
-epochs=${PARITY_EPOCHS:-6}
-threads=${PARITY_THREADS:-2}
-data_root=${DATA_ROOT:-/usr/share/datasets}
-[[ -d $data_root/fashion-mnist ]] || {
-    echo "no Fashion-MNIST in $data_root/fashion-mnist: apt-get install dataset-fashion-mnist (or set DATA_ROOT)" >&2
-    exit 2
-}
-out=${PARITY_OUT:-$(mktemp -d)}
-mkdir -p "$out"
-[[ -x $python ]] || ./dev setup
+[[ -d $data_root/fashion-mnist ]] ||
+    die "no Fashion-MNIST in $data_root/fashion-mnist: apt-get install dataset-fashion-mnist (or --data-root)"
 use_ltsweep
-print_header
+use_python
+use_out
+{ print_header; echo; } | tee "$out/table.md"
 
 # The fashion example's recipe, cut to $epochs: the warm-up and the decays that fit.
 warmup=$((epochs > 1 ? 1 : 0))
@@ -90,22 +90,20 @@ for seed in $seeds; do
                 --lr-decay-epochs "$decay_list" --threads "$threads" > "$peer.tmp"
             mv "$peer.tmp" "$peer"
         fi
-        echo "[parity] $base $sampler seed $seed: ltsweep $(grep -o '"acc_all": *[0-9.]*' "$run/result.json" | head -1), pytorch $(grep -o '"acc_all": *[0-9.]*' "$peer")" >&2
+        say "$base $sampler seed $seed: ltsweep $(grep -o '"acc_all": *[0-9.]*' "$run/result.json" | head -1), pytorch $(grep -o '"acc_all": *[0-9.]*' "$peer")"
     done
 done
 
-"$python" - "$out" "$epochs" $configs <<'PY'
-import glob, json, math, statistics, sys
-out, epochs, configs = sys.argv[1], sys.argv[2], sys.argv[3:]
+"$python" - "$out" "$epochs" "${seeds// /,}" $configs <<'PY' | tee -a "$out/table.md"
+import json, math, statistics, sys
+out, epochs, seeds, configs = sys.argv[1], sys.argv[2], sys.argv[3].split(","), sys.argv[4:]
 
 def accuracies(who, config):
     base, sampler = config.split(":")
     runs = []
-    for path in sorted(glob.glob(f"{out}/{who}-{base}-{sampler}-*")):
-        if path.endswith(".tmp"):
-            continue
-        file = f"{path}/result.json" if who == "ltsweep" else path
-        with open(file) as f:
+    for seed in seeds:
+        name = f"{out}/{who}-{base}-{sampler}-{seed}"
+        with open(f"{name}/result.json" if who == "ltsweep" else f"{name}.json") as f:
             runs.append(json.load(f))
     return {g: [100 * r[f"acc_{g}"] for r in runs] for g in ("all", "head", "tail")}
 
@@ -142,4 +140,4 @@ for config in configs:
         print(f"| {base} | {sampler} | {group.capitalize()} | {len(a)} | {cell(a)} | {cell(b)} | "
               f"{diff:+.2f} | {se} | {verdict} | {shows} |")
 PY
-echo "runs in $out" >&2
+say "runs and table in ${out#"$root"/}"
