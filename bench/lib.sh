@@ -85,9 +85,15 @@ usage() {
     echo "      this text"
 }
 
+# An argument as a shell reads it back: as it is where it needs no quoting (bash's %q would
+# also escape the commas of a list, `--seeds 0\,1`), quoted by %q where it does.
+shell_word() {
+    if [[ $1 =~ ^[A-Za-z0-9_./:,=+@%-]+$ ]]; then printf '%s' "$1"; else printf '%q' "$1"; fi
+}
+
 parse_flags() {
     local command=$bench_script arg name value i found
-    for arg in "$@"; do command+=" $(printf '%q' "$arg")"; done
+    for arg in "$@"; do command+=" $(shell_word "$arg")"; done
     # The command that reprints the run, as the table's header names it.
     bench_command=$command
     while [[ $# -gt 0 ]]; do
