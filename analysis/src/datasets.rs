@@ -153,8 +153,8 @@ pub fn write_several(
 /// The IQM and the probability of improvement of one row over CE alone, on one metric.
 fn aggregate_row(tasks: &[Task], key: &str, metric: Metric) -> Aggregate {
     let mut scores = Vec::new();
-    let mut normalised = Vec::new();
     let mut baseline = Vec::new();
+    let mut chance = Vec::new();
     for task in tasks {
         let row = task.rows.iter().find(|r| r.key() == key);
         let ce = row.and_then(|row| {
@@ -168,36 +168,29 @@ fn aggregate_row(tasks: &[Task], key: &str, metric: Metric) -> Aggregate {
                 improvement: None,
             };
         };
-        let runs: Vec<f64> = row.metric(metric).by_seed.values().copied().collect();
-        let ce_runs: Vec<f64> = ce.metric(metric).by_seed.values().copied().collect();
-        let scale = crate::stats::mean(&ce_runs).map(|mean| mean - task.chance);
-        normalised.push(match scale {
-            Some(scale) if scale > 0.0 => runs.iter().map(|v| (v - task.chance) / scale).collect(),
-            _ => Vec::new(),
-        });
-        scores.push(runs);
-        baseline.push(ce_runs);
+        scores.push(row.metric(metric).by_seed.values().copied().collect());
+        baseline.push(ce.metric(metric).by_seed.values().copied().collect());
+        chance.push(task.chance);
     }
     let seed = key.bytes().fold(0x5eed_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     }) ^ metric as u64;
     let mut rng = SplitMix::new(seed);
     let counts = |tasks: &[Vec<f64>]| tasks.iter().map(Vec::len).collect::<Vec<_>>();
-    let iqm = normalised
-        .iter()
-        .all(|runs| !runs.is_empty())
-        .then(|| {
-            let resamples =
-                aggregate::stratified_indices(&counts(&normalised), AGGREGATE_RESAMPLES, &mut rng);
-            aggregate::iqm_with(&normalised, &resamples)
-        })
-        .flatten();
+    // The row's runs and CE alone's are resampled independently within each sweep (rliable's
+    // StratifiedIndependentBootstrap); the IQM's normaliser is CE alone's resampled mean.
     let x_resamples =
         aggregate::stratified_indices(&counts(&scores), AGGREGATE_RESAMPLES, &mut rng);
     let y_resamples =
         aggregate::stratified_indices(&counts(&baseline), AGGREGATE_RESAMPLES, &mut rng);
     Aggregate {
-        iqm,
+        iqm: aggregate::normalised_iqm_with(
+            &scores,
+            &baseline,
+            &chance,
+            &x_resamples,
+            &y_resamples,
+        ),
         improvement: aggregate::improvement_with(&scores, &baseline, &x_resamples, &y_resamples),
     }
 }

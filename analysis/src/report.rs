@@ -11,7 +11,7 @@ use crate::frames::Frames;
 use crate::rows::Tidy;
 use crate::select::{EpochChoice, Selection};
 use crate::stats::PairedTest;
-use crate::stats::resampling::EXACT_MAX_PAIRS;
+use crate::stats::resampling::{EXACT_MAX_PAIRS, sign_flip_floor};
 use crate::summary::{
     self, Family, JobCounts, Metric, PlanRow, ReportOptions, plan_rows_selected, stage1_rows,
 };
@@ -138,7 +138,7 @@ fn differences_sentence(test: PairedTest, family: Family) -> String {
         PairedTest::Bootstrap => (
             "95% paired bootstrap percentile interval, 10,000 resamples of the seeds",
             "the bootstrap's two-sided p (twice the smaller share of resampled means beyond \
-             zero)",
+             zero, never below 2/2^n, the exact sign-flip test's smallest p for n seeds)",
         ),
     };
     let mut text = format!(
@@ -154,10 +154,15 @@ fn differences_sentence(test: PairedTest, family: Family) -> String {
             " Caution: some comparisons rest on {fewest} seeds (fewer than 5): their intervals \
              and p-values are rough"
         ));
-        if test == PairedTest::Permutation && fewest <= EXACT_MAX_PAIRS {
-            let smallest = 2.0 / f64::from(1u32 << fewest);
+        if test != PairedTest::StudentT && fewest <= EXACT_MAX_PAIRS {
+            let smallest = sign_flip_floor(fewest);
             text.push_str(&format!(
-                ", and a sign-flip test of {fewest} pairs cannot give p below {smallest:.3}"
+                ", and a {} of {fewest} pairs cannot give p below {smallest:.3}",
+                if test == PairedTest::Permutation {
+                    "sign-flip test"
+                } else {
+                    "bootstrap floored at the sign-flip minimum"
+                }
             ));
         }
         text.push('.');

@@ -93,15 +93,43 @@ fn estimate(value: f64, resampled: &[f64]) -> Option<Estimate> {
     })
 }
 
-/// The IQM of every run of every task (normalised scores), with its interval over the given
-/// stratified resamples.
-pub fn iqm_with(tasks: &[Vec<f64>], resamples: &[Stratified]) -> Option<Estimate> {
-    let all: Vec<f64> = tasks.iter().flatten().copied().collect();
-    let resampled: Vec<f64> = resamples
+/// Each task's runs as normalised scores, `(run - chance) / (mean(baseline) - chance)`;
+/// `None` when a task's baseline has no runs or is no better than chance (no scale).
+pub fn normalise(
+    tasks: &[Vec<f64>],
+    baseline: &[Vec<f64>],
+    chance: &[f64],
+) -> Option<Vec<Vec<f64>>> {
+    tasks
         .iter()
-        .map(|r| iqm(&pick(tasks, r).concat()))
+        .zip(baseline)
+        .zip(chance)
+        .map(|((runs, base), &chance)| {
+            let scale = super::mean(base)? - chance;
+            (scale > 0.0).then(|| runs.iter().map(|v| (v - chance) / scale).collect())
+        })
+        .collect()
+}
+
+/// The IQM of normalised scores ([`normalise`]) with its interval, the normaliser resampled
+/// with the runs: each resample draws the tasks' runs (`x_resamples`) and, independently, the
+/// baseline's runs (`baseline_resamples`), and normalises by the resampled baseline's mean, so
+/// that the interval carries the uncertainty of a normaliser estimated from a few seeds.
+/// `None` when a task (or a resample of it) has no scale.
+pub fn normalised_iqm_with(
+    tasks: &[Vec<f64>],
+    baseline: &[Vec<f64>],
+    chance: &[f64],
+    x_resamples: &[Stratified],
+    baseline_resamples: &[Stratified],
+) -> Option<Estimate> {
+    let value = iqm(&normalise(tasks, baseline, chance)?.concat())?;
+    let resampled: Vec<f64> = x_resamples
+        .iter()
+        .zip(baseline_resamples)
+        .map(|(rx, rb)| iqm(&normalise(&pick(tasks, rx), &pick(baseline, rb), chance)?.concat()))
         .collect::<Option<_>>()?;
-    estimate(iqm(&all)?, &resampled)
+    estimate(value, &resampled)
 }
 
 /// The probability of improvement of `x` over `y` with its interval: `x` and `y` are resampled
@@ -132,6 +160,39 @@ mod tests {
         // 3 values: floor(3/4) = 0 cut, the plain mean.
         assert_eq!(iqm(&[1.0, 2.0, 6.0]), Some(3.0));
         assert_eq!(iqm(&[]), None);
+    }
+
+    #[test]
+    fn the_normaliser_is_resampled_with_the_runs() {
+        // One task, chance 10: runs 50 and 70 over a baseline of 40 and 60 (mean 50, scale 40).
+        let x = vec![vec![50.0, 70.0]];
+        let base = vec![vec![40.0, 60.0]];
+        assert_eq!(normalise(&x, &base, &[10.0]), Some(vec![vec![1.0, 1.5]]));
+        // The runs kept whole, the baseline resampled to (40, 40) then (60, 60): scales 30 and
+        // 50 give IQMs (40 + 60) / 2 / 30 = 5/3 and 50 / 50 = 1, where a fixed normaliser
+        // would give 1.25 every time.
+        let whole: Stratified = vec![vec![0, 1]];
+        let estimate = normalised_iqm_with(
+            &x,
+            &base,
+            &[10.0],
+            &[whole.clone(), whole],
+            &[vec![vec![0, 0]], vec![vec![1, 1]]],
+        )
+        .expect("a scale");
+        assert_eq!(estimate.value, 1.25);
+        // numpy.percentile of (1, 5/3) at 2.5 and 97.5.
+        let spread = 5.0 / 3.0 - 1.0;
+        assert!(
+            (estimate.low - (1.0 + 0.025 * spread)).abs() < 1e-12,
+            "{estimate:?}"
+        );
+        assert!(
+            (estimate.high - (1.0 + 0.975 * spread)).abs() < 1e-12,
+            "{estimate:?}"
+        );
+        // No scale: a baseline at chance.
+        assert_eq!(normalise(&x, &[vec![10.0]], &[10.0]), None);
     }
 
     #[test]

@@ -96,7 +96,9 @@ pub enum PairedTest {
     /// The sign-flip permutation test (exact over all sign flips up to
     /// [`resampling::EXACT_MAX_PAIRS`] pairs, Monte Carlo above), with the Student t interval.
     Permutation,
-    /// The paired bootstrap's percentile interval and its p-value.
+    /// The paired bootstrap's percentile interval and its p-value, never below the exact
+    /// sign-flip test's smallest p for the same number of pairs
+    /// ([`resampling::sign_flip_floor`]).
     Bootstrap,
 }
 
@@ -144,7 +146,7 @@ pub fn paired_comparison(
         (None, None)
     } else {
         match test {
-            PairedTest::StudentT => (t_interval, std.map(|std| t_test_p(mean, std, n))),
+            PairedTest::StudentT => (t_interval, std.and_then(|std| t_test_p(mean, std, n))),
             PairedTest::Permutation => (
                 t_interval,
                 resampling::sign_flip_p_value(&differences, MONTE_CARLO_FLIPS, seed),
@@ -156,7 +158,7 @@ pub fn paired_comparison(
                         low: b.low,
                         high: b.high,
                     }),
-                    Some(b.p),
+                    Some(b.p.max(resampling::sign_flip_floor(n))),
                 )
             }
         }
@@ -172,18 +174,20 @@ pub fn paired_comparison(
 }
 
 /// The two-sided p-value of the paired t-test (`scipy.stats.ttest_rel`) from the differences'
-/// mean, sample std and count. Differences that are all equal have no spread: p is 1 when
-/// they are all zero and 0 otherwise (SciPy answers NaN there).
-pub fn t_test_p(mean: f64, std: f64, n: usize) -> f64 {
-    if std == 0.0 {
-        return if mean == 0.0 { 1.0 } else { 0.0 };
+/// mean, sample std and count; `None` when the differences are all equal. Without spread the
+/// test estimates nothing: SciPy answers NaN when they are all zero and 0 (t = ±inf) when they
+/// are equal and non-zero, and three seeds that happen to agree are no evidence of either, so
+/// no p is given and no claim made.
+pub fn t_test_p(mean: f64, std: f64, n: usize) -> Option<f64> {
+    // Differences equal but for rounding (1.0000000000000142 beside 1.0) count as equal: their
+    // spread is the arithmetic's, not the seeds'.
+    if n < 2 || std <= 64.0 * f64::EPSILON * mean.abs() {
+        return None;
     }
     let t = mean / (std / (n as f64).sqrt());
-    match StudentsT::new(0.0, 1.0, (n - 1) as f64) {
-        // The lower tail at -|t|, doubled: no cancellation for small p.
-        Ok(dist) => (2.0 * dist.cdf(-t.abs())).min(1.0),
-        Err(_) => f64::NAN,
-    }
+    let dist = StudentsT::new(0.0, 1.0, (n - 1) as f64).ok()?;
+    // The lower tail at -|t|, doubled: no cancellation for small p.
+    Some((2.0 * dist.cdf(-t.abs())).min(1.0))
 }
 
 #[cfg(test)]
@@ -245,6 +249,35 @@ mod tests {
         let ci = difference.ci.expect("three pairs");
         assert!(close(ci.low, 6.0 - t2, 1e-12));
         assert!(close(ci.high, 6.0 + t2, 1e-12));
+    }
+
+    #[test]
+    fn equal_differences_give_no_t_test_p() {
+        // SciPy: NaN for (1, 2, 3) against itself, p = 0 (t = inf) for (2, 3, 4) against
+        // (1, 2, 3); without spread neither is evidence, so no p.
+        for pairs in [
+            [(1.0, 1.0), (2.0, 2.0), (3.0, 3.0)],
+            [(2.0, 1.0), (3.0, 2.0), (4.0, 3.0)],
+            // Differences of 1 but for rounding.
+            [(73.4, 72.4), (72.5, 71.5), (74.1, 73.1)],
+        ] {
+            let d = paired_difference(&pairs).expect("three pairs");
+            assert_eq!(d.p, None, "{pairs:?}");
+            assert!(!d.holds());
+        }
+    }
+
+    #[test]
+    fn the_bootstrap_claims_no_more_than_the_exact_sign_flip_test_can() {
+        // Three differences of one sign: every resampled mean is positive (percentile p = 0),
+        // but no test of three pairs can go below 2 / 2^3.
+        let d = paired_comparison(
+            &[(2.0, 1.0), (4.0, 2.0), (7.0, 4.0)],
+            PairedTest::Bootstrap,
+            3,
+        )
+        .expect("three pairs");
+        assert_eq!(d.p, Some(0.25));
     }
 
     #[test]

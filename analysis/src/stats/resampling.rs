@@ -102,6 +102,18 @@ pub fn sign_flip_p_value(differences: &[f64], monte_carlo: usize, seed: u64) -> 
     Some(two_sided(tails.at_most, tails.at_least, monte_carlo, false))
 }
 
+/// The smallest two-sided p-value the exact sign-flip test can give `n` pairs: `2 / 2^n`, the
+/// share of flips as extreme as all differences of one sign (0.25 for three seeds, 0.0625 for
+/// five). A resampling p below it would claim more than the seeds' signs can show: the
+/// bootstrap's percentile p is 0 whenever every difference has one sign, which Holm's
+/// correction cannot raise (a multiple of 0 is 0). 1 for no pairs.
+pub fn sign_flip_floor(n: usize) -> f64 {
+    if n == 0 {
+        return 1.0;
+    }
+    (2.0 * 0.5f64.powi(i32::try_from(n).unwrap_or(i32::MAX))).min(1.0)
+}
+
 /// The `q`-th percentile (0 to 100) of values, interpolated linearly between the two nearest
 /// ranks: `numpy.percentile`'s default.
 pub fn percentile(values: &[f64], q: f64) -> Option<f64> {
@@ -173,6 +185,15 @@ mod tests {
         assert_eq!(sign_flip_p_value(&[1.0, 2.0, 3.0], 0, 0), Some(0.25));
         assert_eq!(sign_flip_p_value(&[0.0, 0.0], 0, 0), Some(1.0));
         assert_eq!(sign_flip_p_value(&[], 0, 0), None);
+        assert_eq!(sign_flip_floor(3), 0.25);
+        assert_eq!(sign_flip_floor(1), 1.0);
+        for n in 1..=10 {
+            let one_sign: Vec<f64> = (1..=n).map(f64::from).collect();
+            assert_eq!(
+                sign_flip_p_value(&one_sign, 0, 0),
+                Some(sign_flip_floor(n as usize))
+            );
+        }
     }
 
     #[test]

@@ -19,7 +19,14 @@ Sources of each value:
   probability_of_improvement), written here with scipy.stats.mannwhitneyu;
 - stratified-bootstrap intervals of both: rliable's StratifiedBootstrap /
   StratifiedIndependentBootstrap resampling (runs within each task, with replacement), on
-  indices drawn here, percentile intervals as rliable's default.
+  indices drawn here, percentile intervals as rliable's default;
+- the IQM of normalised scores with the normaliser (CE alone's mean) resampled with the runs:
+  rliable's IQM and StratifiedIndependentBootstrap, the normalisation done inside each
+  resample (rliable itself normalises by fixed reference scores);
+- zero-variance paired t-tests: scipy.stats.ttest_rel's own answer (NaN, or p = 0 at t = inf),
+  which ltsweep answers with no p;
+- the exact sign-flip test's smallest p for n pairs of one sign (scipy.stats.permutation_test),
+  the floor of ltsweep's bootstrap p.
 """
 
 import json
@@ -197,6 +204,57 @@ for runs, tasks in [([3, 3, 3], 3), ([5, 4, 6, 5], 4), ([10, 10], 2)]:
         "improvement_high": float(np.percentile(pois, 97.5)),
     })
 golden["aggregate"] = aggregate_cases
+
+normalised_cases = []
+for runs, chance in [([3, 3, 3], [10.0, 10.0, 1.0]), ([5, 4, 6, 5], [10.0, 1.0, 10.0, 0.5]),
+                     ([10, 10], [10.0, 10.0])]:
+    x = [np.round(rng.normal(62.0, 4.0, r), 2).tolist() for r in runs]
+    y = [np.round(rng.normal(58.0, 4.0, r), 2).tolist() for r in runs]
+    x_resamples = stratified(x, 300)
+    y_resamples = stratified(y, 300)
+
+    def normalised(xs, ys):
+        return np.concatenate([(np.asarray(a) - c) / (np.mean(b) - c)
+                               for a, b, c in zip(xs, ys, chance)])
+
+    iqms = [scipy.stats.trim_mean(normalised(pick(x, rx), pick(y, ry)), 0.25)
+            for rx, ry in zip(x_resamples, y_resamples)]
+    normalised_cases.append({
+        "x": x,
+        "y": y,
+        "chance": chance,
+        "x_resamples": x_resamples,
+        "y_resamples": y_resamples,
+        "iqm": float(scipy.stats.trim_mean(normalised(x, y), 0.25)),
+        "iqm_low": float(np.percentile(iqms, 2.5)),
+        "iqm_high": float(np.percentile(iqms, 97.5)),
+    })
+golden["normalised_iqm"] = normalised_cases
+
+zero_variance = []
+for treatment, baseline in [([71.2, 73.5, 70.1], [71.2, 73.5, 70.1]),
+                            ([2.0, 3.0, 4.0], [1.0, 2.0, 3.0]),
+                            ([72.5, 71.0, 74.0, 70.5], [71.5, 70.0, 73.0, 69.5])]:
+    with np.errstate(all="ignore"):
+        result = scipy.stats.ttest_rel(treatment, baseline)
+    zero_variance.append({
+        "treatment": treatment,
+        "baseline": baseline,
+        # JSON has no NaN or infinity: their names.
+        "scipy_p": "nan" if np.isnan(result.pvalue) else float(result.pvalue),
+        "scipy_t": "nan" if np.isnan(result.statistic) else ("inf" if np.isinf(result.statistic)
+                                                             else float(result.statistic)),
+    })
+golden["t_test_zero_variance"] = zero_variance
+
+floors = []
+for n in range(2, 11):
+    d = np.arange(1.0, n + 1.0)
+    result = scipy.stats.permutation_test((d,), lambda x, axis: np.mean(x, axis=axis),
+                                          permutation_type="samples", n_resamples=np.inf,
+                                          alternative="two-sided")
+    floors.append({"pairs": n, "p": float(result.pvalue)})
+golden["sign_flip_floor"] = floors
 
 out = pathlib.Path(__file__).with_name("stats_golden.json")
 out.write_text(json.dumps(golden, separators=(",", ":")) + "\n")

@@ -163,17 +163,13 @@ fn the_iqm_matches_scipy() {
     }
 }
 
-/// rliable's probability of improvement and the stratified-bootstrap intervals of it and of the
-/// IQM, on the resamples the script drew.
+/// rliable's probability of improvement and its stratified-bootstrap interval, on the resamples
+/// the script drew.
 #[test]
 fn the_aggregates_match_rliable() {
     for case in golden()["aggregate"].as_array().expect("cases") {
         let (x, y) = (tasks(&case["x"]), tasks(&case["y"]));
         let what = format!("{} tasks", x.len());
-        let iqm = aggregate::iqm_with(&x, &stratified(&case["x_resamples"])).expect("runs");
-        assert_close(iqm.value, real(&case["iqm"]), 1e-12, &what);
-        assert_close(iqm.low, real(&case["iqm_low"]), 1e-12, &what);
-        assert_close(iqm.high, real(&case["iqm_high"]), 1e-12, &what);
         let improvement = aggregate::improvement_with(
             &x,
             &y,
@@ -194,5 +190,55 @@ fn the_aggregates_match_rliable() {
             1e-12,
             &what,
         );
+    }
+}
+
+/// The IQM of normalised scores with CE alone's mean resampled with the runs, on the resamples
+/// the script drew.
+#[test]
+fn the_normalised_iqm_resamples_its_normaliser() {
+    for case in golden()["normalised_iqm"].as_array().expect("cases") {
+        let (x, y) = (tasks(&case["x"]), tasks(&case["y"]));
+        let what = format!("{} tasks", x.len());
+        let iqm = aggregate::normalised_iqm_with(
+            &x,
+            &y,
+            &reals(&case["chance"]),
+            &stratified(&case["x_resamples"]),
+            &stratified(&case["y_resamples"]),
+        )
+        .expect("runs above chance");
+        assert_close(iqm.value, real(&case["iqm"]), 1e-12, &what);
+        assert_close(iqm.low, real(&case["iqm_low"]), 1e-12, &what);
+        assert_close(iqm.high, real(&case["iqm_high"]), 1e-12, &what);
+    }
+}
+
+/// Where SciPy's paired t-test has no spread to work with (NaN, or p = 0 at an infinite t),
+/// ltsweep gives no p.
+#[test]
+fn a_zero_variance_t_test_gives_no_p() {
+    for case in golden()["t_test_zero_variance"].as_array().expect("cases") {
+        let scipy = (&case["scipy_p"], &case["scipy_t"]);
+        assert!(
+            scipy.0 == "nan" || scipy.1 == "inf",
+            "the script's case has a spread: {case}"
+        );
+        let d = paired_comparison(&pairs(case), PairedTest::StudentT, 0).expect("pairs");
+        assert_eq!(d.p, None, "{case}");
+    }
+}
+
+/// The bootstrap's p never goes below the exact sign-flip test's smallest p (SciPy's), which
+/// a difference of one sign on every seed reaches.
+#[test]
+fn the_bootstrap_p_is_floored_at_the_exact_sign_flip_minimum() {
+    for case in golden()["sign_flip_floor"].as_array().expect("cases") {
+        let n = case["pairs"].as_u64().expect("a count") as usize;
+        let floor = real(&case["p"]);
+        assert_close(resampling::sign_flip_floor(n), floor, 1e-15, "the floor");
+        let one_sign: Vec<(f64, f64)> = (1..=n).map(|i| (70.0 + i as f64, 70.0)).collect();
+        let d = paired_comparison(&one_sign, PairedTest::Bootstrap, 11).expect("pairs");
+        assert_close(d.p.expect("a p"), floor, 1e-15, &format!("{n} pairs"));
     }
 }
