@@ -37,6 +37,26 @@ pub const MAX_NAME_CHARS: usize = 64;
 /// The longest `dataset.path`, in bytes (Linux's own limit on a path is 4,096).
 pub const MAX_PATH_BYTES: usize = 1_024;
 
+/// The most attempts a spec may give a job. A job that fails retryably is leased again, on
+/// another worker as likely as not: without a bound one sweep could try a job that harms
+/// workers on each of them in turn.
+pub const MAX_ATTEMPTS: u32 = 100;
+
+/// What takes `path`, a file or folder a spec or a list names, out of the folder it is read
+/// under (the workers' `--data-root`, or a data set's folder there): a root or prefix (it is
+/// absolute) or a `..` component. `None` for a path that stays under it lexically; symbolic
+/// links are the worker's to check, when it opens the file. The spec's `validate` and the
+/// worker (which may be sent a job that never went through `validate`) both ask this.
+pub fn leaves_its_folder(path: &str) -> Option<&'static str> {
+    std::path::Path::new(path)
+        .components()
+        .find_map(|component| match component {
+            std::path::Component::Prefix(_) | std::path::Component::RootDir => Some("is absolute"),
+            std::path::Component::ParentDir => Some("has a `..` component"),
+            std::path::Component::CurDir | std::path::Component::Normal(_) => None,
+        })
+}
+
 /// The synthetic data set's largest settings: beyond them a worker would not build the set in
 /// memory (`image_size = 1000000` is a terabyte a class), so the spec is refused instead.
 pub const MAX_IMAGE_SIZE: u32 = 512;
@@ -752,6 +772,14 @@ impl SweepSpec {
             "a seed is listed twice",
         )?;
         check(self.max_attempts >= 1, "max_attempts", "must be at least 1")?;
+        check(
+            self.max_attempts <= MAX_ATTEMPTS,
+            "max_attempts",
+            &format!(
+                "{} attempts is over the limit of {MAX_ATTEMPTS} a job",
+                self.max_attempts
+            ),
+        )?;
         self.validate_dataset()?;
         self.validate_model()?;
         self.validate_train()?;
@@ -795,21 +823,12 @@ impl SweepSpec {
                 "model.init",
                 &format!("{} bytes is over the limit of {MAX_PATH_BYTES}", init.len()),
             )?;
-            let path = std::path::Path::new(init);
             check(
-                !init.contains('\0')
-                    && path.is_relative()
-                    && path.components().all(|c| {
-                        matches!(
-                            c,
-                            std::path::Component::Normal(_) | std::path::Component::CurDir
-                        )
-                    }),
+                !init.contains('\0'),
                 "model.init",
-                &format!(
-                    "`{init}` must be a path inside the workers' --data-root: relative, without `..`"
-                ),
+                "holds a NUL character, which no file name can",
             )?;
+            check_under_data_root("model.init", init, "the --data-root")?;
         }
         check(
             m.init_skip.is_empty() || m.init.is_some(),
@@ -886,6 +905,7 @@ impl SweepSpec {
                 "dataset.path",
                 "holds a NUL character, which no file name can",
             )?;
+            check_under_data_root("dataset.path", path, "the --data-root")?;
             for (key, given) in [
                 ("dataset.train_per_class", d.train_per_class.is_some()),
                 ("dataset.test_per_class", d.test_per_class.is_some()),
@@ -1126,6 +1146,7 @@ impl SweepSpec {
                         "give a file name relative to dataset.path, of 1 to {MAX_PATH_BYTES} bytes"
                     ),
                 )?;
+                check_under_data_root(key, file, "dataset.path")?;
             }
         }
         let crop = d.crop_size.unwrap_or(DEFAULT_CROP);
@@ -1486,6 +1507,21 @@ fn check(ok: bool, key: &str, message: &str) -> Result<(), Invalid> {
     }
 }
 
+/// A file or folder the workers read: relative to `base` (their `--data-root`, or
+/// `dataset.path` under it) and never out of it. A NUL is refused by the caller, with its own
+/// length limit.
+fn check_under_data_root(key: &str, path: &str, base: &str) -> Result<(), Invalid> {
+    match leaves_its_folder(path) {
+        None => Ok(()),
+        Some(problem) => Err(Invalid {
+            key: key.to_owned(),
+            message: format!(
+                "`{path}` {problem}; a spec reads only files inside the workers' --data-root: give it relative to {base}, without `..`"
+            ),
+        }),
+    }
+}
+
 fn no_repeats<T: PartialEq + fmt::Display>(values: &[T], key: &str) -> Result<(), Invalid> {
     for (i, value) in values.iter().enumerate() {
         check(
@@ -1804,11 +1840,11 @@ mod tests {
         for (path, message) in [
             (
                 "/etc/r50.safetensors",
-                "must be a path inside the workers' --data-root",
+                "`/etc/r50.safetensors` is absolute; a spec reads only files inside the workers' --data-root",
             ),
             (
                 "../r50.safetensors",
-                "must be a path inside the workers' --data-root",
+                "`../r50.safetensors` has a `..` component; a spec reads only files inside",
             ),
             ("w/r50.pth", "is not a .safetensors file"),
         ] {
@@ -1916,5 +1952,77 @@ mod tests {
         assert!(err.to_string().contains("1.5 is not in [0, 1)"), "{err}");
         list("kind = \"list\"\npath = \"d\"\ntrain_list = \"a.txt\"\ntest_list = \"b.json\"\nclasses = 3")
             .unwrap();
+    }
+
+    fn dataset(lines: &str) -> Result<SweepSpec, SpecError> {
+        SweepSpec::parse(&format!("name = \"x\"\nseeds = [0]\n[dataset]\n{lines}\n"))
+    }
+
+    #[test]
+    fn a_spec_reads_only_paths_under_the_data_root() {
+        // A reviewer's reproduction: `/etc` and `passwd` passed, and the job's failure quoted
+        // the file to every viewer.
+        let err = dataset(
+            "kind = \"list\"\npath = \"/etc\"\ntrain_list = \"passwd\"\ntest_list = \"passwd\"",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("line 5: dataset.path: `/etc` is absolute; a spec reads only files inside the workers' --data-root"),
+            "{err}"
+        );
+        for (key, lines) in [
+            ("dataset.path", "kind = \"cifar10\"\npath = \"../../etc\""),
+            (
+                "dataset.path",
+                "kind = \"fashion-mnist\"\npath = \"data/../../x\"",
+            ),
+            (
+                "dataset.train_list",
+                "kind = \"list\"\npath = \"d\"\ntrain_list = \"/var/lib/ltsweep/worker-token\"\ntest_list = \"t.txt\"",
+            ),
+            (
+                "dataset.test_list",
+                "kind = \"list\"\npath = \"d\"\ntrain_list = \"a.txt\"\ntest_list = \"../../etc/passwd\"",
+            ),
+            (
+                "dataset.val_list",
+                "kind = \"list\"\npath = \"d\"\ntrain_list = \"a.txt\"\nval_list = \"/dev/zero\"\ntest_list = \"t.txt\"",
+            ),
+            (
+                "dataset.packed",
+                "kind = \"imagenet-lt\"\npath = \"d\"\npacked = \"../p.ltpack\"",
+            ),
+        ] {
+            let err = dataset(lines).unwrap_err().to_string();
+            assert!(err.contains(&format!("{key}: `")), "{lines}: {err}");
+            assert!(
+                err.contains("is absolute;") || err.contains("has a `..` component;"),
+                "{lines}: {err}"
+            );
+        }
+        // Inside the root: a folder, `.`, and names with dots in them.
+        dataset("kind = \"list\"\npath = \".\"\ntrain_list = \"lists/a..b.txt\"\ntest_list = \"./t.txt\"")
+            .unwrap();
+        dataset("kind = \"cifar10\"\npath = \"sets/cifar-10-batches-bin\"").unwrap();
+        assert_eq!(leaves_its_folder("a/b.jpg"), None);
+        assert_eq!(leaves_its_folder("/a"), Some("is absolute"));
+        assert_eq!(leaves_its_folder("a/../../b"), Some("has a `..` component"));
+    }
+
+    #[test]
+    fn max_attempts_is_bounded() {
+        let spec = |attempts: u32| {
+            SweepSpec::parse(&format!(
+                "name = \"x\"\nseeds = [0]\nmax_attempts = {attempts}\n[dataset]\nkind = \"synthetic\"\n"
+            ))
+        };
+        assert_eq!(spec(MAX_ATTEMPTS).unwrap().max_attempts, MAX_ATTEMPTS);
+        let err = spec(MAX_ATTEMPTS + 1).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "line 3: max_attempts: 101 attempts is over the limit of 100 a job"
+        );
+        assert!(spec(u32::MAX).is_err());
     }
 }

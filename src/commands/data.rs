@@ -53,9 +53,12 @@ pub fn read_lists(
         ))
         .into());
     }
+    // The administrator's own command: the folder they give is the data root itself, so an
+    // absolute --path works, and the lists and images are held to it as a worker holds a
+    // spec's to its --data-root.
     let config = DatasetConfig {
         kind,
-        path: Some(path.display().to_string()),
+        path: None,
         imbalance_ratio: 1.0,
         head,
         sampling_seed: 0,
@@ -65,7 +68,7 @@ pub fn read_lists(
         subset_seed: None,
         list: Some(list_config(kind, lists)?),
     };
-    data::list::read_lists(&config, Path::new("")).map_err(bad_data)
+    data::list::read_lists(&config, path).map_err(bad_data)
 }
 
 /// Data errors are the user's to fix: a wrong path or a broken file.
@@ -82,9 +85,10 @@ pub fn summary(args: &DataSummaryArgs) -> anyhow::Result<()> {
         (_, Some(f)) => HeadSplit::Fraction(f),
         (count, None) => HeadSplit::MinCount(count.unwrap_or(100)),
     };
+    // As for list data (see `read_lists`): --path is the root, the data set its whole folder.
     let config = DatasetConfig {
         kind,
-        path: args.path.as_ref().map(|p| p.display().to_string()),
+        path: args.path.as_ref().map(|_| String::new()),
         imbalance_ratio: args.imbalance,
         head,
         sampling_seed: args.sampling_seed,
@@ -107,7 +111,8 @@ pub fn summary(args: &DataSummaryArgs) -> anyhow::Result<()> {
             args.json,
         );
     }
-    let data = data::longtail::prepare(&config, Path::new("")).map_err(bad_data)?;
+    let root = args.path.as_deref().unwrap_or(Path::new(""));
+    let data = data::longtail::prepare(&config, root).map_err(bad_data)?;
     print_summary(
         &data.classes,
         (

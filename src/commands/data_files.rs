@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use ltsweep_proto::{DatasetKind, HeadSplit};
-use ltsweep_worker::data::list::{FileSplit, Lists};
+use ltsweep_worker::data::list::{FileSplit, IMAGE_LIMIT, Lists, image_error};
 use ltsweep_worker::data::pack::{Pack, PackWriter};
+use ltsweep_worker::data::{DataError, DataRoot};
 use ltsweep_worker::jpeg::{self, transform};
 
 use super::data::{bad_data, read_lists};
@@ -64,9 +65,10 @@ fn items(lists: &Lists) -> Vec<Item<'_>> {
         .collect()
 }
 
-/// Where an image's bytes are: the pack, or its file.
+/// Where an image's bytes are: the pack, or its file (the data set's folder, and the root the
+/// files are confined to).
 enum Source<'a> {
-    Files(&'a Path),
+    Files(&'a Path, &'a DataRoot),
     Packed(&'a Pack),
 }
 
@@ -74,12 +76,13 @@ impl Source<'_> {
     fn read(&self, item: &Item<'_>) -> Result<Vec<u8>, String> {
         let entry = &item.split.entries[item.index];
         match self {
-            Source::Files(root) => {
-                std::fs::read(root.join(&entry.path)).map_err(|e| match e.kind() {
-                    std::io::ErrorKind::NotFound => "no such file".to_owned(),
-                    _ => format!("cannot read: {e}"),
-                })
-            }
+            Source::Files(folder, root) => root
+                .read(&folder.join(&entry.path), IMAGE_LIMIT, "")
+                .map_err(|err| match image_error(err, item.split, item.index) {
+                    DataError::Image { detail, .. } => detail,
+                    DataError::Io { source, .. } => format!("cannot read: {source}"),
+                    other => other.to_string(),
+                }),
             Source::Packed(pack) => pack
                 .record(&entry.path)
                 .map(|record| pack.bytes(record).to_vec())
@@ -90,7 +93,7 @@ impl Source<'_> {
     fn name(&self, root: &Path, item: &Item<'_>) -> PathBuf {
         let entry = &item.split.entries[item.index];
         match self {
-            Source::Files(_) => root.join(&entry.path),
+            Source::Files(..) => root.join(&entry.path),
             Source::Packed(pack) => pack.path().join(&entry.path),
         }
     }
@@ -139,12 +142,18 @@ pub fn check(args: &DataCheckArgs) -> anyhow::Result<()> {
         HeadSplit::MinCount(100),
     )?;
     let pack = match &args.lists.packed {
-        Some(name) => Some(Pack::open(&lists.root.join(name)).map_err(bad_data)?),
+        Some(name) => {
+            let path = lists
+                .data_root
+                .spec_path(&lists.root, "--packed", name)
+                .map_err(bad_data)?;
+            Some(Pack::open(&lists.data_root, &path).map_err(bad_data)?)
+        }
         None => None,
     };
     let source = match &pack {
         Some(pack) => Source::Packed(pack),
-        None => Source::Files(&lists.root),
+        None => Source::Files(&lists.root, &lists.data_root),
     };
     let items = items(&lists);
     let bar = bar(items.len(), "decoding");
@@ -221,7 +230,7 @@ pub fn pack(args: &DataPackArgs) -> anyhow::Result<()> {
         .into_iter()
         .filter(|item| seen.insert(item.split.entries[item.index].path.clone()))
         .collect();
-    let source = Source::Files(&lists.root);
+    let source = Source::Files(&lists.root, &lists.data_root);
     let threads = threads(args.threads);
     let bar = bar(items.len(), "packing");
     let mut writer = PackWriter::create(&args.out, args.shorter_side).map_err(bad_data)?;

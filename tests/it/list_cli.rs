@@ -168,7 +168,7 @@ fn summary_check_and_pack_of_list_data() {
     );
     assert!(
         text.contains(&format!(
-            "{}: not a JPEG file (it starts with bytes 89 50 4e 47) (listed at {} line 18)",
+            "{}: not a JPEG file (it starts with a PNG signature) (listed at {} line 18)",
             dir.path().join(png).display(),
             test_txt.display()
         )),

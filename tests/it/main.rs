@@ -12,6 +12,7 @@ mod webdriver;
 mod bounded;
 mod chaos;
 mod cluster;
+mod confined;
 mod data_root;
 mod deploy_checks;
 mod docs;

@@ -247,7 +247,7 @@ fn bad_data_files_are_named() {
             "--path",
             mnist.to_str().unwrap(),
         ],
-        "train-images-idx3-ubyte: wrong IDX magic number",
+        "train-images-idx3-ubyte: not an IDX file of unsigned bytes: wrong magic number",
     );
 }
 

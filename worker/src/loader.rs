@@ -23,7 +23,7 @@ use std::thread::JoinHandle;
 use tch::{Device, Kind, Tensor};
 
 use crate::data::DataError;
-use crate::data::list::{FileData, ImageStore, Split};
+use crate::data::list::{FileData, IMAGE_LIMIT, ImageStore, Split, image_error};
 use crate::jpeg::transform::{Pipeline, Scratch};
 use crate::rng::{Rng, purpose};
 
@@ -376,19 +376,16 @@ impl Shared {
             .expect("a feed's split exists");
         let entry = &split.entries[index];
         let (path, bytes): (PathBuf, Cow<'_, [u8]>) = match &self.data.images {
-            ImageStore::Files(root) => {
-                let path = root.join(&entry.path);
-                match std::fs::read(&path) {
-                    Ok(bytes) => (path, Cow::Owned(bytes)),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Err(DataError::Image {
-                            path,
-                            entry: split.locate(index),
-                            detail: "no such file".to_owned(),
-                        });
-                    }
-                    Err(source) => return Err(DataError::Io { path, source }),
-                }
+            ImageStore::Files(folder) => {
+                // Opened confined to the data root on every read, not only when the lists were
+                // checked: a link changed since then cannot lead out of it.
+                let path = folder.join(&entry.path);
+                let bytes = self
+                    .data
+                    .data_root
+                    .read(&path, IMAGE_LIMIT, "")
+                    .map_err(|err| image_error(err, split, index))?;
+                (path, Cow::Owned(bytes))
             }
             ImageStore::Packed {
                 pack,

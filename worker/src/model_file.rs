@@ -11,6 +11,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+use safetensors::SafeTensorError;
 use safetensors::tensor::{Dtype, SafeTensors, View};
 use tch::{Device, Kind, Tensor};
 
@@ -91,12 +92,28 @@ pub fn encode(
     .map_err(|e| ModelFileError::Format(e.to_string()))
 }
 
+/// What is wrong with a safetensors file, without quoting it: the JSON error a header may
+/// carry quotes the values it found, so only its place is said; a tensor's name (what a
+/// well-formed header holds) is cut to 200 characters.
+pub fn describe(error: &SafeTensorError) -> String {
+    let described = match error {
+        SafeTensorError::JsonError(e) => {
+            format!("JsonError at line {} column {}", e.line(), e.column())
+        }
+        other => format!("{other:?}"),
+    };
+    match described.char_indices().nth(200) {
+        Some((end, _)) => format!("{}...", &described[..end]),
+        None => described,
+    }
+}
+
 /// The named tensors (on the CPU) and the metadata of safetensors bytes.
 #[allow(clippy::type_complexity)]
 pub fn decode(
     bytes: &[u8],
 ) -> Result<(Vec<(String, Tensor)>, HashMap<String, String>), ModelFileError> {
-    let format = |e: safetensors::SafeTensorError| ModelFileError::Format(e.to_string());
+    let format = |e: SafeTensorError| ModelFileError::Format(describe(&e));
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(format)?;
     let metadata = header.metadata().clone().unwrap_or_default();
     let file = SafeTensors::deserialize(bytes).map_err(format)?;
@@ -134,5 +151,18 @@ mod tests {
         assert!(back["fc.weight"].equal(&a));
         assert!(back["x"].equal(&b));
         assert!(decode(b"not safetensors").is_err());
+    }
+
+    #[test]
+    fn a_json_error_is_described_by_its_place_alone() {
+        let json = serde_json::from_str::<u64>("\"tok3n-s3cret\"").unwrap_err();
+        assert!(
+            json.to_string().contains("tok3n"),
+            "serde_json quotes: {json}"
+        );
+        let described = describe(&SafeTensorError::JsonError(json));
+        assert_eq!(described, "JsonError at line 1 column 14");
+        let long = SafeTensorError::TensorNotFound("n".repeat(1_000));
+        assert_eq!(describe(&long).chars().count(), 203);
     }
 }

@@ -17,18 +17,20 @@ use safetensors::SafeTensors;
 use safetensors::tensor::Dtype;
 use tch::{Kind, Tensor, nn};
 
+use crate::data::DataError;
+use crate::data::root::{DataRoot, Limit};
+
+const INIT_LIMIT: Limit = Limit {
+    bytes: MAX_INIT_BYTES,
+    what: "a weights file",
+};
+
 /// A weights file that cannot initialise the network. Every message names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
-    #[error("{}: not found (model.init is read relative to the worker's --data-root)", .path.display())]
-    Missing { path: PathBuf },
-    #[error("{}: cannot read: {source}", .path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{}: {size} bytes is over the limit of {MAX_INIT_BYTES} for a weights file", .path.display())]
-    TooLarge { path: PathBuf, size: u64 },
+    /// Missing, unreadable, outside the data root, no regular file, or over the size limit.
+    #[error(transparent)]
+    File(#[from] DataError),
     #[error("{}: not a complete safetensors file ({detail}); write it again with safetensors.torch.save_file", .path.display())]
     Malformed { path: PathBuf, detail: String },
     #[error("{}: tensor `{name}` has shape {found:?}, the model's has {expected:?}{hint}", .path.display())]
@@ -91,29 +93,33 @@ fn kind_of(dtype: Dtype) -> Option<Kind> {
     }
 }
 
-/// Sets the variables of `vs` from the safetensors file at `path`, leaving those under the
-/// `skip` prefixes as they are.
-pub fn load(vs: &nn::VarStore, path: &Path, skip: &[String]) -> Result<Loaded, InitError> {
-    let io = |source: std::io::Error| match source.kind() {
-        std::io::ErrorKind::NotFound => InitError::Missing {
-            path: path.to_owned(),
-        },
-        _ => InitError::Io {
-            path: path.to_owned(),
-            source,
-        },
-    };
-    let size = std::fs::metadata(path).map_err(io)?.len();
-    if size > MAX_INIT_BYTES {
-        return Err(InitError::TooLarge {
-            path: path.to_owned(),
-            size,
-        });
-    }
-    let bytes = std::fs::read(path).map_err(io)?;
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| InitError::Malformed {
+/// Sets the variables of `vs` from the safetensors file `init` (`model.init`, relative to
+/// `root`), leaving those under the `skip` prefixes as they are.
+pub fn load(
+    vs: &nn::VarStore,
+    root: &DataRoot,
+    init: &str,
+    skip: &[String],
+) -> Result<Loaded, InitError> {
+    let path = root.spec_path(root.path(), "model.init", init)?;
+    let bytes = root.read(
+        &path,
+        INIT_LIMIT,
+        "model.init is read relative to the worker's --data-root",
+    )?;
+    apply(vs, &path, &bytes, skip)
+}
+
+/// Sets the variables of `vs` from the safetensors `bytes` read from `path`.
+fn apply(
+    vs: &nn::VarStore,
+    path: &Path,
+    bytes: &[u8],
+    skip: &[String],
+) -> Result<Loaded, InitError> {
+    let file = SafeTensors::deserialize(bytes).map_err(|e| InitError::Malformed {
         path: path.to_owned(),
-        detail: format!("{e:?}"),
+        detail: crate::model_file::describe(&e),
     })?;
     let variables = vs.variables();
     for prefix in skip {
@@ -229,6 +235,12 @@ mod tests {
         Tensor::write_safetensors(&tensors, path).unwrap();
     }
 
+    /// [`load`] of the file at `path`, its folder as the root.
+    fn load_file(vs: &nn::VarStore, path: &Path, skip: &[String]) -> Result<Loaded, InitError> {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        load(vs, &DataRoot::new(path.parent().unwrap()), name, skip)
+    }
+
     fn equal(a: &nn::VarStore, b: &nn::VarStore, name: &str) -> bool {
         a.variables()[name].equal(&b.variables()[name])
     }
@@ -242,7 +254,7 @@ mod tests {
         save(&source, &path, &[("bn1.num_batches_tracked", counter)]);
 
         let target = net(10, 2);
-        let loaded = load(&target, &path, &[]).unwrap();
+        let loaded = load_file(&target, &path, &[]).unwrap();
         assert_eq!(loaded.loaded, source.variables().len());
         for name in source.variables().keys() {
             assert!(equal(&source, &target, name), "{name}");
@@ -251,13 +263,13 @@ mod tests {
         // Another class count: the classifier is refused, named with both shapes ...
         let other = net(5, 3);
         let before = other.variables()["conv1.weight"].copy();
-        let err = load(&other, &path, &[]).unwrap_err().to_string();
+        let err = load_file(&other, &path, &[]).unwrap_err().to_string();
         assert!(err.contains("w.safetensors: tensor `fc.bias` has shape [10], the model's has [5]; add init_skip = [\"fc\"]"), "{err}");
         // ... and nothing was written.
         assert!(other.variables()["conv1.weight"].equal(&before));
         // ... unless skipped: then it keeps its own draw.
         let fc = other.variables()["fc.weight"].copy();
-        let loaded = load(&other, &path, &["fc".to_owned()]).unwrap();
+        let loaded = load_file(&other, &path, &["fc".to_owned()]).unwrap();
         assert_eq!(loaded.skipped, ["fc.bias", "fc.weight"]);
         assert!(other.variables()["fc.weight"].equal(&fc));
         assert!(equal(&source, &other, "conv1.weight"));
@@ -275,7 +287,7 @@ mod tests {
             }
         }
         Tensor::write_safetensors(&tensors, &path).unwrap();
-        let err = load(&net(10, 2), &path, &[]).unwrap_err().to_string();
+        let err = load_file(&net(10, 2), &path, &[]).unwrap_err().to_string();
         assert_eq!(
             err,
             format!(
@@ -292,8 +304,8 @@ mod tests {
         let source = net(10, 1);
         let target = net(10, 2);
 
-        let err = load(&target, &dir.path().join("none.safetensors"), &[]).unwrap_err();
-        assert!(matches!(err, InitError::Missing { .. }));
+        let err = load_file(&target, &dir.path().join("none.safetensors"), &[]).unwrap_err();
+        assert!(matches!(err, InitError::File(DataError::Missing { .. })));
         assert!(
             err.to_string().contains("none.safetensors: not found"),
             "{err}"
@@ -304,7 +316,7 @@ mod tests {
             &path,
             &[("head.extra", Tensor::zeros([2], (Kind::Float, Device::Cpu)))],
         );
-        let err = load(&target, &path, &[]).unwrap_err().to_string();
+        let err = load_file(&target, &path, &[]).unwrap_err().to_string();
         assert!(
             err.contains("tensor `head.extra` is no variable of the model (1 such)"),
             "{err}"
@@ -313,7 +325,7 @@ mod tests {
         let mut tensors: Vec<(String, Tensor)> = source.variables().into_iter().collect();
         tensors.retain(|(name, _)| name != "bn1.running_var");
         Tensor::write_safetensors(&tensors, &path).unwrap();
-        let err = load(&target, &path, &[]).unwrap_err().to_string();
+        let err = load_file(&target, &path, &[]).unwrap_err().to_string();
         assert!(
             err.contains("the model's `bn1.running_var` is not in the file (1 of"),
             "{err}"
@@ -322,7 +334,7 @@ mod tests {
         save(&source, &path, &[]);
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();
-        let err = load(&target, &path, &[]).unwrap_err().to_string();
+        let err = load_file(&target, &path, &[]).unwrap_err().to_string();
         assert!(
             err.starts_with(&format!(
                 "{}: not a complete safetensors file",
@@ -332,12 +344,12 @@ mod tests {
         );
         std::fs::write(&path, b"not safetensors").unwrap();
         assert!(matches!(
-            load(&target, &path, &[]),
+            load_file(&target, &path, &[]),
             Err(InitError::Malformed { .. })
         ));
 
         save(&source, &path, &[]);
-        let err = load(&target, &path, &["fc2".to_owned()])
+        let err = load_file(&target, &path, &["fc2".to_owned()])
             .unwrap_err()
             .to_string();
         assert!(err.contains("`fc2` names no variable"), "{err}");

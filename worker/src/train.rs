@@ -311,11 +311,11 @@ impl Trainer {
         let Some(init) = &self.job.model.init else {
             return Ok(());
         };
-        let path = data_root.join(init);
-        let loaded = pretrained::load(&self.vs, &path, &self.job.model.init_skip)?;
+        let root = crate::data::DataRoot::new(data_root);
+        let loaded = pretrained::load(&self.vs, &root, init, &self.job.model.init_skip)?;
         tracing::info!(
             job = %self.job.id,
-            file = %path.display(),
+            file = %data_root.join(init).display(),
             loaded = loaded.loaded,
             skipped = ?loaded.skipped,
             "initial weights loaded; the skipped variables keep the seed's draw"

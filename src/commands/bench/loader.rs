@@ -2,7 +2,6 @@
 //! its PyTorch peer: a shuffled pass over a list of JPEGs, each image decoded, cropped
 //! (`RandomResizedCrop`), flipped and normalised into float batches of `[B, 3, 224, 224]`.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,9 +20,10 @@ pub fn loader(args: &BenchLoaderArgs) -> anyhow::Result<()> {
             BadInput("--batch must be at least 2 and --passes at least 1".to_owned()).into(),
         );
     }
+    // The folder given is the data root (the caller's own, as in `ltsweep data`).
     let config = DatasetConfig {
         kind: DatasetKind::List,
-        path: Some(args.path.display().to_string()),
+        path: None,
         imbalance_ratio: 1.0,
         head: HeadSplit::MinCount(100),
         sampling_seed: 0,
@@ -48,7 +48,7 @@ pub fn loader(args: &BenchLoaderArgs) -> anyhow::Result<()> {
         }),
     };
     let data =
-        Arc::new(list::prepare(&config, Path::new("")).map_err(crate::commands::data::bad_data)?);
+        Arc::new(list::prepare(&config, &args.path).map_err(crate::commands::data::bad_data)?);
     let n = data.train.len();
     let threads = args
         .threads

@@ -7,9 +7,15 @@
 
 use std::path::Path;
 
-use super::{DataError, ImageSet, Splits, check_labels, read_file, require_dir};
+use super::root::{DataRoot, Limit};
+use super::{DataError, ImageSet, Splits, check_labels};
 
 const PIXELS: usize = 3 * 32 * 32;
+/// CIFAR-100's `train.bin`, the largest file, is 154 MB.
+const FILE_LIMIT: Limit = Limit {
+    bytes: 256 << 20,
+    what: "a CIFAR file",
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -51,14 +57,14 @@ impl Format {
     }
 }
 
-pub fn load(dir: &Path, format: Format) -> Result<Splits, DataError> {
-    require_dir(dir)?;
+/// The splits of the data set's folder `dir` under `root`.
+pub fn load(root: &DataRoot, dir: &Path, format: Format) -> Result<Splits, DataError> {
     let mut train = empty(format);
     for name in format.train_files() {
-        append(&mut train, &dir.join(name), format)?;
+        append(root, &mut train, &dir.join(name), format)?;
     }
     let mut test = empty(format);
-    append(&mut test, &dir.join(format.test_file()), format)?;
+    append(root, &mut test, &dir.join(format.test_file()), format)?;
     Ok(Splits {
         train,
         val: None,
@@ -77,8 +83,18 @@ fn empty(format: Format) -> ImageSet {
     }
 }
 
-fn append(set: &mut ImageSet, path: &Path, format: Format) -> Result<(), DataError> {
-    let (labels, pixels) = parse(path, &read_file(path)?, format)?;
+fn append(
+    root: &DataRoot,
+    set: &mut ImageSet,
+    path: &Path,
+    format: Format,
+) -> Result<(), DataError> {
+    let bytes = root.read(
+        path,
+        FILE_LIMIT,
+        "check the data set's path and the worker's --data-root",
+    )?;
+    let (labels, pixels) = parse(path, &bytes, format)?;
     set.labels.extend(labels);
     set.pixels.extend(pixels);
     Ok(())
@@ -181,7 +197,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let splits = small(classes);
             write(dir.path(), format, &splits).unwrap();
-            let back = load(dir.path(), format).unwrap();
+            let back = load(&DataRoot::new(dir.path()), dir.path(), format).unwrap();
             assert_eq!(back.train, splits.train);
             assert_eq!(back.test, splits.test);
         }
@@ -194,7 +210,9 @@ mod tests {
         let path = dir.path().join("test.bin");
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
-        let err = load(dir.path(), Format::Cifar100).unwrap_err().to_string();
+        let err = load(&DataRoot::new(dir.path()), dir.path(), Format::Cifar100)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("test.bin") && err.contains("truncated"),
             "{err}"
@@ -209,7 +227,9 @@ mod tests {
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[PIXELS + 1] = 10;
         std::fs::write(&path, bytes).unwrap();
-        let err = load(dir.path(), Format::Cifar10).unwrap_err().to_string();
+        let err = load(&DataRoot::new(dir.path()), dir.path(), Format::Cifar10)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("data_batch_2.bin") && err.contains("label 10"),
             "{err}"
@@ -217,10 +237,13 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_folder_is_named() {
-        let err = load(Path::new("/no/such/cifar"), Format::Cifar10).unwrap_err();
+    fn a_missing_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = load(&DataRoot::new(dir.path()), dir.path(), Format::Cifar10).unwrap_err();
+        let missing = dir.path().join("data_batch_1.bin");
         assert!(
-            err.to_string().starts_with("/no/such/cifar: not found"),
+            err.to_string()
+                .starts_with(&format!("{}: not found", missing.display())),
             "{err}"
         );
     }

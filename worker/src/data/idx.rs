@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
 
-use super::{DataError, ImageSet, Splits, check_labels, require_dir};
+use super::root::{DataRoot, Limit};
+use super::{DataError, ImageSet, Splits, check_labels};
 
 const CLASSES: usize = 10;
 const IMAGES_MAGIC: u32 = 0x0803;
@@ -18,22 +19,28 @@ const LABELS_MAGIC: u32 = 0x0801;
 /// MNIST's training images are 47 MiB; a gzip stream that inflates far beyond is refused
 /// before it exhausts memory.
 const MAX_DECOMPRESSED: u64 = 256 << 20;
+/// A file as stored is no larger than what it decompresses to.
+const FILE_LIMIT: Limit = Limit {
+    bytes: MAX_DECOMPRESSED,
+    what: "an IDX file",
+};
 
-pub fn load(dir: &Path) -> Result<Splits, DataError> {
-    require_dir(dir)?;
+/// The splits of the data set's folder `dir` under `root`.
+pub fn load(root: &DataRoot, dir: &Path) -> Result<Splits, DataError> {
     Ok(Splits {
-        train: split(dir, "train")?,
+        train: split(root, dir, "train")?,
         val: None,
-        test: split(dir, "t10k")?,
+        test: split(root, dir, "t10k")?,
     })
 }
 
-fn split(dir: &Path, prefix: &str) -> Result<ImageSet, DataError> {
+fn split(root: &DataRoot, dir: &Path, prefix: &str) -> Result<ImageSet, DataError> {
     let images_path = find(dir, &format!("{prefix}-images-idx3-ubyte"))?;
     let labels_path = find(dir, &format!("{prefix}-labels-idx1-ubyte"))?;
-    let images = super::read_file(&images_path)?;
+    let hint = "check the data set's path and the worker's --data-root";
+    let images = root.read(&images_path, FILE_LIMIT, hint)?;
     let (dims, pixels) = parse_file(&images_path, &images, Contents::Images)?;
-    let labels = super::read_file(&labels_path)?;
+    let labels = root.read(&labels_path, FILE_LIMIT, hint)?;
     let (label_dims, label_bytes) = parse_file(&labels_path, &labels, Contents::Labels)?;
     if label_dims[0] != dims[0] {
         return Err(DataError::Malformed {
@@ -144,9 +151,15 @@ fn parse(
     let word = |i: usize| u32::from_be_bytes(bytes[4 * i..4 * i + 4].try_into().expect("4 bytes"));
     let found = word(0);
     if found != magic {
-        return Err(malformed(format!(
-            "wrong IDX magic number 0x{found:08x} (expected 0x{magic:08x})"
-        )));
+        // What the file holds is not quoted: only which of the two IDX files it is, if either.
+        let detail = match found {
+            IMAGES_MAGIC => "an IDX file of images where the labels were expected".to_owned(),
+            LABELS_MAGIC => "an IDX file of labels where the images were expected".to_owned(),
+            _ => format!(
+                "not an IDX file of unsigned bytes: wrong magic number (expected 0x{magic:08x})"
+            ),
+        };
+        return Err(malformed(detail));
     }
     if bytes.len() < header_len {
         return Err(truncated());
@@ -155,11 +168,7 @@ fn parse(
     let expected = dims
         .iter()
         .try_fold(1usize, |product, &d| product.checked_mul(d))
-        .ok_or_else(|| {
-            malformed(format!(
-                "the header's dimensions {dims:?} are impossibly large"
-            ))
-        })?;
+        .ok_or_else(|| malformed("the header's dimensions are impossibly large".to_owned()))?;
     let data = &bytes[header_len..];
     if data.len() != expected {
         return Err(malformed(format!(
@@ -212,7 +221,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             write_split(dir.path(), "train", 20, gzip);
             write_split(dir.path(), "t10k", 10, gzip);
-            let splits = load(dir.path()).unwrap();
+            let splits = load(&DataRoot::new(dir.path()), dir.path()).unwrap();
             assert_eq!(splits.train.len(), 20);
             assert_eq!(splits.test.len(), 10);
             assert_eq!((splits.train.channels, splits.train.height), (1, 28));
@@ -221,19 +230,30 @@ mod tests {
     }
 
     #[test]
-    fn a_wrong_magic_number_is_named() {
+    fn a_wrong_magic_number_is_named_without_quoting_it() {
         let dir = tempfile::tempdir().unwrap();
         write_split(dir.path(), "train", 4, false);
         write_split(dir.path(), "t10k", 4, false);
         let path = dir.path().join("t10k-images-idx3-ubyte");
         let mut bytes = std::fs::read(&path).unwrap();
-        bytes[3] = 0x01;
-        std::fs::write(&path, bytes).unwrap();
-        let err = load(dir.path()).unwrap_err().to_string();
-        assert!(
-            err.contains("t10k-images-idx3-ubyte") && err.contains("magic"),
-            "{err}"
-        );
+        for (last, detail) in [
+            (
+                0x01,
+                "t10k-images-idx3-ubyte: an IDX file of labels where the images were expected",
+            ),
+            (
+                0x77,
+                "t10k-images-idx3-ubyte: not an IDX file of unsigned bytes: wrong magic number (expected 0x00000803)",
+            ),
+        ] {
+            bytes[3] = last;
+            std::fs::write(&path, &bytes).unwrap();
+            let err = load(&DataRoot::new(dir.path()), dir.path())
+                .unwrap_err()
+                .to_string();
+            assert!(err.ends_with(detail), "{err}");
+            assert!(!err.contains("877"), "{err}");
+        }
     }
 
     #[test]
@@ -244,7 +264,9 @@ mod tests {
         let path = dir.path().join("train-images-idx3-ubyte");
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..100]).unwrap();
-        let err = load(dir.path()).unwrap_err().to_string();
+        let err = load(&DataRoot::new(dir.path()), dir.path())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("train-images-idx3-ubyte") && err.contains("truncated"),
             "{err}"

@@ -8,16 +8,29 @@
 //! [`crate::loader`]; [`prepare`] checks that each one is there first (or in the packed copy).
 
 use std::collections::HashMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
+use ltsweep_proto::spec::leaves_its_folder;
 use ltsweep_proto::{ClassGroup, DatasetConfig, HeadSplit, ListConfig, Shot};
 use serde::Deserialize;
 
 use super::pack::Pack;
+use super::root::{DataRoot, Limit};
 use super::{ClassInfo, DataError, MAX_LIST_BYTES};
 
 /// The most images one split may list.
 pub const MAX_IMAGES: usize = 20_000_000;
+/// The largest image file read (iNaturalist's largest photographs are a few MB).
+pub const MAX_IMAGE_BYTES: u64 = 64 << 20;
+/// The bound on one image's bytes, as read.
+pub const IMAGE_LIMIT: Limit = Limit {
+    bytes: MAX_IMAGE_BYTES,
+    what: "an image",
+};
+const LIST_LIMIT: Limit = Limit {
+    bytes: MAX_LIST_BYTES,
+    what: "a list",
+};
 
 /// One image of a split.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -96,6 +109,8 @@ pub struct FileData {
     pub config: ListConfig,
     /// The data set's folder.
     pub root: PathBuf,
+    /// The folder every image must lie under: what the loader opens them through.
+    pub data_root: DataRoot,
     pub train: FileSplit,
     /// The validation list, when the data set has one: kept for model selection, never
     /// trained on.
@@ -119,7 +134,10 @@ impl FileData {
 #[derive(Clone, Debug)]
 pub struct Lists {
     pub config: ListConfig,
+    /// The data set's folder.
     pub root: PathBuf,
+    /// The folder every file must lie under.
+    pub data_root: DataRoot,
     pub train: FileSplit,
     pub val: Option<FileSplit>,
     pub test: FileSplit,
@@ -132,15 +150,15 @@ pub fn read_lists(config: &DatasetConfig, data_root: &Path) -> Result<Lists, Dat
         .list
         .clone()
         .ok_or_else(|| DataError::Invalid(format!("{}: the spec names no lists", config.kind)))?;
-    // Without `.` components, so that messages name files as a person would.
-    let root: PathBuf = data_root
-        .join(config.path.as_deref().unwrap_or_default())
-        .components()
-        .collect();
-    super::require_dir(&root)?;
+    let data_root = DataRoot::new(data_root);
+    let root = data_root.folder(config.path.as_deref().unwrap_or_default())?;
     let preset = config.kind.preset();
     let declared = preset.map(|p| p.classes).or(config.classes);
-    let (train, categories) = read_split(&root, &list.train, None)?;
+    let read = |key: &str, file: &str, categories: Option<&Categories>| {
+        let path = data_root.spec_path(&root, key, file)?;
+        read_split(&data_root, path, categories)
+    };
+    let (train, categories) = read("dataset.train_list", &list.train, None)?;
     let classes = match declared {
         Some(n) => n as usize,
         None => train
@@ -153,9 +171,9 @@ pub fn read_lists(config: &DatasetConfig, data_root: &Path) -> Result<Lists, Dat
     let val = list
         .val
         .as_deref()
-        .map(|file| read_split(&root, file, categories.as_ref()).map(|(split, _)| split))
+        .map(|file| read("dataset.val_list", file, categories.as_ref()).map(|(split, _)| split))
         .transpose()?;
-    let (test, _) = read_split(&root, &list.test, categories.as_ref())?;
+    let (test, _) = read("dataset.test_list", &list.test, categories.as_ref())?;
     for split in [Some(&train), val.as_ref(), Some(&test)]
         .into_iter()
         .flatten()
@@ -197,6 +215,7 @@ pub fn read_lists(config: &DatasetConfig, data_root: &Path) -> Result<Lists, Dat
         },
         config: list,
         root,
+        data_root,
         train,
         val,
         test,
@@ -223,13 +242,16 @@ fn records_of(pack: &Pack, split: &FileSplit) -> Result<Vec<u32>, DataError> {
         .collect()
 }
 
-/// Reads the lists and checks that every image they name can be read: a file under the root,
-/// or a record of the packed copy.
+/// Reads the lists and checks that every image they name can be read: a regular file under
+/// the data root, or a record of the packed copy.
 pub fn prepare(config: &DatasetConfig, data_root: &Path) -> Result<FileData, DataError> {
     let lists = read_lists(config, data_root)?;
     let images = match &lists.config.packed {
         Some(name) => {
-            let pack = Pack::open(&lists.root.join(name))?;
+            let path = lists
+                .data_root
+                .spec_path(&lists.root, "dataset.packed", name)?;
+            let pack = Pack::open(&lists.data_root, &path)?;
             let find = |split: Option<&FileSplit>| match split {
                 Some(split) => records_of(&pack, split),
                 None => Ok(Vec::new()),
@@ -248,13 +270,10 @@ pub fn prepare(config: &DatasetConfig, data_root: &Path) -> Result<FileData, Dat
             {
                 for (i, entry) in split.entries.iter().enumerate() {
                     let path = lists.root.join(&entry.path);
-                    if !path.is_file() {
-                        return Err(DataError::Image {
-                            path,
-                            entry: split.locate(i),
-                            detail: "no such file".to_owned(),
-                        });
-                    }
+                    lists
+                        .data_root
+                        .open(&path, "")
+                        .map_err(|err| image_error(err, split, i))?;
                 }
             }
             ImageStore::Files(lists.root.clone())
@@ -263,12 +282,31 @@ pub fn prepare(config: &DatasetConfig, data_root: &Path) -> Result<FileData, Dat
     Ok(FileData {
         config: lists.config,
         root: lists.root,
+        data_root: lists.data_root,
         train: lists.train,
         val: lists.val,
         test: lists.test,
         classes: lists.classes,
         images,
     })
+}
+
+/// An image a list names that cannot be opened, named with the line (or JSON entry) that
+/// lists it; a read that fails on this worker's side stays an I/O error.
+pub fn image_error(err: DataError, split: &FileSplit, index: usize) -> DataError {
+    match err {
+        DataError::Missing { path, .. } => DataError::Image {
+            path,
+            entry: split.locate(index),
+            detail: "no such file".to_owned(),
+        },
+        DataError::Refused { path, detail } => DataError::Image {
+            path,
+            entry: split.locate(index),
+            detail,
+        },
+        other => other,
+    }
 }
 
 /// Head/Tail of classes in any order: by the count threshold, or the most frequent fraction
@@ -327,34 +365,19 @@ fn check_labels(split: &FileSplit, classes: usize) -> Result<(), DataError> {
 /// Category ids of a COCO-style file, mapped to labels 0..K by their order.
 type Categories = HashMap<u64, u32>;
 
-/// Reads one list (a `.json` file is COCO-style); with `categories`, JSON labels follow the
-/// training file's categories.
+/// Reads one list (a `.json` file is COCO-style) at `path` under `root`; with `categories`,
+/// JSON labels follow the training file's categories.
 fn read_split(
-    root: &Path,
-    file: &str,
+    root: &DataRoot,
+    path: PathBuf,
     categories: Option<&Categories>,
 ) -> Result<(FileSplit, Option<Categories>), DataError> {
-    let path = root.join(file);
-    let size = std::fs::metadata(&path)
-        .map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => DataError::Missing {
-                path: path.clone(),
-                hint: "a list named by the spec; check its name and the data set's path".to_owned(),
-            },
-            _ => DataError::Io {
-                path: path.clone(),
-                source,
-            },
-        })?
-        .len();
-    if size > MAX_LIST_BYTES {
-        return Err(DataError::Malformed {
-            path,
-            detail: format!("{size} bytes is over the limit of {MAX_LIST_BYTES} for a list"),
-        });
-    }
-    let bytes = super::read_file(&path)?;
-    if file.ends_with(".json") {
+    let bytes = root.read(
+        &path,
+        LIST_LIMIT,
+        "a list named by the spec; check its name and the data set's path",
+    )?;
+    if path.as_os_str().as_encoded_bytes().ends_with(b".json") {
         let (entries, categories) = parse_coco(&path, &bytes, categories)?;
         Ok((
             FileSplit {
@@ -394,17 +417,21 @@ pub fn parse_lines(path: &Path, text: &str) -> Result<Vec<Entry>, DataError> {
         if line.is_empty() {
             continue;
         }
+        // A line that is not `path label` is described, never quoted: a list may be any file
+        // a spec names, and the message reaches every viewer of the sweep.
         let mut fields = line.split_whitespace();
         let (Some(file), Some(label), None) = (fields.next(), fields.next(), fields.next()) else {
+            let count = line.split_whitespace().count();
             return Err(bad(format!(
-                "expected `relative/path.jpg label`, found `{}`",
-                shorten(line)
+                "expected `relative/path.jpg label`, found {count} field{} ({} bytes)",
+                if count == 1 { "" } else { "s" },
+                line.len()
             )));
         };
         let label: u32 = label.parse().map_err(|_| {
             bad(format!(
-                "label `{}` is not a class number (0, 1, 2, ...)",
-                shorten(label)
+                "the label (field 2, {} bytes) is not a class number (0, 1, 2, ...)",
+                label.len()
             ))
         })?;
         check_relative(file).map_err(bad)?;
@@ -420,23 +447,17 @@ pub fn parse_lines(path: &Path, text: &str) -> Result<Vec<Entry>, DataError> {
     Ok(entries)
 }
 
-/// A path an entry may name: relative, and never out of the root.
+/// A path an entry may name: relative, and never out of the data set's folder.
 fn check_relative(file: &str) -> Result<(), String> {
-    let path = Path::new(file);
-    if path
-        .components()
-        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
-    {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{}` is not a path relative to the data set's folder (no leading `/`, no `..`)",
-            shorten(file)
-        ))
+    match leaves_its_folder(file) {
+        None => Ok(()),
+        Some(problem) => Err(format!(
+            "the image's path {problem}: give it relative to the data set's folder, without `..`"
+        )),
     }
 }
 
-/// At most 80 characters of outside text in a message.
+/// At most 80 characters of a well-formed name in a message.
 fn shorten(text: &str) -> String {
     match text.char_indices().nth(80) {
         Some((end, _)) => format!("{}...", &text[..end]),
@@ -482,9 +503,8 @@ pub fn parse_coco(
     };
     let coco: Coco = serde_json::from_slice(bytes).map_err(|e| {
         bad(format!(
-            "line {} column {}: not COCO-style annotations ({{\"images\", \"annotations\", \"categories\"}}): {e}",
-            e.line(),
-            e.column()
+            "{}: not COCO-style annotations ({{\"images\", \"annotations\", \"categories\"}})",
+            super::json_problem(&e)
         ))
     })?;
     if coco.images.len() > MAX_IMAGES {
@@ -586,21 +606,51 @@ mod tests {
         let err = parse_lines(path, "a.jpg 1\nb.jpg\n").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "train.txt: line 2: expected `relative/path.jpg label`, found `b.jpg`"
+            "train.txt: line 2: expected `relative/path.jpg label`, found 1 field (5 bytes)"
         );
         let err = parse_lines(path, "a.jpg -1\n").unwrap_err();
-        assert!(
-            err.to_string().contains("line 1: label `-1` is not"),
-            "{err}"
+        assert_eq!(
+            err.to_string(),
+            "train.txt: line 1: the label (field 2, 2 bytes) is not a class number (0, 1, 2, ...)"
         );
         let err = parse_lines(path, "a.jpg 1\n../etc/passwd 2\n").unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("line 2: `../etc/passwd` is not a path relative"),
-            "{err}"
+        assert_eq!(
+            err.to_string(),
+            "train.txt: line 2: the image's path has a `..` component: give it relative to the data set's folder, without `..`"
         );
         let err = parse_lines(path, "/abs.jpg 2\n").unwrap_err();
-        assert!(err.to_string().contains("line 1:"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("line 1: the image's path is absolute"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_malformed_line_is_described_never_quoted() {
+        // The reviewer's reproductions: `/etc/passwd` and a token file read as lists quoted
+        // their first line to every viewer of the sweep.
+        let path = Path::new("passwd");
+        for (text, detail) in [
+            (
+                "root:x:0:0:root:/root:/bin/bash\n",
+                "found 1 field (31 bytes)",
+            ),
+            ("tok3n-s3cret-0123456789\n", "found 1 field (23 bytes)"),
+            ("tok3n s3cret 0123456789\n", "found 3 fields (23 bytes)"),
+            (
+                "tok3n s3cret\n",
+                "the label (field 2, 6 bytes) is not a class number",
+            ),
+            ("/tok3n/s3cret 1\n", "the image's path is absolute"),
+        ] {
+            let err = parse_lines(path, text).unwrap_err().to_string();
+            assert!(err.starts_with("passwd: line 1: "), "{err}");
+            assert!(err.contains(detail), "{err}");
+            for secret in ["root:x", "tok3n", "s3cret", "0123456789"] {
+                assert!(!err.contains(secret), "{err}");
+            }
+        }
     }
 
     #[test]
@@ -648,6 +698,20 @@ mod tests {
             err.to_string().starts_with("train2018.json: line 1 column"),
             "{err}"
         );
+        // serde_json's own message quotes the value it found; only its kind is said.
+        let err = parse_coco(
+            path,
+            br#"{"images": [{"id": "tok3n-s3cret", "file_name": "a.jpg"}]}"#,
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("train2018.json: line 1 column ")
+                && err.contains(": a value of the wrong type"),
+            "{err}"
+        );
+        assert!(!err.contains("tok3n"), "{err}");
     }
 
     #[test]
@@ -683,7 +747,7 @@ mod tests {
         writer.add("a/1.jpg", b"first").unwrap();
         writer.add("b/2.jpg", b"second!").unwrap();
         writer.finish().unwrap();
-        let pack = Pack::open(&path).unwrap();
+        let pack = Pack::open(&DataRoot::new(dir.path()), &path).unwrap();
         assert_eq!(pack.shorter_side, 256);
         let split = FileSplit {
             list: "train.txt".into(),
@@ -713,7 +777,9 @@ mod tests {
         );
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
-        let err = Pack::open(&path).unwrap_err().to_string();
+        let err = Pack::open(&DataRoot::new(dir.path()), &path)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("truncated pack"), "{err}");
     }
 }

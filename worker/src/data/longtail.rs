@@ -201,7 +201,10 @@ pub fn make_long_tailed(
 pub fn prepare(config: &DatasetConfig, data_root: &Path) -> Result<LongTailData, DataError> {
     let splits = load_splits(config, data_root)?;
     let name = match &config.path {
-        Some(path) => data_root.join(path).display().to_string(),
+        Some(path) => super::root::join(data_root, path)
+            .unwrap_or_else(|_| data_root.join(path))
+            .display()
+            .to_string(),
         None => config.kind.to_string(),
     };
     make_long_tailed(splits, config, &name)

@@ -10,6 +10,7 @@ pub mod idx;
 pub mod list;
 pub mod longtail;
 pub mod pack;
+pub mod root;
 pub mod synthetic;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use ltsweep_proto::{DatasetConfig, DatasetKind};
 
 pub use list::FileData;
+pub use root::DataRoot;
 
 /// The largest list or annotation file read (iNaturalist 2018's `train2018.json` is about
 /// 200 MB), and the largest index of a packed copy.
@@ -61,6 +63,10 @@ pub enum DataError {
     Missing { path: PathBuf, hint: String },
     #[error("{}: {detail}", .path.display())]
     Malformed { path: PathBuf, detail: String },
+    /// A file the worker will not read: outside its --data-root, no regular file, or over a
+    /// size limit. Every attempt would be refused alike.
+    #[error("{}: {detail}", .path.display())]
+    Refused { path: PathBuf, detail: String },
     #[error("{}: label {label} of image {index} is out of range (the data set has {classes} classes)", .path.display())]
     LabelOutOfRange {
         path: PathBuf,
@@ -195,14 +201,12 @@ pub struct Splits {
 
 /// Reads (or generates) the balanced splits of a data set.
 pub fn load_splits(config: &DatasetConfig, data_root: &Path) -> Result<Splits, DataError> {
-    let folder = || {
-        let path = config.path.as_deref().unwrap_or_default();
-        data_root.join(path)
-    };
+    let root = DataRoot::new(data_root);
+    let folder = || root.folder(config.path.as_deref().unwrap_or_default());
     match config.kind {
-        DatasetKind::Cifar10 => cifar::load(&folder(), cifar::Format::Cifar10),
-        DatasetKind::Cifar100 => cifar::load(&folder(), cifar::Format::Cifar100),
-        DatasetKind::FashionMnist | DatasetKind::Mnist => idx::load(&folder()),
+        DatasetKind::Cifar10 => cifar::load(&root, &folder()?, cifar::Format::Cifar10),
+        DatasetKind::Cifar100 => cifar::load(&root, &folder()?, cifar::Format::Cifar100),
+        DatasetKind::FashionMnist | DatasetKind::Mnist => idx::load(&root, &folder()?),
         DatasetKind::Synthetic => Ok(synthetic::splits(
             config.classes.unwrap_or(10) as usize,
             &config.synthetic,
@@ -213,30 +217,16 @@ pub fn load_splits(config: &DatasetConfig, data_root: &Path) -> Result<Splits, D
     }
 }
 
-/// Reads a whole file, naming it in any error.
-pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
-    std::fs::read(path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => DataError::Missing {
-            path: path.to_owned(),
-            hint: "check the data set's path and the worker's --data-root".to_owned(),
-        },
-        _ => DataError::Io {
-            path: path.to_owned(),
-            source,
-        },
-    })
-}
-
-/// A folder that must exist before its files are looked for.
-pub(crate) fn require_dir(path: &Path) -> Result<(), DataError> {
-    if path.is_dir() {
-        Ok(())
-    } else {
-        Err(DataError::Missing {
-            path: path.to_owned(),
-            hint: "the data set's folder; check its path and the worker's --data-root".to_owned(),
-        })
-    }
+/// A JSON file that does not parse, described by where and what kind of error, never by
+/// serde_json's message, which quotes the values it found.
+pub(crate) fn json_problem(error: &serde_json::Error) -> String {
+    let kind = match error.classify() {
+        serde_json::error::Category::Io => "cannot be read",
+        serde_json::error::Category::Syntax => "not valid JSON",
+        serde_json::error::Category::Data => "a value of the wrong type, or a key missing",
+        serde_json::error::Category::Eof => "the JSON ends early",
+    };
+    format!("line {} column {}: {kind}", error.line(), error.column())
 }
 
 /// Checks every label of a split against the class count.

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
+use super::root::DataRoot;
 use super::{DataError, MAX_LIST_BYTES};
 
 const MAGIC: &[u8; 8] = b"LTSWPACK";
@@ -37,22 +38,18 @@ struct Index {
 }
 
 impl Pack {
-    pub fn open(path: &Path) -> Result<Pack, DataError> {
+    /// Maps the pack at `path`, a regular file under `root`.
+    pub fn open(root: &DataRoot, path: &Path) -> Result<Pack, DataError> {
         let bad = |detail: String| DataError::Malformed {
             path: path.to_owned(),
             detail,
         };
-        let file = File::open(path).map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => DataError::Missing {
-                path: path.to_owned(),
-                hint: "the packed copy dataset.packed names; write it with `ltsweep data pack`"
-                    .to_owned(),
-            },
-            _ => DataError::Io {
-                path: path.to_owned(),
-                source,
-            },
-        })?;
+        let file = root
+            .open(
+                path,
+                "the packed copy dataset.packed names; write it with `ltsweep data pack`",
+            )?
+            .file;
         // SAFETY: the map is read-only, and a pack is written once under a temporary name and
         // renamed into place, never changed after; a pack truncated by someone while a job
         // reads it would fault like any other mapped file.
@@ -79,7 +76,7 @@ impl Pack {
             ));
         }
         let index: Index = serde_json::from_slice(&map[index_at as usize..])
-            .map_err(|e| bad(format!("the index: {e}")))?;
+            .map_err(|e| bad(format!("the index: {}", super::json_problem(&e))))?;
         let mut by_path = HashMap::with_capacity(index.records.len());
         let mut records = Vec::with_capacity(index.records.len());
         for (i, (name, offset, len)) in index.records.into_iter().enumerate() {

@@ -26,8 +26,10 @@ pub const MAX_PIXELS: u64 = 50_000_000;
 /// Why an image could not be used.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum ImageError {
+    /// What the file starts with instead, as a known format's name: its bytes are not quoted,
+    /// since the file may be any file a list names.
     #[error("not a JPEG file (it starts with {0})")]
-    NotJpeg(String),
+    NotJpeg(&'static str),
     #[error("truncated JPEG: the data ends before the image does")]
     Truncated,
     #[error("not a valid JPEG: {0}")]
@@ -129,14 +131,26 @@ pub fn encode(pixels: &Pixels, quality: u8) -> Result<Vec<u8>, ImageError> {
     Ok(out)
 }
 
+/// The image format a file that is no JPEG starts as, if it is a common one.
+fn signature(bytes: &[u8]) -> &'static str {
+    if bytes.is_empty() {
+        "nothing: the file is empty"
+    } else if bytes.starts_with(b"\x89PNG") {
+        "a PNG signature"
+    } else if bytes.starts_with(b"GIF8") {
+        "a GIF signature"
+    } else if bytes.starts_with(b"RIFF") && bytes.get(8..12) == Some(b"WEBP") {
+        "a WebP signature"
+    } else if bytes.starts_with(b"BM") {
+        "a BMP signature"
+    } else {
+        "neither the JPEG marker FF D8 nor another image format's signature"
+    }
+}
+
 fn decoder(bytes: &[u8]) -> Result<Decoder<Cursor<&[u8]>>, ImageError> {
     if !bytes.starts_with(&[0xFF, 0xD8]) {
-        let start: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
-        return Err(ImageError::NotJpeg(if start.is_empty() {
-            "nothing: the file is empty".to_owned()
-        } else {
-            format!("bytes {}", start.join(" "))
-        }));
+        return Err(ImageError::NotJpeg(signature(bytes)));
     }
     let mut decoder = Decoder::new(Cursor::new(bytes));
     // The pixel buffer's bound, so that a header claiming a huge image allocates nothing.
@@ -225,7 +239,11 @@ mod tests {
         let bytes = encode(&gradient(64, 48), 90).unwrap();
         assert_eq!(
             decode(b"\x89PNG\r\n", 1, 1).unwrap_err().to_string(),
-            "not a JPEG file (it starts with bytes 89 50 4e 47)"
+            "not a JPEG file (it starts with a PNG signature)"
+        );
+        assert_eq!(
+            decode(b"root:x:0:0", 1, 1).unwrap_err().to_string(),
+            "not a JPEG file (it starts with neither the JPEG marker FF D8 nor another image format's signature)"
         );
         assert_eq!(
             decode(b"", 1, 1).unwrap_err().to_string(),

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ltsweep_proto::{Arch, JobResult, SweepSpec};
-use ltsweep_worker::data::longtail;
+use ltsweep_worker::data::{DataRoot, longtail};
 use ltsweep_worker::imagenet::{Compute, ImageNetResNet};
 use ltsweep_worker::model::HeadKind;
 use ltsweep_worker::pretrained;
@@ -69,7 +69,6 @@ fn every_architecture_has_torchvisions_parameter_count() {
 fn a_torchvision_resnet50_saved_by_pytorch_gives_pytorchs_logits() {
     let dir = tempfile::tempdir().unwrap();
     torchvision(&["resnet50", dir.path().to_str().unwrap()]);
-    let weights = dir.path().join("resnet50.safetensors");
     let batch: HashMap<String, Tensor> =
         Tensor::read_safetensors(dir.path().join("batch.safetensors"))
             .unwrap()
@@ -87,7 +86,8 @@ fn a_torchvision_resnet50_saved_by_pytorch_gives_pytorchs_logits() {
             Compute::FP32,
         )
     });
-    let loaded = pretrained::load(&vs, &weights, &[]).unwrap();
+    let loaded =
+        pretrained::load(&vs, &DataRoot::new(dir.path()), "resnet50.safetensors", &[]).unwrap();
     // 161 tensors: every variable (BatchNorm statistics included); the file's 53
     // num_batches_tracked counters are not variables.
     assert_eq!(loaded.loaded, vs.variables().len());
@@ -114,14 +114,20 @@ fn a_torchvision_resnet50_saved_by_pytorch_gives_pytorchs_logits() {
             Compute::FP32,
         )
     });
-    let err = pretrained::load(&vs, &weights, &[])
+    let err = pretrained::load(&vs, &DataRoot::new(dir.path()), "resnet50.safetensors", &[])
         .unwrap_err()
         .to_string();
     assert!(
         err.contains("tensor `fc.bias` has shape [1000], the model's has [10]"),
         "{err}"
     );
-    let loaded = pretrained::load(&vs, &weights, &["fc".to_owned()]).unwrap();
+    let loaded = pretrained::load(
+        &vs,
+        &DataRoot::new(dir.path()),
+        "resnet50.safetensors",
+        &["fc".to_owned()],
+    )
+    .unwrap();
     assert_eq!(loaded.skipped, ["fc.bias", "fc.weight"]);
     // And a ResNet-101 is not a ResNet-50.
     let vs = nn::VarStore::new(Device::Cpu);
@@ -135,7 +141,7 @@ fn a_torchvision_resnet50_saved_by_pytorch_gives_pytorchs_logits() {
             Compute::FP32,
         )
     });
-    let err = pretrained::load(&vs, &weights, &[])
+    let err = pretrained::load(&vs, &DataRoot::new(dir.path()), "resnet50.safetensors", &[])
         .unwrap_err()
         .to_string();
     assert!(err.contains("is not in the file"), "{err}");
