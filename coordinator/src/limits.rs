@@ -59,10 +59,11 @@ pub struct Limits {
     /// Connections open at once from one client address, IPv6 by its /64
     /// (`--max-connections-per-address`).
     pub max_connections_per_address: usize,
-    /// A connection's first request (HTTP: every request's headers) must arrive within this
-    /// (`--header-read-timeout`).
+    /// A connection's first authenticated request (HTTP: every request's headers, then its
+    /// body) must arrive within this (`--header-read-timeout`).
     pub header_read_timeout: Duration,
-    /// A connection without a byte either way for this long is closed (`--idle-timeout`).
+    /// A connection without a request in flight, started or ended for this long is closed
+    /// (`--idle-timeout`).
     pub idle_timeout: Duration,
 }
 

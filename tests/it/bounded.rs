@@ -227,9 +227,12 @@ fn guesses_in_one_request_are_refused_and_wrong_tokens_throttled() {
     let tokens = tempfile::tempdir().unwrap();
     let flags = role_flags(tokens.path());
     let served = Served::start_with(|command| {
-        command
-            .args(&flags)
-            .args(["--auth-failures-per-minute", "5"]);
+        command.args(&flags).args([
+            "--auth-failures-per-minute",
+            "5",
+            "--logins-per-minute",
+            "2",
+        ]);
     });
     let port = served.web_port;
     let origin = format!("http://127.0.0.1:{port}");
@@ -307,6 +310,12 @@ fn guesses_in_one_request_are_refused_and_wrong_tokens_throttled() {
     let right = served.post("/login", &form, &format!("token={USER_TOKEN}"));
     assert_eq!(right.status, 303, "the right token is never locked out");
     assert!(right.header("set-cookie").is_some());
+    // That was the second login from this address in the minute, the limit: each opens a
+    // session, so a third is refused, naming the flag.
+    let third = served.post("/login", &form, &format!("token={USER_TOKEN}"));
+    assert_eq!(third.status, 429, "{}", third.body);
+    assert!(third.body.contains("--logins-per-minute"), "{}", third.body);
+    assert!(third.header("set-cookie").is_none());
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let connect = |token: &str| {
         let _guard = runtime.enter();
