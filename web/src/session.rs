@@ -10,7 +10,7 @@
 //! Each token holds at most `--max-sessions-per-credential` live sessions: a login past it
 //! ends that token's own oldest session, never another token's, so no holder of one token can
 //! log the holders of another out by logging in over and over. The table holds at most that
-//! many for each of the coordinator's (at most four) tokens.
+//! many for each token that may log in (the viewer's and the user's, or the one shared token).
 //!
 //! Under TLS the cookie is `__Host-ltsweep_session` and `Secure`: a browser sends it over
 //! HTTPS only, for this host only, and no sibling domain can set one.
