@@ -1,6 +1,7 @@
 //! The connection caps the coordinator serves under: the flags' (`--max-connections`,
-//! `--max-connections-per-address`), lowered where the process's file-descriptor limit
-//! (`RLIMIT_NOFILE`) could not hold them beside the coordinator's own files. Past the
+//! `--max-connections-per-address`), lowered (both in proportion) where the process's
+//! file-descriptor limit (`RLIMIT_NOFILE`) could not hold them beside the coordinator's own
+//! files. Past the
 //! descriptor limit `accept` fails and the store cannot open a file, so the cap must be met
 //! first, by the connections, where a refusal costs nothing.
 
@@ -34,8 +35,13 @@ pub(crate) fn connection_caps(limits: &Limits) -> Arc<ConnectionCaps> {
         }
         None => asked,
     };
+    // Lowered in all, the cap per address is lowered in proportion: one address must not be
+    // able to take every place the descriptors leave.
+    let per_address =
+        limits.max_connections_per_address as u128 * u128::from(total) / u128::from(asked.max(1));
+    let per_address = usize::try_from(per_address.max(1)).unwrap_or(usize::MAX);
     let total = usize::try_from(total).unwrap_or(usize::MAX);
-    let caps = ConnectionCaps::new(total, limits.max_connections_per_address);
+    let caps = ConnectionCaps::new(total, per_address);
     let (total, per_address) = caps.limits();
     info!(
         max_connections = total,
@@ -100,13 +106,14 @@ mod tests {
             max_connections: usize::MAX / 2,
             ..Limits::default()
         };
-        let (total, _) = connection_caps(&huge).limits();
+        let (total, per_address) = connection_caps(&huge).limits();
         if let Some(descriptors) = raise_descriptor_limit(0) {
             let reserved = RESERVED.min(descriptors / 2);
             assert!(
                 total as u64 <= descriptors - reserved,
                 "{total} of {descriptors}"
             );
+            assert!(per_address < total, "one address never takes every place");
         }
     }
 }

@@ -55,6 +55,15 @@ plans = [{ comp = "none", pc = "none" }]
 
 /// A coordinator process with the test token and `extra` flags, and its gRPC address.
 fn coordinator(state: &std::path::Path, extra: &[&str]) -> (Process, SocketAddr) {
+    coordinator_with(state, extra, |_| {})
+}
+
+/// As [`coordinator`], with the command configured further by `configure`.
+fn coordinator_with(
+    state: &std::path::Path,
+    extra: &[&str],
+    configure: impl FnOnce(&mut std::process::Command),
+) -> (Process, SocketAddr) {
     let mut command = ltsweep();
     command
         .args(["coordinator", "--listen", "127.0.0.1:0"])
@@ -63,6 +72,7 @@ fn coordinator(state: &std::path::Path, extra: &[&str]) -> (Process, SocketAddr)
         .args(extra)
         .env("LTSWEEP_TOKEN", TOKEN)
         .env("RUST_LOG", "info");
+    configure(&mut command);
     let process = Process::spawn(command);
     let address = listening_address(&process).parse().unwrap();
     (process, address)
@@ -260,15 +270,28 @@ fn a_worker_refused_for_a_limit_waits_for_room_and_trains() {
 }
 
 /// `count` connections to `address` from the loopback address 127.0.0.2 (all of 127/8 is
-/// loopback on Linux): another client, as the coordinator counts them.
-fn connections_from_another_address(address: SocketAddr, count: usize) -> Vec<TcpStream> {
+/// loopback on Linux): another client, as the coordinator counts them. With `give_up`, as many
+/// as connect within it each, up to `count`; without, every one must.
+fn connections_from_another_address(
+    address: SocketAddr,
+    count: usize,
+    give_up: Option<Duration>,
+) -> Vec<TcpStream> {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let mut streams = Vec::new();
         for _ in 0..count {
             let socket = tokio::net::TcpSocket::new_v4().unwrap();
             socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
-            let stream = socket.connect(address).await.unwrap().into_std().unwrap();
+            let connect = socket.connect(address);
+            let stream = match give_up {
+                None => connect.await.unwrap(),
+                Some(wait) => match tokio::time::timeout(wait, connect).await {
+                    Ok(Ok(stream)) => stream,
+                    _ => break,
+                },
+            };
+            let stream = stream.into_std().unwrap();
             stream.set_nonblocking(false).unwrap();
             streams.push(stream);
         }
@@ -289,7 +312,7 @@ fn connections_past_the_caps_are_closed_while_a_workers_call_succeeds() {
             "10m",
         ],
     );
-    let mut streams = connections_from_another_address(address, 20);
+    let mut streams = connections_from_another_address(address, 20, None);
 
     // The twelve past the cap are closed; eight stay open, holding nothing but their socket.
     let mut closed = vec![false; streams.len()];
@@ -331,6 +354,61 @@ fn connections_past_the_caps_are_closed_while_a_workers_call_succeeds() {
     };
     let registered = runtime.block_on(worker.worker().register_worker(register_request("honest")));
     registered.expect("a worker registers beside connections at their cap");
+    drop(streams);
+}
+
+/// Connections a stranger opens against a coordinator of 256 file descriptors: more than it
+/// can accept.
+const STRANGERS: usize = 400;
+
+register!(a_stranger_cannot_take_every_descriptor_a_worker_needs);
+fn a_stranger_cannot_take_every_descriptor_a_worker_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    // The review's set-up: 256 descriptors, soft and hard, and connections that are not
+    // closed for want of a request while the test runs (a long header-read timeout), so that
+    // only the caps keep room for the worker.
+    let (coordinator, address) = coordinator_with(
+        &dir.path().join("state"),
+        &["--header-read-timeout", "10m"],
+        |command| {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; the closure touches nothing else.
+            unsafe {
+                command.pre_exec(|| {
+                    let limit = libc::rlimit {
+                        rlim_cur: 256,
+                        rlim_max: 256,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        },
+    );
+    let streams =
+        connections_from_another_address(address, STRANGERS, Some(Duration::from_secs(10)));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let worker = {
+        let _guard = runtime.enter();
+        Connection::new(&format!("http://{address}"), Some(TOKEN), None).unwrap()
+    };
+    let registered = runtime.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(60),
+            worker.worker().register_worker(register_request("honest")),
+        )
+        .await
+    });
+    let registered = registered.unwrap_or_else(|_| {
+        panic!(
+            "a worker's call got no answer beside {STRANGERS} connections from a stranger: {:?}",
+            coordinator.line_containing("connections capped")
+        )
+    });
+    registered.expect("a worker registers beside so many connections from a stranger");
     drop(streams);
 }
 
