@@ -216,14 +216,36 @@ pub struct LimitArgs {
     #[arg(long, default_value_t = 128)]
     pub max_streams_per_connection: u32,
     /// Wrong tokens one client address may send a minute (gRPC and the web page together);
-    /// past it, its attempts are refused until the minute is over.
+    /// past it, its wrong tokens are refused until the minute is over. A right token is
+    /// always accepted.
     #[arg(long, default_value_t = 10)]
     pub auth_failures_per_minute: u32,
-    /// A connection's first request (on the web page: every request's headers, and the next
-    /// request on a kept-alive connection) must arrive within this.
+    /// Connections open at once, gRPC and the web page together (each worker keeps one); also
+    /// kept below the process's file-descriptor limit.
+    #[arg(long, env = "LTSWEEP_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
+    /// Connections open at once from one client address (IPv6: its /64); workers behind one
+    /// NAT share one.
+    #[arg(
+        long,
+        env = "LTSWEEP_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 1024
+    )]
+    pub max_connections_per_address: usize,
+    /// Logins to the web page one client address may make a minute (each opens a session).
+    #[arg(long, env = "LTSWEEP_LOGINS_PER_MINUTE", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub logins_per_minute: u32,
+    /// Live web page sessions one token may hold; a login past it ends that token's oldest.
+    #[arg(long, env = "LTSWEEP_MAX_SESSIONS_PER_CREDENTIAL", default_value_t = 2_500,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_sessions_per_credential: u64,
+    /// A connection's first authenticated request (on the web page: every request's headers,
+    /// then its body, and the next request on a kept-alive connection) must arrive within
+    /// this.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub header_read_timeout: std::time::Duration,
-    /// A connection on which no byte moves either way for this long is closed.
+    /// A connection without a request in flight, started or ended for this long is closed.
     #[arg(long, default_value = "2m", value_parser = parse_duration)]
     pub idle_timeout: std::time::Duration,
 }

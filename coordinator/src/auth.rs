@@ -4,8 +4,13 @@
 //! from the table is refused to everyone.
 //!
 //! Exactly one credential is tried per call: several `authorization` values are refused, not
-//! tried in turn. An address that sent too many wrong tokens is refused before its token is
-//! compared (see [`AuthThrottle`]).
+//! tried in turn. Wrong tokens past an address's budget are refused as throttled; a right one
+//! always passes (see [`AuthThrottle`]).
+//!
+//! The gate also tells the connection about its requests: each is in flight until its
+//! response's body ends, and only one the gate let through with a caller lifts the
+//! connection's first-request deadline (see [`GuardedIo`](ltsweep_proto::server::GuardedIo)).
+//! Health checks and refused calls keep no connection open.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -15,7 +20,7 @@ use futures::future::BoxFuture;
 use http::HeaderMap;
 use ltsweep_proto::roles::{Role, role_of};
 use ltsweep_proto::server::{
-    Access, AuthThrottle, Caller, ConnectionInfo, Refusal, authenticate, require,
+    Access, AuthThrottle, Caller, ConnectionInfo, InFlight, Refusal, authenticate, require,
 };
 use tonic::Status;
 use tonic::transport::server::TlsConnectInfo;
@@ -114,20 +119,25 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let connection = connection_of(&request);
-        let remote = connection.and_then(|c| c.remote).map(|a| a.ip());
-        if let Some(connection) = connection {
-            connection.request_arrived();
-        }
+        let connection = connection_of(&request).cloned();
+        let remote = connection.as_ref().and_then(|c| c.remote).map(|a| a.ip());
+        let in_flight = connection.as_ref().map(ConnectionInfo::request_started);
         match self
             .gate
             .admit(request.uri().path(), request.headers(), remote)
         {
             Ok(caller) => {
                 if let Some(caller) = caller {
+                    if let Some(connection) = &connection {
+                        connection.authenticated();
+                    }
                     request.extensions_mut().insert(caller);
                 }
-                Box::pin(self.inner.call(request))
+                let call = self.inner.call(request);
+                Box::pin(async move {
+                    let response = call.await?;
+                    Ok(response.map(|body| tonic::body::Body::new(InFlight::new(body, in_flight))))
+                })
             }
             Err(err) => {
                 let response = Status::from(CoordinatorError::from(err)).into_http();

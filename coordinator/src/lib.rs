@@ -5,8 +5,9 @@
 //! - [`store`]: its SQLite record, written before any call answers and read back on start.
 //! - the gRPC services `ltsweep.v1.WorkerService` and `ltsweep.v1.SweepService`, with health,
 //!   reflection, tokens by role ([`Access`](ltsweep_proto::server::Access)), optional TLS, and
-//!   bounds on every connection ([`Limits`]), started by [`serve`]; [`Opened::sweep_client`]
-//!   is the typed client of the `SweepService` in this process (the web page's).
+//!   bounds on connections and what each holds ([`Limits`]), started by [`serve`];
+//!   [`Opened::sweep_client`] is the typed client of the `SweepService` in this process (the
+//!   web page's).
 //!
 //! ```no_run
 //! use ltsweep_coordinator::{CoordinatorConfig, serve};
@@ -32,6 +33,7 @@ mod checkpoint;
 mod clock;
 mod committer;
 mod config;
+mod descriptors;
 mod error;
 mod expiry;
 mod limits;
@@ -58,7 +60,7 @@ pub use error::CoordinatorError;
 pub use limits::Limits;
 
 use ltsweep_proto::client::SweepApi;
-use ltsweep_proto::server::{AuthThrottle, Deadlines, GuardedIo, TlsFiles};
+use ltsweep_proto::server::{AuthThrottle, ConnectionCaps, Deadlines, GuardedIo, TlsFiles};
 use service::{Coordinator, SweepHandlers, WorkerHandlers};
 
 /// The largest message accepted: a job result with per-class metrics of every evaluation.
@@ -82,6 +84,7 @@ pub struct Opened {
     tls: Option<ServerTlsConfig>,
     coordinator: Arc<Coordinator>,
     throttle: Arc<AuthThrottle>,
+    caps: Arc<ConnectionCaps>,
 }
 
 impl Opened {
@@ -92,11 +95,13 @@ impl Opened {
         let tls = config.tls.as_ref().map(tls_config).transpose()?;
         let coordinator = Coordinator::open(&config)?;
         let throttle = Arc::new(AuthThrottle::new(config.limits.auth_failures_per_minute));
+        let caps = descriptors::connection_caps(&config.limits);
         Ok(Opened {
             config,
             tls,
             coordinator,
             throttle,
+            caps,
         })
     }
 
@@ -120,6 +125,12 @@ impl Opened {
         Arc::clone(&self.throttle)
     }
 
+    /// The caps on connections open at once, for the web page to share with gRPC: they share
+    /// the process's file descriptors.
+    pub fn connection_caps(&self) -> Arc<ConnectionCaps> {
+        Arc::clone(&self.caps)
+    }
+
     /// Serves on `listener` until `shutdown` completes. On shutdown, long polls and watch
     /// streams end at once; every answered call was committed.
     pub async fn serve(
@@ -133,6 +144,7 @@ impl Opened {
             tls,
             coordinator,
             throttle,
+            caps,
         } = self;
         let address = listener
             .local_addr()
@@ -193,9 +205,16 @@ impl Opened {
             first_request: Some(limits.header_read_timeout),
             idle: limits.idle_timeout,
         };
+        // A connection past a cap is dropped (closed) as it is accepted, before TLS or HTTP/2.
         let incoming = TcpIncoming::from(listener)
             .with_nodelay(Some(true))
-            .map_ok(move |tcp| GuardedIo::new(tcp, deadlines));
+            .try_filter_map(move |tcp| {
+                let remote = tcp.peer_addr().ok().map(|a| a.ip());
+                let admitted = caps
+                    .admit(remote)
+                    .map(|permit| GuardedIo::new(tcp, deadlines).holding(permit));
+                futures::future::ready(Ok(admitted))
+            });
         let served = builder
             .layer(gate)
             .add_service(health_service)

@@ -1,6 +1,6 @@
 //! The coordinator's bounds on what callers may make it hold: spec text, jobs, workers,
-//! checkpoint bytes, the free disk it keeps, open streams, connections' deadlines and wrong
-//! tokens.
+//! checkpoint bytes, the free disk it keeps, open streams, connections (how many, and their
+//! deadlines) and wrong tokens.
 //!
 //! A holder of the token must not be able to exhaust the coordinator's memory or disk, so every
 //! input that the coordinator stores has a limit. Each refusal names the limit and the flag of
@@ -53,10 +53,17 @@ pub struct Limits {
     pub max_streams_per_connection: u32,
     /// Wrong tokens one client address may send a minute (`--auth-failures-per-minute`).
     pub auth_failures_per_minute: u32,
-    /// A connection's first request (HTTP: every request's headers) must arrive within this
-    /// (`--header-read-timeout`).
+    /// Connections open at once, gRPC and the web page together (`--max-connections`); kept
+    /// below the process's file-descriptor limit besides.
+    pub max_connections: usize,
+    /// Connections open at once from one client address, IPv6 by its /64
+    /// (`--max-connections-per-address`).
+    pub max_connections_per_address: usize,
+    /// A connection's first authenticated request (HTTP: every request's headers, then its
+    /// body) must arrive within this (`--header-read-timeout`).
     pub header_read_timeout: Duration,
-    /// A connection without a byte either way for this long is closed (`--idle-timeout`).
+    /// A connection without a request in flight, started or ended for this long is closed
+    /// (`--idle-timeout`).
     pub idle_timeout: Duration,
 }
 
@@ -73,6 +80,8 @@ impl Default for Limits {
             max_streams_per_credential: 64,
             max_streams_per_connection: 128,
             auth_failures_per_minute: 10,
+            max_connections: 4096,
+            max_connections_per_address: 1024,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(120),
         }
@@ -100,6 +109,11 @@ impl Limits {
             (
                 "--auth-failures-per-minute",
                 u64::from(self.auth_failures_per_minute),
+            ),
+            ("--max-connections", self.max_connections as u64),
+            (
+                "--max-connections-per-address",
+                self.max_connections_per_address as u64,
             ),
             (
                 "--header-read-timeout",

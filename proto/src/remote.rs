@@ -122,6 +122,14 @@ impl RemoteError {
         }
     }
 
+    /// A limit of the coordinator's was reached (a full worker table, its streams, wrong tokens
+    /// from this address): not transient, as the same call may be refused for a while, but not
+    /// final either. A worker waits and tries again rather than stop: its token is right, and
+    /// room comes back.
+    pub fn is_exhausted(&self) -> bool {
+        self.kind() == Some(ErrorKind::Exhausted)
+    }
+
     /// The coordinator no longer holds this lease for this worker (it expired and the job
     /// went elsewhere, or the coordinator forgot it): the job is not the caller's any more.
     pub fn is_lost_lease(&self) -> bool {
@@ -212,6 +220,15 @@ mod tests {
         }
         assert!(RemoteError::Damaged("size".into()).is_transient());
         assert!(!RemoteError::Malformed("lease.job".into()).is_transient());
+    }
+
+    #[test]
+    fn only_a_limit_is_exhausted() {
+        for (kind, code, _) in KINDS {
+            let err = RemoteError::from(Status::new(code, ""));
+            assert_eq!(err.is_exhausted(), kind == ErrorKind::Exhausted, "{code:?}");
+        }
+        assert!(!RemoteError::Malformed("x".into()).is_exhausted());
     }
 
     #[test]

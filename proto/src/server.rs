@@ -1,14 +1,15 @@
 //! What the coordinator's gRPC server and the web page's HTTP server share, so that both ask
 //! for the same thing in the same way: who a token is and which roles it holds ([`Access`],
 //! [`Caller`]), the one check of a presented credential ([`authenticate`]) and of a role
-//! ([`require`]), the wrong-token budget of a client address ([`AuthThrottle`]), the deadlines
-//! on every accepted connection ([`GuardedIo`]) and the TLS identity both serve with
-//! ([`TlsFiles`]).
+//! ([`require`]), the wrong-token budget of a client address ([`AuthThrottle`]), the caps on
+//! connections ([`ConnectionCaps`]), the deadlines on every accepted connection ([`GuardedIo`])
+//! and the TLS identity both serve with ([`TlsFiles`]).
 //!
 //! Which role each RPC needs is the contract's table, [`crate::roles::RPC_ROLES`]; the page
 //! guards each of its routes with the role of the RPC it stands for.
 
 mod access;
+mod caps;
 mod connection;
 mod throttle;
 
@@ -16,8 +17,9 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 pub use access::{Access, Caller, SameToken};
-pub use connection::{ConnectionInfo, Deadlines, GuardedIo};
-pub use throttle::AuthThrottle;
+pub use caps::{ConnectionCaps, ConnectionPermit};
+pub use connection::{ConnectionInfo, Deadlines, GuardedIo, InFlight, RequestGuard};
+pub use throttle::{AddressRate, AuthThrottle};
 
 use crate::remote::ErrorKind;
 use crate::roles::Role;
@@ -42,7 +44,7 @@ pub enum Refusal {
     /// A token without the role the call needs; the message names the role and its flag.
     #[error("{0}")]
     PermissionDenied(String),
-    /// An address that sent too many wrong tokens; the message names the budget's flag.
+    /// A wrong token from an address that sent too many; the message names the budget's flag.
     #[error("{0}")]
     Throttled(String),
 }
@@ -61,8 +63,8 @@ impl Refusal {
 /// the client's address, for the throttle; `what` says where (a call, the page), for its log.
 ///
 /// Exactly one credential is tried: several values are refused, not tried in turn, and
-/// counted as one wrong token. An address that sent too many wrong tokens is refused before
-/// its token is compared.
+/// counted as one wrong token. A right token is accepted whatever its address sent before;
+/// only wrong ones meet the throttle.
 pub fn authenticate<'a>(
     access: &Access,
     throttle: &AuthThrottle,
@@ -77,20 +79,12 @@ pub fn authenticate<'a>(
         (Some(value), None) => value,
         (None, _) => return Err(Refusal::Unauthenticated),
         // Several tokens at once are guesses, counted as one wrong token.
-        (Some(_), Some(_)) => {
-            throttle.admit(remote)?;
-            throttle.failed(remote, what);
-            return Err(Refusal::Unauthenticated);
-        }
+        (Some(_), Some(_)) => return Err(throttle.wrong_token(remote, what)),
     };
-    throttle.admit(remote)?;
-    let caller = value
+    value
         .strip_prefix(b"Bearer ")
-        .and_then(|token| access.caller(token));
-    caller.ok_or_else(|| {
-        throttle.failed(remote, what);
-        Refusal::Unauthenticated
-    })
+        .and_then(|token| access.caller(token))
+        .ok_or_else(|| throttle.wrong_token(remote, what))
 }
 
 /// Refuses a caller without the role a call needs, naming the token that has it.

@@ -97,6 +97,8 @@ pub fn run(args: &CoordinatorArgs) -> anyhow::Result<()> {
             max_streams_per_credential: args.limits.max_streams_per_credential,
             max_streams_per_connection: args.limits.max_streams_per_connection,
             auth_failures_per_minute: args.limits.auth_failures_per_minute,
+            max_connections: args.limits.max_connections,
+            max_connections_per_address: args.limits.max_connections_per_address,
             header_read_timeout: args.limits.header_read_timeout,
             idle_timeout: args.limits.idle_timeout,
         },
@@ -114,12 +116,18 @@ pub fn run(args: &CoordinatorArgs) -> anyhow::Result<()> {
                 let web = Web::new(
                     opened.sweep_client(),
                     opened.auth_throttle(),
+                    opened.connection_caps(),
                     WebConfig {
                         access: config.access.clone(),
                         tls: config.tls.clone(),
                         hosts: args.http_host.clone(),
                         header_read_timeout: config.limits.header_read_timeout,
                         idle_timeout: config.limits.idle_timeout,
+                        logins_per_minute: args.limits.logins_per_minute,
+                        max_sessions_per_credential: usize::try_from(
+                            args.limits.max_sessions_per_credential,
+                        )
+                        .unwrap_or(usize::MAX),
                     },
                 )
                 .map_err(|e| BadInput(e.to_string()))?;

@@ -1,7 +1,8 @@
 //! A real coordinator process against what a shared cluster's other users could send it:
 //! streams that never read (capped, and cheap while open), a web site reaching a tokenless
 //! page through DNS rebinding (a foreign `Host`), half-sent requests on both servers, a
-//! request carrying thousands of guesses, and one address guessing tokens in turn.
+//! request carrying thousands of guesses, and one address guessing tokens in turn (throttled,
+//! while its right token still gets in).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -226,9 +227,12 @@ fn guesses_in_one_request_are_refused_and_wrong_tokens_throttled() {
     let tokens = tempfile::tempdir().unwrap();
     let flags = role_flags(tokens.path());
     let served = Served::start_with(|command| {
-        command
-            .args(&flags)
-            .args(["--auth-failures-per-minute", "5"]);
+        command.args(&flags).args([
+            "--auth-failures-per-minute",
+            "5",
+            "--logins-per-minute",
+            "2",
+        ]);
     });
     let port = served.web_port;
     let origin = format!("http://127.0.0.1:{port}");
@@ -280,8 +284,9 @@ fn guesses_in_one_request_are_refused_and_wrong_tokens_throttled() {
     );
     assert_eq!(two_headers.status, 400);
 
-    // Those were two failures; three wrong logins make five, the limit: the next attempt from
-    // this address is refused before its token is looked at, even the right one, on gRPC too.
+    // Those were two failures; three wrong logins make five, the limit: the next wrong token
+    // from this address is refused as throttled, on gRPC too; the right one is accepted, on
+    // both.
     for _ in 0..3 {
         let wrong = served.post(
             "/login",
@@ -290,7 +295,11 @@ fn guesses_in_one_request_are_refused_and_wrong_tokens_throttled() {
         );
         assert_eq!(wrong.status, 401);
     }
-    let throttled = served.post("/login", &form, &format!("token={USER_TOKEN}"));
+    let throttled = served.post(
+        "/login",
+        &form,
+        "token=not-a-token-of-this-coordinator-at-all",
+    );
     assert_eq!(throttled.status, 429, "{}", throttled.body);
     assert!(
         throttled.body.contains("--auth-failures-per-minute"),
@@ -298,15 +307,35 @@ fn guesses_in_one_request_are_refused_and_wrong_tokens_throttled() {
         throttled.body
     );
     assert!(throttled.header("set-cookie").is_none());
+    let right = served.post("/login", &form, &format!("token={USER_TOKEN}"));
+    assert_eq!(right.status, 303, "the right token is never locked out");
+    assert!(right.header("set-cookie").is_some());
+    // That was the second login from this address in the minute, the limit: each opens a
+    // session, so a third is refused, naming the flag.
+    let third = served.post("/login", &form, &format!("token={USER_TOKEN}"));
+    assert_eq!(third.status, 429, "{}", third.body);
+    assert!(third.body.contains("--logins-per-minute"), "{}", third.body);
+    assert!(third.header("set-cookie").is_none());
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let connection = {
+    let connect = |token: &str| {
         let _guard = runtime.enter();
-        Connection::new(&format!("http://{}", served.grpc), Some(USER_TOKEN), None).unwrap()
+        Connection::new(&format!("http://{}", served.grpc), Some(token), None).unwrap()
     };
     let refused = runtime
-        .block_on(connection.sweeps().list_sweeps(pb::ListSweepsRequest {}))
+        .block_on(
+            connect(&"w".repeat(40))
+                .sweeps()
+                .list_sweeps(pb::ListSweepsRequest {}),
+        )
         .unwrap_err();
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    runtime
+        .block_on(
+            connect(USER_TOKEN)
+                .sweeps()
+                .list_sweeps(pb::ListSweepsRequest {}),
+        )
+        .expect("the right token on gRPC from the throttled address");
     let logged = served
         .coordinator
         .line_containing("a wrong token")

@@ -21,6 +21,7 @@ mod hostile;
 mod kept_model;
 mod launch;
 mod list_cli;
+mod lockout;
 mod mlflow;
 mod preemption;
 mod roles;

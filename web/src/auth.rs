@@ -4,8 +4,9 @@
 //! the table gRPC reads. Without a configured token the page is open, as gRPC is.
 //!
 //! Wrong tokens (on the login form or in a header) count against the client's address in the
-//! throttle the coordinator's gRPC shares; a session cookie is an HMAC no one can guess, so an
-//! unknown one is no attempt: it only gets the login form.
+//! throttle the coordinator's gRPC shares, which never refuses a right one; a session cookie is
+//! an HMAC no one can guess, so an unknown one is no attempt: it only gets the login form.
+//! Successful logins, each a new session, are limited by address too (`--logins-per-minute`).
 
 use std::net::SocketAddr;
 
@@ -14,13 +15,14 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use ltsweep_proto::ErrorKind;
 use ltsweep_proto::roles::{Role, role_of, sweep_rpc};
 use ltsweep_proto::server::{Caller, Refusal, authenticate, require};
 use serde::Deserialize;
 
 use crate::AppState;
 use crate::html::page;
-use crate::respond::refusal_response;
+use crate::respond::{refusal_response, status_of};
 use crate::session::{self, cookie_name};
 
 /// The largest login form read: one token, with room to spare.
@@ -63,7 +65,7 @@ fn presented<'a>(secure: bool, headers: &'a HeaderMap) -> Result<Presented<'a>, 
 }
 
 /// Finds the caller of every request and puts it in the request's extensions; refuses a
-/// request with several credentials, a wrong token (401) or from a throttled address (429).
+/// request with several credentials, a wrong token (401; 429 past the address's budget).
 /// A request without a credential goes on without a caller: the login form and the assets
 /// need none, and each other route's guard refuses it.
 pub(crate) async fn identify(
@@ -80,8 +82,10 @@ pub(crate) async fn identify(
     } else {
         match presented(state.secure, request.headers()) {
             Err(problem) => {
-                state.throttle.failed(remote, "the web page");
-                return (StatusCode::BAD_REQUEST, problem).into_response();
+                return match state.throttle.wrong_token(remote, "the web page") {
+                    Refusal::Unauthenticated => (StatusCode::BAD_REQUEST, problem).into_response(),
+                    throttled => refusal_response(&throttled),
+                };
             }
             Ok(Presented::Nothing) => None,
             Ok(Presented::Bearer(value)) => {
@@ -218,20 +222,13 @@ pub(crate) async fn login(
         return Redirect::to("/").into_response();
     }
     let remote = Some(remote.ip());
-    if let Err(err) = state.throttle.admit(remote) {
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            login_form(Some(&err.to_string())),
-        )
-            .into_response();
-    }
     let Some(caller) = state.access.caller(form.token.as_bytes()) else {
-        state.throttle.failed(remote, "the login form");
-        return (
-            StatusCode::UNAUTHORIZED,
-            login_form(Some("That is not a token of the coordinator's.")),
-        )
-            .into_response();
+        let refusal = state.throttle.wrong_token(remote, "the login form");
+        let problem = match refusal {
+            Refusal::Unauthenticated => "That is not a token of the coordinator's.".to_owned(),
+            ref throttled => throttled.to_string(),
+        };
+        return (status_of(Some(refusal.kind())), login_form(Some(&problem))).into_response();
     };
     if !caller.roles.allows(Role::Viewer) {
         return (
@@ -242,6 +239,16 @@ pub(crate) async fn login(
             ))),
         )
             .into_response();
+    }
+    // Each login is a session held in memory: a right token logging in over and over is
+    // slowed, not the page's other users.
+    if !state.logins.take(remote) {
+        let problem = format!(
+            "Too many logins from this address: at most {} a minute (--logins-per-minute). Wait a minute, then log in again.",
+            state.logins.per_minute()
+        );
+        let status = status_of(Some(ErrorKind::Exhausted));
+        return (status, login_form(Some(&problem))).into_response();
     }
     let value = state.sessions.open(&state.access, caller);
     see_other("/", &session::set_cookie(state.secure, &value))

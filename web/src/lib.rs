@@ -16,16 +16,17 @@
 //! session cookie (from the login form) makes a [`Caller`] with the token's roles, and each
 //! endpoint needs the role of the RPC it stands for, from the same table gRPC reads
 //! ([`ltsweep_proto::roles::RPC_ROLES`]); each call is made as that caller. The page also
-//! refuses a `Host` it does not serve (DNS rebinding), several credentials in one request, and,
-//! from one address, more wrong tokens than `--auth-failures-per-minute`. See
-//! `docs/guide/security.md`.
+//! refuses a `Host` it does not serve (DNS rebinding), several credentials in one request,
+//! from one address more wrong tokens than `--auth-failures-per-minute` (never a right one) and
+//! more logins than `--logins-per-minute`; one token's logins never end another token's
+//! sessions. See `docs/guide/security.md`.
 //!
 //! ```no_run
 //! use std::sync::Arc;
 //! use std::time::Duration;
 //!
 //! use ltsweep_proto::client::SweepApi;
-//! use ltsweep_proto::server::{Access, AuthThrottle};
+//! use ltsweep_proto::server::{Access, AuthThrottle, ConnectionCaps};
 //! use ltsweep_proto::token::Token;
 //! use ltsweep_web::{Web, WebConfig};
 //!
@@ -34,12 +35,15 @@
 //! let web = Web::new(
 //!     sweeps,
 //!     Arc::new(AuthThrottle::new(10)),
+//!     ConnectionCaps::new(4096, 1024),
 //!     WebConfig {
 //!         access: Access::shared(&Token::generate()),
 //!         tls: None,
 //!         hosts: vec!["sweeps.example.org".into()],
 //!         header_read_timeout: Duration::from_secs(10),
 //!         idle_timeout: Duration::from_secs(120),
+//!         logins_per_minute: 10,
+//!         max_sessions_per_credential: 2_500,
 //!     },
 //! )?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
@@ -67,7 +71,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use ltsweep_proto::client::SweepApi;
-use ltsweep_proto::server::{Access, AuthThrottle, Caller, TlsFiles};
+use ltsweep_proto::server::{Access, AddressRate, AuthThrottle, Caller, ConnectionCaps, TlsFiles};
 use tracing::info;
 
 /// The page's settings: the coordinator's tokens, TLS files and connection deadlines, so that
@@ -80,11 +84,16 @@ pub struct WebConfig {
     pub tls: Option<TlsFiles>,
     /// Names the page answers to besides IP addresses and `localhost` (`--http-host`).
     pub hosts: Vec<String>,
-    /// Every request's headers (and a TLS handshake) must arrive within this
-    /// (`--header-read-timeout`).
+    /// Every request's headers, then its whole body, and a TLS handshake must each arrive
+    /// within this (`--header-read-timeout`).
     pub header_read_timeout: Duration,
-    /// A connection without a byte either way for this long is closed (`--idle-timeout`).
+    /// A connection without a request for this long is closed (`--idle-timeout`).
     pub idle_timeout: Duration,
+    /// Successful logins one client address may make a minute (`--logins-per-minute`).
+    pub logins_per_minute: u32,
+    /// Live sessions one token may hold; its oldest ends when it logs in past it
+    /// (`--max-sessions-per-credential`).
+    pub max_sessions_per_credential: usize,
 }
 
 /// What can stop the page from serving.
@@ -106,6 +115,7 @@ struct AppState {
     api: SweepApi,
     access: Arc<Access>,
     throttle: Arc<AuthThrottle>,
+    logins: Arc<AddressRate>,
     sessions: Arc<session::Sessions>,
     /// Served over TLS: the session cookie is `Secure`, same-origin checks expect `https`,
     /// and every answer carries HSTS.
@@ -127,14 +137,17 @@ pub struct Web {
     hosts: Vec<String>,
     timeouts: serve::Timeouts,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    caps: Arc<ConnectionCaps>,
 }
 
 impl Web {
     /// Reads the TLS files, if any, so that a bad one is an error before anything listens.
-    /// `throttle` counts wrong tokens by address, shared with the coordinator's gRPC.
+    /// `throttle` counts wrong tokens by address and `caps` the connections open, both shared
+    /// with the coordinator's gRPC.
     pub fn new(
         api: SweepApi,
         throttle: Arc<AuthThrottle>,
+        caps: Arc<ConnectionCaps>,
         config: WebConfig,
     ) -> Result<Web, WebError> {
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
@@ -142,7 +155,8 @@ impl Web {
             api,
             access: Arc::new(config.access),
             throttle,
-            sessions: Arc::new(session::Sessions::new()?),
+            logins: Arc::new(AddressRate::new(config.logins_per_minute)),
+            sessions: Arc::new(session::Sessions::new(config.max_sessions_per_credential)?),
             secure: tls.is_some(),
             reports: Arc::default(),
         };
@@ -154,6 +168,7 @@ impl Web {
                 idle: config.idle_timeout,
             },
             tls,
+            caps,
         })
     }
 
@@ -168,7 +183,15 @@ impl Web {
         info!(%address, tls = self.tls.is_some(), "web page listening");
         let hosts = host::Hosts::new(address, &self.hosts);
         let router = router(self.state, hosts);
-        serve::serve(listener, router, self.tls, self.timeouts, shutdown).await?;
+        serve::serve(
+            listener,
+            router,
+            self.tls,
+            self.caps,
+            self.timeouts,
+            shutdown,
+        )
+        .await?;
         Ok(())
     }
 }

@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 use ltsweep_proto::server::Refusal;
 use ltsweep_proto::{ErrorKind, RemoteError};
 
-fn status_of(kind: Option<ErrorKind>) -> StatusCode {
+/// The HTTP status of a kind of error, from the contract's table.
+pub(crate) fn status_of(kind: Option<ErrorKind>) -> StatusCode {
     kind.and_then(|kind| StatusCode::from_u16(kind.http_status()).ok())
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }

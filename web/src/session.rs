@@ -4,8 +4,13 @@
 //! ends, and an HMAC-SHA256 of both and of the SHA-256 of the token it was made for, keyed by a
 //! key drawn when the process starts. So a cookie is worth nothing after a restart or once its
 //! token changes, and it is not the token: a stolen cookie opens the page for a while, never
-//! gRPC. The page also keeps each live session's nonce (at most [`MAX_SESSIONS`]); logging out
-//! forgets it, so the cookie is dead even if a copy of it lives on.
+//! gRPC. The page also keeps each live session's nonce; logging out forgets it, so the cookie
+//! is dead even if a copy of it lives on.
+//!
+//! Each token holds at most `--max-sessions-per-credential` live sessions: a login past it
+//! ends that token's own oldest session, never another token's, so no holder of one token can
+//! log the holders of another out by logging in over and over. The table holds at most that
+//! many for each token that may log in (the viewer's and the user's, or the one shared token).
 //!
 //! Under TLS the cookie is `__Host-ltsweep_session` and `Secure`: a browser sends it over
 //! HTTPS only, for this host only, and no sibling domain can set one.
@@ -22,8 +27,6 @@ use crate::WebError;
 
 /// How long a session lasts.
 pub(crate) const LIFETIME: Duration = Duration::from_secs(12 * 3600);
-/// Live sessions kept; past it, the one ending soonest is dropped (its browser logs in again).
-const MAX_SESSIONS: usize = 10_000;
 
 const NONCE_BYTES: usize = 16;
 
@@ -66,6 +69,8 @@ struct Session {
 pub(crate) struct Sessions {
     key: hmac::Key,
     random: SystemRandom,
+    /// Live sessions one credential may hold.
+    per_credential: usize,
     live: Mutex<HashMap<[u8; NONCE_BYTES], Session>>,
 }
 
@@ -100,14 +105,16 @@ fn signed(nonce: &[u8], expires: u64, token_digest: &[u8; 32]) -> Vec<u8> {
 }
 
 impl Sessions {
-    /// A fresh key from the operating system's random source.
-    pub(crate) fn new() -> Result<Sessions, WebError> {
+    /// A fresh key from the operating system's random source; at most `per_credential` live
+    /// sessions a token.
+    pub(crate) fn new(per_credential: usize) -> Result<Sessions, WebError> {
         let random = SystemRandom::new();
         let key = hmac::Key::generate(hmac::HMAC_SHA256, &random)
             .map_err(|_| WebError::Random("no random source to draw it from".into()))?;
         Ok(Sessions {
             key,
             random,
+            per_credential: per_credential.max(1),
             live: Mutex::new(HashMap::new()),
         })
     }
@@ -131,15 +138,24 @@ impl Sessions {
         let digest = access.digest_of(caller.credential).unwrap_or_default();
         let mac = hmac::sign(&self.key, &signed(&nonce, expires, &digest));
         let mut live = self.live();
-        if live.len() >= MAX_SESSIONS {
+        let held = |live: &HashMap<_, Session>| {
+            live.values()
+                .filter(|s| s.credential == caller.credential)
+                .count()
+        };
+        if held(&live) >= self.per_credential {
             live.retain(|_, session| session.expires > now);
-            if live.len() >= MAX_SESSIONS
-                && let Some(soonest) = live
+            // Only this token's own sessions: the oldest (ending soonest) makes room.
+            while held(&live) >= self.per_credential {
+                let Some(oldest) = live
                     .iter()
-                    .min_by_key(|(_, session)| session.expires)
+                    .filter(|(_, s)| s.credential == caller.credential)
+                    .min_by_key(|(_, s)| s.expires)
                     .map(|(nonce, _)| *nonce)
-            {
-                live.remove(&soonest);
+                else {
+                    break;
+                };
+                live.remove(&oldest);
             }
         }
         live.insert(
@@ -195,7 +211,7 @@ mod tests {
         let (user, viewer) = (Token::generate(), Token::generate());
         let access = Access::by_role(None, Some(&user), Some(&viewer)).unwrap();
         let caller = access.caller(user.as_str().as_bytes()).unwrap();
-        let sessions = Sessions::new().unwrap();
+        let sessions = Sessions::new(10).unwrap();
         let now = 1_700_000_000;
         let cookie = sessions.open_at(&access, caller, now);
         assert!(
@@ -216,7 +232,7 @@ mod tests {
         let later = format!("{nonce}.{}.{mac}", end + 3600);
         assert_eq!(sessions.check_at(&access, &later, now), None);
         assert_eq!(
-            Sessions::new().unwrap().check_at(&access, &cookie, now),
+            Sessions::new(10).unwrap().check_at(&access, &cookie, now),
             None
         );
         // The same sessions with the token changed (a restart with a new file).
@@ -228,6 +244,32 @@ mod tests {
         for junk in ["", "a.b.c", "..", "zz.1.zz", &format!("{cookie}.x")] {
             assert_eq!(sessions.check_at(&access, junk, now), None, "{junk}");
         }
+    }
+
+    #[test]
+    fn one_tokens_logins_never_end_another_tokens_session() {
+        let (user, viewer) = (Token::generate(), Token::generate());
+        let access = Access::by_role(None, Some(&user), Some(&viewer)).unwrap();
+        let as_user = access.caller(user.as_str().as_bytes()).unwrap();
+        let as_viewer = access.caller(viewer.as_str().as_bytes()).unwrap();
+        let sessions = Sessions::new(3).unwrap();
+        let now = 1_700_000_000;
+        let viewers = sessions.open_at(&access, as_viewer, now);
+        // The user token logs in 50 times, a second apart: it keeps its own newest three.
+        let users: Vec<String> = (0..50)
+            .map(|i| sessions.open_at(&access, as_user, now + 1 + i))
+            .collect();
+        let later = now + 100;
+        assert_eq!(
+            sessions.check_at(&access, &viewers, later),
+            Some(as_viewer),
+            "another token's logins ended the viewer's session"
+        );
+        for (i, cookie) in users.iter().enumerate() {
+            let live = sessions.check_at(&access, cookie, later).is_some();
+            assert_eq!(live, i >= 47, "the user's session {i}");
+        }
+        assert_eq!(sessions.live().len(), 4);
     }
 
     #[test]

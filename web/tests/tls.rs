@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ltsweep_proto::client::Connection;
-use ltsweep_proto::server::{Access, AuthThrottle, TlsFiles};
+use ltsweep_proto::server::{Access, AuthThrottle, ConnectionCaps, TlsFiles};
 use ltsweep_proto::token::Token;
 use ltsweep_web::{Web, WebConfig};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
@@ -48,12 +48,15 @@ async fn the_page_speaks_https_with_the_coordinators_certificate() {
     let web = Web::new(
         nowhere.sweep_api(),
         Arc::new(AuthThrottle::new(10)),
+        ConnectionCaps::new(64, 64),
         WebConfig {
             access: Access::shared(&token),
             tls: Some(tls),
             hosts: Vec::new(),
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(120),
+            logins_per_minute: 10,
+            max_sessions_per_credential: 10,
         },
     )
     .unwrap();

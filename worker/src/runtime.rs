@@ -3,9 +3,10 @@
 //! heartbeats on a timer of their own, epoch progress and checkpoints; then completes or fails
 //! the job with its lease id.
 //!
-//! A coordinator that cannot be reached is retried with backoff while training goes on; a
-//! refused lease (it expired and the job went elsewhere) drops the job; a completion is retried
-//! until the coordinator accepts or refuses it. A preempted worker checkpoints its jobs at the
+//! A coordinator that cannot be reached, or that is at one of its limits, is retried with
+//! backoff while training goes on; only a refusal that no retry can change (a wrong token,
+//! another protocol) stops the worker. A refused lease (it expired and the job went elsewhere)
+//! drops the job; a completion is retried until the coordinator accepts or refuses it. A preempted worker checkpoints its jobs at the
 //! next step and gives their leases back (see [`crate::preempt`]). A finished job whose lease
 //! says so uploads its model before it completes; a stage-2 job downloads its stage-1 job's
 //! model before it starts (`models`).
@@ -168,11 +169,8 @@ impl Shared {
                     *guard = Some(registration.clone());
                     return Ok(registration);
                 }
-                // A wrong token, another protocol, a full worker table: retrying cannot help.
-                Err(err) if !err.is_transient() => {
-                    return Err(RuntimeError::Refused(err.to_string()));
-                }
-                Err(err) => {
+                // An outage, or a limit (a full worker table): room comes back.
+                Err(err) if err.is_transient() || err.is_exhausted() => {
                     if self.stopping() {
                         return Err(RuntimeError::Refused(
                             "stopped before registering".to_owned(),
@@ -180,6 +178,9 @@ impl Shared {
                     }
                     backoff.wait("register", &err).await;
                 }
+                // A wrong token, a token without the worker role, another protocol: retrying
+                // cannot help.
+                Err(err) => return Err(RuntimeError::Refused(err.to_string())),
             }
         }
     }
@@ -259,10 +260,10 @@ async fn run_slot(
                 tracing::warn!(worker = %registration.worker_id, "the coordinator does not know this worker; registering again");
                 shared.forget(&registration.worker_id).await;
             }
-            Err(err) if !err.is_transient() => {
-                return Err(RuntimeError::Refused(err.to_string()));
+            Err(err) if err.is_transient() || err.is_exhausted() => {
+                backoff.wait("poll for work", &err).await;
             }
-            Err(err) => backoff.wait("poll for work", &err).await,
+            Err(err) => return Err(RuntimeError::Refused(err.to_string())),
         }
     }
     tracing::debug!(device = %device_name(device), slot, "slot stopped");
