@@ -64,6 +64,11 @@ pub struct Workers {
 }
 
 impl Workers {
+    /// The secret its calls carry, to carry on with after a restart.
+    pub fn secret(&self) -> Option<String> {
+        self.secret.lock().unwrap().clone()
+    }
+
     /// Carries `secret` from now on (a registration's, or one made up).
     pub fn use_secret(&self, secret: Option<String>) {
         *self.secret.lock().unwrap() = secret;

@@ -98,9 +98,9 @@ async fn workers_past_the_limit_and_oversized_fields_are_refused() {
         ..Limits::default()
     };
     let coordinator = TestCoordinator::start(config).await;
-    let mut workers = coordinator.workers().await;
+    let (mut workers, mut second) = (coordinator.workers().await, coordinator.workers().await);
     let first = register(&mut workers).await;
-    register(&mut workers).await;
+    register(&mut second).await;
     let registered = workers
         .register_worker(pb::RegisterWorkerRequest {
             host: "third".into(),
