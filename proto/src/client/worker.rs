@@ -143,11 +143,13 @@ impl WorkerApi {
             .register_worker(request)
             .await?
             .into_inner();
-        let secret = AsciiMetadataValue::try_from(r.worker_secret.as_str()).map_err(|_| {
+        let mut secret = AsciiMetadataValue::try_from(r.worker_secret.as_str()).map_err(|_| {
             RemoteError::Malformed(
                 "the registration's worker_secret is not a metadata value: run the same ltsweep version on both".to_owned(),
             )
         })?;
+        // Debug prints (of the client, of a request) leave it out.
+        secret.set_sensitive(true);
         if let Ok(mut held) = self.secret.write() {
             *held = Some(secret);
         }
