@@ -22,8 +22,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::config::Durability;
 use crate::error::CoordinatorError;
 use crate::scheduler::{
-    Change, Counters, DeviceSlots, JobRuntime, LeaseKey, Scheduler, SlurmPlacement, SweepRecord, Timing,
-    WorkerId, WorkerRecord, initial_runtimes,
+    Change, Counters, DeviceSlots, JobRuntime, LeaseKey, Scheduler, SlurmPlacement, SweepRecord,
+    Timing, WorkerId, WorkerRecord, initial_runtimes,
 };
 
 type Result<T> = std::result::Result<T, CoordinatorError>;

@@ -166,16 +166,17 @@ impl Connection {
     /// The generated client acting as the worker a registration answered `secret` to, for
     /// tests that send what the typed one never would.
     pub fn worker_as(&self, secret: &str) -> Result<WorkerClient, ClientError> {
-        let mut secret: MetadataValue<Ascii> =
-            secret.parse().map_err(|_| ClientError::BadToken)?;
+        let mut secret: MetadataValue<Ascii> = secret.parse().map_err(|_| ClientError::BadToken)?;
         secret.set_sensitive(true);
         let auth = Auth {
             worker_secret: Some(secret),
             ..self.auth.clone()
         };
-        Ok(WorkerServiceClient::with_interceptor(self.channel.clone(), auth)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+        Ok(
+            WorkerServiceClient::with_interceptor(self.channel.clone(), auth)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
     }
 
     /// The generated client, for tests that send what the typed one never would.

@@ -29,6 +29,7 @@ mod tls;
 mod train_cli;
 mod two_stage;
 mod web;
+mod worker_identity;
 
 fn main() -> std::process::ExitCode {
     harness::main()

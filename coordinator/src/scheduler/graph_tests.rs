@@ -73,7 +73,10 @@ impl Graph {
             "a stage-1 job with stage-2 jobs keeps its model"
         );
         let worker = self.worker.clone();
-        run(&mut self.s, |s| s.record_model(2, &worker, &lease.id, model('a'))).unwrap();
+        run(&mut self.s, |s| {
+            s.record_model(2, &worker, &lease.id, model('a'))
+        })
+        .unwrap();
         let planned = self
             .s
             .complete(3, &worker, &lease.id, result_for(&lease.job, 0.5))
@@ -101,7 +104,10 @@ fn a_stage2_job_is_leased_only_once_its_stage1_job_succeeded() {
         "no stage-2 job before its stage-1 job succeeded"
     );
     let worker = g.worker.clone();
-    run(&mut g.s, |s| s.record_model(2, &worker, &lease.id, model('a'))).unwrap();
+    run(&mut g.s, |s| {
+        s.record_model(2, &worker, &lease.id, model('a'))
+    })
+    .unwrap();
     run(&mut g.s, |s| {
         s.complete(3, &worker, &lease.id, result_for(&lease.job, 0.5))
     })
@@ -260,10 +266,9 @@ fn only_a_job_that_keeps_a_model_may_record_one() {
     let mut g = setup(STAGE2_SPEC);
     g.run_parent();
     let lease = g.poll().unwrap();
-    let err = g
-        .s
-        .record_model(5, &g.worker, &lease.id, model('b'))
-        .unwrap_err();
+    let err =
+        g.s.record_model(5, &g.worker, &lease.id, model('b'))
+            .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert!(err.to_string().contains("keeps no model"), "{err}");
 }

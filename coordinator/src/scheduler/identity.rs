@@ -13,9 +13,9 @@ use std::fmt;
 use ltsweep_proto::JobId;
 use sha2::{Digest, Sha256};
 
+use super::Scheduler;
 use super::model::{LeaseId, WorkerId};
 use super::plan::{Change, Planned};
-use super::Scheduler;
 
 /// HMAC-SHA-256's block size, in bytes.
 const BLOCK_BYTES: usize = 64;
@@ -148,12 +148,25 @@ mod tests {
         let key = LeaseKey::new([7; 32]);
         let id = key.lease_id(1, &job);
         assert_eq!(id.job(), Some(job.clone()));
-        let tag = id.as_str().strip_prefix("l-").unwrap().split_once('-').unwrap().0;
+        let tag = id
+            .as_str()
+            .strip_prefix("l-")
+            .unwrap()
+            .split_once('-')
+            .unwrap()
+            .0;
         assert_eq!(tag.len(), 32, "{id}");
         assert_eq!(key.lease_id(1, &job), id, "deterministic");
         assert_ne!(key.lease_id(2, &job), id);
-        assert_ne!(key.lease_id(1, &JobId::from("job-b")).as_str()[..34], id.as_str()[..34]);
+        assert_ne!(
+            key.lease_id(1, &JobId::from("job-b")).as_str()[..34],
+            id.as_str()[..34]
+        );
         assert_ne!(LeaseKey::new([8; 32]).lease_id(1, &job), id);
-        assert_eq!(format!("{key:?}"), "LeaseKey(..)", "the key is never logged");
+        assert_eq!(
+            format!("{key:?}"),
+            "LeaseKey(..)",
+            "the key is never logged"
+        );
     }
 }

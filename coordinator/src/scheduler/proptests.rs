@@ -384,8 +384,8 @@ impl Harness {
                 prop_assert_eq!(s.workers.len() + forgotten, before.workers.len());
                 for worker in before.workers.values() {
                     let id = &worker.record.id;
-                    let unseen = now.saturating_sub(worker.record.last_seen_ms)
-                        >= TIMING.worker_expiry_ms;
+                    let unseen =
+                        now.saturating_sub(worker.record.last_seen_ms) >= TIMING.worker_expiry_ms;
                     let kept = s.worker(id).is_some();
                     prop_assert_eq!(
                         kept,

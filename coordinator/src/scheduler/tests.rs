@@ -575,9 +575,11 @@ fn lease_refusals(s: &Scheduler, worker: &WorkerId, lease: &LeaseId, job: &JobSp
     };
     [
         s.progress(5, worker, lease, None).map(drop),
-        s.complete(5, worker, lease, result_for(job, 0.999)).map(drop),
+        s.complete(5, worker, lease, result_for(job, 0.999))
+            .map(drop),
         s.fail(5, worker, lease, "forged", false).map(drop),
-        s.release(5, worker, lease, ReleaseReason::Preempted).map(drop),
+        s.release(5, worker, lease, ReleaseReason::Preempted)
+            .map(drop),
         s.record_checkpoint(5, worker, lease, checkpoint).map(drop),
         s.checkpoint_of(worker, lease).map(drop),
         s.record_model(5, worker, lease, model).map(drop),
@@ -597,7 +599,13 @@ fn another_workers_lease_is_refused_as_one_never_issued() {
     let (mut s, _, honest) = setup();
     let intruder = register(&mut s, 0);
     let l = lease(&mut s, 1, &honest);
-    let tag = l.id.as_str().strip_prefix("l-").unwrap().split_once('-').unwrap().0;
+    let tag =
+        l.id.as_str()
+            .strip_prefix("l-")
+            .unwrap()
+            .split_once('-')
+            .unwrap()
+            .0;
     assert_eq!(tag.len(), 32, "128 bits: {}", l.id);
     let made_up = LeaseId::issued(1, &l.job.id);
     let before = s.clone();
@@ -653,15 +661,27 @@ fn a_worker_is_known_by_its_secret_and_forgotten_when_unseen_and_idle() {
     assert_eq!(s.expire_workers(expiry - 1).answer, 0);
     // Both unseen for the expiry, but the busy one holds a lease (whose heartbeats lapsed
     // only because the clock jumped here): it stays.
-    assert_eq!(run(&mut s, |s| Ok(s.expire_workers(expiry + 1))).unwrap(), 1);
+    assert_eq!(
+        run(&mut s, |s| Ok(s.expire_workers(expiry + 1))).unwrap(),
+        1
+    );
     assert!(s.worker(&idle).is_none());
     assert_eq!(s.worker_by_secret(&idle_secret), None);
     assert_eq!(s.worker_by_secret(&busy_secret), Some(&busy));
     // A forgotten worker's poll is told to register again.
-    assert_eq!(s.poll(expiry + 1, &idle).unwrap_err().code(), Code::NotFound);
+    assert_eq!(
+        s.poll(expiry + 1, &idle).unwrap_err().code(),
+        Code::NotFound
+    );
 
-    run(&mut s, |s| s.complete(expiry + 2, &busy, &l.id, result_for(&l.job, 0.5))).unwrap();
-    assert_eq!(run(&mut s, |s| Ok(s.expire_workers(2 * expiry + 2))).unwrap(), 1);
+    run(&mut s, |s| {
+        s.complete(expiry + 2, &busy, &l.id, result_for(&l.job, 0.5))
+    })
+    .unwrap();
+    assert_eq!(
+        run(&mut s, |s| Ok(s.expire_workers(2 * expiry + 2))).unwrap(),
+        1
+    );
     assert!(s.workers().is_empty());
     assert!(s.secrets.is_empty());
 }

@@ -119,9 +119,7 @@ impl pb::sweep_service_server::SweepService for SweepHandlers {
     ) -> RpcResult<pb::ListWorkersResponse> {
         let request = request.into_inner();
         let now = self.0.now_ms();
-        let page = self
-            .0
-            .read(|s| paging::workers_page(s, &request, now))?;
+        let page = self.0.read(|s| paging::workers_page(s, &request, now))?;
         Ok(Response::new(page))
     }
 

@@ -34,7 +34,10 @@ fn restarted(scheduler: &Scheduler, now: u64) -> Scheduler {
 fn a_fresh_store_loads_an_empty_state() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    assert_eq!(store.load(TIMING, test_key(), 0).unwrap(), Scheduler::new(TIMING, test_key()));
+    assert_eq!(
+        store.load(TIMING, test_key(), 0).unwrap(),
+        Scheduler::new(TIMING, test_key())
+    );
     assert!(dir.path().join(DB_FILE).exists());
 }
 
@@ -130,7 +133,10 @@ fn a_failed_commit_changes_nothing() {
     assert_eq!(s, before);
     drop(store);
     // Nothing of it reached the file either.
-    assert_eq!(open(dir.path()).load(TIMING, test_key(), 0).unwrap(), before);
+    assert_eq!(
+        open(dir.path()).load(TIMING, test_key(), 0).unwrap(),
+        before
+    );
 }
 
 #[test]

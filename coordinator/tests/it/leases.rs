@@ -182,7 +182,8 @@ async fn workers_of_another_protocol_or_unknown_ids_are_refused() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(
-        err.message().contains(ltsweep_proto::WORKER_SECRET_METADATA),
+        err.message()
+            .contains(ltsweep_proto::WORKER_SECRET_METADATA),
         "{}",
         err.message()
     );
