@@ -38,6 +38,8 @@ pub enum ClientError {
     },
     #[error("the token has characters a gRPC header cannot carry")]
     BadToken,
+    #[error("the worker secret has characters a gRPC header cannot carry")]
+    BadSecret,
     #[error("TLS: {0}")]
     Tls(tonic::transport::Error),
 }
@@ -166,7 +168,8 @@ impl Connection {
     /// The generated client acting as the worker a registration answered `secret` to, for
     /// tests that send what the typed one never would.
     pub fn worker_as(&self, secret: &str) -> Result<WorkerClient, ClientError> {
-        let mut secret: MetadataValue<Ascii> = secret.parse().map_err(|_| ClientError::BadToken)?;
+        let mut secret: MetadataValue<Ascii> =
+            secret.parse().map_err(|_| ClientError::BadSecret)?;
         secret.set_sensitive(true);
         let auth = Auth {
             worker_secret: Some(secret),
