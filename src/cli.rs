@@ -160,6 +160,10 @@ pub struct CoordinatorArgs {
     /// How long a worker's poll for work waits before answering none.
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     pub poll_timeout: std::time::Duration,
+    /// A worker unseen this long, holding no lease, is forgotten (it registers again if it
+    /// comes back); longer than the lease ttl.
+    #[arg(long, env = "LTSWEEP_WORKER_EXPIRY", default_value = "1h", value_parser = parse_duration)]
+    pub worker_expiry: std::time::Duration,
     /// TLS certificate chain (PEM); with --tls-key, plaintext clients are refused.
     #[arg(long, requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -200,7 +204,8 @@ pub struct LimitArgs {
     /// The largest checkpoint of one job.
     #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
     pub max_checkpoint_bytes: u64,
-    /// The most workers alive at once.
+    /// The most workers registered at once; a registration into a full registry forgets the
+    /// longest-unseen worker that is neither alive nor holding a lease.
     #[arg(long, default_value_t = 10_000)]
     pub max_workers: usize,
     /// Checkpoint uploads are refused when they would leave less free disk in the state dir.

@@ -30,6 +30,8 @@ pub struct CoordinatorConfig {
     pub heartbeat_interval: Duration,
     /// How long a `PollWork` waits for a job before answering none.
     pub poll_timeout: Duration,
+    /// A worker unseen this long, holding no lease, is forgotten (`--worker-expiry`).
+    pub worker_expiry: Duration,
     /// The tokens every call but health and reflection must carry, and their roles.
     pub access: Access,
     /// Serve TLS with these files; plaintext clients are then refused.
@@ -46,6 +48,7 @@ impl std::fmt::Debug for CoordinatorConfig {
             .field("lease_ttl", &self.lease_ttl)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("poll_timeout", &self.poll_timeout)
+            .field("worker_expiry", &self.worker_expiry)
             .field("access", &self.access)
             .field("tls", &self.tls)
             .field("durability", &self.durability)
@@ -63,6 +66,7 @@ impl CoordinatorConfig {
             lease_ttl: Duration::from_secs(60),
             heartbeat_interval: Duration::from_secs(10),
             poll_timeout: Duration::from_secs(20),
+            worker_expiry: Duration::from_secs(3_600),
             access: Access::open(),
             tls: None,
             durability: Durability::Normal,
@@ -105,6 +109,13 @@ impl CoordinatorConfig {
                 self.poll_timeout, self.lease_ttl
             ));
         }
+        // A worker that held a lease is forgotten only once the lease could have expired.
+        if self.worker_expiry <= self.lease_ttl {
+            return fail(format!(
+                "the worker expiry ({:?}, --worker-expiry) must be longer than the lease ttl ({:?}, --lease-ttl)",
+                self.worker_expiry, self.lease_ttl
+            ));
+        }
         self.limits.validate()
     }
 
@@ -114,6 +125,7 @@ impl CoordinatorConfig {
             lease_ttl_ms: millis(self.lease_ttl),
             heartbeat_interval_ms: millis(self.heartbeat_interval),
             poll_timeout_ms: millis(self.poll_timeout),
+            worker_expiry_ms: millis(self.worker_expiry),
         }
     }
 }
@@ -150,6 +162,14 @@ mod tests {
                 .to_string()
                 .contains("poll timeout")
         );
+    }
+
+    #[test]
+    fn worker_expiry_must_be_longer_than_the_lease() {
+        let mut config = CoordinatorConfig::new("state");
+        config.worker_expiry = config.lease_ttl;
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("--worker-expiry"), "{message}");
     }
 
     #[test]

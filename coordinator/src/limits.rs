@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::error::CoordinatorError;
-use crate::scheduler::Scheduler;
+use crate::scheduler::{Change, Scheduler};
 
 type Result<T> = std::result::Result<T, CoordinatorError>;
 
@@ -20,8 +20,12 @@ type Result<T> = std::result::Result<T, CoordinatorError>;
 /// coordinator hands out is far shorter.
 pub(crate) const MAX_FIELD_BYTES: usize = 256;
 
-/// The most devices a worker may register.
-pub(crate) const MAX_DEVICES: usize = 256;
+/// The most devices a worker may register: more than any node holds.
+pub(crate) const MAX_DEVICES: usize = 64;
+
+/// The most bytes a worker's device names may take together, so that a registration (kept
+/// until the worker expires) stays a few kilobytes.
+pub(crate) const MAX_DEVICE_NAME_BYTES: usize = 4_096;
 
 /// A failure reason is kept up to this many bytes (cut at a character boundary), not refused:
 /// the worker must always be able to report a failure.
@@ -39,7 +43,8 @@ pub struct Limits {
     pub max_jobs: u64,
     /// The largest checkpoint of one job, in bytes (`--max-checkpoint-bytes`).
     pub max_checkpoint_bytes: u64,
-    /// The most workers alive at once (`--max-workers`).
+    /// The most workers registered at once (`--max-workers`); a registration into a full
+    /// registry forgets the longest-unseen worker that is neither alive nor holding a lease.
     pub max_workers: usize,
     /// Uploads are refused when they would leave less free disk than this in the state dir
     /// (`--min-free-disk-bytes`).
@@ -179,21 +184,20 @@ impl Limits {
         Ok(())
     }
 
-    /// Checked under the lock before a registration: the workers alive now, the new one
-    /// included, must fit.
-    pub(crate) fn check_workers(&self, scheduler: &Scheduler, now_ms: u64) -> Result<()> {
-        let alive = scheduler
-            .workers()
-            .into_iter()
-            .filter(|w| scheduler.is_alive(w, now_ms))
-            .count();
-        if alive >= self.max_workers {
-            return Err(CoordinatorError::Exhausted(format!(
-                "{alive} workers are alive, the limit (--max-workers) is {}: stop some, or raise the limit",
-                self.max_workers
-            )));
-        }
-        Ok(())
+    /// Checked under the lock before a registration: the registry, the new worker included,
+    /// must fit. A full registry makes room by forgetting workers that are neither alive nor
+    /// holding a lease (the changes to commit with the registration), so stale registrations
+    /// never lock new workers out; only live ones fill it.
+    pub(crate) fn check_workers(&self, scheduler: &Scheduler, now_ms: u64) -> Result<Vec<Change>> {
+        scheduler
+            .make_room(now_ms, self.max_workers)
+            .ok_or_else(|| {
+                CoordinatorError::Exhausted(format!(
+                    "{} workers are registered and alive or holding leases, the limit (--max-workers) is {}: stop some, or raise the limit",
+                    scheduler.workers().len(),
+                    self.max_workers
+                ))
+            })
     }
 
     /// Checked on an upload's header, before any byte of it is written: its announced size
@@ -255,6 +259,15 @@ pub(crate) fn check_registration(host: &str, version: &str, devices: &[String]) 
     }
     for name in devices {
         check_length(name, "devices.name")?;
+    }
+    let bytes: usize = devices.iter().map(String::len).sum();
+    if bytes > MAX_DEVICE_NAME_BYTES {
+        return Err(CoordinatorError::invalid(
+            "devices.name",
+            format!(
+                "the device names take {bytes} bytes together, over the limit of {MAX_DEVICE_NAME_BYTES}: name devices as \"cpu\" or \"cuda:N\""
+            ),
+        ));
     }
     Ok(())
 }

@@ -92,7 +92,10 @@ impl Coordinator {
         let checkpoints = CheckpointFiles::open(&config.state_dir, FileKind::Checkpoints)?;
         let models = CheckpointFiles::open(&config.state_dir, FileKind::Models)?;
         // Every recovered lease gets a full TTL from this start.
-        let scheduler = store.load(config.timing(), clock.now_ms())?;
+        // Drawn at each start: ids issued before stay valid (they are compared, not derived
+        // again), and the persisted lease counter keeps new ones unique.
+        let lease_key = identity::draw_lease_key();
+        let scheduler = store.load(config.timing(), lease_key.clone(), clock.now_ms())?;
         let reclaimed = checkpoints.reclaim(&scheduler)? + models.reclaim(&scheduler)?;
         info!(
             db = %store.db_path().display(),
@@ -115,7 +118,7 @@ impl Coordinator {
             apply: Box::new(move |changes| applied.apply(changes)),
             // Every lease gets a full TTL from the reload, as from a restart.
             reload: Box::new(move |store| {
-                reloaded.replace(store.load(timing, reload_clock.now_ms())?)
+                reloaded.replace(store.load(timing, lease_key.clone(), reload_clock.now_ms())?)
             }),
         };
         // A commit slower than half a lease may have kept heartbeat-less calls from renewing.
@@ -311,6 +314,7 @@ impl Drop for PollerGuard<'_> {
 
 mod checkpoints;
 mod delete;
+mod identity;
 mod leases;
 mod memory;
 mod models;

@@ -22,8 +22,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use crate::config::Durability;
 use crate::error::CoordinatorError;
 use crate::scheduler::{
-    Change, Counters, DeviceSlots, JobRuntime, Scheduler, SlurmPlacement, SweepRecord, Timing,
-    WorkerId, WorkerRecord, initial_runtimes,
+    Change, Counters, DeviceSlots, JobRuntime, LeaseKey, Scheduler, SlurmPlacement, SweepRecord,
+    Timing, WorkerId, WorkerRecord, initial_runtimes,
 };
 
 type Result<T> = std::result::Result<T, CoordinatorError>;
@@ -83,6 +83,12 @@ CREATE TABLE IF NOT EXISTS worker_slurm (
     worker_id TEXT PRIMARY KEY REFERENCES workers (id),
     job_id TEXT NOT NULL,
     array_task_id TEXT NOT NULL
+);
+-- The SHA-256 of each worker's secret, by which its calls are known (a table of its own, so
+-- older files gain it; their workers, without one, register again).
+CREATE TABLE IF NOT EXISTS worker_secrets (
+    worker_id TEXT PRIMARY KEY REFERENCES workers (id),
+    sha256 TEXT NOT NULL
 );
 ";
 
@@ -242,7 +248,7 @@ impl Store {
 
     /// Rebuilds the whole scheduler. Running jobs keep their leases, with deadlines reset to
     /// `now_ms` + the lease ttl.
-    pub fn load(&self, timing: Timing, now_ms: u64) -> Result<Scheduler> {
+    pub fn load(&self, timing: Timing, lease_key: LeaseKey, now_ms: u64) -> Result<Scheduler> {
         let fail = |e: rusqlite::Error| CoordinatorError::storage(&self.db_path, e);
         let corrupt = |what: String| {
             CoordinatorError::storage(
@@ -250,7 +256,7 @@ impl Store {
                 format!("{what}: the file is damaged; restore it from a backup"),
             )
         };
-        let mut scheduler = Scheduler::new(timing);
+        let mut scheduler = Scheduler::new(timing, lease_key);
 
         let counters = self
             .conn
@@ -274,8 +280,9 @@ impl Store {
             .conn
             .prepare(
                 "SELECT id, ordinal, host, devices, version, registered_ms, last_seen_ms,
-                        s.job_id, s.array_task_id
+                        s.job_id, s.array_task_id, k.sha256
                  FROM workers LEFT JOIN worker_slurm s ON s.worker_id = workers.id
+                 LEFT JOIN worker_secrets k ON k.worker_id = workers.id
                  ORDER BY ordinal",
             )
             .map_err(fail)?;
@@ -296,6 +303,7 @@ impl Store {
                             job_id,
                             array_task_id: slurm_task.unwrap_or_default(),
                         }),
+                        secret_sha256: row.get::<_, Option<String>>(9)?.unwrap_or_default(),
                     },
                     row.get::<_, String>(3)?,
                 ))
@@ -529,6 +537,19 @@ fn write_change(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<()> {
                     slurm.job_id,
                     slurm.array_task_id
                 ])?;
+            }
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO worker_secrets (worker_id, sha256) VALUES (?1, ?2)",
+            )?
+            .execute(params![worker.id.as_str(), worker.secret_sha256])?;
+        }
+        Change::WorkerExpired { worker } => {
+            for sql in [
+                "DELETE FROM worker_secrets WHERE worker_id = ?1",
+                "DELETE FROM worker_slurm WHERE worker_id = ?1",
+                "DELETE FROM workers WHERE id = ?1",
+            ] {
+                tx.prepare_cached(sql)?.execute(params![worker.as_str()])?;
             }
         }
         Change::WorkerSeen { worker, at_ms } => {

@@ -38,25 +38,37 @@ pub enum ClientError {
     },
     #[error("the token has characters a gRPC header cannot carry")]
     BadToken,
+    #[error("the worker secret has characters a gRPC header cannot carry")]
+    BadSecret,
     #[error("TLS: {0}")]
     Tls(tonic::transport::Error),
 }
 
 /// Adds `authorization: Bearer <token>` to every request.
 #[derive(Clone, Debug)]
-pub struct Auth(Option<MetadataValue<Ascii>>);
+pub struct Auth {
+    token: Option<MetadataValue<Ascii>>,
+    /// A worker registration's secret, on the raw clients of tests that act as a worker.
+    worker_secret: Option<MetadataValue<Ascii>>,
+}
 
 impl Auth {
     fn new(token: Option<&str>) -> Result<Self, ClientError> {
         let Some(token) = token else {
-            return Ok(Auth(None));
+            return Ok(Auth {
+                token: None,
+                worker_secret: None,
+            });
         };
         let mut value: MetadataValue<Ascii> = format!("Bearer {token}")
             .parse()
             .map_err(|_| ClientError::BadToken)?;
         // Debug prints (of the client, of a request) then leave the token out.
         value.set_sensitive(true);
-        Ok(Auth(Some(value)))
+        Ok(Auth {
+            token: Some(value),
+            worker_secret: None,
+        })
     }
 }
 
@@ -65,10 +77,15 @@ impl Interceptor for Auth {
         &mut self,
         mut request: tonic::Request<()>,
     ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(value) = &self.0 {
+        if let Some(value) = &self.token {
             request
                 .metadata_mut()
                 .insert("authorization", value.clone());
+        }
+        if let Some(secret) = &self.worker_secret {
+            request
+                .metadata_mut()
+                .insert(crate::WORKER_SECRET_METADATA, secret.clone());
         }
         Ok(request)
     }
@@ -146,6 +163,23 @@ impl Connection {
         WorkerServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// The generated client acting as the worker a registration answered `secret` to, for
+    /// tests that send what the typed one never would.
+    pub fn worker_as(&self, secret: &str) -> Result<WorkerClient, ClientError> {
+        let mut secret: MetadataValue<Ascii> =
+            secret.parse().map_err(|_| ClientError::BadSecret)?;
+        secret.set_sensitive(true);
+        let auth = Auth {
+            worker_secret: Some(secret),
+            ..self.auth.clone()
+        };
+        Ok(
+            WorkerServiceClient::with_interceptor(self.channel.clone(), auth)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
     }
 
     /// The generated client, for tests that send what the typed one never would.

@@ -54,22 +54,23 @@ string_id!(
     WorkerId
 );
 string_id!(
-    /// A lease on a job: every call about the job carries it (fencing). `l-1234-<job id>`: a
-    /// persisted counter, then the job it leases, so that any lease id leads to its job.
+    /// A lease on a job: every call about the job carries it (fencing). `l-<tag>-<job id>`: 128
+    /// bits no other worker can guess (32 hex digits), then the job it leases, so that any
+    /// lease id leads to its job.
     LeaseId
 );
 
 impl LeaseId {
-    /// The `counter`-th lease the coordinator issues, on `job`.
-    pub fn issued(counter: u64, job: &JobId) -> Self {
-        Self(format!("l-{counter}-{job}"))
+    /// A lease on `job` named by `tag`, which the coordinator derives so that no one can guess it.
+    pub fn issued(tag: u128, job: &JobId) -> Self {
+        Self(format!("l-{tag:032x}-{job}"))
     }
 
     /// The job this lease id was issued for, if it is one of a coordinator's at all.
     pub fn job(&self) -> Option<JobId> {
         let rest = self.0.strip_prefix("l-")?;
-        let (counter, job) = rest.split_once('-')?;
-        (!counter.is_empty() && counter.bytes().all(|b| b.is_ascii_digit()) && !job.is_empty())
+        let (tag, job) = rest.split_once('-')?;
+        (!tag.is_empty() && tag.bytes().all(|b| b.is_ascii_hexdigit()) && !job.is_empty())
             .then(|| JobId(job.to_owned()))
     }
 }

@@ -69,4 +69,8 @@ pub mod pb {
 }
 
 /// The protocol version this build speaks; a worker of another version is refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The gRPC metadata key a worker's calls carry its registration's secret in (see
+/// `RegisterWorkerResponse.worker_secret`): the coordinator knows the caller by it.
+pub const WORKER_SECRET_METADATA: &str = "ltsweep-worker-secret";

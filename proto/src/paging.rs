@@ -1,4 +1,4 @@
-//! Reading a paged `GetSweep` whole: the pages one after another, joined into one status.
+//! Reading a paged `GetSweep` or `ListWorkers` whole: the pages one after another, joined.
 //! Shared by the gRPC client and by callers of the service in the same process (the web page).
 
 use std::future::Future;
@@ -28,4 +28,22 @@ where
         whole.next_page_token = page.next_page_token;
     }
     Ok(whole)
+}
+
+/// Asks for every page of the worker list with `list` and joins them, in registration order.
+pub async fn all_worker_pages<F, Fut, E>(mut list: F) -> Result<Vec<pb::WorkerInfo>, E>
+where
+    F: FnMut(pb::ListWorkersRequest) -> Fut,
+    Fut: Future<Output = Result<pb::ListWorkersResponse, E>>,
+{
+    let mut request = pb::ListWorkersRequest::default();
+    let mut workers = Vec::new();
+    loop {
+        let page = list(request.clone()).await?;
+        workers.extend(page.workers);
+        if page.next_page_token.is_empty() {
+            return Ok(workers);
+        }
+        request.page_token = page.next_page_token;
+    }
 }

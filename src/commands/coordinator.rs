@@ -74,6 +74,7 @@ pub fn run(args: &CoordinatorArgs) -> anyhow::Result<()> {
         lease_ttl: args.lease_ttl,
         heartbeat_interval: args.heartbeat,
         poll_timeout: args.poll_timeout,
+        worker_expiry: args.worker_expiry,
         access,
         tls: match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles {

@@ -157,7 +157,6 @@ fn a_late_completion_with_a_stale_lease_is_refused_and_changes_nothing() {
             }))
             .unwrap()
             .into_inner()
-            .worker_id
     };
     // None too while the restarted coordinator is not back yet.
     let poll =
@@ -170,10 +169,12 @@ fn a_late_completion_with_a_stale_lease_is_refused_and_changes_nothing() {
                 .ok()
                 .and_then(|response| response.into_inner().lease)
         };
-    let mut late = connection.worker();
-    let mut prompt = connection.worker();
-    let late_id = register(&cluster, &mut late);
-    let prompt_id = register(&cluster, &mut prompt);
+    // Each fake worker's calls carry its own registration's secret.
+    let late = register(&cluster, &mut connection.worker());
+    let prompt = register(&cluster, &mut connection.worker());
+    let (late_id, prompt_id) = (late.worker_id, prompt.worker_id);
+    let mut late = connection.worker_as(&late.worker_secret).unwrap();
+    let mut prompt = connection.worker_as(&prompt.worker_secret).unwrap();
     let first = poll(&cluster, &mut late, &late_id).expect("the job is leased");
     let job = JobSpec::try_from(first.job.clone().unwrap()).unwrap();
     // No heartbeat: the lease expires and the job returns to the queue.

@@ -148,12 +148,14 @@ fn a_coordinator_under_hostile_input_refuses_each_limit_and_loses_nothing() {
             .await
             .unwrap()
             .into_inner();
-        let worker = workers
+        let honest = workers
             .register_worker(register_request("honest".into()))
             .await
             .unwrap()
-            .into_inner()
-            .worker_id;
+            .into_inner();
+        let worker = honest.worker_id;
+        // Its calls carry its registration's secret from now on.
+        let mut workers = connection.worker_as(&honest.worker_secret).unwrap();
         let lease = workers
             .poll_work(pb::PollWorkRequest {
                 worker_id: worker.clone(),
@@ -394,12 +396,13 @@ fn an_upload_below_the_free_disk_floor_is_refused() {
             })
             .await
             .unwrap();
-        let worker = workers
+        let registered = workers
             .register_worker(register_request("w".into()))
             .await
             .unwrap()
-            .into_inner()
-            .worker_id;
+            .into_inner();
+        let worker = registered.worker_id;
+        let mut workers = connection.worker_as(&registered.worker_secret).unwrap();
         let lease = workers
             .poll_work(pb::PollWorkRequest {
                 worker_id: worker,

@@ -31,6 +31,7 @@ mod tls;
 mod train_cli;
 mod two_stage;
 mod web;
+mod worker_identity;
 
 fn main() -> std::process::ExitCode {
     harness::main()

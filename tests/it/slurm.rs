@@ -59,7 +59,7 @@ fn workers_of(cluster: &TestCluster, job: &str) -> Vec<(String, String)> {
     let workers = cluster.block_on(async {
         connection
             .sweeps()
-            .list_workers(pb::ListWorkersRequest {})
+            .list_workers(pb::ListWorkersRequest::default())
             .await
             .unwrap()
             .into_inner()

@@ -46,11 +46,18 @@ impl Scheduler {
                 // Results are read from the store; the job's state says it has one.
                 Change::ResultRecorded { .. } => {}
                 Change::WorkerRegistered(record) => {
-                    let running = self
-                        .workers
-                        .remove(&record.id)
-                        .map(|w| w.running)
-                        .unwrap_or_default();
+                    let running = match self.workers.remove(&record.id) {
+                        Some(old) => {
+                            self.secrets.remove(&old.record.secret_sha256);
+                            old.running
+                        }
+                        None => Default::default(),
+                    };
+                    // A record without a secret (none is ever planned so) names no caller.
+                    if !record.secret_sha256.is_empty() {
+                        self.secrets
+                            .insert(record.secret_sha256.clone(), record.id.clone());
+                    }
                     self.workers.insert(
                         record.id.clone(),
                         Worker {
@@ -58,6 +65,11 @@ impl Scheduler {
                             running,
                         },
                     );
+                }
+                Change::WorkerExpired { worker } => {
+                    if let Some(old) = self.workers.remove(worker) {
+                        self.secrets.remove(&old.record.secret_sha256);
+                    }
                 }
                 Change::WorkerSeen { worker, at_ms } => {
                     if let Some(worker) = self.workers.get_mut(worker) {

@@ -44,11 +44,11 @@ impl Scheduler {
 mod tests {
     use super::*;
     use crate::scheduler::Timing;
-    use crate::scheduler::tests::{Coded, SPEC};
+    use crate::scheduler::tests::{Coded, SPEC, test_key};
 
     #[test]
     fn only_a_sweep_whose_jobs_ended_is_deleted() {
-        let mut scheduler = Scheduler::new(Timing::default());
+        let mut scheduler = Scheduler::new(Timing::default(), test_key());
         let submitted = scheduler.submit(1, SPEC).unwrap();
         let sweep = submitted.answer.sweep.clone();
         scheduler.apply(&submitted.changes);

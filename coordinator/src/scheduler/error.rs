@@ -48,6 +48,15 @@ impl SchedulerError {
         }
     }
 
+    /// The one refusal of a lease that is not the caller's live lease: another worker's,
+    /// superseded, expired, or never issued all read the same, so that it is no oracle.
+    pub fn lease_not_yours(lease: &LeaseId) -> Self {
+        Self::StaleLease {
+            lease: lease.clone(),
+            reason: "it is not a live lease of this worker".to_owned(),
+        }
+    }
+
     pub(crate) fn invalid(field: impl Into<String>, problem: impl Into<String>) -> Self {
         Self::InvalidArgument {
             field: field.into(),

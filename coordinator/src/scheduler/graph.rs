@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use ltsweep_proto::{JobId, JobState, SweepId};
 
 use super::leases::{LeaseStatus, stale};
-use super::model::{EndedLease, JobRuntime, KeptModel, LeaseEnd, LeaseId};
+use super::model::{EndedLease, JobRuntime, KeptModel, LeaseEnd, LeaseId, WorkerId};
 use super::plan::{Change, Planned};
 use super::shared::Job;
 use super::{Result, Scheduler, SchedulerError};
@@ -48,10 +48,11 @@ impl Scheduler {
     pub fn record_model(
         &self,
         now_ms: u64,
+        worker: &WorkerId,
         lease: &LeaseId,
         model: KeptModel,
     ) -> Result<Planned<Option<KeptModel>>> {
-        let job_id = self.check_upload(lease)?;
+        let job_id = self.check_upload(worker, lease)?;
         let job = self.job_ref(&job_id);
         if !self.keeps_model(job) {
             return Err(SchedulerError::invalid(
@@ -76,8 +77,8 @@ impl Scheduler {
     }
 
     /// The model a live lease's stage-2 job starts from.
-    pub fn model_source(&self, lease: &LeaseId) -> Result<ModelSource> {
-        let job_id = self.check_upload(lease)?;
+    pub fn model_source(&self, worker: &WorkerId, lease: &LeaseId) -> Result<ModelSource> {
+        let job_id = self.check_upload(worker, lease)?;
         let Some(parent) = self.job_ref(&job_id).parent() else {
             return Err(SchedulerError::invalid(
                 "lease_id",
@@ -95,8 +96,8 @@ impl Scheduler {
     /// result stays), with a fresh attempt budget; the stage-2 job's lease ends as given back
     /// (no attempt counted) and it waits, with its siblings, for the new model. Answers the
     /// stage-1 job.
-    pub fn model_lost(&self, lease: &LeaseId) -> Result<Planned<JobId>> {
-        let (job_id, job, status) = self.lease_status(None, lease)?;
+    pub fn model_lost(&self, worker: &WorkerId, lease: &LeaseId) -> Result<Planned<JobId>> {
+        let (job_id, job, status) = self.lease_status(worker, lease)?;
         match status {
             LeaseStatus::Live => {}
             LeaseStatus::Ended(LeaseEnd::Cancelled) => {

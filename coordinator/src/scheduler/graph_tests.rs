@@ -3,7 +3,7 @@
 
 use ltsweep_proto::{JobId, JobState, PROTOCOL_VERSION};
 
-use super::tests::{Coded, TIMING, result_for, run};
+use super::tests::{Coded, TIMING, result_for, run, test_key, test_secret};
 use super::*;
 
 /// One stage-1 job (one plan, one seed) and its two stage-2 jobs (τ-norm, NCM).
@@ -28,10 +28,10 @@ struct Graph {
 }
 
 fn setup(spec: &str) -> Graph {
-    let mut s = Scheduler::new(TIMING);
+    let mut s = Scheduler::new(TIMING, test_key());
     let sweep = run(&mut s, |s| s.submit(0, spec)).unwrap().sweep;
     let worker = run(&mut s, |s| {
-        s.register_worker(0, "host", vec![], PROTOCOL_VERSION, "t")
+        s.register_worker(0, "host", vec![], PROTOCOL_VERSION, "t", &test_secret(s))
     })
     .unwrap()
     .worker;
@@ -72,8 +72,11 @@ impl Graph {
             lease.keep_model,
             "a stage-1 job with stage-2 jobs keeps its model"
         );
-        run(&mut self.s, |s| s.record_model(2, &lease.id, model('a'))).unwrap();
         let worker = self.worker.clone();
+        run(&mut self.s, |s| {
+            s.record_model(2, &worker, &lease.id, model('a'))
+        })
+        .unwrap();
         let planned = self
             .s
             .complete(3, &worker, &lease.id, result_for(&lease.job, 0.5))
@@ -101,7 +104,10 @@ fn a_stage2_job_is_leased_only_once_its_stage1_job_succeeded() {
         "no stage-2 job before its stage-1 job succeeded"
     );
     let worker = g.worker.clone();
-    run(&mut g.s, |s| s.record_model(2, &lease.id, model('a'))).unwrap();
+    run(&mut g.s, |s| {
+        s.record_model(2, &worker, &lease.id, model('a'))
+    })
+    .unwrap();
     run(&mut g.s, |s| {
         s.complete(3, &worker, &lease.id, result_for(&lease.job, 0.5))
     })
@@ -115,7 +121,7 @@ fn a_stage2_job_is_leased_only_once_its_stage1_job_succeeded() {
         assert!(!lease.keep_model);
         let stage2 = lease.job.stage2.as_ref().unwrap();
         assert_eq!(stage2.parent, g.parent);
-        let source = g.s.model_source(&lease.id).unwrap();
+        let source = g.s.model_source(&g.worker, &lease.id).unwrap();
         assert_eq!(source.parent, g.parent);
         assert_eq!(source.model, Some(model('a')));
     }
@@ -179,7 +185,8 @@ fn a_lost_model_trains_the_stage1_job_again_without_a_second_result() {
     let second = g.poll().unwrap();
     assert_eq!(first.job.id, g.children[0]);
     // The first stage-2 job finds the model lost; the other one is running already.
-    let parent = run(&mut g.s, |s| s.model_lost(&first.id)).unwrap();
+    let worker = g.worker.clone();
+    let parent = run(&mut g.s, |s| s.model_lost(&worker, &first.id)).unwrap();
     assert_eq!(parent, g.parent);
     let rt = g.runtime(&g.parent);
     assert_eq!(rt.state, JobState::Pending);
@@ -193,7 +200,7 @@ fn a_lost_model_trains_the_stage1_job_again_without_a_second_result() {
     assert_eq!(g.runtime(&g.children[1]).state, JobState::Running);
     // Its lease is over.
     assert!(matches!(
-        g.s.model_source(&first.id),
+        g.s.model_source(&worker, &first.id),
         Err(SchedulerError::StaleLease { .. })
     ));
     // Trained again: the model comes back, and no second result is recorded.
@@ -259,7 +266,9 @@ fn only_a_job_that_keeps_a_model_may_record_one() {
     let mut g = setup(STAGE2_SPEC);
     g.run_parent();
     let lease = g.poll().unwrap();
-    let err = g.s.record_model(5, &lease.id, model('b')).unwrap_err();
+    let err =
+        g.s.record_model(5, &g.worker, &lease.id, model('b'))
+            .unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert!(err.to_string().contains("keeps no model"), "{err}");
 }

@@ -29,7 +29,7 @@ impl Scheduler {
         lease: &LeaseId,
         metrics: Option<&EpochMetrics>,
     ) -> Result<Planned<ProgressAnswer>> {
-        let (job_id, job, status) = self.lease_status(Some(worker), lease)?;
+        let (job_id, job, status) = self.lease_status(worker, lease)?;
         match status {
             LeaseStatus::Live => {}
             LeaseStatus::Ended(LeaseEnd::Cancelled) => {
@@ -168,10 +168,10 @@ impl Scheduler {
         }
     }
 
-    /// The job a checkpoint upload with this lease is for; only the job's live lease may
-    /// upload.
-    pub fn check_upload(&self, lease: &LeaseId) -> Result<JobId> {
-        match self.lease_status(None, lease)? {
+    /// The job a checkpoint upload with this lease is for; only the job's live lease, by the
+    /// worker it was granted to, may upload (or download).
+    pub fn check_upload(&self, worker: &WorkerId, lease: &LeaseId) -> Result<JobId> {
+        match self.lease_status(worker, lease)? {
             (job, _, LeaseStatus::Live) => Ok(job),
             (_, _, LeaseStatus::Ended(LeaseEnd::Cancelled)) => {
                 Err(stale(lease, "the sweep was cancelled"))
@@ -184,10 +184,11 @@ impl Scheduler {
     pub fn record_checkpoint(
         &self,
         now_ms: u64,
+        worker: &WorkerId,
         lease: &LeaseId,
         checkpoint: Checkpoint,
     ) -> Result<Planned<u32>> {
-        let job_id = self.check_upload(lease)?;
+        let job_id = self.check_upload(worker, lease)?;
         let mut runtime = self.job_ref(&job_id).runtime.clone();
         if let Some(live) = &mut runtime.lease {
             live.deadline_ms = now_ms + self.timing.lease_ttl_ms;
@@ -204,8 +205,12 @@ impl Scheduler {
     }
 
     /// The latest checkpoint of the job a live lease is for.
-    pub fn checkpoint_of(&self, lease: &LeaseId) -> Result<(JobId, Option<Checkpoint>)> {
-        let job_id = self.check_upload(lease)?;
+    pub fn checkpoint_of(
+        &self,
+        worker: &WorkerId,
+        lease: &LeaseId,
+    ) -> Result<(JobId, Option<Checkpoint>)> {
+        let job_id = self.check_upload(worker, lease)?;
         let checkpoint = self.job_ref(&job_id).runtime.checkpoint.as_deref().cloned();
         Ok((job_id, checkpoint))
     }
@@ -215,37 +220,36 @@ impl Scheduler {
         self.deadlines.first().map(|(deadline, _)| *deadline)
     }
 
-    /// What a presented lease is to its job. Anything but the job's live lease or the lease its
-    /// last attempt ended with is stale.
+    /// What a presented lease is to its job, for the worker presenting it. Anything but the
+    /// job's live lease or the lease its last attempt ended with, granted to this worker, gets
+    /// the one refusal of [`SchedulerError::lease_not_yours`], whether the lease exists or not: the answer tells a
+    /// worker nothing of other workers' leases.
     pub(super) fn lease_status(
         &self,
-        worker: Option<&WorkerId>,
+        worker: &WorkerId,
         lease: &LeaseId,
     ) -> Result<(JobId, &Job, LeaseStatus)> {
         let Some((job_id, job)) = lease
             .job()
             .and_then(|id| self.jobs.get(&id).map(|job| (id, job)))
         else {
-            return Err(stale(lease, "no job holds this lease"));
+            return Err(not_yours(lease));
         };
-        let holder_matches = |holder: &WorkerId| worker.is_none_or(|w| w == holder);
+        // The holder is compared first: another worker's call never gets as far as comparing
+        // the lease id itself.
         if let Some(live) = &job.runtime.lease
+            && live.worker == *worker
             && live.id == *lease
         {
-            if !holder_matches(&live.worker) {
-                return Err(stale(lease, "another worker holds it"));
-            }
             return Ok((job_id, job, LeaseStatus::Live));
         }
         if let Some(ended) = &job.runtime.ended_lease
+            && ended.worker == *worker
             && ended.id == *lease
         {
-            if !holder_matches(&ended.worker) {
-                return Err(stale(lease, "another worker held it"));
-            }
             return Ok((job_id, job, LeaseStatus::Ended(ended.how)));
         }
-        Err(stale(lease, "it expired or the job was leased again"))
+        Err(not_yours(lease))
     }
 
     pub(super) fn seen(&self, worker: &WorkerId, now_ms: u64) -> Option<Change> {
@@ -255,6 +259,10 @@ impl Scheduler {
             at_ms: now_ms,
         })
     }
+}
+
+fn not_yours(lease: &LeaseId) -> SchedulerError {
+    SchedulerError::lease_not_yours(lease)
 }
 
 pub(super) fn stale(lease: &LeaseId, reason: &str) -> SchedulerError {

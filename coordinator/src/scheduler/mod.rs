@@ -11,7 +11,10 @@
 //!
 //! The promises (checked by the property tests):
 //! - a job has at most one live lease, and at most one result, which is never replaced;
-//! - a call with a stale lease changes nothing (fencing);
+//! - a call with a stale lease changes nothing (fencing), and a call on a lease that is not the
+//!   caller's live lease gets one refusal whether the lease exists or not (no oracle);
+//! - a worker is known by its registration's secret, and is forgotten (with it) only when it
+//!   holds no lease;
 //! - an expired lease returns its job to the queue (or fails it after `max_attempts`): every job
 //!   is always in exactly one of the pending queue, the running set, or a final state;
 //! - a cancelled sweep's jobs are never leased until `retry_failed`;
@@ -26,18 +29,23 @@
 //! the per-sweep counts are kept incrementally, never recomputed by a scan.
 //!
 //! ```
-//! use ltsweep_coordinator::scheduler::{Scheduler, Timing};
+//! use ltsweep_coordinator::scheduler::{LeaseKey, Scheduler, Timing, secret_sha256};
 //! use ltsweep_proto::PROTOCOL_VERSION;
 //!
-//! let mut scheduler = Scheduler::new(Timing::default());
+//! // The coordinator draws the key from the OS's random source at start.
+//! let mut scheduler = Scheduler::new(Timing::default(), LeaseKey::new([7; 32]));
 //! let spec = "name = \"demo\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"";
 //! let planned = scheduler.submit(1_000, spec)?;
 //! assert_eq!(planned.answer.jobs, 9);
 //! scheduler.apply(&planned.changes); // after the store committed them
 //!
-//! let planned = scheduler.register_worker(1_000, "gpu-1", vec![], PROTOCOL_VERSION, "0.1.0")?;
+//! // The worker's secret (the coordinator draws it) is kept only as its SHA-256.
+//! let secret = secret_sha256("a secret drawn at random");
+//! let planned =
+//!     scheduler.register_worker(1_000, "gpu-1", vec![], PROTOCOL_VERSION, "0.1.0", &secret)?;
 //! let worker = planned.answer.worker.clone();
 //! scheduler.apply(&planned.changes);
+//! assert_eq!(scheduler.worker_by_secret(&secret), Some(&worker));
 //! let planned = scheduler.poll(1_001, &worker)?;
 //! let lease = planned.answer.clone().expect("a pending job");
 //! scheduler.apply(&planned.changes);
@@ -47,7 +55,8 @@
 //!
 //! The code is split by concern: `model` the state's types, `plan` the changes and the
 //! answers of operations, `operations` the plans of sweep and job calls, `leases` the lease
-//! life cycle (renewal, expiry, fencing), `graph` the stage-2 jobs' dependence on their
+//! life cycle (renewal, expiry, fencing), `identity` workers' secrets, lease ids and the
+//! registry's bound, `graph` the stage-2 jobs' dependence on their
 //! stage-1 jobs and the models between them, `apply` how committed changes (and the store's
 //! records, at recovery) become state, and `queries` the reads.
 
@@ -61,6 +70,7 @@ mod error;
 mod graph;
 #[cfg(test)]
 mod graph_tests;
+mod identity;
 mod leases;
 mod model;
 mod operations;
@@ -74,13 +84,14 @@ pub(crate) mod tests;
 
 pub use error::SchedulerError;
 pub use graph::ModelSource;
+pub use identity::{LeaseKey, secret_sha256};
 pub use model::{
     Checkpoint, Counters, DeviceSlots, EndedLease, JobRuntime, KeptModel, LeaseEnd, LeaseId,
     LiveLease, ReleaseReason, SlurmPlacement, Sweep, SweepCounts, SweepRecord, Timing, Worker,
     WorkerId, WorkerRecord,
 };
 pub use plan::{
-    Change, Lease, Planned, ProgressAnswer, Registration, Submission, SubmitAnswer,
+    Announcement, Change, Lease, Planned, ProgressAnswer, Registration, Submission, SubmitAnswer,
     initial_runtimes, jobs_made_pending,
 };
 pub use shared::Job;
@@ -97,6 +108,9 @@ pub struct Scheduler {
     sweep_order: Vec<SweepId>,
     jobs: HashMap<JobId, Job>,
     workers: HashMap<WorkerId, Worker>,
+    /// Each registered worker by the SHA-256 of its secret.
+    secrets: HashMap<String, WorkerId>,
+    lease_key: LeaseKey,
     /// Pending jobs by queue position: first come, first leased.
     queue: BTreeMap<u64, JobId>,
     /// Live leases by deadline, for expiry.
@@ -104,7 +118,8 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub fn new(timing: Timing) -> Self {
+    /// An empty state; lease ids are derived with `lease_key` (see `identity`).
+    pub fn new(timing: Timing, lease_key: LeaseKey) -> Self {
         Self {
             timing,
             counters: Counters::default(),
@@ -112,6 +127,8 @@ impl Scheduler {
             sweep_order: Vec::new(),
             jobs: HashMap::new(),
             workers: HashMap::new(),
+            secrets: HashMap::new(),
+            lease_key,
             queue: BTreeMap::new(),
             deadlines: BTreeSet::new(),
         }

@@ -12,6 +12,8 @@ pub struct Timing {
     pub lease_ttl_ms: u64,
     pub heartbeat_interval_ms: u64,
     pub poll_timeout_ms: u64,
+    /// A worker unseen this long, holding no lease, is forgotten.
+    pub worker_expiry_ms: u64,
 }
 
 impl Default for Timing {
@@ -20,6 +22,7 @@ impl Default for Timing {
             lease_ttl_ms: 60_000,
             heartbeat_interval_ms: 10_000,
             poll_timeout_ms: 20_000,
+            worker_expiry_ms: 3_600_000,
         }
     }
 }
@@ -240,6 +243,9 @@ pub struct WorkerRecord {
     pub last_seen_ms: u64,
     /// The Slurm job it runs in, when Slurm started it.
     pub slurm: Option<SlurmPlacement>,
+    /// Lowercase hex SHA-256 of the secret its registration was answered with: its calls are
+    /// known by it.
+    pub secret_sha256: String,
 }
 
 /// Why a worker gave a lease back.

@@ -8,10 +8,10 @@ use ltsweep_proto::{JobResult, JobState, SweepId};
 
 use super::leases::{LeaseStatus, stale};
 use super::model::{
-    Counters, DeviceSlots, EndedLease, LeaseEnd, LeaseId, LiveLease, ReleaseReason, SlurmPlacement,
-    SweepRecord, WorkerId, WorkerRecord,
+    Counters, DeviceSlots, EndedLease, LeaseEnd, LeaseId, LiveLease, ReleaseReason, SweepRecord,
+    WorkerId, WorkerRecord,
 };
-use super::plan::{Change, Lease, Planned, Registration, Submission, SubmitAnswer};
+use super::plan::{Announcement, Change, Lease, Planned, Registration, Submission, SubmitAnswer};
 use super::{Result, Scheduler, SchedulerError};
 
 // Operations: each plans from `&self`.
@@ -91,7 +91,9 @@ impl Scheduler {
         })
     }
 
-    /// Registers a worker under a new id; a worker of another protocol version is refused.
+    /// Registers a worker under a new id, known from now on by its secret (`secret_sha256`,
+    /// the SHA-256 the coordinator keeps of it); a worker of another protocol version is
+    /// refused.
     pub fn register_worker(
         &self,
         now_ms: u64,
@@ -99,25 +101,43 @@ impl Scheduler {
         devices: Vec<DeviceSlots>,
         protocol_version: u32,
         version: &str,
+        secret_sha256: &str,
     ) -> Result<Planned<Registration>> {
-        self.register_placed_worker(now_ms, host, devices, protocol_version, version, None)
+        let announcement = Announcement {
+            host: host.to_owned(),
+            devices,
+            protocol_version,
+            version: version.to_owned(),
+            slurm: None,
+        };
+        self.register_placed_worker(now_ms, announcement, secret_sha256)
     }
 
-    /// [`Scheduler::register_worker`] for a worker that says which Slurm job it runs in.
+    /// [`Scheduler::register_worker`] for a worker that may say which Slurm job it runs in.
     pub fn register_placed_worker(
         &self,
         now_ms: u64,
-        host: &str,
-        devices: Vec<DeviceSlots>,
-        protocol_version: u32,
-        version: &str,
-        slurm: Option<SlurmPlacement>,
+        announcement: Announcement,
+        secret_sha256: &str,
     ) -> Result<Planned<Registration>> {
+        let Announcement {
+            host,
+            devices,
+            protocol_version,
+            version,
+            slurm,
+        } = announcement;
         if protocol_version != ltsweep_proto::PROTOCOL_VERSION {
             return Err(SchedulerError::VersionMismatch {
                 worker: protocol_version,
                 coordinator: ltsweep_proto::PROTOCOL_VERSION,
             });
+        }
+        if secret_sha256.is_empty() || self.secrets.contains_key(secret_sha256) {
+            return Err(SchedulerError::invalid(
+                "worker_secret",
+                "empty or already another worker's: draw a fresh secret for each registration",
+            ));
         }
         let ordinal = self.counters.next_worker;
         let id = WorkerId(format!("w-{ordinal}"));
@@ -130,12 +150,13 @@ impl Scheduler {
                 Change::WorkerRegistered(WorkerRecord {
                     id,
                     ordinal,
-                    host: host.to_owned(),
+                    host,
                     devices,
-                    version: version.to_owned(),
+                    version,
                     registered_ms: now_ms,
                     last_seen_ms: now_ms,
                     slurm,
+                    secret_sha256: secret_sha256.to_owned(),
                 }),
                 Change::Counters(Counters {
                     next_worker: ordinal + 1,
@@ -162,7 +183,7 @@ impl Scheduler {
             });
         };
         let job = self.job_ref(job_id);
-        let id = LeaseId::issued(self.counters.next_lease, job_id);
+        let id = self.lease_key.lease_id(self.counters.next_lease, job_id);
         let deadline_ms = now_ms + self.timing.lease_ttl_ms;
         let mut runtime = job.runtime.clone();
         runtime.state = JobState::Running;
@@ -208,7 +229,7 @@ impl Scheduler {
         lease: &LeaseId,
         mut result: JobResult,
     ) -> Result<Planned<()>> {
-        let (job_id, job, status) = self.lease_status(Some(worker), lease)?;
+        let (job_id, job, status) = self.lease_status(worker, lease)?;
         match status {
             LeaseStatus::Live => {}
             LeaseStatus::Ended(LeaseEnd::Completed) => return Ok(Planned::unchanged(())),
@@ -287,7 +308,7 @@ impl Scheduler {
         reason: &str,
         retryable: bool,
     ) -> Result<Planned<()>> {
-        let (job_id, job, status) = self.lease_status(Some(worker), lease)?;
+        let (job_id, job, status) = self.lease_status(worker, lease)?;
         match status {
             LeaseStatus::Live => {}
             // A worker that stops a cancelled job may well report it as failed.
@@ -344,7 +365,7 @@ impl Scheduler {
         lease: &LeaseId,
         reason: ReleaseReason,
     ) -> Result<Planned<()>> {
-        let (job_id, job, status) = self.lease_status(Some(worker), lease)?;
+        let (job_id, job, status) = self.lease_status(worker, lease)?;
         match status {
             LeaseStatus::Live => {}
             LeaseStatus::Ended(LeaseEnd::Released) => return Ok(Planned::unchanged(())),

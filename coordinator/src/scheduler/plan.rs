@@ -4,7 +4,10 @@ use std::sync::Arc;
 
 use ltsweep_proto::{JobId, JobResult, JobSpec, SweepId, SweepSpec};
 
-use super::model::{Counters, JobRuntime, LeaseId, SweepRecord, Timing, WorkerId, WorkerRecord};
+use super::model::{
+    Counters, DeviceSlots, JobRuntime, LeaseId, SlurmPlacement, SweepRecord, Timing, WorkerId,
+    WorkerRecord,
+};
 use super::{Result, SchedulerError};
 
 /// One state change. The store persists each (all but [`Change::LeaseRenewed`]) and
@@ -44,6 +47,11 @@ pub enum Change {
         result: Arc<JobResult>,
     },
     WorkerRegistered(WorkerRecord),
+    /// A worker forgotten: unseen for the worker expiry, or making room in a full registry. It
+    /// holds no lease; its secret no longer names anyone.
+    WorkerExpired {
+        worker: WorkerId,
+    },
     WorkerSeen {
         worker: WorkerId,
         at_ms: u64,
@@ -156,6 +164,18 @@ pub struct SubmitAnswer {
     pub jobs: u32,
     /// False when the same sweep had been submitted before.
     pub created: bool,
+}
+
+/// What a registering worker says of itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Announcement {
+    pub host: String,
+    pub devices: Vec<DeviceSlots>,
+    pub protocol_version: u32,
+    /// The ltsweep version, for `ltsweep workers`.
+    pub version: String,
+    /// The Slurm job it runs in, when Slurm started it.
+    pub slurm: Option<SlurmPlacement>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

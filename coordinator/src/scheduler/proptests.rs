@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use ltsweep_proto::{JobId, JobState, PROTOCOL_VERSION};
 use proptest::prelude::*;
 
-use super::tests::{TIMING, metrics, result_for};
+use super::tests::{TIMING, metrics, result_for, test_key, test_secret};
 use super::*;
 use crate::store::Store;
 
@@ -43,6 +43,7 @@ pub(crate) enum Op {
     },
     Checkpoint {
         lease: usize,
+        worker: Option<usize>,
         epoch: u32,
     },
     /// A lease given back as preempted.
@@ -53,13 +54,24 @@ pub(crate) enum Op {
     /// A stage-1 job's model uploaded under its lease.
     RecordModel {
         lease: usize,
+        worker: Option<usize>,
     },
     /// A stage-2 job found its stage-1 job's model lost.
     ModelLost {
         lease: usize,
+        worker: Option<usize>,
+    },
+    /// A lease id never issued, naming a job that exists (by index into the issued leases),
+    /// presented by a worker: it must read exactly as another worker's lease does.
+    Forged {
+        lease: usize,
+        worker: usize,
+        tag: u128,
     },
     Advance(u64),
     Expire,
+    /// Workers unseen for the worker expiry are forgotten.
+    ExpireWorkers,
     Cancel(usize),
     Retry(usize),
 }
@@ -79,12 +91,16 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..64usize, worker.clone()).prop_map(|(lease, worker)| Op::Complete { lease, worker }),
         2 => (0..64usize, worker, any::<bool>())
             .prop_map(|(lease, worker, retryable)| Op::Fail { lease, worker, retryable }),
-        1 => (0..64usize, 1..6u32).prop_map(|(lease, epoch)| Op::Checkpoint { lease, epoch }),
+        1 => (0..64usize, worker_again(), 1..6u32)
+            .prop_map(|(lease, worker, epoch)| Op::Checkpoint { lease, worker, epoch }),
         2 => (0..64usize, worker_again()).prop_map(|(lease, worker)| Op::Release { lease, worker }),
-        2 => (0..64usize).prop_map(|lease| Op::RecordModel { lease }),
-        1 => (0..64usize).prop_map(|lease| Op::ModelLost { lease }),
+        2 => (0..64usize, worker_again()).prop_map(|(lease, worker)| Op::RecordModel { lease, worker }),
+        1 => (0..64usize, worker_again()).prop_map(|(lease, worker)| Op::ModelLost { lease, worker }),
+        1 => (0..64usize, 0..4usize, any::<u128>())
+            .prop_map(|(lease, worker, tag)| Op::Forged { lease, worker, tag }),
         3 => (0..1_500u64).prop_map(Op::Advance),
         2 => Just(Op::Expire),
+        1 => Just(Op::ExpireWorkers),
         1 => (0..SPECS.len()).prop_map(Op::Cancel),
         1 => (0..SPECS.len()).prop_map(Op::Retry),
     ]
@@ -123,7 +139,7 @@ pub(crate) struct Harness {
 impl Harness {
     pub(crate) fn new(store: Option<Store>) -> Self {
         Self {
-            scheduler: Scheduler::new(TIMING),
+            scheduler: Scheduler::new(TIMING, test_key()),
             now: 1_000,
             store,
             workers: Vec::new(),
@@ -163,9 +179,15 @@ impl Harness {
                 }
             }
             Op::Register => {
-                let planned =
-                    self.scheduler
-                        .register_worker(now, "h", Vec::new(), PROTOCOL_VERSION, "t");
+                let secret = test_secret(&self.scheduler);
+                let planned = self.scheduler.register_worker(
+                    now,
+                    "h",
+                    Vec::new(),
+                    PROTOCOL_VERSION,
+                    "t",
+                    &secret,
+                );
                 let registration = self.commit(planned).unwrap();
                 prop_assert!(!self.workers.contains(&registration.worker));
                 self.workers.push(registration.worker);
@@ -175,7 +197,16 @@ impl Harness {
                     return Ok(());
                 };
                 let before = self.scheduler.clone();
-                if let Some(lease) = self.commit(self.scheduler.poll(now, &worker)).unwrap() {
+                let polled = self.scheduler.poll(now, &worker);
+                if before.worker(&worker).is_none() {
+                    prop_assert!(
+                        matches!(polled, Err(SchedulerError::NotFound { .. })),
+                        "a forgotten worker polled: {:?}",
+                        polled.map(|p| p.answer)
+                    );
+                    return self.check();
+                }
+                if let Some(lease) = self.commit(polled).unwrap() {
                     if let Some(stage2) = &lease.job.stage2 {
                         let parent = before.job(&stage2.parent).map(|j| j.runtime.state);
                         prop_assert_eq!(
@@ -221,13 +252,17 @@ impl Harness {
                     s.fail(now, w, l, "boom", *retryable)
                 })?;
             }
-            Op::Checkpoint { lease, epoch } => {
+            Op::Checkpoint {
+                lease,
+                worker,
+                epoch,
+            } => {
                 let checkpoint = Checkpoint {
                     epoch: *epoch,
                     sha256: "0".repeat(64),
                 };
-                self.lease_call(*lease, None, |s, _, l, now| {
-                    unit(s.record_checkpoint(now, l, checkpoint))
+                self.lease_call(*lease, *worker, |s, w, l, now| {
+                    unit(s.record_checkpoint(now, w, l, checkpoint))
                 })?;
             }
             Op::Release { lease, worker } => {
@@ -266,28 +301,29 @@ impl Harness {
                     *self.counted.entry(job).or_default() -= 1;
                 }
             }
-            Op::RecordModel { lease } => {
+            Op::RecordModel { lease, worker } => {
                 let model = KeptModel {
                     sha256: "0".repeat(64),
                     size: 1,
                     epochs: 1,
                 };
-                self.lease_call(*lease, None, |s, _, l, now| {
-                    unit(s.record_model(now, l, model))
+                self.lease_call(*lease, *worker, |s, w, l, now| {
+                    unit(s.record_model(now, w, l, model))
                 })?;
             }
-            Op::ModelLost { lease } => {
-                let Some((id, _)) = self.issued(*lease) else {
+            Op::ModelLost { lease, worker } => {
+                let Some((id, holder)) = self.issued(*lease) else {
                     return Ok(());
                 };
+                let presenter = worker.and_then(|i| self.pick_worker(i)).unwrap_or(holder);
                 let job = id.job().expect("our lease ids name their job");
                 let before = self.scheduler.clone();
                 let live = before
                     .job(&job)
                     .and_then(|j| j.runtime.lease.as_ref())
-                    .is_some_and(|l| l.id == id);
+                    .is_some_and(|l| l.id == id && l.worker == presenter);
                 let parent = before.job(&job).and_then(|j| j.parent().cloned());
-                self.lease_call(*lease, None, |s, _, l, _| unit(s.model_lost(l)))?;
+                self.lease_call(*lease, *worker, |s, w, l, _| unit(s.model_lost(w, l)))?;
                 if let (true, Some(parent)) = (live, parent) {
                     let child = &self.scheduler.job(&job).expect("known job").runtime;
                     prop_assert!(
@@ -308,7 +344,62 @@ impl Harness {
                     }
                 }
             }
+            Op::Forged { lease, worker, tag } => {
+                let (Some((issued, _)), Some(worker)) =
+                    (self.issued(*lease), self.pick_worker(*worker))
+                else {
+                    return Ok(());
+                };
+                let job = issued.job().expect("our lease ids name their job");
+                let forged = LeaseId::issued(*tag, &job);
+                if self.leases.iter().all(|(id, _)| *id != forged) {
+                    let s = &self.scheduler;
+                    let refusal = SchedulerError::lease_not_yours(&forged);
+                    let result = result_for(&s.job(&job).expect("leased job").spec(), 0.999);
+                    let checkpoint = Checkpoint {
+                        epoch: 1,
+                        sha256: "0".repeat(64),
+                    };
+                    let answers = [
+                        unit(s.progress(now, &worker, &forged, None)).err(),
+                        s.complete(now, &worker, &forged, result).err(),
+                        s.fail(now, &worker, &forged, "forged", false).err(),
+                        s.release(now, &worker, &forged, ReleaseReason::Preempted)
+                            .err(),
+                        unit(s.record_checkpoint(now, &worker, &forged, checkpoint)).err(),
+                        s.checkpoint_of(&worker, &forged).err(),
+                        s.model_source(&worker, &forged).err(),
+                        unit(s.model_lost(&worker, &forged)).err(),
+                    ];
+                    for answer in answers {
+                        prop_assert_eq!(answer.as_ref(), Some(&refusal), "a forged lease");
+                    }
+                }
+            }
             Op::Advance(ms) => self.now += ms,
+            Op::ExpireWorkers => {
+                let before = self.scheduler.clone();
+                let forgotten = self.commit(Ok(before.expire_workers(now))).unwrap();
+                let s = &self.scheduler;
+                prop_assert_eq!(s.workers.len() + forgotten, before.workers.len());
+                for worker in before.workers.values() {
+                    let id = &worker.record.id;
+                    let unseen =
+                        now.saturating_sub(worker.record.last_seen_ms) >= TIMING.worker_expiry_ms;
+                    let kept = s.worker(id).is_some();
+                    prop_assert_eq!(
+                        kept,
+                        !unseen || !worker.running.is_empty(),
+                        "worker {} unseen {} holding {:?}",
+                        id,
+                        unseen,
+                        worker.running
+                    );
+                    if !kept {
+                        prop_assert_eq!(s.worker_by_secret(&worker.record.secret_sha256), None);
+                    }
+                }
+            }
             Op::Expire => {
                 let due: Vec<JobId> = self
                     .scheduler
@@ -392,10 +483,13 @@ impl Harness {
                     "a stale lease planned changes: {:?}",
                     p.changes
                 ),
-                Err(e) => prop_assert!(
+                // Only the holder of an ended lease hears why it ended; anyone else gets the
+                // one refusal, as for a lease never issued.
+                Err(e) if ended => prop_assert!(
                     matches!(e, SchedulerError::StaleLease { .. }),
                     "a stale lease gave {e}"
                 ),
+                Err(e) => prop_assert_eq!(e, &SchedulerError::lease_not_yours(&lease)),
             }
         }
         let _ = self.commit(planned);
@@ -452,10 +546,18 @@ impl Harness {
         }
         // At most one live lease per job, among every lease ever issued.
         let mut live: HashMap<JobId, usize> = HashMap::new();
-        for (lease, _) in &self.leases {
-            if let Ok(job) = s.check_upload(lease) {
+        for (lease, holder) in &self.leases {
+            if let Ok(job) = s.check_upload(holder, lease) {
                 *live.entry(job).or_default() += 1;
             }
+        }
+        // Every registered worker is known by its own secret, and no secret by another.
+        prop_assert_eq!(s.secrets.len(), s.workers.len());
+        for worker in s.workers.values() {
+            prop_assert_eq!(
+                s.worker_by_secret(&worker.record.secret_sha256),
+                Some(&worker.record.id)
+            );
         }
         prop_assert!(live.values().all(|&n| n <= 1), "two live leases for a job");
         // The attempt budget spent is exactly the leases not given back as preempted.
@@ -535,7 +637,7 @@ proptest! {
             } else {
                 if round % checkpoint_every == 0 {
                     let checkpoint = Checkpoint { epoch: round + 1, sha256: "0".repeat(64) };
-                    harness.commit(harness.scheduler.record_checkpoint(now, &lease.id, checkpoint)).unwrap();
+                    harness.commit(harness.scheduler.record_checkpoint(now, &worker, &lease.id, checkpoint)).unwrap();
                 }
                 let release = harness.scheduler.release(now, &worker, &lease.id, ReleaseReason::Preempted);
                 harness.commit(release).unwrap();

@@ -49,8 +49,12 @@ impl Scheduler {
     /// Seen within three heartbeat intervals, or holding a live lease.
     pub fn is_alive(&self, worker: &Worker, now_ms: u64) -> bool {
         !worker.running.is_empty()
-            || now_ms.saturating_sub(worker.record.last_seen_ms)
-                <= ALIVE_HEARTBEATS * self.timing.heartbeat_interval_ms
+            || now_ms.saturating_sub(worker.record.last_seen_ms) <= self.alive_window_ms()
+    }
+
+    /// How long after it was last seen a worker still counts as alive.
+    pub(super) fn alive_window_ms(&self) -> u64 {
+        ALIVE_HEARTBEATS * self.timing.heartbeat_interval_ms
     }
 
     /// A sweep's succeeded jobs, in grid order: those whose results the store holds.

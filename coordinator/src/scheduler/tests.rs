@@ -25,7 +25,18 @@ pub(crate) const TIMING: Timing = Timing {
     lease_ttl_ms: 1_000,
     heartbeat_interval_ms: 100,
     poll_timeout_ms: 500,
+    worker_expiry_ms: 10_000,
 };
+
+/// The fixed key tests derive lease ids with.
+pub(crate) fn test_key() -> LeaseKey {
+    LeaseKey::new([7; 32])
+}
+
+/// A secret's hash no other worker of `s` has: the coordinator draws secrets at random.
+pub(crate) fn test_secret(s: &Scheduler) -> String {
+    secret_sha256(&format!("secret-{}", s.counters().next_worker))
+}
 
 /// Two jobs (one plan, two seeds), two attempts each.
 pub(crate) const SPEC: &str = r#"
@@ -94,10 +105,10 @@ pub(crate) fn metrics(epoch: u32, accuracy: Option<f64>) -> EpochMetrics {
 
 /// A scheduler with `SPEC` submitted and one worker registered.
 fn setup() -> (Scheduler, SweepId, WorkerId) {
-    let mut s = Scheduler::new(TIMING);
+    let mut s = Scheduler::new(TIMING, test_key());
     let sweep = run(&mut s, |s| s.submit(0, SPEC)).unwrap().sweep;
     let worker = run(&mut s, |s| {
-        s.register_worker(0, "host", vec![], PROTOCOL_VERSION, "t")
+        s.register_worker(0, "host", vec![], PROTOCOL_VERSION, "t", &test_secret(s))
     })
     .unwrap()
     .worker;
@@ -106,7 +117,7 @@ fn setup() -> (Scheduler, SweepId, WorkerId) {
 
 fn register(s: &mut Scheduler, now: u64) -> WorkerId {
     run(s, |s| {
-        s.register_worker(now, "host", vec![], PROTOCOL_VERSION, "t")
+        s.register_worker(now, "host", vec![], PROTOCOL_VERSION, "t", &test_secret(s))
     })
     .unwrap()
     .worker
@@ -124,7 +135,7 @@ fn state(s: &Scheduler, lease: &Lease) -> JobState {
 
 #[test]
 fn submit_queues_the_grid_in_order_and_is_idempotent() {
-    let mut s = Scheduler::new(TIMING);
+    let mut s = Scheduler::new(TIMING, test_key());
     let answer = run(&mut s, |s| s.submit(5, SPEC)).unwrap();
     assert!(answer.created);
     assert_eq!(answer.jobs, 2);
@@ -143,7 +154,7 @@ fn submit_queues_the_grid_in_order_and_is_idempotent() {
 
 #[test]
 fn a_bad_spec_names_its_key() {
-    let s = Scheduler::new(TIMING);
+    let s = Scheduler::new(TIMING, test_key());
     let err = s
         .submit(
             0,
@@ -158,18 +169,20 @@ fn a_bad_spec_names_its_key() {
 
 #[test]
 fn another_protocol_version_is_refused_naming_both() {
-    let s = Scheduler::new(TIMING);
-    let err = s.register_worker(0, "h", vec![], 2, "t").unwrap_err();
+    let s = Scheduler::new(TIMING, test_key());
+    let err = s
+        .register_worker(0, "h", vec![], 1, "t", &test_secret(&s))
+        .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(
         err.to_string()
-            .contains("worker speaks protocol 2, this coordinator speaks 1")
+            .contains("worker speaks protocol 1, this coordinator speaks 2")
     );
 }
 
 #[test]
 fn worker_ids_come_from_the_counter() {
-    let mut s = Scheduler::new(TIMING);
+    let mut s = Scheduler::new(TIMING, test_key());
     assert_eq!(register(&mut s, 0).as_str(), "w-1");
     assert_eq!(register(&mut s, 0).as_str(), "w-2");
     assert_eq!(s.counters().next_worker, 3);
@@ -396,7 +409,7 @@ fn expiry_requeues_then_fails_and_fences_the_old_lease() {
         s.complete(1_001, &worker, &l.id, result_for(&l.job, 0.5))
             .map(drop),
         s.fail(1_001, &worker, &l.id, "x", true).map(drop),
-        s.check_upload(&l.id).map(drop),
+        s.check_upload(&worker, &l.id).map(drop),
     ] {
         assert!(
             matches!(err, Err(SchedulerError::StaleLease { .. })),
@@ -475,7 +488,7 @@ fn retry_gives_a_fresh_attempt_budget() {
 
 #[test]
 fn unknown_sweeps_are_not_found() {
-    let s = Scheduler::new(TIMING);
+    let s = Scheduler::new(TIMING, test_key());
     let id = SweepId("nope".into());
     assert_eq!(s.cancel(&id).unwrap_err().code(), Code::NotFound);
     assert_eq!(s.retry_failed(&id).unwrap_err().code(), Code::NotFound);
@@ -491,12 +504,12 @@ fn a_checkpoint_is_offered_to_the_next_attempt() {
         sha256: "ab".repeat(32),
     };
     let epoch = run(&mut s, |s| {
-        s.record_checkpoint(10, &l.id, checkpoint.clone())
+        s.record_checkpoint(10, &worker, &l.id, checkpoint.clone())
     })
     .unwrap();
     assert_eq!(epoch, 7);
     assert_eq!(
-        s.checkpoint_of(&l.id).unwrap(),
+        s.checkpoint_of(&worker, &l.id).unwrap(),
         (l.job.id.clone(), Some(checkpoint))
     );
     run(&mut s, |s| s.fail(20, &worker, &l.id, "lost gpu", true)).unwrap();
@@ -521,7 +534,7 @@ fn workers_are_alive_while_seen_or_leasing() {
 
 #[test]
 fn last_seen_is_recorded_at_most_once_a_second() {
-    let mut s = Scheduler::new(TIMING);
+    let mut s = Scheduler::new(TIMING, test_key());
     let worker = register(&mut s, 0);
     assert!(s.poll(500, &worker).unwrap().changes.is_empty());
     run(&mut s, |s| s.poll(1_500, &worker)).unwrap();
@@ -535,13 +548,159 @@ fn lease_ids_lead_to_their_job() {
     for bad in ["", "l-", "l-12", "l-x-abc", "x-12-abc", "l--abc", "l-12-"] {
         assert_eq!(LeaseId(bad.into()).job(), None, "{bad}");
     }
-    let s = Scheduler::new(TIMING);
-    let err = s.check_upload(&LeaseId("garbage".into())).unwrap_err();
+    let s = Scheduler::new(TIMING, test_key());
+    let err = s
+        .check_upload(&WorkerId::from("w-1"), &LeaseId("garbage".into()))
+        .unwrap_err();
     assert!(matches!(err, SchedulerError::StaleLease { .. }));
 }
 
 #[test]
 fn jobs_made_pending_counts_queue_entries() {
-    let s = Scheduler::new(TIMING);
+    let s = Scheduler::new(TIMING, test_key());
     assert_eq!(jobs_made_pending(&s.submit(0, SPEC).unwrap().changes), 2);
+}
+
+/// Every lease call a worker can make, on `lease` by `worker`: each one's refusal (`None` where
+/// it was not refused), with the lease id written as `LEASE` so that refusals compare.
+fn lease_refusals(s: &Scheduler, worker: &WorkerId, lease: &LeaseId, job: &JobSpec) -> Vec<String> {
+    let checkpoint = Checkpoint {
+        epoch: 1,
+        sha256: "0".repeat(64),
+    };
+    let model = KeptModel {
+        sha256: "0".repeat(64),
+        size: 1,
+        epochs: 1,
+    };
+    [
+        s.progress(5, worker, lease, None).map(drop),
+        s.complete(5, worker, lease, result_for(job, 0.999))
+            .map(drop),
+        s.fail(5, worker, lease, "forged", false).map(drop),
+        s.release(5, worker, lease, ReleaseReason::Preempted)
+            .map(drop),
+        s.record_checkpoint(5, worker, lease, checkpoint).map(drop),
+        s.checkpoint_of(worker, lease).map(drop),
+        s.record_model(5, worker, lease, model).map(drop),
+        s.model_source(worker, lease).map(drop),
+        s.model_lost(worker, lease).map(drop),
+    ]
+    .into_iter()
+    .map(|answer| match answer {
+        Ok(()) => "accepted".to_owned(),
+        Err(err) => format!("{:?}: {}", err.code(), err).replace(lease.as_str(), "LEASE"),
+    })
+    .collect()
+}
+
+#[test]
+fn another_workers_lease_is_refused_as_one_never_issued() {
+    let (mut s, _, honest) = setup();
+    let intruder = register(&mut s, 0);
+    let l = lease(&mut s, 1, &honest);
+    let tag =
+        l.id.as_str()
+            .strip_prefix("l-")
+            .unwrap()
+            .split_once('-')
+            .unwrap()
+            .0;
+    assert_eq!(tag.len(), 32, "128 bits: {}", l.id);
+    let made_up = LeaseId::issued(1, &l.job.id);
+    let before = s.clone();
+    let on_live = lease_refusals(&s, &intruder, &l.id, &l.job);
+    let on_made_up = lease_refusals(&s, &intruder, &made_up, &l.job);
+    let by_honest_on_made_up = lease_refusals(&s, &honest, &made_up, &l.job);
+    assert_eq!(on_live, on_made_up, "no oracle");
+    assert_eq!(on_made_up, by_honest_on_made_up);
+    assert!(
+        on_live.iter().all(|r| r
+            == "FailedPrecondition: stale lease `LEASE`: it is not a live lease of this worker; drop the job, it is no longer yours"),
+        "{on_live:#?}"
+    );
+    assert_eq!(s, before, "the intruder changed nothing");
+
+    // The honest worker's result is the one kept, credited to it.
+    let planned = s
+        .complete(2, &honest, &l.id, result_for(&l.job, 0.5))
+        .unwrap();
+    let recorded = planned.changes.iter().find_map(|c| match c {
+        Change::ResultRecorded { result, .. } => Some(result.clone()),
+        _ => None,
+    });
+    let recorded = recorded.expect("a result");
+    assert_eq!(recorded.worker_id.as_deref(), Some(honest.as_str()));
+    assert_eq!(recorded.accuracy.acc_all, Some(0.5));
+    s.apply(&planned.changes);
+    // Once ended, the lease is refused to the intruder as before, the same way.
+    assert_eq!(
+        lease_refusals(&s, &intruder, &l.id, &l.job),
+        lease_refusals(&s, &intruder, &made_up, &l.job)
+    );
+}
+
+#[test]
+fn a_worker_is_known_by_its_secret_and_forgotten_when_unseen_and_idle() {
+    let (mut s, _, busy) = setup();
+    let idle = register(&mut s, 0);
+    let secret_of = |s: &Scheduler, w: &WorkerId| s.worker(w).unwrap().record.secret_sha256.clone();
+    let (busy_secret, idle_secret) = (secret_of(&s, &busy), secret_of(&s, &idle));
+    assert_ne!(busy_secret, idle_secret);
+    assert_eq!(s.worker_by_secret(&busy_secret), Some(&busy));
+    assert_eq!(s.worker_by_secret(&idle_secret), Some(&idle));
+    assert_eq!(s.worker_by_secret(&secret_sha256("a guess")), None);
+    // A secret already someone's is refused.
+    let err = s
+        .register_worker(0, "h", vec![], PROTOCOL_VERSION, "t", &idle_secret)
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    let l = lease(&mut s, 1, &busy);
+    let expiry = TIMING.worker_expiry_ms;
+    assert_eq!(s.expire_workers(expiry - 1).answer, 0);
+    // Both unseen for the expiry, but the busy one holds a lease (whose heartbeats lapsed
+    // only because the clock jumped here): it stays.
+    assert_eq!(
+        run(&mut s, |s| Ok(s.expire_workers(expiry + 1))).unwrap(),
+        1
+    );
+    assert!(s.worker(&idle).is_none());
+    assert_eq!(s.worker_by_secret(&idle_secret), None);
+    assert_eq!(s.worker_by_secret(&busy_secret), Some(&busy));
+    // A forgotten worker's poll is told to register again.
+    assert_eq!(
+        s.poll(expiry + 1, &idle).unwrap_err().code(),
+        Code::NotFound
+    );
+
+    run(&mut s, |s| {
+        s.complete(expiry + 2, &busy, &l.id, result_for(&l.job, 0.5))
+    })
+    .unwrap();
+    assert_eq!(
+        run(&mut s, |s| Ok(s.expire_workers(2 * expiry + 2))).unwrap(),
+        1
+    );
+    assert!(s.workers().is_empty());
+    assert!(s.secrets.is_empty());
+}
+
+#[test]
+fn a_full_registry_forgets_stale_workers_but_never_live_ones() {
+    let mut s = Scheduler::new(TIMING, test_key());
+    let oldest = register(&mut s, 0);
+    let holder = register(&mut s, 0);
+    run(&mut s, |s| s.submit(0, SPEC)).unwrap();
+    lease(&mut s, 0, &holder);
+    assert_eq!(s.make_room(0, 3), Some(Vec::new()), "room left");
+    // Both alive: no room.
+    assert_eq!(s.make_room(1, 2), None);
+    // Past the alive window the one without a lease makes room; the holder never does.
+    let later = 3 * TIMING.heartbeat_interval_ms + 1;
+    assert_eq!(
+        s.make_room(later, 2),
+        Some(vec![Change::WorkerExpired { worker: oldest }])
+    );
+    assert_eq!(s.make_room(later, 1), None);
 }

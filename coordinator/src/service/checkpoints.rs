@@ -6,7 +6,7 @@ use ltsweep_proto::pb;
 use tonic::{Request, Response, Streaming};
 use tracing::info;
 
-use super::{BoxStream, Coordinator, RpcResult, uploads};
+use super::{BoxStream, Coordinator, RpcResult, identity, uploads};
 use crate::committer::{After, Before};
 use crate::error::CoordinatorError;
 use crate::limits;
@@ -19,18 +19,20 @@ pub(super) async fn upload(
     coordinator: &Coordinator,
     request: Request<Streaming<pb::CheckpointChunk>>,
 ) -> RpcResult<pb::UploadCheckpointResponse> {
+    let holder = coordinator.secret_holder(request.metadata())?;
     let mut stream = request.into_inner();
     let uploads::Header {
         header,
         lease,
         sha256,
     } = uploads::header(&mut stream, "checkpoint").await?;
+    let worker = identity::lease_caller(holder, "", &lease)?;
     if header.epoch == 0 {
         return Err(
             CoordinatorError::invalid("header.epoch", "count finished epochs from 1").into(),
         );
     }
-    let job = coordinator.read(|s| Ok(s.check_upload(&lease)?))?;
+    let job = coordinator.read(|s| Ok(s.check_upload(&worker, &lease)?))?;
     coordinator
         .limits
         .check_upload(header.size, &coordinator.state_dir)?;
@@ -46,10 +48,10 @@ pub(super) async fn upload(
     let turn = coordinator.turn().await?;
     let now = coordinator.now_ms();
     let (previous, planned) = coordinator.read(|s| {
-        let previous = s.checkpoint_of(&lease)?.1;
+        let previous = s.checkpoint_of(&worker, &lease)?.1;
         Ok((
             previous,
-            s.record_checkpoint(now, &lease, checkpoint.clone())?,
+            s.record_checkpoint(now, &worker, &lease, checkpoint.clone())?,
         ))
     })?;
     let same_file = previous
@@ -84,15 +86,18 @@ pub(super) async fn upload(
 }
 
 /// `DownloadCheckpoint`: the job's latest checkpoint, checked against its record, in chunks.
+/// Only the lease's holder learns whether there is one.
 pub(super) async fn download(
     coordinator: &Coordinator,
     request: Request<pb::DownloadCheckpointRequest>,
 ) -> RpcResult<BoxStream<pb::CheckpointChunk>> {
+    let holder = coordinator.secret_holder(request.metadata())?;
     let lease = LeaseId(limits::short_field(
         request.into_inner().lease_id,
         "lease_id",
     )?);
-    let (job, checkpoint) = coordinator.read(|s| Ok(s.checkpoint_of(&lease)?))?;
+    let worker = identity::lease_caller(holder, "", &lease)?;
+    let (job, checkpoint) = coordinator.read(|s| Ok(s.checkpoint_of(&worker, &lease)?))?;
     let Some(checkpoint) = checkpoint else {
         return Err(CoordinatorError::not_found(
             "checkpoint of job",

@@ -97,7 +97,8 @@ impl Coordinator {
         }
     }
 
-    /// One lease-expiry sweep. While the store fails, or after it stalled, nothing expires:
+    /// One lease-expiry sweep, which also forgets workers unseen for the worker expiry. While
+    /// the store fails, or after it stalled, nothing expires:
     /// leases could not be renewed by calls that waited for the store, so every live lease
     /// gets a fresh deadline instead, and the store is probed (an error means it still fails).
     /// Otherwise leases past their deadline are taken back.
@@ -116,9 +117,20 @@ impl Coordinator {
             return Ok(Round::Renewed);
         }
         let now = self.now_ms();
-        let planned = self.read(|s| Ok(s.expire(now)))?;
-        self.commit(turn, planned, None, None)
-            .await
-            .map(Round::Expired)
+        // Workers unseen for the worker expiry go in the same commit (they hold no lease).
+        let (planned, forgotten) = self.read(|s| {
+            let mut planned = s.expire(now);
+            let workers = s.expire_workers(now);
+            planned.changes.extend(workers.changes);
+            Ok((planned, workers.answer))
+        })?;
+        let expired = self.commit(turn, planned, None, None).await?;
+        if forgotten > 0 {
+            info!(
+                forgotten,
+                "workers unseen for the worker expiry (--worker-expiry) were forgotten"
+            );
+        }
+        Ok(Round::Expired(expired))
     }
 }

@@ -11,7 +11,7 @@ use ltsweep_proto::{JobId, SweepId, pb};
 use tonic::{Request, Response, Streaming};
 use tracing::{info, warn};
 
-use super::{BoxStream, Coordinator, RpcResult, uploads};
+use super::{BoxStream, Coordinator, RpcResult, identity, uploads};
 use crate::checkpoint::CheckpointFiles;
 use crate::committer::{After, Before};
 use crate::error::CoordinatorError;
@@ -24,14 +24,16 @@ pub(super) async fn upload(
     coordinator: &Coordinator,
     request: Request<Streaming<pb::CheckpointChunk>>,
 ) -> RpcResult<pb::UploadModelResponse> {
+    let holder = coordinator.secret_holder(request.metadata())?;
     let mut stream = request.into_inner();
     let uploads::Header {
         header,
         lease,
         sha256,
     } = uploads::header(&mut stream, "model").await?;
+    let worker = identity::lease_caller(holder, "", &lease)?;
     let job = coordinator.read(|s| {
-        let job = s.check_upload(&lease)?;
+        let job = s.check_upload(&worker, &lease)?;
         let keeps = s.job(&job).is_some_and(|j| s.keeps_model(j));
         if !keeps {
             return Err(CoordinatorError::invalid(
@@ -56,7 +58,8 @@ pub(super) async fn upload(
     };
     let turn = coordinator.turn().await?;
     let now = coordinator.now_ms();
-    let planned = coordinator.read(|s| Ok(s.record_model(now, &lease, model.clone())?))?;
+    let planned =
+        coordinator.read(|s| Ok(s.record_model(now, &worker, &lease, model.clone())?))?;
     let same_file = planned
         .answer
         .as_ref()
@@ -81,16 +84,19 @@ pub(super) async fn upload(
 
 /// `DownloadModel`: the model a leased stage-2 job starts from. A model the coordinator cannot
 /// give (none recorded, its file gone or damaged) is lost: the stage-1 job is queued to train
-/// again and the stage-2 job waits for it, its lease ended.
+/// again and the stage-2 job waits for it, its lease ended. Only the lease's holder gets past
+/// the lease check.
 pub(super) async fn download(
     coordinator: &Coordinator,
     request: Request<pb::DownloadModelRequest>,
 ) -> RpcResult<BoxStream<pb::CheckpointChunk>> {
+    let holder = coordinator.secret_holder(request.metadata())?;
     let lease = LeaseId(limits::short_field(
         request.into_inner().lease_id,
         "lease_id",
     )?);
-    let source = coordinator.read(|s| Ok(s.model_source(&lease)?))?;
+    let worker = identity::lease_caller(holder, "", &lease)?;
+    let source = coordinator.read(|s| Ok(s.model_source(&worker, &lease)?))?;
     let read = match &source.model {
         Some(model) => Some(
             coordinator
@@ -109,7 +115,9 @@ pub(super) async fn download(
                 Some(Err(error)) => error.to_string(),
                 _ => "none was uploaded".to_owned(),
             };
-            let parent = coordinator.transact(|s| Ok(s.model_lost(&lease)?)).await?;
+            let parent = coordinator
+                .transact(|s| Ok(s.model_lost(&worker, &lease)?))
+                .await?;
             warn!(stage1 = %parent, lease = %lease, %why, "a stage-2 job's model is lost; its stage-1 job trains again");
             return Err(CoordinatorError::not_found(
                 "model of stage-1 job",

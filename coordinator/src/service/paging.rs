@@ -1,9 +1,12 @@
-//! `GetSweep` in pages, so that no answer nears the gRPC message limit whatever the sweep's
-//! size (a 100,000-job sweep with specs is tens of megabytes in one message).
+//! `GetSweep` and `ListWorkers` in pages, so that no answer nears the gRPC message limit
+//! whatever the sweep's size (a 100,000-job sweep with specs is tens of megabytes in one
+//! message) or the number of workers.
 //!
-//! A page token is the index of the page's first job in the sweep's grid order. A sweep's
-//! jobs never change after submission (deletion removes the whole sweep), so an index stays
-//! valid between pages; job states may move on between two pages, as between two calls.
+//! A sweep's page token is the index of the page's first job in the sweep's grid order. A
+//! sweep's jobs never change after submission (deletion removes the whole sweep), so an index
+//! stays valid between pages; job states may move on between two pages, as between two calls.
+//! A worker list's page token is the registration ordinal the page starts at: workers come
+//! and go between pages, and each is listed at most once, in registration order.
 
 use ltsweep_proto::pb;
 use prost::Message;
@@ -90,6 +93,53 @@ pub(crate) fn sweep_page(
         } else {
             String::new()
         },
+    })
+}
+
+/// Workers per page when the request leaves `page_size` at 0.
+pub(crate) const DEFAULT_PAGE_WORKERS: u32 = 500;
+
+/// One page of the worker list: the workers registered at or after the token's ordinal, at
+/// least one (so a reader always gets on) and no more than the page size or [`PAGE_BYTES`]
+/// allow.
+pub(crate) fn workers_page(
+    scheduler: &Scheduler,
+    request: &pb::ListWorkersRequest,
+    now_ms: u64,
+) -> Result<pb::ListWorkersResponse, CoordinatorError> {
+    let first = if request.page_token.is_empty() {
+        0
+    } else {
+        request.page_token.parse::<u64>().map_err(|_| {
+            CoordinatorError::invalid(
+                "page_token",
+                "not a token this coordinator gave: pass the last answer's next_page_token, or none for the first page",
+            )
+        })?
+    };
+    let size = match request.page_size {
+        0 => DEFAULT_PAGE_WORKERS,
+        n => n.min(MAX_PAGE_JOBS),
+    } as usize;
+    let mut workers = Vec::new();
+    let mut bytes = 0;
+    let mut next = None;
+    for worker in scheduler
+        .workers()
+        .into_iter()
+        .filter(|w| w.record.ordinal >= first)
+    {
+        if workers.len() == size || (!workers.is_empty() && bytes >= PAGE_BYTES) {
+            next = Some(worker.record.ordinal);
+            break;
+        }
+        let info = wire::worker_info(scheduler, worker, now_ms);
+        bytes += info.encoded_len();
+        workers.push(info);
+    }
+    Ok(pb::ListWorkersResponse {
+        workers,
+        next_page_token: next.map(|ordinal| ordinal.to_string()).unwrap_or_default(),
     })
 }
 

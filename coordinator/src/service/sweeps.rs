@@ -9,7 +9,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::info;
 
-use super::{BoxStream, Coordinator, RpcResult, delete, models, required, watchers};
+use super::{BoxStream, Coordinator, RpcResult, delete, models, paging, required, watchers};
 use crate::error::CoordinatorError;
 use crate::limits;
 use crate::scheduler::Submission;
@@ -115,16 +115,12 @@ impl pb::sweep_service_server::SweepService for SweepHandlers {
 
     async fn list_workers(
         &self,
-        _request: Request<pb::ListWorkersRequest>,
+        request: Request<pb::ListWorkersRequest>,
     ) -> RpcResult<pb::ListWorkersResponse> {
+        let request = request.into_inner();
         let now = self.0.now_ms();
-        let workers = self.0.read(|s| {
-            Ok(s.workers()
-                .into_iter()
-                .map(|w| wire::worker_info(s, w, now))
-                .collect())
-        })?;
-        Ok(Response::new(pb::ListWorkersResponse { workers }))
+        let page = self.0.read(|s| paging::workers_page(s, &request, now))?;
+        Ok(Response::new(page))
     }
 
     async fn delete_sweep(

@@ -34,8 +34,27 @@ async fn wait_until<F: Future<Output = bool>>(what: &str, mut condition: impl Fn
     }
 }
 
-async fn register(workers: &WorkerHandlers) -> String {
-    workers
+/// A registered worker: its id, and the secret its calls carry.
+#[derive(Clone, Debug)]
+struct Registered {
+    id: String,
+    secret: String,
+}
+
+impl Registered {
+    /// `message` as this worker sends it.
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        let secret = self.secret.parse().expect("a hex secret");
+        request
+            .metadata_mut()
+            .insert(ltsweep_proto::WORKER_SECRET_METADATA, secret);
+        request
+    }
+}
+
+async fn register(workers: &WorkerHandlers) -> Registered {
+    let answer = workers
         .register_worker(Request::new(pb::RegisterWorkerRequest {
             host: "test".into(),
             devices: vec![],
@@ -45,8 +64,11 @@ async fn register(workers: &WorkerHandlers) -> String {
         }))
         .await
         .unwrap()
-        .into_inner()
-        .worker_id
+        .into_inner();
+    Registered {
+        id: answer.worker_id,
+        secret: answer.worker_secret,
+    }
 }
 
 async fn submit(sweeps: &SweepHandlers, spec: &str) -> pb::SubmitSweepResponse {
@@ -61,15 +83,15 @@ async fn submit(sweeps: &SweepHandlers, spec: &str) -> pb::SubmitSweepResponse {
 
 fn spawn_poll(
     workers: &WorkerHandlers,
-    worker_id: &str,
+    worker: &Registered,
 ) -> tokio::task::JoinHandle<std::result::Result<Option<pb::Lease>, Status>> {
     let workers = workers.clone();
-    let request = pb::PollWorkRequest {
-        worker_id: worker_id.into(),
+    let request = worker.request(pb::PollWorkRequest {
+        worker_id: worker.id.clone(),
         device: "cpu".into(),
-    };
+    });
     tokio::spawn(async move {
-        let response = workers.poll_work(Request::new(request)).await?;
+        let response = workers.poll_work(request).await?;
         Ok(response.into_inner().lease)
     })
 }
@@ -151,9 +173,10 @@ async fn one_job_wakes_one_waiting_poll_and_shutdown_ends_the_rest() {
 async fn a_missing_field_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let workers = WorkerHandlers(coordinator(dir.path()));
+    let worker = register(&workers).await;
     let err = workers
-        .report_progress(Request::new(pb::ReportProgressRequest {
-            worker_id: "w-1".into(),
+        .report_progress(worker.request(pb::ReportProgressRequest {
+            worker_id: worker.id.clone(),
             lease_id: String::new(),
             epoch: None,
         }))
@@ -163,8 +186,8 @@ async fn a_missing_field_is_named() {
     assert!(err.message().starts_with("lease_id"), "{}", err.message());
 
     let err = workers
-        .complete_job(Request::new(pb::CompleteJobRequest {
-            worker_id: "w-1".into(),
+        .complete_job(worker.request(pb::CompleteJobRequest {
+            worker_id: worker.id.clone(),
             lease_id: "l-1-x".into(),
             result: Some(pb::JobResult::default()),
         }))
@@ -186,10 +209,10 @@ fn with_manual_clock(dir: &std::path::Path) -> (Arc<Coordinator>, Arc<AtomicU64>
     (coordinator, ms)
 }
 
-async fn lease_for(workers: &WorkerHandlers, worker: &str) -> pb::Lease {
+async fn lease_for(workers: &WorkerHandlers, worker: &Registered) -> pb::Lease {
     workers
-        .poll_work(Request::new(pb::PollWorkRequest {
-            worker_id: worker.into(),
+        .poll_work(worker.request(pb::PollWorkRequest {
+            worker_id: worker.id.clone(),
             device: "cpu".into(),
         }))
         .await
@@ -201,12 +224,12 @@ async fn lease_for(workers: &WorkerHandlers, worker: &str) -> pb::Lease {
 
 async fn heartbeat(
     workers: &WorkerHandlers,
-    worker: &str,
+    worker: &Registered,
     lease: &pb::Lease,
 ) -> pb::ReportProgressResponse {
     workers
-        .report_progress(Request::new(pb::ReportProgressRequest {
-            worker_id: worker.into(),
+        .report_progress(worker.request(pb::ReportProgressRequest {
+            worker_id: worker.id.clone(),
             lease_id: lease.lease_id.clone(),
             epoch: None,
         }))
@@ -303,8 +326,8 @@ async fn a_failing_store_loses_no_lease_and_a_dead_worker_still_loses_its_own() 
         ltsweep_proto::JobState::Running
     );
     let err = workers
-        .report_progress(Request::new(pb::ReportProgressRequest {
-            worker_id: dead.clone(),
+        .report_progress(dead.request(pb::ReportProgressRequest {
+            worker_id: dead.id.clone(),
             lease_id: dead_lease.lease_id.clone(),
             epoch: None,
         }))

@@ -9,12 +9,12 @@ use tonic::{Request, Response, Streaming};
 use tracing::{debug, info, warn};
 
 use super::{
-    BoxStream, Coordinator, PollerGuard, RpcResult, checkpoints, millis_u32, models, placement,
-    shut_down,
+    BoxStream, Coordinator, PollerGuard, RpcResult, checkpoints, identity, millis_u32, models,
+    placement, shut_down,
 };
 use crate::error::CoordinatorError;
 use crate::limits;
-use crate::scheduler::{DeviceSlots, LeaseId, WorkerId};
+use crate::scheduler::{Announcement, DeviceSlots, LeaseId, secret_sha256};
 use crate::wire;
 
 /// The calls workers make.
@@ -30,32 +30,36 @@ impl pb::worker_service_server::WorkerService for WorkerHandlers {
         let req = request.into_inner();
         let names: Vec<String> = req.devices.iter().map(|d| d.name.clone()).collect();
         limits::check_registration(&req.host, &req.version, &names)?;
-        let devices = req
-            .devices
-            .into_iter()
-            .map(|d| DeviceSlots {
-                name: d.name,
-                slots: d.slots,
-            })
-            .collect();
-        let slurm = placement::slurm_placement(req.slurm)?;
+        let announcement = Announcement {
+            devices: req
+                .devices
+                .into_iter()
+                .map(|d| DeviceSlots {
+                    name: d.name,
+                    slots: d.slots,
+                })
+                .collect(),
+            slurm: placement::slurm_placement(req.slurm)?,
+            host: req.host,
+            protocol_version: req.protocol_version,
+            version: req.version,
+        };
+        let (host, version) = (announcement.host.clone(), announcement.version.clone());
+        // Only its hash is kept: the store's file gives no one a worker's identity.
+        let secret = identity::draw_secret();
+        let secret_sha256 = secret_sha256(&secret);
         let limits = self.0.limits;
         let now = self.0.now_ms();
         let registration = self
             .0
             .transact(|s| {
-                limits.check_workers(s, now)?;
-                Ok(s.register_placed_worker(
-                    now,
-                    &req.host,
-                    devices,
-                    req.protocol_version,
-                    &req.version,
-                    slurm,
-                )?)
+                let room = limits.check_workers(s, now)?;
+                let mut planned = s.register_placed_worker(now, announcement, &secret_sha256)?;
+                planned.changes.splice(0..0, room);
+                Ok(planned)
             })
             .await?;
-        info!(worker = %registration.worker, host = %req.host, version = %req.version, "worker registered");
+        info!(worker = %registration.worker, %host, %version, "worker registered");
         let timing = registration.timing;
         Ok(Response::new(pb::RegisterWorkerResponse {
             worker_id: registration.worker.0,
@@ -63,6 +67,7 @@ impl pb::worker_service_server::WorkerService for WorkerHandlers {
             heartbeat_interval_ms: millis_u32(timing.heartbeat_interval_ms),
             poll_timeout_ms: millis_u32(timing.poll_timeout_ms),
             protocol_version: ltsweep_proto::PROTOCOL_VERSION,
+            worker_secret: secret,
         }))
     }
 
@@ -70,8 +75,9 @@ impl pb::worker_service_server::WorkerService for WorkerHandlers {
         &self,
         request: Request<pb::PollWorkRequest>,
     ) -> RpcResult<pb::PollWorkResponse> {
-        let req = request.into_inner();
-        let worker = WorkerId(limits::short_field(req.worker_id, "worker_id")?);
+        let worker = self
+            .0
+            .polling_worker(request.metadata(), &request.get_ref().worker_id)?;
         let coordinator = &self.0;
         let give_up =
             tokio::time::Instant::now() + Duration::from_millis(coordinator.timing.poll_timeout_ms);
@@ -113,9 +119,11 @@ impl pb::worker_service_server::WorkerService for WorkerHandlers {
         &self,
         request: Request<pb::ReportProgressRequest>,
     ) -> RpcResult<pb::ReportProgressResponse> {
+        let holder = self.0.secret_holder(request.metadata())?;
         let req = request.into_inner();
-        let worker = WorkerId(limits::short_field(req.worker_id, "worker_id")?);
+        limits::check_length(&req.worker_id, "worker_id")?;
         let lease = LeaseId(limits::short_field(req.lease_id, "lease_id")?);
+        let worker = identity::lease_caller(holder, &req.worker_id, &lease)?;
         let metrics = req
             .epoch
             .map(EpochMetrics::try_from)
@@ -180,9 +188,11 @@ impl pb::worker_service_server::WorkerService for WorkerHandlers {
         &self,
         request: Request<pb::CompleteJobRequest>,
     ) -> RpcResult<pb::CompleteJobResponse> {
+        let holder = self.0.secret_holder(request.metadata())?;
         let req = request.into_inner();
-        let worker = WorkerId(limits::short_field(req.worker_id, "worker_id")?);
+        limits::check_length(&req.worker_id, "worker_id")?;
         let lease = LeaseId(limits::short_field(req.lease_id, "lease_id")?);
+        let worker = identity::lease_caller(holder, &req.worker_id, &lease)?;
         let result = req
             .result
             .ok_or_else(|| CoordinatorError::invalid("result", "missing: send the job's result"))?;
@@ -200,9 +210,11 @@ impl pb::worker_service_server::WorkerService for WorkerHandlers {
         &self,
         request: Request<pb::FailJobRequest>,
     ) -> RpcResult<pb::FailJobResponse> {
+        let holder = self.0.secret_holder(request.metadata())?;
         let req = request.into_inner();
-        let worker = WorkerId(limits::short_field(req.worker_id, "worker_id")?);
+        limits::check_length(&req.worker_id, "worker_id")?;
         let lease = LeaseId(limits::short_field(req.lease_id, "lease_id")?);
+        let worker = identity::lease_caller(holder, &req.worker_id, &lease)?;
         let mut reason = if req.reason.is_empty() {
             "the worker gave no reason".to_owned()
         } else {
@@ -223,9 +235,11 @@ impl pb::worker_service_server::WorkerService for WorkerHandlers {
         &self,
         request: Request<pb::ReleaseJobRequest>,
     ) -> RpcResult<pb::ReleaseJobResponse> {
+        let holder = self.0.secret_holder(request.metadata())?;
         let req = request.into_inner();
-        let worker = WorkerId(limits::short_field(req.worker_id, "worker_id")?);
+        limits::check_length(&req.worker_id, "worker_id")?;
         let lease = LeaseId(limits::short_field(req.lease_id, "lease_id")?);
+        let worker = identity::lease_caller(holder, &req.worker_id, &lease)?;
         let reason = placement::release_reason(req.reason)?;
         let now = self.0.now_ms();
         self.0

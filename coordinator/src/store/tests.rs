@@ -4,8 +4,8 @@ use tonic::Code;
 
 use super::*;
 use crate::scheduler::proptests::{Harness, ops, prelude};
-use crate::scheduler::tests::{SPEC, TIMING, result_for};
-use crate::scheduler::{Lease, Planned, SchedulerError};
+use crate::scheduler::tests::{SPEC, TIMING, result_for, test_key, test_secret};
+use crate::scheduler::{Announcement, Lease, Planned, SchedulerError};
 
 fn open(dir: &Path) -> Store {
     Store::open(dir, Durability::Normal).expect("a writable temp dir")
@@ -34,7 +34,10 @@ fn restarted(scheduler: &Scheduler, now: u64) -> Scheduler {
 fn a_fresh_store_loads_an_empty_state() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    assert_eq!(store.load(TIMING, 0).unwrap(), Scheduler::new(TIMING));
+    assert_eq!(
+        store.load(TIMING, test_key(), 0).unwrap(),
+        Scheduler::new(TIMING, test_key())
+    );
     assert!(dir.path().join(DB_FILE).exists());
 }
 
@@ -42,10 +45,10 @@ fn a_fresh_store_loads_an_empty_state() {
 fn the_state_survives_a_reopen_and_leases_get_fresh_deadlines() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(dir.path());
-    let mut s = Scheduler::new(TIMING);
+    let mut s = Scheduler::new(TIMING, test_key());
     run(&mut store, &mut s, |s| s.submit(10, SPEC)).unwrap();
     let worker = run(&mut store, &mut s, |s| {
-        s.register_worker(10, "gpu-1", vec![], PROTOCOL_VERSION, "t")
+        s.register_worker(10, "gpu-1", vec![], PROTOCOL_VERSION, "t", &test_secret(s))
     })
     .unwrap()
     .worker;
@@ -64,7 +67,7 @@ fn the_state_survives_a_reopen_and_leases_get_fresh_deadlines() {
     // The coordinator restarts much later than the lease's deadline.
     let later = 1_000_000;
     let store = open(dir.path());
-    let mut loaded = store.load(TIMING, later).unwrap();
+    let mut loaded = store.load(TIMING, test_key(), later).unwrap();
     assert_eq!(loaded, restarted(&s, later));
     let live = loaded
         .job(&running.job.id)
@@ -107,7 +110,7 @@ fn the_state_survives_a_reopen_and_leases_get_fresh_deadlines() {
     })
     .unwrap();
     assert_eq!(
-        store.load(TIMING, later).unwrap(),
+        store.load(TIMING, test_key(), later).unwrap(),
         restarted(&loaded, later)
     );
 }
@@ -116,13 +119,13 @@ fn the_state_survives_a_reopen_and_leases_get_fresh_deadlines() {
 fn a_failed_commit_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(dir.path());
-    let mut s = Scheduler::new(TIMING);
+    let mut s = Scheduler::new(TIMING, test_key());
     run(&mut store, &mut s, |s| s.submit(0, SPEC)).unwrap();
     let before = s.clone();
 
     store.fail_commits();
     let err = run(&mut store, &mut s, |s| {
-        s.register_worker(1, "h", vec![], PROTOCOL_VERSION, "t")
+        s.register_worker(1, "h", vec![], PROTOCOL_VERSION, "t", &test_secret(s))
     })
     .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
@@ -130,17 +133,20 @@ fn a_failed_commit_changes_nothing() {
     assert_eq!(s, before);
     drop(store);
     // Nothing of it reached the file either.
-    assert_eq!(open(dir.path()).load(TIMING, 0).unwrap(), before);
+    assert_eq!(
+        open(dir.path()).load(TIMING, test_key(), 0).unwrap(),
+        before
+    );
 }
 
 #[test]
 fn at_most_one_result_per_job_even_in_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(dir.path());
-    let mut s = Scheduler::new(TIMING);
+    let mut s = Scheduler::new(TIMING, test_key());
     run(&mut store, &mut s, |s| s.submit(0, SPEC)).unwrap();
     let worker = run(&mut store, &mut s, |s| {
-        s.register_worker(0, "h", vec![], PROTOCOL_VERSION, "t")
+        s.register_worker(0, "h", vec![], PROTOCOL_VERSION, "t", &test_secret(s))
     })
     .unwrap()
     .worker;
@@ -180,16 +186,16 @@ fn an_unusable_state_dir_is_named() {
 fn full_durability_opens_and_commits() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(dir.path(), Durability::Full).unwrap();
-    let mut s = Scheduler::new(TIMING);
+    let mut s = Scheduler::new(TIMING, test_key());
     run(&mut store, &mut s, |s| s.submit(0, SPEC)).unwrap();
-    assert_eq!(store.load(TIMING, 0).unwrap(), s);
+    assert_eq!(store.load(TIMING, test_key(), 0).unwrap(), s);
 }
 
 #[test]
 fn a_large_sweep_is_one_transaction_and_loads_back() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(dir.path());
-    let mut s = Scheduler::new(TIMING);
+    let mut s = Scheduler::new(TIMING, test_key());
     let seeds: Vec<String> = (0..250).map(|i| i.to_string()).collect();
     let spec = format!(
         "name = \"big\"\nseeds = [{}]\n[dataset]\nkind = \"synthetic\"",
@@ -197,7 +203,7 @@ fn a_large_sweep_is_one_transaction_and_loads_back() {
     );
     let answer = run(&mut store, &mut s, |s| s.submit(0, &spec)).unwrap();
     assert_eq!(answer.jobs, 9 * 250);
-    let loaded = store.load(TIMING, 0).unwrap();
+    let loaded = store.load(TIMING, test_key(), 0).unwrap();
     assert_eq!(loaded, s);
     assert_eq!(loaded.pending(), 9 * 250);
 }
@@ -214,7 +220,7 @@ proptest! {
         for op in prelude().iter().chain(&ops) {
             harness.step(op)?;
             let store = harness.store.as_ref().unwrap();
-            let loaded = store.load(TIMING, harness.now).unwrap();
+            let loaded = store.load(TIMING, test_key(), harness.now).unwrap();
             prop_assert_eq!(loaded, restarted(&harness.scheduler, harness.now));
         }
     }
@@ -224,30 +230,30 @@ proptest! {
 fn a_workers_slurm_placement_survives_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(dir.path());
-    let mut s = Scheduler::new(TIMING);
+    let mut s = Scheduler::new(TIMING, test_key());
     let placement = SlurmPlacement {
         job_id: "4242".into(),
         array_task_id: "3".into(),
     };
     let placed = run(&mut store, &mut s, |s| {
-        s.register_placed_worker(
-            10,
-            "node-7",
-            vec![],
-            PROTOCOL_VERSION,
-            "t",
-            Some(placement.clone()),
-        )
+        let announcement = Announcement {
+            host: "node-7".into(),
+            devices: vec![],
+            protocol_version: PROTOCOL_VERSION,
+            version: "t".into(),
+            slurm: Some(placement.clone()),
+        };
+        s.register_placed_worker(10, announcement, &test_secret(s))
     })
     .unwrap()
     .worker;
     let plain = run(&mut store, &mut s, |s| {
-        s.register_worker(11, "laptop", vec![], PROTOCOL_VERSION, "t")
+        s.register_worker(11, "laptop", vec![], PROTOCOL_VERSION, "t", &test_secret(s))
     })
     .unwrap()
     .worker;
     drop(store);
-    let loaded = open(dir.path()).load(TIMING, 20).unwrap();
+    let loaded = open(dir.path()).load(TIMING, test_key(), 20).unwrap();
     assert_eq!(loaded, restarted(&s, 20));
     assert_eq!(
         loaded.worker(&placed).unwrap().record.slurm,

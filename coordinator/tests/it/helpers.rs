@@ -2,7 +2,9 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ltsweep_coordinator::{CoordinatorConfig, CoordinatorError, serve};
@@ -27,12 +29,17 @@ kind = "synthetic"
 plans = [{ comp = "none", pc = "none" }]
 "#;
 
-pub type Workers = WorkerServiceClient<InterceptedService<Channel, Token>>;
+pub type WorkerClient = WorkerServiceClient<InterceptedService<Channel, Token>>;
 pub type Sweeps = SweepServiceClient<InterceptedService<Channel, Token>>;
 
-/// Adds `authorization: Bearer <token>` when there is a token.
+/// Adds `authorization: Bearer <token>` when there is a token, and on a worker's client the
+/// secret of the last registration made through it (one client is one worker, as a worker
+/// process is).
 #[derive(Clone, Debug)]
-pub struct Token(pub Option<String>);
+pub struct Token(pub Option<String>, pub Secret);
+
+/// The secret a worker's client carries, once [`register`] set it.
+pub type Secret = Arc<Mutex<Option<String>>>;
 
 impl Interceptor for Token {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
@@ -40,7 +47,44 @@ impl Interceptor for Token {
             let value = format!("Bearer {token}").parse().expect("a valid header");
             request.metadata_mut().insert("authorization", value);
         }
+        if let Some(secret) = self.1.lock().unwrap().as_deref() {
+            let value = secret.parse().expect("a hex secret");
+            request
+                .metadata_mut()
+                .insert(ltsweep_proto::WORKER_SECRET_METADATA, value);
+        }
         Ok(request)
+    }
+}
+
+/// A worker's raw client, which carries the secret of the last registration made through it.
+pub struct Workers {
+    client: WorkerClient,
+    secret: Secret,
+}
+
+impl Workers {
+    /// The secret its calls carry, to carry on with after a restart.
+    pub fn secret(&self) -> Option<String> {
+        self.secret.lock().unwrap().clone()
+    }
+
+    /// Carries `secret` from now on (a registration's, or one made up).
+    pub fn use_secret(&self, secret: Option<String>) {
+        *self.secret.lock().unwrap() = secret;
+    }
+}
+
+impl Deref for Workers {
+    type Target = WorkerClient;
+    fn deref(&self) -> &WorkerClient {
+        &self.client
+    }
+}
+
+impl DerefMut for Workers {
+    fn deref_mut(&mut self) -> &mut WorkerClient {
+        &mut self.client
     }
 }
 
@@ -95,11 +139,17 @@ impl TestCoordinator {
     }
 
     pub async fn workers(&self) -> Workers {
-        WorkerServiceClient::with_interceptor(self.channel().await, Token(self.token.clone()))
+        let secret = Secret::default();
+        let token = Token(self.token.clone(), Arc::clone(&secret));
+        Workers {
+            client: WorkerServiceClient::with_interceptor(self.channel().await, token),
+            secret,
+        }
     }
 
     pub async fn sweeps(&self) -> Sweeps {
-        SweepServiceClient::with_interceptor(self.channel().await, Token(self.token.clone()))
+        let token = Token(self.token.clone(), Secret::default());
+        SweepServiceClient::with_interceptor(self.channel().await, token)
     }
 
     /// The typed clients' connection, with this coordinator's token.
@@ -137,8 +187,9 @@ pub async fn wait_until<F: Future<Output = bool>>(what: &str, mut condition: imp
     }
 }
 
+/// Registers a worker through `workers`, whose calls carry its secret from now on.
 pub async fn register(workers: &mut Workers) -> String {
-    workers
+    let answer = workers
         .register_worker(pb::RegisterWorkerRequest {
             host: "test-host".into(),
             devices: vec![pb::Device {
@@ -151,8 +202,9 @@ pub async fn register(workers: &mut Workers) -> String {
         })
         .await
         .unwrap()
-        .into_inner()
-        .worker_id
+        .into_inner();
+    workers.use_secret(Some(answer.worker_secret));
+    answer.worker_id
 }
 
 pub async fn submit(sweeps: &mut Sweeps, spec: &str) -> pb::SubmitSweepResponse {

@@ -18,10 +18,12 @@ async fn an_expired_lease_leased_again_is_refused_and_changes_nothing() {
     short.poll_timeout = Duration::from_millis(200);
     let coordinator = TestCoordinator::start(short).await;
     let mut sweeps = coordinator.sweeps().await;
-    let mut workers = coordinator.workers().await;
+    let (mut workers, mut fast_workers) =
+        (coordinator.workers().await, coordinator.workers().await);
     let sweep = submit(&mut sweeps, ONE_JOB).await.sweep_id;
     let slow = register(&mut workers).await;
-    let fast = register(&mut workers).await;
+    let fast = register(&mut fast_workers).await;
+    let (slow_secret, fast_secret) = (workers.secret(), fast_workers.secret());
 
     let old = lease(&mut workers, &slow).await;
     // No heartbeat: the lease expires and the job returns to the queue.
@@ -38,8 +40,12 @@ async fn an_expired_lease_leased_again_is_refused_and_changes_nothing() {
     long.lease_ttl = Duration::from_secs(60);
     let coordinator = TestCoordinator::start(long).await;
     let mut sweeps = coordinator.sweeps().await;
-    let mut workers = coordinator.workers().await;
-    let new = lease(&mut workers, &fast).await;
+    // Each worker is still known by its secret after the restart.
+    let (mut workers, mut fast_workers) =
+        (coordinator.workers().await, coordinator.workers().await);
+    workers.use_secret(slow_secret);
+    fast_workers.use_secret(fast_secret);
+    let new = lease(&mut fast_workers, &fast).await;
     assert_eq!(new.job, old.job);
     assert_eq!(new.attempt, 2);
     assert_ne!(new.lease_id, old.lease_id);
@@ -66,8 +72,10 @@ async fn an_expired_lease_leased_again_is_refused_and_changes_nothing() {
     assert_eq!(status(&mut sweeps, &sweep).await, before);
 
     // The lease's real holder is unaffected.
-    heartbeat(&mut workers, &fast, &new, Some(1)).await.unwrap();
-    complete(&mut workers, &fast, &new, 0.5).await.unwrap();
+    heartbeat(&mut fast_workers, &fast, &new, Some(1))
+        .await
+        .unwrap();
+    complete(&mut fast_workers, &fast, &new, 0.5).await.unwrap();
     let results = results(&mut sweeps, &sweep).await;
     assert_eq!(results.len(), 1);
     assert_eq!(
@@ -152,7 +160,7 @@ async fn workers_of_another_protocol_or_unknown_ids_are_refused() {
         .register_worker(pb::RegisterWorkerRequest {
             host: "old".into(),
             devices: vec![],
-            protocol_version: 2,
+            protocol_version: 1,
             version: "9.9".into(),
             slurm: None,
         })
@@ -161,11 +169,25 @@ async fn workers_of_another_protocol_or_unknown_ids_are_refused() {
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(
         err.message()
-            .contains("worker speaks protocol 2, this coordinator speaks 1"),
+            .contains("worker speaks protocol 1, this coordinator speaks 2"),
         "{}",
         err.message()
     );
 
+    // Without a secret a call is refused outright; with one no registration answered, the
+    // worker is unknown (and registers again).
+    let err = workers
+        .poll_work(pb::PollWorkRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message()
+            .contains(ltsweep_proto::WORKER_SECRET_METADATA),
+        "{}",
+        err.message()
+    );
+    workers.use_secret(Some("0".repeat(64)));
     let err = workers
         .poll_work(pb::PollWorkRequest {
             worker_id: "w-404".into(),
@@ -174,12 +196,6 @@ async fn workers_of_another_protocol_or_unknown_ids_are_refused() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    let err = workers
-        .poll_work(pb::PollWorkRequest::default())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("worker_id"), "{}", err.message());
 
     let registered = workers
         .register_worker(pb::RegisterWorkerRequest {
@@ -213,9 +229,12 @@ async fn a_worker_that_trained_through_a_restart_completes_with_its_lease() {
         .unwrap();
     first.stop().await;
 
+    let secret = workers.secret();
     let second = TestCoordinator::start(config(dir.path())).await;
     let mut sweeps = second.sweeps().await;
+    // The worker's secret still names it: its identity is in the store.
     let mut workers = second.workers().await;
+    workers.use_secret(secret);
     let answer = heartbeat(&mut workers, &worker, &running, Some(2))
         .await
         .unwrap();

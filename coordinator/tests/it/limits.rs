@@ -98,9 +98,9 @@ async fn workers_past_the_limit_and_oversized_fields_are_refused() {
         ..Limits::default()
     };
     let coordinator = TestCoordinator::start(config).await;
-    let mut workers = coordinator.workers().await;
+    let (mut workers, mut second) = (coordinator.workers().await, coordinator.workers().await);
     let first = register(&mut workers).await;
-    register(&mut workers).await;
+    register(&mut second).await;
     let registered = workers
         .register_worker(pb::RegisterWorkerRequest {
             host: "third".into(),
@@ -178,5 +178,60 @@ async fn an_oversize_checkpoint_is_refused_before_a_byte_is_written() {
         .upload_checkpoint(tokio_stream::iter(upload_chunks(&leased, 1, &data, &sha)))
         .await
         .unwrap();
+    coordinator.stop().await;
+}
+
+#[tokio::test]
+async fn stale_registrations_make_room_for_new_workers_and_live_ones_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.limits = Limits {
+        max_workers: 2,
+        ..Limits::default()
+    };
+    let coordinator = TestCoordinator::start(config).await;
+    let (mut first, mut second) = (coordinator.workers().await, coordinator.workers().await);
+    let first_id = register(&mut first).await;
+    register(&mut second).await;
+    let third = pb::RegisterWorkerRequest {
+        host: "third".into(),
+        devices: vec![],
+        protocol_version: ltsweep_proto::PROTOCOL_VERSION,
+        version: "test".into(),
+        slurm: None,
+    };
+    // Both are alive: the registry is full.
+    let mut newcomer = coordinator.workers().await;
+    let refused_now = newcomer.register_worker(third.clone()).await;
+    refused(refused_now, Code::ResourceExhausted, "--max-workers");
+    // Once they stop being seen, the longest-unseen one makes room.
+    wait_until("a stale registration makes room", || {
+        let newcomer = coordinator.workers();
+        let third = third.clone();
+        async move {
+            let mut newcomer = newcomer.await;
+            newcomer.register_worker(third).await.is_ok()
+        }
+    })
+    .await;
+    let err = first
+        .poll_work(pb::PollWorkRequest {
+            worker_id: first_id,
+            device: "cpu".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::NotFound,
+        "the forgotten worker registers again"
+    );
+    let mut sweeps = coordinator.sweeps().await;
+    let listed = sweeps
+        .list_workers(pb::ListWorkersRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.workers.len(), 2);
     coordinator.stop().await;
 }

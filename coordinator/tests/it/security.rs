@@ -34,16 +34,20 @@ async fn calls_without_the_token_are_unauthenticated_but_health_and_reflection_a
 
     let wrong = token::Token::generate().as_str().to_owned();
     for token in [None, Some(wrong.clone())] {
-        let mut sweeps =
-            SweepServiceClient::with_interceptor(coordinator.channel().await, Token(token.clone()));
+        let mut sweeps = SweepServiceClient::with_interceptor(
+            coordinator.channel().await,
+            Token(token.clone(), Secret::default()),
+        );
         let err = sweeps
             .list_sweeps(pb::ListSweepsRequest {})
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::Unauthenticated, "{token:?}");
         assert!(err.message().contains("Bearer"), "{}", err.message());
-        let mut workers =
-            WorkerServiceClient::with_interceptor(coordinator.channel().await, Token(token));
+        let mut workers = WorkerServiceClient::with_interceptor(
+            coordinator.channel().await,
+            Token(token, Secret::default()),
+        );
         let err = workers
             .register_worker(pb::RegisterWorkerRequest::default())
             .await

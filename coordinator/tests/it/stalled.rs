@@ -160,7 +160,7 @@ async fn a_store_blocked_longer_than_the_lease_ttl_loses_no_lease() {
 
 async fn workers_of(sweeps: &mut Sweeps) -> Vec<pb::WorkerInfo> {
     sweeps
-        .list_workers(pb::ListWorkersRequest {})
+        .list_workers(pb::ListWorkersRequest::default())
         .await
         .expect("the worker list answers while the store is blocked")
         .into_inner()

@@ -168,7 +168,7 @@ async fn a_whole_job_cycle_ends_in_one_result() {
 
 async fn workers_of(sweeps: &mut Sweeps) -> Vec<pb::WorkerInfo> {
     sweeps
-        .list_workers(pb::ListWorkersRequest {})
+        .list_workers(pb::ListWorkersRequest::default())
         .await
         .unwrap()
         .into_inner()

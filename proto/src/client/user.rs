@@ -205,18 +205,14 @@ impl SweepApi {
         Ok(response.into_inner().jobs)
     }
 
+    /// Every registered worker, read page by page.
     pub async fn workers(&self) -> Result<Vec<WorkerInfo>, RemoteError> {
-        let response = self
-            .client
-            .clone()
-            .list_workers(pb::ListWorkersRequest {})
-            .await?;
-        Ok(response
-            .into_inner()
-            .workers
-            .into_iter()
-            .map(WorkerInfo::from)
-            .collect())
+        let workers = paging::all_worker_pages(|request| {
+            let mut client = self.client.clone();
+            async move { Ok::<_, RemoteError>(client.list_workers(request).await?.into_inner()) }
+        })
+        .await?;
+        Ok(workers.into_iter().map(WorkerInfo::from).collect())
     }
 
     /// A job's kept model (safetensors bytes), checked against its header's size and SHA-256.

@@ -1,13 +1,17 @@
 //! The calls a worker makes, in domain types: every request built here and every answer
 //! checked here, every failure a [`RemoteError`].
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+use tonic::metadata::AsciiMetadataValue;
 
 use crate::checkpoint::{self, CheckpointHeader};
 use crate::pb;
 use crate::remote::RemoteError;
 use crate::{
     ConvertError, EpochMetrics, ErrorKind, JobResult, JobSpec, PROTOCOL_VERSION, SlurmPlacement,
+    WORKER_SECRET_METADATA,
 };
 
 use super::{LeaseId, WorkerClient, WorkerId};
@@ -89,15 +93,33 @@ pub struct Failure {
     pub epoch: u32,
 }
 
-/// A worker's typed client; cheap to clone (one channel underneath).
+/// A worker's typed client; cheap to clone (one channel underneath). Its clones share the
+/// latest registration's secret, which every call after [`WorkerApi::register`] carries.
 #[derive(Clone, Debug)]
 pub struct WorkerApi {
     client: WorkerClient,
+    secret: Arc<RwLock<Option<AsciiMetadataValue>>>,
 }
 
 impl WorkerApi {
     pub(super) fn new(client: WorkerClient) -> Self {
-        Self { client }
+        Self {
+            client,
+            secret: Arc::default(),
+        }
+    }
+
+    /// `message` as a request carrying the registration's secret (none before registering:
+    /// the coordinator then refuses the call, as it should).
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        let secret = self.secret.read().map_or(None, |secret| secret.clone());
+        if let Some(secret) = secret {
+            request
+                .metadata_mut()
+                .insert(WORKER_SECRET_METADATA, secret);
+        }
+        request
     }
 
     pub async fn register(&self, registration: &Registration) -> Result<Registered, RemoteError> {
@@ -121,6 +143,16 @@ impl WorkerApi {
             .register_worker(request)
             .await?
             .into_inner();
+        let mut secret = AsciiMetadataValue::try_from(r.worker_secret.as_str()).map_err(|_| {
+            RemoteError::Malformed(
+                "the registration's worker_secret is not a metadata value: run the same ltsweep version on both".to_owned(),
+            )
+        })?;
+        // Debug prints (of the client, of a request) leave it out.
+        secret.set_sensitive(true);
+        if let Ok(mut held) = self.secret.write() {
+            *held = Some(secret);
+        }
         let ms = |v: u32| Duration::from_millis(u64::from(v));
         Ok(Registered {
             worker: WorkerId(r.worker_id),
@@ -137,7 +169,7 @@ impl WorkerApi {
         device: &str,
         poll_timeout: Duration,
     ) -> Result<Polled, RemoteError> {
-        let mut request = tonic::Request::new(pb::PollWorkRequest {
+        let mut request = self.request(pb::PollWorkRequest {
             worker_id: worker.0.clone(),
             device: device.to_owned(),
         });
@@ -175,7 +207,7 @@ impl WorkerApi {
         lease: &LeaseId,
         epoch: Option<&EpochMetrics>,
     ) -> Result<Progress, RemoteError> {
-        let mut request = tonic::Request::new(pb::ReportProgressRequest {
+        let mut request = self.request(pb::ReportProgressRequest {
             worker_id: worker.0.clone(),
             lease_id: lease.0.clone(),
             epoch: epoch.cloned().map(Into::into),
@@ -200,7 +232,7 @@ impl WorkerApi {
         let response = self
             .client
             .clone()
-            .upload_checkpoint(tokio_stream::iter(chunks))
+            .upload_checkpoint(self.request(tokio_stream::iter(chunks)))
             .await?;
         Ok(response.into_inner().epoch)
     }
@@ -212,9 +244,9 @@ impl WorkerApi {
         &self,
         lease: &LeaseId,
     ) -> Result<Option<(u32, Vec<u8>)>, RemoteError> {
-        let request = pb::DownloadCheckpointRequest {
+        let request = self.request(pb::DownloadCheckpointRequest {
             lease_id: lease.0.clone(),
-        };
+        });
         let stream = match self.client.clone().download_checkpoint(request).await {
             Ok(response) => response.into_inner(),
             Err(status) if status.code() == ErrorKind::NotFound.code() => return Ok(None),
@@ -237,7 +269,7 @@ impl WorkerApi {
         let response = self
             .client
             .clone()
-            .upload_model(tokio_stream::iter(chunks))
+            .upload_model(self.request(tokio_stream::iter(chunks)))
             .await?;
         Ok(response.into_inner().size)
     }
@@ -245,9 +277,9 @@ impl WorkerApi {
     /// The model of a leased stage-2 job's stage-1 job. A lease no longer this worker's is an
     /// error that [`RemoteError::is_lost_lease`].
     pub async fn download_model(&self, lease: &LeaseId) -> Result<StageOneModel, RemoteError> {
-        let request = pb::DownloadModelRequest {
+        let request = self.request(pb::DownloadModelRequest {
             lease_id: lease.0.clone(),
-        };
+        });
         let stream = match self.client.clone().download_model(request).await {
             Ok(response) => response.into_inner(),
             Err(status) if status.code() == ErrorKind::NotFound.code() => {
@@ -265,11 +297,11 @@ impl WorkerApi {
         lease: &LeaseId,
         result: JobResult,
     ) -> Result<(), RemoteError> {
-        let request = pb::CompleteJobRequest {
+        let request = self.request(pb::CompleteJobRequest {
             worker_id: worker.0.clone(),
             lease_id: lease.0.clone(),
             result: Some(result.into()),
-        };
+        });
         self.client.clone().complete_job(request).await?;
         Ok(())
     }
@@ -280,13 +312,13 @@ impl WorkerApi {
         lease: &LeaseId,
         failure: &Failure,
     ) -> Result<(), RemoteError> {
-        let request = pb::FailJobRequest {
+        let request = self.request(pb::FailJobRequest {
             worker_id: worker.0.clone(),
             lease_id: lease.0.clone(),
             reason: failure.reason.clone(),
             retryable: failure.retryable,
             epoch: failure.epoch,
-        };
+        });
         self.client.clone().fail_job(request).await?;
         Ok(())
     }
@@ -299,12 +331,12 @@ impl WorkerApi {
         lease: &LeaseId,
         epoch: u32,
     ) -> Result<(), RemoteError> {
-        let request = pb::ReleaseJobRequest {
+        let request = self.request(pb::ReleaseJobRequest {
             worker_id: worker.0.clone(),
             lease_id: lease.0.clone(),
             reason: pb::ReleaseReason::Preempted.into(),
             epoch,
-        };
+        });
         self.client.clone().release_job(request).await?;
         Ok(())
     }

@@ -1,0 +1,172 @@
+//! Who a worker is, and what it can name: each registration's secret, which the scheduler
+//! keeps only as a SHA-256 and knows a caller by (never by a worker id the caller claims);
+//! lease ids no other worker can guess; and the registry's bound, workers unseen for a while
+//! forgotten.
+//!
+//! A lease id's tag is an HMAC of the lease counter and the job under a key the coordinator
+//! draws at start: the scheduler stays deterministic (tests give a fixed key), the persisted
+//! counter keeps tags unique across restarts whatever the key, and a worker that sees its own
+//! lease ids learns nothing of another's.
+
+use std::fmt;
+
+use ltsweep_proto::JobId;
+use sha2::{Digest, Sha256};
+
+use super::Scheduler;
+use super::model::{LeaseId, WorkerId};
+use super::plan::{Change, Planned};
+
+/// HMAC-SHA-256's block size, in bytes.
+const BLOCK_BYTES: usize = 64;
+
+/// The key lease ids are derived with. Never persisted: ids already issued stay valid after a
+/// restart because they are compared whole, not derived again.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LeaseKey([u8; 32]);
+
+impl LeaseKey {
+    pub fn new(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The id of the `counter`-th lease, on `job`: 128 bits of HMAC-SHA-256 over both.
+    pub(super) fn lease_id(&self, counter: u64, job: &JobId) -> LeaseId {
+        let mac = hmac_sha256(&self.0, &[&counter.to_be_bytes(), job.as_str().as_bytes()]);
+        let mut tag = [0u8; 16];
+        tag.copy_from_slice(&mac[..16]);
+        LeaseId::issued(u128::from_be_bytes(tag), job)
+    }
+}
+
+impl fmt::Debug for LeaseKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("LeaseKey(..)")
+    }
+}
+
+/// HMAC-SHA-256 (RFC 2104) of the concatenated `parts` under a 32-byte key.
+fn hmac_sha256(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
+    let mut padded = [0u8; BLOCK_BYTES];
+    padded[..key.len()].copy_from_slice(key);
+    let pad = |byte: u8| padded.map(|k| k ^ byte);
+    let mut inner = Sha256::new();
+    inner.update(pad(0x36));
+    for part in parts {
+        inner.update(part);
+    }
+    let mut outer = Sha256::new();
+    outer.update(pad(0x5c));
+    outer.update(inner.finalize());
+    let mut mac = [0u8; 32];
+    mac.copy_from_slice(&outer.finalize());
+    mac
+}
+
+/// The lowercase hex SHA-256 of a worker's secret: all the coordinator keeps of it.
+pub fn secret_sha256(secret: &str) -> String {
+    ltsweep_proto::checkpoint::sha256_hex(secret.as_bytes())
+}
+
+impl Scheduler {
+    /// The worker a call's secret (its SHA-256) belongs to.
+    pub fn worker_by_secret(&self, secret_sha256: &str) -> Option<&WorkerId> {
+        self.secrets.get(secret_sha256)
+    }
+
+    /// The workers to forget now: unseen for `expiry_ms` and holding no lease (a worker that
+    /// holds one is still working, whatever its last-seen time says). Oldest first.
+    pub(super) fn unseen_workers(&self, now_ms: u64, expiry_ms: u64) -> Vec<WorkerId> {
+        let mut unseen: Vec<_> = self
+            .workers
+            .values()
+            .filter(|w| {
+                w.running.is_empty() && now_ms.saturating_sub(w.record.last_seen_ms) >= expiry_ms
+            })
+            .map(|w| (w.record.last_seen_ms, w.record.ordinal, w.record.id.clone()))
+            .collect();
+        unseen.sort();
+        unseen.into_iter().map(|(_, _, id)| id).collect()
+    }
+
+    /// Forgets the workers unseen for the timing's `worker_expiry_ms` that hold no lease; their
+    /// secrets stop working (a worker that comes back registers again). Answers how many.
+    pub fn expire_workers(&self, now_ms: u64) -> Planned<usize> {
+        let changes: Vec<Change> = self
+            .unseen_workers(now_ms, self.timing.worker_expiry_ms)
+            .into_iter()
+            .map(|worker| Change::WorkerExpired { worker })
+            .collect();
+        Planned {
+            answer: changes.len(),
+            changes,
+        }
+    }
+
+    /// Room for one more registration in a registry of at most `max_workers`: nothing to do
+    /// while it has room; else the longest-unseen workers that are not alive and hold no lease
+    /// are forgotten, so that stale registrations never lock new workers out. `None` when every
+    /// registered worker is alive or holds a lease.
+    pub fn make_room(&self, now_ms: u64, max_workers: usize) -> Option<Vec<Change>> {
+        if self.workers.len() < max_workers {
+            return Some(Vec::new());
+        }
+        let excess = self.workers.len() + 1 - max_workers;
+        let room: Vec<Change> = self
+            .unseen_workers(now_ms, self.alive_window_ms().saturating_add(1))
+            .into_iter()
+            .take(excess)
+            .map(|worker| Change::WorkerExpired { worker })
+            .collect();
+        (room.len() == excess).then_some(room)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn hmac_matches_rfc_4231() {
+        // Test case 2: the key "Jefe", which HMAC pads with zeros as this 32-byte key is.
+        let mut key = [0u8; 32];
+        key[..4].copy_from_slice(b"Jefe");
+        let mac = hmac_sha256(&key, &[b"what do ya ", b"want for nothing?"]);
+        assert_eq!(
+            hex(&mac),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn lease_ids_depend_on_key_counter_and_job_and_lead_to_their_job() {
+        let job = JobId::from("job-a");
+        let key = LeaseKey::new([7; 32]);
+        let id = key.lease_id(1, &job);
+        assert_eq!(id.job(), Some(job.clone()));
+        let tag = id
+            .as_str()
+            .strip_prefix("l-")
+            .unwrap()
+            .split_once('-')
+            .unwrap()
+            .0;
+        assert_eq!(tag.len(), 32, "{id}");
+        assert_eq!(key.lease_id(1, &job), id, "deterministic");
+        assert_ne!(key.lease_id(2, &job), id);
+        assert_ne!(
+            key.lease_id(1, &JobId::from("job-b")).as_str()[..34],
+            id.as_str()[..34]
+        );
+        assert_ne!(LeaseKey::new([8; 32]).lease_id(1, &job), id);
+        assert_eq!(
+            format!("{key:?}"),
+            "LeaseKey(..)",
+            "the key is never logged"
+        );
+    }
+}
