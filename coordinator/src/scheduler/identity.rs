@@ -11,14 +11,11 @@
 use std::fmt;
 
 use ltsweep_proto::JobId;
-use sha2::{Digest, Sha256};
+use ring::hmac;
 
 use super::Scheduler;
 use super::model::{LeaseId, WorkerId};
 use super::plan::{Change, Planned};
-
-/// HMAC-SHA-256's block size, in bytes.
-const BLOCK_BYTES: usize = 64;
 
 /// The key lease ids are derived with. Never persisted: ids already issued stay valid after a
 /// restart because they are compared whole, not derived again.
@@ -32,9 +29,12 @@ impl LeaseKey {
 
     /// The id of the `counter`-th lease, on `job`: 128 bits of HMAC-SHA-256 over both.
     pub(super) fn lease_id(&self, counter: u64, job: &JobId) -> LeaseId {
-        let mac = hmac_sha256(&self.0, &[&counter.to_be_bytes(), job.as_str().as_bytes()]);
+        let key = hmac::Key::new(hmac::HMAC_SHA256, &self.0);
+        let mut context = hmac::Context::with_key(&key);
+        context.update(&counter.to_be_bytes());
+        context.update(job.as_str().as_bytes());
         let mut tag = [0u8; 16];
-        tag.copy_from_slice(&mac[..16]);
+        tag.copy_from_slice(&context.sign().as_ref()[..16]);
         LeaseId::issued(u128::from_be_bytes(tag), job)
     }
 }
@@ -43,24 +43,6 @@ impl fmt::Debug for LeaseKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("LeaseKey(..)")
     }
-}
-
-/// HMAC-SHA-256 (RFC 2104) of the concatenated `parts` under a 32-byte key.
-fn hmac_sha256(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
-    let mut padded = [0u8; BLOCK_BYTES];
-    padded[..key.len()].copy_from_slice(key);
-    let pad = |byte: u8| padded.map(|k| k ^ byte);
-    let mut inner = Sha256::new();
-    inner.update(pad(0x36));
-    for part in parts {
-        inner.update(part);
-    }
-    let mut outer = Sha256::new();
-    outer.update(pad(0x5c));
-    outer.update(inner.finalize());
-    let mut mac = [0u8; 32];
-    mac.copy_from_slice(&outer.finalize());
-    mac
 }
 
 /// The lowercase hex SHA-256 of a worker's secret: all the coordinator keeps of it.
@@ -125,22 +107,6 @@ impl Scheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    #[test]
-    fn hmac_matches_rfc_4231() {
-        // Test case 2: the key "Jefe", which HMAC pads with zeros as this 32-byte key is.
-        let mut key = [0u8; 32];
-        key[..4].copy_from_slice(b"Jefe");
-        let mac = hmac_sha256(&key, &[b"what do ya ", b"want for nothing?"]);
-        assert_eq!(
-            hex(&mac),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
-    }
 
     #[test]
     fn lease_ids_depend_on_key_counter_and_job_and_lead_to_their_job() {
