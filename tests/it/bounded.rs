@@ -304,7 +304,11 @@ fn guesses_in_one_request_are_refused_and_wrong_tokens_throttled() {
         Connection::new(&format!("http://{}", served.grpc), Some(USER_TOKEN), None).unwrap()
     };
     let refused = runtime
-        .block_on(connection.sweeps().list_sweeps(pb::ListSweepsRequest {}))
+        .block_on(
+            connection
+                .sweeps()
+                .list_sweeps(pb::ListSweepsRequest::default()),
+        )
         .unwrap_err();
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     let logged = served

@@ -37,7 +37,7 @@ async fn calls_without_the_token_are_unauthenticated_but_health_and_reflection_a
         let mut sweeps =
             SweepServiceClient::with_interceptor(coordinator.channel().await, Token(token.clone()));
         let err = sweeps
-            .list_sweeps(pb::ListSweepsRequest {})
+            .list_sweeps(pb::ListSweepsRequest::default())
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::Unauthenticated, "{token:?}");
@@ -62,7 +62,7 @@ async fn calls_without_the_token_are_unauthenticated_but_health_and_reflection_a
         },
     );
     let err = both
-        .list_sweeps(pb::ListSweepsRequest {})
+        .list_sweeps(pb::ListSweepsRequest::default())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
@@ -134,7 +134,10 @@ async fn tls_serves_clients_that_trust_the_certificate_and_refuses_plaintext() {
         .await
         .unwrap();
     let mut sweeps = SweepServiceClient::new(channel);
-    let listed = sweeps.list_sweeps(pb::ListSweepsRequest {}).await.unwrap();
+    let listed = sweeps
+        .list_sweeps(pb::ListSweepsRequest::default())
+        .await
+        .unwrap();
     assert!(listed.into_inner().sweeps.is_empty());
 
     let plaintext = Endpoint::from_shared(format!("http://{}", coordinator.addr))
@@ -144,7 +147,7 @@ async fn tls_serves_clients_that_trust_the_certificate_and_refuses_plaintext() {
     let refused = match plaintext.connect().await {
         Err(_) => true,
         Ok(channel) => SweepServiceClient::new(channel)
-            .list_sweeps(pb::ListSweepsRequest {})
+            .list_sweeps(pb::ListSweepsRequest::default())
             .await
             .is_err(),
     };
