@@ -261,6 +261,83 @@ mod tests {
         assert!(Endpoint::parse("file:///tmp/mlruns", None, false).is_err());
     }
 
+    /// A one-call https server with a certificate for `localhost`: answers `{}` and hands
+    /// back the request head it read.
+    async fn https_server() -> (
+        u16,
+        tokio_rustls::rustls::pki_types::CertificateDer<'static>,
+        tokio::task::JoinHandle<String>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio_rustls::rustls::ServerConfig;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let cert = CertificateDer::from(certified.cert.der().to_vec());
+        let key = PrivateKeyDer::try_from(certified.signing_key.serialize_der()).unwrap();
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.clone()], key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let served = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut tls = acceptor.accept(tcp).await.unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                tls.read_exact(&mut byte).await.unwrap();
+                head.push(byte[0]);
+            }
+            tls.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}")
+                .await
+                .unwrap();
+            tls.shutdown().await.unwrap();
+            String::from_utf8(head).unwrap()
+        });
+        (port, cert, served)
+    }
+
+    #[tokio::test]
+    async fn https_carries_the_call_and_its_token_over_tls() {
+        let (port, cert, served) = https_server().await;
+        let endpoint = Endpoint::parse_with_roots(
+            &format!("https://localhost:{port}/mlflow"),
+            Some("secret".into()),
+            false,
+            || {
+                let mut roots = RootCertStore::empty();
+                roots.add(cert).unwrap();
+                Ok(roots)
+            },
+        )
+        .unwrap();
+        let (status, body) = endpoint
+            .call(
+                Method::GET,
+                "/api/2.0/mlflow/experiments/search",
+                "application/json",
+                Bytes::new(),
+            )
+            .await
+            .unwrap();
+        assert_eq!((status, body.as_ref()), (StatusCode::OK, b"{}".as_ref()));
+        let head = served.await.unwrap();
+        assert!(
+            head.starts_with("GET /mlflow/api/2.0/mlflow/experiments/search HTTP/1.1"),
+            "{head}"
+        );
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("authorization: bearer secret"),
+            "{head}"
+        );
+    }
+
     #[test]
     fn a_token_goes_over_plain_http_only_to_loopback_or_with_insecure() {
         let token = || Some("secret".to_owned());
