@@ -70,7 +70,7 @@ pub(crate) struct Coordinator {
     disk: Arc<DiskFloor>,
     /// Reads results for reports, on its own connection.
     results: ResultReader,
-    /// The open `WatchSweep` and `GetResults` streams, by credential.
+    /// The open `WatchSweep` and `GetResults` streams and file downloads, by credential.
     streams: Arc<StreamSlots>,
 }
 
