@@ -208,9 +208,13 @@ pub struct LimitArgs {
     /// longest-unseen worker that is neither alive nor holding a lease.
     #[arg(long, default_value_t = 10_000)]
     pub max_workers: usize,
-    /// Checkpoint uploads are refused when they would leave less free disk in the state dir.
+    /// Checkpoint, model and result writes are refused when they would leave less free disk
+    /// in the state dir, counting the writes under way at their announced sizes.
     #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
     pub min_free_disk_bytes: u64,
+    /// The largest job result a worker may send (an honest 1,000-class result of 90 evaluated epochs is about 4 MB).
+    #[arg(long, env = "LTSWEEP_MAX_RESULT_BYTES", default_value = "32MiB", value_parser = parse_bytes)]
+    pub max_result_bytes: u64,
     /// Streams (`watch`, results, the web page's live events) open at once.
     #[arg(long, default_value_t = 256)]
     pub max_streams: usize,
@@ -345,10 +349,14 @@ pub enum ExportTo {
 #[derive(clap::Args, Debug)]
 pub struct MlflowArgs {
     pub sweep: String,
-    /// The MLflow tracking server, `http://host:port` (its REST API; artifacts go through
-    /// its artifact proxy, on by default in `mlflow server`).
+    /// The MLflow tracking server, `https://host[:port]` or `http://host:port` (its REST API;
+    /// artifacts go through its artifact proxy, on by default in `mlflow server`).
     #[arg(long, env = "MLFLOW_TRACKING_URI")]
     pub tracking_uri: String,
+    /// Send MLFLOW_TRACKING_TOKEN over plain http to a host other than loopback (anyone on
+    /// the way can read it).
+    #[arg(long)]
+    pub insecure: bool,
     /// The MLflow experiment (created if missing); default: the sweep id.
     #[arg(long)]
     pub experiment: Option<String>,

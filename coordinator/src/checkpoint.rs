@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 
 use futures::{Stream, StreamExt};
 use ltsweep_proto::JobId;
-use ltsweep_proto::checkpoint::{self, ChunkError, Verifier, sha256_hex};
-use tokio::io::AsyncWriteExt;
+use ltsweep_proto::checkpoint::{self, CheckpointHeader, ChunkError, Verifier};
+use ltsweep_proto::pb;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::error::CoordinatorError;
 use crate::scheduler::{Change, Checkpoint, KeptModel, LeaseId, Scheduler, SchedulerError};
@@ -206,12 +207,15 @@ impl CheckpointFiles {
         Ok(())
     }
 
-    /// Reads a job's file and checks it against the SHA-256 of its record. A missing file is
-    /// `NotFound`, a damaged one `Corrupted`; see [`CheckpointFiles::is_lost`].
-    pub(crate) async fn read(&self, job: &JobId, sha256: &str) -> Result<Vec<u8>> {
+    /// Opens a job's file for a download and checks it against the SHA-256 of its record,
+    /// reading it once in chunks (never whole in memory). A missing file is `NotFound`, a
+    /// damaged one `Corrupted`; see [`CheckpointFiles::is_lost`]. The answer reads from the
+    /// handle opened here, so a file removed meanwhile (a newer checkpoint replaced it) is
+    /// still sent whole.
+    pub(crate) async fn open_stored(&self, job: &JobId, sha256: &str) -> Result<StoredFile> {
         let path = self.path(job, sha256);
-        let bytes = match tokio::fs::read(&path).await {
-            Ok(bytes) => bytes,
+        let file = match std::fs::File::open(&path) {
+            Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(CoordinatorError::not_found(
                     self.kind.noun(),
@@ -224,13 +228,13 @@ impl CheckpointFiles {
             }
             Err(e) => return Err(CoordinatorError::storage(&path, e)),
         };
-        let (bytes, digest) = tokio::task::spawn_blocking(move || {
-            let digest = sha256_hex(&bytes);
-            (bytes, digest)
-        })
-        .await
-        .map_err(|e| CoordinatorError::Internal(e.to_string()))?;
-        if digest != sha256 {
+        let expected = sha256.to_owned();
+        let (file, size, matches) =
+            tokio::task::spawn_blocking(move || check_file(file, &expected))
+                .await
+                .map_err(|e| CoordinatorError::Internal(e.to_string()))?
+                .map_err(|e| CoordinatorError::storage(&path, e))?;
+        if !matches {
             return Err(CoordinatorError::Corrupted(format!(
                 "the {} {job} no longer matches the SHA-256 recorded at upload{}",
                 self.kind.noun(),
@@ -240,10 +244,14 @@ impl CheckpointFiles {
                 }
             )));
         }
-        Ok(bytes)
+        Ok(StoredFile {
+            file: tokio::fs::File::from_std(file),
+            size,
+            path,
+        })
     }
 
-    /// Whether a [`CheckpointFiles::read`] error means the file is lost for good (gone or
+    /// Whether a [`CheckpointFiles::open_stored`] error means the file is lost for good (gone or
     /// damaged on disk), not that the disk could not be read just now.
     pub(crate) fn is_lost(error: &CoordinatorError) -> bool {
         matches!(
@@ -252,6 +260,74 @@ impl CheckpointFiles {
                 | CoordinatorError::Corrupted(_)
         )
     }
+}
+
+/// A stored file checked against its record and open for sending.
+#[derive(Debug)]
+pub(crate) struct StoredFile {
+    file: tokio::fs::File,
+    size: u64,
+    path: PathBuf,
+}
+
+impl StoredFile {
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The file as the checkpoint chunks of a download: `header`, then data chunks of
+    /// [`checkpoint::CHUNK_BYTES`], each read from disk only when the client has taken the one
+    /// before. `held` (a stream permit) lives as long as the stream.
+    pub(crate) fn chunks<H: Send + 'static>(
+        self,
+        header: &CheckpointHeader,
+        held: H,
+    ) -> impl Stream<Item = std::result::Result<pb::CheckpointChunk, tonic::Status>> + Send + use<H>
+    {
+        let first = futures::stream::once(futures::future::ready(Ok(header.chunk())));
+        let data = futures::stream::try_unfold(
+            (self, 0u64, held),
+            |(mut stored, sent, held)| async move {
+                if sent == stored.size {
+                    return Ok(None);
+                }
+                let want = (stored.size - sent).min(checkpoint::CHUNK_BYTES as u64) as usize;
+                let mut bytes = vec![0; want];
+                let io = |e: std::io::Error| {
+                    tonic::Status::from(CoordinatorError::storage(&stored.path, e))
+                };
+                stored.file.read_exact(&mut bytes).await.map_err(io)?;
+                let chunk = pb::CheckpointChunk {
+                    part: Some(pb::checkpoint_chunk::Part::Data(bytes)),
+                };
+                Ok(Some((chunk, (stored, sent + want as u64, held))))
+            },
+        );
+        first.chain(data)
+    }
+}
+
+/// Reads a file through once in chunks and checks it against `sha256`: the file (rewound),
+/// its size, and whether it matches.
+fn check_file(
+    mut file: std::fs::File,
+    sha256: &str,
+) -> std::io::Result<(std::fs::File, u64, bool)> {
+    use std::io::{Read, Seek};
+    let size = file.metadata()?.len();
+    let mut verifier = Verifier::new(size, sha256);
+    let mut buffer = vec![0; checkpoint::CHUNK_BYTES];
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        if verifier.update(&buffer[..read]).is_err() {
+            return Ok((file, size, false));
+        }
+    }
+    file.rewind()?;
+    Ok((file, size, verifier.finish().is_ok()))
 }
 
 /// An upload whose bytes differ from its header: a size that lies is the sender's mistake, a
@@ -335,7 +411,30 @@ pub(crate) fn parse_sha256(text: &str) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
+    use ltsweep_proto::checkpoint::sha256_hex;
+    use ltsweep_proto::pb::checkpoint_chunk::Part;
+
     use super::*;
+
+    /// A stored file as a download sends it: the header, then the data in chunks.
+    async fn download(files: &CheckpointFiles, job: &JobId, sha256: &str) -> Result<Vec<u8>> {
+        let stored = files.open_stored(job, sha256).await?;
+        let header = CheckpointHeader {
+            lease_id: String::new(),
+            epoch: 1,
+            size: stored.size(),
+            sha256: sha256.to_owned(),
+        };
+        let chunks: Vec<_> = stored.chunks(&header, ()).collect().await;
+        let mut bytes = Vec::new();
+        for chunk in chunks.into_iter().skip(1) {
+            let Some(Part::Data(data)) = chunk.unwrap().part else {
+                panic!("data chunks follow the header");
+            };
+            bytes.extend(data);
+        }
+        Ok(bytes)
+    }
 
     fn files() -> (tempfile::TempDir, CheckpointFiles) {
         let dir = tempfile::tempdir().unwrap();
@@ -358,9 +457,9 @@ mod tests {
             .await
             .unwrap();
         files.install(received, &job, &sha).unwrap();
-        assert_eq!(files.read(&job, &sha).await.unwrap(), b"hello world");
+        assert_eq!(download(&files, &job, &sha).await.unwrap(), b"hello world");
         files.remove(&job, &sha);
-        let gone = files.read(&job, &sha).await.unwrap_err();
+        let gone = download(&files, &job, &sha).await.unwrap_err();
         assert!(CheckpointFiles::is_lost(&gone), "{gone}");
     }
 

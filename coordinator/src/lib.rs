@@ -34,6 +34,7 @@ mod clock;
 mod committer;
 mod config;
 mod descriptors;
+mod disk;
 mod error;
 mod expiry;
 mod limits;
@@ -57,13 +58,13 @@ use tracing::{info, warn};
 
 pub use config::{CoordinatorConfig, Durability};
 pub use error::CoordinatorError;
-pub use limits::Limits;
+pub use limits::{Limits, free_disk_bytes};
 
 use ltsweep_proto::client::SweepApi;
 use ltsweep_proto::server::{AuthThrottle, ConnectionCaps, Deadlines, GuardedIo, TlsFiles};
 use service::{Coordinator, SweepHandlers, WorkerHandlers};
 
-/// The largest message accepted: a job result with per-class metrics of every evaluation.
+/// The largest message sent: a page of a sweep's status, a job result read back.
 const MAX_MESSAGE_BYTES: usize = 64 << 20;
 /// The most header bytes a gRPC request may carry: a token and a few fields need far less.
 const MAX_HEADER_BYTES: u32 = 16 << 10;
@@ -163,7 +164,7 @@ impl Opened {
             .build_v1()
             .map_err(|e| CoordinatorError::Internal(format!("reflection descriptors: {e}")))?;
         let workers = WorkerServiceServer::new(WorkerHandlers(Arc::clone(&coordinator)))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES);
+            .max_decoding_message_size(config.limits.worker_message_bytes());
         let gate = auth::GateLayer(Arc::new(auth::Gate {
             access: config.access.clone(),
             throttle,

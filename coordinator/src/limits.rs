@@ -49,6 +49,8 @@ pub struct Limits {
     /// Uploads are refused when they would leave less free disk than this in the state dir
     /// (`--min-free-disk-bytes`).
     pub min_free_disk_bytes: u64,
+    /// The largest job result a worker may send, encoded (`--max-result-bytes`).
+    pub max_result_bytes: usize,
     /// Streams (`WatchSweep`, `GetResults`, the page's live events) open at once
     /// (`--max-streams`).
     pub max_streams: usize,
@@ -81,6 +83,9 @@ impl Default for Limits {
             max_checkpoint_bytes: 1 << 30,
             max_workers: 10_000,
             min_free_disk_bytes: 1 << 30,
+            // An honest result of 1,000 classes (ImageNet-LT) evaluated at each of 90 epochs
+            // is about 4 MB (see the size test below): room for runs eight times as long.
+            max_result_bytes: 32 << 20,
             max_streams: 256,
             max_streams_per_credential: 64,
             max_streams_per_connection: 128,
@@ -102,6 +107,7 @@ impl Limits {
             ("--max-jobs", self.max_jobs),
             ("--max-checkpoint-bytes", self.max_checkpoint_bytes),
             ("--max-workers", self.max_workers as u64),
+            ("--max-result-bytes", self.max_result_bytes as u64),
             ("--max-streams", self.max_streams as u64),
             (
                 "--max-streams-per-credential",
@@ -141,6 +147,29 @@ impl Limits {
         self.max_spec_bytes
             .saturating_mul(2)
             .saturating_add(1 << 20)
+    }
+
+    /// The gRPC decoding limit of the worker service: room for the largest result the limit
+    /// allows (so that a result just over it gets this module's message, not the transport's)
+    /// and for a checkpoint chunk.
+    pub(crate) fn worker_message_bytes(&self) -> usize {
+        self.max_result_bytes
+            .max(ltsweep_proto::checkpoint::CHUNK_BYTES)
+            .saturating_add(1 << 20)
+    }
+
+    /// A `CompleteJob` request's encoded size, before its result is converted or kept.
+    pub(crate) fn check_result_bytes(&self, bytes: usize) -> Result<()> {
+        if bytes > self.max_result_bytes {
+            return Err(CoordinatorError::invalid(
+                "result",
+                format!(
+                    "{bytes} bytes is over the limit of {} bytes a result (--max-result-bytes)",
+                    self.max_result_bytes
+                ),
+            ));
+        }
+        Ok(())
     }
 
     pub(crate) fn check_spec_text(&self, spec_toml: &str) -> Result<()> {
@@ -201,20 +230,13 @@ impl Limits {
     }
 
     /// Checked on an upload's header, before any byte of it is written: its announced size
-    /// against the limit, and the disk it would leave free. The stream is then held to the
-    /// announced size as it arrives.
-    pub(crate) fn check_upload(&self, announced: u64, state_dir: &Path) -> Result<()> {
+    /// against the limit. The disk it would leave free is [`crate::disk::DiskFloor`]'s; the
+    /// stream is then held to the announced size as it arrives.
+    pub(crate) fn check_upload(&self, announced: u64) -> Result<()> {
         if announced > self.max_checkpoint_bytes {
             return Err(CoordinatorError::Exhausted(format!(
                 "the checkpoint announces {announced} bytes, over the limit of {} bytes a checkpoint (--max-checkpoint-bytes)",
                 self.max_checkpoint_bytes
-            )));
-        }
-        let free = free_disk_bytes(state_dir)?;
-        if free.saturating_sub(announced) < self.min_free_disk_bytes {
-            return Err(CoordinatorError::Exhausted(format!(
-                "the state dir's disk has {free} bytes free; a checkpoint of {announced} bytes would leave less than the floor of {} bytes (--min-free-disk-bytes): free some space",
-                self.min_free_disk_bytes
             )));
         }
         Ok(())
@@ -286,7 +308,7 @@ pub(crate) fn cut_reason(mut reason: String) -> String {
 }
 
 /// The bytes an unprivileged process may still write on the file system of `path`.
-pub(crate) fn free_disk_bytes(path: &Path) -> Result<u64> {
+pub fn free_disk_bytes(path: &Path) -> Result<u64> {
     use std::os::unix::ffi::OsStrExt;
     let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| CoordinatorError::storage(path, "the path holds a NUL byte"))?;
@@ -339,29 +361,69 @@ mod tests {
         limits.check_spec_text(&"x".repeat(10)).unwrap();
         let err = limits.check_jobs_per_sweep(6).unwrap_err();
         assert!(err.to_string().contains("--max-jobs-per-sweep"), "{err}");
-        let dir = tempfile::tempdir().unwrap();
-        let err = limits.check_upload(101, dir.path()).unwrap_err();
+        let err = limits.check_upload(101).unwrap_err();
         assert_eq!(err.code(), tonic::Code::ResourceExhausted);
         assert!(err.to_string().contains("--max-checkpoint-bytes"), "{err}");
     }
 
+    /// The default `--max-result-bytes` against the largest honest result it is sized for:
+    /// ImageNet-LT's 1,000 classes (50 test images each), 90 epochs each evaluated with its
+    /// per-class metrics, a full confusion matrix.
     #[test]
-    fn an_upload_that_would_pass_the_disk_floor_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let free = free_disk_bytes(dir.path()).unwrap();
-        assert!(free > 0);
-        let limits = Limits {
-            min_free_disk_bytes: free.saturating_add(1 << 30),
-            ..Limits::default()
+    fn the_default_result_limit_holds_an_honest_thousand_class_result() {
+        use ltsweep_proto::pb;
+        use prost::Message;
+        let classes = 1_000u32;
+        let per_class: Vec<pb::ClassMetrics> = (0..classes)
+            .map(|class| pb::ClassMetrics {
+                class_index: class,
+                train_count: 1_280 - class,
+                test_total: 50,
+                test_correct: 37,
+                recall: 0.74,
+                precision: 0.7123,
+                head: class < 390,
+                shot: pb::Shot::Medium.into(),
+            })
+            .collect();
+        let epoch = |epoch| pb::EpochMetrics {
+            epoch,
+            lr: 0.1,
+            loss_base: 2.5,
+            loss_comp: 0.1,
+            loss_pc: 0.1,
+            images_per_second: 1234.5,
+            seconds: 60.0,
+            accuracy: Some(pb::GroupAccuracy::default()),
+            per_class: per_class.clone(),
+            val_accuracy: Some(pb::GroupAccuracy::default()),
         };
-        let err = limits.check_upload(1, dir.path()).unwrap_err();
-        assert_eq!(err.code(), tonic::Code::ResourceExhausted);
-        assert!(err.to_string().contains("--min-free-disk-bytes"), "{err}");
-        let limits = Limits {
-            min_free_disk_bytes: 0,
-            ..Limits::default()
+        let request = pb::CompleteJobRequest {
+            worker_id: "w-1".into(),
+            lease_id: "l".repeat(64),
+            result: Some(pb::JobResult {
+                per_class: per_class.clone(),
+                epochs: (1..=90).map(epoch).collect(),
+                num_classes: classes,
+                // Test counts: at most 50 a cell, one byte each.
+                confusion: (0..classes * classes).map(|i| i % 50).collect(),
+                device: "cuda:0".into(),
+                ..Default::default()
+            }),
         };
-        limits.check_upload(1, dir.path()).unwrap();
+        let bytes = request.encoded_len();
+        let limit = Limits::default().max_result_bytes;
+        assert!(
+            (3 << 20..5 << 20).contains(&bytes),
+            "{bytes} bytes: the docs say about 4 MB"
+        );
+        assert!(
+            bytes * 4 < limit,
+            "{bytes} bytes against a limit of {limit}"
+        );
+        Limits::default().check_result_bytes(bytes).unwrap();
+        let err = Limits::default().check_result_bytes(limit + 1).unwrap_err();
+        assert!(err.to_string().contains("--max-result-bytes"), "{err}");
     }
 
     #[test]

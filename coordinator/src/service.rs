@@ -17,7 +17,6 @@
 //! memory and `leases` the renewal and expiry of leases beside the store.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -33,6 +32,7 @@ use crate::checkpoint::{self, CheckpointFiles, FileKind};
 use crate::clock::Clock;
 use crate::committer::{After, Batch, Before, Committer, MemoryHooks, Turn, Turns};
 use crate::config::CoordinatorConfig;
+use crate::disk::DiskFloor;
 use crate::error::CoordinatorError;
 use crate::limits::{self, Limits};
 use crate::scheduler::{Change, Planned, Scheduler, Timing, WorkerId};
@@ -66,10 +66,11 @@ pub(crate) struct Coordinator {
     /// Set at shutdown: long polls and watch streams end so the server can stop.
     closing: watch::Sender<bool>,
     limits: Limits,
-    state_dir: PathBuf,
+    /// The free-disk floor, with the bytes that uploads and results under way reserve.
+    disk: Arc<DiskFloor>,
     /// Reads results for reports, on its own connection.
     results: ResultReader,
-    /// The open `WatchSweep` and `GetResults` streams, by credential.
+    /// The open `WatchSweep` and `GetResults` streams and file downloads, by credential.
     streams: Arc<StreamSlots>,
 }
 
@@ -136,7 +137,7 @@ impl Coordinator {
             seen_pending: Mutex::new(HashSet::new()),
             closing: watch::channel(false).0,
             limits: config.limits,
-            state_dir: config.state_dir.clone(),
+            disk: DiskFloor::new(&config.state_dir, config.limits.min_free_disk_bytes),
             results,
             streams: StreamSlots::new(
                 config.limits.max_streams,

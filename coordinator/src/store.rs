@@ -372,12 +372,12 @@ impl Store {
             .map_err(fail)?;
         let rows = stmt
             .query_map([], |row| {
+                // Read for what memory keeps of it, then dropped: the text stays on disk.
                 let spec_toml: String = row.get(2)?;
                 Ok(SweepRecord {
                     id: SweepId(row.get(0)?),
                     name: row.get(1)?,
                     keep_models: SweepSpec::keeps_models(&spec_toml),
-                    spec_toml,
                     submitted_ms: get_u64(row, 3)?,
                     max_attempts: row.get(4)?,
                     cancelled: row.get(5)?,
@@ -450,6 +450,7 @@ fn write_change(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<()> {
     match change {
         Change::SweepSubmitted {
             sweep,
+            spec_toml,
             jobs,
             first_queue_seq,
         } => {
@@ -460,7 +461,7 @@ fn write_change(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<()> {
             .execute(params![
                 sweep.id.as_str(),
                 sweep.name,
-                sweep.spec_toml,
+                spec_toml.as_ref(),
                 sql_int(sweep.submitted_ms),
                 sweep.max_attempts,
                 sweep.cancelled,

@@ -1,6 +1,7 @@
 //! How many long-lived streams (`WatchSweep`, `GetResults`, the web page's live events, which
-//! are `WatchSweep` underneath) are open, per credential and in all. Each stream holds a permit
-//! for as long as it lives; past a limit, a new one is refused naming it.
+//! are `WatchSweep` underneath, and the file downloads `GetModel`, `DownloadModel` and
+//! `DownloadCheckpoint`) are open, per credential and in all. Each stream holds a permit for as
+//! long as it lives; past a limit, a new one is refused naming it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -56,7 +57,7 @@ impl StreamSlots {
             .unwrap_or(0);
         if mine >= self.max_per_credential {
             return Err(CoordinatorError::Exhausted(format!(
-                "the {} has {mine} streams open, its limit (--max-streams-per-credential {}): close a `watch` or a sweep's page, then try again",
+                "the {} has {mine} streams open, its limit (--max-streams-per-credential {}): close a `watch`, a sweep's page or a download, then try again",
                 caller.credential, self.max_per_credential
             )));
         }

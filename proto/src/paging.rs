@@ -1,4 +1,5 @@
-//! Reading a paged `GetSweep` or `ListWorkers` whole: the pages one after another, joined.
+//! Reading a paged `GetSweep`, `ListSweeps` or `ListWorkers` whole: the pages one after
+//! another, joined.
 //! Shared by the gRPC client and by callers of the service in the same process (the web page).
 
 use std::future::Future;
@@ -43,6 +44,27 @@ where
         workers.extend(page.workers);
         if page.next_page_token.is_empty() {
             return Ok(workers);
+        }
+        request.page_token = page.next_page_token;
+    }
+}
+
+/// Asks for every page of the sweep list with `list` and joins them, in submission order.
+pub async fn all_sweeps<F, Fut, E>(
+    mut request: pb::ListSweepsRequest,
+    mut list: F,
+) -> Result<Vec<pb::SweepSummary>, E>
+where
+    F: FnMut(pb::ListSweepsRequest) -> Fut,
+    Fut: Future<Output = Result<pb::ListSweepsResponse, E>>,
+{
+    request.page_token.clear();
+    let mut sweeps = Vec::new();
+    loop {
+        let page = list(request.clone()).await?;
+        sweeps.extend(page.sweeps);
+        if page.next_page_token.is_empty() {
+            return Ok(sweeps);
         }
         request.page_token = page.next_page_token;
     }

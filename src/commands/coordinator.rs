@@ -94,6 +94,7 @@ pub fn run(args: &CoordinatorArgs) -> anyhow::Result<()> {
             max_checkpoint_bytes: args.limits.max_checkpoint_bytes,
             max_workers: args.limits.max_workers,
             min_free_disk_bytes: args.limits.min_free_disk_bytes,
+            max_result_bytes: usize::try_from(args.limits.max_result_bytes).unwrap_or(usize::MAX),
             max_streams: args.limits.max_streams,
             max_streams_per_credential: args.limits.max_streams_per_credential,
             max_streams_per_connection: args.limits.max_streams_per_connection,

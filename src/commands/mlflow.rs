@@ -40,7 +40,7 @@ const TAG_DONE: &str = "ltsweep.exported";
 pub fn export(args: &MlflowArgs) -> anyhow::Result<()> {
     let token = std::env::var("MLFLOW_TRACKING_TOKEN").ok();
     let server = Mlflow {
-        endpoint: Endpoint::parse(&args.tracking_uri, token).map_err(BadInput)?,
+        endpoint: Endpoint::parse(&args.tracking_uri, token, args.insecure).map_err(BadInput)?,
     };
     block_on(async {
         let connection = connect(&args.remote)?;

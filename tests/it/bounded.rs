@@ -325,7 +325,7 @@ fn guesses_in_one_request_are_refused_and_wrong_tokens_throttled() {
         .block_on(
             connect(&"w".repeat(40))
                 .sweeps()
-                .list_sweeps(pb::ListSweepsRequest {}),
+                .list_sweeps(pb::ListSweepsRequest::default()),
         )
         .unwrap_err();
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
@@ -333,7 +333,7 @@ fn guesses_in_one_request_are_refused_and_wrong_tokens_throttled() {
         .block_on(
             connect(USER_TOKEN)
                 .sweeps()
-                .list_sweeps(pb::ListSweepsRequest {}),
+                .list_sweeps(pb::ListSweepsRequest::default()),
         )
         .expect("the right token on gRPC from the throttled address");
     let logged = served

@@ -111,25 +111,12 @@ fn a_killed_coordinator_restarts_with_nothing_lost() {
 
 fn fake_result(job: &JobSpec) -> pb::JobResult {
     JobResult {
-        job_id: job.id.to_string(),
-        sweep_id: job.sweep.to_string(),
-        spec: job.clone(),
         accuracy: GroupAccuracy {
             acc_all: Some(0.5),
             ..GroupAccuracy::default()
         },
-        per_class: Vec::new(),
-        epochs: Vec::new(),
-        num_classes: 0,
-        train_images: 0,
-        confusion: Vec::new(),
-        train_seconds: 0.0,
         device: "cpu".to_owned(),
-        worker_id: None,
-        attempts: 0,
-        epochs_retrained: 0,
-        posthoc: Vec::new(),
-        val_accuracy: None,
+        ..JobResult::blank(job)
     }
     .into()
 }

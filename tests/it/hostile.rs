@@ -35,7 +35,7 @@ const LIMITS: [&str; 12] = [
     "0",
 ];
 
-fn start(state: &Path, extra: &[&str]) -> (Process, String) {
+pub(crate) fn start(state: &Path, extra: &[&str]) -> (Process, String) {
     let mut command = ltsweep();
     command
         .args(["coordinator", "--listen", "127.0.0.1:0"])
@@ -50,7 +50,7 @@ fn start(state: &Path, extra: &[&str]) -> (Process, String) {
 }
 
 /// The coordinator's peak resident memory so far (VmHWM), in MiB.
-fn peak_memory_mib(process: &Process) -> u64 {
+pub(crate) fn peak_memory_mib(process: &Process) -> u64 {
     memory_mib(process, "VmHWM:")
 }
 
@@ -95,7 +95,7 @@ fn refused<T: std::fmt::Debug>(
     );
 }
 
-fn register_request(host: String) -> pb::RegisterWorkerRequest {
+pub(crate) fn register_request(host: String) -> pb::RegisterWorkerRequest {
     pb::RegisterWorkerRequest {
         host,
         devices: vec![pb::Device {
@@ -171,18 +171,13 @@ fn a_coordinator_under_hostile_input_refuses_each_limit_and_loses_nothing() {
             .complete_job(pb::CompleteJobRequest {
                 worker_id: worker.clone(),
                 lease_id: lease.lease_id.clone(),
-                result: Some(pb::JobResult {
-                    job_id: job.job_id.clone(),
-                    sweep_id: job.sweep_id.clone(),
-                    spec: Some(job),
-                    accuracy: Some(pb::GroupAccuracy {
-                        all: Some(0.5),
-                        ..Default::default()
-                    }),
-                    train_seconds: 1.0,
-                    device: "cpu".into(),
-                    ..Default::default()
-                }),
+                result: Some(
+                    ltsweep_proto::JobResult {
+                        device: "cpu".into(),
+                        ..ltsweep_proto::JobResult::blank(&job.try_into().unwrap())
+                    }
+                    .into(),
+                ),
             })
             .await
             .unwrap();

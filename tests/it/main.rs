@@ -10,6 +10,7 @@ mod support;
 mod webdriver;
 
 mod bounded;
+mod bounded_files;
 mod chaos;
 mod cluster;
 mod confined;

@@ -20,6 +20,7 @@ impl Scheduler {
                     sweep,
                     jobs,
                     first_queue_seq,
+                    ..
                 } => {
                     let runtimes = initial_runtimes(jobs, *first_queue_seq);
                     self.insert_sweep(sweep.clone(), jobs.iter(), runtimes);

@@ -45,12 +45,11 @@ impl Default for Counters {
     }
 }
 
-/// A sweep as submitted: what the store keeps of it.
+/// A sweep as submitted: what memory keeps of it (the store keeps its spec text too).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SweepRecord {
     pub id: SweepId,
     pub name: String,
-    pub spec_toml: String,
     pub submitted_ms: u64,
     pub max_attempts: u32,
     /// Cancelled: its jobs are not leased until `retry_failed`.

@@ -74,10 +74,10 @@ impl Scheduler {
             },
             changes: vec![
                 Change::SweepSubmitted {
+                    spec_toml: spec_toml.into(),
                     sweep: SweepRecord {
                         id: sweep_id,
                         name,
-                        spec_toml,
                         submitted_ms: now_ms,
                         max_attempts,
                         cancelled: false,
@@ -255,6 +255,10 @@ impl Scheduler {
                 ),
             ));
         }
+        // Nothing a result holds is kept unless its job could have produced it.
+        result
+            .check_against(&job.spec())
+            .map_err(|e| SchedulerError::invalid(e.field, e.problem))?;
         let mut runtime = job.runtime.clone();
         runtime.state = JobState::Succeeded;
         runtime.lease = None;

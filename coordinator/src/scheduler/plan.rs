@@ -18,6 +18,9 @@ pub enum Change {
     /// ..., its stage-2 jobs wait (see [`initial_runtimes`]).
     SweepSubmitted {
         sweep: SweepRecord,
+        /// The spec as submitted: the store keeps it, memory does not (up to
+        /// `--max-spec-bytes` a sweep, for as many sweeps as `--max-jobs` allows).
+        spec_toml: Arc<str>,
         /// One allocation for the whole grid: a change is cloned cheaply, and a large sweep's
         /// specs are not copied on their way into memory and the store.
         jobs: Arc<Vec<JobSpec>>,

@@ -63,25 +63,13 @@ pub(crate) fn run<T>(
 /// A result the worker would send for a leased job.
 pub(crate) fn result_for(job: &JobSpec, accuracy: f64) -> JobResult {
     JobResult {
-        job_id: job.id.0.clone(),
-        sweep_id: job.sweep.0.clone(),
-        spec: job.clone(),
         accuracy: GroupAccuracy {
             acc_all: Some(accuracy),
             ..GroupAccuracy::default()
         },
-        per_class: Vec::new(),
-        epochs: Vec::new(),
-        num_classes: 0,
-        train_images: 0,
-        confusion: Vec::new(),
         train_seconds: 1.5,
         device: "cpu".into(),
-        worker_id: None,
-        attempts: 0,
-        epochs_retrained: 0,
-        posthoc: Vec::new(),
-        val_accuracy: None,
+        ..JobResult::blank(job)
     }
 }
 

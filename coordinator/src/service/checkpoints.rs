@@ -33,9 +33,9 @@ pub(super) async fn upload(
         );
     }
     let job = coordinator.read(|s| Ok(s.check_upload(&worker, &lease)?))?;
-    coordinator
-        .limits
-        .check_upload(header.size, &coordinator.state_dir)?;
+    coordinator.limits.check_upload(header.size)?;
+    // Held until this upload is stored or refused: the floor counts it as written meanwhile.
+    let _reserved = coordinator.disk.reserve(header.size, "checkpoint")?;
     let data = uploads::data(stream, "checkpoint");
     let received = coordinator
         .checkpoints
@@ -85,13 +85,14 @@ pub(super) async fn upload(
     Ok(Response::new(pb::UploadCheckpointResponse { epoch }))
 }
 
-/// `DownloadCheckpoint`: the job's latest checkpoint, checked against its record, in chunks.
-/// Only the lease's holder learns whether there is one.
+/// `DownloadCheckpoint`: the job's latest checkpoint, checked against its record, sent from
+/// disk in chunks under a stream permit. Only the lease's holder learns whether there is one.
 pub(super) async fn download(
     coordinator: &Coordinator,
     request: Request<pb::DownloadCheckpointRequest>,
 ) -> RpcResult<BoxStream<pb::CheckpointChunk>> {
     let holder = coordinator.secret_holder(request.metadata())?;
+    let permit = coordinator.stream_permit(&request)?;
     let lease = LeaseId(limits::short_field(
         request.into_inner().lease_id,
         "lease_id",
@@ -106,16 +107,15 @@ pub(super) async fn download(
         )
         .into());
     };
-    let bytes = coordinator
+    let stored = coordinator
         .checkpoints
-        .read(&job, &checkpoint.sha256)
+        .open_stored(&job, &checkpoint.sha256)
         .await?;
     let header = CheckpointHeader {
         lease_id: lease.0,
         epoch: checkpoint.epoch,
-        size: bytes.len() as u64,
+        size: stored.size(),
         sha256: checkpoint.sha256,
     };
-    let stream = futures::stream::iter(ltsweep_proto::checkpoint::chunks(&header, bytes).map(Ok));
-    Ok(Response::new(Box::pin(stream)))
+    Ok(Response::new(Box::pin(stored.chunks(&header, permit))))
 }

@@ -1,7 +1,7 @@
 //! Kept models: `UploadModel` and `DownloadModel` of `WorkerService` (a finished stage-1 job's
 //! weights in, a stage-2 job's starting weights out) and `GetModel` of `SweepService` (a user's
 //! copy). They travel in the checkpoint chunks and are stored like checkpoints (see
-//! [`crate::checkpoint`]); which models are kept, and for how long, is the scheduler's (its
+//! [`crate::checkpoint`]), and sent from disk a chunk at a time; which models are kept, and for how long, is the scheduler's (its
 //! `graph`).
 
 use std::sync::Arc;
@@ -43,9 +43,9 @@ pub(super) async fn upload(
         }
         Ok(job)
     })?;
-    coordinator
-        .limits
-        .check_upload(header.size, &coordinator.state_dir)?;
+    coordinator.limits.check_upload(header.size)?;
+    // Held until this upload is stored or refused: the floor counts it as written meanwhile.
+    let _reserved = coordinator.disk.reserve(header.size, "model")?;
     let data = uploads::data(stream, "model");
     let received = coordinator
         .models
@@ -91,6 +91,7 @@ pub(super) async fn download(
     request: Request<pb::DownloadModelRequest>,
 ) -> RpcResult<BoxStream<pb::CheckpointChunk>> {
     let holder = coordinator.secret_holder(request.metadata())?;
+    let permit = coordinator.stream_permit(&request)?;
     let lease = LeaseId(limits::short_field(
         request.into_inner().lease_id,
         "lease_id",
@@ -101,13 +102,13 @@ pub(super) async fn download(
         Some(model) => Some(
             coordinator
                 .models
-                .read(&source.parent, &model.sha256)
+                .open_stored(&source.parent, &model.sha256)
                 .await
-                .map(|bytes| (model.clone(), bytes)),
+                .map(|stored| (model.clone(), stored)),
         ),
         None => None,
     };
-    let (model, bytes) = match read {
+    let (model, stored) = match read {
         Some(Ok(found)) => found,
         Some(Err(error)) if !CheckpointFiles::is_lost(&error) => return Err(error.into()),
         lost => {
@@ -130,29 +131,29 @@ pub(super) async fn download(
     let header = CheckpointHeader {
         lease_id: lease.0,
         epoch: model.epochs,
-        size: bytes.len() as u64,
+        size: stored.size(),
         sha256: model.sha256,
     };
-    let stream = futures::stream::iter(ltsweep_proto::checkpoint::chunks(&header, bytes).map(Ok));
-    Ok(Response::new(Box::pin(stream)))
+    Ok(Response::new(Box::pin(stored.chunks(&header, permit))))
 }
 
-/// `GetModel`: a job's kept model, for `ltsweep model`.
+/// `GetModel`: a job's kept model, for `ltsweep model`. Like every download it holds a stream
+/// permit while it is open.
 pub(super) async fn get(
     coordinator: &Coordinator,
     request: Request<pb::GetModelRequest>,
 ) -> RpcResult<BoxStream<pb::CheckpointChunk>> {
+    let permit = coordinator.stream_permit(&request)?;
     let request = request.into_inner();
     let sweep = SweepId(limits::short_field(request.sweep_id, "sweep_id")?);
     let job = JobId(limits::short_field(request.job_id, "job_id")?);
     let model = coordinator.read(|s| Ok(s.kept_model(&sweep, &job)?))?;
-    let bytes = coordinator.models.read(&job, &model.sha256).await?;
+    let stored = coordinator.models.open_stored(&job, &model.sha256).await?;
     let header = CheckpointHeader {
         lease_id: String::new(),
         epoch: model.epochs,
-        size: bytes.len() as u64,
+        size: stored.size(),
         sha256: model.sha256,
     };
-    let stream = futures::stream::iter(ltsweep_proto::checkpoint::chunks(&header, bytes).map(Ok));
-    Ok(Response::new(Box::pin(stream)))
+    Ok(Response::new(Box::pin(stored.chunks(&header, permit))))
 }

@@ -1,6 +1,6 @@
-//! `GetSweep` and `ListWorkers` in pages, so that no answer nears the gRPC message limit
-//! whatever the sweep's size (a 100,000-job sweep with specs is tens of megabytes in one
-//! message) or the number of workers.
+//! `GetSweep`, `ListSweeps` and `ListWorkers` in pages, so that no answer nears the gRPC
+//! message limit whatever the sweep's size (a 100,000-job sweep with specs is tens of
+//! megabytes in one message), the number of sweeps or the number of workers.
 //!
 //! A sweep's page token is the index of the page's first job in the sweep's grid order. A
 //! sweep's jobs never change after submission (deletion removes the whole sweep), so an index
@@ -140,6 +140,57 @@ pub(crate) fn workers_page(
     Ok(pb::ListWorkersResponse {
         workers,
         next_page_token: next.map(|ordinal| ordinal.to_string()).unwrap_or_default(),
+    })
+}
+
+/// Sweeps a `ListSweeps` page holds when the request leaves `page_size` at 0.
+pub(crate) const DEFAULT_PAGE_SWEEPS: u32 = 1_000;
+/// The most sweeps a page holds, whatever the request asks.
+pub(crate) const MAX_PAGE_SWEEPS: u32 = 10_000;
+
+/// One page of the sweep list, in submission order. Its token is the id of the page's last
+/// sweep (not an index: a sweep deleted between two pages would shift an index), so the next
+/// page starts after that sweep; a token naming a sweep deleted since is refused.
+pub(crate) fn sweeps_page(
+    scheduler: &Scheduler,
+    request: &pb::ListSweepsRequest,
+) -> Result<pb::ListSweepsResponse, CoordinatorError> {
+    let size = match request.page_size {
+        0 => DEFAULT_PAGE_SWEEPS,
+        n => n.min(MAX_PAGE_SWEEPS),
+    } as usize;
+    let mut all = scheduler.sweeps().peekable();
+    if !request.page_token.is_empty() {
+        crate::limits::check_length(&request.page_token, "page_token")?;
+        if !scheduler
+            .sweeps()
+            .any(|sweep| sweep.record.id.0 == request.page_token)
+        {
+            return Err(CoordinatorError::invalid(
+                "page_token",
+                "names no sweep held now (it was deleted, or the token is not one this coordinator gave): list from the first page",
+            ));
+        }
+        for sweep in all.by_ref() {
+            if sweep.record.id.0 == request.page_token {
+                break;
+            }
+        }
+    }
+    let mut sweeps = Vec::new();
+    let mut bytes = 0;
+    while let Some(sweep) = all.next_if(|_| sweeps.len() < size && bytes < PAGE_BYTES) {
+        let summary = wire::sweep_summary(sweep);
+        bytes += summary.encoded_len();
+        sweeps.push(summary);
+    }
+    let next_page_token = match (all.peek(), sweeps.last()) {
+        (Some(_), Some(last)) => last.sweep_id.clone(),
+        _ => String::new(),
+    };
+    Ok(pb::ListSweepsResponse {
+        sweeps,
+        next_page_token,
     })
 }
 

@@ -3,9 +3,11 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
 use ltsweep_proto::{SweepId, pb};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use prost::Message;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_stream::wrappers::UnboundedReceiverStream;
 use tonic::{Request, Response, Status};
 use tracing::info;
 
@@ -13,10 +15,11 @@ use super::{BoxStream, Coordinator, RpcResult, delete, models, paging, required,
 use crate::error::CoordinatorError;
 use crate::limits;
 use crate::scheduler::Submission;
-use crate::wire;
 
-/// Results read from the store ahead of a `GetResults` client.
-const RESULTS_AHEAD: usize = 32;
+/// Bytes of results read from the store ahead of a `GetResults` client: a count of results
+/// would let a stream that never reads hold that many of the largest results the coordinator
+/// accepts (`--max-result-bytes` each). A result larger than this is read alone.
+const RESULTS_BYTES_AHEAD: usize = 4 << 20;
 
 /// The server's handlers of the calls users make: behind the gate over gRPC, and in-process
 /// under the web page's typed client ([`crate::Opened::sweep_client`]), so every reader sees
@@ -64,12 +67,11 @@ impl pb::sweep_service_server::SweepService for SweepHandlers {
 
     async fn list_sweeps(
         &self,
-        _request: Request<pb::ListSweepsRequest>,
+        request: Request<pb::ListSweepsRequest>,
     ) -> RpcResult<pb::ListSweepsResponse> {
-        let sweeps = self
-            .0
-            .read(|s| Ok(s.sweeps().map(wire::sweep_summary).collect()))?;
-        Ok(Response::new(pb::ListSweepsResponse { sweeps }))
+        let request = request.into_inner();
+        let page = self.0.read(|s| paging::sweeps_page(s, &request))?;
+        Ok(Response::new(page))
     }
 
     type WatchSweepStream = BoxStream<pb::SweepEvent>;
@@ -158,20 +160,33 @@ impl pb::sweep_service_server::SweepService for SweepHandlers {
             "sweep_id",
         )?);
         // The succeeded jobs as of now; their results are read from the store on a blocking
-        // thread, a few ahead of the client, so a large sweep's report never sits in memory.
+        // thread, a few megabytes ahead of the client, so a large sweep's report never sits in memory.
         // Read in a turn and synced: every job listed has its result committed.
         let turn = self.0.turn().await?;
         let jobs = self.0.read(|s| Ok(s.succeeded(&sweep)?))?;
         self.0.store.sync(turn).await?;
         let reader = self.0.results.clone();
-        let (sender, receiver) = mpsc::channel(RESULTS_AHEAD);
+        // Each result read holds its encoded size of this budget until the stream hands it
+        // to the transport; the channel's count is bounded by the budget too.
+        let ahead = Arc::new(Semaphore::new(RESULTS_BYTES_AHEAD));
+        let (sender, receiver) = mpsc::unbounded_channel();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let read = reader.read(&jobs, |result| sender.blocking_send(Ok(result)).is_ok());
+            let read = reader.read(&jobs, |result| {
+                let bytes = result.encoded_len().clamp(1, RESULTS_BYTES_AHEAD) as u32;
+                let Ok(held) =
+                    futures::executor::block_on(Arc::clone(&ahead).acquire_many_owned(bytes))
+                else {
+                    return false;
+                };
+                sender.send(Ok((result, held))).is_ok()
+            });
             if let Err(e) = read {
-                let _ = sender.blocking_send(Err(Status::from(e)));
+                let _ = sender.send(Err(Status::from(e)));
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
+        let results =
+            UnboundedReceiverStream::new(receiver).map(|read| read.map(|(result, _held)| result));
+        Ok(Response::new(Box::pin(results)))
     }
 }

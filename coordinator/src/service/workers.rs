@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ltsweep_proto::{EpochMetrics, JobResult, pb};
+use prost::Message;
 use tonic::{Request, Response, Streaming};
 use tracing::{debug, info, warn};
 
@@ -191,6 +192,10 @@ impl pb::worker_service_server::WorkerService for WorkerHandlers {
         let holder = self.0.secret_holder(request.metadata())?;
         let req = request.into_inner();
         limits::check_length(&req.worker_id, "worker_id")?;
+        let bytes = req.encoded_len();
+        self.0.limits.check_result_bytes(bytes)?;
+        // The store keeps the result as encoded: held against the disk floor until committed.
+        let _reserved = self.0.disk.reserve(bytes as u64, "result")?;
         let lease = LeaseId(limits::short_field(req.lease_id, "lease_id")?);
         let worker = identity::lease_caller(holder, &req.worker_id, &lease)?;
         let result = req

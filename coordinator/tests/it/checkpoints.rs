@@ -260,7 +260,10 @@ async fn a_cancelled_sweep_leaves_no_checkpoint_and_a_restart_removes_strays() {
     let coordinator = TestCoordinator::start(config(dir.path())).await;
     // The server opens its state before it serves: once it answers, the strays are gone.
     let mut sweeps = coordinator.sweeps().await;
-    sweeps.list_sweeps(pb::ListSweepsRequest {}).await.unwrap();
+    sweeps
+        .list_sweeps(pb::ListSweepsRequest::default())
+        .await
+        .unwrap();
     assert_eq!(checkpoint_files(dir.path()), kept);
     coordinator.stop().await;
 }

@@ -65,7 +65,7 @@ async fn a_finished_sweep_is_deleted_for_good_and_frees_its_jobs() {
     let coordinator = TestCoordinator::start(config).await;
     let mut sweeps = coordinator.sweeps().await;
     let listed = sweeps
-        .list_sweeps(pb::ListSweepsRequest {})
+        .list_sweeps(pb::ListSweepsRequest::default())
         .await
         .unwrap()
         .into_inner()

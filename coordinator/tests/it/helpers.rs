@@ -239,18 +239,17 @@ pub async fn lease(workers: &mut Workers, worker: &str) -> pb::Lease {
 /// The result a worker sends for a leased job.
 pub fn result_for(lease: &pb::Lease, accuracy: f64) -> pb::JobResult {
     let spec = lease.job.clone().expect("a lease carries its job");
-    pb::JobResult {
-        job_id: spec.job_id.clone(),
-        sweep_id: spec.sweep_id.clone(),
-        spec: Some(spec),
-        accuracy: Some(pb::GroupAccuracy {
-            all: Some(accuracy),
+    let spec = ltsweep_proto::JobSpec::try_from(spec).expect("a leased job's spec converts");
+    ltsweep_proto::JobResult {
+        accuracy: ltsweep_proto::GroupAccuracy {
+            acc_all: Some(accuracy),
             ..Default::default()
-        }),
+        },
         train_seconds: 1.0,
         device: "cpu".into(),
-        ..Default::default()
+        ..ltsweep_proto::JobResult::blank(&spec)
     }
+    .into()
 }
 
 pub async fn complete(

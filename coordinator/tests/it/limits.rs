@@ -72,7 +72,7 @@ async fn specs_and_sweeps_past_their_limits_are_refused_and_nothing_stored_is_lo
     submit(&mut sweeps, &spec_of("fits", 3)).await;
 
     let listed = sweeps
-        .list_sweeps(pb::ListSweepsRequest {})
+        .list_sweeps(pb::ListSweepsRequest::default())
         .await
         .unwrap()
         .into_inner()

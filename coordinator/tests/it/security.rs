@@ -39,7 +39,7 @@ async fn calls_without_the_token_are_unauthenticated_but_health_and_reflection_a
             Token(token.clone(), Secret::default()),
         );
         let err = sweeps
-            .list_sweeps(pb::ListSweepsRequest {})
+            .list_sweeps(pb::ListSweepsRequest::default())
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::Unauthenticated, "{token:?}");
@@ -66,7 +66,7 @@ async fn calls_without_the_token_are_unauthenticated_but_health_and_reflection_a
         },
     );
     let err = both
-        .list_sweeps(pb::ListSweepsRequest {})
+        .list_sweeps(pb::ListSweepsRequest::default())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
@@ -138,7 +138,10 @@ async fn tls_serves_clients_that_trust_the_certificate_and_refuses_plaintext() {
         .await
         .unwrap();
     let mut sweeps = SweepServiceClient::new(channel);
-    let listed = sweeps.list_sweeps(pb::ListSweepsRequest {}).await.unwrap();
+    let listed = sweeps
+        .list_sweeps(pb::ListSweepsRequest::default())
+        .await
+        .unwrap();
     assert!(listed.into_inner().sweeps.is_empty());
 
     let plaintext = Endpoint::from_shared(format!("http://{}", coordinator.addr))
@@ -148,7 +151,7 @@ async fn tls_serves_clients_that_trust_the_certificate_and_refuses_plaintext() {
     let refused = match plaintext.connect().await {
         Err(_) => true,
         Ok(channel) => SweepServiceClient::new(channel)
-            .list_sweeps(pb::ListSweepsRequest {})
+            .list_sweeps(pb::ListSweepsRequest::default())
             .await
             .is_err(),
     };

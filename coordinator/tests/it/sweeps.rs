@@ -22,7 +22,7 @@ async fn submitting_twice_is_one_sweep_without_duplicate_jobs() {
     assert_eq!(status.counts.unwrap().total, 2);
     assert_eq!(status.name, "it");
     let listed = sweeps
-        .list_sweeps(pb::ListSweepsRequest {})
+        .list_sweeps(pb::ListSweepsRequest::default())
         .await
         .unwrap()
         .into_inner()

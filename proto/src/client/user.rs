@@ -100,9 +100,10 @@ impl SweepApi {
         }
     }
 
-    /// Reads statuses in pages of at most `jobs` jobs (the coordinator may cut a page shorter).
-    pub fn with_page_size(mut self, jobs: u32) -> Self {
-        self.page_size = jobs;
+    /// Reads in pages of at most `items`: jobs of a status, sweeps of the list (the
+    /// coordinator may cut a page shorter).
+    pub fn with_page_size(mut self, items: u32) -> Self {
+        self.page_size = items;
         self
     }
 
@@ -146,14 +147,18 @@ impl SweepApi {
         Ok(SweepStatus::try_from(whole)?)
     }
 
+    /// Every sweep, in submission order, read page by page.
     pub async fn sweeps(&self) -> Result<Vec<SweepSummary>, RemoteError> {
-        let response = self
-            .client
-            .clone()
-            .list_sweeps(pb::ListSweepsRequest {})
-            .await?
-            .into_inner();
-        Ok(response.sweeps.into_iter().map(Into::into).collect())
+        let request = pb::ListSweepsRequest {
+            page_size: self.page_size,
+            page_token: String::new(),
+        };
+        let sweeps = paging::all_sweeps(request, |request| {
+            let mut client = self.client.clone();
+            async move { Ok::<_, RemoteError>(client.list_sweeps(request).await?.into_inner()) }
+        })
+        .await?;
+        Ok(sweeps.into_iter().map(Into::into).collect())
     }
 
     /// Every job's status, then each change, until the sweep ends.

@@ -205,25 +205,12 @@ async fn simulated_worker(
         latencies.poll.push(start.elapsed().as_micros() as u32);
         let job = lease.job?;
         let result = JobResult {
-            job_id: job.id.0.clone(),
-            sweep_id: job.sweep.0.clone(),
             accuracy: GroupAccuracy {
                 acc_all: Some(0.5),
                 ..Default::default()
             },
-            spec: job,
-            per_class: Vec::new(),
-            epochs: Vec::new(),
-            num_classes: 0,
-            train_images: 0,
-            confusion: Vec::new(),
-            train_seconds: 0.0,
             device: "cpu".into(),
-            worker_id: None,
-            attempts: 0,
-            epochs_retrained: 0,
-            posthoc: Vec::new(),
-            val_accuracy: None,
+            ..JobResult::blank(&job)
         };
         let start = Instant::now();
         api.complete(&worker, &lease.id, result).await?;

@@ -1,6 +1,8 @@
 //! A job's checkpoints to and from the coordinator: uploads kept for a retry while the
 //! failure is transient, downloads retried before a job starts from scratch.
 
+use ltsweep_proto::ErrorKind;
+
 use super::lease::JobRunner;
 use crate::backoff::Backoff;
 
@@ -67,7 +69,12 @@ impl JobRunner {
                     self.lost = true;
                     return None;
                 }
-                Err(err) if err.is_transient() && attempt < DOWNLOAD_TRIES => {
+                // Past the coordinator's stream limits (downloads hold a stream each): busy,
+                // not a refusal of this download.
+                Err(err)
+                    if (err.is_transient() || err.kind() == Some(ErrorKind::Exhausted))
+                        && attempt < DOWNLOAD_TRIES =>
+                {
                     backoff.wait("download the checkpoint", &err).await;
                 }
                 Err(err) => {

@@ -1,6 +1,7 @@
 //! A job's kept model to and from the coordinator: a finished stage-1 job's weights uploaded
 //! before it completes, a stage-2 job's starting weights downloaded before it starts.
 
+use ltsweep_proto::ErrorKind;
 use ltsweep_proto::client::StageOneModel;
 
 use super::lease::JobRunner;
@@ -73,7 +74,12 @@ impl JobRunner {
                     self.lost = true;
                     return None;
                 }
-                Err(err) if err.is_transient() && attempt < DOWNLOAD_TRIES => {
+                // Past the coordinator's stream limits (downloads hold a stream each): busy,
+                // not a refusal of this download.
+                Err(err)
+                    if (err.is_transient() || err.kind() == Some(ErrorKind::Exhausted))
+                        && attempt < DOWNLOAD_TRIES =>
+                {
                     backoff.wait("download the model", &err).await;
                 }
                 Err(err) => {
