@@ -42,7 +42,7 @@ fn stalled_model_downloads_hold_chunks_not_the_model() {
         Connection::new(&url, Some(TOKEN), None).unwrap()
     };
     let mut sweeps = connection.sweeps();
-    let mut workers = connection.worker();
+    let mut registrar = connection.worker();
     let before = peak_memory_mib(&coordinator);
 
     // A model in the store: uploaded under the stage-1 job's lease, as its worker would.
@@ -57,12 +57,13 @@ fn stalled_model_downloads_hold_chunks_not_the_model() {
             .unwrap()
             .into_inner()
             .sweep_id;
-        let worker = workers
+        let registered = registrar
             .register_worker(register_request("kept".into()))
             .await
             .unwrap()
-            .into_inner()
-            .worker_id;
+            .into_inner();
+        let worker = registered.worker_id;
+        let mut workers = connection.worker_as(&registered.worker_secret).unwrap();
         let lease = workers
             .poll_work(pb::PollWorkRequest {
                 worker_id: worker,

@@ -40,18 +40,17 @@ fn refusal<T: std::fmt::Debug>(answer: Result<T, tonic::Status>, lease: &str) ->
 }
 
 fn result_of(job: &pb::JobSpec, accuracy: f64) -> pb::JobResult {
-    pb::JobResult {
-        job_id: job.job_id.clone(),
-        sweep_id: job.sweep_id.clone(),
-        spec: Some(job.clone()),
-        accuracy: Some(pb::GroupAccuracy {
-            all: Some(accuracy),
+    let spec: ltsweep_proto::JobSpec = job.clone().try_into().expect("the leased job's spec");
+    ltsweep_proto::JobResult {
+        accuracy: ltsweep_proto::GroupAccuracy {
+            acc_all: Some(accuracy),
             ..Default::default()
-        }),
+        },
         train_seconds: 1.0,
         device: "cpu".into(),
-        ..Default::default()
+        ..ltsweep_proto::JobResult::blank(&spec)
     }
+    .into()
 }
 
 register!(a_second_worker_cannot_find_use_or_end_another_workers_lease);

@@ -1,8 +1,6 @@
 //! A job's checkpoints to and from the coordinator: uploads kept for a retry while the
 //! failure is transient, downloads retried before a job starts from scratch.
 
-use ltsweep_proto::ErrorKind;
-
 use super::lease::JobRunner;
 use crate::backoff::Backoff;
 
@@ -58,7 +56,9 @@ impl JobRunner {
     /// to be had. Sets `lost` when the lease is no longer this worker's.
     pub(super) async fn download_checkpoint(&mut self) -> Option<Vec<u8>> {
         let mut backoff = Backoff::default();
-        for attempt in 1..=DOWNLOAD_TRIES {
+        // Tries so far: transient failures are retried up to DOWNLOAD_TRIES tries in all.
+        let mut tries = 1;
+        loop {
             match self.shared.client.download_checkpoint(&self.lease_id).await {
                 Ok(Some((_, bytes))) => return Some(bytes),
                 Ok(None) => {
@@ -69,12 +69,15 @@ impl JobRunner {
                     self.lost = true;
                     return None;
                 }
-                // Past the coordinator's stream limits (downloads hold a stream each): busy,
-                // not a refusal of this download.
-                Err(err)
-                    if (err.is_transient() || err.kind() == Some(ErrorKind::Exhausted))
-                        && attempt < DOWNLOAD_TRIES =>
-                {
+                // Past the coordinator's stream limits (downloads hold a stream each, and
+                // every worker shares one token): busy, not a refusal of this download. Waited
+                // out without counting as a try, so a crowd of workers resuming at once loses
+                // no checkpoint; a lease that ends meanwhile ends the wait with its refusal.
+                Err(err) if err.is_exhausted() => {
+                    backoff.wait("download the checkpoint", &err).await;
+                }
+                Err(err) if err.is_transient() && tries < DOWNLOAD_TRIES => {
+                    tries += 1;
                     backoff.wait("download the checkpoint", &err).await;
                 }
                 Err(err) => {
@@ -83,6 +86,5 @@ impl JobRunner {
                 }
             }
         }
-        None
     }
 }

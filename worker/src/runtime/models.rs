@@ -1,7 +1,6 @@
 //! A job's kept model to and from the coordinator: a finished stage-1 job's weights uploaded
 //! before it completes, a stage-2 job's starting weights downloaded before it starts.
 
-use ltsweep_proto::ErrorKind;
 use ltsweep_proto::client::StageOneModel;
 
 use super::lease::JobRunner;
@@ -62,7 +61,9 @@ impl JobRunner {
     /// has ended this lease and queued the stage-1 job to train again.
     pub(super) async fn download_model(&mut self) -> Option<Vec<u8>> {
         let mut backoff = Backoff::default();
-        for attempt in 1..=DOWNLOAD_TRIES {
+        // Tries so far: transient failures are retried up to DOWNLOAD_TRIES tries in all.
+        let mut tries = 1;
+        loop {
             match self.shared.client.download_model(&self.lease_id).await {
                 Ok(StageOneModel::Model(bytes)) => return Some(bytes),
                 Ok(StageOneModel::Lost(err)) => {
@@ -74,12 +75,15 @@ impl JobRunner {
                     self.lost = true;
                     return None;
                 }
-                // Past the coordinator's stream limits (downloads hold a stream each): busy,
-                // not a refusal of this download.
-                Err(err)
-                    if (err.is_transient() || err.kind() == Some(ErrorKind::Exhausted))
-                        && attempt < DOWNLOAD_TRIES =>
-                {
+                // Past the coordinator's stream limits (downloads hold a stream each, and
+                // every worker shares one token): busy, not a refusal of this download. Waited
+                // out without counting as a try, so a crowd of workers resuming at once loses
+                // no model; a lease that ends meanwhile ends the wait with its refusal.
+                Err(err) if err.is_exhausted() => {
+                    backoff.wait("download the model", &err).await;
+                }
+                Err(err) if err.is_transient() && tries < DOWNLOAD_TRIES => {
+                    tries += 1;
                     backoff.wait("download the model", &err).await;
                 }
                 Err(err) => {
@@ -88,6 +92,5 @@ impl JobRunner {
                 }
             }
         }
-        None
     }
 }
