@@ -13,7 +13,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     #[cfg(feature = "train")]
-    ltsweep_worker::alloc::keep_freed_memory();
+    {
+        ltsweep_worker::onednn::cap_isa_below_amx();
+        ltsweep_worker::alloc::keep_freed_memory();
+    }
     let cli = cli::Cli::parse();
     init_logging(cli.verbose);
     match commands::run(cli) {

@@ -31,41 +31,60 @@ where
     Ok(whole)
 }
 
-/// Asks for every page of the worker list with `list` and joins them, in registration order.
-pub async fn all_worker_pages<F, Fut, E>(mut list: F) -> Result<Vec<pb::WorkerInfo>, E>
+/// A list call's request, which names the page it asks for.
+pub trait PageRequest: Clone {
+    fn set_page_token(&mut self, token: String);
+}
+
+/// A list call's answer: a page of items and the token of the next (empty on the last).
+pub trait ListPage {
+    type Item;
+    fn into_parts(self) -> (Vec<Self::Item>, String);
+}
+
+/// Asks for every page of a list (`ListSweeps`, `ListWorkers`) with `list`, from the first,
+/// and joins them in the coordinator's order.
+pub async fn all_items<R, P, F, Fut, E>(mut request: R, mut list: F) -> Result<Vec<P::Item>, E>
 where
-    F: FnMut(pb::ListWorkersRequest) -> Fut,
-    Fut: Future<Output = Result<pb::ListWorkersResponse, E>>,
+    R: PageRequest,
+    P: ListPage,
+    F: FnMut(R) -> Fut,
+    Fut: Future<Output = Result<P, E>>,
 {
-    let mut request = pb::ListWorkersRequest::default();
-    let mut workers = Vec::new();
+    request.set_page_token(String::new());
+    let mut items = Vec::new();
     loop {
-        let page = list(request.clone()).await?;
-        workers.extend(page.workers);
-        if page.next_page_token.is_empty() {
-            return Ok(workers);
+        let (page, next) = list(request.clone()).await?.into_parts();
+        items.extend(page);
+        if next.is_empty() {
+            return Ok(items);
         }
-        request.page_token = page.next_page_token;
+        request.set_page_token(next);
     }
 }
 
-/// Asks for every page of the sweep list with `list` and joins them, in submission order.
-pub async fn all_sweeps<F, Fut, E>(
-    mut request: pb::ListSweepsRequest,
-    mut list: F,
-) -> Result<Vec<pb::SweepSummary>, E>
-where
-    F: FnMut(pb::ListSweepsRequest) -> Fut,
-    Fut: Future<Output = Result<pb::ListSweepsResponse, E>>,
-{
-    request.page_token.clear();
-    let mut sweeps = Vec::new();
-    loop {
-        let page = list(request.clone()).await?;
-        sweeps.extend(page.sweeps);
-        if page.next_page_token.is_empty() {
-            return Ok(sweeps);
-        }
-        request.page_token = page.next_page_token;
+impl PageRequest for pb::ListSweepsRequest {
+    fn set_page_token(&mut self, token: String) {
+        self.page_token = token;
+    }
+}
+
+impl PageRequest for pb::ListWorkersRequest {
+    fn set_page_token(&mut self, token: String) {
+        self.page_token = token;
+    }
+}
+
+impl ListPage for pb::ListSweepsResponse {
+    type Item = pb::SweepSummary;
+    fn into_parts(self) -> (Vec<pb::SweepSummary>, String) {
+        (self.sweeps, self.next_page_token)
+    }
+}
+
+impl ListPage for pb::ListWorkersResponse {
+    type Item = pb::WorkerInfo;
+    fn into_parts(self) -> (Vec<pb::WorkerInfo>, String) {
+        (self.workers, self.next_page_token)
     }
 }

@@ -50,6 +50,7 @@ pub mod metrics;
 pub mod model;
 pub mod model_file;
 pub mod network;
+pub mod onednn;
 pub mod optim;
 pub mod pause;
 mod placement;

@@ -153,7 +153,7 @@ impl SweepApi {
             page_size: self.page_size,
             page_token: String::new(),
         };
-        let sweeps = paging::all_sweeps(request, |request| {
+        let sweeps = paging::all_items(request, |request| {
             let mut client = self.client.clone();
             async move { Ok::<_, RemoteError>(client.list_sweeps(request).await?.into_inner()) }
         })
@@ -212,7 +212,11 @@ impl SweepApi {
 
     /// Every registered worker, read page by page.
     pub async fn workers(&self) -> Result<Vec<WorkerInfo>, RemoteError> {
-        let workers = paging::all_worker_pages(|request| {
+        let request = pb::ListWorkersRequest {
+            page_size: self.page_size,
+            page_token: String::new(),
+        };
+        let workers = paging::all_items(request, |request| {
             let mut client = self.client.clone();
             async move { Ok::<_, RemoteError>(client.list_workers(request).await?.into_inner()) }
         })
