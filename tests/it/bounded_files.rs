@@ -9,7 +9,7 @@ use ltsweep_proto::pb::checkpoint_chunk::Part;
 
 use crate::cluster_support::TOKEN;
 use crate::harness::register;
-use crate::hostile::{peak_memory_mib, register_request, start};
+use crate::hostile::{peak_memory_mib, register_and_lease, start};
 
 /// The kept model's size.
 const MODEL_BYTES: usize = 100 << 20;
@@ -42,7 +42,6 @@ fn stalled_model_downloads_hold_chunks_not_the_model() {
         Connection::new(&url, Some(TOKEN), None).unwrap()
     };
     let mut sweeps = connection.sweeps();
-    let mut registrar = connection.worker();
     let before = peak_memory_mib(&coordinator);
 
     // A model in the store: uploaded under the stage-1 job's lease, as its worker would.
@@ -57,23 +56,7 @@ fn stalled_model_downloads_hold_chunks_not_the_model() {
             .unwrap()
             .into_inner()
             .sweep_id;
-        let registered = registrar
-            .register_worker(register_request("kept".into()))
-            .await
-            .unwrap()
-            .into_inner();
-        let worker = registered.worker_id;
-        let mut workers = connection.worker_as(&registered.worker_secret).unwrap();
-        let lease = workers
-            .poll_work(pb::PollWorkRequest {
-                worker_id: worker,
-                device: "cpu".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .lease
-            .expect("the stage-1 job is leased");
+        let (mut workers, _, lease) = register_and_lease(&connection, "kept").await;
         assert!(lease.keep_model);
         let upload = CheckpointHeader {
             lease_id: lease.lease_id.clone(),

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use ltsweep_proto::client::Connection;
+use ltsweep_proto::client::{Connection, WorkerClient};
 use ltsweep_proto::pb;
 use ltsweep_proto::pb::checkpoint_chunk::Part;
 use tonic::Code;
@@ -95,6 +95,32 @@ fn refused<T: std::fmt::Debug>(
     );
 }
 
+/// Registers a worker named `host` and polls one lease for it: its client (carrying the
+/// registration's secret), its id and the lease.
+pub(crate) async fn register_and_lease(
+    connection: &Connection,
+    host: &str,
+) -> (WorkerClient, String, pb::Lease) {
+    let registered = connection
+        .worker()
+        .register_worker(register_request(host.into()))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut workers = connection.worker_as(&registered.worker_secret).unwrap();
+    let lease = workers
+        .poll_work(pb::PollWorkRequest {
+            worker_id: registered.worker_id.clone(),
+            device: "cpu".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .lease
+        .expect("a pending job to lease");
+    (workers, registered.worker_id, lease)
+}
+
 pub(crate) fn register_request(host: String) -> pb::RegisterWorkerRequest {
     pb::RegisterWorkerRequest {
         host,
@@ -136,7 +162,6 @@ fn a_coordinator_under_hostile_input_refuses_each_limit_and_loses_nothing() {
         Connection::new(&url, Some(TOKEN), None).unwrap()
     };
     let mut sweeps = connection.sweeps();
-    let mut workers = connection.worker();
     let idle_memory = peak_memory_mib(&coordinator);
 
     runtime.block_on(async {
@@ -148,24 +173,8 @@ fn a_coordinator_under_hostile_input_refuses_each_limit_and_loses_nothing() {
             .await
             .unwrap()
             .into_inner();
-        let honest = workers
-            .register_worker(register_request("honest".into()))
-            .await
-            .unwrap()
-            .into_inner();
-        let worker = honest.worker_id;
         // Its calls carry its registration's secret from now on.
-        let mut workers = connection.worker_as(&honest.worker_secret).unwrap();
-        let lease = workers
-            .poll_work(pb::PollWorkRequest {
-                worker_id: worker.clone(),
-                device: "cpu".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .lease
-            .expect("a job of the kept sweep");
+        let (mut workers, worker, lease) = register_and_lease(&connection, "honest").await;
         let job = lease.job.clone().unwrap();
         workers
             .complete_job(pb::CompleteJobRequest {
@@ -384,30 +393,13 @@ fn an_upload_below_the_free_disk_floor_is_refused() {
     };
     runtime.block_on(async {
         let mut sweeps = connection.sweeps();
-        let mut workers = connection.worker();
         sweeps
             .submit_sweep(pb::SubmitSweepRequest {
                 spec_toml: spec("floor", 1, ""),
             })
             .await
             .unwrap();
-        let registered = workers
-            .register_worker(register_request("w".into()))
-            .await
-            .unwrap()
-            .into_inner();
-        let worker = registered.worker_id;
-        let mut workers = connection.worker_as(&registered.worker_secret).unwrap();
-        let lease = workers
-            .poll_work(pb::PollWorkRequest {
-                worker_id: worker,
-                device: "cpu".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .lease
-            .unwrap();
+        let (mut workers, _, lease) = register_and_lease(&connection, "w").await;
         let chunks = upload(&lease.lease_id, 1024, vec![1; 1024]);
         refused(
             "an upload below the disk floor",
