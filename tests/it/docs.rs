@@ -147,3 +147,126 @@ fn headings_become_githubs_anchors() {
         ["docs/a.md#x", "http://e.org"]
     );
 }
+
+/// The repository's top folders: a code span starting with one of them is a path the docs
+/// promise exists (a span like `client/worker.rs`, relative to a crate the text names, is
+/// prose, not a promise this test can check).
+const TOP_FOLDERS: [&str; 13] = [
+    "analysis/",
+    "bench/",
+    "coordinator/",
+    "deploy/",
+    "docs/",
+    "examples/",
+    "fuzz/",
+    "proto/",
+    "scripts/",
+    "src/",
+    "tests/",
+    "web/",
+    "worker/",
+];
+
+/// The inline code spans of a Markdown text, outside code blocks.
+fn code_spans(text: &str) -> Vec<String> {
+    let mut spans = Vec::new();
+    let mut in_code_block = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code_block = !in_code_block;
+            continue;
+        }
+        if !in_code_block {
+            spans.extend(line.split('`').skip(1).step_by(2).map(str::to_owned));
+        }
+    }
+    spans
+}
+
+/// What a code span promises: a repository path, and the symbols named after it with `::`
+/// (`worker/src/train.rs::Trainer::resume` promises the file and `resume` in it). `None` for
+/// a span that is no path of the repository (a command, a flag, a type alone).
+fn promised_path(span: &str) -> Option<(String, Vec<String>)> {
+    let span = span.trim();
+    if !TOP_FOLDERS.iter().any(|top| span.starts_with(top))
+        || span.contains(char::is_whitespace)
+        || span.contains(['*', '{', '<', '$'])
+    {
+        return None;
+    }
+    let mut parts = span.split("::");
+    let path = parts.next()?.trim_end_matches(['.', ',', ':', ')']).to_owned();
+    let symbols = parts
+        .map(|s| {
+            s.trim_end_matches(|c: char| !c.is_alphanumeric() && c != '_')
+                .to_owned()
+        })
+        .filter(|s| !s.is_empty())
+        .collect();
+    Some((path, symbols))
+}
+
+/// Whether `name` occurs in `text` as a whole identifier.
+fn has_identifier(text: &str, name: &str) -> bool {
+    text.match_indices(name).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + name.len()..].chars().next();
+        let ident = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+        !ident(before) && !ident(after)
+    })
+}
+
+register!(every_path_and_symbol_the_docs_name_exists);
+fn every_path_and_symbol_the_docs_name_exists() {
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for document in documents() {
+        let name = document.strip_prefix(repo()).unwrap().display().to_string();
+        let text = std::fs::read_to_string(&document).unwrap();
+        for span in code_spans(&text) {
+            let Some((path, symbols)) = promised_path(&span) else {
+                continue;
+            };
+            checked += 1;
+            let resolved = repo().join(&path);
+            if !resolved.exists() {
+                missing.push(format!("{name}: `{span}` (no such file)"));
+                continue;
+            }
+            if symbols.is_empty() || resolved.is_dir() {
+                continue;
+            }
+            let source = std::fs::read_to_string(&resolved).unwrap_or_default();
+            for symbol in &symbols {
+                if !has_identifier(&source, symbol) {
+                    missing.push(format!("{name}: `{span}` ({symbol} is not in {path})"));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "the docs name what does not exist:\n{}",
+        missing.join("\n")
+    );
+    assert!(checked > 50, "only {checked} paths found: is the parser blind?");
+}
+
+register!(code_spans_that_promise_a_path_are_read_as_such);
+fn code_spans_that_promise_a_path_are_read_as_such() {
+    assert_eq!(
+        promised_path("worker/src/train.rs::Trainer::resume"),
+        Some((
+            "worker/src/train.rs".to_owned(),
+            vec!["Trainer".to_owned(), "resume".to_owned()]
+        ))
+    );
+    assert_eq!(promised_path("ltsweep run x.toml"), None);
+    assert_eq!(promised_path("client/worker.rs"), None);
+    assert_eq!(
+        code_spans("a `b` c `d e`\n```\n`f`\n```\n`g`"),
+        ["b", "d e", "g"]
+    );
+    assert!(has_identifier("fn resume(", "resume"));
+    assert!(!has_identifier("fn resumed(", "resume"));
+}
