@@ -195,7 +195,10 @@ fn promised_path(span: &str) -> Option<(String, Vec<String>)> {
         return None;
     }
     let mut parts = span.split("::");
-    let path = parts.next()?.trim_end_matches(['.', ',', ':', ')']).to_owned();
+    let path = parts
+        .next()?
+        .trim_end_matches(['.', ',', ':', ')'])
+        .to_owned();
     let symbols = parts
         .map(|s| {
             s.trim_end_matches(|c: char| !c.is_alphanumeric() && c != '_')
@@ -249,7 +252,10 @@ fn every_path_and_symbol_the_docs_name_exists() {
         "the docs name what does not exist:\n{}",
         missing.join("\n")
     );
-    assert!(checked > 50, "only {checked} paths found: is the parser blind?");
+    assert!(
+        checked > 50,
+        "only {checked} paths found: is the parser blind?"
+    );
 }
 
 register!(code_spans_that_promise_a_path_are_read_as_such);
