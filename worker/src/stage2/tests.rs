@@ -310,9 +310,11 @@ fn lws_trains_only_its_scales() {
 fn stage2_keeps_its_best_epoch_on_validation_and_reports_the_test_set_there() {
     let (jobs, data) = jobs_with("val_per_class = 10");
     let (_, model) = stage1(&jobs, &data);
+    // At this learning rate validation accuracy is not monotone in the epochs (0.33, 0.18,
+    // 0.35, 0.37, then 0.45 to 0.52, 0.45), so the state kept often has to be restored.
     let method = Stage2Method::Crt {
-        epochs: 4,
-        lr: 0.5,
+        epochs: 6,
+        lr: 2.0,
         bn: BnMode::Train,
         sampler: Stage2Sampler::ClassAware,
     };
@@ -330,7 +332,7 @@ fn stage2_keeps_its_best_epoch_on_validation_and_reports_the_test_set_there() {
     trainer.load_model(&model).unwrap();
     assert!(trainer.has_val());
     let result = finished(run(&trainer, method, &mut Quiet).unwrap());
-    assert_eq!(result.epochs.len(), 4);
+    assert_eq!(result.epochs.len(), 6);
     let val: Vec<f64> = result
         .epochs
         .iter()
