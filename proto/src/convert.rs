@@ -794,11 +794,16 @@ mod tests {
         let spec = SweepSpec::parse(
             "name = \"w\"\nseeds = [3]\n[dataset]\nkind = \"synthetic\"\n[losses]\nplans = [{}]\n\
              [stage2]\nmethod = [\"none\", \"crt\", \"lws\", \"tau_norm\", \"ncm\", \"posthoc_la\"]\n\
-             [stage2.tau_norm]\ntau = [0.5, 1.0]\n",
+             [stage2.tau_norm]\ntau = [0.5, 1.0]\nbias = [\"drop\", \"keep\"]\n\
+             [stage2.crt]\nbn = [\"train\", \"frozen\"]\n\
+             sampler = [\"class_aware\", \"class_balanced\"]\n\
+             [stage2.lws]\nbn = \"frozen\"\nsampler = \"class_balanced\"\n\
+             [stage2.ncm]\nfeatures = [\"cl2n\", \"l2n\"]\n",
         )
         .unwrap();
         let jobs = spec.jobs();
-        assert_eq!(jobs.len(), 1 + 6);
+        // cRT 4, LWS 1, τ-norm 4, NCM 2, post-hoc 1.
+        assert_eq!(jobs.len(), 1 + 12);
         assert!(jobs[0].stage2.is_none());
         for job in jobs {
             let wire = pb::JobSpec::from(job.clone());
