@@ -13,7 +13,7 @@ use crate::pb;
 use crate::result::{
     ClassGroup, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, PosthocAccuracy, Shot,
 };
-use crate::stage2::Stage2Method;
+use crate::stage2::{BnMode, NcmFeatures, Stage2Method, Stage2Sampler, TauBias};
 
 /// A message that lacks a field or holds a value this version does not know.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -361,21 +361,39 @@ impl From<Stage2> for pb::Stage2 {
             ..Default::default()
         };
         match stage2.method {
-            Stage2Method::Crt { epochs, lr } => pb::Stage2 {
+            Stage2Method::Crt {
                 epochs,
                 lr,
+                bn,
+                sampler,
+            } => pb::Stage2 {
+                epochs,
+                lr,
+                bn_frozen: bn == BnMode::Frozen,
+                independent_draws: sampler == Stage2Sampler::ClassBalanced,
                 ..method(pb::Stage2Method::Crt)
             },
-            Stage2Method::Lws { epochs, lr } => pb::Stage2 {
+            Stage2Method::Lws {
                 epochs,
                 lr,
+                bn,
+                sampler,
+            } => pb::Stage2 {
+                epochs,
+                lr,
+                bn_frozen: bn == BnMode::Frozen,
+                independent_draws: sampler == Stage2Sampler::ClassBalanced,
                 ..method(pb::Stage2Method::Lws)
             },
-            Stage2Method::TauNorm { tau } => pb::Stage2 {
+            Stage2Method::TauNorm { tau, bias } => pb::Stage2 {
                 tau,
+                keep_bias: bias == TauBias::Keep,
                 ..method(pb::Stage2Method::TauNorm)
             },
-            Stage2Method::Ncm => method(pb::Stage2Method::Ncm),
+            Stage2Method::Ncm { features } => pb::Stage2 {
+                l2n_features: features == NcmFeatures::L2n,
+                ..method(pb::Stage2Method::Ncm)
+            },
             Stage2Method::PosthocLa { tau } => pb::Stage2 {
                 tau,
                 ..method(pb::Stage2Method::PosthocLa)
@@ -391,17 +409,44 @@ impl TryFrom<pb::Stage2> for Stage2 {
         if s.parent_job_id.is_empty() {
             return Err(missing("job.stage2.parent_job_id"));
         }
+        let bn = if s.bn_frozen {
+            BnMode::Frozen
+        } else {
+            BnMode::Train
+        };
+        let sampler = if s.independent_draws {
+            Stage2Sampler::ClassBalanced
+        } else {
+            Stage2Sampler::ClassAware
+        };
         let method = match pb::Stage2Method::try_from(s.method) {
             Ok(pb::Stage2Method::Crt) => Stage2Method::Crt {
                 epochs: s.epochs,
                 lr: s.lr,
+                bn,
+                sampler,
             },
             Ok(pb::Stage2Method::Lws) => Stage2Method::Lws {
                 epochs: s.epochs,
                 lr: s.lr,
+                bn,
+                sampler,
             },
-            Ok(pb::Stage2Method::TauNorm) => Stage2Method::TauNorm { tau: s.tau },
-            Ok(pb::Stage2Method::Ncm) => Stage2Method::Ncm,
+            Ok(pb::Stage2Method::TauNorm) => Stage2Method::TauNorm {
+                tau: s.tau,
+                bias: if s.keep_bias {
+                    TauBias::Keep
+                } else {
+                    TauBias::Drop
+                },
+            },
+            Ok(pb::Stage2Method::Ncm) => Stage2Method::Ncm {
+                features: if s.l2n_features {
+                    NcmFeatures::L2n
+                } else {
+                    NcmFeatures::Cl2n
+                },
+            },
             Ok(pb::Stage2Method::PosthocLa) => Stage2Method::PosthocLa { tau: s.tau },
             _ => return Err(unknown("job.stage2.method")),
         };
@@ -749,11 +794,16 @@ mod tests {
         let spec = SweepSpec::parse(
             "name = \"w\"\nseeds = [3]\n[dataset]\nkind = \"synthetic\"\n[losses]\nplans = [{}]\n\
              [stage2]\nmethod = [\"none\", \"crt\", \"lws\", \"tau_norm\", \"ncm\", \"posthoc_la\"]\n\
-             [stage2.tau_norm]\ntau = [0.5, 1.0]\n",
+             [stage2.tau_norm]\ntau = [0.5, 1.0]\nbias = [\"drop\", \"keep\"]\n\
+             [stage2.crt]\nbn = [\"train\", \"frozen\"]\n\
+             sampler = [\"class_aware\", \"class_balanced\"]\n\
+             [stage2.lws]\nbn = \"frozen\"\nsampler = \"class_balanced\"\n\
+             [stage2.ncm]\nfeatures = [\"cl2n\", \"l2n\"]\n",
         )
         .unwrap();
         let jobs = spec.jobs();
-        assert_eq!(jobs.len(), 1 + 6);
+        // cRT 4, LWS 1, τ-norm 4, NCM 2, post-hoc 1.
+        assert_eq!(jobs.len(), 1 + 12);
         assert!(jobs[0].stage2.is_none());
         for job in jobs {
             let wire = pb::JobSpec::from(job.clone());

@@ -616,6 +616,85 @@ subset_seed = \"fixed\""
     }
 
     #[test]
+    fn stage2_options_run_as_values_of_their_method_and_an_unknown_value_names_its_key() {
+        let parse = |extra: &str| {
+            SweepSpec::parse(&format!(
+                "name = \"t\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\n\
+                 [losses]\nplans = [{{}}]\n{extra}"
+            ))
+        };
+        let spec = parse(
+            "[stage2]\nmethod = [\"none\", \"crt\", \"lws\", \"tau_norm\", \"ncm\"]\n\
+             [stage2.crt]\nbn = [\"train\", \"frozen\"]\n\
+             sampler = [\"class_aware\", \"class_balanced\"]\n\
+             [stage2.lws]\nbn = \"frozen\"\n\
+             [stage2.tau_norm]\ntau = [0, 1]\nbias = [\"drop\", \"keep\"]\n\
+             [stage2.ncm]\nfeatures = [\"cl2n\", \"l2n\"]",
+        )
+        .unwrap();
+        let methods: Vec<String> = spec
+            .jobs()
+            .iter()
+            .filter_map(|j| j.stage2.as_ref().map(|s| s.method.to_string()))
+            .collect();
+        assert_eq!(
+            methods,
+            [
+                "crt(epochs=10,lr=0.1)",
+                "crt(epochs=10,lr=0.1,sampler=class_balanced)",
+                "crt(epochs=10,lr=0.1,bn=frozen)",
+                "crt(epochs=10,lr=0.1,bn=frozen,sampler=class_balanced)",
+                "lws(epochs=10,lr=0.1,bn=frozen)",
+                "tau_norm(tau=0)",
+                "tau_norm(tau=0,bias=keep)",
+                "tau_norm(tau=1)",
+                "tau_norm(tau=1,bias=keep)",
+                "ncm",
+                "ncm(features=l2n)",
+            ]
+        );
+        assert_eq!(spec.job_count(), 12);
+        // A job at the defaults is the job the spec without the options gives, id and all.
+        let plain = parse("[stage2]\nmethod = [\"none\", \"crt\", \"ncm\"]").unwrap();
+        let defaults = parse(
+            "[stage2]\nmethod = [\"none\", \"crt\", \"ncm\"]\n\
+             [stage2.crt]\nbn = \"train\"\nsampler = \"class_aware\"\n\
+             [stage2.ncm]\nfeatures = \"cl2n\"",
+        )
+        .unwrap();
+        assert_eq!(plain.jobs(), defaults.jobs());
+        for (extra, key) in [
+            (
+                "[stage2]\nmethod = [\"crt\"]\n[stage2.crt]\nbn = \"eval\"",
+                "stage2.crt.bn",
+            ),
+            (
+                "[stage2]\nmethod = [\"lws\"]\n[stage2.lws]\nsampler = [\"sqrt\"]",
+                "stage2.lws.sampler",
+            ),
+            (
+                "[stage2]\nmethod = [\"tau_norm\"]\n[stage2.tau_norm]\nbias = \"scaled\"",
+                "stage2.tau_norm.bias",
+            ),
+            (
+                "[stage2]\nmethod = [\"ncm\"]\n[stage2.ncm]\nfeatures = \"un\"",
+                "stage2.ncm.features",
+            ),
+            (
+                "[stage2]\nmethod = [\"crt\"]\n[stage2.crt]\nbn = [\"train\", \"train\"]",
+                "stage2.crt.bn: train is listed twice",
+            ),
+            (
+                "[stage2]\nmethod = [\"crt\"]\n[stage2.ncm]\nfeatures = \"l2n\"",
+                "stage2.ncm: settings of `ncm`, which stage2.method does not list",
+            ),
+        ] {
+            let err = parse(extra).unwrap_err().to_string();
+            assert!(err.contains(key), "{extra}: {err}");
+        }
+    }
+
+    #[test]
     fn ids_are_deterministic_and_unique() {
         let a = spec("[losses]\npc_weight = [0.1, 1.0]").jobs();
         let b = spec("[losses]\npc_weight = [0.1, 1.0]").jobs();

@@ -54,7 +54,7 @@ pub use result::{
     Shot,
 };
 pub use spec::{SpecError, SubsetSeed, SweepSpec};
-pub use stage2::{Stage2Kind, Stage2Method};
+pub use stage2::{BnMode, NcmFeatures, Stage2Kind, Stage2Method, Stage2Sampler, TauBias};
 pub use status::{JobStatus, SweepCounts, SweepEvent, SweepStatus, SweepSummary};
 pub use workers::{SlurmPlacement, WorkerInfo};
 

@@ -26,7 +26,7 @@ use toml::de::{DeTable, DeValue};
 use crate::baseline::{BaseKind, BaseLoss, Choice, Sampler};
 use crate::job::{CompMode, DatasetKind, LossPlan, LrSchedule};
 use crate::model::{Arch, Precision};
-use crate::stage2::{Stage2Kind, Stage2Method};
+use crate::stage2::{BnMode, NcmFeatures, Stage2Kind, Stage2Method, Stage2Sampler, TauBias};
 
 /// The most jobs one sweep may hold.
 pub const MAX_JOBS: usize = 1_000_000;
@@ -459,6 +459,12 @@ pub struct TrainedStage2 {
     pub epochs: Axis<u32>,
     #[serde(default = "defaults::lr")]
     pub lr: Axis<f64>,
+    /// The frozen backbone's BatchNorm: `train` (Kang et al.'s) or `frozen`.
+    #[serde(default = "defaults::first")]
+    pub bn: Choice<BnMode>,
+    /// `class_aware` (Kang et al.'s `ClassAwareSampler`) or `class_balanced`.
+    #[serde(default = "defaults::first")]
+    pub sampler: Choice<Stage2Sampler>,
 }
 
 impl Default for TrainedStage2 {
@@ -482,6 +488,39 @@ impl Default for TauSetting {
     }
 }
 
+/// `[stage2.tau_norm]`: its τ and what becomes of the bias; a list is an axis of τ-norm's
+/// jobs alone.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TauNormSetting {
+    #[serde(default = "defaults::one")]
+    pub tau: Axis<f64>,
+    /// `drop` (Kang et al.'s `tau_norm.py`) or `keep`.
+    #[serde(default = "defaults::first")]
+    pub bias: Choice<TauBias>,
+}
+
+impl Default for TauNormSetting {
+    fn default() -> Self {
+        toml::from_str("").expect("every tau_norm setting has a default")
+    }
+}
+
+/// `[stage2.ncm]`: the features NCM compares; a list is an axis of NCM's jobs alone.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NcmSetting {
+    /// `cl2n` (Kang et al.'s `KNNClassifier` default) or `l2n`.
+    #[serde(default = "defaults::first")]
+    pub features: Choice<NcmFeatures>,
+}
+
+impl Default for NcmSetting {
+    fn default() -> Self {
+        toml::from_str("").expect("every ncm setting has a default")
+    }
+}
+
 /// `[stage2]`: what follows each stage-1 job, on its final model (Kang et al. 2020's decoupled
 /// classifier re-balancing). Each method other than `none` is one more job per stage-1 job (per
 /// value of its own settings), which waits for its stage-1 job to succeed.
@@ -497,7 +536,9 @@ pub struct Stage2Section {
     #[serde(default)]
     pub lws: Option<TrainedStage2>,
     #[serde(default)]
-    pub tau_norm: Option<TauSetting>,
+    pub tau_norm: Option<TauNormSetting>,
+    #[serde(default)]
+    pub ncm: Option<NcmSetting>,
     #[serde(default)]
     pub posthoc_la: Option<TauSetting>,
 }
@@ -609,6 +650,10 @@ mod defaults {
     pub fn stage2_epochs() -> Axis<u32> {
         Axis::One(10)
     }
+    /// A stage-2 option at its default (Kang et al.'s).
+    pub fn first<T: Copy + Default>() -> Choice<T> {
+        Choice::one(T::default())
+    }
     pub fn max_attempts() -> u32 {
         3
     }
@@ -685,23 +730,45 @@ impl SweepSpec {
                     .unwrap_or_default();
                     for &epochs in trained.epochs.values() {
                         for &lr in trained.lr.values() {
-                            methods.push(match kind {
-                                Stage2Kind::Crt => Stage2Method::Crt { epochs, lr },
-                                _ => Stage2Method::Lws { epochs, lr },
-                            });
+                            for &bn in trained.bn.values() {
+                                for &sampler in trained.sampler.values() {
+                                    methods.push(match kind {
+                                        Stage2Kind::Crt => Stage2Method::Crt {
+                                            epochs,
+                                            lr,
+                                            bn,
+                                            sampler,
+                                        },
+                                        _ => Stage2Method::Lws {
+                                            epochs,
+                                            lr,
+                                            bn,
+                                            sampler,
+                                        },
+                                    });
+                                }
+                            }
                         }
                     }
                 }
                 Stage2Kind::TauNorm => {
-                    let taus = st.tau_norm.clone().unwrap_or_default();
+                    let settings = st.tau_norm.clone().unwrap_or_default();
+                    for &tau in settings.tau.values() {
+                        for &bias in settings.bias.values() {
+                            methods.push(Stage2Method::TauNorm { tau, bias });
+                        }
+                    }
+                }
+                Stage2Kind::Ncm => {
+                    let settings = st.ncm.clone().unwrap_or_default();
                     methods.extend(
-                        taus.tau
+                        settings
+                            .features
                             .values()
                             .iter()
-                            .map(|&tau| Stage2Method::TauNorm { tau }),
+                            .map(|&features| Stage2Method::Ncm { features }),
                     );
                 }
-                Stage2Kind::Ncm => methods.push(Stage2Method::Ncm),
                 Stage2Kind::PosthocLa => {
                     let taus = st.posthoc_la.clone().unwrap_or_default();
                     methods.extend(
@@ -1343,6 +1410,7 @@ impl SweepSpec {
                 Stage2Kind::TauNorm,
                 st.tau_norm.is_some(),
             ),
+            ("stage2.ncm", Stage2Kind::Ncm, st.ncm.is_some()),
             (
                 "stage2.posthoc_la",
                 Stage2Kind::PosthocLa,
@@ -1367,6 +1435,8 @@ impl SweepSpec {
             }
             no_repeats(trained.epochs.values(), &format!("{key}.epochs"))?;
             no_repeats(trained.lr.values(), &format!("{key}.lr"))?;
+            no_repeats(trained.bn.values(), &format!("{key}.bn"))?;
+            no_repeats(trained.sampler.values(), &format!("{key}.sampler"))?;
         }
         if let Some(tau_norm) = &st.tau_norm {
             for &tau in tau_norm.tau.values() {
@@ -1379,6 +1449,10 @@ impl SweepSpec {
                 )?;
             }
             no_repeats(tau_norm.tau.values(), "stage2.tau_norm.tau")?;
+            no_repeats(tau_norm.bias.values(), "stage2.tau_norm.bias")?;
+        }
+        if let Some(ncm) = &st.ncm {
+            no_repeats(ncm.features.values(), "stage2.ncm.features")?;
         }
         if let Some(posthoc) = &st.posthoc_la {
             no_repeats(posthoc.tau.values(), "stage2.posthoc_la.tau")?;

@@ -213,9 +213,138 @@ pub fn epoch_order(
         .collect()
 }
 
+/// Images of one class drawn in a row by [`ClassAware`] (`num_samples_cls` of Kang et al.'s
+/// cRT and LWS configs).
+pub const SAMPLES_PER_CLASS: usize = 4;
+
+/// Kang et al.'s `ClassAwareSampler` (`data/ClassAwareSampler.py` of
+/// facebookresearch/classifier-balancing), the sampler of their cRT and LWS: the classes are
+/// cycled in a shuffled order, reshuffled each time every class has had its turn; a class's
+/// turn is [`SAMPLES_PER_CLASS`] images in a row from its own cycle, its images in a shuffled
+/// order reshuffled each time it is exhausted (a class of fewer images repeats within a turn,
+/// as the reference's does). An epoch is as many draws as the largest class's count times the
+/// classes with images, the reference's `num_samples`. The cycles run on from one epoch to the
+/// next, as the reference's iterators do; every shuffle comes from one generator of `seed`.
+pub struct ClassAware {
+    classes: Cycle,
+    members: Vec<Cycle>,
+    epoch_len: usize,
+    rng: Rng,
+}
+
+/// `RandomCycleIter`: its items in a shuffled order, reshuffled when exhausted. It starts
+/// exhausted, so its first item comes after a first shuffle.
+struct Cycle {
+    items: Vec<i64>,
+    next: usize,
+}
+
+impl Cycle {
+    fn new(items: Vec<i64>) -> Self {
+        let next = items.len();
+        Self { items, next }
+    }
+
+    fn draw(&mut self, rng: &mut Rng) -> i64 {
+        if self.next == self.items.len() {
+            rng.shuffle(&mut self.items);
+            self.next = 0;
+        }
+        self.next += 1;
+        self.items[self.next - 1]
+    }
+}
+
+impl ClassAware {
+    /// The sampler of the training images of `labels` (in `0..classes`).
+    pub fn new(labels: &[i64], classes: usize, seed: u64) -> Self {
+        let mut by_class: Vec<Vec<i64>> = vec![Vec::new(); classes];
+        for (i, &label) in labels.iter().enumerate() {
+            by_class[label as usize].push(i as i64);
+        }
+        let present: Vec<i64> = (0..classes as i64)
+            .filter(|&c| !by_class[c as usize].is_empty())
+            .collect();
+        let largest = by_class.iter().map(Vec::len).max().unwrap_or(0);
+        Self {
+            epoch_len: largest * present.len(),
+            classes: Cycle::new(present),
+            members: by_class.into_iter().map(Cycle::new).collect(),
+            rng: Rng::derive(seed, &[purpose::SAMPLER]),
+        }
+    }
+
+    /// The next epoch's training images, in order.
+    pub fn epoch(&mut self) -> Vec<i64> {
+        let mut order = Vec::with_capacity(self.epoch_len);
+        while order.len() < self.epoch_len {
+            let class = self.classes.draw(&mut self.rng) as usize;
+            // A turn takes all its images from the class's cycle even where the epoch ends
+            // within it (the reference's `zip` takes the whole tuple).
+            let turn: Vec<i64> = (0..SAMPLES_PER_CLASS)
+                .map(|_| self.members[class].draw(&mut self.rng))
+                .collect();
+            let room = self.epoch_len - order.len();
+            order.extend(turn.into_iter().take(room));
+        }
+        order
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn class_aware_draws_visit_every_class_four_times_in_runs_of_four() {
+        // 5 classes of 40, 12, 7, 3 and 1 images.
+        let counts = [40usize, 12, 7, 3, 1];
+        let labels: Vec<i64> = counts
+            .iter()
+            .enumerate()
+            .flat_map(|(c, &n)| std::iter::repeat_n(c as i64, n))
+            .collect();
+        let k = counts.len();
+        let mut sampler = ClassAware::new(&labels, k, 11);
+        let first = sampler.epoch();
+        // The reference's epoch: the largest class's count times the classes.
+        assert_eq!(first.len(), 40 * k);
+        let class_of = |i: i64| labels[i as usize];
+        // Turn after turn, every class once per cycle of K turns: its first 4K draws visit each
+        // class exactly 4 times, in runs of 4.
+        for cycle in first.chunks(SAMPLES_PER_CLASS * k) {
+            let mut visits = vec![0; k];
+            for run in cycle.chunks(SAMPLES_PER_CLASS) {
+                let class = class_of(run[0]);
+                assert!(run.iter().all(|&i| class_of(i) == class), "{run:?}");
+                visits[class as usize] += run.len();
+            }
+            assert_eq!(visits, vec![SAMPLES_PER_CLASS; k]);
+        }
+        // Without replacement within a class: class 0's 40 images come once each before any
+        // repeats (its first 10 turns).
+        let mut head: Vec<i64> = first
+            .iter()
+            .copied()
+            .filter(|&i| class_of(i) == 0)
+            .collect();
+        head.truncate(40);
+        head.sort_unstable();
+        assert_eq!(head, (0..40).collect::<Vec<i64>>());
+        // The classes' order is reshuffled, not one order repeated; the cycles run on across
+        // epochs, and the draws are a function of the seed.
+        let turns: Vec<i64> = first
+            .chunks(SAMPLES_PER_CLASS)
+            .map(|run| class_of(run[0]))
+            .collect();
+        assert!(turns.chunks(k).any(|c| c != &turns[..k]));
+        let second = sampler.epoch();
+        assert_ne!(first, second);
+        let mut again = ClassAware::new(&labels, k, 11);
+        assert_eq!(again.epoch(), first);
+        assert_eq!(again.epoch(), second);
+        assert_ne!(ClassAware::new(&labels, k, 12).epoch(), first);
+    }
 
     #[test]
     fn weights_and_margins_are_normalised() {

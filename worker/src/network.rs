@@ -7,7 +7,7 @@ use tch::Tensor;
 use tch::nn::{self, ModuleT};
 
 use crate::imagenet::{Compute, ImageNetResNet};
-use crate::model::{FEATURES, Head, HeadKind, LinearInit, ResNet};
+use crate::model::{FEATURES, Head, HeadKind, ResNet};
 
 #[derive(Debug)]
 pub enum Network {
@@ -62,14 +62,6 @@ impl Network {
         match self {
             Network::Cifar(net) => &net.head,
             Network::ImageNet(net) => net.head(),
-        }
-    }
-
-    /// How the network's linear classifier is drawn (a stage-2 job draws a fresh one so).
-    pub(crate) fn linear_init(&self) -> LinearInit {
-        match self {
-            Network::Cifar(_) => LinearInit::KaimingNormal,
-            Network::ImageNet(_) => LinearInit::PyTorch,
         }
     }
 

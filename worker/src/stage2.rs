@@ -1,41 +1,67 @@
 //! Stage 2 of decoupled training (Kang et al., ICLR 2020): a stage-1 job's final model, its
-//! backbone frozen, with the classifier re-balanced.
+//! backbone frozen, with the classifier re-balanced. Each method's default follows Kang et al.'s
+//! code (facebookresearch/classifier-balancing); an option keeps the variant ltsweep ran before.
 //!
 //! A stage-2 job's trainer is built from its spec (the stage-1 job's recipe) and takes the
 //! stage-1 model ([`Trainer::load_model`]); then [`run`] does the method and evaluates:
-//! - `crt`: a classifier drawn afresh (as stage 1 draws one, from the job's seed) trained with
+//! - `crt`: a classifier drawn afresh (`nn.Linear`'s default init, as `DotProduct_Classifier`,
+//!   from the job's seed; LDAM's cosine classifier as stage 1 draws it) trained with
 //!   class-balanced sampling and cross entropy;
 //! - `lws`: one scale per class, from 1, multiplying the stage-1 logits (bias included, as Kang
-//!   et al.'s `DotProduct_Classifier` with its `scales`), trained in the same way;
-//! - `tau_norm`: each class's weight vector divided by its norm to the power τ. Kang et al.'s
-//!   script drops the bias; here it stays, so that τ = 0 is exactly the stage-1 model. On
-//!   LDAM's cosine classifier, whose columns are normalised anyway, it changes nothing;
-//! - `ncm`: each class's mean of the L2-normalised training features (no augmentation), and the
-//!   nearest mean in Euclidean distance (Kang et al.'s `KNNClassifier` with `l2n` features);
+//!   et al.'s `TauNormClassifier.py` with its `scales`), trained in the same way;
+//! - `tau_norm`: each class's weight vector divided by its norm to the power τ; the bias dropped
+//!   (`tau_norm.py` multiplies the features by the normalised weights alone) or kept, where τ = 0
+//!   is exactly the stage-1 model. LDAM's cosine classifier has no bias, and its columns are
+//!   normalised anyway: τ changes nothing there;
+//! - `ncm`: each class's mean of the training features (no augmentation) centred on the mean of
+//!   them all and L2-normalised (`cl2n`), or L2-normalised alone (`l2n`), and the nearest mean in
+//!   Euclidean distance to the test image's feature transformed alike (`KNNClassifier.py`);
 //! - `posthoc_la`: the stage-1 logits minus `τ log(pi)` (Menon et al. 2021).
 //!
 //! cRT and LWS train for the method's epochs with the job's momentum and weight decay, the
 //! learning rate from the method's `lr` down to 0 on a cosine, one value per epoch (Kang et
-//! al.'s `coslr`), on the job's augmentation; the backbone runs in evaluation mode, so no
-//! parameter or BatchNorm statistic of it moves. Their random draws (order, crops, the fresh
-//! classifier) come from the job's seed under a purpose of their own.
+//! al.'s `coslr`), on the job's augmentation. No weight of the backbone moves; its BatchNorm
+//! runs in training mode by default (`run_networks.py` calls `model.train()` on the frozen
+//! network too), so its running statistics are re-estimated on the class-balanced batches and
+//! used at test time, or in evaluation mode (`bn = "frozen"`). Their images come from Kang et
+//! al.'s class-aware sampler or from independent class-balanced draws. Where the job holds a
+//! validation set, each epoch is evaluated on it and the best epoch's classifier (or scales)
+//! and BatchNorm statistics are kept, as `run_networks.py` keeps its best model; otherwise the
+//! last epoch's. Their random draws (order, crops, the fresh classifier) come from the job's
+//! seed under a purpose of their own.
 
 use std::time::Instant;
 
-use ltsweep_proto::{EpochMetrics, Sampler, Stage2Method};
+use ltsweep_proto::{
+    BnMode, EpochMetrics, NcmFeatures, Sampler, Stage2Method, Stage2Sampler, TauBias,
+};
 use tch::{Kind, Tensor, nn};
 
 use crate::baselines;
 use crate::data::list::Split;
 use crate::losses;
-use crate::model::{Head, HeadKind, unit};
+use crate::model::{Head, HeadKind, LinearInit, unit};
 use crate::optim::Sgd;
 use crate::rng::{Rng, purpose};
 use crate::train::{Observer, Outcome, TrainError, Trainer, with_seed};
 
+/// How cRT and LWS train: the method's settings.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Training {
+    pub epochs: u32,
+    pub lr: f64,
+    pub bn: BnMode,
+    pub sampler: Stage2Sampler,
+}
+
 /// How the training of a classifier (cRT) or of scales (LWS) ended.
 enum Trained {
-    Done(Vec<EpochMetrics>),
+    /// Every epoch's metrics; the parameters and BatchNorm statistics are those of the epoch
+    /// at index `kept` (the best on validation, or the last).
+    Done {
+        history: Vec<EpochMetrics>,
+        kept: usize,
+    },
     /// Cancelled or preempted between two steps.
     Stopped,
     Diverged {
@@ -54,6 +80,8 @@ pub fn run(
     let log_prior = trainer.log_prior();
     let stage1 = trainer.model.head();
     type Logits<'a> = Box<dyn Fn(&Tensor) -> Tensor + 'a>;
+    // The epoch whose model is evaluated: its metrics carry the test accuracy.
+    let mut kept_epoch = None;
     let (logits_of, mut epochs): (Logits, Vec<EpochMetrics>) = match method {
         Stage2Method::PosthocLa { tau } => (
             Box::new(move |f| {
@@ -66,29 +94,54 @@ pub fn run(
             }),
             Vec::new(),
         ),
-        Stage2Method::TauNorm { tau } => {
-            let head = tau_normalised(stage1, tau);
+        Stage2Method::TauNorm { tau, bias } => {
+            let head = tau_normalised(stage1, tau, bias);
             (Box::new(move |f| head.forward(f)), Vec::new())
         }
-        Stage2Method::Ncm => {
-            let means = class_means(trainer)?;
-            (
-                Box::new(move |f| nearest_mean_logits(f, &means)),
-                Vec::new(),
-            )
+        Stage2Method::Ncm { features } => {
+            let ncm = NearestMean::fit(trainer, features)?;
+            (Box::new(move |f| ncm.logits(f)), Vec::new())
         }
-        Stage2Method::Crt { epochs, lr } => {
-            match retrain_classifier(trainer, epochs, lr, observer)? {
-                (Trained::Done(history), head) => (Box::new(move |f| head.forward(f)), history),
+        Stage2Method::Crt {
+            epochs,
+            lr,
+            bn,
+            sampler,
+        } => {
+            let training = Training {
+                epochs,
+                lr,
+                bn,
+                sampler,
+            };
+            match retrain_classifier(trainer, training, observer)? {
+                (Trained::Done { history, kept }, head) => {
+                    kept_epoch = Some(kept);
+                    (Box::new(move |f| head.forward(f)), history)
+                }
                 (other, _) => return Ok(ended(other, observer)),
             }
         }
-        Stage2Method::Lws { epochs, lr } => match learn_scales(trainer, epochs, lr, observer)? {
-            (Trained::Done(history), scales) => {
-                (Box::new(move |f| stage1.forward(f) * &scales), history)
+        Stage2Method::Lws {
+            epochs,
+            lr,
+            bn,
+            sampler,
+        } => {
+            let training = Training {
+                epochs,
+                lr,
+                bn,
+                sampler,
+            };
+            match learn_scales(trainer, training, observer)? {
+                (Trained::Done { history, kept }, scales) => {
+                    kept_epoch = Some(kept);
+                    (Box::new(move |f| stage1.forward(f) * &scales), history)
+                }
+                (other, _) => return Ok(ended(other, observer)),
             }
-            (other, _) => return Ok(ended(other, observer)),
-        },
+        }
     };
     let confusion = trainer.evaluate_with(Split::Test, &*logits_of)?;
     let val_accuracy = if trainer.has_val() {
@@ -99,10 +152,10 @@ pub fn run(
     };
     let accuracy = confusion.group_accuracy(trainer.classes());
     let per_class = confusion.per_class(trainer.classes());
-    if let Some(last) = epochs.last_mut() {
-        last.accuracy = Some(accuracy);
-        last.per_class = per_class;
-        last.val_accuracy = val_accuracy.clone();
+    if let Some(kept) = kept_epoch.and_then(|i| epochs.get_mut(i)) {
+        kept.accuracy = Some(accuracy);
+        kept.per_class = per_class;
+        kept.val_accuracy = val_accuracy.clone();
     }
     let seconds = start.elapsed().as_secs_f64();
     Ok(Outcome::Finished(Box::new(trainer.result_of(
@@ -116,21 +169,19 @@ pub fn run(
 /// cRT: a fresh classifier trained on the frozen backbone.
 fn retrain_classifier(
     trainer: &Trainer,
-    epochs: u32,
-    lr: f64,
+    training: Training,
     observer: &mut dyn Observer,
 ) -> Result<(Trained, Head), TrainError> {
     let (head_vs, head) = fresh_classifier(trainer);
     let params = trainable(&head_vs);
-    let trained = train(trainer, params, &|f| head.forward(f), epochs, lr, observer)?;
+    let trained = train(trainer, params, &|f| head.forward(f), training, observer)?;
     Ok((trained, head))
 }
 
 /// LWS: per-class scales `[K]` of the frozen stage-1 logits, learnt from 1.
 fn learn_scales(
     trainer: &Trainer,
-    epochs: u32,
-    lr: f64,
+    training: Training,
     observer: &mut dyn Observer,
 ) -> Result<(Trained, Tensor), TrainError> {
     let k = trainer.classes().num_classes() as i64;
@@ -141,8 +192,7 @@ fn learn_scales(
         trainer,
         params,
         &|f| head.forward(f) * &scales,
-        epochs,
-        lr,
+        training,
         observer,
     )?;
     Ok((trained, scales.detach()))
@@ -158,15 +208,19 @@ fn ended(trained: Trained, observer: &dyn Observer) -> Outcome {
     }
 }
 
-/// The classifier with each class's weight vector divided by its norm to the power `tau`.
-pub(crate) fn tau_normalised(head: &Head, tau: f64) -> Head {
+/// The classifier with each class's weight vector divided by its norm to the power `tau`, its
+/// bias dropped or kept.
+pub(crate) fn tau_normalised(head: &Head, tau: f64, bias: TauBias) -> Head {
     tch::no_grad(|| match head {
         Head::Linear(fc) => {
             // Rows [K, 64]: one per class.
             let norms = fc.ws.norm_scalaropt_dim(2, [1], true);
             Head::Linear(nn::Linear {
                 ws: &fc.ws / norms.pow_tensor_scalar(tau),
-                bs: fc.bs.as_ref().map(Tensor::shallow_clone),
+                bs: match bias {
+                    TauBias::Drop => None,
+                    TauBias::Keep => fc.bs.as_ref().map(Tensor::shallow_clone),
+                },
             })
         }
         Head::Cosine { weight, scale } => {
@@ -180,39 +234,69 @@ pub(crate) fn tau_normalised(head: &Head, tau: f64) -> Head {
     })
 }
 
-/// Each class's mean of the L2-normalised training features `[K, 64]` (eval mode, no crop).
-pub(crate) fn class_means(trainer: &Trainer) -> Result<Tensor, TrainError> {
-    let (features, labels) = trainer.training_features()?;
-    Ok(tch::no_grad(|| {
-        let k = trainer.classes().num_classes() as i64;
-        let normalised = unit(&features, 1);
-        let sums = Tensor::zeros(
-            [k, normalised.size()[1]],
-            (normalised.kind(), normalised.device()),
-        )
-        .index_add(0, &labels, &normalised);
-        let counts = labels
-            .bincount(None::<Tensor>, k)
-            .to_kind(normalised.kind())
-            .view([-1, 1]);
-        sums / counts
-    }))
+/// Nearest class mean: each class's mean of the transformed training features `[K, 64]`, and
+/// the centre `cl2n` subtracts first.
+pub(crate) struct NearestMean {
+    pub means: Tensor,
+    /// The mean of every training image's feature `[64]` (`cl2n`); `None` for `l2n`.
+    pub centre: Option<Tensor>,
 }
 
-/// Minus the squared distance of each normalised feature to each class mean: the nearest mean
-/// has the largest logit.
-pub(crate) fn nearest_mean_logits(features: &Tensor, means: &Tensor) -> Tensor {
-    let x = unit(features, 1);
-    let x2 = x.pow_tensor_scalar(2).sum_dim_intlist(1, true, x.kind());
-    let m2 = means
-        .pow_tensor_scalar(2)
-        .sum_dim_intlist(1, true, means.kind());
-    let distances: Tensor = x2 + m2.transpose(0, 1) - 2.0 * x.matmul(&means.transpose(0, 1));
-    -distances
+impl NearestMean {
+    /// The class means of the training features (evaluation mode, no crop), as
+    /// `get_knncentroids` of `run_networks.py` computes them: the centre is the mean over all
+    /// training images, each class's mean the mean of its images' transformed features.
+    pub(crate) fn fit(trainer: &Trainer, features: NcmFeatures) -> Result<Self, TrainError> {
+        let (training, labels) = trainer.training_features()?;
+        Ok(tch::no_grad(|| {
+            let centre = match features {
+                NcmFeatures::Cl2n => Some(training.mean_dim(0, false, training.kind())),
+                NcmFeatures::L2n => None,
+            };
+            let transformed = transform(&training, centre.as_ref());
+            let k = trainer.classes().num_classes() as i64;
+            let sums = Tensor::zeros(
+                [k, transformed.size()[1]],
+                (transformed.kind(), transformed.device()),
+            )
+            .index_add(0, &labels, &transformed);
+            let counts = labels
+                .bincount(None::<Tensor>, k)
+                .to_kind(transformed.kind())
+                .view([-1, 1]);
+            Self {
+                means: sums / counts,
+                centre,
+            }
+        }))
+    }
+
+    /// Minus the squared distance of each transformed feature to each class mean (the means
+    /// themselves not normalised again, as `KNNClassifier.py`): the nearest mean has the
+    /// largest logit.
+    pub(crate) fn logits(&self, features: &Tensor) -> Tensor {
+        let x = transform(features, self.centre.as_ref());
+        let means = &self.means;
+        let x2 = x.pow_tensor_scalar(2).sum_dim_intlist(1, true, x.kind());
+        let m2 = means
+            .pow_tensor_scalar(2)
+            .sum_dim_intlist(1, true, means.kind());
+        let distances: Tensor = x2 + m2.transpose(0, 1) - 2.0 * x.matmul(&means.transpose(0, 1));
+        -distances
+    }
+}
+
+/// Features `[N, 64]` minus the centre (where there is one), L2-normalised.
+fn transform(features: &Tensor, centre: Option<&Tensor>) -> Tensor {
+    match centre {
+        Some(centre) => unit(&(features - centre), 1),
+        None => unit(features, 1),
+    }
 }
 
 /// A classifier of the job's kind drawn afresh, in its own variable store (the network's
-/// classifier stays the stage-1 one), from the job's seed.
+/// classifier stays the stage-1 one), from the job's seed: a linear one as `nn.Linear` draws it
+/// (weight and bias Uniform(±1/sqrt(fan-in))), a cosine one as stage 1 draws it.
 fn fresh_classifier(trainer: &Trainer) -> (nn::VarStore, Head) {
     let vs = nn::VarStore::new(trainer.device());
     let k = trainer.classes().num_classes() as i64;
@@ -222,7 +306,8 @@ fn fresh_classifier(trainer: &Trainer) -> (nn::VarStore, Head) {
             trainer.model.features(),
             k,
             HeadKind::of(&trainer.job().losses.base),
-            trainer.model.linear_init(),
+            // `DotProduct_Classifier` is a plain `nn.Linear`, whatever stage 1 drew.
+            LinearInit::PyTorch,
         )
     });
     let mut vs = vs;
@@ -252,17 +337,35 @@ pub(crate) fn cosine_lr(lr: f64, epoch: u32, epochs: u32) -> f64 {
     lr * 0.5 * (1.0 + (std::f64::consts::PI * f64::from(epoch) / f64::from(epochs)).cos())
 }
 
-/// Trains `params` (a classifier's, or LWS's scales) for `epochs` epochs on the frozen
-/// backbone's features with class-balanced sampling and cross entropy of `logits_of`.
+/// The backbone's BatchNorm running statistics: what training mode moves.
+fn batchnorm_statistics(trainer: &Trainer) -> Vec<Tensor> {
+    let mut stats: Vec<(String, Tensor)> = trainer
+        .vs
+        .variables()
+        .into_iter()
+        .filter(|(name, _)| name.ends_with("running_mean") || name.ends_with("running_var"))
+        .collect();
+    stats.sort_by(|a, b| a.0.cmp(&b.0));
+    stats.into_iter().map(|(_, t)| t).collect()
+}
+
+/// Trains `params` (a classifier's, or LWS's scales) on the frozen backbone's features with
+/// class-balanced sampling and cross entropy of `logits_of`, and leaves them (with the
+/// BatchNorm statistics, in training mode) at the best epoch on validation, or the last.
 fn train(
     trainer: &Trainer,
     params: Vec<(String, Tensor)>,
     logits_of: &dyn Fn(&Tensor) -> Tensor,
-    epochs: u32,
-    lr: f64,
+    training: Training,
     observer: &mut dyn Observer,
 ) -> Result<Trained, TrainError> {
     let job = trainer.job();
+    let bn_train = training.bn == BnMode::Train;
+    // What the best epoch's snapshot holds, restored into the same tensors at the end.
+    let mut state: Vec<Tensor> = params.iter().map(|(_, t)| t.shallow_clone()).collect();
+    if bn_train {
+        state.extend(batchnorm_statistics(trainer));
+    }
     let mut sgd = Sgd::new(
         params,
         job.train.momentum,
@@ -270,21 +373,34 @@ fn train(
         job.train.decay_norm_and_bias,
     );
     let seed = stage2_seed(trainer);
-    let n = trainer.train_labels().len();
-    let batch = i64::from(job.train.batch_size);
-    let mut history = Vec::with_capacity(epochs as usize);
-    for epoch in 0..epochs {
-        let start = Instant::now();
-        let lr_now = cosine_lr(lr, epoch, epochs);
-        let order = baselines::epoch_order(
+    let mut class_aware = (training.sampler == Stage2Sampler::ClassAware).then(|| {
+        baselines::ClassAware::new(
             trainer.train_labels(),
             trainer.classes().num_classes(),
-            Sampler::ClassBalanced,
             seed,
-            epoch,
-        );
+        )
+    });
+    let batch = i64::from(job.train.batch_size);
+    let epochs = training.epochs;
+    let mut history = Vec::with_capacity(epochs as usize);
+    // The best validation accuracy so far, its epoch's index and its state.
+    let mut best: Option<(f64, usize, Vec<Tensor>)> = None;
+    for epoch in 0..epochs {
+        let start = Instant::now();
+        let lr_now = cosine_lr(training.lr, epoch, epochs);
+        let order = match class_aware.as_mut() {
+            Some(sampler) => sampler.epoch(),
+            None => baselines::epoch_order(
+                trainer.train_labels(),
+                trainer.classes().num_classes(),
+                Sampler::ClassBalanced,
+                seed,
+                epoch,
+            ),
+        };
+        let n = order.len();
         let order = Tensor::from_slice(&order).to_device(trainer.device());
-        let draws = trainer.augmentation_draws(seed, epoch)?;
+        let draws = trainer.augmentation_draws(seed, epoch, n)?;
         let mut loss_sum = Tensor::zeros([], (Kind::Float, trainer.device()));
         let mut batches = 0u32;
         let mut from = 0;
@@ -300,14 +416,16 @@ fn train(
             }
             let (x, y) = trainer.training_batch(&order, draws.as_ref(), from, len)?;
             from += len;
-            let features = tch::no_grad(|| trainer.model.features_t(&x, false));
+            // No gradient reaches the backbone; in training mode its BatchNorm normalises
+            // with the batch's statistics and updates its running ones.
+            let features = tch::no_grad(|| trainer.model.features_t(&x, bn_train));
             let loss = losses::cross_entropy(&logits_of(&features), &y);
             loss_sum += loss.detach().to_kind(Kind::Float);
             batches += 1;
             sgd.backward_step(&loss, lr_now, None);
         }
         let seconds = start.elapsed().as_secs_f64();
-        let metrics = EpochMetrics {
+        let mut metrics = EpochMetrics {
             epoch: epoch + 1,
             lr: lr_now,
             loss_base: loss_sum.double_value(&[]) / f64::from(batches.max(1)),
@@ -328,250 +446,36 @@ fn train(
                 ),
             });
         }
+        if trainer.has_val() {
+            let val = trainer
+                .evaluate_with(Split::Val, logits_of)?
+                .group_accuracy(trainer.classes());
+            let accuracy = val.acc_all.unwrap_or(0.0);
+            // The first epoch, then only a strictly better one (`run_networks.py`).
+            if best.as_ref().is_none_or(|(b, _, _)| accuracy > *b) {
+                let snapshot = tch::no_grad(|| state.iter().map(Tensor::copy).collect());
+                best = Some((accuracy, history.len(), snapshot));
+            }
+            metrics.val_accuracy = Some(val);
+        }
         observer.epoch(&metrics);
         history.push(metrics);
     }
-    Ok(Trained::Done(history))
+    let kept = match best {
+        Some((_, kept, snapshot)) => {
+            if kept + 1 < history.len() {
+                tch::no_grad(|| {
+                    for (tensor, saved) in state.iter_mut().zip(&snapshot) {
+                        tensor.copy_(saved);
+                    }
+                });
+            }
+            kept
+        }
+        None => history.len().saturating_sub(1),
+    };
+    Ok(Trained::Done { history, kept })
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::HashMap;
-    use std::path::Path;
-
-    use ltsweep_proto::{ClassGroup, JobSpec, SweepSpec};
-    use tch::Device;
-
-    use super::*;
-    use crate::augment::Normalize;
-    use crate::data::{LongTailData, longtail};
-    use crate::train::Quiet;
-
-    /// A stage-1 job and its stage-2 jobs on a tiny long-tailed set (6 classes, 60 down to 6
-    /// training images), trained 3 epochs: a model biased toward the Head classes.
-    fn jobs() -> (Vec<JobSpec>, LongTailData) {
-        let spec = SweepSpec::parse(
-            r#"
-name = "stage2"
-seeds = [1]
-[dataset]
-kind = "synthetic"
-classes = 6
-train_per_class = 60
-test_per_class = 20
-image_size = 12
-noise = 2.0
-imbalance_ratio = 10
-head_min_count = 20
-[model]
-depth = 8
-[train]
-epochs = 3
-batch_size = 32
-lr = 0.05
-warmup_epochs = 0
-[losses]
-plans = [{}]
-[stage2]
-method = ["none", "crt", "lws", "tau_norm", "ncm", "posthoc_la"]
-[stage2.crt]
-epochs = 2
-[stage2.lws]
-epochs = 2
-[stage2.tau_norm]
-tau = [0, 1]
-[stage2.posthoc_la]
-tau = [0, 2]
-"#,
-        )
-        .unwrap();
-        let jobs = spec.jobs();
-        let data = longtail::prepare(&jobs[0].dataset, Path::new("")).unwrap();
-        (jobs, data)
-    }
-
-    /// The stage-1 job trained, its result and its model.
-    fn stage1(jobs: &[JobSpec], data: &LongTailData) -> (ltsweep_proto::JobResult, Vec<u8>) {
-        assert!(jobs[0].stage2.is_none());
-        let mut trainer = Trainer::new(&jobs[0], data, Device::Cpu);
-        let Outcome::Finished(result) = trainer.run(&mut Quiet, None).unwrap() else {
-            panic!("stage 1 finishes");
-        };
-        (*result, trainer.model_bytes().unwrap())
-    }
-
-    /// The stage-2 job of `method`'s kind (and setting), with the stage-1 model loaded.
-    fn stage2_trainer(
-        jobs: &[JobSpec],
-        data: &LongTailData,
-        model: &[u8],
-        method: Stage2Method,
-    ) -> Trainer {
-        let job = jobs
-            .iter()
-            .find(|j| j.stage2.as_ref().is_some_and(|s| s.method == method))
-            .expect("the method is in the grid");
-        assert_eq!(job.stage2.as_ref().unwrap().parent, jobs[0].id);
-        let mut trainer = Trainer::new(job, data, Device::Cpu);
-        trainer.load_model(model).unwrap();
-        trainer
-    }
-
-    fn finished(outcome: Outcome) -> ltsweep_proto::JobResult {
-        match outcome {
-            Outcome::Finished(result) => *result,
-            other => panic!("a stage-2 job finishes, not {other:?}"),
-        }
-    }
-
-    fn variables(trainer: &Trainer) -> HashMap<String, Tensor> {
-        trainer
-            .vs
-            .variables()
-            .into_iter()
-            .map(|(name, t)| (name, t.copy()))
-            .collect()
-    }
-
-    fn assert_unchanged(before: &HashMap<String, Tensor>, trainer: &Trainer) {
-        let after = variables(trainer);
-        assert_eq!(before.len(), after.len());
-        // Every weight and BatchNorm statistic of the backbone, and the stage-1 classifier.
-        assert!(before.keys().any(|k| k.ends_with("running_mean")));
-        for (name, tensor) in before {
-            assert!(tensor.equal(&after[name]), "{name} moved");
-        }
-    }
-
-    #[test]
-    fn tau_norm_and_posthoc_adjustment_at_tau_zero_give_the_stage1_predictions_exactly() {
-        let (jobs, data) = jobs();
-        let (result, model) = stage1(&jobs, &data);
-        for method in [
-            Stage2Method::TauNorm { tau: 0.0 },
-            Stage2Method::PosthocLa { tau: 0.0 },
-        ] {
-            let trainer = stage2_trainer(&jobs, &data, &model, method);
-            let adjusted = finished(run(&trainer, method, &mut Quiet).unwrap());
-            assert_eq!(adjusted.confusion, result.confusion, "{method}");
-            assert_eq!(adjusted.job_id, trainer.job().id.to_string());
-        }
-        // τ = 1 changes the classifier: its class vectors are unit vectors.
-        let trainer = stage2_trainer(&jobs, &data, &model, Stage2Method::TauNorm { tau: 1.0 });
-        let Head::Linear(normed) = tau_normalised(trainer.model.head(), 1.0) else {
-            panic!("a linear classifier");
-        };
-        let norms = normed.ws.norm_scalaropt_dim(2, [1], false);
-        assert!((norms - 1.0).abs().max().double_value(&[]) < 1e-5);
-    }
-
-    #[test]
-    fn posthoc_adjustment_moves_predictions_toward_the_rare_classes() {
-        let (jobs, data) = jobs();
-        let (_, model) = stage1(&jobs, &data);
-        let trainer = stage2_trainer(&jobs, &data, &model, Stage2Method::PosthocLa { tau: 2.0 });
-        let tail = data.classes.classes_in(ClassGroup::Tail);
-        let predicted_tail = |confusion: &[Vec<u32>]| -> u32 {
-            confusion
-                .iter()
-                .map(|row| tail.iter().map(|&c| row[c]).sum::<u32>())
-                .sum()
-        };
-        let confusions = trainer.evaluate_adjusted(&[0.0, 2.0]).unwrap();
-        let plain = predicted_tail(&confusions[0].counts);
-        let adjusted = predicted_tail(&confusions[1].counts);
-        assert!(
-            adjusted > plain,
-            "images predicted as Tail classes: {plain} as trained, {adjusted} adjusted"
-        );
-    }
-
-    #[test]
-    fn crt_leaves_every_backbone_parameter_and_batchnorm_statistic_unchanged() {
-        let (jobs, data) = jobs();
-        let (_, model) = stage1(&jobs, &data);
-        let method = Stage2Method::Crt { epochs: 2, lr: 0.1 };
-        let trainer = stage2_trainer(&jobs, &data, &model, method);
-        let before = variables(&trainer);
-        let (trained, head) = retrain_classifier(&trainer, 2, 0.1, &mut Quiet).unwrap();
-        let Trained::Done(history) = trained else {
-            panic!("cRT trains to the end");
-        };
-        assert_eq!(history.len(), 2);
-        assert_unchanged(&before, &trainer);
-        // The new classifier is another than the stage-1 one, and trained.
-        let (Head::Linear(fresh), Head::Linear(old)) = (&head, trainer.model.head()) else {
-            panic!("linear classifiers");
-        };
-        assert!(!fresh.ws.equal(&old.ws));
-        assert!(history.iter().all(|e| e.loss_base.is_finite()));
-        let result = finished(run(&trainer, method, &mut Quiet).unwrap());
-        assert_eq!(result.epochs.len(), 2);
-        assert!(result.epochs[1].accuracy.is_some());
-    }
-
-    #[test]
-    fn lws_trains_only_its_scales() {
-        let (jobs, data) = jobs();
-        let (_, model) = stage1(&jobs, &data);
-        let trainer = stage2_trainer(
-            &jobs,
-            &data,
-            &model,
-            Stage2Method::Lws { epochs: 2, lr: 0.1 },
-        );
-        let before = variables(&trainer);
-        let (trained, scales) = learn_scales(&trainer, 2, 0.1, &mut Quiet).unwrap();
-        assert!(matches!(trained, Trained::Done(_)));
-        assert_unchanged(&before, &trainer);
-        let moved = (&scales - 1.0).abs().max().double_value(&[]);
-        assert!(moved > 1e-4, "the scales stayed at 1 ({moved})");
-    }
-
-    #[test]
-    fn ncm_class_means_equal_a_direct_computation() {
-        let (jobs, data) = jobs();
-        let (_, model) = stage1(&jobs, &data);
-        let trainer = stage2_trainer(&jobs, &data, &model, Stage2Method::Ncm);
-        let means = class_means(&trainer).unwrap();
-        // One training image at a time: its features in evaluation mode, normalised, averaged
-        // per class.
-        let k = data.classes.num_classes();
-        let mut sums: Vec<Tensor> = (0..k)
-            .map(|_| Tensor::zeros([64], (Kind::Float, Device::Cpu)))
-            .collect();
-        let mut counts = vec![0.0; k];
-        let train = &data.train;
-        // The training set's own mean and std, as the trainer normalises with.
-        let normalize = Normalize::fit(
-            &train.pixels,
-            train.channels,
-            train.height * train.width,
-            Device::Cpu,
-        );
-        for i in 0..train.len() {
-            let x = Tensor::from_slice(train.image(i)).view([
-                1,
-                train.channels as i64,
-                train.height as i64,
-                train.width as i64,
-            ]);
-            let x = normalize.apply(&x);
-            let f = tch::no_grad(|| trainer.model.features_t(&x, false)).squeeze_dim(0);
-            let label = train.labels[i] as usize;
-            sums[label] = &sums[label] + &f / f.norm();
-            counts[label] += 1.0;
-        }
-        for c in 0..k {
-            let direct = &sums[c] / counts[c];
-            let gap = (&direct - means.get(c as i64))
-                .abs()
-                .max()
-                .double_value(&[]);
-            assert!(gap < 1e-5, "class {c}: {gap}");
-        }
-        assert_eq!(counts.iter().sum::<f64>() as usize, train.len());
-        let result = finished(run(&trainer, Stage2Method::Ncm, &mut Quiet).unwrap());
-        assert!(result.accuracy.acc_all.is_some());
-    }
-}
+mod tests;

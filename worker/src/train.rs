@@ -837,21 +837,22 @@ impl Trainer {
         Ok((x, memory.train.labels.index_select(0, &index)))
     }
 
-    /// An epoch's augmentation draws for in-memory data under `seed` (a stage-2 job's own);
-    /// `None` where the job does not augment.
+    /// An epoch's augmentation draws for `positions` images of in-memory data under `seed` (a
+    /// stage-2 job's own, whose epoch need not be one draw per image); `None` where the job
+    /// does not augment.
     pub(crate) fn augmentation_draws(
         &self,
         seed: u64,
         epoch: u32,
+        positions: usize,
     ) -> Result<Option<EpochDraws>, TrainError> {
         let Source::Memory(memory) = &self.source else {
             return Err(TrainError::Stage2OnStream);
         };
-        let n = memory.train.len() as usize;
         Ok(memory
             .augment
             .as_ref()
-            .map(|a| a.draw(n, seed, epoch, self.device)))
+            .map(|a| a.draw(positions, seed, epoch, self.device)))
     }
 
     fn batch_images(
