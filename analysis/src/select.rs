@@ -201,14 +201,17 @@ impl Stage2Scope {
             } else if of_kind.is_empty() {
                 format!("{kind} has no setting to choose in this sweep")
             } else {
-                format!(
-                    "{kind} has no such setting in this sweep; its settings are {}",
-                    of_kind
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
+                let of_kind: Vec<&str> = of_kind.iter().map(|s| s.as_str()).collect();
+                let of_kind = of_kind.join(", ");
+                match self.setting {
+                    Some(_) => format!(
+                        "{kind} has no such setting in this sweep; its settings are {of_kind}"
+                    ),
+                    None => format!(
+                        "{kind} has no numeric setting in this sweep; name one of its \
+                         settings: {of_kind}"
+                    ),
+                }
             },
         ))
     }
