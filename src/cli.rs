@@ -312,8 +312,11 @@ pub struct ReportArgs {
     #[arg(long, default_value = "final", value_parser = ["final", "best", "best-test"])]
     pub metric: String,
     /// A grid axis (pc_weight, la_tau, ...) whose value each row takes as the one of the highest
-    /// mean validation All accuracy over seeds; the tables report the test set there.
-    #[arg(long, value_name = "AXIS")]
+    /// mean validation All accuracy over seeds; the tables report the test set there. Or a
+    /// stage-2 method's settings chosen so for each row: `stage2.tau_norm.tau` (one setting),
+    /// `stage2.crt` (its numeric settings together), `stage2` (every method's numeric
+    /// settings: one row per method).
+    #[arg(long, value_name = "AXIS|stage2[.METHOD[.SETTING]]")]
     pub select: Option<String>,
     /// How each difference to CE is tested: `t` (paired t-test, Student t interval),
     /// `permutation` (sign-flip test, exact up to 16 seeds) or `bootstrap` (paired bootstrap

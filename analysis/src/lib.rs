@@ -43,6 +43,7 @@ mod report;
 mod rows;
 mod schema;
 mod select;
+mod stage2;
 pub mod stats;
 mod summary;
 mod tables;

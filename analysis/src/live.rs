@@ -39,7 +39,7 @@ pub fn live_report(frames: &Frames) -> Result<LiveReport, AnalysisError> {
     let rows = plan_rows(&tidy, &options)?;
     let with_differences = rows.iter().any(PlanRow::is_ce_only);
     let mut notes = table_notes(&rows, with_differences);
-    let (table1, shots) = accuracy_tables(&tidy, &rows, with_differences, &options);
+    let (table1, shots) = accuracy_tables(&tidy, &rows, with_differences, &options, None);
     let figure_rows = stage1_rows(&rows);
     let (figure1, figure_notes) = Figure1::build(&tidy, &figure_rows);
     notes.extend(figure_notes);

@@ -59,7 +59,8 @@ pub fn write_report_with(
     notes.extend(selection_notes(selection.as_ref()));
     let mut files = Vec::new();
 
-    let (table1, shots) = accuracy_tables(&tidy, &rows, with_differences, options);
+    let (table1, shots) =
+        accuracy_tables(&tidy, &rows, with_differences, options, selection.as_ref());
     for (stem, table) in [("table1", &table1), ("shots", &shots)] {
         write_text(out_dir, &format!("{stem}.md"), &table.markdown, &mut files)?;
         write_text(out_dir, &format!("{stem}.csv"), &table.csv, &mut files)?;
@@ -176,6 +177,7 @@ pub(crate) fn accuracy_tables(
     rows: &[PlanRow],
     with_differences: bool,
     options: &ReportOptions,
+    selection: Option<&Selection>,
 ) -> (TableText, TableText) {
     // A column for the base loss and the sampler once any row is not the default: where
     // they vary, or where the whole sweep uses another one.
@@ -193,14 +195,7 @@ pub(crate) fn accuracy_tables(
              accuracy on the test set: optimistic, best-on-test)"
         }
     };
-    let selected = match &options.select {
-        Some(axis) => format!(
-            " The {axis} column: the value chosen for each row on the validation set (the \
-             highest mean validation All accuracy over seeds, at the same epoch); the test \
-             accuracy is reported there."
-        ),
-        None => String::new(),
-    };
+    let selected = selection.map(Selection::caption).unwrap_or_default();
     let differences = |metrics: &[Metric]| {
         if with_differences {
             differences_sentence(options.test, summary::family(rows, metrics))

@@ -7,6 +7,7 @@ use polars::prelude::{Column, DataFrame};
 use crate::AnalysisError;
 use crate::frames::{Frames, POSTHOC_AXIS};
 use crate::schema::FrameKind;
+use crate::stage2::MethodLabel;
 
 pub(crate) struct JobRow {
     pub(crate) job_id: String,
@@ -14,7 +15,7 @@ pub(crate) struct JobRow {
     pub(crate) base: BaseKind,
     pub(crate) sampler: Sampler,
     /// `none`, or a stage-2 job's method and settings.
-    pub(crate) stage2: String,
+    pub(crate) stage2: MethodLabel,
     /// Values of the grid axes, in the order of [`Tidy::axis_names`].
     pub(crate) axes: Vec<f64>,
     pub(crate) seed: u64,
@@ -249,7 +250,7 @@ fn read_jobs(frame: &DataFrame, axis_names: &[String]) -> Result<Vec<JobRow>, An
             plan: reader.parsed("plan", i, plans[i], |text| text.parse().ok())?,
             base: reader.parsed("base", i, bases[i], |text| text.parse().ok())?,
             sampler: reader.parsed("sampler", i, samplers[i], |text| text.parse().ok())?,
-            stage2: reader.required("stage2", i, stage2[i])?.to_owned(),
+            stage2: reader.parsed("stage2", i, stage2[i], MethodLabel::parse)?,
             axes,
             seed: reader.required("seed", i, seeds[i])?,
             state: reader.parsed("state", i, states[i], parse_state)?,

@@ -152,6 +152,9 @@ pub struct PlanRow {
     pub sampler: Sampler,
     /// `none`, or the stage-2 method and settings of the row's jobs: `tau_norm(tau=1)`.
     pub stage2: String,
+    /// [`PlanRow::stage2`] without the settings chosen on the validation set (`--select
+    /// stage2...`): `tau_norm`, the same row in another sweep, where the choice may differ.
+    stage2_key: String,
     /// The other grid axes' values, in the jobs frame's column order.
     pub axes: Vec<AxisValue>,
     pub jobs: JobCounts,
@@ -204,8 +207,8 @@ impl PlanRow {
         label
     }
 
-    /// [`PlanRow::label`] without the axis chosen on the validation set: the same row in
-    /// another sweep, where the choice may differ.
+    /// [`PlanRow::label`] without the axis or the stage-2 settings chosen on the validation
+    /// set: the same row in another sweep, where the choice may differ.
     pub fn key(&self) -> String {
         let mut label = String::new();
         if self.base != BaseKind::Ce {
@@ -219,6 +222,9 @@ impl PlanRow {
         if !axes.is_empty() {
             label.push(' ');
             label.push_str(&axes);
+        }
+        if self.is_stage2() {
+            label.push_str(&format!(" stage2={}", self.stage2_key));
         }
         label
     }
@@ -257,7 +263,9 @@ pub struct ReportOptions {
     pub epoch: EpochChoice,
     pub test: PairedTest,
     /// A grid axis (`pc_weight`, `la_tau`, ...) whose value is chosen for each row as the one of
-    /// the highest mean validation All accuracy over seeds; the row reports the test set there.
+    /// the highest mean validation All accuracy over seeds, or stage-2 settings chosen so for
+    /// each method (`stage2.tau_norm.tau`, `stage2.crt`, `stage2`: every numeric setting); the
+    /// row reports the test set there.
     pub select: Option<String>,
 }
 
@@ -279,20 +287,13 @@ pub fn table1_rows_with(
 /// Why the options cannot be read from these jobs, if they cannot.
 fn check_options(tidy: &Tidy, options: &ReportOptions) -> Result<(), AnalysisError> {
     let succeeded = || tidy.jobs.iter().filter(|j| j.state == JobState::Succeeded);
-    let no_validation = |what: &str| {
-        AnalysisError::Options(format!(
-            "{what} chooses on the validation set, and no job of the sweep has one: add \
-             `val_per_class = N` to the spec's [dataset] section (or, for the best epoch chosen on \
-             the test set, an optimistic figure, --metric best-test)"
-        ))
-    };
     if options.epoch == EpochChoice::Best
         && succeeded().next().is_some()
         && succeeded().all(|j| j.best_val.acc_all.is_none())
     {
-        return Err(no_validation("--metric best"));
+        return Err(select::no_validation("--metric best"));
     }
-    if options.select.is_some() {
+    if let Some(name) = &options.select {
         if options.epoch == EpochChoice::BestTest {
             return Err(AnalysisError::Options(
                 "--select chooses on the validation set, --metric best-test on the test set: \
@@ -303,7 +304,7 @@ fn check_options(tidy: &Tidy, options: &ReportOptions) -> Result<(), AnalysisErr
         if succeeded().next().is_some()
             && succeeded().all(|j| select::validation_score(j, options.epoch).is_none())
         {
-            return Err(no_validation("--select"));
+            return Err(select::no_validation(&format!("--select {name}")));
         }
     }
     Ok(())
@@ -330,9 +331,11 @@ pub(crate) fn plan_rows_selected(
     let kept: Vec<&JobRow> = tidy
         .jobs
         .iter()
-        .filter(|job| selection.as_ref().is_none_or(|s| s.keeps(job)))
+        .enumerate()
+        .filter(|(index, _)| selection.as_ref().is_none_or(|s| s.keeps(*index)))
+        .map(|(_, job)| job)
         .collect();
-    let selected = selection.as_ref().map(|s| s.axis);
+    let selected = selection.as_ref().and_then(Selection::axis);
     // Axis values compare by their bits: they come from one spec, so equal values are
     // bit-identical, and bits can be keys where floats cannot. An axis chosen per row is no
     // part of a row's place in the table.
@@ -356,7 +359,7 @@ pub(crate) fn plan_rows_selected(
                 points.len() - 1
             }
         };
-        let row_key = (job.plan, job.base, job.sampler, job.stage2.clone());
+        let row_key = (job.plan, job.base, job.sampler, job.stage2.to_string());
         match groups
             .iter_mut()
             .find(|(p, k, _)| *p == point_index && *k == row_key)
@@ -397,6 +400,10 @@ pub(crate) fn plan_rows_selected(
                 base: *base,
                 sampler: *sampler,
                 stage2: stage2.clone(),
+                stage2_key: match &selection {
+                    Some(selection) => selection.row_method(&jobs[0].stage2).to_string(),
+                    None => stage2.clone(),
+                },
                 axes: tidy
                     .axis_names
                     .iter()

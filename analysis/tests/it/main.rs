@@ -7,5 +7,6 @@ mod fixtures;
 mod golden;
 mod incomplete;
 mod select;
+mod select_stage2;
 mod stats_golden;
 mod tensorboard;
