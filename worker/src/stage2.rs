@@ -270,8 +270,6 @@ fn train(
         job.train.decay_norm_and_bias,
     );
     let seed = stage2_seed(trainer);
-    let n = trainer.train_labels().len();
-    let batch = i64::from(job.train.batch_size);
     let mut history = Vec::with_capacity(epochs as usize);
     for epoch in 0..epochs {
         let start = Instant::now();
@@ -283,23 +281,17 @@ fn train(
             seed,
             epoch,
         );
-        let order = Tensor::from_slice(&order).to_device(trainer.device());
-        let draws = trainer.augmentation_draws(seed, epoch)?;
+        let mut input = trainer.stage2_batches(order, seed, epoch);
         let mut loss_sum = Tensor::zeros([], (Kind::Float, trainer.device()));
         let mut batches = 0u32;
-        let mut from = 0;
-        while from < n as i64 {
+        let mut seen = 0;
+        loop {
             if observer.cancelled() || observer.preempted() {
                 return Ok(Trained::Stopped);
             }
-            let len = batch.min(n as i64 - from);
-            // BatchNorm cannot train on one image; the classifier could, but stage 1 skips
-            // it too.
-            if len < 2 {
-                break;
-            }
-            let (x, y) = trainer.training_batch(&order, draws.as_ref(), from, len)?;
-            from += len;
+            let Some(batch) = input.next() else { break };
+            let (x, y) = batch?;
+            seen += y.size()[0];
             let features = tch::no_grad(|| trainer.model.features_t(&x, false));
             let loss = losses::cross_entropy(&logits_of(&features), &y);
             loss_sum += loss.detach().to_kind(Kind::Float);
@@ -313,7 +305,7 @@ fn train(
             loss_base: loss_sum.double_value(&[]) / f64::from(batches.max(1)),
             loss_comp: 0.0,
             loss_pc: 0.0,
-            images_per_second: from as f64 / seconds.max(1e-9),
+            images_per_second: seen as f64 / seconds.max(1e-9),
             seconds,
             accuracy: None,
             per_class: Vec::new(),
