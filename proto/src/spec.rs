@@ -1952,7 +1952,7 @@ mod tests {
             "kind = \"list\"\ntrain_list = \"a.txt\"\ntest_list = \"b.txt\"\nclasses = 3",
         ] {
             let spec = SweepSpec::parse(&format!(
-                "name = \"x\"\nseeds = [0]\n[dataset]\n{kind}\npath = \"d\"\npacked = \"d.ltpack\"\n[stage2]\nmethod = [\"none\", \"crt\", \"lws\", \"tau_norm\", \"ncm\", \"posthoc_la\"]\n"
+                "name = \"x\"\nseeds = [0]\n[dataset]\n{kind}\npath = \"d\"\npacked = \"d.ltpack\"\n[losses]\nplans = [{{}}]\n[stage2]\nmethod = [\"none\", \"crt\", \"lws\", \"tau_norm\", \"ncm\", \"posthoc_la\"]\n"
             ))
             .unwrap_or_else(|err| panic!("{kind}: {err}"));
             let jobs = spec.jobs();
