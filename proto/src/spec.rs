@@ -1393,15 +1393,6 @@ impl SweepSpec {
         let st = &self.stage2;
         let methods = st.method.values();
         no_repeats(methods, "stage2.method")?;
-        check(
-            !self.dataset.kind.is_list() || self.stage2_methods().is_empty(),
-            "stage2.method",
-            &format!(
-                "stage 2 re-trains on a data set held in memory; {} streams its images from \
-                 files, which stage 2 does not read yet",
-                self.dataset.kind
-            ),
-        )?;
         for (key, kind, given) in [
             ("stage2.crt", Stage2Kind::Crt, st.crt.is_some()),
             ("stage2.lws", Stage2Kind::Lws, st.lws.is_some()),
@@ -2026,6 +2017,26 @@ mod tests {
         assert!(err.to_string().contains("1.5 is not in [0, 1)"), "{err}");
         list("kind = \"list\"\npath = \"d\"\ntrain_list = \"a.txt\"\ntest_list = \"b.json\"\nclasses = 3")
             .unwrap();
+    }
+
+    #[test]
+    fn two_stage_specs_on_list_data_are_accepted() {
+        for kind in [
+            "kind = \"imagenet-lt\"",
+            "kind = \"list\"\ntrain_list = \"a.txt\"\ntest_list = \"b.txt\"\nclasses = 3",
+        ] {
+            let spec = SweepSpec::parse(&format!(
+                "name = \"x\"\nseeds = [0]\n[dataset]\n{kind}\npath = \"d\"\npacked = \"d.ltpack\"\n[losses]\nplans = [{{}}]\n[stage2]\nmethod = [\"none\", \"crt\", \"lws\", \"tau_norm\", \"ncm\", \"posthoc_la\"]\n"
+            ))
+            .unwrap_or_else(|err| panic!("{kind}: {err}"));
+            let jobs = spec.jobs();
+            assert_eq!(jobs.len(), 6, "{kind}");
+            assert!(
+                jobs[1..]
+                    .iter()
+                    .all(|j| j.stage2.as_ref().is_some_and(|s| s.parent == jobs[0].id))
+            );
+        }
     }
 
     fn dataset(lines: &str) -> Result<SweepSpec, SpecError> {

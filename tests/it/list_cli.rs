@@ -2,15 +2,19 @@
 //! `ltsweep data summary` (exact counts and shots), `data check` (every unreadable image with
 //! its list line), `data pack`, and a two-epoch job that trains, checkpoints, resumes exactly
 //! and reports, from the files and from the pack, on torchvision's ResNet-10 (the network
-//! ImageNet-LT papers train).
+//! ImageNet-LT papers train); stage-2 jobs (cRT, NCM, τ-norm) after a stage-1 job, through a
+//! coordinator and a worker process.
 
 #[path = "../../worker/tests/it/photos.rs"]
 mod photos;
 
 use std::path::Path;
+use std::time::Duration;
 
+use ltsweep_proto::{JobResult, Stage2Method};
 use serde_json::Value;
 
+use crate::cluster_support::TestCluster;
 use crate::harness::register;
 use crate::support::{repo, run, stderr, stdout, write};
 
@@ -328,4 +332,69 @@ fn a_fused_slot_leases_list_data_jobs_one_at_a_time() {
         })
         .collect();
     assert_eq!(events, ["started", "completed"].repeat(3), "{log}");
+}
+
+register!(stage2_jobs_run_on_list_data_after_their_stage1_job);
+/// cRT, NCM and τ-norm on the JPEG lists, through a coordinator and a worker process: the worker
+/// streams stage 2's class-balanced batches and NCM's feature pass from the files, as stage 1's.
+fn stage2_jobs_run_on_list_data_after_their_stage1_job() {
+    let dir = fixture();
+    let root = dir.path();
+    let text = std::fs::read_to_string(spec(root, None, RESNET8)).unwrap()
+        + "[stage2]\nmethod = [\"none\", \"crt\", \"ncm\", \"tau_norm\"]\n[stage2.crt]\nepochs = 2\n";
+    let spec_path = write(root, "two-stage.toml", &text);
+    let output = run(&["validate", spec_path.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("1 stage-1 job + 3 stage-2 jobs after it"),
+        "{}",
+        stdout(&output)
+    );
+
+    let mut cluster = TestCluster::start(0);
+    let url = cluster.url();
+    cluster.add_worker_with(&url, &["--data-root", root.to_str().unwrap()]);
+    let sweep = cluster.submit(&spec_path);
+    let status = cluster.wait_for_state(
+        &sweep,
+        "the stage-1 job and its three stage-2 jobs to succeed",
+        Duration::from_secs(300),
+        |s| s["succeeded"] == 4 || s["failed"].as_u64() > Some(0),
+    );
+    assert_eq!(status["succeeded"], 4, "{status:#}");
+
+    let results = cluster.results(&sweep);
+    assert_eq!(results.len(), 4);
+    let stage1 = results.iter().find(|r| r.spec.stage2.is_none()).unwrap();
+    let of = |is: fn(&Stage2Method) -> bool| -> &JobResult {
+        results
+            .iter()
+            .find(|r| r.spec.stage2.as_ref().is_some_and(|s| is(&s.method)))
+            .unwrap()
+    };
+    let crt = of(|m| matches!(m, Stage2Method::Crt { .. }));
+    let ncm = of(|m| matches!(m, Stage2Method::Ncm));
+    let tau_norm = of(|m| matches!(m, Stage2Method::TauNorm { .. }));
+    let test_images = 5 * COUNTS.len() as u32;
+    for result in [crt, ncm, tau_norm] {
+        let stage2 = result.spec.stage2.as_ref().unwrap();
+        assert_eq!(stage2.parent, stage1.spec.id, "{}", stage2.method);
+        let evaluated: u32 = result.confusion.iter().flatten().sum();
+        assert_eq!(evaluated, test_images, "{}", stage2.method);
+        assert!(result.accuracy.acc_all.is_some(), "{}", stage2.method);
+        // The validation list is evaluated too, as for a stage-1 job.
+        assert!(result.val_accuracy.is_some(), "{}", stage2.method);
+    }
+    // cRT trained a classifier of its own for its two epochs on the streamed batches; NCM's
+    // class means are another classifier too.
+    assert_eq!(crt.epochs.len(), 2);
+    assert!(
+        crt.epochs
+            .iter()
+            .all(|e| e.loss_base.is_finite() && e.loss_base > 0.0)
+    );
+    assert!(crt.epochs[1].accuracy.is_some());
+    assert_ne!(crt.confusion, stage1.confusion, "cRT predicts as stage 1");
+    assert!(ncm.epochs.is_empty());
+    assert_ne!(ncm.confusion, stage1.confusion, "NCM predicts as stage 1");
 }

@@ -28,7 +28,8 @@
 //! validation set, each epoch is evaluated on it and the best epoch's classifier (or scales)
 //! and BatchNorm statistics are kept, as `run_networks.py` keeps its best model; otherwise the
 //! last epoch's. Their random draws (order, crops, the fresh classifier) come from the job's
-//! seed under a purpose of their own.
+//! seed under a purpose of their own. Their batches, and NCM's feature pass, come from the job's
+//! source, in memory or streamed from list data ([`crate::train`]'s `stage2_input`).
 
 use std::time::Instant;
 
@@ -380,7 +381,6 @@ fn train(
             seed,
         )
     });
-    let batch = i64::from(job.train.batch_size);
     let epochs = training.epochs;
     let mut history = Vec::with_capacity(epochs as usize);
     // The best validation accuracy so far, its epoch's index and its state.
@@ -398,24 +398,17 @@ fn train(
                 epoch,
             ),
         };
-        let n = order.len();
-        let order = Tensor::from_slice(&order).to_device(trainer.device());
-        let draws = trainer.augmentation_draws(seed, epoch, n)?;
+        let mut input = trainer.stage2_batches(order, seed, epoch);
         let mut loss_sum = Tensor::zeros([], (Kind::Float, trainer.device()));
         let mut batches = 0u32;
-        let mut from = 0;
-        while from < n as i64 {
+        let mut seen = 0;
+        loop {
             if observer.cancelled() || observer.preempted() {
                 return Ok(Trained::Stopped);
             }
-            let len = batch.min(n as i64 - from);
-            // BatchNorm cannot train on one image; the classifier could, but stage 1 skips
-            // it too.
-            if len < 2 {
-                break;
-            }
-            let (x, y) = trainer.training_batch(&order, draws.as_ref(), from, len)?;
-            from += len;
+            let Some(batch) = input.next() else { break };
+            let (x, y) = batch?;
+            seen += y.size()[0];
             // No gradient reaches the backbone; in training mode its BatchNorm normalises
             // with the batch's statistics and updates its running ones.
             let features = tch::no_grad(|| trainer.model.features_t(&x, bn_train));
@@ -431,7 +424,7 @@ fn train(
             loss_base: loss_sum.double_value(&[]) / f64::from(batches.max(1)),
             loss_comp: 0.0,
             loss_pc: 0.0,
-            images_per_second: from as f64 / seconds.max(1e-9),
+            images_per_second: seen as f64 / seconds.max(1e-9),
             seconds,
             accuracy: None,
             per_class: Vec::new(),

@@ -56,6 +56,8 @@ use crate::network::Network;
 use crate::optim::{self, Sgd};
 use crate::pretrained::{self, InitError};
 
+mod stage2_input;
+
 /// libtorch's generator is global: initialising two models at once in one process would
 /// interleave their draws. Holding this lock while seeding and initialising keeps each job's
 /// initial weights a function of its seed alone.
@@ -94,9 +96,6 @@ pub enum TrainError {
     Init(#[from] InitError),
     #[error("model file: {0}")]
     ModelFile(#[from] model_file::ModelFileError),
-    /// A stage-2 job of data streamed from files (refused when the spec is read).
-    #[error("a stage-2 method needs a data set held in memory, not list data")]
-    Stage2OnStream,
 }
 
 impl TrainError {
@@ -105,7 +104,7 @@ impl TrainError {
     pub fn is_retryable(&self) -> bool {
         match self {
             TrainError::Data(error) => matches!(error, DataError::Io { .. }),
-            TrainError::Init(_) | TrainError::Stage2OnStream => false,
+            TrainError::Init(_) => false,
             _ => true,
         }
     }
@@ -755,12 +754,7 @@ impl Trainer {
                 let Some(batch) = feed.next_batch() else {
                     return Ok(None);
                 };
-                let (x, y) = batch?;
-                // From pinned memory on CUDA: the copies overlap the previous step.
-                (
-                    self.in_kind(x.to_device_(self.device, Kind::Float, true, false)),
-                    y.to_device_(self.device, Kind::Int64, true, false),
-                )
+                self.streamed(batch?)
             }
             (Source::Stream(_), EpochInput::Memory { .. }) => {
                 unreachable!("a streaming trainer's epochs are streamed")
@@ -820,41 +814,6 @@ impl Trainer {
         Ok(metrics)
     }
 
-    /// The normalised images (cropped and flipped with `draws`) and labels of the training
-    /// images `order[from..from + len]`, of in-memory data (a stage-2 job's batches).
-    pub(crate) fn training_batch(
-        &self,
-        order: &Tensor,
-        draws: Option<&EpochDraws>,
-        from: i64,
-        len: i64,
-    ) -> Result<(Tensor, Tensor), TrainError> {
-        let Source::Memory(memory) = &self.source else {
-            return Err(TrainError::Stage2OnStream);
-        };
-        let index = order.narrow(0, from, len);
-        let x = self.batch_images(memory, &index, draws, from, len);
-        Ok((x, memory.train.labels.index_select(0, &index)))
-    }
-
-    /// An epoch's augmentation draws for `positions` images of in-memory data under `seed` (a
-    /// stage-2 job's own, whose epoch need not be one draw per image); `None` where the job
-    /// does not augment.
-    pub(crate) fn augmentation_draws(
-        &self,
-        seed: u64,
-        epoch: u32,
-        positions: usize,
-    ) -> Result<Option<EpochDraws>, TrainError> {
-        let Source::Memory(memory) = &self.source else {
-            return Err(TrainError::Stage2OnStream);
-        };
-        Ok(memory
-            .augment
-            .as_ref()
-            .map(|a| a.draw(positions, seed, epoch, self.device)))
-    }
-
     fn batch_images(
         &self,
         memory: &Memory,
@@ -874,6 +833,15 @@ impl Trainer {
             _ => images,
         };
         self.in_kind(memory.normalize.apply(&images))
+    }
+
+    /// A streamed batch on the device, its images in the network's kind. From pinned memory
+    /// on CUDA: the copies overlap the previous step.
+    fn streamed(&self, (x, y): (Tensor, Tensor)) -> (Tensor, Tensor) {
+        (
+            self.in_kind(x.to_device_(self.device, Kind::Float, true, false)),
+            y.to_device_(self.device, Kind::Int64, true, false),
+        )
     }
 
     /// Normalised images in the network's kind.
@@ -1080,9 +1048,9 @@ impl Trainer {
                 Source::Stream(loader) => {
                     let mut feed = loader.eval(split, self.job.train.batch_size as usize);
                     while let Some(batch) = feed.next_batch() {
-                        let (x, y) = batch?;
-                        predict(&self.in_kind(x.to_device_(self.device, Kind::Float, true, false)));
-                        labels.push(y.to_device(self.device));
+                        let (x, y) = self.streamed(batch?);
+                        predict(&x);
+                        labels.push(y);
                     }
                 }
             }
@@ -1098,34 +1066,6 @@ impl Trainer {
                 })
                 .collect())
         })
-    }
-
-    /// The pooled features of every training image as it is (no crop, no flip), of the
-    /// network in evaluation mode, and their labels `[N]`; in-memory data only (a stage-2 job
-    /// of list data is refused when its spec is read).
-    pub(crate) fn training_features(&self) -> Result<(Tensor, Tensor), TrainError> {
-        let Source::Memory(memory) = &self.source else {
-            return Err(TrainError::Stage2OnStream);
-        };
-        Ok(tch::no_grad(|| {
-            let n = memory.train.len();
-            let mut features = Vec::new();
-            let mut from = 0;
-            while from < n {
-                let len = EVAL_BATCH.min(n - from);
-                let x = self.in_kind(
-                    memory
-                        .normalize
-                        .apply(&memory.train.images.narrow(0, from, len)),
-                );
-                features.push(self.model.features_t(&x, false).to_kind(Kind::Float));
-                from += len;
-            }
-            (
-                Tensor::cat(&features, 0),
-                memory.train.labels.shallow_clone(),
-            )
-        }))
     }
 
     pub(crate) fn result(&self) -> Result<JobResult, TrainError> {

@@ -76,9 +76,10 @@ fn stage2_blocking(
         reason: format!("the stage-1 model does not fit this job's network: {err}"),
         retryable: false,
     })?;
+    // An image of list data that cannot be decoded fails every attempt alike.
     stage2::run(&trainer, method, &mut observer).map_err(|err| JobFailure {
+        retryable: err.is_retryable(),
         reason: err.to_string(),
-        retryable: true,
     })
 }
 

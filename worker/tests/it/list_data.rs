@@ -1,14 +1,15 @@
 //! List data in the trainer, on a few hundred small photographic JPEGs the test writes: exact
 //! counts and shots from `path label` lists and from COCO-style JSON, every kind of bad input
-//! named with its file and line, and a streamed job preempted mid-epoch that ends exactly as an
-//! uninterrupted one.
+//! named with its file and line, a streamed job preempted mid-epoch that ends exactly as an
+//! uninterrupted one, and stage-2 jobs on streamed data.
 
 use std::cell::Cell;
 use std::path::Path;
 use std::sync::Arc;
 
-use ltsweep_proto::{ClassGroup, JobSpec, Shot, SweepSpec};
+use ltsweep_proto::{ClassGroup, JobSpec, Shot, Stage2Method, SweepSpec};
 use ltsweep_worker::data::{self, FileData, Prepared};
+use ltsweep_worker::stage2;
 use ltsweep_worker::train::{Outcome, Quiet, Trainer};
 use tch::Device;
 
@@ -247,4 +248,41 @@ fn a_streamed_job_preempted_mid_epoch_ends_exactly_as_an_uninterrupted_one() {
     assert_eq!(resumed.position(), (1, 32));
     let resumed = finished(resumed.run(&mut Quiet, None).unwrap());
     assert_eq!(resumed, straight);
+}
+
+#[test]
+fn streamed_stage2_jobs_train_on_their_own_classifier_whatever_the_loader_threads() {
+    let f = fixture(&[40, 30, 20, 14, 10, 6]);
+    let jobs = SweepSpec::parse(
+        "name = \"lists\"\nseeds = [1]\n[dataset]\nkind = \"list\"\npath = \".\"\ntrain_list = \"train.txt\"\ntest_list = \"test.txt\"\ncrop_size = 32\nresize_size = 36\ncolor_jitter = 0.4\nhead_min_count = 20\n[model]\ndepth = 8\n[train]\nepochs = 1\nbatch_size = 16\nlr = 0.05\nwarmup_epochs = 0\n[losses]\nplans = [{}]\n[stage2]\nmethod = [\"none\", \"crt\", \"ncm\"]\n[stage2.crt]\nepochs = 2\n",
+    )
+    .unwrap()
+    .jobs();
+    let data = files(&jobs[0], f.dir.path());
+    let mut stage1 = Trainer::streaming(&jobs[0], Arc::clone(&data), Device::Cpu, 2);
+    let stage1_result = finished(stage1.run(&mut Quiet, None).unwrap());
+    let model = stage1.model_bytes().unwrap();
+    let stage2_of = |method: fn(&Stage2Method) -> bool, threads: usize| {
+        let job = jobs
+            .iter()
+            .find(|j| j.stage2.as_ref().is_some_and(|s| method(&s.method)))
+            .unwrap();
+        let mut trainer = Trainer::streaming(job, Arc::clone(&data), Device::Cpu, threads);
+        trainer.load_model(&model).unwrap();
+        let method = job.stage2.as_ref().unwrap().method;
+        finished(stage2::run(&trainer, method, &mut Quiet).unwrap())
+    };
+    // cRT's class-balanced batches, crops and jitter come from its seed alone: one loader
+    // thread and three give the same classifier, epoch by epoch.
+    let is_crt = |m: &Stage2Method| matches!(m, Stage2Method::Crt { .. });
+    let crt = stage2_of(is_crt, 1);
+    assert_eq!(crt, stage2_of(is_crt, 3));
+    assert_eq!(crt.epochs.len(), 2);
+    assert!(crt.epochs.iter().all(|e| e.loss_base.is_finite()));
+    assert_ne!(crt.confusion, stage1_result.confusion);
+    let ncm = stage2_of(|m| matches!(m, Stage2Method::Ncm { .. }), 3);
+    assert!(ncm.epochs.is_empty());
+    let tested: u32 = ncm.confusion.iter().flatten().sum();
+    assert_eq!(tested as usize, 6 * TEST_PER_CLASS);
+    assert_ne!(ncm.confusion, stage1_result.confusion);
 }
