@@ -491,6 +491,10 @@ pub struct BenchLoaderArgs {
     pub crop: u32,
     #[arg(long, default_value_t = 0.0)]
     pub color_jitter: f64,
+    /// Decode every JPEG at full size, as `dataset.reduced_decode = false` does (an A/B of the
+    /// reduced IDCT scales).
+    #[arg(long)]
+    pub full_size_decode: bool,
     /// Loader threads (default: every core).
     #[arg(long)]
     pub threads: Option<usize>,
