@@ -5,7 +5,9 @@
 //!   0.6 of a level) and at most 2% of its values more than one level off; the decoders'
 //!   IDCTs and the resizers' fixed-point rounding differ by a level here and there;
 //! - decoded at a reduced IDCT scale (an image at least twice the resize), where Pillow
-//!   decodes the whole image and filters it down, a mean at most 0.05 (three levels).
+//!   decodes the whole image and filters it down, a mean at most 0.05 (three levels);
+//! - with the reduced scales turned off (`dataset.reduced_decode = false`), every image at the
+//!   full-size tolerance.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
