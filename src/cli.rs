@@ -494,6 +494,10 @@ pub struct BenchLoaderArgs {
     pub crop: u32,
     #[arg(long, default_value_t = 0.0)]
     pub color_jitter: f64,
+    /// Decode every JPEG at full size, as `dataset.reduced_decode = false` does (an A/B of the
+    /// reduced IDCT scales).
+    #[arg(long)]
+    pub full_size_decode: bool,
     /// Loader threads (default: every core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -684,7 +688,9 @@ pub struct DataPackArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Images with a longer shorter side are resized to it; smaller ones are copied as they are.
-    #[arg(long, default_value_t = 256)]
+    /// The default keeps a 500 x 375 photograph whole: at 256, 81% of its training crops are
+    /// upsampled (33% from the original); docs/guide/large-datasets.md has the table.
+    #[arg(long, default_value_t = ltsweep_worker::data::pack::DEFAULT_SHORTER_SIDE)]
     pub shorter_side: u32,
     /// JPEG quality of the re-encoded images.
     #[arg(long, default_value_t = 90)]

@@ -5,8 +5,8 @@ use crate::baseline::{BaseLoss, Sampler};
 use crate::job::Stage2;
 use crate::job::{
     AxisValue, ClassScope, CompMode, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec,
-    JobState, ListConfig, LossConfig, LossPlan, LrSchedule, ModelConfig, SweepId, SyntheticConfig,
-    TrainConfig,
+    JobState, ListConfig, LossConfig, LossPlan, LrSchedule, ModelConfig, Normalization, SweepId,
+    SyntheticConfig, TrainConfig,
 };
 use crate::model::{Arch, Precision};
 use crate::pb;
@@ -28,6 +28,31 @@ fn missing(field: &'static str) -> ConvertError {
         field,
         problem: "missing",
     }
+}
+
+fn list_from(l: pb::ListConfig) -> Result<ListConfig, ConvertError> {
+    let normalization = match (<[f64; 3]>::try_from(l.mean), <[f64; 3]>::try_from(l.std)) {
+        (Ok(mean), Ok(std)) => Normalization { mean, std },
+        // Both empty: a sender that predates the setting, whose jobs normalise as ImageNet.
+        (Err(mean), Err(std)) if mean.is_empty() && std.is_empty() => Normalization::IMAGENET,
+        _ => {
+            return Err(ConvertError {
+                field: "job.dataset.list.mean",
+                problem: "mean and std need three values each (R, G, B), or neither any",
+            });
+        }
+    };
+    Ok(ListConfig {
+        train: l.train,
+        val: Some(l.val).filter(|v| !v.is_empty()),
+        test: l.test,
+        crop_size: l.crop_size,
+        resize_size: l.resize_size,
+        color_jitter: l.color_jitter,
+        normalization,
+        reduced_decode: !l.full_decode,
+        packed: Some(l.packed).filter(|p| !p.is_empty()),
+    })
 }
 
 fn unknown(field: &'static str) -> ConvertError {
@@ -299,6 +324,9 @@ impl From<JobSpec> for pb::JobSpec {
                     resize_size: l.resize_size,
                     color_jitter: l.color_jitter,
                     packed: l.packed.unwrap_or_default(),
+                    mean: l.normalization.mean.to_vec(),
+                    std: l.normalization.std.to_vec(),
+                    full_decode: !l.reduced_decode,
                 }),
             }),
             model: Some(pb::ModelConfig {
@@ -511,15 +539,7 @@ impl TryFrom<pb::JobSpec> for JobSpec {
                 },
                 val_per_class: d.val_per_class,
                 subset_seed: d.subset_seed,
-                list: d.list.map(|l| ListConfig {
-                    train: l.train,
-                    val: Some(l.val).filter(|v| !v.is_empty()),
-                    test: l.test,
-                    crop_size: l.crop_size,
-                    resize_size: l.resize_size,
-                    color_jitter: l.color_jitter,
-                    packed: Some(l.packed).filter(|p| !p.is_empty()),
-                }),
+                list: d.list.map(list_from).transpose()?,
             },
             model: {
                 let m = job.model.ok_or(missing("job.model"))?;
@@ -880,6 +900,33 @@ mod tests {
         json.as_object_mut().unwrap().remove("val_accuracy");
         let read: JobResult = serde_json::from_value(json).unwrap();
         assert_eq!(read.val_accuracy, None);
+    }
+
+    #[test]
+    fn list_normalization_and_decode_survive_the_wire_and_older_senders_mean_imagenet() {
+        let job = |dataset: &str| {
+            SweepSpec::parse(&format!("name = \"w\"\nseeds = [0]\n[dataset]\n{dataset}"))
+                .unwrap()
+                .jobs()
+                .remove(0)
+        };
+        for job in [
+            job("kind = \"inat2018\"\npath = \"i\"\nreduced_decode = false"),
+            job(
+                "kind = \"imagenet-lt\"\npath = \"i\"\nmean = [0.5, 0.4, 0.3]\nstd = [0.3, 0.2, 0.1]",
+            ),
+        ] {
+            let wire = pb::JobSpec::from(job.clone());
+            assert_eq!(JobSpec::try_from(wire).unwrap(), job);
+        }
+        let imagenet = job("kind = \"imagenet-lt\"\npath = \"i\"");
+        let mut wire = pb::JobSpec::from(imagenet.clone());
+        let list = wire.dataset.as_mut().unwrap().list.as_mut().unwrap();
+        (list.mean, list.std) = (Vec::new(), Vec::new());
+        assert_eq!(JobSpec::try_from(wire.clone()).unwrap(), imagenet);
+        wire.dataset.as_mut().unwrap().list.as_mut().unwrap().mean = vec![0.5];
+        let err = JobSpec::try_from(wire).unwrap_err();
+        assert_eq!(err.field, "job.dataset.list.mean");
     }
 
     #[test]

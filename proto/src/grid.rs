@@ -16,7 +16,7 @@ use crate::baseline::{BaseLoss, Sampler};
 use crate::job::Stage2;
 use crate::job::{
     AxisValue, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec, ListConfig, LossConfig,
-    LossPlan, LrSchedule, ModelConfig, SweepId, SyntheticConfig, TrainConfig,
+    LossPlan, LrSchedule, ModelConfig, Normalization, SweepId, SyntheticConfig, TrainConfig,
 };
 use crate::model::Precision;
 use crate::spec::{Axis, DEFAULT_CROP, DatasetSection, SubsetSeed, SweepSpec};
@@ -180,6 +180,10 @@ impl Resolver<'_> {
     }
 }
 
+fn three(values: &Option<Vec<f64>>) -> Option<[f64; 3]> {
+    values.as_deref().and_then(|v| v.try_into().ok())
+}
+
 /// The files of list data: the spec's, else the preset's.
 fn list_config(d: &DatasetSection) -> ListConfig {
     let preset = d.kind.preset();
@@ -195,6 +199,12 @@ fn list_config(d: &DatasetSection) -> ListConfig {
         // 256 for 224, as every ImageNet evaluation since AlexNet.
         resize_size: d.resize_size.unwrap_or(crop_size * 8 / 7),
         color_jitter: d.color_jitter.unwrap_or(0.0),
+        normalization: match (three(&d.mean), three(&d.std)) {
+            (Some(mean), Some(std)) => Normalization { mean, std },
+            // Validation accepts both, of three values each, or neither.
+            _ => d.kind.normalization(),
+        },
+        reduced_decode: d.reduced_decode.unwrap_or(true),
         packed: d.packed.clone(),
     }
 }
@@ -729,13 +739,15 @@ subset_seed = \"fixed\""
                 crop_size: 224,
                 resize_size: 256,
                 color_jitter: 0.0,
+                normalization: Normalization::IMAGENET,
+                reduced_decode: true,
                 packed: None,
             })
         );
         let inat = parse(
             "kind = \"inat2018\"\npath = \"iNat\"\ntrain_list = \"iNaturalist18_train.txt\"\ncrop_size = 112\ncolor_jitter = 0.4",
         );
-        let list = inat.dataset.list.unwrap();
+        let list = inat.dataset.list.clone().unwrap();
         assert_eq!(
             (list.train.as_str(), list.val, list.test.as_str()),
             ("iNaturalist18_train.txt", None, "val2018.json")
@@ -744,6 +756,41 @@ subset_seed = \"fixed\""
             (list.crop_size, list.resize_size, list.color_jitter),
             (112, 128, 0.4)
         );
+        // Each preset normalises with its reference loader's statistics unless the spec says
+        // otherwise; ImageNet's, the default, stays out of the job's JSON (and its id).
+        assert_eq!(list.normalization, Normalization::INAT2018);
+        assert_eq!(
+            list.normalization.mean,
+            [0.466, 0.471, 0.380],
+            "classifier-balancing data/dataloader.py"
+        );
+        assert_eq!(list.normalization.std, [0.195, 0.194, 0.192]);
+        assert!(
+            serde_json::to_string(&inat)
+                .unwrap()
+                .contains("\"normalization\"")
+        );
+        assert!(
+            !serde_json::to_string(&job)
+                .unwrap()
+                .contains("normalization")
+        );
+        let given = parse(
+            "kind = \"list\"\npath = \"d\"\ntrain_list = \"a.txt\"\ntest_list = \"b.txt\"\nclasses = 3\nmean = [0.5, 0.4, 0.3]\nstd = [0.25, 0.2, 0.15]\nreduced_decode = false",
+        );
+        let list = given.dataset.list.unwrap();
+        assert_eq!(
+            list.normalization,
+            Normalization {
+                mean: [0.5, 0.4, 0.3],
+                std: [0.25, 0.2, 0.15]
+            }
+        );
+        assert!(!list.reduced_decode);
+        let places = parse(
+            "kind = \"places-lt\"\npath = \"p\"\nmean = [0.5, 0.5, 0.5]\nstd = [0.2, 0.2, 0.2]",
+        );
+        assert_eq!(places.dataset.list.unwrap().normalization.std, [0.2; 3]);
         // Jobs of the other kinds carry no list settings: their ids are those of before.
         let plain = spec("").jobs();
         assert!(!serde_json::to_string(&plain[0]).unwrap().contains("list"));

@@ -273,6 +273,12 @@ impl DatasetKind {
     pub fn preset(self) -> Option<&'static ListPreset> {
         PRESETS.iter().find(|p| p.kind == self)
     }
+
+    /// The normalisation of list data when the spec gives none: the preset's, else ImageNet's.
+    pub fn normalization(self) -> Normalization {
+        self.preset()
+            .map_or(Normalization::IMAGENET, |p| p.normalization)
+    }
 }
 
 /// A published long-tailed benchmark: its list files (relative to the data set's folder), its
@@ -286,6 +292,40 @@ pub struct ListPreset {
     pub classes: u32,
     /// Images in the train, validation and test lists.
     pub counts: [usize; 3],
+    /// The mean and standard deviation images are normalised with, by default.
+    pub normalization: Normalization,
+}
+
+/// The per-channel (R, G, B) mean and standard deviation of `Normalize(mean, std)`, on pixel
+/// values scaled to [0, 1].
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Normalization {
+    pub mean: [f64; 3],
+    pub std: [f64; 3],
+}
+
+impl Normalization {
+    /// ImageNet's, which Kang et al.'s loader (classifier-balancing, data/dataloader.py,
+    /// `RGB_statistics['default']`) uses for ImageNet-LT and Places-LT.
+    pub const IMAGENET: Normalization = Normalization {
+        mean: [0.485, 0.456, 0.406],
+        std: [0.229, 0.224, 0.225],
+    };
+    /// iNaturalist 2018's own, from the same file (`RGB_statistics['iNaturalist18']`).
+    pub const INAT2018: Normalization = Normalization {
+        mean: [0.466, 0.471, 0.380],
+        std: [0.195, 0.194, 0.192],
+    };
+
+    fn is_imagenet(&self) -> bool {
+        *self == Self::IMAGENET
+    }
+}
+
+impl Default for Normalization {
+    fn default() -> Self {
+        Self::IMAGENET
+    }
 }
 
 /// The three benchmarks of the long-tail literature besides CIFAR-LT: ImageNet-LT and
@@ -299,6 +339,7 @@ pub const PRESETS: [ListPreset; 3] = [
         test: "ImageNet_LT_test.txt",
         classes: 1000,
         counts: [115_846, 20_000, 50_000],
+        normalization: Normalization::IMAGENET,
     },
     ListPreset {
         kind: DatasetKind::PlacesLt,
@@ -307,6 +348,7 @@ pub const PRESETS: [ListPreset; 3] = [
         test: "Places_LT_test.txt",
         classes: 365,
         counts: [62_500, 7_300, 36_500],
+        normalization: Normalization::IMAGENET,
     },
     ListPreset {
         kind: DatasetKind::Inat2018,
@@ -315,6 +357,7 @@ pub const PRESETS: [ListPreset; 3] = [
         test: "val2018.json",
         classes: 8142,
         counts: [437_513, 0, 24_426],
+        normalization: Normalization::INAT2018,
     },
 ];
 
@@ -335,6 +378,15 @@ pub struct ListConfig {
     /// recipe's 0.4).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub color_jitter: f64,
+    /// `Normalize(mean, std)` of every image. Absent from a job's JSON when ImageNet's, so the
+    /// ids of jobs from before the setting are unchanged.
+    #[serde(default, skip_serializing_if = "Normalization::is_imagenet")]
+    pub normalization: Normalization,
+    /// Whether a JPEG is decoded at the smallest IDCT scale that still covers the crop (1/2,
+    /// 1/4, 1/8: faster, and slightly different pixels from a full decode) or always at full
+    /// size, as Pillow without `draft()` does.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub reduced_decode: bool,
     /// A packed copy (`ltsweep data pack`) read instead of the image files, relative to the
     /// data set's folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -45,7 +45,7 @@ pub use convert::ConvertError;
 pub use job::{
     AxisValue, ClassScope, CompMode, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec,
     JobState, LeaseId, ListConfig, ListPreset, LossConfig, LossPlan, LrSchedule, ModelConfig,
-    PRESETS, Stage2, SweepId, SyntheticConfig, TrainConfig, WorkerId,
+    Normalization, PRESETS, Stage2, SweepId, SyntheticConfig, TrainConfig, WorkerId,
 };
 pub use model::{Arch, Precision};
 pub use remote::{ErrorKind, RemoteError};

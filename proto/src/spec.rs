@@ -291,6 +291,15 @@ pub struct DatasetSection {
     pub resize_size: Option<u32>,
     #[serde(default)]
     pub color_jitter: Option<f64>,
+    /// `Normalize(mean, std)`, R, G, B, on pixels scaled to [0, 1]: both or neither (the
+    /// preset's, see `DatasetKind::normalization`).
+    #[serde(default)]
+    pub mean: Option<Vec<f64>>,
+    #[serde(default)]
+    pub std: Option<Vec<f64>>,
+    /// `false` decodes every JPEG at full size instead of at a reduced IDCT scale.
+    #[serde(default)]
+    pub reduced_decode: Option<bool>,
     #[serde(default)]
     pub packed: Option<String>,
 }
@@ -997,6 +1006,9 @@ impl SweepSpec {
                 ("dataset.crop_size", d.crop_size.is_some()),
                 ("dataset.resize_size", d.resize_size.is_some()),
                 ("dataset.color_jitter", d.color_jitter.is_some()),
+                ("dataset.mean", d.mean.is_some()),
+                ("dataset.std", d.std.is_some()),
+                ("dataset.reduced_decode", d.reduced_decode.is_some()),
                 ("dataset.packed", d.packed.is_some()),
             ] {
                 check(
@@ -1236,7 +1248,42 @@ impl SweepSpec {
             jitter.is_finite() && (0.0..1.0).contains(&jitter),
             "dataset.color_jitter",
             &format!("{jitter} is not in [0, 1) (0.4 is the decoupling recipe's)"),
-        )
+        )?;
+        self.validate_normalization()
+    }
+
+    /// `dataset.mean` and `dataset.std`: both or neither, three values each, in the range of
+    /// pixels scaled to [0, 1].
+    fn validate_normalization(&self) -> Result<(), Invalid> {
+        let d = &self.dataset;
+        check(
+            d.mean.is_some() == d.std.is_some(),
+            if d.mean.is_some() {
+                "dataset.std"
+            } else {
+                "dataset.mean"
+            },
+            "give dataset.mean and dataset.std together (or neither, for the preset's)",
+        )?;
+        for (key, values, lo, hi) in [
+            ("dataset.mean", &d.mean, 0.0, 1.0),
+            ("dataset.std", &d.std, 0.01, 1.0),
+        ] {
+            let Some(values) = values else { continue };
+            check(
+                values.len() == 3,
+                key,
+                &format!("{} values: give three, for R, G and B", values.len()),
+            )?;
+            for &v in values {
+                check(
+                    v.is_finite() && (lo..=hi).contains(&v),
+                    key,
+                    &format!("{v} is not between {lo} and {hi} (pixels are scaled to [0, 1])"),
+                )?;
+            }
+        }
+        Ok(())
     }
 
     /// The largest synthetic set of the grid (each axis at its largest) must fit the limit.
@@ -2015,6 +2062,34 @@ mod tests {
         assert!(err.to_string().contains("at least the crop (224)"), "{err}");
         let err = list("kind = \"inat2018\"\npath = \"d\"\ncolor_jitter = 1.5").unwrap_err();
         assert!(err.to_string().contains("1.5 is not in [0, 1)"), "{err}");
+        let err = list("kind = \"inat2018\"\npath = \"d\"\nmean = [0.5, 0.5, 0.5]").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("dataset.std: give dataset.mean and dataset.std together"),
+            "{err}"
+        );
+        let err =
+            list("kind = \"places-lt\"\npath = \"d\"\nmean = [0.5, 0.5]\nstd = [0.2, 0.2, 0.2]")
+                .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("dataset.mean: 2 values: give three"),
+            "{err}"
+        );
+        let err =
+            list("kind = \"places-lt\"\npath = \"d\"\nmean = [0.5, 0.5, 0.5]\nstd = [0.2, 0, 0.2]")
+                .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("dataset.std: 0 is not between 0.01 and 1"),
+            "{err}"
+        );
+        let err = list("kind = \"cifar10\"\npath = \"d\"\nreduced_decode = false").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("dataset.reduced_decode: applies to list data"),
+            "{err}"
+        );
         list("kind = \"list\"\npath = \"d\"\ntrain_list = \"a.txt\"\ntest_list = \"b.json\"\nclasses = 3")
             .unwrap();
     }

@@ -35,6 +35,8 @@ pub fn list_config(kind: DatasetKind, lists: &ListArgs) -> anyhow::Result<ListCo
         crop_size: ltsweep_proto::spec::DEFAULT_CROP,
         resize_size: ltsweep_proto::spec::DEFAULT_CROP * 8 / 7,
         color_jitter: 0.0,
+        normalization: kind.normalization(),
+        reduced_decode: true,
         packed: lists.packed.clone(),
     })
 }

@@ -109,11 +109,11 @@ impl Loader {
     pub fn new(data: Arc<FileData>, threads: usize, device: Device) -> Loader {
         let config = &data.config;
         Loader {
-            pipeline: Arc::new(Pipeline::new(
-                config.crop_size,
-                config.resize_size,
-                config.color_jitter,
-            )),
+            pipeline: Arc::new(
+                Pipeline::new(config.crop_size, config.resize_size, config.color_jitter)
+                    .with_normalization(&config.normalization)
+                    .with_reduced_decode(config.reduced_decode),
+            ),
             threads: threads.max(1),
             pin: device.is_cuda().then_some(device),
             data,

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use ltsweep_proto::{DatasetConfig, DatasetKind, HeadSplit, ListConfig, SyntheticConfig};
+use ltsweep_proto::{
+    DatasetConfig, DatasetKind, HeadSplit, ListConfig, Normalization, SyntheticConfig,
+};
 use ltsweep_worker::data::list;
 use ltsweep_worker::loader::Loader;
 use ltsweep_worker::rng::Rng;
@@ -44,6 +46,8 @@ pub fn loader(args: &BenchLoaderArgs) -> anyhow::Result<()> {
             crop_size: args.crop,
             resize_size: args.crop * 8 / 7,
             color_jitter: args.color_jitter,
+            normalization: Normalization::IMAGENET,
+            reduced_decode: !args.full_size_decode,
             packed: args.packed.clone(),
         }),
     };
@@ -74,8 +78,15 @@ pub fn loader(args: &BenchLoaderArgs) -> anyhow::Result<()> {
     }
     let rate = timed as f64 / seconds;
     println!(
-        "ltsweep loader: {rate:.1} images/s ({n} JPEGs, {threads} threads, batch {}, crop {}, {} timed passes)",
-        args.batch, args.crop, args.passes
+        "ltsweep loader: {rate:.1} images/s ({n} JPEGs, {threads} threads, batch {}, crop {}, {} decode, {} timed passes)",
+        args.batch,
+        args.crop,
+        if args.full_size_decode {
+            "full-size"
+        } else {
+            "reduced-scale"
+        },
+        args.passes
     );
     println!("images_per_second={rate:.1}");
     Ok(())

@@ -17,6 +17,13 @@ use memmap2::Mmap;
 use super::root::DataRoot;
 use super::{DataError, MAX_LIST_BYTES};
 
+/// `ltsweep data pack`'s shorter side when none is given: the smallest of 256, 320, 384 at which
+/// ImageNet's commonest photograph (500 x 375) is stored as it is, so that its training crops are
+/// no blurrier than from the originals (at 256, 81% of `RandomResizedCrop(224)` crops of it are
+/// upsampled, against 33%); larger photographs (iNaturalist's 800 x 600) still shrink to 41% of
+/// their pixels. The test below prints the table docs/guide/large-datasets.md shows.
+pub const DEFAULT_SHORTER_SIDE: u32 = 384;
+
 const MAGIC: &[u8; 8] = b"LTSWPACK";
 const VERSION: u32 = 1;
 const HEADER: u64 = 32;
@@ -200,5 +207,70 @@ impl Drop for PackWriter {
         // Unfinished (an error, a bad image): no partial pack stays behind. After a finish the
         // temporary name is gone already.
         let _ = std::fs::remove_file(&self.temporary);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DEFAULT_SHORTER_SIDE;
+    use crate::jpeg::transform::{random_resized_crop, resized_size};
+    use crate::rng::Rng;
+
+    const CROP: u32 = 224;
+    const DRAWS: u64 = 100_000;
+
+    /// Over `DRAWS` seeded `RandomResizedCrop` draws on an image stored at `width` x `height`:
+    /// the share whose crop is under `CROP` pixels either way (the resize to `CROP` stretches
+    /// it), and the mean of the largest stretch over those.
+    fn upsampled(width: u32, height: u32) -> (f64, f64) {
+        let mut rng = Rng::derive(0, &[]);
+        let (mut count, mut stretch) = (0u64, 0f64);
+        for _ in 0..DRAWS {
+            let c = random_resized_crop(width, height, &mut rng);
+            if c.width < CROP || c.height < CROP {
+                count += 1;
+                stretch += f64::from(CROP) / f64::from(c.width.min(c.height));
+            }
+        }
+        (count as f64 / DRAWS as f64, stretch / count.max(1) as f64)
+    }
+
+    /// The cost of `data pack --shorter-side`, printed as the table in
+    /// docs/guide/large-datasets.md
+    /// (`cargo test -p ltsweep-worker --lib pack::tests -- --nocapture`).
+    #[test]
+    fn a_smaller_pack_upsamples_more_training_crops() {
+        println!("source     side  stored     pixels  upsampled  mean stretch");
+        for (width, height) in [(500, 375), (800, 600)] {
+            let mut last = (0u32, f64::INFINITY);
+            let full = upsampled(width, height);
+            for side in [256, 320, 384, 448, 512] {
+                // `data pack` copies an image whose shorter side is at most `side` as it is.
+                let (w, h) = if width.min(height) <= side {
+                    (width, height)
+                } else {
+                    resized_size(width, height, side)
+                };
+                let (share, stretch) = upsampled(w, h);
+                let pixels = f64::from(w * h) / f64::from(width * height);
+                println!(
+                    "{width}x{height}  {side:>4}  {w}x{h}  {:>5.0}%  {:>8.1}%  {stretch:>11.2}x",
+                    100.0 * pixels,
+                    100.0 * share
+                );
+                // A larger side never upsamples more crops; one the source already fits is the
+                // source itself.
+                assert!(share <= last.1, "{width}x{height} at {side}");
+                if (w, h) == (width, height) {
+                    assert_eq!((share, stretch), full);
+                }
+                // The default keeps ImageNet's commonest photograph as it is.
+                if (width, side) == (500, DEFAULT_SHORTER_SIDE) {
+                    assert_eq!((w, h), (width, height));
+                }
+                last = (side, share);
+            }
+            assert_eq!(last.0, 512);
+        }
     }
 }

@@ -4,13 +4,15 @@
 //!   draws it (ten tries, then the central crop), `RandomHorizontalFlip()`, optionally
 //!   `ColorJitter(b, b, b, 0)` (brightness, contrast and saturation in a random order, each
 //!   blended in 8 bits as Pillow's `ImageEnhance` does), then `ToTensor` and `Normalize` with
-//!   ImageNet's mean and standard deviation;
+//!   the data set's mean and standard deviation (ImageNet's unless the job says otherwise);
 //! - evaluation: `Resize(R)` of the shorter side, `CenterCrop(C)`, `ToTensor`, `Normalize`.
 //!
 //! Resizing is Pillow's bilinear filter with its support widened when shrinking (antialiasing),
 //! through `fast_image_resize`'s SIMD convolution; a training crop is cut out before resizing
 //! and an evaluation crop is a window of the resized image, as torchvision does each. When the
-//! crop allows, the JPEG is decoded at a reduced IDCT scale first (see [`super::decode`]).
+//! crop allows, the JPEG is decoded at a reduced IDCT scale first (see [`super::decode`]), unless
+//! the pipeline decodes at full size ([`Pipeline::with_reduced_decode`]) as Pillow does without
+//! `draft()`.
 //!
 //! Every random choice comes from the generator the caller derives from `(seed, epoch,
 //! position)`, so an image's augmentation is the same however the loader's threads share the
@@ -19,13 +21,10 @@
 use fast_image_resize::images::{CroppedImage, Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
+use ltsweep_proto::Normalization;
+
 use super::{ImageError, Pixels, decode, dimensions};
 use crate::rng::Rng;
-
-/// ImageNet's per-channel mean and standard deviation, which every long-tail paper on
-/// ImageNet-LT, iNaturalist and Places-LT normalises with.
-pub const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-pub const STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 /// A crop of the source image, in its pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,6 +119,8 @@ pub struct Pipeline {
     pub crop: u32,
     pub resize: u32,
     pub jitter: f64,
+    /// Whether a JPEG is decoded at the smallest IDCT scale that still covers the output.
+    pub reduced_decode: bool,
     /// `(v / 255 - mean) / std` for every 8-bit value, per channel.
     table: Vec<[f32; 256]>,
 }
@@ -142,22 +143,38 @@ impl Scratch {
 }
 
 impl Pipeline {
+    /// A pipeline normalising with ImageNet's mean and standard deviation, decoding at reduced
+    /// scales.
     pub fn new(crop: u32, resize: u32, jitter: f64) -> Self {
-        let table = (0..3)
-            .map(|c| {
-                let mut t = [0f32; 256];
-                for (v, slot) in t.iter_mut().enumerate() {
-                    *slot = (v as f32 / 255.0 - MEAN[c]) / STD[c];
-                }
-                t
-            })
-            .collect();
         Self {
             crop,
             resize,
             jitter,
-            table,
+            reduced_decode: true,
+            table: Vec::new(),
         }
+        .with_normalization(&Normalization::IMAGENET)
+    }
+
+    /// The same pipeline normalising with `n` instead.
+    pub fn with_normalization(mut self, n: &Normalization) -> Self {
+        self.table = (0..3)
+            .map(|c| {
+                let (mean, std) = (n.mean[c] as f32, n.std[c] as f32);
+                let mut t = [0f32; 256];
+                for (v, slot) in t.iter_mut().enumerate() {
+                    *slot = (v as f32 / 255.0 - mean) / std;
+                }
+                t
+            })
+            .collect();
+        self
+    }
+
+    /// The same pipeline decoding every JPEG at full size when `reduced` is false.
+    pub fn with_reduced_decode(mut self, reduced: bool) -> Self {
+        self.reduced_decode = reduced;
+        self
     }
 
     /// Floats of one output image: `3 * crop * crop`.
@@ -177,8 +194,14 @@ impl Pipeline {
         let d = draw(width, height, self.jitter, rng);
         let c = self.crop;
         // Decoded smaller only while the crop still has at least C pixels each way.
-        let need_w = (u64::from(width) * u64::from(c)).div_ceil(u64::from(d.crop.width));
-        let need_h = (u64::from(height) * u64::from(c)).div_ceil(u64::from(d.crop.height));
+        let (need_w, need_h) = if self.reduced_decode {
+            (
+                (u64::from(width) * u64::from(c)).div_ceil(u64::from(d.crop.width)),
+                (u64::from(height) * u64::from(c)).div_ceil(u64::from(d.crop.height)),
+            )
+        } else {
+            (u64::from(width), u64::from(height))
+        };
         let pixels = decode(
             bytes,
             need_w.min(u64::from(width)) as u32,
@@ -225,7 +248,11 @@ impl Pipeline {
         let c = self.crop;
         let left = round_half_even(f64::from(new_w - c) / 2.0);
         let top = round_half_even(f64::from(new_h - c) / 2.0);
-        let pixels = decode(bytes, new_w, new_h)?;
+        let pixels = if self.reduced_decode {
+            decode(bytes, new_w, new_h)?
+        } else {
+            decode(bytes, width, height)?
+        };
         // The window of the decoded image that becomes the crop after the resize.
         let sx = f64::from(pixels.width) / f64::from(new_w);
         let sy = f64::from(pixels.height) / f64::from(new_h);
@@ -428,6 +455,116 @@ mod tests {
         assert_eq!(resized_size(500, 375, 256), (341, 256));
         assert_eq!(resized_size(375, 500, 256), (256, 341));
         assert_eq!(resized_size(256, 256, 256), (256, 256));
+    }
+
+    /// A textured `width` x `height` JPEG, so that decoding at a reduced scale shows.
+    fn textured(width: u32, height: u32) -> Vec<u8> {
+        let mut data = Vec::new();
+        for y in 0..height {
+            for x in 0..width {
+                data.extend([
+                    ((x * 7 + y * 13) % 256) as u8,
+                    ((x ^ y) % 256) as u8,
+                    ((x * y / 5) % 256) as u8,
+                ]);
+            }
+        }
+        let pixels = Pixels {
+            data,
+            width,
+            height,
+            channels: 3,
+        };
+        super::super::encode(&pixels, 90).unwrap()
+    }
+
+    #[test]
+    fn full_size_decode_crops_the_full_decode_value_for_value() {
+        let (width, height) = (800, 600);
+        let bytes = textured(width, height);
+        let reduced = Pipeline::new(64, 73, 0.0);
+        let full = Pipeline::new(64, 73, 0.0).with_reduced_decode(false);
+        let whole = decode(&bytes, width, height).unwrap();
+        assert_eq!((whole.width, whole.height), (width, height));
+        let mut scratch = Scratch::new(64);
+        let mut expected_scratch = Scratch::new(64);
+        let n = full.image_len();
+        let (mut got, mut shrunk, mut expected) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
+        for seed in 0..4 {
+            full.train(&bytes, &mut Rng::derive(seed, &[]), &mut scratch, &mut got)
+                .unwrap();
+            reduced
+                .train(
+                    &bytes,
+                    &mut Rng::derive(seed, &[]),
+                    &mut scratch,
+                    &mut shrunk,
+                )
+                .unwrap();
+            // The same draw, cut from the full-size decode and resized.
+            let d = draw(width, height, 0.0, &mut Rng::derive(seed, &[]));
+            let image = image_ref(&whole).unwrap();
+            let cropped =
+                CroppedImage::new(&image, d.crop.left, d.crop.top, d.crop.width, d.crop.height)
+                    .unwrap();
+            full.resize_into(&mut expected_scratch, &cropped, 3, None)
+                .unwrap();
+            full.normalize(expected_scratch.out.buffer(), 3, d.flip, &mut expected);
+            assert_eq!(got, expected, "seed {seed}");
+            // A crop of at most 800 x 600 to 64 pixels decodes at 1/2 or less when allowed.
+            assert_ne!(shrunk, expected, "seed {seed}: the reduced decode differs");
+        }
+        // Evaluation: Resize(73) of the full decode, then the centre 64 x 64.
+        full.eval(&bytes, &mut scratch, &mut got).unwrap();
+        reduced.eval(&bytes, &mut scratch, &mut shrunk).unwrap();
+        let (new_w, new_h) = resized_size(width, height, 73);
+        let mut resized = Image::new(new_w, new_h, PixelType::U8x3);
+        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+        Resizer::new()
+            .resize(&image_ref(&whole).unwrap(), &mut resized, &options)
+            .unwrap();
+        let (left, top) = ((new_w - 64) / 2, (new_h - 64) / 2);
+        let mut centre = Vec::new();
+        for y in top..top + 64 {
+            let row = (y * new_w + left) as usize * 3;
+            centre.extend_from_slice(&resized.buffer()[row..row + 64 * 3]);
+        }
+        full.normalize(&centre, 3, false, &mut expected);
+        let worst = got
+            .iter()
+            .zip(&expected)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        // The pipeline resizes only the window it keeps: the same filter taps, so equal up to
+        // a level where fixed-point rounding of the two routes differs.
+        assert!(worst <= 1.001 / 255.0 / 0.224, "{worst}");
+        assert_ne!(
+            shrunk, got,
+            "evaluation decodes at a reduced scale by default"
+        );
+    }
+
+    #[test]
+    fn images_are_normalised_with_the_given_mean_and_std() {
+        let bytes = textured(120, 90);
+        let imagenet = Pipeline::new(32, 36, 0.0);
+        let inat = Pipeline::new(32, 36, 0.0).with_normalization(&Normalization::INAT2018);
+        let mut scratch = Scratch::new(32);
+        let n = imagenet.image_len();
+        let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
+        imagenet.eval(&bytes, &mut scratch, &mut a).unwrap();
+        inat.eval(&bytes, &mut scratch, &mut b).unwrap();
+        let plane = n / 3;
+        for c in 0..3 {
+            let (imagenet_c, inat_c) = (Normalization::IMAGENET, Normalization::INAT2018);
+            for i in c * plane..(c + 1) * plane {
+                // Both are `v / 255` of the same 8-bit value, normalised two ways.
+                let v = f64::from(a[i]) * imagenet_c.std[c] + imagenet_c.mean[c];
+                let expected = (v - inat_c.mean[c]) / inat_c.std[c];
+                assert!((f64::from(b[i]) - expected).abs() < 1e-4, "{c} {i}");
+            }
+        }
+        assert_ne!(a, b);
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //!   0.6 of a level) and at most 2% of its values more than one level off; the decoders'
 //!   IDCTs and the resizers' fixed-point rounding differ by a level here and there;
 //! - decoded at a reduced IDCT scale (an image at least twice the resize), where Pillow
-//!   decodes the whole image and filters it down, a mean at most 0.05 (three levels).
+//!   decodes the whole image and filters it down, a mean at most 0.05 (three levels);
+//! - with the reduced scales turned off (`dataset.reduced_decode = false`), every image at the
+//!   full-size tolerance.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,9 +50,9 @@ fn grey(photo: &Pixels) -> Pixels {
     }
 }
 
-#[test]
-fn resize_center_crop_and_normalise_agree_with_pillow_and_torchvision() {
-    let test = "resize_center_crop_and_normalise_agree_with_pillow_and_torchvision";
+/// Pillow and torchvision's verdict on `pipeline`'s evaluation transform of 56 JPEGs: a JSON
+/// line per image, and whether this build's decoder can decode it at a reduced scale.
+fn against_torchvision(test: &str, pipeline: &Pipeline) -> (Vec<serde_json::Value>, Vec<bool>) {
     let python = torchvision_python(test);
     let dir = tempfile::tempdir().unwrap();
     let photos = photos::photos(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/photos"));
@@ -88,7 +90,6 @@ fn resize_center_crop_and_normalise_agree_with_pillow_and_torchvision() {
     paths.push(grey_path);
     reduced.push(false);
 
-    let pipeline = Pipeline::new(224, 256, 0.0);
     let mut scratch = Scratch::new(224);
     let mut floats = vec![0f32; pipeline.image_len()];
     let mut out = Vec::new();
@@ -120,6 +121,13 @@ fn resize_center_crop_and_normalise_agree_with_pillow_and_torchvision() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), paths.len());
+    (lines, reduced)
+}
+
+#[test]
+fn resize_center_crop_and_normalise_agree_with_pillow_and_torchvision() {
+    let test = "resize_center_crop_and_normalise_agree_with_pillow_and_torchvision";
+    let (lines, reduced) = against_torchvision(test, &Pipeline::new(224, 256, 0.0));
     let (mut worst_full, mut worst_over, mut worst_max, mut worst_reduced) =
         (0f64, 0f64, 0f64, 0f64);
     for (line, &smaller) in lines.iter().zip(&reduced) {
@@ -146,5 +154,28 @@ fn resize_center_crop_and_normalise_agree_with_pillow_and_torchvision() {
         lines.len(),
         reduced.iter().filter(|&&r| r).count(),
         100.0 * worst_over
+    );
+}
+
+#[test]
+fn decoded_at_full_size_every_image_agrees_with_pillow_to_the_full_size_tolerance() {
+    let test = "decoded_at_full_size_every_image_agrees_with_pillow_to_the_full_size_tolerance";
+    let pipeline = Pipeline::new(224, 256, 0.0).with_reduced_decode(false);
+    let (lines, reduced) = against_torchvision(test, &pipeline);
+    // The large images too: decoded whole, as Pillow decodes them, they meet the tolerance that
+    // a reduced IDCT scale misses (its worst mean is about 0.03).
+    assert!(reduced.iter().any(|&r| r));
+    let mut worst = 0f64;
+    for line in &lines {
+        let mean = line["mean"].as_f64().unwrap();
+        worst = worst.max(mean);
+        assert!(
+            mean <= 0.01 && line["over_one_level"].as_f64().unwrap() <= 0.02,
+            "{line}"
+        );
+    }
+    println!(
+        "{} images decoded at full size: the worst mean |difference| is {worst:.4}",
+        lines.len()
     );
 }

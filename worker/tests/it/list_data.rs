@@ -1,17 +1,19 @@
 //! List data in the trainer, on a few hundred small photographic JPEGs the test writes: exact
 //! counts and shots from `path label` lists and from COCO-style JSON, every kind of bad input
 //! named with its file and line, a streamed job preempted mid-epoch that ends exactly as an
-//! uninterrupted one, and stage-2 jobs on streamed data.
+//! uninterrupted one, stage-2 jobs on streamed data, and the normalisation a job gives.
 
 use std::cell::Cell;
 use std::path::Path;
 use std::sync::Arc;
 
-use ltsweep_proto::{ClassGroup, JobSpec, Shot, Stage2Method, SweepSpec};
+use ltsweep_proto::{ClassGroup, JobSpec, Normalization, Shot, Stage2Method, SweepSpec};
+use ltsweep_worker::data::list::Split;
 use ltsweep_worker::data::{self, FileData, Prepared};
+use ltsweep_worker::loader::Loader;
 use ltsweep_worker::stage2;
 use ltsweep_worker::train::{Outcome, Quiet, Trainer};
-use tch::Device;
+use tch::{Device, Kind, Tensor};
 
 use crate::photos;
 
@@ -285,4 +287,42 @@ fn streamed_stage2_jobs_train_on_their_own_classifier_whatever_the_loader_thread
     let tested: u32 = ncm.confusion.iter().flatten().sum();
     assert_eq!(tested as usize, 6 * TEST_PER_CLASS);
     assert_ne!(ncm.confusion, stage1_result.confusion);
+}
+
+#[test]
+fn a_list_job_normalises_its_images_with_the_mean_and_std_it_gives() {
+    let f = fixture(&[12, 8]);
+    let dataset = "kind = \"list\"\npath = \".\"\ntrain_list = \"train.txt\"\ntest_list = \"test.txt\"\ncrop_size = 32\nresize_size = 36\nhead_min_count = 10";
+    let plain = job_of(&spec(dataset, "epochs = 1"));
+    let given = job_of(&spec(
+        &format!("{dataset}\nmean = [0.466, 0.471, 0.380]\nstd = [0.195, 0.194, 0.192]"),
+        "epochs = 1",
+    ));
+    assert_eq!(
+        given.dataset.list.as_ref().unwrap().normalization,
+        Normalization::INAT2018
+    );
+    let images = |job: &JobSpec| {
+        let loader = Loader::new(files(job, f.dir.path()), 2, Device::Cpu);
+        let mut feed = loader.eval(Split::Test, 64);
+        feed.next_batch().unwrap().unwrap().0
+    };
+    let (imagenet, inat) = (images(&plain), images(&given));
+    assert_eq!(imagenet.size(), [12, 3, 32, 32]);
+    // Back to `v / 255` from each normalisation: the same pixels.
+    let pixels = |x: &Tensor, n: Normalization| {
+        let channel = |v: [f64; 3]| {
+            Tensor::from_slice(&v)
+                .view([1, 3, 1, 1])
+                .to_kind(Kind::Float)
+        };
+        x * channel(n.std) + channel(n.mean)
+    };
+    let gap = (pixels(&imagenet, Normalization::IMAGENET) - pixels(&inat, Normalization::INAT2018))
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert!(gap < 1e-5, "{gap}");
+    let moved = (&imagenet - &inat).abs().max().double_value(&[]);
+    assert!(moved > 0.1, "{moved}");
 }
