@@ -82,20 +82,31 @@ impl fmt::Display for MethodLabel {
 
 #[cfg(test)]
 mod tests {
-    use ltsweep_proto::Stage2Method;
+    use ltsweep_proto::{BnMode, NcmFeatures, Stage2Method, Stage2Sampler, TauBias};
 
     use super::*;
 
     #[test]
     fn labels_read_back_as_the_methods_print_them() {
         for method in [
+            Stage2Method::crt(10, 0.1),
             Stage2Method::Crt {
                 epochs: 10,
                 lr: 0.1,
+                bn: BnMode::Frozen,
+                sampler: Stage2Sampler::ClassBalanced,
             },
-            Stage2Method::TauNorm { tau: 1.5 },
+            Stage2Method::TauNorm {
+                tau: 1.5,
+                bias: TauBias::Keep,
+            },
             Stage2Method::PosthocLa { tau: 0.0 },
-            Stage2Method::Ncm,
+            Stage2Method::Ncm {
+                features: NcmFeatures::default(),
+            },
+            Stage2Method::Ncm {
+                features: NcmFeatures::L2n,
+            },
         ] {
             let label = method.to_string();
             let read = MethodLabel::parse(&label).expect("a method's label");
