@@ -369,6 +369,31 @@ fn the_head_node_build_links_no_libtorch_and_refuses_to_train() {
             "{args:?}: {message}"
         );
     }
+    // Every command the full build has and this one lacks, read from both builds' help rather
+    // than from a list kept by hand, is refused as needing the trainer.
+    let full = Path::new(env!("CARGO_BIN_EXE_ltsweep"));
+    for parent in [&[][..], &["bench"][..]] {
+        let head_has = subcommands(&binary, parent);
+        let lacking: Vec<String> = subcommands(full, parent)
+            .into_iter()
+            .filter(|name| !head_has.contains(name))
+            .collect();
+        assert!(
+            parent.is_empty() || !lacking.is_empty(),
+            "the head-node build has every `bench` command: {head_has:?}"
+        );
+        for name in lacking {
+            let mut args: Vec<&str> = parent.to_vec();
+            args.push(&name);
+            let output = run(&args);
+            let message = stderr(&output);
+            assert_eq!(output.status.code(), Some(2), "{args:?}: {message}");
+            assert!(
+                message.contains("this build leaves out"),
+                "{args:?}: {message}"
+            );
+        }
+    }
     let output = run(&["sumbit"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains("unrecognized subcommand `sumbit`"));
@@ -388,4 +413,23 @@ fn the_head_node_build_links_no_libtorch_and_refuses_to_train() {
         "x",
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
+}
+
+/// The subcommands `binary PARENT --help` lists (clap's "Commands:" section), without `help`.
+fn subcommands(binary: &Path, parent: &[&str]) -> Vec<String> {
+    let output = Command::new(binary)
+        .args(parent)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    stdout(&output)
+        .lines()
+        .skip_while(|line| line.trim() != "Commands:")
+        .skip(1)
+        .take_while(|line| !line.trim().is_empty())
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_owned)
+        .collect()
 }

@@ -393,7 +393,19 @@ fn stage2_jobs_run_on_list_data_after_their_stage1_job() {
             .iter()
             .all(|e| e.loss_base.is_finite() && e.loss_base > 0.0)
     );
-    assert!(crt.epochs[1].accuracy.is_some());
+    // With a validation list every epoch is evaluated on it, and the test set only at the
+    // first epoch of the best validation accuracy, the one cRT keeps.
+    let val_all: Vec<f64> = crt
+        .epochs
+        .iter()
+        .map(|e| e.val_accuracy.as_ref().unwrap().acc_all.unwrap())
+        .collect();
+    let highest = val_all.iter().copied().fold(f64::MIN, f64::max);
+    let best = val_all.iter().position(|&v| v == highest).unwrap();
+    let tested: Vec<usize> = (0..2)
+        .filter(|&i| crt.epochs[i].accuracy.is_some())
+        .collect();
+    assert_eq!(tested, [best]);
     assert_ne!(crt.confusion, stage1.confusion, "cRT predicts as stage 1");
     assert!(ncm.epochs.is_empty());
     assert_ne!(ncm.confusion, stage1.confusion, "NCM predicts as stage 1");
