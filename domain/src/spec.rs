@@ -23,9 +23,9 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue};
 
+use crate::arch::{Arch, Precision};
 use crate::baseline::{BaseKind, BaseLoss, Choice, Sampler};
 use crate::job::{CompMode, DatasetKind, LossPlan, LrSchedule};
-use crate::model::{Arch, Precision};
 use crate::stage2::{BnMode, NcmFeatures, Stage2Kind, Stage2Method, Stage2Sampler, TauBias};
 
 /// The most jobs one sweep may hold.
