@@ -5,7 +5,7 @@
 //! other (`lr_decay_epochs` past `epochs`).
 //!
 //! ```
-//! let spec = ltsweep_proto::SweepSpec::parse(r#"
+//! let spec = ltsweep_domain::SweepSpec::parse(r#"
 //!     name = "demo"
 //!     seeds = [0, 1]
 //!     [dataset]

@@ -1,5 +1,6 @@
 //! A worker as a user client reads it (`ListWorkers`), and the Slurm job it reports at
-//! registration: the domain side, converted at the boundary (`ltsweep-proto`'s `convert`) like the job types.
+//! registration: the domain side, converted at the boundary (`ltsweep-proto`'s `convert`) like
+//! the job types.
 
 use crate::job::{JobId, WorkerId};
 
