@@ -16,8 +16,9 @@ use crate::arch::Precision;
 use crate::baseline::{BaseLoss, Sampler};
 use crate::job::Stage2;
 use crate::job::{
-    AxisValue, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec, ListConfig, LossConfig,
-    LossPlan, LrSchedule, ModelConfig, Normalization, SweepId, SyntheticConfig, TrainConfig,
+    AxisValue, DEFAULT_IMBALANCE_RATIO, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec,
+    ListConfig, LossConfig, LossPlan, LrSchedule, ModelConfig, Normalization, SweepId,
+    SyntheticConfig, TrainConfig,
 };
 use crate::spec::{Axis, DEFAULT_CROP, DatasetSection, SubsetSeed, SweepSpec};
 use crate::stage2::Stage2Method;
@@ -75,6 +76,7 @@ impl Resolver<'_> {
         let opt_count = |name, axis: &Option<Axis<u32>>, default| {
             axis.as_ref().map_or(default, |a| self.count(name, a))
         };
+        let synthetic = SyntheticConfig::DEFAULT;
         let dataset = DatasetConfig {
             kind: d.kind,
             path: d.path.clone(),
@@ -82,22 +84,33 @@ impl Resolver<'_> {
             imbalance_ratio: match &d.imbalance_ratio {
                 Some(axis) => self.real("imbalance_ratio", axis),
                 None if d.kind.is_list() => 1.0,
-                None => 100.0,
+                None => DEFAULT_IMBALANCE_RATIO,
             },
             head,
             sampling_seed: u64::from(self.count("sampling_seed", &d.sampling_seed)),
             classes: match &d.classes {
                 Some(axis) => Some(self.count("classes", axis)),
                 // The synthetic set has no natural class count.
-                None if d.kind == DatasetKind::Synthetic => Some(10),
+                None if d.kind == DatasetKind::Synthetic => Some(SyntheticConfig::DEFAULT_CLASSES),
                 None => None,
             },
             synthetic: SyntheticConfig {
-                train_per_class: opt_count("train_per_class", &d.train_per_class, 500),
-                test_per_class: opt_count("test_per_class", &d.test_per_class, 100),
-                image_size: opt_count("image_size", &d.image_size, 32),
-                channels: opt_count("channels", &d.channels, 3),
-                noise: d.noise.as_ref().map_or(1.0, |a| self.real("noise", a)),
+                train_per_class: opt_count(
+                    "train_per_class",
+                    &d.train_per_class,
+                    synthetic.train_per_class,
+                ),
+                test_per_class: opt_count(
+                    "test_per_class",
+                    &d.test_per_class,
+                    synthetic.test_per_class,
+                ),
+                image_size: opt_count("image_size", &d.image_size, synthetic.image_size),
+                channels: opt_count("channels", &d.channels, synthetic.channels),
+                noise: d
+                    .noise
+                    .as_ref()
+                    .map_or(synthetic.noise, |a| self.real("noise", a)),
             },
             val_per_class: d.val_per_class,
             // Set per job by the grid: it is the job's seed.

@@ -437,6 +437,25 @@ pub struct SyntheticConfig {
     pub noise: f64,
 }
 
+impl SyntheticConfig {
+    /// The settings the spec leaves out: CIFAR's shape (32×32 RGB), 500 training and 100 test
+    /// images a class. The grid resolves absent settings to them and the spec's limits are
+    /// checked against them.
+    pub const DEFAULT: SyntheticConfig = SyntheticConfig {
+        train_per_class: 500,
+        test_per_class: 100,
+        image_size: 32,
+        channels: 3,
+        noise: 1.0,
+    };
+    /// The class count when the spec gives none: the synthetic set has no natural one.
+    pub const DEFAULT_CLASSES: u32 = 10;
+}
+
+/// The imbalance ratio of a data set held in memory when the spec gives none (list data is
+/// trained as its lists give it).
+pub const DEFAULT_IMBALANCE_RATIO: f64 = 100.0;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DatasetConfig {
     pub kind: DatasetKind,
