@@ -3,57 +3,28 @@
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::str::FromStr;
 
 use serde::de::{self, DeserializeOwned, Deserializer, IntoDeserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-/// The name of a base loss, as the spec's `losses.base` lists it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BaseKind {
-    /// Cross entropy.
-    Ce,
-    /// Focal loss (Lin et al. 2017).
-    Focal,
-    /// Class-balanced re-weighting of cross entropy (Cui et al. 2019).
-    Cb,
-    /// The logit-adjusted loss (Menon et al. 2021); Balanced Softmax at τ = 1.
-    La,
-    /// LDAM with deferred re-weighting (Cao et al. 2019).
-    LdamDrw,
-}
+use crate::string_enum::string_enum;
 
-impl BaseKind {
-    pub const ALL: [BaseKind; 5] = [Self::Ce, Self::Focal, Self::Cb, Self::La, Self::LdamDrw];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ce => "ce",
-            Self::Focal => "focal",
-            Self::Cb => "cb",
-            Self::La => "la",
-            Self::LdamDrw => "ldam_drw",
-        }
+string_enum!(
+    /// The name of a base loss, as the spec's `losses.base` lists it.
+    #[derive(PartialOrd, Ord)]
+    pub enum BaseKind("a base loss") {
+        /// Cross entropy.
+        Ce = "ce",
+        /// Focal loss (Lin et al. 2017).
+        Focal = "focal",
+        /// Class-balanced re-weighting of cross entropy (Cui et al. 2019).
+        Cb = "cb",
+        /// The logit-adjusted loss (Menon et al. 2021); Balanced Softmax at τ = 1.
+        La = "la",
+        /// LDAM with deferred re-weighting (Cao et al. 2019).
+        LdamDrw = "ldam_drw",
     }
-}
-
-impl fmt::Display for BaseKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for BaseKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("`{s}` is not a base loss (ce, focal, cb, la, ldam_drw)"))
-    }
-}
+);
 
 /// A base loss with its settings, as a job trains it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -100,52 +71,24 @@ impl BaseLoss {
     }
 }
 
-/// How the images of a training epoch are drawn.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Sampler {
-    /// Every training image once, shuffled.
-    #[default]
-    Instance,
-    /// As many draws as images; a class with probability 1/K, then an image of it uniformly.
-    ClassBalanced,
-    /// As many draws as images; a class with probability ∝ sqrt(n_c), then an image of it.
-    Sqrt,
-}
+string_enum!(
+    /// How the images of a training epoch are drawn.
+    #[derive(Default, PartialOrd, Ord)]
+    pub enum Sampler("a sampler") {
+        /// Every training image once, shuffled.
+        #[default]
+        Instance = "instance",
+        /// As many draws as images; a class with probability 1/K, then an image of it uniformly.
+        ClassBalanced = "class_balanced",
+        /// As many draws as images; a class with probability ∝ sqrt(n_c), then an image of it.
+        Sqrt = "sqrt",
+    }
+);
 
 impl Sampler {
-    pub const ALL: [Sampler; 3] = [Self::Instance, Self::ClassBalanced, Self::Sqrt];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Instance => "instance",
-            Self::ClassBalanced => "class_balanced",
-            Self::Sqrt => "sqrt",
-        }
-    }
-
     /// The default (left out of a job's serialised form, as [`BaseLoss::is_ce`]).
     pub fn is_instance(&self) -> bool {
         matches!(self, Self::Instance)
-    }
-}
-
-impl fmt::Display for Sampler {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Sampler {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("`{s}` is not a sampler (instance, class_balanced, sqrt)"))
     }
 }
 

@@ -10,6 +10,8 @@ use crate::arch::{Arch, Precision};
 use crate::baseline::{BaseLoss, Sampler};
 use crate::stage2::Stage2Method;
 
+use crate::string_enum::string_enum;
+
 /// Declares a newtype id over a `String` (`Display`, `From<&str>`, serde as the bare string), so
 /// that a job id cannot be passed where a worker id is meant.
 #[macro_export]
@@ -75,28 +77,18 @@ impl LeaseId {
     }
 }
 
-/// The classes a loss term is switched on for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ClassScope {
-    None,
-    Head,
-    Tail,
-    All,
-}
+string_enum!(
+    /// The classes a loss term is switched on for.
+    #[derive(PartialOrd, Ord)]
+    pub enum ClassScope("a class scope") {
+        None = "none",
+        Head = "head",
+        Tail = "tail",
+        All = "all",
+    }
+);
 
 impl ClassScope {
-    pub const ALL_SCOPES: [ClassScope; 4] = [Self::None, Self::Head, Self::Tail, Self::All];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Head => "head",
-            Self::Tail => "tail",
-            Self::All => "all",
-        }
-    }
-
     /// Whether a class of the given group takes part.
     pub fn includes(self, head: bool) -> bool {
         match self {
@@ -113,23 +105,6 @@ impl ClassScope {
 
     pub fn covers_tail(self) -> bool {
         self.includes(false)
-    }
-}
-
-impl fmt::Display for ClassScope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ClassScope {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL_SCOPES
-            .into_iter()
-            .find(|scope| scope.as_str() == s)
-            .ok_or_else(|| format!("`{s}` is not one of none, head, tail, all"))
     }
 }
 
@@ -175,8 +150,8 @@ impl LossPlan {
     /// All sixteen plans: the paper's nine in its order, then the other seven.
     pub fn full() -> Vec<LossPlan> {
         let mut plans = Self::PAPER.to_vec();
-        for comp in ClassScope::ALL_SCOPES {
-            for pc in ClassScope::ALL_SCOPES {
+        for comp in ClassScope::ALL {
+            for pc in ClassScope::ALL {
                 let plan = LossPlan::new(comp, pc);
                 if !plans.contains(&plan) {
                     plans.push(plan);
@@ -214,52 +189,27 @@ impl FromStr for LossPlan {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DatasetKind {
-    Cifar10,
-    Cifar100,
-    FashionMnist,
-    Mnist,
-    Synthetic,
-    /// JPEG files under a root folder, named by list files (`relative/path.jpg label` a line)
-    /// or COCO-style JSON annotations.
-    List,
-    /// ImageNet-LT (Liu et al. 2019): [`DatasetKind::List`] with its files and counts known.
-    ImagenetLt,
-    /// Places-LT (Liu et al. 2019).
-    PlacesLt,
-    /// iNaturalist 2018 from its own JSON annotations; its validation set is the test set.
-    Inat2018,
-}
+string_enum!(
+    /// A data set, as the spec's `dataset.kind` names it.
+    pub enum DatasetKind("a data set kind") {
+        Cifar10 = "cifar10",
+        Cifar100 = "cifar100",
+        FashionMnist = "fashion-mnist",
+        Mnist = "mnist",
+        Synthetic = "synthetic",
+        /// JPEG files under a root folder, named by list files (`relative/path.jpg label` a line)
+        /// or COCO-style JSON annotations.
+        List = "list",
+        /// ImageNet-LT (Liu et al. 2019): [`DatasetKind::List`] with its files and counts known.
+        ImagenetLt = "imagenet-lt",
+        /// Places-LT (Liu et al. 2019).
+        PlacesLt = "places-lt",
+        /// iNaturalist 2018 from its own JSON annotations; its validation set is the test set.
+        Inat2018 = "inat2018",
+    }
+);
 
 impl DatasetKind {
-    pub const ALL: [DatasetKind; 9] = [
-        Self::Cifar10,
-        Self::Cifar100,
-        Self::FashionMnist,
-        Self::Mnist,
-        Self::Synthetic,
-        Self::List,
-        Self::ImagenetLt,
-        Self::PlacesLt,
-        Self::Inat2018,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Cifar10 => "cifar10",
-            Self::Cifar100 => "cifar100",
-            Self::FashionMnist => "fashion-mnist",
-            Self::Mnist => "mnist",
-            Self::Synthetic => "synthetic",
-            Self::List => "list",
-            Self::ImagenetLt => "imagenet-lt",
-            Self::PlacesLt => "places-lt",
-            Self::Inat2018 => "inat2018",
-        }
-    }
-
     /// Whether the images are files named by lists (streamed while training) rather than a
     /// set held in memory.
     pub fn is_list(self) -> bool {
@@ -395,26 +345,6 @@ pub struct ListConfig {
 
 fn is_zero(value: &f64) -> bool {
     *value == 0.0
-}
-
-impl fmt::Display for DatasetKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for DatasetKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                let kinds: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
-                format!("`{s}` is not a data set kind ({})", kinds.join(", "))
-            })
-    }
 }
 
 /// How classes are split into Head and Tail.
@@ -720,37 +650,21 @@ impl JobSpec {
     }
 }
 
-/// Where a job is in its life: `Pending → Running (leased) → Succeeded | Failed | Cancelled`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobState {
-    Pending,
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-}
+string_enum!(
+    /// Where a job is in its life: `Pending → Running (leased) → Succeeded | Failed | Cancelled`.
+    pub enum JobState("a job state") {
+        Pending = "pending",
+        Running = "running",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        Cancelled = "cancelled",
+    }
+);
 
 impl JobState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Running => "running",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
     /// Succeeded, failed or cancelled: nothing more happens without a retry.
     pub fn is_final(self) -> bool {
         matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
-    }
-}
-
-impl fmt::Display for JobState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

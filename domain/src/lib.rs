@@ -16,6 +16,8 @@
 //! # Ok::<(), ltsweep_domain::SpecError>(())
 //! ```
 
+mod string_enum;
+
 pub mod arch;
 pub mod baseline;
 mod grid;

@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::job::{DatasetKind, JobSpec};
 
+use crate::string_enum::string_enum;
+
 /// The longest text a result carries (its device's name, a worker id): a device name or an id
 /// is tens of bytes.
 pub const MAX_RESULT_TEXT_BYTES: usize = 256;
@@ -20,14 +22,14 @@ pub struct GroupAccuracy {
     pub acc_few: Option<f64>,
 }
 
-/// The literature's split by training images: Many > 100, Medium 20 to 100, Few < 20.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Shot {
-    Many,
-    Medium,
-    Few,
-}
+string_enum!(
+    /// The literature's split by training images: Many > 100, Medium 20 to 100, Few < 20.
+    pub enum Shot("a shot group") {
+        Many = "many",
+        Medium = "medium",
+        Few = "few",
+    }
+);
 
 impl Shot {
     pub fn of_count(train_count: u32) -> Shot {
@@ -37,32 +39,15 @@ impl Shot {
             _ => Shot::Few,
         }
     }
+}
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Shot::Many => "many",
-            Shot::Medium => "medium",
-            Shot::Few => "few",
-        }
+string_enum!(
+    /// Head or Tail, as the spec's split decides.
+    pub enum ClassGroup("a class group") {
+        Head = "head",
+        Tail = "tail",
     }
-}
-
-/// Head or Tail, as the spec's split decides.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ClassGroup {
-    Head,
-    Tail,
-}
-
-impl ClassGroup {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ClassGroup::Head => "head",
-            ClassGroup::Tail => "tail",
-        }
-    }
-}
+);
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ClassMetrics {

@@ -3,117 +3,55 @@
 //! classifier, each in its own way.
 
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// The name of a stage-2 method, as the spec's `stage2.method` lists it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage2Kind {
-    /// No stage 2: the stage-1 job's own model.
-    None,
-    /// Classifier re-training: a fresh classifier trained on the frozen backbone with
-    /// class-balanced sampling.
-    Crt,
-    /// Learnable weight scaling: one learnt scale per class on the frozen stage-1 classifier.
-    Lws,
-    /// τ-normalisation: each class's weight vector divided by its norm to the power τ.
-    TauNorm,
-    /// The nearest class mean of the L2-normalised features.
-    Ncm,
-    /// Post-hoc logit adjustment (Menon et al. 2021): `logits - τ log(pi)`.
-    PosthocLa,
-}
+use crate::string_enum::string_enum;
 
-impl Stage2Kind {
-    pub const ALL: [Stage2Kind; 6] = [
-        Self::None,
-        Self::Crt,
-        Self::Lws,
-        Self::TauNorm,
-        Self::Ncm,
-        Self::PosthocLa,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Crt => "crt",
-            Self::Lws => "lws",
-            Self::TauNorm => "tau_norm",
-            Self::Ncm => "ncm",
-            Self::PosthocLa => "posthoc_la",
-        }
+string_enum!(
+    /// The name of a stage-2 method, as the spec's `stage2.method` lists it.
+    #[derive(PartialOrd, Ord)]
+    pub enum Stage2Kind("a stage-2 method") {
+        /// No stage 2: the stage-1 job's own model.
+        None = "none",
+        /// Classifier re-training: a fresh classifier trained on the frozen backbone with
+        /// class-balanced sampling.
+        Crt = "crt",
+        /// Learnable weight scaling: one learnt scale per class on the frozen stage-1 classifier.
+        Lws = "lws",
+        /// τ-normalisation: each class's weight vector divided by its norm to the power τ.
+        TauNorm = "tau_norm",
+        /// The nearest class mean of the L2-normalised features.
+        Ncm = "ncm",
+        /// Post-hoc logit adjustment (Menon et al. 2021): `logits - τ log(pi)`.
+        PosthocLa = "posthoc_la",
     }
-}
+);
 
-impl fmt::Display for Stage2Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Stage2Kind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                format!("`{s}` is not a stage-2 method (none, crt, lws, tau_norm, ncm, posthoc_la)")
-            })
-    }
-}
-
-/// Declares a stage-2 option: its values, each with the name the spec and labels use; the
-/// first is the default, which follows Kang et al.'s code.
-macro_rules! stage2_option {
-    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $text:literal,)+ }) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        pub enum $name {
-            #[default]
-            $($(#[$vdoc])* #[serde(rename = $text)] $variant,)+
-        }
-
-        impl $name {
-            pub const ALL: &[$name] = &[$(Self::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(Self::$variant => $text,)+
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-stage2_option!(
+string_enum!(
     /// BatchNorm of the frozen backbone while cRT or LWS trains.
-    BnMode {
+    /// The first value is the default, which follows Kang et al.'s code.
+    #[derive(Default)]
+    pub enum BnMode("a BatchNorm mode") {
         /// Training mode, as Kang et al.'s `run_networks.py` (`model.train()` on every network,
         /// the frozen one included): the running statistics are re-estimated on the
         /// class-balanced batches and used at test time; no weight moves.
+        #[default]
         Train = "train",
         /// Evaluation mode: neither weights nor statistics move.
         Frozen = "frozen",
     }
 );
 
-stage2_option!(
+string_enum!(
     /// How cRT and LWS draw their training images.
-    Stage2Sampler {
+    /// The first value is the default, which follows Kang et al.'s code.
+    #[derive(Default)]
+    pub enum Stage2Sampler("a stage-2 sampler") {
         /// Kang et al.'s `ClassAwareSampler` (`num_samples_cls = 4`): classes cycled in an order
         /// reshuffled at each pass, 4 images of a class in a row, each class's images cycled
         /// without replacement; an epoch is the largest class's count times the classes.
+        #[default]
         ClassAware = "class_aware",
         /// As many independent draws as images, with replacement: a class with probability
         /// 1/K, then one of its images.
@@ -121,22 +59,28 @@ stage2_option!(
     }
 );
 
-stage2_option!(
+string_enum!(
     /// What τ-normalisation does with the classifier's bias.
-    TauBias {
+    /// The first value is the default, which follows Kang et al.'s code.
+    #[derive(Default)]
+    pub enum TauBias("a bias treatment") {
         /// Left out, as Kang et al.'s `tau_norm.py` (the logits are the features times the
         /// normalised weights alone).
+        #[default]
         Drop = "drop",
         /// Kept unnormalised, so that τ = 0 is exactly the stage-1 model.
         Keep = "keep",
     }
 );
 
-stage2_option!(
+string_enum!(
     /// The features NCM's class means and queries are compared on.
-    NcmFeatures {
+    /// The first value is the default, which follows Kang et al.'s code.
+    #[derive(Default)]
+    pub enum NcmFeatures("an NCM feature kind") {
         /// Centred on the mean of all training features, then L2-normalised (Kang et al.'s
         /// `KNNClassifier` with `feat_type = 'cl2n'`, its default).
+        #[default]
         Cl2n = "cl2n",
         /// L2-normalised.
         L2n = "l2n",
