@@ -421,6 +421,24 @@ mod tests {
     }
 
     #[test]
+    fn the_synthetic_settings_a_spec_leaves_out_are_the_ones_its_limits_are_checked_at() {
+        let job = &spec("").jobs()[0];
+        assert_eq!(job.dataset.synthetic, SyntheticConfig::DEFAULT);
+        assert_eq!(job.dataset.classes, Some(SyntheticConfig::DEFAULT_CLASSES));
+        assert_eq!(job.dataset.imbalance_ratio, DEFAULT_IMBALANCE_RATIO);
+        let train = SyntheticConfig::DEFAULT.train_per_class;
+        let refusal = SweepSpec::parse(&format!(
+            "name = \"t\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\nval_per_class = {train}"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            refusal.contains(&format!("train_per_class is {train}")),
+            "{refusal}"
+        );
+    }
+
+    #[test]
     fn paper_grid_is_nine_plans_per_seed() {
         let jobs = spec("").jobs();
         assert_eq!(jobs.len(), 27);
