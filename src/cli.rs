@@ -690,7 +690,7 @@ pub struct DataPackArgs {
     /// Images with a longer shorter side are resized to it; smaller ones are copied as they are.
     /// The default keeps a 500 x 375 photograph whole: at 256, 81% of its training crops are
     /// upsampled (33% from the original); docs/guide/large-datasets.md has the table.
-    #[arg(long, default_value_t = ltsweep_worker::data::pack::DEFAULT_SHORTER_SIDE)]
+    #[arg(long, default_value_t = ltsweep_data::pack::DEFAULT_SHORTER_SIDE)]
     pub shorter_side: u32,
     /// JPEG quality of the re-encoded images.
     #[arg(long, default_value_t = 90)]

@@ -28,7 +28,7 @@
 //!   mean and standard deviation, not CIFAR-10's constants (the same for CIFAR, and right for
 //!   the other data sets); the crop pads by an eighth of the image side (4 pixels at 32, 3 at
 //!   Fashion-MNIST's 28); a last batch of a single image is skipped (BatchNorm cannot train on
-//!   it); the random draws come from the job's seed (`crate::rng`), not from PyTorch's
+//!   it); the random draws come from the job's seed (`ltsweep_data::rng`), not from PyTorch's
 //!   generator, so the same seed does not give PyTorch's exact numbers.
 
 use std::collections::HashMap;
@@ -45,8 +45,6 @@ use tch::{Device, Kind, Tensor, nn};
 use crate::augment::{Augment, EpochDraws, Normalize};
 use crate::baselines::{self, BaseObjective};
 use crate::checkpoint::{self, CheckpointError, CheckpointMeta, PartialEpoch};
-use crate::data::list::Split;
-use crate::data::{ClassInfo, DataError, FileData, ImageSet, LongTailData};
 use crate::loader::{Feed, Loader};
 use crate::losses;
 use crate::metrics::Confusion;
@@ -55,6 +53,8 @@ use crate::model_file;
 use crate::network::Network;
 use crate::optim::{self, Sgd};
 use crate::pretrained::{self, InitError};
+use ltsweep_data::list::Split;
+use ltsweep_data::{ClassInfo, DataError, FileData, ImageSet, LongTailData};
 
 mod stage2_input;
 
@@ -310,7 +310,7 @@ impl Trainer {
         let Some(init) = &self.job.model.init else {
             return Ok(());
         };
-        let root = crate::data::DataRoot::new(data_root);
+        let root = ltsweep_data::DataRoot::new(data_root);
         let loaded = pretrained::load(&self.vs, &root, init, &self.job.model.init_skip)?;
         tracing::info!(
             job = %self.job.id,
