@@ -11,7 +11,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ltsweep_proto::{BaseKind, GroupAccuracy, Sampler};
+use ltsweep_domain::{BaseKind, GroupAccuracy, Sampler};
 use prost::Message;
 
 use crate::AnalysisError;

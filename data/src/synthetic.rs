@@ -8,7 +8,7 @@
 
 use std::f64::consts::TAU;
 
-use ltsweep_proto::SyntheticConfig;
+use ltsweep_domain::SyntheticConfig;
 
 use crate::rng::{Rng, purpose};
 use crate::{ImageSet, Splits};

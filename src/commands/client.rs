@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use ltsweep_analysis::SweepRecords;
+use ltsweep_domain::{BaseKind, JobId, JobState, Sampler, SweepId};
 use ltsweep_proto::client::{Connection, Which};
 use ltsweep_proto::token::{Token, read_token_file, sent_in_clear, systemd_credential};
-use ltsweep_proto::{BaseKind, ErrorKind, JobId, JobState, RemoteError, Sampler, SweepId};
+use ltsweep_proto::{ErrorKind, RemoteError};
 
 use crate::cli::{RemoteArgs, StatusArgs, SubmitArgs, SweepArgs};
 use crate::exit::{BadInput, Refused};

@@ -12,7 +12,7 @@ use ltsweep_data::jpeg::{self, transform};
 use ltsweep_data::list::{FileSplit, IMAGE_LIMIT, Lists, image_error};
 use ltsweep_data::pack::{Pack, PackWriter};
 use ltsweep_data::{DataError, DataRoot};
-use ltsweep_proto::{DatasetKind, HeadSplit};
+use ltsweep_domain::{DatasetKind, HeadSplit};
 
 use super::data::{bad_data, read_lists};
 use crate::cli::{DataCheckArgs, DataPackArgs};
@@ -209,11 +209,11 @@ pub fn pack(args: &DataPackArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
-    if args.shorter_side < ltsweep_proto::spec::MIN_CROP {
+    if args.shorter_side < ltsweep_domain::spec::MIN_CROP {
         return Err(BadInput(format!(
             "--shorter-side {} is below {} pixels",
             args.shorter_side,
-            ltsweep_proto::spec::MIN_CROP
+            ltsweep_domain::spec::MIN_CROP
         ))
         .into());
     }

@@ -18,7 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
 use ltsweep_analysis::{Frames, SweepRecords, live_report};
-use ltsweep_proto::{EpochMetrics, GroupAccuracy, JobSpec};
+use ltsweep_domain::{EpochMetrics, GroupAccuracy, JobSpec};
 use serde_json::{Value, json};
 
 use self::http::Endpoint;

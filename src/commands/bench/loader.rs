@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use ltsweep_data::list;
 use ltsweep_data::rng::Rng;
-use ltsweep_proto::{
+use ltsweep_domain::{
     DatasetConfig, DatasetKind, HeadSplit, ListConfig, Normalization, SyntheticConfig,
 };
 use ltsweep_worker::loader::Loader;

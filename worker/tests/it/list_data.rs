@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use ltsweep_data::list::Split;
 use ltsweep_data::{FileData, Prepared};
-use ltsweep_proto::{ClassGroup, JobSpec, Normalization, Shot, Stage2Method, SweepSpec};
+use ltsweep_domain::{ClassGroup, JobSpec, Normalization, Shot, Stage2Method, SweepSpec};
 use ltsweep_worker::loader::Loader;
 use ltsweep_worker::stage2;
 use ltsweep_worker::train::{Outcome, Quiet, Trainer};

@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::path::Path;
 
 use ltsweep_data::longtail;
-use ltsweep_proto::SweepSpec;
+use ltsweep_domain::SweepSpec;
 use ltsweep_worker::train::{Outcome, Quiet, Trainer};
 use tch::Device;
 
