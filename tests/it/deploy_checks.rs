@@ -457,9 +457,11 @@ fn the_head_node_build_checks_and_packs_list_data() {
         "{out}"
     );
 
+    // The pack's --out is the administrator's path; `--packed` names it within --path.
+    let pack = dir.path().join("small.ltpack");
     let (ok, out, err) = run(
         &["data", "pack"],
-        &["--out", "small.ltpack", "--shorter-side", "48"],
+        &["--out", pack.to_str().unwrap(), "--shorter-side", "48"],
     );
     assert!(ok, "{out}{err}");
     assert!(out.contains("packed 10 images"), "{out}");
