@@ -237,7 +237,7 @@ mod tests {
 
     /// The cost of `data pack --shorter-side`, printed as the table in
     /// docs/guide/large-datasets.md
-    /// (`cargo test -p ltsweep-worker --lib pack::tests -- --nocapture`).
+    /// (`cargo test -p ltsweep-data --lib pack::tests -- --nocapture`).
     #[test]
     fn a_smaller_pack_upsamples_more_training_crops() {
         println!("source     side  stored     pixels  upsampled  mean stretch");
