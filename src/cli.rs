@@ -34,7 +34,6 @@ pub enum Command {
     #[cfg(feature = "train")]
     Train(TrainArgs),
     /// Inspect data sets, or write synthetic ones in an official format.
-    #[cfg(feature = "train")]
     #[command(subcommand)]
     Data(DataCommand),
     /// Benchmarks: print our figures (the scripts in bench/ run the peers beside them).
@@ -621,7 +620,6 @@ pub struct TrainArgs {
     pub loader_threads: Option<usize>,
 }
 
-#[cfg(feature = "train")]
 #[derive(Subcommand, Debug)]
 pub enum DataCommand {
     /// The long-tailed training set a spec would train on: counts and class groups.
@@ -636,7 +634,6 @@ pub enum DataCommand {
 }
 
 /// Which list data set: its kind, folder and lists.
-#[cfg(feature = "train")]
 #[derive(clap::Args, Debug, Clone)]
 pub struct ListArgs {
     /// The training list, relative to --path (`relative/path.jpg label` a line, or .json);
@@ -652,7 +649,6 @@ pub struct ListArgs {
     pub packed: Option<String>,
 }
 
-#[cfg(feature = "train")]
 #[derive(clap::Args, Debug)]
 pub struct DataCheckArgs {
     /// list, imagenet-lt, places-lt or inat2018.
@@ -671,7 +667,6 @@ pub struct DataCheckArgs {
     pub threads: Option<usize>,
 }
 
-#[cfg(feature = "train")]
 #[derive(clap::Args, Debug)]
 pub struct DataPackArgs {
     /// list, imagenet-lt, places-lt or inat2018.
@@ -690,7 +685,7 @@ pub struct DataPackArgs {
     /// Images with a longer shorter side are resized to it; smaller ones are copied as they are.
     /// The default keeps a 500 x 375 photograph whole: at 256, 81% of its training crops are
     /// upsampled (33% from the original); docs/guide/large-datasets.md has the table.
-    #[arg(long, default_value_t = ltsweep_worker::data::pack::DEFAULT_SHORTER_SIDE)]
+    #[arg(long, default_value_t = ltsweep_data::pack::DEFAULT_SHORTER_SIDE)]
     pub shorter_side: u32,
     /// JPEG quality of the re-encoded images.
     #[arg(long, default_value_t = 90)]
@@ -700,7 +695,6 @@ pub struct DataPackArgs {
     pub threads: Option<usize>,
 }
 
-#[cfg(feature = "train")]
 #[derive(clap::Args, Debug)]
 pub struct DataSummaryArgs {
     /// cifar10, cifar100, fashion-mnist, mnist, synthetic, or list data: list, imagenet-lt,
@@ -734,14 +728,12 @@ pub struct DataSummaryArgs {
     pub json: bool,
 }
 
-#[cfg(feature = "train")]
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum CifarFormat {
     Cifar10,
     Cifar100,
 }
 
-#[cfg(feature = "train")]
 #[derive(clap::Args, Debug)]
 pub struct DataSynthArgs {
     #[arg(long, value_enum)]

@@ -51,7 +51,7 @@ def reference_losses():
     return module
 
 
-# --- ltsweep's deterministic generator (worker/src/rng.rs), for the same long-tailed subset ---
+# --- ltsweep's deterministic generator (data/src/rng.rs), for the same long-tailed subset ---
 
 MASK = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
@@ -107,7 +107,7 @@ def long_tail_counts(n_max, k, ratio):
 
 
 def long_tailed(labels, ratio, sampling_seed):
-    """The indices ltsweep keeps (worker/src/data/longtail.rs), in file order, and the counts."""
+    """The indices ltsweep keeps (data/src/longtail.rs), in file order, and the counts."""
     k = int(labels.max()) + 1
     by_class = [[] for _ in range(k)]
     for i, label in enumerate(labels.tolist()):

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use ltsweep_worker::data::cifar::{Format, parse};
+use ltsweep_data::cifar::{Format, parse};
 
 fuzz_target!(|data: &[u8]| {
     for format in [Format::Cifar10, Format::Cifar100] {

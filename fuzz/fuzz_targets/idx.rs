@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use ltsweep_worker::data::idx::{Contents, parse_file};
+use ltsweep_data::idx::{Contents, parse_file};
 
 fuzz_target!(|data: &[u8]| {
     for contents in [Contents::Images, Contents::Labels] {

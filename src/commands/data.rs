@@ -3,11 +3,11 @@
 
 use std::path::Path;
 
+use ltsweep_data::list::Lists;
+use ltsweep_data::{ClassInfo, DataError, ImageSet, Splits, cifar, synthetic};
 use ltsweep_domain::{
     ClassGroup, DatasetConfig, DatasetKind, HeadSplit, ListConfig, Shot, SyntheticConfig,
 };
-use ltsweep_worker::data::list::Lists;
-use ltsweep_worker::data::{self, ClassInfo, DataError, ImageSet, Splits, cifar, synthetic};
 use serde_json::json;
 
 use crate::cli::{CifarFormat, DataSummaryArgs, DataSynthArgs, ListArgs};
@@ -70,7 +70,7 @@ pub fn read_lists(
         subset_seed: None,
         list: Some(list_config(kind, lists)?),
     };
-    data::list::read_lists(&config, path).map_err(bad_data)
+    ltsweep_data::list::read_lists(&config, path).map_err(bad_data)
 }
 
 /// Data errors are the user's to fix: a wrong path or a broken file.
@@ -114,7 +114,7 @@ pub fn summary(args: &DataSummaryArgs) -> anyhow::Result<()> {
         );
     }
     let root = args.path.as_deref().unwrap_or(Path::new(""));
-    let data = data::longtail::prepare(&config, root).map_err(bad_data)?;
+    let data = ltsweep_data::longtail::prepare(&config, root).map_err(bad_data)?;
     print_summary(
         &data.classes,
         (

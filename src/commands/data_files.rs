@@ -8,11 +8,11 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use ltsweep_data::jpeg::{self, transform};
+use ltsweep_data::list::{FileSplit, IMAGE_LIMIT, Lists, image_error};
+use ltsweep_data::pack::{Pack, PackWriter};
+use ltsweep_data::{DataError, DataRoot};
 use ltsweep_domain::{DatasetKind, HeadSplit};
-use ltsweep_worker::data::list::{FileSplit, IMAGE_LIMIT, Lists, image_error};
-use ltsweep_worker::data::pack::{Pack, PackWriter};
-use ltsweep_worker::data::{DataError, DataRoot};
-use ltsweep_worker::jpeg::{self, transform};
 
 use super::data::{bad_data, read_lists};
 use crate::cli::{DataCheckArgs, DataPackArgs};

@@ -3,9 +3,7 @@
 mod bench;
 mod client;
 mod coordinator;
-#[cfg(feature = "train")]
 mod data;
-#[cfg(feature = "train")]
 mod data_files;
 mod delete;
 #[cfg(feature = "train")]
@@ -39,7 +37,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Doctor => doctor::run(),
         #[cfg(feature = "train")]
         Command::Train(args) => train::run(&args),
-        #[cfg(feature = "train")]
         Command::Data(command) => match command {
             crate::cli::DataCommand::Summary(args) => data::summary(&args),
             crate::cli::DataCommand::Synth(args) => data::synth(&args),

@@ -29,8 +29,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     for job in spec.jobs() {
         let key = serde_json::to_string(&job.dataset)?;
         if checked.insert(key) {
-            ltsweep_worker::data::prepare(&job.dataset, &args.data_root)
-                .map_err(super::data::bad_data)?;
+            ltsweep_data::prepare(&job.dataset, &args.data_root).map_err(super::data::bad_data)?;
         }
     }
     let devices = super::worker::parse_devices(&args.devices)?;

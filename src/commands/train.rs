@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use ltsweep_data::Prepared;
 use ltsweep_domain::{BaseKind, EpochMetrics, JobSpec, LossPlan, SweepSpec};
-use ltsweep_worker::data::Prepared;
 use ltsweep_worker::train::{self, Observer, Outcome, Trainer};
 
 use crate::cli::TrainArgs;
@@ -23,8 +23,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let data = ltsweep_worker::data::prepare(&job.dataset, &args.data_root)
-        .map_err(super::data::bad_data)?;
+    let data =
+        ltsweep_data::prepare(&job.dataset, &args.data_root).map_err(super::data::bad_data)?;
     let mut trainer = match data {
         Prepared::Memory(data) => Trainer::new(&job, &data, device),
         Prepared::Files(files) => {

@@ -10,7 +10,6 @@ const TRAINING: &[(&str, &str)] = &[
     ("", "train"),
     ("", "run"),
     ("", "doctor"),
-    ("", "data"),
     ("bench", "train"),
     ("bench", "sweep"),
     ("bench", "loader"),
@@ -18,7 +17,7 @@ const TRAINING: &[(&str, &str)] = &[
 
 /// Closes `ltsweep --help` in this build.
 pub const NOTE: &str = "This build has no trainer (built without the `train` feature, for a head \
-node): worker, train, run, doctor, data, bench train, bench sweep and bench loader need a build with the default \
+node): worker, train, run, doctor, bench train, bench sweep and bench loader need a build with the default \
 features (`cargo build --release`).";
 
 /// The error for `words` (the command and its arguments) given to `ltsweep PARENT`.

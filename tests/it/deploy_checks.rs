@@ -2,7 +2,7 @@
 //! the Containerfiles pass Checkov (the skipped checks are in `.checkov.yaml` and the
 //! Containerfiles, each with its reason), `systemd-analyze security` rates every unit below
 //! 3.0, the worker image's library list is all the worker loads, and the head-node build
-//! links no libtorch and refuses the training commands.
+//! links no libtorch, refuses the training commands and checks, summarises and packs list data.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::harness::register;
 use crate::harness::{checkov, head_node_binary};
 use crate::launch::{cpu_workers_k8s_args, gpu_k8s_args, launch, succeeded};
+use crate::list_cli::photos;
 use crate::support::{ltsweep, repo, stderr, stdout};
 
 fn containerfiles() -> Vec<PathBuf> {
@@ -356,7 +357,6 @@ fn the_head_node_build_links_no_libtorch_and_refuses_to_train() {
         &["train", "examples/quickstart.toml", "--out", "runs/x"],
         &["run", "examples/quickstart.toml", "--out", "report/x"],
         &["doctor"],
-        &["data", "summary", "--kind", "synthetic"],
         &["bench", "train"],
         &["bench", "sweep"],
     ] {
@@ -413,6 +413,71 @@ fn the_head_node_build_links_no_libtorch_and_refuses_to_train() {
         "x",
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
+}
+
+register!(the_head_node_build_checks_and_packs_list_data, needs: [HeadNode]);
+fn the_head_node_build_checks_and_packs_list_data() {
+    let binary = head_node_binary().expect("the head-node build, which the harness found");
+    let dir = tempfile::tempdir().unwrap();
+    let photos = photos::photos(&repo().join("worker/tests/data/photos"));
+    let (train, _, test) = photos::write_images(dir.path(), &photos, &[4, 2], 2);
+    photos::write_list(&dir.path().join("train.txt"), &train);
+    photos::write_list(&dir.path().join("test.txt"), &test);
+    let run = |command: &[&str], extra: &[&str]| {
+        let root = dir.path().to_str().unwrap();
+        let lists = [
+            "--kind",
+            "list",
+            "--path",
+            root,
+            "--train-list",
+            "train.txt",
+            "--test-list",
+            "test.txt",
+        ];
+        let output = Command::new(&binary)
+            .args(command)
+            .args(lists)
+            .args(extra)
+            .output()
+            .unwrap();
+        (output.status.success(), stdout(&output), stderr(&output))
+    };
+
+    let (ok, out, err) = run(&["data", "summary", "--json"], &[]);
+    assert!(ok, "{err}");
+    let summary: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(summary["class_counts"], serde_json::json!([4, 2]));
+    assert_eq!(summary["test_total"], 4);
+
+    let (ok, out, err) = run(&["data", "check"], &["--threads", "2"]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("checked 10 images (6 train, 4 test): 0 unreadable"),
+        "{out}"
+    );
+
+    // The pack's --out is the administrator's path; `--packed` names it within --path.
+    let pack = dir.path().join("small.ltpack");
+    let (ok, out, err) = run(
+        &["data", "pack"],
+        &["--out", pack.to_str().unwrap(), "--shorter-side", "48"],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("packed 10 images"), "{out}");
+    let (ok, out, err) = run(&["data", "check"], &["--packed", "small.ltpack"]);
+    assert!(ok, "{out}{err}");
+
+    // A cut-short image is found by decoding it, which a check of the lists alone would miss.
+    let cut = dir.path().join(&test[1].0);
+    let whole = std::fs::read(&cut).unwrap();
+    std::fs::write(&cut, &whole[..whole.len() / 3]).unwrap();
+    let (ok, out, _) = run(&["data", "check"], &[]);
+    assert!(!ok);
+    assert!(
+        out.contains(&format!("{}: truncated JPEG", cut.display())),
+        "{out}"
+    );
 }
 
 /// The subcommands `binary PARENT --help` lists (clap's "Commands:" section), without `help`.

@@ -5,7 +5,7 @@
 //! coordinator and a worker process.
 
 #[path = "../../worker/tests/it/photos.rs"]
-mod photos;
+pub(crate) mod photos;
 
 use std::path::Path;
 use std::time::Duration;

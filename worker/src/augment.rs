@@ -7,7 +7,7 @@
 
 use tch::{Device, Kind, Tensor};
 
-use crate::rng::{Rng, purpose};
+use ltsweep_data::rng::{Rng, purpose};
 
 /// Per-channel normalisation folded into one multiply-add on uint8 values:
 /// `(x / 255 - mean) / std = x * scale + shift`.

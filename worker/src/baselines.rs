@@ -11,7 +11,7 @@ use ltsweep_domain::{BaseLoss, Sampler};
 use tch::{Device, Kind, Tensor};
 
 use crate::losses;
-use crate::rng::{Rng, purpose};
+use ltsweep_data::rng::{Rng, purpose};
 
 /// Per-sample `-log softmax(z_i)[y_i]`, `[N]`.
 fn per_sample_ce(logits: &Tensor, labels: &Tensor) -> Tensor {

@@ -1,10 +1,8 @@
 //! ltsweep's worker: the trainer that runs one job with tch (libtorch), and the runtime that
 //! pulls jobs from a coordinator.
 //!
-//! - [`data`]: CIFAR-10/100, MNIST-style IDX files and the synthetic set, made long-tailed;
-//!   list data (ImageNet-LT, Places-LT, iNaturalist 2018, any JPEG list) and packed copies.
-//! - [`jpeg`]: JPEG decoding and the ImageNet augmentations; [`loader`]: the threads that
-//!   stream list data to the trainer in batches.
+//! - The data sets and the JPEG pipeline are `ltsweep_data`'s, plain Rust without libtorch;
+//!   [`loader`]: the threads that stream list data to the trainer in batches, as tensors.
 //! - [`model`]: the CIFAR ResNet; [`imagenet`]: torchvision's ImageNet ResNets; [`network`]:
 //!   the one a job names; [`pretrained`]: initial weights from a safetensors file;
 //!   [`losses`]: CE, Complement Entropy, Prototype Conformity;
@@ -21,13 +19,13 @@
 //!
 //! ```no_run
 //! use ltsweep_domain::SweepSpec;
-//! use ltsweep_worker::{data, train::{Outcome, Quiet, Trainer}};
+//! use ltsweep_worker::train::{Outcome, Quiet, Trainer};
 //!
 //! let spec = SweepSpec::parse(
 //!     "name = \"demo\"\nseeds = [0]\n[dataset]\nkind = \"synthetic\"\n[train]\nepochs = 2",
 //! )?;
 //! let job = &spec.jobs()[0];
-//! let data = data::longtail::prepare(&job.dataset, std::path::Path::new("."))?;
+//! let data = ltsweep_data::longtail::prepare(&job.dataset, std::path::Path::new("."))?;
 //! let mut trainer = Trainer::new(job, &data, tch::Device::Cpu);
 //! if let Outcome::Finished(result) = trainer.run(&mut Quiet, None)? {
 //!     println!("top-1: {:?}", result.accuracy.acc_all);
@@ -40,10 +38,8 @@ pub mod augment;
 mod backoff;
 pub mod baselines;
 pub mod checkpoint;
-pub mod data;
 pub mod fused;
 pub mod imagenet;
-pub mod jpeg;
 pub mod loader;
 pub mod losses;
 pub mod metrics;
@@ -56,7 +52,6 @@ pub mod pause;
 mod placement;
 pub mod preempt;
 pub mod pretrained;
-pub mod rng;
 pub mod runtime;
 pub mod stage2;
 pub mod train;

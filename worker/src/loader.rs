@@ -1,5 +1,5 @@
 //! The streaming loader of list data: a pool of threads that read, decode, augment and
-//! normalise images ([`crate::jpeg::transform`]) into whole batches, a few batches ahead of the
+//! normalise images ([`FileData::make_image`]) into whole batches, a few batches ahead of the
 //! trainer, in the epoch's order.
 //!
 //! Work is handed out an image at a time, so every thread works on the next batch until it is
@@ -14,18 +14,16 @@
 //! have from there. An image that cannot be read stops the feed with an error naming the file
 //! and the list line; the threads stop when the feed is dropped.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use tch::{Device, Kind, Tensor};
 
-use crate::data::DataError;
-use crate::data::list::{FileData, IMAGE_LIMIT, ImageStore, Split, image_error};
-use crate::jpeg::transform::{Pipeline, Scratch};
-use crate::rng::{Rng, purpose};
+use ltsweep_data::DataError;
+use ltsweep_data::jpeg::transform::{Pipeline, Scratch};
+use ltsweep_data::list::{FileData, Split};
+use ltsweep_data::rng::{Rng, purpose};
 
 /// Batches assembled ahead of the one the trainer takes.
 pub const AHEAD: usize = 2;
@@ -369,56 +367,21 @@ impl Shared {
         scratch: &mut Scratch,
         out: &mut [f32],
     ) -> Result<(), DataError> {
-        let index = self.index(position);
-        let split = self
-            .data
-            .split(self.plan.split)
-            .expect("a feed's split exists");
-        let entry = &split.entries[index];
-        let (path, bytes): (PathBuf, Cow<'_, [u8]>) = match &self.data.images {
-            ImageStore::Files(folder) => {
-                // Opened confined to the data root on every read, not only when the lists were
-                // checked: a link changed since then cannot lead out of it.
-                let path = folder.join(&entry.path);
-                let bytes = self
-                    .data
-                    .data_root
-                    .read(&path, IMAGE_LIMIT, "")
-                    .map_err(|err| image_error(err, split, index))?;
-                (path, Cow::Owned(bytes))
-            }
-            ImageStore::Packed {
-                pack,
-                train,
-                val,
-                test,
-            } => {
-                let records = match self.plan.split {
-                    Split::Train => train,
-                    Split::Val => val,
-                    Split::Test => test,
-                };
-                (
-                    pack.path().join(&entry.path),
-                    Cow::Borrowed(pack.bytes(records[index])),
-                )
-            }
+        let mut rng = match self.plan.mode {
+            Mode::Train { seed, epoch } => Some(Rng::derive(
+                seed,
+                &[purpose::LIST_AUGMENT, u64::from(epoch), position as u64],
+            )),
+            Mode::Eval => None,
         };
-        let made = match self.plan.mode {
-            Mode::Train { seed, epoch } => {
-                let mut rng = Rng::derive(
-                    seed,
-                    &[purpose::LIST_AUGMENT, u64::from(epoch), position as u64],
-                );
-                self.pipeline.train(&bytes, &mut rng, scratch, out)
-            }
-            Mode::Eval => self.pipeline.eval(&bytes, scratch, out),
-        };
-        made.map_err(|e| DataError::Image {
-            path,
-            entry: split.locate(index),
-            detail: e.to_string(),
-        })
+        self.data.make_image(
+            self.plan.split,
+            self.index(position),
+            &self.pipeline,
+            rng.as_mut(),
+            scratch,
+            out,
+        )
     }
 }
 

@@ -3,7 +3,7 @@
 
 use ltsweep_domain::{ClassGroup, ClassMetrics, GroupAccuracy, Shot};
 
-use crate::data::ClassInfo;
+use ltsweep_data::ClassInfo;
 
 /// `counts[true class][predicted class]` on the test set.
 #[derive(Clone, Debug, PartialEq)]

@@ -17,8 +17,8 @@ use safetensors::SafeTensors;
 use safetensors::tensor::Dtype;
 use tch::{Kind, Tensor, nn};
 
-use crate::data::DataError;
-use crate::data::root::{DataRoot, Limit};
+use ltsweep_data::DataError;
+use ltsweep_data::root::{DataRoot, Limit};
 
 const INIT_LIMIT: Limit = Limit {
     bytes: MAX_INIT_BYTES,

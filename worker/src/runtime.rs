@@ -22,9 +22,9 @@ use tch::Device;
 use tokio::sync::watch;
 
 use crate::backoff::Backoff;
-use crate::data::{self, DataError, Prepared};
 use crate::pause::DataPause;
 use crate::train::device_name;
+use ltsweep_data::{DataError, Prepared};
 
 mod blocking;
 mod checkpoint;
@@ -198,7 +198,7 @@ impl Shared {
         if let Some(data) = self.data.lock().expect("data cache").get(&key) {
             return Ok(Arc::clone(data));
         }
-        let data = Arc::new(data::prepare(config, &self.config.data_root)?);
+        let data = Arc::new(ltsweep_data::prepare(config, &self.config.data_root)?);
         let mut cache = self.data.lock().expect("data cache");
         // A few data sets at most: enough for a sweep's axes without holding every one.
         if cache.len() >= 4 {

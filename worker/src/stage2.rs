@@ -39,12 +39,12 @@ use ltsweep_domain::{
 use tch::{Kind, Tensor, nn};
 
 use crate::baselines;
-use crate::data::list::Split;
 use crate::losses;
 use crate::model::{Head, HeadKind, LinearInit, unit};
 use crate::optim::Sgd;
-use crate::rng::{Rng, purpose};
 use crate::train::{Observer, Outcome, TrainError, Trainer, with_seed};
+use ltsweep_data::list::Split;
+use ltsweep_data::rng::{Rng, purpose};
 
 /// How cRT and LWS train: the method's settings.
 #[derive(Clone, Copy, Debug)]

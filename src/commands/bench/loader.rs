@@ -5,12 +5,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use ltsweep_data::list;
+use ltsweep_data::rng::Rng;
 use ltsweep_domain::{
     DatasetConfig, DatasetKind, HeadSplit, ListConfig, Normalization, SyntheticConfig,
 };
-use ltsweep_worker::data::list;
 use ltsweep_worker::loader::Loader;
-use ltsweep_worker::rng::Rng;
 use tch::Device;
 
 use crate::cli::BenchLoaderArgs;

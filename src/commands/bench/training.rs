@@ -3,11 +3,11 @@
 
 use std::time::Instant;
 
+use ltsweep_data::rng::Rng;
+use ltsweep_data::{ClassInfo, ImageSet, LongTailData};
 use ltsweep_domain::{ClassGroup, LossPlan, Shot, SweepSpec};
 use ltsweep_proto::client::Connection;
-use ltsweep_worker::data::{ClassInfo, ImageSet, LongTailData};
 use ltsweep_worker::fused::FusedTrainer;
-use ltsweep_worker::rng::Rng;
 use ltsweep_worker::train::{Trainer, device_name};
 
 use super::{Child, start_coordinator};

@@ -10,8 +10,8 @@ use tch::Device;
 use tokio::sync::mpsc;
 
 use super::Shared;
-use crate::data::{DataError, Prepared};
 use crate::train::{Observer, Outcome, Trainer};
+use ltsweep_data::{DataError, Prepared};
 
 /// What the training thread tells the async side.
 pub(super) enum Event {

@@ -6,8 +6,8 @@ use tch::Device;
 
 use super::*;
 use crate::augment::Normalize;
-use crate::data::{LongTailData, longtail};
 use crate::train::Quiet;
+use ltsweep_data::{LongTailData, longtail};
 
 /// A stage-1 job and its stage-2 jobs on a tiny long-tailed set (6 classes, 60 down to 6
 /// training images), trained 3 epochs: a model biased toward the Head classes.

@@ -16,8 +16,8 @@ use tch::{Kind, Tensor};
 
 use super::{EVAL_BATCH, Memory, Source, TrainError, Trainer};
 use crate::augment::EpochDraws;
-use crate::data::list::Split;
 use crate::loader::Feed;
+use ltsweep_data::list::Split;
 
 /// An epoch of stage 2's training batches: normalised images in the trainer's kind and their
 /// labels, on its device, `train.batch_size` images each. A last batch of a single image is

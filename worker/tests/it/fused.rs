@@ -19,9 +19,9 @@
 
 use std::path::Path;
 
+use ltsweep_data::longtail::{self, LongTailData};
 use ltsweep_domain::{JobResult, JobSpec, SweepSpec};
 use ltsweep_worker::checkpoint;
-use ltsweep_worker::data::longtail::{self, LongTailData};
 use ltsweep_worker::fused::{FusedTrainer, ShapeKey};
 use ltsweep_worker::train::{Observer, Outcome, Quiet, Trainer};
 use tch::{Device, Kind, Tensor};

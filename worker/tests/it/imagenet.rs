@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use ltsweep_data::{DataRoot, longtail};
 use ltsweep_domain::{Arch, JobResult, SweepSpec};
-use ltsweep_worker::data::{DataRoot, longtail};
 use ltsweep_worker::imagenet::{Compute, ImageNetResNet};
 use ltsweep_worker::model::HeadKind;
 use ltsweep_worker::pretrained;

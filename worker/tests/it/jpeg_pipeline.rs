@@ -12,9 +12,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ltsweep_worker::jpeg::transform::{Pipeline, Scratch, resized_size};
-use ltsweep_worker::jpeg::{self, Pixels};
-use ltsweep_worker::rng::Rng;
+use ltsweep_data::jpeg::transform::{Pipeline, Scratch, resized_size};
+use ltsweep_data::jpeg::{self, Pixels};
+use ltsweep_data::rng::Rng;
 
 use crate::photos;
 

@@ -7,9 +7,9 @@ use std::cell::Cell;
 use std::path::Path;
 use std::sync::Arc;
 
+use ltsweep_data::list::Split;
+use ltsweep_data::{FileData, Prepared};
 use ltsweep_domain::{ClassGroup, JobSpec, Normalization, Shot, Stage2Method, SweepSpec};
-use ltsweep_worker::data::list::Split;
-use ltsweep_worker::data::{self, FileData, Prepared};
 use ltsweep_worker::loader::Loader;
 use ltsweep_worker::stage2;
 use ltsweep_worker::train::{Outcome, Quiet, Trainer};
@@ -59,14 +59,16 @@ fn job_of(spec: &SweepSpec) -> JobSpec {
 }
 
 fn files(job: &JobSpec, root: &Path) -> Arc<FileData> {
-    match data::prepare(&job.dataset, root).unwrap() {
+    match ltsweep_data::prepare(&job.dataset, root).unwrap() {
         Prepared::Files(files) => files,
         Prepared::Memory(_) => panic!("list data is streamed"),
     }
 }
 
 fn error_of(job: &JobSpec, root: &Path) -> String {
-    data::prepare(&job.dataset, root).unwrap_err().to_string()
+    ltsweep_data::prepare(&job.dataset, root)
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
@@ -107,7 +109,7 @@ fn lists_and_coco_json_give_exact_counts_and_shots() {
     let from_json = files(&json, f.dir.path());
     assert_eq!(from_json.classes.train_counts, expected);
     assert!(from_json.val.is_none());
-    let pairs = |split: &ltsweep_worker::data::list::FileSplit| -> Vec<(String, u32)> {
+    let pairs = |split: &ltsweep_data::list::FileSplit| -> Vec<(String, u32)> {
         split
             .entries
             .iter()

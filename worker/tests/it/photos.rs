@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use ltsweep_worker::jpeg::{self, Pixels};
-use ltsweep_worker::rng::Rng;
+use ltsweep_data::jpeg::{self, Pixels};
+use ltsweep_data::rng::Rng;
 
 /// The photographs, decoded.
 pub fn photos(dir: &Path) -> Vec<Pixels> {

@@ -4,8 +4,8 @@
 use std::cell::Cell;
 use std::path::Path;
 
+use ltsweep_data::longtail;
 use ltsweep_domain::SweepSpec;
-use ltsweep_worker::data::longtail;
 use ltsweep_worker::train::{Outcome, Quiet, Trainer};
 use tch::Device;
 

@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
+use ltsweep_data::longtail::{self, LongTailData};
 use ltsweep_domain::{JobResult, JobSpec, LossPlan, SweepSpec};
-use ltsweep_worker::data::longtail::{self, LongTailData};
 use ltsweep_worker::train::{Observer, Outcome, Quiet, Trainer};
 use tch::Device;
 

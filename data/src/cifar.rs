@@ -7,8 +7,8 @@
 
 use std::path::Path;
 
-use super::root::{DataRoot, Limit};
-use super::{DataError, ImageSet, Splits, check_labels};
+use crate::root::{DataRoot, Limit};
+use crate::{DataError, ImageSet, Splits, check_labels};
 
 const PIXELS: usize = 3 * 32 * 32;
 /// CIFAR-100's `train.bin`, the largest file, is 154 MB.
@@ -175,7 +175,7 @@ fn write_records(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::synthetic;
+    use crate::synthetic;
     use ltsweep_domain::SyntheticConfig;
 
     fn small(classes: usize) -> Splits {

@@ -5,8 +5,10 @@
 //! The lists are read whole and checked before anything trains: every malformed line, label out
 //! of range, annotation without its image (or image without its annotation) is an error naming
 //! the file and the line (or the JSON entry). The images themselves are read while training, by
-//! [`crate::loader`]; [`prepare`] checks that each one is there first (or in the packed copy).
+//! the worker's loader ([`FileData::make_image`]); [`prepare`] checks that each one is there
+//! first (or in the packed copy).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -14,9 +16,11 @@ use ltsweep_domain::spec::leaves_its_folder;
 use ltsweep_domain::{ClassGroup, DatasetConfig, HeadSplit, ListConfig, Shot};
 use serde::Deserialize;
 
-use super::pack::Pack;
-use super::root::{DataRoot, Limit};
-use super::{ClassInfo, DataError, MAX_LIST_BYTES};
+use crate::jpeg::transform::{Pipeline, Scratch};
+use crate::pack::Pack;
+use crate::rng::Rng;
+use crate::root::{DataRoot, Limit};
+use crate::{ClassInfo, DataError, MAX_LIST_BYTES};
 
 /// The most images one split may list.
 pub const MAX_IMAGES: usize = 20_000_000;
@@ -127,6 +131,62 @@ impl FileData {
             Split::Val => self.val.as_ref(),
             Split::Test => Some(&self.test),
         }
+    }
+
+    /// Reads the image at `index` of `split` and makes it into `out`, `[3, C, C]` floats:
+    /// augmented with draws from `augment` for training, the evaluation crop without. Files are
+    /// opened confined to the data root on every read, not only when the lists were checked: a
+    /// link changed since then cannot lead out of it. An image that cannot be used is an error
+    /// naming its file and the line that lists it.
+    pub fn make_image(
+        &self,
+        split: Split,
+        index: usize,
+        pipeline: &Pipeline,
+        augment: Option<&mut Rng>,
+        scratch: &mut Scratch,
+        out: &mut [f32],
+    ) -> Result<(), DataError> {
+        // Only the validation split can be absent.
+        let list = self
+            .split(split)
+            .ok_or_else(|| DataError::Invalid("the data set has no validation list".to_owned()))?;
+        let entry = &list.entries[index];
+        let (path, bytes): (PathBuf, Cow<'_, [u8]>) = match &self.images {
+            ImageStore::Files(folder) => {
+                let path = folder.join(&entry.path);
+                let bytes = self
+                    .data_root
+                    .read(&path, IMAGE_LIMIT, "")
+                    .map_err(|err| image_error(err, list, index))?;
+                (path, Cow::Owned(bytes))
+            }
+            ImageStore::Packed {
+                pack,
+                train,
+                val,
+                test,
+            } => {
+                let records = match split {
+                    Split::Train => train,
+                    Split::Val => val,
+                    Split::Test => test,
+                };
+                (
+                    pack.path().join(&entry.path),
+                    Cow::Borrowed(pack.bytes(records[index])),
+                )
+            }
+        };
+        let made = match augment {
+            Some(rng) => pipeline.train(&bytes, rng, scratch, out),
+            None => pipeline.eval(&bytes, scratch, out),
+        };
+        made.map_err(|e| DataError::Image {
+            path,
+            entry: list.locate(index),
+            detail: e.to_string(),
+        })
     }
 }
 
@@ -504,7 +564,7 @@ pub fn parse_coco(
     let coco: Coco = serde_json::from_slice(bytes).map_err(|e| {
         bad(format!(
             "{}: not COCO-style annotations ({{\"images\", \"annotations\", \"categories\"}})",
-            super::json_problem(&e)
+            crate::json_problem(&e)
         ))
     })?;
     if coco.images.len() > MAX_IMAGES {
@@ -743,7 +803,7 @@ mod tests {
     fn a_pack_round_trips_and_names_what_it_lacks() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.ltpack");
-        let mut writer = crate::data::pack::PackWriter::create(&path, 256).unwrap();
+        let mut writer = crate::pack::PackWriter::create(&path, 256).unwrap();
         writer.add("a/1.jpg", b"first").unwrap();
         writer.add("b/2.jpg", b"second!").unwrap();
         writer.finish().unwrap();

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use ltsweep_domain::{ClassGroup, DatasetConfig, HeadSplit, Shot};
 
-use super::{DataError, ImageSet, Splits, load_splits};
 use crate::rng::{Rng, purpose};
+use crate::{DataError, ImageSet, Splits, load_splits};
 
 /// What the trainer and the metrics need to know about each class.
 #[derive(Clone, Debug, PartialEq)]
@@ -201,7 +201,7 @@ pub fn make_long_tailed(
 pub fn prepare(config: &DatasetConfig, data_root: &Path) -> Result<LongTailData, DataError> {
     let splits = load_splits(config, data_root)?;
     let name = match &config.path {
-        Some(path) => super::root::join(data_root, path)
+        Some(path) => crate::root::join(data_root, path)
             .unwrap_or_else(|_| data_root.join(path))
             .display()
             .to_string(),
@@ -346,7 +346,7 @@ mod tests {
     #[test]
     fn a_shipped_validation_set_is_taken_as_it_is() {
         let synthetic = |n| {
-            super::super::synthetic::splits(
+            crate::synthetic::splits(
                 4,
                 &ltsweep_domain::SyntheticConfig {
                     train_per_class: n,
@@ -374,7 +374,7 @@ mod tests {
 
     #[test]
     fn a_subset_that_leaves_a_class_empty_is_refused_naming_it() {
-        let splits = crate::data::synthetic::splits(
+        let splits = crate::synthetic::splits(
             10,
             &ltsweep_domain::SyntheticConfig {
                 train_per_class: 50,

@@ -10,8 +10,8 @@ use std::f64::consts::TAU;
 
 use ltsweep_domain::SyntheticConfig;
 
-use super::{ImageSet, Splits};
 use crate::rng::{Rng, purpose};
+use crate::{ImageSet, Splits};
 
 /// A class's noise-free pattern, `[C, S, S]`, in units of the noise's standard deviation.
 fn template(class: usize, channels: usize, size: usize) -> Vec<f32> {

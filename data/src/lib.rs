@@ -1,15 +1,26 @@
-//! Data sets: the files (CIFAR-10/100 binary, MNIST-style IDX) or the synthetic set, made
-//! long-tailed, with each class's group; and list data (JPEGs named by list files), which is
-//! long-tailed as listed and streamed while training.
+//! ltsweep's data sets, in plain Rust on bytes, without libtorch: the files (CIFAR-10/100
+//! binary, MNIST-style IDX) or the synthetic set, made long-tailed, with each class's group; and
+//! list data (JPEGs named by list files), which is long-tailed as listed and streamed while
+//! training.
 //!
-//! Loading is plain Rust on bytes; the trainer turns an [`ImageSet`] into one uint8 tensor on
-//! the training device, and streams a [`FileData`] through [`crate::loader`].
+//! - [`cifar`], [`idx`], [`synthetic`]: the in-memory sets; [`longtail`]: their long-tailed
+//!   subsets and class groups.
+//! - [`list`]: list files (ImageNet-LT, Places-LT, iNaturalist 2018, any JPEG list); [`pack`]:
+//!   packed copies; [`jpeg`]: decoding and the ImageNet augmentations, to plain float buffers.
+//! - [`root`]: the gate every file a spec names is opened through; [`rng`]: the deterministic
+//!   randomness of shuffles, crops and synthetic images.
+//!
+//! The worker turns an [`ImageSet`] into one uint8 tensor on the training device, and streams a
+//! [`FileData`] through its loader, which makes each image with [`list::FileData::make_image`]
+//! into its place in a batch. The head node's build links this crate alone, for `ltsweep data`.
 
 pub mod cifar;
 pub mod idx;
+pub mod jpeg;
 pub mod list;
 pub mod longtail;
 pub mod pack;
+pub mod rng;
 pub mod root;
 pub mod synthetic;
 

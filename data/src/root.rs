@@ -28,7 +28,7 @@ use std::sync::OnceLock;
 
 use ltsweep_domain::spec::leaves_its_folder;
 
-use super::DataError;
+use crate::DataError;
 
 /// The most bytes read from one file, and what such a file is, for the refusal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
 
-use super::root::{DataRoot, Limit};
-use super::{DataError, ImageSet, Splits, check_labels};
+use crate::root::{DataRoot, Limit};
+use crate::{DataError, ImageSet, Splits, check_labels};
 
 const CLASSES: usize = 10;
 const IMAGES_MAGIC: u32 = 0x0803;

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-use super::root::DataRoot;
-use super::{DataError, MAX_LIST_BYTES};
+use crate::root::DataRoot;
+use crate::{DataError, MAX_LIST_BYTES};
 
 /// `ltsweep data pack`'s shorter side when none is given: the smallest of 256, 320, 384 at which
 /// ImageNet's commonest photograph (500 x 375) is stored as it is, so that its training crops are
@@ -83,7 +83,7 @@ impl Pack {
             ));
         }
         let index: Index = serde_json::from_slice(&map[index_at as usize..])
-            .map_err(|e| bad(format!("the index: {}", super::json_problem(&e))))?;
+            .map_err(|e| bad(format!("the index: {}", crate::json_problem(&e))))?;
         let mut by_path = HashMap::with_capacity(index.records.len());
         let mut records = Vec::with_capacity(index.records.len());
         for (i, (name, offset, len)) in index.records.into_iter().enumerate() {
@@ -237,7 +237,7 @@ mod tests {
 
     /// The cost of `data pack --shorter-side`, printed as the table in
     /// docs/guide/large-datasets.md
-    /// (`cargo test -p ltsweep-worker --lib pack::tests -- --nocapture`).
+    /// (`cargo test -p ltsweep-data --lib pack::tests -- --nocapture`).
     #[test]
     fn a_smaller_pack_upsamples_more_training_crops() {
         println!("source     side  stored     pixels  upsampled  mean stretch");
