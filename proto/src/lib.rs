@@ -22,6 +22,7 @@
 //! # Ok::<(), ltsweep_proto::SpecError>(())
 //! ```
 
+pub mod backoff;
 pub mod baseline;
 pub mod checkpoint;
 pub mod client;
@@ -37,9 +38,11 @@ pub mod server;
 pub mod spec;
 pub mod stage2;
 pub mod status;
+pub mod time;
 pub mod token;
 pub mod workers;
 
+pub use backoff::Backoff;
 pub use baseline::{BaseKind, BaseLoss, Sampler};
 pub use convert::ConvertError;
 pub use job::{
@@ -56,7 +59,7 @@ pub use result::{
 pub use spec::{SpecError, SubsetSeed, SweepSpec};
 pub use stage2::{BnMode, NcmFeatures, Stage2Kind, Stage2Method, Stage2Sampler, TauBias};
 pub use status::{JobStatus, SweepCounts, SweepEvent, SweepStatus, SweepSummary};
-pub use workers::{SlurmPlacement, WorkerInfo};
+pub use workers::{SlurmPlacement, WORKER_COLUMNS, WorkerInfo};
 
 /// The generated protocol: messages, `*_client` and `*_server` modules.
 #[allow(clippy::all, missing_docs)]

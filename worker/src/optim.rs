@@ -15,7 +15,22 @@
 
 use std::collections::HashMap;
 
-use tch::Tensor;
+use tch::{Tensor, nn};
+
+/// A store's trainable parameters, sorted by name.
+///
+/// [`Sgd`]'s flat buffer lays the parameters out in the order it is given and a checkpoint's
+/// momentum is matched back to them by name, so every trainer hands them over in this one
+/// order: a resumed or fused run then finds each parameter where the run before left it.
+pub fn trainable_in_name_order(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+    let mut params: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
+    params.sort_by(|a, b| a.0.cmp(&b.0));
+    params
+}
 
 /// Momentum SGD over every parameter at once.
 ///

@@ -23,7 +23,7 @@ use ltsweep_proto::client::{
 use tch::Device;
 use tokio::sync::watch;
 
-use crate::backoff::Backoff;
+use crate::backoff;
 use crate::data::{self, DataError, Prepared};
 use crate::pause::DataPause;
 use crate::train::device_name;
@@ -155,7 +155,7 @@ impl Shared {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             slurm: crate::placement::slurm_placement(),
         };
-        let mut backoff = Backoff::default();
+        let mut backoff = backoff::for_calls();
         loop {
             match self.client.register(&announcement).await {
                 Ok(registered) => {
@@ -176,7 +176,7 @@ impl Shared {
                             "stopped before registering".to_owned(),
                         ));
                     }
-                    backoff.wait("register", &err).await;
+                    backoff::wait(&mut backoff, "register", &err).await;
                 }
                 // A wrong token, a token without the worker role, another protocol: retrying
                 // cannot help.
@@ -218,7 +218,7 @@ async fn run_slot(
     fuser: Option<fuse::Fuser>,
 ) -> Result<(), RuntimeError> {
     let mut shutdown = shared.shutdown.clone();
-    let mut backoff = Backoff::default();
+    let mut backoff = backoff::for_calls();
     while !shared.stopping() {
         if let Some(until) = shared.data_pause.until() {
             tokio::select! {
@@ -261,7 +261,7 @@ async fn run_slot(
                 shared.forget(&registration.worker_id).await;
             }
             Err(err) if err.is_transient() || err.is_exhausted() => {
-                backoff.wait("poll for work", &err).await;
+                backoff::wait(&mut backoff, "poll for work", &err).await;
             }
             Err(err) => return Err(RuntimeError::Refused(err.to_string())),
         }

@@ -391,12 +391,7 @@ impl Trainer {
             vs.set_kind(kind);
             centers.detach().to_kind(kind).set_requires_grad(true)
         };
-        let mut params: Vec<(String, Tensor)> = vs
-            .variables()
-            .into_iter()
-            .filter(|(_, t)| t.requires_grad())
-            .collect();
-        params.sort_by(|a, b| a.0.cmp(&b.0));
+        let params = optim::trainable_in_name_order(&vs);
         let sgd = Sgd::new(
             params,
             job.train.momentum,

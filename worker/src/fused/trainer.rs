@@ -22,7 +22,7 @@ use tch::{Tensor, nn};
 
 use super::model::{FusedResNet, stack_inputs};
 use crate::model::HeadKind;
-use crate::optim::Sgd;
+use crate::optim::{self, Sgd};
 use crate::train::{
     EpochRun, Observer, Outcome, Quiet, TrainError, Trainer, divergence, with_seed,
 };
@@ -91,12 +91,7 @@ impl Fused {
             .map(|m| m.vs.variables().into_iter().collect())
             .collect();
         FusedResNet::load_members(&vs, &vars).map_err(TrainError::NotFusable)?;
-        let mut params: Vec<(String, Tensor)> = vs
-            .variables()
-            .into_iter()
-            .filter(|(_, t)| t.requires_grad())
-            .collect();
-        params.sort_by(|a, b| a.0.cmp(&b.0));
+        let params = optim::trainable_in_name_order(&vs);
         let mut sgd = Sgd::new(
             params,
             first.job().train.momentum,

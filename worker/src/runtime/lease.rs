@@ -9,7 +9,7 @@ use ltsweep_proto::client::{Failure, LeaseId, WorkerId};
 use ltsweep_proto::{EpochMetrics, RemoteError};
 
 use super::Shared;
-use crate::backoff::Backoff;
+use crate::backoff;
 
 /// The async side of one job: its lease, undelivered progress and checkpoint.
 pub(super) struct JobRunner {
@@ -151,7 +151,7 @@ impl JobRunner {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<(), RemoteError>>,
     {
-        let mut backoff = Backoff::default();
+        let mut backoff = backoff::for_calls();
         loop {
             match call().await {
                 Ok(()) => return true,
@@ -164,7 +164,7 @@ impl JobRunner {
                         tracing::warn!(lease = %self.lease_id, "stopping: the {what} is not delivered; the lease will expire");
                         return false;
                     }
-                    backoff.wait(what, &err).await;
+                    backoff::wait(&mut backoff, what, &err).await;
                 }
             }
         }
