@@ -2,7 +2,7 @@
 //! sweep), 3 when the coordinator refuses the caller (token, protocol version), another
 //! program's own code when ltsweep passes its refusal on (sbatch), 1 for any other failure.
 
-use ltsweep_proto::SpecError;
+use ltsweep_domain::SpecError;
 
 /// Marks an error as the user's input being wrong.
 #[derive(Debug, thiserror::Error)]

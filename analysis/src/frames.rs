@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use ltsweep_proto::{ChosenEpoch, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, JobState};
+use ltsweep_domain::{ChosenEpoch, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, JobState};
 use polars::prelude::{
     BooleanChunked, Column, DataFrame, DataType, NamedFrom, ParquetReader, ParquetWriter,
     PolarsError, SerReader,
@@ -353,7 +353,7 @@ fn axis_names(records: &SweepRecords) -> Result<Vec<String>, AnalysisError> {
 }
 
 /// A job's stage-2 method and settings, `tau_norm(tau=1)`; `none` for a stage-1 job.
-pub(crate) fn stage2_label(spec: &ltsweep_proto::JobSpec) -> String {
+pub(crate) fn stage2_label(spec: &ltsweep_domain::JobSpec) -> String {
     spec.stage2
         .as_ref()
         .map_or_else(|| NO_STAGE2.to_owned(), |s| s.method.to_string())

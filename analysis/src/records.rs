@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use ltsweep_proto::{JobResult, JobSpec, JobState, SweepStatus};
+use ltsweep_domain::{JobResult, JobSpec, JobState, SweepStatus};
 
 use crate::AnalysisError;
 

@@ -3,7 +3,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use ltsweep_proto::{BaseKind, Sampler};
+use ltsweep_domain::{BaseKind, Sampler};
 
 use crate::AnalysisError;
 use crate::figures::{Curves, Figure1};

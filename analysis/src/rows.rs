@@ -1,7 +1,7 @@
 //! The frames read back into typed rows: the report's computations run on these, so a report
 //! made from an export is the same as one made from records.
 
-use ltsweep_proto::{BaseKind, ClassGroup, GroupAccuracy, JobState, LossPlan, Sampler, Shot};
+use ltsweep_domain::{BaseKind, ClassGroup, GroupAccuracy, JobState, LossPlan, Sampler, Shot};
 use polars::prelude::{Column, DataFrame};
 
 use crate::AnalysisError;

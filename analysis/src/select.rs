@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use ltsweep_proto::{BaseKind, GroupAccuracy, JobState, LossPlan, Sampler, Stage2Kind};
+use ltsweep_domain::{BaseKind, GroupAccuracy, JobState, LossPlan, Sampler, Stage2Kind};
 
 use crate::AnalysisError;
 use crate::rows::{JobRow, Tidy};

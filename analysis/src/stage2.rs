@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use ltsweep_proto::Stage2Kind;
+use ltsweep_domain::Stage2Kind;
 
 /// `crt(epochs=10,lr=0.1)`: a method and its settings in the label's order.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -82,7 +82,7 @@ impl fmt::Display for MethodLabel {
 
 #[cfg(test)]
 mod tests {
-    use ltsweep_proto::{BnMode, NcmFeatures, Stage2Method, Stage2Sampler, TauBias};
+    use ltsweep_domain::{BnMode, NcmFeatures, Stage2Method, Stage2Sampler, TauBias};
 
     use super::*;
 

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use ltsweep_proto::{
+use ltsweep_domain::{
     AxisValue, BaseKind, ClassGroup, GroupAccuracy, JobState, LossPlan, Sampler, Shot,
 };
 

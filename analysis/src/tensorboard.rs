@@ -10,8 +10,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use ltsweep_proto::time::unix_ms_now;
-use ltsweep_proto::{BaseKind, GroupAccuracy, Sampler};
+use ltsweep_domain::time::unix_ms_now;
+use ltsweep_domain::{BaseKind, GroupAccuracy, Sampler};
 use prost::Message;
 
 use crate::AnalysisError;

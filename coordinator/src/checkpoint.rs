@@ -15,8 +15,8 @@
 use std::path::{Path, PathBuf};
 
 use futures::{Stream, StreamExt};
-use ltsweep_proto::JobId;
-use ltsweep_proto::checkpoint::{self, CheckpointHeader, ChunkError, Verifier};
+use ltsweep_domain::JobId;
+use ltsweep_proto::chunks::{self, CheckpointHeader, ChunkError, Verifier};
 use ltsweep_proto::pb;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -276,7 +276,7 @@ impl StoredFile {
     }
 
     /// The file as the checkpoint chunks of a download: `header`, then data chunks of
-    /// [`checkpoint::CHUNK_BYTES`], each read from disk only when the client has taken the one
+    /// [`chunks::CHUNK_BYTES`], each read from disk only when the client has taken the one
     /// before. `held` (a stream permit) lives as long as the stream.
     pub(crate) fn chunks<H: Send + 'static>(
         self,
@@ -291,7 +291,7 @@ impl StoredFile {
                 if sent == stored.size {
                     return Ok(None);
                 }
-                let want = (stored.size - sent).min(checkpoint::CHUNK_BYTES as u64) as usize;
+                let want = (stored.size - sent).min(chunks::CHUNK_BYTES as u64) as usize;
                 let mut bytes = vec![0; want];
                 let io = |e: std::io::Error| {
                     tonic::Status::from(CoordinatorError::storage(&stored.path, e))
@@ -316,7 +316,7 @@ fn check_file(
     use std::io::{Read, Seek};
     let size = file.metadata()?.len();
     let mut verifier = Verifier::new(size, sha256);
-    let mut buffer = vec![0; checkpoint::CHUNK_BYTES];
+    let mut buffer = vec![0; chunks::CHUNK_BYTES];
     loop {
         let read = file.read(&mut buffer)?;
         if read == 0 {
@@ -399,7 +399,7 @@ pub(crate) fn dropped_models(scheduler: &Scheduler, changes: &[Change]) -> Vec<(
 
 /// A SHA-256 as a header carries it: 64 hex digits, either case; answered in lowercase.
 pub(crate) fn parse_sha256(text: &str) -> Result<String> {
-    if checkpoint::is_sha256(text) {
+    if chunks::is_sha256(text) {
         Ok(text.to_ascii_lowercase())
     } else {
         Err(CoordinatorError::invalid(
@@ -411,7 +411,7 @@ pub(crate) fn parse_sha256(text: &str) -> Result<String> {
 
 #[cfg(test)]
 mod tests {
-    use ltsweep_proto::checkpoint::sha256_hex;
+    use ltsweep_proto::chunks::sha256_hex;
     use ltsweep_proto::pb::checkpoint_chunk::Part;
 
     use super::*;

@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use ltsweep_proto::time::unix_ms_now;
+use ltsweep_domain::time::unix_ms_now;
 
 /// Milliseconds since the unix epoch, as of the coordinator's start plus the monotonic time
 /// since.

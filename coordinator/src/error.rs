@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
+use ltsweep_domain::SpecError;
 use ltsweep_proto::server::{Refusal, SameToken};
-use ltsweep_proto::{ConvertError, ErrorKind, SpecError};
+use ltsweep_proto::{ConvertError, ErrorKind};
 use tonic::{Code, Status};
 
 use crate::scheduler::SchedulerError;

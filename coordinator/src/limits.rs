@@ -5,7 +5,7 @@
 //! A holder of the token must not be able to exhaust the coordinator's memory or disk, so every
 //! input that the coordinator stores has a limit. Each refusal names the limit and the flag of
 //! `ltsweep coordinator` that changes it. Limits of the spec itself (name length, paths, the
-//! synthetic data set's sizes) live with the spec in `ltsweep-proto`, so that `ltsweep
+//! synthetic data set's sizes) live with the spec in `ltsweep-domain`, so that `ltsweep
 //! validate` refuses the same specs.
 
 use std::path::Path;
@@ -154,7 +154,7 @@ impl Limits {
     /// and for a checkpoint chunk.
     pub(crate) fn worker_message_bytes(&self) -> usize {
         self.max_result_bytes
-            .max(ltsweep_proto::checkpoint::CHUNK_BYTES)
+            .max(ltsweep_proto::chunks::CHUNK_BYTES)
             .saturating_add(1 << 20)
     }
 

@@ -23,7 +23,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures::Stream;
-use ltsweep_proto::{SweepId, pb};
+use ltsweep_domain::SweepId;
+use ltsweep_proto::pb;
 use tokio::sync::{Notify, broadcast, watch};
 use tonic::{Request, Response, Status};
 use tracing::info;

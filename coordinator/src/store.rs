@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use ltsweep_proto::{JobId, JobResult, JobSpec, SweepId, SweepSpec, pb};
+use ltsweep_domain::{JobId, JobResult, JobSpec, SweepId, SweepSpec};
+use ltsweep_proto::pb;
 use prost::Message;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 

@@ -91,8 +91,6 @@ impl Interceptor for Auth {
     }
 }
 
-pub use crate::job::{LeaseId, WorkerId};
-
 pub type WorkerClient = WorkerServiceClient<InterceptedService<Channel, Auth>>;
 pub type SweepClient = SweepServiceClient<InterceptedService<Channel, Auth>>;
 

@@ -1,19 +1,23 @@
 //! Conversions between the wire messages ([`crate::pb`]) and the domain types, made at the
 //! boundary: a missing or unknown field becomes a [`ConvertError`] naming the field.
 
-use crate::baseline::{BaseLoss, Sampler};
-use crate::job::Stage2;
-use crate::job::{
+use crate::pb;
+use ltsweep_domain::arch::{Arch, Precision};
+use ltsweep_domain::baseline::{BaseLoss, Sampler};
+use ltsweep_domain::job::Stage2;
+use ltsweep_domain::job::{
     AxisValue, ClassScope, CompMode, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec,
     JobState, ListConfig, LossConfig, LossPlan, LrSchedule, ModelConfig, Normalization, SweepId,
     SyntheticConfig, TrainConfig,
 };
-use crate::model::{Arch, Precision};
-use crate::pb;
-use crate::result::{
+use ltsweep_domain::result::{
     ClassGroup, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, PosthocAccuracy, Shot,
 };
-use crate::stage2::{BnMode, NcmFeatures, Stage2Method, Stage2Sampler, TauBias};
+use ltsweep_domain::stage2::{BnMode, NcmFeatures, Stage2Method, Stage2Sampler, TauBias};
+
+mod status;
+
+pub use status::slurm_placement_from;
 
 /// A message that lacks a field or holds a value this version does not know.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -131,19 +135,15 @@ impl From<JobState> for pb::JobState {
     }
 }
 
-impl TryFrom<i32> for JobState {
-    type Error = ConvertError;
-
-    /// From the wire value of a `pb::JobState` field.
-    fn try_from(value: i32) -> Result<Self, ConvertError> {
-        match pb::JobState::try_from(value) {
-            Ok(pb::JobState::Pending) => Ok(JobState::Pending),
-            Ok(pb::JobState::Running) => Ok(JobState::Running),
-            Ok(pb::JobState::Succeeded) => Ok(JobState::Succeeded),
-            Ok(pb::JobState::Failed) => Ok(JobState::Failed),
-            Ok(pb::JobState::Cancelled) => Ok(JobState::Cancelled),
-            _ => Err(unknown("job.state")),
-        }
+/// A job state from the wire value of a `pb::JobState` field.
+pub fn job_state_from(value: i32) -> Result<JobState, ConvertError> {
+    match pb::JobState::try_from(value) {
+        Ok(pb::JobState::Pending) => Ok(JobState::Pending),
+        Ok(pb::JobState::Running) => Ok(JobState::Running),
+        Ok(pb::JobState::Succeeded) => Ok(JobState::Succeeded),
+        Ok(pb::JobState::Failed) => Ok(JobState::Failed),
+        Ok(pb::JobState::Cancelled) => Ok(JobState::Cancelled),
+        _ => Err(unknown("job.state")),
     }
 }
 
@@ -780,7 +780,7 @@ impl TryFrom<pb::JobResult> for JobResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::SweepSpec;
+    use ltsweep_domain::SweepSpec;
 
     #[test]
     fn job_specs_survive_the_wire() {

@@ -7,11 +7,10 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use ltsweep_analysis::SweepRecords;
+use ltsweep_domain::{BaseKind, JobId, JobState, Sampler, SweepId, WORKER_COLUMNS};
 use ltsweep_proto::client::{Connection, Which};
 use ltsweep_proto::token::{Token, read_token_file, sent_in_clear, systemd_credential};
-use ltsweep_proto::{
-    BaseKind, ErrorKind, JobId, JobState, RemoteError, Sampler, SweepId, WORKER_COLUMNS,
-};
+use ltsweep_proto::{ErrorKind, RemoteError};
 
 use crate::cli::{RemoteArgs, StatusArgs, SubmitArgs, SweepArgs};
 use crate::exit::{BadInput, Refused};
@@ -355,7 +354,7 @@ pub fn workers(remote: &RemoteArgs) -> anyhow::Result<()> {
             .await
             .map_err(|e| remote_error(e, remote))
     })?;
-    let now = ltsweep_proto::time::unix_ms_now();
+    let now = ltsweep_domain::time::unix_ms_now();
     let header: Vec<String> = WORKER_COLUMNS.iter().map(|s| (*s).to_owned()).collect();
     let rows: Vec<Vec<String>> = workers.iter().map(|w| w.row(now).to_vec()).collect();
     print!("{}", crate::table::render(&header, &rows));

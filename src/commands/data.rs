@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use ltsweep_proto::{
+use ltsweep_domain::{
     ClassGroup, DatasetConfig, DatasetKind, HeadSplit, ListConfig, Shot, SyntheticConfig,
 };
 use ltsweep_worker::data::list::Lists;
@@ -32,8 +32,8 @@ pub fn list_config(kind: DatasetKind, lists: &ListArgs) -> anyhow::Result<ListCo
             .clone()
             .or_else(|| preset.and_then(|p| p.val.map(str::to_owned))),
         test: named("--test-list", &lists.test_list, preset.map(|p| p.test))?,
-        crop_size: ltsweep_proto::spec::DEFAULT_CROP,
-        resize_size: ltsweep_proto::spec::DEFAULT_CROP * 8 / 7,
+        crop_size: ltsweep_domain::spec::DEFAULT_CROP,
+        resize_size: ltsweep_domain::spec::DEFAULT_CROP * 8 / 7,
         color_jitter: 0.0,
         normalization: kind.normalization(),
         reduced_decode: true,

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use ltsweep_proto::{DatasetKind, HeadSplit};
+use ltsweep_domain::{DatasetKind, HeadSplit};
 use ltsweep_worker::data::list::{FileSplit, IMAGE_LIMIT, Lists, image_error};
 use ltsweep_worker::data::pack::{Pack, PackWriter};
 use ltsweep_worker::data::{DataError, DataRoot};
@@ -209,11 +209,11 @@ pub fn pack(args: &DataPackArgs) -> anyhow::Result<()> {
         ))
         .into());
     }
-    if args.shorter_side < ltsweep_proto::spec::MIN_CROP {
+    if args.shorter_side < ltsweep_domain::spec::MIN_CROP {
         return Err(BadInput(format!(
             "--shorter-side {} is below {} pixels",
             args.shorter_side,
-            ltsweep_proto::spec::MIN_CROP
+            ltsweep_domain::spec::MIN_CROP
         ))
         .into());
     }

@@ -1,6 +1,6 @@
 //! `ltsweep delete SWEEP`.
 
-use ltsweep_proto::SweepId;
+use ltsweep_domain::SweepId;
 
 use super::client::{block_on, connect, remote_error};
 use crate::cli::SweepArgs;

@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, HashMap};
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
 use ltsweep_analysis::{Frames, SweepRecords, live_report};
-use ltsweep_proto::time::unix_ms_now;
-use ltsweep_proto::{EpochMetrics, GroupAccuracy, JobSpec};
+use ltsweep_domain::time::unix_ms_now;
+use ltsweep_domain::{EpochMetrics, GroupAccuracy, JobSpec};
 use serde_json::{Value, json};
 
 use self::http::Endpoint;

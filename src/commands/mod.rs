@@ -27,7 +27,7 @@ mod worker;
 use std::path::Path;
 
 use anyhow::Context;
-use ltsweep_proto::SweepSpec;
+use ltsweep_domain::SweepSpec;
 
 use crate::cli::{Cli, Command};
 use crate::exit::BadInput;

@@ -2,7 +2,7 @@
 //! `safetensors` package opens (`safetensors.torch.load_file`).
 
 use anyhow::Context;
-use ltsweep_proto::{JobId, SweepId};
+use ltsweep_domain::{JobId, SweepId};
 
 use super::client::{block_on, connect, remote_error};
 use crate::cli::ModelArgs;

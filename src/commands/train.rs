@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use ltsweep_proto::{BaseKind, EpochMetrics, JobSpec, LossPlan, SweepSpec};
+use ltsweep_domain::{BaseKind, EpochMetrics, JobSpec, LossPlan, SweepSpec};
 use ltsweep_worker::data::Prepared;
 use ltsweep_worker::train::{self, Observer, Outcome, Trainer};
 

@@ -41,8 +41,8 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<()> {
     }
     let axes = spec.axes();
     // Base loss and sampler are shown when the spec names anything but the defaults.
-    let show_base = spec.bases() != [ltsweep_proto::BaseKind::Ce];
-    let show_sampler = spec.samplers() != [ltsweep_proto::Sampler::Instance];
+    let show_base = spec.bases() != [ltsweep_domain::BaseKind::Ce];
+    let show_sampler = spec.samplers() != [ltsweep_domain::Sampler::Instance];
     let mut header = vec!["#".to_owned(), "id".to_owned()];
     if show_base {
         header.push("base".to_owned());
@@ -58,7 +58,7 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<()> {
         header.extend(["stage 2".to_owned(), "after".to_owned()]);
     }
     // A stage-2 job waits for its stage-1 job: shown by that job's row number.
-    let row_of: std::collections::HashMap<&ltsweep_proto::JobId, usize> = jobs
+    let row_of: std::collections::HashMap<&ltsweep_domain::JobId, usize> = jobs
         .iter()
         .enumerate()
         .map(|(i, job)| (&job.id, i + 1))

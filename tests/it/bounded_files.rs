@@ -2,7 +2,7 @@
 //! download is sent from disk a chunk at a time under a stream permit, so stalled downloads
 //! cost what their transport buffers hold, not the file.
 
-use ltsweep_proto::checkpoint::{CheckpointHeader, Verifier, chunks};
+use ltsweep_proto::chunks::{CheckpointHeader, Verifier, chunks};
 use ltsweep_proto::client::Connection;
 use ltsweep_proto::pb;
 use ltsweep_proto::pb::checkpoint_chunk::Part;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use ltsweep_proto::JobResult;
+use ltsweep_domain::JobResult;
 use serde_json::Value;
 
 use crate::cluster_support::{TestCluster, assert_one_result_per_job};

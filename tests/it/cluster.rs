@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use ltsweep_proto::{GroupAccuracy, JobResult, JobSpec, PROTOCOL_VERSION, pb};
+use ltsweep_domain::{GroupAccuracy, JobResult, JobSpec};
+use ltsweep_proto::{PROTOCOL_VERSION, pb};
 use serde_json::Value;
 use tonic::Code;
 
@@ -210,7 +211,7 @@ fn a_late_completion_with_a_stale_lease_is_refused_and_changes_nothing() {
             .unwrap();
     };
     heartbeat(&mut prompt);
-    let sweep_id = ltsweep_proto::SweepId(sweep.clone());
+    let sweep_id = ltsweep_domain::SweepId(sweep.clone());
     let status = cluster
         .block_on(
             connection

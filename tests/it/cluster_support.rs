@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use ltsweep_domain::{JobResult, JobState, SweepId, SweepStatus};
 use ltsweep_proto::client::{Connection, Which};
-use ltsweep_proto::{JobResult, JobState, SweepId, SweepStatus, pb};
+use ltsweep_proto::pb;
 
 use crate::support::{ltsweep, wait_until};
 

@@ -181,9 +181,9 @@ fn a_coordinator_under_hostile_input_refuses_each_limit_and_loses_nothing() {
                 worker_id: worker.clone(),
                 lease_id: lease.lease_id.clone(),
                 result: Some(
-                    ltsweep_proto::JobResult {
+                    ltsweep_domain::JobResult {
                         device: "cpu".into(),
-                        ..ltsweep_proto::JobResult::blank(&job.try_into().unwrap())
+                        ..ltsweep_domain::JobResult::blank(&job.try_into().unwrap())
                     }
                     .into(),
                 ),

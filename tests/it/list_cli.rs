@@ -10,7 +10,7 @@ mod photos;
 use std::path::Path;
 use std::time::Duration;
 
-use ltsweep_proto::{JobResult, Stage2Method};
+use ltsweep_domain::{JobResult, Stage2Method};
 use serde_json::Value;
 
 use crate::cluster_support::TestCluster;

@@ -13,8 +13,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Buf;
+use ltsweep_domain::JobState;
 use ltsweep_proto::client::{Connection, Which};
-use ltsweep_proto::{JobState, pb};
+use ltsweep_proto::pb;
 use tonic::Code;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ltsweep_proto::JobResult;
+use ltsweep_domain::JobResult;
 use serde_json::Value;
 
 use crate::cluster_support::{Process, TestCluster};

@@ -10,7 +10,8 @@
 
 use std::time::Duration;
 
-use ltsweep_proto::{JobResult, pb};
+use ltsweep_domain::JobResult;
+use ltsweep_proto::pb;
 use serde_json::Value;
 
 use crate::cluster_support::{TOKEN, TestCluster, tiny_spec};

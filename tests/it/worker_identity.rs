@@ -3,9 +3,10 @@
 //! exactly as a call on a lease never issued), and a flood of registrations leaves the worker
 //! list and the page's worker table working.
 
-use ltsweep_proto::checkpoint::{self, CheckpointHeader};
+use ltsweep_domain::SweepId;
+use ltsweep_proto::chunks::{self, CheckpointHeader};
 use ltsweep_proto::client::Connection;
-use ltsweep_proto::{SweepId, pb};
+use ltsweep_proto::pb;
 use tonic::Code;
 
 use crate::cluster_support::TOKEN;
@@ -40,15 +41,15 @@ fn refusal<T: std::fmt::Debug>(answer: Result<T, tonic::Status>, lease: &str) ->
 }
 
 fn result_of(job: &pb::JobSpec, accuracy: f64) -> pb::JobResult {
-    let spec: ltsweep_proto::JobSpec = job.clone().try_into().expect("the leased job's spec");
-    ltsweep_proto::JobResult {
-        accuracy: ltsweep_proto::GroupAccuracy {
+    let spec: ltsweep_domain::JobSpec = job.clone().try_into().expect("the leased job's spec");
+    ltsweep_domain::JobResult {
+        accuracy: ltsweep_domain::GroupAccuracy {
             acc_all: Some(accuracy),
             ..Default::default()
         },
         train_seconds: 1.0,
         device: "cpu".into(),
-        ..ltsweep_proto::JobResult::blank(&spec)
+        ..ltsweep_domain::JobResult::blank(&spec)
     }
     .into()
 }
@@ -131,7 +132,7 @@ fn a_second_worker_cannot_find_use_or_end_another_workers_lease() {
         let bytes = vec![7u8; 1024];
         let upload = |lease: &str, epoch: u32| {
             let header = CheckpointHeader::of(lease, epoch, &bytes);
-            tokio_stream::iter(checkpoint::chunks(&header, bytes.clone()).collect::<Vec<_>>())
+            tokio_stream::iter(chunks::chunks(&header, bytes.clone()).collect::<Vec<_>>())
         };
         let forged_checkpoint = intruder_calls.upload_checkpoint(upload(&live, 1)).await;
         assert_eq!(refusal(forged_checkpoint, &live), on_made_up);
@@ -177,7 +178,7 @@ fn a_second_worker_cannot_find_use_or_end_another_workers_lease() {
             .unwrap();
         let model = vec![3u8; 2048];
         let header = CheckpointHeader::of(&live, 1, &model);
-        let chunks: Vec<_> = checkpoint::chunks(&header, model.clone()).collect();
+        let chunks: Vec<_> = chunks::chunks(&header, model.clone()).collect();
         honest_calls
             .upload_model(tokio_stream::iter(chunks))
             .await
@@ -200,7 +201,7 @@ fn a_second_worker_cannot_find_use_or_end_another_workers_lease() {
         assert_eq!(results[0].accuracy.acc_all, Some(0.5));
         let kept = connection
             .sweep_api()
-            .model(&sweep, &ltsweep_proto::JobId(job.job_id.clone()))
+            .model(&sweep, &ltsweep_domain::JobId(job.job_id.clone()))
             .await
             .unwrap();
         assert_eq!(kept, model, "the kept model is the honest worker's");

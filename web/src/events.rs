@@ -12,10 +12,10 @@ use axum::extract::{Path, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::{Stream, stream};
-use ltsweep_proto::SweepId;
+use ltsweep_domain::SweepId;
+use ltsweep_domain::status::SweepEvent;
 use ltsweep_proto::client::Watch;
 use ltsweep_proto::server::Caller;
-use ltsweep_proto::status::SweepEvent;
 use serde::Serialize;
 
 use crate::AppState;

@@ -8,11 +8,12 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
+use ltsweep_domain::status::{JobStatus, SweepCounts};
+use ltsweep_domain::time::{ago, unix_ms_now};
+use ltsweep_domain::{SweepId, WORKER_COLUMNS, WorkerInfo};
+use ltsweep_proto::RemoteError;
 use ltsweep_proto::client::Which;
 use ltsweep_proto::server::Caller;
-use ltsweep_proto::status::{JobStatus, SweepCounts};
-use ltsweep_proto::time::{ago, unix_ms_now};
-use ltsweep_proto::{RemoteError, SweepId, WORKER_COLUMNS, WorkerInfo};
 
 use crate::AppState;
 use crate::auth::same_origin;
@@ -352,7 +353,7 @@ mod tests {
     fn a_job_row_carries_its_state_and_escapes_its_error() {
         let job = JobStatus::try_from(pb::JobStatus {
             job_id: "j1".into(),
-            plan: Some(ltsweep_proto::LossPlan::CE_ONLY.into()),
+            plan: Some(ltsweep_domain::LossPlan::CE_ONLY.into()),
             seed: 2,
             state: pb::JobState::Failed.into(),
             epoch: 3,

@@ -18,10 +18,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use ltsweep_analysis::{Frames, LiveReport, PlanRow, SweepRecords, live_report};
-use ltsweep_proto::SweepId;
+use ltsweep_domain::SweepId;
+use ltsweep_domain::status::SweepStatus;
 use ltsweep_proto::client::{SweepApi, Which};
 use ltsweep_proto::server::Caller;
-use ltsweep_proto::status::SweepStatus;
 
 use crate::AppState;
 use crate::html::escape;

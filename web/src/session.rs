@@ -19,8 +19,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use ltsweep_domain::time::unix_ms_now;
 use ltsweep_proto::server::{Access, Caller};
-use ltsweep_proto::time::unix_ms_now;
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 

@@ -7,7 +7,7 @@
 //! repository writes them (a weighted loss is PyTorch's weighted mean, `Σ w_y l / Σ w_y`), the
 //! logit-adjusted loss as Menon et al. define it.
 
-use ltsweep_proto::{BaseLoss, Sampler};
+use ltsweep_domain::{BaseLoss, Sampler};
 use tch::{Device, Kind, Tensor};
 
 use crate::losses;

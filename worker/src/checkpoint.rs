@@ -9,7 +9,7 @@
 
 use std::io::Cursor;
 
-use ltsweep_proto::EpochMetrics;
+use ltsweep_domain::EpochMetrics;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 

@@ -19,7 +19,7 @@
 //! activations. The weights stay float32 in either case, so the optimiser, checkpoints and
 //! pretrained files do not change with the precision.
 
-use ltsweep_proto::{Arch, Precision};
+use ltsweep_domain::{Arch, Precision};
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 

@@ -20,7 +20,7 @@
 //!   worker runs in, and its readiness file.
 //!
 //! ```no_run
-//! use ltsweep_proto::SweepSpec;
+//! use ltsweep_domain::SweepSpec;
 //! use ltsweep_worker::{data, train::{Outcome, Quiet, Trainer}};
 //!
 //! let spec = SweepSpec::parse(

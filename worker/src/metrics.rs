@@ -1,7 +1,7 @@
 //! Test-set metrics from a confusion matrix: top-1 accuracy by class group, per-class recall and
 //! precision.
 
-use ltsweep_proto::{ClassGroup, ClassMetrics, GroupAccuracy, Shot};
+use ltsweep_domain::{ClassGroup, ClassMetrics, GroupAccuracy, Shot};
 
 use crate::data::ClassInfo;
 

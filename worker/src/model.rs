@@ -9,7 +9,7 @@
 //! and eps 1e-5. tch's own BatchNorm default draws the scale from Uniform(0, 1): in a PyTorch
 //! trainer of the Fashion-MNIST-LT recipe that alone cost 3.7 points All and 5.8 Tail.
 
-use ltsweep_proto::BaseLoss;
+use ltsweep_domain::BaseLoss;
 use tch::Tensor;
 use tch::nn::{self, ModuleT};
 

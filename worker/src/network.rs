@@ -2,7 +2,7 @@
 //! torchvision's ImageNet ResNets named by `model.arch` ([`crate::imagenet`]), each with the
 //! classifier its base loss needs (the cosine one for LDAM-DRW).
 
-use ltsweep_proto::{Arch, JobSpec};
+use ltsweep_domain::{Arch, JobSpec};
 use tch::Tensor;
 use tch::nn::{self, ModuleT};
 

@@ -1,7 +1,7 @@
 //! What a cluster learns from a worker: the Slurm job it runs in, and (for a Kubernetes
 //! readiness probe) a file that says it registered.
 
-use ltsweep_proto::SlurmPlacement;
+use ltsweep_domain::SlurmPlacement;
 
 /// Creates the file `LTSWEEP_READY_FILE` names, if set, once the worker is registered: a
 /// Kubernetes readiness probe tests for it.

@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use ltsweep_proto::spec::MAX_INIT_BYTES;
+use ltsweep_domain::spec::MAX_INIT_BYTES;
 use safetensors::SafeTensors;
 use safetensors::tensor::Dtype;
 use tch::{Kind, Tensor, nn};

@@ -16,10 +16,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ltsweep_proto::DatasetConfig;
-use ltsweep_proto::client::{
-    Connection, Polled, Registration as Announcement, WorkerApi, WorkerId,
-};
+use ltsweep_domain::{DatasetConfig, WorkerId};
+use ltsweep_proto::client::{Connection, Polled, Registration as Announcement, WorkerApi};
 use tch::Device;
 use tokio::sync::watch;
 

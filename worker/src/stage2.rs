@@ -33,7 +33,7 @@
 
 use std::time::Instant;
 
-use ltsweep_proto::{
+use ltsweep_domain::{
     BnMode, EpochMetrics, NcmFeatures, Sampler, Stage2Method, Stage2Sampler, TauBias,
 };
 use tch::{Kind, Tensor, nn};

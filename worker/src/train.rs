@@ -36,7 +36,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use ltsweep_proto::{
+use ltsweep_domain::{
     BaseKind, ClassScope, CompMode, EpochMetrics, GroupAccuracy, JobResult, JobSpec,
     PosthocAccuracy,
 };

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::path::Path;
 
 use ltsweep_analysis::{AnalysisError, Frames, write_report};
-use ltsweep_proto::JobState;
+use ltsweep_domain::JobState;
 use polars::prelude::{Column, DataFrame, ParquetReader, ParquetWriter, SerReader};
 
 use crate::fixtures::{self, Outcome, succeeded};

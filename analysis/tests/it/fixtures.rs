@@ -2,7 +2,7 @@
 //! worked out on paper.
 
 use ltsweep_analysis::{JobRecord, SweepRecords};
-use ltsweep_proto::{
+use ltsweep_domain::{
     ClassGroup, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, JobSpec, JobState, Shot,
     SweepSpec,
 };

@@ -432,19 +432,19 @@ fn post_hoc_taus_of_an_earlier_version_are_an_axis_of_the_same_jobs() {
         result.spec.train.posthoc_tau = vec![0.0, 1.0];
         let a = result.accuracy.clone();
         let (head, tail) = (a.acc_head.unwrap() - 0.04, a.acc_tail.unwrap() + 0.10);
-        let adjusted = ltsweep_proto::GroupAccuracy {
+        let adjusted = ltsweep_domain::GroupAccuracy {
             acc_all: Some((head + tail) / 2.0),
             acc_head: Some(head),
             acc_tail: Some(tail),
             ..a.clone()
         };
         result.posthoc = vec![
-            ltsweep_proto::PosthocAccuracy {
+            ltsweep_domain::PosthocAccuracy {
                 tau: 0.0,
                 accuracy: a,
                 val_accuracy: None,
             },
-            ltsweep_proto::PosthocAccuracy {
+            ltsweep_domain::PosthocAccuracy {
                 tau: 1.0,
                 accuracy: adjusted,
                 val_accuracy: None,

@@ -1,7 +1,7 @@
 //! Sweeps that are not done, or have no CE-only plan, still report.
 
 use ltsweep_analysis::{Frames, Metric, table1_rows, write_report};
-use ltsweep_proto::JobState;
+use ltsweep_domain::JobState;
 
 use crate::fixtures::{self, Outcome, succeeded};
 

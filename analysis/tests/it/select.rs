@@ -7,7 +7,7 @@ use ltsweep_analysis::{
     AnalysisError, EpochChoice, Frames, Metric, PlanRow, ReportOptions, SweepRecords,
     table1_rows_with, write_report_with,
 };
-use ltsweep_proto::GroupAccuracy;
+use ltsweep_domain::GroupAccuracy;
 
 use crate::fixtures;
 
@@ -50,7 +50,7 @@ fn sweep(accuracies: impl Fn(bool, f64, u64) -> Job) -> SweepRecords {
     for record in &mut records.jobs {
         let spec = &record.spec;
         let job = accuracies(
-            spec.plan.comp == ltsweep_proto::ClassScope::None,
+            spec.plan.comp == ltsweep_domain::ClassScope::None,
             spec.losses.pc_weight,
             spec.seed,
         );

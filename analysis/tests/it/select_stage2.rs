@@ -7,7 +7,7 @@ use ltsweep_analysis::{
     AnalysisError, EpochChoice, Frames, Metric, PlanRow, ReportOptions, SweepRecords,
     table1_rows_with, write_report_with,
 };
-use ltsweep_proto::{GroupAccuracy, Stage2Method};
+use ltsweep_domain::{GroupAccuracy, Stage2Method};
 
 use crate::fixtures;
 

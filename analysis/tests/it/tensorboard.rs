@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use ltsweep_analysis::{Frames, write_report};
-use ltsweep_proto::GroupAccuracy;
+use ltsweep_domain::GroupAccuracy;
 use serde_json::Value;
 
 use crate::fixtures;
@@ -81,7 +81,7 @@ fn tensorboards_reader_reads_every_scalar_back() {
             );
             checked += 1;
         };
-        let every = |tag: &str, value: &dyn Fn(&ltsweep_proto::EpochMetrics) -> f64| {
+        let every = |tag: &str, value: &dyn Fn(&ltsweep_domain::EpochMetrics) -> f64| {
             let points = series(tag);
             assert_eq!(points.len(), result.epochs.len(), "{run} {tag}");
             points
@@ -101,7 +101,7 @@ fn tensorboards_reader_reads_every_scalar_back() {
         {
             close(found, expected, "loss or lr");
         }
-        let evaluated: Vec<&ltsweep_proto::EpochMetrics> = result
+        let evaluated: Vec<&ltsweep_domain::EpochMetrics> = result
             .epochs
             .iter()
             .filter(|m| m.accuracy.is_some())
@@ -109,7 +109,7 @@ fn tensorboards_reader_reads_every_scalar_back() {
         for (set, pick) in [
             (
                 "test",
-                (|m| m.accuracy.clone()) as fn(&ltsweep_proto::EpochMetrics) -> _,
+                (|m| m.accuracy.clone()) as fn(&ltsweep_domain::EpochMetrics) -> _,
             ),
             ("val", |m| m.val_accuracy.clone()),
         ] {

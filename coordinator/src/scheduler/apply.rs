@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use ltsweep_proto::{JobId, JobSpec, SweepId};
+use ltsweep_domain::{JobId, JobSpec, SweepId};
 
 use super::model::{Counters, JobRuntime, Sweep, SweepCounts, SweepRecord, Worker};
 use super::plan::{Change, initial_runtimes};

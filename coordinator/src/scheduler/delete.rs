@@ -1,7 +1,7 @@
 //! Deleting a sweep whose jobs all ended: it frees the jobs' memory, store rows and the room
 //! they take under `--max-jobs`.
 
-use ltsweep_proto::SweepId;
+use ltsweep_domain::SweepId;
 
 use super::{Change, Planned, Result, Scheduler, SchedulerError};
 

@@ -2,7 +2,8 @@
 //! It knows nothing of gRPC; the coordinator's error holds it, and that error's one mapping
 //! gives the status code a client sees.
 
-use ltsweep_proto::{ErrorKind, SpecError};
+use ltsweep_domain::SpecError;
+use ltsweep_proto::ErrorKind;
 
 use super::LeaseId;
 

@@ -17,7 +17,7 @@
 
 use std::collections::BTreeSet;
 
-use ltsweep_proto::{JobId, JobState, SweepId};
+use ltsweep_domain::{JobId, JobState, SweepId};
 
 use super::leases::{LeaseStatus, stale};
 use super::model::{EndedLease, JobRuntime, KeptModel, LeaseEnd, LeaseId, WorkerId};

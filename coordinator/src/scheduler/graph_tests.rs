@@ -1,7 +1,8 @@
 //! Unit tests of the stage-2 graph: waiting, failing and retrying with the stage-1 job, the
 //! models between them. The promises across random sequences are in `proptests`.
 
-use ltsweep_proto::{JobId, JobState, PROTOCOL_VERSION};
+use ltsweep_domain::{JobId, JobState};
+use ltsweep_proto::PROTOCOL_VERSION;
 
 use super::tests::{Coded, TIMING, result_for, run, test_key, test_secret};
 use super::*;

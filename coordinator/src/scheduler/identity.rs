@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use ltsweep_proto::JobId;
+use ltsweep_domain::JobId;
 use ring::hmac;
 
 use super::Scheduler;
@@ -47,7 +47,7 @@ impl fmt::Debug for LeaseKey {
 
 /// The lowercase hex SHA-256 of a worker's secret: all the coordinator keeps of it.
 pub fn secret_sha256(secret: &str) -> String {
-    ltsweep_proto::checkpoint::sha256_hex(secret.as_bytes())
+    ltsweep_proto::chunks::sha256_hex(secret.as_bytes())
 }
 
 impl Scheduler {

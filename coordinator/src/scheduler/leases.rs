@@ -2,7 +2,7 @@
 //! renews every live lease, and a presented lease is checked (fencing). Checkpoints are
 //! uploaded and recorded under a live lease.
 
-use ltsweep_proto::{EpochMetrics, JobId, JobState};
+use ltsweep_domain::{EpochMetrics, JobId, JobState};
 
 use super::model::{Checkpoint, Counters, LeaseEnd, LeaseId, WorkerId};
 use super::plan::{Change, Planned, ProgressAnswer};

@@ -62,7 +62,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use ltsweep_proto::{JobId, SweepId};
+use ltsweep_domain::{JobId, SweepId};
 
 mod apply;
 mod delete;

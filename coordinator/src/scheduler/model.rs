@@ -2,8 +2,8 @@
 
 use std::collections::BTreeSet;
 
-use ltsweep_proto::{JobId, JobState, SweepId};
-pub use ltsweep_proto::{LeaseId, SlurmPlacement, WorkerId};
+use ltsweep_domain::{JobId, JobState, SweepId};
+pub use ltsweep_domain::{LeaseId, SlurmPlacement, WorkerId};
 use serde::{Deserialize, Serialize};
 
 /// The coordinator's clock settings, in milliseconds.
@@ -59,7 +59,7 @@ pub struct SweepRecord {
 }
 
 /// How many of a sweep's jobs are in each state: the contract's type, kept current as jobs move.
-pub use ltsweep_proto::SweepCounts;
+pub use ltsweep_domain::SweepCounts;
 
 /// A sweep and its jobs, in grid order.
 #[derive(Clone, Debug, PartialEq)]

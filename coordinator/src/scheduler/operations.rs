@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use ltsweep_proto::{JobResult, JobState, SweepId};
+use ltsweep_domain::{JobResult, JobState, SweepId};
 
 use super::leases::{LeaseStatus, stale};
 use super::model::{

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ltsweep_proto::{JobId, JobResult, JobSpec, SweepId, SweepSpec};
+use ltsweep_domain::{JobId, JobResult, JobSpec, SweepId, SweepSpec};
 
 use super::model::{
     Counters, DeviceSlots, JobRuntime, LeaseId, SlurmPlacement, SweepRecord, Timing, WorkerId,

@@ -6,7 +6,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use ltsweep_proto::{JobId, JobState, PROTOCOL_VERSION};
+use ltsweep_domain::{JobId, JobState};
+use ltsweep_proto::PROTOCOL_VERSION;
 use proptest::prelude::*;
 
 use super::tests::{TIMING, metrics, result_for, test_key, test_secret};

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use ltsweep_proto::{JobId, JobState, SweepId};
+use ltsweep_domain::{JobId, JobState, SweepId};
 
 use super::model::{Sweep, SweepCounts, Worker, WorkerId};
 use super::shared::Job;

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use ltsweep_proto::{
+use ltsweep_domain::{
     AxisValue, BaseKind, DatasetConfig, JobId, JobSpec, LossConfig, LossPlan, ModelConfig, Sampler,
     Stage2, Stage2Method, SweepId, TrainConfig,
 };
@@ -200,7 +200,7 @@ pub(super) fn split<'a>(
 
 #[cfg(test)]
 mod tests {
-    use ltsweep_proto::SweepSpec;
+    use ltsweep_domain::SweepSpec;
 
     use super::*;
 

@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use ltsweep_proto::{EpochMetrics, GroupAccuracy, JobResult, JobSpec, JobState, PROTOCOL_VERSION};
+use ltsweep_domain::{EpochMetrics, GroupAccuracy, JobResult, JobSpec, JobState};
+use ltsweep_proto::PROTOCOL_VERSION;
 use tonic::Code;
 
 use super::*;

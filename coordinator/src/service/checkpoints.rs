@@ -11,7 +11,7 @@ use crate::committer::{After, Before};
 use crate::error::CoordinatorError;
 use crate::limits;
 use crate::scheduler::{Checkpoint, LeaseId};
-use ltsweep_proto::checkpoint::CheckpointHeader;
+use ltsweep_proto::chunks::CheckpointHeader;
 
 /// `UploadCheckpoint`: the file is received and checked, then installed and recorded in one
 /// turn, both file steps on the store thread.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use ltsweep_proto::SweepId;
+use ltsweep_domain::SweepId;
 
 use super::{After, Coordinator, Result};
 

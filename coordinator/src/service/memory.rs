@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use ltsweep_proto::{JobId, SweepId};
+use ltsweep_domain::{JobId, SweepId};
 use tokio::sync::{Notify, broadcast};
 
 use super::Result;

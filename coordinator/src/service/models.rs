@@ -6,8 +6,9 @@
 
 use std::sync::Arc;
 
-use ltsweep_proto::checkpoint::CheckpointHeader;
-use ltsweep_proto::{JobId, SweepId, pb};
+use ltsweep_domain::{JobId, SweepId};
+use ltsweep_proto::chunks::CheckpointHeader;
+use ltsweep_proto::pb;
 use tonic::{Request, Response, Streaming};
 use tracing::{info, warn};
 

@@ -12,7 +12,7 @@ const MAX_SLURM_ID: usize = 64;
 pub(crate) fn slurm_placement(
     placement: Option<pb::SlurmPlacement>,
 ) -> Result<Option<SlurmPlacement>, CoordinatorError> {
-    let Some(placement) = SlurmPlacement::from_wire(placement) else {
+    let Some(placement) = ltsweep_proto::convert::slurm_placement_from(placement) else {
         return Ok(None);
     };
     for (field, value) in [

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use futures::StreamExt;
-use ltsweep_proto::{SweepId, pb};
+use ltsweep_domain::SweepId;
+use ltsweep_proto::pb;
 use prost::Message;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_stream::wrappers::UnboundedReceiverStream;
@@ -37,7 +38,7 @@ impl pb::sweep_service_server::SweepService for SweepHandlers {
         let limits = self.0.limits;
         limits.check_spec_text(&spec_toml)?;
         // The grid's size from the spec alone, before it is expanded into memory.
-        let spec = ltsweep_proto::SweepSpec::parse(&spec_toml).map_err(CoordinatorError::from)?;
+        let spec = ltsweep_domain::SweepSpec::parse(&spec_toml).map_err(CoordinatorError::from)?;
         limits.check_jobs_per_sweep(spec.job_count())?;
         // Parsing and expanding the grid is the slow part: done before taking the lock.
         let submission = Submission::parse(&spec_toml).map_err(CoordinatorError::from)?;

@@ -238,7 +238,7 @@ async fn heartbeat(
         .into_inner()
 }
 
-fn state_of(coordinator: &Coordinator, lease: &pb::Lease) -> ltsweep_proto::JobState {
+fn state_of(coordinator: &Coordinator, lease: &pb::Lease) -> ltsweep_domain::JobState {
     let job = LeaseId(lease.lease_id.clone()).job().unwrap();
     coordinator
         .memory
@@ -295,11 +295,11 @@ async fn a_failing_store_loses_no_lease_and_a_dead_worker_still_loses_its_own() 
     }
     assert_eq!(
         state_of(&coordinator, &live_lease),
-        ltsweep_proto::JobState::Running
+        ltsweep_domain::JobState::Running
     );
     assert_eq!(
         state_of(&coordinator, &dead_lease),
-        ltsweep_proto::JobState::Running
+        ltsweep_domain::JobState::Running
     );
 
     // The store recovers: the next sweep finds out, and every live lease starts a full TTL.
@@ -319,11 +319,11 @@ async fn a_failing_store_loses_no_lease_and_a_dead_worker_still_loses_its_own() 
     assert_eq!(coordinator.expiry_round().await.unwrap(), Round::Expired(1));
     assert_eq!(
         state_of(&coordinator, &dead_lease),
-        ltsweep_proto::JobState::Pending
+        ltsweep_domain::JobState::Pending
     );
     assert_eq!(
         state_of(&coordinator, &live_lease),
-        ltsweep_proto::JobState::Running
+        ltsweep_domain::JobState::Running
     );
     let err = workers
         .report_progress(dead.request(pb::ReportProgressRequest {
@@ -367,7 +367,7 @@ async fn a_lease_expires_by_the_coordinators_clock_alone() {
     assert_eq!(coordinator.expiry_round().await.unwrap(), Round::Expired(1));
     assert_eq!(
         state_of(&coordinator, &lease),
-        ltsweep_proto::JobState::Pending
+        ltsweep_domain::JobState::Pending
     );
 }
 

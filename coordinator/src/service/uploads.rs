@@ -1,5 +1,5 @@
 //! What `UploadCheckpoint` and `UploadModel` share: both send a header, then the file's bytes
-//! in data chunks (the checkpoint chunk format of `ltsweep_proto::checkpoint`).
+//! in data chunks (the checkpoint chunk format of `ltsweep_proto::chunks`).
 
 use futures::{Stream, StreamExt};
 use ltsweep_proto::pb;

@@ -21,7 +21,8 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt, stream};
-use ltsweep_proto::{JobId, SweepId, pb};
+use ltsweep_domain::{JobId, SweepId};
+use ltsweep_proto::pb;
 use tokio::sync::broadcast::{self, error::TryRecvError};
 use tokio::sync::watch;
 use tonic::Status;

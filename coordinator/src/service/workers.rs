@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ltsweep_proto::{EpochMetrics, JobResult, pb};
+use ltsweep_domain::{EpochMetrics, JobResult};
+use ltsweep_proto::pb;
 use prost::Message;
 use tonic::{Request, Response, Streaming};
 use tracing::{debug, info, warn};

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ltsweep_proto::{JobId, pb};
+use ltsweep_domain::JobId;
+use ltsweep_proto::pb;
 use prost::Message;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 

@@ -90,7 +90,7 @@ fn the_state_survives_a_reopen_and_leases_get_fresh_deadlines() {
     let [result] = results.as_slice() else {
         panic!("one stored result: {results:?}");
     };
-    let result = ltsweep_proto::JobResult::try_from(result.clone()).unwrap();
+    let result = ltsweep_domain::JobResult::try_from(result.clone()).unwrap();
     assert_eq!(result.job_id, done.job.id.0);
     assert_eq!(result.accuracy.acc_all, Some(0.75));
 

@@ -239,15 +239,15 @@ pub async fn lease(workers: &mut Workers, worker: &str) -> pb::Lease {
 /// The result a worker sends for a leased job.
 pub fn result_for(lease: &pb::Lease, accuracy: f64) -> pb::JobResult {
     let spec = lease.job.clone().expect("a lease carries its job");
-    let spec = ltsweep_proto::JobSpec::try_from(spec).expect("a leased job's spec converts");
-    ltsweep_proto::JobResult {
-        accuracy: ltsweep_proto::GroupAccuracy {
+    let spec = ltsweep_domain::JobSpec::try_from(spec).expect("a leased job's spec converts");
+    ltsweep_domain::JobResult {
+        accuracy: ltsweep_domain::GroupAccuracy {
             acc_all: Some(accuracy),
             ..Default::default()
         },
         train_seconds: 1.0,
         device: "cpu".into(),
-        ..ltsweep_proto::JobResult::blank(&spec)
+        ..ltsweep_domain::JobResult::blank(&spec)
     }
     .into()
 }

@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use ltsweep_coordinator::Opened;
+use ltsweep_domain::SweepId;
+use ltsweep_proto::ErrorKind;
 use ltsweep_proto::client::Which;
 use ltsweep_proto::pb;
 use ltsweep_proto::pb::sweep_service_client::SweepServiceClient;
@@ -12,7 +14,6 @@ use ltsweep_proto::roles::Roles;
 use ltsweep_proto::server::Caller;
 use ltsweep_proto::server::{Access, TlsFiles};
 use ltsweep_proto::token;
-use ltsweep_proto::{ErrorKind, SweepId};
 use tonic::Code;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 use tonic_health::pb::health_check_response::ServingStatus;

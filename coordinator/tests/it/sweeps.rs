@@ -298,7 +298,7 @@ async fn a_watch_cut_by_shutdown_ends_with_unavailable_not_with_success() {
 /// job and spec for spec, as the sweep read in one page; a raw page says where the next starts.
 #[tokio::test]
 async fn a_sweep_read_in_pages_is_the_whole_sweep() {
-    use ltsweep_proto::SweepId;
+    use ltsweep_domain::SweepId;
     use ltsweep_proto::client::Which;
 
     let dir = tempfile::tempdir().unwrap();

@@ -12,8 +12,8 @@ use crate::pb;
 use crate::pb::sweep_service_client::SweepServiceClient;
 use crate::remote::RemoteError;
 use crate::server::Caller;
-use crate::status::{SweepEvent, SweepStatus, SweepSummary};
-use crate::{JobId, JobResult, SweepId, WorkerInfo};
+use ltsweep_domain::status::{SweepEvent, SweepStatus, SweepSummary};
+use ltsweep_domain::{JobId, JobResult, SweepId, WorkerInfo};
 
 use super::{MAX_MESSAGE_BYTES, Transport};
 
@@ -235,7 +235,7 @@ impl SweepApi {
             })
             .await?
             .into_inner();
-        Ok(crate::checkpoint::receive(stream).await?.1)
+        Ok(crate::chunks::receive(stream).await?.1)
     }
 
     /// The results of the sweep's succeeded jobs (a stream: one message a job).

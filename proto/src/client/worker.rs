@@ -6,15 +6,14 @@ use std::time::Duration;
 
 use tonic::metadata::AsciiMetadataValue;
 
-use crate::checkpoint::{self, CheckpointHeader};
+use crate::chunks::{self, CheckpointHeader};
 use crate::pb;
 use crate::remote::RemoteError;
-use crate::{
-    ConvertError, EpochMetrics, ErrorKind, JobResult, JobSpec, PROTOCOL_VERSION, SlurmPlacement,
-    WORKER_SECRET_METADATA,
-};
+use crate::{ConvertError, ErrorKind, PROTOCOL_VERSION, WORKER_SECRET_METADATA};
+use ltsweep_domain::{EpochMetrics, JobResult, JobSpec, SlurmPlacement};
 
-use super::{LeaseId, WorkerClient, WorkerId};
+use super::WorkerClient;
+use ltsweep_domain::{LeaseId, WorkerId};
 
 /// How long a progress report may take before it counts as lost (it is a heartbeat too).
 const PROGRESS_DEADLINE: Duration = Duration::from_secs(10);
@@ -228,7 +227,7 @@ impl WorkerApi {
     ) -> Result<u32, RemoteError> {
         let header = CheckpointHeader::of(lease.as_str(), epoch, bytes);
         // The chunks are copied lazily, one at a time, as the transport takes them.
-        let chunks = checkpoint::chunks(&header, bytes.to_vec());
+        let chunks = chunks::chunks(&header, bytes.to_vec());
         let response = self
             .client
             .clone()
@@ -252,7 +251,7 @@ impl WorkerApi {
             Err(status) if status.code() == ErrorKind::NotFound.code() => return Ok(None),
             Err(status) => return Err(status.into()),
         };
-        let (header, bytes) = checkpoint::receive(stream).await?;
+        let (header, bytes) = chunks::receive(stream).await?;
         Ok(Some((header.epoch, bytes)))
     }
 
@@ -265,7 +264,7 @@ impl WorkerApi {
         bytes: &[u8],
     ) -> Result<u64, RemoteError> {
         let header = CheckpointHeader::of(lease.as_str(), epochs, bytes);
-        let chunks = checkpoint::chunks(&header, bytes.to_vec());
+        let chunks = chunks::chunks(&header, bytes.to_vec());
         let response = self
             .client
             .clone()
@@ -287,7 +286,7 @@ impl WorkerApi {
             }
             Err(status) => return Err(status.into()),
         };
-        Ok(StageOneModel::Model(checkpoint::receive(stream).await?.1))
+        Ok(StageOneModel::Model(chunks::receive(stream).await?.1))
     }
 
     /// Delivers the result; idempotent for the same lease.

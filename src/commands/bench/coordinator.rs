@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use ltsweep_domain::{GroupAccuracy, JobResult};
 use ltsweep_proto::client::{Connection, Polled, Registration, Which};
-use ltsweep_proto::{GroupAccuracy, JobResult};
 
 use super::start_coordinator;
 use crate::cli::BenchCoordinatorArgs;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use ltsweep_proto::{
+use ltsweep_domain::{
     DatasetConfig, DatasetKind, HeadSplit, ListConfig, Normalization, SyntheticConfig,
 };
 use ltsweep_worker::data::list;

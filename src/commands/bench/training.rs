@@ -3,8 +3,8 @@
 
 use std::time::Instant;
 
+use ltsweep_domain::{ClassGroup, LossPlan, Shot, SweepSpec};
 use ltsweep_proto::client::Connection;
-use ltsweep_proto::{ClassGroup, LossPlan, Shot, SweepSpec};
 use ltsweep_worker::data::{ClassInfo, ImageSet, LongTailData};
 use ltsweep_worker::fused::FusedTrainer;
 use ltsweep_worker::rng::Rng;
@@ -114,7 +114,7 @@ pub(super) fn train(args: &BenchTrainArgs) -> anyhow::Result<()> {
     let rate = images as f64 / seconds;
     let job = &jobs[0];
     let network = match job.model.arch {
-        ltsweep_proto::Arch::Cifar => format!("ResNet-{}", job.model.depth),
+        ltsweep_domain::Arch::Cifar => format!("ResNet-{}", job.model.depth),
         arch => format!(
             "{arch} ({}{})",
             job.train.precision,
@@ -192,7 +192,7 @@ pub(super) fn sweep(args: &BenchSweepArgs) -> anyhow::Result<()> {
         let submit_start = Instant::now();
         let submitted = api.submit(&spec).await?;
         let mut watch = api.watch(&submitted.sweep).await?;
-        let mut counts = ltsweep_proto::SweepCounts::default();
+        let mut counts = ltsweep_domain::SweepCounts::default();
         while let Some(event) = watch.next().await? {
             counts = event.counts.unwrap_or(counts);
         }

@@ -176,7 +176,7 @@ fn write_records(
 mod tests {
     use super::*;
     use crate::data::synthetic;
-    use ltsweep_proto::SyntheticConfig;
+    use ltsweep_domain::SyntheticConfig;
 
     fn small(classes: usize) -> Splits {
         synthetic::splits(

@@ -10,8 +10,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use ltsweep_proto::spec::leaves_its_folder;
-use ltsweep_proto::{ClassGroup, DatasetConfig, HeadSplit, ListConfig, Shot};
+use ltsweep_domain::spec::leaves_its_folder;
+use ltsweep_domain::{ClassGroup, DatasetConfig, HeadSplit, ListConfig, Shot};
 use serde::Deserialize;
 
 use super::pack::Pack;

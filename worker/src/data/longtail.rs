@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use ltsweep_proto::{ClassGroup, DatasetConfig, HeadSplit, Shot};
+use ltsweep_domain::{ClassGroup, DatasetConfig, HeadSplit, Shot};
 
 use super::{DataError, ImageSet, Splits, load_splits};
 use crate::rng::{Rng, purpose};
@@ -45,7 +45,7 @@ pub struct LongTailData {
     pub classes: ClassInfo,
 }
 
-pub use ltsweep_proto::job::long_tail_counts as class_counts;
+pub use ltsweep_domain::job::long_tail_counts as class_counts;
 
 /// Head/Tail of classes whose counts are sorted from largest to smallest.
 pub fn groups(counts: &[u32], split: HeadSplit) -> Vec<ClassGroup> {
@@ -124,7 +124,7 @@ pub fn split_indices(
     }
     let n_max = by_class.iter().map(Vec::len).min().unwrap_or(0) as u32;
     let counts = class_counts(n_max, classes, config.imbalance_ratio);
-    if let Some(class) = ltsweep_proto::job::first_empty_class(&counts) {
+    if let Some(class) = ltsweep_domain::job::first_empty_class(&counts) {
         return Err(DataError::EmptyClass {
             source_name: source_name.to_owned(),
             class,
@@ -235,13 +235,13 @@ mod tests {
 
     fn config(val_per_class: u32, subset_seed: Option<u64>) -> DatasetConfig {
         DatasetConfig {
-            kind: ltsweep_proto::DatasetKind::Synthetic,
+            kind: ltsweep_domain::DatasetKind::Synthetic,
             path: None,
             imbalance_ratio: 10.0,
             head: HeadSplit::MinCount(20),
             sampling_seed: 7,
             classes: None,
-            synthetic: ltsweep_proto::SyntheticConfig {
+            synthetic: ltsweep_domain::SyntheticConfig {
                 train_per_class: 50,
                 test_per_class: 5,
                 image_size: 4,
@@ -348,7 +348,7 @@ mod tests {
         let synthetic = |n| {
             super::super::synthetic::splits(
                 4,
-                &ltsweep_proto::SyntheticConfig {
+                &ltsweep_domain::SyntheticConfig {
                     train_per_class: n,
                     test_per_class: 3,
                     image_size: 4,
@@ -376,7 +376,7 @@ mod tests {
     fn a_subset_that_leaves_a_class_empty_is_refused_naming_it() {
         let splits = crate::data::synthetic::splits(
             10,
-            &ltsweep_proto::SyntheticConfig {
+            &ltsweep_domain::SyntheticConfig {
                 train_per_class: 50,
                 test_per_class: 2,
                 image_size: 4,
@@ -385,13 +385,13 @@ mod tests {
             },
         );
         let config = |ratio: f64| DatasetConfig {
-            kind: ltsweep_proto::DatasetKind::Synthetic,
+            kind: ltsweep_domain::DatasetKind::Synthetic,
             path: None,
             imbalance_ratio: ratio,
             head: HeadSplit::MinCount(10),
             sampling_seed: 0,
             classes: Some(10),
-            synthetic: ltsweep_proto::SyntheticConfig {
+            synthetic: ltsweep_domain::SyntheticConfig {
                 train_per_class: 50,
                 test_per_class: 2,
                 image_size: 4,

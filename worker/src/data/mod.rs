@@ -16,7 +16,7 @@ pub mod synthetic;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ltsweep_proto::{DatasetConfig, DatasetKind};
+use ltsweep_domain::{DatasetConfig, DatasetKind};
 
 pub use list::FileData;
 pub use root::DataRoot;

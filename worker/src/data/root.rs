@@ -26,7 +26,7 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 use std::sync::OnceLock;
 
-use ltsweep_proto::spec::leaves_its_folder;
+use ltsweep_domain::spec::leaves_its_folder;
 
 use super::DataError;
 

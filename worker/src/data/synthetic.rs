@@ -8,7 +8,7 @@
 
 use std::f64::consts::TAU;
 
-use ltsweep_proto::SyntheticConfig;
+use ltsweep_domain::SyntheticConfig;
 
 use super::{ImageSet, Splits};
 use crate::rng::{Rng, purpose};

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use ltsweep_proto::{
+use ltsweep_domain::{
     ClassScope, CompMode, DatasetConfig, JobSpec, ModelConfig, Sampler, TrainConfig,
 };
 use tch::{Tensor, nn};

@@ -21,7 +21,7 @@
 use fast_image_resize::images::{CroppedImage, Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
-use ltsweep_proto::Normalization;
+use ltsweep_domain::Normalization;
 
 use super::{ImageError, Pixels, decode, dimensions};
 use crate::rng::Rng;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ltsweep_proto::{EpochMetrics, JobSpec};
+use ltsweep_domain::{EpochMetrics, JobSpec};
 use tch::Device;
 use tokio::sync::mpsc;
 
@@ -187,7 +187,7 @@ pub(super) fn prepare_trainer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ltsweep_proto::SweepSpec;
+    use ltsweep_domain::SweepSpec;
     use tch::{Kind, Tensor};
 
     #[test]

@@ -13,7 +13,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ltsweep_proto::{DatasetKind, JobSpec};
+use ltsweep_domain::{DatasetKind, JobSpec};
 use tch::Device;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;

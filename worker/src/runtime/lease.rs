@@ -5,8 +5,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ltsweep_proto::client::{Failure, LeaseId, WorkerId};
-use ltsweep_proto::{EpochMetrics, RemoteError};
+use ltsweep_domain::{EpochMetrics, LeaseId, WorkerId};
+use ltsweep_proto::RemoteError;
+use ltsweep_proto::client::Failure;
 
 use super::Shared;
 use crate::backoff;
@@ -100,7 +101,7 @@ impl JobRunner {
     }
 
     /// Delivers the result, retrying until the coordinator accepts or refuses it.
-    pub(super) async fn complete(&self, result: ltsweep_proto::JobResult) {
+    pub(super) async fn complete(&self, result: ltsweep_domain::JobResult) {
         let job_id = result.job_id.clone();
         let delivered = self
             .deliver("complete", || {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use ltsweep_proto::JobSpec;
+use ltsweep_domain::JobSpec;
 use tch::Device;
 use tokio::task::JoinHandle;
 

@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use ltsweep_proto::{ClassGroup, JobSpec, SweepSpec};
+use ltsweep_domain::{ClassGroup, JobSpec, SweepSpec};
 use tch::Device;
 
 use super::*;
@@ -64,7 +64,7 @@ tau = [0, 2]
 }
 
 /// The stage-1 job trained, its result and its model.
-fn stage1(jobs: &[JobSpec], data: &LongTailData) -> (ltsweep_proto::JobResult, Vec<u8>) {
+fn stage1(jobs: &[JobSpec], data: &LongTailData) -> (ltsweep_domain::JobResult, Vec<u8>) {
     assert!(jobs[0].stage2.is_none());
     let mut trainer = Trainer::new(&jobs[0], data, Device::Cpu);
     let Outcome::Finished(result) = trainer.run(&mut Quiet, None).unwrap() else {
@@ -90,7 +90,7 @@ fn stage2_trainer(
     trainer
 }
 
-fn finished(outcome: Outcome) -> ltsweep_proto::JobResult {
+fn finished(outcome: Outcome) -> ltsweep_domain::JobResult {
     match outcome {
         Outcome::Finished(result) => *result,
         other => panic!("a stage-2 job finishes, not {other:?}"),

@@ -19,7 +19,7 @@
 
 use std::path::Path;
 
-use ltsweep_proto::{JobResult, JobSpec, SweepSpec};
+use ltsweep_domain::{JobResult, JobSpec, SweepSpec};
 use ltsweep_worker::checkpoint;
 use ltsweep_worker::data::longtail::{self, LongTailData};
 use ltsweep_worker::fused::{FusedTrainer, ShapeKey};
@@ -102,7 +102,7 @@ impl Observer for Keep {
         self.checkpoints.push((epoch, bytes));
         Ok(())
     }
-    fn epoch(&mut self, _metrics: &ltsweep_proto::EpochMetrics) {
+    fn epoch(&mut self, _metrics: &ltsweep_domain::EpochMetrics) {
         self.epochs += 1;
     }
     fn cancelled(&self) -> bool {
@@ -355,7 +355,7 @@ fn jobs_of_another_shape_or_position_are_not_fused() {
     let data = data(&jobs[0]);
     // CE alone takes no second step: another step structure.
     let mut ce_alt = jobs[0].clone();
-    ce_alt.plan = ltsweep_proto::LossPlan::CE_ONLY;
+    ce_alt.plan = ltsweep_domain::LossPlan::CE_ONLY;
     assert_ne!(ShapeKey::of(&ce_alt), ShapeKey::of(&jobs[0]));
     let error = FusedTrainer::new(vec![
         Trainer::new(&jobs[0], &data, Device::Cpu),

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use ltsweep_proto::{Arch, JobResult, SweepSpec};
+use ltsweep_domain::{Arch, JobResult, SweepSpec};
 use ltsweep_worker::data::{DataRoot, longtail};
 use ltsweep_worker::imagenet::{Compute, ImageNetResNet};
 use ltsweep_worker::model::HeadKind;
@@ -221,7 +221,7 @@ fn a_resnet10_job_from_pretrained_weights_trains_and_resumes_exactly() {
 
     let spec = resnet10_job("init = \"r10.safetensors\"\ninit_skip = [\"fc\"]");
     let job = &spec.jobs()[0];
-    assert_eq!(job.train.precision, ltsweep_proto::Precision::Bf16);
+    assert_eq!(job.train.precision, ltsweep_domain::Precision::Bf16);
     assert!(job.train.channels_last);
     let data = longtail::prepare(&job.dataset, root.path()).unwrap();
     let result = finish(
@@ -320,7 +320,7 @@ fn an_imagenet_network_never_enters_a_fused_array() {
     let spec = resnet10_job("").jobs()[0].clone();
     let mut other = spec.clone();
     other.seed = 4;
-    other.id = ltsweep_proto::JobId("other".to_owned());
+    other.id = ltsweep_domain::JobId("other".to_owned());
     let data = longtail::prepare(&spec.dataset, Path::new("")).unwrap();
     let members = vec![
         Trainer::new(&spec, &data, Device::Cpu),

@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::path::Path;
 use std::sync::Arc;
 
-use ltsweep_proto::{ClassGroup, JobSpec, Normalization, Shot, Stage2Method, SweepSpec};
+use ltsweep_domain::{ClassGroup, JobSpec, Normalization, Shot, Stage2Method, SweepSpec};
 use ltsweep_worker::data::list::Split;
 use ltsweep_worker::data::{self, FileData, Prepared};
 use ltsweep_worker::loader::Loader;

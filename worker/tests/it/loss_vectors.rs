@@ -85,7 +85,7 @@ fn base_loss(loss: &str, vector: &Value, logits: &Tensor, y: &Tensor) -> Option<
             let weights = vector["drw"].as_bool().expect("drw: a boolean").then(|| {
                 per_class(baselines::class_balanced_weights(
                     &n(),
-                    ltsweep_proto::BaseLoss::DRW_BETA,
+                    ltsweep_domain::BaseLoss::DRW_BETA,
                 ))
             });
             baselines::ldam(

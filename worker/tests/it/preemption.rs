@@ -4,7 +4,7 @@
 use std::cell::Cell;
 use std::path::Path;
 
-use ltsweep_proto::SweepSpec;
+use ltsweep_domain::SweepSpec;
 use ltsweep_worker::data::longtail;
 use ltsweep_worker::train::{Outcome, Quiet, Trainer};
 use tch::Device;

@@ -2,7 +2,7 @@
 
 use std::cell::Cell;
 
-use ltsweep_proto::JobResult;
+use ltsweep_domain::JobResult;
 use ltsweep_worker::train::{Observer, Outcome};
 
 /// Everything but the clock.

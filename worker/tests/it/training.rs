@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use ltsweep_proto::{JobResult, JobSpec, LossPlan, SweepSpec};
+use ltsweep_domain::{JobResult, JobSpec, LossPlan, SweepSpec};
 use ltsweep_worker::data::longtail::{self, LongTailData};
 use ltsweep_worker::train::{Observer, Outcome, Quiet, Trainer};
 use tch::Device;
@@ -72,7 +72,7 @@ fn every_paper_plan_learns_far_above_chance_and_head_beats_tail_under_ce() {
             );
             assert!(head > tail, "head {head} tail {tail}");
         }
-        if job.plan.pc != ltsweep_proto::ClassScope::None {
+        if job.plan.pc != ltsweep_domain::ClassScope::None {
             assert!(
                 result.epochs[1].loss_pc != 0.0,
                 "{}: PC is on after pre-training",

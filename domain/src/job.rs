@@ -6,8 +6,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::arch::{Arch, Precision};
 use crate::baseline::{BaseLoss, Sampler};
-use crate::model::{Arch, Precision};
 use crate::stage2::Stage2Method;
 
 /// Declares a newtype id over a `String` (`Display`, `From<&str>`, serde as the bare string), so

@@ -1,10 +1,9 @@
 //! A sweep's and its jobs' status as a user client reads them: the domain side of `GetSweep`,
-//! `ListSweeps` and `WatchSweep`, converted at the boundary like the job types.
+//! `ListSweeps` and `WatchSweep`, converted at the boundary (`ltsweep-proto`'s `convert`) like
+//! the job types.
 
 use crate::baseline::{BaseKind, Sampler};
-use crate::convert::ConvertError;
 use crate::job::{AxisValue, JobId, JobSpec, JobState, LossPlan, SweepId};
-use crate::pb;
 
 /// How many jobs of a sweep are in each state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -36,32 +35,6 @@ impl SweepCounts {
             JobState::Succeeded => &mut self.succeeded,
             JobState::Failed => &mut self.failed,
             JobState::Cancelled => &mut self.cancelled,
-        }
-    }
-}
-
-impl From<SweepCounts> for pb::SweepCounts {
-    fn from(c: SweepCounts) -> Self {
-        Self {
-            total: c.total,
-            pending: c.pending,
-            running: c.running,
-            succeeded: c.succeeded,
-            failed: c.failed,
-            cancelled: c.cancelled,
-        }
-    }
-}
-
-impl From<pb::SweepCounts> for SweepCounts {
-    fn from(c: pb::SweepCounts) -> Self {
-        Self {
-            total: c.total,
-            pending: c.pending,
-            running: c.running,
-            succeeded: c.succeeded,
-            failed: c.failed,
-            cancelled: c.cancelled,
         }
     }
 }
@@ -155,48 +128,6 @@ impl JobStatus {
     }
 }
 
-impl TryFrom<pb::JobStatus> for JobStatus {
-    type Error = ConvertError;
-
-    fn try_from(job: pb::JobStatus) -> Result<Self, ConvertError> {
-        Ok(Self {
-            plan: LossPlan::try_from(job.plan.ok_or(ConvertError {
-                field: "job.plan",
-                problem: "missing",
-            })?)?,
-            state: JobState::try_from(job.state)?,
-            spec: job.spec.map(JobSpec::try_from).transpose()?,
-            id: JobId(job.job_id),
-            seed: job.seed,
-            axes: job.axes.into_iter().map(Into::into).collect(),
-            attempts: job.attempts,
-            worker: Some(job.worker_id).filter(|w| !w.is_empty()),
-            epoch: job.epoch,
-            epochs_total: job.epochs_total,
-            error: Some(job.error).filter(|e| !e.is_empty()),
-            epochs_retrained: job.epochs_retrained,
-            last_accuracy: job.last_accuracy,
-            preemptions: job.preemptions,
-            parent: Some(job.parent_job_id).filter(|p| !p.is_empty()).map(JobId),
-            stage2: Some(job.stage2).filter(|s| !s.is_empty()),
-            base: match job.base.as_str() {
-                "" => None,
-                name => Some(name.parse().map_err(|_| ConvertError {
-                    field: "job.base",
-                    problem: "not a base loss",
-                })?),
-            },
-            sampler: match job.sampler.as_str() {
-                "" => None,
-                name => Some(name.parse().map_err(|_| ConvertError {
-                    field: "job.sampler",
-                    problem: "not a sampler",
-                })?),
-            },
-        })
-    }
-}
-
 /// A sweep and every one of its jobs, in grid order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SweepStatus {
@@ -229,25 +160,6 @@ impl SweepStatus {
     }
 }
 
-impl TryFrom<pb::SweepStatus> for SweepStatus {
-    type Error = ConvertError;
-
-    fn try_from(sweep: pb::SweepStatus) -> Result<Self, ConvertError> {
-        Ok(Self {
-            id: SweepId(sweep.sweep_id),
-            name: sweep.name,
-            counts: sweep.counts.unwrap_or_default().into(),
-            jobs: sweep
-                .jobs
-                .into_iter()
-                .map(JobStatus::try_from)
-                .collect::<Result<_, _>>()?,
-            cancelled: sweep.cancelled,
-            submitted_unix_ms: sweep.submitted_unix_ms,
-        })
-    }
-}
-
 /// A sweep without its jobs, as `ListSweeps` answers.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SweepSummary {
@@ -257,31 +169,9 @@ pub struct SweepSummary {
     pub submitted_unix_ms: u64,
 }
 
-impl From<pb::SweepSummary> for SweepSummary {
-    fn from(s: pb::SweepSummary) -> Self {
-        Self {
-            id: SweepId(s.sweep_id),
-            name: s.name,
-            counts: s.counts.unwrap_or_default().into(),
-            submitted_unix_ms: s.submitted_unix_ms,
-        }
-    }
-}
-
 /// One change of a watched sweep: a job's new status and the sweep's counts after it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SweepEvent {
     pub job: Option<JobStatus>,
     pub counts: Option<SweepCounts>,
-}
-
-impl TryFrom<pb::SweepEvent> for SweepEvent {
-    type Error = ConvertError;
-
-    fn try_from(event: pb::SweepEvent) -> Result<Self, ConvertError> {
-        Ok(Self {
-            job: event.job.map(JobStatus::try_from).transpose()?,
-            counts: event.counts.map(Into::into),
-        })
-    }
 }

@@ -5,7 +5,7 @@
 //! other (`lr_decay_epochs` past `epochs`).
 //!
 //! ```
-//! let spec = ltsweep_proto::SweepSpec::parse(r#"
+//! let spec = ltsweep_domain::SweepSpec::parse(r#"
 //!     name = "demo"
 //!     seeds = [0, 1]
 //!     [dataset]
@@ -23,9 +23,9 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue};
 
+use crate::arch::{Arch, Precision};
 use crate::baseline::{BaseKind, BaseLoss, Choice, Sampler};
 use crate::job::{CompMode, DatasetKind, LossPlan, LrSchedule};
-use crate::model::{Arch, Precision};
 use crate::stage2::{BnMode, NcmFeatures, Stage2Kind, Stage2Method, Stage2Sampler, TauBias};
 
 /// The most jobs one sweep may hold.

@@ -1,8 +1,8 @@
 //! A worker as a user client reads it (`ListWorkers`), and the Slurm job it reports at
-//! registration: the domain side, converted at the boundary like the job types.
+//! registration: the domain side, converted at the boundary (`ltsweep-proto`'s `convert`) like
+//! the job types.
 
 use crate::job::{JobId, WorkerId};
-use crate::pb;
 use crate::time::ago;
 
 /// A worker's Slurm job and array task, as it reported them at registration.
@@ -23,28 +23,6 @@ impl std::fmt::Display for SlurmPlacement {
     }
 }
 
-impl SlurmPlacement {
-    /// The placement a message carries; none for a missing one or an empty job id (a worker
-    /// outside Slurm).
-    pub fn from_wire(placement: Option<pb::SlurmPlacement>) -> Option<Self> {
-        placement
-            .filter(|p| !p.job_id.is_empty())
-            .map(|p| SlurmPlacement {
-                job_id: p.job_id,
-                array_task_id: p.array_task_id,
-            })
-    }
-}
-
-impl From<SlurmPlacement> for pb::SlurmPlacement {
-    fn from(placement: SlurmPlacement) -> Self {
-        pb::SlurmPlacement {
-            job_id: placement.job_id,
-            array_task_id: placement.array_task_id,
-        }
-    }
-}
-
 /// A registered worker, as `ltsweep workers` and the page list it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WorkerInfo {
@@ -60,25 +38,6 @@ pub struct WorkerInfo {
     /// Seen within its lease's time to live.
     pub alive: bool,
     pub slurm: Option<SlurmPlacement>,
-}
-
-impl From<pb::WorkerInfo> for WorkerInfo {
-    fn from(worker: pb::WorkerInfo) -> Self {
-        WorkerInfo {
-            id: WorkerId(worker.worker_id),
-            host: worker.host,
-            devices: worker
-                .devices
-                .into_iter()
-                .map(|d| (d.name, d.slots))
-                .collect(),
-            version: worker.version,
-            last_seen_unix_ms: worker.last_seen_unix_ms,
-            running_jobs: worker.running_jobs.into_iter().map(JobId).collect(),
-            alive: worker.alive,
-            slurm: SlurmPlacement::from_wire(worker.slurm),
-        }
-    }
 }
 
 /// The worker table's columns: `ltsweep workers` prints them and the page shows them, each
@@ -130,20 +89,6 @@ mod tests {
         };
         assert_eq!(placement("4242", "").to_string(), "4242");
         assert_eq!(placement("4242", "7").to_string(), "4242_7");
-    }
-
-    #[test]
-    fn an_empty_slurm_job_is_no_placement() {
-        let wire = |job: &str| pb::SlurmPlacement {
-            job_id: job.into(),
-            array_task_id: "3".into(),
-        };
-        assert_eq!(SlurmPlacement::from_wire(Some(wire(""))), None);
-        assert_eq!(SlurmPlacement::from_wire(None), None);
-        assert_eq!(
-            SlurmPlacement::from_wire(Some(wire("77"))).map(|p| p.to_string()),
-            Some("77_3".to_owned())
-        );
     }
 
     #[test]

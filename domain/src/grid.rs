@@ -12,13 +12,13 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::arch::Precision;
 use crate::baseline::{BaseLoss, Sampler};
 use crate::job::Stage2;
 use crate::job::{
     AxisValue, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec, ListConfig, LossConfig,
     LossPlan, LrSchedule, ModelConfig, Normalization, SweepId, SyntheticConfig, TrainConfig,
 };
-use crate::model::Precision;
 use crate::spec::{Axis, DEFAULT_CROP, DatasetSection, SubsetSeed, SweepSpec};
 use crate::stage2::Stage2Method;
 
