@@ -40,6 +40,7 @@ use ltsweep_domain::{
     BaseKind, ClassScope, CompMode, EpochMetrics, GroupAccuracy, JobResult, JobSpec,
     PosthocAccuracy,
 };
+use ltsweep_proto::client::Retry;
 use tch::{Device, Kind, Tensor, nn};
 
 use crate::augment::{Augment, EpochDraws, Normalize};
@@ -87,6 +88,13 @@ pub enum TrainError {
     Torch(#[from] tch::TchError),
     #[error("cannot fuse these jobs: {0}")]
     NotFusable(String),
+    /// Momentum buffers (a checkpoint's, or a fused array's members') that do not match the
+    /// parameters.
+    #[error("momentum does not match the model: {0}")]
+    Momentum(#[from] optim::MomentumError),
+    /// The observer's side of the job (the task that uploads its checkpoints) has ended.
+    #[error("the job's supervisor is gone")]
+    SupervisorGone,
     /// An image of list data that cannot be used (or read); the message names the file and
     /// its list line.
     #[error(transparent)]
@@ -101,11 +109,11 @@ pub enum TrainError {
 impl TrainError {
     /// Whether another attempt could succeed: not for data that is broken (a bad image, a bad
     /// list), since every attempt reads the same.
-    pub fn is_retryable(&self) -> bool {
+    pub fn retry(&self) -> Retry {
         match self {
-            TrainError::Data(error) => matches!(error, DataError::Io { .. }),
-            TrainError::Init(_) => false,
-            _ => true,
+            TrainError::Data(DataError::Io { .. }) => Retry::Transient,
+            TrainError::Data(_) | TrainError::Init(_) => Retry::Never,
+            _ => Retry::Transient,
         }
     }
 }
@@ -140,7 +148,7 @@ pub trait Observer {
     /// After every epoch, with the test metrics at evaluation epochs.
     fn epoch(&mut self, _metrics: &EpochMetrics) {}
     /// Every `checkpoint_every` epochs; a failure is logged and training goes on.
-    fn checkpoint(&mut self, _epoch: u32, _bytes: Vec<u8>) -> Result<(), String> {
+    fn checkpoint(&mut self, _epoch: u32, _bytes: Vec<u8>) -> Result<(), TrainError> {
         Ok(())
     }
     /// Checked between batches.
@@ -509,9 +517,7 @@ impl Trainer {
             self.centers.f_copy_(&saved)?;
             Ok(())
         })?;
-        self.sgd
-            .load_state(momentum)
-            .map_err(TrainError::CheckpointMismatch)?;
+        self.sgd.load_state(momentum)?;
         self.epoch = meta.epoch;
         self.history = meta.history;
         self.train_seconds = meta.train_seconds;

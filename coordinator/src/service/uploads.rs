@@ -60,9 +60,9 @@ pub(super) fn data(
             "sent twice: send one header, then data chunks",
         )),
         Ok(None) => Ok(Vec::new()),
-        Err(status) => Err(CoordinatorError::Transport(format!(
-            "the upload broke off ({}): upload the {what} again",
-            status.message()
-        ))),
+        Err(source) => Err(CoordinatorError::UploadBroken {
+            what,
+            source: Box::new(source),
+        }),
     })
 }

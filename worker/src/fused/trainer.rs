@@ -110,7 +110,7 @@ impl Fused {
                 (name, Tensor::cat(&parts, 0))
             })
             .collect();
-        sgd.load_state(momentum).map_err(TrainError::NotFusable)?;
+        sgd.load_state(momentum)?;
         Ok(Self { vs, model, sgd })
     }
 }
@@ -425,10 +425,7 @@ impl FusedTrainer {
             let momentum = FusedResNet::member_slices(&fused_momentum, n, i)
                 .into_iter()
                 .collect();
-            member
-                .sgd
-                .load_state(momentum)
-                .map_err(TrainError::NotFusable)?;
+            member.sgd.load_state(momentum)?;
         }
         Ok(())
     }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ltsweep_domain::{EpochMetrics, LeaseId, WorkerId};
 use ltsweep_proto::RemoteError;
-use ltsweep_proto::client::Failure;
+use ltsweep_proto::client::{Failure, Retry};
 
 use super::Shared;
 use crate::backoff;
@@ -115,13 +115,29 @@ impl JobRunner {
         }
     }
 
-    pub(super) async fn fail(&self, reason: String, retryable: bool, epoch: u32) {
-        tracing::warn!(lease = %self.lease_id, %reason, retryable, "job failed");
-        let failure = Failure {
+    /// Fails the job; `retry` says whether another attempt may succeed.
+    pub(super) async fn fail(&self, reason: String, retry: Retry) {
+        self.report_failure(Failure {
             reason,
-            retryable,
+            retry,
+            epoch: 0,
+        })
+        .await;
+    }
+
+    /// Fails a run whose loss became NaN or infinite during `epoch`: for good, since the same
+    /// seed diverges the same way again.
+    pub(super) async fn diverged(&self, reason: String, epoch: u32) {
+        self.report_failure(Failure {
+            reason,
+            retry: Retry::Never,
             epoch,
-        };
+        })
+        .await;
+    }
+
+    async fn report_failure(&self, failure: Failure) {
+        tracing::warn!(lease = %self.lease_id, reason = %failure.reason, retry = ?failure.retry, epoch = failure.epoch, "job failed");
         self.deliver("fail", || {
             self.shared
                 .client

@@ -23,7 +23,7 @@ use ltsweep_domain::{JobResult, JobSpec, SweepSpec};
 use ltsweep_worker::checkpoint;
 use ltsweep_worker::data::longtail::{self, LongTailData};
 use ltsweep_worker::fused::{FusedTrainer, ShapeKey};
-use ltsweep_worker::train::{Observer, Outcome, Quiet, Trainer};
+use ltsweep_worker::train::{Observer, Outcome, Quiet, TrainError, Trainer};
 use tch::{Device, Kind, Tensor};
 
 use crate::support::finished;
@@ -98,7 +98,7 @@ struct Keep {
 }
 
 impl Observer for Keep {
-    fn checkpoint(&mut self, epoch: u32, bytes: Vec<u8>) -> Result<(), String> {
+    fn checkpoint(&mut self, epoch: u32, bytes: Vec<u8>) -> Result<(), TrainError> {
         self.checkpoints.push((epoch, bytes));
         Ok(())
     }

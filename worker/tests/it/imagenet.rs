@@ -185,7 +185,7 @@ plans = [{{ pc = "head" }}]
 struct Keep(Vec<(u32, Vec<u8>)>);
 
 impl Observer for Keep {
-    fn checkpoint(&mut self, epoch: u32, bytes: Vec<u8>) -> Result<(), String> {
+    fn checkpoint(&mut self, epoch: u32, bytes: Vec<u8>) -> Result<(), TrainError> {
         self.0.push((epoch, bytes));
         Ok(())
     }

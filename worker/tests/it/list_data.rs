@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use ltsweep_domain::{ClassGroup, JobSpec, Normalization, Shot, Stage2Method, SweepSpec};
+use ltsweep_proto::client::Retry;
 use ltsweep_worker::data::list::Split;
 use ltsweep_worker::data::{self, FileData, Prepared};
 use ltsweep_worker::loader::Loader;
@@ -195,7 +196,7 @@ fn bad_input_is_named_with_its_file_and_line() {
         let job = list_job("broken.txt", "");
         let mut trainer = Trainer::streaming(&job, files(&job, root), Device::Cpu, 2);
         let err = trainer.run(&mut Quiet, None).unwrap_err();
-        assert!(!err.is_retryable(), "{err}");
+        assert_eq!(err.retry(), Retry::Never, "{err}");
         let message = err.to_string();
         let detail = if name == "cut.jpg" {
             "truncated JPEG: the data ends before the image does".to_owned()
