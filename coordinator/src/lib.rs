@@ -29,7 +29,6 @@
 //! ```
 
 mod auth;
-mod checkpoint;
 mod clock;
 mod committer;
 mod config;
@@ -41,6 +40,7 @@ mod limits;
 pub mod scheduler;
 mod service;
 pub mod store;
+mod stored_files;
 mod streams;
 mod wire;
 

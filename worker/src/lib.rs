@@ -5,16 +5,16 @@
 //!   list data (ImageNet-LT, Places-LT, iNaturalist 2018, any JPEG list) and packed copies.
 //! - [`jpeg`]: JPEG decoding and the ImageNet augmentations; [`loader`]: the threads that
 //!   stream list data to the trainer in batches.
-//! - [`model`]: the CIFAR ResNet; [`imagenet`]: torchvision's ImageNet ResNets; [`network`]:
+//! - [`cifar_resnet`]: the CIFAR ResNet; [`imagenet`]: torchvision's ImageNet ResNets; [`network`]:
 //!   the one a job names; [`pretrained`]: initial weights from a safetensors file;
 //!   [`losses`]: CE, Complement Entropy, Prototype Conformity;
 //!   [`baselines`]: the long-tail base losses (focal, class-balanced, logit-adjusted, LDAM-DRW)
 //!   and the samplers;
 //!   [`optim`]: momentum SGD with reachable state; [`augment`]: the on-device input pipeline.
-//! - [`train`]: the training loop, checkpoints and exact resume; [`metrics`]: test metrics;
-//!   [`fused`]: several jobs of one shape trained as one model; [`stage2`]: a stage-1 model's
-//!   classifier re-balanced (cRT, LWS, τ-norm, NCM, post-hoc adjustment); [`model_file`]: a
-//!   job's final weights as safetensors.
+//! - [`train`]: the training loop and exact resume; [`checkpoint_file`]: a checkpoint as
+//!   bytes; [`metrics`]: test metrics; [`fused`]: several jobs of one shape trained as one
+//!   model; [`stage2`]: a stage-1 model's classifier re-balanced (cRT, LWS, τ-norm, NCM,
+//!   post-hoc adjustment); [`model_file`]: a job's final weights as safetensors.
 //! - [`runtime`]: the worker process: pull jobs from a coordinator, train, report;
 //!   [`preempt`]: stop signals and the shutdown they ask for; `placement`: the Slurm job a
 //!   worker runs in, and its readiness file.
@@ -39,7 +39,8 @@ pub mod alloc;
 pub mod augment;
 mod backoff;
 pub mod baselines;
-pub mod checkpoint;
+pub mod checkpoint_file;
+pub mod cifar_resnet;
 pub mod data;
 pub mod fused;
 pub mod imagenet;
@@ -47,7 +48,6 @@ pub mod jpeg;
 pub mod loader;
 pub mod losses;
 pub mod metrics;
-pub mod model;
 pub mod model_file;
 pub mod network;
 pub mod onednn;

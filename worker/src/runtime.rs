@@ -28,7 +28,7 @@ use crate::pause::DataPause;
 use crate::train::device_name;
 
 mod blocking;
-mod checkpoint;
+mod checkpoint_transfers;
 mod fuse;
 mod job;
 mod lease;

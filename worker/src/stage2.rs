@@ -39,9 +39,9 @@ use ltsweep_domain::{
 use tch::{Kind, Tensor, nn};
 
 use crate::baselines;
+use crate::cifar_resnet::{Head, HeadKind, LinearInit, unit};
 use crate::data::list::Split;
 use crate::losses;
-use crate::model::{Head, HeadKind, LinearInit, unit};
 use crate::optim::{self, Sgd};
 use crate::rng::{Rng, purpose};
 use crate::train::{Observer, Outcome, TrainError, Trainer, with_seed};

@@ -18,7 +18,7 @@
 //! The recipe of LDAM-DRW's code (Cao et al. 2019), which the long-tail literature reuses, item
 //! by item:
 //! - the same: Kaiming-normal convolution and linear weights, PyTorch's linear bias init,
-//!   BatchNorm scale 1 / shift 0 / momentum 0.1 / eps 1e-5 (see [`crate::model`]); SGD with
+//!   BatchNorm scale 1 / shift 0 / momentum 0.1 / eps 1e-5 (see [`crate::cifar_resnet`]); SGD with
 //!   momentum 0.9, dampening 0, no Nesterov, weight decay 2e-4 on every parameter (BatchNorm and
 //!   biases included, as `SGD(model.parameters(), weight_decay=...)` does); the learning rate's
 //!   linear warm-up `lr * e / 5` over the first 5 epochs (1-based e) and its ×0.01 steps after
@@ -45,13 +45,13 @@ use tch::{Device, Kind, Tensor, nn};
 
 use crate::augment::{Augment, EpochDraws, Normalize};
 use crate::baselines::{self, BaseObjective};
-use crate::checkpoint::{self, CheckpointError, CheckpointMeta, PartialEpoch};
+use crate::checkpoint_file::{self, CheckpointError, CheckpointMeta, PartialEpoch};
+use crate::cifar_resnet::HeadKind;
 use crate::data::list::Split;
 use crate::data::{ClassInfo, DataError, FileData, ImageSet, LongTailData};
 use crate::loader::{Feed, Loader};
 use crate::losses;
 use crate::metrics::Confusion;
-use crate::model::HeadKind;
 use crate::model_file;
 use crate::network::Network;
 use crate::optim::{self, Sgd};
@@ -92,9 +92,10 @@ pub enum TrainError {
     /// parameters.
     #[error("momentum does not match the model: {0}")]
     Momentum(#[from] optim::MomentumError),
-    /// The observer's side of the job (the task that uploads its checkpoints) has ended.
-    #[error("the job's supervisor is gone")]
-    SupervisorGone,
+    /// An observer could not keep a checkpoint (its file cannot be written, the task that
+    /// uploads it has ended); training goes on without it.
+    #[error("the checkpoint was not kept: {0}")]
+    CheckpointNotKept(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// An image of list data that cannot be used (or read); the message names the file and
     /// its list line.
     #[error(transparent)]
@@ -486,7 +487,7 @@ impl Trainer {
 
     /// Continues from a checkpoint of this job.
     pub fn resume(&mut self, bytes: &[u8]) -> Result<(), TrainError> {
-        let (meta, tensors) = checkpoint::decode(bytes, self.device)?;
+        let (meta, tensors) = checkpoint_file::decode(bytes, self.device)?;
         if meta.job_id != self.job.id.as_str() {
             return Err(TrainError::WrongCheckpoint {
                 expected: self.job.id.to_string(),
@@ -547,7 +548,7 @@ impl Trainer {
             train_seconds: self.train_seconds,
             partial: self.partial.clone(),
         };
-        Ok(checkpoint::encode(&meta, &tensors)?)
+        Ok(checkpoint_file::encode(&meta, &tensors)?)
     }
 
     /// Trains until the last epoch, `stop_after` epochs, a cancel or a divergence.

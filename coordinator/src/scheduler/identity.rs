@@ -14,8 +14,8 @@ use ltsweep_domain::JobId;
 use ring::hmac;
 
 use super::Scheduler;
-use super::model::{LeaseId, WorkerId};
 use super::plan::{Change, Planned};
+use super::state::{LeaseId, WorkerId};
 
 /// The key lease ids are derived with. Never persisted: ids already issued stay valid after a
 /// restart because they are compared whole, not derived again.

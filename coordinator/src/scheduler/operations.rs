@@ -7,11 +7,11 @@ use std::sync::Arc;
 use ltsweep_domain::{JobResult, JobState, SweepId};
 
 use super::leases::{LeaseStatus, stale};
-use super::model::{
+use super::plan::{Announcement, Change, Lease, Planned, Registration, Submission, SubmitAnswer};
+use super::state::{
     Counters, DeviceSlots, EndedLease, LeaseEnd, LeaseId, LiveLease, ReleaseReason, SweepRecord,
     WorkerId, WorkerRecord,
 };
-use super::plan::{Announcement, Change, Lease, Planned, Registration, Submission, SubmitAnswer};
 use super::{Result, Scheduler, SchedulerError};
 
 // Operations: each plans from `&self`.

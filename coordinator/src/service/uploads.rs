@@ -5,10 +5,10 @@ use futures::{Stream, StreamExt};
 use ltsweep_proto::pb;
 use tonic::{Status, Streaming};
 
-use crate::checkpoint;
 use crate::error::CoordinatorError;
 use crate::limits;
 use crate::scheduler::LeaseId;
+use crate::stored_files;
 
 use pb::checkpoint_chunk::Part;
 
@@ -39,7 +39,7 @@ pub(super) async fn header(
         header.lease_id.clone(),
         "header.lease_id",
     )?);
-    let sha256 = checkpoint::parse_sha256(&header.sha256)?;
+    let sha256 = stored_files::parse_sha256(&header.sha256)?;
     Ok(Header {
         header,
         lease,

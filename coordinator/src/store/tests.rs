@@ -5,7 +5,7 @@ use tonic::Code;
 use super::*;
 use crate::scheduler::proptests::{Harness, ops, prelude};
 use crate::scheduler::tests::{SPEC, TIMING, result_for, test_key, test_secret};
-use crate::scheduler::{Announcement, Lease, Planned, SchedulerError};
+use crate::scheduler::{Announcement, Lease, Planned, Scheduler, SchedulerError, SlurmPlacement};
 
 fn open(dir: &Path) -> Store {
     Store::open(dir, Durability::Normal).expect("a writable temp dir")

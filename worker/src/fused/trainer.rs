@@ -20,8 +20,8 @@ use ltsweep_domain::{
 };
 use tch::{Tensor, nn};
 
-use super::model::{FusedResNet, stack_inputs};
-use crate::model::HeadKind;
+use super::resnet::{FusedResNet, stack_inputs};
+use crate::cifar_resnet::HeadKind;
 use crate::optim::{self, Sgd};
 use crate::train::{
     EpochRun, Observer, Outcome, Quiet, TrainError, Trainer, divergence, with_seed,

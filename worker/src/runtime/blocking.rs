@@ -39,7 +39,7 @@ impl Observer for ChannelObserver {
     fn checkpoint(&mut self, epoch: u32, bytes: Vec<u8>) -> Result<(), TrainError> {
         self.events
             .send(Event::Checkpoint(epoch, bytes))
-            .map_err(|_| TrainError::SupervisorGone)
+            .map_err(|_| TrainError::CheckpointNotKept("the job's supervisor is gone".into()))
     }
 
     fn cancelled(&self) -> bool {
