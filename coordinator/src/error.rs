@@ -206,7 +206,7 @@ mod tests {
         );
         let status = broken
             .source()
-            .and_then(|source| source.downcast_ref::<Status>())
+            .and_then(|source| source.downcast_ref::<Box<Status>>())
             .expect("the stream's status is the source");
         assert_eq!(status.code(), Code::Cancelled);
     }

@@ -351,7 +351,7 @@ fn write_change(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<()> {
             tx.prepare_cached(
                 "INSERT INTO results (job_id, sweep_id, result) VALUES (?1, ?2, ?3)",
             )?
-            .execute(params![job.as_str(), result.sweep_id, bytes])?;
+            .execute(params![job.as_str(), result.sweep_id.as_str(), bytes])?;
         }
         Change::WorkerRegistered(worker) => {
             let devices = serde_json::to_string(&worker.devices)

@@ -200,7 +200,7 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
                 job.state.as_str().to_owned(),
                 format!("{}/{}", job.epoch, job.epochs_total),
                 job.attempts.to_string(),
-                job.worker.clone().unwrap_or_default(),
+                job.worker.as_deref().unwrap_or_default().to_owned(),
                 // A stage-2 job waits for its stage-1 job: the note names it.
                 job.error.clone().unwrap_or_else(|| {
                     job.parent

@@ -10,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use ltsweep_domain::status::{JobStatus, SweepCounts};
 use ltsweep_domain::time::{ago, unix_ms_now};
-use ltsweep_domain::{SweepId, WORKER_COLUMNS, WorkerInfo};
+use ltsweep_domain::{SweepId, WORKER_COLUMNS, WorkerId, WorkerInfo};
 use ltsweep_proto::RemoteError;
 use ltsweep_proto::client::Which;
 use ltsweep_proto::server::Caller;
@@ -235,7 +235,7 @@ pub(crate) fn job_row(job: &JobStatus) -> String {
         plan = escape(&job.plan.to_string()),
         seed = job.seed,
         axes = escape(&axes.join(" ")),
-        worker = escape(job.worker.as_deref().unwrap_or_default()),
+        worker = escape(job.worker.as_ref().map_or("", WorkerId::as_str)),
         epoch = job.epoch,
         epochs = job.epochs_total,
         attempts = job.attempts,

@@ -1108,8 +1108,8 @@ impl Trainer {
         train_seconds: f64,
     ) -> JobResult {
         JobResult {
-            job_id: self.job.id.to_string(),
-            sweep_id: self.job.sweep.to_string(),
+            job_id: self.job.id.clone(),
+            sweep_id: self.job.sweep.clone(),
             spec: self.job.clone(),
             accuracy: confusion.group_accuracy(&self.classes),
             per_class: confusion.per_class(&self.classes),

@@ -294,7 +294,10 @@ fn complete_records_one_result_and_is_idempotent_for_its_lease() {
     assert_eq!(job, &l.job.id);
     // The coordinator's own record of the run, whatever the worker sent.
     assert_eq!(stored.attempts, 1);
-    assert_eq!(stored.worker_id.as_deref(), Some(worker.as_str()));
+    assert_eq!(
+        stored.worker_id.as_ref().map(WorkerId::as_str),
+        Some(worker.as_str())
+    );
     assert_eq!(stored.spec, l.job);
     assert_eq!(s.succeeded(&sweep).unwrap(), vec![l.job.id.clone()]);
 
@@ -619,7 +622,10 @@ fn another_workers_lease_is_refused_as_one_never_issued() {
         _ => None,
     });
     let recorded = recorded.expect("a result");
-    assert_eq!(recorded.worker_id.as_deref(), Some(honest.as_str()));
+    assert_eq!(
+        recorded.worker_id.as_ref().map(WorkerId::as_str),
+        Some(honest.as_str())
+    );
     assert_eq!(recorded.accuracy.acc_all, Some(0.5));
     s.apply(&planned.changes);
     // Once ended, the lease is refused to the intruder as before, the same way.
