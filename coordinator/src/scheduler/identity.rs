@@ -47,7 +47,7 @@ impl fmt::Debug for LeaseKey {
 
 /// The lowercase hex SHA-256 of a worker's secret: all the coordinator keeps of it.
 pub fn secret_sha256(secret: &str) -> String {
-    ltsweep_proto::chunks::sha256_hex(secret.as_bytes())
+    ltsweep_domain::Sha256::of(secret.as_bytes()).to_string()
 }
 
 impl Scheduler {

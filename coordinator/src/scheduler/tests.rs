@@ -493,7 +493,7 @@ fn a_checkpoint_is_offered_to_the_next_attempt() {
     let l = lease(&mut s, 0, &worker);
     let checkpoint = Checkpoint {
         epoch: 7,
-        sha256: "ab".repeat(32),
+        sha256: "ab".repeat(32).parse().unwrap(),
     };
     let epoch = run(&mut s, |s| {
         s.record_checkpoint(10, &worker, &l.id, checkpoint.clone())
@@ -558,10 +558,10 @@ fn jobs_made_pending_counts_queue_entries() {
 fn lease_refusals(s: &Scheduler, worker: &WorkerId, lease: &LeaseId, job: &JobSpec) -> Vec<String> {
     let checkpoint = Checkpoint {
         epoch: 1,
-        sha256: "0".repeat(64),
+        sha256: "0".repeat(64).parse().unwrap(),
     };
     let model = KeptModel {
-        sha256: "0".repeat(64),
+        sha256: "0".repeat(64).parse().unwrap(),
         size: 1,
         epochs: 1,
     };

@@ -50,7 +50,7 @@ pub(super) async fn upload(
     let data = uploads::data(stream, "model");
     let received = coordinator
         .models
-        .receive(&lease, header.size, &sha256, Box::pin(data))
+        .receive(&lease, header.size, sha256, Box::pin(data))
         .await?;
     let model = KeptModel {
         sha256,

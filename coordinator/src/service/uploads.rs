@@ -2,6 +2,7 @@
 //! in data chunks (the checkpoint chunk format of `ltsweep_proto::chunks`).
 
 use futures::{Stream, StreamExt};
+use ltsweep_domain::Sha256;
 use ltsweep_proto::pb;
 use tonic::{Status, Streaming};
 
@@ -16,7 +17,7 @@ use pb::checkpoint_chunk::Part;
 pub(super) struct Header {
     pub(super) header: pb::CheckpointHeader,
     pub(super) lease: LeaseId,
-    pub(super) sha256: String,
+    pub(super) sha256: Sha256,
 }
 
 /// Reads the header of an upload of a `what` ("checkpoint", "model"); anything else first is
