@@ -66,10 +66,10 @@ pub(super) async fn upload(
         .as_ref()
         .is_some_and(|previous| previous.sha256 == model.sha256);
     let files = Arc::clone(&coordinator.models);
-    let installed = (job.clone(), model.sha256.clone());
+    let installed = (job.clone(), model.sha256);
     let before: Before = Box::new(move || files.install(received, &installed.0, &installed.1));
     let files = Arc::clone(&coordinator.models);
-    let new = (job.clone(), model.sha256.clone());
+    let new = (job.clone(), model.sha256);
     let after: After = Box::new(move |committed| {
         // The new file is no one's unless the record naming it was committed.
         if !committed && !same_file {
