@@ -9,7 +9,9 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use ltsweep_domain::{ChosenEpoch, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, JobState};
+use ltsweep_domain::{
+    ChosenEpoch, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, JobState, SweepId,
+};
 use polars::prelude::{
     BooleanChunked, Column, DataFrame, DataType, NamedFrom, ParquetReader, ParquetWriter,
     PolarsError, SerReader,
@@ -472,13 +474,13 @@ impl JobColumns {
     /// (the epochs were evaluated unadjusted).
     fn push(
         &mut self,
-        sweep: &str,
+        sweep: &SweepId,
         record: &JobRecord,
         result: Option<&JobResult>,
         tau: Option<f64>,
     ) {
         let spec = &record.spec;
-        self.sweep.push(sweep.to_owned());
+        self.sweep.push(sweep.to_string());
         self.keys.push(record);
         self.comp_on.push(spec.plan.comp.to_string());
         self.pc_on.push(spec.plan.pc.to_string());
@@ -544,7 +546,8 @@ impl JobColumns {
         self.train_seconds.push(result.map(|r| r.train_seconds));
         self.epochs_retrained
             .push(result.map(|r| r.epochs_retrained));
-        self.worker.push(record.worker.clone());
+        self.worker
+            .push(record.worker.as_ref().map(ToString::to_string));
         self.error.push(record.error.clone());
     }
 

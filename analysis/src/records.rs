@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use ltsweep_domain::{JobResult, JobSpec, JobState, SweepStatus};
+use ltsweep_domain::{JobId, JobResult, JobSpec, JobState, SweepId, SweepStatus, WorkerId};
 
 use crate::AnalysisError;
 
@@ -13,7 +13,7 @@ pub struct JobRecord {
     pub state: JobState,
     pub attempts: u32,
     /// The worker that ran (or runs) the job's latest attempt.
-    pub worker: Option<String>,
+    pub worker: Option<WorkerId>,
     /// Why the job failed, for a failed job.
     pub error: Option<String>,
     /// `Some` for succeeded jobs.
@@ -23,7 +23,7 @@ pub struct JobRecord {
 /// Every job of one sweep.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SweepRecords {
-    pub sweep_id: String,
+    pub sweep_id: SweepId,
     pub name: String,
     /// In grid order: Table 1's rows follow the order in which plans first appear here.
     pub jobs: Vec<JobRecord>,
@@ -36,7 +36,7 @@ impl SweepRecords {
         status: SweepStatus,
         results: Vec<JobResult>,
     ) -> Result<SweepRecords, AnalysisError> {
-        let mut by_job: HashMap<String, JobResult> = results
+        let mut by_job: HashMap<JobId, JobResult> = results
             .into_iter()
             .map(|result| (result.job_id.clone(), result))
             .collect();
@@ -53,13 +53,13 @@ impl SweepRecords {
                     attempts: job.attempts,
                     worker: job.worker,
                     error: job.error,
-                    result: by_job.remove(spec.id.as_str()),
+                    result: by_job.remove(&spec.id),
                     spec,
                 })
             })
             .collect::<Result<Vec<_>, AnalysisError>>()?;
         Ok(SweepRecords {
-            sweep_id: status.id.0,
+            sweep_id: status.id,
             name: status.name,
             jobs,
         })

@@ -9,8 +9,8 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use ltsweep_domain::time::unix_ms_now;
 use ltsweep_domain::{BaseKind, GroupAccuracy, Sampler};
 use prost::Message;
 
@@ -195,9 +195,7 @@ pub(crate) fn write_runs(tidy: &Tidy, dir: &Path) -> Result<Vec<PathBuf>, Analys
     if dir.exists() {
         fs::remove_dir_all(dir).map_err(io(dir))?;
     }
-    let start = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64().floor());
+    let start = (unix_ms_now() / 1000) as f64;
     let mut files = Vec::new();
     let mut written = std::collections::HashSet::new();
     // A job evaluated with several post-hoc taus has a row per tau: its epochs once, under the

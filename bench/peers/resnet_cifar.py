@@ -1,6 +1,6 @@
 """The CIFAR ResNet of the PyTorch peers (pytorch_loop.py, lt_peer.py), written as the long-tail
 literature's code writes it (LDAM-DRW's resnet_cifar) and initialised as ltsweep initialises its
-own (worker/src/model.rs):
+own (worker/src/cifar_resnet.rs):
 
 - depth 6n+2: a 3x3 convolution to 16 channels, three stages of n basic blocks with 16, 32 and
   64 channels (the first block of stages 2 and 3 with stride 2), global average pooling;

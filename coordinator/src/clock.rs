@@ -6,7 +6,9 @@
 //! once nor keeps dead ones alive: only time that really passed counts. Deadlines are not
 //! persisted; on restart every recovered lease gets a full TTL from this clock's new start.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
+
+use ltsweep_domain::time::unix_ms_now;
 
 /// Milliseconds since the unix epoch, as of the coordinator's start plus the monotonic time
 /// since.
@@ -25,11 +27,8 @@ pub(crate) enum Clock {
 impl Clock {
     /// Anchored at the wall clock now.
     pub(crate) fn monotonic() -> Self {
-        let anchor_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         Self::Monotonic {
-            anchor_ms,
+            anchor_ms: unix_ms_now(),
             start: Instant::now(),
         }
     }

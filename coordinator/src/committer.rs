@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use ltsweep_proto::Backoff;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tracing::{info, warn};
 
@@ -426,11 +427,11 @@ impl StoreThread {
         });
         // Whatever was queued before the turn came was planned against the lost changes.
         self.refuse_queued(refused);
-        let mut pause = Duration::from_millis(10);
+        let mut pauses = Backoff::new(Duration::from_millis(10), Duration::from_secs(5));
         while let Err(reload) = (self.memory.reload)(&self.store) {
+            let pause = pauses.fail();
             warn!(error = %reload, retry_in = ?pause, "the state could not be reloaded from the store; trying again");
             std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_secs(5));
         }
         self.health.diverged.store(false, Ordering::SeqCst);
         info!("state reloaded from the store");

@@ -40,9 +40,20 @@ pub enum CoordinatorError {
     /// The coordinator is stopping; the call may be made again once it is back.
     #[error("the coordinator is shutting down: try again once it is back")]
     ShuttingDown,
-    /// The gRPC server could not start or stopped with an error.
+    /// The gRPC server stopped with an error.
     #[error("grpc server: {0}")]
-    Transport(String),
+    Transport(#[from] tonic::transport::Error),
+    /// The listening socket the server was handed cannot be used.
+    #[error("grpc server's listener: {0}")]
+    Listener(#[source] std::io::Error),
+    /// An upload's stream ended in an error before its last chunk.
+    #[error("the upload broke off ({}): upload the {what} again", source.message())]
+    UploadBroken {
+        what: &'static str,
+        /// Boxed: a status is large, and every result of the crate carries this enum.
+        #[source]
+        source: Box<Status>,
+    },
     /// A broken promise inside the coordinator (a bug): nothing the caller did wrong.
     #[error("internal error: {0}; please report it")]
     Internal(String),
@@ -77,9 +88,11 @@ impl CoordinatorError {
             Self::Refused(err) => err.kind(),
             Self::Config(_) => ErrorKind::InvalidArgument,
             Self::Corrupted(_) => ErrorKind::Corrupted,
-            Self::Storage { .. } | Self::Transport(_) | Self::ShuttingDown => {
-                ErrorKind::Unavailable
-            }
+            Self::Storage { .. }
+            | Self::Transport(_)
+            | Self::Listener(_)
+            | Self::UploadBroken { .. }
+            | Self::ShuttingDown => ErrorKind::Unavailable,
             Self::Gate(refusal) => refusal.kind(),
             Self::Exhausted(_) => ErrorKind::Exhausted,
             Self::Internal(_) => ErrorKind::Internal,
@@ -152,7 +165,11 @@ mod tests {
             Refusal::PermissionDenied("the worker token may not".into()).into(),
             CoordinatorError::Config("heartbeat".into()),
             CoordinatorError::ShuttingDown,
-            CoordinatorError::Transport("bind".into()),
+            CoordinatorError::Listener(std::io::Error::other("bind")),
+            CoordinatorError::UploadBroken {
+                what: "checkpoint",
+                source: Box::new(Status::cancelled("reset")),
+            },
             CoordinatorError::Internal("bug".into()),
         ];
         for err in errors {
@@ -169,5 +186,28 @@ mod tests {
                 .kind()
                 .is_transient()
         );
+    }
+
+    #[test]
+    fn server_and_upload_errors_keep_their_sources() {
+        use std::error::Error as _;
+        let listener = CoordinatorError::Listener(std::io::Error::other("bad descriptor"));
+        assert_eq!(
+            listener.source().map(ToString::to_string).as_deref(),
+            Some("bad descriptor")
+        );
+        let broken = CoordinatorError::UploadBroken {
+            what: "model",
+            source: Box::new(Status::cancelled("connection reset")),
+        };
+        assert_eq!(
+            broken.to_string(),
+            "the upload broke off (connection reset): upload the model again"
+        );
+        let status = broken
+            .source()
+            .and_then(|source| source.downcast_ref::<Box<Status>>())
+            .expect("the stream's status is the source");
+        assert_eq!(status.code(), Code::Cancelled);
     }
 }

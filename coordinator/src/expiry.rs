@@ -9,6 +9,8 @@
 
 use std::time::Duration;
 
+use ltsweep_proto::Backoff;
+
 /// The normal pace when no deadline is nearer.
 pub(crate) const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// The shortest wait: deadlines are in milliseconds, and a burst of them expires in one sweep.
@@ -19,21 +21,26 @@ pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// The pace of the expiry sweeps.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ExpiryPacing {
-    /// Sweeps failed in a row.
-    failures: u32,
+    /// Counts the sweeps that failed in a row.
+    backoff: Backoff,
+}
+
+impl Default for ExpiryPacing {
+    fn default() -> Self {
+        Self {
+            backoff: Backoff::new(FIRST_BACKOFF, MAX_BACKOFF),
+        }
+    }
 }
 
 impl ExpiryPacing {
     /// How long to wait before the next sweep, given how far the earliest live deadline is
     /// (`None`: no lease is live).
     pub(crate) fn wait(&self, until_deadline: Option<Duration>) -> Duration {
-        if self.failures > 0 {
-            let doublings = (self.failures - 1).min(16);
-            return FIRST_BACKOFF
-                .saturating_mul(1 << doublings)
-                .min(MAX_BACKOFF);
+        if let Some(step) = self.backoff.step() {
+            return step;
         }
         until_deadline
             .map_or(IDLE_WAIT, |d| d + Duration::from_millis(1))
@@ -41,11 +48,11 @@ impl ExpiryPacing {
     }
 
     pub(crate) fn failed(&mut self) {
-        self.failures = self.failures.saturating_add(1);
+        self.backoff.fail();
     }
 
     pub(crate) fn succeeded(&mut self) {
-        self.failures = 0;
+        self.backoff.reset();
     }
 }
 

@@ -20,7 +20,7 @@
 //! config.access = Access::by_role(Some(&workers), Some(&users), None)?;
 //! let listener = tokio::net::TcpListener::bind("0.0.0.0:7070")
 //!     .await
-//!     .map_err(|e| ltsweep_coordinator::CoordinatorError::Transport(e.to_string()))?;
+//!     .map_err(ltsweep_coordinator::CoordinatorError::Listener)?;
 //! serve(config, listener, async {
 //!     let _ = tokio::signal::ctrl_c().await;
 //! })
@@ -29,7 +29,6 @@
 //! ```
 
 mod auth;
-mod checkpoint;
 mod clock;
 mod committer;
 mod config;
@@ -41,6 +40,7 @@ mod limits;
 pub mod scheduler;
 mod service;
 pub mod store;
+mod stored_files;
 mod streams;
 mod wire;
 
@@ -147,9 +147,7 @@ impl Opened {
             throttle,
             caps,
         } = self;
-        let address = listener
-            .local_addr()
-            .map_err(|e| CoordinatorError::Transport(e.to_string()))?;
+        let address = listener.local_addr().map_err(CoordinatorError::Listener)?;
 
         let (health, health_service) = tonic_health::server::health_reporter();
         health
@@ -226,7 +224,7 @@ impl Opened {
             .await;
         coordinator.close();
         expiry.abort();
-        served.map_err(|e| CoordinatorError::Transport(e.to_string()))
+        Ok(served?)
     }
 }
 

@@ -29,7 +29,6 @@ use tokio::sync::{Notify, broadcast, watch};
 use tonic::{Request, Response, Status};
 use tracing::info;
 
-use crate::checkpoint::{self, CheckpointFiles, FileKind};
 use crate::clock::Clock;
 use crate::committer::{After, Batch, Before, Committer, MemoryHooks, Turn, Turns};
 use crate::config::CoordinatorConfig;
@@ -38,6 +37,7 @@ use crate::error::CoordinatorError;
 use crate::limits::{self, Limits};
 use crate::scheduler::{Change, Planned, Scheduler, Timing, WorkerId};
 use crate::store::{ResultReader, Store};
+use crate::stored_files::{self, CheckpointFiles, FileKind};
 use crate::streams::{StreamPermit, StreamSlots};
 use ltsweep_proto::server::Caller;
 
@@ -198,9 +198,9 @@ impl Coordinator {
             answer,
             mut changes,
         } = planned;
-        let ended = checkpoint::take_ended(&mut changes);
+        let ended = stored_files::take_ended(&mut changes);
         // Read in this turn, before the changes apply: the state the plan was made against.
-        let dropped = self.read(|s| Ok(checkpoint::dropped_models(s, &changes)))?;
+        let dropped = self.read(|s| Ok(stored_files::dropped_models(s, &changes)))?;
         let after = if ended.is_empty() && dropped.is_empty() {
             after
         } else {

@@ -10,25 +10,22 @@
 //! with a fresh deadline, so a worker that kept training while the coordinator was down can
 //! still report and complete.
 
-use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use ltsweep_domain::{JobId, JobResult, JobSpec, SweepId, SweepSpec};
+use ltsweep_domain::{JobResult, JobSpec};
 use ltsweep_proto::pb;
 use prost::Message;
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, Transaction, params};
 
 use crate::config::Durability;
 use crate::error::CoordinatorError;
-use crate::scheduler::{
-    Change, Counters, DeviceSlots, JobRuntime, LeaseKey, Scheduler, SlurmPlacement, SweepRecord,
-    Timing, WorkerId, WorkerRecord, initial_runtimes,
-};
+use crate::scheduler::{Change, JobRuntime, initial_runtimes};
 
 type Result<T> = std::result::Result<T, CoordinatorError>;
 
+mod load;
 mod results;
 pub use results::ResultReader;
 
@@ -247,162 +244,6 @@ impl Store {
         tx.commit().map_err(fail)
     }
 
-    /// Rebuilds the whole scheduler. Running jobs keep their leases, with deadlines reset to
-    /// `now_ms` + the lease ttl.
-    pub fn load(&self, timing: Timing, lease_key: LeaseKey, now_ms: u64) -> Result<Scheduler> {
-        let fail = |e: rusqlite::Error| CoordinatorError::storage(&self.db_path, e);
-        let corrupt = |what: String| {
-            CoordinatorError::storage(
-                &self.db_path,
-                format!("{what}: the file is damaged; restore it from a backup"),
-            )
-        };
-        let mut scheduler = Scheduler::new(timing, lease_key);
-
-        let counters = self
-            .conn
-            .query_row(
-                "SELECT next_worker, next_lease, next_queue_seq FROM counters WHERE id = 1",
-                [],
-                |row| {
-                    Ok(Counters {
-                        next_worker: get_u64(row, 0)?,
-                        next_lease: get_u64(row, 1)?,
-                        next_queue_seq: get_u64(row, 2)?,
-                    })
-                },
-            )
-            .optional()
-            .map_err(fail)?
-            .unwrap_or_default();
-        scheduler.restore_counters(counters);
-
-        let mut workers = self
-            .conn
-            .prepare(
-                "SELECT id, ordinal, host, devices, version, registered_ms, last_seen_ms,
-                        s.job_id, s.array_task_id, k.sha256
-                 FROM workers LEFT JOIN worker_slurm s ON s.worker_id = workers.id
-                 LEFT JOIN worker_secrets k ON k.worker_id = workers.id
-                 ORDER BY ordinal",
-            )
-            .map_err(fail)?;
-        let rows = workers
-            .query_map([], |row| {
-                let slurm_job: Option<String> = row.get(7)?;
-                let slurm_task: Option<String> = row.get(8)?;
-                Ok((
-                    WorkerRecord {
-                        id: WorkerId(row.get(0)?),
-                        ordinal: get_u64(row, 1)?,
-                        host: row.get(2)?,
-                        devices: Vec::new(),
-                        version: row.get(4)?,
-                        registered_ms: get_u64(row, 5)?,
-                        last_seen_ms: get_u64(row, 6)?,
-                        slurm: slurm_job.map(|job_id| SlurmPlacement {
-                            job_id,
-                            array_task_id: slurm_task.unwrap_or_default(),
-                        }),
-                        secret_sha256: row.get::<_, Option<String>>(9)?.unwrap_or_default(),
-                    },
-                    row.get::<_, String>(3)?,
-                ))
-            })
-            .map_err(fail)?;
-        for row in rows {
-            let (mut record, devices) = row.map_err(fail)?;
-            record.devices = serde_json::from_str::<Vec<DeviceSlots>>(&devices)
-                .map_err(|e| corrupt(format!("devices of worker {}: {e}", record.id)))?;
-            scheduler.apply(&[Change::WorkerRegistered(record)]);
-        }
-
-        // Results stay on disk (reports read them, see `read_results`); only which jobs have
-        // one is checked against their states.
-        let mut results: HashSet<JobId> = HashSet::new();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT job_id FROM results")
-            .map_err(fail)?;
-        let rows = stmt
-            .query_map([], |row| Ok(JobId(row.get(0)?)))
-            .map_err(fail)?;
-        for row in rows {
-            results.insert(row.map_err(fail)?);
-        }
-
-        let mut jobs: HashMap<SweepId, Vec<(JobSpec, JobRuntime)>> = HashMap::new();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, sweep_id, spec, runtime FROM jobs ORDER BY sweep_id, grid_index")
-            .map_err(fail)?;
-        let rows = stmt
-            .query_map([], |row| {
-                Ok((
-                    JobId(row.get(0)?),
-                    SweepId(row.get(1)?),
-                    row.get::<_, Vec<u8>>(2)?,
-                    row.get::<_, String>(3)?,
-                ))
-            })
-            .map_err(fail)?;
-        for row in rows {
-            let (id, sweep, spec, runtime) = row.map_err(fail)?;
-            let spec = pb::JobSpec::decode(spec.as_slice())
-                .map_err(|e| e.to_string())
-                .and_then(|s| JobSpec::try_from(s).map_err(|e| e.to_string()))
-                .map_err(|e| corrupt(format!("spec of job {id}: {e}")))?;
-            let runtime: JobRuntime = serde_json::from_str(&runtime)
-                .map_err(|e| corrupt(format!("state of job {id}: {e}")))?;
-            if results.remove(&id) != runtime.has_result() {
-                return Err(corrupt(format!(
-                    "job {id} is {:?} but has {} result",
-                    runtime.state,
-                    if runtime.has_result() { "no" } else { "a" }
-                )));
-            }
-            jobs.entry(sweep).or_default().push((spec, runtime));
-        }
-
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id, name, spec_toml, submitted_ms, max_attempts, cancelled
-                 FROM sweeps ORDER BY seq",
-            )
-            .map_err(fail)?;
-        let rows = stmt
-            .query_map([], |row| {
-                // Read for what memory keeps of it, then dropped: the text stays on disk.
-                let spec_toml: String = row.get(2)?;
-                Ok(SweepRecord {
-                    id: SweepId(row.get(0)?),
-                    name: row.get(1)?,
-                    keep_models: SweepSpec::keeps_models(&spec_toml),
-                    submitted_ms: get_u64(row, 3)?,
-                    max_attempts: row.get(4)?,
-                    cancelled: row.get(5)?,
-                })
-            })
-            .map_err(fail)?;
-        for row in rows {
-            let record = row.map_err(fail)?;
-            let entries = jobs.remove(&record.id).unwrap_or_default();
-            scheduler.restore_sweep(record, entries);
-        }
-        if let Some(job) = results.iter().next() {
-            return Err(corrupt(format!("a result of unknown job {job}")));
-        }
-        if let Some(sweep) = jobs.keys().next() {
-            return Err(corrupt(format!("jobs of unknown sweep {sweep}")));
-        }
-        scheduler.renew_leases(now_ms);
-        scheduler
-            .check_invariants()
-            .map_err(|e| corrupt(format!("inconsistent state: {e}")))?;
-        Ok(scheduler)
-    }
-
     /// Commits a write that changes nothing: whether the store takes writes again after
     /// failed commits.
     pub fn probe(&mut self) -> Result<()> {
@@ -510,7 +351,7 @@ fn write_change(tx: &Transaction<'_>, change: &Change) -> rusqlite::Result<()> {
             tx.prepare_cached(
                 "INSERT INTO results (job_id, sweep_id, result) VALUES (?1, ?2, ?3)",
             )?
-            .execute(params![job.as_str(), result.sweep_id, bytes])?;
+            .execute(params![job.as_str(), result.sweep_id.as_str(), bytes])?;
         }
         Change::WorkerRegistered(worker) => {
             let devices = serde_json::to_string(&worker.devices)

@@ -39,6 +39,16 @@ macro_rules! string_id {
                 &self.0
             }
         }
+
+        /// Read as text wherever text is read (a table cell, a file name); a `&str` never
+        /// becomes an id without naming the type.
+        impl ::std::ops::Deref for $name {
+            type Target = str;
+
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
     };
 }
 

@@ -23,9 +23,11 @@ pub mod baseline;
 mod grid;
 pub mod job;
 pub mod result;
+pub mod sha256;
 pub mod spec;
 pub mod stage2;
 pub mod status;
+pub mod time;
 pub mod workers;
 
 pub use arch::{Arch, Precision};
@@ -39,7 +41,8 @@ pub use result::{
     ChosenEpoch, ClassGroup, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, PosthocAccuracy,
     Shot,
 };
+pub use sha256::{NotSha256, Sha256, Sha256Hasher};
 pub use spec::{SpecError, SubsetSeed, SweepSpec};
 pub use stage2::{BnMode, NcmFeatures, Stage2Kind, Stage2Method, Stage2Sampler, TauBias};
 pub use status::{JobStatus, SweepCounts, SweepEvent, SweepStatus, SweepSummary};
-pub use workers::{SlurmPlacement, WorkerInfo};
+pub use workers::{SlurmPlacement, WORKER_COLUMNS, WorkerInfo};

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::job::{DatasetKind, JobSpec};
+use crate::job::{DatasetKind, JobId, JobSpec, SweepId, WorkerId};
 
 use crate::string_enum::string_enum;
 
@@ -88,8 +88,8 @@ pub struct EpochMetrics {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobResult {
-    pub job_id: String,
-    pub sweep_id: String,
+    pub job_id: JobId,
+    pub sweep_id: SweepId,
     pub spec: JobSpec,
     #[serde(flatten)]
     pub accuracy: GroupAccuracy,
@@ -102,7 +102,7 @@ pub struct JobResult {
     pub train_seconds: f64,
     pub device: String,
     #[serde(default)]
-    pub worker_id: Option<String>,
+    pub worker_id: Option<WorkerId>,
     #[serde(default)]
     pub attempts: u32,
     #[serde(default)]
@@ -209,8 +209,8 @@ impl JobResult {
     pub fn blank(job: &JobSpec) -> JobResult {
         let classes = job.result_classes().unwrap_or(2);
         JobResult {
-            job_id: job.id.0.clone(),
-            sweep_id: job.sweep.0.clone(),
+            job_id: job.id.clone(),
+            sweep_id: job.sweep.clone(),
             spec: job.clone(),
             accuracy: GroupAccuracy::default(),
             per_class: (0..classes)
@@ -328,7 +328,10 @@ impl JobResult {
         }
         for (field, text) in [
             ("result.device", Some(self.device.as_str())),
-            ("result.worker_id", self.worker_id.as_deref()),
+            (
+                "result.worker_id",
+                self.worker_id.as_ref().map(WorkerId::as_str),
+            ),
         ] {
             let length = text.map_or(0, str::len);
             if length > MAX_RESULT_TEXT_BYTES {

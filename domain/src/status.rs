@@ -3,7 +3,7 @@
 //! the job types.
 
 use crate::baseline::{BaseKind, Sampler};
-use crate::job::{AxisValue, JobId, JobSpec, JobState, LossPlan, SweepId};
+use crate::job::{AxisValue, JobId, JobSpec, JobState, LossPlan, SweepId, WorkerId};
 
 /// How many jobs of a sweep are in each state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -50,7 +50,7 @@ pub struct JobStatus {
     /// Leases handed out, preemptions included.
     pub attempts: u32,
     /// The worker holding the lease (running) or that finished the job.
-    pub worker: Option<String>,
+    pub worker: Option<WorkerId>,
     /// Epochs finished, as last reported.
     pub epoch: u32,
     pub epochs_total: u32,

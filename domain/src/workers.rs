@@ -3,6 +3,7 @@
 //! the job types.
 
 use crate::job::{JobId, WorkerId};
+use crate::time::ago;
 
 /// A worker's Slurm job and array task, as it reported them at registration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,6 +40,43 @@ pub struct WorkerInfo {
     pub slurm: Option<SlurmPlacement>,
 }
 
+/// The worker table's columns: `ltsweep workers` prints them and the page shows them, each
+/// row from [`WorkerInfo::row`].
+pub const WORKER_COLUMNS: [&str; 8] = [
+    "worker",
+    "host",
+    "devices",
+    "Slurm job",
+    "jobs",
+    "version",
+    "last seen",
+    "alive",
+];
+
+impl WorkerInfo {
+    /// The worker's row of the table, a plain-text cell per column of [`WORKER_COLUMNS`];
+    /// `now_ms` dates its last heartbeat.
+    pub fn row(&self, now_ms: u64) -> [String; WORKER_COLUMNS.len()] {
+        let devices: Vec<String> = self
+            .devices
+            .iter()
+            .map(|(name, slots)| format!("{name} ×{slots}"))
+            .collect();
+        [
+            self.id.0.clone(),
+            self.host.clone(),
+            devices.join(", "),
+            self.slurm
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), ToString::to_string),
+            self.running_jobs.len().to_string(),
+            self.version.clone(),
+            ago(now_ms, self.last_seen_unix_ms),
+            if self.alive { "yes" } else { "no" }.to_owned(),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +89,35 @@ mod tests {
         };
         assert_eq!(placement("4242", "").to_string(), "4242");
         assert_eq!(placement("4242", "7").to_string(), "4242_7");
+    }
+
+    #[test]
+    fn a_worker_row_has_a_cell_per_column() {
+        let worker = WorkerInfo {
+            id: WorkerId("w-1".into()),
+            host: "node7".into(),
+            devices: vec![("cpu".into(), 2), ("cuda:0".into(), 1)],
+            version: "0.1.0".into(),
+            last_seen_unix_ms: 88_000,
+            running_jobs: vec![JobId("j1".into())],
+            alive: true,
+            slurm: Some(SlurmPlacement {
+                job_id: "4242".into(),
+                array_task_id: "0".into(),
+            }),
+        };
+        assert_eq!(
+            worker.row(100_000),
+            [
+                "w-1",
+                "node7",
+                "cpu ×2, cuda:0 ×1",
+                "4242_0",
+                "1",
+                "0.1.0",
+                "12 s ago",
+                "yes"
+            ]
+        );
     }
 }

@@ -4,7 +4,7 @@
 //! The receiving end checks the bytes against the header with a [`Verifier`] as they arrive,
 //! so a sender that announces one size and sends more is stopped at the first byte too many.
 
-use sha2::{Digest, Sha256};
+use ltsweep_domain::{NotSha256, Sha256, Sha256Hasher};
 
 use crate::pb;
 use crate::pb::checkpoint_chunk::Part;
@@ -20,8 +20,8 @@ pub struct CheckpointHeader {
     /// Epochs finished when the checkpoint was taken (from 1).
     pub epoch: u32,
     pub size: u64,
-    /// Lowercase hex SHA-256 of the whole checkpoint.
-    pub sha256: String,
+    /// The SHA-256 of the whole checkpoint.
+    pub sha256: Sha256,
 }
 
 impl CheckpointHeader {
@@ -31,7 +31,7 @@ impl CheckpointHeader {
             lease_id: lease_id.to_owned(),
             epoch,
             size: bytes.len() as u64,
-            sha256: sha256_hex(bytes),
+            sha256: Sha256::of(bytes),
         }
     }
 
@@ -41,25 +41,29 @@ impl CheckpointHeader {
                 lease_id: self.lease_id.clone(),
                 epoch: self.epoch,
                 size: self.size,
-                sha256: self.sha256.clone(),
+                sha256: self.sha256.to_string(),
             })),
         }
     }
 
     /// A checker for the bytes this header announces.
     pub fn verifier(&self) -> Verifier {
-        Verifier::new(self.size, &self.sha256)
+        Verifier::new(self.size, self.sha256)
     }
 }
 
-impl From<pb::CheckpointHeader> for CheckpointHeader {
-    fn from(h: pb::CheckpointHeader) -> Self {
-        Self {
+/// The wire's header, its digest parsed: a header whose `sha256` is not 64 hex digits is
+/// refused here, where it arrives.
+impl TryFrom<pb::CheckpointHeader> for CheckpointHeader {
+    type Error = NotSha256;
+
+    fn try_from(h: pb::CheckpointHeader) -> Result<Self, NotSha256> {
+        Ok(Self {
             lease_id: h.lease_id,
             epoch: h.epoch,
             size: h.size,
-            sha256: h.sha256.to_ascii_lowercase(),
-        }
+            sha256: h.sha256.parse()?,
+        })
     }
 }
 
@@ -70,14 +74,16 @@ pub enum Chunk {
     Data(Vec<u8>),
 }
 
-impl From<pb::CheckpointChunk> for Chunk {
-    fn from(chunk: pb::CheckpointChunk) -> Self {
-        match chunk.part {
-            Some(Part::Header(h)) => Chunk::Header(h.into()),
+impl TryFrom<pb::CheckpointChunk> for Chunk {
+    type Error = NotSha256;
+
+    fn try_from(chunk: pb::CheckpointChunk) -> Result<Self, NotSha256> {
+        Ok(match chunk.part {
+            Some(Part::Header(h)) => Chunk::Header(h.try_into()?),
             Some(Part::Data(bytes)) => Chunk::Data(bytes),
             // An empty oneof: a chunk with no bytes.
             None => Chunk::Data(Vec::new()),
-        }
+        })
     }
 }
 
@@ -109,25 +115,25 @@ pub enum ChunkError {
     #[error("the header announced {announced} bytes but {got} arrived")]
     Shorter { announced: u64, got: u64 },
     #[error("its SHA-256 is {got}, the header says {announced}")]
-    Digest { got: String, announced: String },
+    Digest { got: Sha256, announced: Sha256 },
 }
 
 /// Checks a checkpoint's bytes, chunk by chunk, against its header's size and SHA-256.
 #[derive(Debug)]
 pub struct Verifier {
     announced: u64,
-    sha256: String,
+    sha256: Sha256,
     got: u64,
-    hasher: Sha256,
+    hasher: Sha256Hasher,
 }
 
 impl Verifier {
-    pub fn new(size: u64, sha256: &str) -> Self {
+    pub fn new(size: u64, sha256: Sha256) -> Self {
         Self {
             announced: size,
-            sha256: sha256.to_ascii_lowercase(),
+            sha256,
             got: 0,
-            hasher: Sha256::new(),
+            hasher: Sha256Hasher::default(),
         }
     }
 
@@ -151,7 +157,7 @@ impl Verifier {
                 got: self.got,
             });
         }
-        let got = hex(&self.hasher.finalize());
+        let got = self.hasher.finish();
         if got != self.sha256 {
             return Err(ChunkError::Digest {
                 got,
@@ -171,7 +177,9 @@ pub async fn receive(
     let mut verifier = None;
     let mut bytes = Vec::new();
     while let Some(chunk) = stream.message().await? {
-        match Chunk::from(chunk) {
+        let chunk = Chunk::try_from(chunk)
+            .map_err(|e| RemoteError::Malformed(format!("the checkpoint's header: {e}")))?;
+        match chunk {
             Chunk::Header(h) if header.is_none() => {
                 verifier = Some(h.verifier());
                 header = Some(h);
@@ -205,27 +213,6 @@ pub async fn receive(
     Ok((header, bytes))
 }
 
-/// Lowercase hex SHA-256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-/// Whether a header's text is a SHA-256: 64 hex digits, either case.
-pub fn is_sha256(text: &str) -> bool {
-    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,7 +221,7 @@ mod tests {
         let mut verifier = None;
         let mut bytes = Vec::new();
         for chunk in chunks {
-            match Chunk::from(chunk) {
+            match Chunk::try_from(chunk).unwrap() {
                 Chunk::Header(h) => verifier = Some(h.verifier()),
                 Chunk::Data(data) => {
                     verifier.as_mut().unwrap().update(&data)?;
@@ -273,12 +260,15 @@ mod tests {
     }
 
     #[test]
-    fn sha256_is_64_hex_digits() {
-        assert!(is_sha256(&"AB".repeat(32)));
-        assert!(!is_sha256("xyz"));
-        assert_eq!(
-            sha256_hex(b""),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+    fn a_header_whose_digest_is_not_one_is_refused_where_it_arrives() {
+        let header = |sha256: &str| pb::CheckpointHeader {
+            lease_id: "lease-1".into(),
+            epoch: 1,
+            size: 0,
+            sha256: sha256.into(),
+        };
+        assert_eq!(CheckpointHeader::try_from(header("xyz")), Err(NotSha256));
+        let upper = CheckpointHeader::try_from(header(&"AB".repeat(32))).unwrap();
+        assert_eq!(upper.sha256.to_string(), "ab".repeat(32));
     }
 }

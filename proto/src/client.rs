@@ -11,7 +11,7 @@ mod worker;
 
 pub use user::{Submitted, SweepApi, Watch, Which};
 pub use worker::{
-    Failure, Lease, Polled, Progress, Registered, Registration, StageOneModel, WorkerApi,
+    Failure, Lease, Polled, Progress, Registered, Registration, Retry, StageOneModel, WorkerApi,
 };
 
 use std::path::Path;

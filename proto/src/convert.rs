@@ -8,7 +8,7 @@ use ltsweep_domain::job::Stage2;
 use ltsweep_domain::job::{
     AxisValue, ClassScope, CompMode, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec,
     JobState, ListConfig, LossConfig, LossPlan, LrSchedule, ModelConfig, Normalization, SweepId,
-    SyntheticConfig, TrainConfig,
+    SyntheticConfig, TrainConfig, WorkerId,
 };
 use ltsweep_domain::result::{
     ClassGroup, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, PosthocAccuracy, Shot,
@@ -699,8 +699,8 @@ impl TryFrom<pb::EpochMetrics> for EpochMetrics {
 impl From<JobResult> for pb::JobResult {
     fn from(r: JobResult) -> Self {
         pb::JobResult {
-            job_id: r.job_id,
-            sweep_id: r.sweep_id,
+            job_id: r.job_id.0,
+            sweep_id: r.sweep_id.0,
             spec: Some(r.spec.into()),
             accuracy: Some(r.accuracy.into()),
             per_class: r.per_class.into_iter().map(Into::into).collect(),
@@ -709,7 +709,7 @@ impl From<JobResult> for pb::JobResult {
             confusion: r.confusion.into_iter().flatten().collect(),
             train_seconds: r.train_seconds,
             device: r.device,
-            worker_id: r.worker_id.unwrap_or_default(),
+            worker_id: r.worker_id.map(|w| w.0).unwrap_or_default(),
             attempts: r.attempts,
             epochs_retrained: r.epochs_retrained,
             train_images: r.train_images,
@@ -739,8 +739,8 @@ impl TryFrom<pb::JobResult> for JobResult {
             });
         }
         Ok(JobResult {
-            job_id: r.job_id,
-            sweep_id: r.sweep_id,
+            job_id: JobId(r.job_id),
+            sweep_id: SweepId(r.sweep_id),
             spec: r.spec.ok_or(missing("result.spec"))?.try_into()?,
             accuracy: r.accuracy.ok_or(missing("result.accuracy"))?.into(),
             per_class: r
@@ -757,7 +757,7 @@ impl TryFrom<pb::JobResult> for JobResult {
             confusion: r.confusion.chunks(k.max(1)).map(<[u32]>::to_vec).collect(),
             train_seconds: r.train_seconds,
             device: r.device,
-            worker_id: Some(r.worker_id).filter(|w| !w.is_empty()),
+            worker_id: Some(r.worker_id).filter(|w| !w.is_empty()).map(WorkerId),
             attempts: r.attempts,
             epochs_retrained: r.epochs_retrained,
             train_images: r.train_images,
@@ -866,8 +866,8 @@ mod tests {
             val_accuracy: Some(accuracy(0.6)),
         };
         let result = JobResult {
-            job_id: job.id.to_string(),
-            sweep_id: job.sweep.to_string(),
+            job_id: job.id.clone(),
+            sweep_id: job.sweep.clone(),
             spec: job,
             accuracy: accuracy(0.5),
             per_class: Vec::new(),

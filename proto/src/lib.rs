@@ -11,6 +11,7 @@
 //!   read whole; [`server`]: what the coordinator's gRPC and the page's HTTP server share to let
 //!   a caller in.
 
+pub mod backoff;
 pub mod chunks;
 pub mod client;
 pub mod convert;
@@ -20,6 +21,7 @@ pub mod roles;
 pub mod server;
 pub mod token;
 
+pub use backoff::Backoff;
 pub use convert::ConvertError;
 pub use remote::{ErrorKind, RemoteError};
 

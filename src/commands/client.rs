@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use ltsweep_analysis::SweepRecords;
-use ltsweep_domain::{BaseKind, JobId, JobState, Sampler, SweepId};
+use ltsweep_domain::{BaseKind, JobId, JobState, Sampler, SweepId, WORKER_COLUMNS};
 use ltsweep_proto::client::{Connection, Which};
 use ltsweep_proto::token::{Token, read_token_file, sent_in_clear, systemd_credential};
 use ltsweep_proto::{ErrorKind, RemoteError};
@@ -200,7 +200,7 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
                 job.state.as_str().to_owned(),
                 format!("{}/{}", job.epoch, job.epochs_total),
                 job.attempts.to_string(),
-                job.worker.clone().unwrap_or_default(),
+                job.worker.as_deref().unwrap_or_default().to_owned(),
                 // A stage-2 job waits for its stage-1 job: the note names it.
                 job.error.clone().unwrap_or_else(|| {
                     job.parent
@@ -354,45 +354,9 @@ pub fn workers(remote: &RemoteArgs) -> anyhow::Result<()> {
             .await
             .map_err(|e| remote_error(e, remote))
     })?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    let header: Vec<String> = [
-        "worker",
-        "host",
-        "devices",
-        "running",
-        "last seen",
-        "alive",
-        "slurm job",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    let rows: Vec<Vec<String>> = workers
-        .iter()
-        .map(|w| {
-            let devices: Vec<String> = w
-                .devices
-                .iter()
-                .map(|(name, slots)| format!("{name}x{slots}"))
-                .collect();
-            vec![
-                w.id.0.clone(),
-                w.host.clone(),
-                devices.join(","),
-                w.running_jobs.len().to_string(),
-                format!(
-                    "{:.0} s ago",
-                    now.saturating_sub(w.last_seen_unix_ms) as f64 / 1000.0
-                ),
-                if w.alive { "yes" } else { "no" }.to_owned(),
-                w.slurm
-                    .as_ref()
-                    .map_or_else(|| "-".to_owned(), ToString::to_string),
-            ]
-        })
-        .collect();
+    let now = ltsweep_domain::time::unix_ms_now();
+    let header: Vec<String> = WORKER_COLUMNS.iter().map(|s| (*s).to_owned()).collect();
+    let rows: Vec<Vec<String>> = workers.iter().map(|w| w.row(now).to_vec()).collect();
     print!("{}", crate::table::render(&header, &rows));
     Ok(())
 }

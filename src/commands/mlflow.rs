@@ -13,11 +13,11 @@
 mod http;
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use hyper::{Method, StatusCode};
 use ltsweep_analysis::{Frames, SweepRecords, live_report};
+use ltsweep_domain::time::unix_ms_now;
 use ltsweep_domain::{EpochMetrics, GroupAccuracy, JobSpec};
 use serde_json::{Value, json};
 
@@ -155,10 +155,9 @@ async fn export_sweep(
     })
 }
 
+/// MLflow's timestamps are signed milliseconds.
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    i64::try_from(unix_ms_now()).unwrap_or(i64::MAX)
 }
 
 /// A job's parameters: what it is (plan, base loss, sampler, seed), its axes, and its recipe.

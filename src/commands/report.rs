@@ -85,7 +85,7 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<()> {
         })?;
         for records in fetched {
             sweeps.push(Sweep {
-                name: records.sweep_id.clone(),
+                name: records.sweep_id.to_string(),
                 frames: Frames::from_records(&records)?,
             });
         }

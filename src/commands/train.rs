@@ -7,7 +7,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use ltsweep_data::Prepared;
 use ltsweep_domain::{BaseKind, EpochMetrics, JobSpec, LossPlan, SweepSpec};
-use ltsweep_worker::train::{self, Observer, Outcome, Trainer};
+use ltsweep_worker::train::{self, Observer, Outcome, TrainError, Trainer};
 
 use crate::cli::TrainArgs;
 use crate::exit::BadInput;
@@ -233,8 +233,9 @@ impl Observer for BarObserver {
         self.bar.set_position(u64::from(m.epoch));
     }
 
-    fn checkpoint(&mut self, _epoch: u32, bytes: Vec<u8>) -> Result<(), String> {
-        write_atomically(&self.checkpoint, &bytes).map_err(|e| e.to_string())
+    fn checkpoint(&mut self, _epoch: u32, bytes: Vec<u8>) -> Result<(), TrainError> {
+        write_atomically(&self.checkpoint, &bytes)
+            .map_err(|e| TrainError::CheckpointNotKept(e.into()))
     }
 }
 

@@ -92,8 +92,8 @@ fn stalled_model_downloads_hold_chunks_not_the_model() {
             while let Some(chunk) = whole.message().await.unwrap() {
                 match chunk.part {
                     Some(Part::Header(h)) => {
-                        assert_eq!((h.size, &h.sha256), (header.size, &header.sha256));
-                        verifier = Some(CheckpointHeader::from(h).verifier());
+                        assert_eq!((h.size, h.sha256.as_str()), (header.size, &*header.sha256.to_string()));
+                        verifier = Some(CheckpointHeader::try_from(h).unwrap().verifier());
                     }
                     Some(Part::Data(bytes)) => {
                         verifier.as_mut().unwrap().update(&bytes).unwrap()

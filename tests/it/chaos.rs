@@ -152,7 +152,7 @@ fn a_sweep_through_kills_restarts_and_a_partition_ends_as_an_undisturbed_one() {
     // coordinator restarts cost none, as workers keep their leases through them.
     assert!(leased_again >= 3, "every fault moved a job: {status}");
     // The job the partition moved was leased again, and still has one result.
-    let moved = results.iter().find(|r| r.job_id == job).unwrap();
+    let moved = results.iter().find(|r| *r.job_id == job).unwrap();
     assert!(moved.attempts >= 2, "{moved:?}");
 }
 

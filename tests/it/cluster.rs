@@ -44,7 +44,7 @@ fn three_workers_run_the_paper_grid_of_two_seeds() {
     for result in &results {
         assert_eq!(result.epochs.len(), 3);
         assert!(result.accuracy.acc_all.is_some());
-        assert_eq!(result.sweep_id, sweep);
+        assert_eq!(*result.sweep_id, sweep);
     }
 }
 

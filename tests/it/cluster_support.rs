@@ -283,7 +283,7 @@ impl TestCluster {
                             && j.epoch >= min_epoch
                             && j.worker.as_deref().is_some_and(&pick)
                     })?;
-                    Some((job.id.to_string(), job.worker.clone()?))
+                    Some((job.id.to_string(), job.worker.as_ref()?.to_string()))
                 });
                 if let Some((job, worker)) = &found {
                     act(cluster, job, worker);

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ltsweep_worker::model::{HeadKind, ResNet};
+use ltsweep_worker::cifar_resnet::{HeadKind, ResNet};
 use tch::{Device, Kind, Tensor, nn};
 
 use crate::cluster_support::TestCluster;

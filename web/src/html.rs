@@ -62,20 +62,6 @@ pub(crate) fn nav(here: &str) -> String {
     )
 }
 
-/// `12 s ago`, `5 min ago`, `3 h ago`: how long since `then_ms`.
-pub(crate) fn ago(now_ms: u64, then_ms: u64) -> String {
-    if then_ms == 0 {
-        return "never".to_owned();
-    }
-    let seconds = now_ms.saturating_sub(then_ms) / 1000;
-    match seconds {
-        0..60 => format!("{seconds} s ago"),
-        60..3600 => format!("{} min ago", seconds / 60),
-        3600..172_800 => format!("{} h ago", seconds / 3600),
-        _ => format!("{} days ago", seconds / 86_400),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,13 +78,5 @@ mod tests {
     fn path_segments_are_percent_encoded() {
         assert_eq!(path_segment("quickstart-1503142b"), "quickstart-1503142b");
         assert_eq!(path_segment("a b/ü?"), "a%20b%2F%C3%BC%3F");
-    }
-
-    #[test]
-    fn ages_read_in_the_largest_unit() {
-        assert_eq!(ago(100_000, 0), "never");
-        assert_eq!(ago(100_000, 88_000), "12 s ago");
-        assert_eq!(ago(1_000_000, 100_000), "15 min ago");
-        assert_eq!(ago(10_000_000, 1_000), "2 h ago");
     }
 }

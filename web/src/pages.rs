@@ -9,15 +9,16 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 use ltsweep_domain::status::{JobStatus, SweepCounts};
-use ltsweep_domain::{SweepId, WorkerInfo};
+use ltsweep_domain::time::{ago, unix_ms_now};
+use ltsweep_domain::{SweepId, WORKER_COLUMNS, WorkerId, WorkerInfo};
 use ltsweep_proto::RemoteError;
 use ltsweep_proto::client::Which;
 use ltsweep_proto::server::Caller;
 
 use crate::AppState;
 use crate::auth::same_origin;
-use crate::html::{ago, escape, nav, page, path_segment};
-use crate::respond::{now_ms, remote_response};
+use crate::html::{escape, nav, page, path_segment};
+use crate::respond::remote_response;
 
 const STYLE: &str = include_str!("../assets/style.css");
 const SCRIPT: &str = include_str!("../assets/app.js");
@@ -112,7 +113,7 @@ async fn sweeps_table(state: &AppState, caller: Caller) -> Result<String, Respon
     let mut html = String::from(
         r#"<table class="sweeps"><thead><tr><th>sweep</th><th>id</th><th>submitted</th><th>progress</th></tr></thead><tbody>"#,
     );
-    let now = now_ms();
+    let now = unix_ms_now();
     // Newest first: the one a researcher just submitted.
     for sweep in sweeps.iter().rev() {
         let _ = write!(
@@ -234,7 +235,7 @@ pub(crate) fn job_row(job: &JobStatus) -> String {
         plan = escape(&job.plan.to_string()),
         seed = job.seed,
         axes = escape(&axes.join(" ")),
-        worker = escape(job.worker.as_deref().unwrap_or_default()),
+        worker = escape(job.worker.as_ref().map_or("", WorkerId::as_str)),
         epoch = job.epoch,
         epochs = job.epochs_total,
         attempts = job.attempts,
@@ -249,7 +250,7 @@ pub(crate) async fn workers_fragment(
     Extension(caller): Extension<Caller>,
 ) -> Response {
     match state.api(caller).workers().await {
-        Ok(workers) => Html(workers_table(&workers, now_ms())).into_response(),
+        Ok(workers) => Html(workers_table(&workers, unix_ms_now())).into_response(),
         Err(err) => remote_response(&err),
     }
 }
@@ -258,30 +259,18 @@ pub(crate) fn workers_table(workers: &[WorkerInfo], now_ms: u64) -> String {
     if workers.is_empty() {
         return r#"<p class="empty">No worker has registered: start one with <code>ltsweep worker --coordinator URL</code>.</p>"#.to_owned();
     }
-    let mut html = String::from(
-        r#"<table id="worker-list"><thead><tr><th>worker</th><th>host</th><th>devices</th><th>Slurm job</th><th>jobs</th><th>version</th><th>last seen</th></tr></thead><tbody>"#,
-    );
+    let mut html = String::from(r#"<table id="worker-list"><thead><tr>"#);
+    for column in WORKER_COLUMNS {
+        let _ = write!(html, "<th>{column}</th>");
+    }
+    html.push_str("</tr></thead><tbody>");
     for worker in workers {
-        let devices: Vec<String> = worker
-            .devices
-            .iter()
-            .map(|(name, slots)| format!("{name} ×{slots}"))
-            .collect();
-        let _ = write!(
-            html,
-            r#"<tr class="{alive}"><td><code>{id}</code></td><td>{host}</td><td>{devices}</td><td>{slurm}</td><td>{jobs}</td><td>{version}</td><td>{seen}</td></tr>"#,
-            alive = if worker.alive { "alive" } else { "gone" },
-            id = escape(&worker.id.0),
-            host = escape(&worker.host),
-            devices = escape(&devices.join(", ")),
-            slurm = worker
-                .slurm
-                .as_ref()
-                .map_or_else(|| "—".to_owned(), |p| escape(&p.to_string())),
-            jobs = worker.running_jobs.len(),
-            version = escape(&worker.version),
-            seen = ago(now_ms, worker.last_seen_unix_ms),
-        );
+        let alive = if worker.alive { "alive" } else { "gone" };
+        let _ = write!(html, r#"<tr class="{alive}">"#);
+        for cell in worker.row(now_ms) {
+            let _ = write!(html, "<td>{}</td>", escape(&cell));
+        }
+        html.push_str("</tr>");
     }
     html.push_str("</tbody></table>");
     html

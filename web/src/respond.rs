@@ -2,8 +2,6 @@
 //! error table ([`ErrorKind::http_status`](ltsweep_proto::ErrorKind::http_status)), as the gRPC
 //! code does.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ltsweep_proto::server::Refusal;
@@ -25,11 +23,4 @@ pub(crate) fn remote_response(err: &RemoteError) -> Response {
 /// table.
 pub(crate) fn refusal_response(refusal: &Refusal) -> Response {
     (status_of(Some(refusal.kind())), refusal.to_string()).into_response()
-}
-
-/// Now, in milliseconds since the Unix epoch (the contract's timestamps).
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -17,8 +17,9 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+use ltsweep_domain::time::unix_ms_now;
 use ltsweep_proto::server::{Access, Caller};
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -75,9 +76,7 @@ pub(crate) struct Sessions {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    unix_ms_now() / 1000
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -56,7 +56,7 @@ pub fn logit_adjusted(logits: &Tensor, labels: &Tensor, log_prior: &Tensor, tau:
 
 /// LDAM (Cao et al. 2019): cross entropy of `s * (cos - m_y e_y)`, weighted by class when
 /// `weights` is given (deferred re-weighting), plain mean otherwise. `logits` are the cosine
-/// classifier's, already scaled: `s * cos` (see [`crate::model::HeadKind::Cosine`]), so the
+/// classifier's, already scaled: `s * cos` (see [`crate::cifar_resnet::HeadKind::Cosine`]), so the
 /// margin is subtracted as `s * m_y`.
 pub fn ldam(
     logits: &Tensor,

@@ -23,7 +23,7 @@ use ltsweep_domain::{Arch, Precision};
 use tch::nn::{self, ModuleT};
 use tch::{Kind, Tensor};
 
-use crate::model::{Head, HeadKind, LinearInit, batch_norm};
+use crate::cifar_resnet::{Head, HeadKind, LinearInit, batch_norm};
 
 /// torchvision's convolution initialisation: `kaiming_normal_(mode="fan_out",
 /// nonlinearity="relu")`.

@@ -3,16 +3,16 @@
 //!
 //! - The data sets and the JPEG pipeline are `ltsweep_data`'s, plain Rust without libtorch;
 //!   [`loader`]: the threads that stream list data to the trainer in batches, as tensors.
-//! - [`model`]: the CIFAR ResNet; [`imagenet`]: torchvision's ImageNet ResNets; [`network`]:
+//! - [`cifar_resnet`]: the CIFAR ResNet; [`imagenet`]: torchvision's ImageNet ResNets; [`network`]:
 //!   the one a job names; [`pretrained`]: initial weights from a safetensors file;
 //!   [`losses`]: CE, Complement Entropy, Prototype Conformity;
 //!   [`baselines`]: the long-tail base losses (focal, class-balanced, logit-adjusted, LDAM-DRW)
 //!   and the samplers;
 //!   [`optim`]: momentum SGD with reachable state; [`augment`]: the on-device input pipeline.
-//! - [`train`]: the training loop, checkpoints and exact resume; [`metrics`]: test metrics;
-//!   [`fused`]: several jobs of one shape trained as one model; [`stage2`]: a stage-1 model's
-//!   classifier re-balanced (cRT, LWS, τ-norm, NCM, post-hoc adjustment); [`model_file`]: a
-//!   job's final weights as safetensors.
+//! - [`train`]: the training loop and exact resume; [`checkpoint_file`]: a checkpoint as
+//!   bytes; [`metrics`]: test metrics; [`fused`]: several jobs of one shape trained as one
+//!   model; [`stage2`]: a stage-1 model's classifier re-balanced (cRT, LWS, τ-norm, NCM,
+//!   post-hoc adjustment); [`model_file`]: a job's final weights as safetensors.
 //! - [`runtime`]: the worker process: pull jobs from a coordinator, train, report;
 //!   [`preempt`]: stop signals and the shutdown they ask for; `placement`: the Slurm job a
 //!   worker runs in, and its readiness file.
@@ -37,13 +37,13 @@ pub mod alloc;
 pub mod augment;
 mod backoff;
 pub mod baselines;
-pub mod checkpoint;
+pub mod checkpoint_file;
+pub mod cifar_resnet;
 pub mod fused;
 pub mod imagenet;
 pub mod loader;
 pub mod losses;
 pub mod metrics;
-pub mod model;
 pub mod model_file;
 pub mod network;
 pub mod onednn;

@@ -1,4 +1,4 @@
-//! The network a job trains: the CIFAR ResNet of `model.depth` ([`crate::model`]), or one of
+//! The network a job trains: the CIFAR ResNet of `model.depth` ([`crate::cifar_resnet`]), or one of
 //! torchvision's ImageNet ResNets named by `model.arch` ([`crate::imagenet`]), each with the
 //! classifier its base loss needs (the cosine one for LDAM-DRW).
 
@@ -6,8 +6,8 @@ use ltsweep_domain::{Arch, JobSpec};
 use tch::Tensor;
 use tch::nn::{self, ModuleT};
 
+use crate::cifar_resnet::{FEATURES, Head, HeadKind, ResNet};
 use crate::imagenet::{Compute, ImageNetResNet};
-use crate::model::{FEATURES, Head, HeadKind, ResNet};
 
 #[derive(Debug)]
 pub enum Network {

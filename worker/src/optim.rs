@@ -15,7 +15,22 @@
 
 use std::collections::HashMap;
 
-use tch::Tensor;
+use tch::{Tensor, nn};
+
+/// A store's trainable parameters, sorted by name.
+///
+/// [`Sgd`]'s flat buffer lays the parameters out in the order it is given and a checkpoint's
+/// momentum is matched back to them by name, so every trainer hands them over in this one
+/// order: a resumed or fused run then finds each parameter where the run before left it.
+pub fn trainable_in_name_order(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
+    let mut params: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
+    params.sort_by(|a, b| a.0.cmp(&b.0));
+    params
+}
 
 /// Momentum SGD over every parameter at once.
 ///
@@ -140,16 +155,31 @@ impl Sgd {
     }
 
     /// Restores the buffers from [`Sgd::state`]'s tensors; every parameter must have one.
-    pub fn load_state(&mut self, mut named: HashMap<String, Tensor>) -> Result<(), String> {
+    pub fn load_state(&mut self, mut named: HashMap<String, Tensor>) -> Result<(), MomentumError> {
         for (name, mut part) in self.state() {
-            let saved = named
-                .remove(&name)
-                .ok_or_else(|| format!("the checkpoint has no momentum for {name}"))?;
-            tch::no_grad(|| part.f_copy_(&saved))
-                .map_err(|e| format!("momentum for {name}: {e}"))?;
+            let Some(saved) = named.remove(&name) else {
+                return Err(MomentumError::Missing { name });
+            };
+            if let Err(source) = tch::no_grad(|| part.f_copy_(&saved)) {
+                return Err(MomentumError::Mismatch { name, source });
+            }
         }
         Ok(())
     }
+}
+
+/// Momentum buffers ([`Sgd::load_state`]) that do not match the parameters.
+#[derive(Debug, thiserror::Error)]
+pub enum MomentumError {
+    #[error("no momentum for {name}")]
+    Missing { name: String },
+    /// Another shape or kind than its parameter's.
+    #[error("the momentum for {name} does not fit it: {source}")]
+    Mismatch {
+        name: String,
+        #[source]
+        source: tch::TchError,
+    },
 }
 
 /// One plain SGD step of the PC centres with their gradient rescaled by `1/pc_weight`, as the
@@ -234,5 +264,41 @@ mod tests {
             assert_eq!(values(&state["fc.weight"]), [0.1, 0.2, 0.3, 0.4]);
             assert_eq!(state["fc.bias"].size(), [2]);
         }
+    }
+
+    #[test]
+    fn a_missing_or_misshapen_momentum_is_named_and_keeps_its_cause() {
+        let p = Tensor::from_slice(&[1.0f64, 2.0]).set_requires_grad(true);
+        let mut sgd = Sgd::new(vec![("fc.bias".into(), p)], 0.9, 0.0, true);
+        let missing = sgd.load_state(HashMap::new()).unwrap_err();
+        assert!(
+            matches!(&missing, MomentumError::Missing { name } if name == "fc.bias"),
+            "{missing}"
+        );
+        let wrong = HashMap::from([(
+            "fc.bias".to_owned(),
+            Tensor::zeros([3], tch::kind::FLOAT_CPU),
+        )]);
+        let mismatch = sgd.load_state(wrong).unwrap_err();
+        assert!(
+            matches!(&mismatch, MomentumError::Mismatch { name, .. } if name == "fc.bias"),
+            "{mismatch}"
+        );
+        assert!(std::error::Error::source(&mismatch).is_some(), "{mismatch}");
+    }
+
+    #[test]
+    fn trainable_parameters_come_in_name_order_without_frozen_ones() {
+        let vs = nn::VarStore::new(tch::Device::Cpu);
+        let root = vs.root();
+        let _ = root.var("zeta", &[1], nn::Init::Const(0.0));
+        let _ = root.var("alpha", &[1], nn::Init::Const(0.0));
+        let _ = root.zeros_no_train("frozen", &[1]);
+        let _ = (&root / "mid").var("weight", &[1], nn::Init::Const(0.0));
+        let names: Vec<String> = trainable_in_name_order(&vs)
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(names, ["alpha", "mid.weight", "zeta"]);
     }
 }

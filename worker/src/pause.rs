@@ -10,6 +10,8 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use ltsweep_proto::Backoff;
+
 const FIRST_PAUSE: Duration = Duration::from_secs(30);
 const LONGEST_PAUSE: Duration = Duration::from_secs(600);
 
@@ -22,7 +24,7 @@ pub struct DataPause {
 #[derive(Debug)]
 struct State {
     until: Option<Instant>,
-    next: Duration,
+    pauses: Backoff,
 }
 
 impl Default for DataPause {
@@ -30,7 +32,7 @@ impl Default for DataPause {
         Self {
             state: Mutex::new(State {
                 until: None,
-                next: FIRST_PAUSE,
+                pauses: Backoff::new(FIRST_PAUSE, LONGEST_PAUSE),
             }),
         }
     }
@@ -40,16 +42,15 @@ impl DataPause {
     /// A job's data was missing: pause from now, and answer for how long.
     pub fn missing(&self) -> Duration {
         let mut state = self.state.lock().expect("pause state");
-        let pause = state.next;
+        let pause = state.pauses.fail();
         state.until = Some(Instant::now() + pause);
-        state.next = (pause * 2).min(LONGEST_PAUSE);
         pause
     }
 
     /// A job's data loaded: the next failure starts the pauses afresh.
     pub fn found(&self) {
         let mut state = self.state.lock().expect("pause state");
-        state.next = FIRST_PAUSE;
+        state.pauses.reset();
     }
 
     /// The end of the current pause, if one is on.

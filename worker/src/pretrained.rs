@@ -220,7 +220,7 @@ mod tests {
     fn net(classes: i64, seed: i64) -> nn::VarStore {
         let vs = nn::VarStore::new(Device::Cpu);
         crate::train::with_seed(seed, || {
-            crate::model::ResNet::new(&vs.root(), 8, 3, classes)
+            crate::cifar_resnet::ResNet::new(&vs.root(), 8, 3, classes)
         });
         vs
     }

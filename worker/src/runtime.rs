@@ -17,17 +17,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ltsweep_domain::{DatasetConfig, WorkerId};
+use ltsweep_proto::RemoteError;
 use ltsweep_proto::client::{Connection, Polled, Registration as Announcement, WorkerApi};
 use tch::Device;
 use tokio::sync::watch;
 
-use crate::backoff::Backoff;
+use crate::backoff;
 use crate::pause::DataPause;
 use crate::train::device_name;
 use ltsweep_data::{DataError, Prepared};
 
 mod blocking;
-mod checkpoint;
+mod checkpoint_transfers;
 mod fuse;
 mod job;
 mod lease;
@@ -57,8 +58,12 @@ pub struct WorkerConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
+    /// A refusal no retry can change: a wrong token, a token without the worker role, another
+    /// protocol version.
     #[error("the coordinator refused this worker: {0}")]
-    Refused(String),
+    Refused(#[from] RemoteError),
+    #[error("stopped before registering")]
+    StoppedBeforeRegistering,
 }
 
 /// The worker id and the timing the coordinator asked for.
@@ -153,7 +158,7 @@ impl Shared {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             slurm: crate::placement::slurm_placement(),
         };
-        let mut backoff = Backoff::default();
+        let mut backoff = backoff::for_calls();
         loop {
             match self.client.register(&announcement).await {
                 Ok(registered) => {
@@ -170,15 +175,13 @@ impl Shared {
                 // An outage, or a limit (a full worker table): room comes back.
                 Err(err) if err.is_transient() || err.is_exhausted() => {
                     if self.stopping() {
-                        return Err(RuntimeError::Refused(
-                            "stopped before registering".to_owned(),
-                        ));
+                        return Err(RuntimeError::StoppedBeforeRegistering);
                     }
-                    backoff.wait("register", &err).await;
+                    backoff::wait(&mut backoff, "register", &err).await;
                 }
                 // A wrong token, a token without the worker role, another protocol: retrying
                 // cannot help.
-                Err(err) => return Err(RuntimeError::Refused(err.to_string())),
+                Err(err) => return Err(RuntimeError::Refused(err)),
             }
         }
     }
@@ -216,7 +219,7 @@ async fn run_slot(
     fuser: Option<fuse::Fuser>,
 ) -> Result<(), RuntimeError> {
     let mut shutdown = shared.shutdown.clone();
-    let mut backoff = Backoff::default();
+    let mut backoff = backoff::for_calls();
     while !shared.stopping() {
         if let Some(until) = shared.data_pause.until() {
             tokio::select! {
@@ -259,11 +262,31 @@ async fn run_slot(
                 shared.forget(&registration.worker_id).await;
             }
             Err(err) if err.is_transient() || err.is_exhausted() => {
-                backoff.wait("poll for work", &err).await;
+                backoff::wait(&mut backoff, "poll for work", &err).await;
             }
-            Err(err) => return Err(RuntimeError::Refused(err.to_string())),
+            Err(err) => return Err(RuntimeError::Refused(err)),
         }
     }
     tracing::debug!(device = %device_name(device), slot, "slot stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_says_why_and_keeps_the_coordinators_error() {
+        let refused = RuntimeError::from(RemoteError::from(tonic::Status::unauthenticated(
+            "a wrong token",
+        )));
+        assert_eq!(
+            refused.to_string(),
+            "the coordinator refused this worker: a wrong token"
+        );
+        let source = std::error::Error::source(&refused)
+            .and_then(|source| source.downcast_ref::<RemoteError>())
+            .expect("the coordinator's error is the source");
+        assert!(!source.is_transient());
+    }
 }

@@ -39,9 +39,9 @@ use ltsweep_domain::{
 use tch::{Kind, Tensor, nn};
 
 use crate::baselines;
+use crate::cifar_resnet::{Head, HeadKind, LinearInit, unit};
 use crate::losses;
-use crate::model::{Head, HeadKind, LinearInit, unit};
-use crate::optim::Sgd;
+use crate::optim::{self, Sgd};
 use crate::train::{Observer, Outcome, TrainError, Trainer, with_seed};
 use ltsweep_data::list::Split;
 use ltsweep_data::rng::{Rng, purpose};
@@ -174,7 +174,7 @@ fn retrain_classifier(
     observer: &mut dyn Observer,
 ) -> Result<(Trained, Head), TrainError> {
     let (head_vs, head) = fresh_classifier(trainer);
-    let params = trainable(&head_vs);
+    let params = optim::trainable_in_name_order(&head_vs);
     let trained = train(trainer, params, &|f| head.forward(f), training, observer)?;
     Ok((trained, head))
 }
@@ -316,16 +316,6 @@ fn fresh_classifier(trainer: &Trainer) -> (nn::VarStore, Head) {
         vs.set_kind(trainer.kind());
     }
     (vs, head)
-}
-
-fn trainable(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
-    let mut params: Vec<(String, Tensor)> = vs
-        .variables()
-        .into_iter()
-        .filter(|(_, t)| t.requires_grad())
-        .collect();
-    params.sort_by(|a, b| a.0.cmp(&b.0));
-    params
 }
 
 /// The seed of stage 2's own draws.

@@ -18,7 +18,7 @@
 //! The recipe of LDAM-DRW's code (Cao et al. 2019), which the long-tail literature reuses, item
 //! by item:
 //! - the same: Kaiming-normal convolution and linear weights, PyTorch's linear bias init,
-//!   BatchNorm scale 1 / shift 0 / momentum 0.1 / eps 1e-5 (see [`crate::model`]); SGD with
+//!   BatchNorm scale 1 / shift 0 / momentum 0.1 / eps 1e-5 (see [`crate::cifar_resnet`]); SGD with
 //!   momentum 0.9, dampening 0, no Nesterov, weight decay 2e-4 on every parameter (BatchNorm and
 //!   biases included, as `SGD(model.parameters(), weight_decay=...)` does); the learning rate's
 //!   linear warm-up `lr * e / 5` over the first 5 epochs (1-based e) and its ×0.01 steps after
@@ -39,14 +39,14 @@ use std::time::Instant;
 use ltsweep_domain::{
     BaseKind, ClassScope, EpochMetrics, GroupAccuracy, JobResult, JobSpec, PosthocAccuracy,
 };
+use ltsweep_proto::client::Retry;
 use tch::{Device, Kind, Tensor, nn};
 
 use crate::augment::{Augment, EpochDraws, Normalize};
 use crate::baselines::BaseObjective;
-use crate::checkpoint::{self, CheckpointError, CheckpointMeta, PartialEpoch};
+use crate::checkpoint_file::{self, CheckpointError, CheckpointMeta, PartialEpoch};
 use crate::loader::{Feed, Loader};
 use crate::metrics::Confusion;
-use crate::model::HeadKind;
 use crate::model_file;
 use crate::network::Network;
 use crate::optim::Sgd;
@@ -86,6 +86,14 @@ pub enum TrainError {
     Torch(#[from] tch::TchError),
     #[error("cannot fuse these jobs: {0}")]
     NotFusable(String),
+    /// Momentum buffers (a checkpoint's, or a fused array's members') that do not match the
+    /// parameters.
+    #[error("momentum does not match the model: {0}")]
+    Momentum(#[from] optim::MomentumError),
+    /// An observer could not keep a checkpoint (its file cannot be written, the task that
+    /// uploads it has ended); training goes on without it.
+    #[error("the checkpoint was not kept: {0}")]
+    CheckpointNotKept(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// An image of list data that cannot be used (or read); the message names the file and
     /// its list line.
     #[error(transparent)]
@@ -100,11 +108,11 @@ pub enum TrainError {
 impl TrainError {
     /// Whether another attempt could succeed: not for data that is broken (a bad image, a bad
     /// list), since every attempt reads the same.
-    pub fn is_retryable(&self) -> bool {
+    pub fn retry(&self) -> Retry {
         match self {
-            TrainError::Data(error) => matches!(error, DataError::Io { .. }),
-            TrainError::Init(_) => false,
-            _ => true,
+            TrainError::Data(DataError::Io { .. }) => Retry::Transient,
+            TrainError::Data(_) | TrainError::Init(_) => Retry::Never,
+            _ => Retry::Transient,
         }
     }
 }
@@ -139,7 +147,7 @@ pub trait Observer {
     /// After every epoch, with the test metrics at evaluation epochs.
     fn epoch(&mut self, _metrics: &EpochMetrics) {}
     /// Every `checkpoint_every` epochs; a failure is logged and training goes on.
-    fn checkpoint(&mut self, _epoch: u32, _bytes: Vec<u8>) -> Result<(), String> {
+    fn checkpoint(&mut self, _epoch: u32, _bytes: Vec<u8>) -> Result<(), TrainError> {
         Ok(())
     }
     /// Checked between batches.
@@ -390,12 +398,7 @@ impl Trainer {
             vs.set_kind(kind);
             centers.detach().to_kind(kind).set_requires_grad(true)
         };
-        let mut params: Vec<(String, Tensor)> = vs
-            .variables()
-            .into_iter()
-            .filter(|(_, t)| t.requires_grad())
-            .collect();
-        params.sort_by(|a, b| a.0.cmp(&b.0));
+        let params = optim::trainable_in_name_order(&vs);
         let sgd = Sgd::new(
             params,
             job.train.momentum,
@@ -482,7 +485,7 @@ impl Trainer {
 
     /// Continues from a checkpoint of this job.
     pub fn resume(&mut self, bytes: &[u8]) -> Result<(), TrainError> {
-        let (meta, tensors) = checkpoint::decode(bytes, self.device)?;
+        let (meta, tensors) = checkpoint_file::decode(bytes, self.device)?;
         if meta.job_id != self.job.id.as_str() {
             return Err(TrainError::WrongCheckpoint {
                 expected: self.job.id.to_string(),
@@ -513,9 +516,7 @@ impl Trainer {
             self.centers.f_copy_(&saved)?;
             Ok(())
         })?;
-        self.sgd
-            .load_state(momentum)
-            .map_err(TrainError::CheckpointMismatch)?;
+        self.sgd.load_state(momentum)?;
         self.epoch = meta.epoch;
         self.history = meta.history;
         self.train_seconds = meta.train_seconds;
@@ -545,7 +546,7 @@ impl Trainer {
             train_seconds: self.train_seconds,
             partial: self.partial.clone(),
         };
-        Ok(checkpoint::encode(&meta, &tensors)?)
+        Ok(checkpoint_file::encode(&meta, &tensors)?)
     }
 
     /// Trains until the last epoch, `stop_after` epochs, a cancel or a divergence.
@@ -683,8 +684,8 @@ impl Trainer {
         train_seconds: f64,
     ) -> JobResult {
         JobResult {
-            job_id: self.job.id.to_string(),
-            sweep_id: self.job.sweep.to_string(),
+            job_id: self.job.id.clone(),
+            sweep_id: self.job.sweep.clone(),
             spec: self.job.clone(),
             accuracy: confusion.group_accuracy(&self.classes),
             per_class: confusion.per_class(&self.classes),

@@ -116,7 +116,7 @@ plans = [{ comp = "none" }, { pc = "head" }]
 #[test]
 fn an_empty_sweep_round_trips() {
     let records = ltsweep_analysis::SweepRecords {
-        sweep_id: "empty-00000000".to_owned(),
+        sweep_id: "empty-00000000".into(),
         name: "empty".to_owned(),
         jobs: Vec::new(),
     };

@@ -4,7 +4,7 @@
 use ltsweep_analysis::{JobRecord, SweepRecords};
 use ltsweep_domain::{
     ClassGroup, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, JobSpec, JobState, Shot,
-    SweepSpec,
+    SweepId, SweepSpec,
 };
 
 /// Training images of classes 0..4: two Head classes (>= 100), two Tail; Many, Many, Medium,
@@ -58,7 +58,7 @@ pub fn sweep(spec: &str, outcomes: &[Outcome]) -> SweepRecords {
     let sweep_id = jobs[0].sweep.to_string();
     SweepRecords {
         name: sweep_id.split('-').next().unwrap_or_default().to_owned(),
-        sweep_id,
+        sweep_id: SweepId(sweep_id),
         jobs: jobs
             .into_iter()
             .zip(outcomes)
@@ -102,7 +102,7 @@ fn record(spec: JobSpec, outcome: Outcome) -> JobRecord {
     JobRecord {
         state,
         attempts: u32::from(state != JobState::Pending),
-        worker: (state != JobState::Pending).then(|| "worker-1".to_owned()),
+        worker: (state != JobState::Pending).then(|| "worker-1".into()),
         error: (state == JobState::Failed).then(|| "loss is not finite".to_owned()),
         result,
         spec,
@@ -172,8 +172,8 @@ fn result(spec: &JobSpec, recalls: [f64; 4]) -> JobResult {
         })
         .collect();
     JobResult {
-        job_id: spec.id.to_string(),
-        sweep_id: spec.sweep.to_string(),
+        job_id: spec.id.clone(),
+        sweep_id: spec.sweep.clone(),
         spec: spec.clone(),
         accuracy,
         per_class,
@@ -183,7 +183,7 @@ fn result(spec: &JobSpec, recalls: [f64; 4]) -> JobResult {
         confusion: Vec::new(),
         train_seconds: 6.0,
         device: "cpu".to_owned(),
-        worker_id: Some("worker-1".to_owned()),
+        worker_id: Some("worker-1".into()),
         attempts: 1,
         epochs_retrained: 0,
         posthoc: Vec::new(),

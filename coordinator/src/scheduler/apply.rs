@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use ltsweep_domain::{JobId, JobSpec, SweepId};
 
-use super::model::{Counters, JobRuntime, Sweep, SweepCounts, SweepRecord, Worker};
 use super::plan::{Change, initial_runtimes};
 use super::shared::Job;
+use super::state::{Counters, JobRuntime, Sweep, SweepCounts, SweepRecord, Worker};
 use super::{Scheduler, shared};
 
 impl Scheduler {

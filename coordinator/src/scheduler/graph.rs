@@ -20,9 +20,9 @@ use std::collections::BTreeSet;
 use ltsweep_domain::{JobId, JobState, SweepId};
 
 use super::leases::{LeaseStatus, stale};
-use super::model::{EndedLease, JobRuntime, KeptModel, LeaseEnd, LeaseId, WorkerId};
 use super::plan::{Change, Planned};
 use super::shared::Job;
+use super::state::{EndedLease, JobRuntime, KeptModel, LeaseEnd, LeaseId, WorkerId};
 use super::{Result, Scheduler, SchedulerError};
 
 /// Where a leased stage-2 job's model comes from.

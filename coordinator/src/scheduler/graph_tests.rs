@@ -49,7 +49,7 @@ fn setup(spec: &str) -> Graph {
 
 fn model(sha: char) -> KeptModel {
     KeptModel {
-        sha256: sha.to_string().repeat(64),
+        sha256: sha.to_string().repeat(64).parse().unwrap(),
         size: 10,
         epochs: 200,
     }

@@ -14,8 +14,8 @@ use ltsweep_domain::JobId;
 use ring::hmac;
 
 use super::Scheduler;
-use super::model::{LeaseId, WorkerId};
 use super::plan::{Change, Planned};
+use super::state::{LeaseId, WorkerId};
 
 /// The key lease ids are derived with. Never persisted: ids already issued stay valid after a
 /// restart because they are compared whole, not derived again.
@@ -47,7 +47,7 @@ impl fmt::Debug for LeaseKey {
 
 /// The lowercase hex SHA-256 of a worker's secret: all the coordinator keeps of it.
 pub fn secret_sha256(secret: &str) -> String {
-    ltsweep_proto::chunks::sha256_hex(secret.as_bytes())
+    ltsweep_domain::Sha256::of(secret.as_bytes()).to_string()
 }
 
 impl Scheduler {

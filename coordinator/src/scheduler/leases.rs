@@ -4,9 +4,9 @@
 
 use ltsweep_domain::{EpochMetrics, JobId, JobState};
 
-use super::model::{Checkpoint, Counters, LeaseEnd, LeaseId, WorkerId};
 use super::plan::{Change, Planned, ProgressAnswer};
 use super::shared::Job;
+use super::state::{Checkpoint, Counters, LeaseEnd, LeaseId, WorkerId};
 use super::{Result, Scheduler, SchedulerError};
 
 /// A worker's last-seen time is recorded (and committed) at most this often, so that bare

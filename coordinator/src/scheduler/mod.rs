@@ -53,7 +53,7 @@
 //! # Ok::<(), ltsweep_coordinator::CoordinatorError>(())
 //! ```
 //!
-//! The code is split by concern: `model` the state's types, `plan` the changes and the
+//! The code is split by concern: `state` the state's types, `plan` the changes and the
 //! answers of operations, `operations` the plans of sweep and job calls, `leases` the lease
 //! life cycle (renewal, expiry, fencing), `identity` workers' secrets, lease ids and the
 //! registry's bound, `graph` the stage-2 jobs' dependence on their
@@ -72,29 +72,29 @@ mod graph;
 mod graph_tests;
 mod identity;
 mod leases;
-mod model;
 mod operations;
 mod plan;
 #[cfg(test)]
 pub(crate) mod proptests;
 mod queries;
 mod shared;
+mod state;
 #[cfg(test)]
 pub(crate) mod tests;
 
 pub use error::SchedulerError;
 pub use graph::ModelSource;
 pub use identity::{LeaseKey, secret_sha256};
-pub use model::{
-    Checkpoint, Counters, DeviceSlots, EndedLease, JobRuntime, KeptModel, LeaseEnd, LeaseId,
-    LiveLease, ReleaseReason, SlurmPlacement, Sweep, SweepCounts, SweepRecord, Timing, Worker,
-    WorkerId, WorkerRecord,
-};
 pub use plan::{
     Announcement, Change, Lease, Planned, ProgressAnswer, Registration, Submission, SubmitAnswer,
     initial_runtimes, jobs_made_pending,
 };
 pub use shared::Job;
+pub use state::{
+    Checkpoint, Counters, DeviceSlots, EndedLease, JobRuntime, KeptModel, LeaseEnd, LeaseId,
+    LiveLease, ReleaseReason, SlurmPlacement, Sweep, SweepCounts, SweepRecord, Timing, Worker,
+    WorkerId, WorkerRecord,
+};
 
 type Result<T> = std::result::Result<T, SchedulerError>;
 

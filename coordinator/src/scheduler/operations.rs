@@ -7,11 +7,11 @@ use std::sync::Arc;
 use ltsweep_domain::{JobResult, JobState, SweepId};
 
 use super::leases::{LeaseStatus, stale};
-use super::model::{
+use super::plan::{Announcement, Change, Lease, Planned, Registration, Submission, SubmitAnswer};
+use super::state::{
     Counters, DeviceSlots, EndedLease, LeaseEnd, LeaseId, LiveLease, ReleaseReason, SweepRecord,
     WorkerId, WorkerRecord,
 };
-use super::plan::{Announcement, Change, Lease, Planned, Registration, Submission, SubmitAnswer};
 use super::{Result, Scheduler, SchedulerError};
 
 // Operations: each plans from `&self`.
@@ -246,7 +246,7 @@ impl Scheduler {
                 return Err(stale(lease, "the worker gave this lease back"));
             }
         }
-        if result.job_id != job_id.0 {
+        if result.job_id != job_id {
             return Err(SchedulerError::invalid(
                 "result.job_id",
                 format!(
@@ -277,11 +277,11 @@ impl Scheduler {
             runtime.last_accuracy = Some(all);
         }
         // The coordinator's own record of the run wins over whatever the worker filled in.
-        result.sweep_id = job.sweep().0.clone();
+        result.sweep_id = job.sweep().clone();
         result.spec = job.spec();
         result.attempts = runtime.attempts;
         result.epochs_retrained = runtime.epochs_retrained;
-        result.worker_id = Some(worker.0.clone());
+        result.worker_id = Some(worker.clone());
         // A run that only made a lost model again: the job keeps its first result.
         let first_result = !std::mem::take(&mut runtime.rerun_for_model);
         let mut changes: Vec<Change> = self.seen(worker, now_ms).into_iter().collect();

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use ltsweep_domain::{JobId, JobResult, JobSpec, SweepId, SweepSpec};
 
-use super::model::{
+use super::state::{
     Counters, DeviceSlots, JobRuntime, LeaseId, SlurmPlacement, SweepRecord, Timing, WorkerId,
     WorkerRecord,
 };

@@ -260,7 +260,7 @@ impl Harness {
             } => {
                 let checkpoint = Checkpoint {
                     epoch: *epoch,
-                    sha256: "0".repeat(64),
+                    sha256: "0".repeat(64).parse().unwrap(),
                 };
                 self.lease_call(*lease, *worker, |s, w, l, now| {
                     unit(s.record_checkpoint(now, w, l, checkpoint))
@@ -304,7 +304,7 @@ impl Harness {
             }
             Op::RecordModel { lease, worker } => {
                 let model = KeptModel {
-                    sha256: "0".repeat(64),
+                    sha256: "0".repeat(64).parse().unwrap(),
                     size: 1,
                     epochs: 1,
                 };
@@ -359,7 +359,7 @@ impl Harness {
                     let result = result_for(&s.job(&job).expect("leased job").spec(), 0.999);
                     let checkpoint = Checkpoint {
                         epoch: 1,
-                        sha256: "0".repeat(64),
+                        sha256: "0".repeat(64).parse().unwrap(),
                     };
                     let answers = [
                         unit(s.progress(now, &worker, &forged, None)).err(),
@@ -637,7 +637,7 @@ proptest! {
                 prop_assert_eq!(runtime.attempts - runtime.retry_base, 1);
             } else {
                 if round % checkpoint_every == 0 {
-                    let checkpoint = Checkpoint { epoch: round + 1, sha256: "0".repeat(64) };
+                    let checkpoint = Checkpoint { epoch: round + 1, sha256: "0".repeat(64).parse().unwrap() };
                     harness.commit(harness.scheduler.record_checkpoint(now, &worker, &lease.id, checkpoint)).unwrap();
                 }
                 let release = harness.scheduler.release(now, &worker, &lease.id, ReleaseReason::Preempted);

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use ltsweep_domain::{JobId, JobState, SweepId};
 
-use super::model::{Sweep, SweepCounts, Worker, WorkerId};
 use super::shared::Job;
+use super::state::{Sweep, SweepCounts, Worker, WorkerId};
 use super::{Result, Scheduler, SchedulerError};
 
 /// A worker is alive while it was seen within this many heartbeat intervals.

@@ -15,7 +15,7 @@ use ltsweep_domain::{
 };
 use serde::Serialize;
 
-use super::model::JobRuntime;
+use super::state::JobRuntime;
 
 /// A job: who it is (its id, plan and seed; the rest of its spec is shared with its sweep's
 /// other jobs, held once per sweep) and its runtime state. Its result is in the store only:

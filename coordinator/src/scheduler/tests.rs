@@ -294,7 +294,10 @@ fn complete_records_one_result_and_is_idempotent_for_its_lease() {
     assert_eq!(job, &l.job.id);
     // The coordinator's own record of the run, whatever the worker sent.
     assert_eq!(stored.attempts, 1);
-    assert_eq!(stored.worker_id.as_deref(), Some(worker.as_str()));
+    assert_eq!(
+        stored.worker_id.as_ref().map(WorkerId::as_str),
+        Some(worker.as_str())
+    );
     assert_eq!(stored.spec, l.job);
     assert_eq!(s.succeeded(&sweep).unwrap(), vec![l.job.id.clone()]);
 
@@ -490,7 +493,7 @@ fn a_checkpoint_is_offered_to_the_next_attempt() {
     let l = lease(&mut s, 0, &worker);
     let checkpoint = Checkpoint {
         epoch: 7,
-        sha256: "ab".repeat(32),
+        sha256: "ab".repeat(32).parse().unwrap(),
     };
     let epoch = run(&mut s, |s| {
         s.record_checkpoint(10, &worker, &l.id, checkpoint.clone())
@@ -555,10 +558,10 @@ fn jobs_made_pending_counts_queue_entries() {
 fn lease_refusals(s: &Scheduler, worker: &WorkerId, lease: &LeaseId, job: &JobSpec) -> Vec<String> {
     let checkpoint = Checkpoint {
         epoch: 1,
-        sha256: "0".repeat(64),
+        sha256: "0".repeat(64).parse().unwrap(),
     };
     let model = KeptModel {
-        sha256: "0".repeat(64),
+        sha256: "0".repeat(64).parse().unwrap(),
         size: 1,
         epochs: 1,
     };
@@ -619,7 +622,10 @@ fn another_workers_lease_is_refused_as_one_never_issued() {
         _ => None,
     });
     let recorded = recorded.expect("a result");
-    assert_eq!(recorded.worker_id.as_deref(), Some(honest.as_str()));
+    assert_eq!(
+        recorded.worker_id.as_ref().map(WorkerId::as_str),
+        Some(honest.as_str())
+    );
     assert_eq!(recorded.accuracy.acc_all, Some(0.5));
     s.apply(&planned.changes);
     // Once ended, the lease is refused to the intruder as before, the same way.

@@ -39,7 +39,7 @@ pub(super) async fn upload(
     let data = uploads::data(stream, "checkpoint");
     let received = coordinator
         .checkpoints
-        .receive(&lease, header.size, &sha256, Box::pin(data))
+        .receive(&lease, header.size, sha256, Box::pin(data))
         .await?;
     let checkpoint = Checkpoint {
         epoch: header.epoch,

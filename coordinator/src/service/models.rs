@@ -1,7 +1,7 @@
 //! Kept models: `UploadModel` and `DownloadModel` of `WorkerService` (a finished stage-1 job's
 //! weights in, a stage-2 job's starting weights out) and `GetModel` of `SweepService` (a user's
 //! copy). They travel in the checkpoint chunks and are stored like checkpoints (see
-//! [`crate::checkpoint`]), and sent from disk a chunk at a time; which models are kept, and for how long, is the scheduler's (its
+//! [`crate::stored_files`]), and sent from disk a chunk at a time; which models are kept, and for how long, is the scheduler's (its
 //! `graph`).
 
 use std::sync::Arc;
@@ -13,11 +13,11 @@ use tonic::{Request, Response, Streaming};
 use tracing::{info, warn};
 
 use super::{BoxStream, Coordinator, RpcResult, identity, uploads};
-use crate::checkpoint::CheckpointFiles;
 use crate::committer::{After, Before};
 use crate::error::CoordinatorError;
 use crate::limits;
 use crate::scheduler::{KeptModel, LeaseId};
+use crate::stored_files::CheckpointFiles;
 
 /// `UploadModel`: received and checked like a checkpoint, then installed and recorded in one
 /// turn (the replaced model's file goes once that is committed).
@@ -50,7 +50,7 @@ pub(super) async fn upload(
     let data = uploads::data(stream, "model");
     let received = coordinator
         .models
-        .receive(&lease, header.size, &sha256, Box::pin(data))
+        .receive(&lease, header.size, sha256, Box::pin(data))
         .await?;
     let model = KeptModel {
         sha256,
@@ -66,10 +66,10 @@ pub(super) async fn upload(
         .as_ref()
         .is_some_and(|previous| previous.sha256 == model.sha256);
     let files = Arc::clone(&coordinator.models);
-    let installed = (job.clone(), model.sha256.clone());
+    let installed = (job.clone(), model.sha256);
     let before: Before = Box::new(move || files.install(received, &installed.0, &installed.1));
     let files = Arc::clone(&coordinator.models);
-    let new = (job.clone(), model.sha256.clone());
+    let new = (job.clone(), model.sha256);
     let after: After = Box::new(move |committed| {
         // The new file is no one's unless the record naming it was committed.
         if !committed && !same_file {

@@ -2,13 +2,14 @@
 //! in data chunks (the checkpoint chunk format of `ltsweep_proto::chunks`).
 
 use futures::{Stream, StreamExt};
+use ltsweep_domain::Sha256;
 use ltsweep_proto::pb;
 use tonic::{Status, Streaming};
 
-use crate::checkpoint;
 use crate::error::CoordinatorError;
 use crate::limits;
 use crate::scheduler::LeaseId;
+use crate::stored_files;
 
 use pb::checkpoint_chunk::Part;
 
@@ -16,7 +17,7 @@ use pb::checkpoint_chunk::Part;
 pub(super) struct Header {
     pub(super) header: pb::CheckpointHeader,
     pub(super) lease: LeaseId,
-    pub(super) sha256: String,
+    pub(super) sha256: Sha256,
 }
 
 /// Reads the header of an upload of a `what` ("checkpoint", "model"); anything else first is
@@ -39,7 +40,7 @@ pub(super) async fn header(
         header.lease_id.clone(),
         "header.lease_id",
     )?);
-    let sha256 = checkpoint::parse_sha256(&header.sha256)?;
+    let sha256 = stored_files::parse_sha256(&header.sha256)?;
     Ok(Header {
         header,
         lease,
@@ -60,9 +61,9 @@ pub(super) fn data(
             "sent twice: send one header, then data chunks",
         )),
         Ok(None) => Ok(Vec::new()),
-        Err(status) => Err(CoordinatorError::Transport(format!(
-            "the upload broke off ({}): upload the {what} again",
-            status.message()
-        ))),
+        Err(source) => Err(CoordinatorError::UploadBroken {
+            what,
+            source: Box::new(source),
+        }),
     })
 }

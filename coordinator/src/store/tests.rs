@@ -5,7 +5,7 @@ use tonic::Code;
 use super::*;
 use crate::scheduler::proptests::{Harness, ops, prelude};
 use crate::scheduler::tests::{SPEC, TIMING, result_for, test_key, test_secret};
-use crate::scheduler::{Announcement, Lease, Planned, SchedulerError};
+use crate::scheduler::{Announcement, Lease, Planned, Scheduler, SchedulerError, SlurmPlacement};
 
 fn open(dir: &Path) -> Store {
     Store::open(dir, Durability::Normal).expect("a writable temp dir")
@@ -91,7 +91,7 @@ fn the_state_survives_a_reopen_and_leases_get_fresh_deadlines() {
         panic!("one stored result: {results:?}");
     };
     let result = ltsweep_domain::JobResult::try_from(result.clone()).unwrap();
-    assert_eq!(result.job_id, done.job.id.0);
+    assert_eq!(result.job_id, done.job.id);
     assert_eq!(result.accuracy.acc_all, Some(0.75));
 
     // The worker that kept training reports and completes with its old lease.

@@ -86,10 +86,21 @@ pub struct Progress {
 #[derive(Clone, Debug)]
 pub struct Failure {
     pub reason: String,
-    /// Worth another attempt (out of memory, a lost device, data missing on this worker).
-    pub retryable: bool,
+    pub retry: Retry,
     /// The last epoch finished, for a diverged run.
     pub epoch: u32,
+}
+
+/// Whether a failed job is worth another attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// Another attempt may succeed, here later or on another worker: out of memory, a lost
+    /// device, data missing on this worker, a model that could not be fetched. The job goes
+    /// back to the queue while its sweep's `max_attempts` allows.
+    Transient,
+    /// Every attempt would end the same way (a malformed job, a diverged run, a refused
+    /// model): the job fails for good.
+    Never,
 }
 
 /// A worker's typed client; cheap to clone (one channel underneath). Its clones share the
@@ -315,7 +326,7 @@ impl WorkerApi {
             worker_id: worker.0.clone(),
             lease_id: lease.0.clone(),
             reason: failure.reason.clone(),
-            retryable: failure.retryable,
+            retryable: failure.retry == Retry::Transient,
             epoch: failure.epoch,
         });
         self.client.clone().fail_job(request).await?;

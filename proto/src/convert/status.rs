@@ -60,7 +60,7 @@ impl TryFrom<pb::JobStatus> for JobStatus {
             seed: job.seed,
             axes: job.axes.into_iter().map(Into::into).collect(),
             attempts: job.attempts,
-            worker: Some(job.worker_id).filter(|w| !w.is_empty()),
+            worker: Some(job.worker_id).filter(|w| !w.is_empty()).map(WorkerId),
             epoch: job.epoch,
             epochs_total: job.epochs_total,
             error: Some(job.error).filter(|e| !e.is_empty()),

@@ -20,9 +20,9 @@ use ltsweep_domain::{
 };
 use tch::{Tensor, nn};
 
-use super::model::{FusedResNet, stack_inputs};
-use crate::model::HeadKind;
-use crate::optim::Sgd;
+use super::resnet::{FusedResNet, stack_inputs};
+use crate::cifar_resnet::HeadKind;
+use crate::optim::{self, Sgd};
 use crate::train::{
     EpochRun, Observer, Outcome, Quiet, TrainError, Trainer, divergence, with_seed,
 };
@@ -91,12 +91,7 @@ impl Fused {
             .map(|m| m.vs.variables().into_iter().collect())
             .collect();
         FusedResNet::load_members(&vs, &vars).map_err(TrainError::NotFusable)?;
-        let mut params: Vec<(String, Tensor)> = vs
-            .variables()
-            .into_iter()
-            .filter(|(_, t)| t.requires_grad())
-            .collect();
-        params.sort_by(|a, b| a.0.cmp(&b.0));
+        let params = optim::trainable_in_name_order(&vs);
         let mut sgd = Sgd::new(
             params,
             first.job().train.momentum,
@@ -115,7 +110,7 @@ impl Fused {
                 (name, Tensor::cat(&parts, 0))
             })
             .collect();
-        sgd.load_state(momentum).map_err(TrainError::NotFusable)?;
+        sgd.load_state(momentum)?;
         Ok(Self { vs, model, sgd })
     }
 }
@@ -430,10 +425,7 @@ impl FusedTrainer {
             let momentum = FusedResNet::member_slices(&fused_momentum, n, i)
                 .into_iter()
                 .collect();
-            member
-                .sgd
-                .load_state(momentum)
-                .map_err(TrainError::NotFusable)?;
+            member.sgd.load_state(momentum)?;
         }
         Ok(())
     }

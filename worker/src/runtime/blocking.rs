@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ltsweep_domain::{EpochMetrics, JobSpec};
+use ltsweep_proto::client::Retry;
 use tch::Device;
 use tokio::sync::mpsc;
 
 use super::Shared;
-use crate::train::{Observer, Outcome, Trainer};
+use crate::train::{Observer, Outcome, TrainError, Trainer};
 use ltsweep_data::{DataError, Prepared};
 
 /// What the training thread tells the async side.
@@ -35,10 +36,10 @@ impl Observer for ChannelObserver {
         let _ = self.events.send(Event::Epoch(Box::new(metrics.clone())));
     }
 
-    fn checkpoint(&mut self, epoch: u32, bytes: Vec<u8>) -> Result<(), String> {
+    fn checkpoint(&mut self, epoch: u32, bytes: Vec<u8>) -> Result<(), TrainError> {
         self.events
             .send(Event::Checkpoint(epoch, bytes))
-            .map_err(|_| "the job's supervisor is gone".to_owned())
+            .map_err(|_| TrainError::CheckpointNotKept("the job's supervisor is gone".into()))
     }
 
     fn cancelled(&self) -> bool {
@@ -61,7 +62,7 @@ impl Observer for ChannelObserver {
 /// A failure of the job itself, and whether another attempt could succeed.
 pub(super) struct JobFailure {
     pub(super) reason: String,
-    pub(super) retryable: bool,
+    pub(super) retry: Retry,
 }
 
 pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -77,16 +78,16 @@ pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// precision, the settings to lower.
 pub(super) fn train_caught(
     spec: &JobSpec,
-    train: impl FnOnce() -> Result<Outcome, crate::train::TrainError>,
+    train: impl FnOnce() -> Result<Outcome, TrainError>,
 ) -> Result<Outcome, JobFailure> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(train)) {
         Ok(outcome) => outcome.map_err(|err| JobFailure {
-            retryable: err.is_retryable(),
+            retry: err.retry(),
             reason: err.to_string(),
         }),
         Err(payload) => Err(JobFailure {
             reason: failure_reason(spec, &panic_message(payload.as_ref())),
-            retryable: true,
+            retry: Retry::Transient,
         }),
     }
 }
@@ -144,12 +145,12 @@ pub(super) fn prepare_trainer(
                     shared.config.data_root.display(),
                     pause.as_secs()
                 ),
-                retryable: true,
+                retry: Retry::Transient,
             }
         }
         err => JobFailure {
             reason: err.to_string(),
-            retryable: false,
+            retry: Retry::Never,
         },
     })?;
     shared.data_pause.found();
@@ -168,7 +169,7 @@ pub(super) fn prepare_trainer(
             .map_err(|err| JobFailure {
                 reason: format!("{err} (on worker host {})", shared.config.host),
                 // A missing, damaged or mismatched weights file fails every attempt alike.
-                retryable: false,
+                retry: Retry::Never,
             })?;
         Ok(trainer)
     };
@@ -203,7 +204,7 @@ mod tests {
             unreachable!("the allocation succeeded")
         })
         .unwrap_err();
-        assert!(failure.retryable);
+        assert_eq!(failure.retry, Retry::Transient);
         assert!(
             failure
                 .reason

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ltsweep_domain::{DatasetKind, JobSpec};
+use ltsweep_proto::client::Retry;
 use tch::Device;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -144,7 +145,7 @@ impl Fuser {
 fn gone() -> JobFailure {
     JobFailure {
         reason: "the fused trainer stopped before the job ended".to_owned(),
-        retryable: true,
+        retry: Retry::Transient,
     }
 }
 
@@ -262,7 +263,7 @@ fn train_group(group: Vec<Member>) {
             for reply in replies {
                 let _ = reply.send(Err(JobFailure {
                     reason: reason.clone(),
-                    retryable: true,
+                    retry: Retry::Transient,
                 }));
             }
         }

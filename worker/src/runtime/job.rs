@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ltsweep_proto::client::Lease;
+use ltsweep_proto::client::{Lease, Retry};
 
 use tch::Device;
 use tokio::sync::mpsc;
@@ -42,7 +42,7 @@ pub(super) async fn run_job(
         Ok(spec) => spec,
         Err(err) => {
             return job
-                .fail(format!("the lease's job is malformed: {err}"), false, 0)
+                .fail(format!("the lease's job is malformed: {err}"), Retry::Never)
                 .await;
         }
     };
@@ -56,8 +56,7 @@ pub(super) async fn run_job(
                 return job
                     .fail(
                         "the stage-1 job's model could not be downloaded".to_owned(),
-                        true,
-                        0,
+                        Retry::Transient,
                     )
                     .await;
             }
@@ -143,12 +142,12 @@ pub(super) async fn run_job(
                 match job.upload_model_until_stored(epochs).await {
                     ModelUpload::Stored => {}
                     ModelUpload::Dropped => return,
-                    ModelUpload::Refused(reason) => return job.fail(reason, false, 0).await,
+                    ModelUpload::Refused(reason) => return job.fail(reason, Retry::Never).await,
                 }
             }
             job.complete(*result).await
         }
-        Ok(Ok(Outcome::Diverged { epoch, reason })) => job.fail(reason, false, epoch).await,
+        Ok(Ok(Outcome::Diverged { epoch, reason })) => job.diverged(reason, epoch).await,
         Ok(Ok(Outcome::Preempted { epoch })) => job.release(epoch).await,
         Ok(Ok(Outcome::Cancelled { epoch } | Outcome::Stopped { epoch })) => {
             if job.cancelled_by_coordinator {
@@ -159,13 +158,14 @@ pub(super) async fn run_job(
                 job.release(epoch).await;
             }
         }
-        Ok(Err(failure)) => job.fail(failure.reason, failure.retryable, 0).await,
+        Ok(Err(failure)) => job.fail(failure.reason, failure.retry).await,
         Err(joined) => {
             let reason = match joined.try_into_panic() {
                 Ok(payload) => panic_message(payload.as_ref()),
                 Err(err) => err.to_string(),
             };
-            job.fail(failure_reason(&spec, &reason), true, 0).await;
+            job.fail(failure_reason(&spec, &reason), Retry::Transient)
+                .await;
         }
     }
 }

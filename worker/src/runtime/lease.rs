@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ltsweep_domain::{EpochMetrics, LeaseId, WorkerId};
 use ltsweep_proto::RemoteError;
-use ltsweep_proto::client::Failure;
+use ltsweep_proto::client::{Failure, Retry};
 
 use super::Shared;
-use crate::backoff::Backoff;
+use crate::backoff;
 
 /// The async side of one job: its lease, undelivered progress and checkpoint.
 pub(super) struct JobRunner {
@@ -115,13 +115,29 @@ impl JobRunner {
         }
     }
 
-    pub(super) async fn fail(&self, reason: String, retryable: bool, epoch: u32) {
-        tracing::warn!(lease = %self.lease_id, %reason, retryable, "job failed");
-        let failure = Failure {
+    /// Fails the job; `retry` says whether another attempt may succeed.
+    pub(super) async fn fail(&self, reason: String, retry: Retry) {
+        self.report_failure(Failure {
             reason,
-            retryable,
+            retry,
+            epoch: 0,
+        })
+        .await;
+    }
+
+    /// Fails a run whose loss became NaN or infinite during `epoch`: for good, since the same
+    /// seed diverges the same way again.
+    pub(super) async fn diverged(&self, reason: String, epoch: u32) {
+        self.report_failure(Failure {
+            reason,
+            retry: Retry::Never,
             epoch,
-        };
+        })
+        .await;
+    }
+
+    async fn report_failure(&self, failure: Failure) {
+        tracing::warn!(lease = %self.lease_id, reason = %failure.reason, retry = ?failure.retry, epoch = failure.epoch, "job failed");
         self.deliver("fail", || {
             self.shared
                 .client
@@ -152,7 +168,7 @@ impl JobRunner {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<(), RemoteError>>,
     {
-        let mut backoff = Backoff::default();
+        let mut backoff = backoff::for_calls();
         loop {
             match call().await {
                 Ok(()) => return true,
@@ -165,7 +181,7 @@ impl JobRunner {
                         tracing::warn!(lease = %self.lease_id, "stopping: the {what} is not delivered; the lease will expire");
                         return false;
                     }
-                    backoff.wait(what, &err).await;
+                    backoff::wait(&mut backoff, what, &err).await;
                 }
             }
         }

@@ -4,7 +4,7 @@
 use ltsweep_proto::client::StageOneModel;
 
 use super::lease::JobRunner;
-use crate::backoff::Backoff;
+use crate::backoff;
 
 /// Tries of a model download that fails on the way before the job is failed (retryable).
 const DOWNLOAD_TRIES: u32 = 5;
@@ -27,7 +27,7 @@ impl JobRunner {
                 "the trainer gave no model although the lease asks to keep it".to_owned(),
             );
         };
-        let mut backoff = Backoff::default();
+        let mut backoff = backoff::for_calls();
         loop {
             match self
                 .shared
@@ -47,7 +47,7 @@ impl JobRunner {
                     if self.shared.stopping_now() {
                         return ModelUpload::Dropped;
                     }
-                    backoff.wait("upload the model", &err).await;
+                    backoff::wait(&mut backoff, "upload the model", &err).await;
                 }
                 Err(err) => {
                     return ModelUpload::Refused(format!("its model was not kept: {err}"));
@@ -60,7 +60,7 @@ impl JobRunner {
     /// `None` when it cannot be had. A lost model (NOT_FOUND) sets `lost`: the coordinator
     /// has ended this lease and queued the stage-1 job to train again.
     pub(super) async fn download_model(&mut self) -> Option<Vec<u8>> {
-        let mut backoff = Backoff::default();
+        let mut backoff = backoff::for_calls();
         // Tries so far: transient failures are retried up to DOWNLOAD_TRIES tries in all.
         let mut tries = 1;
         loop {
@@ -80,11 +80,11 @@ impl JobRunner {
                 // out without counting as a try, so a crowd of workers resuming at once loses
                 // no model; a lease that ends meanwhile ends the wait with its refusal.
                 Err(err) if err.is_exhausted() => {
-                    backoff.wait("download the model", &err).await;
+                    backoff::wait(&mut backoff, "download the model", &err).await;
                 }
                 Err(err) if err.is_transient() && tries < DOWNLOAD_TRIES => {
                     tries += 1;
-                    backoff.wait("download the model", &err).await;
+                    backoff::wait(&mut backoff, "download the model", &err).await;
                 }
                 Err(err) => {
                     tracing::warn!(lease = %self.lease_id, %err, "the stage-1 model is unavailable");

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use ltsweep_domain::JobSpec;
+use ltsweep_proto::client::Retry;
 use tch::Device;
 use tokio::task::JoinHandle;
 
@@ -74,11 +75,11 @@ fn stage2_blocking(
     // same bytes would not fit on another worker either.
     trainer.load_model(model).map_err(|err| JobFailure {
         reason: format!("the stage-1 model does not fit this job's network: {err}"),
-        retryable: false,
+        retry: Retry::Never,
     })?;
     // An image of list data that cannot be decoded fails every attempt alike.
     stage2::run(&trainer, method, &mut observer).map_err(|err| JobFailure {
-        retryable: err.is_retryable(),
+        retry: err.retry(),
         reason: err.to_string(),
     })
 }

@@ -159,7 +159,7 @@ fn tau_norm_and_posthoc_adjustment_at_tau_zero_give_the_stage1_predictions_exact
         let trainer = stage2_trainer(&jobs, &data, &model, method);
         let adjusted = finished(run(&trainer, method, &mut Quiet).unwrap());
         assert_eq!(adjusted.confusion, result.confusion, "{method}");
-        assert_eq!(adjusted.job_id, trainer.job().id.to_string());
+        assert_eq!(adjusted.job_id, trainer.job().id);
     }
     // τ = 1 changes the classifier: its class vectors are unit vectors.
     let tau_one = Stage2Method::TauNorm {
@@ -198,7 +198,7 @@ fn tau_norm_by_default_drops_the_bias_as_kangs_script() {
     let logits = Head::Linear(normed).forward(&features);
     assert!(logits.equal(&features.matmul(&fc.ws.transpose(0, 1))));
     let dropped = finished(run(&trainer, method, &mut Quiet).unwrap());
-    assert_eq!(dropped.job_id, trainer.job().id.to_string());
+    assert_eq!(dropped.job_id, trainer.job().id);
     assert_eq!(
         dropped.confusion.iter().flatten().sum::<u32>(),
         result.confusion.iter().flatten().sum::<u32>()

@@ -11,7 +11,7 @@ use super::{
     EpochEnd, EpochInput, EpochRun, LossSums, Memory, Source, TrainError, Trainer, divergence,
 };
 use crate::augment::EpochDraws;
-use crate::checkpoint::PartialEpoch;
+use crate::checkpoint_file::PartialEpoch;
 use crate::{baselines, losses, optim};
 
 impl Trainer {

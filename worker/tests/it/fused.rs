@@ -21,9 +21,9 @@ use std::path::Path;
 
 use ltsweep_data::longtail::{self, LongTailData};
 use ltsweep_domain::{JobResult, JobSpec, SweepSpec};
-use ltsweep_worker::checkpoint;
+use ltsweep_worker::checkpoint_file;
 use ltsweep_worker::fused::{FusedTrainer, ShapeKey};
-use ltsweep_worker::train::{Observer, Outcome, Quiet, Trainer};
+use ltsweep_worker::train::{Observer, Outcome, Quiet, TrainError, Trainer};
 use tch::{Device, Kind, Tensor};
 
 use crate::support::finished;
@@ -98,7 +98,7 @@ struct Keep {
 }
 
 impl Observer for Keep {
-    fn checkpoint(&mut self, epoch: u32, bytes: Vec<u8>) -> Result<(), String> {
+    fn checkpoint(&mut self, epoch: u32, bytes: Vec<u8>) -> Result<(), TrainError> {
         self.checkpoints.push((epoch, bytes));
         Ok(())
     }
@@ -137,8 +137,8 @@ fn worst_difference(a: &[u8], b: &[u8]) -> (f64, String) {
 }
 
 fn worst_with(a: &[u8], b: &[u8], prefix: &str) -> (f64, String) {
-    let (meta_a, tensors_a) = checkpoint::decode(a, Device::Cpu).unwrap();
-    let (meta_b, tensors_b) = checkpoint::decode(b, Device::Cpu).unwrap();
+    let (meta_a, tensors_a) = checkpoint_file::decode(a, Device::Cpu).unwrap();
+    let (meta_b, tensors_b) = checkpoint_file::decode(b, Device::Cpu).unwrap();
     assert_eq!(meta_a.job_id, meta_b.job_id);
     assert_eq!(meta_a.epoch, meta_b.epoch);
     assert_eq!(tensors_a.len(), tensors_b.len());

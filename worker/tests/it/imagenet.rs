@@ -12,8 +12,8 @@ use std::process::Command;
 
 use ltsweep_data::{DataRoot, longtail};
 use ltsweep_domain::{Arch, JobResult, SweepSpec};
+use ltsweep_worker::cifar_resnet::HeadKind;
 use ltsweep_worker::imagenet::{Compute, ImageNetResNet};
-use ltsweep_worker::model::HeadKind;
 use ltsweep_worker::pretrained;
 use ltsweep_worker::train::{Observer, Outcome, Quiet, TrainError, Trainer, with_seed};
 use tch::{Device, Kind, Tensor, nn};
@@ -185,7 +185,7 @@ plans = [{{ pc = "head" }}]
 struct Keep(Vec<(u32, Vec<u8>)>);
 
 impl Observer for Keep {
-    fn checkpoint(&mut self, epoch: u32, bytes: Vec<u8>) -> Result<(), String> {
+    fn checkpoint(&mut self, epoch: u32, bytes: Vec<u8>) -> Result<(), TrainError> {
         self.0.push((epoch, bytes));
         Ok(())
     }
@@ -304,7 +304,7 @@ fn initial_weights_come_from_the_file_except_what_is_skipped() {
 
 /// The model variables of a checkpoint, by name.
 fn checkpoint_variables(bytes: &[u8]) -> HashMap<String, Tensor> {
-    let (_, tensors) = ltsweep_worker::checkpoint::decode(bytes, Device::Cpu).unwrap();
+    let (_, tensors) = ltsweep_worker::checkpoint_file::decode(bytes, Device::Cpu).unwrap();
     tensors
         .into_iter()
         .filter_map(|(name, t)| {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use ltsweep_data::list::Split;
 use ltsweep_data::{FileData, Prepared};
 use ltsweep_domain::{ClassGroup, JobSpec, Normalization, Shot, Stage2Method, SweepSpec};
+use ltsweep_proto::client::Retry;
 use ltsweep_worker::loader::Loader;
 use ltsweep_worker::stage2;
 use ltsweep_worker::train::{Outcome, Quiet, Trainer};
@@ -197,7 +198,7 @@ fn bad_input_is_named_with_its_file_and_line() {
         let job = list_job("broken.txt", "");
         let mut trainer = Trainer::streaming(&job, files(&job, root), Device::Cpu, 2);
         let err = trainer.run(&mut Quiet, None).unwrap_err();
-        assert!(!err.is_retryable(), "{err}");
+        assert_eq!(err.retry(), Retry::Never, "{err}");
         let message = err.to_string();
         let detail = if name == "cut.jpg" {
             "truncated JPEG: the data ends before the image does".to_owned()

@@ -3,7 +3,7 @@
 use std::cell::Cell;
 
 use ltsweep_domain::JobResult;
-use ltsweep_worker::train::{Observer, Outcome};
+use ltsweep_worker::train::{Observer, Outcome, TrainError};
 
 /// Everything but the clock.
 pub fn without_timing(mut result: JobResult) -> JobResult {
@@ -32,7 +32,7 @@ pub struct PreemptAt {
 }
 
 impl Observer for PreemptAt {
-    fn checkpoint(&mut self, epoch: u32, bytes: Vec<u8>) -> Result<(), String> {
+    fn checkpoint(&mut self, epoch: u32, bytes: Vec<u8>) -> Result<(), TrainError> {
         self.checkpoint = Some((epoch, bytes));
         Ok(())
     }

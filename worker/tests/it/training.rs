@@ -6,7 +6,7 @@ use std::path::Path;
 
 use ltsweep_data::longtail::{self, LongTailData};
 use ltsweep_domain::{JobResult, JobSpec, LossPlan, SweepSpec};
-use ltsweep_worker::train::{Observer, Outcome, Quiet, Trainer};
+use ltsweep_worker::train::{Observer, Outcome, Quiet, TrainError, Trainer};
 use tch::Device;
 
 use crate::support::without_timing;
@@ -108,7 +108,7 @@ fn a_diverging_run_ends_as_diverged_with_the_reason() {
 struct Keep(Vec<(u32, Vec<u8>)>);
 
 impl Observer for Keep {
-    fn checkpoint(&mut self, epoch: u32, bytes: Vec<u8>) -> Result<(), String> {
+    fn checkpoint(&mut self, epoch: u32, bytes: Vec<u8>) -> Result<(), TrainError> {
         self.0.push((epoch, bytes));
         Ok(())
     }

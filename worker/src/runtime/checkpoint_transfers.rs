@@ -2,7 +2,7 @@
 //! failure is transient, downloads retried before a job starts from scratch.
 
 use super::lease::JobRunner;
-use crate::backoff::Backoff;
+use crate::backoff;
 
 /// Tries of a checkpoint download that fails on the way before the job starts from scratch.
 const DOWNLOAD_TRIES: u32 = 5;
@@ -38,14 +38,14 @@ impl JobRunner {
     /// is lost, or the worker is told to stop at once.
     pub(super) async fn upload_checkpoint_until_stored(&mut self) {
         let mut shutdown = self.shared.shutdown.clone();
-        let mut backoff = Backoff::default();
+        let mut backoff = backoff::for_calls();
         loop {
             self.upload_checkpoint().await;
             if self.checkpoint.is_none() || self.lost || self.shared.stopping_now() {
                 return;
             }
             tokio::select! {
-                _ = backoff.wait("upload the checkpoint", &"not stored yet") => {}
+                _ = backoff::wait(&mut backoff, "upload the checkpoint", &"not stored yet") => {}
                 _ = shutdown.changed() => {}
             }
         }
@@ -55,7 +55,7 @@ impl JobRunner {
     /// (an outage, bytes damaged on the way); `None` to start from scratch when there is none
     /// to be had. Sets `lost` when the lease is no longer this worker's.
     pub(super) async fn download_checkpoint(&mut self) -> Option<Vec<u8>> {
-        let mut backoff = Backoff::default();
+        let mut backoff = backoff::for_calls();
         // Tries so far: transient failures are retried up to DOWNLOAD_TRIES tries in all.
         let mut tries = 1;
         loop {
@@ -74,11 +74,11 @@ impl JobRunner {
                 // out without counting as a try, so a crowd of workers resuming at once loses
                 // no checkpoint; a lease that ends meanwhile ends the wait with its refusal.
                 Err(err) if err.is_exhausted() => {
-                    backoff.wait("download the checkpoint", &err).await;
+                    backoff::wait(&mut backoff, "download the checkpoint", &err).await;
                 }
                 Err(err) if err.is_transient() && tries < DOWNLOAD_TRIES => {
                     tries += 1;
-                    backoff.wait("download the checkpoint", &err).await;
+                    backoff::wait(&mut backoff, "download the checkpoint", &err).await;
                 }
                 Err(err) => {
                     tracing::warn!(lease = %self.lease_id, %err, "checkpoint unavailable; starting from scratch");

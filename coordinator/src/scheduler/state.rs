@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use ltsweep_domain::{JobId, JobState, SweepId};
+use ltsweep_domain::{JobId, JobState, Sha256, SweepId};
 pub use ltsweep_domain::{LeaseId, SlurmPlacement, WorkerId};
 use serde::{Deserialize, Serialize};
 
@@ -108,16 +108,16 @@ pub struct EndedLease {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub epoch: u32,
-    /// Lowercase hex SHA-256 of the file.
-    pub sha256: String,
+    /// The file's SHA-256 (stored as its hex text).
+    pub sha256: Sha256,
 }
 
 /// A finished job's final weights the coordinator keeps (its file is in the state dir's
 /// `models/`, named after the job and this SHA-256).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeptModel {
-    /// Lowercase hex SHA-256 of the file.
-    pub sha256: String,
+    /// The file's SHA-256 (stored as its hex text).
+    pub sha256: Sha256,
     pub size: u64,
     /// The epochs the model trained.
     pub epochs: u32,

@@ -9,7 +9,7 @@
 //! Nothing mixes two members, so the gradient of the sum of the members' losses with respect to
 //! member i's slice is member i's own gradient.
 //!
-//! Every variable has the name of the member [`ResNet`](crate::model::ResNet)'s variable and is
+//! Every variable has the name of the member [`ResNet`](crate::cifar_resnet::ResNet)'s variable and is
 //! the members' tensors concatenated along dimension 0 (a convolution's output channels, a
 //! BatchNorm's channels, the linear classifier's rows `[N*K, 64]` and bias `[N*K]`, the cosine
 //! classifier's `[N*64, K]`), which makes the conversion both ways a concatenation and a slice:
@@ -18,7 +18,7 @@
 use tch::Tensor;
 use tch::nn::{self, ModuleT};
 
-use crate::model::{FEATURES, HeadKind, unit};
+use crate::cifar_resnet::{FEATURES, HeadKind, unit};
 
 /// Fused variables start at zero: they are always overwritten by the members' values, and
 /// drawing them would move libtorch's global generator under a job initialising on another
@@ -26,7 +26,7 @@ use crate::model::{FEATURES, HeadKind, unit};
 const ZERO: nn::Init = nn::Init::Const(0.0);
 
 fn batch_norm(p: nn::Path, channels: i64) -> nn::BatchNorm {
-    // Momentum and eps as `crate::model`'s.
+    // Momentum and eps as `crate::cifar_resnet`'s.
     let config = nn::BatchNormConfig {
         ws_init: ZERO,
         bs_init: ZERO,
@@ -111,7 +111,7 @@ pub struct FusedResNet {
 }
 
 impl FusedResNet {
-    /// `members` ResNets as [`ResNet::with_head`](crate::model::ResNet::with_head) builds one;
+    /// `members` ResNets as [`ResNet::with_head`](crate::cifar_resnet::ResNet::with_head) builds one;
     /// its variables are zero until [`FusedResNet::load_members`].
     pub fn new(
         p: &nn::Path,
@@ -278,7 +278,7 @@ pub fn stack_inputs(batches: &[Tensor]) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ResNet;
+    use crate::cifar_resnet::ResNet;
     use tch::{Device, Kind};
 
     fn members(n: usize, head: HeadKind) -> Vec<(nn::VarStore, ResNet)> {

@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use futures::{Stream, StreamExt};
-use ltsweep_domain::JobId;
+use ltsweep_domain::{JobId, Sha256};
 use ltsweep_proto::chunks::{self, CheckpointHeader, ChunkError, Verifier};
 use ltsweep_proto::pb;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -99,7 +99,7 @@ impl CheckpointFiles {
     }
 
     /// Job ids and SHA-256s are hex and lease ids are ours, so all are safe file names.
-    pub(crate) fn path(&self, job: &JobId, sha256: &str) -> PathBuf {
+    pub(crate) fn path(&self, job: &JobId, sha256: &Sha256) -> PathBuf {
         self.dir
             .join(format!("{job}-{sha256}.{}", self.kind.extension()))
     }
@@ -150,7 +150,7 @@ impl CheckpointFiles {
     }
 
     /// Removes a file whose record no longer names it; a missing file is no error.
-    pub(crate) fn remove(&self, job: &JobId, sha256: &str) {
+    pub(crate) fn remove(&self, job: &JobId, sha256: &Sha256) {
         let path = self.path(job, sha256);
         match std::fs::remove_file(&path) {
             Ok(()) => {}
@@ -167,7 +167,7 @@ impl CheckpointFiles {
         &self,
         lease: &LeaseId,
         size: u64,
-        sha256: &str,
+        sha256: Sha256,
         mut chunks: impl Stream<Item = Result<Vec<u8>>> + Unpin,
     ) -> Result<Received> {
         let path = self
@@ -195,7 +195,12 @@ impl CheckpointFiles {
 
     /// Renames a verified upload to its own name and makes the rename durable. No record
     /// names the file yet: the previous file stays whole until the new record commits.
-    pub(crate) fn install(&self, mut received: Received, job: &JobId, sha256: &str) -> Result<()> {
+    pub(crate) fn install(
+        &self,
+        mut received: Received,
+        job: &JobId,
+        sha256: &Sha256,
+    ) -> Result<()> {
         let target = self.path(job, sha256);
         std::fs::rename(&received.path, &target)
             .map_err(|e| CoordinatorError::storage(&target, e))?;
@@ -212,7 +217,7 @@ impl CheckpointFiles {
     /// damaged one `Corrupted`; see [`CheckpointFiles::is_lost`]. The answer reads from the
     /// handle opened here, so a file removed meanwhile (a newer checkpoint replaced it) is
     /// still sent whole.
-    pub(crate) async fn open_stored(&self, job: &JobId, sha256: &str) -> Result<StoredFile> {
+    pub(crate) async fn open_stored(&self, job: &JobId, sha256: &Sha256) -> Result<StoredFile> {
         let path = self.path(job, sha256);
         let file = match std::fs::File::open(&path) {
             Ok(file) => file,
@@ -228,12 +233,11 @@ impl CheckpointFiles {
             }
             Err(e) => return Err(CoordinatorError::storage(&path, e)),
         };
-        let expected = sha256.to_owned();
-        let (file, size, matches) =
-            tokio::task::spawn_blocking(move || check_file(file, &expected))
-                .await
-                .map_err(|e| CoordinatorError::Internal(e.to_string()))?
-                .map_err(|e| CoordinatorError::storage(&path, e))?;
+        let expected = *sha256;
+        let (file, size, matches) = tokio::task::spawn_blocking(move || check_file(file, expected))
+            .await
+            .map_err(|e| CoordinatorError::Internal(e.to_string()))?
+            .map_err(|e| CoordinatorError::storage(&path, e))?;
         if !matches {
             return Err(CoordinatorError::Corrupted(format!(
                 "the {} {job} no longer matches the SHA-256 recorded at upload{}",
@@ -311,7 +315,7 @@ impl StoredFile {
 /// its size, and whether it matches.
 fn check_file(
     mut file: std::fs::File,
-    sha256: &str,
+    sha256: Sha256,
 ) -> std::io::Result<(std::fs::File, u64, bool)> {
     use std::io::{Read, Seek};
     let size = file.metadata()?.len();
@@ -397,33 +401,30 @@ pub(crate) fn dropped_models(scheduler: &Scheduler, changes: &[Change]) -> Vec<(
     dropped
 }
 
-/// A SHA-256 as a header carries it: 64 hex digits, either case; answered in lowercase.
-pub(crate) fn parse_sha256(text: &str) -> Result<String> {
-    if chunks::is_sha256(text) {
-        Ok(text.to_ascii_lowercase())
-    } else {
-        Err(CoordinatorError::invalid(
+/// A SHA-256 as a header carries it: 64 hex digits, either case.
+pub(crate) fn parse_sha256(text: &str) -> Result<Sha256> {
+    text.parse().map_err(|_| {
+        CoordinatorError::invalid(
             "header.sha256",
             "give the checkpoint's SHA-256 as 64 hex digits",
-        ))
-    }
+        )
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use ltsweep_proto::chunks::sha256_hex;
     use ltsweep_proto::pb::checkpoint_chunk::Part;
 
     use super::*;
 
     /// A stored file as a download sends it: the header, then the data in chunks.
-    async fn download(files: &CheckpointFiles, job: &JobId, sha256: &str) -> Result<Vec<u8>> {
+    async fn download(files: &CheckpointFiles, job: &JobId, sha256: &Sha256) -> Result<Vec<u8>> {
         let stored = files.open_stored(job, sha256).await?;
         let header = CheckpointHeader {
             lease_id: String::new(),
             epoch: 1,
             size: stored.size(),
-            sha256: sha256.to_owned(),
+            sha256: *sha256,
         };
         let chunks: Vec<_> = stored.chunks(&header, ()).collect().await;
         let mut bytes = Vec::new();
@@ -451,9 +452,9 @@ mod tests {
         let (_dir, files) = files();
         let job = JobId("abc".into());
         let lease = LeaseId("l-1-abc".into());
-        let sha = sha256_hex(b"hello world");
+        let sha = Sha256::of(b"hello world");
         let received = files
-            .receive(&lease, 11, &sha, chunks(&[b"hello ", b"world"]))
+            .receive(&lease, 11, sha, chunks(&[b"hello ", b"world"]))
             .await
             .unwrap();
         files.install(received, &job, &sha).unwrap();
@@ -467,14 +468,14 @@ mod tests {
     async fn a_wrong_checksum_or_size_leaves_nothing_behind() {
         let (dir, files) = files();
         let lease = LeaseId("l-1-abc".into());
-        let sha = sha256_hex(b"hello world");
+        let sha = Sha256::of(b"hello world");
         let err = files
-            .receive(&lease, 11, &sha, chunks(&[b"hello there"]))
+            .receive(&lease, 11, sha, chunks(&[b"hello there"]))
             .await
             .unwrap_err();
         assert_eq!(err.code(), tonic::Code::DataLoss);
         let err = files
-            .receive(&lease, 5, &sha, chunks(&[b"hello world"]))
+            .receive(&lease, 5, sha, chunks(&[b"hello world"]))
             .await
             .unwrap_err();
         assert_eq!(err.code(), tonic::Code::InvalidArgument);
@@ -487,6 +488,9 @@ mod tests {
     #[test]
     fn sha256_must_be_hex() {
         assert!(parse_sha256("xyz").is_err());
-        assert_eq!(parse_sha256(&"AB".repeat(32)).unwrap(), "ab".repeat(32));
+        assert_eq!(
+            parse_sha256(&"AB".repeat(32)).unwrap().to_string(),
+            "ab".repeat(32)
+        );
     }
 }
