@@ -45,11 +45,12 @@ use tch::{Device, Kind, Tensor, nn};
 use crate::augment::{Augment, EpochDraws, Normalize};
 use crate::baselines::BaseObjective;
 use crate::checkpoint_file::{self, CheckpointError, CheckpointMeta, PartialEpoch};
+use crate::cifar_resnet::HeadKind;
 use crate::loader::{Feed, Loader};
 use crate::metrics::Confusion;
 use crate::model_file;
 use crate::network::Network;
-use crate::optim::Sgd;
+use crate::optim::{self, Sgd};
 use crate::pretrained::{self, InitError};
 use ltsweep_data::{ClassInfo, DataError, FileData, ImageSet, LongTailData};
 
