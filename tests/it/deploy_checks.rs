@@ -13,7 +13,7 @@ use crate::harness::register;
 use crate::harness::{checkov, head_node_binary};
 use crate::launch::{cpu_workers_k8s_args, gpu_k8s_args, launch, succeeded};
 use crate::list_cli::photos;
-use crate::support::{ltsweep, repo, stderr, stdout};
+use crate::support::{ltsweep, repo, stderr, stdout, subcommands};
 
 fn containerfiles() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("deploy"))
@@ -480,21 +480,3 @@ fn the_head_node_build_checks_and_packs_list_data() {
     );
 }
 
-/// The subcommands `binary PARENT --help` lists (clap's "Commands:" section), without `help`.
-fn subcommands(binary: &Path, parent: &[&str]) -> Vec<String> {
-    let output = Command::new(binary)
-        .args(parent)
-        .arg("--help")
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
-    stdout(&output)
-        .lines()
-        .skip_while(|line| line.trim() != "Commands:")
-        .skip(1)
-        .take_while(|line| !line.trim().is_empty())
-        .filter_map(|line| line.split_whitespace().next())
-        .filter(|name| *name != "help")
-        .map(str::to_owned)
-        .collect()
-}

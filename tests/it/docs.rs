@@ -1,11 +1,12 @@
-//! The documentation's own promises: the README stays a short front door, and every link
-//! between the README and `docs/` (and into the repository) resolves, anchors included.
+//! The documentation's own promises: the README stays a short front door, every link between
+//! the README and `docs/` (and into the repository) resolves, anchors included, every path and
+//! symbol the docs name exists, and the command-line guide lists exactly the commands clap has.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::harness::register;
-use crate::support::repo;
+use crate::support::{help, listed_commands, repo};
 
 /// The README is the front door; the reference lives in `docs/`.
 const README_MAX_LINES: usize = 220;
@@ -275,4 +276,193 @@ fn code_spans_that_promise_a_path_are_read_as_such() {
     );
     assert!(has_identifier("fn resume(", "resume"));
     assert!(!has_identifier("fn resumed(", "resume"));
+}
+
+/// The guide whose table must list every command.
+const CLI_GUIDE: &str = "docs/guide/cli.md";
+/// The heading of that table's section.
+const CLI_TABLE_HEADING: &str = "## Every command";
+
+/// The binary's commands as clap has them, read from its help recursively: each command's
+/// path (`["data", "check"]`) and whether it runs on its own. `data`, `bench` and `launch` only
+/// hold subcommands (their usage ends in `<COMMAND>`); `export` runs, and holds `mlflow`.
+fn commands(binary: &Path) -> Vec<(Vec<String>, bool)> {
+    let mut found = Vec::new();
+    let mut level: Vec<Vec<String>> = listed_commands(&help(binary, &[]))
+        .into_iter()
+        .map(|name| vec![name])
+        .collect();
+    while !level.is_empty() {
+        // Each help loads libtorch, most of a second on a busy machine: one level at once.
+        let helps: Vec<String> = std::thread::scope(|scope| {
+            let asked: Vec<_> = level
+                .iter()
+                .map(|path| {
+                    scope.spawn(move || {
+                        let args: Vec<&str> = path.iter().map(String::as_str).collect();
+                        help(binary, &args)
+                    })
+                })
+                .collect();
+            asked.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut next = Vec::new();
+        for (path, text) in level.into_iter().zip(helps) {
+            let usage = text
+                .lines()
+                .find(|line| line.starts_with("Usage:"))
+                .unwrap_or_else(|| panic!("no usage line in `{}`'s help", path.join(" ")));
+            for name in listed_commands(&text) {
+                let mut child = path.clone();
+                child.push(name);
+                next.push(child);
+            }
+            found.push((path, !usage.trim_end().ends_with("<COMMAND>")));
+        }
+        level = next;
+    }
+    found
+}
+
+/// The command words of a command line (`ltsweep data check --kind list ...` gives `["data",
+/// "check"]`): the words after `ltsweep` up to the first flag, placeholder or path.
+fn command_words(line: &str) -> Vec<String> {
+    line.split_whitespace()
+        .skip(1)
+        .take_while(|word| {
+            word.starts_with(|c: char| c.is_ascii_lowercase())
+                && word
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The commands the table of `CLI_TABLE_HEADING` lists: each row's first code span, a command
+/// line starting with `ltsweep`.
+fn table_commands(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .skip_while(|line| line.trim() != CLI_TABLE_HEADING)
+        .skip(1)
+        .take_while(|line| !line.starts_with("## "))
+        .filter(|line| line.starts_with('|'))
+        .filter_map(|line| line.split('`').nth(1))
+        .filter(|span| span.starts_with("ltsweep "))
+        .map(command_words)
+        .collect()
+}
+
+/// Every command line the docs show, in code spans and code blocks: the text from each
+/// `ltsweep ` that starts a word (`target/release/ltsweep run` counts, `ltsweep-worker` not).
+fn shown_command_lines(text: &str) -> Vec<String> {
+    let mut code = Vec::new();
+    let mut in_code_block = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code_block = !in_code_block;
+        } else if in_code_block {
+            // A comment in a block is prose.
+            code.push(line.split(" # ").next().unwrap_or_default().to_owned());
+        } else {
+            code.extend(line.split('`').skip(1).step_by(2).map(str::to_owned));
+        }
+    }
+    let mut lines = Vec::new();
+    for text in code {
+        for (at, _) in text.match_indices("ltsweep ") {
+            let before = text[..at].chars().next_back();
+            if before.is_none_or(|c| c.is_whitespace() || c == '/') {
+                lines.push(text[at..].to_owned());
+            }
+        }
+    }
+    lines
+}
+
+register!(the_command_line_guide_lists_every_command_clap_has);
+fn the_command_line_guide_lists_every_command_clap_has() {
+    let binary = Path::new(env!("CARGO_BIN_EXE_ltsweep"));
+    let clap = commands(binary);
+    assert!(
+        clap.len() > 20,
+        "only {} commands read from the help: is the parser blind?",
+        clap.len()
+    );
+    let runnable: BTreeSet<Vec<String>> = clap
+        .iter()
+        .filter(|(_, runs)| *runs)
+        .map(|(path, _)| path.clone())
+        .collect();
+    let guide = std::fs::read_to_string(repo().join(CLI_GUIDE)).unwrap();
+    let listed: BTreeSet<Vec<String>> = table_commands(&guide).into_iter().collect();
+    let missing: Vec<String> = runnable.difference(&listed).map(|p| p.join(" ")).collect();
+    let unknown: Vec<String> = listed.difference(&runnable).map(|p| p.join(" ")).collect();
+    assert!(
+        missing.is_empty() && unknown.is_empty(),
+        "{CLI_GUIDE}'s \"{CLI_TABLE_HEADING}\" lacks {missing:?} and lists {unknown:?}, \
+         which the binary does not run"
+    );
+
+    // Every command line anywhere in the docs starts with a command that exists, and a
+    // command that only holds subcommands is followed by one of them.
+    let known: BTreeSet<Vec<String>> = clap.iter().map(|(path, _)| path.clone()).collect();
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    for document in documents() {
+        let name = document.strip_prefix(repo()).unwrap().display().to_string();
+        let text = std::fs::read_to_string(&document).unwrap();
+        for line in shown_command_lines(&text) {
+            let words = command_words(&line);
+            let Some(first) = words.first() else { continue };
+            checked += 1;
+            if first == "help" {
+                continue;
+            }
+            let top = vec![first.clone()];
+            let exists = match clap.iter().find(|(path, _)| *path == top) {
+                None => false,
+                Some((_, true)) => true,
+                Some((_, false)) => words.len() < 2 || known.contains(&words[..2]),
+            };
+            if !exists {
+                wrong.push(format!("{name}: `{line}`"));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "the docs show commands the binary does not have:\n{}",
+        wrong.join("\n")
+    );
+    assert!(
+        checked > 30,
+        "only {checked} command lines found: is the parser blind?"
+    );
+}
+
+register!(command_lines_are_read_as_such);
+fn command_lines_are_read_as_such() {
+    assert_eq!(
+        command_words("ltsweep data check --kind list --path DIR"),
+        ["data", "check"]
+    );
+    assert_eq!(
+        command_words("ltsweep export SWEEP --out results"),
+        ["export"]
+    );
+    assert_eq!(
+        table_commands(&format!(
+            "{CLI_TABLE_HEADING}\n\n| command | does |\n|---|---|\n\
+             | `ltsweep launch k8s --workers N` | manifests |\n\n## Next\n| `ltsweep x` | |"
+        )),
+        [["launch", "k8s"]]
+    );
+    assert_eq!(
+        shown_command_lines(
+            "run `target/release/ltsweep run SPEC` or `ltsweep-worker`\n\
+             ```sh\nltsweep status   # ltsweep watch\n```"
+        ),
+        ["ltsweep run SPEC", "ltsweep status  "]
+    );
 }

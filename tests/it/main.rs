@@ -9,6 +9,7 @@ mod slurm_support;
 mod support;
 mod webdriver;
 
+mod architecture;
 mod bounded;
 mod bounded_files;
 mod chaos;

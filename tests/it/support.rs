@@ -29,6 +29,34 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// What `binary PARENT --help` prints.
+pub fn help(binary: &Path, parent: &[&str]) -> String {
+    let output = Command::new(binary)
+        .args(parent)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    stdout(&output)
+}
+
+/// The subcommands `binary PARENT --help` lists (clap's "Commands:" section), without `help`.
+pub fn subcommands(binary: &Path, parent: &[&str]) -> Vec<String> {
+    listed_commands(&help(binary, parent))
+}
+
+/// The subcommands a help text lists (clap's "Commands:" section), without `help`.
+pub fn listed_commands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|line| line.trim() != "Commands:")
+        .skip(1)
+        .take_while(|line| !line.trim().is_empty())
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Writes `text` to `dir/name` and returns the path.
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
