@@ -18,6 +18,8 @@ use ltsweep_worker::rng::Rng;
 
 use crate::photos;
 
+use crate::register;
+
 /// The project's Python with torchvision and Pillow (`./dev setup` installs them).
 fn torchvision_python(test: &str) -> PathBuf {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
@@ -124,7 +126,7 @@ fn against_torchvision(test: &str, pipeline: &Pipeline) -> (Vec<serde_json::Valu
     (lines, reduced)
 }
 
-#[test]
+register!(resize_center_crop_and_normalise_agree_with_pillow_and_torchvision);
 fn resize_center_crop_and_normalise_agree_with_pillow_and_torchvision() {
     let test = "resize_center_crop_and_normalise_agree_with_pillow_and_torchvision";
     let (lines, reduced) = against_torchvision(test, &Pipeline::new(224, 256, 0.0));
@@ -157,7 +159,7 @@ fn resize_center_crop_and_normalise_agree_with_pillow_and_torchvision() {
     );
 }
 
-#[test]
+register!(decoded_at_full_size_every_image_agrees_with_pillow_to_the_full_size_tolerance);
 fn decoded_at_full_size_every_image_agrees_with_pillow_to_the_full_size_tolerance() {
     let test = "decoded_at_full_size_every_image_agrees_with_pillow_to_the_full_size_tolerance";
     let pipeline = Pipeline::new(224, 256, 0.0).with_reduced_decode(false);
