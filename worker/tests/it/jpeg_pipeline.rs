@@ -17,14 +17,20 @@ use ltsweep_worker::jpeg::{self, Pixels};
 use ltsweep_worker::rng::Rng;
 
 use crate::photos;
-
 use crate::register;
 
 /// The project's Python with torchvision and Pillow (`./dev setup` installs them).
 fn torchvision_python(test: &str) -> PathBuf {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    // Found, not imported: importing torch takes seconds, and the comparison's script pays
+    // for that once already.
     let found = Command::new(&python)
-        .args(["-c", "import torchvision, PIL"])
+        .args([
+            "-c",
+            "import importlib.util, sys\n\
+             missing = [m for m in ('torchvision', 'PIL') if importlib.util.find_spec(m) is None]\n\
+             sys.exit(', '.join(missing) + ' missing' if missing else 0)",
+        ])
         .output();
     match found {
         Ok(out) if out.status.success() => python,

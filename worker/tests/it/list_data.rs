@@ -16,7 +16,6 @@ use ltsweep_worker::train::{Outcome, Quiet, Trainer};
 use tch::{Device, Kind, Tensor};
 
 use crate::photos;
-
 use crate::register;
 use crate::support::{PreemptAt, finished};
 
