@@ -87,8 +87,13 @@ impl Need {
                 })
             }
             Need::Mlflow => {
+                // Found, not imported: importing mlflow takes seconds, and its server does
+                // that anyway.
                 let installed = Command::new(mlflow_python())
-                    .args(["-c", "import mlflow"])
+                    .args([
+                        "-c",
+                        "import importlib.util, sys; sys.exit(importlib.util.find_spec('mlflow') is None)",
+                    ])
                     .output()
                     .is_ok_and(|o| o.status.success());
                 (!installed).then(|| "mlflow not installed (./dev setup-extras)".to_owned())
