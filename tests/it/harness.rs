@@ -8,11 +8,10 @@
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
-use libtest_mimic::{Arguments, Completion, Trial};
+use libtest_mimic::{Completion, Trial};
 
+use crate::runner;
 use crate::support::{extras_dir, repo};
 
 /// One test: its name (`module::function`), what it needs, and its body.
@@ -88,8 +87,13 @@ impl Need {
                 })
             }
             Need::Mlflow => {
+                // Found, not imported: importing mlflow takes seconds, and its server does
+                // that anyway.
                 let installed = Command::new(mlflow_python())
-                    .args(["-c", "import mlflow"])
+                    .args([
+                        "-c",
+                        "import importlib.util, sys; sys.exit(importlib.util.find_spec('mlflow') is None)",
+                    ])
                     .output()
                     .is_ok_and(|o| o.status.success());
                 (!installed).then(|| "mlflow not installed (./dev setup-extras)".to_owned())
@@ -152,12 +156,16 @@ pub fn head_node_binary() -> Option<PathBuf> {
 }
 
 register!(no_test_is_left_to_libtest);
-/// A `#[test]` here is compiled out without a word (this binary has no libtest), so a test
-/// written the usual way, or merged in from a branch that predates this runner, would never
-/// run: each must be a registered plain function instead.
+/// A `#[test]` here or in the worker's binary is compiled out without a word (neither has
+/// libtest), so a test written the usual way, or merged in from a branch that predates this
+/// runner, would never run: each must be a registered plain function instead.
 fn no_test_is_left_to_libtest() {
     let mut unregistered = Vec::new();
-    for entry in std::fs::read_dir(repo().join("tests/it")).unwrap() {
+    let folders = ["tests/it", "worker/tests/it"].map(|folder| repo().join(folder));
+    for entry in folders
+        .iter()
+        .flat_map(|folder| std::fs::read_dir(folder).unwrap())
+    {
         let path = entry.unwrap().path();
         if path.extension().is_none_or(|e| e != "rs") {
             continue;
@@ -189,82 +197,12 @@ fn trial(test: &'static Test) -> Trial {
                 return Ok(Completion::ignored_with(why));
             }
         }
-        let started = Instant::now();
-        (test.run)();
-        TIMES
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((name, started.elapsed()));
+        runner::timed(name, test.run);
         Ok(Completion::Completed)
     })
 }
 
-/// How long each test that ran took, for the summary of the slowest.
-static TIMES: Mutex<Vec<(&str, Duration)>> = Mutex::new(Vec::new());
-
-/// The slowest tests that ran, after the runner's summary: where `./dev test`'s time goes.
-fn print_slowest(count: usize) {
-    let mut times = TIMES.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    times.sort_by_key(|&(_, took)| std::cmp::Reverse(took));
-    if times.is_empty() {
-        return;
-    }
-    let slowest: Vec<String> = times
-        .iter()
-        .take(count)
-        .map(|(name, took)| format!("{name} {:.0} s", took.as_secs_f64()))
-        .collect();
-    println!("slowest: {}", slowest.join(", "));
-}
-
-/// Runs the registered tests as the command line asks (`--test-threads`, `--exact`,
-/// `--skip`, ...), keeping those that match any of the filters given, as libtest does.
+/// Runs the registered tests as the command line asks.
 pub fn main() -> ExitCode {
-    let (filters, rest) = filters(std::env::args());
-    let arguments = Arguments::from_iter(rest);
-    let mut trials: Vec<Trial> = inventory::iter::<Test>
-        .into_iter()
-        .map(trial)
-        .filter(|trial| {
-            filters.is_empty()
-                || filters.iter().any(|filter| {
-                    if arguments.exact {
-                        trial.name() == filter
-                    } else {
-                        trial.name().contains(filter.as_str())
-                    }
-                })
-        })
-        .collect();
-    trials.sort_by(|a, b| a.name().cmp(b.name()));
-    let conclusion = libtest_mimic::run(&arguments, trials);
-    print_slowest(8);
-    conclusion.exit_code()
-}
-
-/// The free arguments (filters) apart from the rest: libtest-mimic takes one filter, libtest
-/// (and everyone's habit: `cargo test --test it -- spec_cli:: train_cli::`) several.
-fn filters(args: impl Iterator<Item = String>) -> (Vec<String>, Vec<String>) {
-    const TAKES_A_VALUE: [&str; 6] = [
-        "--test-threads",
-        "--logfile",
-        "--skip",
-        "--color",
-        "--format",
-        "-Z",
-    ];
-    let mut args = args.peekable();
-    let mut rest: Vec<String> = args.next().into_iter().collect();
-    let mut filters = Vec::new();
-    while let Some(arg) = args.next() {
-        if TAKES_A_VALUE.contains(&arg.as_str()) {
-            rest.push(arg);
-            rest.extend(args.next());
-        } else if arg.starts_with('-') {
-            rest.push(arg);
-        } else {
-            filters.push(arg);
-        }
-    }
-    (filters, rest)
+    runner::main(inventory::iter::<Test>.into_iter().map(trial).collect())
 }

@@ -5,6 +5,7 @@ mod cluster_support;
 mod harness;
 mod proxy;
 mod report_cli;
+mod runner;
 mod slurm_support;
 mod support;
 mod webdriver;

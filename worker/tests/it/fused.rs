@@ -26,6 +26,7 @@ use ltsweep_worker::fused::{FusedTrainer, ShapeKey};
 use ltsweep_worker::train::{Observer, Outcome, Quiet, TrainError, Trainer};
 use tch::{Device, Kind, Tensor};
 
+use crate::register;
 use crate::support::finished;
 
 /// Three plans (Comp. on Head, Tail, all; PC on Tail, Head, none) and three seeds: members
@@ -161,7 +162,7 @@ fn worst_with(a: &[u8], b: &[u8], prefix: &str) -> (f64, String) {
     worst
 }
 
-#[test]
+register!(each_member_of_a_fused_array_trains_as_its_job_alone);
 fn each_member_of_a_fused_array_trains_as_its_job_alone() {
     // Both step structures: an alternating Comp. step after each CE step, and Comp. summed;
     // and LDAM-DRW's scaled cosine classifier, re-weighted from the start.
@@ -247,7 +248,7 @@ fn assert_same_result(fused: &JobResult, alone: &JobResult) {
     }
 }
 
-#[test]
+register!(a_fused_array_trained_two_epochs_gives_each_job_its_accuracy_alone);
 fn a_fused_array_trained_two_epochs_gives_each_job_its_accuracy_alone() {
     let spec = spec("alternate", "epochs = 2\neval_epochs = [1]");
     let jobs = members(&spec);
@@ -278,7 +279,7 @@ fn a_fused_array_trained_two_epochs_gives_each_job_its_accuracy_alone() {
     }
 }
 
-#[test]
+register!(a_member_that_stops_leaves_and_the_others_finish_as_alone);
 fn a_member_that_stops_leaves_and_the_others_finish_as_alone() {
     // Member 1 loses its lease after its first epoch; 0 and 2 go on in an array of two.
     let spec = spec("alternate", "epochs = 2");
@@ -304,7 +305,7 @@ fn a_member_that_stops_leaves_and_the_others_finish_as_alone() {
     }
 }
 
-#[test]
+register!(a_checkpoint_taken_fused_resumes_alone_and_one_taken_alone_resumes_fused);
 fn a_checkpoint_taken_fused_resumes_alone_and_one_taken_alone_resumes_fused() {
     let spec = spec("alternate", "epochs = 3");
     let jobs = members(&spec);
@@ -348,7 +349,7 @@ fn a_checkpoint_taken_fused_resumes_alone_and_one_taken_alone_resumes_fused() {
     }
 }
 
-#[test]
+register!(jobs_of_another_shape_or_position_are_not_fused);
 fn jobs_of_another_shape_or_position_are_not_fused() {
     let spec = spec("alternate", "epochs = 2");
     let jobs = members(&spec);

@@ -18,6 +18,7 @@ use ltsweep_worker::pretrained;
 use ltsweep_worker::train::{Observer, Outcome, Quiet, TrainError, Trainer, with_seed};
 use tch::{Device, Kind, Tensor, nn};
 
+use crate::register;
 use crate::support::without_timing;
 
 fn repo() -> PathBuf {
@@ -47,7 +48,7 @@ fn torchvision(args: &[&str]) -> String {
     String::from_utf8(output.stdout).expect("UTF-8")
 }
 
-#[test]
+register!(every_architecture_has_torchvisions_parameter_count);
 fn every_architecture_has_torchvisions_parameter_count() {
     let counts: HashMap<String, i64> = serde_json::from_str(&torchvision(&["counts"])).unwrap();
     assert_eq!(counts.len(), Arch::ALL.len() - 1);
@@ -65,7 +66,7 @@ fn every_architecture_has_torchvisions_parameter_count() {
     }
 }
 
-#[test]
+register!(a_torchvision_resnet50_saved_by_pytorch_gives_pytorchs_logits);
 fn a_torchvision_resnet50_saved_by_pytorch_gives_pytorchs_logits() {
     let dir = tempfile::tempdir().unwrap();
     torchvision(&["resnet50", dir.path().to_str().unwrap()]);
@@ -198,7 +199,7 @@ fn finish(outcome: Outcome) -> JobResult {
     }
 }
 
-#[test]
+register!(a_resnet10_job_from_pretrained_weights_trains_and_resumes_exactly);
 fn a_resnet10_job_from_pretrained_weights_trains_and_resumes_exactly() {
     // One libtorch thread: tests run side by side, and OpenMP's threads spinning against each
     // other on a loaded machine cost this test twenty times its own work.
@@ -255,7 +256,7 @@ fn a_resnet10_job_from_pretrained_weights_trains_and_resumes_exactly() {
     assert_eq!(without_timing(resumed), without_timing(result));
 }
 
-#[test]
+register!(initial_weights_come_from_the_file_except_what_is_skipped);
 fn initial_weights_come_from_the_file_except_what_is_skipped() {
     tch::set_num_threads(1);
     let root = tempfile::tempdir().unwrap();
@@ -314,7 +315,7 @@ fn checkpoint_variables(bytes: &[u8]) -> HashMap<String, Tensor> {
         .collect()
 }
 
-#[test]
+register!(an_imagenet_network_never_enters_a_fused_array);
 fn an_imagenet_network_never_enters_a_fused_array() {
     tch::set_num_threads(1);
     let spec = resnet10_job("").jobs()[0].clone();

@@ -17,12 +17,20 @@ use ltsweep_data::jpeg::{self, Pixels};
 use ltsweep_data::rng::Rng;
 
 use crate::photos;
+use crate::register;
 
 /// The project's Python with torchvision and Pillow (`./dev setup` installs them).
 fn torchvision_python(test: &str) -> PathBuf {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    // Found, not imported: importing torch takes seconds, and the comparison's script pays
+    // for that once already.
     let found = Command::new(&python)
-        .args(["-c", "import torchvision, PIL"])
+        .args([
+            "-c",
+            "import importlib.util, sys\n\
+             missing = [m for m in ('torchvision', 'PIL') if importlib.util.find_spec(m) is None]\n\
+             sys.exit(', '.join(missing) + ' missing' if missing else 0)",
+        ])
         .output();
     match found {
         Ok(out) if out.status.success() => python,
@@ -124,7 +132,7 @@ fn against_torchvision(test: &str, pipeline: &Pipeline) -> (Vec<serde_json::Valu
     (lines, reduced)
 }
 
-#[test]
+register!(resize_center_crop_and_normalise_agree_with_pillow_and_torchvision);
 fn resize_center_crop_and_normalise_agree_with_pillow_and_torchvision() {
     let test = "resize_center_crop_and_normalise_agree_with_pillow_and_torchvision";
     let (lines, reduced) = against_torchvision(test, &Pipeline::new(224, 256, 0.0));
@@ -157,7 +165,7 @@ fn resize_center_crop_and_normalise_agree_with_pillow_and_torchvision() {
     );
 }
 
-#[test]
+register!(decoded_at_full_size_every_image_agrees_with_pillow_to_the_full_size_tolerance);
 fn decoded_at_full_size_every_image_agrees_with_pillow_to_the_full_size_tolerance() {
     let test = "decoded_at_full_size_every_image_agrees_with_pillow_to_the_full_size_tolerance";
     let pipeline = Pipeline::new(224, 256, 0.0).with_reduced_decode(false);

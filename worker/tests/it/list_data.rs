@@ -17,7 +17,7 @@ use ltsweep_worker::train::{Outcome, Quiet, Trainer};
 use tch::{Device, Kind, Tensor};
 
 use crate::photos;
-
+use crate::register;
 use crate::support::{PreemptAt, finished};
 
 /// Training images a class: Many (over 100), Medium (20 to 100) and Few (under 20) shots.
@@ -72,7 +72,7 @@ fn error_of(job: &JobSpec, root: &Path) -> String {
         .to_string()
 }
 
-#[test]
+register!(lists_and_coco_json_give_exact_counts_and_shots);
 fn lists_and_coco_json_give_exact_counts_and_shots() {
     let f = fixture(&COUNTS);
     let job = job_of(&spec(
@@ -121,7 +121,7 @@ fn lists_and_coco_json_give_exact_counts_and_shots() {
     assert_eq!(pairs(&from_json.test), f.test);
 }
 
-#[test]
+register!(bad_input_is_named_with_its_file_and_line);
 fn bad_input_is_named_with_its_file_and_line() {
     let f = fixture(&[12, 10, 8]);
     let root = f.dir.path();
@@ -216,7 +216,7 @@ fn bad_input_is_named_with_its_file_and_line() {
     }
 }
 
-#[test]
+register!(a_streamed_job_preempted_mid_epoch_ends_exactly_as_an_uninterrupted_one);
 fn a_streamed_job_preempted_mid_epoch_ends_exactly_as_an_uninterrupted_one() {
     let f = fixture(&[40, 30, 20, 14, 10, 6]);
     let job = job_of(&spec(
@@ -255,7 +255,7 @@ fn a_streamed_job_preempted_mid_epoch_ends_exactly_as_an_uninterrupted_one() {
     assert_eq!(resumed, straight);
 }
 
-#[test]
+register!(streamed_stage2_jobs_train_on_their_own_classifier_whatever_the_loader_threads);
 fn streamed_stage2_jobs_train_on_their_own_classifier_whatever_the_loader_threads() {
     let f = fixture(&[40, 30, 20, 14, 10, 6]);
     let jobs = SweepSpec::parse(
@@ -292,7 +292,7 @@ fn streamed_stage2_jobs_train_on_their_own_classifier_whatever_the_loader_thread
     assert_ne!(ncm.confusion, stage1_result.confusion);
 }
 
-#[test]
+register!(a_list_job_normalises_its_images_with_the_mean_and_std_it_gives);
 fn a_list_job_normalises_its_images_with_the_mean_and_std_it_gives() {
     let f = fixture(&[12, 8]);
     let dataset = "kind = \"list\"\npath = \".\"\ntrain_list = \"train.txt\"\ntest_list = \"test.txt\"\ncrop_size = 32\nresize_size = 36\nhead_min_count = 10";

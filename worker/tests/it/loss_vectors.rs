@@ -14,6 +14,8 @@ use ltsweep_worker::{baselines, losses};
 use serde_json::Value;
 use tch::{Kind, Tensor};
 
+use crate::register;
+
 const RELATIVE: f64 = 1e-4;
 
 fn matrix(value: &Value) -> Tensor {
@@ -188,7 +190,7 @@ const REFERENCE: [&str; 3] = [
 /// The base losses of `make_baselines.py`.
 const BASELINES: [&str; 4] = ["class_balanced", "focal", "ldam", "logit_adjusted"];
 
-#[test]
+register!(the_comparison_fails_on_a_near_zero_value_that_is_wrong);
 fn the_comparison_fails_on_a_near_zero_value_that_is_wrong() {
     // A gradient of 1e-20 computed as 0, or 10% off, fails; rounding in the last digits passes.
     assert!(!close(0.0, 1e-20));
@@ -198,7 +200,7 @@ fn the_comparison_fails_on_a_near_zero_value_that_is_wrong() {
     assert!(close(0.0, 0.0) && close(-0.0, 0.0));
 }
 
-#[test]
+register!(loss_vectors);
 fn loss_vectors() {
     let ours = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/losses");
     let mut dirs = vec![ours.clone()];

@@ -2,6 +2,9 @@
 //! each job alone, the ImageNet networks against torchvision, the JPEG pipeline against Pillow
 //! and torchvision, list data (counts, bad input, exact streamed resume), the losses against
 //! their reference vectors, preemption at a step boundary, and whole training runs.
+//!
+//! The runner is the root's (`tests/it/runner.rs`), so that this binary too ends by naming its
+//! slowest tests: a test is a plain `fn name()` registered right above it with [`register!`].
 
 mod fused;
 mod imagenet;
@@ -10,5 +13,44 @@ mod list_data;
 mod loss_vectors;
 mod photos;
 mod preemption;
+#[path = "../../../tests/it/runner.rs"]
+mod runner;
 mod support;
 mod training;
+
+use libtest_mimic::Trial;
+
+/// One test: its name (`module::function`) and its body.
+pub struct Test {
+    pub name: &'static str,
+    pub run: fn(),
+}
+
+inventory::collect!(Test);
+
+/// Registers `fn $name()` as a test.
+macro_rules! register {
+    ($name:ident) => {
+        inventory::submit! {
+            $crate::Test {
+                name: concat!(module_path!(), "::", stringify!($name)),
+                run: $name,
+            }
+        }
+    };
+}
+pub(crate) use register;
+
+fn main() -> std::process::ExitCode {
+    let trials = inventory::iter::<Test>
+        .into_iter()
+        .map(|test| {
+            let name = test.name.strip_prefix("it::").unwrap_or(test.name);
+            Trial::test(name, move || {
+                runner::timed(name, test.run);
+                Ok(())
+            })
+        })
+        .collect();
+    runner::main(trials)
+}

@@ -9,9 +9,10 @@ use ltsweep_domain::SweepSpec;
 use ltsweep_worker::train::{Outcome, Quiet, Trainer};
 use tch::Device;
 
+use crate::register;
 use crate::support::{PreemptAt, without_timing};
 
-#[test]
+register!(a_run_preempted_mid_epoch_five_times_ends_exactly_as_an_uninterrupted_one);
 fn a_run_preempted_mid_epoch_five_times_ends_exactly_as_an_uninterrupted_one() {
     let spec = SweepSpec::parse(
         r#"

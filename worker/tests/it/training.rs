@@ -9,6 +9,7 @@ use ltsweep_domain::{JobResult, JobSpec, LossPlan, SweepSpec};
 use ltsweep_worker::train::{Observer, Outcome, Quiet, TrainError, Trainer};
 use tch::Device;
 
+use crate::register;
 use crate::support::without_timing;
 
 fn spec(extra_train: &str) -> SweepSpec {
@@ -49,7 +50,7 @@ fn finish(outcome: Outcome) -> JobResult {
     }
 }
 
-#[test]
+register!(every_paper_plan_learns_far_above_chance_and_head_beats_tail_under_ce);
 fn every_paper_plan_learns_far_above_chance_and_head_beats_tail_under_ce() {
     let spec = spec("epochs = 5\nlr = 0.05\nlr_decay_epochs = [4]\npretrain_ce_epochs = 1");
     let jobs = spec.jobs();
@@ -87,7 +88,7 @@ fn every_paper_plan_learns_far_above_chance_and_head_beats_tail_under_ce() {
     }
 }
 
-#[test]
+register!(a_diverging_run_ends_as_diverged_with_the_reason);
 fn a_diverging_run_ends_as_diverged_with_the_reason() {
     let spec = spec("epochs = 3\nlr = 1e30");
     let job = &spec.jobs()[0];
@@ -114,7 +115,7 @@ impl Observer for Keep {
     }
 }
 
-#[test]
+register!(a_resumed_run_ends_exactly_as_an_uninterrupted_one);
 fn a_resumed_run_ends_exactly_as_an_uninterrupted_one() {
     let spec = spec("epochs = 4\nlr = 0.05\nlr_decay_epochs = [3]\neval_epochs = [1, 3]");
     // Comp. on Tail and PC on Head: every part of the state (momentum, centres) matters.
@@ -144,7 +145,7 @@ fn a_resumed_run_ends_exactly_as_an_uninterrupted_one() {
     assert_eq!(without_timing(resumed), without_timing(straight));
 }
 
-#[test]
+register!(a_checkpoint_of_another_job_is_refused);
 fn a_checkpoint_of_another_job_is_refused() {
     let spec = spec("epochs = 2");
     let jobs = spec.jobs();
@@ -159,7 +160,7 @@ fn a_checkpoint_of_another_job_is_refused() {
     assert!(err.to_string().contains("cannot resume job"), "{err}");
 }
 
-#[test]
+register!(every_base_loss_learns_under_the_plan_and_every_sampler_under_ce);
 fn every_base_loss_learns_under_the_plan_and_every_sampler_under_ce() {
     let bases = spec(
         "epochs = 4\nlr = 0.05\nlr_decay_epochs = [3]\npretrain_ce_epochs = 1\n\
@@ -200,7 +201,9 @@ fn every_base_loss_learns_under_the_plan_and_every_sampler_under_ce() {
     }
 }
 
-#[test]
+register!(
+    a_resumed_ldam_drw_run_with_a_class_balanced_sampler_ends_exactly_as_an_uninterrupted_one
+);
 fn a_resumed_ldam_drw_run_with_a_class_balanced_sampler_ends_exactly_as_an_uninterrupted_one() {
     // Re-weighting switches on at epoch 3 of 0-3, after the resume: the state and the per-epoch
     // draws must come back exactly.
