@@ -479,4 +479,3 @@ fn the_head_node_build_checks_and_packs_list_data() {
         "{out}"
     );
 }
-
