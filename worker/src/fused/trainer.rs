@@ -4,7 +4,7 @@
 //! SGD step over the fused parameters.
 //!
 //! Why this gives each member exactly its own training: the fused model never mixes members
-//! (see [`crate::fused::model`]), so the gradient of the sum of the members' losses is each
+//! (see [`crate::fused::resnet`]), so the gradient of the sum of the members' losses is each
 //! member's own gradient in its slice; and [`Sgd`] is elementwise (`d = g + wd * p`,
 //! `buf = momentum * buf + d`, `p -= lr * buf`, the same weight decay on every parameter, no
 //! per-parameter case), so one step over the fused buffer is each member's step as long as
