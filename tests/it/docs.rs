@@ -152,12 +152,14 @@ fn headings_become_githubs_anchors() {
 /// The repository's top folders: a code span starting with one of them is a path the docs
 /// promise exists (a span like `client/worker.rs`, relative to a crate the text names, is
 /// prose, not a promise this test can check).
-const TOP_FOLDERS: [&str; 13] = [
+const TOP_FOLDERS: [&str; 15] = [
     "analysis/",
     "bench/",
     "coordinator/",
+    "data/",
     "deploy/",
     "docs/",
+    "domain/",
     "examples/",
     "fuzz/",
     "proto/",
