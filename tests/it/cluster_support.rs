@@ -12,7 +12,7 @@ use ltsweep_domain::{JobResult, JobState, SweepId, SweepStatus};
 use ltsweep_proto::client::{Connection, Which};
 use ltsweep_proto::pb;
 
-use crate::support::{ltsweep, wait_until};
+use crate::support::{ltsweep, trainer, wait_until};
 
 /// The token every test cluster uses: one for every role, as a laptop's set-up (tests of the
 /// roles give each its own).
@@ -137,7 +137,7 @@ impl TestCluster {
 
     /// A worker with more flags (`--data-root`, say).
     pub fn add_worker_with(&mut self, url: &str, extra: &[&str]) {
-        let mut command = ltsweep();
+        let mut command = trainer();
         command
             .args([
                 "worker",
@@ -362,7 +362,7 @@ impl TestCluster {
 }
 
 fn start_coordinator(state: &Path, listen: &str, lease_ttl: &str) -> (Process, String) {
-    let mut command = coordinator_binary();
+    let mut command = ltsweep();
     command
         .args([
             "coordinator",
@@ -384,16 +384,6 @@ fn start_coordinator(state: &Path, listen: &str, lease_ttl: &str) -> (Process, S
     let process = Process::spawn(command);
     let address = listening_address(&process);
     (process, address)
-}
-
-/// The binary the cluster's coordinator runs: LTSWEEP_COORDINATOR_BIN when set (CI points it
-/// at the head-node build, without the trainer, while the workers run this build), else the
-/// `ltsweep` these tests were built with.
-fn coordinator_binary() -> std::process::Command {
-    match std::env::var_os("LTSWEEP_COORDINATOR_BIN") {
-        Some(path) => std::process::Command::new(path),
-        None => ltsweep(),
-    }
 }
 
 /// A coordinator serving the state a finished `ltsweep run --out DIR` left in `DIR/state`, on a

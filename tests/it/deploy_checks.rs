@@ -13,7 +13,7 @@ use crate::harness::register;
 use crate::harness::{checkov, head_node_binary};
 use crate::launch::{cpu_workers_k8s_args, gpu_k8s_args, launch, succeeded};
 use crate::list_cli::photos;
-use crate::support::{ltsweep, repo, stderr, stdout, subcommands};
+use crate::support::{repo, stderr, stdout, subcommands, trainer};
 
 fn containerfiles() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("deploy"))
@@ -313,7 +313,7 @@ fn the_worker_image_lists_every_library_the_worker_loads() {
         loads_from_stage(&staged.join(file), &staged);
     }
     // And libtorch, loaded from the listed files alone, trains a few steps.
-    let output = ltsweep()
+    let output = trainer()
         .args([
             "bench",
             "train",

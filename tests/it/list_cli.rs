@@ -309,7 +309,7 @@ fn a_fused_slot_leases_list_data_jobs_one_at_a_time() {
         .replace("seeds = [0]", "seeds = [0, 1, 2]")
         .replace("epochs = 2", "epochs = 1");
     let spec_path = write(root, "three.toml", &text);
-    let output = crate::support::ltsweep()
+    let output = crate::support::trainer()
         .args(["run", spec_path.to_str().unwrap()])
         .args(["--workers", "1", "--devices", "cpu", "--threads", "1"])
         .args(["--fuse", "3", "--data-root", root.to_str().unwrap()])

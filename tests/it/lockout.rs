@@ -22,7 +22,7 @@ use tonic::codegen::http;
 
 use crate::cluster_support::{Process, TOKEN, TestCluster, listening_address};
 use crate::harness::register;
-use crate::support::{ltsweep, wait_until};
+use crate::support::{ltsweep, trainer, wait_until};
 use crate::web::Served;
 
 /// A token of the right length that is none of the coordinator's.
@@ -224,7 +224,7 @@ fn a_worker_refused_for_a_limit_waits_for_room_and_trains() {
         .unwrap()
         .into_inner()
         .worker_id;
-    let mut command = ltsweep();
+    let mut command = trainer();
     command
         .args(["worker", "--coordinator", &url])
         .args(["--devices", "cpu", "--threads", "1"])

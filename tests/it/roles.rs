@@ -12,7 +12,7 @@ use tonic::Code;
 
 use crate::cluster_support::{Process, listening_address, tiny_spec};
 use crate::harness::register;
-use crate::support::{ltsweep, stderr, wait_until, write};
+use crate::support::{ltsweep, ltsweep_for, stderr, trainer, wait_until, write};
 use crate::web::Served;
 
 pub(crate) const WORKER_TOKEN: &str = "worker-token-0123456789abcdef0123456789";
@@ -208,7 +208,7 @@ fn tokens_come_from_safe_files_or_systemd_credentials() {
         let err = coordinator_refuses(&["--user-token-file", file.to_str().unwrap()]);
         assert!(err.contains(why), "{err}");
         for command in [vec!["worker", "--devices", "cpu"], vec!["status"]] {
-            let output = ltsweep()
+            let output = ltsweep_for(command[0])
                 .args(&command)
                 .args(["--coordinator", "http://127.0.0.1:1", "--token-file"])
                 .arg(file)
@@ -270,7 +270,7 @@ fn tokens_come_from_safe_files_or_systemd_credentials() {
         .env("RUST_LOG", "info");
     let coordinator = Process::spawn(command);
     let url = format!("http://{}", listening_address(&coordinator));
-    let mut command = ltsweep();
+    let mut command = trainer();
     command
         .args(["worker", "--coordinator", &url, "--devices", "cpu"])
         .args(["--threads", "1"])

@@ -3,9 +3,25 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The `ltsweep` binary cargo built for these tests.
-pub fn ltsweep() -> Command {
+/// The commands (their first word) that need the trainer, which the head-node build leaves out:
+/// `bench` holds some that do not, and all of it runs on the trainer's build here.
+const TRAINING: &[&str] = &["run", "train", "worker", "doctor", "bench"];
+
+/// The `ltsweep` that trains, the build cargo made for these tests: for the commands in
+/// [`TRAINING`].
+pub fn trainer() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ltsweep"))
+}
+
+/// The `ltsweep` for every other command: the head-node build where `./dev test` built it
+/// (`LTSWEEP_COORDINATOR_BIN`), else the trainer's. A user runs these commands with either build;
+/// the head-node one starts in milliseconds, while the trainer's first loads libtorch (about
+/// half a CPU-second), and these tests start the binary some 300 times.
+pub fn ltsweep() -> Command {
+    match crate::harness::head_node_binary() {
+        Some(path) => Command::new(path),
+        None => trainer(),
+    }
 }
 
 /// The repository root, where `examples/` lives.
@@ -13,9 +29,18 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The `ltsweep` that runs `command` (its first word): [`trainer`] or [`ltsweep`].
+pub fn ltsweep_for(command: &str) -> Command {
+    if TRAINING.contains(&command) {
+        trainer()
+    } else {
+        ltsweep()
+    }
+}
+
 /// Runs `ltsweep ARGS` and returns its output.
 pub fn run(args: &[&str]) -> Output {
-    ltsweep()
+    ltsweep_for(args.first().copied().unwrap_or_default())
         .args(args)
         .output()
         .expect("the ltsweep binary runs")

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::cluster_support::{Process, TOKEN};
 use crate::harness::register;
-use crate::support::{ltsweep, repo, wait_until};
+use crate::support::{ltsweep, repo, trainer, wait_until};
 use crate::webdriver::{Answer, Browser, http};
 
 /// A coordinator serving gRPC and the page, on ports it chose.
@@ -128,7 +128,7 @@ impl Served {
     }
 
     fn worker(&self) -> Process {
-        let mut command = ltsweep();
+        let mut command = trainer();
         command
             .args(["worker", "--coordinator", &format!("http://{}", self.grpc)])
             .args(["--devices", "cpu", "--threads", "1"])
