@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::harness::register;
-use crate::support::{help, listed_commands, repo};
+use crate::support::{binary_for, help, listed_commands, repo, trainer_binary};
 
 /// The README is the front door; the reference lives in `docs/`.
 const README_MAX_LINES: usize = 220;
@@ -288,21 +288,22 @@ const CLI_TABLE_HEADING: &str = "## Every command";
 /// The binary's commands as clap has them, read from its help recursively: each command's
 /// path (`["data", "check"]`) and whether it runs on its own. `data`, `bench` and `launch` only
 /// hold subcommands (their usage ends in `<COMMAND>`); `export` runs, and holds `mlflow`.
-fn commands(binary: &Path) -> Vec<(Vec<String>, bool)> {
+fn commands() -> Vec<(Vec<String>, bool)> {
     let mut found = Vec::new();
-    let mut level: Vec<Vec<String>> = listed_commands(&help(binary, &[]))
+    let mut level: Vec<Vec<String>> = listed_commands(&help(&trainer_binary(), &[]))
         .into_iter()
         .map(|name| vec![name])
         .collect();
     while !level.is_empty() {
-        // Each help loads libtorch, most of a second on a busy machine: one level at once.
+        // The trainer's help loads libtorch, most of a second on a busy machine: one level at
+        // once, and the head-node build for the commands it has.
         let helps: Vec<String> = std::thread::scope(|scope| {
             let asked: Vec<_> = level
                 .iter()
                 .map(|path| {
                     scope.spawn(move || {
                         let args: Vec<&str> = path.iter().map(String::as_str).collect();
-                        help(binary, &args)
+                        help(&binary_for(args[0]), &args)
                     })
                 })
                 .collect();
@@ -384,8 +385,7 @@ fn shown_command_lines(text: &str) -> Vec<String> {
 
 register!(the_command_line_guide_lists_every_command_clap_has);
 fn the_command_line_guide_lists_every_command_clap_has() {
-    let binary = Path::new(env!("CARGO_BIN_EXE_ltsweep"));
-    let clap = commands(binary);
+    let clap = commands();
     assert!(
         clap.len() > 20,
         "only {} commands read from the help: is the parser blind?",

@@ -7,35 +7,41 @@ use std::process::{Command, Output};
 /// `bench` holds some that do not, and all of it runs on the trainer's build here.
 const TRAINING: &[&str] = &["run", "train", "worker", "doctor", "bench"];
 
-/// The `ltsweep` that trains, the build cargo made for these tests: for the commands in
-/// [`TRAINING`].
-pub fn trainer() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ltsweep"))
+/// The `ltsweep` that trains, the build cargo made for these tests.
+pub fn trainer_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ltsweep"))
 }
 
-/// The `ltsweep` for every other command: the head-node build where `./dev test` built it
-/// (`LTSWEEP_COORDINATOR_BIN`), else the trainer's. A user runs these commands with either build;
+/// The binary that runs `command` (its first word): the trainer's for the commands in
+/// [`TRAINING`]; for every other, the head-node build where `./dev test` built it
+/// (`LTSWEEP_COORDINATOR_BIN`), else the trainer's. A user runs those commands with either build;
 /// the head-node one starts in milliseconds, while the trainer's first loads libtorch (about
 /// half a CPU-second), and these tests start the binary some 300 times.
-pub fn ltsweep() -> Command {
+pub fn binary_for(command: &str) -> PathBuf {
     match crate::harness::head_node_binary() {
-        Some(path) => Command::new(path),
-        None => trainer(),
+        Some(head_node) if !TRAINING.contains(&command) => head_node,
+        _ => trainer_binary(),
     }
+}
+
+/// `ltsweep` for `command` (its first word): see [`binary_for`].
+pub fn ltsweep_for(command: &str) -> Command {
+    Command::new(binary_for(command))
+}
+
+/// `ltsweep` for a command that does not train.
+pub fn ltsweep() -> Command {
+    ltsweep_for("")
+}
+
+/// `ltsweep` for a command that trains.
+pub fn trainer() -> Command {
+    Command::new(trainer_binary())
 }
 
 /// The repository root, where `examples/` lives.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The `ltsweep` that runs `command` (its first word): [`trainer`] or [`ltsweep`].
-pub fn ltsweep_for(command: &str) -> Command {
-    if TRAINING.contains(&command) {
-        trainer()
-    } else {
-        ltsweep()
-    }
 }
 
 /// Runs `ltsweep ARGS` and returns its output.
