@@ -53,7 +53,7 @@ pub enum Need {
     Checkov,
     /// `systemd-analyze` 252 or later (`security --offline`).
     SystemdAnalyze,
-    /// The head-node build, named in `LTSWEEP_COORDINATOR_BIN` (CI builds it).
+    /// The head-node build, named in `LTSWEEP_COORDINATOR_BIN` (`./dev test` builds it).
     HeadNode,
 }
 
@@ -109,7 +109,7 @@ impl Need {
                 None => Some("systemd-analyze not installed (apt-get install systemd)".to_owned()),
             },
             Need::HeadNode => head_node_binary().is_none().then(|| {
-                "no head-node build (cargo build --no-default-features --bin ltsweep, named in LTSWEEP_COORDINATOR_BIN)"
+                "no head-node build (./dev test builds one and names it in LTSWEEP_COORDINATOR_BIN)"
                     .to_owned()
             }),
         }
@@ -148,7 +148,8 @@ fn systemd_version() -> Option<u32> {
     text.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// The head-node build (no `train` feature) that CI builds and names in LTSWEEP_COORDINATOR_BIN.
+/// The head-node build (no `train` feature) that `./dev test` builds and names in
+/// LTSWEEP_COORDINATOR_BIN.
 pub fn head_node_binary() -> Option<PathBuf> {
     std::env::var_os("LTSWEEP_COORDINATOR_BIN")
         .map(PathBuf::from)
