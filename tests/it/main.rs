@@ -28,6 +28,7 @@ mod lockout;
 mod mlflow;
 mod preemption;
 mod roles;
+mod search_cli;
 mod slurm;
 mod spec_cli;
 mod tls;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ltsweep_domain::{JobId, JobResult, JobSpec, SweepId, SweepSpec};
+use ltsweep_domain::{JobId, JobResult, JobSpec, SearchMethod, SweepId, SweepSpec};
 
 use super::state::{
     Counters, DeviceSlots, JobRuntime, LeaseId, SlurmPlacement, SweepRecord, Timing, WorkerId,
@@ -135,6 +135,17 @@ impl Submission {
     /// Parses and validates the spec (an error names the key and its line) and expands its grid.
     pub fn parse(spec_toml: &str) -> Result<Self> {
         let spec = SweepSpec::parse(spec_toml)?;
+        // `validate` checks a search's rungs against the schedule; the scheduler does not run
+        // one yet, and a search run as a grid would spend the epochs it was meant to save.
+        if spec.search.method != SearchMethod::Grid {
+            return Err(SchedulerError::invalid(
+                "spec_toml",
+                format!(
+                    "search.method = \"{}\": the coordinator runs grids only so far; remove [search] method (or set \"grid\") to run every job to its last epoch",
+                    spec.search.method
+                ),
+            ));
+        }
         let jobs = spec.jobs();
         let Some(first) = jobs.first() else {
             return Err(SchedulerError::invalid(
