@@ -699,29 +699,3 @@ fn a_full_registry_forgets_stale_workers_but_never_live_ones() {
     );
     assert_eq!(s.make_room(later, 1), None);
 }
-
-#[test]
-fn a_search_is_refused_at_submission_rather_than_run_as_a_grid() {
-    let s = Scheduler::new(TIMING, test_key());
-    let asha = format!(
-        "{}val_per_class = 10\n[train]\nepochs = 30\nlr_schedule = \"cosine\"\nwarmup_epochs = 2\n\
-         [search]\nmethod = \"asha\"\nmin_epochs = 3\n",
-        SPEC.replace(
-            "[losses]\nplans = [{ comp = \"none\", pc = \"none\" }]\n",
-            ""
-        )
-    );
-    let err = s.submit(1, &asha).unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(
-        err.to_string()
-            .contains("search.method = \"asha\": the coordinator runs grids only so far"),
-        "{err}"
-    );
-    let grid = asha.replace(
-        "[search]\nmethod = \"asha\"\nmin_epochs = 3\n",
-        "[search]\nmethod = \"grid\"\n",
-    );
-    let planned = s.submit(1, &grid).expect("a grid runs");
-    assert!(planned.answer.created);
-}
