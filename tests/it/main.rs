@@ -29,6 +29,7 @@ mod mlflow;
 mod preemption;
 mod roles;
 mod search_cli;
+mod search_cluster;
 mod slurm;
 mod spec_cli;
 mod tls;

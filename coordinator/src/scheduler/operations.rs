@@ -402,6 +402,10 @@ impl Scheduler {
                 if let Some(search) = &mut runtime.search {
                     search.paused_at = Some(rung);
                 }
+                // Status, `watch` and the page show a job's error as its note.
+                runtime.error = Some(format!(
+                    "waiting at the rung at epoch {rung} for its configuration to be promoted"
+                ));
                 changes.push(Change::JobUpdated {
                     job: job_id,
                     runtime,

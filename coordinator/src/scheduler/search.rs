@@ -278,6 +278,7 @@ impl Scheduler {
             if let Some(search) = &mut runtime.search {
                 search.promoted = k as u32 + 1;
             }
+            runtime.error = None;
             upsert(changes, id, runtime);
         }
         changes.push(Change::Counters(counters));

@@ -120,6 +120,10 @@ fn a_configuration_waits_at_its_rung_and_the_best_mean_of_a_third_goes_on() {
             );
             assert_eq!(runtime(&s, &jobs[i]).state, JobState::Pending);
             assert!(runtime(&s, &jobs[i]).is_waiting());
+            assert_eq!(
+                runtime(&s, &jobs[i]).error.as_deref(),
+                Some("waiting at the rung at epoch 3 for its configuration to be promoted")
+            );
         }
     }
     // The third arrival promotes configuration 1, both seeds; 0 and 2 wait.
@@ -142,6 +146,11 @@ fn a_configuration_waits_at_its_rung_and_the_best_mean_of_a_third_goes_on() {
             (Some(3), false),
             (Some(3), false)
         ]
+    );
+    assert_eq!(
+        runtime(&s, &jobs[2]).error,
+        None,
+        "promoted: no longer waiting"
     );
     // The promoted resume from the rung's checkpoint, to the next rung: no epoch retrained.
     for (i, value) in [(2, 0.8), (3, 0.8)] {
