@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use ltsweep_domain::{JobResult, JobState, SweepId};
+use ltsweep_domain::{JobId, JobResult, JobState, SweepId};
 
 use super::leases::{LeaseStatus, stale};
 use super::plan::{Announcement, Change, Lease, Planned, Registration, Submission, SubmitAnswer};
@@ -178,7 +178,29 @@ impl Scheduler {
             });
         }
         let mut changes: Vec<Change> = self.seen(worker, now_ms).into_iter().collect();
-        let Some((_, job_id)) = self.queue.first_key_value() else {
+        // The first queued job a search's budget admits; a searched sweep's configurations
+        // that the budget cannot start are stopped on the way.
+        let mut stopped: HashSet<JobId> = HashSet::new();
+        let mut next = None;
+        for job_id in self.queue.values() {
+            if stopped.contains(job_id) {
+                continue;
+            }
+            let job = self.job_ref(job_id);
+            if self.admits(job, &changes) {
+                next = Some(job_id);
+                break;
+            }
+            self.stop_unstarted(job.sweep(), &mut changes);
+            stopped.extend(changes.iter().filter_map(|change| match change {
+                Change::JobUpdated { job, runtime } if runtime.state == JobState::Cancelled => {
+                    Some(job.clone())
+                }
+                _ => None,
+            }));
+        }
+        let Some(job_id) = next else {
+            self.settle_search(&mut changes);
             return Ok(Planned {
                 answer: None,
                 changes,
@@ -217,6 +239,9 @@ impl Scheduler {
             next_lease: self.counters.next_lease + 1,
             ..self.counters
         }));
+        if !stopped.is_empty() {
+            self.settle_search(&mut changes);
+        }
         Ok(Planned {
             answer: Some(lease),
             changes,

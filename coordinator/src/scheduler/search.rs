@@ -18,6 +18,11 @@
 //! rung has promoted one, the configurations still waiting are stopped where they wait
 //! (cancelled, with the rung in their record and error), and the sweep is over.
 //!
+//! A budget (`budget_epochs`, `budget_jobs`) bounds what the search commits to: every job of a
+//! started configuration, to the epoch it trains to now. A configuration is leased only if its
+//! first rung fits (else the configurations that cannot start are cancelled), and promoted only
+//! if its next stretch fits.
+//!
 //! Readings, pauses, promotions and stops are job updates like any other, committed before they
 //! are applied, so a restarted coordinator holds the same promotions. The checks read the
 //! sweep's jobs: O(jobs of the sweep) per pause or end of a searched sweep's job.
@@ -44,6 +49,12 @@ pub struct SearchPlan {
     pub rungs: Vec<u32>,
     pub reduction_factor: u32,
     pub metric: SearchMetric,
+    /// The jobs' last epoch.
+    pub epochs: u32,
+    /// The most epochs the search commits to, all jobs together.
+    pub budget_epochs: Option<u64>,
+    /// The most jobs the search starts.
+    pub budget_jobs: Option<u32>,
 }
 
 impl SearchPlan {
@@ -53,7 +64,24 @@ impl SearchPlan {
             rungs: spec.rungs(),
             reduction_factor: spec.search.reduction_factor(),
             metric: spec.search.metric(),
+            epochs: spec.train.epochs.first(),
+            budget_epochs: spec.search.budget_epochs,
+            budget_jobs: spec.search.budget_jobs,
         })
+    }
+
+    /// The epoch a job promoted past `k` rungs trains to.
+    fn bound(&self, k: usize) -> u32 {
+        self.rungs.get(k).copied().unwrap_or(self.epochs)
+    }
+
+    /// Whether `epochs` and `jobs` more fit the budget beside what is committed.
+    fn affords(&self, committed: Committed, epochs: u64, jobs: u64) -> bool {
+        self.budget_epochs
+            .is_none_or(|budget| committed.epochs + epochs <= budget)
+            && self
+                .budget_jobs
+                .is_none_or(|budget| committed.jobs + jobs <= u64::from(budget))
     }
 
     /// The plan of a stored spec's text: a spec that no longer validates (an earlier version's)
@@ -178,7 +206,9 @@ impl Scheduler {
             let standing = self.standing(&configurations, k, rung, changes);
             let top = standing.reached.len() / plan.reduction_factor as usize;
             for &(_, index) in &standing.reached[..top] {
-                if standing.waiting.contains(&index) {
+                if standing.waiting.contains(&index)
+                    && self.affords_promotion(plan, &configurations, index, k, changes)
+                {
                     self.promote_one(&configurations[index], k, changes);
                 }
             }
@@ -206,6 +236,7 @@ impl Scheduler {
                     .reached
                     .iter()
                     .find(|(_, index)| standing.waiting.contains(index))
+                && self.affords_promotion(plan, configurations, index, k, changes)
             {
                 self.promote_one(&configurations[index], k, changes);
                 return;
@@ -284,6 +315,107 @@ impl Scheduler {
         changes.push(Change::Counters(counters));
     }
 
+    /// Whether the budget lets configuration `index` train on from rung `k` to the next.
+    fn affords_promotion(
+        &self,
+        plan: &SearchPlan,
+        configurations: &[Vec<JobId>],
+        index: usize,
+        k: usize,
+        changes: &[Change],
+    ) -> bool {
+        let seeds = configurations[index].len() as u64;
+        let more = u64::from(plan.bound(k + 1) - plan.bound(k)) * seeds;
+        plan.affords(self.committed(plan, configurations, changes), more, 0)
+    }
+
+    /// What a searched sweep has committed to: each job of a configuration that started (one
+    /// of its jobs was leased), to the epoch it trains to now.
+    fn committed(
+        &self,
+        plan: &SearchPlan,
+        configurations: &[Vec<JobId>],
+        changes: &[Change],
+    ) -> Committed {
+        let mut committed = Committed::default();
+        for jobs in configurations {
+            let runtimes: Vec<JobRuntime> = jobs
+                .iter()
+                .map(|id| planned(changes, self.job_ref(id)))
+                .collect();
+            if !runtimes.iter().any(started) {
+                continue;
+            }
+            for runtime in &runtimes {
+                let promoted = runtime.search.as_ref().map_or(0, |s| s.promoted) as usize;
+                committed.jobs += 1;
+                committed.epochs += u64::from(plan.bound(promoted));
+            }
+        }
+        committed
+    }
+
+    /// Whether the budget lets `job` be leased: a job of a grid, of a configuration that
+    /// started, or of one the budget can start to its first rung, all its seeds.
+    pub(super) fn admits(&self, job: &Job, changes: &[Change]) -> bool {
+        let Some(plan) = self.search_plan(job.sweep()) else {
+            return true;
+        };
+        if plan.budget_epochs.is_none() && plan.budget_jobs.is_none() {
+            return true;
+        }
+        let configurations = configurations(self, self.sweep_ref(job.sweep()));
+        let Some(jobs) = configurations.iter().find(|jobs| jobs.contains(&job.id)) else {
+            return true;
+        };
+        if jobs
+            .iter()
+            .any(|id| started(&planned(changes, self.job_ref(id))))
+        {
+            return true;
+        }
+        let seeds = jobs.len() as u64;
+        plan.affords(
+            self.committed(plan, &configurations, changes),
+            u64::from(plan.bound(0)) * seeds,
+            seeds,
+        )
+    }
+
+    /// Stops every job of a searched sweep's configurations that have not started: the
+    /// budget cannot start them.
+    pub(super) fn stop_unstarted(&self, sweep: &SweepId, changes: &mut Vec<Change>) {
+        let sweep = self.sweep_ref(sweep);
+        let Some(plan) = &sweep.record.search else {
+            return;
+        };
+        let budget = match (plan.budget_epochs, plan.budget_jobs) {
+            (Some(epochs), _) => format!("budget_epochs = {epochs}"),
+            (None, Some(jobs)) => format!("budget_jobs = {jobs}"),
+            (None, None) => return,
+        };
+        for jobs in configurations(self, sweep) {
+            let runtimes: Vec<JobRuntime> = jobs
+                .iter()
+                .map(|id| planned(changes, self.job_ref(id)))
+                .collect();
+            if runtimes.iter().any(started) {
+                continue;
+            }
+            for (id, mut runtime) in jobs.iter().zip(runtimes) {
+                if runtime.state != JobState::Pending {
+                    continue;
+                }
+                runtime.queue_seq = None;
+                runtime.state = JobState::Cancelled;
+                runtime.error = Some(format!(
+                    "not started: the search's {budget} cannot take its configuration to the first rung"
+                ));
+                upsert(changes, id, runtime);
+            }
+        }
+    }
+
     /// Nothing of the sweep queued or running.
     fn idle(&self, sweep: &Sweep, changes: &[Change]) -> bool {
         sweep.jobs.iter().all(|id| {
@@ -291,6 +423,18 @@ impl Scheduler {
             r.state != JobState::Running && !(r.state == JobState::Pending && r.queue_seq.is_some())
         })
     }
+}
+
+/// Epochs and jobs a search committed to.
+#[derive(Clone, Copy, Default)]
+struct Committed {
+    epochs: u64,
+    jobs: u64,
+}
+
+/// A job was leased, or reached a rung, at least once.
+fn started(runtime: &JobRuntime) -> bool {
+    runtime.attempts > 0 || runtime.search.is_some()
 }
 
 /// The configurations at one rung: those that reached it (mean over their seeds, index),

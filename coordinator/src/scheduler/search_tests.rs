@@ -230,6 +230,75 @@ fn a_preemption_before_the_rung_requeues_and_a_grid_lease_has_no_rung() {
     assert_eq!(lease.stop_after, None);
 }
 
+#[test]
+fn a_budget_starts_only_the_configurations_and_promotions_it_can_pay_for() {
+    for (budget, stopped_at) in [
+        (12, [Some(3), Some(3), None]),
+        (30, [Some(3), Some(9), Some(3)]),
+    ] {
+        let mut s = Scheduler::new(TIMING, test_key());
+        let spec = format!("{ASHA}budget_epochs = {budget}\n");
+        let sweep = run(&mut s, |s| s.submit(0, &spec)).unwrap().sweep;
+        let worker = run(&mut s, |s| {
+            s.register_worker(0, "host", vec![], PROTOCOL_VERSION, "t", &test_secret(s))
+        })
+        .unwrap()
+        .worker;
+        let jobs = s.sweep(&sweep).unwrap().jobs.clone();
+        // Configuration 1 reads best; each job to its rung while the budget lets it start.
+        while s.pending() > 0 {
+            let Some(lease) = run(&mut s, |s| s.poll(1, &worker)).unwrap() else {
+                break;
+            };
+            let index = jobs.iter().position(|j| *j == lease.job.id).unwrap();
+            let value = if index / 2 == 1 { 0.9 } else { 0.5 };
+            let rung = lease.stop_after.unwrap();
+            for epoch in lease.checkpoint_epoch + 1..=rung {
+                let m = if epoch == rung {
+                    at_rung(epoch, value)
+                } else {
+                    metrics(epoch, None)
+                };
+                run(&mut s, |s| s.progress(2, &worker, &lease.id, Some(&m))).unwrap();
+            }
+            let checkpoint = Checkpoint {
+                epoch: rung,
+                sha256: "ab".repeat(32).parse().unwrap(),
+            };
+            run(&mut s, |s| {
+                s.record_checkpoint(3, &worker, &lease.id, checkpoint)
+            })
+            .unwrap();
+            run(&mut s, |s| {
+                s.release(4, &worker, &lease.id, ReleaseReason::Preempted)
+            })
+            .unwrap();
+        }
+        assert!(s.sweep(&sweep).unwrap().counts.all_final());
+        for (config, expected) in stopped_at.into_iter().enumerate() {
+            for job in &jobs[2 * config..2 * config + 2] {
+                let rt = runtime(&s, job);
+                assert_eq!(rt.state, JobState::Cancelled, "{budget}: {config}");
+                assert_eq!(
+                    rt.search.as_ref().and_then(|x| x.stopped_at),
+                    expected,
+                    "{budget}: {config}"
+                );
+                if expected.is_none() {
+                    assert_eq!(rt.attempts, 0);
+                    assert!(
+                        rt.error.as_deref().unwrap().starts_with(&format!(
+                            "not started: the search's budget_epochs = {budget} cannot take"
+                        )),
+                        "{:?}",
+                        rt.error
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// A search run to its end: leases held `width` at a time, the held one advanced each step
 /// picked by `picks`, each job's reading at rung `k` taken from `readings`; at step `kill_at`
 /// the coordinator restarts from its store. Answers each job's end: its state, the rungs it
@@ -238,6 +307,7 @@ fn drive(
     readings: &[u8],
     picks: &[usize],
     width: usize,
+    budget: Option<u64>,
     kill_at: Option<usize>,
 ) -> std::result::Result<Vec<(JobState, u32, Option<u32>)>, TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
@@ -247,7 +317,11 @@ fn drive(
         store.commit(changes).unwrap();
         s.apply(changes);
     };
-    let planned = s.submit(0, ASHA9).unwrap();
+    let spec = match budget {
+        Some(epochs) => format!("{ASHA9}budget_epochs = {epochs}\n"),
+        None => ASHA9.to_owned(),
+    };
+    let planned = s.submit(0, &spec).unwrap();
     let sweep = planned.answer.sweep.clone();
     commit(&mut s, &mut store, &planned.changes);
     let planned = s
@@ -338,7 +412,8 @@ fn drive(
 }
 
 /// The asynchronous promise: no configuration waits at a rung while among the top
-/// `1 / reduction_factor` of those that reached it; and a configuration's seeds move together.
+/// `1 / reduction_factor` of those that reached it (and the budget could pay for it); a
+/// configuration's seeds move together; the epochs committed stay within the budget.
 fn check_asha(
     s: &Scheduler,
     sweep: &SweepId,
@@ -346,6 +421,25 @@ fn check_asha(
 ) -> std::result::Result<(), TestCaseError> {
     let sweep = s.sweep(sweep).unwrap();
     let configurations = super::search::configurations(s, sweep);
+    let bound = |k: u32| plan.rungs.get(k as usize).copied().unwrap_or(plan.epochs);
+    let mut committed = 0u64;
+    for jobs in &configurations {
+        let runtimes: Vec<&JobRuntime> = jobs.iter().map(|j| runtime(s, j)).collect();
+        if runtimes
+            .iter()
+            .any(|r| r.attempts > 0 || r.search.is_some())
+        {
+            for r in runtimes {
+                committed += u64::from(bound(r.search.as_ref().map_or(0, |x| x.promoted)));
+            }
+        }
+    }
+    if let Some(budget) = plan.budget_epochs {
+        prop_assert!(
+            committed <= budget,
+            "{committed} epochs committed of {budget}"
+        );
+    }
     for (k, &rung) in plan.rungs.iter().enumerate() {
         let mut reached: Vec<(f64, usize, bool)> = Vec::new();
         for (index, jobs) in configurations.iter().enumerate() {
@@ -379,9 +473,11 @@ fn check_asha(
         }
         reached.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         let top = reached.len() / plan.reduction_factor as usize;
+        let more = u64::from(bound(k as u32 + 1) - rung) * 2;
+        let affords = plan.budget_epochs.is_none_or(|b| committed + more <= b);
         for &(mean, index, waiting) in &reached[..top] {
             prop_assert!(
-                !waiting,
+                !(waiting && affords),
                 "configuration {index} waits at rung {rung} among the top {top} ({mean})"
             );
         }
@@ -401,17 +497,21 @@ proptest! {
         readings in proptest::collection::vec(0..10u8, 1..20),
         picks in proptest::collection::vec(0..8usize, 1..12),
         width in 1..4usize,
+        budget in proptest::option::of(6..200u64),
         kill_at in 0..20usize,
     ) {
-        let ended = drive(&readings, &picks, width, None)?;
-        prop_assert!(ended.iter().any(|(state, _, _)| *state == JobState::Succeeded));
+        let ended = drive(&readings, &picks, width, budget, None)?;
+        prop_assert!(
+            budget.is_some() || ended.iter().any(|(state, _, _)| *state == JobState::Succeeded)
+        );
         for (state, promoted, stopped) in &ended {
             match state {
                 JobState::Succeeded => prop_assert_eq!((*promoted, *stopped), (3, None)),
-                JobState::Cancelled => prop_assert!(stopped.is_some()),
+                // Stopped where it waited, or never started for the budget.
+                JobState::Cancelled => prop_assert!(stopped.is_some() || budget.is_some()),
                 other => prop_assert!(false, "a job ended {}", other),
             }
         }
-        prop_assert_eq!(drive(&readings, &picks, width, Some(kill_at))?, ended);
+        prop_assert_eq!(drive(&readings, &picks, width, budget, Some(kill_at))?, ended);
     }
 }
