@@ -132,9 +132,17 @@ impl Scheduler {
     }
 
     /// The epoch a lease of `job` trains to: its next rung past its checkpoint, or `None` for
-    /// the last epoch (a grid's job, or a search's past its last rung).
+    /// the last epoch (a grid's job, a search's past its last rung, or one stopped by the
+    /// search that a retry sends on).
     pub(super) fn stop_after(&self, job: &Job, runtime: &JobRuntime) -> Option<u32> {
         let plan = self.search_plan(job.sweep())?;
+        if runtime
+            .search
+            .as_ref()
+            .is_some_and(|s| s.stopped_at.is_some())
+        {
+            return None;
+        }
         let promoted = runtime.search.as_ref().map_or(0, |s| s.promoted) as usize;
         let done = runtime.checkpoint.as_ref().map_or(0, |c| c.epoch);
         plan.rungs
@@ -173,7 +181,7 @@ impl Scheduler {
     /// checkpoint and its reading at the rung are in.
     pub(super) fn pauses_at_rung(&self, job: &Job, runtime: &JobRuntime) -> Option<u32> {
         let plan = self.search_plan(job.sweep())?;
-        let search = runtime.search.as_ref()?;
+        let search = runtime.search.as_ref().filter(|s| s.stopped_at.is_none())?;
         let rung = *plan.rungs.get(search.promoted as usize)?;
         let checkpoint = runtime.checkpoint.as_ref()?.epoch;
         (checkpoint == rung && search.reading(rung).is_some()).then_some(rung)

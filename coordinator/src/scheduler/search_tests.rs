@@ -200,6 +200,21 @@ fn a_configuration_waits_at_its_rung_and_the_best_mean_of_a_third_goes_on() {
         }
     }
     assert!(s.sweep(&sweep).unwrap().counts.all_final());
+    // A retry sends a stopped job on from its rung to the last epoch, outside the search.
+    run(&mut s, |s| s.retry_failed(&sweep)).unwrap();
+    let lease = run(&mut s, |s| s.poll(7, &worker)).unwrap().unwrap();
+    assert_eq!(lease.job.id, jobs[0]);
+    assert_eq!((lease.checkpoint_epoch, lease.stop_after), (3, None));
+    run(&mut s, |s| {
+        s.release(8, &worker, &lease.id, ReleaseReason::Preempted)
+    })
+    .unwrap();
+    assert_eq!(
+        runtime(&s, &jobs[0]).paused_at(),
+        None,
+        "a preemption, no pause"
+    );
+    assert!(runtime(&s, &jobs[0]).queue_seq.is_some());
 }
 
 #[test]
