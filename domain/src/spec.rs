@@ -113,6 +113,15 @@ impl SweepSpec {
             .unwrap_or(false)
     }
 
+    /// Whether a spec's text asks for a search other than a grid, read without validating the
+    /// rest: a store loading many sweeps parses in full only the searched ones.
+    pub fn searches(text: &str) -> bool {
+        toml::from_str::<toml::Table>(text)
+            .ok()
+            .and_then(|table| Some(table.get("search")?.get("method")?.as_str()? != "grid"))
+            .unwrap_or(false)
+    }
+
     /// The loss plans of the grid, in order.
     pub fn plans(&self) -> Vec<LossPlan> {
         match (&self.losses.plans, self.losses.grid) {

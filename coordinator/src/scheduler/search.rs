@@ -87,6 +87,9 @@ impl SearchPlan {
     /// The plan of a stored spec's text: a spec that no longer validates (an earlier version's)
     /// is a grid, as it was when submitted.
     pub fn of_text(spec_toml: &str) -> Option<SearchPlan> {
+        if !SweepSpec::searches(spec_toml) {
+            return None;
+        }
         SweepSpec::parse(spec_toml)
             .ok()
             .and_then(|spec| SearchPlan::of(&spec))

@@ -41,8 +41,10 @@ fn specs_without_a_search_keep_their_sweep_ids() {
     ] {
         let plain = SweepSpec::parse(text).unwrap();
         assert_eq!(plain.sweep_id().as_str(), id);
-        let grid = SweepSpec::parse(&format!("{text}\n[search]\nmethod = \"grid\"\n")).unwrap();
+        let with_grid = format!("{text}\n[search]\nmethod = \"grid\"\n");
+        let grid = SweepSpec::parse(&with_grid).unwrap();
         assert_eq!(grid.jobs(), plain.jobs());
+        assert!(!SweepSpec::searches(text) && !SweepSpec::searches(&with_grid));
     }
 }
 
@@ -174,6 +176,7 @@ fn the_metric_is_read_on_the_validation_split_never_the_test_set() {
         parse(&asha("", "")).unwrap().search.metric(),
         SearchMetric::ValAll
     );
+    assert!(SweepSpec::searches(&asha("", "")));
     let err = refusal(&spec_of("test_tail"));
     assert!(
         err.contains("search.metric: `test_tail` is read on the test set: a configuration chosen on it makes the reported test accuracy optimistic"),
