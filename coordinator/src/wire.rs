@@ -69,5 +69,6 @@ pub(crate) fn lease(lease: Lease) -> pb::Lease {
         job: Some(lease.job.into()),
         checkpoint_epoch: lease.checkpoint_epoch,
         keep_model: lease.keep_model,
+        stop_after_epoch: lease.stop_after.unwrap_or(0),
     }
 }

@@ -20,7 +20,7 @@ use crate::job::{
     ListConfig, LossConfig, LossPlan, LrSchedule, ModelConfig, Normalization, SweepId,
     SyntheticConfig, TrainConfig,
 };
-use crate::spec::{Axis, DEFAULT_CROP, DatasetSection, SubsetSeed, SweepSpec};
+use crate::spec::{Axis, DEFAULT_CROP, DatasetSection, SampledAxis, SubsetSeed, SweepSpec};
 use crate::stage2::Stage2Method;
 
 /// The settings of one point of the grid, before plan and seed.
@@ -37,17 +37,42 @@ struct Settings {
 }
 
 /// Reads each setting of the spec for one choice of axis values, and notes which settings are
-/// axes. Resolving the spec once with no choice lists the axes; every setting is named once.
+/// axes (lists) and which are sampled (distributions). Resolving the spec once with no choice
+/// lists them; every setting is named once.
 struct Resolver<'a> {
     choice: &'a BTreeMap<&'static str, f64>,
     axes: RefCell<Vec<(&'static str, Vec<f64>)>>,
+    sampled: RefCell<Vec<SampledAxis>>,
 }
 
-impl Resolver<'_> {
-    fn real(&self, name: &'static str, axis: &Axis<f64>) -> f64 {
-        if let Axis::Many(values) = axis {
-            self.axes.borrow_mut().push((name, values.clone()));
+impl<'a> Resolver<'a> {
+    fn new(choice: &'a BTreeMap<&'static str, f64>) -> Self {
+        Self {
+            choice,
+            axes: RefCell::new(Vec::new()),
+            sampled: RefCell::new(Vec::new()),
         }
+    }
+
+    fn note<T: Copy + Into<f64>>(&self, name: &'static str, axis: &Axis<T>, whole: bool) {
+        let reals = |values: &[T]| values.iter().map(|&v| v.into()).collect();
+        match axis {
+            Axis::One(_) => {}
+            Axis::Many(values) => self.axes.borrow_mut().push((name, reals(values))),
+            Axis::Sampled {
+                distribution,
+                values,
+            } => self.sampled.borrow_mut().push(SampledAxis {
+                name,
+                distribution: *distribution,
+                values: reals(values),
+                whole,
+            }),
+        }
+    }
+
+    fn real(&self, name: &'static str, axis: &Axis<f64>) -> f64 {
+        self.note(name, axis, false);
         self.choice
             .get(name)
             .copied()
@@ -55,10 +80,7 @@ impl Resolver<'_> {
     }
 
     fn count(&self, name: &'static str, axis: &Axis<u32>) -> u32 {
-        if let Axis::Many(values) = axis {
-            let values = values.iter().map(|&v| f64::from(v)).collect();
-            self.axes.borrow_mut().push((name, values));
-        }
+        self.note(name, axis, true);
         // Axis values of a whole-number setting are whole numbers stored as f64.
         self.choice
             .get(name)
@@ -145,12 +167,7 @@ impl Resolver<'_> {
             },
             lr_decay_factor: self.real("lr_decay_factor", &t.lr_decay_factor),
             pretrain_ce_epochs: self.count("pretrain_ce_epochs", &t.pretrain_ce_epochs),
-            eval_epochs: t
-                .eval_epochs
-                .iter()
-                .copied()
-                .filter(|&e| e <= epochs)
-                .collect(),
+            eval_epochs: with_rungs(&t.eval_epochs, &spec.rungs(), epochs),
             checkpoint_every: self.count("checkpoint_every", &t.checkpoint_every),
             augment: t.augment,
             // Set per job by the grid: the sampler and the base loss are axes of names.
@@ -193,6 +210,18 @@ impl Resolver<'_> {
     }
 }
 
+/// The spec's evaluation epochs up to the job's last, and every rung of a search (where its
+/// validation metric is read), in increasing order. Without rungs, the spec's list as given.
+fn with_rungs(given: &[u32], rungs: &[u32], epochs: u32) -> Vec<u32> {
+    let mut eval: Vec<u32> = given.iter().copied().filter(|&e| e <= epochs).collect();
+    if !rungs.is_empty() {
+        eval.extend(rungs);
+        eval.sort_unstable();
+        eval.dedup();
+    }
+    eval
+}
+
 fn three(values: &Option<Vec<f64>>) -> Option<[f64; 3]> {
     values.as_deref().and_then(|v| v.try_into().ok())
 }
@@ -226,18 +255,61 @@ impl SweepSpec {
     /// The settings given as lists, in the order of the spec's sections.
     pub fn axes(&self) -> Vec<(&'static str, Vec<f64>)> {
         let none = BTreeMap::new();
-        let resolver = Resolver {
-            choice: &none,
-            axes: RefCell::new(Vec::new()),
-        };
+        let resolver = Resolver::new(&none);
         resolver.settings(self);
         resolver.axes.into_inner()
+    }
+
+    /// The settings given as distributions, in the order of the spec's sections.
+    pub fn sampled_axes(&self) -> Vec<SampledAxis> {
+        let none = BTreeMap::new();
+        let resolver = Resolver::new(&none);
+        resolver.settings(self);
+        resolver.sampled.into_inner()
+    }
+
+    /// How many configurations the sampled settings contribute: `[search] samples`, or 1
+    /// when no setting is sampled.
+    pub fn sample_count(&self) -> usize {
+        match self.search.samples {
+            Some(n) if !self.sampled_axes().is_empty() => n as usize,
+            _ => 1,
+        }
+    }
+
+    /// The drawn configurations of the sampled settings: `samples` points of the scrambled
+    /// Halton sequence seeded by `[search] seed`, one value per sampled setting each, in
+    /// `sampled_axes` order. One empty configuration when no setting is sampled.
+    pub fn samples(&self) -> Vec<Vec<AxisValue>> {
+        let sampled = self.sampled_axes();
+        if sampled.is_empty() {
+            return vec![Vec::new()];
+        }
+        crate::spec::halton(self.sample_count(), sampled.len(), self.search.seed)
+            .into_iter()
+            .map(|point| {
+                sampled
+                    .iter()
+                    .zip(point)
+                    .map(|(axis, u)| AxisValue {
+                        name: axis.name.to_owned(),
+                        value: axis.draw(u),
+                    })
+                    .collect()
+            })
+            .collect()
     }
 
     /// Every job of the sweep: for each base loss, each sampler, each plan, each combination of
     /// axis values, each seed, a stage-1 job and right after it its stage-2 jobs.
     pub fn jobs(&self) -> Vec<JobSpec> {
         let axes = self.axes();
+        let sampled = self.sampled_axes();
+        let names: Vec<&'static str> = axes
+            .iter()
+            .map(|(name, _)| *name)
+            .chain(sampled.iter().map(|axis| axis.name))
+            .collect();
         let mut points: Vec<Vec<AxisValue>> = vec![Vec::new()];
         for (name, values) in &axes {
             points = points
@@ -254,6 +326,20 @@ impl SweepSpec {
                 })
                 .collect();
         }
+        // The sampled settings' configurations, drawn jointly, are one more axis (the last).
+        let samples = self.samples();
+        if !sampled.is_empty() {
+            points = points
+                .iter()
+                .flat_map(|point| {
+                    samples.iter().map(move |sample| {
+                        let mut point = point.clone();
+                        point.extend(sample.iter().cloned());
+                        point
+                    })
+                })
+                .collect();
+        }
         // Each distinct setting once, and the grid as indices into them: a 100,000-seed sweep
         // is not held twice over while its specs are made.
         let mut distinct: Vec<(Vec<AxisValue>, Settings)> = Vec::new();
@@ -263,15 +349,12 @@ impl SweepSpec {
             for &sampler in self.samplers() {
                 for plan in self.plans() {
                     for point in &points {
-                        let choice = axes
+                        let choice = names
                             .iter()
                             .zip(point)
-                            .map(|((name, _), axis)| (*name, axis.value))
+                            .map(|(name, axis)| (*name, axis.value))
                             .collect();
-                        let resolver = Resolver {
-                            choice: &choice,
-                            axes: RefCell::new(Vec::new()),
-                        };
+                        let resolver = Resolver::new(&choice);
                         let mut settings = resolver.settings(self);
                         settings.losses.base = self.base_loss(base, settings.train.epochs);
                         settings.train.sampler = sampler;

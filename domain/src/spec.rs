@@ -20,6 +20,10 @@ mod axis;
 mod defaults;
 mod error;
 mod limits;
+mod sample;
+mod search;
+#[cfg(test)]
+mod search_tests;
 mod sections;
 #[cfg(test)]
 mod tests;
@@ -28,12 +32,15 @@ mod validate;
 use serde::Deserialize;
 use toml::de::DeTable;
 
-pub use axis::Axis;
+pub use axis::{Axis, Distribution, MAX_CHOICES};
 pub use error::SpecError;
 pub use limits::{
     DEFAULT_CROP, MAX_ATTEMPTS, MAX_CLASSES, MAX_IMAGE_SIZE, MAX_IMAGES_PER_CLASS, MAX_INIT_BYTES,
     MAX_JOBS, MAX_NAME_CHARS, MAX_PATH_BYTES, MAX_SYNTHETIC_BYTES, MIN_CROP, leaves_its_folder,
 };
+pub(crate) use sample::halton;
+pub use sample::{MAX_SAMPLED_SETTINGS, SampledAxis};
+pub use search::{MAX_REDUCTION_FACTOR, MAX_SAMPLES, SearchMethod, SearchMetric, SearchSection};
 pub use sections::{
     DatasetSection, EvalSection, GridPreset, LossesSection, ModelSection, NcmSetting,
     Stage2Section, SubsetSeed, TauNormSetting, TauSetting, TrainSection, TrainedStage2,
@@ -66,6 +73,8 @@ pub struct SweepSpec {
     pub eval: EvalSection,
     #[serde(default)]
     pub stage2: Stage2Section,
+    #[serde(default)]
+    pub search: SearchSection,
     /// Keep every stage-1 job's final model until the sweep is deleted (`ltsweep model` writes
     /// one out), not only while a stage-2 job still needs it.
     #[serde(default)]
@@ -101,6 +110,15 @@ impl SweepSpec {
         toml::from_str::<toml::Table>(text)
             .ok()
             .and_then(|table| table.get("keep_models")?.as_bool())
+            .unwrap_or(false)
+    }
+
+    /// Whether a spec's text asks for a search other than a grid, read without validating the
+    /// rest: a store loading many sweeps parses in full only the searched ones.
+    pub fn searches(text: &str) -> bool {
+        toml::from_str::<toml::Table>(text)
+            .ok()
+            .and_then(|table| Some(table.get("search")?.get("method")?.as_str()? != "grid"))
             .unwrap_or(false)
     }
 
@@ -224,6 +242,7 @@ impl SweepSpec {
             .iter()
             .map(|(_, values)| values.len() as u128)
             .chain([
+                self.sample_count() as u128,
                 self.plans().len() as u128,
                 self.seeds().len() as u128,
                 self.bases().len() as u128,

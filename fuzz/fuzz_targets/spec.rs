@@ -13,7 +13,8 @@ fuzz_target!(|data: &[u8]| {
         // Expanding a large grid is slow, not wrong: keep each run short.
         let axes: usize = spec.axes().iter().map(|(_, v)| v.len()).product::<usize>()
             * spec.bases().len()
-            * spec.samplers().len();
+            * spec.samplers().len()
+            * spec.sample_count();
         if spec.plans().len() * spec.seeds().len() * axes <= 1000 {
             let jobs = spec.jobs();
             assert_eq!(jobs.len(), spec.plans().len() * spec.seeds().len() * axes);

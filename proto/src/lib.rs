@@ -35,8 +35,9 @@ pub mod pb {
         include_bytes!(concat!(env!("OUT_DIR"), "/ltsweep_descriptor.bin"));
 }
 
-/// The protocol version this build speaks; a worker of another version is refused.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// The protocol version this build speaks; a worker of another version is refused. 3: a lease
+/// may stop at a search's rung (`Lease.stop_after_epoch`), which a worker must honour.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The gRPC metadata key a worker's calls carry its registration's secret in (see
 /// `RegisterWorkerResponse.worker_secret`): the coordinator knows the caller by it.

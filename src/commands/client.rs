@@ -258,6 +258,8 @@ pub async fn watch_sweep(
             .expect("a valid template")
             .progress_chars("=> ");
     let mut running: BTreeMap<JobId, ProgressBar> = BTreeMap::new();
+    // The note last printed for each job, so that each change is said once.
+    let mut notes: BTreeMap<JobId, String> = BTreeMap::new();
     let mut failures = 0u32;
     let api = connection.sweep_api();
     loop {
@@ -302,6 +304,15 @@ pub async fn watch_sweep(
                     } else if let Some(bar) = running.remove(&key) {
                         bar.finish_and_clear();
                         bars.remove(&bar);
+                    }
+                    // A job that stops with a note (waiting at a search's rung, stopped there,
+                    // failed) says it above the bars.
+                    if job.state != JobState::Running
+                        && let Some(note) = &job.error
+                        && notes.get(&job.id) != Some(note)
+                    {
+                        let _ = bars.println(format!("{} seed {}: {note}", job.label(), job.seed));
+                        notes.insert(job.id.clone(), note.clone());
                     }
                 }
                 Ok(None) => {

@@ -30,16 +30,25 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<()> {
                 Value::Object(row)
             })
             .collect();
-        let sweep = json!({
+        let mut sweep = json!({
             "sweep": spec.name,
             "sweep_id": jobs.first().map(|_| spec.sweep_id()),
             "keep_models": spec.keep_models,
             "jobs": jobs,
         });
+        if spec.search.method != ltsweep_domain::SearchMethod::Grid {
+            sweep["search"] = json!({
+                "method": spec.search.method,
+                "metric": spec.search.metric(),
+                "reduction_factor": spec.search.reduction_factor(),
+                "rungs": spec.rungs(),
+            });
+        }
         println!("{}", serde_json::to_string_pretty(&sweep)?);
         return Ok(());
     }
     let axes = spec.axes();
+    let sampled = spec.sampled_axes();
     // Base loss and sampler are shown when the spec names anything but the defaults.
     let show_base = spec.bases() != [ltsweep_domain::BaseKind::Ce];
     let show_sampler = spec.samplers() != [ltsweep_domain::Sampler::Instance];
@@ -52,6 +61,7 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<()> {
     }
     header.push("plan".to_owned());
     header.extend(axes.iter().map(|(name, _)| (*name).to_owned()));
+    header.extend(sampled.iter().map(|axis| axis.name.to_owned()));
     header.push("seed".to_owned());
     let stage2 = spec.stage2_methods();
     if !stage2.is_empty() {
@@ -101,6 +111,14 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<()> {
     for (name, values) in &axes {
         shape.push_str(&format!(" x {} {name}", values.len()));
     }
+    if !sampled.is_empty() {
+        let names: Vec<&str> = sampled.iter().map(|axis| axis.name).collect();
+        shape.push_str(&format!(
+            " x {} samples of ({})",
+            spec.sample_count(),
+            names.join(", ")
+        ));
+    }
     shape.push_str(&format!(" x {} seeds", spec.seeds().len()));
     if !stage2.is_empty() {
         shape.push_str(&format!(
@@ -114,6 +132,25 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<()> {
         spec.sweep_id(),
         jobs.len()
     );
+    if !sampled.is_empty() {
+        println!(
+            "samples: {} configurations drawn from a scrambled Halton sequence (search.seed = {})",
+            spec.sample_count(),
+            spec.search.seed
+        );
+    }
+    let rungs = spec.rungs();
+    if !rungs.is_empty() {
+        let listed: Vec<String> = rungs.iter().map(u32::to_string).collect();
+        println!(
+            "search: {} on {}, reduction factor {}: rungs at epochs {} (each configuration's seeds judged together on their mean), the promoted train to epoch {}",
+            spec.search.method,
+            spec.search.metric(),
+            spec.search.reduction_factor(),
+            listed.join(", "),
+            spec.train.epochs.first()
+        );
+    }
     if spec.keep_models {
         println!("keep_models: every stage-1 job's model is kept until the sweep is deleted");
     }

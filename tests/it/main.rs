@@ -28,6 +28,8 @@ mod lockout;
 mod mlflow;
 mod preemption;
 mod roles;
+mod search_cli;
+mod search_cluster;
 mod slurm;
 mod spec_cli;
 mod tls;

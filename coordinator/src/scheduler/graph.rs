@@ -264,7 +264,7 @@ impl Scheduler {
 }
 
 /// A job's runtime as the planned changes leave it.
-fn planned(changes: &[Change], job: &Job) -> JobRuntime {
+pub(super) fn planned(changes: &[Change], job: &Job) -> JobRuntime {
     changes
         .iter()
         .rev()
@@ -276,7 +276,7 @@ fn planned(changes: &[Change], job: &Job) -> JobRuntime {
 }
 
 /// Replaces a job's last planned update, or plans one.
-fn upsert(changes: &mut Vec<Change>, job: &JobId, runtime: JobRuntime) {
+pub(super) fn upsert(changes: &mut Vec<Change>, job: &JobId, runtime: JobRuntime) {
     let last = changes.iter_mut().rev().find_map(|change| match change {
         Change::JobUpdated { job: id, runtime } if id == job => Some(runtime),
         _ => None,

@@ -81,6 +81,7 @@ impl Scheduler {
                 {
                     runtime.last_accuracy = Some(all);
                 }
+                self.read_rung(job, &mut runtime, metrics);
                 changes.push(Change::JobUpdated {
                     job: job_id,
                     runtime,
@@ -141,6 +142,7 @@ impl Scheduler {
             }));
         }
         self.settle(&mut changes);
+        self.settle_search(&mut changes);
         Planned {
             answer: expired,
             changes,

@@ -20,6 +20,9 @@
 //! - a cancelled sweep's jobs are never leased until `retry_failed`;
 //! - a lease given back as preempted returns its job to the queue at once and never brings it
 //!   closer to failing for good;
+//! - a searched sweep's configuration (its jobs but for the seed) moves as one: its jobs are
+//!   promoted past a rung together, only after each reached it, and a configuration among the
+//!   top `1 / reduction_factor` of a rung's arrivals never waits there (see `search`);
 //! - a stage-2 job is leased only once its stage-1 job succeeded (until then it waits: pending,
 //!   out of the queue); a stage-1 job that fails for good fails its waiting stage-2 jobs with
 //!   its reason; a stage-2 job that finds the model lost sends its stage-1 job back to the
@@ -57,7 +60,8 @@
 //! answers of operations, `operations` the plans of sweep and job calls, `leases` the lease
 //! life cycle (renewal, expiry, fencing), `identity` workers' secrets, lease ids and the
 //! registry's bound, `graph` the stage-2 jobs' dependence on their
-//! stage-1 jobs and the models between them, `apply` how committed changes (and the store's
+//! stage-1 jobs and the models between them, `search` a sweep's asynchronous successive
+//! halving, `apply` how committed changes (and the store's
 //! records, at recovery) become state, and `queries` the reads.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -77,6 +81,9 @@ mod plan;
 #[cfg(test)]
 pub(crate) mod proptests;
 mod queries;
+mod search;
+#[cfg(test)]
+mod search_tests;
 mod shared;
 mod state;
 #[cfg(test)]
@@ -89,6 +96,7 @@ pub use plan::{
     Announcement, Change, Lease, Planned, ProgressAnswer, Registration, Submission, SubmitAnswer,
     initial_runtimes, jobs_made_pending,
 };
+pub use search::{JobSearch, RungReading, SearchPlan};
 pub use shared::Job;
 pub use state::{
     Checkpoint, Counters, DeviceSlots, EndedLease, JobRuntime, KeptModel, LeaseEnd, LeaseId,

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use ltsweep_domain::{JobResult, JobState, SweepId};
+use ltsweep_domain::{JobId, JobResult, JobState, SweepId};
 
 use super::leases::{LeaseStatus, stale};
 use super::plan::{Announcement, Change, Lease, Planned, Registration, Submission, SubmitAnswer};
@@ -34,6 +34,7 @@ impl Scheduler {
             name,
             max_attempts,
             keep_models,
+            search,
             sweep: sweep_id,
             jobs,
         } = submission;
@@ -82,6 +83,7 @@ impl Scheduler {
                         max_attempts,
                         cancelled: false,
                         keep_models,
+                        search,
                     },
                     jobs,
                     first_queue_seq,
@@ -176,7 +178,29 @@ impl Scheduler {
             });
         }
         let mut changes: Vec<Change> = self.seen(worker, now_ms).into_iter().collect();
-        let Some((_, job_id)) = self.queue.first_key_value() else {
+        // The first queued job a search's budget admits; a searched sweep's configurations
+        // that the budget cannot start are stopped on the way.
+        let mut stopped: HashSet<JobId> = HashSet::new();
+        let mut next = None;
+        for job_id in self.queue.values() {
+            if stopped.contains(job_id) {
+                continue;
+            }
+            let job = self.job_ref(job_id);
+            if self.admits(job, &changes) {
+                next = Some(job_id);
+                break;
+            }
+            self.stop_unstarted(job.sweep(), &mut changes);
+            stopped.extend(changes.iter().filter_map(|change| match change {
+                Change::JobUpdated { job, runtime } if runtime.state == JobState::Cancelled => {
+                    Some(job.clone())
+                }
+                _ => None,
+            }));
+        }
+        let Some(job_id) = next else {
+            self.settle_search(&mut changes);
             return Ok(Planned {
                 answer: None,
                 changes,
@@ -205,6 +229,7 @@ impl Scheduler {
             job: job.spec(),
             checkpoint_epoch: runtime.checkpoint.as_ref().map_or(0, |c| c.epoch),
             keep_model: self.keeps_model(job),
+            stop_after: self.stop_after(job, &runtime),
         };
         changes.push(Change::JobUpdated {
             job: job_id.clone(),
@@ -214,6 +239,9 @@ impl Scheduler {
             next_lease: self.counters.next_lease + 1,
             ..self.counters
         }));
+        if !stopped.is_empty() {
+            self.settle_search(&mut changes);
+        }
         Ok(Planned {
             answer: Some(lease),
             changes,
@@ -296,6 +324,7 @@ impl Scheduler {
             });
         }
         self.settle(&mut changes);
+        self.settle_search(&mut changes);
         Ok(Planned {
             answer: (),
             changes,
@@ -352,6 +381,7 @@ impl Scheduler {
             runtime,
         });
         self.settle(&mut changes);
+        self.settle_search(&mut changes);
         Ok(Planned {
             answer: (),
             changes,
@@ -360,8 +390,9 @@ impl Scheduler {
 
     /// A lease given back by its worker: the job returns to the end of the queue at once (no
     /// wait for the lease to expire) and, preempted, the attempt does not count toward
-    /// `max_attempts`. The same release again is answered OK; any other stale lease changes
-    /// nothing.
+    /// `max_attempts`; a searched job given back at the rung its lease trained to, with its
+    /// checkpoint and reading there, pauses instead (see `search`). The same release again is
+    /// answered OK; any other stale lease changes nothing.
     pub fn release(
         &self,
         now_ms: u64,
@@ -378,28 +409,49 @@ impl Scheduler {
             }
         }
         let mut runtime = job.runtime.clone();
-        match reason {
-            ReleaseReason::Preempted => {
-                runtime.retry_base += 1;
-                runtime.preemptions += 1;
-            }
-        }
-        runtime.requeue(self.counters.next_queue_seq);
+        let paused = self.pauses_at_rung(job, &runtime);
         runtime.ended_lease = Some(EndedLease {
             id: lease.clone(),
             worker: worker.clone(),
             how: LeaseEnd::Released,
         });
         let mut changes: Vec<Change> = self.seen(worker, now_ms).into_iter().collect();
-        changes.push(Change::JobUpdated {
-            job: job_id,
-            runtime,
-        });
-        changes.push(Change::Counters(Counters {
-            next_queue_seq: self.counters.next_queue_seq + 1,
-            ..self.counters
-        }));
+        match (paused, reason) {
+            (Some(rung), _) => {
+                // Stopping at the rung is the search's doing: not an attempt, nor a preemption.
+                runtime.retry_base += 1;
+                runtime.state = JobState::Pending;
+                runtime.queue_seq = None;
+                runtime.lease = None;
+                runtime.worker = None;
+                if let Some(search) = &mut runtime.search {
+                    search.paused_at = Some(rung);
+                }
+                // Status, `watch` and the page show a job's error as its note.
+                runtime.error = Some(format!(
+                    "waiting at the rung at epoch {rung} for its configuration to be promoted"
+                ));
+                changes.push(Change::JobUpdated {
+                    job: job_id,
+                    runtime,
+                });
+            }
+            (None, ReleaseReason::Preempted) => {
+                runtime.retry_base += 1;
+                runtime.preemptions += 1;
+                runtime.requeue(self.counters.next_queue_seq);
+                changes.push(Change::JobUpdated {
+                    job: job_id,
+                    runtime,
+                });
+                changes.push(Change::Counters(Counters {
+                    next_queue_seq: self.counters.next_queue_seq + 1,
+                    ..self.counters
+                }));
+            }
+        }
         self.settle(&mut changes);
+        self.settle_search(&mut changes);
         Ok(Planned {
             answer: (),
             changes,

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use ltsweep_domain::{JobId, JobResult, JobSpec, SweepId, SweepSpec};
 
+use super::search::SearchPlan;
 use super::state::{
     Counters, DeviceSlots, JobRuntime, LeaseId, SlurmPlacement, SweepRecord, Timing, WorkerId,
     WorkerRecord,
@@ -127,6 +128,7 @@ pub struct Submission {
     pub(super) name: String,
     pub(super) max_attempts: u32,
     pub(super) keep_models: bool,
+    pub(super) search: Option<SearchPlan>,
     pub(super) sweep: SweepId,
     pub(super) jobs: Arc<Vec<JobSpec>>,
 }
@@ -142,7 +144,9 @@ impl Submission {
                 "the grid has no jobs: give at least one seed and one loss plan",
             ));
         };
+        let search = SearchPlan::of(&spec);
         Ok(Self {
+            search,
             sweep: first.sweep.clone(),
             spec_toml: spec_toml.to_owned(),
             name: spec.name,
@@ -199,6 +203,9 @@ pub struct Lease {
     pub checkpoint_epoch: u32,
     /// Its final weights are to be kept: a stage-2 job needs them, or the sweep keeps models.
     pub keep_model: bool,
+    /// The epoch to stop at, with a checkpoint, and give the lease back: a searched job's next
+    /// rung. `None`: train to the last epoch.
+    pub stop_after: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

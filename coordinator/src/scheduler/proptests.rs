@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use ltsweep_domain::{JobId, JobState};
+use ltsweep_domain::{EpochMetrics, GroupAccuracy, JobId, JobState};
 use ltsweep_proto::PROTOCOL_VERSION;
 use proptest::prelude::*;
 
@@ -14,12 +14,14 @@ use super::tests::{TIMING, metrics, result_for, test_key, test_secret};
 use super::*;
 use crate::store::Store;
 
-/// Small sweeps with different attempt budgets; the last has stage-2 jobs.
-const SPECS: [&str; 4] = [
+/// Small sweeps with different attempt budgets; the fourth has stage-2 jobs, the fifth is a
+/// search (three configurations of two seeds, rungs at epochs 2 and 4 of 8).
+const SPECS: [&str; 5] = [
     "name = \"a\"\nseeds = [0, 1]\nmax_attempts = 2\n[dataset]\nkind = \"synthetic\"\n[losses]\nplans = [{ comp = \"none\", pc = \"none\" }]",
     "name = \"b\"\nseeds = [0, 1, 2]\nmax_attempts = 1\n[dataset]\nkind = \"synthetic\"\n[losses]\nplans = [{ comp = \"tail\", pc = \"none\" }]",
     "name = \"c\"\nseeds = [7]\nmax_attempts = 3\n[dataset]\nkind = \"synthetic\"\n[losses]\nplans = [{ comp = \"none\", pc = \"head\" }]",
     "name = \"d\"\nseeds = [0, 1]\nmax_attempts = 2\n[dataset]\nkind = \"synthetic\"\n[losses]\nplans = [{}]\n[stage2]\nmethod = [\"ncm\", \"posthoc_la\"]",
+    "name = \"e\"\nseeds = [0, 1]\nmax_attempts = 2\n[dataset]\nkind = \"synthetic\"\nval_per_class = 10\n[train]\nepochs = 8\nlr_schedule = \"cosine\"\nwarmup_epochs = 1\n[losses]\nplans = [{}, { comp = \"tail\" }, { pc = \"head\" }]\n[search]\nmethod = \"asha\"\nmin_epochs = 2\nreduction_factor = 2",
 ];
 
 #[derive(Clone, Debug)]
@@ -233,7 +235,14 @@ impl Harness {
                 worker,
                 epoch,
             } => {
-                let m = epoch.map(|e| metrics(e, Some(f64::from(e) / 8.0)));
+                // Validation readings that differ between leases, for a search to rank.
+                let m = epoch.map(|e| EpochMetrics {
+                    val_accuracy: Some(GroupAccuracy {
+                        acc_all: Some(((*lease * 7 + e as usize) % 5) as f64 / 5.0),
+                        ..GroupAccuracy::default()
+                    }),
+                    ..metrics(e, Some(f64::from(e) / 8.0))
+                });
                 self.lease_call(*lease, *worker, |s, w, l, now| {
                     unit(s.progress(now, w, l, m.as_ref()))
                 })?;
@@ -282,15 +291,23 @@ impl Harness {
                     .lease
                     .as_ref()
                     .is_some_and(|l| l.id == id && l.worker == presenter);
+                // A searched job given back at its rung pauses there: no preemption.
+                let pauses = self
+                    .scheduler
+                    .pauses_at_rung(self.scheduler.job(&job).expect("leased job"), &before)
+                    .is_some();
                 self.lease_call(*lease, *worker, |s, w, l, now| {
                     s.release(now, w, l, ReleaseReason::Preempted)
                 })?;
                 if was_live {
                     let after = &self.scheduler.job(&job).expect("leased job").runtime;
-                    prop_assert_eq!(
-                        after.state,
-                        JobState::Pending,
-                        "a released job is not pending"
+                    // Paused, it may also be promoted at once, or stopped when nothing else
+                    // of its sweep can run.
+                    prop_assert!(
+                        after.state == JobState::Pending
+                            || (pauses && after.state == JobState::Cancelled),
+                        "a released job is {}",
+                        after.state
                     );
                     prop_assert_eq!(after.attempts, before.attempts);
                     prop_assert_eq!(
@@ -298,7 +315,7 @@ impl Harness {
                         before.attempts - before.retry_base - 1,
                         "a preempted attempt counted toward max_attempts"
                     );
-                    prop_assert_eq!(after.preemptions, before.preemptions + 1);
+                    prop_assert_eq!(after.preemptions, before.preemptions + u32::from(!pauses));
                     *self.counted.entry(job).or_default() -= 1;
                 }
             }
@@ -573,6 +590,36 @@ impl Harness {
                 );
             }
         }
+        // A searched configuration's seeds move together: each of its jobs was promoted past
+        // the same rungs, each of them after reaching it.
+        for sweep in s.sweeps() {
+            let Some(plan) = &sweep.record.search else {
+                continue;
+            };
+            for jobs in super::search::configurations(s, sweep) {
+                let runtimes: Vec<&JobRuntime> = jobs
+                    .iter()
+                    .map(|id| &s.job(id).expect("known job").runtime)
+                    .collect();
+                let promoted = |r: &JobRuntime| r.search.as_ref().map_or(0, |x| x.promoted);
+                let level = promoted(runtimes[0]);
+                prop_assert!(
+                    runtimes.iter().all(|r| promoted(r) == level),
+                    "a configuration's seeds were promoted apart: {:?}",
+                    jobs
+                );
+                for rung in &plan.rungs[..level as usize] {
+                    prop_assert!(
+                        runtimes.iter().all(|r| r
+                            .search
+                            .as_ref()
+                            .is_some_and(|x| x.readings.iter().any(|g| g.epoch == *rung))),
+                        "a configuration was promoted past rung {} it did not reach",
+                        rung
+                    );
+                }
+            }
+        }
         // A cancelled sweep has nothing pending or running.
         for sweep in &self.cancelled {
             let counts = s.sweep(sweep).expect("known sweep").counts;
@@ -601,6 +648,7 @@ pub(crate) fn prelude() -> Vec<Op> {
         Op::Submit(0),
         Op::Submit(1),
         Op::Submit(3),
+        Op::Submit(4),
         Op::Register,
         Op::Register,
     ]

@@ -114,7 +114,9 @@ impl Scheduler {
                         (Some(None), _) => {
                             return Err(format!("stage-2 job {id} has no stage-1 job"));
                         }
-                        (None, None) => return Err(format!("pending job {id} not queued")),
+                        (None, None) if rt.paused_at().is_none() => {
+                            return Err(format!("pending job {id} not queued"));
+                        }
                         _ => {}
                     }
                     if let Some(seq) = rt.queue_seq {

@@ -233,12 +233,13 @@ mod tests {
     }
 
     /// A 100,000-job sweep holds 100,000 of these in one hash map (plus its empty slots): the
-    /// rare parts of a job's state (a live lease, a checkpoint) are boxed to keep it small.
+    /// rare parts of a job's state (a live lease, a checkpoint, a search's record) are boxed to
+    /// keep it small.
     #[test]
     fn a_job_in_memory_stays_small() {
         let size = std::mem::size_of::<Job>();
         assert!(
-            size <= 240,
+            size <= 248,
             "a Job takes {size} bytes inline; box what most jobs lack"
         );
     }

@@ -6,6 +6,8 @@ use ltsweep_domain::{JobId, JobState, Sha256, SweepId};
 pub use ltsweep_domain::{LeaseId, SlurmPlacement, WorkerId};
 use serde::{Deserialize, Serialize};
 
+use super::search::{JobSearch, SearchPlan};
+
 /// The coordinator's clock settings, in milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timing {
@@ -56,6 +58,8 @@ pub struct SweepRecord {
     pub cancelled: bool,
     /// The spec's `keep_models`: every stage-1 job's model is kept until the sweep is deleted.
     pub keep_models: bool,
+    /// The spec's search, when not a grid (read from the spec again at load).
+    pub search: Option<SearchPlan>,
 }
 
 /// How many of a sweep's jobs are in each state: the contract's type, kept current as jobs move.
@@ -162,6 +166,9 @@ pub struct JobRuntime {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub rerun_for_model: bool,
     pub error: Option<String>,
+    /// A searched sweep's job: its rung readings, and where it waits or was stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search: Option<Box<JobSearch>>,
 }
 
 impl JobRuntime {
@@ -183,6 +190,7 @@ impl JobRuntime {
             model: None,
             rerun_for_model: false,
             error: None,
+            search: None,
         }
     }
 
@@ -194,9 +202,15 @@ impl JobRuntime {
         }
     }
 
-    /// Pending without a place in the queue: a stage-2 job waiting for its stage-1 job.
+    /// Pending without a place in the queue: a stage-2 job waiting for its stage-1 job, or a
+    /// searched job paused at a rung.
     pub fn is_waiting(&self) -> bool {
         self.state == JobState::Pending && self.queue_seq.is_none()
+    }
+
+    /// The rung epoch a searched job waits at for its configuration's promotion.
+    pub fn paused_at(&self) -> Option<u32> {
+        self.search.as_ref().and_then(|s| s.paused_at)
     }
 
     /// Whether the store holds a result of this job: it succeeded, or it runs again only to
@@ -215,6 +229,9 @@ impl JobRuntime {
 
     /// Back into the queue (its end), as after a retryable failure or an expired lease.
     pub(super) fn requeue(&mut self, queue_seq: u64) {
+        if let Some(search) = &mut self.search {
+            search.paused_at = None;
+        }
         self.state = JobState::Pending;
         self.queue_seq = Some(queue_seq);
         self.lease = None;

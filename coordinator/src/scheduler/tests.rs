@@ -160,13 +160,13 @@ fn a_bad_spec_names_its_key() {
 fn another_protocol_version_is_refused_naming_both() {
     let s = Scheduler::new(TIMING, test_key());
     let err = s
-        .register_worker(0, "h", vec![], 1, "t", &test_secret(&s))
+        .register_worker(0, "h", vec![], PROTOCOL_VERSION - 1, "t", &test_secret(&s))
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
-    assert!(
-        err.to_string()
-            .contains("worker speaks protocol 1, this coordinator speaks 2")
-    );
+    assert!(err.to_string().contains(&format!(
+        "worker speaks protocol {}, this coordinator speaks {PROTOCOL_VERSION}",
+        PROTOCOL_VERSION - 1
+    )));
 }
 
 #[test]

@@ -10,8 +10,8 @@ use rusqlite::OptionalExtension;
 use super::{Result, Store, get_u64};
 use crate::error::CoordinatorError;
 use crate::scheduler::{
-    Change, Counters, DeviceSlots, JobRuntime, LeaseKey, Scheduler, SlurmPlacement, SweepRecord,
-    Timing, WorkerId, WorkerRecord,
+    Change, Counters, DeviceSlots, JobRuntime, LeaseKey, Scheduler, SearchPlan, SlurmPlacement,
+    SweepRecord, Timing, WorkerId, WorkerRecord,
 };
 
 /// Each sweep's jobs in grid order, with their runtime state.
@@ -178,6 +178,7 @@ impl Store {
                     id: SweepId(row.get(0)?),
                     name: row.get(1)?,
                     keep_models: SweepSpec::keeps_models(&spec_toml),
+                    search: SearchPlan::of_text(&spec_toml),
                     submitted_ms: get_u64(row, 3)?,
                     max_attempts: row.get(4)?,
                     cancelled: row.get(5)?,

@@ -169,7 +169,7 @@ async fn workers_of_another_protocol_or_unknown_ids_are_refused() {
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(
         err.message()
-            .contains("worker speaks protocol 1, this coordinator speaks 2"),
+            .contains("worker speaks protocol 1, this coordinator speaks 3"),
         "{}",
         err.message()
     );

@@ -60,6 +60,7 @@ impl SweepSpec {
         self.validate_base()?;
         self.validate_eval()?;
         self.validate_stage2()?;
+        self.validate_search()?;
         self.validate_grid_size()
     }
 
@@ -135,6 +136,10 @@ impl SweepSpec {
                 .into_iter()
                 .map(|(name, values)| (name.to_owned(), values.len())),
         );
+        // The sampled settings, drawn together, are one factor of `samples` configurations.
+        if !self.sampled_axes().is_empty() {
+            factors.push(("search.samples".to_owned(), self.sample_count()));
+        }
         let jobs = factors
             .iter()
             .fold(1u128, |product, (_, n)| product.saturating_mul(*n as u128));
@@ -429,7 +434,7 @@ pub(super) struct Invalid {
     pub(super) message: String,
 }
 
-fn check(ok: bool, key: &str, message: &str) -> Result<(), Invalid> {
+pub(super) fn check(ok: bool, key: &str, message: &str) -> Result<(), Invalid> {
     if ok {
         Ok(())
     } else {

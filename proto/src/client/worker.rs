@@ -51,6 +51,9 @@ pub struct Lease {
     pub checkpoint_epoch: u32,
     /// Upload the final weights ([`WorkerApi::upload_model`]) before completing the job.
     pub keep_model: bool,
+    /// Stop after this epoch with a checkpoint of it and give the lease back: a search's rung.
+    /// `None`: train to the last epoch.
+    pub stop_after: Option<u32>,
 }
 
 /// The coordinator's answer to a long poll.
@@ -207,6 +210,7 @@ impl WorkerApi {
                 .and_then(JobSpec::try_from),
             checkpoint_epoch: lease.checkpoint_epoch,
             keep_model: lease.keep_model,
+            stop_after: (lease.stop_after_epoch > 0).then_some(lease.stop_after_epoch),
         })))
     }
 

@@ -80,7 +80,15 @@ pub(super) async fn run_job(
         shared: Arc::clone(shared),
         keep_model: lease.keep_model,
     };
-    let mut training = training::train(shared, &spec, device, start, observer, fuser);
+    let mut training = training::train(
+        shared,
+        &spec,
+        device,
+        start,
+        observer,
+        fuser,
+        lease.stop_after,
+    );
     let mut heartbeat = tokio::time::interval(registration.heartbeat);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut shutdown = shared.shutdown.clone();
@@ -123,7 +131,11 @@ pub(super) async fn run_job(
         job.checkpoint = None;
     }
     if !job.lost {
-        if matches!(outcome, Ok(Ok(Outcome::Preempted { .. }))) {
+        // A preempted job, or one stopped at a search's rung, resumes from this checkpoint.
+        if matches!(
+            outcome,
+            Ok(Ok(Outcome::Preempted { .. } | Outcome::Stopped { .. }))
+        ) {
             job.upload_checkpoint_until_stored().await;
         } else {
             job.upload_checkpoint().await;

@@ -33,7 +33,8 @@ impl Start {
     }
 }
 
-/// Starts the job's training; the handle answers its outcome, or a panic that escaped it.
+/// Starts the job's training, to the last epoch or to `stop_after` (a search's rung); the
+/// handle answers its outcome, or a panic that escaped it.
 pub(super) fn train(
     shared: &Arc<Shared>,
     spec: &JobSpec,
@@ -41,9 +42,12 @@ pub(super) fn train(
     start: Start,
     observer: ChannelObserver,
     fuser: Option<&Fuser>,
+    stop_after: Option<u32>,
 ) -> JoinHandle<Result<Outcome, JobFailure>> {
     let shared = Arc::clone(shared);
     let spec = spec.clone();
+    // A fused group trains its members to one end: a job that stops at a rung trains alone.
+    let fuser = fuser.filter(|_| stop_after.is_none());
     match (start, fuser) {
         // A stage-2 job trains a classifier at most: it is never fused.
         (Start::Stage2(model), _) => tokio::task::spawn_blocking(move || {
@@ -51,7 +55,14 @@ pub(super) fn train(
         }),
         (start, Some(fuser)) => fuser.submit(spec, start.checkpoint(), observer),
         (start, None) => tokio::task::spawn_blocking(move || {
-            train_blocking(&shared, &spec, device, start.checkpoint(), observer)
+            train_blocking(
+                &shared,
+                &spec,
+                device,
+                start.checkpoint(),
+                observer,
+                stop_after,
+            )
         }),
     }
 }
@@ -91,9 +102,10 @@ fn train_blocking(
     device: Device,
     resume_from: Option<Vec<u8>>,
     mut observer: ChannelObserver,
+    stop_after: Option<u32>,
 ) -> Result<Outcome, JobFailure> {
     // OpenMP's thread count is per thread: set it on the thread that trains.
     tch::set_num_threads(shared.threads_per_job);
     let mut trainer = prepare_trainer(shared, spec, device, resume_from)?;
-    train_caught(spec, || trainer.run(&mut observer, None))
+    train_caught(spec, || trainer.run(&mut observer, stop_after))
 }
