@@ -60,6 +60,7 @@ impl SweepSpec {
         self.validate_base()?;
         self.validate_eval()?;
         self.validate_stage2()?;
+        self.validate_augment()?;
         self.validate_grid_size()
     }
 
@@ -127,6 +128,7 @@ impl SweepSpec {
             ("seeds".to_owned(), self.seeds().len()),
             ("losses.base".to_owned(), self.bases().len()),
             ("train.sampler".to_owned(), self.samplers().len()),
+            ("augment".to_owned(), self.augment.choices().len()),
             // Each stage-1 job and one stage-2 job per method and setting.
             ("stage2.method".to_owned(), 1 + self.stage2_methods().len()),
         ];
@@ -429,7 +431,7 @@ pub(super) struct Invalid {
     pub(super) message: String,
 }
 
-fn check(ok: bool, key: &str, message: &str) -> Result<(), Invalid> {
+pub(super) fn check(ok: bool, key: &str, message: &str) -> Result<(), Invalid> {
     if ok {
         Ok(())
     } else {
@@ -455,7 +457,10 @@ fn check_under_data_root(key: &str, path: &str, base: &str) -> Result<(), Invali
     }
 }
 
-fn no_repeats<T: PartialEq + fmt::Display>(values: &[T], key: &str) -> Result<(), Invalid> {
+pub(super) fn no_repeats<T: PartialEq + fmt::Display>(
+    values: &[T],
+    key: &str,
+) -> Result<(), Invalid> {
     for (i, value) in values.iter().enumerate() {
         check(
             !values[..i].contains(value),
