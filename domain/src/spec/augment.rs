@@ -377,3 +377,30 @@ mod tests {
         SweepSpec::parse(&format!("{list}[augment]\npolicy = \"standard\"\n")).unwrap();
     }
 }
+
+#[cfg(test)]
+mod examples {
+    use super::*;
+
+    #[test]
+    fn the_augmentation_examples_are_the_grids_their_comments_describe() {
+        let autoaugment = SweepSpec::parse(include_str!(
+            "../../../examples/cifar100-lt-autoaugment.toml"
+        ))
+        .unwrap();
+        let jobs = autoaugment.jobs();
+        assert_eq!(jobs.len(), 12);
+        assert!(jobs.iter().all(|j| j.train.augmentation.cutout == 16));
+        assert_eq!(
+            jobs.iter()
+                .filter(|j| j.train.augmentation.policy == Policy::AutoaugmentCifar10)
+                .count(),
+            6
+        );
+        let mixup = SweepSpec::parse(include_str!(
+            "../../../examples/fashion-mnist-lt-mixup.toml"
+        ))
+        .unwrap();
+        assert_eq!(mixup.jobs().len(), 24);
+    }
+}
