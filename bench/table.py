@@ -101,15 +101,22 @@ def train(s, runs):
         "compute": "PyTorch, the model's math alone on one fixed batch (the floor)",
     }
     ours = m["ltsweep"]
-    full = max(("loader0", "loader1", "loader2", "tensor"), key=m.get)
+    # With a policy, Cutout or mixing the peer has no tensor pipeline (train.sh leaves it out).
+    present = [name for name in ("loader0", "loader1", "loader2", "tensor") if name in m]
+    full = max(present, key=m.get)
     threads = f", {s['threads']} threads" if s.get("threads", "0") != "0" else ""
+    extra = [f"{key} {s[key]}" for key, off in (("policy", "standard"), ("cutout", "0"), ("mix", "none"))
+             if s.get(key, off) != off]
+    augment = f"; both sides with {', '.join(extra)}" if extra else ""
     rows = [("ltsweep, full training loop (augmentation included)", f"{ours:.1f}", "")]
     for name, label in labels.items():
+        if name not in m:
+            continue
         mark = " (best full loop)" if name == full else ""
         rows.append((f"{label}{mark}", f"{m[name]:.1f}", ratio(ours, m[name])))
     return [f"ResNet-{s['depth']}, batch {s['batch']}, {s['images']} images an epoch, {s['epochs']} timed "
             f"epochs after one warm-up, {s['device']}{threads}, {rounds(runs['ltsweep'])}; "
-            f"peer: SGD {s['sgd']}, allocator {s['alloc']} (its best here)",
+            f"peer: SGD {s['sgd']}, allocator {s['alloc']} (its best here){augment}",
             *markdown(["figure", "images/s", "ltsweep / it"], rows),
             f"ltsweep / best PyTorch full loop: {ours / m[full]:.2f}x (target >= 1.00x)"]
 

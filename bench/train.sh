@@ -3,6 +3,7 @@
 # on the same libtorch, over the same timed span (one warm-up epoch, then --epochs epochs).
 #
 #   bench/train.sh [--depth 20] [--images 4096] [--epochs 2] [--rounds 3] [--device cpu|cuda]
+#                  [--policy autoaugment_cifar10] [--cutout 16] [--mix mixup]
 #
 # The peer is bench/peers/pytorch_loop.py. First a calibration pass picks the peer's best
 # optimiser (foreach, fused or per-parameter SGD) and allocator policy (glibc defaults, or freed
@@ -11,6 +12,11 @@
 # the peer's input pipelines with those settings: a DataLoader with 0, 1 and 2 loader processes,
 # the batched-tensor pipeline ltsweep uses written in PyTorch, and the model's math alone on one
 # fixed batch (the floor). Prints each figure's median and ltsweep's ratio to each.
+#
+# With --policy, --cutout or --mix both sides train with them: ltsweep on the device, batched
+# (`[augment]`), the peer with torchvision's AutoAugment and the authors' Cutout and mixup in
+# its DataLoader on the same cores. PyTorch has no batched per-image policy, so the peer's tensor
+# pipeline is left out then; the compute floor stays the unaugmented math.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 flag depth 20 "the CIFAR ResNet's depth (6n+2)" int
@@ -20,6 +26,9 @@ flag epochs 2 "timed epochs, after one untimed warm-up epoch" int
 flag rounds 3 "interleaved rounds; each figure is the median over them" int
 flag threads 0 "libtorch threads of each run (0: libtorch's default)" int
 flag device cpu "cpu or cuda"
+flag policy standard "standard or autoaugment_cifar10"
+flag cutout 0 "Cutout's side in pixels (0: off)" int
+flag mix none "none or mixup"
 common_flags ltsweep python setup out
 parse_flags "$@"
 use_ltsweep
@@ -44,12 +53,17 @@ done
 say "peer settings: sgd=$best_sgd alloc=$best_alloc"
 tuned=(--sgd "$best_sgd" --alloc "$best_alloc")
 
+augment=(--policy "$policy" --cutout "$cutout" --mix "$mix")
+augmented=$([[ $policy == standard && $cutout == 0 && $mix == none ]] && echo no || echo yes)
 for round in $(seq "$rounds"); do
-    record ltsweep "$("$ltsweep" bench train "${common[@]}" | rate)"
-    for w in 0 1 2; do record "loader$w" "$(peer --mode loader --workers "$w" "${tuned[@]}")"; done
-    record tensor "$(peer --mode tensor "${tuned[@]}")"
+    record ltsweep "$("$ltsweep" bench train "${common[@]}" "${augment[@]}" | rate)"
+    for w in 0 1 2; do
+        record "loader$w" "$(peer --mode loader --workers "$w" "${tuned[@]}" "${augment[@]}")"
+    done
+    [[ $augmented == yes ]] || record tensor "$(peer --mode tensor "${tuned[@]}")"
     record compute "$(peer --mode compute "${tuned[@]}")"
 done
 
 print_table train depth="$depth" images="$images" batch="$batch" epochs="$epochs" \
-    threads="$threads" device="$device" sgd="$best_sgd" alloc="$best_alloc"
+    threads="$threads" device="$device" sgd="$best_sgd" alloc="$best_alloc" \
+    policy="$policy" cutout="$cutout" mix="$mix"

@@ -576,6 +576,15 @@ pub struct BenchTrainArgs {
     /// Jobs (seeds 0..N) trained as one fused array; the figure is their images/s summed.
     #[arg(long, default_value_t = 1)]
     pub fuse: u32,
+    /// The image policy after the crop and flip (`[augment] policy`).
+    #[arg(long, default_value = "standard")]
+    pub policy: String,
+    /// Cutout's side in pixels (`[augment] cutout`; 0 is off).
+    #[arg(long, default_value_t = 0)]
+    pub cutout: u32,
+    /// The batch mixing (`[augment] mix`).
+    #[arg(long, default_value = "none")]
+    pub mix: String,
 }
 
 #[cfg(feature = "train")]
@@ -594,6 +603,12 @@ pub struct TrainArgs {
     /// The sampler (`instance`, `class_balanced`, `sqrt`); needed when the spec lists several.
     #[arg(long)]
     pub sampler: Option<String>,
+    /// The image policy (`[augment] policy`); needed when the spec lists several.
+    #[arg(long)]
+    pub policy: Option<String>,
+    /// The batch mixing (`[augment] mix`); needed when the spec lists several.
+    #[arg(long)]
+    pub mix: Option<String>,
     /// A value for each setting the spec gives as a list: `--axis pc_weight=0.1`.
     #[arg(long = "axis", value_name = "NAME=VALUE")]
     pub axes: Vec<String>,

@@ -361,6 +361,21 @@ pub(crate) fn stage2_label(spec: &ltsweep_domain::JobSpec) -> String {
         .map_or_else(|| NO_STAGE2.to_owned(), |s| s.method.to_string())
 }
 
+/// A job's image policy and batch mixing, `policy=autoaugment_cifar10 mix=mixup(1)`;
+/// [`STANDARD_AUGMENT`] for the crop and flip alone (Cutout, a numeric setting, is an axis
+/// where it varies).
+pub(crate) fn augment_label(spec: &ltsweep_domain::JobSpec) -> String {
+    let label = spec.train.augmentation.label();
+    if label.is_empty() {
+        STANDARD_AUGMENT.to_owned()
+    } else {
+        label
+    }
+}
+
+/// The `augment` of a job without a policy or mixing.
+pub(crate) const STANDARD_AUGMENT: &str = "standard";
+
 /// The `stage2` of a stage-1 job's row.
 pub(crate) const NO_STAGE2: &str = "none";
 
@@ -450,6 +465,7 @@ struct JobColumns {
     base: Vec<String>,
     sampler: Vec<String>,
     stage2: Vec<String>,
+    augment: Vec<String>,
     axes: Vec<Vec<f64>>,
     state: Vec<String>,
     attempts: Vec<u32>,
@@ -487,6 +503,7 @@ impl JobColumns {
         self.base.push(spec.losses.base.kind().to_string());
         self.sampler.push(spec.train.sampler.to_string());
         self.stage2.push(stage2_label(spec));
+        self.augment.push(augment_label(spec));
         self.parent_id
             .push(spec.stage2.as_ref().map(|s| s.parent.to_string()));
         let mut axes: Vec<f64> = spec.axes.iter().map(|axis| axis.value).collect();
@@ -563,6 +580,7 @@ impl JobColumns {
             Column::new("base".into(), self.base),
             Column::new("sampler".into(), self.sampler),
             Column::new("stage2".into(), self.stage2),
+            Column::new("augment".into(), self.augment),
         ];
         for (i, name) in axis_names.iter().enumerate() {
             let values: Vec<f64> = self.axes.iter().map(|point| point[i]).collect();

@@ -184,6 +184,7 @@ pub(crate) fn accuracy_tables(
     let show_base = rows.iter().any(|row| row.base != BaseKind::Ce);
     let show_sampler = rows.iter().any(|row| row.sampler != Sampler::Instance);
     let show_stage2 = rows.iter().any(PlanRow::is_stage2);
+    let show_augment = rows.iter().any(PlanRow::is_augmented);
     let at = match options.epoch {
         EpochChoice::Final => "at the final epoch",
         EpochChoice::Best => {
@@ -221,6 +222,7 @@ pub(crate) fn accuracy_tables(
         axis_names: &tidy.axis_names,
         show_base,
         show_sampler,
+        show_augment,
         show_stage2,
         with_differences,
     }
@@ -232,6 +234,7 @@ pub(crate) fn accuracy_tables(
         axis_names: &tidy.axis_names,
         show_base,
         show_sampler,
+        show_augment,
         show_stage2,
         with_differences,
     }

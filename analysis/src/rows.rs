@@ -16,6 +16,8 @@ pub(crate) struct JobRow {
     pub(crate) sampler: Sampler,
     /// `none`, or a stage-2 job's method and settings.
     pub(crate) stage2: MethodLabel,
+    /// `standard`, or the job's policy and mixing (`policy=randaugment(2,9) mix=mixup(1)`).
+    pub(crate) augment: String,
     /// Values of the grid axes, in the order of [`Tidy::axis_names`].
     pub(crate) axes: Vec<f64>,
     pub(crate) seed: u64,
@@ -225,6 +227,7 @@ fn read_jobs(frame: &DataFrame, axis_names: &[String]) -> Result<Vec<JobRow>, An
     let bases = reader.texts("base")?;
     let samplers = reader.texts("sampler")?;
     let stage2 = reader.texts("stage2")?;
+    let augment = reader.texts("augment")?;
     let seeds = reader.seeds("seed")?;
     let states = reader.texts("state")?;
     let accuracies = reader.accuracies("_final")?;
@@ -251,6 +254,7 @@ fn read_jobs(frame: &DataFrame, axis_names: &[String]) -> Result<Vec<JobRow>, An
             base: reader.parsed("base", i, bases[i], |text| text.parse().ok())?,
             sampler: reader.parsed("sampler", i, samplers[i], |text| text.parse().ok())?,
             stage2: reader.parsed("stage2", i, stage2[i], MethodLabel::parse)?,
+            augment: reader.required("augment", i, augment[i])?.to_owned(),
             axes,
             seed: reader.required("seed", i, seeds[i])?,
             state: reader.parsed("state", i, states[i], parse_state)?,

@@ -60,6 +60,7 @@ pub(crate) const JOBS_LEADING: &[ColumnSpec] = &[
     column("base", Kind::Text),
     column("sampler", Kind::Text),
     column("stage2", Kind::Text),
+    column("augment", Kind::Text),
 ];
 
 /// The jobs frame's columns after the grid axes.
@@ -154,7 +155,10 @@ const RENAMED: &[(FrameKind, &str, &str)] = &[(FrameKind::Epochs, "loss_ce", "lo
 
 /// Text columns added since files were first exported, with the value an earlier file's rows
 /// get: (frame, column, value).
-const ADDED: &[(FrameKind, &str, Option<&str>)] = &[(FrameKind::Jobs, "stage2", Some("none"))];
+const ADDED: &[(FrameKind, &str, Option<&str>)] = &[
+    (FrameKind::Jobs, "stage2", Some("none")),
+    (FrameKind::Jobs, "augment", Some("standard")),
+];
 
 /// The columns of `kind` a file of an earlier version may lack, each with its default.
 pub(crate) fn added_columns(

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use ltsweep_domain::{BaseKind, GroupAccuracy, JobState, LossPlan, Sampler, Stage2Kind};
 
 use crate::AnalysisError;
+use crate::frames::STANDARD_AUGMENT;
 use crate::rows::{JobRow, Tidy};
 use crate::stage2::{MethodLabel, is_numeric};
 use crate::stats;
@@ -294,9 +295,9 @@ impl Selection {
     }
 }
 
-/// The row a job's choice is made in (plan, base loss, sampler, the axes not chosen, the
+/// The row a job's choice is made in (plan, base loss, sampler, policy and mixing, the axes not
 /// stage-2 method without the settings chosen) and what it is a candidate of.
-type RowKey = (LossPlan, BaseKind, Sampler, Vec<u64>, String);
+type RowKey = (LossPlan, BaseKind, Sampler, String, Vec<u64>, String);
 
 /// A row's jobs (indices into [`Tidy::jobs`]) by candidate value, in the order first seen.
 type ByValue = Vec<(String, Vec<usize>)>;
@@ -343,7 +344,14 @@ pub(crate) fn select(
             ),
         };
         Some((
-            (job.plan, job.base, job.sampler, axes, method.to_string()),
+            (
+                job.plan,
+                job.base,
+                job.sampler,
+                job.augment.clone(),
+                axes,
+                method.to_string(),
+            ),
             value,
         ))
     };
@@ -455,6 +463,9 @@ fn row_label(job: &JobRow, tidy: &Tidy, target: &Target) -> String {
     }
     if job.sampler != Sampler::Instance {
         label.push_str(&format!("sampler={} ", job.sampler));
+    }
+    if job.augment != STANDARD_AUGMENT {
+        label.push_str(&format!("{} ", job.augment));
     }
     label.push_str(&job.plan.to_string());
     for (i, (name, value)) in tidy.axis_names.iter().zip(&job.axes).enumerate() {

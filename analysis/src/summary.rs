@@ -8,7 +8,7 @@ use ltsweep_domain::{
 };
 
 use crate::AnalysisError;
-use crate::frames::{Frames, NO_STAGE2};
+use crate::frames::{Frames, NO_STAGE2, STANDARD_AUGMENT};
 use crate::rows::{ClassRow, JobRow, Tidy};
 use crate::select::{self, EpochChoice, Selection};
 use crate::stats::{self, PairedDifference, PairedTest, multiple};
@@ -152,6 +152,8 @@ pub struct PlanRow {
     pub sampler: Sampler,
     /// `none`, or the stage-2 method and settings of the row's jobs: `tau_norm(tau=1)`.
     pub stage2: String,
+    /// `standard`, or the image policy and batch mixing of the row's jobs.
+    pub augment: String,
     /// [`PlanRow::stage2`] without the settings chosen on the validation set (`--select
     /// stage2...`): `tau_norm`, the same row in another sweep, where the choice may differ.
     stage2_key: String,
@@ -174,12 +176,18 @@ impl PlanRow {
     }
 
     /// The reference row every other row is compared with: cross entropy alone (base loss
-    /// `ce`, sampler `instance`, no Comp., no PC, no stage 2).
+    /// `ce`, sampler `instance`, no Comp., no PC, no stage 2, no policy or mixing).
     pub fn is_ce_only(&self) -> bool {
         self.plan == LossPlan::CE_ONLY
             && self.base == BaseKind::Ce
             && self.sampler == Sampler::Instance
             && !self.is_stage2()
+            && !self.is_augmented()
+    }
+
+    /// A row of jobs with an image policy or batch mixing.
+    pub fn is_augmented(&self) -> bool {
+        self.augment != STANDARD_AUGMENT
     }
 
     /// A row of stage-2 jobs.
@@ -196,6 +204,9 @@ impl PlanRow {
         }
         if self.sampler != Sampler::Instance {
             label.push_str(&format!("sampler={} ", self.sampler));
+        }
+        if self.is_augmented() {
+            label.push_str(&format!("{} ", self.augment));
         }
         label.push_str(&self.plan.to_string());
         for axis in &self.axes {
@@ -216,6 +227,9 @@ impl PlanRow {
         }
         if self.sampler != Sampler::Instance {
             label.push_str(&format!("sampler={} ", self.sampler));
+        }
+        if self.is_augmented() {
+            label.push_str(&format!("{} ", self.augment));
         }
         label.push_str(&self.plan.to_string());
         let axes = self.axes_label();
@@ -348,7 +362,7 @@ pub(crate) fn plan_rows_selected(
             .collect()
     };
     let mut points: Vec<Vec<u64>> = Vec::new();
-    type RowKey = (LossPlan, BaseKind, Sampler, String);
+    type RowKey = (LossPlan, BaseKind, Sampler, String, String);
     let mut groups: Vec<(usize, RowKey, Vec<&JobRow>)> = Vec::new();
     for job in kept {
         let point = key(job);
@@ -359,7 +373,13 @@ pub(crate) fn plan_rows_selected(
                 points.len() - 1
             }
         };
-        let row_key = (job.plan, job.base, job.sampler, job.stage2.to_string());
+        let row_key = (
+            job.plan,
+            job.base,
+            job.sampler,
+            job.stage2.to_string(),
+            job.augment.clone(),
+        );
         match groups
             .iter_mut()
             .find(|(p, k, _)| *p == point_index && *k == row_key)
@@ -379,7 +399,7 @@ pub(crate) fn plan_rows_selected(
     };
     let mut rows: Vec<PlanRow> = groups
         .iter()
-        .map(|(_, (plan, base, sampler, stage2), jobs)| {
+        .map(|(_, (plan, base, sampler, stage2, augment), jobs)| {
             let mut counts = JobCounts::default();
             for job in jobs {
                 counts.add(job.state);
@@ -400,6 +420,7 @@ pub(crate) fn plan_rows_selected(
                 base: *base,
                 sampler: *sampler,
                 stage2: stage2.clone(),
+                augment: augment.clone(),
                 stage2_key: match &selection {
                     Some(selection) => selection.row_method(&jobs[0].stage2).to_string(),
                     None => stage2.clone(),

@@ -26,6 +26,9 @@ pub(crate) struct AccuracyTable<'a> {
     /// or are not the defaults; the CSV always has them).
     pub(crate) show_base: bool,
     pub(crate) show_sampler: bool,
+    /// Whether the image policy and mixing get a column (in every format, as the stage-2
+    /// method's).
+    pub(crate) show_augment: bool,
     /// Whether the stage-2 method gets a column (in every format: a sweep without stage 2
     /// keeps its CSV's columns).
     pub(crate) show_stage2: bool,
@@ -91,6 +94,9 @@ impl AccuracyTable<'_> {
         if self.show_sampler {
             names.push("sampler".to_owned());
         }
+        if self.show_augment {
+            names.push("augment".to_owned());
+        }
         if self.show_stage2 {
             names.push("stage 2".to_owned());
         }
@@ -104,6 +110,9 @@ impl AccuracyTable<'_> {
         }
         if self.show_sampler {
             cells.push(row.sampler.to_string());
+        }
+        if self.show_augment {
+            cells.push(row.augment.clone());
         }
         if self.show_stage2 {
             cells.push(row.stage2.clone());
@@ -205,6 +214,9 @@ impl AccuracyTable<'_> {
         ]
         .map(String::from)
         .to_vec();
+        if self.show_augment {
+            header.push("augment".to_owned());
+        }
         if self.show_stage2 {
             header.push("stage2".to_owned());
         }
@@ -242,6 +254,9 @@ impl AccuracyTable<'_> {
                 row.sampler.to_string(),
             ];
             cells.extend(checks(row).map(|on| u8::from(on).to_string()));
+            if self.show_augment {
+                cells.push(row.augment.clone());
+            }
             if self.show_stage2 {
                 cells.push(row.stage2.clone());
             }

@@ -19,6 +19,14 @@ Knobs: `--sgd foreach|fused|single` (PyTorch's multi-tensor, fused or per-parame
 `--alloc keep|default` (keep freed memory in glibc's heap, as ltsweep's trainer does, or not),
 `--threads N`, `--device cpu|cuda`.
 
+Stronger augmentation (loader mode): `--policy autoaugment_cifar10` adds torchvision's
+`AutoAugment(AutoAugmentPolicy.CIFAR10)` after the flip, `--cutout N` DeVries & Taylor's Cutout
+after normalisation (one square of side N, centre uniform, clipped at the borders, zeroed; as
+uoguelph-mlrg/Cutout's util/cutout.py), `--mix mixup` Zhang et al.'s mixup on each batch (as
+facebookresearch/mixup-cifar10's mixup_data and mixup_criterion, alpha 1): the pipeline of
+`ltsweep bench train --policy ... --cutout ... --mix ...`. The tensor mode has no per-image
+policy in PyTorch and refuses them.
+
 The ImageNet networks: `--arch resnet50` (any of torchvision's ResNets, `resnext50_32x4d`, or
 `resnet10`, torchvision's ResNet with one basic block a stage) on random `--image-size` images,
 with `--precision bf16` (torch.autocast to bfloat16, the loss in float32) and `--channels-last`
@@ -103,7 +111,13 @@ def main():
     ap.add_argument("--image-size", type=int, default=32)
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--policy", choices=["standard", "autoaugment_cifar10"], default="standard")
+    ap.add_argument("--cutout", type=int, default=0, help="Cutout's side in pixels (0: off)")
+    ap.add_argument("--mix", choices=["none", "mixup"], default="none")
     a = ap.parse_args()
+    augmented = a.policy != "standard" or a.cutout > 0 or a.mix != "none"
+    if augmented and a.mode != "loader":
+        ap.error("--policy, --cutout and --mix are built for the loader mode")
     if a.alloc == "keep":
         keep_freed_memory()
     if a.threads:
@@ -125,10 +139,17 @@ def main():
     labels = rng.integers(0, a.classes, size=a.images)
 
     def step(x, y):
+        if a.mix == "mixup":
+            lam = float(np.random.beta(1.0, 1.0))
+            index = torch.randperm(x.shape[0], device=device)
+            x = lam * x + (1 - lam) * x[index]
         x = x.contiguous(memory_format=memory_format)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=a.precision == "bf16"):
             logits = model(x)
-        loss = F.cross_entropy(logits.float(), y)
+        if a.mix == "mixup":
+            loss = lam * F.cross_entropy(logits.float(), y) + (1 - lam) * F.cross_entropy(logits.float(), y[index])
+        else:
+            loss = F.cross_entropy(logits.float(), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -156,8 +177,18 @@ def main():
         import torchvision.transforms as T
         from PIL import Image
 
-        tf = T.Compose([T.RandomCrop(size, padding=size // 8), T.RandomHorizontalFlip(), T.ToTensor(),
-                        T.Normalize(MEAN, STD)])
+        def cutout(img):
+            h, w = img.shape[1], img.shape[2]
+            y, x = np.random.randint(h), np.random.randint(w)
+            half = a.cutout // 2
+            mask = torch.ones(h, w)
+            mask[max(y - half, 0):min(y + half, h), max(x - half, 0):min(x + half, w)] = 0.0
+            return img * mask
+
+        policy = [T.AutoAugment(T.AutoAugmentPolicy.CIFAR10)] if a.policy != "standard" else []
+        cut = [T.Lambda(cutout)] if a.cutout > 0 else []
+        tf = T.Compose([T.RandomCrop(size, padding=size // 8), T.RandomHorizontalFlip(), *policy,
+                        T.ToTensor(), T.Normalize(MEAN, STD), *cut])
 
         class Images(torch.utils.data.Dataset):
             def __len__(self):

@@ -67,6 +67,12 @@ pub mod purpose {
     pub const LIST_AUGMENT: u64 = 7;
     /// A stage-2 job's own draws (its order, crops and fresh classifier).
     pub const STAGE2: u64 = 8;
+    /// An in-memory epoch's policy ops (AutoAugment, RandAugment, TrivialAugmentWide).
+    pub const POLICY: u64 = 9;
+    /// An in-memory epoch's Cutout squares.
+    pub const CUTOUT: u64 = 10;
+    /// A batch's mixing: `[MIX, epoch, position of its first image]`.
+    pub const MIX: u64 = 11;
 }
 
 #[cfg(test)]

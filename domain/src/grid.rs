@@ -13,6 +13,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::arch::Precision;
+use crate::augment::{Augmentation, Mix, Policy};
 use crate::baseline::{BaseLoss, Sampler};
 use crate::job::Stage2;
 use crate::job::{
@@ -185,6 +186,11 @@ impl<'a> Resolver<'a> {
                 Precision::Bf16
             }),
             channels_last: t.channels_last.unwrap_or(!arch.is_cifar()),
+            // Set per job by the grid: the policy and the mixing are axes of names.
+            augmentation: Augmentation {
+                cutout: self.count("cutout", &spec.augment.cutout),
+                ..Augmentation::default()
+            },
         };
         let l = &spec.losses;
         let losses = LossConfig {
@@ -345,8 +351,14 @@ impl SweepSpec {
         let mut distinct: Vec<(Vec<AxisValue>, Settings)> = Vec::new();
         let mut grid: Vec<(LossPlan, u64, usize)> = Vec::new();
         let stage2 = self.stage2_methods();
+        let augmentations = self.augment.choices();
+        let sampler_augmentations: Vec<(Sampler, Policy, Mix)> = self
+            .samplers()
+            .iter()
+            .flat_map(|&s| augmentations.iter().map(move |&(p, m)| (s, p, m)))
+            .collect();
         for &base in self.bases() {
-            for &sampler in self.samplers() {
+            for &(sampler, policy, mix) in &sampler_augmentations {
                 for plan in self.plans() {
                     for point in &points {
                         let choice = names
@@ -358,6 +370,8 @@ impl SweepSpec {
                         let mut settings = resolver.settings(self);
                         settings.losses.base = self.base_loss(base, settings.train.epochs);
                         settings.train.sampler = sampler;
+                        settings.train.augmentation.policy = policy;
+                        settings.train.augmentation.mix = mix;
                         let index = distinct.len();
                         let children = stage2.iter().map(|&method| Settings {
                             stage2: Some(method),

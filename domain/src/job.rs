@@ -7,6 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::arch::{Arch, Precision};
+use crate::augment::Augmentation;
 use crate::baseline::{BaseLoss, Sampler};
 use crate::stage2::Stage2Method;
 
@@ -540,6 +541,9 @@ pub struct TrainConfig {
     /// Activations in channels-last (NHWC) memory layout.
     #[serde(default, skip_serializing_if = "is_false")]
     pub channels_last: bool,
+    /// An image policy, Cutout and batch mixing beyond the crop and flip.
+    #[serde(default, skip_serializing_if = "Augmentation::is_standard")]
+    pub augmentation: Augmentation,
 }
 
 fn yes() -> bool {
@@ -648,6 +652,9 @@ impl JobSpec {
         if !self.train.sampler.is_instance() {
             label.push_str(&format!("sampler={} ", self.train.sampler));
         }
+        if !self.train.augmentation.is_standard() {
+            label.push_str(&format!("{} ", self.train.augmentation.label()));
+        }
         label.push_str(&self.plan.to_string());
         for axis in &self.axes {
             label.push_str(&format!(" {}={}", axis.name, axis.value));
@@ -724,6 +731,7 @@ mod tests {
             decay_norm_and_bias: true,
             precision: Precision::Fp32,
             channels_last: false,
+            augmentation: Augmentation::default(),
         }
     }
 

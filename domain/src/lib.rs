@@ -19,6 +19,7 @@
 mod string_enum;
 
 pub mod arch;
+pub mod augment;
 pub mod baseline;
 mod grid;
 pub mod job;
@@ -31,6 +32,7 @@ pub mod time;
 pub mod workers;
 
 pub use arch::{Arch, Precision};
+pub use augment::{Augmentation, Mix, MixKind, Policy, PolicyKind};
 pub use baseline::{BaseKind, BaseLoss, Sampler};
 pub use job::{
     AxisValue, ClassScope, CompMode, DatasetConfig, DatasetKind, HeadSplit, JobId, JobSpec,

@@ -16,6 +16,7 @@
 //! assert_eq!(spec.jobs().len(), 9 * 2 * 2);
 //! ```
 
+mod augment;
 mod axis;
 mod defaults;
 mod error;
@@ -32,6 +33,7 @@ mod validate;
 use serde::Deserialize;
 use toml::de::DeTable;
 
+pub use augment::{AugmentSection, MAGNITUDE_BINS, MAX_NUM_OPS};
 pub use axis::{Axis, Distribution, MAX_CHOICES};
 pub use error::SpecError;
 pub use limits::{
@@ -75,6 +77,9 @@ pub struct SweepSpec {
     pub stage2: Stage2Section,
     #[serde(default)]
     pub search: SearchSection,
+    /// An image policy, Cutout and batch mixing (in-memory data).
+    #[serde(default)]
+    pub augment: AugmentSection,
     /// Keep every stage-1 job's final model until the sweep is deleted (`ltsweep model` writes
     /// one out), not only while a stage-2 job still needs it.
     #[serde(default)]

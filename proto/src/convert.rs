@@ -15,6 +15,7 @@ use ltsweep_domain::result::{
 };
 use ltsweep_domain::stage2::{BnMode, NcmFeatures, Stage2Method, Stage2Sampler, TauBias};
 
+mod augment;
 mod status;
 
 pub use status::slurm_placement_from;
@@ -363,6 +364,7 @@ impl From<JobSpec> for pb::JobSpec {
                 }
                 .into(),
                 channels_last: t.channels_last,
+                augmentation: Some(t.augmentation.into()),
             }),
             losses: Some(pb::LossConfig {
                 comp_weight: l.comp_weight,
@@ -570,6 +572,7 @@ impl TryFrom<pb::JobSpec> for JobSpec {
                 decay_norm_and_bias: !t.exclude_norm_and_bias_from_decay,
                 precision: precision_from(t.precision)?,
                 channels_last: t.channels_last,
+                augmentation: augment::augmentation_from(t.augmentation)?,
             },
             losses: LossConfig {
                 comp_weight: l.comp_weight,

@@ -123,6 +123,12 @@ fn pick_job(spec: &SweepSpec, args: &TrainArgs) -> anyhow::Result<JobSpec> {
     }
     let base = pick("--base", args.base.as_deref(), spec.bases())?;
     let sampler = pick("--sampler", args.sampler.as_deref(), spec.samplers())?;
+    let policy = pick(
+        "--policy",
+        args.policy.as_deref(),
+        spec.augment.policy.values(),
+    )?;
+    let mix = pick("--mix", args.mix.as_deref(), spec.augment.mix.values())?;
     let mut chosen = Vec::new();
     for text in &args.axes {
         let (name, value) = text
@@ -152,6 +158,8 @@ fn pick_job(spec: &SweepSpec, args: &TrainArgs) -> anyhow::Result<JobSpec> {
                 && job.seed == args.seed
                 && job.losses.base.kind() == base
                 && job.train.sampler == sampler
+                && job.train.augmentation.policy.kind() == policy
+                && job.train.augmentation.mix.kind() == mix
                 && job
                     .axes
                     .iter()
@@ -160,7 +168,7 @@ fn pick_job(spec: &SweepSpec, args: &TrainArgs) -> anyhow::Result<JobSpec> {
         .ok_or_else(|| BadInput("no job of the spec has these --axis values".to_owned()).into())
 }
 
-/// The value of a name axis (base loss, sampler) a flag chooses: the spec's only one when the
+/// The value of a name axis (base loss, sampler, policy, mixing) a flag chooses: the spec's only one when the
 /// flag is absent, or one of the spec's.
 fn pick<T>(flag: &str, given: Option<&str>, values: &[T]) -> anyhow::Result<T>
 where

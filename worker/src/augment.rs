@@ -1,13 +1,26 @@
 //! The input pipeline as batched tensor ops on the training device: a padded random crop and a
 //! horizontal flip per image (one `gather` does both), then normalisation, all from uint8.
 //!
+//! A job's `[augment]` adds, after the crop and flip, an image policy on the uint8 images
+//! ([`PolicyOps`], torchvision's ops in [`ops`]) and, after normalisation, Cutout ([`Cutout`]).
+//!
 //! There is no loader process and no per-image work on the CPU: the whole training set is one
 //! uint8 tensor on the device, and the random choices of an epoch are drawn up front from the
 //! job's seed and the epoch, so a resumed epoch makes the same choices.
 
+use ltsweep_domain::{Augmentation, Policy};
 use tch::{Device, Kind, Tensor};
 
 use ltsweep_data::rng::{Rng, purpose};
+
+mod cutout;
+mod mix;
+pub mod ops;
+mod policy;
+
+pub use cutout::{Cutout, CutoutDraws};
+pub use mix::{BatchMix, LabelWeight, Mixed, mixed_loss, remix_weight};
+pub use policy::{PolicyDraws, PolicyOps};
 
 /// Per-channel normalisation folded into one multiply-add on uint8 values:
 /// `(x / 255 - mean) / std = x * scale + shift`.
@@ -126,6 +139,71 @@ impl Augment {
         padded
             .gather(2, &index, false)
             .view([b, c, self.height, self.width])
+    }
+}
+
+/// What a job's `[augment]` adds to its in-memory epochs: the policy's ops on the uint8
+/// images after the crop and flip, and Cutout on the normalised ones (torchvision's CIFAR
+/// recipe's order: crop, flip, policy, `ToTensor`, `Normalize`, then the authors' Cutout).
+pub struct Extras {
+    policy: Option<PolicyOps>,
+    cutout: Option<Cutout>,
+}
+
+/// The draws of [`Extras`] for one epoch.
+pub struct ExtraDraws {
+    policy: Option<PolicyDraws>,
+    cutout: Option<CutoutDraws>,
+}
+
+impl Extras {
+    /// `None` when the job adds nothing (no policy, no Cutout).
+    pub fn new(
+        augmentation: &Augmentation,
+        height: i64,
+        width: i64,
+        device: Device,
+    ) -> Option<Self> {
+        let policy = PolicyOps::new(augmentation.policy, height, width);
+        let cutout = Cutout::new(augmentation.cutout, height, width, device);
+        (augmentation.policy != Policy::Standard || cutout.is_some())
+            .then_some(Self { policy, cutout })
+    }
+
+    /// The choices for `n` samples of one epoch.
+    pub fn draw(&self, n: usize, seed: u64, epoch: u32, device: Device) -> ExtraDraws {
+        ExtraDraws {
+            policy: self.policy.as_ref().map(|p| p.draw(n, seed, epoch)),
+            cutout: self.cutout.as_ref().map(|c| c.draw(n, seed, epoch, device)),
+        }
+    }
+
+    /// The policy's ops on the uint8 batch of the epoch's samples `from..from + len`.
+    pub fn before_normalising(
+        &self,
+        images: &Tensor,
+        draws: &ExtraDraws,
+        from: i64,
+        len: i64,
+    ) -> Tensor {
+        match &draws.policy {
+            Some(policy) => policy.apply(images, from as usize, len as usize),
+            None => images.shallow_clone(),
+        }
+    }
+
+    /// Cutout on the normalised batch of the same samples.
+    pub fn after_normalising(
+        &self,
+        images: &Tensor,
+        draws: &ExtraDraws,
+        from: i64,
+        len: i64,
+    ) -> Tensor {
+        match (&self.cutout, &draws.cutout) {
+            (Some(cutout), Some(d)) => cutout.apply(images, d, from, len),
+            _ => images.shallow_clone(),
+        }
     }
 }
 

@@ -162,6 +162,22 @@ impl BaseObjective {
     }
 }
 
+impl BaseObjective {
+    /// The per-sample terms whose mean is the loss, for the base losses that are a plain mean
+    /// (ce, la): Remix weighs each sample's two labels with them. The spec refuses Remix with
+    /// the others.
+    pub fn per_sample(&self, logits: &Tensor, labels: &Tensor) -> Tensor {
+        match (self.base, self.per_class.as_ref()) {
+            (BaseLoss::Ce, _) => per_sample_ce(logits, labels),
+            (BaseLoss::La { tau }, Some(log_prior)) => {
+                let adjusted = logits + log_prior.to_kind(logits.kind()).view([1, -1]) * tau;
+                per_sample_ce(&adjusted, labels)
+            }
+            (base, _) => panic!("{} has no per-sample form for remix", base.kind()),
+        }
+    }
+}
+
 /// The training-set indices of one epoch, in the order they are trained: every image once,
 /// shuffled (`instance`), or as many draws as images, with replacement, of a class chosen with
 /// probability 1/K (`class_balanced`) or ∝ sqrt(n_c) (`sqrt`) and then one of its images

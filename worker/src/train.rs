@@ -42,7 +42,7 @@ use ltsweep_domain::{
 use ltsweep_proto::client::Retry;
 use tch::{Device, Kind, Tensor, nn};
 
-use crate::augment::{Augment, EpochDraws, Normalize};
+use crate::augment::{Augment, BatchMix, EpochDraws, ExtraDraws, Extras, Normalize};
 use crate::baselines::BaseObjective;
 use crate::checkpoint_file::{self, CheckpointError, CheckpointMeta, PartialEpoch};
 use crate::cifar_resnet::HeadKind;
@@ -204,6 +204,8 @@ pub(crate) struct Memory {
     test: DeviceSet,
     normalize: Normalize,
     augment: Option<Augment>,
+    /// The job's policy and Cutout, if any.
+    extras: Option<Extras>,
 }
 
 /// An epoch's input, from the trainer's source.
@@ -212,6 +214,7 @@ enum EpochInput {
     Memory {
         order: Tensor,
         draws: Option<EpochDraws>,
+        extra_draws: Option<ExtraDraws>,
     },
     /// The loader's batches from the epoch's position on.
     Stream(Feed),
@@ -278,6 +281,8 @@ pub struct Trainer {
     /// Input channels of the network.
     channels: i64,
     base: BaseObjective,
+    /// The job's batch mixing, if any.
+    mix: Option<BatchMix>,
     comp_classes: Tensor,
     pc_classes: Tensor,
     classes: ClassInfo,
@@ -350,6 +355,12 @@ impl Trainer {
                 .train
                 .augment
                 .then(|| Augment::new(train_set.height as i64, train_set.width as i64, device)),
+            extras: Extras::new(
+                &job.train.augmentation,
+                train_set.height as i64,
+                train_set.width as i64,
+                device,
+            ),
         }));
         Self::build(
             job,
@@ -422,6 +433,7 @@ impl Trainer {
             train_labels,
             channels,
             base: BaseObjective::new(job.losses.base, &class_info.train_counts, device),
+            mix: BatchMix::new(job.train.augmentation.mix, &class_info.train_counts),
             comp_classes: scope_mask(job.plan.comp),
             pc_classes: scope_mask(job.plan.pc),
             classes: class_info.clone(),

@@ -153,6 +153,7 @@ fn parquet_frames_have_their_columns_in_plain_types() {
             "base",
             "sampler",
             "stage2",
+            "augment",
             "seed",
             "state",
             "attempts",

@@ -623,3 +623,59 @@ fn the_bootstrap_on_three_seeds_marks_no_cell() {
     assert!(table.contains("p="), "{table}");
     assert_eq!(marked, 0, "cells marked on three seeds: {table}");
 }
+
+/// CE alone with the crop and flip, and with AutoAugment and mixup: jobs that differ in their
+/// policy and mixing alone are rows of their own, compared with CE alone without them.
+const AUGMENT_SPEC: &str = r#"
+name = "augmented"
+seeds = [0, 1, 2]
+[dataset]
+kind = "synthetic"
+classes = 4
+[train]
+epochs = 4
+[losses]
+plans = [{}]
+[augment]
+policy = ["standard", "autoaugment_cifar10"]
+mix = ["none", "mixup"]
+"#;
+
+#[test]
+fn policies_and_mixings_are_rows_of_their_own_against_ce_alone_without_them() {
+    let jobs = fixtures::jobs_of(AUGMENT_SPEC);
+    assert_eq!(jobs.len(), 4 * 3);
+    let s = fixtures::succeeded;
+    // In grid order (the rows, then the seeds): each row d points above the standard one, in
+    // Head and Tail alike, in every seed k.
+    let outcomes: Vec<fixtures::Outcome> = [0.0, 2.0, 4.0, 6.0]
+        .into_iter()
+        .flat_map(|d| {
+            [0.0, 2.0, 4.0]
+                .into_iter()
+                .map(move |k| s(60.0 + k + d, 20.0 + k + d))
+        })
+        .collect();
+    let frames = Frames::from_records(&fixtures::sweep(AUGMENT_SPEC, &outcomes)).expect("frames");
+    let rows = table1_rows(&frames).expect("rows");
+    let labels: Vec<String> = rows.iter().map(PlanRow::label).collect();
+    assert_eq!(
+        labels,
+        [
+            "comp=none,pc=none",
+            "mix=mixup(1) comp=none,pc=none",
+            "policy=autoaugment_cifar10 comp=none,pc=none",
+            "policy=autoaugment_cifar10 mix=mixup(1) comp=none,pc=none",
+        ]
+    );
+    assert!(rows[0].is_ce_only());
+    assert!(rows[1..].iter().all(|row| !row.is_ce_only()));
+    assert_difference(&rows[3], Metric::All, 6.0, 0.0, 0.0);
+    let out = tempfile::tempdir().expect("a temporary directory");
+    let report = write_report(&frames, out.path()).expect("report");
+    assert!(
+        report.table1_markdown.contains("| augment |"),
+        "{}",
+        report.table1_markdown
+    );
+}

@@ -61,6 +61,7 @@ impl SweepSpec {
         self.validate_eval()?;
         self.validate_stage2()?;
         self.validate_search()?;
+        self.validate_augment()?;
         self.validate_grid_size()
     }
 
@@ -128,6 +129,7 @@ impl SweepSpec {
             ("seeds".to_owned(), self.seeds().len()),
             ("losses.base".to_owned(), self.bases().len()),
             ("train.sampler".to_owned(), self.samplers().len()),
+            ("augment".to_owned(), self.augment.choices().len()),
             // Each stage-1 job and one stage-2 job per method and setting.
             ("stage2.method".to_owned(), 1 + self.stage2_methods().len()),
         ];
@@ -460,7 +462,10 @@ fn check_under_data_root(key: &str, path: &str, base: &str) -> Result<(), Invali
     }
 }
 
-fn no_repeats<T: PartialEq + fmt::Display>(values: &[T], key: &str) -> Result<(), Invalid> {
+pub(super) fn no_repeats<T: PartialEq + fmt::Display>(
+    values: &[T],
+    key: &str,
+) -> Result<(), Invalid> {
     for (i, value) in values.iter().enumerate() {
         check(
             !values[..i].contains(value),

@@ -60,16 +60,24 @@ pub(super) fn train(args: &BenchTrainArgs) -> anyhow::Result<()> {
     let spec = SweepSpec::parse(&format!(
         "name = \"bench\"\nseeds = [{}]\n[dataset]\nkind = \"synthetic\"\nimbalance_ratio = 1\n\
          [model]\n{}\n[train]\nepochs = 1000000\nbatch_size = {}\nlr = 0.1\nwarmup_epochs = 0\n\
-         lr_decay_epochs = [999999]\naugment = {}\n{}[losses]\nplans = [{{ comp = \"{}\", pc = \"{}\" }}]\n",
+         lr_decay_epochs = [999999]\naugment = {}\n{}[losses]\nplans = [{{ comp = \"{}\", pc = \"{}\" }}]\n\
+         [augment]\npolicy = \"{}\"\ncutout = {}\nmix = \"{}\"\n",
         seeds.join(", "),
         model,
         args.batch,
         args.augment,
         extra_train,
         plan.comp,
-        plan.pc
+        plan.pc,
+        args.policy,
+        args.cutout,
+        args.mix
     ))
-    .map_err(|e| BadInput(format!("--arch, --precision or --channels-last: {e}")))?;
+    .map_err(|e| {
+        BadInput(format!(
+            "--arch, --precision, --channels-last, --policy, --cutout or --mix: {e}"
+        ))
+    })?;
     let jobs = spec.jobs();
     let size = args.image_size as usize;
     let train = random_images(args.images, size, args.classes, 1);

@@ -146,6 +146,15 @@ impl FusedTrainer {
                 streaming.job().id
             )));
         }
+        if let Some(mixing) = members
+            .iter()
+            .find(|m| !m.job().train.augmentation.mix.is_none())
+        {
+            return Err(TrainError::NotFusable(format!(
+                "job {} mixes its batches; such a job trains alone",
+                mixing.job().id
+            )));
+        }
         let key = ShapeKey::of(first.job());
         for member in &members[1..] {
             if ShapeKey::of(member.job()) != key {

@@ -84,10 +84,12 @@ struct Request {
 }
 
 /// Whether a job trains alone even in a fused slot: an ImageNet network would not fit N times
-/// on one GPU, and a job that streams list data decodes each image on the CPU per job, so
-/// fusing it would share nothing.
+/// on one GPU, a job that streams list data decodes each image on the CPU per job, so
+/// fusing it would share nothing, and a fused array has no mixed loss.
 pub(super) fn trains_alone(spec: &JobSpec) -> bool {
-    !spec.model.arch.is_cifar() || spec.dataset.kind == DatasetKind::List
+    !spec.model.arch.is_cifar()
+        || spec.dataset.kind == DatasetKind::List
+        || !spec.train.augmentation.mix.is_none()
 }
 
 /// The trainer side of a fused slot.

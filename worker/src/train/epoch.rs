@@ -10,7 +10,7 @@ use tch::{Kind, Tensor};
 use super::{
     EpochEnd, EpochInput, EpochRun, LossSums, Memory, Source, TrainError, Trainer, divergence,
 };
-use crate::augment::EpochDraws;
+use crate::augment::{self, EpochDraws, Mixed};
 use crate::checkpoint_file::PartialEpoch;
 use crate::{baselines, losses, optim};
 
@@ -74,6 +74,10 @@ impl Trainer {
                     .augment
                     .as_ref()
                     .map(|a| a.draw(order.len(), self.job.seed, epoch, self.device)),
+                extra_draws: memory
+                    .extras
+                    .as_ref()
+                    .map(|e| e.draw(order.len(), self.job.seed, epoch, self.device)),
             },
             Source::Stream(loader) => EpochInput::Stream(loader.train(
                 Arc::new(order),
@@ -114,9 +118,24 @@ impl Trainer {
             return Ok(None);
         }
         let (x, y) = match (&self.source, &mut run.input) {
-            (Source::Memory(memory), EpochInput::Memory { order, draws }) => {
+            (
+                Source::Memory(memory),
+                EpochInput::Memory {
+                    order,
+                    draws,
+                    extra_draws,
+                },
+            ) => {
                 let index = order.narrow(0, run.from, len);
-                let x = self.batch_images(memory, &index, draws.as_ref(), run.from, len);
+                let x = match (&memory.extras, extra_draws) {
+                    (Some(extras), Some(extra_draws)) => {
+                        let images = self.cropped(memory, &index, draws.as_ref(), run.from, len);
+                        let images = extras.before_normalising(&images, extra_draws, run.from, len);
+                        let x = memory.normalize.apply(&images);
+                        self.in_kind(extras.after_normalising(&x, extra_draws, run.from, len))
+                    }
+                    _ => self.batch_images(memory, &index, draws.as_ref(), run.from, len),
+                };
                 (x, memory.train.labels.index_select(0, &index))
             }
             (_, EpochInput::Stream(feed)) => {
@@ -183,6 +202,8 @@ impl Trainer {
         Ok(metrics)
     }
 
+    /// The normalised batch of the epoch's samples `from..from + len` (at `index`), cropped
+    /// and flipped where the job augments.
     pub(super) fn batch_images(
         &self,
         memory: &Memory,
@@ -191,8 +212,21 @@ impl Trainer {
         from: i64,
         len: i64,
     ) -> Tensor {
+        let images = self.cropped(memory, index, draws, from, len);
+        self.in_kind(memory.normalize.apply(&images))
+    }
+
+    /// The same batch in uint8, before normalisation.
+    fn cropped(
+        &self,
+        memory: &Memory,
+        index: &Tensor,
+        draws: Option<&EpochDraws>,
+        from: i64,
+        len: i64,
+    ) -> Tensor {
         let images = memory.train.images.index_select(0, index);
-        let images = match (&memory.augment, draws) {
+        match (&memory.augment, draws) {
             (Some(augment), Some(d)) => augment.apply(
                 &images,
                 &d.offset_y.narrow(0, from, len),
@@ -200,8 +234,7 @@ impl Trainer {
                 &d.flip.narrow(0, from, len),
             ),
             _ => images,
-        };
-        self.in_kind(memory.normalize.apply(&images))
+        }
     }
 
     /// A streamed batch on the device, its images in the network's kind. From pinned memory
@@ -222,11 +255,22 @@ impl Trainer {
         }
     }
 
-    /// One optimisation step on a batch (two in the alternating Comp. mode).
+    /// One optimisation step on a batch (two in the alternating Comp. mode), mixed first if
+    /// the job mixes.
     fn step(&mut self, x: &Tensor, y: &Tensor, run: &mut EpochRun) {
         let lr = self.job.train.lr_at(run.epoch);
+        // `next_batch` has moved `from` past this batch.
+        let first = run.from - x.size()[0];
+        let mixed = self
+            .mix
+            .as_ref()
+            .and_then(|mix| mix.apply(x, y, self.job.seed, run.epoch, first));
+        let x = mixed.as_ref().map_or(x, |m| &m.images);
         let (logits, features) = self.model.forward_t(x, true);
-        let loss = self.first_loss(&logits, &features, y, run);
+        let loss = match &mixed {
+            Some(mixed) => self.mixed_loss(&logits, y, mixed, run),
+            None => self.first_loss(&logits, &features, y, run),
+        };
         let centre_grad = self
             .sgd
             .backward_step(&loss, lr, run.use_pc.then_some(&self.centers));
@@ -275,6 +319,21 @@ impl Trainer {
             sums.comp += comp.detach();
             loss += &comp * losses_cfg.comp_weight;
         }
+        loss
+    }
+
+    /// The loss of a mixed batch, `λ·L(y_a) + (1 − λ)·L(y_b)` of the base loss (per sample
+    /// for Remix), added to the epoch's sums. The spec refuses mixing with the plans' terms.
+    fn mixed_loss(&self, logits: &Tensor, y: &Tensor, mixed: &Mixed, run: &mut EpochRun) -> Tensor {
+        let loss = augment::mixed_loss(
+            &mixed.weight,
+            y,
+            &mixed.partner,
+            &|labels| self.base.loss(logits, labels, run.epoch),
+            &|labels| self.base.per_sample(logits, labels),
+        );
+        run.sums.ce += loss.detach();
+        run.sums.batches += 1;
         loss
     }
 

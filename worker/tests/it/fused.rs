@@ -377,3 +377,45 @@ fn jobs_of_another_shape_or_position_are_not_fused() {
         .expect("refused");
     assert!(error.to_string().contains("at epoch"), "{error}");
 }
+
+register!(members_with_a_policy_and_cutout_train_as_alone_and_mixing_trains_alone);
+fn members_with_a_policy_and_cutout_train_as_alone_and_mixing_trains_alone() {
+    // Policies and Cutout change a member's batches in `next_batch`, which fused arrays share
+    // with a job alone; mixing changes its loss, which they do not.
+    let spec = spec_with(
+        "sum",
+        "epochs = 1",
+        "[augment]\npolicy = \"trivialaugment_wide\"\ncutout = 4",
+    );
+    let jobs = members(&spec);
+    let data = data(&jobs[0]);
+    let mut observers = vec![Keep::default(), Keep::default(), Keep::default()];
+    let outcomes = run_fused(&jobs, &data, Kind::Double, &mut observers, None);
+    for (job, outcome) in jobs.iter().zip(outcomes) {
+        let alone = finished(
+            alone(job, &data, Kind::Double)
+                .run(&mut Quiet, None)
+                .unwrap(),
+        );
+        assert_same_result(&finished(outcome), &alone);
+    }
+    // Two CE-only jobs that mix (the spec refuses mixing under the plans' terms).
+    let mixing: Vec<JobSpec> = jobs[..2]
+        .iter()
+        .map(|job| {
+            let mut job = job.clone();
+            job.plan = ltsweep_domain::LossPlan::CE_ONLY;
+            job.train.augmentation.mix = ltsweep_domain::Mix::Mixup { alpha: 1.0 };
+            job
+        })
+        .collect();
+    let error = FusedTrainer::new(
+        mixing
+            .iter()
+            .map(|job| Trainer::new(job, &data, Device::Cpu))
+            .collect(),
+    )
+    .err()
+    .expect("refused");
+    assert!(error.to_string().contains("mixes its batches"), "{error}");
+}

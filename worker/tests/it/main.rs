@@ -6,12 +6,15 @@
 //! The runner is the root's (`tests/it/runner.rs`), so that this binary too ends by naming its
 //! slowest tests: a test is a plain `fn name()` registered right above it with [`register!`].
 
+mod augmented;
 mod fused;
 mod imagenet;
 mod jpeg_pipeline;
 mod list_data;
 mod loss_vectors;
+mod mixed_vectors;
 mod photos;
+mod policy_ops;
 mod preemption;
 #[path = "../../../tests/it/runner.rs"]
 mod runner;
