@@ -24,6 +24,7 @@ mod sections;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod weight_balancing;
 
 use serde::Deserialize;
 use toml::de::DeTable;
@@ -38,6 +39,7 @@ pub use sections::{
     DatasetSection, EvalSection, GridPreset, LossesSection, ModelSection, NcmSetting,
     Stage2Section, SubsetSeed, TauNormSetting, TauSetting, TrainSection, TrainedStage2,
 };
+pub use weight_balancing::WeightBalancingSetting;
 
 use crate::baseline::{BaseKind, BaseLoss, Sampler};
 use crate::job::LossPlan;
@@ -190,6 +192,9 @@ impl SweepSpec {
                             .iter()
                             .map(|&tau| Stage2Method::PosthocLa { tau }),
                     );
+                }
+                Stage2Kind::WeightBalancing => {
+                    methods.extend(st.weight_balancing.clone().unwrap_or_default().methods())
                 }
             }
         }
