@@ -29,6 +29,7 @@ mod sections;
 #[cfg(test)]
 mod tests;
 mod validate;
+mod weight_balancing;
 
 use serde::Deserialize;
 use toml::de::DeTable;
@@ -47,6 +48,7 @@ pub use sections::{
     DatasetSection, EvalSection, GridPreset, LossesSection, ModelSection, NcmSetting,
     Stage2Section, SubsetSeed, TauNormSetting, TauSetting, TrainSection, TrainedStage2,
 };
+pub use weight_balancing::WeightBalancingSetting;
 
 use crate::baseline::{BaseKind, BaseLoss, Sampler};
 use crate::job::LossPlan;
@@ -213,6 +215,9 @@ impl SweepSpec {
                             .iter()
                             .map(|&tau| Stage2Method::PosthocLa { tau }),
                     );
+                }
+                Stage2Kind::WeightBalancing => {
+                    methods.extend(st.weight_balancing.clone().unwrap_or_default().methods())
                 }
             }
         }

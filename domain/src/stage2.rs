@@ -25,6 +25,9 @@ string_enum!(
         Ncm = "ncm",
         /// Post-hoc logit adjustment (Menon et al. 2021): `logits - τ log(pi)`.
         PosthocLa = "posthoc_la",
+        /// Weight balancing (Alshammari et al. 2022): the stage-1 classifier re-trained with
+        /// class-balanced loss, weight decay and the MaxNorm constraint.
+        WeightBalancing = "weight_balancing",
     }
 );
 
@@ -87,6 +90,20 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// When weight balancing projects the classifier's rows onto MaxNorm's ball.
+    /// The first value is the default, which follows Alshammari et al.'s code.
+    #[derive(Default)]
+    pub enum MaxNormEvery("a MaxNorm projection schedule") {
+        /// After each epoch's training, before its evaluation: `train_model` of their
+        /// `utils/trainval.py` calls `pgdFunc.PGD(model)` once the training phase has ended.
+        #[default]
+        Epoch = "epoch",
+        /// After every optimiser step: projected gradient descent as the paper writes it.
+        Step = "step",
+    }
+);
+
 /// Serialises an option only where it is not its default, so that a job at the defaults keeps
 /// its serialised form (and id).
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -133,6 +150,22 @@ pub enum Stage2Method {
     },
     /// The stage-1 logits minus `tau * log(pi)`, pi the training class frequencies.
     PosthocLa { tau: f64 },
+    /// The stage-1 classifier (weight and bias) re-trained on the frozen backbone for `epochs`
+    /// epochs over instance-sampled batches with the class-balanced loss of β `cb_beta` in
+    /// its softmax form, SGD with `weight_decay`, the learning rate from `lr` down to 0 on a
+    /// cosine, and each class's weight vector projected onto the ball of radius
+    /// `min + max_norm * (max - min)` of the stage-1 rows' norms (`max_norm_every`).
+    WeightBalancing {
+        epochs: u32,
+        lr: f64,
+        weight_decay: f64,
+        cb_beta: f64,
+        max_norm: f64,
+        #[serde(default, skip_serializing_if = "is_default")]
+        bn: BnMode,
+        #[serde(default, skip_serializing_if = "is_default")]
+        max_norm_every: MaxNormEvery,
+    },
 }
 
 impl Stage2Method {
@@ -156,6 +189,20 @@ impl Stage2Method {
         }
     }
 
+    /// Weight balancing at Alshammari et al.'s settings for CIFAR-100-LT
+    /// (`demo2_second-stage-training.py`), every option at its default.
+    pub fn weight_balancing() -> Self {
+        Self::WeightBalancing {
+            epochs: 10,
+            lr: 0.01,
+            weight_decay: 0.1,
+            cb_beta: 0.9999,
+            max_norm: 0.1,
+            bn: BnMode::default(),
+            max_norm_every: MaxNormEvery::default(),
+        }
+    }
+
     pub fn kind(&self) -> Stage2Kind {
         match self {
             Self::Crt { .. } => Stage2Kind::Crt,
@@ -163,13 +210,16 @@ impl Stage2Method {
             Self::TauNorm { .. } => Stage2Kind::TauNorm,
             Self::Ncm { .. } => Stage2Kind::Ncm,
             Self::PosthocLa { .. } => Stage2Kind::PosthocLa,
+            Self::WeightBalancing { .. } => Stage2Kind::WeightBalancing,
         }
     }
 
-    /// Epochs of training (cRT and LWS); the others only evaluate.
+    /// Epochs of training (cRT, LWS, weight balancing); the others only evaluate.
     pub fn epochs(&self) -> u32 {
         match self {
-            Self::Crt { epochs, .. } | Self::Lws { epochs, .. } => *epochs,
+            Self::Crt { epochs, .. }
+            | Self::Lws { epochs, .. }
+            | Self::WeightBalancing { epochs, .. } => *epochs,
             _ => 0,
         }
     }
@@ -216,6 +266,27 @@ impl fmt::Display for Stage2Method {
                 }
             }
             Self::PosthocLa { tau } => settings.push(format!("tau={tau}")),
+            Self::WeightBalancing {
+                epochs,
+                lr,
+                weight_decay,
+                cb_beta,
+                max_norm,
+                bn,
+                max_norm_every,
+            } => {
+                settings.push(format!("epochs={epochs}"));
+                settings.push(format!("lr={lr}"));
+                settings.push(format!("weight_decay={weight_decay}"));
+                settings.push(format!("cb_beta={cb_beta}"));
+                settings.push(format!("max_norm={max_norm}"));
+                if !is_default(bn) {
+                    settings.push(format!("bn={bn}"));
+                }
+                if !is_default(max_norm_every) {
+                    settings.push(format!("max_norm_every={max_norm_every}"));
+                }
+            }
         }
         if settings.is_empty() {
             write!(f, "{kind}")
@@ -253,6 +324,52 @@ mod tests {
             }
             .to_string(),
             "ncm"
+        );
+    }
+
+    #[test]
+    fn weight_balancing_is_named_by_its_numeric_settings_and_its_options_off_their_defaults() {
+        let wb = Stage2Method::weight_balancing();
+        assert_eq!(
+            wb.to_string(),
+            "weight_balancing(epochs=10,lr=0.01,weight_decay=0.1,cb_beta=0.9999,max_norm=0.1)"
+        );
+        assert_eq!(wb.kind(), Stage2Kind::WeightBalancing);
+        assert_eq!(wb.epochs(), 10);
+        let json = serde_json::to_string(&wb).unwrap();
+        assert_eq!(
+            json,
+            r#"{"method":"weight_balancing","epochs":10,"lr":0.01,"weight_decay":0.1,"cb_beta":0.9999,"max_norm":0.1}"#
+        );
+        assert_eq!(serde_json::from_str::<Stage2Method>(&json).unwrap(), wb);
+        let Stage2Method::WeightBalancing {
+            epochs,
+            lr,
+            weight_decay,
+            cb_beta,
+            max_norm,
+            ..
+        } = wb
+        else {
+            unreachable!()
+        };
+        let variant = Stage2Method::WeightBalancing {
+            epochs,
+            lr,
+            weight_decay,
+            cb_beta,
+            max_norm,
+            bn: BnMode::Frozen,
+            max_norm_every: MaxNormEvery::Step,
+        };
+        assert_eq!(
+            variant.to_string(),
+            "weight_balancing(epochs=10,lr=0.01,weight_decay=0.1,cb_beta=0.9999,max_norm=0.1,bn=frozen,max_norm_every=step)"
+        );
+        let json = serde_json::to_string(&variant).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Stage2Method>(&json).unwrap(),
+            variant
         );
     }
 

@@ -13,7 +13,9 @@ use ltsweep_domain::job::{
 use ltsweep_domain::result::{
     ClassGroup, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, PosthocAccuracy, Shot,
 };
-use ltsweep_domain::stage2::{BnMode, NcmFeatures, Stage2Method, Stage2Sampler, TauBias};
+use ltsweep_domain::stage2::{
+    BnMode, MaxNormEvery, NcmFeatures, Stage2Method, Stage2Sampler, TauBias,
+};
 
 mod augment;
 mod status;
@@ -428,6 +430,24 @@ impl From<Stage2> for pb::Stage2 {
                 tau,
                 ..method(pb::Stage2Method::PosthocLa)
             },
+            Stage2Method::WeightBalancing {
+                epochs,
+                lr,
+                weight_decay,
+                cb_beta,
+                max_norm,
+                bn,
+                max_norm_every,
+            } => pb::Stage2 {
+                epochs,
+                lr,
+                weight_decay,
+                cb_beta,
+                max_norm,
+                bn_frozen: bn == BnMode::Frozen,
+                max_norm_every_step: max_norm_every == MaxNormEvery::Step,
+                ..method(pb::Stage2Method::WeightBalancing)
+            },
         }
     }
 }
@@ -478,6 +498,19 @@ impl TryFrom<pb::Stage2> for Stage2 {
                 },
             },
             Ok(pb::Stage2Method::PosthocLa) => Stage2Method::PosthocLa { tau: s.tau },
+            Ok(pb::Stage2Method::WeightBalancing) => Stage2Method::WeightBalancing {
+                epochs: s.epochs,
+                lr: s.lr,
+                weight_decay: s.weight_decay,
+                cb_beta: s.cb_beta,
+                max_norm: s.max_norm,
+                bn,
+                max_norm_every: if s.max_norm_every_step {
+                    MaxNormEvery::Step
+                } else {
+                    MaxNormEvery::Epoch
+                },
+            },
             _ => return Err(unknown("job.stage2.method")),
         };
         Ok(Stage2 {
@@ -828,6 +861,24 @@ mod tests {
         // cRT 4, LWS 1, τ-norm 4, NCM 2, post-hoc 1.
         assert_eq!(jobs.len(), 1 + 12);
         assert!(jobs[0].stage2.is_none());
+        for job in jobs {
+            let wire = pb::JobSpec::from(job.clone());
+            assert_eq!(JobSpec::try_from(wire).unwrap(), job);
+        }
+    }
+
+    #[test]
+    fn weight_balancing_jobs_survive_the_wire() {
+        let spec = SweepSpec::parse(
+            "name = \"w\"\nseeds = [3]\n[dataset]\nkind = \"synthetic\"\n[losses]\nplans = [{}]\n\
+             [stage2]\nmethod = [\"none\", \"weight_balancing\"]\n\
+             [stage2.weight_balancing]\nepochs = 3\nlr = 0.02\nweight_decay = [0.1, 0.05]\n\
+             cb_beta = 0.999\nmax_norm = 0.2\nbn = [\"train\", \"frozen\"]\n\
+             max_norm_every = [\"epoch\", \"step\"]\n",
+        )
+        .unwrap();
+        let jobs = spec.jobs();
+        assert_eq!(jobs.len(), 1 + 8);
         for job in jobs {
             let wire = pb::JobSpec::from(job.clone());
             assert_eq!(JobSpec::try_from(wire).unwrap(), job);

@@ -16,7 +16,9 @@
 //! - `ncm`: each class's mean of the training features (no augmentation) centred on the mean of
 //!   them all and L2-normalised (`cl2n`), or L2-normalised alone (`l2n`), and the nearest mean in
 //!   Euclidean distance to the test image's feature transformed alike (`KNNClassifier.py`);
-//! - `posthoc_la`: the stage-1 logits minus `τ log(pi)` (Menon et al. 2021).
+//! - `posthoc_la`: the stage-1 logits minus `τ log(pi)` (Menon et al. 2021);
+//! - `weight_balancing` (Alshammari et al. 2022): the stage-1 classifier trained on with
+//!   class-balanced loss, weight decay and MaxNorm, as their code does ([`weight_balancing`]).
 //!
 //! cRT and LWS train for the method's epochs with the job's momentum and weight decay, the
 //! learning rate from the method's `lr` down to 0 on a cosine, one value per epoch (Kang et
@@ -30,6 +32,8 @@
 //! last epoch's. Their random draws (order, crops, the fresh classifier) come from the job's
 //! seed under a purpose of their own. Their batches, and NCM's feature pass, come from the job's
 //! source, in memory or streamed from list data ([`crate::train`]'s `stage2_input`).
+
+pub mod weight_balancing;
 
 use std::time::Instant;
 
@@ -45,14 +49,78 @@ use crate::optim::{self, Sgd};
 use crate::train::{Observer, Outcome, TrainError, Trainer, with_seed};
 use ltsweep_data::list::Split;
 use ltsweep_data::rng::{Rng, purpose};
+use weight_balancing::MaxNorm;
 
-/// How cRT and LWS train: the method's settings.
-#[derive(Clone, Copy, Debug)]
+/// How a trained method (cRT, LWS, weight balancing) trains.
 pub(crate) struct Training {
     pub epochs: u32,
     pub lr: f64,
     pub bn: BnMode,
-    pub sampler: Stage2Sampler,
+    pub order: Order,
+    pub weight_decay: f64,
+    pub decay_norm_and_bias: bool,
+    /// Epoch e (0-based) trains at the cosine's value for epoch e + `lr_lead`: 0 for Kang et
+    /// al.'s `coslr`; 1 where the scheduler is stepped before each epoch's batches (weight
+    /// balancing's `train_model`), so that the last epoch trains at 0.
+    pub lr_lead: u32,
+    pub objective: Objective,
+    pub max_norm: Option<MaxNorm>,
+}
+
+impl Training {
+    /// cRT's and LWS's: cross entropy, the job's weight decay, Kang et al.'s `coslr`.
+    pub(crate) fn kang(
+        trainer: &Trainer,
+        epochs: u32,
+        lr: f64,
+        bn: BnMode,
+        sampler: Stage2Sampler,
+    ) -> Self {
+        let train = &trainer.job().train;
+        Self {
+            epochs,
+            lr,
+            bn,
+            order: match sampler {
+                Stage2Sampler::ClassAware => Order::ClassAware,
+                Stage2Sampler::ClassBalanced => Order::ClassBalanced,
+            },
+            weight_decay: train.weight_decay,
+            decay_norm_and_bias: train.decay_norm_and_bias,
+            lr_lead: 0,
+            objective: Objective::CrossEntropy,
+            max_norm: None,
+        }
+    }
+}
+
+/// The order a trained method draws its training images in, each epoch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Order {
+    /// Kang et al.'s class-aware sampler, its cycles running on from epoch to epoch.
+    ClassAware,
+    /// Independent draws, a class with probability 1/K and then one of its images.
+    ClassBalanced,
+    /// Every image once, shuffled (weight balancing's `DataLoader(shuffle=True)`).
+    Instance,
+}
+
+/// What a trained method minimises.
+pub(crate) enum Objective {
+    CrossEntropy,
+    /// [`weight_balancing::class_balanced_softmax_bce`] with these per-class weights `[K]`.
+    ClassBalancedBce(Tensor),
+}
+
+impl Objective {
+    fn loss(&self, logits: &Tensor, labels: &Tensor) -> Tensor {
+        match self {
+            Self::CrossEntropy => losses::cross_entropy(logits, labels),
+            Self::ClassBalancedBce(weights) => {
+                weight_balancing::class_balanced_softmax_bce(logits, labels, weights)
+            }
+        }
+    }
 }
 
 /// How the training of a classifier (cRT) or of scales (LWS) ended.
@@ -109,12 +177,7 @@ pub fn run(
             bn,
             sampler,
         } => {
-            let training = Training {
-                epochs,
-                lr,
-                bn,
-                sampler,
-            };
+            let training = Training::kang(trainer, epochs, lr, bn, sampler);
             match retrain_classifier(trainer, training, observer)? {
                 (Trained::Done { history, kept }, head) => {
                     kept_epoch = Some(kept);
@@ -129,16 +192,37 @@ pub fn run(
             bn,
             sampler,
         } => {
-            let training = Training {
-                epochs,
-                lr,
-                bn,
-                sampler,
-            };
+            let training = Training::kang(trainer, epochs, lr, bn, sampler);
             match learn_scales(trainer, training, observer)? {
                 (Trained::Done { history, kept }, scales) => {
                     kept_epoch = Some(kept);
                     (Box::new(move |f| stage1.forward(f) * &scales), history)
+                }
+                (other, _) => return Ok(ended(other, observer)),
+            }
+        }
+        Stage2Method::WeightBalancing {
+            epochs,
+            lr,
+            weight_decay,
+            cb_beta,
+            max_norm,
+            bn,
+            max_norm_every,
+        } => {
+            let settings = weight_balancing::Settings {
+                epochs,
+                lr,
+                weight_decay,
+                cb_beta,
+                max_norm,
+                bn,
+                max_norm_every,
+            };
+            match weight_balancing::retrain(trainer, settings, observer)? {
+                (Trained::Done { history, kept }, head) => {
+                    kept_epoch = Some(kept);
+                    (Box::new(move |f| head.forward(f)), history)
                 }
                 (other, _) => return Ok(ended(other, observer)),
             }
@@ -340,9 +424,10 @@ fn batchnorm_statistics(trainer: &Trainer) -> Vec<Tensor> {
     stats.into_iter().map(|(_, t)| t).collect()
 }
 
-/// Trains `params` (a classifier's, or LWS's scales) on the frozen backbone's features with
-/// class-balanced sampling and cross entropy of `logits_of`, and leaves them (with the
-/// BatchNorm statistics, in training mode) at the best epoch on validation, or the last.
+/// Trains `params` (a classifier's, or LWS's scales) on the frozen backbone's features as
+/// `training` says (its order of images, its loss of `logits_of`, its MaxNorm), and leaves them
+/// (with the BatchNorm statistics, in training mode) at the best epoch on validation, or the
+/// last.
 fn train(
     trainer: &Trainer,
     params: Vec<(String, Tensor)>,
@@ -360,11 +445,11 @@ fn train(
     let mut sgd = Sgd::new(
         params,
         job.train.momentum,
-        job.train.weight_decay,
-        job.train.decay_norm_and_bias,
+        training.weight_decay,
+        training.decay_norm_and_bias,
     );
     let seed = stage2_seed(trainer);
-    let mut class_aware = (training.sampler == Stage2Sampler::ClassAware).then(|| {
+    let mut class_aware = (training.order == Order::ClassAware).then(|| {
         baselines::ClassAware::new(
             trainer.train_labels(),
             trainer.classes().num_classes(),
@@ -377,13 +462,16 @@ fn train(
     let mut best: Option<(f64, usize, Vec<Tensor>)> = None;
     for epoch in 0..epochs {
         let start = Instant::now();
-        let lr_now = cosine_lr(training.lr, epoch, epochs);
-        let order = match class_aware.as_mut() {
-            Some(sampler) => sampler.epoch(),
-            None => baselines::epoch_order(
+        let lr_now = cosine_lr(training.lr, epoch + training.lr_lead, epochs);
+        let order = match (class_aware.as_mut(), training.order) {
+            (Some(sampler), _) => sampler.epoch(),
+            (None, order) => baselines::epoch_order(
                 trainer.train_labels(),
                 trainer.classes().num_classes(),
-                Sampler::ClassBalanced,
+                match order {
+                    Order::Instance => Sampler::Instance,
+                    _ => Sampler::ClassBalanced,
+                },
                 seed,
                 epoch,
             ),
@@ -402,10 +490,18 @@ fn train(
             // No gradient reaches the backbone; in training mode its BatchNorm normalises
             // with the batch's statistics and updates its running ones.
             let features = tch::no_grad(|| trainer.model.features_t(&x, bn_train));
-            let loss = losses::cross_entropy(&logits_of(&features), &y);
+            let loss = training.objective.loss(&logits_of(&features), &y);
             loss_sum += loss.detach().to_kind(Kind::Float);
             batches += 1;
             sgd.backward_step(&loss, lr_now, None);
+            if let Some(max_norm) = &training.max_norm {
+                max_norm.after_step();
+            }
+        }
+        // Before the epoch is evaluated and kept, as `train_model` projects after its
+        // training phase.
+        if let Some(max_norm) = &training.max_norm {
+            max_norm.after_epoch();
         }
         let seconds = start.elapsed().as_secs_f64();
         let mut metrics = EpochMetrics {
@@ -424,7 +520,7 @@ fn train(
             return Ok(Trained::Diverged {
                 epoch: metrics.epoch,
                 reason: format!(
-                    "the stage-2 cross entropy became {} in epoch {} (learning rate {lr_now})",
+                    "the stage-2 loss became {} in epoch {} (learning rate {lr_now})",
                     metrics.loss_base, metrics.epoch
                 ),
             });

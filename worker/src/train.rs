@@ -104,6 +104,10 @@ pub enum TrainError {
     Init(#[from] InitError),
     #[error("model file: {0}")]
     ModelFile(#[from] model_file::ModelFileError),
+    /// A stage-2 method that cannot act on this job's network; another attempt would fail the
+    /// same.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl TrainError {
@@ -112,7 +116,7 @@ impl TrainError {
     pub fn retry(&self) -> Retry {
         match self {
             TrainError::Data(DataError::Io { .. }) => Retry::Transient,
-            TrainError::Data(_) | TrainError::Init(_) => Retry::Never,
+            TrainError::Data(_) | TrainError::Init(_) | TrainError::Unsupported(_) => Retry::Never,
             _ => Retry::Transient,
         }
     }

@@ -4,6 +4,7 @@
 use std::fmt;
 
 mod dataset;
+mod weight_balancing;
 
 use super::limits::*;
 use super::{Axis, SweepSpec, leaves_its_folder};
@@ -282,6 +283,11 @@ impl SweepSpec {
                 Stage2Kind::PosthocLa,
                 st.posthoc_la.is_some(),
             ),
+            (
+                "stage2.weight_balancing",
+                Stage2Kind::WeightBalancing,
+                st.weight_balancing.is_some(),
+            ),
         ] {
             check(
                 !given || methods.contains(&kind),
@@ -323,7 +329,7 @@ impl SweepSpec {
         if let Some(posthoc) = &st.posthoc_la {
             no_repeats(posthoc.tau.values(), "stage2.posthoc_la.tau")?;
         }
-        Ok(())
+        self.validate_weight_balancing()
     }
 
     /// The base losses and their settings.

@@ -136,13 +136,8 @@ fn crt(bn: BnMode) -> Stage2Method {
     }
 }
 
-fn training(bn: BnMode) -> Training {
-    Training {
-        epochs: 2,
-        lr: 0.1,
-        bn,
-        sampler: Stage2Sampler::ClassAware,
-    }
+fn training(trainer: &Trainer, bn: BnMode) -> Training {
+    Training::kang(trainer, 2, 0.1, bn, Stage2Sampler::ClassAware)
 }
 
 #[test]
@@ -233,7 +228,8 @@ fn crt_leaves_every_backbone_weight_unchanged_and_by_default_moves_the_batchnorm
     for (bn, statistics_move) in [(BnMode::Train, true), (BnMode::Frozen, false)] {
         let trainer = stage2_trainer(&jobs, &data, &model, crt(bn));
         let before = variables(&trainer);
-        let (trained, head) = retrain_classifier(&trainer, training(bn), &mut Quiet).unwrap();
+        let (trained, head) =
+            retrain_classifier(&trainer, training(&trainer, bn), &mut Quiet).unwrap();
         let Trained::Done { history, kept } = trained else {
             panic!("cRT trains to the end");
         };
@@ -298,7 +294,7 @@ fn lws_trains_only_its_scales() {
         };
         let trainer = stage2_trainer(&jobs, &data, &model, method);
         let before = variables(&trainer);
-        let (trained, scales) = learn_scales(&trainer, training(bn), &mut Quiet).unwrap();
+        let (trained, scales) = learn_scales(&trainer, training(&trainer, bn), &mut Quiet).unwrap();
         assert!(matches!(trained, Trained::Done { .. }));
         assert_unchanged(&before, &trainer, statistics_move);
         let moved = (&scales - 1.0).abs().max().double_value(&[]);

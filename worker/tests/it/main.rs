@@ -1,7 +1,8 @@
 //! The trainer's tests, in one binary so that libtorch is linked once: fused arrays equal to
 //! each job alone, the ImageNet networks against torchvision, the JPEG pipeline against Pillow
 //! and torchvision, list data (counts, bad input, exact streamed resume), the losses against
-//! their reference vectors, preemption at a step boundary, and whole training runs.
+//! their reference vectors, preemption at a step boundary, whole training runs, and weight
+//! balancing's loss and MaxNorm against theirs.
 //!
 //! The runner is the root's (`tests/it/runner.rs`), so that this binary too ends by naming its
 //! slowest tests: a test is a plain `fn name()` registered right above it with [`register!`].
@@ -20,6 +21,7 @@ mod preemption;
 mod runner;
 mod support;
 mod training;
+mod weight_balancing;
 
 use libtest_mimic::Trial;
 
