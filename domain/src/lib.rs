@@ -46,7 +46,8 @@ pub use result::{
 pub use sha256::{NotSha256, Sha256, Sha256Hasher};
 pub use spec::{SearchMethod, SearchMetric, SpecError, SubsetSeed, SweepSpec};
 pub use stage2::{
-    BnMode, MaxNormEvery, NcmFeatures, Stage2Kind, Stage2Method, Stage2Sampler, TauBias,
+    BnMode, MaxNormEvery, MislasClassifier, NcmFeatures, SmoothShape, Stage2Kind, Stage2Method,
+    Stage2Sampler, TauBias, WeightScaling,
 };
 pub use status::{JobStatus, SweepCounts, SweepEvent, SweepStatus, SweepSummary};
 pub use workers::{SlurmPlacement, WORKER_COLUMNS, WorkerInfo};

@@ -21,6 +21,7 @@ mod axis;
 mod defaults;
 mod error;
 mod limits;
+mod mislas;
 mod sample;
 mod search;
 #[cfg(test)]
@@ -41,6 +42,7 @@ pub use limits::{
     DEFAULT_CROP, MAX_ATTEMPTS, MAX_CLASSES, MAX_IMAGE_SIZE, MAX_IMAGES_PER_CLASS, MAX_INIT_BYTES,
     MAX_JOBS, MAX_NAME_CHARS, MAX_PATH_BYTES, MAX_SYNTHETIC_BYTES, MIN_CROP, leaves_its_folder,
 };
+pub use mislas::MislasSetting;
 pub(crate) use sample::halton;
 pub use sample::{MAX_SAMPLED_SETTINGS, SampledAxis};
 pub use search::{MAX_REDUCTION_FACTOR, MAX_SAMPLES, SearchMethod, SearchMetric, SearchSection};
@@ -218,6 +220,9 @@ impl SweepSpec {
                 }
                 Stage2Kind::WeightBalancing => {
                     methods.extend(st.weight_balancing.clone().unwrap_or_default().methods())
+                }
+                Stage2Kind::Mislas => {
+                    methods.extend(st.mislas.clone().unwrap_or_default().methods())
                 }
             }
         }

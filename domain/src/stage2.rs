@@ -28,6 +28,10 @@ string_enum!(
         /// Weight balancing (Alshammari et al. 2022): the stage-1 classifier re-trained with
         /// class-balanced loss, weight decay and the MaxNorm constraint.
         WeightBalancing = "weight_balancing",
+        /// MiSLAS (Zhong et al. 2021): the classifier and learnable weight scaling trained with
+        /// label-aware smoothing while the backbone's BatchNorm statistics follow the
+        /// class-balanced data.
+        Mislas = "mislas",
     }
 );
 
@@ -104,6 +108,48 @@ string_enum!(
     }
 );
 
+string_enum!(
+    /// How MiSLAS's label-aware smoothing goes from the tail's factor to the head's over the
+    /// class counts (`LabelAwareSmoothing` of Zhong et al.'s `methods.py`).
+    /// The first value is the default, which follows their `train_stage2.py`.
+    #[derive(Default)]
+    pub enum SmoothShape("a label-aware smoothing shape") {
+        /// `tail + (head - tail) sin(pi (n - n_K) / (2 (n_1 - n_K)))`.
+        #[default]
+        Concave = "concave",
+        /// `tail + (head - tail) (n - n_K) / (n_1 - n_K)`.
+        Linear = "linear",
+        /// `head + (head - tail) sin(3 pi / 2 + pi (n - n_K) / (2 (n_1 - n_K)))`.
+        Convex = "convex",
+    }
+);
+
+string_enum!(
+    /// The classifier MiSLAS trains in stage 2.
+    /// The first value is the default, which follows Zhong et al.'s `train_stage2.py`.
+    #[derive(Default)]
+    pub enum MislasClassifier("a MiSLAS classifier start") {
+        /// The stage-1 classifier, trained on (their `resume` loads `state_dict_classifier`).
+        #[default]
+        Stage1 = "stage1",
+        /// A classifier drawn afresh, as cRT's.
+        Fresh = "fresh",
+    }
+);
+
+string_enum!(
+    /// Whether MiSLAS scales the classifier's logits by learnt per-class factors.
+    /// The first value is the default, which follows Zhong et al.'s `train_stage2.py`.
+    #[derive(Default)]
+    pub enum WeightScaling("a weight-scaling choice") {
+        /// `LearnableWeightScaling`: one factor per class, from 1, trained at the full `lr`.
+        #[default]
+        Learned = "learned",
+        /// The classifier's logits as they are.
+        None = "none",
+    }
+);
+
 /// Serialises an option only where it is not its default, so that a job at the defaults keeps
 /// its serialised form (and id).
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -166,6 +212,27 @@ pub enum Stage2Method {
         #[serde(default, skip_serializing_if = "is_default")]
         max_norm_every: MaxNormEvery,
     },
+    /// MiSLAS's stage 2: the classifier (`classifier`) at `lr * lr_factor` and the per-class
+    /// weight scales (`scaling`) at `lr`, both down to 0 on a cosine over `epochs`, trained on
+    /// the frozen backbone's features of class-aware batches with label-aware smoothing
+    /// (`smooth_head`, `smooth_tail`, `shape`), SGD with `weight_decay`; in `bn = train`, the
+    /// backbone's BatchNorm statistics follow those batches (their `shift_bn`).
+    Mislas {
+        epochs: u32,
+        lr: f64,
+        lr_factor: f64,
+        weight_decay: f64,
+        smooth_head: f64,
+        smooth_tail: f64,
+        #[serde(default, skip_serializing_if = "is_default")]
+        shape: SmoothShape,
+        #[serde(default, skip_serializing_if = "is_default")]
+        bn: BnMode,
+        #[serde(default, skip_serializing_if = "is_default")]
+        classifier: MislasClassifier,
+        #[serde(default, skip_serializing_if = "is_default")]
+        scaling: WeightScaling,
+    },
 }
 
 impl Stage2Method {
@@ -203,6 +270,23 @@ impl Stage2Method {
         }
     }
 
+    /// MiSLAS at Zhong et al.'s settings for CIFAR-100-LT ratio 100
+    /// (`config/cifar100/cifar100_imb001_stage2_mislas.yaml`), every option at its default.
+    pub fn mislas() -> Self {
+        Self::Mislas {
+            epochs: 10,
+            lr: 0.1,
+            lr_factor: 0.2,
+            weight_decay: 2e-4,
+            smooth_head: 0.4,
+            smooth_tail: 0.1,
+            shape: SmoothShape::default(),
+            bn: BnMode::default(),
+            classifier: MislasClassifier::default(),
+            scaling: WeightScaling::default(),
+        }
+    }
+
     pub fn kind(&self) -> Stage2Kind {
         match self {
             Self::Crt { .. } => Stage2Kind::Crt,
@@ -211,15 +295,17 @@ impl Stage2Method {
             Self::Ncm { .. } => Stage2Kind::Ncm,
             Self::PosthocLa { .. } => Stage2Kind::PosthocLa,
             Self::WeightBalancing { .. } => Stage2Kind::WeightBalancing,
+            Self::Mislas { .. } => Stage2Kind::Mislas,
         }
     }
 
-    /// Epochs of training (cRT, LWS, weight balancing); the others only evaluate.
+    /// Epochs of training (cRT, LWS, weight balancing, MiSLAS); the others only evaluate.
     pub fn epochs(&self) -> u32 {
         match self {
             Self::Crt { epochs, .. }
             | Self::Lws { epochs, .. }
-            | Self::WeightBalancing { epochs, .. } => *epochs,
+            | Self::WeightBalancing { epochs, .. }
+            | Self::Mislas { epochs, .. } => *epochs,
             _ => 0,
         }
     }
@@ -285,6 +371,37 @@ impl fmt::Display for Stage2Method {
                 }
                 if !is_default(max_norm_every) {
                     settings.push(format!("max_norm_every={max_norm_every}"));
+                }
+            }
+            Self::Mislas {
+                epochs,
+                lr,
+                lr_factor,
+                weight_decay,
+                smooth_head,
+                smooth_tail,
+                shape,
+                bn,
+                classifier,
+                scaling,
+            } => {
+                settings.push(format!("epochs={epochs}"));
+                settings.push(format!("lr={lr}"));
+                settings.push(format!("lr_factor={lr_factor}"));
+                settings.push(format!("weight_decay={weight_decay}"));
+                settings.push(format!("smooth_head={smooth_head}"));
+                settings.push(format!("smooth_tail={smooth_tail}"));
+                if !is_default(shape) {
+                    settings.push(format!("shape={shape}"));
+                }
+                if !is_default(bn) {
+                    settings.push(format!("bn={bn}"));
+                }
+                if !is_default(classifier) {
+                    settings.push(format!("classifier={classifier}"));
+                }
+                if !is_default(scaling) {
+                    settings.push(format!("scaling={scaling}"));
                 }
             }
         }

@@ -312,7 +312,7 @@ impl Default for NcmSetting {
 #[serde(deny_unknown_fields)]
 pub struct Stage2Section {
     /// `none` (the stage-1 jobs, always in the sweep), `crt`, `lws`, `tau_norm`, `ncm`,
-    /// `posthoc_la`, `weight_balancing`.
+    /// `posthoc_la`, `weight_balancing`, `mislas`.
     #[serde(default = "defaults::stage2")]
     pub method: Choice<Stage2Kind>,
     #[serde(default)]
@@ -327,6 +327,8 @@ pub struct Stage2Section {
     pub posthoc_la: Option<TauSetting>,
     #[serde(default)]
     pub weight_balancing: Option<super::WeightBalancingSetting>,
+    #[serde(default)]
+    pub mislas: Option<super::MislasSetting>,
 }
 
 impl Default for Stage2Section {

@@ -4,6 +4,7 @@
 use std::fmt;
 
 mod dataset;
+mod mislas;
 mod weight_balancing;
 
 use super::limits::*;
@@ -288,6 +289,7 @@ impl SweepSpec {
                 Stage2Kind::WeightBalancing,
                 st.weight_balancing.is_some(),
             ),
+            ("stage2.mislas", Stage2Kind::Mislas, st.mislas.is_some()),
         ] {
             check(
                 !given || methods.contains(&kind),
@@ -329,7 +331,8 @@ impl SweepSpec {
         if let Some(posthoc) = &st.posthoc_la {
             no_repeats(posthoc.tau.values(), "stage2.posthoc_la.tau")?;
         }
-        self.validate_weight_balancing()
+        self.validate_weight_balancing()?;
+        self.validate_mislas()
     }
 
     /// The base losses and their settings.
