@@ -14,7 +14,8 @@ use ltsweep_domain::result::{
     ClassGroup, ClassMetrics, EpochMetrics, GroupAccuracy, JobResult, PosthocAccuracy, Shot,
 };
 use ltsweep_domain::stage2::{
-    BnMode, MaxNormEvery, NcmFeatures, Stage2Method, Stage2Sampler, TauBias,
+    BnMode, MaxNormEvery, MislasClassifier, NcmFeatures, SmoothShape, Stage2Method, Stage2Sampler,
+    TauBias, WeightScaling,
 };
 
 mod augment;
@@ -448,6 +449,30 @@ impl From<Stage2> for pb::Stage2 {
                 max_norm_every_step: max_norm_every == MaxNormEvery::Step,
                 ..method(pb::Stage2Method::WeightBalancing)
             },
+            Stage2Method::Mislas {
+                epochs,
+                lr,
+                lr_factor,
+                weight_decay,
+                smooth_head,
+                smooth_tail,
+                shape,
+                bn,
+                classifier,
+                scaling,
+            } => pb::Stage2 {
+                epochs,
+                lr,
+                lr_factor,
+                weight_decay,
+                smooth_head,
+                smooth_tail,
+                smooth_shape: shape.to_string(),
+                bn_frozen: bn == BnMode::Frozen,
+                fresh_classifier: classifier == MislasClassifier::Fresh,
+                no_weight_scaling: scaling == WeightScaling::None,
+                ..method(pb::Stage2Method::Mislas)
+            },
         }
     }
 }
@@ -509,6 +534,32 @@ impl TryFrom<pb::Stage2> for Stage2 {
                     MaxNormEvery::Step
                 } else {
                     MaxNormEvery::Epoch
+                },
+            },
+            Ok(pb::Stage2Method::Mislas) => Stage2Method::Mislas {
+                epochs: s.epochs,
+                lr: s.lr,
+                lr_factor: s.lr_factor,
+                weight_decay: s.weight_decay,
+                smooth_head: s.smooth_head,
+                smooth_tail: s.smooth_tail,
+                shape: if s.smooth_shape.is_empty() {
+                    SmoothShape::default()
+                } else {
+                    s.smooth_shape
+                        .parse()
+                        .map_err(|_| unknown("job.stage2.smooth_shape"))?
+                },
+                bn,
+                classifier: if s.fresh_classifier {
+                    MislasClassifier::Fresh
+                } else {
+                    MislasClassifier::Stage1
+                },
+                scaling: if s.no_weight_scaling {
+                    WeightScaling::None
+                } else {
+                    WeightScaling::Learned
                 },
             },
             _ => return Err(unknown("job.stage2.method")),
@@ -879,6 +930,25 @@ mod tests {
         .unwrap();
         let jobs = spec.jobs();
         assert_eq!(jobs.len(), 1 + 8);
+        for job in jobs {
+            let wire = pb::JobSpec::from(job.clone());
+            assert_eq!(JobSpec::try_from(wire).unwrap(), job);
+        }
+    }
+
+    #[test]
+    fn mislas_jobs_survive_the_wire() {
+        let spec = SweepSpec::parse(
+            "name = \"m\"\nseeds = [3]\n[dataset]\nkind = \"synthetic\"\n[losses]\nplans = [{}]\n\
+             [stage2]\nmethod = [\"none\", \"mislas\"]\n\
+             [stage2.mislas]\nepochs = 3\nlr = 0.05\nlr_factor = 0.5\nweight_decay = 5e-4\n\
+             smooth_head = 0.3\nsmooth_tail = 0.0\nshape = [\"concave\", \"linear\", \"convex\"]\n\
+             bn = [\"train\", \"frozen\"]\nclassifier = [\"stage1\", \"fresh\"]\n\
+             scaling = [\"learned\", \"none\"]\n",
+        )
+        .unwrap();
+        let jobs = spec.jobs();
+        assert_eq!(jobs.len(), 1 + 3 * 2 * 2 * 2);
         for job in jobs {
             let wire = pb::JobSpec::from(job.clone());
             assert_eq!(JobSpec::try_from(wire).unwrap(), job);
