@@ -47,6 +47,9 @@ pub struct Sgd {
     weight_decay: f64,
     /// The decayed parameters are the buffer's first `decayed` elements.
     decayed: i64,
+    /// Each element's factor of the learning rate, where some parameter has one other than 1
+    /// (a parameter group of its own rate, as MiSLAS's classifier).
+    lr_scale: Option<Tensor>,
 }
 
 impl Sgd {
@@ -90,6 +93,22 @@ impl Sgd {
             momentum,
             weight_decay,
             decayed,
+            lr_scale: None,
+        }
+    }
+
+    /// Trains the parameter `name` at `factor` times the learning rate of each step: PyTorch's
+    /// parameter group with a learning rate of its own (the momentum and decay are the same).
+    /// A name not among the parameters changes nothing.
+    pub fn scale_lr(&mut self, name: &str, factor: f64) {
+        let mut offset = 0;
+        for (n, p) in self.names.iter().zip(&self.params) {
+            let len = p.numel() as i64;
+            if n == name {
+                let scale = self.lr_scale.get_or_insert_with(|| self.flat.ones_like());
+                let _ = scale.narrow(0, offset, len).fill_(factor);
+            }
+            offset += len;
         }
     }
 
@@ -134,7 +153,11 @@ impl Sgd {
             };
             let _ = self.buffer.g_mul_scalar_(self.momentum);
             let _ = self.buffer.g_add_(&d);
-            let _ = self.flat.g_sub_(&(&self.buffer * lr));
+            let step = match &self.lr_scale {
+                Some(scale) => &self.buffer * scale * lr,
+                None => &self.buffer * lr,
+            };
+            let _ = self.flat.g_sub_(&step);
         });
         extra_grads
     }
@@ -194,6 +217,35 @@ pub fn step_centers(centers: &mut Tensor, grad: &Tensor, center_lr: f64, pc_weig
 mod tests {
     use super::*;
     use tch::Kind;
+
+    #[test]
+    fn a_parameter_of_its_own_rate_steps_as_pytorchs_parameter_group() {
+        // Two parameter groups of PyTorch's SGD (momentum 0.9, wd 0.1), `a` at 0.2 * lr and
+        // `b` at lr = 0.5, both with loss 2a + 2b, by hand:
+        // step 1: d = 2 + 0.1 = 2.1 for both; a = 1 - 0.2 * 0.5 * 2.1 = 0.79, b = 1 - 1.05
+        // step 2: d_a = 2 + 0.079 = 2.079, buf_a = 1.89 + 2.079 = 3.969, a = 0.79 - 0.1 * 3.969
+        let a = Tensor::from_slice(&[1.0f64]).set_requires_grad(true);
+        let b = Tensor::from_slice(&[1.0f64]).set_requires_grad(true);
+        let mut sgd = Sgd::new(
+            vec![
+                ("a".into(), a.shallow_clone()),
+                ("b".into(), b.shallow_clone()),
+            ],
+            0.9,
+            0.1,
+            true,
+        );
+        sgd.scale_lr("a", 0.2);
+        sgd.scale_lr("not a parameter", 7.0);
+        for _ in 0..2 {
+            let loss = (&a * 2.0 + &b * 2.0).sum(Kind::Double);
+            sgd.backward_step(&loss, 0.5, None);
+        }
+        let (a, b) = (a.double_value(&[0]), b.double_value(&[0]));
+        assert!((a - (0.79 - 0.1 * 3.969)).abs() < 1e-12, "{a}");
+        // b: step 2 d = 2 - 0.005 = 1.995, buf = 1.89 + 1.995 = 3.885, b = -0.05 - 1.9425.
+        assert!((b - (-0.05 - 1.9425)).abs() < 1e-12, "{b}");
+    }
 
     #[test]
     fn matches_pytorch_sgd_by_hand() {

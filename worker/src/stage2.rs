@@ -18,7 +18,10 @@
 //!   Euclidean distance to the test image's feature transformed alike (`KNNClassifier.py`);
 //! - `posthoc_la`: the stage-1 logits minus `τ log(pi)` (Menon et al. 2021);
 //! - `weight_balancing` (Alshammari et al. 2022): the stage-1 classifier trained on with
-//!   class-balanced loss, weight decay and MaxNorm, as their code does ([`weight_balancing`]).
+//!   class-balanced loss, weight decay and MaxNorm, as their code does ([`weight_balancing`]);
+//! - `mislas` (Zhong et al. 2021): the classifier and per-class weight scales trained with
+//!   label-aware smoothing while BatchNorm's statistics follow the class-balanced batches, as
+//!   their code does ([`mislas`]).
 //!
 //! cRT and LWS train for the method's epochs with the job's momentum and weight decay, the
 //! learning rate from the method's `lr` down to 0 on a cosine, one value per epoch (Kang et
@@ -33,6 +36,7 @@
 //! seed under a purpose of their own. Their batches, and NCM's feature pass, come from the job's
 //! source, in memory or streamed from list data ([`crate::train`]'s `stage2_input`).
 
+pub mod mislas;
 pub mod weight_balancing;
 
 use std::time::Instant;
@@ -63,6 +67,9 @@ pub(crate) struct Training {
     /// al.'s `coslr`; 1 where the scheduler is stepped before each epoch's batches (weight
     /// balancing's `train_model`), so that the last epoch trains at 0.
     pub lr_lead: u32,
+    /// Parameters, by name, trained at this factor of the learning rate (MiSLAS's classifier
+    /// group); the others at the rate itself.
+    pub lr_factors: Vec<(String, f64)>,
     pub objective: Objective,
     pub max_norm: Option<MaxNorm>,
 }
@@ -88,6 +95,7 @@ impl Training {
             weight_decay: train.weight_decay,
             decay_norm_and_bias: train.decay_norm_and_bias,
             lr_lead: 0,
+            lr_factors: Vec::new(),
             objective: Objective::CrossEntropy,
             max_norm: None,
         }
@@ -99,6 +107,10 @@ impl Training {
 pub(crate) enum Order {
     /// Kang et al.'s class-aware sampler, its cycles running on from epoch to epoch.
     ClassAware,
+    /// The class-aware sampler cut to ceil(N / B) + 1 batches an epoch, N the training images
+    /// and B the batch: MiSLAS's `train` breaks out of its loader at `i > end_steps`,
+    /// `end_steps = ceil(N / B)`, long before the sampler's largest count times the classes.
+    ClassAwareCut,
     /// Independent draws, a class with probability 1/K and then one of its images.
     ClassBalanced,
     /// Every image once, shuffled (weight balancing's `DataLoader(shuffle=True)`).
@@ -110,6 +122,8 @@ pub(crate) enum Objective {
     CrossEntropy,
     /// [`weight_balancing::class_balanced_softmax_bce`] with these per-class weights `[K]`.
     ClassBalancedBce(Tensor),
+    /// [`mislas::label_aware_smoothing`] with these per-class smoothing factors `[K]`.
+    LabelAwareSmoothing(Tensor),
 }
 
 impl Objective {
@@ -118,6 +132,9 @@ impl Objective {
             Self::CrossEntropy => losses::cross_entropy(logits, labels),
             Self::ClassBalancedBce(weights) => {
                 weight_balancing::class_balanced_softmax_bce(logits, labels, weights)
+            }
+            Self::LabelAwareSmoothing(smooth) => {
+                mislas::label_aware_smoothing(logits, labels, smooth)
             }
         }
     }
@@ -223,6 +240,38 @@ pub fn run(
                 (Trained::Done { history, kept }, head) => {
                     kept_epoch = Some(kept);
                     (Box::new(move |f| head.forward(f)), history)
+                }
+                (other, _) => return Ok(ended(other, observer)),
+            }
+        }
+        Stage2Method::Mislas {
+            epochs,
+            lr,
+            lr_factor,
+            weight_decay,
+            smooth_head,
+            smooth_tail,
+            shape,
+            bn,
+            classifier,
+            scaling,
+        } => {
+            let settings = mislas::Settings {
+                epochs,
+                lr,
+                lr_factor,
+                weight_decay,
+                smooth_head,
+                smooth_tail,
+                shape,
+                bn,
+                classifier,
+                scaling,
+            };
+            match mislas::retrain(trainer, settings, observer)? {
+                (Trained::Done { history, kept }, model) => {
+                    kept_epoch = Some(kept);
+                    (Box::new(move |f| model.logits(f)), history)
                 }
                 (other, _) => return Ok(ended(other, observer)),
             }
@@ -379,10 +428,16 @@ fn transform(features: &Tensor, centre: Option<&Tensor>) -> Tensor {
     }
 }
 
-/// A classifier of the job's kind drawn afresh, in its own variable store (the network's
-/// classifier stays the stage-1 one), from the job's seed: a linear one as `nn.Linear` draws it
-/// (weight and bias Uniform(±1/sqrt(fan-in))), a cosine one as stage 1 draws it.
+/// cRT's classifier drawn afresh ([`fresh_classifier_drawn`]): `DotProduct_Classifier` is a
+/// plain `nn.Linear`, whatever stage 1 drew (weight and bias Uniform(±1/sqrt(fan-in))).
 fn fresh_classifier(trainer: &Trainer) -> (nn::VarStore, Head) {
+    fresh_classifier_drawn(trainer, LinearInit::PyTorch)
+}
+
+/// A classifier of the job's kind drawn afresh, in its own variable store (the network's
+/// classifier stays the stage-1 one), from the job's seed: a linear one as `init` says, a cosine
+/// one as stage 1 draws it.
+fn fresh_classifier_drawn(trainer: &Trainer, init: LinearInit) -> (nn::VarStore, Head) {
     let vs = nn::VarStore::new(trainer.device());
     let k = trainer.classes().num_classes() as i64;
     let head = with_seed(stage2_seed(trainer) as i64, || {
@@ -391,8 +446,7 @@ fn fresh_classifier(trainer: &Trainer) -> (nn::VarStore, Head) {
             trainer.model.features(),
             k,
             HeadKind::of(&trainer.job().losses.base),
-            // `DotProduct_Classifier` is a plain `nn.Linear`, whatever stage 1 drew.
-            LinearInit::PyTorch,
+            init,
         )
     });
     let mut vs = vs;
@@ -448,8 +502,12 @@ fn train(
         training.weight_decay,
         training.decay_norm_and_bias,
     );
+    for (name, factor) in &training.lr_factors {
+        sgd.scale_lr(name, *factor);
+    }
     let seed = stage2_seed(trainer);
-    let mut class_aware = (training.order == Order::ClassAware).then(|| {
+    let class_aware_order = matches!(training.order, Order::ClassAware | Order::ClassAwareCut);
+    let mut class_aware = class_aware_order.then(|| {
         baselines::ClassAware::new(
             trainer.train_labels(),
             trainer.classes().num_classes(),
@@ -464,6 +522,13 @@ fn train(
         let start = Instant::now();
         let lr_now = cosine_lr(training.lr, epoch + training.lr_lead, epochs);
         let order = match (class_aware.as_mut(), training.order) {
+            (Some(sampler), Order::ClassAwareCut) => {
+                let images = trainer.train_labels().len();
+                let batch = job.train.batch_size as usize;
+                let mut order = sampler.epoch();
+                order.truncate((images.div_ceil(batch) + 1) * batch);
+                order
+            }
             (Some(sampler), _) => sampler.epoch(),
             (None, order) => baselines::epoch_order(
                 trainer.train_labels(),

@@ -147,6 +147,7 @@ pub(super) fn retrain(
         // Their SGD decays every parameter it is given: the bias too.
         decay_norm_and_bias: true,
         lr_lead: 1,
+        lr_factors: Vec::new(),
         objective: Objective::ClassBalancedBce(weights),
         max_norm: Some(MaxNorm {
             radius: max_norm_radius(&weight, settings.max_norm),

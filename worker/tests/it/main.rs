@@ -1,8 +1,9 @@
 //! The trainer's tests, in one binary so that libtorch is linked once: fused arrays equal to
 //! each job alone, the ImageNet networks against torchvision, the JPEG pipeline against Pillow
 //! and torchvision, list data (counts, bad input, exact streamed resume), the losses against
-//! their reference vectors, preemption at a step boundary, whole training runs, and weight
-//! balancing's loss and MaxNorm against theirs.
+//! their reference vectors, preemption at a step boundary, whole training runs, weight
+//! balancing's loss and MaxNorm against theirs, and MiSLAS's label-aware smoothing against
+//! theirs.
 //!
 //! The runner is the root's (`tests/it/runner.rs`), so that this binary too ends by naming its
 //! slowest tests: a test is a plain `fn name()` registered right above it with [`register!`].
@@ -13,6 +14,7 @@ mod imagenet;
 mod jpeg_pipeline;
 mod list_data;
 mod loss_vectors;
+mod mislas;
 mod mixed_vectors;
 mod photos;
 mod policy_ops;
