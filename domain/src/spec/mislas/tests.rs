@@ -125,3 +125,26 @@ fn the_defaults_are_their_cifar100_lt_settings() {
         vec![Stage2Method::mislas()]
     );
 }
+
+#[test]
+fn the_example_is_their_cifar100_lt_recipe() {
+    let text = include_str!("../../../../examples/mislas-cifar100-lt.toml");
+    let spec = SweepSpec::parse(text).unwrap();
+    let jobs = spec.jobs();
+    // Per seed: the stage-1 job and its MiSLAS job.
+    assert_eq!(jobs.len(), 3 * 2);
+    for pair in jobs.chunks(2) {
+        let (stage1, stage2) = (&pair[0], &pair[1]);
+        assert!(stage1.stage2.is_none());
+        let t = &stage1.train;
+        assert_eq!((t.epochs, t.batch_size, t.warmup_epochs), (200, 128, 5));
+        assert_eq!((t.lr, t.momentum, t.weight_decay), (0.1, 0.9, 2e-4));
+        assert_eq!(
+            t.augmentation.mix,
+            crate::augment::Mix::Mixup { alpha: 1.0 }
+        );
+        let m = stage2.stage2.as_ref().unwrap();
+        assert_eq!(m.parent, stage1.id);
+        assert_eq!(m.method, Stage2Method::mislas());
+    }
+}
