@@ -162,6 +162,31 @@ fn a_mislas_job_trains_its_classifier_and_scales_and_shifts_only_batchnorms_stat
         let accuracy = result.accuracy.acc_all.unwrap();
         assert!(accuracy > 2.0 / 6.0, "{what}: accuracy {accuracy}");
     }
+
+    // The classifier's group trains at `lr * lr_factor`, the scales' at `lr`: with a vanishing
+    // factor the stage-1 classifier stays where it was while the scales still move.
+    let job = &jobs[1];
+    let mut trainer = Trainer::new(job, &data, Device::Cpu);
+    trainer.load_model(&model).unwrap();
+    let slow = Settings {
+        lr_factor: 1e-12,
+        ..settings(job.stage2.as_ref().unwrap().method)
+    };
+    assert_eq!(slow.classifier, MislasClassifier::Stage1);
+    let Head::Linear(old) = trainer.model.head() else {
+        panic!("a linear classifier");
+    };
+    let (_, mislas) = retrain(&trainer, slow, &mut Quiet).unwrap();
+    let Head::Linear(fc) = &mislas.head else {
+        panic!("a linear classifier");
+    };
+    let classifier_moved = (&fc.ws - &old.ws).abs().max().double_value(&[]);
+    assert!(
+        classifier_moved < 1e-9,
+        "the classifier moved {classifier_moved}"
+    );
+    let scales = mislas.scales.unwrap();
+    assert!((scales - 1.0).abs().max().double_value(&[]) > 1e-4);
 }
 
 #[test]
