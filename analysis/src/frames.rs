@@ -37,8 +37,9 @@ pub struct Frames {
     /// val_all_final .. val_few_final (the validation set's at the last epoch),
     /// acc_all_best_val .. acc_few_best_val (the test set's at the evaluated epoch of the
     /// highest All accuracy on the validation set), val_all_best_val .. val_few_best_val (the
-    /// validation set's there) and best_val_epoch; and parent_id (a stage-2 job's stage-1 job;
-    /// null otherwise).
+    /// validation set's there) and best_val_epoch; parent_id (a stage-2 job's stage-1 job;
+    /// null otherwise); stopped_at and stopped_reading (a job the search stopped: the rung
+    /// epoch it stopped at and its search metric there, a fraction; null otherwise).
     pub jobs: DataFrame,
     /// One row a job, evaluated epoch and class: job_id, plan, seed, epoch, class, train_count,
     /// group, shot, test_total, test_correct, recall, precision, final.
@@ -482,6 +483,8 @@ struct JobColumns {
     worker: Vec<Option<String>>,
     error: Vec<Option<String>>,
     parent_id: Vec<Option<String>>,
+    stopped_at: Vec<Option<u32>>,
+    stopped_reading: Vec<Option<f64>>,
 }
 
 impl JobColumns {
@@ -566,6 +569,20 @@ impl JobColumns {
         self.worker
             .push(record.worker.as_ref().map(ToString::to_string));
         self.error.push(record.error.clone());
+        // A job the search stopped and nothing sent on since: a retried one that succeeded
+        // is complete.
+        let stopped = record
+            .search
+            .as_ref()
+            .and_then(|s| s.stopped_at.map(|at| (at, s)))
+            .filter(|_| record.state == JobState::Cancelled);
+        self.stopped_at.push(stopped.map(|(at, _)| at));
+        self.stopped_reading.push(stopped.and_then(|(at, s)| {
+            s.readings
+                .iter()
+                .find(|(epoch, _)| *epoch == at)
+                .map(|(_, value)| *value)
+        }));
     }
 
     fn into_frame(self, axis_names: &[String]) -> Result<DataFrame, AnalysisError> {
@@ -606,6 +623,10 @@ impl JobColumns {
         columns.extend(self.best_val.into_columns("_best_val"));
         columns.extend(self.best_val_val.into_columns_named("val", "_best_val"));
         columns.push(Column::new("best_val_epoch".into(), self.best_val_epoch));
+        columns.extend([
+            Column::new("stopped_at".into(), self.stopped_at),
+            Column::new("stopped_reading".into(), self.stopped_reading),
+        ]);
         DataFrame::new(height, columns)
             .map_err(|source| polars_error("building the jobs frame", source))
     }

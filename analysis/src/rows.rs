@@ -35,6 +35,10 @@ pub(crate) struct JobRow {
     /// A row of the model with its logits adjusted post hoc (tau not 0): the job's per-class
     /// and epoch rows are not this row's.
     pub(crate) adjusted: bool,
+    /// A job the search stopped: the rung epoch it stopped at.
+    pub(crate) stopped_at: Option<u32>,
+    /// Its search metric at that rung, a fraction.
+    pub(crate) stopped_reading: Option<f64>,
 }
 
 pub(crate) struct ClassRow {
@@ -239,6 +243,8 @@ fn read_jobs(frame: &DataFrame, axis_names: &[String]) -> Result<Vec<JobRow>, An
         .iter()
         .map(|name| reader.reals(name))
         .collect::<Result<Vec<_>, _>>()?;
+    let stopped_at = reader.counts("stopped_at")?;
+    let stopped_reading = reader.reals("stopped_reading")?;
     let posthoc = axis_names.iter().position(|name| name == POSTHOC_AXIS);
     let mut rows = Vec::with_capacity(frame.height());
     for (i, accuracy) in accuracies.into_iter().enumerate() {
@@ -264,6 +270,8 @@ fn read_jobs(frame: &DataFrame, axis_names: &[String]) -> Result<Vec<JobRow>, An
             best_val: best_vals.next().unwrap_or_default(),
             best_val_val: best_val_vals.next().unwrap_or_default(),
             adjusted,
+            stopped_at: stopped_at[i],
+            stopped_reading: stopped_reading[i],
         });
     }
     Ok(rows)

@@ -106,6 +106,8 @@ pub(crate) const JOBS_TRAILING: &[ColumnSpec] = &[
     later("val_medium_best_val", Kind::Real),
     later("val_few_best_val", Kind::Real),
     later("best_val_epoch", Kind::Count),
+    later("stopped_at", Kind::Count),
+    later("stopped_reading", Kind::Real),
 ];
 
 pub(crate) const PER_CLASS: &[ColumnSpec] = &[

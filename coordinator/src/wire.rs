@@ -27,6 +27,18 @@ pub(crate) fn job_status(job: &Job, with_spec: bool) -> pb::JobStatus {
         stage2: job.stage2().map(|m| m.to_string()).unwrap_or_default(),
         base: job.base().to_string(),
         sampler: job.sampler().to_string(),
+        search: rt.search.as_ref().map(|s| pb::JobSearchStatus {
+            readings: s
+                .readings
+                .iter()
+                .map(|r| pb::RungReading {
+                    epoch: r.epoch,
+                    value: r.value,
+                })
+                .collect(),
+            paused_at: s.paused_at,
+            stopped_at: s.stopped_at,
+        }),
     }
 }
 

@@ -68,6 +68,21 @@ pub struct JobStatus {
     /// The base loss and sampler; `None` from a coordinator of an earlier version.
     pub base: Option<BaseKind>,
     pub sampler: Option<Sampler>,
+    /// Where a searched sweep's job stands in its search; `None` for a grid's job (and from a
+    /// coordinator of an earlier version).
+    pub search: Option<JobSearchStatus>,
+}
+
+/// A searched job's rungs: the search metric it read at each rung it reached, and whether it
+/// waits at one or was stopped at one.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct JobSearchStatus {
+    /// `(rung epoch, the job's search metric there)`, in rung order.
+    pub readings: Vec<(u32, f64)>,
+    /// The rung epoch it waits at for its configuration to be promoted.
+    pub paused_at: Option<u32>,
+    /// The rung epoch the search stopped it at.
+    pub stopped_at: Option<u32>,
 }
 
 impl JobStatus {
