@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use ltsweep_domain::{BaseKind, Sampler};
 
 use crate::AnalysisError;
-use crate::figures::{Curves, Figure1};
+use crate::figures::{Curves, Figure1, SearchFigure};
 use crate::frames::Frames;
 use crate::rows::Tidy;
 use crate::search;
@@ -39,7 +39,8 @@ pub struct Report {
 /// `shots.md|csv|tex`, `recall.csv`, `per_class_recall.csv`, `jobs.parquet`,
 /// `per_class.parquet`, `epochs.parquet`, `figure1.png|svg`, `curves.png|svg` and the
 /// TensorBoard event files in `tensorboard/`; for a searched sweep whose search stopped
-/// configurations, `stopped.md|csv` (they are in no table).
+/// configurations, `stopped.md|csv` (they are in no table); for a searched sweep,
+/// `search.png|svg` (each configuration's search metric against the epochs, rungs marked).
 ///
 /// The tables report each job's final epoch with Student t comparisons; [`write_report_with`]
 /// chooses.
@@ -105,6 +106,9 @@ pub fn write_report_with(
     notes.extend(figure_notes);
     files.extend(figure1.save(out_dir)?);
     files.extend(Curves::build(&tidy, &figure_rows).save(out_dir)?);
+    if let Some(figure) = SearchFigure::build(&tidy) {
+        files.extend(figure.save(out_dir)?);
+    }
     files.extend(tensorboard::write_runs(
         &tidy,
         &out_dir.join("tensorboard"),

@@ -108,6 +108,8 @@ pub(crate) const JOBS_TRAILING: &[ColumnSpec] = &[
     later("best_val_epoch", Kind::Count),
     later("stopped_at", Kind::Count),
     later("stopped_reading", Kind::Real),
+    later("search_metric", Kind::Text),
+    later("rung_readings", Kind::Text),
 ];
 
 pub(crate) const PER_CLASS: &[ColumnSpec] = &[

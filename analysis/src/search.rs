@@ -89,7 +89,8 @@ pub(crate) fn stopped_rows(tidy: &Tidy) -> Vec<StoppedRow> {
         .collect()
 }
 
-fn label(tidy: &Tidy, job: &JobRow) -> String {
+/// A configuration as `validate` shows a job, without its seed.
+pub(crate) fn label(tidy: &Tidy, job: &JobRow) -> String {
     let mut label = job.plan.to_string();
     if job.base != BaseKind::Ce {
         label.push_str(&format!(" base={}", job.base));

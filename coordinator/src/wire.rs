@@ -3,10 +3,11 @@
 
 use ltsweep_proto::pb;
 
-use crate::scheduler::{Job, Lease, Scheduler, Sweep, Worker};
+use crate::scheduler::{Job, Lease, Scheduler, SearchPlan, Sweep, Worker};
 
-/// A job's status; `with_spec` adds its full spec, which reports need and status views don't.
-pub(crate) fn job_status(job: &Job, with_spec: bool) -> pb::JobStatus {
+/// A job's status; `search` is its sweep's search, `with_spec` adds its full spec, which
+/// reports need and status views don't.
+pub(crate) fn job_status(job: &Job, search: Option<&SearchPlan>, with_spec: bool) -> pb::JobStatus {
     let rt = &job.runtime;
     pb::JobStatus {
         spec: with_spec.then(|| job.spec().into()),
@@ -38,6 +39,9 @@ pub(crate) fn job_status(job: &Job, with_spec: bool) -> pb::JobStatus {
                 .collect(),
             paused_at: s.paused_at,
             stopped_at: s.stopped_at,
+            metric: search
+                .map(|plan| plan.metric.to_string())
+                .unwrap_or_default(),
         }),
     }
 }

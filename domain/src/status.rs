@@ -4,6 +4,7 @@
 
 use crate::baseline::{BaseKind, Sampler};
 use crate::job::{AxisValue, JobId, JobSpec, JobState, LossPlan, SweepId, WorkerId};
+use crate::spec::SearchMetric;
 
 /// How many jobs of a sweep are in each state.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -83,6 +84,8 @@ pub struct JobSearchStatus {
     pub paused_at: Option<u32>,
     /// The rung epoch the search stopped it at.
     pub stopped_at: Option<u32>,
+    /// The metric the readings are of.
+    pub metric: Option<SearchMetric>,
 }
 
 impl JobStatus {

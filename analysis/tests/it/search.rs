@@ -2,7 +2,7 @@
 //! their rung and reading, and never enter Table 1 or its statistics.
 
 use ltsweep_analysis::{Frames, table1_rows, write_report};
-use ltsweep_domain::{JobSearchStatus, JobState};
+use ltsweep_domain::{GroupAccuracy, JobSearchStatus, JobState, SearchMetric};
 
 use crate::fixtures::{self, Outcome, succeeded};
 
@@ -43,6 +43,7 @@ fn stopped_at(rung: u32, value: f64) -> Option<JobSearchStatus> {
         readings: vec![(rung, value)],
         paused_at: None,
         stopped_at: Some(rung),
+        metric: Some(SearchMetric::ValAll),
     })
 }
 
@@ -62,10 +63,18 @@ fn searched() -> ltsweep_analysis::SweepRecords {
         ],
     );
     for job in &mut records.jobs[..2] {
+        // Validation All of 10% a finished epoch.
+        for epoch in &mut job.result.as_mut().expect("succeeded").epochs {
+            epoch.val_accuracy = Some(GroupAccuracy {
+                acc_all: Some(0.1 * f64::from(epoch.epoch)),
+                ..GroupAccuracy::default()
+            });
+        }
         job.search = Some(JobSearchStatus {
             readings: vec![(2, 0.5), (6, 0.6)],
             paused_at: None,
             stopped_at: None,
+            metric: Some(SearchMetric::ValAll),
         });
     }
     let readings = [0.40, 0.45, 0.30, 0.36];
@@ -119,12 +128,30 @@ fn stopped_configurations_are_listed_apart_and_never_in_table1() {
     let csv = std::fs::read_to_string(out.path().join("stopped.csv")).expect("stopped.csv");
     assert_eq!(csv.lines().count(), 3, "{csv}");
 
+    // The figure: CE alone through its evaluated epochs, each stopped configuration to its
+    // rung, the rungs marked.
+    let svg = std::fs::read_to_string(out.path().join("search.svg")).expect("search.svg");
+    for text in [
+        "comp=none,pc=none",
+        "comp=tail,pc=none (stopped at epoch 2)",
+        "comp=none,pc=head (stopped at epoch 2)",
+        "rung 2",
+        "rung 6",
+        "validation val_all [%]",
+    ] {
+        assert!(svg.contains(text), "search.svg lacks {text}");
+    }
+    assert!(out.path().join("search.png").is_file());
+
     // The report's folder reads back to the same report.
     let again = Frames::read_results(out.path()).expect("the report's frames");
     let out_again = tempfile::tempdir().expect("a temporary directory");
     let report_again = write_report(&again, out_again.path()).expect("report");
     assert_eq!(report_again.table1_markdown, report.table1_markdown);
     assert_eq!(report_again.stopped_markdown, report.stopped_markdown);
+    let svg_again =
+        std::fs::read_to_string(out_again.path().join("search.svg")).expect("search.svg");
+    assert_eq!(svg_again, svg);
 }
 
 #[test]

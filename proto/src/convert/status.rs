@@ -83,11 +83,23 @@ impl TryFrom<pb::JobStatus> for JobStatus {
                     problem: "not a sampler",
                 })?),
             },
-            search: job.search.map(|s| JobSearchStatus {
-                readings: s.readings.into_iter().map(|r| (r.epoch, r.value)).collect(),
-                paused_at: s.paused_at,
-                stopped_at: s.stopped_at,
-            }),
+            search: job
+                .search
+                .map(|s| -> Result<JobSearchStatus, ConvertError> {
+                    Ok(JobSearchStatus {
+                        readings: s.readings.into_iter().map(|r| (r.epoch, r.value)).collect(),
+                        paused_at: s.paused_at,
+                        stopped_at: s.stopped_at,
+                        metric: match s.metric.as_str() {
+                            "" => None,
+                            name => Some(name.parse().map_err(|_| ConvertError {
+                                field: "job.search.metric",
+                                problem: "not a search metric",
+                            })?),
+                        },
+                    })
+                })
+                .transpose()?,
         })
     }
 }
