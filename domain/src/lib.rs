@@ -48,5 +48,8 @@ pub use spec::{SearchMethod, SearchMetric, SpecError, SubsetSeed, SweepSpec};
 pub use stage2::{
     BnMode, MaxNormEvery, NcmFeatures, Stage2Kind, Stage2Method, Stage2Sampler, TauBias,
 };
-pub use status::{JobSearchStatus, JobStatus, SweepCounts, SweepEvent, SweepStatus, SweepSummary};
+pub use status::{
+    ConfigurationStatus, JobSearchStatus, JobStatus, RungStanding, SweepCounts, SweepEvent,
+    SweepStatus, SweepSummary,
+};
 pub use workers::{SlurmPlacement, WORKER_COLUMNS, WorkerInfo};
