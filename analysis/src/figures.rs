@@ -15,6 +15,10 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 
+mod search;
+
+pub(crate) use search::SearchFigure;
+
 use crate::AnalysisError;
 use crate::rows::Tidy;
 use crate::stats;

@@ -37,8 +37,11 @@ pub struct Frames {
     /// val_all_final .. val_few_final (the validation set's at the last epoch),
     /// acc_all_best_val .. acc_few_best_val (the test set's at the evaluated epoch of the
     /// highest All accuracy on the validation set), val_all_best_val .. val_few_best_val (the
-    /// validation set's there) and best_val_epoch; and parent_id (a stage-2 job's stage-1 job;
-    /// null otherwise).
+    /// validation set's there) and best_val_epoch; parent_id (a stage-2 job's stage-1 job;
+    /// null otherwise); stopped_at and stopped_reading (a job the search stopped: the rung
+    /// epoch it stopped at and its search metric there, a fraction; null otherwise),
+    /// search_metric (`val_all`, ...) and rung_readings (its metric at each rung it reached,
+    /// `epoch:value` pairs by spaces; both null for a grid's job).
     pub jobs: DataFrame,
     /// One row a job, evaluated epoch and class: job_id, plan, seed, epoch, class, train_count,
     /// group, shot, test_total, test_correct, recall, precision, final.
@@ -456,6 +459,26 @@ impl JobKeys {
     }
 }
 
+/// A job's rung readings as one text value, `epoch:value` pairs by spaces (`2:0.41 6:0.5`),
+/// so the jobs frame keeps plain column types.
+fn format_readings(readings: &[(u32, f64)]) -> String {
+    readings
+        .iter()
+        .map(|(epoch, value)| format!("{epoch}:{value}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The readings [`format_readings`] wrote; `None` for text it cannot have written.
+pub(crate) fn parse_readings(text: &str) -> Option<Vec<(u32, f64)>> {
+    text.split_whitespace()
+        .map(|pair| {
+            let (epoch, value) = pair.split_once(':')?;
+            Some((epoch.parse().ok()?, value.parse().ok()?))
+        })
+        .collect()
+}
+
 #[derive(Default)]
 struct JobColumns {
     sweep: Vec<String>,
@@ -482,6 +505,10 @@ struct JobColumns {
     worker: Vec<Option<String>>,
     error: Vec<Option<String>>,
     parent_id: Vec<Option<String>>,
+    stopped_at: Vec<Option<u32>>,
+    stopped_reading: Vec<Option<f64>>,
+    search_metric: Vec<Option<String>>,
+    rung_readings: Vec<Option<String>>,
 }
 
 impl JobColumns {
@@ -566,6 +593,25 @@ impl JobColumns {
         self.worker
             .push(record.worker.as_ref().map(ToString::to_string));
         self.error.push(record.error.clone());
+        // A job the search stopped and nothing sent on since: a retried one that succeeded
+        // is complete.
+        let stopped = record
+            .search
+            .as_ref()
+            .and_then(|s| s.stopped_at.map(|at| (at, s)))
+            .filter(|_| record.state == JobState::Cancelled);
+        self.stopped_at.push(stopped.map(|(at, _)| at));
+        self.stopped_reading.push(stopped.and_then(|(at, s)| {
+            s.readings
+                .iter()
+                .find(|(epoch, _)| *epoch == at)
+                .map(|(_, value)| *value)
+        }));
+        let search = record.search.as_ref();
+        self.search_metric
+            .push(search.and_then(|s| s.metric).map(|m| m.to_string()));
+        self.rung_readings
+            .push(search.map(|s| format_readings(&s.readings)));
     }
 
     fn into_frame(self, axis_names: &[String]) -> Result<DataFrame, AnalysisError> {
@@ -606,6 +652,12 @@ impl JobColumns {
         columns.extend(self.best_val.into_columns("_best_val"));
         columns.extend(self.best_val_val.into_columns_named("val", "_best_val"));
         columns.push(Column::new("best_val_epoch".into(), self.best_val_epoch));
+        columns.extend([
+            Column::new("stopped_at".into(), self.stopped_at),
+            Column::new("stopped_reading".into(), self.stopped_reading),
+            Column::new("search_metric".into(), self.search_metric),
+            Column::new("rung_readings".into(), self.rung_readings),
+        ]);
         DataFrame::new(height, columns)
             .map_err(|source| polars_error("building the jobs frame", source))
     }

@@ -42,6 +42,7 @@ mod records;
 mod report;
 mod rows;
 mod schema;
+mod search;
 mod select;
 mod stage2;
 pub mod stats;

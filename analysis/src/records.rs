@@ -2,7 +2,9 @@
 
 use std::collections::HashMap;
 
-use ltsweep_domain::{JobId, JobResult, JobSpec, JobState, SweepId, SweepStatus, WorkerId};
+use ltsweep_domain::{
+    JobId, JobResult, JobSearchStatus, JobSpec, JobState, SweepId, SweepStatus, WorkerId,
+};
 
 use crate::AnalysisError;
 
@@ -18,6 +20,8 @@ pub struct JobRecord {
     pub error: Option<String>,
     /// `Some` for succeeded jobs.
     pub result: Option<JobResult>,
+    /// A searched sweep's job: its rung readings and where it waits or was stopped.
+    pub search: Option<JobSearchStatus>,
 }
 
 /// Every job of one sweep.
@@ -54,6 +58,7 @@ impl SweepRecords {
                     worker: job.worker,
                     error: job.error,
                     result: by_job.remove(&spec.id),
+                    search: job.search,
                     spec,
                 })
             })

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use ltsweep_domain::{BaseKind, Sampler};
 
 use crate::AnalysisError;
-use crate::figures::{Curves, Figure1};
+use crate::figures::{Curves, Figure1, SearchFigure};
 use crate::frames::Frames;
 use crate::rows::Tidy;
+use crate::search;
 use crate::select::{EpochChoice, Selection};
 use crate::stats::PairedTest;
 use crate::stats::resampling::{EXACT_MAX_PAIRS, sign_flip_floor};
@@ -25,6 +26,9 @@ pub struct Report {
     pub table1_markdown: String,
     /// The Many / Medium / Few table, as in `shots.md`.
     pub shots_markdown: String,
+    /// A searched sweep's stopped configurations, as in `stopped.md`; empty where the search
+    /// stopped none (or the sweep is a grid).
+    pub stopped_markdown: String,
     /// Every file written, in the order written.
     pub files: Vec<PathBuf>,
     /// What the tables cannot show on their own: missing jobs, a missing baseline, the best row.
@@ -34,7 +38,9 @@ pub struct Report {
 /// Writes every report file into `out_dir` (created if missing): `table1.md|csv|tex`,
 /// `shots.md|csv|tex`, `recall.csv`, `per_class_recall.csv`, `jobs.parquet`,
 /// `per_class.parquet`, `epochs.parquet`, `figure1.png|svg`, `curves.png|svg` and the
-/// TensorBoard event files in `tensorboard/`.
+/// TensorBoard event files in `tensorboard/`; for a searched sweep whose search stopped
+/// configurations, `stopped.md|csv` (they are in no table); for a searched sweep,
+/// `search.png|svg` (each configuration's search metric against the epochs, rungs marked).
 ///
 /// The tables report each job's final epoch with Student t comparisons; [`write_report_with`]
 /// chooses.
@@ -58,6 +64,20 @@ pub fn write_report_with(
     let mut notes = table_notes(&rows, with_differences);
     notes.extend(selection_notes(selection.as_ref()));
     let mut files = Vec::new();
+
+    let stopped = search::stopped_rows(&tidy);
+    let mut stopped_markdown = String::new();
+    if !stopped.is_empty() {
+        notes.push(format!(
+            "{} configurations stopped by the search are left out of the tables and statistics \
+             (stopped.md lists them with their rung)",
+            stopped.len()
+        ));
+        let (markdown, csv) = search::stopped_tables(&stopped);
+        write_text(out_dir, "stopped.md", &markdown, &mut files)?;
+        write_text(out_dir, "stopped.csv", &csv, &mut files)?;
+        stopped_markdown = markdown;
+    }
 
     let (table1, shots) =
         accuracy_tables(&tidy, &rows, with_differences, options, selection.as_ref());
@@ -86,6 +106,9 @@ pub fn write_report_with(
     notes.extend(figure_notes);
     files.extend(figure1.save(out_dir)?);
     files.extend(Curves::build(&tidy, &figure_rows).save(out_dir)?);
+    if let Some(figure) = SearchFigure::build(&tidy) {
+        files.extend(figure.save(out_dir)?);
+    }
     files.extend(tensorboard::write_runs(
         &tidy,
         &out_dir.join("tensorboard"),
@@ -94,6 +117,7 @@ pub fn write_report_with(
     Ok(Report {
         table1_markdown: table1.markdown,
         shots_markdown: shots.markdown,
+        stopped_markdown,
         files,
         notes,
     })

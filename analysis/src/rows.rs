@@ -1,11 +1,13 @@
 //! The frames read back into typed rows: the report's computations run on these, so a report
 //! made from an export is the same as one made from records.
 
-use ltsweep_domain::{BaseKind, ClassGroup, GroupAccuracy, JobState, LossPlan, Sampler, Shot};
+use ltsweep_domain::{
+    BaseKind, ClassGroup, GroupAccuracy, JobState, LossPlan, Sampler, SearchMetric, Shot,
+};
 use polars::prelude::{Column, DataFrame};
 
 use crate::AnalysisError;
-use crate::frames::{Frames, POSTHOC_AXIS};
+use crate::frames::{Frames, POSTHOC_AXIS, parse_readings};
 use crate::schema::FrameKind;
 use crate::stage2::MethodLabel;
 
@@ -35,6 +37,13 @@ pub(crate) struct JobRow {
     /// A row of the model with its logits adjusted post hoc (tau not 0): the job's per-class
     /// and epoch rows are not this row's.
     pub(crate) adjusted: bool,
+    /// A job the search stopped: the rung epoch it stopped at.
+    pub(crate) stopped_at: Option<u32>,
+    /// Its search metric at that rung, a fraction.
+    pub(crate) stopped_reading: Option<f64>,
+    /// A searched job's search metric and its readings, `(rung epoch, fraction)`.
+    pub(crate) search_metric: Option<SearchMetric>,
+    pub(crate) rung_readings: Vec<(u32, f64)>,
 }
 
 pub(crate) struct ClassRow {
@@ -239,6 +248,10 @@ fn read_jobs(frame: &DataFrame, axis_names: &[String]) -> Result<Vec<JobRow>, An
         .iter()
         .map(|name| reader.reals(name))
         .collect::<Result<Vec<_>, _>>()?;
+    let stopped_at = reader.counts("stopped_at")?;
+    let stopped_reading = reader.reals("stopped_reading")?;
+    let search_metrics = reader.texts("search_metric")?;
+    let rung_readings = reader.texts("rung_readings")?;
     let posthoc = axis_names.iter().position(|name| name == POSTHOC_AXIS);
     let mut rows = Vec::with_capacity(frame.height());
     for (i, accuracy) in accuracies.into_iter().enumerate() {
@@ -264,6 +277,15 @@ fn read_jobs(frame: &DataFrame, axis_names: &[String]) -> Result<Vec<JobRow>, An
             best_val: best_vals.next().unwrap_or_default(),
             best_val_val: best_val_vals.next().unwrap_or_default(),
             adjusted,
+            stopped_at: stopped_at[i],
+            stopped_reading: stopped_reading[i],
+            search_metric: search_metrics[i]
+                .map(|text| reader.parsed("search_metric", i, Some(text), |t| t.parse().ok()))
+                .transpose()?,
+            rung_readings: rung_readings[i]
+                .map(|text| reader.parsed("rung_readings", i, Some(text), parse_readings))
+                .transpose()?
+                .unwrap_or_default(),
         });
     }
     Ok(rows)

@@ -106,6 +106,10 @@ pub(crate) const JOBS_TRAILING: &[ColumnSpec] = &[
     later("val_medium_best_val", Kind::Real),
     later("val_few_best_val", Kind::Real),
     later("best_val_epoch", Kind::Count),
+    later("stopped_at", Kind::Count),
+    later("stopped_reading", Kind::Real),
+    later("search_metric", Kind::Text),
+    later("rung_readings", Kind::Text),
 ];
 
 pub(crate) const PER_CLASS: &[ColumnSpec] = &[

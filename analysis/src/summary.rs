@@ -10,6 +10,7 @@ use ltsweep_domain::{
 use crate::AnalysisError;
 use crate::frames::{Frames, NO_STAGE2, STANDARD_AUGMENT};
 use crate::rows::{ClassRow, JobRow, Tidy};
+use crate::search;
 use crate::select::{self, EpochChoice, Selection};
 use crate::stats::{self, PairedDifference, PairedTest, multiple};
 
@@ -342,11 +343,15 @@ pub(crate) fn plan_rows_selected(
         .as_deref()
         .map(|axis| select::select(tidy, axis, options.epoch))
         .transpose()?;
+    // A configuration the search stopped has no final epoch: it is listed apart, never in a
+    // row as if it had completed.
+    let stopped = search::stopped_configurations(tidy);
     let kept: Vec<&JobRow> = tidy
         .jobs
         .iter()
         .enumerate()
         .filter(|(index, _)| selection.as_ref().is_none_or(|s| s.keeps(*index)))
+        .filter(|(_, job)| !stopped.contains(&search::Configuration::of(job)))
         .map(|(_, job)| job)
         .collect();
     let selected = selection.as_ref().and_then(Selection::axis);

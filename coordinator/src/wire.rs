@@ -3,10 +3,11 @@
 
 use ltsweep_proto::pb;
 
-use crate::scheduler::{Job, Lease, Scheduler, Sweep, Worker};
+use crate::scheduler::{Job, Lease, Scheduler, SearchPlan, Sweep, Worker};
 
-/// A job's status; `with_spec` adds its full spec, which reports need and status views don't.
-pub(crate) fn job_status(job: &Job, with_spec: bool) -> pb::JobStatus {
+/// A job's status; `search` is its sweep's search, `with_spec` adds its full spec, which
+/// reports need and status views don't.
+pub(crate) fn job_status(job: &Job, search: Option<&SearchPlan>, with_spec: bool) -> pb::JobStatus {
     let rt = &job.runtime;
     pb::JobStatus {
         spec: with_spec.then(|| job.spec().into()),
@@ -27,6 +28,21 @@ pub(crate) fn job_status(job: &Job, with_spec: bool) -> pb::JobStatus {
         stage2: job.stage2().map(|m| m.to_string()).unwrap_or_default(),
         base: job.base().to_string(),
         sampler: job.sampler().to_string(),
+        search: rt.search.as_ref().map(|s| pb::JobSearchStatus {
+            readings: s
+                .readings
+                .iter()
+                .map(|r| pb::RungReading {
+                    epoch: r.epoch,
+                    value: r.value,
+                })
+                .collect(),
+            paused_at: s.paused_at,
+            stopped_at: s.stopped_at,
+            metric: search
+                .map(|plan| plan.metric.to_string())
+                .unwrap_or_default(),
+        }),
     }
 }
 

@@ -49,5 +49,8 @@ pub use stage2::{
     BnMode, MaxNormEvery, MislasClassifier, NcmFeatures, SmoothShape, Stage2Kind, Stage2Method,
     Stage2Sampler, TauBias, WeightScaling,
 };
-pub use status::{JobStatus, SweepCounts, SweepEvent, SweepStatus, SweepSummary};
+pub use status::{
+    ConfigurationStatus, JobSearchStatus, JobStatus, RungStanding, SweepCounts, SweepEvent,
+    SweepStatus, SweepSummary,
+};
 pub use workers::{SlurmPlacement, WORKER_COLUMNS, WorkerInfo};

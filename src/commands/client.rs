@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use ltsweep_analysis::SweepRecords;
-use ltsweep_domain::{BaseKind, JobId, JobState, Sampler, SweepId, WORKER_COLUMNS};
+use ltsweep_domain::{BaseKind, JobId, JobState, Sampler, SweepId, SweepStatus, WORKER_COLUMNS};
 use ltsweep_proto::client::{Connection, Which};
 use ltsweep_proto::token::{Token, read_token_file, sent_in_clear, systemd_credential};
 use ltsweep_proto::{ErrorKind, RemoteError};
@@ -212,6 +212,7 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
         })
         .collect();
     print!("{}", crate::table::render(&header, &rows));
+    print_rungs(&sweep);
     let counts = sweep.counts;
     println!(
         "{} ({}): {} jobs: {} pending, {} running, {} succeeded, {} failed, {} cancelled",
@@ -225,6 +226,36 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
         counts.cancelled
     );
     Ok(())
+}
+
+/// A search's configurations, their seeds together: the rung each reached, whether it waits
+/// there, was promoted past it or stopped, and its reading (the seeds' mean, percent).
+fn print_rungs(sweep: &SweepStatus) {
+    let configurations = sweep.configurations();
+    if configurations.is_empty() {
+        return;
+    }
+    let header: Vec<String> = ["configuration", "seeds", "rung", "standing", "reading"]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let rows: Vec<Vec<String>> = configurations
+        .iter()
+        .map(|c| {
+            vec![
+                c.label.clone(),
+                c.seeds.to_string(),
+                c.standing
+                    .rung()
+                    .map_or_else(|| "-".to_owned(), |r| r.to_string()),
+                c.standing.as_str().to_owned(),
+                c.reading
+                    .map_or_else(|| "-".to_owned(), |r| format!("{:.2}", r * 100.0)),
+            ]
+        })
+        .collect();
+    println!();
+    print!("{}", crate::table::render(&header, &rows));
 }
 
 pub fn watch(args: &SweepArgs) -> anyhow::Result<()> {

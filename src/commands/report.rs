@@ -24,6 +24,9 @@ pub fn write_and_print_with(
     })?;
     println!("{}", report.table1_markdown);
     println!("{}", report.shots_markdown);
+    if !report.stopped_markdown.is_empty() {
+        println!("{}", report.stopped_markdown);
+    }
     for note in &report.notes {
         println!("note: {note}");
     }

@@ -69,6 +69,29 @@ fn a_search_stops_jobs_at_their_rungs_and_the_promoted_resume_without_retraining
             assert_eq!(job["preemptions"], 0, "{job}");
         }
     }
+    // Status shows each configuration where its seeds stand: the promoted one past its last
+    // rung, the others stopped at the first, each with its seeds' mean reading there.
+    let configurations = status["configurations"]
+        .as_array()
+        .expect("a search's rungs");
+    let standings: Vec<(&str, u64)> = configurations
+        .iter()
+        .map(|c| (c["standing"].as_str().unwrap(), c["rung"].as_u64().unwrap()))
+        .collect();
+    let mut sorted = standings.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        [("promoted", 6), ("stopped", 2), ("stopped", 2)],
+        "{status}"
+    );
+    for configuration in configurations {
+        assert_eq!(configuration["seeds"], 2, "{configuration}");
+        assert!(configuration["reading"].is_f64(), "{configuration}");
+    }
+    for job in jobs {
+        assert!(job["rungs"]["2"].is_f64(), "{job}");
+    }
     // The two seeds of one configuration went on together.
     let succeeded: Vec<&serde_json::Value> =
         jobs.iter().filter(|j| j["state"] == "succeeded").collect();

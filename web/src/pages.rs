@@ -203,7 +203,7 @@ pub(crate) async fn sweep_page(
 <p class="actions"><button type="button" id="cancel" class="danger">Cancel sweep</button>
 <button type="button" id="retry-failed">Retry failed</button>
 <span id="action-status" role="status"></span> <span id="live" class="live">connecting…</span></p></header>
-<section><h2>Jobs</h2><div class="scroll"><table id="jobs" class="{table_class}"><thead><tr><th>plan</th><th>seed</th><th>axes</th><th>state</th><th>worker</th><th>epoch</th><th>attempts</th><th>last acc.</th></tr></thead>
+<section><h2>Jobs</h2><div class="scroll"><table id="jobs" class="{table_class}"><thead><tr><th>plan</th><th>seed</th><th>axes</th><th>state</th><th>worker</th><th>epoch</th><th>attempts</th><th>last acc.</th><th>rung</th></tr></thead>
 <tbody>{rows}</tbody></table></div></section>
 <section><h2>Workers</h2><div id="workers" data-refresh="/api/workers"><p class="empty">loading…</p></div></section>
 <section><h2>Results so far</h2><div id="report" data-refresh="/api/sweeps/{path}/report"><p class="empty">loading…</p></div></section>
@@ -230,7 +230,7 @@ pub(crate) fn job_row(job: &JobStatus) -> String {
         format!(r#" title="{}""#, escape(error))
     });
     format!(
-        r#"<tr id="job-{id}" data-state="{state}"><td>{plan}</td><td>{seed}</td><td>{axes}</td><td class="state"><span class="badge s-{state}"{error}>{state}</span></td><td class="worker">{worker}</td><td class="epoch">{epoch}/{epochs}</td><td>{attempts}</td><td class="acc">{accuracy}</td></tr>"#,
+        r#"<tr id="job-{id}" data-state="{state}"><td>{plan}</td><td>{seed}</td><td>{axes}</td><td class="state"><span class="badge s-{state}"{error}>{state}</span></td><td class="worker">{worker}</td><td class="epoch">{epoch}/{epochs}</td><td>{attempts}</td><td class="acc">{accuracy}</td><td class="rung">{rung}</td></tr>"#,
         id = escape(job.id.as_str()),
         plan = escape(&job.plan.to_string()),
         seed = job.seed,
@@ -239,7 +239,27 @@ pub(crate) fn job_row(job: &JobStatus) -> String {
         epoch = job.epoch,
         epochs = job.epochs_total,
         attempts = job.attempts,
+        rung = escape(&rung_cell(job)),
     )
+}
+
+/// A searched job's last rung and its reading there [%], and whether it waits or was stopped
+/// there (`2: 41.25 waiting`); empty for a grid's job or before its first rung.
+fn rung_cell(job: &JobStatus) -> String {
+    let Some(search) = &job.search else {
+        return String::new();
+    };
+    let Some(&(rung, value)) = search.readings.last() else {
+        return String::new();
+    };
+    let standing = if search.stopped_at == Some(rung) {
+        " stopped"
+    } else if search.paused_at == Some(rung) {
+        " waiting"
+    } else {
+        ""
+    };
+    format!("{rung}: {:.2}{standing}", value * 100.0)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -371,6 +391,38 @@ mod tests {
         assert!(row.contains("3/6") && row.contains("50.00"), "{row}");
         assert!(
             row.contains("&lt;b&gt;boom") && !row.contains("<b>"),
+            "{row}"
+        );
+        assert!(row.ends_with(r#"<td class="rung"></td></tr>"#), "{row}");
+    }
+
+    #[test]
+    fn a_searched_job_row_shows_its_last_rung() {
+        let job = JobStatus::try_from(pb::JobStatus {
+            job_id: "j2".into(),
+            plan: Some(ltsweep_domain::LossPlan::CE_ONLY.into()),
+            state: pb::JobState::Pending.into(),
+            search: Some(pb::JobSearchStatus {
+                readings: vec![
+                    pb::RungReading {
+                        epoch: 2,
+                        value: 0.4,
+                    },
+                    pb::RungReading {
+                        epoch: 6,
+                        value: 0.4125,
+                    },
+                ],
+                paused_at: Some(6),
+                stopped_at: None,
+                metric: "val_tail".into(),
+            }),
+            ..Default::default()
+        })
+        .unwrap();
+        let row = job_row(&job);
+        assert!(
+            row.ends_with(r#"<td class="rung">6: 41.25 waiting</td></tr>"#),
             "{row}"
         );
     }

@@ -195,6 +195,10 @@ fn parquet_frames_have_their_columns_in_plain_types() {
             "val_medium_best_val",
             "val_few_best_val",
             "best_val_epoch",
+            "stopped_at",
+            "stopped_reading",
+            "search_metric",
+            "rung_readings",
         ]
     );
     let per_class = columns(&dir.path().join("per_class.parquet"));

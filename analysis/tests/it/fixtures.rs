@@ -106,6 +106,7 @@ fn record(spec: JobSpec, outcome: Outcome) -> JobRecord {
         error: (state == JobState::Failed).then(|| "loss is not finite".to_owned()),
         result,
         spec,
+        search: None,
     }
 }
 

@@ -6,6 +6,7 @@ mod files;
 mod fixtures;
 mod golden;
 mod incomplete;
+mod search;
 mod select;
 mod select_stage2;
 mod stats_golden;

@@ -76,7 +76,7 @@ pub(crate) fn sweep_page(
         if jobs.len() == page.jobs || (!jobs.is_empty() && bytes >= PAGE_BYTES) {
             break;
         }
-        let status = wire::job_status(job, with_specs);
+        let status = wire::job_status(job, sweep.record.search.as_ref(), with_specs);
         bytes += status.encoded_len();
         jobs.push(status);
         next += 1;

@@ -189,7 +189,7 @@ impl Watcher {
         let counts = Some(pb::SweepCounts::from(sweep.counts));
         let message = |id: &JobId| {
             s.job(id).map(|job| pb::SweepEvent {
-                job: Some(wire::job_status(job, false)),
+                job: Some(wire::job_status(job, sweep.record.search.as_ref(), false)),
                 counts,
             })
         };

@@ -1,8 +1,8 @@
 //! Conversions of a sweep's, its jobs' and the workers' status between the wire and the domain.
 
 use ltsweep_domain::{
-    JobId, JobSpec, JobStatus, LossPlan, SlurmPlacement, SweepCounts, SweepEvent, SweepId,
-    SweepStatus, SweepSummary, WorkerId, WorkerInfo,
+    JobId, JobSearchStatus, JobSpec, JobStatus, LossPlan, SlurmPlacement, SweepCounts, SweepEvent,
+    SweepId, SweepStatus, SweepSummary, WorkerId, WorkerInfo,
 };
 
 use super::ConvertError;
@@ -83,6 +83,23 @@ impl TryFrom<pb::JobStatus> for JobStatus {
                     problem: "not a sampler",
                 })?),
             },
+            search: job
+                .search
+                .map(|s| -> Result<JobSearchStatus, ConvertError> {
+                    Ok(JobSearchStatus {
+                        readings: s.readings.into_iter().map(|r| (r.epoch, r.value)).collect(),
+                        paused_at: s.paused_at,
+                        stopped_at: s.stopped_at,
+                        metric: match s.metric.as_str() {
+                            "" => None,
+                            name => Some(name.parse().map_err(|_| ConvertError {
+                                field: "job.search.metric",
+                                problem: "not a search metric",
+                            })?),
+                        },
+                    })
+                })
+                .transpose()?,
         })
     }
 }
