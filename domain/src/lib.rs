@@ -46,8 +46,8 @@ pub use result::{
 pub use sha256::{NotSha256, Sha256, Sha256Hasher};
 pub use spec::{SearchMethod, SearchMetric, SpecError, SubsetSeed, SweepSpec};
 pub use stage2::{
-    BnMode, MaxNormEvery, MislasClassifier, NcmFeatures, SmoothShape, Stage2Kind, Stage2Method,
-    Stage2Sampler, TauBias, WeightScaling,
+    BnMode, MaxNormEvery, MislasClassifier, MislasSettings, NcmFeatures, SmoothShape, Stage2Kind,
+    Stage2Method, Stage2Sampler, TauBias, WeightBalancingSettings, WeightScaling,
 };
 pub use status::{
     ConfigurationStatus, JobSearchStatus, JobStatus, RungStanding, SweepCounts, SweepEvent,

@@ -201,38 +201,46 @@ pub enum Stage2Method {
     /// its softmax form, SGD with `weight_decay`, the learning rate from `lr` down to 0 on a
     /// cosine, and each class's weight vector projected onto the ball of radius
     /// `min + max_norm * (max - min)` of the stage-1 rows' norms (`max_norm_every`).
-    WeightBalancing {
-        epochs: u32,
-        lr: f64,
-        weight_decay: f64,
-        cb_beta: f64,
-        max_norm: f64,
-        #[serde(default, skip_serializing_if = "is_default")]
-        bn: BnMode,
-        #[serde(default, skip_serializing_if = "is_default")]
-        max_norm_every: MaxNormEvery,
-    },
+    WeightBalancing(WeightBalancingSettings),
     /// MiSLAS's stage 2: the classifier (`classifier`) at `lr * lr_factor` and the per-class
     /// weight scales (`scaling`) at `lr`, both down to 0 on a cosine over `epochs`, trained on
     /// the frozen backbone's features of class-aware batches with label-aware smoothing
     /// (`smooth_head`, `smooth_tail`, `shape`), SGD with `weight_decay`; in `bn = train`, the
     /// backbone's BatchNorm statistics follow those batches (their `shift_bn`).
-    Mislas {
-        epochs: u32,
-        lr: f64,
-        lr_factor: f64,
-        weight_decay: f64,
-        smooth_head: f64,
-        smooth_tail: f64,
-        #[serde(default, skip_serializing_if = "is_default")]
-        shape: SmoothShape,
-        #[serde(default, skip_serializing_if = "is_default")]
-        bn: BnMode,
-        #[serde(default, skip_serializing_if = "is_default")]
-        classifier: MislasClassifier,
-        #[serde(default, skip_serializing_if = "is_default")]
-        scaling: WeightScaling,
-    },
+    Mislas(MislasSettings),
+}
+
+/// Weight balancing's settings (a [`Stage2Method::WeightBalancing`] job's).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WeightBalancingSettings {
+    pub epochs: u32,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub cb_beta: f64,
+    pub max_norm: f64,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub bn: BnMode,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub max_norm_every: MaxNormEvery,
+}
+
+/// MiSLAS's settings (a [`Stage2Method::Mislas`] job's).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MislasSettings {
+    pub epochs: u32,
+    pub lr: f64,
+    pub lr_factor: f64,
+    pub weight_decay: f64,
+    pub smooth_head: f64,
+    pub smooth_tail: f64,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub shape: SmoothShape,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub bn: BnMode,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub classifier: MislasClassifier,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub scaling: WeightScaling,
 }
 
 impl Stage2Method {
@@ -259,7 +267,7 @@ impl Stage2Method {
     /// Weight balancing at Alshammari et al.'s settings for CIFAR-100-LT
     /// (`demo2_second-stage-training.py`), every option at its default.
     pub fn weight_balancing() -> Self {
-        Self::WeightBalancing {
+        Self::WeightBalancing(WeightBalancingSettings {
             epochs: 10,
             lr: 0.01,
             weight_decay: 0.1,
@@ -267,13 +275,13 @@ impl Stage2Method {
             max_norm: 0.1,
             bn: BnMode::default(),
             max_norm_every: MaxNormEvery::default(),
-        }
+        })
     }
 
     /// MiSLAS at Zhong et al.'s settings for CIFAR-100-LT ratio 100
     /// (`config/cifar100/cifar100_imb001_stage2_mislas.yaml`), every option at its default.
     pub fn mislas() -> Self {
-        Self::Mislas {
+        Self::Mislas(MislasSettings {
             epochs: 10,
             lr: 0.1,
             lr_factor: 0.2,
@@ -284,7 +292,7 @@ impl Stage2Method {
             bn: BnMode::default(),
             classifier: MislasClassifier::default(),
             scaling: WeightScaling::default(),
-        }
+        })
     }
 
     pub fn kind(&self) -> Stage2Kind {
@@ -294,8 +302,8 @@ impl Stage2Method {
             Self::TauNorm { .. } => Stage2Kind::TauNorm,
             Self::Ncm { .. } => Stage2Kind::Ncm,
             Self::PosthocLa { .. } => Stage2Kind::PosthocLa,
-            Self::WeightBalancing { .. } => Stage2Kind::WeightBalancing,
-            Self::Mislas { .. } => Stage2Kind::Mislas,
+            Self::WeightBalancing(_) => Stage2Kind::WeightBalancing,
+            Self::Mislas(_) => Stage2Kind::Mislas,
         }
     }
 
@@ -304,8 +312,8 @@ impl Stage2Method {
         match self {
             Self::Crt { epochs, .. }
             | Self::Lws { epochs, .. }
-            | Self::WeightBalancing { epochs, .. }
-            | Self::Mislas { epochs, .. } => *epochs,
+            | Self::WeightBalancing(WeightBalancingSettings { epochs, .. })
+            | Self::Mislas(MislasSettings { epochs, .. }) => *epochs,
             _ => 0,
         }
     }
@@ -352,7 +360,7 @@ impl fmt::Display for Stage2Method {
                 }
             }
             Self::PosthocLa { tau } => settings.push(format!("tau={tau}")),
-            Self::WeightBalancing {
+            Self::WeightBalancing(WeightBalancingSettings {
                 epochs,
                 lr,
                 weight_decay,
@@ -360,7 +368,7 @@ impl fmt::Display for Stage2Method {
                 max_norm,
                 bn,
                 max_norm_every,
-            } => {
+            }) => {
                 settings.push(format!("epochs={epochs}"));
                 settings.push(format!("lr={lr}"));
                 settings.push(format!("weight_decay={weight_decay}"));
@@ -373,7 +381,7 @@ impl fmt::Display for Stage2Method {
                     settings.push(format!("max_norm_every={max_norm_every}"));
                 }
             }
-            Self::Mislas {
+            Self::Mislas(MislasSettings {
                 epochs,
                 lr,
                 lr_factor,
@@ -384,7 +392,7 @@ impl fmt::Display for Stage2Method {
                 bn,
                 classifier,
                 scaling,
-            } => {
+            }) => {
                 settings.push(format!("epochs={epochs}"));
                 settings.push(format!("lr={lr}"));
                 settings.push(format!("lr_factor={lr_factor}"));
@@ -459,18 +467,18 @@ mod tests {
             r#"{"method":"weight_balancing","epochs":10,"lr":0.01,"weight_decay":0.1,"cb_beta":0.9999,"max_norm":0.1}"#
         );
         assert_eq!(serde_json::from_str::<Stage2Method>(&json).unwrap(), wb);
-        let Stage2Method::WeightBalancing {
+        let Stage2Method::WeightBalancing(WeightBalancingSettings {
             epochs,
             lr,
             weight_decay,
             cb_beta,
             max_norm,
             ..
-        } = wb
+        }) = wb
         else {
             unreachable!()
         };
-        let variant = Stage2Method::WeightBalancing {
+        let variant = Stage2Method::WeightBalancing(WeightBalancingSettings {
             epochs,
             lr,
             weight_decay,
@@ -478,7 +486,7 @@ mod tests {
             max_norm,
             bn: BnMode::Frozen,
             max_norm_every: MaxNormEvery::Step,
-        };
+        });
         assert_eq!(
             variant.to_string(),
             "weight_balancing(epochs=10,lr=0.01,weight_decay=0.1,cb_beta=0.9999,max_norm=0.1,bn=frozen,max_norm_every=step)"

@@ -218,24 +218,7 @@ pub fn run(
                 (other, _) => return Ok(ended(other, observer)),
             }
         }
-        Stage2Method::WeightBalancing {
-            epochs,
-            lr,
-            weight_decay,
-            cb_beta,
-            max_norm,
-            bn,
-            max_norm_every,
-        } => {
-            let settings = weight_balancing::Settings {
-                epochs,
-                lr,
-                weight_decay,
-                cb_beta,
-                max_norm,
-                bn,
-                max_norm_every,
-            };
+        Stage2Method::WeightBalancing(settings) => {
             match weight_balancing::retrain(trainer, settings, observer)? {
                 (Trained::Done { history, kept }, head) => {
                     kept_epoch = Some(kept);
@@ -244,38 +227,13 @@ pub fn run(
                 (other, _) => return Ok(ended(other, observer)),
             }
         }
-        Stage2Method::Mislas {
-            epochs,
-            lr,
-            lr_factor,
-            weight_decay,
-            smooth_head,
-            smooth_tail,
-            shape,
-            bn,
-            classifier,
-            scaling,
-        } => {
-            let settings = mislas::Settings {
-                epochs,
-                lr,
-                lr_factor,
-                weight_decay,
-                smooth_head,
-                smooth_tail,
-                shape,
-                bn,
-                classifier,
-                scaling,
-            };
-            match mislas::retrain(trainer, settings, observer)? {
-                (Trained::Done { history, kept }, model) => {
-                    kept_epoch = Some(kept);
-                    (Box::new(move |f| model.logits(f)), history)
-                }
-                (other, _) => return Ok(ended(other, observer)),
+        Stage2Method::Mislas(settings) => match mislas::retrain(trainer, settings, observer)? {
+            (Trained::Done { history, kept }, model) => {
+                kept_epoch = Some(kept);
+                (Box::new(move |f| model.logits(f)), history)
             }
-        }
+            (other, _) => return Ok(ended(other, observer)),
+        },
     };
     let confusion = trainer.evaluate_with(Split::Test, &*logits_of)?;
     let val_accuracy = if trainer.has_val() {

@@ -8,7 +8,9 @@ use serde::Deserialize;
 use super::Axis;
 use super::defaults;
 use crate::baseline::Choice;
-use crate::stage2::{BnMode, MislasClassifier, SmoothShape, Stage2Method, WeightScaling};
+use crate::stage2::{
+    BnMode, MislasClassifier, MislasSettings, SmoothShape, Stage2Method, WeightScaling,
+};
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,18 +88,20 @@ impl MislasSetting {
                                     for &bn in self.bn.values() {
                                         for &classifier in self.classifier.values() {
                                             for &scaling in self.scaling.values() {
-                                                methods.push(Stage2Method::Mislas {
-                                                    epochs,
-                                                    lr,
-                                                    lr_factor,
-                                                    weight_decay,
-                                                    smooth_head,
-                                                    smooth_tail,
-                                                    shape,
-                                                    bn,
-                                                    classifier,
-                                                    scaling,
-                                                });
+                                                methods.push(Stage2Method::Mislas(
+                                                    MislasSettings {
+                                                        epochs,
+                                                        lr,
+                                                        lr_factor,
+                                                        weight_decay,
+                                                        smooth_head,
+                                                        smooth_tail,
+                                                        shape,
+                                                        bn,
+                                                        classifier,
+                                                        scaling,
+                                                    },
+                                                ));
                                             }
                                         }
                                     }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::Axis;
 use super::defaults;
 use crate::baseline::Choice;
-use crate::stage2::{BnMode, MaxNormEvery, Stage2Method};
+use crate::stage2::{BnMode, MaxNormEvery, Stage2Method, WeightBalancingSettings};
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,15 +69,17 @@ impl WeightBalancingSetting {
                         for &max_norm in self.max_norm.values() {
                             for &bn in self.bn.values() {
                                 for &max_norm_every in self.max_norm_every.values() {
-                                    methods.push(Stage2Method::WeightBalancing {
-                                        epochs,
-                                        lr,
-                                        weight_decay,
-                                        cb_beta,
-                                        max_norm,
-                                        bn,
-                                        max_norm_every,
-                                    });
+                                    methods.push(Stage2Method::WeightBalancing(
+                                        WeightBalancingSettings {
+                                            epochs,
+                                            lr,
+                                            weight_decay,
+                                            cb_beta,
+                                            max_norm,
+                                            bn,
+                                            max_norm_every,
+                                        },
+                                    ));
                                 }
                             }
                         }

@@ -3,8 +3,8 @@
 
 use ltsweep_domain::job::Stage2;
 use ltsweep_domain::stage2::{
-    BnMode, MaxNormEvery, MislasClassifier, NcmFeatures, SmoothShape, Stage2Method, Stage2Sampler,
-    TauBias, WeightScaling,
+    BnMode, MaxNormEvery, MislasClassifier, MislasSettings, NcmFeatures, SmoothShape, Stage2Method,
+    Stage2Sampler, TauBias, WeightBalancingSettings, WeightScaling,
 };
 
 use super::{ConvertError, JobId, missing, unknown};
@@ -55,7 +55,7 @@ impl From<Stage2> for pb::Stage2 {
                 tau,
                 ..method(pb::Stage2Method::PosthocLa)
             },
-            Stage2Method::WeightBalancing {
+            Stage2Method::WeightBalancing(WeightBalancingSettings {
                 epochs,
                 lr,
                 weight_decay,
@@ -63,7 +63,7 @@ impl From<Stage2> for pb::Stage2 {
                 max_norm,
                 bn,
                 max_norm_every,
-            } => pb::Stage2 {
+            }) => pb::Stage2 {
                 epochs,
                 lr,
                 weight_decay,
@@ -73,7 +73,7 @@ impl From<Stage2> for pb::Stage2 {
                 max_norm_every_step: max_norm_every == MaxNormEvery::Step,
                 ..method(pb::Stage2Method::WeightBalancing)
             },
-            Stage2Method::Mislas {
+            Stage2Method::Mislas(MislasSettings {
                 epochs,
                 lr,
                 lr_factor,
@@ -84,7 +84,7 @@ impl From<Stage2> for pb::Stage2 {
                 bn,
                 classifier,
                 scaling,
-            } => pb::Stage2 {
+            }) => pb::Stage2 {
                 epochs,
                 lr,
                 lr_factor,
@@ -147,20 +147,22 @@ impl TryFrom<pb::Stage2> for Stage2 {
                 },
             },
             Ok(pb::Stage2Method::PosthocLa) => Stage2Method::PosthocLa { tau: s.tau },
-            Ok(pb::Stage2Method::WeightBalancing) => Stage2Method::WeightBalancing {
-                epochs: s.epochs,
-                lr: s.lr,
-                weight_decay: s.weight_decay,
-                cb_beta: s.cb_beta,
-                max_norm: s.max_norm,
-                bn,
-                max_norm_every: if s.max_norm_every_step {
-                    MaxNormEvery::Step
-                } else {
-                    MaxNormEvery::Epoch
-                },
-            },
-            Ok(pb::Stage2Method::Mislas) => Stage2Method::Mislas {
+            Ok(pb::Stage2Method::WeightBalancing) => {
+                Stage2Method::WeightBalancing(WeightBalancingSettings {
+                    epochs: s.epochs,
+                    lr: s.lr,
+                    weight_decay: s.weight_decay,
+                    cb_beta: s.cb_beta,
+                    max_norm: s.max_norm,
+                    bn,
+                    max_norm_every: if s.max_norm_every_step {
+                        MaxNormEvery::Step
+                    } else {
+                        MaxNormEvery::Epoch
+                    },
+                })
+            }
+            Ok(pb::Stage2Method::Mislas) => Stage2Method::Mislas(MislasSettings {
                 epochs: s.epochs,
                 lr: s.lr,
                 lr_factor: s.lr_factor,
@@ -185,7 +187,7 @@ impl TryFrom<pb::Stage2> for Stage2 {
                 } else {
                     WeightScaling::Learned
                 },
-            },
+            }),
             _ => return Err(unknown("job.stage2.method")),
         };
         Ok(Stage2 {

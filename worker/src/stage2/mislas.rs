@@ -18,27 +18,12 @@
 //!   `lr_factor` 0.2, `weight_decay` 2e-4, `smooth_head` 0.4, `smooth_tail` 0.1, batch 128,
 //!   momentum 0.9, no mixup).
 
-use ltsweep_domain::{BnMode, MislasClassifier, SmoothShape, WeightScaling};
+use ltsweep_domain::{MislasClassifier, MislasSettings, SmoothShape, WeightScaling};
 use tch::{Kind, Tensor, nn};
 
 use super::{Objective, Order, Trained, Training, fresh_classifier_drawn, train};
 use crate::cifar_resnet::{Head, LinearInit};
 use crate::train::{Observer, TrainError, Trainer};
-
-/// The settings of a MiSLAS job (its `Stage2Method::Mislas`).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Settings {
-    pub epochs: u32,
-    pub lr: f64,
-    pub lr_factor: f64,
-    pub weight_decay: f64,
-    pub smooth_head: f64,
-    pub smooth_tail: f64,
-    pub shape: SmoothShape,
-    pub bn: BnMode,
-    pub classifier: MislasClassifier,
-    pub scaling: WeightScaling,
-}
 
 /// Each class's smoothing factor from the training counts, as `LabelAwareSmoothing.__init__`
 /// computes it: `smooth_tail` at the smallest count n_K, `smooth_head` at the largest n_1, and
@@ -105,7 +90,7 @@ impl Mislas {
 /// Trains MiSLAS's classifier and scales on the frozen backbone as `train_stage2.py` does.
 pub(super) fn retrain(
     trainer: &Trainer,
-    settings: Settings,
+    settings: MislasSettings,
     observer: &mut dyn Observer,
 ) -> Result<(Trained, Mislas), TrainError> {
     let Head::Linear(stage1) = trainer.model.head() else {

@@ -20,25 +20,13 @@
 //!   `(1 - β) / (1 - β^n)` normalised to sum to the number of classes, averaged over the batch
 //!   and the classes.
 
-use ltsweep_domain::{BnMode, MaxNormEvery};
+use ltsweep_domain::{MaxNormEvery, WeightBalancingSettings};
 use tch::{Kind, Reduction, Tensor, nn};
 
 use super::{Objective, Order, Trained, Training, train};
 use crate::baselines;
 use crate::cifar_resnet::Head;
 use crate::train::{Observer, TrainError, Trainer};
-
-/// The settings of a weight-balancing job (its `Stage2Method::WeightBalancing`).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Settings {
-    pub epochs: u32,
-    pub lr: f64,
-    pub weight_decay: f64,
-    pub cb_beta: f64,
-    pub max_norm: f64,
-    pub bn: BnMode,
-    pub max_norm_every: MaxNormEvery,
-}
 
 /// The MaxNorm constraint on a classifier's weight `[K, features]`: its rows, one per class,
 /// projected onto the ball of `radius`.
@@ -109,7 +97,7 @@ pub fn class_balanced_softmax_bce(logits: &Tensor, labels: &Tensor, weights: &Te
 /// Trains a copy of the stage-1 classifier as weight balancing does; returns it, projected.
 pub(super) fn retrain(
     trainer: &Trainer,
-    settings: Settings,
+    settings: WeightBalancingSettings,
     observer: &mut dyn Observer,
 ) -> Result<(Trained, Head), TrainError> {
     let Head::Linear(stage1) = trainer.model.head() else {

@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use ltsweep_domain::{JobSpec, Stage2Method, SweepSpec};
+use ltsweep_domain::{BnMode, JobSpec, Stage2Method, SweepSpec};
 use tch::Device;
 
 use super::*;
@@ -48,34 +48,11 @@ classifier = ["stage1", "fresh"]
     (jobs, data)
 }
 
-fn settings(method: Stage2Method) -> Settings {
-    let Stage2Method::Mislas {
-        epochs,
-        lr,
-        lr_factor,
-        weight_decay,
-        smooth_head,
-        smooth_tail,
-        shape,
-        bn,
-        classifier,
-        scaling,
-    } = method
-    else {
+fn settings(method: Stage2Method) -> MislasSettings {
+    let Stage2Method::Mislas(settings) = method else {
         panic!("a MiSLAS job");
     };
-    Settings {
-        epochs,
-        lr,
-        lr_factor,
-        weight_decay,
-        smooth_head,
-        smooth_tail,
-        shape,
-        bn,
-        classifier,
-        scaling,
-    }
+    settings
 }
 
 fn variables(trainer: &Trainer) -> HashMap<String, Tensor> {
@@ -168,7 +145,7 @@ fn a_mislas_job_trains_its_classifier_and_scales_and_shifts_only_batchnorms_stat
     let job = &jobs[1];
     let mut trainer = Trainer::new(job, &data, Device::Cpu);
     trainer.load_model(&model).unwrap();
-    let slow = Settings {
+    let slow = MislasSettings {
         lr_factor: 1e-12,
         ..settings(job.stage2.as_ref().unwrap().method)
     };

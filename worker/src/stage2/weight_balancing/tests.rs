@@ -48,28 +48,11 @@ max_norm_every = ["epoch", "step"]
     (jobs, data)
 }
 
-fn settings(method: Stage2Method) -> Settings {
-    let Stage2Method::WeightBalancing {
-        epochs,
-        lr,
-        weight_decay,
-        cb_beta,
-        max_norm,
-        bn,
-        max_norm_every,
-    } = method
-    else {
+fn settings(method: Stage2Method) -> WeightBalancingSettings {
+    let Stage2Method::WeightBalancing(settings) = method else {
         panic!("a weight-balancing job");
     };
-    Settings {
-        epochs,
-        lr,
-        weight_decay,
-        cb_beta,
-        max_norm,
-        bn,
-        max_norm_every,
-    }
+    settings
 }
 
 fn variables(trainer: &Trainer) -> HashMap<String, Tensor> {
