@@ -145,6 +145,33 @@ struct Line {
     points: Vec<(f64, f64)>,
 }
 
+/// The mesh of a chart of a percentage against epochs: whole epochs on x, at most ten labels.
+fn draw_epoch_mesh<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    first: f64,
+    last: f64,
+    y_desc: &str,
+) -> DrawResult<DB> {
+    chart
+        .configure_mesh()
+        .max_light_lines(1)
+        .x_labels(((last - first) as usize + 1).min(10))
+        .x_label_formatter(&|x| {
+            // Epochs are whole numbers; a short run would otherwise repeat labels.
+            if (x - x.round()).abs() < 1e-9 {
+                format!("{x:.0}")
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .x_desc("epoch")
+        .y_desc(y_desc)
+        .axis_desc_style(title_font(18))
+        .label_style(title_font(15))
+        .draw()
+}
+
 fn draw_lines<DB: DrawingBackend>(
     chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
     lines: &[Line],
@@ -516,24 +543,7 @@ impl Figure for Curves {
                 .x_label_area_size(55)
                 .y_label_area_size(70)
                 .build_cartesian_2d(first..last, y_range)?;
-            chart
-                .configure_mesh()
-                .max_light_lines(1)
-                .x_labels(((last - first) as usize + 1).min(10))
-                .x_label_formatter(&|x| {
-                    // Epochs are whole numbers; a short run would otherwise repeat labels.
-                    if (x - x.round()).abs() < 1e-9 {
-                        format!("{x:.0}")
-                    } else {
-                        String::new()
-                    }
-                })
-                .y_label_formatter(&|y| format!("{y:.0}"))
-                .x_desc("epoch")
-                .y_desc("top-1 accuracy [%]")
-                .axis_desc_style(title_font(18))
-                .label_style(title_font(15))
-                .draw()?;
+            draw_epoch_mesh(&mut chart, first, last, "top-1 accuracy [%]")?;
             draw_lines(&mut chart, lines)?;
         }
         // One legend for the three panels, beside them, so that no line hides behind it.

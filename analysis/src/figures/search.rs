@@ -11,7 +11,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{DrawResult, Figure, Line, draw_lines, line_color, save, title_font};
+use super::{DrawResult, Figure, Line, draw_epoch_mesh, draw_lines, line_color, save, title_font};
 use crate::AnalysisError;
 use crate::rows::{JobRow, Tidy};
 use crate::search::Configuration;
@@ -155,23 +155,12 @@ impl Figure for SearchFigure {
             .x_label_area_size(55)
             .y_label_area_size(70)
             .build_cartesian_2d(first..last, y_range.clone())?;
-        chart
-            .configure_mesh()
-            .max_light_lines(1)
-            .x_labels(((last - first) as usize + 1).min(10))
-            .x_label_formatter(&|x| {
-                if (x - x.round()).abs() < 1e-9 {
-                    format!("{x:.0}")
-                } else {
-                    String::new()
-                }
-            })
-            .y_label_formatter(&|y| format!("{y:.0}"))
-            .x_desc("epoch")
-            .y_desc(format!("validation {} [%]", self.metric))
-            .axis_desc_style(title_font(18))
-            .label_style(title_font(15))
-            .draw()?;
+        draw_epoch_mesh(
+            &mut chart,
+            first,
+            last,
+            &format!("validation {} [%]", self.metric),
+        )?;
         for &rung in &self.rungs {
             let x = f64::from(rung);
             chart.draw_series(DashedLineSeries::new(
