@@ -11,7 +11,12 @@
 # with 0 to --cores + 1 loader processes, every process pinned to the first --cores cores. Every
 # figure is images/s of shuffled float batches of [--batch, 3, 224, 224] after
 # RandomResizedCrop(224), a flip and normalisation, over --passes passes after one untimed pass.
-# Prints each configuration's median, each decoder's best, and ltsweep's ratio to the best peer.
+# Each round also times libjpeg-turbo decoding whole images alone (Pillow and torchvision, files
+# in memory, one thread pinned to the first core): the faster one's rate times --cores is the
+# ceiling of any loader that decodes whole images on these cores; and ltsweep's own decoder
+# the same way (`ltsweep bench loader --decode-only`).
+# Prints each configuration's median, each decoder's best, the ceiling, and ltsweep's ratio to the
+# best peer and to the ceiling.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 flag images 1000 "JPEGs in the list" int
@@ -35,6 +40,8 @@ say "data: $images JPEGs in $data ($(du -sh "$data/images" | cut -f1)); $cores c
 
 pinned() { taskset -c "0-$((cores - 1))" "$@"; }
 for round in $(seq "$rounds"); do
+    record decode-ltsweep "$(taskset -c 0 "$ltsweep" bench loader --path "$data" --list train.txt \
+        --passes "$passes" --decode-only | rate)"
     record ltsweep "$(pinned "$ltsweep" bench loader --path "$data" --list train.txt --threads "$cores" \
         --batch "$batch" --passes "$passes" | rate)"
     for decoder in pil tv; do
@@ -43,6 +50,8 @@ for round in $(seq "$rounds"); do
                 --list train.txt --decoder "$decoder" --workers "$workers" --batch "$batch" \
                 --passes "$passes" | rate)"
         done
+        record "decode-$decoder" "$(taskset -c 0 "$python" bench/peers/loader_peer.py --root "$data" \
+            --list train.txt --decoder "$decoder" --workers 0 --passes "$passes" --decode-only | rate)"
     done
 done
 

@@ -503,6 +503,10 @@ pub struct BenchLoaderArgs {
     /// Timed passes over the list, after one untimed.
     #[arg(long, default_value_t = 2)]
     pub passes: u32,
+    /// No loader: decode every JPEG whole on this thread alone, the files read beforehand (the
+    /// decoder's own rate, beside the peers' libjpeg-turbo in `bench/loader.sh`).
+    #[arg(long, conflicts_with_all = ["packed", "threads", "full_size_decode", "color_jitter"])]
+    pub decode_only: bool,
 }
 
 #[derive(clap::Args, Debug)]

@@ -10,11 +10,16 @@ Two decoders, each given its best set-up:
 
 Prints what it ran, then `images_per_second=<float>` over the timed passes (one untimed pass
 first, as ltsweep's), as the other throughput peers and `ltsweep bench loader` end.
+
+With `--decode-only`, no loader: the same passes decode every JPEG whole (libjpeg-turbo through
+the chosen decoder, in this process, one thread), files read beforehand; run on one core, its
+rate times the cores is the most any loader that decodes whole images can reach there.
 """
 
 import argparse
 import math
 import time
+from io import BytesIO
 from pathlib import Path
 
 import torch
@@ -82,6 +87,29 @@ class Jpegs(Dataset):
         return self.tv(image), label
 
 
+def decode_only(args) -> None:
+    """Whole-image decodes per second, the files already in memory."""
+    torch.set_num_threads(1)
+    root = args.root
+    paths = [root / line.split()[0] for line in (root / args.list).read_text().splitlines() if line.strip()]
+    blobs = [p.read_bytes() for p in paths]
+    tensors = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in blobs]
+    images, seconds = 0, 0.0
+    for epoch in range(args.passes + 1):
+        start = time.perf_counter()
+        if args.decoder == "tv":
+            for t in tensors:
+                decode_jpeg(t, mode=ImageReadMode.RGB)
+        else:
+            for b in blobs:
+                Image.open(BytesIO(b)).convert("RGB")
+        if epoch > 0:
+            images += len(blobs)
+            seconds += time.perf_counter() - start
+    print(f"decode only: decoder={args.decoder} images={images} seconds={seconds:.3f}")
+    print(f"images_per_second={images / seconds:.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--root", type=Path, required=True)
@@ -91,7 +119,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--crop", type=int, default=224)
     parser.add_argument("--passes", type=int, default=2)
+    parser.add_argument("--decode-only", action="store_true", help="time whole-image decoding alone")
     args = parser.parse_args()
+    if args.decode_only:
+        decode_only(args)
+        return
     dataset = Jpegs(args.root, args.root / args.list, args.decoder, args.crop)
     loader = DataLoader(
         dataset,

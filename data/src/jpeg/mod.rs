@@ -1,18 +1,21 @@
 //! JPEG decoding for list data: the header alone (the size, for drawing a crop), or the pixels
 //! at the smallest reduced-size IDCT scale (1, 1/2, 1/4, 1/8) that still covers what the crop
-//! needs, as Pillow's `draft()` and libjpeg's `scale_denom` do; and re-encoding for packed
-//! copies.
+//! needs, as Pillow's `draft()` and libjpeg's `scale_denom` do, and at full size only the rows
+//! down to the crop's bottom edge; and re-encoding for packed copies.
 //!
-//! The decoder is `jpeg-decoder` (pure Rust, its reduced-size IDCT is what the loader uses most
-//! on large images). Measured against libjpeg-turbo with its SIMD code (through Pillow and
-//! `torchvision.io.decode_jpeg`) and `zune-jpeg` on the same 500 x 375 photographs, it decodes
-//! as fast at full size (see docs/guide/large-datasets.md); libjpeg-turbo's SIMD needs NASM to
-//! build, which a fresh machine lacks, and without it libjpeg-turbo (through `mozjpeg`) was
-//! twice as slow.
+//! Full-size decoding, which is every training crop of an ImageNet-size photograph, is
+//! `zune-jpeg`'s ([`rows`]): pure Rust with SSE/AVX2 paths, a quarter faster than `jpeg-decoder`
+//! on the benchmark's photographs and as fast as libjpeg-turbo through Pillow (measured in
+//! docs/guide/large-datasets.md). `jpeg-decoder` decodes the rest: the reduced IDCT scales
+//! (`zune-jpeg` 0.5 has none), CMYK files, and any file `zune-jpeg` refuses, so that such a file
+//! decodes, or fails with the same error, as it did before. libjpeg-turbo itself is not used:
+//! its SIMD code needs NASM to build, which no package registry this project builds from
+//! carries, and without it libjpeg-turbo (through `mozjpeg`) was twice as slow.
 //!
 //! Every input is outside input: a file that is not a JPEG, is cut short, is larger than
-//! [`MAX_PIXELS`], or makes the decoder fail in any way is an [`ImageError`], never a panic.
+//! [`MAX_PIXELS`], or makes a decoder fail in any way is an [`ImageError`], never a panic.
 
+mod rows;
 pub mod transform;
 
 use std::io::Cursor;
@@ -71,16 +74,55 @@ pub fn dimensions(bytes: &[u8]) -> Result<(u32, u32), ImageError> {
 /// Decodes at the smallest scale (1, 1/2, 1/4 or 1/8 of each side) whose image is still at
 /// least `need_width` x `need_height`; the full size when none is smaller.
 pub fn decode(bytes: &[u8], need_width: u32, need_height: u32) -> Result<Pixels, ImageError> {
+    decode_rows(bytes, need_width, need_height, u32::MAX).map(|d| d.pixels)
+}
+
+/// Pixels and the scale they were decoded at.
+#[derive(Clone, Debug)]
+pub struct Decoded {
+    pub pixels: Pixels,
+    /// 1, 2, 4 or 8: each side is the full size divided by it, rounded up.
+    pub denominator: u32,
+}
+
+/// As [`decode`], except that at full size only the top `rows` rows are sure to be decoded:
+/// the pixels may stop below them (a whole MCU row or more further down) when the file allows.
+/// Those rows are the whole image's, value for value. Reduced scales decode the whole image.
+pub fn decode_rows(
+    bytes: &[u8],
+    need_width: u32,
+    need_height: u32,
+    rows: u32,
+) -> Result<Decoded, ImageError> {
     let (width, height) = dimensions(bytes)?;
+    let denominator = [8u32, 4, 2]
+        .into_iter()
+        .find(|&d| width.div_ceil(d) >= need_width && height.div_ceil(d) >= need_height)
+        .unwrap_or(1);
+    if denominator == 1 {
+        let rows = rows.min(height);
+        // A panic in zune-jpeg, like its errors, leaves the file to jpeg-decoder.
+        if let Ok(Some(pixels)) = guarded(|| Ok(rows::decode_top(bytes, rows)))
+            && pixels.width == width
+            && (rows..=height).contains(&pixels.height)
+        {
+            return Ok(Decoded {
+                pixels,
+                denominator,
+            });
+        }
+    }
     guarded(|| {
         let mut decoder = decoder(bytes)?;
         decoder.read_info().map_err(error_of)?;
-        if let Some((w, h)) = [8u32, 4, 2].into_iter().find_map(|denominator| {
-            let (w, h) = (width.div_ceil(denominator), height.div_ceil(denominator));
-            (w >= need_width && h >= need_height).then_some((w, h))
-        }) {
+        if denominator > 1 {
             // Both sides fit in u16: the header holds them as such.
-            decoder.scale(w as u16, h as u16).map_err(error_of)?;
+            decoder
+                .scale(
+                    width.div_ceil(denominator) as u16,
+                    height.div_ceil(denominator) as u16,
+                )
+                .map_err(error_of)?;
         }
         let info = decoder
             .info()
@@ -101,11 +143,14 @@ pub fn decode(bytes: &[u8], need_width: u32, need_height: u32) -> Result<Pixels,
                 data.len()
             )));
         }
-        Ok(Pixels {
-            data,
-            width: w,
-            height: h,
-            channels,
+        Ok(Decoded {
+            pixels: Pixels {
+                data,
+                width: w,
+                height: h,
+                channels,
+            },
+            denominator,
         })
     })
 }
@@ -196,10 +241,10 @@ fn cmyk_to_rgb(cmyk: &[u8]) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn gradient(width: u32, height: u32) -> Pixels {
+    pub fn gradient(width: u32, height: u32) -> Pixels {
         let mut data = Vec::new();
         for y in 0..height {
             for x in 0..width {

@@ -23,7 +23,7 @@ use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer
 
 use ltsweep_domain::Normalization;
 
-use super::{ImageError, Pixels, decode, dimensions};
+use super::{ImageError, Pixels, decode, decode_rows, dimensions};
 use crate::rng::Rng;
 
 /// A crop of the source image, in its pixels.
@@ -202,27 +202,30 @@ impl Pipeline {
         } else {
             (u64::from(width), u64::from(height))
         };
-        let pixels = decode(
+        // Nothing below the crop is read: at full size, the rows under it are not decoded.
+        let decoded = decode_rows(
             bytes,
             need_w.min(u64::from(width)) as u32,
             need_h.min(u64::from(height)) as u32,
+            d.crop.top + d.crop.height,
         )?;
+        let pixels = &decoded.pixels;
         let channels = pixels.channels;
-        if pixels.width == width && pixels.height == height {
-            let image = image_ref(&pixels)?;
+        if decoded.denominator == 1 {
+            let image = image_ref(pixels)?;
             let cropped =
                 CroppedImage::new(&image, d.crop.left, d.crop.top, d.crop.width, d.crop.height)
                     .map_err(|e| ImageError::Invalid(format!("crop: {e}")))?;
             self.resize_into(scratch, &cropped, channels, None)?;
         } else {
-            let (sx, sy) = scale_of(&pixels, width, height);
+            let (sx, sy) = scale_of(pixels, width, height);
             let window = (
                 f64::from(d.crop.left) * sx,
                 f64::from(d.crop.top) * sy,
                 f64::from(d.crop.width) * sx,
                 f64::from(d.crop.height) * sy,
             );
-            self.resize_into(scratch, &image_ref(&pixels)?, channels, Some(window))?;
+            self.resize_into(scratch, &image_ref(pixels)?, channels, Some(window))?;
         }
         let resized = if channels == 3 {
             scratch.out.buffer_mut()
@@ -459,6 +462,10 @@ mod tests {
 
     /// A textured `width` x `height` JPEG, so that decoding at a reduced scale shows.
     fn textured(width: u32, height: u32) -> Vec<u8> {
+        textured_at(width, height, 90)
+    }
+
+    fn textured_at(width: u32, height: u32, quality: u8) -> Vec<u8> {
         let mut data = Vec::new();
         for y in 0..height {
             for x in 0..width {
@@ -475,7 +482,46 @@ mod tests {
             height,
             channels: 3,
         };
-        super::super::encode(&pixels, 90).unwrap()
+        super::super::encode(&pixels, quality).unwrap()
+    }
+
+    #[test]
+    fn a_training_crop_decodes_down_to_its_bottom_only_and_equals_the_whole_decodes_crop() {
+        let (width, height) = (500, 375);
+        // 4:2:0 (MCU rows of 16) and 4:4:4 (rows of 8).
+        for quality in [80, 90] {
+            let bytes = textured_at(width, height, quality);
+            let pipeline = Pipeline::new(224, 256, 0.0);
+            let whole = decode(&bytes, width, height).unwrap();
+            let (mut scratch, mut expected_scratch) = (Scratch::new(224), Scratch::new(224));
+            let n = pipeline.image_len();
+            let (mut got, mut expected) = (vec![0f32; n], vec![0f32; n]);
+            let mut cut = 0;
+            for seed in 0..40 {
+                pipeline
+                    .train(&bytes, &mut Rng::derive(seed, &[]), &mut scratch, &mut got)
+                    .unwrap();
+                let d = draw(width, height, 0.0, &mut Rng::derive(seed, &[]));
+                let bottom = d.crop.top + d.crop.height;
+                let top = decode_rows(&bytes, width, height, bottom).unwrap();
+                assert!(top.pixels.height >= bottom);
+                cut += usize::from(top.pixels.height < height);
+                let image = image_ref(&whole).unwrap();
+                let cropped =
+                    CroppedImage::new(&image, d.crop.left, d.crop.top, d.crop.width, d.crop.height)
+                        .unwrap();
+                pipeline
+                    .resize_into(&mut expected_scratch, &cropped, 3, None)
+                    .unwrap();
+                pipeline.normalize(expected_scratch.out.buffer(), 3, d.flip, &mut expected);
+                assert_eq!(got, expected, "quality {quality}, seed {seed}");
+            }
+            // Most crops end well above the bottom edge.
+            assert!(
+                cut >= 20,
+                "quality {quality}: {cut} of 40 decoded fewer rows"
+            );
+        }
     }
 
     #[test]

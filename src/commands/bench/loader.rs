@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use ltsweep_data::list;
 use ltsweep_data::rng::Rng;
+use ltsweep_data::{jpeg, list};
 use ltsweep_domain::{
     DatasetConfig, DatasetKind, HeadSplit, ListConfig, Normalization, SyntheticConfig,
 };
@@ -54,6 +54,9 @@ pub fn loader(args: &BenchLoaderArgs) -> anyhow::Result<()> {
     let data =
         Arc::new(list::prepare(&config, &args.path).map_err(crate::commands::data::bad_data)?);
     let n = data.train.len();
+    if args.decode_only {
+        return decode_only(&data, args.passes);
+    }
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -87,6 +90,48 @@ pub fn loader(args: &BenchLoaderArgs) -> anyhow::Result<()> {
             "reduced-scale"
         },
         args.passes
+    );
+    println!("images_per_second={rate:.1}");
+    Ok(())
+}
+
+/// `--decode-only`: whole-image decodes per second on this thread, over the same passes.
+fn decode_only(data: &list::FileData, passes: u32) -> anyhow::Result<()> {
+    let list::ImageStore::Files(folder) = &data.images else {
+        return Err(BadInput("--decode-only reads the JPEG files, not a pack".to_owned()).into());
+    };
+    let files = data
+        .train
+        .entries
+        .iter()
+        .map(|entry| {
+            let path = folder.join(&entry.path);
+            let bytes = data
+                .data_root
+                .read(&path, list::IMAGE_LIMIT, "")
+                .map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
+            Ok((path, bytes))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut seconds = 0f64;
+    for pass in 0..=passes {
+        let start = Instant::now();
+        for (path, bytes) in &files {
+            let (width, height) = jpeg::dimensions(bytes)
+                .map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
+            std::hint::black_box(
+                jpeg::decode(bytes, width, height)
+                    .map_err(|e| BadInput(format!("{}: {e}", path.display())))?,
+            );
+        }
+        if pass > 0 {
+            seconds += start.elapsed().as_secs_f64();
+        }
+    }
+    let rate = (files.len() as f64 * f64::from(passes)) / seconds;
+    println!(
+        "ltsweep decode only: {rate:.1} images/s ({} JPEGs decoded whole on one thread, {passes} timed passes)",
+        files.len()
     );
     println!("images_per_second={rate:.1}");
     Ok(())

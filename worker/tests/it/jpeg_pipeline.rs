@@ -1,6 +1,6 @@
 //! The deterministic path of list data's pipeline (decode, `Resize(256)` of the shorter side,
 //! `CenterCrop(224)`, `ToTensor`, `Normalize`) against Pillow and torchvision on the same
-//! JPEGs. The tolerance, in normalised units (one 8-bit level is 1/255/std, 0.0171 to 0.0174):
+//! JPEGs (baseline, progressive, grey and CMYK). The tolerance, in normalised units (one 8-bit level is 1/255/std, 0.0171 to 0.0174):
 //! - at full decoding size, the mean absolute difference of an image at most 0.01 (under
 //!   0.6 of a level) and at most 2% of its values more than one level off; the decoders'
 //!   IDCTs and the resizers' fixed-point rounding differ by a level here and there;
@@ -58,7 +58,7 @@ fn grey(photo: &Pixels) -> Pixels {
     }
 }
 
-/// Pillow and torchvision's verdict on `pipeline`'s evaluation transform of 56 JPEGs: a JSON
+/// Pillow and torchvision's verdict on `pipeline`'s evaluation transform of 58 JPEGs: a JSON
 /// line per image, and whether this build's decoder can decode it at a reduced scale.
 fn against_torchvision(test: &str, pipeline: &Pipeline) -> (Vec<serde_json::Value>, Vec<bool>) {
     let python = torchvision_python(test);
@@ -97,6 +97,30 @@ fn against_torchvision(test: &str, pipeline: &Pipeline) -> (Vec<serde_json::Valu
     std::fs::write(&grey_path, jpeg::encode(&grey(&pixels), 90).unwrap()).unwrap();
     paths.push(grey_path);
     reduced.push(false);
+    // The same photograph progressive (zune-jpeg decodes it whole) and as Adobe CMYK (left to
+    // jpeg-decoder).
+    for (name, progressive, color) in [
+        ("progressive.jpg", true, jpeg_encoder::ColorType::Rgb),
+        ("cmyk.jpg", false, jpeg_encoder::ColorType::Cmyk),
+    ] {
+        let data: Vec<u8> = match color {
+            // Pillow's RGB to CMYK: the complements, no black.
+            jpeg_encoder::ColorType::Cmyk => pixels
+                .data
+                .chunks_exact(3)
+                .flat_map(|p| [255 - p[0], 255 - p[1], 255 - p[2], 0])
+                .collect(),
+            _ => pixels.data.clone(),
+        };
+        let mut bytes = Vec::new();
+        let mut encoder = jpeg_encoder::Encoder::new(&mut bytes, 90);
+        encoder.set_progressive(progressive);
+        encoder.encode(&data, 500, 375, color).unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        paths.push(path);
+        reduced.push(false);
+    }
 
     let mut scratch = Scratch::new(224);
     let mut floats = vec![0f32; pipeline.image_len()];
