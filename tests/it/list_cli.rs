@@ -2,7 +2,7 @@
 //! `ltsweep data summary` (exact counts and shots), `data check` (every unreadable image with
 //! its list line), `data pack`, and a two-epoch job that trains, checkpoints, resumes exactly
 //! and reports, from the files and from the pack; stage-2 jobs (cRT, NCM, τ-norm) after a stage-1 job, through a
-//! coordinator and a worker process.
+//! coordinator and a worker process; and `bench loader`, the loader's and the decoder's rates.
 
 #[path = "../../worker/tests/it/photos.rs"]
 pub(crate) mod photos;
@@ -409,4 +409,46 @@ fn stage2_jobs_run_on_list_data_after_their_stage1_job() {
     assert_ne!(crt.confusion, stage1.confusion, "cRT predicts as stage 1");
     assert!(ncm.epochs.is_empty());
     assert_ne!(ncm.confusion, stage1.confusion, "NCM predicts as stage 1");
+}
+
+register!(bench_loader_times_the_loader_and_the_decoder_alone_and_names_a_broken_file);
+fn bench_loader_times_the_loader_and_the_decoder_alone_and_names_a_broken_file() {
+    let dir = fixture();
+    let root = dir.path().to_str().unwrap();
+    let rate = |output: &std::process::Output| -> f64 {
+        assert!(output.status.success(), "{}", stderr(output));
+        let out = stdout(output);
+        out.lines()
+            .find_map(|l| l.strip_prefix("images_per_second="))
+            .unwrap_or_else(|| panic!("no rate in {out}"))
+            .parse()
+            .unwrap()
+    };
+    let common = ["bench", "loader", "--path", root, "--list", "train.txt"];
+    let loader = run(&[
+        &common[..],
+        &["--batch", "16", "--passes", "1", "--threads", "2"],
+    ]
+    .concat());
+    assert!(rate(&loader) > 0.0);
+    let decode = run(&[&common[..], &["--passes", "1", "--decode-only"]].concat());
+    assert!(rate(&decode) > 0.0);
+    assert!(stdout(&decode).contains("325 JPEGs decoded whole on one thread"));
+
+    // Its options are the decoder's alone.
+    let output = run(&[&common[..], &["--decode-only", "--threads", "2"]].concat());
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("--threads"), "{}", stderr(&output));
+
+    // A file cut short stops it, named.
+    let broken = dir.path().join("images/train/c3/7.jpg");
+    let bytes = std::fs::read(&broken).unwrap();
+    std::fs::write(&broken, &bytes[..bytes.len() / 2]).unwrap();
+    let output = run(&[&common[..], &["--decode-only"]].concat());
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(
+        err.contains("images/train/c3/7.jpg") && err.contains("truncated JPEG"),
+        "{err}"
+    );
 }
