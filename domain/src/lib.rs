@@ -44,7 +44,7 @@ pub use result::{
     Shot,
 };
 pub use sha256::{NotSha256, Sha256, Sha256Hasher};
-pub use spec::{SearchMethod, SearchMetric, SpecError, SubsetSeed, SweepSpec};
+pub use spec::{SearchMethod, SearchMetric, SpecError, SubsetSeed, SweepSpec, hyperband_brackets};
 pub use stage2::{
     BnMode, MaxNormEvery, MislasClassifier, MislasSettings, NcmFeatures, SmoothShape, Stage2Kind,
     Stage2Method, Stage2Sampler, TauBias, WeightBalancingSettings, WeightScaling,

@@ -45,7 +45,10 @@ pub use limits::{
 pub use mislas::MislasSetting;
 pub(crate) use sample::halton;
 pub use sample::{MAX_SAMPLED_SETTINGS, SampledAxis};
-pub use search::{MAX_REDUCTION_FACTOR, MAX_SAMPLES, SearchMethod, SearchMetric, SearchSection};
+pub use search::{
+    MAX_REDUCTION_FACTOR, MAX_SAMPLES, SearchMethod, SearchMetric, SearchSection,
+    hyperband_brackets,
+};
 pub use sections::{
     DatasetSection, EvalSection, GridPreset, LossesSection, ModelSection, NcmSetting,
     Stage2Section, SubsetSeed, TauNormSetting, TauSetting, TrainSection, TrainedStage2,

@@ -42,6 +42,7 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<()> {
                 "metric": spec.search.metric(),
                 "reduction_factor": spec.search.reduction_factor(),
                 "rungs": spec.rungs(),
+                "brackets": brackets(&spec),
             });
         }
         println!("{}", serde_json::to_string_pretty(&sweep)?);
@@ -150,9 +151,33 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<()> {
             listed.join(", "),
             spec.train.epochs.first()
         );
+        if spec.search.method == ltsweep_domain::SearchMethod::Hyperband {
+            for (b, count) in brackets(&spec).iter().enumerate() {
+                let judged = rungs.get(b).map_or(
+                    format!("no rung: they train to epoch {}", spec.train.epochs.first()),
+                    |r| format!("judged from the rung at epoch {r} on"),
+                );
+                println!("  bracket {b}: {count} configurations, {judged}");
+            }
+        }
     }
     if spec.keep_models {
         println!("keep_models: every stage-1 job's model is kept until the sweep is deleted");
     }
     Ok(())
+}
+
+/// How many configurations each of a search's brackets holds (one entry under ASHA).
+fn brackets(spec: &ltsweep_domain::SweepSpec) -> Vec<usize> {
+    let configurations = spec.job_count() as usize / spec.seeds().len().max(1);
+    let mut counts = vec![0; spec.brackets().max(1) as usize];
+    for b in ltsweep_domain::hyperband_brackets(
+        configurations,
+        spec.rungs().len(),
+        spec.brackets(),
+        spec.search.reduction_factor(),
+    ) {
+        counts[b as usize] += 1;
+    }
+    counts
 }

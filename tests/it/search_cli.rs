@@ -1,5 +1,5 @@
-//! `ltsweep validate` on a `[search]`: the rungs it prints, the sampled configurations, and a
-//! rung refused for falling before a switch of the schedule.
+//! `ltsweep validate` on a `[search]`: the rungs it prints (and Hyperband's brackets), the sampled
+//! configurations, and a rung refused for falling before a switch of the schedule.
 
 use serde_json::Value;
 
@@ -68,6 +68,27 @@ fn validate_prints_a_searchs_rungs_and_refuses_one_before_the_plans_start() {
         rates.iter().all(|lr| (0.01..=0.5).contains(lr)),
         "{rates:?}"
     );
+
+    // Hyperband: the same rungs, and the configurations shared among its brackets.
+    let hyperband = write(
+        dir.path(),
+        "hyperband.toml",
+        &ASHA.replace("method = \"asha\"", "method = \"hyperband\""),
+    );
+    let output = run(&["validate", hyperband.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("search: hyperband on val_tail, reduction factor 3: rungs at epochs 11")
+            && text.contains(
+                "  bracket 0: 10 configurations, judged from the rung at epoch 11 on\n  \
+                 bracket 1: 6 configurations, no rung: they train to epoch 30"
+            ),
+        "{text}"
+    );
+    let output = run(&["validate", hyperband.to_str().unwrap(), "--json"]);
+    let grid: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(grid["search"]["brackets"], serde_json::json!([10, 6]));
 
     let early = write(
         dir.path(),

@@ -27,12 +27,18 @@
 //! are applied, so a restarted coordinator holds the same promotions. The checks read the
 //! sweep's jobs: O(jobs of the sweep) per pause or end of a searched sweep's job.
 //!
+//! Hyperband runs several such searches side by side, one a bracket: the configurations are
+//! shared out among the brackets once, by grid order ([`hyperband_brackets`]), bracket `b`'s
+//! configurations train straight to rung `b` and are judged from there on, and each bracket
+//! promotes among its own configurations only. ASHA is the one bracket that starts at rung 0.
+//!
 //! [`Lease::stop_after`]: super::Lease::stop_after
 
 use std::collections::BTreeMap;
 
 use ltsweep_domain::{
     EpochMetrics, JobId, JobState, SearchMethod, SearchMetric, SweepId, SweepSpec,
+    hyperband_brackets,
 };
 use serde::{Deserialize, Serialize};
 
@@ -55,19 +61,38 @@ pub struct SearchPlan {
     pub budget_epochs: Option<u64>,
     /// The most jobs the search starts.
     pub budget_jobs: Option<u32>,
+    /// Hyperband's brackets; 1 for ASHA.
+    pub brackets: u32,
 }
 
 impl SearchPlan {
     /// The plan of a spec that asks for ASHA; `None` for a grid.
     pub fn of(spec: &SweepSpec) -> Option<SearchPlan> {
-        (spec.search.method == SearchMethod::Asha).then(|| SearchPlan {
+        (spec.search.method != SearchMethod::Grid).then(|| SearchPlan {
             rungs: spec.rungs(),
             reduction_factor: spec.search.reduction_factor(),
             metric: spec.search.metric(),
             epochs: spec.train.epochs.first(),
             budget_epochs: spec.search.budget_epochs,
             budget_jobs: spec.search.budget_jobs,
+            brackets: spec.brackets(),
         })
+    }
+
+    /// Each configuration's bracket (the rung it is first judged at), in grid order.
+    pub(super) fn brackets_of(&self, configurations: usize) -> Vec<usize> {
+        if self.brackets <= 1 {
+            return vec![0; configurations];
+        }
+        hyperband_brackets(
+            configurations,
+            self.rungs.len(),
+            self.brackets,
+            self.reduction_factor,
+        )
+        .into_iter()
+        .map(|b| b as usize)
+        .collect()
     }
 
     /// The epoch a job promoted past `k` rungs trains to.
@@ -120,6 +145,12 @@ pub struct RungReading {
     pub value: f64,
 }
 
+/// The rungs a job's configuration was promoted past, counting those below its bracket's first
+/// as passed.
+fn promoted(search: Option<&JobSearch>, bracket: usize) -> usize {
+    search.map_or(0, |s| s.promoted as usize).max(bracket)
+}
+
 impl JobSearch {
     fn reading(&self, epoch: u32) -> Option<f64> {
         self.readings
@@ -134,6 +165,19 @@ impl Scheduler {
         self.sweeps.get(sweep)?.record.search.as_ref()
     }
 
+    /// The bracket of `job`'s configuration: 0 under ASHA.
+    fn bracket(&self, plan: &SearchPlan, job: &Job) -> usize {
+        if plan.brackets <= 1 {
+            return 0;
+        }
+        let configurations = configurations(self, self.sweep_ref(job.sweep()));
+        let index = configurations
+            .iter()
+            .position(|jobs| jobs.contains(&job.id))
+            .expect("a job is in one of its sweep's configurations");
+        plan.brackets_of(configurations.len())[index]
+    }
+
     /// The epoch a lease of `job` trains to: its next rung past its checkpoint, or `None` for
     /// the last epoch (a grid's job, a search's past its last rung, or one stopped by the
     /// search that a retry sends on).
@@ -146,7 +190,7 @@ impl Scheduler {
         {
             return None;
         }
-        let promoted = runtime.search.as_ref().map_or(0, |s| s.promoted) as usize;
+        let promoted = promoted(runtime.search.as_deref(), self.bracket(plan, job));
         let done = runtime.checkpoint.as_ref().map_or(0, |c| c.epoch);
         plan.rungs
             .iter()
@@ -185,7 +229,9 @@ impl Scheduler {
     pub(super) fn pauses_at_rung(&self, job: &Job, runtime: &JobRuntime) -> Option<u32> {
         let plan = self.search_plan(job.sweep())?;
         let search = runtime.search.as_ref().filter(|s| s.stopped_at.is_none())?;
-        let rung = *plan.rungs.get(search.promoted as usize)?;
+        let rung = *plan
+            .rungs
+            .get(promoted(Some(search), self.bracket(plan, job)))?;
         let checkpoint = runtime.checkpoint.as_ref()?.epoch;
         (checkpoint == rung && search.reading(rung).is_some()).then_some(rung)
     }
@@ -213,19 +259,29 @@ impl Scheduler {
 
     fn promote(&self, sweep: &Sweep, plan: &SearchPlan, changes: &mut Vec<Change>) {
         let configurations = configurations(self, sweep);
-        for (k, &rung) in plan.rungs.iter().enumerate() {
-            let standing = self.standing(&configurations, k, rung, changes);
-            let top = standing.reached.len() / plan.reduction_factor as usize;
-            for &(_, index) in &standing.reached[..top] {
-                if standing.waiting.contains(&index)
-                    && self.affords_promotion(plan, &configurations, index, k, changes)
-                {
-                    self.promote_one(&configurations[index], k, changes);
+        let brackets = plan.brackets_of(configurations.len());
+        for bracket in 0..plan.brackets.max(1) as usize {
+            for (k, &rung) in plan.rungs.iter().enumerate().skip(bracket) {
+                let standing = self.standing(&configurations, &brackets, bracket, k, rung, changes);
+                let top = standing.reached.len() / plan.reduction_factor as usize;
+                for &(_, index) in &standing.reached[..top] {
+                    if standing.waiting.contains(&index)
+                        && self.affords_promotion(
+                            plan,
+                            &configurations,
+                            &brackets,
+                            index,
+                            k,
+                            changes,
+                        )
+                    {
+                        self.promote_one(&configurations[index], k, changes);
+                    }
                 }
             }
         }
         if self.idle(sweep, changes) && !sweep.record.cancelled {
-            self.settle_idle(sweep, plan, &configurations, changes);
+            self.settle_idle(sweep, plan, &configurations, &brackets, changes);
         }
     }
 
@@ -238,19 +294,22 @@ impl Scheduler {
         sweep: &Sweep,
         plan: &SearchPlan,
         configurations: &[Vec<JobId>],
+        brackets: &[usize],
         changes: &mut Vec<Change>,
     ) {
-        for (k, &rung) in plan.rungs.iter().enumerate().rev() {
-            let standing = self.standing(configurations, k, rung, changes);
-            if standing.promoted == 0
-                && let Some(&(_, index)) = standing
-                    .reached
-                    .iter()
-                    .find(|(_, index)| standing.waiting.contains(index))
-                && self.affords_promotion(plan, configurations, index, k, changes)
-            {
-                self.promote_one(&configurations[index], k, changes);
-                return;
+        for bracket in 0..plan.brackets.max(1) as usize {
+            for (k, &rung) in plan.rungs.iter().enumerate().skip(bracket).rev() {
+                let standing = self.standing(configurations, brackets, bracket, k, rung, changes);
+                if standing.promoted == 0
+                    && let Some(&(_, index)) = standing
+                        .reached
+                        .iter()
+                        .find(|(_, index)| standing.waiting.contains(index))
+                    && self.affords_promotion(plan, configurations, brackets, index, k, changes)
+                {
+                    self.promote_one(&configurations[index], k, changes);
+                    return;
+                }
             }
         }
         for id in &sweep.jobs {
@@ -270,16 +329,22 @@ impl Scheduler {
         }
     }
 
-    /// Where the configurations stand at rung `k` (epoch `rung`), as the changes leave them.
+    /// Where the configurations of `bracket` stand at rung `k` (epoch `rung`), as the changes
+    /// leave them.
     fn standing(
         &self,
         configurations: &[Vec<JobId>],
+        brackets: &[usize],
+        bracket: usize,
         k: usize,
         rung: u32,
         changes: &[Change],
     ) -> Standing {
         let mut standing = Standing::default();
         for (index, jobs) in configurations.iter().enumerate() {
+            if brackets[index] != bracket {
+                continue;
+            }
             let runtimes: Vec<JobRuntime> = jobs
                 .iter()
                 .map(|id| planned(changes, self.job_ref(id)))
@@ -291,7 +356,7 @@ impl Scheduler {
             let Some(readings) = readings else { continue };
             let mean = readings.iter().sum::<f64>() / readings.len() as f64;
             standing.reached.push((mean, index));
-            let promoted = |r: &JobRuntime| r.search.as_ref().map_or(0, |s| s.promoted as usize);
+            let promoted = |r: &JobRuntime| promoted(r.search.as_deref(), bracket);
             if runtimes.iter().all(|r| promoted(r) > k) {
                 standing.promoted += 1;
             }
@@ -331,13 +396,18 @@ impl Scheduler {
         &self,
         plan: &SearchPlan,
         configurations: &[Vec<JobId>],
+        brackets: &[usize],
         index: usize,
         k: usize,
         changes: &[Change],
     ) -> bool {
         let seeds = configurations[index].len() as u64;
         let more = u64::from(plan.bound(k + 1) - plan.bound(k)) * seeds;
-        plan.affords(self.committed(plan, configurations, changes), more, 0)
+        plan.affords(
+            self.committed(plan, configurations, brackets, changes),
+            more,
+            0,
+        )
     }
 
     /// What a searched sweep has committed to: each job of a configuration that started (one
@@ -346,10 +416,11 @@ impl Scheduler {
         &self,
         plan: &SearchPlan,
         configurations: &[Vec<JobId>],
+        brackets: &[usize],
         changes: &[Change],
     ) -> Committed {
         let mut committed = Committed::default();
-        for jobs in configurations {
+        for (jobs, &bracket) in configurations.iter().zip(brackets) {
             let runtimes: Vec<JobRuntime> = jobs
                 .iter()
                 .map(|id| planned(changes, self.job_ref(id)))
@@ -358,9 +429,9 @@ impl Scheduler {
                 continue;
             }
             for runtime in &runtimes {
-                let promoted = runtime.search.as_ref().map_or(0, |s| s.promoted) as usize;
                 committed.jobs += 1;
-                committed.epochs += u64::from(plan.bound(promoted));
+                committed.epochs +=
+                    u64::from(plan.bound(promoted(runtime.search.as_deref(), bracket)));
             }
         }
         committed
@@ -376,9 +447,13 @@ impl Scheduler {
             return true;
         }
         let configurations = configurations(self, self.sweep_ref(job.sweep()));
-        let Some(jobs) = configurations.iter().find(|jobs| jobs.contains(&job.id)) else {
+        let Some(index) = configurations
+            .iter()
+            .position(|jobs| jobs.contains(&job.id))
+        else {
             return true;
         };
+        let jobs = &configurations[index];
         if jobs
             .iter()
             .any(|id| started(&planned(changes, self.job_ref(id))))
@@ -386,15 +461,17 @@ impl Scheduler {
             return true;
         }
         let seeds = jobs.len() as u64;
+        let brackets = plan.brackets_of(configurations.len());
         plan.affords(
-            self.committed(plan, &configurations, changes),
-            u64::from(plan.bound(0)) * seeds,
+            self.committed(plan, &configurations, &brackets, changes),
+            u64::from(plan.bound(brackets[index])) * seeds,
             seeds,
         )
     }
 
-    /// Stops every job of a searched sweep's configurations that have not started: the
-    /// budget cannot start them.
+    /// Stops every job of a searched sweep's configurations that have not started and that the
+    /// budget cannot start: under ASHA all of them (they cost the same to their first rung),
+    /// under Hyperband those of the brackets whose first rung no longer fits.
     pub(super) fn stop_unstarted(&self, sweep: &SweepId, changes: &mut Vec<Change>) {
         let sweep = self.sweep_ref(sweep);
         let Some(plan) = &sweep.record.search else {
@@ -405,12 +482,18 @@ impl Scheduler {
             (None, Some(jobs)) => format!("budget_jobs = {jobs}"),
             (None, None) => return,
         };
-        for jobs in configurations(self, sweep) {
+        let configurations = configurations(self, sweep);
+        let brackets = plan.brackets_of(configurations.len());
+        let committed = self.committed(plan, &configurations, &brackets, changes);
+        for (jobs, &bracket) in configurations.iter().zip(&brackets) {
             let runtimes: Vec<JobRuntime> = jobs
                 .iter()
                 .map(|id| planned(changes, self.job_ref(id)))
                 .collect();
-            if runtimes.iter().any(started) {
+            let seeds = jobs.len() as u64;
+            if runtimes.iter().any(started)
+                || plan.affords(committed, u64::from(plan.bound(bracket)) * seeds, seeds)
+            {
                 continue;
             }
             for (id, mut runtime) in jobs.iter().zip(runtimes) {

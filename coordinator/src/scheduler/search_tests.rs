@@ -1,5 +1,6 @@
 //! Asynchronous successive halving in the scheduler: pauses at rungs, promotions on the mean
-//! over seeds, resumption from the rung's checkpoint, and the end of a search.
+//! over seeds, resumption from the rung's checkpoint, and the end of a search; Hyperband's
+//! brackets, each judged apart.
 
 use ltsweep_domain::{GroupAccuracy, JobId, JobState};
 use ltsweep_proto::PROTOCOL_VERSION;
@@ -314,6 +315,79 @@ fn a_budget_starts_only_the_configurations_and_promotions_it_can_pay_for() {
     }
 }
 
+#[test]
+fn hyperband_starts_each_bracket_at_its_rung_and_promotes_within_it() {
+    let mut s = Scheduler::new(TIMING, test_key());
+    let spec = ASHA9.replace("method = \"asha\"", "method = \"hyperband\"");
+    let sweep = run(&mut s, |s| s.submit(0, &spec)).unwrap().sweep;
+    let worker = run(&mut s, |s| {
+        s.register_worker(0, "host", vec![], PROTOCOL_VERSION, "t", &test_secret(s))
+    })
+    .unwrap()
+    .worker;
+    let jobs = s.sweep(&sweep).unwrap().jobs.clone();
+    // Rungs 3, 9, 27 and four brackets for nine configurations (hyperband_brackets): 0 takes
+    // configurations 0, 2, 4, 6, 8; 1 takes 1 and 7; 2 takes 3; 3 (no rung) takes 5.
+    let bracket = [0, 1, 0, 2, 0, 3, 0, 1, 0];
+    let first_rung = [Some(3), Some(9), Some(27), None];
+    // Bracket 0's readings; the others read 0.99 at every rung, which would take bracket 0's
+    // one promotion if the brackets were judged together.
+    let reading = [0.5, 0.99, 0.6, 0.99, 0.7, 0.99, 0.8, 0.99, 0.4];
+    for (i, job) in jobs.iter().enumerate() {
+        let configuration = i / 2;
+        let lease = run(&mut s, |s| s.poll(1, &worker))
+            .unwrap()
+            .expect("a queued job");
+        assert_eq!(&lease.job.id, job);
+        assert_eq!(
+            lease.stop_after, first_rung[bracket[configuration]],
+            "configuration {configuration}"
+        );
+        let Some(rung) = lease.stop_after else {
+            continue;
+        };
+        // A worker evaluates at every rung epoch, its bracket's or not.
+        for epoch in 1..=rung {
+            let m = if [3, 9, 27].contains(&epoch) {
+                at_rung(epoch, reading[configuration])
+            } else {
+                metrics(epoch, None)
+            };
+            run(&mut s, |s| s.progress(2, &worker, &lease.id, Some(&m))).unwrap();
+        }
+        let checkpoint = Checkpoint {
+            epoch: rung,
+            sha256: "ab".repeat(32).parse().unwrap(),
+        };
+        run(&mut s, |s| {
+            s.record_checkpoint(3, &worker, &lease.id, checkpoint)
+        })
+        .unwrap();
+        run(&mut s, |s| {
+            s.release(4, &worker, &lease.id, ReleaseReason::Preempted)
+        })
+        .unwrap();
+    }
+    // Bracket 0 promoted as arrivals came: configuration 4 when it was the best of three, 6
+    // when it was the best of four; with the other brackets' readings at epoch 3 among them,
+    // neither would have been in the top third.
+    for (i, job) in jobs.iter().enumerate() {
+        let configuration = i / 2;
+        let r = runtime(&s, job);
+        let promoted = r.search.as_ref().map_or(0, |x| x.promoted);
+        match (bracket[configuration], configuration) {
+            (0, 4 | 6) => assert_eq!((r.paused_at(), promoted), (None, 1), "{i}"),
+            (3, _) => assert_eq!(r.state, JobState::Running),
+            (b, _) => assert_eq!(r.paused_at(), first_rung[b], "{i}"),
+        }
+    }
+    let lease = run(&mut s, |s| s.poll(5, &worker))
+        .unwrap()
+        .expect("the promoted");
+    assert_eq!(lease.job.id, jobs[8]);
+    assert_eq!((lease.checkpoint_epoch, lease.stop_after), (3, Some(9)));
+}
+
 /// A search run to its end: leases held `width` at a time, the held one advanced each step
 /// picked by `picks`, each job's reading at rung `k` taken from `readings`; at step `kill_at`
 /// the coordinator restarts from its store. Answers each job's end: its state, the rungs it
@@ -324,6 +398,7 @@ fn drive(
     width: usize,
     budget: Option<u64>,
     kill_at: Option<usize>,
+    hyperband: bool,
 ) -> std::result::Result<Vec<(JobState, u32, Option<u32>)>, TestCaseError> {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(dir.path(), Durability::Normal).unwrap();
@@ -332,10 +407,13 @@ fn drive(
         store.commit(changes).unwrap();
         s.apply(changes);
     };
-    let spec = match budget {
+    let mut spec = match budget {
         Some(epochs) => format!("{ASHA9}budget_epochs = {epochs}\n"),
         None => ASHA9.to_owned(),
     };
+    if hyperband {
+        spec = spec.replace("method = \"asha\"", "method = \"hyperband\"");
+    }
     let planned = s.submit(0, &spec).unwrap();
     let sweep = planned.answer.sweep.clone();
     commit(&mut s, &mut store, &planned.changes);
@@ -358,8 +436,13 @@ fn drive(
                 None => break,
             }
         }
-        if held.is_empty() {
+        // A poll that found nothing to lease may still have promoted a configuration when the
+        // sweep fell idle: the next poll leases it.
+        if held.is_empty() && s.queue.is_empty() {
             break;
+        }
+        if held.is_empty() {
+            continue;
         }
         let lease = held.remove(picks[step % picks.len()] % held.len());
         let index = jobs.iter().position(|j| *j == lease.job.id).unwrap();
@@ -416,12 +499,17 @@ fn drive(
         }
         check_asha(&s, &sweep, &plan)?;
     }
+    let configurations = super::search::configurations(&s, s.sweep(&sweep).unwrap());
+    let brackets = plan.brackets_of(configurations.len());
     Ok(jobs
         .iter()
         .map(|id| {
             let rt = runtime(&s, id);
             let search = rt.search.as_deref().cloned().unwrap_or_default();
-            (rt.state, search.promoted, search.stopped_at)
+            let index = configurations.iter().position(|c| c.contains(id)).unwrap();
+            // A bracket's rungs below its first count as passed.
+            let promoted = search.promoted.max(brackets[index] as u32);
+            (rt.state, promoted, search.stopped_at)
         })
         .collect())
 }
@@ -436,16 +524,24 @@ fn check_asha(
 ) -> std::result::Result<(), TestCaseError> {
     let sweep = s.sweep(sweep).unwrap();
     let configurations = super::search::configurations(s, sweep);
+    let brackets = plan.brackets_of(configurations.len());
     let bound = |k: u32| plan.rungs.get(k as usize).copied().unwrap_or(plan.epochs);
+    // The rungs passed, those below the configuration's bracket counted.
+    let level = |r: &JobRuntime, index: usize| {
+        r.search
+            .as_ref()
+            .map_or(0, |x| x.promoted)
+            .max(brackets[index] as u32)
+    };
     let mut committed = 0u64;
-    for jobs in &configurations {
+    for (index, jobs) in configurations.iter().enumerate() {
         let runtimes: Vec<&JobRuntime> = jobs.iter().map(|j| runtime(s, j)).collect();
         if runtimes
             .iter()
             .any(|r| r.attempts > 0 || r.search.is_some())
         {
             for r in runtimes {
-                committed += u64::from(bound(r.search.as_ref().map_or(0, |x| x.promoted)));
+                committed += u64::from(bound(level(r, index)));
             }
         }
     }
@@ -455,9 +551,14 @@ fn check_asha(
             "{committed} epochs committed of {budget}"
         );
     }
-    for (k, &rung) in plan.rungs.iter().enumerate() {
+    for (bracket, (k, &rung)) in (0..plan.brackets as usize)
+        .flat_map(|b| plan.rungs.iter().enumerate().skip(b).map(move |r| (b, r)))
+    {
         let mut reached: Vec<(f64, usize, bool)> = Vec::new();
         for (index, jobs) in configurations.iter().enumerate() {
+            if brackets[index] != bracket {
+                continue;
+            }
             let runtimes: Vec<&JobRuntime> = jobs.iter().map(|j| runtime(s, j)).collect();
             let readings: Option<Vec<f64>> = runtimes
                 .iter()
@@ -470,10 +571,7 @@ fn check_asha(
                         .map(|g| g.value)
                 })
                 .collect();
-            let levels: Vec<u32> = runtimes
-                .iter()
-                .map(|r| r.search.as_ref().map_or(0, |x| x.promoted))
-                .collect();
+            let levels: Vec<u32> = runtimes.iter().map(|r| level(r, index)).collect();
             prop_assert!(
                 levels.iter().all(|l| *l == levels[0]),
                 "seeds apart: {levels:?}"
@@ -514,8 +612,9 @@ proptest! {
         width in 1..4usize,
         budget in proptest::option::of(6..200u64),
         kill_at in 0..20usize,
+        hyperband in any::<bool>(),
     ) {
-        let ended = drive(&readings, &picks, width, budget, None)?;
+        let ended = drive(&readings, &picks, width, budget, None, hyperband)?;
         prop_assert!(
             budget.is_some() || ended.iter().any(|(state, _, _)| *state == JobState::Succeeded)
         );
@@ -527,6 +626,6 @@ proptest! {
                 other => prop_assert!(false, "a job ended {}", other),
             }
         }
-        prop_assert_eq!(drive(&readings, &picks, width, budget, Some(kill_at))?, ended);
+        prop_assert_eq!(drive(&readings, &picks, width, budget, Some(kill_at), hyperband)?, ended);
     }
 }

@@ -1,7 +1,10 @@
 //! `[search]`: how the sweep explores its configurations. `grid` (the default) runs every job to
 //! its last epoch; `asha` (asynchronous successive halving, Li et al. 2020) trains each
 //! configuration, all its seeds together, to a rung and continues only the best of those that
-//! reached it, judged on a validation metric.
+//! reached it, judged on a validation metric; `hyperband` shares the configurations out among
+//! brackets of successive halving that start at later rungs, as the asynchronous Hyperband of
+//! the same paper loops over its brackets, so that a configuration slow to start is not judged
+//! only at the first rung.
 //!
 //! A rung compares configurations only where they can be told apart by what they are: after
 //! the epochs every plan trains as plain cross entropy, after LDAM-DRW's re-weighting starts,
@@ -91,6 +94,10 @@ pub struct SearchSection {
     /// The seed of the scrambled Halton sequence the samples come from.
     #[serde(default)]
     pub seed: u64,
+    /// Hyperband's brackets: bracket `b` starts judging at rung `b`. When absent, one per rung
+    /// and one without any (every rung count from all to none).
+    #[serde(default)]
+    pub brackets: Option<u32>,
 }
 
 impl Default for SearchSection {
@@ -119,7 +126,8 @@ impl SweepSpec {
     /// (the last epoch ends the job). Empty for a grid.
     pub fn rungs(&self) -> Vec<u32> {
         let s = &self.search;
-        let (SearchMethod::Asha, Some(min)) = (s.method, s.min_epochs) else {
+        let (SearchMethod::Asha | SearchMethod::Hyperband, Some(min)) = (s.method, s.min_epochs)
+        else {
             return Vec::new();
         };
         let epochs = self.train.epochs.first();
@@ -132,6 +140,19 @@ impl SweepSpec {
             rung *= rf;
         }
         rungs
+    }
+
+    /// How many brackets the search runs: one for `asha`, `search.brackets` (by default one per
+    /// rung and one more) for `hyperband`, none for a grid.
+    pub fn brackets(&self) -> u32 {
+        match self.search.method {
+            SearchMethod::Grid => 0,
+            SearchMethod::Asha => 1,
+            SearchMethod::Hyperband => self
+                .search
+                .brackets
+                .unwrap_or(self.rungs().len() as u32 + 1),
+        }
     }
 
     /// `[search]` and the sampled settings.
@@ -159,25 +180,44 @@ impl SweepSpec {
                     ("search.max_epochs", s.max_epochs.is_some()),
                     ("search.budget_epochs", s.budget_epochs.is_some()),
                     ("search.budget_jobs", s.budget_jobs.is_some()),
+                    ("search.brackets", s.brackets.is_some()),
                 ] {
                     check(
                         !given,
                         key,
-                        "applies to search.method = \"asha\"; a grid trains every job to its last epoch",
+                        "applies to search.method = \"asha\" or \"hyperband\"; a grid trains every job to its last epoch",
                     )?;
                 }
                 Ok(())
             }
-            SearchMethod::Hyperband => Err(invalid(
-                "search.method",
-                "hyperband is not built yet: use \"asha\" (one bracket of asynchronous successive halving) or \"grid\"".to_owned(),
-            )),
-            SearchMethod::Asha => self.validate_asha(),
+            SearchMethod::Asha => {
+                check(
+                    s.brackets.is_none(),
+                    "search.brackets",
+                    "applies to search.method = \"hyperband\"; asha is one bracket",
+                )?;
+                self.validate_asha()
+            }
+            SearchMethod::Hyperband => {
+                self.validate_asha()?;
+                let most = self.rungs().len() as u32 + 1;
+                let brackets = self.brackets();
+                check(
+                    (1..=most).contains(&brackets),
+                    "search.brackets",
+                    &format!(
+                        "{brackets} is not from 1 to {most} (one bracket a rung, {}, and one with none)",
+                        most - 1
+                    ),
+                )
+            }
         }
     }
 
+    /// The settings `asha` and `hyperband` share.
     fn validate_asha(&self) -> Result<(), Invalid> {
         let s = &self.search;
+        let method = s.method;
         let d = &self.dataset;
         let has_val = if d.kind.is_list() {
             d.val_list.is_some() || d.kind.preset().and_then(|p| p.val).is_some()
@@ -187,18 +227,24 @@ impl SweepSpec {
         check(
             has_val,
             "search.method",
-            "asha judges configurations on a validation split, which the data set lacks: set dataset.val_per_class (e.g. 20) or, for list data, dataset.val_list",
+            &format!(
+                "{method} judges configurations on a validation split, which the data set lacks: set dataset.val_per_class (e.g. 20) or, for list data, dataset.val_list"
+            ),
         )?;
         let Axis::One(epochs) = self.train.epochs else {
             return Err(invalid(
                 "train.epochs",
-                "takes one value under search.method = \"asha\": every configuration is judged at the same rungs of the same schedule".to_owned(),
+                format!(
+                    "takes one value under search.method = \"{method}\": every configuration is judged at the same rungs of the same schedule"
+                ),
             ));
         };
         check(
             self.stage2_methods().is_empty(),
             "stage2.method",
-            "stage-2 jobs are not run under search.method = \"asha\" yet: search the stage-1 settings first, then run stage 2 as a grid",
+            &format!(
+                "stage-2 jobs are not run under search.method = \"{method}\" yet: search the stage-1 settings first, then run stage 2 as a grid"
+            ),
         )?;
         let rf = s.reduction_factor();
         check(
@@ -209,8 +255,9 @@ impl SweepSpec {
         let Some(min) = s.min_epochs else {
             return Err(invalid(
                 "search.min_epochs",
-                "asha needs the first rung's epoch, e.g. min_epochs = 20 (see `validate`'s rungs)"
-                    .to_owned(),
+                format!(
+                    "{method} needs the first rung's epoch, e.g. min_epochs = 20 (see `validate`'s rungs)"
+                ),
             ));
         };
         check(
@@ -392,6 +439,34 @@ impl SweepSpec {
             ),
         ]
     }
+}
+
+/// Hyperband's share of `configurations` (in grid order) among `brackets` brackets over `rungs`
+/// rungs: each configuration's bracket, `b` judging from rung `b` on. Bracket `b` has
+/// `r = rungs - b` rungs and its weight is `rf^r / (r + 1)`, Hyperband's (Li et al. 2018)
+/// `n_s`; the configurations go to the brackets in turn by largest shortfall against those
+/// weights, so every share is within one of its weight's and the same grid gets the same
+/// brackets.
+pub fn hyperband_brackets(configurations: usize, rungs: usize, brackets: u32, rf: u32) -> Vec<u32> {
+    let brackets = (brackets.max(1) as usize).min(rungs + 1);
+    let weights: Vec<f64> = (0..brackets)
+        .map(|b| {
+            let r = (rungs - b) as i32;
+            f64::from(rf).powi(r) / f64::from(r + 1)
+        })
+        .collect();
+    let total: f64 = weights.iter().sum();
+    let mut given = vec![0usize; brackets];
+    (0..configurations)
+        .map(|i| {
+            let shortfall = |b: usize| weights[b] / total * (i + 1) as f64 - given[b] as f64;
+            let b = (0..brackets)
+                .max_by(|&x, &y| shortfall(x).total_cmp(&shortfall(y)).then(y.cmp(&x)))
+                .expect("at least one bracket");
+            given[b] += 1;
+            b as u32
+        })
+        .collect()
 }
 
 fn is_sampled<T>(axis: &Axis<T>) -> bool {

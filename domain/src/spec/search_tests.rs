@@ -289,12 +289,9 @@ fn asha_needs_a_validation_split_and_every_bound_is_named() {
     );
     let err = refusal(&spec("[search]\nreduction_factor = 2"));
     assert!(
-        err.contains("search.reduction_factor: applies to search.method = \"asha\""),
-        "{err}"
-    );
-    let err = refusal(&asha("", "").replace("\"asha\"", "\"hyperband\""));
-    assert!(
-        err.contains("search.method: hyperband is not built yet"),
+        err.contains(
+            "search.reduction_factor: applies to search.method = \"asha\" or \"hyperband\""
+        ),
         "{err}"
     );
     let err = refusal(&format!(
@@ -405,4 +402,60 @@ fn a_rung_before_a_switch_of_phase_is_refused_naming_the_switch() {
             .rungs(),
         [11]
     );
+}
+
+fn hyperband(search: &str) -> String {
+    asha("", search).replace("\"asha\"", "\"hyperband\"")
+}
+
+#[test]
+fn hyperband_runs_a_bracket_a_rung_and_one_without_and_bounds_them() {
+    // Rungs 3, 9 and 27 of 30: brackets from every rung to none.
+    let spec = parse(&hyperband("")).unwrap();
+    assert_eq!((spec.rungs(), spec.brackets()), (vec![3, 9, 27], 4));
+    assert_eq!(parse(&hyperband("brackets = 2")).unwrap().brackets(), 2);
+    assert_eq!(parse(&asha("", "")).unwrap().brackets(), 1);
+    for (search, expected) in [
+        ("brackets = 0", "search.brackets: 0 is not from 1 to 4"),
+        ("brackets = 5", "search.brackets: 5 is not from 1 to 4"),
+    ] {
+        let err = refusal(&hyperband(search));
+        assert!(err.contains(expected), "{search}\n{err}");
+    }
+    let err = refusal(&asha("", "brackets = 2"));
+    assert!(
+        err.contains("search.brackets: applies to search.method = \"hyperband\""),
+        "{err}"
+    );
+    // What asha checks, hyperband checks, naming itself.
+    let err = refusal(&hyperband("").replace("val_per_class = 10\n", ""));
+    assert!(
+        err.contains("search.method: hyperband judges configurations on a validation split"),
+        "{err}"
+    );
+}
+
+#[test]
+fn hyperbands_brackets_take_their_share_of_the_configurations_in_grid_order() {
+    // Three rungs, factor 3: weights 27/4, 9/3, 3/2, 1/1 of 12.25.
+    let brackets = hyperband_brackets(9, 3, 4, 3);
+    assert_eq!(brackets, [0, 1, 0, 2, 0, 3, 0, 1, 0]);
+    for n in [1, 27, 100, 1000] {
+        let brackets = hyperband_brackets(n, 3, 4, 3);
+        let weights = [6.75, 3.0, 1.5, 1.0];
+        for (b, weight) in weights.iter().enumerate() {
+            let given = brackets.iter().filter(|&&x| x as usize == b).count() as f64;
+            let share = weight / 12.25 * n as f64;
+            assert!(
+                (given - share).abs() <= 1.0,
+                "{n}: bracket {b} has {given}, its share {share}"
+            );
+        }
+        // The first configurations of a grid: the same brackets whatever comes after them.
+        let first = n.min(9);
+        assert_eq!(brackets[..first], hyperband_brackets(9, 3, 4, 3)[..first]);
+    }
+    // Fewer brackets: the most aggressive ones; one bracket is ASHA.
+    assert!(hyperband_brackets(20, 3, 2, 3).iter().all(|&b| b < 2));
+    assert!(hyperband_brackets(20, 3, 1, 3).iter().all(|&b| b == 0));
 }
