@@ -4,7 +4,7 @@
 //!
 //! Work is handed out an image at a time, so every thread works on the next batch until it is
 //! complete, and at most [`AHEAD`] batches are in flight (each `[B, 3, C, C]` floats: 77 MB at
-//! batch 128 and crop 224). Each image writes straight into its place in its batch's tensor; a
+//! batch 128 and crop 224), their tensors allocated by the consumer as it takes a batch. Each image writes straight into its place in its batch's tensor; a
 //! batch goes to the trainer once every image of it is there, in order, whatever the threads'
 //! timing. On CUDA the finished batch is copied to pinned memory by the loader thread that
 //! completed it, so the trainer's copy to the device is asynchronous.
@@ -164,6 +164,12 @@ impl Loader {
             changed: Condvar::new(),
             plan,
         });
+        {
+            let mut state = shared.lock();
+            for k in 0..AHEAD {
+                shared.allocate(&mut state, k);
+            }
+        }
         let threads = (0..self.threads)
             .map(|i| {
                 let shared = Arc::clone(&shared);
@@ -231,6 +237,7 @@ impl Feed {
             let k = state.taken;
             if let Some(batch) = state.ready.remove(&k) {
                 state.taken += 1;
+                shared.allocate(&mut state, k + AHEAD);
                 shared.changed.notify_all();
                 return Some(Ok(batch));
             }
@@ -259,6 +266,31 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Allocates batch `k`'s tensor, unless the plan has no such batch or it exists. Called
+    /// by the consumer (the feed's owner), never by a loader thread: a batch is tens of
+    /// megabytes, which glibc serves a loader thread with a fresh mapping each time (its
+    /// arena's heaps are smaller), so every batch was faulted in and zeroed page by page, about
+    /// a sixth of the loader's CPU time (`perf`). The main thread's heap keeps freed batches
+    /// (`alloc::keep_freed_memory`) and hands them back without either.
+    fn allocate(&self, state: &mut State, k: usize) {
+        if k >= self.plan.batches || k < state.taken || state.filling.contains_key(&k) {
+            return;
+        }
+        let (from, to) = self.plan.batch_range(k);
+        let len = to - from;
+        let c = i64::from(self.pipeline.crop);
+        let images = Tensor::empty([len as i64, 3, c, c], (Kind::Float, Device::Cpu));
+        state.filling.insert(
+            k,
+            Filling {
+                address: images.data_ptr() as usize,
+                images,
+                done: 0,
+                len,
+            },
+        );
+    }
+
     /// A loader thread: claim the next image, make it, put it in its batch; until the plan is
     /// done, the feed stops or an image fails.
     fn work(&self) {
@@ -283,18 +315,10 @@ impl Shared {
                 let position = state.next;
                 state.next += 1;
                 let k = self.plan.batch_of(position);
-                let (from, to) = self.plan.batch_range(k);
-                let filling = state.filling.entry(k).or_insert_with(|| {
-                    let len = to - from;
-                    let c = i64::from(self.pipeline.crop);
-                    let images = Tensor::empty([len as i64, 3, c, c], (Kind::Float, Device::Cpu));
-                    Filling {
-                        address: images.data_ptr() as usize,
-                        images,
-                        done: 0,
-                        len,
-                    }
-                });
+                let filling = state
+                    .filling
+                    .get(&k)
+                    .expect("the consumer allocated every batch within AHEAD of the one it took");
                 (position, k, filling.address)
             };
             let (from, _) = self.plan.batch_range(batch);
