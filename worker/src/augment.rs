@@ -8,7 +8,7 @@
 //! uint8 tensor on the device, and the random choices of an epoch are drawn up front from the
 //! job's seed and the epoch, so a resumed epoch makes the same choices.
 
-use ltsweep_domain::{Augmentation, Policy};
+use ltsweep_domain::{Augmentation, Normalization, Policy};
 use tch::{Device, Kind, Tensor};
 
 use ltsweep_data::rng::{Rng, purpose};
@@ -59,8 +59,38 @@ impl Normalize {
         }
     }
 
+    /// With the given per-channel mean and standard deviation (list data's, from its
+    /// configuration).
+    pub fn with(n: &Normalization, device: Device) -> Self {
+        let scale: Vec<f32> = n.std.iter().map(|s| (1.0 / (255.0 * s)) as f32).collect();
+        let shift: Vec<f32> = n
+            .mean
+            .iter()
+            .zip(n.std)
+            .map(|(m, s)| (-m / s) as f32)
+            .collect();
+        Self {
+            scale: Tensor::from_slice(&scale)
+                .view([1, 3, 1, 1])
+                .to_device(device),
+            shift: Tensor::from_slice(&shift)
+                .view([1, 3, 1, 1])
+                .to_device(device),
+        }
+    }
+
     pub fn apply(&self, images: &Tensor) -> Tensor {
         images.to_kind(Kind::Float) * &self.scale + &self.shift
+    }
+
+    /// The uint8 values normalised images were made from. Exact for images this normalisation
+    /// made, and for the list pipeline's (its table holds the same `(v / 255 - mean) / std` in
+    /// float32): the float error is far below the half level the rounding allows.
+    pub fn to_u8(&self, images: &Tensor) -> Tensor {
+        ((images.to_kind(Kind::Float) - &self.shift) / &self.scale)
+            .round()
+            .clamp(0.0, 255.0)
+            .to_kind(Kind::Uint8)
     }
 }
 
@@ -142,9 +172,11 @@ impl Augment {
     }
 }
 
-/// What a job's `[augment]` adds to its in-memory epochs: the policy's ops on the uint8
-/// images after the crop and flip, and Cutout on the normalised ones (torchvision's CIFAR
-/// recipe's order: crop, flip, policy, `ToTensor`, `Normalize`, then the authors' Cutout).
+/// What a job's `[augment]` adds to its epochs: the policy's ops on the uint8 images after the
+/// crop and flip, and Cutout on the normalised ones (torchvision's CIFAR recipe's order: crop,
+/// flip, policy, `ToTensor`, `Normalize`, then the authors' Cutout). List data's batches come
+/// cropped, flipped and normalised from the loader threads; their uint8 values are recovered
+/// ([`Normalize::to_u8`]) for the policy, on the device, as in-memory data's are.
 pub struct Extras {
     policy: Option<PolicyOps>,
     cutout: Option<Cutout>,
@@ -210,6 +242,27 @@ impl Extras {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_datas_normalised_values_give_back_their_uint8_values() {
+        for n in [Normalization::IMAGENET, Normalization::INAT2018] {
+            let normalize = Normalize::with(&n, Device::Cpu);
+            // The list pipeline's table: `(v / 255 - mean) / std` in float32, per channel.
+            let values: Vec<f32> = (0..3)
+                .flat_map(|c| {
+                    (0..=255u8)
+                        .map(move |v| (f32::from(v) / 255.0 - n.mean[c] as f32) / n.std[c] as f32)
+                })
+                .collect();
+            let images = Tensor::from_slice(&values).view([1, 3, 1, 256]);
+            let back = Vec::<u8>::try_from(normalize.to_u8(&images).flatten(0, -1)).unwrap();
+            let expected: Vec<u8> = (0..3).flat_map(|_| 0..=255u8).collect();
+            assert_eq!(back, expected);
+            // And this normalisation's own values.
+            let again = normalize.to_u8(&normalize.apply(&normalize.to_u8(&images)));
+            assert!(again.equal(&normalize.to_u8(&images)));
+        }
+    }
 
     #[test]
     fn crop_at_the_centre_without_flip_is_the_identity_and_flip_mirrors() {

@@ -195,8 +195,16 @@ pub(crate) struct DeviceSet {
 pub(crate) enum Source {
     /// The whole data set on the device, augmented there.
     Memory(Box<Memory>),
-    /// List data, streamed by loader threads.
-    Stream(Loader),
+    /// List data, streamed by loader threads; the job's policy and Cutout, if any, applied to
+    /// its batches on the device.
+    Stream(Loader, Option<Box<StreamExtras>>),
+}
+
+/// A list-data job's `[augment]` on the device: the policy needs the batches' uint8 values
+/// back from the loader's normalised floats, and normalises them again after.
+pub(crate) struct StreamExtras {
+    extras: Extras,
+    normalize: Normalize,
 }
 
 /// A data set held on the device.
@@ -220,8 +228,9 @@ enum EpochInput {
         draws: Option<EpochDraws>,
         extra_draws: Option<ExtraDraws>,
     },
-    /// The loader's batches from the epoch's position on.
-    Stream(Feed),
+    /// The loader's batches from the epoch's position on, and the epoch's policy and Cutout
+    /// draws when the job has them.
+    Stream(Feed, Option<ExtraDraws>),
 }
 
 impl DeviceSet {
@@ -386,7 +395,14 @@ impl Trainer {
     ) -> Self {
         let labels = data.train.labels();
         let classes = data.classes.clone();
-        let source = Source::Stream(Loader::new(data, loader_threads, device));
+        let crop = i64::from(data.config.crop_size);
+        let extras = Extras::new(&job.train.augmentation, crop, crop, device).map(|extras| {
+            Box::new(StreamExtras {
+                extras,
+                normalize: Normalize::with(&data.config.normalization, device),
+            })
+        });
+        let source = Source::Stream(Loader::new(data, loader_threads, device), extras);
         Self::build(job, source, labels, 3, &classes, device, Kind::Float)
     }
 
@@ -497,7 +513,7 @@ impl Trainer {
 
     /// Whether the batches are streamed from files (such a job trains alone, never fused).
     pub fn is_streaming(&self) -> bool {
-        matches!(self.source, Source::Stream(_))
+        matches!(self.source, Source::Stream(..))
     }
 
     /// Continues from a checkpoint of this job.

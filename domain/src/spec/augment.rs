@@ -205,11 +205,6 @@ impl SweepSpec {
         if !a.is_on() {
             return Ok(());
         }
-        check(
-            !self.dataset.kind.is_list(),
-            "augment",
-            "policies, Cutout and mixing are not built for list data (JPEG files on the loader threads); they apply to in-memory data (CIFAR, Fashion-MNIST, synthetic)",
-        )?;
         let mixes = a.mix.values();
         if mixes.iter().all(|m| *m == MixKind::None) {
             return Ok(());
@@ -368,13 +363,23 @@ mod tests {
     }
 
     #[test]
-    fn list_data_is_refused_any_augmentation_but_the_standard() {
+    fn list_data_takes_policies_cutout_and_mixing() {
         let list = "name = \"x\"\nseeds = [0]\n[dataset]\nkind = \"imagenet-lt\"\npath = \"i\"\n";
-        let err = SweepSpec::parse(&format!("{list}[augment]\ncutout = 16\n"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("not built for list data"), "{err}");
-        SweepSpec::parse(&format!("{list}[augment]\npolicy = \"standard\"\n")).unwrap();
+        let spec = SweepSpec::parse(&format!(
+            "{list}[augment]\npolicy = \"randaugment\"\ncutout = 16\nmix = \"mixup\"\n[losses]\nplans = [{{}}]\n"
+        ))
+        .unwrap();
+        let augmentation = &spec.jobs()[0].train.augmentation;
+        assert_eq!(
+            (augmentation.policy, augmentation.cutout),
+            (
+                Policy::Randaugment {
+                    num_ops: 2,
+                    magnitude: 9
+                },
+                16
+            )
+        );
     }
 }
 

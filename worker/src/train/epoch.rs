@@ -79,12 +79,19 @@ impl Trainer {
                     .as_ref()
                     .map(|e| e.draw(order.len(), self.job.seed, epoch, self.device)),
             },
-            Source::Stream(loader) => EpochInput::Stream(loader.train(
-                Arc::new(order),
-                self.job.train.augment.then_some((self.job.seed, epoch)),
-                from as usize,
-                self.job.train.batch_size as usize,
-            )),
+            Source::Stream(loader, extras) => {
+                let draws = extras.as_ref().map(|e| {
+                    e.extras
+                        .draw(order.len(), self.job.seed, epoch, self.device)
+                });
+                let feed = loader.train(
+                    Arc::new(order),
+                    self.job.train.augment.then_some((self.job.seed, epoch)),
+                    from as usize,
+                    self.job.train.batch_size as usize,
+                );
+                EpochInput::Stream(feed, draws)
+            }
         };
         let sum = |value: f64| Tensor::full([], value, (Kind::Float, self.device));
         EpochRun {
@@ -138,13 +145,27 @@ impl Trainer {
                 };
                 (x, memory.train.labels.index_select(0, &index))
             }
-            (_, EpochInput::Stream(feed)) => {
+            (Source::Stream(_, extras), EpochInput::Stream(feed, extra_draws)) => {
                 let Some(batch) = feed.next_batch() else {
                     return Ok(None);
                 };
-                self.streamed(batch?)
+                let (x, y) = self.streamed(batch?);
+                // The batch's images are the epoch's positions from..from + len.
+                let x = match (extras, extra_draws) {
+                    (Some(e), Some(draws)) => {
+                        let images = e.normalize.to_u8(&x);
+                        let images = e.extras.before_normalising(&images, draws, run.from, len);
+                        let x = e.normalize.apply(&images);
+                        self.in_kind(e.extras.after_normalising(&x, draws, run.from, len))
+                    }
+                    _ => x,
+                };
+                (x, y)
             }
-            (Source::Stream(_), EpochInput::Memory { .. }) => {
+            (Source::Memory(_), EpochInput::Stream(..)) => {
+                unreachable!("an in-memory trainer's epochs are not streamed")
+            }
+            (Source::Stream(..), EpochInput::Memory { .. }) => {
                 unreachable!("a streaming trainer's epochs are streamed")
             }
         };

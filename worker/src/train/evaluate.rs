@@ -26,7 +26,7 @@ impl Trainer {
     pub(crate) fn has_val(&self) -> bool {
         match &self.source {
             Source::Memory(memory) => memory.val.is_some(),
-            Source::Stream(loader) => loader.has(Split::Val),
+            Source::Stream(loader, _) => loader.has(Split::Val),
         }
     }
 
@@ -122,7 +122,7 @@ impl Trainer {
                     }
                     labels.push(set.labels.shallow_clone());
                 }
-                Source::Stream(loader) => {
+                Source::Stream(loader, _) => {
                     let mut feed = loader.eval(split, self.job.train.batch_size as usize);
                     while let Some(batch) = feed.next_batch() {
                         let (x, y) = self.streamed(batch?);

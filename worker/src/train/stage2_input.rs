@@ -59,7 +59,7 @@ impl Trainer {
                 order: Tensor::from_slice(&order).to_device(self.device),
                 from: 0,
             },
-            Source::Stream(loader) => Input::Stream(loader.train(
+            Source::Stream(loader, _) => Input::Stream(loader.train(
                 Arc::new(order),
                 self.job.train.augment.then_some((seed, epoch)),
                 0,
@@ -91,7 +91,7 @@ impl Trainer {
                     }
                     memory.train.labels.shallow_clone()
                 }
-                Source::Stream(loader) => {
+                Source::Stream(loader, _) => {
                     let mut feed = loader.eval(Split::Train, self.job.train.batch_size as usize);
                     let mut labels = Vec::new();
                     while let Some(batch) = feed.next_batch() {

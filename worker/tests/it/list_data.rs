@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use ltsweep_data::list::Split;
 use ltsweep_data::{FileData, Prepared};
-use ltsweep_domain::{ClassGroup, JobSpec, Normalization, Shot, Stage2Method, SweepSpec};
+use ltsweep_domain::{
+    ClassGroup, JobResult, JobSpec, Normalization, Shot, Stage2Method, SweepSpec,
+};
 use ltsweep_proto::client::Retry;
 use ltsweep_worker::loader::Loader;
 use ltsweep_worker::stage2;
@@ -219,11 +221,29 @@ fn bad_input_is_named_with_its_file_and_line() {
 register!(a_streamed_job_preempted_mid_epoch_ends_exactly_as_an_uninterrupted_one);
 fn a_streamed_job_preempted_mid_epoch_ends_exactly_as_an_uninterrupted_one() {
     let f = fixture(&[40, 30, 20, 14, 10, 6]);
+    let plain = preempted_and_resumed(f.dir.path(), "");
+    // RandAugment and Cutout on the device after the loader's crop, flip and jitter, and
+    // mixup: drawn from the seed by position in the epoch, so a resume makes the same choices.
+    let augmented = preempted_and_resumed(
+        f.dir.path(),
+        "[augment]\npolicy = \"randaugment\"\ncutout = 8\nmix = \"mixup\"\n",
+    );
+    assert_ne!(
+        plain.epochs[0].loss_base, augmented.epochs[0].loss_base,
+        "the augmentation changes training"
+    );
+}
+
+/// A job trained straight through, and preempted mid-epoch and resumed, ends the same; the
+/// result. `augment` is appended to the spec.
+fn preempted_and_resumed(root: &Path, augment: &str) -> JobResult {
     let job = job_of(&spec(
         "kind = \"list\"\npath = \".\"\ntrain_list = \"train.txt\"\ntest_list = \"test.txt\"\ncrop_size = 32\nresize_size = 36\ncolor_jitter = 0.4\nhead_min_count = 20",
-        "epochs = 2\nbatch_size = 16\nlr = 0.05\nwarmup_epochs = 0\ncheckpoint_every = 1",
+        &format!(
+            "epochs = 2\nbatch_size = 16\nlr = 0.05\nwarmup_epochs = 0\ncheckpoint_every = 1\n{augment}"
+        ),
     ));
-    let data = files(&job, f.dir.path());
+    let data = files(&job, root);
     // One loader thread against three: the batches do not depend on the threads' timing.
     let straight = finished(
         Trainer::streaming(&job, Arc::clone(&data), Device::Cpu, 1)
@@ -252,7 +272,8 @@ fn a_streamed_job_preempted_mid_epoch_ends_exactly_as_an_uninterrupted_one() {
         .unwrap();
     assert_eq!(resumed.position(), (1, 32));
     let resumed = finished(resumed.run(&mut Quiet, None).unwrap());
-    assert_eq!(resumed, straight);
+    assert_eq!(resumed, straight, "{augment}");
+    straight
 }
 
 register!(streamed_stage2_jobs_train_on_their_own_classifier_whatever_the_loader_threads);
