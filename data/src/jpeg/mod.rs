@@ -4,7 +4,7 @@
 //! down to the crop's bottom edge; and re-encoding for packed copies.
 //!
 //! Full-size decoding, which is every training crop of an ImageNet-size photograph, is
-//! `zune-jpeg`'s ([`rows`]): pure Rust with SSE/AVX2 paths, a quarter faster than `jpeg-decoder`
+//! `zune-jpeg`'s (`rows.rs`): pure Rust with SSE/AVX2 paths, a quarter faster than `jpeg-decoder`
 //! on the benchmark's photographs and as fast as libjpeg-turbo through Pillow (measured in
 //! docs/guide/large-datasets.md). `jpeg-decoder` decodes the rest: the reduced IDCT scales
 //! (`zune-jpeg` 0.5 has none), CMYK files, and any file `zune-jpeg` refuses, so that such a file
