@@ -50,8 +50,13 @@ min_epochs = 3
 "#;
 
 fn setup() -> (Scheduler, SweepId, WorkerId) {
+    setup_with(ASHA)
+}
+
+/// A scheduler with `spec` submitted and one worker registered.
+fn setup_with(spec: &str) -> (Scheduler, SweepId, WorkerId) {
     let mut s = Scheduler::new(TIMING, test_key());
-    let sweep = run(&mut s, |s| s.submit(0, ASHA)).unwrap().sweep;
+    let sweep = run(&mut s, |s| s.submit(0, spec)).unwrap().sweep;
     let worker = run(&mut s, |s| {
         s.register_worker(0, "host", vec![], PROTOCOL_VERSION, "t", &test_secret(s))
     })
@@ -78,11 +83,25 @@ fn train_to_rung(s: &mut Scheduler, worker: &WorkerId, val_all: f64) -> Lease {
         .unwrap()
         .expect("a queued job");
     let rung = lease.stop_after.expect("a searched job stops at a rung");
+    work_to_rung(s, worker, &lease, |epoch| {
+        (epoch == rung).then_some(val_all)
+    });
+    lease
+}
+
+/// Trains `lease` as a worker does to its rung: each epoch's progress, with a validation
+/// reading where `reading` gives one, then a checkpoint at the rung and the lease given back.
+fn work_to_rung(
+    s: &mut Scheduler,
+    worker: &WorkerId,
+    lease: &Lease,
+    reading: impl Fn(u32) -> Option<f64>,
+) {
+    let rung = lease.stop_after.expect("a searched job stops at a rung");
     for epoch in lease.checkpoint_epoch + 1..=rung {
-        let m = if epoch == rung {
-            at_rung(epoch, val_all)
-        } else {
-            metrics(epoch, None)
+        let m = match reading(epoch) {
+            Some(value) => at_rung(epoch, value),
+            None => metrics(epoch, None),
         };
         run(s, |s| s.progress(2, worker, &lease.id, Some(&m))).unwrap();
     }
@@ -95,7 +114,6 @@ fn train_to_rung(s: &mut Scheduler, worker: &WorkerId, val_all: f64) -> Lease {
         s.release(4, worker, &lease.id, ReleaseReason::Preempted)
     })
     .unwrap();
-    lease
 }
 
 fn runtime<'a>(s: &'a Scheduler, job: &JobId) -> &'a JobRuntime {
@@ -252,14 +270,7 @@ fn a_budget_starts_only_the_configurations_and_promotions_it_can_pay_for() {
         (12, [Some(3), Some(3), None]),
         (30, [Some(3), Some(9), Some(3)]),
     ] {
-        let mut s = Scheduler::new(TIMING, test_key());
-        let spec = format!("{ASHA}budget_epochs = {budget}\n");
-        let sweep = run(&mut s, |s| s.submit(0, &spec)).unwrap().sweep;
-        let worker = run(&mut s, |s| {
-            s.register_worker(0, "host", vec![], PROTOCOL_VERSION, "t", &test_secret(s))
-        })
-        .unwrap()
-        .worker;
+        let (mut s, sweep, worker) = setup_with(&format!("{ASHA}budget_epochs = {budget}\n"));
         let jobs = s.sweep(&sweep).unwrap().jobs.clone();
         // Configuration 1 reads best; each job to its rung while the budget lets it start.
         while s.pending() > 0 {
@@ -269,26 +280,9 @@ fn a_budget_starts_only_the_configurations_and_promotions_it_can_pay_for() {
             let index = jobs.iter().position(|j| *j == lease.job.id).unwrap();
             let value = if index / 2 == 1 { 0.9 } else { 0.5 };
             let rung = lease.stop_after.unwrap();
-            for epoch in lease.checkpoint_epoch + 1..=rung {
-                let m = if epoch == rung {
-                    at_rung(epoch, value)
-                } else {
-                    metrics(epoch, None)
-                };
-                run(&mut s, |s| s.progress(2, &worker, &lease.id, Some(&m))).unwrap();
-            }
-            let checkpoint = Checkpoint {
-                epoch: rung,
-                sha256: "ab".repeat(32).parse().unwrap(),
-            };
-            run(&mut s, |s| {
-                s.record_checkpoint(3, &worker, &lease.id, checkpoint)
-            })
-            .unwrap();
-            run(&mut s, |s| {
-                s.release(4, &worker, &lease.id, ReleaseReason::Preempted)
-            })
-            .unwrap();
+            work_to_rung(&mut s, &worker, &lease, |epoch| {
+                (epoch == rung).then_some(value)
+            });
         }
         assert!(s.sweep(&sweep).unwrap().counts.all_final());
         for (config, expected) in stopped_at.into_iter().enumerate() {
@@ -317,14 +311,8 @@ fn a_budget_starts_only_the_configurations_and_promotions_it_can_pay_for() {
 
 #[test]
 fn hyperband_starts_each_bracket_at_its_rung_and_promotes_within_it() {
-    let mut s = Scheduler::new(TIMING, test_key());
-    let spec = ASHA9.replace("method = \"asha\"", "method = \"hyperband\"");
-    let sweep = run(&mut s, |s| s.submit(0, &spec)).unwrap().sweep;
-    let worker = run(&mut s, |s| {
-        s.register_worker(0, "host", vec![], PROTOCOL_VERSION, "t", &test_secret(s))
-    })
-    .unwrap()
-    .worker;
+    let (mut s, sweep, worker) =
+        setup_with(&ASHA9.replace("method = \"asha\"", "method = \"hyperband\""));
     let jobs = s.sweep(&sweep).unwrap().jobs.clone();
     // Rungs 3, 9, 27 and four brackets for nine configurations (hyperband_brackets): 0 takes
     // configurations 0, 2, 4, 6, 8; 1 takes 1 and 7; 2 takes 3; 3 (no rung) takes 5.
@@ -343,30 +331,15 @@ fn hyperband_starts_each_bracket_at_its_rung_and_promotes_within_it() {
             lease.stop_after, first_rung[bracket[configuration]],
             "configuration {configuration}"
         );
-        let Some(rung) = lease.stop_after else {
+        if lease.stop_after.is_none() {
             continue;
-        };
-        // A worker evaluates at every rung epoch, its bracket's or not.
-        for epoch in 1..=rung {
-            let m = if [3, 9, 27].contains(&epoch) {
-                at_rung(epoch, reading[configuration])
-            } else {
-                metrics(epoch, None)
-            };
-            run(&mut s, |s| s.progress(2, &worker, &lease.id, Some(&m))).unwrap();
         }
-        let checkpoint = Checkpoint {
-            epoch: rung,
-            sha256: "ab".repeat(32).parse().unwrap(),
-        };
-        run(&mut s, |s| {
-            s.record_checkpoint(3, &worker, &lease.id, checkpoint)
-        })
-        .unwrap();
-        run(&mut s, |s| {
-            s.release(4, &worker, &lease.id, ReleaseReason::Preempted)
-        })
-        .unwrap();
+        // A worker evaluates at every rung epoch, its bracket's or not.
+        work_to_rung(&mut s, &worker, &lease, |epoch| {
+            [3, 9, 27]
+                .contains(&epoch)
+                .then_some(reading[configuration])
+        });
     }
     // Bracket 0 promoted as arrivals came: configuration 4 when it was the best of three, 6
     // when it was the best of four; with the other brackets' readings at epoch 3 among them,
