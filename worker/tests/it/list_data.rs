@@ -350,3 +350,36 @@ fn a_list_job_normalises_its_images_with_the_mean_and_std_it_gives() {
     let moved = (&imagenet - &inat).abs().max().double_value(&[]);
     assert!(moved > 0.1, "{moved}");
 }
+
+register!(mislas_retrains_an_imagenet_networks_classifier_on_list_data);
+fn mislas_retrains_an_imagenet_networks_classifier_on_list_data() {
+    // MiSLAS's ImageNet-LT recipe in small (examples/mislas-imagenet-lt.toml): a torchvision
+    // ResNet trained with mixup on the list, then its classifier and scales re-trained.
+    tch::set_num_threads(1);
+    let f = fixture(&[40, 30, 20, 14, 10, 6]);
+    let jobs = SweepSpec::parse(
+        "name = \"mislas-lists\"\nseeds = [1]\n[dataset]\nkind = \"list\"\npath = \".\"\ntrain_list = \"train.txt\"\ntest_list = \"test.txt\"\ncrop_size = 32\nresize_size = 36\ncolor_jitter = 0.4\nhead_min_count = 20\n[model]\narch = \"resnet10\"\n[train]\nepochs = 1\nbatch_size = 16\nlr = 0.05\nwarmup_epochs = 0\nlr_schedule = \"cosine\"\n[losses]\nplans = [{}]\n[augment]\nmix = \"mixup\"\nmix_alpha = 0.2\n[stage2]\nmethod = [\"none\", \"mislas\"]\n[stage2.mislas]\nepochs = 2\nsmooth_head = 0.3\nsmooth_tail = 0.0\nlr_factor = 0.05\n",
+    )
+    .unwrap()
+    .jobs();
+    let data = files(&jobs[0], f.dir.path());
+    let mut stage1 = Trainer::streaming(&jobs[0], Arc::clone(&data), Device::Cpu, 2);
+    let stage1_result = finished(stage1.run(&mut Quiet, None).unwrap());
+    let job = jobs
+        .iter()
+        .find(|j| {
+            j.stage2
+                .as_ref()
+                .is_some_and(|s| matches!(s.method, Stage2Method::Mislas(_)))
+        })
+        .unwrap();
+    let mut trainer = Trainer::streaming(job, Arc::clone(&data), Device::Cpu, 2);
+    trainer.load_model(&stage1.model_bytes().unwrap()).unwrap();
+    let method = job.stage2.as_ref().unwrap().method;
+    let mislas = finished(stage2::run(&trainer, method, &mut Quiet).unwrap());
+    assert_eq!(mislas.epochs.len(), 2);
+    assert!(mislas.epochs.iter().all(|e| e.loss_base.is_finite()));
+    let tested: u32 = mislas.confusion.iter().flatten().sum();
+    assert_eq!(tested as usize, 6 * TEST_PER_CLASS);
+    assert_ne!(mislas.confusion, stage1_result.confusion);
+}

@@ -148,3 +148,27 @@ fn the_example_is_their_cifar100_lt_recipe() {
         assert_eq!(m.method, Stage2Method::mislas());
     }
 }
+
+#[test]
+fn the_imagenet_example_is_their_imagenet_lt_recipe() {
+    let text = include_str!("../../../../examples/mislas-imagenet-lt.toml");
+    let jobs = SweepSpec::parse(text).unwrap().jobs();
+    assert_eq!(jobs.len(), 2);
+    let (stage1, stage2) = (&jobs[0], &jobs[1]);
+    let t = &stage1.train;
+    assert_eq!((t.epochs, t.batch_size, t.warmup_epochs), (180, 256, 0));
+    assert_eq!((t.lr, t.momentum, t.weight_decay), (0.1, 0.9, 5e-4));
+    assert_eq!(t.lr_schedule, crate::job::LrSchedule::Cosine);
+    assert_eq!(
+        t.augmentation.mix,
+        crate::augment::Mix::Mixup { alpha: 0.2 }
+    );
+    let Stage2Method::Mislas(m) = stage2.stage2.as_ref().unwrap().method else {
+        panic!("a mislas job");
+    };
+    assert_eq!(
+        (m.epochs, m.lr, m.lr_factor, m.weight_decay),
+        (10, 0.1, 0.05, 5e-4)
+    );
+    assert_eq!((m.smooth_head, m.smooth_tail), (0.3, 0.0));
+}
