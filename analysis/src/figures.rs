@@ -191,6 +191,29 @@ fn draw_lines<DB: DrawingBackend>(
     Ok(())
 }
 
+/// A legend of `lines` under `title`, in its own area beside the panels.
+fn draw_legend<DB: DrawingBackend>(
+    legend: DrawingArea<DB, Shift>,
+    title: &str,
+    lines: &[Line],
+) -> DrawResult<DB> {
+    let legend = legend.margin(70, 10, 10, 10);
+    legend.draw_text(title, &title_font(18), (0, 0))?;
+    for (i, line) in lines.iter().enumerate() {
+        let y = 36 + 28 * i as i32;
+        legend.draw(&PathElement::new(
+            vec![(0, y), (34, y)],
+            line.color.stroke_width(line.width + 1),
+        ))?;
+        legend.draw_text(
+            &line.label,
+            &title_font(16).pos(Pos::new(HPos::Left, VPos::Center)),
+            (44, y),
+        )?;
+    }
+    Ok(())
+}
+
 /// Figure 1: per-class accuracy at the first evaluated epoch and at the final one.
 pub(crate) struct Figure1 {
     title: String,
@@ -551,20 +574,6 @@ impl Figure for Curves {
             .panels
             .first()
             .map_or(&[][..], |(_, lines)| lines.as_slice());
-        let legend = legend.margin(70, 10, 10, 10);
-        legend.draw_text("plan", &title_font(18), (0, 0))?;
-        for (i, line) in entries.iter().enumerate() {
-            let y = 36 + 28 * i as i32;
-            legend.draw(&PathElement::new(
-                vec![(0, y), (34, y)],
-                line.color.stroke_width(line.width + 1),
-            ))?;
-            legend.draw_text(
-                &line.label,
-                &title_font(16).pos(Pos::new(HPos::Left, VPos::Center)),
-                (44, y),
-            )?;
-        }
-        Ok(())
+        draw_legend(legend, "plan", entries)
     }
 }

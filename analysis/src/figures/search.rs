@@ -11,7 +11,10 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{DrawResult, Figure, Line, draw_epoch_mesh, draw_lines, line_color, save, title_font};
+use super::{
+    DrawResult, Figure, Line, draw_epoch_mesh, draw_legend, draw_lines, line_color, save,
+    title_font,
+};
 use crate::AnalysisError;
 use crate::rows::{JobRow, Tidy};
 use crate::search::Configuration;
@@ -176,21 +179,7 @@ impl Figure for SearchFigure {
             )))?;
         }
         draw_lines(&mut chart, &self.lines)?;
-        let legend = legend.margin(70, 10, 10, 10);
-        legend.draw_text("configuration", &title_font(18), (0, 0))?;
-        for (i, line) in self.lines.iter().enumerate() {
-            let y = 36 + 28 * i as i32;
-            legend.draw(&PathElement::new(
-                vec![(0, y), (34, y)],
-                line.color.stroke_width(line.width + 1),
-            ))?;
-            legend.draw_text(
-                &line.label,
-                &title_font(16).pos(Pos::new(HPos::Left, VPos::Center)),
-                (44, y),
-            )?;
-        }
-        Ok(())
+        draw_legend(legend, "configuration", &self.lines)
     }
 }
 

@@ -15,16 +15,9 @@ use serde_json::Value;
 use tch::{Kind, Tensor};
 
 use crate::register;
+use crate::support::{matrix, number};
 
 const RELATIVE: f64 = 1e-4;
-
-fn matrix(value: &Value) -> Tensor {
-    let rows: Vec<Vec<f64>> =
-        serde_json::from_value(value.clone()).expect("a list of lists of numbers");
-    let cols = rows.first().map_or(0, Vec::len);
-    let flat: Vec<f64> = rows.into_iter().flatten().collect();
-    Tensor::from_slice(&flat).view([-1, cols as i64])
-}
 
 fn labels(value: &Value) -> Tensor {
     let labels: Vec<i64> = serde_json::from_value(value.clone()).expect("a list of labels");
@@ -52,12 +45,6 @@ fn assert_close(what: &str, actual: &Tensor, expected: &Tensor) {
 
 fn counts(value: &Value) -> Vec<u32> {
     serde_json::from_value(value.clone()).expect("a list of class counts")
-}
-
-fn number(vector: &Value, key: &str) -> f64 {
-    vector[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("a number `{key}`"))
 }
 
 fn per_class(values: Vec<f64>) -> Tensor {

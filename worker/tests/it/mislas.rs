@@ -2,36 +2,15 @@
 //! `tests/data/mislas/make_vectors.py` (PyTorch, as `LabelAwareSmoothing` of Zhong et al.'s
 //! `methods.py` computes them): every factor, value and gradient within a relative 1e-9.
 
-use std::path::PathBuf;
-
 use ltsweep_domain::SmoothShape;
 use ltsweep_worker::stage2::mislas::{label_aware_smoothing, smoothing_factors};
 use serde_json::Value;
 use tch::{Kind, Tensor};
 
 use crate::register;
+use crate::support::{matrix, number, vectors};
 
 const RELATIVE: f64 = 1e-9;
-
-fn vectors() -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/mislas/vectors.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
-}
-
-fn matrix(value: &Value) -> Tensor {
-    let rows: Vec<Vec<f64>> =
-        serde_json::from_value(value.clone()).expect("a list of lists of numbers");
-    let cols = rows.first().map_or(0, Vec::len);
-    let flat: Vec<f64> = rows.into_iter().flatten().collect();
-    Tensor::from_slice(&flat).view([-1, cols as i64])
-}
-
-fn number(vector: &Value, key: &str) -> f64 {
-    vector[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("a number `{key}`"))
-}
 
 fn assert_close(what: &str, actual: &[f64], expected: &[f64]) {
     assert_eq!(actual.len(), expected.len(), "{what}: length");
@@ -59,7 +38,7 @@ fn factors(vector: &Value) -> Vec<f64> {
 
 register!(the_label_aware_smoothing_factors_match_their_reference_in_every_shape);
 fn the_label_aware_smoothing_factors_match_their_reference_in_every_shape() {
-    let doc = vectors();
+    let doc = vectors("mislas");
     let cases = doc["factors"].as_array().expect("factor vectors");
     assert!(cases.len() >= 5);
     let mut shapes = Vec::new();
@@ -76,7 +55,7 @@ fn the_label_aware_smoothing_factors_match_their_reference_in_every_shape() {
 
 register!(the_label_aware_smoothing_loss_matches_its_reference_in_value_and_gradient);
 fn the_label_aware_smoothing_loss_matches_its_reference_in_value_and_gradient() {
-    let doc = vectors();
+    let doc = vectors("mislas");
     let cases = doc["loss"].as_array().expect("loss vectors");
     assert!(cases.len() >= 5);
     for vector in cases {

@@ -12,12 +12,7 @@ use serde_json::Value;
 use tch::{Device, Kind, Tensor};
 
 use crate::register;
-
-fn matrix(value: &Value) -> Tensor {
-    let rows: Vec<Vec<f64>> = serde_json::from_value(value.clone()).unwrap();
-    let cols = rows[0].len() as i64;
-    Tensor::from_slice(&rows.concat()).view([-1, cols])
-}
+use crate::support::matrix;
 
 fn labels(value: &Value) -> Tensor {
     Tensor::from_slice(&serde_json::from_value::<Vec<i64>>(value.clone()).unwrap())

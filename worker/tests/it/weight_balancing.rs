@@ -2,39 +2,16 @@
 //! `tests/data/weight_balancing/make_vectors.py` (PyTorch, as Alshammari et al.'s code computes
 //! them): every value and gradient within a relative 1e-9, at any magnitude.
 
-use std::path::PathBuf;
-
 use ltsweep_worker::baselines;
 use ltsweep_worker::stage2::weight_balancing::{
     class_balanced_softmax_bce, max_norm_radius, project_rows, row_norms,
 };
-use serde_json::Value;
 use tch::{Kind, Tensor};
 
 use crate::register;
+use crate::support::{matrix, number, vectors};
 
 const RELATIVE: f64 = 1e-9;
-
-fn vectors() -> Value {
-    let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/weight_balancing/vectors.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
-}
-
-fn matrix(value: &Value) -> Tensor {
-    let rows: Vec<Vec<f64>> =
-        serde_json::from_value(value.clone()).expect("a list of lists of numbers");
-    let cols = rows.first().map_or(0, Vec::len);
-    let flat: Vec<f64> = rows.into_iter().flatten().collect();
-    Tensor::from_slice(&flat).view([-1, cols as i64])
-}
-
-fn number(vector: &Value, key: &str) -> f64 {
-    vector[key]
-        .as_f64()
-        .unwrap_or_else(|| panic!("a number `{key}`"))
-}
 
 fn assert_close(what: &str, actual: &Tensor, expected: &Tensor) {
     assert_eq!(actual.size(), expected.size(), "{what}: shape");
@@ -50,7 +27,7 @@ fn assert_close(what: &str, actual: &Tensor, expected: &Tensor) {
 
 register!(the_class_balanced_loss_matches_its_reference_in_value_and_gradient);
 fn the_class_balanced_loss_matches_its_reference_in_value_and_gradient() {
-    let doc = vectors();
+    let doc = vectors("weight_balancing");
     let cases = doc["loss"].as_array().expect("loss vectors");
     assert!(cases.len() >= 4);
     for vector in cases {
@@ -81,7 +58,7 @@ fn the_class_balanced_loss_matches_its_reference_in_value_and_gradient() {
 
 register!(max_norm_projects_each_class_row_as_their_pgd_does);
 fn max_norm_projects_each_class_row_as_their_pgd_does() {
-    let doc = vectors();
+    let doc = vectors("weight_balancing");
     let cases = doc["max_norm"].as_array().expect("MaxNorm vectors");
     assert!(cases.len() >= 4);
     for vector in cases {
